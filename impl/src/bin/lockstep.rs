@@ -1,0 +1,333 @@
+//! `lockstep`: check the protocol models, reproduce the bug catalogue, explore a model.
+//!
+//! Exit codes (machines read them):
+//! 0 everything holds / every catalogued bug reproduced; 1 a property failed; 2 bad usage;
+//! 3 the search was cut short (timeout or state limit), so nothing is proven;
+//! 4 a catalogued bug was not reproduced; 70 internal error.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use lockstep_model::bugs::{self, BugRun, EntryKind};
+use lockstep_model::check::{check, CheckOptions, Report};
+use lockstep_model::lock::{LockConfig, LockModel, ModeSet, Timeout, Variant};
+
+const EXIT_PROPERTY_FAILED: u8 = 1;
+const EXIT_USAGE: u8 = 2;
+const EXIT_INCOMPLETE: u8 = 3;
+const EXIT_BUG_NOT_REPRODUCED: u8 = 4;
+
+#[derive(Parser)]
+#[command(
+    name = "lockstep",
+    version,
+    about = "Model checker and reference implementation of three storage-coordination protocols",
+    long_about = "lockstep checks stateright models of three protocols that real systems shipped with races \
+(OpenViking's path locks and redo log, the Zed lake's merge lock): the protocol as published (`seed`, \
+its bugs found as counterexamples), lockstep's fixed protocol (`fixed`, proven within stated bounds), \
+and one mutant of `fixed` per property.\n\nExit codes: 0 all properties hold (or all bugs reproduced); \
+1 a property failed; 2 bad usage; 3 search incomplete (timeout or state limit); 4 a catalogued bug was \
+not reproduced."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check a protocol's model exhaustively and report every property.
+    ///
+    /// Depth-first search with symmetry reduction over interchangeable clients; each failed
+    /// `always` property is then re-searched breadth-first for its shortest counterexample.
+    /// Progress goes to stderr, results to stdout.
+    Check(CheckArgs),
+    /// Reproduce every catalogued bug: seed races and the mutants of the fixed protocol.
+    Bugs(BugsArgs),
+    /// Serve stateright's Explorer web UI for one model on 127.0.0.1.
+    Explore(ExploreArgs),
+    /// List the variants (seed, fixed, mutants) of each protocol.
+    Variants,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ProtocolArg {
+    Lock,
+    Merge,
+    Redo,
+    All,
+}
+
+#[derive(Args)]
+struct CheckArgs {
+    /// Which protocol to check; all of them by default.
+    #[arg(value_enum, default_value = "all")]
+    protocol: ProtocolArg,
+    /// Variant: `fixed` (default), `seed`, or a mutant name (see `lockstep variants`).
+    #[arg(long, default_value = "fixed")]
+    variant: String,
+    #[command(flatten)]
+    bounds: LockBounds,
+    /// Checker threads (1 is usually fastest on 2 cores).
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Stop after this many seconds; the result is then reported incomplete (exit 3).
+    #[arg(long)]
+    max_seconds: Option<u64>,
+    /// Stop after generating this many states; the result is then reported incomplete (exit 3).
+    #[arg(long)]
+    max_states: Option<usize>,
+    /// One JSON object per protocol, one per line, on stdout.
+    #[arg(long)]
+    json: bool,
+    /// No progress lines on stderr.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+/// Bounds of the path-lock model. Defaults are the proven bounds in README.md.
+#[derive(Args, Clone)]
+struct LockBounds {
+    /// Number of clients (each picks a mode nondeterministically).
+    #[arg(long, default_value_t = 2)]
+    clients: usize,
+    /// Crashes allowed per behaviour.
+    #[arg(long, default_value_t = 1)]
+    crashes: u8,
+    /// Time runs from tick 0 to this tick.
+    #[arg(long, default_value_t = 1)]
+    ticks: u8,
+    /// A lock's lease, in ticks.
+    #[arg(long, default_value_t = 1)]
+    lease: u8,
+    /// Stale-lock cleanups per behaviour.
+    #[arg(long, default_value_t = 1)]
+    reaps: u8,
+    /// Operator force releases per behaviour (fixed protocol only).
+    #[arg(long, default_value_t = 1)]
+    force_releases: u8,
+    /// Back-offs each client may make before failing.
+    #[arg(long, default_value_t = 1)]
+    retries: u8,
+    /// Lease renewals (seed: refreshes) per client.
+    #[arg(long, default_value_t = 1)]
+    renewals: u8,
+    /// lock_timeout: zero (fail fast), bounded (give up when time runs out), forever.
+    #[arg(long, default_value = "forever")]
+    timeout: String,
+    /// Modes the clients choose from: a comma list of point, subtree, mv.
+    #[arg(long, default_value = "point,subtree,mv")]
+    modes: String,
+    /// The path tree, a comma list starting with `/`.
+    #[arg(long, default_value = "/,/a,/a/b,/c")]
+    tree: String,
+}
+
+impl LockBounds {
+    fn config(&self, variant: Variant) -> Result<LockConfig, String> {
+        let mut config = LockConfig::new(variant).with_clients(self.clients);
+        let timeout = Timeout::parse(&self.timeout)?;
+        for spec in &mut config.clients {
+            spec.timeout = timeout;
+            spec.retries = self.retries;
+            spec.renewals = self.renewals;
+        }
+        config.crashes = self.crashes;
+        config.ticks = self.ticks;
+        config.lease_ticks = self.lease;
+        config.reaps = self.reaps;
+        config.force_releases = self.force_releases;
+        config.modes = ModeSet::parse(&self.modes)?;
+        config.tree = self.tree.split(',').map(|s| s.trim().to_string()).collect();
+        Ok(config)
+    }
+}
+
+#[derive(Args)]
+struct BugsArgs {
+    /// Which protocol's bugs; all by default.
+    #[arg(value_enum, default_value = "all")]
+    protocol: ProtocolArg,
+    /// Only the seed bugs, not the mutants of the fixed protocol.
+    #[arg(long)]
+    seed_only: bool,
+    /// Seconds allowed per catalogued bug.
+    #[arg(long, default_value_t = 60)]
+    budget_seconds: u64,
+    /// `{"bugs":[…]}` on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct ExploreArgs {
+    #[arg(value_enum)]
+    protocol: ProtocolArg,
+    #[arg(long, default_value = "fixed")]
+    variant: String,
+    #[command(flatten)]
+    bounds: LockBounds,
+    /// Port on 127.0.0.1.
+    #[arg(long, default_value_t = 3000)]
+    port: u16,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Check(args) => run_check(&args),
+        Command::Bugs(args) => run_bugs(&args),
+        Command::Explore(args) => run_explore(&args),
+        Command::Variants => {
+            println!("lock: {}", Variant::names().join(", "));
+            Ok(0)
+        }
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(message) => {
+            eprintln!("lockstep: {message}");
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+/// The protocols a `PROTOCOL` argument names, refusing those not built yet.
+fn protocols(arg: ProtocolArg) -> Result<Vec<&'static str>, String> {
+    match arg {
+        ProtocolArg::All | ProtocolArg::Lock => Ok(vec!["lock"]),
+        ProtocolArg::Merge | ProtocolArg::Redo => {
+            Err("the merge-lock and redo-log models are not built yet (issue 5); `lock` is".into())
+        }
+    }
+}
+
+fn run_check(args: &CheckArgs) -> Result<u8, String> {
+    let options = CheckOptions {
+        threads: args.threads,
+        timeout: args.max_seconds.map(Duration::from_secs),
+        max_states: args.max_states,
+        progress: !args.quiet,
+    };
+    let mut code = 0;
+    for protocol in protocols(args.protocol)? {
+        let report = match protocol {
+            "lock" => {
+                let variant = Variant::parse(&args.variant)?;
+                let model = LockModel::new(args.bounds.config(variant)?)?;
+                check(&model, &options)
+            }
+            other => unreachable!("unknown protocol {other}"),
+        };
+        if args.json {
+            println!("{}", serde_json::to_string(&report).expect("report serialises"));
+        } else {
+            print_report(&report);
+        }
+        let failed = report.properties.iter().any(|p| !p.holds);
+        code = code.max(if failed {
+            EXIT_PROPERTY_FAILED
+        } else if !report.complete {
+            EXIT_INCOMPLETE
+        } else {
+            0
+        });
+    }
+    Ok(code)
+}
+
+fn print_report(report: &Report) {
+    println!("{}/{}  bounds: {}", report.protocol, report.variant, report.bounds);
+    let completeness = if report.complete {
+        "complete: every reachable state explored".to_string()
+    } else {
+        format!("INCOMPLETE ({:?}): nothing is proven", report.stop_reason)
+    };
+    println!(
+        "  {} states generated, {} unique, max depth {}, {:.1} s, symmetry {}; {}",
+        report.states,
+        report.unique_states,
+        report.max_depth,
+        report.seconds,
+        if report.symmetry { "on" } else { "off" },
+        completeness
+    );
+    for property in &report.properties {
+        let verdict = match (property.holds, property.kind) {
+            (true, "sometimes") => "witnessed",
+            (true, _) => "holds",
+            (false, "sometimes") => "NEVER REACHED",
+            (false, _) => "FAILS",
+        };
+        println!("  {:<10} {:<28} {}", property.kind, property.name, verdict);
+        if let Some(trace) = &property.counterexample {
+            println!("    shortest counterexample, {} steps:", trace.len());
+            print!("{trace}");
+        }
+    }
+}
+
+fn run_bugs(args: &BugsArgs) -> Result<u8, String> {
+    let names = protocols(args.protocol)?;
+    let budget = Duration::from_secs(args.budget_seconds);
+    let mut runs: Vec<BugRun> = Vec::new();
+    for entry in bugs::catalogue() {
+        if !names.contains(&entry.protocol) || (args.seed_only && entry.kind != EntryKind::SeedBug) {
+            continue;
+        }
+        let run = entry.run(budget);
+        if !args.json {
+            print_bug(&run);
+        }
+        runs.push(run);
+    }
+    let all = runs.iter().all(|r| r.reproduced);
+    if args.json {
+        let bugs: Vec<_> = runs
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "id": r.id, "protocol": r.protocol, "kind": r.kind, "variant": r.variant,
+                    "property": r.property, "title": r.title, "source": r.source,
+                    "reproduced": r.reproduced, "trace_len": r.trace_len,
+                    "counterexample": r.counterexample, "seconds": r.seconds,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::json!({ "bugs": bugs }));
+    } else {
+        let reproduced = runs.iter().filter(|r| r.reproduced).count();
+        println!("{reproduced} of {} catalogued bugs reproduced", runs.len());
+    }
+    Ok(if all { 0 } else { EXIT_BUG_NOT_REPRODUCED })
+}
+
+fn print_bug(run: &BugRun) {
+    let status = if run.reproduced { "reproduced" } else { "NOT REPRODUCED" };
+    println!("{}  [{} {:?}, property \"{}\"]  {status}", run.id, run.variant, run.kind, run.property);
+    println!("  {}", run.title);
+    println!("  source: {}", run.source);
+    match (&run.counterexample, run.unique_states) {
+        (Some(trace), _) => {
+            println!("  shortest counterexample, {} steps:", trace.len());
+            print!("{trace}");
+        }
+        (None, Some(states)) if run.reproduced => {
+            println!("  never reached in any of {states} states (exhaustive)");
+        }
+        _ => {}
+    }
+    println!();
+}
+
+fn run_explore(args: &ExploreArgs) -> Result<u8, String> {
+    use stateright::Model;
+    protocols(args.protocol)?;
+    let variant = Variant::parse(&args.variant)?;
+    let model = LockModel::new(args.bounds.config(variant)?)?;
+    let address = ("127.0.0.1", args.port);
+    eprintln!("Explorer for lock/{} on http://127.0.0.1:{} (Ctrl-C to stop)", variant.name(), args.port);
+    model.checker().serve(address);
+    Ok(0)
+}

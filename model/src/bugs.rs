@@ -1,0 +1,463 @@
+//! The catalogue: one named regression per seed bug, and one mutant per property of the fixed
+//! protocol. Each entry gives the smallest world that shows the bug (like etcd's robustness
+//! `Regression` scenarios), the property it breaks, and, where one world holds several bugs, a
+//! filter that asks for the shortest violation *of this bug*. A test runs every entry and asserts
+//! that the checker still finds it; `lockstep bugs` prints the counterexamples.
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use stateright::Expectation;
+
+use crate::check::{check, shortest_violation, CheckOptions, Signature};
+use crate::lock::{
+    ClientSpec, Head, Hold, LockAction, LockConfig, LockModel, LockState, Mode, Mutation, Phase, Step, Timeout, Variant,
+};
+use crate::trace::Trace;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EntryKind {
+    /// A race in the protocol as its origin published it.
+    SeedBug,
+    /// A defect planted in the fixed protocol, so that a property is shown not to pass vacuously.
+    Mutant,
+}
+
+/// One catalogued bug.
+pub struct Entry {
+    pub id: &'static str,
+    pub protocol: &'static str,
+    pub kind: EntryKind,
+    pub title: &'static str,
+    /// Where the bug comes from (research note, issue, PR).
+    pub source: &'static str,
+    pub property: &'static str,
+    scenario: Scenario,
+}
+
+enum Scenario {
+    Lock { config: LockConfig, signature: Option<Signature<LockModel>> },
+}
+
+/// What running one entry found.
+#[derive(Clone, Debug, Serialize)]
+pub struct BugRun {
+    pub id: &'static str,
+    pub protocol: &'static str,
+    pub kind: EntryKind,
+    pub title: &'static str,
+    pub source: &'static str,
+    pub variant: &'static str,
+    pub property: &'static str,
+    /// `always`: a counterexample was found. `sometimes`: the exhaustive search found no witness.
+    pub reproduced: bool,
+    /// Steps in the shortest counterexample (0 for a missing `sometimes` witness).
+    pub trace_len: usize,
+    pub counterexample: Option<Trace>,
+    /// For a `sometimes` entry: states explored to show that no witness exists.
+    pub unique_states: Option<usize>,
+    pub seconds: f64,
+}
+
+impl Entry {
+    pub fn variant(&self) -> &'static str {
+        match &self.scenario {
+            Scenario::Lock { config, .. } => config.variant.name(),
+        }
+    }
+
+    /// Runs the entry: a shortest counterexample for an `always` property, an exhaustive search
+    /// for a `sometimes` one. `budget` bounds the run.
+    pub fn run(&self, budget: Duration) -> BugRun {
+        let started = Instant::now();
+        let (reproduced, counterexample, unique_states) = match &self.scenario {
+            Scenario::Lock { config, signature } => {
+                let model = LockModel::new(config.clone()).expect("catalogue configs are valid");
+                run_model(&model, self.property, *signature, budget)
+            }
+        };
+        BugRun {
+            id: self.id,
+            protocol: self.protocol,
+            kind: self.kind,
+            title: self.title,
+            source: self.source,
+            variant: self.variant(),
+            property: self.property,
+            reproduced,
+            trace_len: counterexample.as_ref().map_or(0, Trace::len),
+            counterexample,
+            unique_states,
+            seconds: started.elapsed().as_secs_f64(),
+        }
+    }
+}
+
+fn run_model<M>(model: &M, property: &str, signature: Option<Signature<M>>, budget: Duration) -> (bool, Option<Trace>, Option<usize>)
+where
+    M: crate::check::Protocol,
+    M::State: std::hash::Hash + Clone + PartialEq + std::fmt::Debug + Send + Sync + 'static,
+    M::Action: Clone + std::fmt::Debug + PartialEq + Send + Sync + 'static,
+{
+    let expectation = model
+        .properties()
+        .into_iter()
+        .find(|p| p.name == property)
+        .unwrap_or_else(|| panic!("catalogue names an unknown property {property:?}"))
+        .expectation;
+    match expectation {
+        Expectation::Always => {
+            let trace = shortest_violation(model, property, signature, Some(budget));
+            (trace.is_some(), trace, None)
+        }
+        _ => {
+            let options = CheckOptions { timeout: Some(budget), ..CheckOptions::default() };
+            let report = check(model, &options);
+            let missing = report.complete && report.property(property).is_some_and(|p| !p.holds);
+            (missing, None, Some(report.unique_states))
+        }
+    }
+}
+
+// ----------------------------------------------------------------------------------------------
+// Worlds. Paths are indices into the tree: in ["/", "/a", "/a/b", "/c"], `/a` is 1.
+
+const ROOT: u8 = 0;
+const A: u8 = 1;
+
+fn client(mode: Mode, timeout: Timeout) -> ClientSpec {
+    ClientSpec { timeout, retries: 0, renewals: 0, skew_ticks: 0, mode: Some(mode) }
+}
+
+/// A quiet world: no crash, no time, no cleaner, no operator; the entry adds what it needs.
+fn world(variant: Variant, tree: &[&str], clients: Vec<ClientSpec>) -> LockConfig {
+    LockConfig {
+        variant,
+        tree: tree.iter().map(|s| s.to_string()).collect(),
+        clients,
+        crashes: 0,
+        ticks: 0,
+        lease_ticks: 1,
+        reaps: 0,
+        force_releases: 0,
+        ..LockConfig::new(variant)
+    }
+}
+
+fn two_points_on_a(variant: Variant) -> LockConfig {
+    let point = client(Mode::Point(A), Timeout::Zero);
+    world(variant, &["/", "/a"], vec![point, point])
+}
+
+/// The phase of the client taking a `Step` action, if the action is one.
+fn stepping(state: &LockState, action: &LockAction) -> Option<Phase> {
+    match action {
+        LockAction::Step(c) => Some(state.clients[*c as usize].phase),
+        _ => None,
+    }
+}
+
+/// An acquirer's blind `rm` of a lock it judged stale, where `what` holds for the lock it removes.
+fn rm_stale_of(model: &LockModel, state: &LockState, action: &LockAction, what: fn(&LockModel, &LockState, Head) -> bool) -> bool {
+    match stepping(state, action) {
+        Some(Phase::Acquiring { step: Step::RmStale(path), .. }) => what(model, state, state.slots[path as usize].head),
+        _ => false,
+    }
+}
+
+fn lock_entries() -> Vec<Entry> {
+    let seed = Variant::Seed;
+    let mut entries = vec![
+        Entry {
+            id: "lock/same-path-double-grant",
+            protocol: "lock",
+            kind: EntryKind::SeedBug,
+            title: "two POINT acquirers of one path both succeed: the re-check skips the own path and the write is a blind overwrite",
+            source: "research/openviking.md §3 hazard 1 (path_lock.py acquire steps 4-6)",
+            property: "mutual exclusion",
+            scenario: Scenario::Lock { config: two_points_on_a(seed), signature: None },
+        },
+        Entry {
+            id: "lock/stale-delete-removes-refreshed-lock",
+            protocol: "lock",
+            kind: EntryKind::SeedBug,
+            title: "stale-lock cleanup decides from one read, then deletes blindly: it removes a lock its owner refreshed in between",
+            source: "research/openviking.md §3 hazard 2 (_remove_lock_file; Rust issue #4943)",
+            property: "aba safety",
+            scenario: Scenario::Lock {
+                config: LockConfig {
+                    ticks: 1,
+                    reaps: 1,
+                    ..world(seed, &["/", "/a"], vec![ClientSpec { renewals: 1, ..client(Mode::Point(A), Timeout::Zero) }])
+                },
+                signature: None,
+            },
+        },
+        Entry {
+            id: "lock/release-after-steal-deletes-new-owner",
+            protocol: "lock",
+            kind: EntryKind::SeedBug,
+            title: "release is an unconditional rm: after a stale steal, the old holder's release deletes the new owner's lock",
+            source: "research/openviking.md §3 hazard 3 (release; #1171 added a still-racy check)",
+            property: "aba safety",
+            scenario: Scenario::Lock {
+                config: LockConfig { ticks: 1, ..two_points_on_a(seed) },
+                signature: Some(Signature {
+                    step: |_, state, action| matches!(stepping(state, action), Some(Phase::Releasing { .. })),
+                    at_end: true,
+                }),
+            },
+        },
+        Entry {
+            id: "lock/refresh-resurrects-stolen-lock",
+            protocol: "lock",
+            kind: EntryKind::SeedBug,
+            title: "refresh reads, then overwrites: a lock stolen in between is overwritten back to the old holder",
+            source: "research/openviking.md §3 hazard 4 (refresh)",
+            property: "aba safety",
+            scenario: Scenario::Lock {
+                config: LockConfig {
+                    ticks: 1,
+                    clients: vec![ClientSpec { renewals: 1, ..client(Mode::Point(A), Timeout::Zero) }, client(Mode::Point(A), Timeout::Zero)],
+                    ..two_points_on_a(seed)
+                },
+                signature: Some(Signature {
+                    step: |_, state, action| matches!(stepping(state, action), Some(Phase::Holding(Hold::Refreshing(_)))),
+                    at_end: true,
+                }),
+            },
+        },
+        Entry {
+            id: "lock/zombie-write-accepted",
+            protocol: "lock",
+            kind: EntryKind::SeedBug,
+            title: "a holder paused past expiry writes after its lock was taken over, and nothing rejects its older token",
+            source: "research/openviking.md §1 (no storage write checks the token) and §3 hazard 5",
+            property: "fencing",
+            scenario: Scenario::Lock { config: LockConfig { ticks: 1, ..two_points_on_a(seed) }, signature: None },
+        },
+        Entry {
+            id: "lock/zero-byte-lock-reads-unlocked",
+            protocol: "lock",
+            kind: EntryKind::SeedBug,
+            title: "a crash in the middle of a lock write leaves a zero-byte file, which reads as no lock while its holder still holds",
+            source: "research/openviking.md §3 (a torn write leaves an empty file); OpenViking #4545",
+            property: "mutual exclusion",
+            scenario: Scenario::Lock {
+                config: LockConfig {
+                    crashes: 1,
+                    clients: vec![ClientSpec { renewals: 1, ..client(Mode::Point(A), Timeout::Zero) }, client(Mode::Point(A), Timeout::Zero)],
+                    ..two_points_on_a(seed)
+                },
+                signature: Some(Signature {
+                    step: |model, state, action| rm_stale_of(model, state, action, |_, _, head| matches!(head, Head::Empty { .. })),
+                    at_end: false,
+                }),
+            },
+        },
+        Entry {
+            id: "lock/root-subtree-never-seen",
+            protocol: "lock",
+            kind: EntryKind::SeedBug,
+            title: "the ancestor walk stops below `/`, so a POINT acquirer never sees a SUBTREE lock on the root",
+            source: "research/openviking.md §1 conflict rules (`/` itself is never checked)",
+            property: "mutual exclusion",
+            scenario: Scenario::Lock {
+                config: world(seed, &["/", "/a"], vec![client(Mode::Subtree(ROOT), Timeout::Zero), client(Mode::Point(A), Timeout::Zero)]),
+                signature: None,
+            },
+        },
+        Entry {
+            id: "lock/clock-skew-steals-live-lock",
+            protocol: "lock",
+            kind: EntryKind::SeedBug,
+            title: "staleness compares the writer's wall-clock timestamp with the reader's clock: a reader whose clock runs ahead deletes a live lock",
+            source: "research/openviking.md §3 hazard 6 (clocks)",
+            property: "mutual exclusion",
+            scenario: Scenario::Lock {
+                config: LockConfig {
+                    clients: vec![client(Mode::Point(A), Timeout::Zero), ClientSpec { skew_ticks: 1, ..client(Mode::Point(A), Timeout::Zero) }],
+                    ..two_points_on_a(seed)
+                },
+                signature: Some(Signature {
+                    step: |model, state, action| {
+                        rm_stale_of(model, state, action, |model, state, head| matches!(head, Head::Held { tick, .. } if model.live(state, tick)))
+                    },
+                    at_end: false,
+                }),
+            },
+        },
+        Entry {
+            id: "lock/mv-opposite-order-deadlock",
+            protocol: "lock",
+            kind: EntryKind::SeedBug,
+            title: "mv takes its two SUBTREE locks in caller order: two opposite moves each hold one and wait for the other forever",
+            source: "research/openviking.md §3 hazard 9 (ordering); `lock_timeout=None` from #1151",
+            property: "no deadlock",
+            scenario: Scenario::Lock {
+                config: world(seed, &["/", "/a", "/c"], vec![client(Mode::Mv(1, 2), Timeout::Forever), client(Mode::Mv(2, 1), Timeout::Forever)]),
+                signature: None,
+            },
+        },
+        Entry {
+            id: "lock/mv-opposite-order-both-time-out",
+            protocol: "lock",
+            kind: EntryKind::SeedBug,
+            title: "with a positive lock_timeout the same two moves both time out, and neither runs",
+            source: "research/openviking.md §3 hazard 9 (AB/BA contention bounded only by the timeout)",
+            property: "no livelock",
+            scenario: Scenario::Lock {
+                config: LockConfig {
+                    ticks: 1,
+                    lease_ticks: 2,
+                    ..world(seed, &["/", "/a", "/c"], vec![client(Mode::Mv(1, 2), Timeout::Bounded), client(Mode::Mv(2, 1), Timeout::Bounded)])
+                },
+                signature: None,
+            },
+        },
+    ];
+    entries.extend(lock_mutants());
+    entries
+}
+
+fn lock_mutants() -> Vec<Entry> {
+    let fixed = |m: Mutation| Variant::Fixed(Some(m));
+    let point_a = client(Mode::Point(A), Timeout::Forever);
+    let two_points = |v: Variant| world(v, &["/", "/a"], vec![point_a, point_a]);
+    let every_mode = |v: Variant| LockConfig {
+        modes: crate::lock::ModeSet::ALL,
+        ..world(v, &["/", "/a", "/c"], vec![ClientSpec { mode: None, ..point_a }; 2])
+    };
+    let self_conflict = |property: &'static str, id: &'static str| Entry {
+        id,
+        protocol: "lock",
+        kind: EntryKind::Mutant,
+        title: "the re-check counts the client's own entry as a conflict, so nothing is ever granted",
+        source: "mutant of specs/lock.md step 4",
+        property,
+        scenario: Scenario::Lock { config: every_mode(fixed(Mutation::SelfConflict)), signature: None },
+    };
+    vec![
+        Entry {
+            id: "lock/mutant-skip-recheck",
+            protocol: "lock",
+            kind: EntryKind::Mutant,
+            title: "without the re-check, a SUBTREE on /a and a POINT on /a/b are both granted",
+            source: "mutant of specs/lock.md step 4",
+            property: "mutual exclusion",
+            scenario: Scenario::Lock {
+                config: world(fixed(Mutation::SkipRecheck), &["/", "/a", "/a/b"], vec![client(Mode::Subtree(A), Timeout::Forever), client(Mode::Point(2), Timeout::Forever)]),
+                signature: None,
+            },
+        },
+        Entry {
+            id: "lock/mutant-wallclock-expiry",
+            protocol: "lock",
+            kind: EntryKind::Mutant,
+            title: "expiry judged by comparing wall clocks: a reader whose clock runs ahead takes over a live lock",
+            source: "mutant of specs/lock.md (expiry on the observer's own clock)",
+            property: "mutual exclusion",
+            scenario: Scenario::Lock {
+                config: LockConfig {
+                    clients: vec![point_a, ClientSpec { skew_ticks: 1, ..point_a }],
+                    ..two_points(fixed(Mutation::WallclockExpiry))
+                },
+                signature: None,
+            },
+        },
+        Entry {
+            id: "lock/mutant-resource-ignores-tokens",
+            protocol: "lock",
+            kind: EntryKind::Mutant,
+            title: "a resource that ignores fencing tokens accepts a zombie's late write",
+            source: "mutant of specs/lock.md (fenced resource)",
+            property: "fencing",
+            scenario: Scenario::Lock { config: LockConfig { ticks: 1, ..two_points(fixed(Mutation::ResourceIgnoresTokens)) }, signature: None },
+        },
+        Entry {
+            id: "lock/mutant-no-ticket-check",
+            protocol: "lock",
+            kind: EntryKind::Mutant,
+            title: "without re-check rule c, an older ticket is granted after a newer one wrote, and the live holder's write is rejected",
+            source: "mutant of specs/lock.md step 4c",
+            property: "live holder never fenced",
+            scenario: Scenario::Lock {
+                config: world(fixed(Mutation::NoTicketCheck), &["/", "/a", "/a/b"], vec![client(Mode::Subtree(A), Timeout::Forever), client(Mode::Point(2), Timeout::Forever)]),
+                signature: None,
+            },
+        },
+        Entry {
+            id: "lock/mutant-blind-release",
+            protocol: "lock",
+            kind: EntryKind::Mutant,
+            title: "a release appended at the journal's end (not right after its own entry) frees the next owner's lock",
+            source: "mutant of specs/lock.md (release)",
+            property: "aba safety",
+            scenario: Scenario::Lock { config: LockConfig { ticks: 1, ..two_points(fixed(Mutation::BlindRelease)) }, signature: None },
+        },
+        Entry {
+            id: "lock/mutant-create-then-write",
+            protocol: "lock",
+            kind: EntryKind::Mutant,
+            title: "an entry created empty and written afterwards: a crash between leaves a zero-byte entry nothing can release (OpenViking #4545)",
+            source: "mutant of specs/backends.md (create-if-absent must publish whole entries)",
+            property: "no stuck lock",
+            scenario: Scenario::Lock {
+                config: LockConfig { crashes: 1, ..world(fixed(Mutation::CreateThenWrite), &["/", "/a"], vec![point_a]) },
+                signature: None,
+            },
+        },
+        Entry {
+            id: "lock/mutant-unsorted-locks-deadlock",
+            protocol: "lock",
+            kind: EntryKind::Mutant,
+            title: "multi-path locks taken in caller order: two opposite moves wait for each other forever",
+            source: "mutant of specs/lock.md (locks of one operation in path order)",
+            property: "no deadlock",
+            scenario: Scenario::Lock {
+                config: world(fixed(Mutation::UnsortedLocks), &["/", "/a", "/c"], vec![client(Mode::Mv(1, 2), Timeout::Forever), client(Mode::Mv(2, 1), Timeout::Forever)]),
+                signature: None,
+            },
+        },
+        Entry {
+            id: "lock/mutant-unsorted-locks-livelock",
+            protocol: "lock",
+            kind: EntryKind::Mutant,
+            title: "the same two moves with a positive timeout: both time out",
+            source: "mutant of specs/lock.md (locks of one operation in path order)",
+            property: "no livelock",
+            scenario: Scenario::Lock {
+                config: LockConfig {
+                    ticks: 1,
+                    lease_ticks: 2,
+                    ..world(fixed(Mutation::UnsortedLocks), &["/", "/a", "/c"], vec![client(Mode::Mv(1, 2), Timeout::Bounded), client(Mode::Mv(2, 1), Timeout::Bounded)])
+                },
+                signature: None,
+            },
+        },
+        self_conflict("point acquired", "lock/mutant-self-conflict-point"),
+        self_conflict("subtree acquired", "lock/mutant-self-conflict-subtree"),
+        self_conflict("mv acquired", "lock/mutant-self-conflict-mv"),
+        self_conflict("contested lock won", "lock/mutant-self-conflict-contest"),
+        Entry {
+            id: "lock/mutant-no-takeover",
+            protocol: "lock",
+            kind: EntryKind::Mutant,
+            title: "expired locks are never taken over: a crashed holder's lock blocks until recovery",
+            source: "mutant of specs/lock.md step 3 (takeover of an expired entry)",
+            property: "expired lock taken over",
+            scenario: Scenario::Lock { config: LockConfig { ticks: 1, crashes: 1, ..two_points(fixed(Mutation::NoTakeover)) }, signature: None },
+        },
+    ]
+}
+
+/// Every catalogued entry, seed bugs first.
+pub fn catalogue() -> Vec<Entry> {
+    lock_entries()
+}
+
+/// Entries of one protocol (`lock`, `merge`, `redo`), or all for `None`.
+pub fn entries(protocol: Option<&str>) -> Vec<Entry> {
+    catalogue().into_iter().filter(|e| protocol.is_none_or(|p| e.protocol == p)).collect()
+}

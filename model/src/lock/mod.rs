@@ -1,0 +1,618 @@
+//! # Path locks (OpenViking PR 431), checked at the granularity of single storage operations
+//!
+//! Clients lock directories of a small tree in one of three modes (`point`, `subtree`, `mv`),
+//! make one guarded write to a resource that records fencing tokens, and release. Everything that
+//! can run concurrently does: other clients, time (discrete ticks, so leases expire), crashes,
+//! stale-lock cleanup, operator force release and crash recovery.
+//!
+//! Two protocols share this world:
+//! - [`seed`]: OpenViking's code at PR 431. A lock is a file `{dir}/.path.ovlock` holding the token
+//!   `{owner}:{wall-clock ns}:{P|S}`, written by blind overwrite. Acquisition checks the own path,
+//!   the ancestors (the walk stops below `/`) and, for SUBTREE, the descendants; writes; re-checks
+//!   the *other* paths; verifies its own file. Stale locks (by wall clock) are deleted with a plain
+//!   `rm`; release is a plain `rm`.
+//! - [`fixed`]: lockstep's protocol (specs/lock.md). Each path has a journal whose entries are
+//!   claimed with create-if-absent; a global ticket journal orders acquisitions and its index is
+//!   the fencing token. No entry is ever overwritten or deleted by the protocol.
+//!
+//! The shortest seed bug (found by `lockstep bugs lock`) takes seven steps: two POINT acquirers
+//! of `/a` both read "no lock", both write (the second overwrite wins), and each verifies its own
+//! file in a moment when it still holds its own token; both hold the lock.
+//!
+//! Properties (each is broken by the seed or by one mutant, see `bugs.rs`):
+//! - `always` mutual exclusion, fencing, ABA safety, no stuck lock, no deadlock, no livelock;
+//! - `sometimes` each mode is acquired, a contested lock is won, an expired lock is taken over.
+
+pub mod fixed;
+pub mod seed;
+pub mod state;
+pub mod variant;
+pub mod world;
+
+use serde::Serialize;
+use stateright::{Model, Property};
+
+pub use state::{canonical, Client, Head, Held, Hold, LockState, Outcome, Phase, Slot, Step};
+pub use variant::{Mutation, Variant};
+pub use world::{ClientSpec, Kind, Mode, ModeSet, Timeout, Tree, CLIENTS_MAX, LOCKS_PER_MODE_MAX, PATHS_MAX};
+
+/// The bounds and settings of one check. Every field is a CLI flag of `lockstep check lock`.
+#[derive(Clone, Debug, Serialize)]
+pub struct LockConfig {
+    #[serde(skip)]
+    pub variant: Variant,
+    pub tree: Vec<String>,
+    pub modes: ModeSet,
+    pub clients: Vec<ClientSpec>,
+    /// Crashes allowed in one behaviour (client crashes and, in the seed, torn writes).
+    pub crashes: u8,
+    /// Time runs from tick 0 to `ticks`.
+    pub ticks: u8,
+    /// A lock written at tick `t` is live until tick `t + lease_ticks`.
+    pub lease_ticks: u8,
+    /// Stale-lock cleanups (seed: read-then-rm; fixed: release of an expired entry).
+    pub reaps: u8,
+    /// Operator force releases of a lock that may still be held (fixed only).
+    pub force_releases: u8,
+}
+
+impl LockConfig {
+    /// The default bounds: the largest that `lockstep check` finishes within its budget.
+    pub fn new(variant: Variant) -> LockConfig {
+        LockConfig {
+            variant,
+            tree: ["/", "/a", "/a/b", "/c"].map(String::from).to_vec(),
+            modes: ModeSet::ALL,
+            clients: vec![ClientSpec::default(); 2],
+            crashes: 1,
+            ticks: 1,
+            lease_ticks: 1,
+            reaps: 1,
+            force_releases: 1,
+        }
+    }
+
+    pub fn with_clients(mut self, count: usize) -> LockConfig {
+        let spec = self.clients.first().copied().unwrap_or_default();
+        self.clients = vec![spec; count];
+        self
+    }
+
+    pub fn into_model(self) -> Result<LockModel, String> {
+        LockModel::new(self)
+    }
+}
+
+/// One check of another path during acquisition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Check {
+    pub path: u8,
+    /// Any lock there conflicts (descendants, the own path); otherwise only SUBTREE (ancestors).
+    pub any_kind: bool,
+}
+
+/// How one lock of a mode is acquired: its path and kind, the pre-check list (index 0 is the own
+/// path) and the re-check list.
+#[derive(Clone, Debug)]
+pub struct LockPlan {
+    pub path: u8,
+    pub kind: Kind,
+    pub pre: Vec<Check>,
+    pub re: Vec<Check>,
+}
+
+#[derive(Clone, Debug)]
+pub struct LockModel {
+    pub config: LockConfig,
+    pub tree: Tree,
+    pub modes: Vec<Mode>,
+    /// For each mode, its locks in acquisition order.
+    pub plans: Vec<Vec<LockPlan>>,
+    /// For each client, the index of the first client with equal settings.
+    pub classes: Vec<u8>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LockAction {
+    /// The client performs its next storage operation.
+    Step(u8),
+    /// A waiting client's deadline passes.
+    GiveUp(u8),
+    /// The client's process dies; its stored locks stay.
+    Crash(u8),
+    /// Seed: the storage crashes in the middle of a refresh overwrite, leaving a zero-byte file.
+    TornRefresh(u8),
+    /// Seed: refresh (read) lock `n`. Fixed: renew lock `n`.
+    Renew(u8, u8),
+    /// Time advances one tick.
+    Tick,
+    /// Seed: the stale-lock cleaner reads a stale lock file.
+    ReapRead(u8),
+    /// Seed: the cleaner deletes the file it judged stale.
+    ReapRm,
+    /// Fixed: the cleaner releases an expired entry.
+    ReapExpired(u8),
+    /// Fixed: an operator force-releases the lock on a path.
+    ForceRelease(u8),
+    /// Fixed: recovery releases a lock whose owner crashed.
+    Recover(u8),
+}
+
+impl LockModel {
+    pub fn new(config: LockConfig) -> Result<LockModel, String> {
+        let tree = Tree::parse(&config.tree)?;
+        if config.clients.is_empty() || config.clients.len() > CLIENTS_MAX {
+            return Err(format!("clients must be between 1 and {CLIENTS_MAX}"));
+        }
+        if config.lease_ticks == 0 {
+            return Err("lease_ticks must be at least 1".into());
+        }
+        let bound_max = 12;
+        for (name, value) in [("ticks", config.ticks), ("crashes", config.crashes), ("reaps", config.reaps)] {
+            if value > bound_max {
+                return Err(format!("{name} = {value} is beyond what the model's counters hold ({bound_max})"));
+            }
+        }
+        let mut modes = config.modes.expand(&tree);
+        for spec in &config.clients {
+            if let Some(mode) = spec.mode {
+                if !modes.contains(&mode) {
+                    modes.push(mode);
+                }
+            }
+        }
+        let variant = config.variant;
+        let plans = modes.iter().map(|mode| plan_mode(&tree, variant, *mode)).collect();
+        let classes = (0..config.clients.len())
+            .map(|i| config.clients.iter().position(|c| *c == config.clients[i]).unwrap() as u8)
+            .collect();
+        Ok(LockModel { config, tree, modes, plans, classes })
+    }
+
+    pub fn variant(&self) -> Variant {
+        self.config.variant
+    }
+
+    pub fn spec(&self, client: usize) -> &ClientSpec {
+        &self.config.clients[client]
+    }
+
+    pub fn plan(&self, state: &LockState, client: usize, lock: u8) -> &LockPlan {
+        &self.plans[state.clients[client].mode as usize][lock as usize]
+    }
+
+    pub fn lock_count(&self, state: &LockState, client: usize) -> u8 {
+        self.plans[state.clients[client].mode as usize].len() as u8
+    }
+
+    /// Whether the model may canonicalise states by permuting clients.
+    pub fn symmetric(&self) -> bool {
+        !self.variant().is_seed()
+    }
+
+    /// A lock written at `tick` is live (for its holder, in true time).
+    pub fn live(&self, state: &LockState, tick: u8) -> bool {
+        state.now < tick + self.config.lease_ticks
+    }
+
+    /// Whether `observer` (a client, or `None` for the cleaner) judges a lock of `owner` written at
+    /// `tick` expired. The seed and the `wallclock-expiry` mutant compare the writer's wall-clock
+    /// timestamp with the reader's wall clock; the fixed protocol measures elapsed time on the
+    /// observer's own clock, which is never ahead of true time.
+    pub fn expired(&self, state: &LockState, observer: Option<usize>, owner: u8, tick: u8) -> bool {
+        let variant = self.variant();
+        if variant.is_seed() || variant.has(Mutation::WallclockExpiry) {
+            let reader = state.now + observer.map_or(0, |c| self.spec(c).skew_ticks);
+            let written = tick + self.spec(owner as usize).skew_ticks;
+            reader >= written + self.config.lease_ticks
+        } else {
+            !self.live(state, tick)
+        }
+    }
+
+    fn init_state(&self, modes: &[u8]) -> LockState {
+        let mut clients = [Client { class: u8::MAX, ..Client::default() }; CLIENTS_MAX];
+        for (index, spec) in self.config.clients.iter().enumerate() {
+            clients[index] = Client {
+                class: self.classes[index],
+                mode: modes[index],
+                phase: Phase::Acquiring { lock: 0, step: Step::CheckSame },
+                retries_left: spec.retries,
+                renewals_left: spec.renewals,
+                ..Client::default()
+            };
+        }
+        LockState {
+            now: 0,
+            tickets: 0,
+            crashes_left: self.config.crashes,
+            reaps_left: self.config.reaps,
+            forces_left: if self.variant().is_seed() { 0 } else { self.config.force_releases },
+            reaper_pending: None,
+            slots: [Slot::default(); PATHS_MAX],
+            accepted: [0; PATHS_MAX],
+            clients,
+            stale_write_accepted: false,
+            live_write_rejected: false,
+            disturbed: false,
+            took_over: false,
+        }
+    }
+
+    /// The mode choices of each client: its fixed mode, or every mode.
+    fn mode_choices(&self, client: usize) -> Vec<u8> {
+        match self.spec(client).mode {
+            Some(mode) => vec![self.modes.iter().position(|m| *m == mode).unwrap() as u8],
+            None => (0..self.modes.len() as u8).collect(),
+        }
+    }
+
+    fn clients(&self) -> std::ops::Range<usize> {
+        0..self.config.clients.len()
+    }
+
+    /// Applies the guarded write of a holder: every lock's token goes to the paths it covers.
+    /// Returns whether the resource accepted it.
+    pub fn guarded_write(&self, state: &mut LockState, client: usize) -> bool {
+        let fencing = !(self.variant().is_seed() || self.variant().has(Mutation::ResourceIgnoresTokens));
+        let mut writes = Vec::new();
+        for lock in 0..self.lock_count(state, client) {
+            let plan = self.plan(state, client, lock);
+            let held = state.clients[client].held[lock as usize].expect("a holder holds every lock of its mode");
+            for path in self.tree.scope(plan.path, plan.kind) {
+                writes.push((path as usize, held.token));
+            }
+        }
+        let older = writes.iter().any(|(path, token)| *token < state.accepted[*path]);
+        if fencing && older {
+            let current = state.clients[client].held.iter().flatten().all(|h| !h.revoked && self.live(state, h.tick));
+            if current {
+                state.live_write_rejected = true;
+            }
+            return false;
+        }
+        if older {
+            state.stale_write_accepted = true;
+        }
+        for (path, token) in writes {
+            state.accepted[path] = state.accepted[path].max(token);
+        }
+        true
+    }
+
+    /// Starts releasing: the client gives back what it holds, newest first, then stops.
+    pub fn finish_with(&self, state: &mut LockState, client: usize, outcome: Outcome) {
+        let me = &mut state.clients[client];
+        me.phase = if me.held.iter().any(Option::is_some) {
+            Phase::Releasing { outcome }
+        } else {
+            Phase::Finished(outcome)
+        };
+    }
+
+    /// After lock `lock` is granted: on to the next lock of the mode, or hold them all.
+    pub fn granted(&self, state: &mut LockState, client: usize, lock: u8, held: Held) {
+        let count = self.lock_count(state, client);
+        let me = &mut state.clients[client];
+        me.held[lock as usize] = Some(held);
+        me.phase = if lock + 1 < count {
+            Phase::Acquiring { lock: lock + 1, step: Step::CheckSame }
+        } else {
+            Phase::Holding(Hold::Ready)
+        };
+    }
+
+    /// Whether any action can change the state (used by the deadlock property).
+    pub fn has_successor(&self, state: &LockState) -> bool {
+        let mut actions = Vec::new();
+        self.actions(state, &mut actions);
+        actions.into_iter().any(|action| self.next_state(state, action).is_some())
+    }
+
+    /// Whether a lock left by a crashed owner can still be freed from this state on.
+    pub fn releasable(&self, head: Head) -> bool {
+        match (self.variant(), head) {
+            // Seed: every lock file reads as stale sooner or later (a zero-byte one at once).
+            (Variant::Seed, _) => true,
+            // Fixed: recovery and expiry release an `acquire` entry; a zero-byte entry
+            // (mutant `create-then-write`) names no owner and no time, so nothing ever may.
+            (Variant::Fixed(_), Head::Empty { .. }) => false,
+            (Variant::Fixed(_), _) => true,
+        }
+    }
+
+    /// The locks a client believes it holds, with their path and kind, while they are live and
+    /// not revoked behind its back.
+    fn live_locks(&self, state: &LockState, client: usize) -> Vec<(u8, Kind, Held)> {
+        let me = &state.clients[client];
+        if me.is_crashed() || me.phase == Phase::Idle {
+            return Vec::new();
+        }
+        let plans = &self.plans[me.mode as usize];
+        me.held
+            .iter()
+            .zip(plans)
+            .filter_map(|(held, plan)| held.map(|h| (plan.path, plan.kind, h)))
+            .filter(|(_, _, held)| !held.revoked && self.live(state, held.tick))
+            .collect()
+    }
+}
+
+/// The locks of a mode in acquisition order, with the paths each one checks.
+fn plan_mode(tree: &Tree, variant: Variant, mode: Mode) -> Vec<LockPlan> {
+    let mut locks = match mode {
+        Mode::Point(path) => vec![(path, Kind::Point)],
+        Mode::Subtree(path) => vec![(path, Kind::Subtree)],
+        Mode::Mv(source, target) => vec![(source, Kind::Subtree), (target, Kind::Subtree)],
+    };
+    // The fixed protocol takes the locks of one operation in path order, so two operations
+    // never wait for each other in a cycle. The seed (and a mutant) keep the caller's order.
+    if !variant.is_seed() && !variant.has(Mutation::UnsortedLocks) {
+        locks.sort_by(|a, b| tree.name(a.0).cmp(tree.name(b.0)));
+    }
+    locks.into_iter().map(|(path, kind)| plan_lock(tree, variant, path, kind)).collect()
+}
+
+fn plan_lock(tree: &Tree, variant: Variant, path: u8, kind: Kind) -> LockPlan {
+    let same = Check { path, any_kind: true };
+    let all_ancestors = &tree.ancestors[path as usize];
+    // Seed: `while parent != "/"`: the walk stops below the root, so `/` is never checked.
+    let ancestors: Vec<Check> = all_ancestors
+        .iter()
+        .filter(|a| !(variant.is_seed() && **a == 0))
+        .map(|a| Check { path: *a, any_kind: false })
+        .collect();
+    let descendants: Vec<Check> = if kind == Kind::Subtree {
+        tree.descendants[path as usize].iter().map(|d| Check { path: *d, any_kind: true }).collect()
+    } else {
+        Vec::new()
+    };
+    let mut pre = vec![same];
+    pre.extend(ancestors.iter().copied());
+    pre.extend(descendants.iter().copied());
+    let re = if variant.is_seed() {
+        // Seed re-check: POINT re-reads ancestors; SUBTREE descendants, then ancestors.
+        let mut re = descendants.clone();
+        re.extend(ancestors.iter().copied());
+        re
+    } else {
+        let mut re = Vec::new();
+        if variant.has(Mutation::SelfConflict) {
+            re.push(same);
+        }
+        re.extend(ancestors.iter().copied());
+        re.extend(descendants.iter().copied());
+        re
+    };
+    LockPlan { path, kind, pre, re }
+}
+
+impl Model for LockModel {
+    type State = LockState;
+    type Action = LockAction;
+
+    fn init_states(&self) -> Vec<LockState> {
+        // One initial state per combination of the clients' mode choices.
+        let mut combos: Vec<Vec<u8>> = vec![Vec::new()];
+        for client in self.clients() {
+            let choices = self.mode_choices(client);
+            combos = combos
+                .into_iter()
+                .flat_map(|prefix| {
+                    choices.iter().map(move |m| {
+                        let mut next = prefix.clone();
+                        next.push(*m);
+                        next
+                    })
+                })
+                .collect();
+        }
+        let mut states: Vec<LockState> = combos.iter().map(|modes| self.init_state(modes)).collect();
+        if self.symmetric() {
+            // Drop initial states that are permutations of one already listed.
+            let mut seen = std::collections::HashSet::new();
+            states.retain(|s| seen.insert(canonical(s)));
+        }
+        states
+    }
+
+    fn actions(&self, state: &LockState, actions: &mut Vec<LockAction>) {
+        for client in self.clients() {
+            let me = &state.clients[client];
+            if me.is_finished() || me.phase == Phase::Idle {
+                continue;
+            }
+            let c = client as u8;
+            actions.push(LockAction::Step(c));
+            if matches!(me.phase, Phase::Acquiring { step: Step::Wait { .. }, .. })
+                && state.now == self.config.ticks
+                && self.spec(client).timeout == Timeout::Bounded
+            {
+                actions.push(LockAction::GiveUp(c));
+            }
+            if state.crashes_left > 0 {
+                actions.push(LockAction::Crash(c));
+                if matches!(me.phase, Phase::Holding(Hold::Refreshing(_))) {
+                    actions.push(LockAction::TornRefresh(c));
+                }
+            }
+            if me.phase == Phase::Holding(Hold::Ready) && me.renewals_left > 0 {
+                for lock in 0..self.lock_count(state, client) {
+                    actions.push(LockAction::Renew(c, lock));
+                }
+            }
+        }
+        if state.now < self.config.ticks {
+            actions.push(LockAction::Tick);
+        }
+        match self.variant() {
+            Variant::Seed => seed::cleaner_actions(self, state, actions),
+            Variant::Fixed(_) => fixed::cleaner_actions(self, state, actions),
+        }
+    }
+
+    fn next_state(&self, last: &LockState, action: LockAction) -> Option<LockState> {
+        let mut state = last.clone();
+        let moved = match action {
+            LockAction::Tick => {
+                state.now += 1;
+                true
+            }
+            LockAction::Crash(c) => {
+                let me = &mut state.clients[c as usize];
+                // Only the stored locks survive a crash; the local state is gone.
+                *me = Client { class: me.class, phase: Phase::Crashed, ..Client::default() };
+                state.crashes_left -= 1;
+                state.disturbed = true;
+                true
+            }
+            LockAction::GiveUp(c) => self.give_up(&mut state, c as usize),
+            _ => match self.variant() {
+                Variant::Seed => seed::apply(self, &mut state, action),
+                Variant::Fixed(_) => fixed::apply(self, &mut state, action),
+            },
+        };
+        moved.then_some(state)
+    }
+
+    fn properties(&self) -> Vec<Property<Self>> {
+        vec![
+            Property::<Self>::always("mutual exclusion", |model, state| {
+                // No two clients hold live, unrevoked locks that conflict.
+                let holders: Vec<_> = model.clients().map(|c| model.live_locks(state, c)).collect();
+                holders.iter().enumerate().all(|(a, locks_a)| {
+                    holders.iter().skip(a + 1).all(|locks_b| {
+                        locks_a.iter().all(|(pa, ka, _)| {
+                            locks_b.iter().all(|(pb, kb, _)| !model.tree.conflicts(*pa, *ka, *pb, *kb))
+                        })
+                    })
+                })
+            }),
+            Property::<Self>::always("fencing", |_, state| {
+                // The resource never accepted a token older than one it had already accepted
+                // for an overlapping path (so a zombie's late write is rejected).
+                !state.stale_write_accepted
+            }),
+            Property::<Self>::always("live holder never fenced", |_, state| {
+                // The resource never rejects the write of a holder whose lease is live and whose
+                // lock was not revoked: a newly granted token is larger than every token granted
+                // before on an overlapping path.
+                !state.live_write_rejected
+            }),
+            Property::<Self>::always("aba safety", |model, state| {
+                // A live, unrevoked holder still finds its own lock in storage: no release, expiry
+                // or cleanup of someone else removed or overwrote it.
+                model.clients().all(|c| {
+                    model.live_locks(state, c).iter().all(|(path, _, held)| {
+                        matches!(state.slots[*path as usize].head,
+                            Head::Held { owner, token, .. } if owner as usize == c && token == held.token)
+                    })
+                })
+            }),
+            Property::<Self>::always("no stuck lock", |model, state| {
+                // Every lock left by a crashed owner can still be freed (by recovery or expiry).
+                state.slots[..model.tree.len()].iter().all(|slot| match slot.head {
+                    Head::Held { owner, .. } | Head::Empty { owner } => {
+                        !state.clients[owner as usize].is_crashed() || model.releasable(slot.head)
+                    }
+                    _ => true,
+                })
+            }),
+            Property::<Self>::always("no deadlock", |model, state| {
+                // Where nothing can happen any more, every client is done, failed or crashed.
+                let all_finished = model.clients().all(|c| state.clients[c].is_finished());
+                all_finished || model.has_successor(state)
+            }),
+            Property::<Self>::always("no livelock", |model, state| {
+                // A contest among healthy waiting clients (no crash, expiry, cleanup or force
+                // release) never ends with every client failed.
+                let waiting_clients = model.config.clients.iter().all(|spec| spec.timeout.waits());
+                let all_failed = model.clients().all(|c| {
+                    matches!(state.clients[c].phase, Phase::Finished(outcome) if outcome != Outcome::Done)
+                });
+                !(waiting_clients && !state.disturbed && all_failed)
+            }),
+            Property::<Self>::sometimes("point acquired", |model, state| model.holds_mode(state, |m| matches!(m, Mode::Point(_)))),
+            Property::<Self>::sometimes("subtree acquired", |model, state| model.holds_mode(state, |m| matches!(m, Mode::Subtree(_)))),
+            Property::<Self>::sometimes("mv acquired", |model, state| model.holds_mode(state, |m| matches!(m, Mode::Mv(..)))),
+            Property::<Self>::sometimes("contested lock won", |model, state| {
+                model.clients().any(|c| {
+                    let me = &state.clients[c];
+                    me.contended && matches!(me.phase, Phase::Holding(_))
+                })
+            }),
+            Property::<Self>::sometimes("expired lock taken over", |_, state| state.took_over),
+        ]
+    }
+
+    fn format_action(&self, action: &LockAction) -> String {
+        format!("{action:?}")
+    }
+
+    fn format_step(&self, last: &LockState, action: LockAction) -> Option<String> {
+        let next = self.next_state(last, action)?;
+        let (actor, text) = crate::trace::describe_lock(self, last, action, &next);
+        Some(format!("{actor}: {text}"))
+    }
+}
+
+impl LockModel {
+    fn holds_mode(&self, state: &LockState, wanted: fn(Mode) -> bool) -> bool {
+        self.clients().any(|c| {
+            let me = &state.clients[c];
+            matches!(me.phase, Phase::Holding(_)) && wanted(self.modes[me.mode as usize])
+        })
+    }
+
+    fn give_up(&self, state: &mut LockState, client: usize) -> bool {
+        let Phase::Acquiring { lock, step: Step::Wait { recheck, .. } } = state.clients[client].phase else {
+            return false;
+        };
+        // A waiter whose wait is already over is not "waiting" any more; it must move on.
+        if self.next_state(state, LockAction::Step(client as u8)).is_some() {
+            return false;
+        }
+        if recheck && !self.variant().is_seed() {
+            state.clients[client].phase = Phase::Acquiring {
+                lock,
+                step: Step::Withdraw { retry: false, outcome: Outcome::TimedOut },
+            };
+        } else {
+            self.finish_with(state, client, Outcome::TimedOut);
+        }
+        true
+    }
+}
+
+impl crate::check::Protocol for LockModel {
+    fn protocol(&self) -> &'static str {
+        "lock"
+    }
+
+    fn variant_name(&self) -> &'static str {
+        self.variant().name()
+    }
+
+    fn bounds(&self) -> serde_json::Value {
+        let mut bounds = serde_json::to_value(&self.config).expect("config serialises");
+        bounds["modes_per_client"] = self.modes.len().into();
+        bounds
+    }
+
+    fn symmetry(&self) -> Option<fn(&LockState) -> LockState> {
+        self.symmetric().then_some(canonical as fn(&LockState) -> LockState)
+    }
+
+    fn trace(&self, path: &[(LockState, Option<LockAction>)]) -> crate::trace::Trace {
+        let mut trace = crate::trace::Trace::default();
+        if let Some((init, _)) = path.first() {
+            trace.setup = crate::trace::lock_setup(self, init);
+        }
+        for (n, pair) in path.windows(2).enumerate() {
+            let (last, action) = (&pair[0].0, pair[0].1.expect("every step but the last has an action"));
+            let (actor, text) = crate::trace::describe_lock(self, last, action, &pair[1].0);
+            trace.steps.push(crate::trace::TraceStep { n: n + 1, actor, text, action: format!("{action:?}") });
+        }
+        trace
+    }
+}

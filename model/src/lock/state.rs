@@ -1,0 +1,203 @@
+//! The dynamic state of the path-lock model: what is stored (one slot per path), what the
+//! guarded resource has accepted, and what each client is doing.
+
+use super::world::{Kind, CLIENTS_MAX, LOCKS_PER_MODE_MAX, PATHS_MAX};
+
+/// What a reader of a path's lock finds.
+///
+/// Seed: the content of the lock file `{dir}/.path.ovlock`. Fixed: the newest entry of the path's
+/// lock journal (older entries never influence a decision, so the model keeps only the newest).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Head {
+    /// No lock file (seed) or an empty journal (fixed).
+    #[default]
+    Free,
+    /// A zero-byte lock: a torn write (seed) or a create whose write never came (fixed mutant
+    /// `create-then-write`). No reader can tell who made it; the model remembers for the checks.
+    Empty { owner: u8 },
+    /// A lock: seed token `{owner}:{ts}:{P|S}`; fixed entry `acquire` or `renew`.
+    /// `token` is the seed's timestamp or the fixed protocol's ticket. `tick` is the true time
+    /// at which it was written (the lease runs from there).
+    Held { owner: u8, kind: Kind, token: u8, tick: u8 },
+    /// Fixed: a `release` entry (by the holder, recovery, the reaper or an operator).
+    Released { kind: Kind, token: u8 },
+    /// Fixed: a `withdraw` entry: an acquisition that backed off before it was granted.
+    Withdrawn { token: u8 },
+}
+
+/// One path's lock storage.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Slot {
+    /// Fixed: number of entries in the journal, so the next create is at index `len`.
+    pub len: u8,
+    pub head: Head,
+}
+
+/// Why a client stopped.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Outcome {
+    /// Acquired, wrote, released.
+    #[default]
+    Done,
+    /// `lock_timeout = 0` and a live conflict.
+    Busy,
+    /// Waited until time ran out.
+    TimedOut,
+    /// Backed off more often than its retry budget allows.
+    Exhausted,
+    /// Found its lease expired before the guarded write.
+    LeaseLost,
+    /// The resource rejected its write (a newer token was already accepted).
+    Fenced,
+}
+
+/// One step of an acquisition. Seed and fixed use different subsets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Step {
+    /// Read the own path's lock.
+    CheckSame,
+    /// Read the `n`-th other path of the pre-check (ancestors, then descendants for SUBTREE).
+    Check(u8),
+    /// Fixed: claim the next ticket of the global ticket journal.
+    ClaimTicket,
+    /// Fixed: create-if-absent of our `acquire` entry at the journal length we read.
+    Create,
+    /// Fixed mutant `create-then-write`: fill the entry we created empty.
+    WriteEntry,
+    /// Seed: blind overwrite of the lock file with our token.
+    Write,
+    /// Re-read the `n`-th other path after our lock exists (the TOCTOU re-check).
+    Recheck(u8),
+    /// Seed: re-read our own lock file.
+    Verify,
+    /// Blocked on a live conflict found by check `n` (pre-check, or re-check when `recheck`).
+    Wait { check: u8, recheck: bool },
+    /// Fixed: check `n` found an expired conflicting entry on another path; release it in storage
+    /// (create-if-absent right after it) before reading that path again. Ignoring it instead would
+    /// let its holder renew it back to life (the checker found this in our first draft).
+    Reap { check: u8, recheck: bool },
+    /// Seed: delete a lock judged stale (a blind `rm`).
+    RmStale(u8),
+    /// Seed: delete our own lock file after losing the tie-break (`retry`: try again after).
+    RmOwn { retry: bool },
+    /// Fixed: append `withdraw` after our entry, then retry or stop with `outcome`.
+    Withdraw { retry: bool, outcome: Outcome },
+}
+
+/// What a holder does next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Hold {
+    /// Holding every lock of its mode.
+    Ready,
+    /// Seed: refresh read its own token on lock `n`, the overwrite is pending.
+    Refreshing(u8),
+    /// Fixed: checked its lease; the guarded write is next (a pause here makes a zombie).
+    LeaseChecked,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Phase {
+    /// Not started (only before the first step; every client starts acquiring).
+    #[default]
+    Idle,
+    Acquiring { lock: u8, step: Step },
+    Holding(Hold),
+    /// Releasing the locks it holds (newest first), then finishing with `outcome`.
+    Releasing { outcome: Outcome },
+    Finished(Outcome),
+    Crashed,
+}
+
+/// A lock a client believes it holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Held {
+    /// The fencing token the client writes with.
+    pub token: u8,
+    /// Fixed: index of its newest own entry in the path's journal.
+    pub index: u8,
+    /// True time of its last successful write or renewal; the lease runs from here.
+    pub tick: u8,
+    /// An operator force-released it: the holder does not know, and is a zombie from now on.
+    pub revoked: bool,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Client {
+    /// Index of the client's settings class; clients of one class are interchangeable.
+    pub class: u8,
+    /// Index into the model's mode list.
+    pub mode: u8,
+    pub phase: Phase,
+    pub retries_left: u8,
+    pub renewals_left: u8,
+    /// Seed: timestamp of our token. Fixed: ticket of the current attempt.
+    pub ticket: u8,
+    /// Fixed: the journal length read at `CheckSame`; our entry goes to this index.
+    pub seen_len: u8,
+    /// True time of our lock write (seed) or journal create (fixed); the lease runs from here.
+    pub wrote_at: u8,
+    /// An operator force-released the entry of the acquisition in flight; the lock will be
+    /// granted already revoked (the client cannot know).
+    pub revoked: bool,
+    /// Met a live conflict during this acquisition (witness for "contested lock won").
+    pub contended: bool,
+    pub held: [Option<Held>; LOCKS_PER_MODE_MAX],
+}
+
+impl Client {
+    pub fn is_finished(&self) -> bool {
+        matches!(self.phase, Phase::Finished(_) | Phase::Crashed)
+    }
+
+    pub fn is_crashed(&self) -> bool {
+        self.phase == Phase::Crashed
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct LockState {
+    /// True time in ticks.
+    pub now: u8,
+    /// Fixed: the newest claimed ticket (the ticket journal's length).
+    pub tickets: u8,
+    pub crashes_left: u8,
+    pub reaps_left: u8,
+    pub forces_left: u8,
+    /// Seed: the path the stale-lock cleaner judged stale and is about to `rm`.
+    pub reaper_pending: Option<u8>,
+    pub slots: [Slot; PATHS_MAX],
+    /// The guarded resource: the newest token it accepted for each path (0: none yet).
+    pub accepted: [u8; PATHS_MAX],
+    pub clients: [Client; CLIENTS_MAX],
+    /// History: the resource once accepted a write older than one it had accepted.
+    pub stale_write_accepted: bool,
+    /// History: the resource rejected the write of a holder whose locks were live and unrevoked.
+    pub live_write_rejected: bool,
+    /// History: a crash, an expiry, a reap or a force release happened.
+    pub disturbed: bool,
+    /// History: some acquisition superseded an expired lock of another owner.
+    pub took_over: bool,
+}
+
+/// Canonical form under permutation of interchangeable clients: sort clients by (class, local
+/// state) and rename owners in storage to match. Sound for the fixed protocol because none of its
+/// decisions depends on a client's identity (tickets are unique; there is no owner-id tie-break).
+pub fn canonical(state: &LockState) -> LockState {
+    let mut order: [usize; CLIENTS_MAX] = std::array::from_fn(|i| i);
+    order.sort_by(|a, b| state.clients[*a].cmp(&state.clients[*b]));
+    let mut renamed = [0u8; CLIENTS_MAX];
+    for (new, old) in order.iter().enumerate() {
+        renamed[*old] = new as u8;
+    }
+    let mut out = state.clone();
+    for (new, old) in order.iter().enumerate() {
+        out.clients[new] = state.clients[*old];
+    }
+    for slot in out.slots.iter_mut() {
+        match &mut slot.head {
+            Head::Held { owner, .. } | Head::Empty { owner } => *owner = renamed[*owner as usize],
+            _ => {}
+        }
+    }
+    out
+}

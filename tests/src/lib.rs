@@ -1,0 +1,1 @@
+//! Shared helpers of the cross-tests (the test files live in `tests/tests/`).
