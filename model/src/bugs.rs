@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use stateright::Expectation;
 
-use crate::check::{check, shortest_violation, CheckOptions, Signature};
+use crate::check::{check, shortest_path, CheckOptions, Protocol, Search, Signature};
 use crate::lock::{
     ClientSpec, Head, Hold, LockAction, LockConfig, LockModel, LockState, Mode, Mutation, Phase, Step, Timeout, Variant,
 };
@@ -52,6 +52,9 @@ pub struct BugRun {
     pub property: &'static str,
     /// `always`: a counterexample was found. `sometimes`: the exhaustive search found no witness.
     pub reproduced: bool,
+    /// The search covered every reachable state (so "not reproduced" means "impossible within
+    /// the entry's bounds", not "out of budget").
+    pub exhaustive: bool,
     /// Steps in the shortest counterexample (0 for a missing `sometimes` witness).
     pub trace_len: usize,
     pub counterexample: Option<Trace>,
@@ -70,22 +73,36 @@ impl Entry {
     /// Runs the entry: a shortest counterexample for an `always` property, an exhaustive search
     /// for a `sometimes` one. `budget` bounds the run.
     pub fn run(&self, budget: Duration) -> BugRun {
+        self.run_variant(None, budget)
+    }
+
+    /// Runs the entry's world with another variant of its protocol (a control: the fixed
+    /// protocol must keep the property the entry breaks).
+    pub fn run_with(&self, variant: Variant, budget: Duration) -> BugRun {
+        self.run_variant(Some(variant), budget)
+    }
+
+    fn run_variant(&self, variant: Option<Variant>, budget: Duration) -> BugRun {
         let started = Instant::now();
-        let (reproduced, counterexample, unique_states) = match &self.scenario {
+        let (found, unique_states) = match &self.scenario {
             Scenario::Lock { config, signature } => {
-                let model = LockModel::new(config.clone()).expect("catalogue configs are valid");
+                let mut config = config.clone();
+                config.variant = variant.unwrap_or(config.variant);
+                let model = LockModel::new(config).expect("catalogue configs are valid");
                 run_model(&model, self.property, *signature, budget)
             }
         };
+        let (reproduced, exhaustive, counterexample) = found;
         BugRun {
             id: self.id,
             protocol: self.protocol,
             kind: self.kind,
             title: self.title,
             source: self.source,
-            variant: self.variant(),
+            variant: variant.map_or(self.variant(), Variant::name),
             property: self.property,
             reproduced,
+            exhaustive,
             trace_len: counterexample.as_ref().map_or(0, Trace::len),
             counterexample,
             unique_states,
@@ -94,9 +111,12 @@ impl Entry {
     }
 }
 
-fn run_model<M>(model: &M, property: &str, signature: Option<Signature<M>>, budget: Duration) -> (bool, Option<Trace>, Option<usize>)
+/// ((reproduced, exhaustive, counterexample), states explored for a `sometimes` property).
+type Found = ((bool, bool, Option<Trace>), Option<usize>);
+
+fn run_model<M>(model: &M, property: &str, signature: Option<Signature<M>>, budget: Duration) -> Found
 where
-    M: crate::check::Protocol,
+    M: Protocol,
     M::State: std::hash::Hash + Clone + PartialEq + std::fmt::Debug + Send + Sync + 'static,
     M::Action: Clone + std::fmt::Debug + PartialEq + Send + Sync + 'static,
 {
@@ -107,15 +127,16 @@ where
         .unwrap_or_else(|| panic!("catalogue names an unknown property {property:?}"))
         .expectation;
     match expectation {
-        Expectation::Always => {
-            let trace = shortest_violation(model, property, signature, Some(budget));
-            (trace.is_some(), trace, None)
-        }
+        Expectation::Always => match shortest_path(model, property, signature, Some(budget)) {
+            Search::Found(path) => ((true, true, Some(model.trace(&path))), None),
+            Search::Absent => ((false, true, None), None),
+            Search::OutOfBudget => ((false, false, None), None),
+        },
         _ => {
             let options = CheckOptions { timeout: Some(budget), ..CheckOptions::default() };
             let report = check(model, &options);
-            let missing = report.complete && report.property(property).is_some_and(|p| !p.holds);
-            (missing, None, Some(report.unique_states))
+            let missing = report.property(property).is_some_and(|p| p.holds == Some(false));
+            ((missing, report.complete, None), Some(report.unique_states))
         }
     }
 }

@@ -44,11 +44,13 @@ pub struct CheckOptions {
     pub max_states: Option<usize>,
     /// Print a progress line to stderr every second.
     pub progress: bool,
+    /// Do not canonicalise states even where the model allows it (to cross-check symmetry).
+    pub no_symmetry: bool,
 }
 
 impl Default for CheckOptions {
     fn default() -> Self {
-        CheckOptions { threads: 1, timeout: None, max_states: None, progress: false }
+        CheckOptions { threads: 1, timeout: None, max_states: None, progress: false, no_symmetry: false }
     }
 }
 
@@ -57,7 +59,9 @@ pub struct PropertyReport {
     pub name: &'static str,
     /// `always` or `sometimes`.
     pub kind: &'static str,
-    pub holds: bool,
+    /// `Some(true)`/`Some(false)` when decided; `None` (JSON `null`) when the search stopped
+    /// before deciding it (a search cut short proves no `always` and refutes no `sometimes`).
+    pub holds: Option<bool>,
     /// For a failed `always`: a shortest behaviour that breaks it. For a `sometimes` that holds:
     /// `null` (the witness is not printed). For a failed `sometimes`: `null` (nothing reaches it).
     pub counterexample: Option<Trace>,
@@ -95,7 +99,12 @@ pub struct Report {
 impl Report {
     /// Every property holds and the search was complete.
     pub fn proven(&self) -> bool {
-        self.complete && self.properties.iter().all(|p| p.holds)
+        self.complete && self.properties.iter().all(|p| p.holds == Some(true))
+    }
+
+    /// Some property was decided false (a counterexample, or no witness in a complete search).
+    pub fn failed(&self) -> bool {
+        self.properties.iter().any(|p| p.holds == Some(false))
     }
 
     pub fn property(&self, name: &str) -> Option<&PropertyReport> {
@@ -120,7 +129,7 @@ where
 {
     let started = Instant::now();
     let properties = model.properties();
-    let symmetry = model.symmetry();
+    let symmetry = if options.no_symmetry { None } else { model.symmetry() };
     let mut builder = model.clone().checker().threads(options.threads.max(1));
     if let Some(representative) = symmetry {
         builder = builder.symmetry_fn(representative);
@@ -176,10 +185,12 @@ where
         .iter()
         .map(|p| {
             let discovered = discoveries.contains_key(p.name);
+            let complete = stop_reason == StopReason::Exhausted;
             let holds = match p.expectation {
-                Expectation::Always => !discovered,
-                Expectation::Sometimes => discovered,
-                Expectation::Eventually => !discovered,
+                Expectation::Always | Expectation::Eventually if discovered => Some(false),
+                Expectation::Sometimes if discovered => Some(true),
+                _ if complete => Some(p.expectation == Expectation::Always),
+                _ => None,
             };
             PropertyReport { name: p.name, kind: kind_name(&p.expectation), holds, counterexample: shortest.remove(p.name) }
         })
@@ -232,8 +243,19 @@ where
     M::State: Hash + Clone + PartialEq + std::fmt::Debug + Send + Sync + 'static,
     M::Action: Clone + std::fmt::Debug + PartialEq + Send + Sync + 'static,
 {
-    let path = shortest_path(model, name, signature, budget)?;
-    Some(model.trace(&path))
+    match shortest_path(model, name, signature, budget) {
+        Search::Found(path) => Some(model.trace(&path)),
+        Search::Absent | Search::OutOfBudget => None,
+    }
+}
+
+/// The result of a breadth-first search for a counterexample.
+#[derive(Debug)]
+pub enum Search<S, A> {
+    Found(Vec<(S, Option<A>)>),
+    /// Every reachable state was searched: there is no such counterexample within the bounds.
+    Absent,
+    OutOfBudget,
 }
 
 /// Like [`shortest_violation`], but returns the raw behaviour.
@@ -246,13 +268,17 @@ pub fn shortest_path<M>(
     name: &str,
     signature: Option<Signature<M>>,
     budget: Option<Duration>,
-) -> Option<Vec<(M::State, Option<M::Action>)>>
+) -> Search<M::State, M::Action>
 where
     M: Protocol,
     M::State: Hash + Clone + PartialEq + std::fmt::Debug + Send + Sync + 'static,
     M::Action: Clone + std::fmt::Debug + PartialEq + Send + Sync + 'static,
 {
-    let property = model.properties().into_iter().find(|p| p.name == name)?;
+    let property = model
+        .properties()
+        .into_iter()
+        .find(|p| p.name == name)
+        .unwrap_or_else(|| panic!("the model has no property {name:?}"));
     assert!(property.expectation == Expectation::Always, "only an `always` property has a counterexample path");
     let holds = |state: &M::State| (property.condition)(model, state);
     let started = Instant::now();
@@ -269,7 +295,7 @@ where
     let mut actions = Vec::new();
     while let Some(index) = queue.pop_front() {
         if budget.is_some_and(|b| started.elapsed() > b) {
-            return None;
+            return Search::OutOfBudget;
         }
         let state = Arc::clone(&nodes[index].state);
         if !holds(&state) {
@@ -294,7 +320,7 @@ where
                 };
                 if wanted {
                     nodes.push(Node { state: Arc::new(next), signed, parent: Some((index, action)) });
-                    return Some(rebuild(&nodes, nodes.len() - 1));
+                    return Search::Found(rebuild(&nodes, nodes.len() - 1));
                 }
                 continue;
             }
@@ -306,7 +332,7 @@ where
             queue.push_back(nodes.len() - 1);
         }
     }
-    None
+    Search::Absent
 }
 
 struct Node<S, A> {

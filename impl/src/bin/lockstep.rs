@@ -78,6 +78,9 @@ struct CheckArgs {
     /// Stop after generating this many states; the result is then reported incomplete (exit 3).
     #[arg(long)]
     max_states: Option<usize>,
+    /// Explore without symmetry reduction (slower; for cross-checking the reduction).
+    #[arg(long)]
+    no_symmetry: bool,
     /// One JSON object per protocol, one per line, on stdout.
     #[arg(long)]
     json: bool,
@@ -209,6 +212,7 @@ fn run_check(args: &CheckArgs) -> Result<u8, String> {
         timeout: args.max_seconds.map(Duration::from_secs),
         max_states: args.max_states,
         progress: !args.quiet,
+        no_symmetry: args.no_symmetry,
     };
     let mut code = 0;
     for protocol in protocols(args.protocol)? {
@@ -225,8 +229,7 @@ fn run_check(args: &CheckArgs) -> Result<u8, String> {
         } else {
             print_report(&report);
         }
-        let failed = report.properties.iter().any(|p| !p.holds);
-        code = code.max(if failed {
+        code = code.max(if report.failed() {
             EXIT_PROPERTY_FAILED
         } else if !report.complete {
             EXIT_INCOMPLETE
@@ -255,10 +258,11 @@ fn print_report(report: &Report) {
     );
     for property in &report.properties {
         let verdict = match (property.holds, property.kind) {
-            (true, "sometimes") => "witnessed",
-            (true, _) => "holds",
-            (false, "sometimes") => "NEVER REACHED",
-            (false, _) => "FAILS",
+            (None, _) => "unknown (search incomplete)",
+            (Some(true), "sometimes") => "witnessed",
+            (Some(true), _) => "holds",
+            (Some(false), "sometimes") => "NEVER REACHED",
+            (Some(false), _) => "FAILS",
         };
         println!("  {:<10} {:<28} {}", property.kind, property.name, verdict);
         if let Some(trace) = &property.counterexample {
