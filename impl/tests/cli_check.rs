@@ -61,6 +61,19 @@ fn a_state_limit_is_reported_incomplete_with_exit_3() {
     assert!(undecided > 0);
 }
 
+/// `--max-seconds` stops even a search far too large to finish (stateright's own timeout does
+/// not stop its single-threaded depth-first search; lockstep enforces it through the model).
+#[test]
+fn a_time_limit_stops_a_huge_search_and_is_reported_incomplete() {
+    let started = std::time::Instant::now();
+    let output = lockstep(&["check", "lock", "--clients", "3", "--max-seconds", "2", "--json", "--quiet"]);
+    assert_eq!(output.status.code(), Some(3));
+    let report = &json_lines(&output)[0];
+    assert_eq!(report["stop_reason"], "timeout");
+    assert_eq!(report["complete"], false);
+    assert!(started.elapsed() < std::time::Duration::from_secs(60), "took {:?}", started.elapsed());
+}
+
 #[test]
 fn bad_input_gets_a_clear_error_and_exit_2() {
     let output = lockstep(&["check", "lock", "--variant", "bogus"]);

@@ -17,6 +17,38 @@ use stateright::{Checker, Expectation, Model};
 
 use crate::trace::Trace;
 
+/// A time limit carried inside a model. stateright 0.31's single-threaded depth-first search
+/// only consults its own `timeout` when its local stack runs empty, which on a large space is
+/// never, so the limit is enforced through `Model::within_boundary` instead: past the deadline
+/// no new state is admitted, the search drains, and the report says it was cut short.
+#[derive(Clone, Debug, Default)]
+pub struct Budget {
+    deadline: Option<Instant>,
+    cut: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Budget {
+    pub fn until(deadline: Instant) -> Budget {
+        Budget { deadline: Some(deadline), cut: Arc::default() }
+    }
+
+    /// Whether a new state may still be explored (call from `within_boundary`).
+    pub fn allows(&self) -> bool {
+        match self.deadline {
+            Some(deadline) if Instant::now() >= deadline => {
+                self.cut.store(true, std::sync::atomic::Ordering::Relaxed);
+                false
+            }
+            _ => true,
+        }
+    }
+
+    /// Whether the deadline cut the search short.
+    pub fn was_cut(&self) -> bool {
+        self.cut.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
 /// A protocol model the runner can check and print.
 pub trait Protocol: Model + Clone + Send + Sync + 'static
 where
@@ -32,6 +64,8 @@ where
     fn symmetry(&self) -> Option<fn(&Self::State) -> Self::State>;
     /// A behaviour as numbered, readable steps.
     fn trace(&self, path: &[(Self::State, Option<Self::Action>)]) -> Trace;
+    /// The model with `budget` as its time limit (its `within_boundary` must honour it).
+    fn with_budget(&self, budget: Budget) -> Self;
 }
 
 /// How to run a check.
@@ -130,12 +164,10 @@ where
     let started = Instant::now();
     let properties = model.properties();
     let symmetry = if options.no_symmetry { None } else { model.symmetry() };
-    let mut builder = model.clone().checker().threads(options.threads.max(1));
+    let budget = options.timeout.map_or_else(Budget::default, |t| Budget::until(started + t));
+    let mut builder = model.with_budget(budget.clone()).checker().threads(options.threads.max(1));
     if let Some(representative) = symmetry {
         builder = builder.symmetry_fn(representative);
-    }
-    if let Some(timeout) = options.timeout {
-        builder = builder.timeout(timeout);
     }
     if let Some(count) = options.max_states {
         builder = builder.target_state_count(count);
@@ -152,7 +184,7 @@ where
     let elapsed = started.elapsed();
     let discoveries = checker.discoveries();
     let states = checker.state_count();
-    let stop_reason = if options.timeout.is_some_and(|t| elapsed >= t) {
+    let stop_reason = if budget.was_cut() {
         StopReason::Timeout
     } else if options.max_states.is_some_and(|n| states >= n) {
         StopReason::StateLimit

@@ -110,6 +110,8 @@ pub struct LockModel {
     pub plans: Vec<Vec<LockPlan>>,
     /// For each client, the index of the first client with equal settings.
     pub classes: Vec<u8>,
+    /// The checker's time limit (see `check::Budget`).
+    pub budget: crate::check::Budget,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -166,7 +168,7 @@ impl LockModel {
         let classes = (0..config.clients.len())
             .map(|i| config.clients.iter().position(|c| *c == config.clients[i]).unwrap() as u8)
             .collect();
-        Ok(LockModel { config, tree, modes, plans, classes })
+        Ok(LockModel { config, tree, modes, plans, classes, budget: Default::default() })
     }
 
     pub fn variant(&self) -> Variant {
@@ -560,6 +562,10 @@ impl Model for LockModel {
         properties
     }
 
+    fn within_boundary(&self, _state: &LockState) -> bool {
+        self.budget.allows()
+    }
+
     fn format_action(&self, action: &LockAction) -> String {
         format!("{action:?}")
     }
@@ -612,6 +618,10 @@ impl crate::check::Protocol for LockModel {
         let mut bounds = serde_json::to_value(&self.config).expect("config serialises");
         bounds["modes_per_client"] = self.modes.len().into();
         bounds
+    }
+
+    fn with_budget(&self, budget: crate::check::Budget) -> Self {
+        LockModel { budget, ..self.clone() }
     }
 
     fn symmetry(&self) -> Option<fn(&LockState) -> LockState> {

@@ -1,0 +1,100 @@
+//! The in-memory backend: a map behind one mutex. The synchronous core ([`MemCore`]) is what the
+//! loom tests check; [`MemStore`] is its async face.
+
+use std::collections::BTreeMap;
+
+use super::{Created, Key, Store, StoreError, Version};
+use crate::sync::{lock, Arc, Mutex};
+
+/// The shared state of a [`MemStore`]: every entry and the next version number.
+#[derive(Debug, Default)]
+pub struct MemCore {
+    entries: Mutex<Entries>,
+}
+
+#[derive(Debug, Default)]
+struct Entries {
+    map: BTreeMap<String, (Vec<u8>, Version)>,
+    /// Versions are never reused, even after a delete.
+    next_version: u64,
+}
+
+impl MemCore {
+    pub fn get(&self, key: &Key) -> Option<(Vec<u8>, Version)> {
+        lock(&self.entries).map.get(key.as_str()).cloned()
+    }
+
+    /// Check and insert under one lock acquisition: that is the whole atomicity argument.
+    pub fn create(&self, key: &Key, bytes: &[u8]) -> Created {
+        let mut entries = lock(&self.entries);
+        if entries.map.contains_key(key.as_str()) {
+            return Created::AlreadyExists;
+        }
+        entries.next_version += 1;
+        let version = Version(entries.next_version);
+        entries.map.insert(key.as_str().to_owned(), (bytes.to_vec(), version));
+        Created::Created(version)
+    }
+
+    pub fn list(&self, prefix: &str) -> Vec<Key> {
+        let entries = lock(&self.entries);
+        entries
+            .map
+            .range(prefix.to_owned()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, _)| Key::new(k.clone()).expect("stored keys were validated"))
+            .collect()
+    }
+
+    pub fn delete(&self, key: &Key) {
+        lock(&self.entries).map.remove(key.as_str());
+    }
+
+    pub fn len(&self) -> usize {
+        lock(&self.entries).map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// An in-process store. Clones share the same entries.
+#[derive(Clone, Debug, Default)]
+pub struct MemStore {
+    core: Arc<MemCore>,
+}
+
+impl MemStore {
+    pub fn new() -> MemStore {
+        MemStore::default()
+    }
+
+    pub fn core(&self) -> &MemCore {
+        &self.core
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for MemStore {
+    async fn get(&self, key: &Key) -> Result<Option<(Vec<u8>, Version)>, StoreError> {
+        Ok(self.core.get(key))
+    }
+
+    async fn create(&self, key: &Key, bytes: &[u8]) -> Result<Created, StoreError> {
+        Ok(self.core.create(key, bytes))
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<Key>, StoreError> {
+        Ok(self.core.list(prefix))
+    }
+
+    async fn delete(&self, key: &Key) -> Result<(), StoreError> {
+        self.core.delete(key);
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        "memory".into()
+    }
+}

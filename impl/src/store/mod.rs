@@ -1,0 +1,116 @@
+//! The one storage primitive every protocol rests on (DESIGN §2, specs/backends.md):
+//!
+//! ```text
+//! get(key)           -> Option<(bytes, version)>
+//! create(key, bytes) -> Created(version) | AlreadyExists    atomic create-if-absent, whole or nothing
+//! list(prefix)       -> keys, sorted                         consistent after a completed create/delete
+//! delete(key)        -> ()                                   garbage collection only
+//! ```
+//!
+//! Porting lockstep to a backend means implementing [`Store`] and passing the conformance suite
+//! in `tests/` (`lockstep_tests::conformance`). Nothing in the trait assumes a file system.
+
+mod fs;
+mod key;
+mod memory;
+
+use std::fmt;
+
+pub use fs::{FsStore, Durability};
+pub use key::{InvalidKey, Key, COMPONENT_BYTES_MAX, KEY_BYTES_MAX};
+pub use memory::{MemCore, MemStore};
+
+/// An opaque version of a stored entry (a file's inode, a memory counter, an etcd revision).
+/// Entries are immutable, so a version only tells two entries with one key apart over time
+/// (after a delete and a new create).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Version(pub u64);
+
+/// The outcome of a create-if-absent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use]
+pub enum Created {
+    /// This call created the entry; it is durable and visible to every reader.
+    Created(Version),
+    /// An entry with this key existed already; nothing was written.
+    AlreadyExists,
+}
+
+impl Created {
+    pub fn is_created(self) -> bool {
+        matches!(self, Created::Created(_))
+    }
+}
+
+/// What can go wrong in a store. `AlreadyExists` is not an error: see [`Created`].
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    InvalidKey(#[from] InvalidKey),
+    /// No space left; nothing was created.
+    #[error("storage full while creating {key}: nothing was created")]
+    Full { key: String },
+    /// The backend cannot be reached (a dead server, an unmounted disk).
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    #[error("I/O error on {key}: {source}")]
+    Io {
+        key: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A fault injected by a test wrapper.
+    #[error("injected fault: {0}")]
+    Injected(String),
+}
+
+impl StoreError {
+    pub fn io(key: impl fmt::Display, source: std::io::Error) -> StoreError {
+        // ENOSPC / EDQUOT: a full store is its own, clearly reported condition.
+        match source.raw_os_error() {
+            Some(28) | Some(122) => StoreError::Full { key: key.to_string() },
+            _ => StoreError::Io { key: key.to_string(), source },
+        }
+    }
+}
+
+/// A key-value store with atomic create-if-absent. Implementations must be safe to call from many
+/// tasks and threads at once, and (for persistent backends) from many processes.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// The entry's bytes and version, or `None` if absent.
+    async fn get(&self, key: &Key) -> Result<Option<(Vec<u8>, Version)>, StoreError>;
+
+    /// Creates `key` with `bytes` if no entry has that key. Of concurrent creators of one key
+    /// exactly one gets `Created`. A reader never observes a partially written entry, and a crash
+    /// at any point leaves the key absent or whole.
+    async fn create(&self, key: &Key, bytes: &[u8]) -> Result<Created, StoreError>;
+
+    /// Every key that starts with `prefix` (a plain string prefix), in byte order.
+    async fn list(&self, prefix: &str) -> Result<Vec<Key>, StoreError>;
+
+    /// Removes `key` if present. Protocols use it only to garbage-collect entries no reader needs.
+    async fn delete(&self, key: &Key) -> Result<(), StoreError>;
+
+    /// A short description for messages (`fs:/var/lib/x/.lockstep`, `memory`).
+    fn describe(&self) -> String;
+}
+
+#[async_trait::async_trait]
+impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
+    async fn get(&self, key: &Key) -> Result<Option<(Vec<u8>, Version)>, StoreError> {
+        (**self).get(key).await
+    }
+    async fn create(&self, key: &Key, bytes: &[u8]) -> Result<Created, StoreError> {
+        (**self).create(key, bytes).await
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<Key>, StoreError> {
+        (**self).list(prefix).await
+    }
+    async fn delete(&self, key: &Key) -> Result<(), StoreError> {
+        (**self).delete(key).await
+    }
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
+}
