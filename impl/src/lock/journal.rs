@@ -1,0 +1,141 @@
+//! Journals: sequences of entries `<prefix><index>` claimed with create-if-absent. The newest
+//! entry (the largest index) is the journal's state.
+//!
+//! Garbage collection deletes entries below the newest. That opens one hole the protocol must
+//! close: a slow writer that read index `n` long ago could re-create a collected `n+1`. So every
+//! append checks afterwards that its entry is the newest; if a larger index exists, the append
+//! counts as lost. This is sound because an entry is collected only while a newer one exists,
+//! and the newest entry of a journal is never collected.
+
+use super::entry::{Entry, Malformed, TicketEntry};
+use super::path::{LockPath, INDEX_DIGITS};
+use super::LockError;
+use crate::store::{Created, Key, Store};
+
+/// The newest entry of a lock journal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Newest {
+    pub index: u64,
+    pub entry: Entry,
+}
+
+/// Parses the index of `key` if it is an entry of the journal with `prefix` (and not of a
+/// journal below it).
+fn index_of(prefix: &str, key: &str) -> Option<u64> {
+    let digits = key.strip_prefix(prefix)?;
+    (digits.len() == INDEX_DIGITS && digits.bytes().all(|b| b.is_ascii_digit())).then(|| digits.parse().ok()).flatten()
+}
+
+/// The indices present in the journal with `prefix`, ascending.
+pub async fn indices(store: &dyn Store, prefix: &str) -> Result<Vec<u64>, LockError> {
+    let keys = store.list(prefix).await?;
+    let mut indices: Vec<u64> = keys.iter().filter_map(|k| index_of(prefix, k.as_str())).collect();
+    indices.sort_unstable();
+    Ok(indices)
+}
+
+/// The newest entry of a path's journal, or `None` for an empty journal.
+pub async fn newest(store: &dyn Store, path: &LockPath) -> Result<Option<Newest>, LockError> {
+    // A collector may delete an entry between our list and our get; then list again. It never
+    // deletes the newest entry, so this settles after a few rounds at most.
+    for _ in 0..8 {
+        let Some(&index) = indices(store, &path.journal_prefix()).await?.last() else {
+            return Ok(None);
+        };
+        let key = path.entry_key(index);
+        if let Some((bytes, _)) = store.get(&key).await? {
+            let entry = Entry::decode(key.as_str(), &bytes)?;
+            return Ok(Some(Newest { index, entry }));
+        }
+    }
+    Err(LockError::Unsettled { path: path.clone() })
+}
+
+/// The newest entry of every journal strictly below `path`, in path order (one `list`).
+pub async fn newest_below(store: &dyn Store, path: &LockPath) -> Result<Vec<(LockPath, Newest)>, LockError> {
+    let keys = store.list(&path.subtree_prefix()).await?;
+    let mut newest: Vec<(LockPath, u64)> = Vec::new();
+    for key in &keys {
+        let Some((entry_path, index)) = LockPath::parse_entry_key(key.as_str()) else { continue };
+        if entry_path == *path {
+            continue;
+        }
+        match newest.last_mut() {
+            Some((last, top)) if *last == entry_path => *top = (*top).max(index),
+            _ => newest.push((entry_path, index)),
+        }
+    }
+    let mut out = Vec::with_capacity(newest.len());
+    for (entry_path, _) in newest {
+        if let Some(found) = self::newest(store, &entry_path).await? {
+            out.push((entry_path, found));
+        }
+    }
+    Ok(out)
+}
+
+/// Appends `entry` at `index` of `path`'s journal: `true` if it landed and is the newest.
+pub async fn append(store: &dyn Store, path: &LockPath, index: u64, entry: &Entry) -> Result<bool, LockError> {
+    let key = path.entry_key(index);
+    match store.create(&key, &entry.encode()).await? {
+        Created::AlreadyExists => Ok(false),
+        Created::Created(_) => {
+            let latest = indices(store, &path.journal_prefix()).await?.last().copied();
+            Ok(latest == Some(index))
+        }
+    }
+}
+
+/// Deletes entries of `path`'s journal below `index` (best effort; never the newest).
+pub async fn collect_below(store: &dyn Store, path: &LockPath, index: u64) -> Result<usize, LockError> {
+    let present = indices(store, &path.journal_prefix()).await?;
+    let newest = present.last().copied().unwrap_or(0);
+    let mut deleted = 0;
+    for old in present.into_iter().filter(|i| *i < index && *i < newest) {
+        store.delete(&path.entry_key(old)).await?;
+        deleted += 1;
+    }
+    Ok(deleted)
+}
+
+const TICKETS: &str = "tickets/";
+
+fn ticket_key(ticket: u64) -> Key {
+    Key::new(format!("{TICKETS}{ticket:0width$}", width = INDEX_DIGITS)).expect("valid key")
+}
+
+/// Claims the next ticket of the global ticket journal: a number larger than every ticket claimed
+/// before this call started.
+pub async fn claim_ticket(store: &dyn Store, owner: &str, attempts_max: u32) -> Result<u64, LockError> {
+    let entry = TicketEntry { owner: owner.to_owned() }.encode();
+    let mut next = indices(store, TICKETS).await?.last().copied().unwrap_or(0) + 1;
+    for _ in 0..attempts_max {
+        match store.create(&ticket_key(next), &entry).await? {
+            Created::AlreadyExists => next += 1,
+            Created::Created(_) => {
+                // Sound only if no larger ticket exists now (see the module comment).
+                let newest = indices(store, TICKETS).await?.last().copied().unwrap_or(0);
+                if newest == next {
+                    // Each claim collects one old ticket, so the journal stays about
+                    // `TICKETS_KEPT` long; a failed delete only leaves garbage behind.
+                    if next > TICKETS_KEPT {
+                        let _ = store.delete(&ticket_key(next - TICKETS_KEPT)).await;
+                    }
+                    return Ok(next);
+                }
+                next = newest + 1;
+            }
+        }
+    }
+    Err(LockError::Contended { what: "the ticket journal".into(), attempts: attempts_max })
+}
+
+/// Tickets kept behind the newest.
+const TICKETS_KEPT: u64 = 64;
+
+/// A malformed entry read from a journal is an error the caller reports with its key.
+impl From<Malformed> for LockError {
+    fn from(malformed: Malformed) -> Self {
+        LockError::Corrupt { key: malformed.key, reason: malformed.reason }
+    }
+}

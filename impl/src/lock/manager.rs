@@ -1,0 +1,430 @@
+//! The lock manager: one per process. It takes locks for operations, keeps their leases renewed,
+//! releases what guards drop, withdraws what cancelled acquisitions leave, cleans up expired
+//! locks, and at start releases the locks of dead processes of this host.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, Notify};
+use tokio::task::JoinHandle;
+
+use super::acquire::{acquire_one, wall_ms, Deadline};
+use super::entry::{Entry, LockKind, ReleasedBy};
+use super::journal;
+use super::lease::LeaseCell;
+use super::owner::{liveness, Liveness, ProcessId};
+use super::path::LockPath;
+use super::{LockError, LockOptions, Operation};
+use crate::store::Store;
+use crate::sync::{lock, Arc, Mutex};
+
+/// Observations older than this many leases are forgotten.
+const OBSERVATIONS_MAX: usize = 65_536;
+
+/// Work for the manager's background task.
+pub(crate) enum Job {
+    /// A cancelled acquisition left this entry: append `withdraw` after it.
+    Withdraw { path: LockPath, index: u64, ticket: u64 },
+    /// A dropped guard's leases.
+    Release(Vec<Arc<Lease>>),
+}
+
+/// One held lock.
+#[derive(Debug)]
+pub(crate) struct Lease {
+    pub path: LockPath,
+    pub kind: LockKind,
+    pub token: u64,
+    pub owner: String,
+    pub held_since_ms: u64,
+    pub cell: LeaseCell,
+    /// Signalled when a renewal ends, for a release waiting on it.
+    pub renewed: Notify,
+}
+
+/// What the manager's tasks and guards share.
+pub(crate) struct Shared {
+    pub store: Arc<dyn Store>,
+    pub process: ProcessId,
+    pub options: LockOptions,
+    /// When this process first saw each (path, newest index) of another owner: an entry is
+    /// expired once it has been watched unchanged for its lease (plus a grace).
+    observations: Mutex<HashMap<(LockPath, u64), Instant>>,
+    /// Every lease a guard of this manager holds, by token.
+    leases: Mutex<BTreeMap<u64, Arc<Lease>>>,
+    jobs: mpsc::UnboundedSender<Job>,
+}
+
+impl Shared {
+    pub fn send(&self, job: Job) {
+        // If the background task is gone (runtime shutting down), leases expire instead.
+        let _ = self.jobs.send(job);
+    }
+
+    /// Whether the entry `index` of `path`, held by `owner`, is expired as this process sees it.
+    pub fn judge_expired(&self, path: &LockPath, index: u64, owner: &str, lease_ms: u64) -> bool {
+        if liveness(owner, &self.process) == Liveness::Dead {
+            return true;
+        }
+        let now = Instant::now();
+        let mut seen = lock(&self.observations);
+        if seen.len() > OBSERVATIONS_MAX {
+            let horizon = self.options.lease * 4;
+            seen.retain(|_, first| now.duration_since(*first) < horizon);
+        }
+        let first = *seen.entry((path.clone(), index)).or_insert(now);
+        now.duration_since(first) >= Duration::from_millis(lease_ms) + self.options.expiry_grace
+    }
+}
+
+/// Takes locks for operations. Dropping the manager stops its background tasks; prefer
+/// [`LockManager::shutdown`], which releases what is still held.
+pub struct LockManager {
+    shared: Arc<Shared>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl LockManager {
+    /// Starts a manager over `store`: releases the locks of this host's dead processes, then
+    /// starts the background tasks (renewal, cleanup, releases of dropped guards).
+    pub async fn start(store: impl Store, options: LockOptions) -> Result<LockManager, LockError> {
+        assert!(options.renew_every < options.lease, "leases must be renewed before they run out");
+        let (jobs, receiver) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            store: Arc::new(store),
+            process: ProcessId::current(),
+            options,
+            observations: Mutex::new(HashMap::new()),
+            leases: Mutex::new(BTreeMap::new()),
+            jobs,
+        });
+        let recovered = recover(&*shared.store, &shared.process).await?;
+        for r in &recovered {
+            tracing::info!(path = %r.path, owner = %r.owner, ticket = r.ticket, "released a dead process's lock");
+        }
+        let mut tasks = vec![tokio::spawn(run_jobs(Arc::clone(&shared), receiver)), tokio::spawn(run_renewals(Arc::clone(&shared)))];
+        if let Some(every) = shared.options.cleanup_every {
+            tasks.push(tokio::spawn(run_cleanups(Arc::clone(&shared), every)));
+        }
+        Ok(LockManager { shared, tasks })
+    }
+
+    pub fn options(&self) -> &LockOptions {
+        &self.shared.options
+    }
+
+    pub fn store(&self) -> &dyn Store {
+        &*self.shared.store
+    }
+
+    /// Takes every lock of `operation` (in path order) under one `lock_timeout`. On failure the
+    /// locks already taken are released and no entry of this attempt is left held.
+    pub async fn lock(&self, operation: Operation) -> Result<Guard, LockError> {
+        let owner = self.shared.process.owner();
+        let deadline = Deadline::from_timeout(self.shared.options.timeout);
+        let mut guard = Guard { shared: Arc::clone(&self.shared), owner, leases: Vec::new(), released: false };
+        for (path, kind) in operation.locks() {
+            match acquire_one(&self.shared, &guard.owner, path, *kind, deadline).await {
+                Ok(granted) => {
+                    let lease = Arc::new(Lease {
+                        path: path.clone(),
+                        kind: *kind,
+                        token: granted.token,
+                        owner: guard.owner.clone(),
+                        held_since_ms: wall_ms(),
+                        cell: LeaseCell::new(granted.index, granted.lease_started),
+                        renewed: Notify::new(),
+                    });
+                    lock(&self.shared.leases).insert(granted.token, Arc::clone(&lease));
+                    guard.leases.push(lease);
+                }
+                Err(error) => {
+                    let _ = guard.release_all().await;
+                    return Err(error);
+                }
+            }
+        }
+        Ok(guard)
+    }
+
+    /// Renews every held lease now (the background task does this every `renew_every`).
+    pub async fn renew_all(&self) {
+        renew_all(&self.shared).await;
+    }
+
+    /// Runs one pass of the stale-lock cleaner now.
+    pub async fn clean_up(&self) -> Result<Vec<Recovered>, LockError> {
+        clean_up(&self.shared).await
+    }
+
+    /// Releases every lock still held and stops the background tasks.
+    pub async fn shutdown(self) {
+        let held: Vec<Arc<Lease>> = lock(&self.shared.leases).values().cloned().collect();
+        for lease in held {
+            let _ = release_lease(&self.shared, &lease).await;
+        }
+    }
+}
+
+impl Drop for LockManager {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// The locks of one operation. Every write to what they protect carries [`Guard::token`].
+/// Dropping a guard releases its locks in the background; [`Guard::release`] does it now and
+/// reports errors.
+pub struct Guard {
+    shared: Arc<Shared>,
+    owner: String,
+    leases: Vec<Arc<Lease>>,
+    released: bool,
+}
+
+impl std::fmt::Debug for Guard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Guard").field("owner", &self.owner).field("tokens", &self.tokens()).finish()
+    }
+}
+
+impl Guard {
+    /// The fencing token of the operation: the largest token of its locks (a resource guarded by
+    /// any of them accepts it, and it is newer than every earlier grant on an overlapping path).
+    pub fn token(&self) -> u64 {
+        self.leases.iter().map(|l| l.token).max().expect("a guard holds at least one lock")
+    }
+
+    /// Each lock with its own token.
+    pub fn tokens(&self) -> Vec<(LockPath, LockKind, u64)> {
+        self.leases.iter().map(|l| (l.path.clone(), l.kind, l.token)).collect()
+    }
+
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    /// `Ok` while every lease is live on this process's clock and none was found lost. Check
+    /// before each guarded write; the resource's token check covers a pause after it.
+    pub fn check(&self) -> Result<(), LockError> {
+        for lease in &self.leases {
+            let state = lease.cell.snapshot();
+            if state.lost || state.started.elapsed() >= self.shared.options.lease {
+                return Err(LockError::LeaseLost { path: lease.path.clone(), token: lease.token });
+            }
+        }
+        Ok(())
+    }
+
+    /// Releases every lock, newest first. `Err(LeaseLost)` if a lock had been lost meanwhile
+    /// (then there was nothing of ours to release).
+    pub async fn release(mut self) -> Result<(), LockError> {
+        self.release_all().await
+    }
+
+    async fn release_all(&mut self) -> Result<(), LockError> {
+        self.released = true;
+        let mut result = Ok(());
+        for lease in self.leases.iter().rev() {
+            if let Err(error) = release_lease(&self.shared, lease).await {
+                if result.is_ok() {
+                    result = Err(error);
+                }
+            }
+        }
+        result
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if !self.released && !self.leases.is_empty() {
+            self.shared.send(Job::Release(std::mem::take(&mut self.leases)));
+        }
+    }
+}
+
+/// Appends `release` right after the lease's newest own entry, after any renewal in flight.
+async fn release_lease(shared: &Shared, lease: &Lease) -> Result<(), LockError> {
+    if !lease.cell.claim_release() {
+        return Ok(());
+    }
+    let (index, lost) = loop {
+        let renewed = lease.renewed.notified();
+        if let Some(ready) = lease.cell.release_ready() {
+            break ready;
+        }
+        renewed.await;
+    };
+    lock(&shared.leases).remove(&lease.token);
+    if lost {
+        return Err(LockError::LeaseLost { path: lease.path.clone(), token: lease.token });
+    }
+    let release = Entry::Release { kind: lease.kind, ticket: lease.token, by: ReleasedBy::Holder, written_at_ms: wall_ms() };
+    if !journal::append(&*shared.store, &lease.path, index + 1, &release).await? {
+        return Err(LockError::LeaseLost { path: lease.path.clone(), token: lease.token });
+    }
+    // The entries below our release are needed by no reader any more.
+    let _ = journal::collect_below(&*shared.store, &lease.path, index + 1).await;
+    Ok(())
+}
+
+async fn renew_lease(shared: &Shared, lease: &Lease) -> Result<(), LockError> {
+    let Some(index) = lease.cell.begin_renew() else { return Ok(()) };
+    let started = Instant::now();
+    let renew = Entry::Renew {
+        owner: lease.owner.clone(),
+        kind: lease.kind,
+        ticket: lease.token,
+        lease_ms: shared.options.lease.as_millis() as u64,
+        held_since_ms: lease.held_since_ms,
+        written_at_ms: wall_ms(),
+    };
+    let result = journal::append(&*shared.store, &lease.path, index + 1, &renew).await;
+    let landed = matches!(result, Ok(true));
+    lease.cell.end_renew(landed.then_some((index + 1, started)));
+    lease.renewed.notify_waiters();
+    match result {
+        Ok(true) => {
+            let _ = journal::collect_below(&*shared.store, &lease.path, index + 1).await;
+            Ok(())
+        }
+        Ok(false) => {
+            tracing::warn!(path = %lease.path, token = lease.token, "lease lost: the lock was superseded");
+            Err(LockError::LeaseLost { path: lease.path.clone(), token: lease.token })
+        }
+        Err(error) => Err(error),
+    }
+}
+
+async fn renew_all(shared: &Shared) {
+    let held: Vec<Arc<Lease>> = lock(&shared.leases).values().cloned().collect();
+    for lease in held {
+        if let Err(error) = renew_lease(shared, &lease).await {
+            tracing::warn!(path = %lease.path, %error, "renewal failed");
+        }
+    }
+}
+
+async fn run_jobs(shared: Arc<Shared>, mut receiver: mpsc::UnboundedReceiver<Job>) {
+    while let Some(job) = receiver.recv().await {
+        match job {
+            Job::Withdraw { path, index, ticket } => {
+                let withdraw = Entry::Withdraw { ticket, written_at_ms: wall_ms() };
+                if let Err(error) = journal::append(&*shared.store, &path, index + 1, &withdraw).await {
+                    tracing::warn!(%path, %error, "could not withdraw a cancelled acquisition; it will expire");
+                }
+            }
+            Job::Release(leases) => {
+                for lease in leases.iter().rev() {
+                    if let Err(error) = release_lease(&shared, lease).await {
+                        tracing::warn!(path = %lease.path, %error, "release of a dropped guard failed");
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn run_renewals(shared: Arc<Shared>) {
+    let mut ticker = tokio::time::interval(shared.options.renew_every);
+    ticker.tick().await;
+    loop {
+        ticker.tick().await;
+        renew_all(&shared).await;
+    }
+}
+
+async fn run_cleanups(shared: Arc<Shared>, every: Duration) {
+    let mut ticker = tokio::time::interval(every);
+    loop {
+        ticker.tick().await;
+        if let Err(error) = clean_up(&shared).await {
+            tracing::warn!(%error, "stale-lock cleanup failed");
+        }
+    }
+}
+
+/// A lock released by recovery, the cleaner or an operator.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Recovered {
+    pub path: LockPath,
+    pub owner: String,
+    pub ticket: u64,
+    pub by: ReleasedBy,
+}
+
+impl serde::Serialize for LockPath {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+/// The newest entry of every lock journal.
+pub(crate) async fn every_newest(store: &dyn Store) -> Result<Vec<(LockPath, journal::Newest)>, LockError> {
+    let root = LockPath::root();
+    let mut all = Vec::new();
+    if let Some(newest) = journal::newest(store, &root).await? {
+        all.push((root.clone(), newest));
+    }
+    all.extend(journal::newest_below(store, &root).await?);
+    Ok(all)
+}
+
+/// One pass of the cleaner: release every lock whose owner is dead (this host) or that this
+/// process has watched unchanged for its lease.
+async fn clean_up(shared: &Shared) -> Result<Vec<Recovered>, LockError> {
+    let mut released = Vec::new();
+    for (path, newest) in every_newest(&*shared.store).await? {
+        let Some((owner, ticket, kind, lease_ms)) = newest.entry.holder() else { continue };
+        let dead = liveness(owner, &shared.process) == Liveness::Dead;
+        if !(dead || shared.judge_expired(&path, newest.index, owner, lease_ms)) {
+            continue;
+        }
+        let by = if dead { ReleasedBy::Recovery } else { ReleasedBy::Cleaner };
+        let release = Entry::Release { kind, ticket, by, written_at_ms: wall_ms() };
+        if journal::append(&*shared.store, &path, newest.index + 1, &release).await? {
+            released.push(Recovered { path, owner: owner.to_owned(), ticket, by });
+        }
+    }
+    Ok(released)
+}
+
+/// Releases every lock whose owner was a process of this host that is no longer running.
+/// Locks of other hosts are left to expiry.
+pub async fn recover(store: &dyn Store, here: &ProcessId) -> Result<Vec<Recovered>, LockError> {
+    let mut released = Vec::new();
+    for (path, newest) in every_newest(store).await? {
+        let Some((owner, ticket, kind, _)) = newest.entry.holder() else { continue };
+        if liveness(owner, here) != Liveness::Dead {
+            continue;
+        }
+        let release = Entry::Release { kind, ticket, by: ReleasedBy::Recovery, written_at_ms: wall_ms() };
+        if journal::append(store, &path, newest.index + 1, &release).await? {
+            released.push(Recovered { path, owner: owner.to_owned(), ticket, by: ReleasedBy::Recovery });
+        }
+    }
+    Ok(released)
+}
+
+/// Operator force release of the lock on `path` (only if it holds `token`, when given). The
+/// holder, if alive, is not told: it is a zombie from now on, and only fencing stops it.
+/// `Ok(None)` if the path is not locked.
+pub async fn force_release(store: &dyn Store, path: &LockPath, token: Option<u64>) -> Result<Option<Recovered>, LockError> {
+    for _ in 0..100 {
+        let Some(newest) = journal::newest(store, path).await? else { return Ok(None) };
+        let Some((owner, ticket, kind, _)) = newest.entry.holder() else { return Ok(None) };
+        if let Some(expected) = token {
+            if expected != ticket {
+                return Err(LockError::TokenMismatch { path: path.clone(), expected, actual: ticket });
+            }
+        }
+        let release = Entry::Release { kind, ticket, by: ReleasedBy::Operator, written_at_ms: wall_ms() };
+        if journal::append(store, path, newest.index + 1, &release).await? {
+            return Ok(Some(Recovered { path: path.clone(), owner: owner.to_owned(), ticket, by: ReleasedBy::Operator }));
+        }
+    }
+    Err(LockError::Contended { what: format!("force release of {path}"), attempts: 100 })
+}
