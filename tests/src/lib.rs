@@ -1,1 +1,5 @@
-//! Shared helpers of the cross-tests (the test files live in `tests/tests/`).
+//! Shared pieces of the cross-tests (the test files live in `tests/tests/`): the backend
+//! conformance suite and the deliberately broken backends it must reject.
+
+pub mod broken;
+pub mod conformance;

@@ -162,7 +162,8 @@ impl FsStore {
         let io = |e| StoreError::io(key, e);
         self.make_parent(&path).map_err(io)?;
         let counter = self.inner.temp_counter.fetch_add(1, Ordering::Relaxed);
-        let temp = self.inner.root.join("tmp").join(format!("{}-{counter}.tmp", std::process::id()));
+        // pid + random + counter: unique across processes, restarts and pid reuse.
+        let temp = self.inner.root.join("tmp").join(format!("{}-{:016x}-{counter}.tmp", std::process::id(), rand::random::<u64>()));
         let crash = |step| self.inner.crash_after == Some(step);
         let result = (|| {
             let mut file = OpenOptions::new().write(true).create_new(true).open(&temp)?;

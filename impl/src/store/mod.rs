@@ -16,7 +16,7 @@ mod memory;
 
 use std::fmt;
 
-pub use fs::{FsStore, Durability};
+pub use fs::{CreateStep, Durability, FsStore};
 pub use key::{InvalidKey, Key, COMPONENT_BYTES_MAX, KEY_BYTES_MAX};
 pub use memory::{MemCore, MemStore};
 
