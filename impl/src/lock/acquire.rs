@@ -84,19 +84,32 @@ pub(crate) struct Granted {
     pub lease_started: Instant,
 }
 
-/// Our entry between its create and the grant or withdrawal. If the acquisition is dropped
-/// (cancelled) in that window, the manager's background task withdraws it.
+/// Our entry from just before its create until the grant or its withdrawal. If the acquisition
+/// is dropped (cancelled) in that window, the manager's background task withdraws it, if it
+/// exists and is ours.
 struct InFlight<'a> {
     shared: &'a Shared,
-    entry: Option<(LockPath, u64, u64)>,
+    entry: Option<(LockPath, u64, u64, String)>,
 }
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        if let Some((path, index, ticket)) = self.entry.take() {
-            self.shared.send(Job::Withdraw { path, index, ticket });
+        if let Some((path, index, ticket, owner)) = self.entry.take() {
+            self.shared.send(Job::Withdraw { path, index, ticket, owner });
         }
     }
+}
+
+/// Appends `withdraw` after entry `index` of `path` if that entry is our `acquire` with `ticket`
+/// and still the newest. Anything else means it never landed or was superseded: then there is
+/// nothing of ours to withdraw, and appending would free someone else's lock.
+pub(crate) async fn withdraw_if_ours(shared: &Shared, me: &str, path: &LockPath, index: u64, ticket: u64) -> Result<(), LockError> {
+    let Some(newest) = journal::newest(&*shared.store, path).await? else { return Ok(()) };
+    let ours = matches!(&newest.entry, Entry::Acquire { owner, ticket: t, .. } if owner == me && *t == ticket);
+    if newest.index == index && ours {
+        journal::append(&*shared.store, path, index + 1, &Entry::Withdraw { ticket, written_at_ms: wall_ms() }).await?;
+    }
+    Ok(())
 }
 
 /// What the re-check decided.
@@ -139,19 +152,37 @@ pub(crate) async fn acquire_one(
             lease_ms: shared.options.lease.as_millis() as u64,
             written_at_ms: wall_ms(),
         };
-        if !journal::append(store, path, next, &entry).await? {
-            continue;
+        in_flight.entry = Some((path.clone(), next, ticket, me.to_owned()));
+        let outcome = async {
+            if !journal::append(store, path, next, &entry).await? {
+                return Ok(None);
+            }
+            // 4. Re-check every conflicting path against our ticket.
+            recheck(shared, me, path, kind, ticket, deadline).await.map(Some)
         }
-        in_flight.entry = Some((path.clone(), next, ticket));
-        // 4. Re-check every conflicting path against our ticket.
-        let verdict = recheck(shared, me, path, kind, ticket, deadline).await?;
-        if let Verdict::Granted = verdict {
-            in_flight.entry = None;
-            return Ok(Granted { index: next, token: ticket, lease_started });
-        }
-        // Withdraw (whatever happens next); a failed create means we were superseded.
+        .await;
+        let verdict = match outcome {
+            Ok(None) => {
+                // Someone appended first (or superseded us at once): nothing of ours is held.
+                in_flight.entry = None;
+                continue;
+            }
+            Ok(Some(Verdict::Granted)) => {
+                in_flight.entry = None;
+                return Ok(Granted { index: next, token: ticket, lease_started });
+            }
+            Ok(Some(verdict)) => verdict,
+            Err(error) => {
+                // The store failed after (maybe) creating our entry: take it back now if we can,
+                // or leave it to the background task (and, failing that, to expiry).
+                if withdraw_if_ours(shared, me, path, next, ticket).await.is_ok() {
+                    in_flight.entry = None;
+                }
+                return Err(error);
+            }
+        };
+        withdraw_if_ours(shared, me, path, next, ticket).await?;
         in_flight.entry = None;
-        journal::append(store, path, next + 1, &Entry::Withdraw { ticket, written_at_ms: wall_ms() }).await?;
         match verdict {
             Verdict::Fail(error) => return Err(error),
             Verdict::Retry if retries < shared.options.retries_max => retries += 1,

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
 
-use super::acquire::{acquire_one, wall_ms, Deadline};
+use super::acquire::{acquire_one, wall_ms, withdraw_if_ours, Deadline};
 use super::entry::{Entry, LockKind, ReleasedBy};
 use super::journal;
 use super::lease::LeaseCell;
@@ -23,8 +23,8 @@ const OBSERVATIONS_MAX: usize = 65_536;
 
 /// Work for the manager's background task.
 pub(crate) enum Job {
-    /// A cancelled acquisition left this entry: append `withdraw` after it.
-    Withdraw { path: LockPath, index: u64, ticket: u64 },
+    /// A cancelled acquisition may have left this entry: withdraw it if it is ours.
+    Withdraw { path: LockPath, index: u64, ticket: u64, owner: String },
     /// A dropped guard's leases.
     Release(Vec<Arc<Lease>>),
 }
@@ -311,9 +311,8 @@ async fn renew_all(shared: &Shared) {
 async fn run_jobs(shared: Arc<Shared>, mut receiver: mpsc::UnboundedReceiver<Job>) {
     while let Some(job) = receiver.recv().await {
         match job {
-            Job::Withdraw { path, index, ticket } => {
-                let withdraw = Entry::Withdraw { ticket, written_at_ms: wall_ms() };
-                if let Err(error) = journal::append(&*shared.store, &path, index + 1, &withdraw).await {
+            Job::Withdraw { path, index, ticket, owner } => {
+                if let Err(error) = withdraw_if_ours(&shared, &owner, &path, index, ticket).await {
                     tracing::warn!(%path, %error, "could not withdraw a cancelled acquisition; it will expire");
                 }
             }

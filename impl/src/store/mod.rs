@@ -10,12 +10,14 @@
 //! Porting lockstep to a backend means implementing [`Store`] and passing the conformance suite
 //! in `tests/` (`lockstep_tests::conformance`). Nothing in the trait assumes a file system.
 
+mod faulty;
 mod fs;
 mod key;
 mod memory;
 
 use std::fmt;
 
+pub use faulty::{Fault, FaultyStore};
 pub use fs::{CreateStep, Durability, FsStore};
 pub use key::{InvalidKey, Key, COMPONENT_BYTES_MAX, KEY_BYTES_MAX};
 pub use memory::{MemCore, MemStore};

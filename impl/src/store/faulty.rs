@@ -1,0 +1,117 @@
+//! A fault-injecting wrapper for tests: the k-th operation fails (as a full disk, a dead server,
+//! or a crash after which every call fails until the store is "restarted").
+
+use super::{Created, Key, Store, StoreError, Version};
+use crate::sync::{lock, Arc, Mutex};
+
+/// What the injected fault looks like to the caller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// ENOSPC on a create (other operations pass through).
+    Full,
+    /// The backend cannot be reached.
+    Unavailable,
+    /// The process "crashes": this and every later call fail until [`FaultyStore::restart`].
+    Crash,
+}
+
+#[derive(Debug, Default)]
+struct Plan {
+    /// Operations performed so far.
+    count: u64,
+    /// Inject `fault` at operation number `at` (0-based).
+    at: Option<(u64, Fault)>,
+    crashed: bool,
+    /// Every create that failed because of an injected fault (for assertions).
+    injected: u64,
+}
+
+/// Wraps a store and fails the operation a test chose. Clones share the plan.
+#[derive(Clone, Debug)]
+pub struct FaultyStore<S> {
+    inner: S,
+    plan: Arc<Mutex<Plan>>,
+}
+
+impl<S: Store> FaultyStore<S> {
+    pub fn new(inner: S) -> FaultyStore<S> {
+        FaultyStore { inner, plan: Arc::new(Mutex::new(Plan::default())) }
+    }
+
+    /// Fails operation number `count_from_now` (0 = the next one) with `fault`.
+    pub fn fail_in(&self, count_from_now: u64, fault: Fault) {
+        let mut plan = lock(&self.plan);
+        plan.at = Some((plan.count + count_from_now, fault));
+    }
+
+    /// Ends a crash: the "restarted process" can use the store again (its contents are kept).
+    pub fn restart(&self) {
+        let mut plan = lock(&self.plan);
+        plan.crashed = false;
+        plan.at = None;
+    }
+
+    pub fn is_crashed(&self) -> bool {
+        lock(&self.plan).crashed
+    }
+
+    pub fn operations(&self) -> u64 {
+        lock(&self.plan).count
+    }
+
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+
+    fn check(&self, key: &str, is_create: bool) -> Result<(), StoreError> {
+        let mut plan = lock(&self.plan);
+        if plan.crashed {
+            return Err(StoreError::Injected("the process crashed".into()));
+        }
+        let now = plan.count;
+        plan.count += 1;
+        match plan.at {
+            Some((at, fault)) if at == now => {
+                plan.at = None;
+                plan.injected += 1;
+                match fault {
+                    Fault::Full if is_create => Err(StoreError::Full { key: key.to_owned() }),
+                    Fault::Full => Ok(()),
+                    Fault::Unavailable => Err(StoreError::Unavailable("injected: connection refused".into())),
+                    Fault::Crash => {
+                        plan.crashed = true;
+                        Err(StoreError::Injected("the process crashed".into()))
+                    }
+                }
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl<S: Store> Store for FaultyStore<S> {
+    async fn get(&self, key: &Key) -> Result<Option<(Vec<u8>, Version)>, StoreError> {
+        self.check(key.as_str(), false)?;
+        self.inner.get(key).await
+    }
+
+    async fn create(&self, key: &Key, bytes: &[u8]) -> Result<Created, StoreError> {
+        self.check(key.as_str(), true)?;
+        self.inner.create(key, bytes).await
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<Key>, StoreError> {
+        self.check(prefix, false)?;
+        self.inner.list(prefix).await
+    }
+
+    async fn delete(&self, key: &Key) -> Result<(), StoreError> {
+        self.check(key.as_str(), false)?;
+        self.inner.delete(key).await
+    }
+
+    fn describe(&self) -> String {
+        format!("faulty:{}", self.inner.describe())
+    }
+}
