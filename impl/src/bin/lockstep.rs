@@ -3,7 +3,8 @@
 //! Exit codes (machines read them):
 //! 0 everything holds / every catalogued bug reproduced; 1 a property failed; 2 bad usage;
 //! 3 the search was cut short (timeout or state limit), so nothing is proven;
-//! 4 a catalogued bug was not reproduced; 70 internal error.
+//! 4 a catalogued bug was not reproduced; 74 a storage error; 75 the lock is busy (try again).
+//! `lockstep lock … -- COMMAND` exits with COMMAND's own code.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -17,6 +18,8 @@ const EXIT_PROPERTY_FAILED: u8 = 1;
 const EXIT_USAGE: u8 = 2;
 const EXIT_INCOMPLETE: u8 = 3;
 const EXIT_BUG_NOT_REPRODUCED: u8 = 4;
+const EXIT_STORAGE: u8 = 74;
+const EXIT_BUSY: u8 = 75;
 
 #[derive(Parser)]
 #[command(
@@ -28,7 +31,7 @@ const EXIT_BUG_NOT_REPRODUCED: u8 = 4;
 its bugs found as counterexamples), lockstep's fixed protocol (`fixed`, proven within stated bounds), \
 and one mutant of `fixed` per property.\n\nExit codes: 0 all properties hold (or all bugs reproduced); \
 1 a property failed; 2 bad usage; 3 search incomplete (timeout or state limit); 4 a catalogued bug was \
-not reproduced."
+not reproduced; 74 storage error; 75 lock busy. `lock -- COMMAND` passes COMMAND's exit code through."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -49,6 +52,86 @@ enum Command {
     Explore(ExploreArgs),
     /// List the variants (seed, fixed, mutants) of each protocol.
     Variants,
+    /// List every held path lock under a root: path, type, owner, token, age, state.
+    ///
+    /// States: active (renewed within its lease), hanging (held over an hour), stale (not renewed
+    /// within its lease, or its owner on this host is dead). Ages come from the writers' wall
+    /// clocks and are for people; no decision uses them.
+    Locks(LocksArgs),
+    /// Run COMMAND while holding path locks; its exit code is passed through.
+    ///
+    /// The locks' fencing token is exported as LOCKSTEP_TOKEN (the largest of the operation's
+    /// tokens), each lock's as LOCKSTEP_TOKENS (`/a=17,/c=18`), the owner as LOCKSTEP_OWNER. The
+    /// leases are renewed while COMMAND runs and released when it ends. SIGINT and SIGTERM are
+    /// forwarded to COMMAND.
+    Lock(LockArgs),
+    /// Release the lock on PATH whatever its holder is doing (it becomes a zombie; fencing stops it).
+    ForceRelease(ForceReleaseArgs),
+    /// Release the locks of processes of this host that are no longer running.
+    Recover(RecoverArgs),
+}
+
+#[derive(Args)]
+struct RootArg {
+    /// The data root; lock state lives in ROOT/.lockstep.
+    #[arg(long)]
+    root: std::path::PathBuf,
+}
+
+#[derive(Args)]
+struct LocksArgs {
+    #[command(flatten)]
+    root: RootArg,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum ModeArg {
+    Point,
+    Subtree,
+    Mv,
+}
+
+#[derive(Args)]
+struct LockArgs {
+    #[command(flatten)]
+    root: RootArg,
+    /// point: POINT on each PATH; subtree: SUBTREE on each; mv: SUBTREE on source and destination parent.
+    #[arg(long, value_enum)]
+    mode: ModeArg,
+    /// lock_timeout in seconds (0: fail at once if busy) or `forever`.
+    #[arg(long, default_value = "0")]
+    timeout: String,
+    /// Lease in seconds (renewed every third of it while COMMAND runs).
+    #[arg(long, default_value_t = 300.0)]
+    lease: f64,
+    /// Paths in the lock namespace, e.g. /resources/a.
+    #[arg(required = true)]
+    paths: Vec<String>,
+    /// The command to run, after `--`.
+    #[arg(last = true, required = true)]
+    command: Vec<String>,
+}
+
+#[derive(Args)]
+struct ForceReleaseArgs {
+    #[command(flatten)]
+    root: RootArg,
+    path: String,
+    /// Release only if the lock holds this token.
+    #[arg(long)]
+    token: Option<u64>,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct RecoverArgs {
+    #[command(flatten)]
+    root: RootArg,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -177,6 +260,10 @@ struct ExploreArgs {
 }
 
 fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("LOCKSTEP_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Check(args) => run_check(&args),
@@ -186,6 +273,10 @@ fn main() -> ExitCode {
             println!("lock: {}", Variant::names().join(", "));
             Ok(0)
         }
+        Command::Locks(args) => ops::run(ops::locks(args)),
+        Command::Lock(args) => ops::run(ops::lock(args)),
+        Command::ForceRelease(args) => ops::run(ops::force_release(args)),
+        Command::Recover(args) => ops::run(ops::recover(args)),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -334,4 +425,180 @@ fn run_explore(args: &ExploreArgs) -> Result<u8, String> {
     eprintln!("Explorer for lock/{} on http://127.0.0.1:{} (Ctrl-C to stop)", variant.name(), args.port);
     model.checker().serve(address);
     Ok(0)
+}
+
+/// The operator's commands over a lock root.
+mod ops {
+    use std::time::Duration;
+
+    use lockstep::lock::{self, LockError, LockManager, LockMode, LockOptions, LockPath, Operation};
+    use lockstep::store::{FsStore, StoreError};
+
+    use super::{ForceReleaseArgs, LockArgs, LocksArgs, ModeArg, RecoverArgs, RootArg, EXIT_BUSY, EXIT_STORAGE, EXIT_USAGE};
+
+    /// An error with the exit code it maps to.
+    pub struct Failure(u8, String);
+
+    impl From<LockError> for Failure {
+        fn from(error: LockError) -> Failure {
+            let code = match &error {
+                LockError::Busy { .. } | LockError::RetriesExhausted { .. } | LockError::Contended { .. } => EXIT_BUSY,
+                LockError::InvalidPath(_) | LockError::InvalidRequest(_) | LockError::TokenMismatch { .. } => EXIT_USAGE,
+                _ => EXIT_STORAGE,
+            };
+            Failure(code, error.to_string())
+        }
+    }
+
+    impl From<StoreError> for Failure {
+        fn from(error: StoreError) -> Failure {
+            Failure(EXIT_STORAGE, error.to_string())
+        }
+    }
+
+    pub fn run(work: impl std::future::Future<Output = Result<u8, Failure>>) -> Result<u8, String> {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().map_err(|e| e.to_string())?;
+        match runtime.block_on(work) {
+            Ok(code) => Ok(code),
+            Err(Failure(code, message)) => {
+                eprintln!("lockstep: {message}");
+                Ok(code)
+            }
+        }
+    }
+
+    fn open(root: &RootArg) -> Result<FsStore, Failure> {
+        if !root.root.is_dir() {
+            return Err(Failure(EXIT_USAGE, format!("--root {} is not a directory", root.root.display())));
+        }
+        Ok(FsStore::open(root.root.join(".lockstep"))?)
+    }
+
+    pub async fn locks(args: LocksArgs) -> Result<u8, Failure> {
+        let store = open(&args.root)?;
+        let locks = lock::observe(&store).await?;
+        if args.json {
+            println!("{}", serde_json::json!({ "locks": locks }));
+            return Ok(0);
+        }
+        if locks.is_empty() {
+            println!("no locks held");
+        }
+        for info in &locks {
+            println!(
+                "{:<30} {:<7} token {:<6} {:<8} held {:>7.1} s, renewed {:>6.1} s ago (lease {:.0} s)  owner {} ({:?})",
+                info.path,
+                format!("{:?}", info.kind).to_lowercase(),
+                info.token,
+                format!("{:?}", info.state).to_lowercase(),
+                info.held_s,
+                info.since_renewal_s,
+                info.lease_s,
+                info.owner,
+                info.owner_liveness
+            );
+        }
+        Ok(0)
+    }
+
+    fn parse_timeout(text: &str) -> Result<Option<Duration>, Failure> {
+        if text == "forever" {
+            return Ok(None);
+        }
+        text.parse::<f64>()
+            .ok()
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .map(|s| Some(Duration::from_secs_f64(s)))
+            .ok_or_else(|| Failure(EXIT_USAGE, format!("--timeout {text:?}: expected seconds (0 = fail fast) or `forever`")))
+    }
+
+    pub async fn lock(args: LockArgs) -> Result<u8, Failure> {
+        let store = open(&args.root)?;
+        if !(args.lease.is_finite() && args.lease >= 0.3) {
+            return Err(Failure(EXIT_USAGE, "--lease must be at least 0.3 seconds".into()));
+        }
+        let options = LockOptions { timeout: parse_timeout(&args.timeout)?, cleanup_every: None, ..LockOptions::with_lease(Duration::from_secs_f64(args.lease)) };
+        let mode = match args.mode {
+            ModeArg::Point => LockMode::Point,
+            ModeArg::Subtree => LockMode::Subtree,
+            ModeArg::Mv => LockMode::Mv,
+        };
+        let paths: Vec<&str> = args.paths.iter().map(String::as_str).collect();
+        let operation = Operation::new(mode, &paths)?;
+        let manager = LockManager::start(store, options).await?;
+        let guard = manager.lock(operation).await?;
+        let tokens: Vec<String> = guard.tokens().iter().map(|(p, _, t)| format!("{p}={t}")).collect();
+        let mut child = tokio::process::Command::new(&args.command[0])
+            .args(&args.command[1..])
+            .env("LOCKSTEP_TOKEN", guard.token().to_string())
+            .env("LOCKSTEP_TOKENS", tokens.join(","))
+            .env("LOCKSTEP_OWNER", guard.owner())
+            .spawn()
+            .map_err(|e| Failure(EXIT_USAGE, format!("cannot run {:?}: {e}", args.command[0])))?;
+        let status = wait_forwarding_signals(&mut child).await.map_err(|e| Failure(EXIT_STORAGE, e.to_string()))?;
+        if let Err(error) = guard.check() {
+            eprintln!("lockstep: warning: {error} while the command ran");
+        }
+        let released = guard.release().await;
+        manager.shutdown().await;
+        if let Err(error) = released {
+            eprintln!("lockstep: warning: release: {error}");
+        }
+        use std::os::unix::process::ExitStatusExt;
+        Ok(match (status.code(), status.signal()) {
+            (Some(code), _) => code.clamp(0, 255) as u8,
+            (None, Some(signal)) => (128 + signal).clamp(0, 255) as u8,
+            _ => 1,
+        })
+    }
+
+    async fn wait_forwarding_signals(child: &mut tokio::process::Child) -> std::io::Result<std::process::ExitStatus> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let mut terminate = signal(SignalKind::terminate())?;
+        loop {
+            tokio::select! {
+                status = child.wait() => return status,
+                _ = interrupt.recv() => forward(child, rustix::process::Signal::INT),
+                _ = terminate.recv() => forward(child, rustix::process::Signal::TERM),
+            }
+        }
+    }
+
+    fn forward(child: &tokio::process::Child, signal: rustix::process::Signal) {
+        let pid = child.id().and_then(|id| rustix::process::Pid::from_raw(id as i32));
+        if let Some(pid) = pid {
+            let _ = rustix::process::kill_process(pid, signal);
+        }
+    }
+
+    pub async fn force_release(args: ForceReleaseArgs) -> Result<u8, Failure> {
+        let store = open(&args.root)?;
+        let path = LockPath::new(&args.path).map_err(LockError::from)?;
+        let released = lock::force_release(&store, &path, args.token).await?;
+        if args.json {
+            println!("{}", serde_json::json!({ "released": released }));
+        } else {
+            match &released {
+                Some(r) => println!("released {} (token {}, owner {})", r.path, r.ticket, r.owner),
+                None => println!("{} is not locked", path),
+            }
+        }
+        Ok(0)
+    }
+
+    pub async fn recover(args: RecoverArgs) -> Result<u8, Failure> {
+        let store = open(&args.root)?;
+        let here = lock::owner::ProcessId::current();
+        let released = lock::recover(&store, &here).await?;
+        if args.json {
+            println!("{}", serde_json::json!({ "released": released }));
+        } else {
+            println!("released {} lock(s) of dead processes of this host", released.len());
+            for r in &released {
+                println!("  {} (token {}, owner {})", r.path, r.ticket, r.owner);
+            }
+        }
+        Ok(0)
+    }
 }
