@@ -4,6 +4,7 @@
 //! command line (`check`, `bugs`, `explore`) and the operator's commands (`locks`, `lock`,
 //! `force-release`, `recover`).
 
+pub mod bench;
 pub mod lock;
 pub mod store;
 pub mod sync;

@@ -428,3 +428,32 @@ async fn recovery_releases_dead_owners_only() {
         kept.release().await.unwrap();
     }
 }
+
+/// Eight managers contend on one path, with garbage collection running: no store error (a
+/// create whose entry was collected right after it landed once surfaced as "not found"), and
+/// never two holders inside at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn contention_with_collection_has_no_errors_and_one_holder_at_a_time() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    for (name, store, _dir) in backends() {
+        let inside = Arc::new(AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for _ in 0..8 {
+            let options = LockOptions { poll_min: Duration::from_millis(1), poll_max: Duration::from_millis(10), ..waiting(None) };
+            let manager = LockManager::start(Arc::clone(&store), options).await.unwrap();
+            let inside = Arc::clone(&inside);
+            tasks.push(tokio::spawn(async move {
+                for _ in 0..25 {
+                    let guard = manager.lock(op(LockMode::Point, &["/hot"])).await.unwrap();
+                    assert_eq!(inside.fetch_add(1, Ordering::SeqCst), 0, "two holders at once");
+                    tokio::task::yield_now().await;
+                    inside.fetch_sub(1, Ordering::SeqCst);
+                    guard.release().await.unwrap();
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+    }
+}

@@ -69,6 +69,21 @@ enum Command {
     ForceRelease(ForceReleaseArgs),
     /// Release the locks of processes of this host that are no longer running.
     Recover(RecoverArgs),
+    /// Measure the lock implementation, each case beside the floor measured in the same run
+    /// (one durable create-if-absent on the same disk).
+    Bench(BenchArgs),
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// Directory to benchmark in (its disk is the one measured); a temporary one by default.
+    #[arg(long)]
+    dir: Option<std::path::PathBuf>,
+    /// Fewer iterations and a 10,000-file tree instead of 100,000.
+    #[arg(long)]
+    quick: bool,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -277,6 +292,7 @@ fn main() -> ExitCode {
         Command::Lock(args) => ops::run(ops::lock(args)),
         Command::ForceRelease(args) => ops::run(ops::force_release(args)),
         Command::Recover(args) => ops::run(ops::recover(args)),
+        Command::Bench(args) => ops::run(ops::bench(args)),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -434,7 +450,22 @@ mod ops {
     use lockstep::lock::{self, LockError, LockManager, LockMode, LockOptions, LockPath, Operation};
     use lockstep::store::{FsStore, StoreError};
 
-    use super::{ForceReleaseArgs, LockArgs, LocksArgs, ModeArg, RecoverArgs, RootArg, EXIT_BUSY, EXIT_STORAGE, EXIT_USAGE};
+    use super::{BenchArgs, ForceReleaseArgs, LockArgs, LocksArgs, ModeArg, RecoverArgs, RootArg, EXIT_BUSY, EXIT_STORAGE, EXIT_USAGE};
+
+    pub async fn bench(args: BenchArgs) -> Result<u8, Failure> {
+        let temporary = tempfile::tempdir().map_err(|e| Failure(EXIT_STORAGE, e.to_string()))?;
+        let dir = args.dir.clone().unwrap_or_else(|| temporary.path().to_path_buf());
+        let results = lockstep::bench::run_all(&dir, args.quick).await;
+        if args.json {
+            println!("{}", serde_json::json!({ "dir": dir, "measurements": results }));
+        } else {
+            println!("{:<72} {:>10} {:>10} {:>8}", "case", "median µs", "p90 µs", "× floor");
+            for m in &results {
+                println!("{:<72} {:>10.1} {:>10.1} {:>8.2}", m.name, m.median_us, m.p90_us, m.ratio_to_floor);
+            }
+        }
+        Ok(0)
+    }
 
     /// An error with the exit code it maps to.
     pub struct Failure(u8, String);

@@ -66,8 +66,15 @@ pub async fn newest_below(store: &dyn Store, path: &LockPath) -> Result<Vec<(Loc
         }
     }
     let mut out = Vec::with_capacity(newest.len());
-    for (entry_path, _) in newest {
-        if let Some(found) = self::newest(store, &entry_path).await? {
+    for (entry_path, index) in newest {
+        // The listing already names each journal's newest entry; read just that one (and fall
+        // back to a fresh listing if a collector removed it in between).
+        let key = entry_path.entry_key(index);
+        let found = match store.get(&key).await? {
+            Some((bytes, _)) => Some(Newest { index, entry: Entry::decode(key.as_str(), &bytes)? }),
+            None => self::newest(store, &entry_path).await?,
+        };
+        if let Some(found) = found {
             out.push((entry_path, found));
         }
     }

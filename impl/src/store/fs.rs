@@ -198,7 +198,9 @@ impl FsStore {
             if self.durable() {
                 sync_dir(path.parent().expect("has a parent"))?;
             }
-            let inode = fs::metadata(&path)?.ino();
+            // From the open file, not the path: by now a collector may already have removed
+            // the entry (it was superseded), and that must not turn our create into an error.
+            let inode = file.metadata()?.ino();
             Ok(Some(Created::Created(Version(inode))))
         })();
         match result {
