@@ -2,10 +2,14 @@
 //! entry (the largest index) is the journal's state.
 //!
 //! Garbage collection deletes entries below the newest. That opens one hole the protocol must
-//! close: a slow writer that read index `n` long ago could re-create a collected `n+1`. So every
-//! append checks afterwards that its entry is the newest; if a larger index exists, the append
-//! counts as lost. This is sound because an entry is collected only while a newer one exists,
-//! and the newest entry of a journal is never collected.
+//! close: a slow writer that read index `n` long ago could re-create a collected `n+1`. Readers
+//! never see such a stray (they read the largest index), so only its writer can be misled: an
+//! `acquire` or `renew` that "succeeded" that way would make it believe it holds the lock. So an
+//! append of those two checks afterwards that its entry is the newest, and counts as lost if a
+//! larger index exists. That is sound because an entry is collected only while a newer one exists
+//! (and the newest is never collected); and it is never too strict, because anything appended
+//! after a live `acquire`/`renew` supersedes it. A `release` or `withdraw` is not checked: the next
+//! acquirer appending right after it is the normal case, and a stray one changes nothing.
 
 use super::entry::{Entry, Malformed, TicketEntry};
 use super::path::{LockPath, INDEX_DIGITS};
@@ -81,15 +85,17 @@ pub async fn newest_below(store: &dyn Store, path: &LockPath) -> Result<Vec<(Loc
     Ok(out)
 }
 
-/// Appends `entry` at `index` of `path`'s journal: `true` if it landed and is the newest.
+/// Appends `entry` at `index` of `path`'s journal: `true` if it landed (and, for an `acquire` or
+/// `renew`, is the newest; see the module comment).
 pub async fn append(store: &dyn Store, path: &LockPath, index: u64, entry: &Entry) -> Result<bool, LockError> {
     let key = path.entry_key(index);
     match store.create(&key, &entry.encode()).await? {
         Created::AlreadyExists => Ok(false),
-        Created::Created(_) => {
+        Created::Created(_) if entry.holder().is_some() => {
             let latest = indices(store, &path.journal_prefix()).await?.last().copied();
             Ok(latest == Some(index))
         }
+        Created::Created(_) => Ok(true),
     }
 }
 
