@@ -42,7 +42,8 @@ impl LeaseCell {
     /// is being released, already lost, or being renewed.
     pub fn begin_renew(&self) -> Option<u64> {
         let mut state = lock(&self.state);
-        if state.renewing || state.releasing || state.lost {
+        let releasing = state.releasing && !crate::mutants::active(crate::mutants::Mutant::RenewDuringRelease);
+        if state.renewing || releasing || state.lost {
             return None;
         }
         state.renewing = true;

@@ -16,7 +16,9 @@ use super::owner::{liveness, Liveness, ProcessId};
 use super::path::LockPath;
 use super::{LockError, LockOptions, Operation};
 use crate::store::Store;
-use crate::sync::{lock, Arc, Mutex};
+use std::sync::Arc;
+
+use crate::sync::{lock, Mutex};
 
 /// Observations older than this many leases are forgotten.
 const OBSERVATIONS_MAX: usize = 65_536;
@@ -263,6 +265,12 @@ async fn release_lease(shared: &Shared, lease: &Lease) -> Result<(), LockError> 
         return Err(LockError::LeaseLost { path: lease.path.clone(), token: lease.token });
     }
     let release = Entry::Release { kind: lease.kind, ticket: lease.token, by: ReleasedBy::Holder, written_at_ms: wall_ms() };
+    let index = if crate::mutants::active(crate::mutants::Mutant::BlindRelease) {
+        // Planted bug: release after whatever is newest now, not after our own entry.
+        journal::newest(&*shared.store, &lease.path).await?.map_or(index, |n| n.index)
+    } else {
+        index
+    };
     if !journal::append(&*shared.store, &lease.path, index + 1, &release).await? {
         return Err(LockError::LeaseLost { path: lease.path.clone(), token: lease.token });
     }

@@ -26,6 +26,17 @@ impl MemCore {
 
     /// Check and insert under one lock acquisition: that is the whole atomicity argument.
     pub fn create(&self, key: &Key, bytes: &[u8]) -> Created {
+        if crate::mutants::active(crate::mutants::Mutant::MemCheckThenInsert) {
+            // Planted bug: the check and the insert are two critical sections.
+            if lock(&self.entries).map.contains_key(key.as_str()) {
+                return Created::AlreadyExists;
+            }
+            let mut entries = lock(&self.entries);
+            entries.next_version += 1;
+            let version = Version(entries.next_version);
+            entries.map.insert(key.as_str().to_owned(), (bytes.to_vec(), version));
+            return Created::Created(version);
+        }
         let mut entries = lock(&self.entries);
         if entries.map.contains_key(key.as_str()) {
             return Created::AlreadyExists;

@@ -1,0 +1,68 @@
+//! Planted bugs for the cross-tests: each harness must be shown to catch one (a harness that
+//! cannot fail proves nothing). Compiled only with the test-only `mutants` feature; without it
+//! [`active`] is a constant `false` and the optimiser removes every mutant branch.
+//!
+//! A test switches one mutant on for its process with [`activate`]; a child process started by a
+//! test reads `LOCKSTEP_MUTANT=<name>` at start (only in builds with the feature).
+
+/// One planted bug.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Mutant {
+    /// MemStore's create checks and inserts under two separate lock acquisitions (loom).
+    MemCheckThenInsert = 1,
+    /// A renewal may start after a release was claimed (loom).
+    RenewDuringRelease = 2,
+    /// Acquisition skips the re-check of step 4 (proptest, shuttle, process kills).
+    SkipRecheck = 3,
+    /// Release appends after the journal's newest entry, not after its own (proptest).
+    BlindRelease = 4,
+    /// The fenced log accepts any token (process kills).
+    FenceIgnoresTokens = 5,
+}
+
+impl Mutant {
+    pub const ALL: [Mutant; 5] =
+        [Mutant::MemCheckThenInsert, Mutant::RenewDuringRelease, Mutant::SkipRecheck, Mutant::BlindRelease, Mutant::FenceIgnoresTokens];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Mutant::MemCheckThenInsert => "mem-check-then-insert",
+            Mutant::RenewDuringRelease => "renew-during-release",
+            Mutant::SkipRecheck => "skip-recheck",
+            Mutant::BlindRelease => "blind-release",
+            Mutant::FenceIgnoresTokens => "fence-ignores-tokens",
+        }
+    }
+}
+
+#[cfg(feature = "mutants")]
+static ACTIVE: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// Whether `mutant` is switched on in this process.
+#[cfg(feature = "mutants")]
+pub fn active(mutant: Mutant) -> bool {
+    use std::sync::atomic::Ordering;
+    static FROM_ENV: std::sync::Once = std::sync::Once::new();
+    FROM_ENV.call_once(|| {
+        if let Ok(name) = std::env::var("LOCKSTEP_MUTANT") {
+            if let Some(m) = Mutant::ALL.iter().find(|m| m.name() == name) {
+                ACTIVE.store(*m as u8, Ordering::SeqCst);
+            }
+        }
+    });
+    ACTIVE.load(Ordering::SeqCst) == mutant as u8
+}
+
+#[cfg(not(feature = "mutants"))]
+#[inline(always)]
+pub fn active(_mutant: Mutant) -> bool {
+    false
+}
+
+/// Switches `mutant` on (or every mutant off, with `None`) for this process.
+#[cfg(feature = "mutants")]
+pub fn activate(mutant: Option<Mutant>) {
+    let _ = active(Mutant::SkipRecheck); // read the environment first, so this call wins
+    ACTIVE.store(mutant.map_or(0, |m| m as u8), std::sync::atomic::Ordering::SeqCst);
+}

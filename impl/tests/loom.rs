@@ -1,0 +1,160 @@
+//! loom: every interleaving of the in-process shared state (DESIGN §5): MemStore's map and
+//! versions, and the hand-off between the renewal task and release. One claim per test, at most
+//! three threads. Run (CI does, with `LOOM_MAX_PREEMPTIONS=2`):
+//!
+//! ```text
+//! RUSTFLAGS="--cfg loom" cargo test -p lockstep --features mutants --release --test loom
+//! ```
+//!
+//! Each claim has a planted bug (`src/mutants.rs`) that loom must find.
+#![cfg(loom)]
+
+use std::time::Instant;
+
+use loom::sync::Arc;
+use loom::thread;
+use lockstep::lock::lease::LeaseCell;
+use lockstep::mutants::{activate, Mutant};
+use lockstep::store::{Created, Key, MemCore};
+
+/// The mutant switch is process-wide and tests run on parallel threads: each test holds this
+/// for its whole run, so no test sees another's mutant.
+fn exclusive(mutant: Option<Mutant>) -> std::sync::MutexGuard<'static, ()> {
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    activate(mutant);
+    guard
+}
+
+/// Runs `f` under loom; returns whether loom found an interleaving that panics.
+fn loom_finds_a_failure(f: impl Fn() + Sync + Send + 'static) -> bool {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| loom::model(f))).is_err()
+}
+
+/// Of concurrent creates of one key exactly one wins, and its bytes are stored.
+fn one_winner() {
+    let core = Arc::new(MemCore::default());
+    let key = Key::new("k").unwrap();
+    let handles: Vec<_> = (0..2u8)
+        .map(|writer| {
+            let (core, key) = (Arc::clone(&core), key.clone());
+            thread::spawn(move || (writer, core.create(&key, &[writer]).is_created()))
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for handle in handles {
+        let (writer, won) = handle.join().unwrap();
+        if won {
+            winners.push(writer);
+        }
+    }
+    if core.create(&key, &[9]) == Created::AlreadyExists && winners.len() == 1 {
+        assert_eq!(core.get(&key).unwrap().0, vec![winners[0]]);
+    }
+    assert_eq!(winners.len(), 1, "winners: {winners:?}");
+}
+
+#[test]
+fn mem_create_if_absent_has_exactly_one_winner() {
+    let _one = exclusive(None);
+    loom::model(one_winner);
+}
+
+#[test]
+fn mem_create_mutant_check_then_insert_is_caught() {
+    let _one = exclusive(Some(Mutant::MemCheckThenInsert));
+    let caught = loom_finds_a_failure(one_winner);
+    activate(None);
+    assert!(caught, "loom must find two winners when check and insert are separate");
+}
+
+/// Versions are unique, even across a delete and a new create.
+#[test]
+fn mem_versions_are_never_reused() {
+    let _one = exclusive(None);
+    loom::model(|| {
+        let core = Arc::new(MemCore::default());
+        let a = {
+            let core = Arc::clone(&core);
+            thread::spawn(move || core.create(&Key::new("a").unwrap(), b"1"))
+        };
+        let b = {
+            let core = Arc::clone(&core);
+            thread::spawn(move || {
+                let key = Key::new("b").unwrap();
+                let first = core.create(&key, b"1");
+                core.delete(&key);
+                (first, core.create(&key, b"2"))
+            })
+        };
+        let va = a.join().unwrap();
+        let (vb1, vb2) = b.join().unwrap();
+        let versions = [va, vb1, vb2].map(|c| match c {
+            Created::Created(v) => v,
+            Created::AlreadyExists => panic!("fresh keys"),
+        });
+        assert!(versions[0] != versions[1] && versions[1] != versions[2] && versions[0] != versions[2]);
+    });
+}
+
+/// The hand-off: a release never appends at an index a renewal in flight is about to move, and
+/// no renewal starts once the release is claimed. Thread A renews (possibly); thread B releases;
+/// B's index must be the final index of the lease.
+fn release_sees_the_final_index() {
+    let cell = Arc::new(LeaseCell::new(5, Instant::now()));
+    let renewer = {
+        let cell = Arc::clone(&cell);
+        thread::spawn(move || {
+            if let Some(index) = cell.begin_renew() {
+                // The renew entry lands at index + 1.
+                cell.end_renew(Some((index + 1, Instant::now())));
+            }
+        })
+    };
+    let releaser = {
+        let cell = Arc::clone(&cell);
+        thread::spawn(move || {
+            assert!(cell.claim_release());
+            loop {
+                if let Some((index, _lost)) = cell.release_ready() {
+                    return index;
+                }
+                thread::yield_now();
+            }
+        })
+    };
+    renewer.join().unwrap();
+    let released_at = releaser.join().unwrap();
+    assert_eq!(released_at, cell.snapshot().index, "release appended at a stale index: the renewal moved on after it");
+}
+
+#[test]
+fn release_waits_for_a_renewal_in_flight() {
+    let _one = exclusive(None);
+    loom::model(release_sees_the_final_index);
+}
+
+#[test]
+fn renewal_after_release_mutant_is_caught() {
+    let _one = exclusive(Some(Mutant::RenewDuringRelease));
+    let caught = loom_finds_a_failure(release_sees_the_final_index);
+    activate(None);
+    assert!(caught, "loom must find a renewal that starts after the release read its index");
+}
+
+/// Of two concurrent releasers (a guard and the manager's shutdown) exactly one releases.
+#[test]
+fn exactly_one_releaser() {
+    let _one = exclusive(None);
+    loom::model(|| {
+        let cell = Arc::new(LeaseCell::new(0, Instant::now()));
+        let claims: Vec<_> = (0..2)
+            .map(|_| {
+                let cell = Arc::clone(&cell);
+                thread::spawn(move || cell.claim_release())
+            })
+            .collect();
+        let winners = claims.into_iter().map(|h| h.join().unwrap()).filter(|won| *won).count();
+        assert_eq!(winners, 1);
+    });
+}
