@@ -72,6 +72,21 @@ enum Command {
     /// Measure the lock implementation, each case beside the floor measured in the same run
     /// (one durable create-if-absent on the same disk).
     Bench(BenchArgs),
+    /// Test kit (hidden): the worker of the process-kill tests, run under `lockstep lock`.
+    #[command(name = "__worker", hide = true)]
+    Worker(WorkerArgs),
+}
+
+#[derive(Args)]
+struct WorkerArgs {
+    #[command(flatten)]
+    root: RootArg,
+    /// Shared log file (appended to with single O_APPEND writes).
+    #[arg(long)]
+    log: std::path::PathBuf,
+    /// Milliseconds between entering and the fenced write (the window for kills and pauses).
+    #[arg(long, default_value_t = 30)]
+    hold_ms: u64,
 }
 
 #[derive(Args)]
@@ -293,6 +308,7 @@ pub fn main() -> ExitCode {
         Command::ForceRelease(args) => ops::run(ops::force_release(args)),
         Command::Recover(args) => ops::run(ops::recover(args)),
         Command::Bench(args) => ops::run(ops::bench(args)),
+        Command::Worker(args) => ops::run(ops::worker(args)),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -450,7 +466,41 @@ mod ops {
     use lockstep::lock::{self, LockError, LockManager, LockMode, LockOptions, LockPath, Operation};
     use lockstep::store::{FsStore, StoreError};
 
-    use super::{BenchArgs, ForceReleaseArgs, LockArgs, LocksArgs, ModeArg, RecoverArgs, RootArg, EXIT_BUSY, EXIT_STORAGE, EXIT_USAGE};
+    use super::{WorkerArgs, BenchArgs, ForceReleaseArgs, LockArgs, LocksArgs, ModeArg, RecoverArgs, RootArg, EXIT_BUSY, EXIT_STORAGE, EXIT_USAGE};
+
+    /// The process-kill tests' worker: logs `enter`, waits, writes to the fenced log of each
+    /// locked path with the lock's token, logs the outcome, logs `exit`. Times are
+    /// CLOCK_MONOTONIC nanoseconds, comparable between processes of one host.
+    pub async fn worker(args: WorkerArgs) -> Result<u8, Failure> {
+        use std::io::Write;
+        let store = open(&args.root)?;
+        let log_line = |line: String| -> Result<(), Failure> {
+            let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&args.log).map_err(|e| Failure(EXIT_STORAGE, e.to_string()))?;
+            file.write_all(format!("{line}\n").as_bytes()).map_err(|e| Failure(EXIT_STORAGE, e.to_string()))
+        };
+        let now = || {
+            let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+            t.tv_sec as u128 * 1_000_000_000 + t.tv_nsec as u128
+        };
+        let group = rustix::process::getpgrp().as_raw_nonzero();
+        let tokens = std::env::var("LOCKSTEP_TOKENS").map_err(|_| Failure(EXIT_USAGE, "run me under `lockstep lock`".into()))?;
+        let kinds = std::env::var("LOCKSTEP_KINDS").unwrap_or_default();
+        log_line(format!("enter {} {group} {tokens} {kinds}", now()))?;
+        tokio::time::sleep(Duration::from_millis(args.hold_ms)).await;
+        let log = lock::FencedLog::new(store);
+        for pair in tokens.split(',') {
+            let (path, token) = pair.rsplit_once('=').ok_or_else(|| Failure(EXIT_USAGE, format!("bad LOCKSTEP_TOKENS {tokens}")))?;
+            let token: u64 = token.parse().map_err(|_| Failure(EXIT_USAGE, format!("bad token in {tokens}")))?;
+            let path = LockPath::new(path).map_err(LockError::from)?;
+            let outcome = match log.append(&path, token, &format!("written by {group}")).await? {
+                Ok(_) => "accepted",
+                Err(_) => "rejected",
+            };
+            log_line(format!("write {} {group} {token} {path} {outcome}", now()))?;
+        }
+        log_line(format!("exit {} {group}", now()))?;
+        Ok(0)
+    }
 
     pub async fn bench(args: BenchArgs) -> Result<u8, Failure> {
         let temporary = tempfile::tempdir().map_err(|e| Failure(EXIT_STORAGE, e.to_string()))?;
@@ -564,6 +614,7 @@ mod ops {
             .env("LOCKSTEP_TOKEN", guard.token().to_string())
             .env("LOCKSTEP_TOKENS", tokens.join(","))
             .env("LOCKSTEP_OWNER", guard.owner())
+            .env("LOCKSTEP_KINDS", guard.tokens().iter().map(|(p, k, _)| format!("{p}={}", k.letter())).collect::<Vec<_>>().join(","))
             .spawn()
             .map_err(|e| Failure(EXIT_USAGE, format!("cannot run {:?}: {e}", args.command[0])))?;
         let status = wait_forwarding_signals(&mut child).await.map_err(|e| Failure(EXIT_STORAGE, e.to_string()))?;
