@@ -31,8 +31,8 @@ pub async fn basic_semantics(store: &dyn Store) -> Outcome {
         Some((bytes, _)) if bytes == b"one" => {}
         other => return Err(format!("get after create returned {other:?}, expected the first bytes")),
     }
-    store.create(&key("suite/basic/b/c"), b"").await.map_err(|e| e.to_string())?;
-    store.create(&key("suite/basicx"), b"x").await.map_err(|e| e.to_string())?;
+    let _ = store.create(&key("suite/basic/b/c"), b"").await.map_err(|e| e.to_string())?;
+    let _ = store.create(&key("suite/basicx"), b"x").await.map_err(|e| e.to_string())?;
     let listed: Vec<String> = store.list("suite/basic/").await.map_err(|e| e.to_string())?.iter().map(|k| k.to_string()).collect();
     if listed != ["suite/basic/a", "suite/basic/b/c"] {
         return Err(format!("list by prefix returned {listed:?}"));

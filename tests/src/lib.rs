@@ -3,3 +3,4 @@
 
 pub mod broken;
 pub mod conformance;
+pub mod recording;

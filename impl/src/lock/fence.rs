@@ -82,6 +82,14 @@ impl<S: Store> FencedLog<S> {
         Err(LockError::Contended { what: format!("the fenced log of {resource}"), attempts: 1_000 })
     }
 
+    /// Whether a write with `token` would be accepted now (read-only).
+    pub async fn would_accept(&self, resource: &LockPath, token: u64) -> Result<bool, LockError> {
+        let present = indices(&self.store, &Self::prefix(resource)).await?;
+        let Some(&last) = present.last() else { return Ok(true) };
+        let (accepted, _) = self.read(resource, last).await?;
+        Ok(token >= accepted || crate::mutants::active(crate::mutants::Mutant::FenceIgnoresTokens))
+    }
+
     async fn read(&self, resource: &LockPath, index: u64) -> Result<(u64, String), LockError> {
         let key = Self::key(resource, index);
         let Some((bytes, _)) = self.store.get(&key).await? else {

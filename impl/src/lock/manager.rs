@@ -90,11 +90,19 @@ impl LockManager {
     /// Starts a manager over `store`: releases the locks of this host's dead processes, then
     /// starts the background tasks (renewal, cleanup, releases of dropped guards).
     pub async fn start(store: impl Store, options: LockOptions) -> Result<LockManager, LockError> {
+        LockManager::start_as(store, options, ProcessId::current()).await
+    }
+
+    /// Like [`LockManager::start`], with the process identity its owner ids carry (the
+    /// cross-tests give each simulated client the identity of a real process of its own, so that
+    /// recovery can see it die).
+    #[doc(hidden)]
+    pub async fn start_as(store: impl Store, options: LockOptions, process: ProcessId) -> Result<LockManager, LockError> {
         assert!(options.renew_every < options.lease, "leases must be renewed before they run out");
         let (jobs, receiver) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             store: Arc::new(store),
-            process: ProcessId::current(),
+            process,
             options,
             observations: Mutex::new(HashMap::new()),
             leases: Mutex::new(BTreeMap::new()),
@@ -157,6 +165,18 @@ impl LockManager {
     /// Runs one pass of the stale-lock cleaner now.
     pub async fn clean_up(&self) -> Result<Vec<Recovered>, LockError> {
         clean_up(&self.shared).await
+    }
+
+    /// Stops the background tasks at once and waits until they are gone, releasing nothing: what
+    /// a crash of the process does to them (for crash-injection harnesses).
+    #[doc(hidden)]
+    pub async fn kill(mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        for task in std::mem::take(&mut self.tasks) {
+            let _ = task.await;
+        }
     }
 
     /// Releases every lock still held and stops the background tasks.

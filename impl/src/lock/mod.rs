@@ -19,6 +19,7 @@ mod acquire;
 pub mod entry;
 pub mod lease;
 pub mod fence;
+pub mod inspect;
 pub mod journal;
 mod manager;
 pub mod observer;

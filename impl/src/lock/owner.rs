@@ -32,6 +32,13 @@ impl ProcessId {
         }
     }
 
+    /// The identity of another running process of this host (for test harnesses that give each
+    /// simulated client a real process to die).
+    pub fn of_process(pid: u32) -> Option<ProcessId> {
+        let here = ProcessId::current();
+        Some(ProcessId { pid, start: process_start(pid)?, random: rand::random::<u64>() >> 16, ..here })
+    }
+
     /// A fresh owner id for one lock handle of this process.
     pub fn owner(&self) -> String {
         let handle = HANDLES.fetch_add(1, Ordering::Relaxed);
