@@ -6,3 +6,4 @@ pub mod bugs;
 pub mod check;
 pub mod lock;
 pub mod trace;
+pub mod vectors;

@@ -24,6 +24,8 @@ struct Plan {
     crashed: bool,
     /// Every create that failed because of an injected fault (for assertions).
     injected: u64,
+    /// Crash once this many more creates have succeeded (test vectors count effects, not calls).
+    creates_left: Option<u64>,
 }
 
 /// Wraps a store and fails the operation a test chose. Clones share the plan.
@@ -44,11 +46,17 @@ impl<S: Store> FaultyStore<S> {
         plan.at = Some((plan.count + count_from_now, fault));
     }
 
+    /// Crashes the process at the first call after `creates` more successful creates.
+    pub fn crash_after_creates(&self, creates: u64) {
+        lock(&self.plan).creates_left = Some(creates);
+    }
+
     /// Ends a crash: the "restarted process" can use the store again (its contents are kept).
     pub fn restart(&self) {
         let mut plan = lock(&self.plan);
         plan.crashed = false;
         plan.at = None;
+        plan.creates_left = None;
     }
 
     pub fn is_crashed(&self) -> bool {
@@ -66,6 +74,10 @@ impl<S: Store> FaultyStore<S> {
     fn check(&self, key: &str, is_create: bool) -> Result<(), StoreError> {
         let mut plan = lock(&self.plan);
         if plan.crashed {
+            return Err(StoreError::Injected("the process crashed".into()));
+        }
+        if plan.creates_left == Some(0) {
+            plan.crashed = true;
             return Err(StoreError::Injected("the process crashed".into()));
         }
         let now = plan.count;
@@ -98,7 +110,13 @@ impl<S: Store> Store for FaultyStore<S> {
 
     async fn create(&self, key: &Key, bytes: &[u8]) -> Result<Created, StoreError> {
         self.check(key.as_str(), true)?;
-        self.inner.create(key, bytes).await
+        let created = self.inner.create(key, bytes).await?;
+        if created.is_created() {
+            if let Some(left) = lock(&self.plan).creates_left.as_mut() {
+                *left = left.saturating_sub(1);
+            }
+        }
+        Ok(created)
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<Key>, StoreError> {

@@ -72,9 +72,32 @@ enum Command {
     /// Measure the lock implementation, each case beside the floor measured in the same run
     /// (one durable create-if-absent on the same disk).
     Bench(BenchArgs),
+    /// Export the model's behaviours as JSON test vectors for ports (specs/vectors/README.md).
+    Vectors(VectorsArgs),
     /// Test kit (hidden): the worker of the process-kill tests, run under `lockstep lock`.
     #[command(name = "__worker", hide = true)]
     Worker(WorkerArgs),
+}
+
+#[derive(Args)]
+struct VectorsArgs {
+    /// `export`.
+    #[arg(value_parser = ["export"])]
+    action: String,
+    /// Only `lock` has vectors so far.
+    #[arg(value_parser = ["lock"])]
+    protocol: String,
+    /// Directory to write `<protocol>.json` into.
+    #[arg(long)]
+    out: std::path::PathBuf,
+    /// Behaviours in the seeded sample.
+    #[arg(long, default_value_t = 300)]
+    count: usize,
+    /// Operations per behaviour, at most.
+    #[arg(long, default_value_t = 8)]
+    depth: usize,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
 }
 
 #[derive(Args)]
@@ -309,6 +332,18 @@ pub fn main() -> ExitCode {
         Command::Recover(args) => ops::run(ops::recover(args)),
         Command::Bench(args) => ops::run(ops::bench(args)),
         Command::Worker(args) => ops::run(ops::worker(args)),
+        Command::Vectors(args) => {
+            let file = lockstep_model::vectors::generate(args.count, args.depth, args.seed);
+            let path = args.out.join(format!("{}.json", args.protocol));
+            let text = serde_json::to_string_pretty(&file).expect("vectors serialise") + "\n";
+            match std::fs::create_dir_all(&args.out).and_then(|()| std::fs::write(&path, text)) {
+                Ok(()) => {
+                    println!("wrote {} vectors to {}", file.vectors.len(), path.display());
+                    Ok(0)
+                }
+                Err(e) => Err(format!("cannot write {}: {e}", path.display())),
+            }
+        }
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -1,0 +1,269 @@
+//! Test vectors: behaviours of the fixed path-lock model at the level of whole operations, with
+//! the abstract state expected after each, for ports of the protocol to replay
+//! (`lockstep vectors export lock`; format in specs/vectors/README.md).
+//!
+//! An operation runs one client of the model to a resting point: `acquire` until it holds or
+//! fails, `finish` (guarded write and release) until it is done. A crash is placed after the
+//! operation's `n`-th storage effect (create), which any port can reproduce with a store wrapper
+//! that fails every call after `n` creates.
+
+use serde::{Deserialize, Serialize};
+use stateright::Model;
+
+use crate::lock::{
+    ClientSpec, Head, Hold, Kind, LockAction, LockConfig, LockModel, LockState, Mode, Outcome, Phase, Step, Timeout, Variant,
+};
+
+pub const FORMAT: &str = "lockstep-vectors/1";
+pub const TREE: [&str; 4] = ["/", "/a", "/a/b", "/c"];
+
+/// One operation of a vector.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "kebab-case")]
+pub enum VectorOp {
+    Acquire { client: usize, crash_after_creates: Option<u8> },
+    Finish { client: usize, crash_after_creates: Option<u8> },
+    ForceRelease { path: String },
+    Recover,
+}
+
+/// The newest entry of a path's journal.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "kebab-case")]
+pub enum NewestEntry {
+    Acquire { client: u8, kind: String, ticket: u8 },
+    Release { kind: String, ticket: u8 },
+    Withdraw { ticket: u8 },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JournalState {
+    pub path: String,
+    /// Newest index + 1.
+    pub len: u8,
+    pub newest: NewestEntry,
+}
+
+/// The expected abstract state after an operation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Expected {
+    /// `granted`, `busy`, `done`, `fenced`, `crashed`, `released` (force release or recovery).
+    pub outcome: String,
+    /// Non-empty journals, in tree order.
+    pub journals: Vec<JournalState>,
+    /// The newest ticket claimed.
+    pub tickets: u8,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientMode {
+    pub mode: String,
+    pub paths: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Vector {
+    pub id: String,
+    pub clients: Vec<ClientMode>,
+    pub steps: Vec<(VectorOp, Expected)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VectorFile {
+    pub format: String,
+    pub protocol: String,
+    pub generated_by: String,
+    /// Which behaviours the file holds: a seeded sample (not every behaviour).
+    pub coverage: String,
+    pub tree: Vec<String>,
+    pub settings: String,
+    pub vectors: Vec<Vector>,
+}
+
+/// The model every vector runs: fixed protocol, no time, `lock_timeout = 0`, no retries.
+pub fn model_for(modes: &[u8]) -> LockModel {
+    let mut config = LockConfig::new(Variant::Fixed(None));
+    config.tree = TREE.iter().map(|s| s.to_string()).collect();
+    config.ticks = 0;
+    config.reaps = 0;
+    config.crashes = modes.len() as u8;
+    config.force_releases = 8;
+    let all = LockModel::new(config.clone()).expect("valid").modes;
+    config.clients = modes
+        .iter()
+        .map(|m| ClientSpec { timeout: Timeout::Zero, retries: 0, renewals: 0, skew_ticks: 0, mode: Some(all[*m as usize]) })
+        .collect();
+    LockModel::new(config).expect("valid")
+}
+
+fn enabled(model: &LockModel, state: &LockState, action: LockAction) -> Option<LockState> {
+    let mut actions = Vec::new();
+    model.actions(state, &mut actions);
+    actions.contains(&action).then(|| model.next_state(state, action)).flatten()
+}
+
+fn wrote(before: &LockState, after: &LockState) -> bool {
+    before.slots != after.slots || before.tickets != after.tickets
+}
+
+/// Runs client `c` until `rest` holds, crashing it after `crash_after` storage effects. Returns
+/// the final state and whether it crashed; `None` if the client cannot run.
+fn run_client(model: &LockModel, mut state: LockState, c: usize, crash_after: Option<u8>, rest: fn(Phase) -> bool) -> Option<(LockState, bool)> {
+    let mut effects = 0u8;
+    for _ in 0..256 {
+        if crash_after == Some(effects) && !matches!(state.clients[c].phase, Phase::Finished(_)) {
+            let crashed = enabled(model, &state, LockAction::Crash(c as u8))?;
+            return Some((crashed, true));
+        }
+        if rest(state.clients[c].phase) {
+            return Some((state, false));
+        }
+        let next = enabled(model, &state, LockAction::Step(c as u8))?;
+        if wrote(&state, &next) {
+            effects += 1;
+        }
+        state = next;
+    }
+    None
+}
+
+/// Applies one operation; `None` if it does not apply in `state`.
+pub fn apply(model: &LockModel, state: &LockState, op: &VectorOp) -> Option<(LockState, String)> {
+    match op {
+        VectorOp::Acquire { client, crash_after_creates } => {
+            let ready = matches!(state.clients[*client].phase, Phase::Acquiring { lock: 0, step: Step::CheckSame });
+            if !ready {
+                return None;
+            }
+            let (next, crashed) = run_client(model, state.clone(), *client, *crash_after_creates, |p| matches!(p, Phase::Holding(_) | Phase::Finished(_)))?;
+            let outcome = match (crashed, next.clients[*client].phase) {
+                (true, _) => "crashed",
+                (false, Phase::Holding(_)) => "granted",
+                (false, Phase::Finished(Outcome::Busy)) => "busy",
+                (false, other) => panic!("acquire ended in {other:?}"),
+            };
+            Some((next, outcome.into()))
+        }
+        VectorOp::Finish { client, crash_after_creates } => {
+            if state.clients[*client].phase != Phase::Holding(Hold::Ready) {
+                return None;
+            }
+            let (next, crashed) = run_client(model, state.clone(), *client, *crash_after_creates, |p| matches!(p, Phase::Finished(_)))?;
+            let outcome = match (crashed, next.clients[*client].phase) {
+                (true, _) => "crashed",
+                (false, Phase::Finished(Outcome::Done)) => "done",
+                (false, Phase::Finished(Outcome::Fenced)) => "fenced",
+                (false, other) => panic!("finish ended in {other:?}"),
+            };
+            Some((next, outcome.into()))
+        }
+        VectorOp::ForceRelease { path } => {
+            let p = TREE.iter().position(|n| n == path)? as u8;
+            let next = enabled(model, state, LockAction::ForceRelease(p))?;
+            Some((next, "released".into()))
+        }
+        VectorOp::Recover => {
+            let mut next = state.clone();
+            let mut any = false;
+            for p in 0..TREE.len() as u8 {
+                if let Some(after) = enabled(model, &next, LockAction::Recover(p)) {
+                    next = after;
+                    any = true;
+                }
+            }
+            any.then_some((next, "released".into()))
+        }
+    }
+}
+
+fn kind_name(kind: Kind) -> String {
+    match kind {
+        Kind::Point => "point".into(),
+        Kind::Subtree => "subtree".into(),
+    }
+}
+
+/// The abstract state a port compares with after an operation.
+pub fn expected(state: &LockState, outcome: String) -> Expected {
+    let mut journals = Vec::new();
+    for (p, name) in TREE.iter().enumerate() {
+        let slot = state.slots[p];
+        let newest = match slot.head {
+            Head::Free => continue,
+            Head::Held { owner, kind, token, .. } => NewestEntry::Acquire { client: owner, kind: kind_name(kind), ticket: token },
+            Head::Released { kind, token } => NewestEntry::Release { kind: kind_name(kind), ticket: token },
+            Head::Withdrawn { token } => NewestEntry::Withdraw { ticket: token },
+            Head::Empty { .. } => unreachable!("the fixed protocol writes whole entries"),
+        };
+        journals.push(JournalState { path: name.to_string(), len: slot.len, newest });
+    }
+    Expected { outcome, journals, tickets: state.tickets }
+}
+
+fn client_mode(mode: Mode) -> ClientMode {
+    let name = |p: u8| TREE[p as usize].to_string();
+    match mode {
+        Mode::Point(p) => ClientMode { mode: "point".into(), paths: vec![name(p)] },
+        Mode::Subtree(p) => ClientMode { mode: "subtree".into(), paths: vec![name(p)] },
+        Mode::Mv(s, t) => ClientMode { mode: "mv".into(), paths: vec![name(s), name(t)] },
+    }
+}
+
+/// A small deterministic generator (splitmix64), so the file is reproducible from its seed.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// A seeded sample of `count` behaviours of at most `depth` operations each.
+pub fn generate(count: usize, depth: usize, seed: u64) -> VectorFile {
+    let mut rng = SplitMix(seed);
+    let mut vectors = Vec::new();
+    while vectors.len() < count {
+        let clients = 2 + rng.below(2) as usize;
+        let modes: Vec<u8> = (0..clients).map(|_| rng.below(12) as u8).collect();
+        let model = model_for(&modes);
+        let mut state = model.init_states().into_iter().next().expect("one initial state");
+        let mut steps = Vec::new();
+        let mut attempts = 0;
+        while steps.len() < depth && attempts < depth * 20 {
+            attempts += 1;
+            let crash = if rng.below(4) == 0 { Some(rng.below(4) as u8) } else { None };
+            let op = match rng.below(9) {
+                0..=3 => VectorOp::Acquire { client: rng.below(clients as u64) as usize, crash_after_creates: crash },
+                4..=6 => VectorOp::Finish { client: rng.below(clients as u64) as usize, crash_after_creates: crash },
+                7 => VectorOp::ForceRelease { path: TREE[rng.below(4) as usize].to_string() },
+                _ => VectorOp::Recover,
+            };
+            if let Some((next, outcome)) = apply(&model, &state, &op) {
+                steps.push((op, expected(&next, outcome)));
+                state = next;
+            }
+        }
+        if steps.is_empty() {
+            continue;
+        }
+        let clients = modes.iter().map(|m| client_mode(model.modes[*m as usize])).collect();
+        vectors.push(Vector { id: format!("lock-{:04}", vectors.len()), clients, steps });
+    }
+    VectorFile {
+        format: FORMAT.into(),
+        protocol: "lock".into(),
+        generated_by: format!("lockstep vectors export lock --count {count} --depth {depth} --seed {seed}"),
+        coverage: format!("a seeded sample of {count} behaviours of at most {depth} operations (seed {seed}); not every behaviour"),
+        tree: TREE.iter().map(|s| s.to_string()).collect(),
+        settings: "fixed protocol; lock_timeout 0; no retries; no renewals; no time (no expiry)".into(),
+        vectors,
+    }
+}

@@ -1,0 +1,208 @@
+//! The implementation replays every committed test vector (specs/vectors/lock.json), the way a
+//! port in another language would: from the file alone, it runs each operation on real lock
+//! managers and compares the outcome and the store's abstract state with the expected ones.
+
+use std::process::{Child, Command};
+use std::sync::Arc;
+
+use lockstep::lock::inspect::inspect;
+use lockstep::lock::owner::ProcessId;
+use lockstep::lock::{force_release, recover, FencedLog, Guard, LockKind, LockManager, LockMode, LockOptions, LockPath, Operation};
+use lockstep::store::{FaultyStore, MemStore, Store};
+use lockstep_model::lock::{Head, Kind};
+use lockstep_model::vectors::{self, JournalState, NewestEntry, VectorFile, VectorOp};
+
+const FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../specs/vectors/lock.json");
+
+fn load() -> VectorFile {
+    serde_json::from_str(&std::fs::read_to_string(FILE).expect("specs/vectors/lock.json")).expect("vector file parses")
+}
+
+/// The committed vectors are exactly what the current model generates with the same settings.
+#[test]
+fn committed_vectors_match_the_model() {
+    let file = load();
+    let again = vectors::generate(file.vectors.len(), 8, 1);
+    assert_eq!(file.generated_by, again.generated_by);
+    assert!(file == again, "specs/vectors/lock.json is stale: run `{}`", file.generated_by);
+}
+
+struct Client {
+    identity: Child,
+    process: ProcessId,
+    store: FaultyStore<Arc<dyn Store>>,
+    manager: Option<LockManager>,
+    guard: Option<Guard>,
+    operation: Operation,
+    crashed: bool,
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        let _ = self.identity.kill();
+        let _ = self.identity.wait();
+    }
+}
+
+fn operation(mode: &str, paths: &[String]) -> Operation {
+    let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
+    let mode = match mode {
+        "point" => LockMode::Point,
+        "subtree" => LockMode::Subtree,
+        _ => LockMode::Mv,
+    };
+    Operation::new(mode, &paths).unwrap()
+}
+
+/// The store's journals in the vector file's terms.
+fn observed(rt: &tokio::runtime::Runtime, shared: &Arc<dyn Store>, clients: &[Client]) -> (Vec<JournalState>, u8) {
+    let tree = lockstep_model::lock::Tree::parse(&vectors::TREE.map(String::from)).unwrap();
+    let client_of = |owner: &str| {
+        let process = ProcessId::parse(owner)?;
+        clients.iter().position(|c| c.process == process).map(|c| c as u8)
+    };
+    let state = rt.block_on(inspect(&**shared, &tree, client_of)).unwrap();
+    let kind = |k: Kind| if k == Kind::Point { "point".to_string() } else { "subtree".to_string() };
+    let mut journals = Vec::new();
+    for (p, name) in vectors::TREE.iter().enumerate() {
+        let slot = state.slots[p];
+        let newest = match slot.head {
+            Head::Free => continue,
+            Head::Held { owner, kind: k, token, .. } => NewestEntry::Acquire { client: owner, kind: kind(k), ticket: token },
+            Head::Released { kind: k, token } => NewestEntry::Release { kind: kind(k), ticket: token },
+            Head::Withdrawn { token } => NewestEntry::Withdraw { ticket: token },
+            Head::Empty { .. } => panic!("zero-byte entry"),
+        };
+        journals.push(JournalState { path: name.to_string(), len: slot.len, newest });
+    }
+    (journals, state.tickets as u8)
+}
+
+/// The mutant switch is process-wide: tests of this binary take turns.
+fn exclusive(mutant: Option<lockstep::mutants::Mutant>) -> std::sync::MutexGuard<'static, ()> {
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    lockstep::mutants::activate(mutant);
+    guard
+}
+
+#[test]
+fn the_implementation_replays_every_vector() {
+    let _one = exclusive(None);
+    replay_all(&load());
+}
+
+/// The replay catches a planted bug: a release appended after the journal's newest entry.
+#[test]
+fn the_replay_catches_a_blind_release() {
+    let _one = exclusive(Some(lockstep::mutants::Mutant::BlindRelease));
+    let file = load();
+    let caught = std::panic::catch_unwind(|| replay_all(&file)).is_err();
+    lockstep::mutants::activate(None);
+    assert!(caught, "replaying the vectors must expose the blind-release mutant");
+}
+
+fn replay_all(file: &VectorFile) {
+    assert_eq!(file.format, vectors::FORMAT);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let options = LockOptions { timeout: Some(std::time::Duration::ZERO), retries_max: 0, cleanup_every: None, ..LockOptions::default() };
+    let tree = lockstep_model::lock::Tree::parse(&vectors::TREE.map(String::from)).unwrap();
+    for vector in &file.vectors {
+        let shared: Arc<dyn Store> = Arc::new(MemStore::new());
+        let mut clients: Vec<Client> = vector
+            .clients
+            .iter()
+            .map(|c| {
+                let identity = Command::new("sleep").arg("3600").spawn().unwrap();
+                let process = ProcessId::of_process(identity.id()).unwrap();
+                let store = FaultyStore::new(Arc::clone(&shared));
+                let manager = rt.block_on(LockManager::start_as(store.clone(), options.clone(), process.clone())).unwrap();
+                Client { identity, process, store, manager: Some(manager), guard: None, operation: operation(&c.mode, &c.paths), crashed: false }
+            })
+            .collect();
+        for (n, (op, expected)) in vector.steps.iter().enumerate() {
+            let at = format!("{} step {} ({op:?})", vector.id, n + 1);
+            let outcome = match op {
+                VectorOp::Acquire { client, crash_after_creates } => {
+                    let client = &mut clients[*client];
+                    if let Some(k) = crash_after_creates {
+                        client.store.crash_after_creates(u64::from(*k));
+                    }
+                    // The outcome is what the call returned. A crash that comes after the call's
+                    // last effect (in a garbage-collecting read) does not change it.
+                    let result = rt.block_on(client.manager.as_ref().unwrap().lock(client.operation.clone()));
+                    let outcome = match result {
+                        Ok(guard) => {
+                            client.guard = Some(guard);
+                            "granted"
+                        }
+                        Err(lockstep::lock::LockError::Busy { .. }) => "busy",
+                        Err(other) => {
+                            assert!(client.store.is_crashed(), "{at}: {other}");
+                            rt.block_on(client.manager.take().unwrap().kill());
+                            client.crashed = true;
+                            "crashed"
+                        }
+                    };
+                    client.store.restart();
+                    outcome
+                }
+                VectorOp::Finish { client, crash_after_creates } => {
+                    let client = &mut clients[*client];
+                    let guard = client.guard.take().expect("finish follows a granted acquire");
+                    let log = FencedLog::new(Arc::clone(&shared));
+                    let mut writes = Vec::new();
+                    for (path, kind, token) in guard.tokens() {
+                        let p = vectors::TREE.iter().position(|n| *n == path.as_str()).unwrap() as u8;
+                        let kind = if kind == LockKind::Point { Kind::Point } else { Kind::Subtree };
+                        writes.extend(tree.scope(p, kind).into_iter().map(|q| (LockPath::new(vectors::TREE[q as usize]).unwrap(), token)));
+                    }
+                    let accepted = rt.block_on(async {
+                        for (resource, token) in &writes {
+                            if !log.would_accept(resource, *token).await.unwrap() {
+                                return false;
+                            }
+                        }
+                        for (resource, token) in &writes {
+                            log.append(resource, *token, "write").await.unwrap().unwrap();
+                        }
+                        true
+                    });
+                    if let Some(k) = crash_after_creates {
+                        client.store.crash_after_creates(u64::from(*k));
+                    }
+                    let released = rt.block_on(guard.release());
+                    let crashed = client.store.is_crashed();
+                    let outcome = match (&released, accepted) {
+                        (Err(e), _) if crashed && !matches!(e, lockstep::lock::LockError::LeaseLost { .. }) => "crashed",
+                        (_, true) => "done",
+                        (_, false) => "fenced",
+                    };
+                    if crashed {
+                        rt.block_on(client.manager.take().unwrap().kill());
+                        client.crashed = outcome == "crashed";
+                    }
+                    client.store.restart();
+                    outcome
+                }
+                VectorOp::ForceRelease { path } => {
+                    rt.block_on(force_release(&*shared, &LockPath::new(path).unwrap(), None)).unwrap().expect("held");
+                    "released"
+                }
+                VectorOp::Recover => {
+                    for client in clients.iter_mut().filter(|c| c.crashed) {
+                        let _ = client.identity.kill();
+                        let _ = client.identity.wait();
+                    }
+                    let released = rt.block_on(recover(&*shared, &ProcessId::current())).unwrap();
+                    assert!(!released.is_empty(), "{at}: recovery released nothing");
+                    "released"
+                }
+            };
+            assert_eq!(outcome, expected.outcome, "{at}: outcome");
+            let (journals, tickets) = observed(&rt, &shared, &clients);
+            assert_eq!(journals, expected.journals, "{at}: journals");
+            assert_eq!(tickets, expected.tickets, "{at}: tickets");
+        }
+    }
+}
