@@ -13,6 +13,8 @@ use crate::check::{check, shortest_path, CheckOptions, Protocol, Search, Signatu
 use crate::lock::{
     ClientSpec, Head, Hold, LockAction, LockConfig, LockModel, LockState, Mode, Mutation, Phase, Step, Timeout, Variant,
 };
+use crate::merge::{MergeConfig, MergeModel, MergeMutation, MergeVariant};
+use crate::redo::{CStep, RedoAction, RedoConfig, RedoModel, RedoMutation, RedoVariant, RStep};
 use crate::trace::Trace;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -38,6 +40,8 @@ pub struct Entry {
 
 enum Scenario {
     Lock { config: LockConfig, signature: Option<Signature<LockModel>> },
+    Merge { config: MergeConfig },
+    Redo { config: RedoConfig, signature: Option<Signature<RedoModel>> },
 }
 
 /// What running one entry found.
@@ -67,29 +71,55 @@ impl Entry {
     pub fn variant(&self) -> &'static str {
         match &self.scenario {
             Scenario::Lock { config, .. } => config.variant.name(),
+            Scenario::Merge { config } => config.variant.name(),
+            Scenario::Redo { config, .. } => config.variant.name(),
         }
     }
 
     /// Runs the entry: a shortest counterexample for an `always` property, an exhaustive search
     /// for a `sometimes` one. `budget` bounds the run.
     pub fn run(&self, budget: Duration) -> BugRun {
-        self.run_variant(None, budget)
+        self.run_variant(false, budget)
     }
 
-    /// Runs the entry's world with another variant of its protocol (a control: the fixed
-    /// protocol must keep the property the entry breaks).
-    pub fn run_with(&self, variant: Variant, budget: Duration) -> BugRun {
-        self.run_variant(Some(variant), budget)
+    /// Runs the entry's world with its protocol's fixed variant (a control: the fixed protocol
+    /// must keep the property the entry breaks, in the same world).
+    pub fn run_fixed(&self, budget: Duration) -> BugRun {
+        self.run_variant(true, budget)
     }
 
-    fn run_variant(&self, variant: Option<Variant>, budget: Duration) -> BugRun {
+    fn run_variant(&self, fixed: bool, budget: Duration) -> BugRun {
         let started = Instant::now();
-        let (found, unique_states) = match &self.scenario {
+        let (found, unique_states, variant) = match &self.scenario {
             Scenario::Lock { config, signature } => {
                 let mut config = config.clone();
-                config.variant = variant.unwrap_or(config.variant);
+                if fixed {
+                    config.variant = Variant::Fixed(None);
+                }
+                let name = config.variant.name();
                 let model = LockModel::new(config).expect("catalogue configs are valid");
-                run_model(&model, self.property, *signature, budget)
+                let (found, states) = run_model(&model, self.property, *signature, budget);
+                (found, states, name)
+            }
+            Scenario::Merge { config } => {
+                let mut config = config.clone();
+                if fixed {
+                    config.variant = MergeVariant::Fixed(None);
+                }
+                let name = config.variant.name();
+                let model = MergeModel::new(config).expect("catalogue configs are valid");
+                let (found, states) = run_model(&model, self.property, None, budget);
+                (found, states, name)
+            }
+            Scenario::Redo { config, signature } => {
+                let mut config = config.clone();
+                if fixed {
+                    config.variant = RedoVariant::Fixed(None);
+                }
+                let name = config.variant.name();
+                let model = RedoModel::new(config).expect("catalogue configs are valid");
+                let (found, states) = run_model(&model, self.property, *signature, budget);
+                (found, states, name)
             }
         };
         let (reproduced, exhaustive, counterexample) = found;
@@ -99,7 +129,7 @@ impl Entry {
             kind: self.kind,
             title: self.title,
             source: self.source,
-            variant: variant.map_or(self.variant(), Variant::name),
+            variant,
             property: self.property,
             reproduced,
             exhaustive,
@@ -473,9 +503,109 @@ fn lock_mutants() -> Vec<Entry> {
     ]
 }
 
-/// Every catalogued entry, seed bugs first.
+fn merge_entries() -> Vec<Entry> {
+    let world = |variant: MergeVariant| MergeConfig { variant, ..MergeConfig::new(variant) };
+    let quiet = |variant: MergeVariant| MergeConfig { mergers: 2, child_writes: 0, crashes: 0, force_releases: 0, ..MergeConfig::new(variant) };
+    let entry = |id, kind, title, source, property, config| Entry { id, protocol: "merge", kind, title, source, property, scenario: Scenario::Merge { config } };
+    let mutant = |m: MergeMutation| MergeVariant::Fixed(Some(m));
+    vec![
+        entry("merge/lockfree-double-merge", EntryKind::SeedBug,
+            "without a lock (today's 2021 code), two merges of one child both apply the same commits to the parent",
+            "research/zed.md §2 (Branch.Merge races; Log.Commit retries blindly)", "exactly once", quiet(MergeVariant::SeedLockFree)),
+        entry("merge/write-lost-behind-tail", EntryKind::SeedBug,
+            "a child commit written between the merge's cut and the TAIL move ends up behind TAIL but not in the parent: lost",
+            "research/zed.md §2 (merge vs. ingest: TAIL moves to the NOP past the cut)", "consistent pointers",
+            MergeConfig { child_writes: 1, ..quiet(MergeVariant::Seed) }),
+        entry("merge/head-lag-wedges-lock", EntryKind::SeedBug,
+            "a holder crashes between creating `lock` and updating HEAD; everyone reading HEAD sees the old `unlock`, creates at HEAD+1 fail, and recovery cannot see the lock",
+            "research/zed.md §1 (HEAD is a hint; the probe is not implemented) and §3 hazard 1", "crash recovery",
+            MergeConfig { crashes: 1, ..quiet(MergeVariant::Seed) }),
+        entry("merge/crash-before-tail-move-merges-twice", EntryKind::SeedBug,
+            "a crash between the parent append and the TAIL/BASE move: recovery frees the lock and the next merge applies the same commits again",
+            "research/zed.md §3 hazard 3", "exactly once", MergeConfig { crashes: 1, ..quiet(MergeVariant::Seed) }),
+        entry("merge/zombie-unlock-frees-new-holder", EntryKind::SeedBug,
+            "a force-released holder that was only slow writes `unlock` at HEAD+1, after the new holder's `lock`, and frees it",
+            "research/zed.md §3 hazard 4", "zombie cannot complete", MergeConfig { force_releases: 1, ..quiet(MergeVariant::Seed) }),
+        entry("merge/blind-put-lock-excludes-nothing", EntryKind::SeedBug,
+            "on a store without create-if-absent (S3 before conditional writes) `lock` is a blind put: two mergers both hold it",
+            "research/zed.md §1 (S3 CommitAt falls back to overwrite) and §3 hazard 6", "one merger", quiet(MergeVariant::SeedBlindPut)),
+        entry("merge/mutant-lock-blind-put", EntryKind::Mutant, "`lock` by blind put: two holders", "mutant of specs/merge.md (lock)", "one merger", world(mutant(MergeMutation::LockBlindPut))),
+        entry("merge/mutant-no-dedupe", EntryKind::Mutant, "readers count repeated merge commits: a zombie's or a retried merge doubles commits", "mutant of specs/merge.md (merge commit key)", "exactly once", world(mutant(MergeMutation::NoDedupe))),
+        entry("merge/mutant-tail-to-own-cut", EntryKind::Mutant, "TAIL moves to the merger's own cut, not the end of the first commit for its TAIL: commits go behind TAIL unmerged", "mutant of specs/merge.md (roll forward)", "consistent pointers", world(mutant(MergeMutation::TailToOwnCut))),
+        entry("merge/mutant-no-recovery", EntryKind::Mutant, "recovery never releases a crashed holder's lock", "mutant of specs/merge.md (recovery)", "crash recovery", world(mutant(MergeMutation::NoRecovery))),
+        entry("merge/mutant-blind-unlock", EntryKind::Mutant, "`unlock` after the newest entry, not the holder's own `lock`: a zombie frees the new holder", "mutant of specs/merge.md (unlock)", "zombie cannot complete", world(mutant(MergeMutation::BlindUnlock))),
+        entry("merge/mutant-lock-never-free", EntryKind::Mutant, "a merger only locks an empty journal: the second merger never merges", "mutant of specs/merge.md (lock)", "every merger merges", world(mutant(MergeMutation::LockNeverFree))),
+    ]
+}
+
+fn redo_entries() -> Vec<Entry> {
+    let small = |variant: RedoVariant| RedoConfig { committers: 2, messages: 2, crashes: 1, restarts: 1, ..RedoConfig::new(variant) };
+    let entry = |id, kind, title, source, property, config, signature| Entry {
+        id,
+        protocol: "redo",
+        kind,
+        title,
+        source,
+        property,
+        scenario: Scenario::Redo { config, signature },
+    };
+    let mutant = |m: RedoMutation| RedoVariant::Fixed(Some(m));
+    let seed = RedoVariant::Seed;
+    vec![
+        entry("redo/crash-before-marker-loses-phase2", EntryKind::SeedBug,
+            "a crash after the messages are emptied and before the redo marker is written loses phase 2 for good: no memories, nothing to replay",
+            "research/openviking.md §2 crash windows", "no memory lost", small(seed), None),
+        entry("redo/same-archive-index-overwrite", EntryKind::SeedBug,
+            "two commits of one session take the same archive index from memory and overwrite each other's archive",
+            "research/openviking.md §2 crash windows (Phase 1 has no lock)", "no message lost",
+            RedoConfig { crashes: 0, restarts: 0, ..small(seed) }, None),
+        entry("redo/replay-writes-memories-twice", EntryKind::SeedBug,
+            "a replay re-extracts memories of a commit whose memories were written: new memory ids, duplicates (PR #1508)",
+            "research/openviking.md §2 idempotency assumption", "recovery idempotent", small(seed), None),
+        entry("redo/replay-of-commit-in-flight", EntryKind::SeedBug,
+            "a process that starts replays a commit still in flight in another process: both write its memories",
+            "research/openviking.md §2 (markers carry no owner)", "no duplicate memories", small(seed),
+            Some(Signature {
+                step: |_, state, action| {
+                    // Recovery writes memories of an archive whose committer is still alive.
+                    let RedoAction::Recovery = action else { return false };
+                    let RStep::Replay { index, stage: 1 } = state.recovery else { return false };
+                    state.committers.iter().any(|c| c.index == index && !matches!(c.step, CStep::Crashed | CStep::Done | CStep::Load))
+                },
+                at_end: false,
+            })),
+        entry("redo/unreadable-marker-dropped", EntryKind::SeedBug,
+            "a marker torn by a crash reads as {} and recovery deletes it without replay: that commit's phase 2 is lost",
+            "research/openviking.md §2 recovery (an unreadable or empty marker is deleted)", "no memory lost", small(seed),
+            Some(Signature {
+                step: |_, state, action| {
+                    matches!(action, RedoAction::Recovery)
+                        && matches!(state.recovery, RStep::Replay { index, .. } if state.markers[index as usize] == crate::redo::Marker::Torn)
+                },
+                at_end: true,
+            })),
+        entry("redo/replay-enqueues-twice", EntryKind::SeedBug,
+            "every replay enqueues semantic work again, and each delivery applies its effect",
+            "research/openviking.md §2 recovery (always enqueues)", "effect applied once", small(seed), None),
+        entry("redo/mutant-no-session-lock", EntryKind::Mutant, "phase 1 without the session lock: two committers archive the same messages", "mutant of specs/redo.md (session lock)", "no duplicate archive", RedoConfig::new(mutant(RedoMutation::NoSessionLock)), None),
+        entry("redo/mutant-index-from-memory", EntryKind::Mutant, "the archive index from memory, written by overwrite: a stale index overwrites an archive", "mutant of specs/redo.md (archive claim)", "no message lost", RedoConfig::new(mutant(RedoMutation::IndexFromMemory)), None),
+        entry("redo/mutant-clear-all", EntryKind::Mutant, "clearing drops every live message, not only the archived ones", "mutant of specs/redo.md (clear)", "no message lost", RedoConfig::new(mutant(RedoMutation::ClearAll)), None),
+        entry("redo/mutant-marker-after-clear", EntryKind::Mutant, "the redo record written after the clear: a crash between loses phase 2", "mutant of specs/redo.md (record first)", "no memory lost", RedoConfig::new(mutant(RedoMutation::MarkerAfterClear)), None),
+        entry("redo/mutant-fresh-memory-ids", EntryKind::Mutant, "memory ids minted per extraction: a replay duplicates memories", "mutant of specs/redo.md (keyed memories)", "no duplicate memories", RedoConfig::new(mutant(RedoMutation::FreshMemoryIds)), None),
+        entry("redo/mutant-fresh-memory-ids-replay", EntryKind::Mutant, "the same mutant seen as a non-idempotent replay", "mutant of specs/redo.md (keyed memories)", "recovery idempotent", RedoConfig::new(mutant(RedoMutation::FreshMemoryIds)), None),
+        entry("redo/mutant-effect-not-keyed", EntryKind::Mutant, "the semantic effect applied without its key: a re-delivery applies it twice", "mutant of specs/redo.md (keyed effects)", "effect applied once", RedoConfig::new(mutant(RedoMutation::EffectNotKeyed)), None),
+        entry("redo/mutant-ack-before-apply", EntryKind::Mutant, "the worker acks before applying: a crash between loses the item", "mutant of specs/redo.md (ack after apply)", "delivered at least once", RedoConfig::new(mutant(RedoMutation::AckBeforeApply)), None),
+        entry("redo/mutant-keep-marker", EntryKind::Mutant, "recovery never marks a replayed commit done", "mutant of specs/redo.md (recovery)", "every marker deleted", RedoConfig::new(mutant(RedoMutation::KeepMarker)), None),
+        entry("redo/mutant-no-replay", EntryKind::Mutant, "recovery drops redo records without replaying them", "mutant of specs/redo.md (recovery)", "a crashed commit is replayed", RedoConfig::new(mutant(RedoMutation::NoReplay)), None),
+    ]
+}
+
+/// Every catalogued entry, seed bugs first within each protocol.
 pub fn catalogue() -> Vec<Entry> {
-    lock_entries()
+    let mut all = lock_entries();
+    all.extend(merge_entries());
+    all.extend(redo_entries());
+    all
 }
 
 /// Entries of one protocol (`lock`, `merge`, `redo`), or all for `None`.

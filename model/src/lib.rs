@@ -5,5 +5,7 @@
 pub mod bugs;
 pub mod check;
 pub mod lock;
+pub mod merge;
+pub mod redo;
 pub mod trace;
 pub mod vectors;

@@ -72,7 +72,7 @@ fn assert_entry(id: &str, len: usize) {
     let run = entry.run(Duration::from_secs(120));
     assert!(run.reproduced, "{id} was not reproduced");
     assert_eq!(run.trace_len, len, "{id}: counterexample length changed:\n{}", run.counterexample.map(|t| t.to_string()).unwrap_or_default());
-    let control = entry.run_with(Variant::Fixed(None), Duration::from_secs(120));
+    let control = entry.run_fixed(Duration::from_secs(120));
     assert!(control.exhaustive && !control.reproduced, "{id}: the fixed protocol breaks \"{}\" in the same world", entry.property);
 }
 

@@ -13,6 +13,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use lockstep_model::bugs::{self, BugRun, EntryKind};
 use lockstep_model::check::{check, CheckOptions, Report};
 use lockstep_model::lock::{LockConfig, LockModel, ModeSet, Timeout, Variant};
+use lockstep_model::merge::{MergeConfig, MergeModel, MergeVariant};
+use lockstep_model::redo::{RedoConfig, RedoModel, RedoVariant};
 
 const EXIT_PROPERTY_FAILED: u8 = 1;
 const EXIT_USAGE: u8 = 2;
@@ -231,9 +233,9 @@ struct LockBounds {
     /// Number of clients (each picks a mode nondeterministically).
     #[arg(long, default_value_t = 2)]
     clients: usize,
-    /// Crashes allowed per behaviour.
-    #[arg(long, default_value_t = 1)]
-    crashes: u8,
+    /// Crashes allowed per behaviour (lock default 1; merge and redo default 2).
+    #[arg(long)]
+    crashes: Option<u8>,
     /// Time runs from tick 0 to this tick.
     #[arg(long, default_value_t = 1)]
     ticks: u8,
@@ -243,9 +245,9 @@ struct LockBounds {
     /// Stale-lock cleanups per behaviour.
     #[arg(long, default_value_t = 1)]
     reaps: u8,
-    /// Operator force releases per behaviour (fixed protocol only).
-    #[arg(long, default_value_t = 1)]
-    force_releases: u8,
+    /// Operator force releases per behaviour (lock default 1; merge default 2).
+    #[arg(long)]
+    force_releases: Option<u8>,
     /// Back-offs each client may make before failing.
     #[arg(long, default_value_t = 1)]
     retries: u8,
@@ -261,6 +263,45 @@ struct LockBounds {
     /// The path tree, a comma list starting with `/`.
     #[arg(long, default_value = "/,/a,/a/b,/c")]
     tree: String,
+    /// merge: concurrent mergers of the child branch.
+    #[arg(long, default_value_t = 3)]
+    mergers: u8,
+    /// merge: child commits written while merges run (live ingest).
+    #[arg(long, default_value_t = 2)]
+    child_writes: u8,
+    /// redo: committers of one session.
+    #[arg(long, default_value_t = 3)]
+    committers: u8,
+    /// redo: messages the user adds.
+    #[arg(long, default_value_t = 3)]
+    messages: u8,
+    /// redo: restarts (each runs recovery and the queue's stale-claim recovery).
+    #[arg(long, default_value_t = 2)]
+    restarts: u8,
+}
+
+impl LockBounds {
+    fn redo_config(&self, variant: RedoVariant) -> RedoConfig {
+        let defaults = RedoConfig::new(variant);
+        RedoConfig {
+            committers: self.committers,
+            messages: self.messages,
+            restarts: self.restarts,
+            crashes: self.crashes.unwrap_or(defaults.crashes),
+            ..defaults
+        }
+    }
+
+    fn merge_config(&self, variant: MergeVariant) -> MergeConfig {
+        let defaults = MergeConfig::new(variant);
+        MergeConfig {
+            mergers: self.mergers,
+            child_writes: self.child_writes,
+            crashes: self.crashes.unwrap_or(defaults.crashes),
+            force_releases: self.force_releases.unwrap_or(defaults.force_releases),
+            ..defaults
+        }
+    }
 }
 
 impl LockBounds {
@@ -272,11 +313,11 @@ impl LockBounds {
             spec.retries = self.retries;
             spec.renewals = self.renewals;
         }
-        config.crashes = self.crashes;
+        config.crashes = self.crashes.unwrap_or(config.crashes);
         config.ticks = self.ticks;
         config.lease_ticks = self.lease;
         config.reaps = self.reaps;
-        config.force_releases = self.force_releases;
+        config.force_releases = self.force_releases.unwrap_or(config.force_releases);
         config.modes = ModeSet::parse(&self.modes)?;
         config.tree = self.tree.split(',').map(|s| s.trim().to_string()).collect();
         Ok(config)
@@ -324,6 +365,8 @@ pub fn main() -> ExitCode {
         Command::Explore(args) => run_explore(&args),
         Command::Variants => {
             println!("lock: {}", Variant::names().join(", "));
+            println!("merge: {}", MergeVariant::names().join(", "));
+            println!("redo: {}", RedoVariant::names().join(", "));
             Ok(0)
         }
         Command::Locks(args) => ops::run(ops::locks(args)),
@@ -357,10 +400,19 @@ pub fn main() -> ExitCode {
 /// The protocols a `PROTOCOL` argument names, refusing those not built yet.
 fn protocols(arg: ProtocolArg) -> Result<Vec<&'static str>, String> {
     match arg {
-        ProtocolArg::All | ProtocolArg::Lock => Ok(vec!["lock"]),
-        ProtocolArg::Merge | ProtocolArg::Redo => {
-            Err("the merge-lock and redo-log models are not built yet (issue 5); `lock` is".into())
-        }
+        ProtocolArg::All => Ok(vec!["lock", "merge", "redo"]),
+        ProtocolArg::Lock => Ok(vec!["lock"]),
+        ProtocolArg::Merge => Ok(vec!["merge"]),
+        ProtocolArg::Redo => Ok(vec!["redo"]),
+    }
+}
+
+/// The variant flag applies to every protocol checked; `--variant fixed` is the default.
+fn variant_for(name: &str, protocol: &str, explicit: bool) -> Result<String, String> {
+    if explicit || name == "fixed" {
+        Ok(name.to_owned())
+    } else {
+        Err(format!("--variant {name} is not a variant of {protocol}"))
     }
 }
 
@@ -374,10 +426,21 @@ fn run_check(args: &CheckArgs) -> Result<u8, String> {
     };
     let mut code = 0;
     for protocol in protocols(args.protocol)? {
+        let explicit = args.protocol != ProtocolArg::All;
         let report = match protocol {
             "lock" => {
-                let variant = Variant::parse(&args.variant)?;
+                let variant = Variant::parse(&variant_for(&args.variant, protocol, explicit)?)?;
                 let model = LockModel::new(args.bounds.config(variant)?)?;
+                check(&model, &options)
+            }
+            "merge" => {
+                let variant = MergeVariant::parse(&variant_for(&args.variant, protocol, explicit)?)?;
+                let model = MergeModel::new(args.bounds.merge_config(variant))?;
+                check(&model, &options)
+            }
+            "redo" => {
+                let variant = RedoVariant::parse(&variant_for(&args.variant, protocol, explicit)?)?;
+                let model = RedoModel::new(args.bounds.redo_config(variant))?;
                 check(&model, &options)
             }
             other => unreachable!("unknown protocol {other}"),
@@ -485,12 +548,28 @@ fn print_bug(run: &BugRun) {
 
 fn run_explore(args: &ExploreArgs) -> Result<u8, String> {
     use stateright::Model;
-    protocols(args.protocol)?;
-    let variant = Variant::parse(&args.variant)?;
-    let model = LockModel::new(args.bounds.config(variant)?)?;
     let address = ("127.0.0.1", args.port);
-    eprintln!("Explorer for lock/{} on http://127.0.0.1:{} (Ctrl-C to stop)", variant.name(), args.port);
-    model.checker().serve(address);
+    match protocols(args.protocol)?.as_slice() {
+        ["lock"] => {
+            let variant = Variant::parse(&args.variant)?;
+            let model = LockModel::new(args.bounds.config(variant)?)?;
+            eprintln!("Explorer for lock/{} on http://127.0.0.1:{} (Ctrl-C to stop)", variant.name(), args.port);
+            model.checker().serve(address);
+        }
+        ["merge"] => {
+            let variant = MergeVariant::parse(&args.variant)?;
+            let model = MergeModel::new(args.bounds.merge_config(variant))?;
+            eprintln!("Explorer for merge/{} on http://127.0.0.1:{} (Ctrl-C to stop)", variant.name(), args.port);
+            model.checker().serve(address);
+        }
+        ["redo"] => {
+            let variant = RedoVariant::parse(&args.variant)?;
+            let model = RedoModel::new(args.bounds.redo_config(variant))?;
+            eprintln!("Explorer for redo/{} on http://127.0.0.1:{} (Ctrl-C to stop)", variant.name(), args.port);
+            model.checker().serve(address);
+        }
+        _ => return Err("explore takes one protocol".into()),
+    }
     Ok(0)
 }
 

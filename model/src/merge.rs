@@ -1,0 +1,629 @@
+//! # The merge lock of a data lake's branches (Zed / SuperDB issue 2971)
+//!
+//! A child branch is merged into its parent while writers keep appending to the child (live
+//! ingest). State: the child's commit journal (commits `0..child_len`), the child's TAIL/BASE
+//! object (commits below TAIL are merged; moved as one object), the parent journal of merge
+//! commits, and the child's merge-lock journal (`lock` / `unlock` entries claimed with
+//! create-if-absent). Mergers, writers, crashes, recovery and an operator's force release all run
+//! concurrently, one storage operation per step.
+//!
+//! Variants:
+//! - `seed`: the proposal as written, on the 2021 prototype: a merger reads the lock journal's
+//!   HEAD *pointer* (a separate object, updated after each entry, so it can lag), creates `lock`
+//!   at HEAD+1, updates HEAD; reads TAIL/BASE, cuts the child, appends the merge to the parent,
+//!   moves TAIL to the child's end (the prototype's NOP position), writes `unlock` at HEAD+1.
+//!   Recovery and force release read HEAD too.
+//! - `seed-lockfree`: today's 2021 code: no lock at all.
+//! - `seed-blind-put`: the proposal on S3 before conditional writes: `lock` is a blind put.
+//! - `fixed`: lockstep's (specs/merge.md): the lock state is the newest entry found by probing,
+//!   never the HEAD pointer; the lock's index fences the holder; a merge commit is keyed by the
+//!   TAIL it starts from, readers count the first commit per key only, and a merger moves TAIL to
+//!   the end of that first commit (so a repeated merge, a crash between the parent append and
+//!   the TAIL move, or a zombie's late append changes nothing); TAIL/BASE moves by
+//!   compare-and-swap on its version; `unlock` is created right after the holder's own `lock`.
+//!
+//! Properties: one merger at a time; exactly once; consistent pointers; crash recovery; a
+//! force-released zombie cannot complete; and (`sometimes`) every merger merges.
+
+use serde::Serialize;
+use stateright::{Model, Property};
+
+use crate::check::{Budget, Protocol};
+use crate::trace::{Trace, TraceStep};
+
+/// Commits a state can hold on the parent.
+pub const PARENT_MAX: usize = 6;
+pub const MERGERS_MAX: usize = 3;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MergeMutation {
+    /// `lock` written by blind put instead of create-if-absent.
+    LockBlindPut,
+    /// Readers count every merge commit, not the first per starting TAIL (no dedupe).
+    NoDedupe,
+    /// TAIL moves to the merger's own cut, not to the end of the first commit for that TAIL.
+    TailToOwnCut,
+    /// Recovery never releases a crashed holder's lock.
+    NoRecovery,
+    /// `unlock` is appended after whatever entry is newest, not after the holder's own `lock`.
+    BlindUnlock,
+    /// A merger only locks an empty lock journal.
+    LockNeverFree,
+}
+
+impl MergeMutation {
+    pub const ALL: [MergeMutation; 6] = [
+        MergeMutation::LockBlindPut,
+        MergeMutation::NoDedupe,
+        MergeMutation::TailToOwnCut,
+        MergeMutation::NoRecovery,
+        MergeMutation::BlindUnlock,
+        MergeMutation::LockNeverFree,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            MergeMutation::LockBlindPut => "lock-blind-put",
+            MergeMutation::NoDedupe => "no-dedupe",
+            MergeMutation::TailToOwnCut => "tail-to-own-cut",
+            MergeMutation::NoRecovery => "no-recovery",
+            MergeMutation::BlindUnlock => "blind-unlock",
+            MergeMutation::LockNeverFree => "lock-never-free",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MergeVariant {
+    Seed,
+    SeedLockFree,
+    SeedBlindPut,
+    Fixed(Option<MergeMutation>),
+}
+
+impl MergeVariant {
+    pub fn name(self) -> &'static str {
+        match self {
+            MergeVariant::Seed => "seed",
+            MergeVariant::SeedLockFree => "seed-lockfree",
+            MergeVariant::SeedBlindPut => "seed-blind-put",
+            MergeVariant::Fixed(None) => "fixed",
+            MergeVariant::Fixed(Some(m)) => m.name(),
+        }
+    }
+
+    pub fn names() -> Vec<&'static str> {
+        let mut names = vec!["seed", "seed-lockfree", "seed-blind-put", "fixed"];
+        names.extend(MergeMutation::ALL.iter().map(|m| m.name()));
+        names
+    }
+
+    pub fn parse(name: &str) -> Result<MergeVariant, String> {
+        match name {
+            "seed" => Ok(MergeVariant::Seed),
+            "seed-lockfree" => Ok(MergeVariant::SeedLockFree),
+            "seed-blind-put" => Ok(MergeVariant::SeedBlindPut),
+            "fixed" => Ok(MergeVariant::Fixed(None)),
+            other => MergeMutation::ALL
+                .iter()
+                .find(|m| m.name() == other)
+                .map(|m| MergeVariant::Fixed(Some(*m)))
+                .ok_or_else(|| format!("unknown merge variant {other:?}; expected one of: {}", Self::names().join(", "))),
+        }
+    }
+
+    fn is_seed(self) -> bool {
+        !matches!(self, MergeVariant::Fixed(_))
+    }
+
+    fn has(self, m: MergeMutation) -> bool {
+        self == MergeVariant::Fixed(Some(m))
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct MergeConfig {
+    #[serde(skip)]
+    pub variant: MergeVariant,
+    pub mergers: u8,
+    /// Child commits present at the start.
+    pub child_commits: u8,
+    /// Child commits written during the run (live ingest).
+    pub child_writes: u8,
+    pub crashes: u8,
+    pub force_releases: u8,
+    /// Retries of a failed `lock` create before a merger gives up (Zed retries 10 times).
+    pub lock_retries: u8,
+}
+
+impl MergeConfig {
+    pub fn new(variant: MergeVariant) -> MergeConfig {
+        MergeConfig { variant, mergers: 3, child_commits: 1, child_writes: 2, crashes: 2, force_releases: 2, lock_retries: 1 }
+    }
+}
+
+/// The newest entry of the merge-lock journal.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum LockEntry {
+    #[default]
+    None,
+    Lock { holder: u8 },
+    Unlock,
+}
+
+/// One merge commit on the parent: child commits `from..to`, appended by `by`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Commit {
+    pub from: u8,
+    pub to: u8,
+    pub by: u8,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum MStep {
+    /// Read the lock state (seed: the HEAD pointer; fixed: probe the newest entry).
+    #[default]
+    ReadLock,
+    CreateLock,
+    /// Seed: update the HEAD pointer after our `lock`.
+    WriteHead,
+    ReadTail,
+    ReadChild,
+    AppendParent,
+    /// Fixed: find the first commit for our starting TAIL.
+    ReadParent,
+    MoveTail,
+    CreateUnlock,
+    /// Seed: update the HEAD pointer after our `unlock`.
+    WriteHeadAfterUnlock,
+    Done,
+    Crashed,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Merger {
+    pub step: MStep,
+    /// Index of our `lock` entry.
+    pub lock_index: u8,
+    /// What the last lock read saw: the index to create at.
+    pub seen: u8,
+    pub tail: u8,
+    pub tail_version: u8,
+    pub cut: u8,
+    /// Where TAIL must go (fixed: the end of the first commit for `tail`).
+    pub target: u8,
+    pub retries_left: u8,
+    /// Force-released behind its back: a zombie from then on.
+    pub revoked: bool,
+    /// Moved TAIL at least once.
+    pub merged: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct MergeState {
+    pub child_len: u8,
+    pub writes_left: u8,
+    /// Entries in the lock journal and the newest one.
+    pub lock_len: u8,
+    pub lock_newest: LockEntry,
+    /// Seed: the HEAD pointer (the entry count it records); may lag `lock_len`.
+    pub head: u8,
+    /// Seed: the entry HEAD points at (entry `head - 1`), which readers take for the newest.
+    pub head_entry: LockEntry,
+    pub tail: u8,
+    pub tail_version: u8,
+    pub parent: [Option<Commit>; PARENT_MAX],
+    pub mergers: [Merger; MERGERS_MAX],
+    pub crashes_left: u8,
+    pub forces_left: u8,
+    /// History: TAIL once moved backwards.
+    pub tail_regressed: bool,
+    /// History: a revoked merger's unlock freed a newer lock, or its TAIL move replaced a newer one.
+    pub zombie_completed: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MergeAction {
+    Step(u8),
+    Write,
+    Crash(u8),
+    Recover,
+    ForceRelease,
+}
+
+#[derive(Clone, Debug)]
+pub struct MergeModel {
+    pub config: MergeConfig,
+    pub budget: Budget,
+}
+
+impl MergeModel {
+    pub fn new(config: MergeConfig) -> Result<MergeModel, String> {
+        if config.mergers == 0 || config.mergers as usize > MERGERS_MAX {
+            return Err(format!("mergers must be between 1 and {MERGERS_MAX}"));
+        }
+        if config.child_commits + config.child_writes > 8 {
+            return Err("at most 8 child commits in all".into());
+        }
+        Ok(MergeModel { config, budget: Budget::default() })
+    }
+
+    fn variant(&self) -> MergeVariant {
+        self.config.variant
+    }
+
+    fn mergers(&self) -> std::ops::Range<usize> {
+        0..self.config.mergers as usize
+    }
+
+    /// How many times each child commit is in the parent, as readers count it.
+    pub fn coverage(&self, state: &MergeState) -> [u8; 8] {
+        let dedupe = !self.variant().is_seed() && !self.variant().has(MergeMutation::NoDedupe);
+        let mut counts = [0u8; 8];
+        let mut seen_from = [false; 8];
+        for commit in state.parent.iter().flatten() {
+            if dedupe {
+                if seen_from[commit.from as usize] {
+                    continue;
+                }
+                seen_from[commit.from as usize] = true;
+            }
+            for id in commit.from..commit.to {
+                counts[id as usize] += 1;
+            }
+        }
+        counts
+    }
+
+    fn holds(&self, state: &MergeState, m: usize) -> bool {
+        let merger = &state.mergers[m];
+        !merger.revoked
+            && matches!(merger.step, MStep::WriteHead | MStep::ReadTail | MStep::ReadChild | MStep::AppendParent | MStep::ReadParent | MStep::MoveTail | MStep::CreateUnlock)
+    }
+
+    /// Whether recovery can free a lock whose holder crashed.
+    fn recoverable(&self, state: &MergeState) -> bool {
+        match (self.variant(), state.lock_newest) {
+            (_, LockEntry::Lock { holder }) if state.mergers[holder as usize].step == MStep::Crashed => {
+                if self.variant().has(MergeMutation::NoRecovery) {
+                    false
+                } else if self.variant().is_seed() {
+                    // Seed recovery reads the HEAD pointer: a `lock` HEAD does not show is stuck.
+                    state.head == state.lock_len && state.head_entry == state.lock_newest
+                } else {
+                    true
+                }
+            }
+            _ => false,
+        }
+    }
+
+    fn append_lock_entry(state: &mut MergeState, entry: LockEntry) {
+        state.lock_len += 1;
+        state.lock_newest = entry;
+    }
+
+    fn step(&self, state: &mut MergeState, m: usize) -> bool {
+        let variant = self.variant();
+        let seed = variant.is_seed();
+        let me = state.mergers[m];
+        let set = |state: &mut MergeState, step: MStep| state.mergers[m].step = step;
+        match me.step {
+            MStep::ReadLock => {
+                if variant == MergeVariant::SeedLockFree {
+                    set(state, MStep::ReadTail);
+                    return true;
+                }
+                // Seed: HEAD, and the entry it points at, stand for the journal's state. Fixed:
+                // probe for the newest entry.
+                let (count, newest) = if seed { (state.head, state.head_entry) } else { (state.lock_len, state.lock_newest) };
+                let never_free = variant.has(MergeMutation::LockNeverFree) && state.lock_len > 0;
+                if matches!(newest, LockEntry::Lock { .. }) || never_free {
+                    return false; // locked: wait until it changes
+                }
+                state.mergers[m].seen = count;
+                set(state, MStep::CreateLock);
+            }
+            MStep::CreateLock => {
+                let blind = variant == MergeVariant::SeedBlindPut || variant.has(MergeMutation::LockBlindPut);
+                if blind || state.lock_len == me.seen {
+                    // Create (or, blind, overwrite) entry `seen`.
+                    state.lock_len = state.lock_len.max(me.seen + 1);
+                    state.lock_newest = LockEntry::Lock { holder: m as u8 };
+                    state.mergers[m].lock_index = me.seen;
+                    set(state, if seed { MStep::WriteHead } else { MStep::ReadTail });
+                } else if me.retries_left > 0 {
+                    state.mergers[m].retries_left -= 1;
+                    set(state, MStep::ReadLock);
+                } else {
+                    set(state, MStep::Done); // gives up: the lock looks wedged
+                }
+            }
+            MStep::WriteHead => {
+                state.head = me.lock_index + 1;
+                state.head_entry = if state.head == state.lock_len { state.lock_newest } else { LockEntry::Lock { holder: m as u8 } };
+                set(state, MStep::ReadTail);
+            }
+            MStep::ReadTail => {
+                state.mergers[m].tail = state.tail;
+                state.mergers[m].tail_version = state.tail_version;
+                set(state, MStep::ReadChild);
+            }
+            MStep::ReadChild => {
+                state.mergers[m].cut = state.child_len;
+                let next = if state.child_len == me.tail {
+                    if variant == MergeVariant::SeedLockFree { MStep::Done } else { MStep::CreateUnlock }
+                } else {
+                    MStep::AppendParent
+                };
+                set(state, next);
+            }
+            MStep::AppendParent => {
+                let Some(slot) = state.parent.iter_mut().find(|c| c.is_none()) else { return false };
+                *slot = Some(Commit { from: me.tail, to: me.cut, by: m as u8 });
+                set(state, if seed { MStep::MoveTail } else { MStep::ReadParent });
+            }
+            MStep::ReadParent => {
+                let first = state.parent.iter().flatten().find(|c| c.from == me.tail).expect("ours at least");
+                state.mergers[m].target = if variant.has(MergeMutation::TailToOwnCut) { me.cut } else { first.to };
+                set(state, MStep::MoveTail);
+            }
+            MStep::MoveTail => {
+                let target = if seed { state.child_len } else { me.target };
+                let cas_ok = seed || state.tail_version == me.tail_version;
+                if cas_ok {
+                    if target < state.tail {
+                        state.tail_regressed = true;
+                    }
+                    if me.revoked && state.tail_version != me.tail_version {
+                        state.zombie_completed = true;
+                    }
+                    state.tail = target;
+                    state.tail_version += 1;
+                    state.mergers[m].merged = true;
+                }
+                set(state, if variant == MergeVariant::SeedLockFree { MStep::Done } else { MStep::CreateUnlock });
+            }
+            MStep::CreateUnlock => {
+                // Seed: at HEAD+1 as HEAD reads now. Fixed: right after our own `lock`.
+                let index = if seed {
+                    state.head
+                } else if variant.has(MergeMutation::BlindUnlock) {
+                    state.lock_len
+                } else {
+                    me.lock_index + 1
+                };
+                let landed = state.lock_len == index;
+                if landed {
+                    if me.revoked && matches!(state.lock_newest, LockEntry::Lock { holder } if holder as usize != m) {
+                        state.zombie_completed = true;
+                    }
+                    Self::append_lock_entry(state, LockEntry::Unlock);
+                    state.mergers[m].seen = index;
+                }
+                set(state, if seed && landed { MStep::WriteHeadAfterUnlock } else { MStep::Done });
+            }
+            MStep::WriteHeadAfterUnlock => {
+                state.head = me.seen + 1;
+                state.head_entry = if state.head == state.lock_len { state.lock_newest } else { LockEntry::Unlock };
+                set(state, MStep::Done);
+            }
+            MStep::Done | MStep::Crashed => return false,
+        }
+        true
+    }
+
+    /// Recovery / force release: release the lock the variant's reading shows. Fixed: create
+    /// `unlock` right after the probed newest `lock`. Seed: read HEAD; if it shows a `lock`,
+    /// create `unlock` at HEAD+1 and move HEAD.
+    fn release(&self, state: &mut MergeState, forced: bool) -> bool {
+        let seed = self.variant().is_seed();
+        let shown = if seed { state.head_entry } else { state.lock_newest };
+        let LockEntry::Lock { holder } = shown else { return false };
+        if seed && state.head != state.lock_len {
+            return false; // the create at HEAD+1 finds an entry there (HEAD lags)
+        }
+        if forced {
+            state.mergers[holder as usize].revoked = true;
+            state.forces_left -= 1;
+        }
+        Self::append_lock_entry(state, LockEntry::Unlock);
+        if seed {
+            state.head = state.lock_len;
+            state.head_entry = LockEntry::Unlock;
+        }
+        true
+    }
+}
+
+impl Model for MergeModel {
+    type State = MergeState;
+    type Action = MergeAction;
+
+    fn init_states(&self) -> Vec<MergeState> {
+        let mut mergers = [Merger { step: MStep::Done, ..Merger::default() }; MERGERS_MAX];
+        for m in self.mergers() {
+            mergers[m] = Merger { retries_left: self.config.lock_retries, ..Merger::default() };
+        }
+        vec![MergeState {
+            child_len: self.config.child_commits,
+            writes_left: self.config.child_writes,
+            lock_len: 0,
+            lock_newest: LockEntry::None,
+            head: 0,
+            head_entry: LockEntry::None,
+            tail: 0,
+            tail_version: 0,
+            parent: [None; PARENT_MAX],
+            mergers,
+            crashes_left: self.config.crashes,
+            forces_left: self.config.force_releases,
+            tail_regressed: false,
+            zombie_completed: false,
+        }]
+    }
+
+    fn actions(&self, state: &MergeState, actions: &mut Vec<MergeAction>) {
+        for m in self.mergers() {
+            let step = state.mergers[m].step;
+            if matches!(step, MStep::Done | MStep::Crashed) {
+                continue;
+            }
+            actions.push(MergeAction::Step(m as u8));
+            if state.crashes_left > 0 {
+                actions.push(MergeAction::Crash(m as u8));
+            }
+        }
+        if state.writes_left > 0 {
+            actions.push(MergeAction::Write);
+        }
+        if self.recoverable(state) {
+            actions.push(MergeAction::Recover);
+        }
+        let shown = if self.variant().is_seed() { state.head_entry } else { state.lock_newest };
+        if state.forces_left > 0 && matches!(shown, LockEntry::Lock { .. }) && self.variant() != MergeVariant::SeedLockFree {
+            actions.push(MergeAction::ForceRelease);
+        }
+    }
+
+    fn next_state(&self, last: &MergeState, action: MergeAction) -> Option<MergeState> {
+        let mut state = last.clone();
+        let moved = match action {
+            MergeAction::Step(m) => self.step(&mut state, m as usize),
+            MergeAction::Write => {
+                state.child_len += 1;
+                state.writes_left -= 1;
+                true
+            }
+            MergeAction::Crash(m) => {
+                let merged = state.mergers[m as usize].merged;
+                state.mergers[m as usize] = Merger { step: MStep::Crashed, merged, ..Merger::default() };
+                state.crashes_left -= 1;
+                true
+            }
+            MergeAction::Recover => self.release(&mut state, false),
+            MergeAction::ForceRelease => self.release(&mut state, true),
+        };
+        moved.then_some(state)
+    }
+
+    fn within_boundary(&self, _state: &MergeState) -> bool {
+        self.budget.allows()
+    }
+
+    fn properties(&self) -> Vec<Property<Self>> {
+        vec![
+            Property::<Self>::always("one merger", |model, state| {
+                // At most one live, unrevoked merger holds the child's merge lock.
+                model.mergers().filter(|m| model.holds(state, *m)).count() <= 1
+            }),
+            Property::<Self>::always("exactly once", |model, state| {
+                // No child commit is in the parent twice (as readers count the parent).
+                model.coverage(state).iter().all(|count| *count <= 1)
+            }),
+            Property::<Self>::always("consistent pointers", |model, state| {
+                // Every child commit below TAIL is in the parent (nothing lost behind TAIL), and
+                // TAIL never moved back.
+                let coverage = model.coverage(state);
+                !state.tail_regressed && (0..state.tail).all(|id| coverage[id as usize] >= 1)
+            }),
+            Property::<Self>::always("crash recovery", |model, state| {
+                // A lock whose holder crashed can always be freed by recovery.
+                match state.lock_newest {
+                    LockEntry::Lock { holder } if state.mergers[holder as usize].step == MStep::Crashed => model.recoverable(state),
+                    _ => true,
+                }
+            }),
+            Property::<Self>::always("zombie cannot complete", |_, state| {
+                // A force-released merger's unlock never frees a newer lock, and its TAIL move
+                // never replaces a newer one.
+                !state.zombie_completed
+            }),
+            Property::<Self>::sometimes("every merger merges", |model, state| {
+                model.mergers().all(|m| state.mergers[m].merged)
+            }),
+        ]
+    }
+}
+
+impl Protocol for MergeModel {
+    fn protocol(&self) -> &'static str {
+        "merge"
+    }
+
+    fn variant_name(&self) -> &'static str {
+        self.variant().name()
+    }
+
+    fn bounds(&self) -> serde_json::Value {
+        serde_json::to_value(&self.config).expect("serialises")
+    }
+
+    fn symmetry(&self) -> Option<fn(&MergeState) -> MergeState> {
+        None
+    }
+
+    fn trace(&self, path: &[(MergeState, Option<MergeAction>)]) -> Trace {
+        let mut trace = Trace {
+            setup: vec![format!(
+                "{} merger(s); child commits 0..{} present, {} more written during the run",
+                self.config.mergers, self.config.child_commits, self.config.child_writes
+            )],
+            ..Trace::default()
+        };
+        for (n, pair) in path.windows(2).enumerate() {
+            let (last, action) = (&pair[0].0, pair[0].1.expect("action"));
+            let (actor, text) = describe(self, last, action, &pair[1].0);
+            trace.steps.push(TraceStep { n: n + 1, actor, text, action: format!("{action:?}") });
+        }
+        trace
+    }
+
+    fn with_budget(&self, budget: Budget) -> Self {
+        MergeModel { budget, ..self.clone() }
+    }
+}
+
+fn describe(model: &MergeModel, last: &MergeState, action: MergeAction, next: &MergeState) -> (String, String) {
+    let seed = model.variant().is_seed();
+    match action {
+        MergeAction::Write => ("writer".into(), format!("append child commit {} (live ingest)", last.child_len)),
+        MergeAction::Crash(m) => (format!("m{m}"), "CRASHES".into()),
+        MergeAction::Recover => ("recovery".into(), format!("release the crashed holder's lock: create lock#{} = unlock", last.lock_len)),
+        MergeAction::ForceRelease => ("operator".into(), format!("force release: create lock#{} = unlock (the holder is not told)", last.lock_len)),
+        MergeAction::Step(m) => {
+            let me = last.mergers[m as usize];
+            let after = next.mergers[m as usize];
+            let text = match me.step {
+                MStep::ReadLock if seed => format!("read HEAD → {} (it shows {:?}; the journal has {} entries)", last.head, last.head_entry, last.lock_len),
+                MStep::ReadLock => format!("probe lock journal → {} entries, newest {:?}", last.lock_len, last.lock_newest),
+                MStep::CreateLock => {
+                    let ok = after.step != MStep::ReadLock && after.step != MStep::Done;
+                    let verb = if model.variant() == MergeVariant::SeedBlindPut { "put" } else { "create" };
+                    format!("{verb} lock#{} = lock → {}", me.seen, if ok { "ok: holds the merge lock" } else { "already exists" })
+                }
+                MStep::WriteHead | MStep::WriteHeadAfterUnlock => format!("write HEAD = {}", next.head),
+                MStep::ReadTail => format!("read TAIL/BASE → tail {} (version {})", last.tail, last.tail_version),
+                MStep::ReadChild => format!("read child HEAD → cut at {}", last.child_len),
+                MStep::AppendParent => format!("append merge commit (child {}..{}) to the parent", me.tail, me.cut),
+                MStep::ReadParent => format!("read parent: the first commit from {} ends at {}", me.tail, after.target),
+                MStep::MoveTail => {
+                    if seed {
+                        format!("put TAIL/BASE: tail {} → {} (the child's end now)", last.tail, next.tail)
+                    } else if next.tail_version != last.tail_version {
+                        format!("move TAIL/BASE version {} → {}: tail {} → {}", last.tail_version, next.tail_version, last.tail, next.tail)
+                    } else {
+                        "move TAIL/BASE → version changed, not moved".into()
+                    }
+                }
+                MStep::CreateUnlock => {
+                    let ok = next.lock_len > last.lock_len;
+                    format!("create lock#{} = unlock → {}", if seed { last.head } else { me.lock_index + 1 }, if ok { "ok" } else { "already exists" })
+                }
+                MStep::Done | MStep::Crashed => "nothing".into(),
+            };
+            (format!("m{m}"), text)
+        }
+    }
+}
