@@ -64,64 +64,6 @@ fn seed_fails_at_the_default_bounds() {
     }
 }
 
-/// Runs one catalogue entry and checks that it is found with a counterexample of `len` steps
-/// (0 for a `sometimes` property that is never reached), and that the fixed protocol, in the
-/// same world, keeps the property.
-fn assert_entry(id: &str, len: usize) {
-    let entry = bugs::catalogue().into_iter().find(|e| e.id == id).unwrap_or_else(|| panic!("no entry {id}"));
-    let run = entry.run(Duration::from_secs(120));
-    assert!(run.reproduced, "{id} was not reproduced");
-    assert_eq!(run.trace_len, len, "{id}: counterexample length changed:\n{}", run.counterexample.map(|t| t.to_string()).unwrap_or_default());
-    let control = entry.run_fixed(Duration::from_secs(120));
-    assert!(control.exhaustive && !control.reproduced, "{id}: the fixed protocol breaks \"{}\" in the same world", entry.property);
-}
-
-macro_rules! catalogue_tests {
-    ($($name:ident: $id:literal, $len:literal;)*) => {
-        $(
-            #[test]
-            fn $name() {
-                assert_entry($id, $len);
-            }
-        )*
-
-        /// Every catalogue entry has a test above.
-        #[test]
-        fn every_entry_has_a_test() {
-            let tested = [$($id),*];
-            for entry in bugs::catalogue() {
-                assert!(tested.contains(&entry.id), "catalogue entry {} has no test", entry.id);
-            }
-        }
-    };
-}
-
-catalogue_tests! {
-    seed_same_path_double_grant: "lock/same-path-double-grant", 6;
-    seed_stale_delete_removes_refreshed_lock: "lock/stale-delete-removes-refreshed-lock", 8;
-    seed_release_after_steal: "lock/release-after-steal-deletes-new-owner", 9;
-    seed_refresh_resurrects: "lock/refresh-resurrects-stolen-lock", 9;
-    seed_zombie_write_accepted: "lock/zombie-write-accepted", 9;
-    seed_zero_byte_lock_reads_unlocked: "lock/zero-byte-lock-reads-unlocked", 10;
-    seed_root_subtree_never_seen: "lock/root-subtree-never-seen", 8;
-    seed_clock_skew_steals_live_lock: "lock/clock-skew-steals-live-lock", 8;
-    seed_mv_opposite_order_deadlock: "lock/mv-opposite-order-deadlock", 8;
-    seed_mv_opposite_order_both_time_out: "lock/mv-opposite-order-both-time-out", 13;
-    mutant_skip_recheck: "lock/mutant-skip-recheck", 10;
-    mutant_wallclock_expiry: "lock/mutant-wallclock-expiry", 10;
-    mutant_resource_ignores_tokens: "lock/mutant-resource-ignores-tokens", 15;
-    mutant_no_ticket_check: "lock/mutant-no-ticket-check", 19;
-    mutant_blind_release: "lock/mutant-blind-release", 13;
-    mutant_create_then_write: "lock/mutant-create-then-write", 5;
-    mutant_unsorted_locks_deadlock: "lock/mutant-unsorted-locks-deadlock", 12;
-    mutant_unsorted_locks_livelock: "lock/mutant-unsorted-locks-livelock", 17;
-    mutant_self_conflict_point: "lock/mutant-self-conflict-point", 0;
-    mutant_self_conflict_subtree: "lock/mutant-self-conflict-subtree", 0;
-    mutant_self_conflict_mv: "lock/mutant-self-conflict-mv", 0;
-    mutant_self_conflict_contest: "lock/mutant-self-conflict-contest", 0;
-    mutant_no_takeover: "lock/mutant-no-takeover", 0;
-}
-
 /// Every property of the model is broken by at least one catalogue entry: none passes vacuously.
 #[test]
 fn every_property_has_a_breaking_entry() {
