@@ -29,7 +29,7 @@ use serde::Serialize;
 use stateright::{Model, Property};
 
 use crate::check::{Budget, Protocol};
-use crate::trace::{Trace, TraceStep};
+use crate::trace::Trace;
 
 /// Commits a state can hold on the parent.
 pub const PARENT_MAX: usize = 6;
@@ -565,19 +565,11 @@ impl Protocol for MergeModel {
     }
 
     fn trace(&self, path: &[(MergeState, Option<MergeAction>)]) -> Trace {
-        let mut trace = Trace {
-            setup: vec![format!(
-                "{} merger(s); child commits 0..{} present, {} more written during the run",
-                self.config.mergers, self.config.child_commits, self.config.child_writes
-            )],
-            ..Trace::default()
-        };
-        for (n, pair) in path.windows(2).enumerate() {
-            let (last, action) = (&pair[0].0, pair[0].1.expect("action"));
-            let (actor, text) = describe(self, last, action, &pair[1].0);
-            trace.steps.push(TraceStep { n: n + 1, actor, text, action: format!("{action:?}") });
-        }
-        trace
+        let setup = vec![format!(
+            "{} merger(s); child commits 0..{} present, {} more written during the run",
+            self.config.mergers, self.config.child_commits, self.config.child_writes
+        )];
+        Trace::from_path(setup, path, |last, action, next| describe(self, last, action, next))
     }
 
     fn with_budget(&self, budget: Budget) -> Self {

@@ -31,7 +31,7 @@ use serde::Serialize;
 use stateright::{Model, Property};
 
 use crate::check::{Budget, Protocol};
-use crate::trace::{Trace, TraceStep};
+use crate::trace::Trace;
 
 pub const ARCHIVES_MAX: usize = 4;
 pub const COMMITTERS_MAX: usize = 3;
@@ -710,16 +710,8 @@ impl Protocol for RedoModel {
     }
 
     fn trace(&self, path: &[(RedoState, Option<RedoAction>)]) -> Trace {
-        let mut trace = Trace {
-            setup: vec![format!("{} committer(s) of one session; the user adds {} message(s)", self.config.committers, self.config.messages)],
-            ..Trace::default()
-        };
-        for (n, pair) in path.windows(2).enumerate() {
-            let (last, action) = (&pair[0].0, pair[0].1.expect("action"));
-            let (actor, text) = describe(self, last, action, &pair[1].0);
-            trace.steps.push(TraceStep { n: n + 1, actor, text, action: format!("{action:?}") });
-        }
-        trace
+        let setup = vec![format!("{} committer(s) of one session; the user adds {} message(s)", self.config.committers, self.config.messages)];
+        Trace::from_path(setup, path, |last, action, next| describe(self, last, action, next))
     }
 
     fn with_budget(&self, budget: Budget) -> Self {

@@ -36,6 +36,26 @@ impl Trace {
     }
 }
 
+impl Trace {
+    /// A behaviour's trace: `describe(before, action, after)` gives each step's actor and text.
+    pub fn from_path<S, A: Copy + std::fmt::Debug>(
+        setup: Vec<String>,
+        path: &[(S, Option<A>)],
+        describe: impl Fn(&S, A, &S) -> (String, String),
+    ) -> Trace {
+        let steps = path
+            .windows(2)
+            .enumerate()
+            .map(|(n, pair)| {
+                let action = pair[0].1.expect("every step but the last has an action");
+                let (actor, text) = describe(&pair[0].0, action, &pair[1].0);
+                TraceStep { n: n + 1, actor, text, action: format!("{action:?}") }
+            })
+            .collect();
+        Trace { setup, steps }
+    }
+}
+
 impl std::fmt::Display for Trace {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         for line in &self.setup {

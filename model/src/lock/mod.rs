@@ -629,15 +629,7 @@ impl crate::check::Protocol for LockModel {
     }
 
     fn trace(&self, path: &[(LockState, Option<LockAction>)]) -> crate::trace::Trace {
-        let mut trace = crate::trace::Trace::default();
-        if let Some((init, _)) = path.first() {
-            trace.setup = crate::trace::lock_setup(self, init);
-        }
-        for (n, pair) in path.windows(2).enumerate() {
-            let (last, action) = (&pair[0].0, pair[0].1.expect("every step but the last has an action"));
-            let (actor, text) = crate::trace::describe_lock(self, last, action, &pair[1].0);
-            trace.steps.push(crate::trace::TraceStep { n: n + 1, actor, text, action: format!("{action:?}") });
-        }
-        trace
+        let setup = path.first().map(|(init, _)| crate::trace::lock_setup(self, init)).unwrap_or_default();
+        crate::trace::Trace::from_path(setup, path, |last, action, next| crate::trace::describe_lock(self, last, action, next))
     }
 }
