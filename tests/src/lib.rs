@@ -1,6 +1,8 @@
 //! Shared pieces of the cross-tests (the test files live in `tests/tests/`): the backend
-//! conformance suite and the deliberately broken backends it must reject.
+//! conformance suite and the deliberately broken backends it must reject, the recording store
+//! wrapper, and the model side of the conformance harnesses (`refinement`), protocol-independent.
 
 pub mod broken;
 pub mod conformance;
 pub mod recording;
+pub mod refinement;

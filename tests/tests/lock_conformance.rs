@@ -28,14 +28,13 @@ use lockstep::lock::owner::ProcessId;
 use lockstep::lock::{recover, Entry, FencedLog, Guard, LockError, LockKind, LockManager, LockOptions, LockPath, Operation};
 use lockstep::mutants::{activate, Mutant};
 use lockstep::store::{Fault, FaultyStore, FsStore, Key, MemStore, Store};
-use lockstep_model::check::Protocol;
 use lockstep_model::lock::{
     ClientSpec, Head, Hold, Kind, LockAction, LockConfig, LockModel, LockState, Mode, Outcome, Phase, Timeout, Variant,
 };
 use lockstep_tests::recording::Recording;
+use lockstep_tests::refinement::{Create, ModelCursor};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
-use stateright::Model;
 
 const TREE: [&str; 4] = ["/", "/a", "/a/b", "/c"];
 const CLIENTS: usize = 3;
@@ -92,23 +91,20 @@ struct Client {
 }
 
 struct Harness {
-    model: LockModel,
-    state: LockState,
-    /// The model's behaviour so far, for failure messages.
-    path: Vec<(LockState, Option<LockAction>)>,
+    /// The model side: state, behaviour, trace validation (shared by every protocol's harness).
+    cursor: ModelCursor<LockModel>,
     shared: Arc<dyn Store>,
     clients: Vec<Client>,
     rt: tokio::runtime::Runtime,
 }
 
-fn fail(message: String) -> TestCaseError {
-    TestCaseError::fail(message)
+fn fail(message: impl Into<String>) -> TestCaseError {
+    TestCaseError::fail(message.into())
 }
 
 impl Harness {
     fn new(modes: &[u8], shared: Arc<dyn Store>) -> Harness {
-        let model = model_for(modes);
-        let state = model.init_states().into_iter().next().unwrap();
+        let cursor = ModelCursor::new(model_for(modes), effect);
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let options = LockOptions { timeout: Some(std::time::Duration::ZERO), retries_max: 0, cleanup_every: None, ..LockOptions::default() };
         let clients = (0..modes.len())
@@ -120,50 +116,21 @@ impl Harness {
                 Client { identity, process, store, manager: Some(manager), guard: None, killed: false }
             })
             .collect();
-        Harness { path: vec![(state.clone(), None)], model, state, shared, clients, rt }
+        Harness { cursor, shared, clients, rt }
     }
 
     fn behaviour(&self) -> String {
-        let mut steps = self.path.clone();
-        for i in 0..steps.len().saturating_sub(1) {
-            steps[i].1 = steps[i + 1].1;
-        }
-        if let Some(last) = steps.last_mut() {
-            last.1 = None;
-        }
-        format!("model behaviour so far:\n{}", self.model.trace(&steps))
+        self.cursor.behaviour()
     }
 
-    /// Takes `action` in the model if it is one of `actions(state)` (trace validation: the model
-    /// must allow what the implementation did). Returns whether storage changed.
+    /// Takes `action` in the model if it is enabled; returns whether storage changed.
     fn act(&mut self, action: LockAction) -> Result<bool, TestCaseError> {
-        let mut enabled = Vec::new();
-        self.model.actions(&self.state, &mut enabled);
-        if !enabled.contains(&action) {
-            return Ok(false);
-        }
-        let Some(next) = self.model.next_state(&self.state, action) else { return Ok(false) };
-        let changed_storage = next.slots != self.state.slots || next.tickets != self.state.tickets;
-        self.state = next.clone();
-        self.path.push((next, Some(action)));
-        Ok(changed_storage)
+        Ok(matches!(self.cursor.act(action), Ok(Some(_))))
     }
 
     fn client_of(&self, owner: &str) -> Option<u8> {
         let process = ProcessId::parse(owner)?;
         self.clients.iter().position(|c| c.process == process).map(|c| c as u8)
-    }
-
-    /// What the model client `c` writes in the step it takes from `before` to `after`: a ticket,
-    /// or an entry (path index, entry index, head with time erased).
-    fn effect(before: &LockState, after: &LockState) -> Option<String> {
-        if after.tickets != before.tickets {
-            return Some(format!("ticket {}", after.tickets));
-        }
-        (0..TREE.len()).find(|p| after.slots[*p] != before.slots[*p]).map(|p| {
-            let slot = after.slots[p];
-            format!("{}#{} {:?}", TREE[p], slot.len - 1, erase_tick(slot.head))
-        })
     }
 
     /// The same description for a create the implementation made (`None` for keys outside the
@@ -191,12 +158,12 @@ impl Harness {
     /// never see it (the newest index decides), so it has no abstract effect.
     fn is_stray(&self, key: &Key) -> bool {
         if let Some(n) = key.as_str().strip_prefix("tickets/") {
-            return n.parse::<u64>().unwrap() <= u64::from(self.state.tickets);
+            return n.parse::<u64>().unwrap() <= u64::from(self.cursor.state.tickets);
         }
         match LockPath::parse_entry_key(key.as_str()) {
             Some((path, index)) => {
                 let p = TREE.iter().position(|n| *n == path.as_str()).unwrap();
-                index < u64::from(self.state.slots[p].len)
+                index < u64::from(self.cursor.state.slots[p].len)
             }
             None => false,
         }
@@ -204,50 +171,17 @@ impl Harness {
 
     /// Trace validation: replays the implementation's creates through the model client `c`.
     fn replay(&mut self, c: usize, creates: Vec<(Key, Vec<u8>)>) -> Result<(), TestCaseError> {
-        for (key, bytes) in creates {
-            let Some(expected) = self.described(&key, &bytes)? else { continue };
-            if self.is_stray(&key) {
-                continue;
-            }
-            let mut matched = false;
-            for _ in 0..64 {
-                let before = self.state.clone();
-                if !self.act(LockAction::Step(c as u8))? {
-                    if before.clients[c] == self.state.clients[c] {
-                        return Err(fail(format!("the implementation created {key} ({expected}) but model client c{c} cannot move\n{}", self.behaviour())));
-                    }
-                    continue;
-                }
-                let effect = Self::effect(&before, &self.state).unwrap();
-                if effect != expected {
-                    return Err(fail(format!("the implementation wrote {expected}, the model wrote {effect}\n{}", self.behaviour())));
-                }
-                matched = true;
-                break;
-            }
-            if !matched {
-                return Err(fail(format!("no model step of c{c} writes {expected}\n{}", self.behaviour())));
-            }
+        let mut described = Vec::new();
+        for (key, bytes) in &creates {
+            described.push((key, self.described(key, bytes)?, self.is_stray(key)));
         }
-        Ok(())
+        let creates = described.into_iter().map(|(key, described, stray)| Create { key, described, stray });
+        self.cursor.replay(LockAction::Step(c as u8), creates).map_err(fail)
     }
 
     /// Runs model client `c` until `done` holds, checking it writes nothing more.
     fn settle(&mut self, c: usize, done: fn(Phase) -> bool) -> Result<(), TestCaseError> {
-        for _ in 0..64 {
-            if done(self.state.clients[c].phase) {
-                return Ok(());
-            }
-            let before = self.state.clone();
-            if self.act(LockAction::Step(c as u8))? {
-                let effect = Self::effect(&before, &self.state).unwrap();
-                return Err(fail(format!("the model writes {effect} that the implementation did not\n{}", self.behaviour())));
-            }
-            if before == self.state {
-                return Err(fail(format!("model client c{c} is stuck in {:?}\n{}", self.state.clients[c].phase, self.behaviour())));
-            }
-        }
-        Err(fail(format!("model client c{c} did not settle\n{}", self.behaviour())))
+        self.cursor.settle(LockAction::Step(c as u8), |state| done(state.clients[c].phase)).map_err(fail)
     }
 
     /// The client's process dies: its background tasks stop (before anything else can run), its
@@ -266,18 +200,18 @@ impl Harness {
     fn crash(&mut self, c: usize) -> Result<(), TestCaseError> {
         // A crash after the client's last effect (say, in a garbage-collecting delete after its
         // release) changes nothing the model tracks: a finished client stays finished.
-        if matches!(self.state.clients[c].phase, Phase::Finished(_)) {
+        if matches!(self.cursor.state.clients[c].phase, Phase::Finished(_)) {
             return Ok(());
         }
         self.act(LockAction::Crash(c as u8))?;
-        if self.state.clients[c].phase != Phase::Crashed {
-            return Err(fail(format!("the model cannot crash c{c} in {:?}", self.state.clients[c].phase)));
+        if self.cursor.state.clients[c].phase != Phase::Crashed {
+            return Err(fail(format!("the model cannot crash c{c} in {:?}", self.cursor.state.clients[c].phase)));
         }
         Ok(())
     }
 
     fn operation(&self, c: usize) -> Operation {
-        let mode = self.model.modes[self.state.clients[c].mode as usize];
+        let mode = self.cursor.model.modes[self.cursor.state.clients[c].mode as usize];
         let name = |p: u8| TREE[p as usize];
         let locks = match mode {
             Mode::Point(p) => vec![(LockPath::new(name(p)).unwrap(), LockKind::Point)],
@@ -290,7 +224,7 @@ impl Harness {
     fn apply(&mut self, op: &Op) -> Result<(), TestCaseError> {
         match *op {
             Op::Acquire { client: c, crash_at } => {
-                let ready = matches!(self.state.clients[c].phase, Phase::Acquiring { lock: 0, step: lockstep_model::lock::Step::CheckSame });
+                let ready = matches!(self.cursor.state.clients[c].phase, Phase::Acquiring { lock: 0, step: lockstep_model::lock::Step::CheckSame });
                 if !ready || self.clients[c].manager.is_none() {
                     return Ok(());
                 }
@@ -315,7 +249,7 @@ impl Harness {
                 let creates = self.clients[c].store.inner().drain();
                 self.replay(c, creates)?;
                 self.settle(c, |phase| matches!(phase, Phase::Holding(_) | Phase::Finished(_)))?;
-                match (&result, self.state.clients[c].phase) {
+                match (&result, self.cursor.state.clients[c].phase) {
                     (Ok(_), Phase::Holding(Hold::Ready)) => {}
                     (Err(LockError::Busy { .. }), Phase::Finished(Outcome::Busy)) => {}
                     (other, phase) => return Err(fail(format!("implementation: {other:?}; model: {phase:?}\n{}", self.behaviour()))),
@@ -323,7 +257,7 @@ impl Harness {
                 self.clients[c].guard = result.ok();
             }
             Op::Finish { client: c, crash_at } => {
-                if self.clients[c].guard.is_none() || self.state.clients[c].phase != Phase::Holding(Hold::Ready) {
+                if self.clients[c].guard.is_none() || self.cursor.state.clients[c].phase != Phase::Holding(Hold::Ready) {
                     return Ok(());
                 }
                 // The guarded write goes to a resource outside the client's process (the shared
@@ -334,7 +268,7 @@ impl Harness {
                 let mut writes = Vec::new();
                 for (path, kind, token) in guard.tokens() {
                     let index = TREE.iter().position(|n| *n == path.as_str()).unwrap() as u8;
-                    for covered in self.model.tree.scope(index, if kind == LockKind::Point { Kind::Point } else { Kind::Subtree }) {
+                    for covered in self.cursor.model.tree.scope(index, if kind == LockKind::Point { Kind::Point } else { Kind::Subtree }) {
                         writes.push((LockPath::new(TREE[covered as usize]).unwrap(), token));
                     }
                 }
@@ -362,7 +296,7 @@ impl Harness {
                 // Model: lease check, guarded write, then the releases.
                 self.act(LockAction::Step(c as u8))?;
                 self.act(LockAction::Step(c as u8))?;
-                let model_accepted = !matches!(self.state.clients[c].phase, Phase::Releasing { outcome: Outcome::Fenced } | Phase::Finished(Outcome::Fenced));
+                let model_accepted = !matches!(self.cursor.state.clients[c].phase, Phase::Releasing { outcome: Outcome::Fenced } | Phase::Finished(Outcome::Fenced));
                 if accepted != model_accepted {
                     return Err(fail(format!("guarded write: implementation accepted={accepted}, model accepted={model_accepted}\n{}", self.behaviour())));
                 }
@@ -375,7 +309,7 @@ impl Harness {
                 self.settle(c, |phase| matches!(phase, Phase::Finished(_)))?;
             }
             Op::ForceRelease { path } => {
-                if !matches!(self.state.slots[path as usize].head, Head::Held { .. }) || self.state.forces_left == 0 {
+                if !matches!(self.cursor.state.slots[path as usize].head, Head::Held { .. }) || self.cursor.state.forces_left == 0 {
                     return Ok(());
                 }
                 let lock_path = LockPath::new(TREE[path as usize]).unwrap();
@@ -387,7 +321,7 @@ impl Harness {
             }
             Op::Recover => {
                 for (c, client) in self.clients.iter_mut().enumerate() {
-                    if self.state.clients[c].phase == Phase::Crashed && !client.killed {
+                    if self.cursor.state.clients[c].phase == Phase::Crashed && !client.killed {
                         let _ = client.identity.kill();
                         let _ = client.identity.wait();
                         client.killed = true;
@@ -410,24 +344,19 @@ impl Harness {
 
     /// `inspect(store)` equals the model's abstract state, and the model's properties hold.
     fn check_refinement(&self) -> Result<(), TestCaseError> {
-        let concrete = self.rt.block_on(inspect(&*self.shared, &self.model.tree, |owner| self.client_of(owner))).map_err(|e| fail(e.to_string()))?;
+        let concrete = self.rt.block_on(inspect(&*self.shared, &self.cursor.model.tree, |owner| self.client_of(owner))).map_err(|e| fail(e.to_string()))?;
         for p in 0..TREE.len() {
-            let model_slot = self.state.slots[p];
+            let model_slot = self.cursor.state.slots[p];
             let expected = (model_slot.len, erase_tick(model_slot.head));
             let actual = (concrete.slots[p].len, concrete.slots[p].head);
             if expected != actual {
                 return Err(fail(format!("{}: implementation {actual:?}, model {expected:?}\n{}", TREE[p], self.behaviour())));
             }
         }
-        if concrete.tickets != u64::from(self.state.tickets) {
-            return Err(fail(format!("tickets: implementation {}, model {}\n{}", concrete.tickets, self.state.tickets, self.behaviour())));
+        if concrete.tickets != u64::from(self.cursor.state.tickets) {
+            return Err(fail(format!("tickets: implementation {}, model {}\n{}", concrete.tickets, self.cursor.state.tickets, self.behaviour())));
         }
-        for property in self.model.properties() {
-            if property.expectation == stateright::Expectation::Always && !(property.condition)(&self.model, &self.state) {
-                return Err(fail(format!("model property \"{}\" broken\n{}", property.name, self.behaviour())));
-            }
-        }
-        Ok(())
+        self.cursor.check_properties().map_err(fail)
     }
 }
 
@@ -438,6 +367,17 @@ impl Drop for Harness {
             let _ = client.identity.wait();
         }
     }
+}
+
+/// What model client steps write: a ticket, or an entry (path, index, head with time erased).
+fn effect(before: &LockState, after: &LockState) -> Option<String> {
+    if after.tickets != before.tickets {
+        return Some(format!("ticket {}", after.tickets));
+    }
+    (0..TREE.len()).find(|p| after.slots[*p] != before.slots[*p]).map(|p| {
+        let slot = after.slots[p];
+        format!("{}#{} {:?}", TREE[p], slot.len - 1, erase_tick(slot.head))
+    })
 }
 
 fn erase_tick(head: Head) -> Head {
