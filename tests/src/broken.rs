@@ -9,38 +9,56 @@ use lockstep::store::{Created, Key, Store, StoreError, Version};
 /// both "win" (s3s-fs 0.14 behaves like this; research/anchors.md).
 #[derive(Default)]
 pub struct CheckThenWrite {
-    map: Mutex<BTreeMap<String, Vec<u8>>>,
+    map: Map,
 }
 
 /// A store that makes an entry visible in two halves: a reader can see a torn entry.
 #[derive(Default)]
 pub struct TornWrites {
-    map: Mutex<BTreeMap<String, Vec<u8>>>,
+    map: Map,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap()
+/// The map both broken stores keep; only their `create` differs.
+#[derive(Default)]
+struct Map(Mutex<BTreeMap<String, Vec<u8>>>);
+
+impl Map {
+    fn entries(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Vec<u8>>> {
+        self.0.lock().unwrap()
+    }
+
+    fn get(&self, key: &Key) -> Option<(Vec<u8>, Version)> {
+        self.entries().get(key.as_str()).map(|b| (b.clone(), Version(1)))
+    }
+
+    fn list(&self, prefix: &str) -> Vec<Key> {
+        self.entries().keys().filter(|k| k.starts_with(prefix)).map(|k| Key::new(k.clone()).unwrap()).collect()
+    }
+
+    fn delete(&self, key: &Key) {
+        self.entries().remove(key.as_str());
+    }
 }
 
 #[async_trait::async_trait]
 impl Store for CheckThenWrite {
     async fn get(&self, key: &Key) -> Result<Option<(Vec<u8>, Version)>, StoreError> {
-        Ok(lock(&self.map).get(key.as_str()).map(|b| (b.clone(), Version(1))))
+        Ok(self.map.get(key))
     }
     async fn create(&self, key: &Key, bytes: &[u8]) -> Result<Created, StoreError> {
-        let exists = lock(&self.map).contains_key(key.as_str());
+        let exists = self.map.entries().contains_key(key.as_str());
         tokio::task::yield_now().await; // the window between the check and the write
         if exists {
             return Ok(Created::AlreadyExists);
         }
-        lock(&self.map).insert(key.as_str().to_owned(), bytes.to_vec());
+        self.map.entries().insert(key.as_str().to_owned(), bytes.to_vec());
         Ok(Created::Created(Version(1)))
     }
     async fn list(&self, prefix: &str) -> Result<Vec<Key>, StoreError> {
-        Ok(lock(&self.map).keys().filter(|k| k.starts_with(prefix)).map(|k| Key::new(k.clone()).unwrap()).collect())
+        Ok(self.map.list(prefix))
     }
     async fn delete(&self, key: &Key) -> Result<(), StoreError> {
-        lock(&self.map).remove(key.as_str());
+        self.map.delete(key);
         Ok(())
     }
     fn describe(&self) -> String {
@@ -51,25 +69,25 @@ impl Store for CheckThenWrite {
 #[async_trait::async_trait]
 impl Store for TornWrites {
     async fn get(&self, key: &Key) -> Result<Option<(Vec<u8>, Version)>, StoreError> {
-        Ok(lock(&self.map).get(key.as_str()).map(|b| (b.clone(), Version(1))))
+        Ok(self.map.get(key))
     }
     async fn create(&self, key: &Key, bytes: &[u8]) -> Result<Created, StoreError> {
         {
-            let mut map = lock(&self.map);
+            let mut map = self.map.entries();
             if map.contains_key(key.as_str()) {
                 return Ok(Created::AlreadyExists);
             }
             map.insert(key.as_str().to_owned(), bytes[..bytes.len() / 2].to_vec());
         }
         tokio::time::sleep(std::time::Duration::from_millis(2)).await;
-        lock(&self.map).insert(key.as_str().to_owned(), bytes.to_vec());
+        self.map.entries().insert(key.as_str().to_owned(), bytes.to_vec());
         Ok(Created::Created(Version(1)))
     }
     async fn list(&self, prefix: &str) -> Result<Vec<Key>, StoreError> {
-        Ok(lock(&self.map).keys().filter(|k| k.starts_with(prefix)).map(|k| Key::new(k.clone()).unwrap()).collect())
+        Ok(self.map.list(prefix))
     }
     async fn delete(&self, key: &Key) -> Result<(), StoreError> {
-        lock(&self.map).remove(key.as_str());
+        self.map.delete(key);
         Ok(())
     }
     fn describe(&self) -> String {
