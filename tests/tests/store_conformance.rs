@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use lockstep::store::{Durability, FsStore, MemStore, Store};
-use lockstep_tests::broken::{CheckThenWrite, TornWrites};
+use lockstep_tests::broken::{Broken, Flaw};
 use lockstep_tests::conformance;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -27,7 +27,7 @@ async fn fs_store_conforms_volatile() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn check_then_write_backend_fails_the_race() {
-    let store: Arc<dyn Store> = Arc::new(CheckThenWrite::default());
+    let store: Arc<dyn Store> = Arc::new(Broken::new(Flaw::CheckThenWrite));
     conformance::basic_semantics(&*store).await.expect("sequentially it looks fine");
     let error = conformance::create_race(store, 16, 100).await.expect_err("the race must expose check-then-write");
     assert!(error.contains("writers won"), "{error}");
@@ -35,7 +35,7 @@ async fn check_then_write_backend_fails_the_race() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn torn_write_backend_fails_the_reader_check() {
-    let store: Arc<dyn Store> = Arc::new(TornWrites::default());
+    let store: Arc<dyn Store> = Arc::new(Broken::new(Flaw::TornWrites));
     let error = conformance::readers_never_see_torn_entries(store, 20, 4096).await.expect_err("readers must see a torn entry");
     assert!(error.contains("a reader saw"), "{error}");
 }
