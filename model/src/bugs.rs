@@ -387,7 +387,7 @@ fn lock_mutants() -> Vec<Entry> {
         title: "the re-check counts the client's own entry as a conflict, so nothing is ever granted",
         source: "mutant of specs/lock.md step 4",
         property,
-        scenario: Scenario::Lock { config: every_mode(fixed(Mutation::SelfConflict)), signature: None },
+        scenario: Scenario::Lock { config: every_mode(fixed(Mutation::DescendantScanIncludesSelf)), signature: None },
     };
     vec![
         Entry {

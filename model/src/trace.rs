@@ -98,14 +98,28 @@ fn key(model: &LockModel, path: u8, index: Option<u8>) -> String {
     }
 }
 
+pub fn outcome_text(outcome: crate::lock::Outcome) -> &'static str {
+    use crate::lock::Outcome;
+    match outcome {
+        Outcome::Done => "done",
+        Outcome::Busy => "busy",
+        Outcome::TimedOut => "timed out",
+        Outcome::Exhausted => "retries exhausted",
+        Outcome::LeaseLost => "lease lost",
+        Outcome::Fenced => "fenced",
+        Outcome::Error => "storage error",
+    }
+}
+
 fn phase_text(phase: Phase) -> String {
     match phase {
         Phase::Acquiring { step: Step::Wait { .. }, .. } => "waits".into(),
         Phase::Acquiring { .. } => "continues".into(),
         Phase::Holding(Hold::Ready) => "HOLDS its locks".into(),
         Phase::Holding(_) => "holds".into(),
-        Phase::Releasing { outcome } => format!("releases ({outcome:?})"),
-        Phase::Finished(outcome) => format!("finishes: {outcome:?}"),
+        Phase::Releasing { outcome } => format!("releases ({})", outcome_text(outcome)),
+        Phase::BackingOff => "backs off: releases what it holds, then starts over".into(),
+        Phase::Finished(outcome) => format!("finishes: {}", outcome_text(outcome)),
         Phase::Crashed => "crashed".into(),
         Phase::Idle => "idle".into(),
     }
@@ -133,16 +147,22 @@ pub fn describe_lock(model: &LockModel, last: &LockState, action: LockAction, ne
             };
             (format!("c{c}"), text)
         }
-        LockAction::ReapRead(path) => (
-            "cleaner".into(),
-            format!("read {} → {}: stale", key(model, path, None), head_text(model, last.slots[path as usize].head)),
-        ),
-        LockAction::ReapRm => {
-            let path = last.reaper_pending.expect("pending");
+        LockAction::RenewAmbiguous(c, lock) => {
+            let plan = model.plan(last, c as usize, lock);
+            let slot = last.slots[plan.path as usize];
+            let ok = next.slots[plan.path as usize].len > slot.len;
             (
-                "cleaner".into(),
-                format!("rm {} (removes {})", key(model, path, None), head_text(model, last.slots[path as usize].head)),
+                format!("c{c}"),
+                format!(
+                    "renew: create {} → {}, but the reply is lost (error; the read-back fails too: it keeps its old lease)",
+                    key(model, plan.path, Some(slot.len)),
+                    if ok { "landed" } else { "already exists" }
+                ),
             )
+        }
+        LockAction::Fail(c) | LockAction::Ambiguous(c) => {
+            let landed = matches!(action, LockAction::Ambiguous(_));
+            (format!("c{c}"), describe_fault(model, last, c as usize, next, landed))
         }
         LockAction::ReapExpired(path) | LockAction::ForceRelease(path) | LockAction::Recover(path) => {
             let slot = last.slots[path as usize];
@@ -158,6 +178,23 @@ pub fn describe_lock(model: &LockModel, last: &LockState, action: LockAction, ne
         }
         LockAction::Step(c) => (format!("c{c}"), describe_client_step(model, last, c as usize, next)),
     }
+}
+
+/// A store fault on a client's next operation, and what the client makes of it.
+fn describe_fault(model: &LockModel, last: &LockState, client: usize, next: &LockState, landed: bool) -> String {
+    let op = match model.next_op(last, client) {
+        Some(crate::lock::StoreOp::Read) => "read",
+        Some(crate::lock::StoreOp::Create) => "create",
+        Some(crate::lock::StoreOp::Write) => "write",
+        Some(crate::lock::StoreOp::Remove) => "rm",
+        None => "operation",
+    };
+    let what = if landed {
+        format!("STORE FAULT: its {op} lands, but the reply is lost (error)")
+    } else {
+        format!("STORE FAULT: its {op} fails (error, no effect)")
+    };
+    format!("{what}; {}", phase_text(next.clients[client].phase))
 }
 
 fn describe_client_step(model: &LockModel, last: &LockState, client: usize, next: &LockState) -> String {
@@ -213,7 +250,11 @@ fn describe_client_step(model: &LockModel, last: &LockState, client: usize, next
                 Step::RmOwn { .. } => format!("back off: rm {} (removes {})", key(model, plan.path, None), head_text(model, last.slots[plan.path as usize].head)),
                 Step::Withdraw { .. } => {
                     let ok = next.slots[plan.path as usize] != last.slots[plan.path as usize];
-                    format!("create {} = withdraw → {}", key(model, plan.path, Some(me.seen_len + 1)), if ok { "ok" } else { "already exists" })
+                    format!("create {} = withdraw → {}", key(model, plan.path, Some(me.seen_len + 1)), if ok { "ok" } else { "not ours or already exists" })
+                }
+                Step::ReadBack => {
+                    let found = if me.landed { format!("our acquire ticket {}", me.ticket) } else { "nothing".into() };
+                    format!("read back {} → {found}", key(model, plan.path, Some(me.seen_len)))
                 }
             };
             format!("{what} {text}; {after}")
@@ -235,7 +276,7 @@ fn describe_client_step(model: &LockModel, last: &LockState, client: usize, next
             let path = model.plan(last, client, lock).path;
             format!("refresh: overwrite {} with a new timestamp (replaces {})", key(model, path, None), head_text(model, last.slots[path as usize].head))
         }
-        Phase::Releasing { .. } => {
+        Phase::Releasing { .. } | Phase::BackingOff => {
             let lock = me.held.iter().rposition(Option::is_some).unwrap_or(0);
             let path = model.plan(last, client, lock as u8).path;
             let slot = last.slots[path as usize];

@@ -43,7 +43,7 @@ pub async fn inspect(store: &dyn Store, tree: &Tree, client_of: impl Fn(&str) ->
             Entry::Release { kind: k, ticket, .. } => Head::Released { kind: kind(k), token: small(ticket)? },
             Entry::Withdraw { ticket, .. } => Head::Withdrawn { token: small(ticket)? },
         };
-        slots[index] = Slot { len: small(newest.index + 1)?, head };
+        slots[index] = Slot { len: small(newest.index + 1)?, head, prior: Default::default() };
     }
     let tickets = journal::indices(store, "tickets/").await?.last().copied().unwrap_or(0);
     Ok(Abstract { slots, tickets })

@@ -7,26 +7,33 @@
 //! journal is a create at index `len`, which fails if anyone else got there first, so a release,
 //! renewal or takeover can only follow the exact entry its author read (no ABA).
 //!
+//! Every entry also carries the journal's **high-water marks**: the largest ticket of a SUBTREE
+//! lock and of a lock of any kind that may have been granted on the path before it. A re-check
+//! reads one entry per path, so without the marks a grant can hide behind a later entry (a
+//! non-conflicting POINT, a `withdraw`). With three clients the checker found exactly that in
+//! our previous protocol (catalogue entry `lock/old-fixed-later-entry-hides-grant`).
+//!
 //! Acquire one lock of kind K on path p:
 //! 1. pre-check: read p's newest entry, then each ancestor's (SUBTREE entries conflict) and, for
 //!    SUBTREE, each descendant's (any entry conflicts); wait while a live conflict exists;
 //! 2. claim a ticket t: create `tickets/<n+1>`; t is larger than every ticket claimed before;
-//! 3. create `acquire{owner, K, t}` at p's index `len` read in step 1 (an expired `acquire` there
-//!    is superseded: that is the takeover); on "already exists" start again;
+//! 3. create `acquire{owner, K, t, marks}` at p's index `len` read in step 1 (an expired
+//!    `acquire` there is superseded: that is the takeover); on "already exists" start again;
 //! 4. re-check every path of step 1 but p. For a conflicting entry with ticket u:
 //!    a. live `acquire` with u > t: wait until it changes (its owner will withdraw or release);
 //!    b. live `acquire` with u < t: withdraw (append `withdraw`) and retry: the older one wins;
-//!    c. `release` or expired `acquire` with u > t: that lock may have written with u, so our
-//!       token would be stale: withdraw and retry with a fresh ticket;
-//! 5. granted: the fencing token is t, and it is larger than every token of an overlapping lock
-//!    that was granted before (rule c), so the resource can reject a zombie's late write.
+//!    c. the path's mark (SUBTREE mark for an ancestor, any-kind mark for a descendant, raised
+//!       by the newest entry itself if that may be a grant) exceeds t: a lock that may have been
+//!       granted wrote with a larger token, so ours would be stale: withdraw, retry;
+//!    d. expired `acquire` with u < t (and no mark above t): release it in storage, re-read;
+//! 5. granted: the fencing token is t, larger than the token of every overlapping lock granted
+//!    before (rule c), so the resource can reject a zombie's late write.
 //!
-//! The lease runs from the create on the holder's own clock; the holder renews by appending
-//! `renew` after its newest entry and checks its lease before each guarded write. An observer
-//! judges an entry expired after watching it unchanged for a lease on its own clock, which in true
-//! time is never earlier than the holder's own deadline: no wall clocks are compared.
+//! Store faults: a read that fails makes the acquisition fail closed (it withdraws what it
+//! created); a create whose outcome is unknown (it may have landed) is followed by a read of
+//! its key, and the entry there names our owner and ticket.
 
-use super::{Check, Head, Held, Hold, LockAction, LockModel, LockState, Mutation, Outcome, Phase, Step};
+use super::{Check, Head, Held, Hold, LockAction, LockModel, LockState, Mutation, Outcome, Phase, Step, StoreOp};
 use crate::lock::Kind;
 
 /// What a pre-check read means.
@@ -39,15 +46,15 @@ enum Found {
 }
 
 fn pre_read(model: &LockModel, state: &LockState, client: usize, check: Check, own_path: bool) -> Found {
-    let no_takeover = model.variant().has(Mutation::NoTakeover);
+    let variant = model.variant();
     match state.slots[check.path as usize].head {
-        Head::Held { owner, .. } if owner as usize == client => Found::Nothing,
+        Head::Held { owner, .. } if owner as usize == client && own_path => Found::Nothing,
         Head::Held { kind, .. } if !(check.any_kind || kind == Kind::Subtree) => Found::Nothing,
         Head::Held { owner, tick, .. } => {
-            if no_takeover || !model.expired(state, Some(client), owner, tick) {
+            if variant.has(Mutation::NoTakeover) || !model.expired(state, Some(client), owner, tick) {
                 Found::Live
-            } else if own_path {
-                // Our create at the journal's end supersedes it: that is the takeover.
+            } else if own_path || variant.has(Mutation::IgnoreExpired) {
+                // Own path: our create at the journal's end supersedes it (the takeover).
                 Found::Nothing
             } else {
                 Found::Expired
@@ -66,47 +73,91 @@ enum Verdict {
     Wait,
     /// Rule b or c: withdraw and try again.
     Withdraw,
-    /// An expired, older conflicting lock: release it in storage, then read again.
+    /// Rule d: an expired, older conflicting lock: release it in storage, then read again.
     Reap,
+}
+
+/// Rule c's question: may a conflicting lock with a ticket above `mine` have been granted on
+/// this path (so that it may have written with a larger token)?
+fn newer_grant(model: &LockModel, state: &LockState, check: Check, mine: u8) -> bool {
+    let variant = model.variant();
+    let slot = state.slots[check.path as usize];
+    if variant.has(Mutation::NoTicketCheck) {
+        false
+    } else if variant.has(Mutation::NoHighWater) {
+        // The old protocol: only the newest entry's own ticket, if it is a conflicting lock.
+        match slot.head {
+            Head::Held { kind, token, .. } | Head::Released { kind, token } => {
+                (check.any_kind || kind == Kind::Subtree) && token > mine
+            }
+            _ => false,
+        }
+    } else {
+        slot.marks().of(check.any_kind) > mine
+    }
 }
 
 fn re_read(model: &LockModel, state: &LockState, client: usize, check: Check, mine: u8) -> Verdict {
     let variant = model.variant();
-    let ticket_check = !variant.has(Mutation::NoTicketCheck);
     let conflicting = |kind: Kind| check.any_kind || kind == Kind::Subtree;
+    let newer = newer_grant(model, state, check, mine);
+    // A re-check reads other paths than the lock's own, where the acquirer has no entry, so it
+    // judges every entry by its ticket (the `*-self` mutants read their own journal this way).
     match state.slots[check.path as usize].head {
-        Head::Held { owner, .. } if owner as usize == client => {
-            if variant.has(Mutation::SelfConflict) {
-                Verdict::Wait
-            } else {
-                Verdict::Pass
-            }
-        }
-        Head::Held { kind, .. } if !conflicting(kind) => Verdict::Pass,
-        Head::Held { owner, token, tick, .. } => {
+        Head::Held { owner, kind, token, tick } if conflicting(kind) => {
             let expired = !variant.has(Mutation::NoTakeover) && model.expired(state, Some(client), owner, tick);
             if !expired {
-                if token > mine {
+                if token > mine && !variant.has(Mutation::BothWithdraw) {
                     Verdict::Wait
                 } else {
                     Verdict::Withdraw
                 }
-            } else if ticket_check && token > mine {
+            } else if newer {
                 Verdict::Withdraw
+            } else if variant.has(Mutation::IgnoreExpired) {
+                Verdict::Pass
             } else {
                 Verdict::Reap
             }
         }
-        Head::Released { kind, token } if conflicting(kind) && ticket_check && token > mine => Verdict::Withdraw,
         Head::Empty { .. } => Verdict::Wait,
-        Head::Free | Head::Released { .. } | Head::Withdrawn { .. } => Verdict::Pass,
+        Head::Free | Head::Held { .. } | Head::Released { .. } | Head::Withdrawn { .. } => {
+            if newer {
+                Verdict::Withdraw
+            } else {
+                Verdict::Pass
+            }
+        }
+    }
+}
+
+/// The storage operation a client's next step performs, if any (where faults can strike).
+pub fn next_op(state: &LockState, client: usize) -> Option<StoreOp> {
+    match state.clients[client].phase {
+        Phase::Acquiring { step, .. } => match step {
+            Step::CheckSame | Step::Check(_) | Step::Recheck(_) | Step::Wait { .. } | Step::ReadBack => Some(StoreOp::Read),
+            Step::ClaimTicket | Step::Create | Step::Withdraw { .. } | Step::Reap { .. } => Some(StoreOp::Create),
+            // The mutant's write of an entry created empty: only crashes matter there.
+            Step::WriteEntry => None,
+            Step::Write | Step::Verify | Step::RmStale(_) | Step::RmOwn { .. } => unreachable!("seed steps"),
+        },
+        Phase::Releasing { .. } | Phase::BackingOff => Some(StoreOp::Create),
+        // The lease check reads the holder's own clock; the guarded write goes to the resource.
+        Phase::Holding(_) | Phase::Idle | Phase::Finished(_) | Phase::Crashed => None,
     }
 }
 
 pub fn apply(model: &LockModel, state: &mut LockState, action: LockAction) -> bool {
     match action {
         LockAction::Step(c) => step(model, state, c as usize),
-        LockAction::Renew(c, lock) => renew(model, state, c as usize, lock),
+        LockAction::Fail(c) => fault(model, state, c as usize, false),
+        LockAction::Ambiguous(c) => fault(model, state, c as usize, true),
+        LockAction::Renew(c, lock) => renew(model, state, c as usize, lock, true),
+        LockAction::RenewAmbiguous(c, lock) => {
+            state.faults_left -= 1;
+            state.disturbed = true;
+            renew(model, state, c as usize, lock, false)
+        }
         LockAction::ReapExpired(path) => {
             state.reaps_left -= 1;
             release_head(state, path)
@@ -140,8 +191,7 @@ fn release_head(state: &mut LockState, path: u8) -> bool {
     let Head::Held { kind, token, .. } = slot.head else {
         return false;
     };
-    slot.len += 1;
-    slot.head = Head::Released { kind, token };
+    slot.append(Head::Released { kind, token });
     state.disturbed = true;
     true
 }
@@ -167,6 +217,10 @@ pub fn cleaner_actions(model: &LockModel, state: &LockState, actions: &mut Vec<L
 fn step(model: &LockModel, state: &mut LockState, client: usize) -> bool {
     match state.clients[client].phase {
         Phase::Acquiring { lock, step } => acquire(model, state, client, lock, step),
+        Phase::Holding(Hold::Ready) if model.variant().has(Mutation::NoLeaseCheck) => {
+            write_and_finish(model, state, client);
+            true
+        }
         Phase::Holding(Hold::Ready) => {
             // Check the lease on the holder's own clock before touching the resource.
             let live = state.clients[client].held.iter().flatten().all(|h| model.live(state, h.tick));
@@ -179,16 +233,151 @@ fn step(model: &LockModel, state: &mut LockState, client: usize) -> bool {
             true
         }
         Phase::Holding(Hold::LeaseChecked) => {
-            let outcome = if model.guarded_write(state, client) { Outcome::Done } else { Outcome::Fenced };
-            model.finish_with(state, client, outcome);
+            write_and_finish(model, state, client);
             true
         }
         Phase::Holding(Hold::Refreshing(_)) => unreachable!("only the seed refreshes in two steps"),
         Phase::Releasing { outcome } => {
-            release_newest(model, state, client, outcome);
+            if release_newest(model, state, client, true, outcome.after_grant()) {
+                state.clients[client].phase = Phase::Finished(outcome);
+            }
+            true
+        }
+        Phase::BackingOff => {
+            if release_newest(model, state, client, true, false) {
+                state.clients[client].phase = Phase::Acquiring { lock: 0, step: Step::CheckSame };
+            }
             true
         }
         Phase::Idle | Phase::Finished(_) | Phase::Crashed => false,
+    }
+}
+
+fn write_and_finish(model: &LockModel, state: &mut LockState, client: usize) {
+    let outcome = if model.guarded_write(state, client) { Outcome::Done } else { Outcome::Fenced };
+    model.finish_with(state, client, outcome);
+}
+
+/// A store fault on the client's next operation: `landed` is false for an operation that had
+/// no effect, true for a create that landed while its caller got an error.
+fn fault(model: &LockModel, state: &mut LockState, client: usize, landed: bool) -> bool {
+    state.faults_left -= 1;
+    state.disturbed = true;
+    match state.clients[client].phase {
+        Phase::Acquiring { lock, step } => {
+            let plan = model.plan(state, client, lock).clone();
+            let set = |state: &mut LockState, step: Step| {
+                state.clients[client].phase = Phase::Acquiring { lock, step };
+            };
+            match step {
+                Step::CheckSame | Step::Check(_) | Step::Recheck(_) | Step::Wait { .. } | Step::ReadBack => {
+                    if model.variant().has(Mutation::FailOpenRead) && step != Step::ReadBack {
+                        // The read "found nothing": go on as the read of an empty journal would.
+                        read_as_empty(model, state, client, lock, step, &plan);
+                    } else {
+                        fail_closed(model, state, client, lock);
+                    }
+                }
+                Step::ClaimTicket => {
+                    // Whatever happened, the next claim takes the next free index; a ticket
+                    // whose create landed unseen is a harmless gap.
+                    if landed {
+                        state.tickets += 1;
+                    }
+                }
+                Step::Create => {
+                    if landed {
+                        if state.slots[plan.path as usize].len != state.clients[client].seen_len {
+                            return false; // the index is taken: this create cannot land
+                        }
+                        create_entry(model, state, client, plan.path, plan.kind);
+                    }
+                    if model.variant().has(Mutation::BlindWithdraw) {
+                        set(state, Step::Withdraw { retry: false, outcome: Outcome::Error });
+                    } else {
+                        set(state, Step::ReadBack);
+                    }
+                }
+                Step::Withdraw { .. } => {
+                    if landed {
+                        let before = state.slots[plan.path as usize];
+                        withdraw_entry(model, state, client, plan.path);
+                        if state.slots[plan.path as usize] == before {
+                            return false; // nothing of ours to withdraw: it cannot land
+                        }
+                    }
+                    state.clients[client].landed = false;
+                    model.finish_with(state, client, Outcome::Error);
+                }
+                Step::Reap { check, recheck } => {
+                    if landed {
+                        let path = if recheck { plan.re[check as usize].path } else { plan.pre[check as usize].path };
+                        if model.config.stale_unremovable || !release_head(state, path) {
+                            return false; // nothing to release, or refused: it cannot land
+                        }
+                    }
+                    fail_closed(model, state, client, lock);
+                }
+                Step::WriteEntry | Step::Write | Step::Verify | Step::RmStale(_) | Step::RmOwn { .. } => {
+                    unreachable!("no fault is offered at {step:?}")
+                }
+            }
+        }
+        Phase::Releasing { outcome } => {
+            // A release that did not land: the client gives up on it, and the lock runs out.
+            debug_assert!(!landed, "an ambiguous release is a release: not offered");
+            if release_newest(model, state, client, false, outcome.after_grant()) {
+                state.clients[client].phase = Phase::Finished(outcome);
+            }
+        }
+        Phase::BackingOff => {
+            debug_assert!(!landed, "an ambiguous release is a release: not offered");
+            if release_newest(model, state, client, false, false) {
+                state.clients[client].phase = Phase::Acquiring { lock: 0, step: Step::CheckSame };
+            }
+        }
+        phase => unreachable!("no store operation in {phase:?}"),
+    }
+    true
+}
+
+/// A read failed: the acquisition fails closed. With our entry possibly in storage (after the
+/// create), it is withdrawn first, if it is ours (the read of `withdraw_if_ours`).
+fn fail_closed(model: &LockModel, state: &mut LockState, client: usize, lock: u8) {
+    let after_create = matches!(
+        state.clients[client].phase,
+        Phase::Acquiring { step: Step::Recheck(_) | Step::Wait { recheck: true, .. } | Step::Reap { recheck: true, .. } | Step::ReadBack, .. }
+    );
+    if after_create {
+        state.clients[client].phase = Phase::Acquiring { lock, step: Step::Withdraw { retry: false, outcome: Outcome::Error } };
+    } else {
+        model.finish_with(state, client, Outcome::Error);
+    }
+}
+
+/// Mutant `fail-open-read`: a failed read goes on as if it had read an empty journal.
+fn read_as_empty(model: &LockModel, state: &mut LockState, client: usize, lock: u8, step: Step, plan: &super::LockPlan) {
+    let set = |state: &mut LockState, step: Step| {
+        state.clients[client].phase = Phase::Acquiring { lock, step };
+    };
+    match step {
+        Step::CheckSame | Step::Check(_) => {
+            let index = if let Step::Check(j) = step { j } else { 0 };
+            if index == 0 {
+                state.clients[client].seen_len = 0;
+            }
+            let next = if (index as usize) + 1 < plan.pre.len() { Step::Check(index + 1) } else { Step::ClaimTicket };
+            set(state, next);
+        }
+        Step::Wait { recheck: false, .. } => set(state, Step::CheckSame),
+        Step::Recheck(index) | Step::Wait { check: index, recheck: true } => {
+            if (index as usize) + 1 < plan.re.len() {
+                set(state, Step::Recheck(index + 1));
+            } else {
+                grant(model, state, client, lock);
+            }
+        }
+        _ => unreachable!("not a read: {step:?}"),
     }
 }
 
@@ -198,6 +387,57 @@ fn note_expiry(model: &LockModel, state: &mut LockState, client: usize, path: u8
     if let Head::Held { owner, tick, .. } = state.slots[path as usize].head {
         if owner as usize != client && model.expired(state, Some(client), owner, tick) {
             state.disturbed = true;
+        }
+    }
+}
+
+/// Starts the acquisition over after a lost create or a back-off: one retry spent, or
+/// `Exhausted` when none is left.
+fn restart(model: &LockModel, state: &mut LockState, client: usize, lock: u8) {
+    let uncounted = model.variant().has(Mutation::UncountedRestart);
+    let me = &mut state.clients[client];
+    me.landed = false;
+    if uncounted || me.retries_left > 0 {
+        if !uncounted {
+            me.retries_left -= 1;
+        }
+        me.restarts = me.restarts.saturating_add(1).min(super::RESTARTS_COUNTED_MAX);
+        me.phase = Phase::Acquiring { lock, step: Step::CheckSame };
+    } else {
+        model.finish_with(state, client, Outcome::Exhausted);
+    }
+}
+
+fn create_entry(model: &LockModel, state: &mut LockState, client: usize, path: u8, kind: Kind) {
+    if let Head::Held { owner, .. } = state.slots[path as usize].head {
+        debug_assert_ne!(owner as usize, client, "a takeover supersedes someone else's entry");
+        state.took_over = true;
+        state.disturbed = true;
+    }
+    let me = &mut state.clients[client];
+    me.wrote_at = state.now;
+    me.landed = true;
+    let entry = if model.variant().has(Mutation::CreateThenWrite) {
+        Head::Empty { owner: client as u8 }
+    } else {
+        Head::Held { owner: client as u8, kind, token: me.ticket, tick: state.now }
+    };
+    state.slots[path as usize].append(entry);
+}
+
+/// Appends `withdraw` right after our own entry: a create-if-absent at `seen_len + 1`, which
+/// lands only if our entry (which the client read back, or created) is still the newest.
+fn withdraw_entry(model: &LockModel, state: &mut LockState, client: usize, path: u8) {
+    let me = state.clients[client];
+    let ours = me.landed || model.variant().has(Mutation::BlindWithdraw);
+    let slot = &mut state.slots[path as usize];
+    if ours && slot.len == me.seen_len + 1 {
+        if me.landed {
+            slot.append_withdraw(me.ticket);
+        } else {
+            // Mutant `blind-withdraw`: after whatever entry sits at our index.
+            slot.len += 1;
+            slot.head = Head::Withdrawn { token: me.ticket };
         }
     }
 }
@@ -223,7 +463,9 @@ fn acquire(model: &LockModel, state: &mut LockState, client: usize, lock: u8, st
                 Found::Expired => set(state, Step::Reap { check: index, recheck: false }),
                 Found::Live => {
                     state.clients[client].contended = true;
-                    if model.spec(client).timeout.waits() {
+                    if must_back_off(model, state, client, plan.pre[index as usize]) {
+                        back_off(model, state, client);
+                    } else if model.spec(client).timeout.waits() {
                         set(state, Step::Wait { check: index, recheck: false });
                     } else {
                         model.finish_with(state, client, Outcome::Busy);
@@ -239,7 +481,9 @@ fn acquire(model: &LockModel, state: &mut LockState, client: usize, lock: u8, st
             }
         }
         Step::Wait { check, recheck: false } => {
-            if matches!(pre_read(model, state, client, plan.pre[check as usize], check == 0), Found::Live) {
+            if still_waiting(model, state, plan.pre[check as usize], || {
+                matches!(pre_read(model, state, client, plan.pre[check as usize], check == 0), Found::Live)
+            }) {
                 return false;
             }
             set(state, Step::CheckSame);
@@ -251,28 +495,15 @@ fn acquire(model: &LockModel, state: &mut LockState, client: usize, lock: u8, st
             set(state, Step::Create);
         }
         Step::Create => {
-            let seen_len = state.clients[client].seen_len;
-            let slot = &mut state.slots[plan.path as usize];
-            if slot.len != seen_len {
-                // AlreadyExists: someone appended since our read. Read again.
-                set(state, Step::CheckSame);
+            if state.slots[plan.path as usize].len != state.clients[client].seen_len {
+                // AlreadyExists: someone appended since our read. Start over.
+                restart(model, state, client, lock);
                 return true;
             }
-            if let Head::Held { owner, .. } = slot.head {
-                debug_assert_ne!(owner as usize, client);
-                state.took_over = true;
-                state.disturbed = true;
-            }
-            let me = &mut state.clients[client];
-            me.wrote_at = state.now;
-            let entry = Head::Held { owner: client as u8, kind: plan.kind, token: me.ticket, tick: state.now };
-            let slot = &mut state.slots[plan.path as usize];
-            slot.len += 1;
+            create_entry(model, state, client, plan.path, plan.kind);
             if model.variant().has(Mutation::CreateThenWrite) {
-                slot.head = Head::Empty { owner: client as u8 };
                 set(state, Step::WriteEntry);
             } else {
-                slot.head = entry;
                 after_create(model, state, client, lock, &plan.re);
             }
         }
@@ -282,16 +513,31 @@ fn acquire(model: &LockModel, state: &mut LockState, client: usize, lock: u8, st
             state.slots[plan.path as usize].head = entry;
             after_create(model, state, client, lock, &plan.re);
         }
+        Step::ReadBack => {
+            // Our key holds our entry (owner id and ticket) or nothing: the create's outcome.
+            if state.clients[client].landed {
+                after_create(model, state, client, lock, &plan.re);
+            } else {
+                restart(model, state, client, lock);
+            }
+        }
         Step::Recheck(index) => recheck(model, state, client, lock, &plan.re, index),
         Step::Wait { check, recheck: true } => {
             let mine = state.clients[client].ticket;
-            if re_read(model, state, client, plan.re[check as usize], mine) == Verdict::Wait {
+            if still_waiting(model, state, plan.re[check as usize], || {
+                re_read(model, state, client, plan.re[check as usize], mine) == Verdict::Wait
+            }) {
                 return false;
             }
             recheck(model, state, client, lock, &plan.re, check);
         }
         Step::Reap { check, recheck } => {
             let path = if recheck { plan.re[check as usize].path } else { plan.pre[check as usize].path };
+            if model.config.stale_unremovable {
+                // The store refuses this acquirer's create in that journal: an error, fail closed.
+                fail_closed(model, state, client, lock);
+                return true;
+            }
             // One read and one create-if-absent right after the entry read: it lands only if
             // the expired entry is still the newest, so a renewal and this release exclude each
             // other.
@@ -303,19 +549,11 @@ fn acquire(model: &LockModel, state: &mut LockState, client: usize, lock: u8, st
             set(state, if recheck { Step::Recheck(check) } else { Step::Check(check) });
         }
         Step::Withdraw { retry, outcome } => {
-            let me = state.clients[client];
-            let slot = &mut state.slots[plan.path as usize];
-            // Create-if-absent right after our own entry: if our entry was superseded (it
-            // expired and was taken over), the create fails and the journal is untouched.
-            if slot.len == me.seen_len + 1 {
-                slot.len += 1;
-                slot.head = Head::Withdrawn { token: me.ticket };
-            }
-            if retry && me.retries_left > 0 {
-                state.clients[client].retries_left -= 1;
-                set(state, Step::CheckSame);
+            withdraw_entry(model, state, client, plan.path);
+            state.clients[client].landed = false;
+            if retry {
+                restart(model, state, client, lock);
             } else {
-                let outcome = if retry { Outcome::Exhausted } else { outcome };
                 model.finish_with(state, client, outcome);
             }
         }
@@ -324,6 +562,45 @@ fn acquire(model: &LockModel, state: &mut LockState, client: usize, lock: u8, st
         }
     }
     true
+}
+
+/// Whether a waiter is still blocked. `blocked` is the protocol's own test; mutant
+/// `wait-for-empty` waits instead until the journal has no entry at all (which never happens
+/// once it had one).
+fn still_waiting(model: &LockModel, state: &LockState, check: Check, blocked: impl Fn() -> bool) -> bool {
+    if model.variant().has(Mutation::WaitForEmpty) {
+        state.slots[check.path as usize].len > 0
+    } else {
+        blocked()
+    }
+}
+
+/// Wait-die for multi-lock operations: a client that already holds a lock of its operation
+/// must not wait for a live entry older than that lock. The older contender may be waiting
+/// for the very lock it holds (rule a waits for younger entries), and neither would move
+/// until a lease ran out; the checker found this cycle in our previous protocol (catalogue
+/// entry `lock/old-fixed-mv-waits-for-older-contender`). The younger operation backs off.
+fn must_back_off(model: &LockModel, state: &LockState, client: usize, check: Check) -> bool {
+    if model.variant().has(Mutation::NoWaitDie) {
+        return false;
+    }
+    let newest_held = state.clients[client].held.iter().flatten().map(|h| h.token).max();
+    match (state.slots[check.path as usize].head, newest_held) {
+        (Head::Held { token, .. }, Some(held)) => token < held,
+        _ => false,
+    }
+}
+
+/// Releases what the operation holds and starts it over (a retry), or fails when none is left.
+fn back_off(model: &LockModel, state: &mut LockState, client: usize) {
+    let me = &mut state.clients[client];
+    if me.retries_left > 0 {
+        me.retries_left -= 1;
+        me.restarts = me.restarts.saturating_add(1).min(super::RESTARTS_COUNTED_MAX);
+        me.phase = Phase::BackingOff;
+    } else {
+        model.finish_with(state, client, Outcome::Exhausted);
+    }
 }
 
 fn after_create(model: &LockModel, state: &mut LockState, client: usize, lock: u8, re: &[Check]) {
@@ -335,8 +612,9 @@ fn after_create(model: &LockModel, state: &mut LockState, client: usize, lock: u
 }
 
 fn grant(model: &LockModel, state: &mut LockState, client: usize, lock: u8) {
-    let me = &state.clients[client];
+    let me = &mut state.clients[client];
     let held = Held { token: me.ticket, index: me.seen_len, tick: me.wrote_at, revoked: me.revoked };
+    me.landed = false;
     model.granted(state, client, lock, held);
 }
 
@@ -366,7 +644,14 @@ fn recheck(model: &LockModel, state: &mut LockState, client: usize, lock: u8, re
 
 /// Release, newest lock first: append `release` right after our own newest entry. If the entry
 /// was superseded (expired and taken over, or force-released) the create fails: nothing to do.
-fn release_newest(model: &LockModel, state: &mut LockState, client: usize, outcome: Outcome) {
+/// `landed` is false when the create fails with an error: the client gives up on that release.
+/// Returns whether every lock is released now.
+///
+/// A lock that never reached the caller (the operation failed or backed off while taking its
+/// later locks) was never used to write: it is withdrawn, which leaves the journal's marks as
+/// they were. Releasing it would raise them and make an older contender withdraw needlessly;
+/// the checker found that livelock in our previous protocol.
+fn release_newest(model: &LockModel, state: &mut LockState, client: usize, landed: bool, used: bool) -> bool {
     let newest = state.clients[client].held.iter().rposition(Option::is_some);
     if let Some(lock) = newest {
         let plan = model.plan(state, client, lock as u8);
@@ -374,20 +659,24 @@ fn release_newest(model: &LockModel, state: &mut LockState, client: usize, outco
         let held = state.clients[client].held[lock].expect("newest held lock");
         let slot = &mut state.slots[path as usize];
         let blind = model.variant().has(Mutation::BlindRelease);
-        if blind || slot.len == held.index + 1 {
-            slot.len += 1;
-            slot.head = Head::Released { kind, token: held.token };
+        if landed && (blind || slot.len == held.index + 1) {
+            if used || model.variant().has(Mutation::ReleaseUnused) {
+                slot.append(Head::Released { kind, token: held.token });
+            } else {
+                slot.append_withdraw(held.token);
+            }
         }
         state.clients[client].held[lock] = None;
     }
-    if state.clients[client].held.iter().all(Option::is_none) {
-        state.clients[client].phase = Phase::Finished(outcome);
-    }
+    state.clients[client].held.iter().all(Option::is_none)
 }
 
 /// Renewal: append `renew` right after our newest entry; if that create fails, the lock was
-/// superseded and the lease is not extended.
-fn renew(model: &LockModel, state: &mut LockState, client: usize, lock: u8) -> bool {
+/// superseded and the lease is not extended. `believed` is false for a renewal whose create
+/// landed while the client got an error and could not read it back: it keeps its old index and
+/// lease (the safe side: its lease ends earlier than the entry's, and its release will find the
+/// index taken and leave the entry to expire).
+fn renew(model: &LockModel, state: &mut LockState, client: usize, lock: u8, believed: bool) -> bool {
     let plan = model.plan(state, client, lock);
     let (path, kind) = (plan.path, plan.kind);
     let me = &mut state.clients[client];
@@ -397,10 +686,11 @@ fn renew(model: &LockModel, state: &mut LockState, client: usize, lock: u8) -> b
     };
     let slot = &mut state.slots[path as usize];
     if slot.len == held.index + 1 {
-        slot.len += 1;
-        slot.head = Head::Held { owner: client as u8, kind, token: held.token, tick: state.now };
-        held.index += 1;
-        held.tick = state.now;
+        slot.append(Head::Held { owner: client as u8, kind, token: held.token, tick: state.now });
+        if believed {
+            held.index += 1;
+            held.tick = state.now;
+        }
     }
     true
 }

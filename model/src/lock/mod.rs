@@ -19,11 +19,19 @@
 //! of `/a` both read "no lock", both write (the second overwrite wins), and each verifies its own
 //! file in a moment when it still holds its own token; both hold the lock.
 //!
-//! Properties (each is broken by the seed or by one mutant, see `bugs.rs`):
-//! - `always` mutual exclusion, fencing, ABA safety, no stuck lock, no deadlock, no livelock;
-//! - `sometimes` each mode is acquired, a contested lock is won, an expired lock is taken over.
+//! Properties (each is broken by the seed or by one mutant, see `catalogue.rs`):
+//! - `always`: mutual exclusion, fencing, live holder never fenced, ABA safety, no stuck lock,
+//!   no deadlock, no wait cycle, no livelock, bounded retries;
+//! - `sometimes`: each mode is acquired, a contested lock is won, an expired lock is taken over,
+//!   a stale write is rejected.
+//!
+//! The world's faults: client crashes (the process dies, its stored entries stay), time (leases
+//! expire while a holder is paused: a zombie), store faults (an operation fails, or a create
+//! lands while its caller gets an error: an ambiguous outcome), the operator's force release,
+//! the stale-lock cleaner and crash recovery.
 
 pub mod fixed;
+pub mod properties;
 pub mod seed;
 pub mod state;
 pub mod variant;
@@ -54,6 +62,12 @@ pub struct LockConfig {
     pub reaps: u8,
     /// Operator force releases of a lock that may still be held (fixed only).
     pub force_releases: u8,
+    /// Store faults per behaviour: an operation that fails (a read error, a create that did not
+    /// land) or a create that lands while its caller gets an error (an ambiguous outcome).
+    pub faults: u8,
+    /// The store refuses every removal of a stale lock by an acquirer (e.g. a lock file of
+    /// another user in a directory the acquirer cannot write): a persistent fault.
+    pub stale_unremovable: bool,
 }
 
 impl LockConfig {
@@ -69,6 +83,8 @@ impl LockConfig {
             lease_ticks: 1,
             reaps: 1,
             force_releases: 1,
+            faults: 0,
+            stale_unremovable: false,
         }
     }
 
@@ -118,6 +134,10 @@ pub struct LockModel {
 pub enum LockAction {
     /// The client performs its next storage operation.
     Step(u8),
+    /// The client's next storage operation fails: no effect, and the client gets an error.
+    Fail(u8),
+    /// The client's next create lands, but the client gets an error (an ambiguous outcome).
+    Ambiguous(u8),
     /// A waiting client's deadline passes.
     GiveUp(u8),
     /// The client's process dies; its stored locks stay.
@@ -126,12 +146,10 @@ pub enum LockAction {
     TornRefresh(u8),
     /// Seed: refresh (read) lock `n`. Fixed: renew lock `n`.
     Renew(u8, u8),
+    /// Fixed: a renewal of lock `n` lands, but the client gets an error and cannot read it back.
+    RenewAmbiguous(u8, u8),
     /// Time advances one tick.
     Tick,
-    /// Seed: the stale-lock cleaner reads a stale lock file.
-    ReapRead(u8),
-    /// Seed: the cleaner deletes the file it judged stale.
-    ReapRm,
     /// Fixed: the cleaner releases an expired entry.
     ReapExpired(u8),
     /// Fixed: an operator force-releases the lock on a path.
@@ -139,6 +157,21 @@ pub enum LockAction {
     /// Fixed: recovery releases a lock whose owner crashed.
     Recover(u8),
 }
+
+/// The kind of storage operation a client's next step performs (where a fault can strike).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreOp {
+    Read,
+    /// Fixed: create-if-absent.
+    Create,
+    /// Seed: a blind overwrite.
+    Write,
+    /// Seed: `rm`.
+    Remove,
+}
+
+/// `Client::restarts` saturates here (enough to exceed any retry budget the CLI accepts).
+pub const RESTARTS_COUNTED_MAX: u8 = 15;
 
 impl LockModel {
     pub fn new(config: LockConfig) -> Result<LockModel, String> {
@@ -150,7 +183,16 @@ impl LockModel {
             return Err("lease_ticks must be at least 1".into());
         }
         let bound_max = 12;
-        for (name, value) in [("ticks", config.ticks), ("crashes", config.crashes), ("reaps", config.reaps)] {
+        let retries_max = config.clients.iter().map(|c| c.retries).max().unwrap_or(0);
+        for (name, value) in [
+            ("ticks", config.ticks),
+            ("crashes", config.crashes),
+            ("reaps", config.reaps),
+            ("faults", config.faults),
+            ("force_releases", config.force_releases),
+            ("lease_ticks", config.lease_ticks),
+            ("retries", retries_max),
+        ] {
             if value > bound_max {
                 return Err(format!("{name} = {value} is beyond what the model's counters hold ({bound_max})"));
             }
@@ -228,9 +270,8 @@ impl LockModel {
             now: 0,
             tickets: 0,
             crashes_left: self.config.crashes,
-            reaps_left: self.config.reaps,
+            reaps_left: if self.variant().is_seed() { 0 } else { self.config.reaps },
             forces_left: if self.variant().is_seed() { 0 } else { self.config.force_releases },
-            reaper_pending: None,
             slots: [Slot::default(); PATHS_MAX],
             accepted: [0; PATHS_MAX],
             clients,
@@ -238,6 +279,8 @@ impl LockModel {
             live_write_rejected: false,
             disturbed: false,
             took_over: false,
+            stale_write_rejected: false,
+            faults_left: self.config.faults,
         }
     }
 
@@ -249,7 +292,7 @@ impl LockModel {
         }
     }
 
-    fn clients(&self) -> std::ops::Range<usize> {
+    pub fn clients(&self) -> std::ops::Range<usize> {
         0..self.config.clients.len()
     }
 
@@ -267,6 +310,7 @@ impl LockModel {
         }
         let older = writes.iter().any(|(path, token)| *token < state.accepted[*path]);
         if fencing && older {
+            state.stale_write_rejected = true;
             let current = state.clients[client].held.iter().flatten().all(|h| !h.revoked && self.live(state, h.tick));
             if current {
                 state.live_write_rejected = true;
@@ -311,21 +355,9 @@ impl LockModel {
         actions.into_iter().any(|action| self.next_state(state, action).is_some())
     }
 
-    /// Whether a lock left by a crashed owner can still be freed from this state on.
-    pub fn releasable(&self, head: Head) -> bool {
-        match (self.variant(), head) {
-            // Seed: every lock file reads as stale sooner or later (a zero-byte one at once).
-            (Variant::Seed, _) => true,
-            // Fixed: recovery and expiry release an `acquire` entry; a zero-byte entry
-            // (mutant `create-then-write`) names no owner and no time, so nothing ever may.
-            (Variant::Fixed(_), Head::Empty { .. }) => false,
-            (Variant::Fixed(_), _) => true,
-        }
-    }
-
     /// The locks a client believes it holds, with their path and kind, while they are live and
     /// not revoked behind its back.
-    fn live_locks(&self, state: &LockState, client: usize) -> Vec<(u8, Kind, Held)> {
+    pub fn live_locks(&self, state: &LockState, client: usize) -> Vec<(u8, Kind, Held)> {
         let me = &state.clients[client];
         if me.is_crashed() || me.phase == Phase::Idle {
             return Vec::new();
@@ -378,12 +410,15 @@ fn plan_lock(tree: &Tree, variant: Variant, path: u8, kind: Kind) -> LockPlan {
         re.extend(ancestors.iter().copied());
         re
     } else {
-        let mut re = Vec::new();
-        if variant.has(Mutation::SelfConflict) {
+        let mut re = ancestors.clone();
+        re.extend(descendants.iter().copied());
+        // `locks/<p>/` lists p's own journal too; `~` sorts after every name, so it comes last.
+        if kind == Kind::Subtree && variant.has(Mutation::DescendantScanIncludesSelf) {
             re.push(same);
         }
-        re.extend(ancestors.iter().copied());
-        re.extend(descendants.iter().copied());
+        if kind == Kind::Point && variant.has(Mutation::PointVerifyByTicket) {
+            re.push(same);
+        }
         re
     };
     LockPlan { path, kind, pre, re }
@@ -426,6 +461,19 @@ impl Model for LockModel {
             }
             let c = client as u8;
             actions.push(LockAction::Step(c));
+            if state.faults_left > 0 {
+                match self.next_op(state, client) {
+                    Some(StoreOp::Create | StoreOp::Write) => {
+                        actions.push(LockAction::Fail(c));
+                        // An ambiguous release or refresh is just a release or refresh.
+                        if !matches!(me.phase, Phase::Releasing { .. } | Phase::Holding(_)) {
+                            actions.push(LockAction::Ambiguous(c));
+                        }
+                    }
+                    Some(StoreOp::Read | StoreOp::Remove) => actions.push(LockAction::Fail(c)),
+                    None => {}
+                }
+            }
             if matches!(me.phase, Phase::Acquiring { step: Step::Wait { .. }, .. })
                 && state.now == self.config.ticks
                 && self.spec(client).timeout == Timeout::Bounded
@@ -441,6 +489,9 @@ impl Model for LockModel {
             if me.phase == Phase::Holding(Hold::Ready) && me.renewals_left > 0 {
                 for lock in 0..self.lock_count(state, client) {
                     actions.push(LockAction::Renew(c, lock));
+                    if state.faults_left > 0 && !self.variant().is_seed() {
+                        actions.push(LockAction::RenewAmbiguous(c, lock));
+                    }
                 }
             }
         }
@@ -478,88 +529,7 @@ impl Model for LockModel {
     }
 
     fn properties(&self) -> Vec<Property<Self>> {
-        let mut properties = vec![
-            Property::<Self>::always("mutual exclusion", |model, state| {
-                // No two clients hold live, unrevoked locks that conflict.
-                let holders: Vec<_> = model.clients().map(|c| model.live_locks(state, c)).collect();
-                holders.iter().enumerate().all(|(a, locks_a)| {
-                    holders.iter().skip(a + 1).all(|locks_b| {
-                        locks_a.iter().all(|(pa, ka, _)| {
-                            locks_b.iter().all(|(pb, kb, _)| !model.tree.conflicts(*pa, *ka, *pb, *kb))
-                        })
-                    })
-                })
-            }),
-            Property::<Self>::always("fencing", |_, state| {
-                // The resource never accepted a token older than one it had already accepted
-                // for an overlapping path (so a zombie's late write is rejected).
-                !state.stale_write_accepted
-            }),
-            Property::<Self>::always("live holder never fenced", |_, state| {
-                // The resource never rejects the write of a holder whose lease is live and whose
-                // lock was not revoked: a newly granted token is larger than every token granted
-                // before on an overlapping path.
-                !state.live_write_rejected
-            }),
-            Property::<Self>::always("aba safety", |model, state| {
-                // A live, unrevoked holder still finds its own lock in storage: no release, expiry
-                // or cleanup of someone else removed or overwrote it.
-                model.clients().all(|c| {
-                    model.live_locks(state, c).iter().all(|(path, _, held)| {
-                        matches!(state.slots[*path as usize].head,
-                            Head::Held { owner, token, .. } if owner as usize == c && token == held.token)
-                    })
-                })
-            }),
-            Property::<Self>::always("no stuck lock", |model, state| {
-                // Every lock left by a crashed owner can still be freed (by recovery or expiry).
-                state.slots[..model.tree.len()].iter().all(|slot| match slot.head {
-                    Head::Held { owner, .. } | Head::Empty { owner } => {
-                        !state.clients[owner as usize].is_crashed() || model.releasable(slot.head)
-                    }
-                    _ => true,
-                })
-            }),
-            Property::<Self>::always("no deadlock", |model, state| {
-                // Where nothing can happen any more, every client is done, failed or crashed.
-                let all_finished = model.clients().all(|c| state.clients[c].is_finished());
-                all_finished || model.has_successor(state)
-            }),
-            Property::<Self>::always("no livelock", |model, state| {
-                // A contest among healthy waiting clients (no crash, expiry, cleanup or force
-                // release) never ends with every client failed.
-                let waiting_clients = model.config.clients.iter().all(|spec| spec.timeout.waits());
-                let all_failed = model.clients().all(|c| {
-                    matches!(state.clients[c].phase, Phase::Finished(outcome) if outcome != Outcome::Done)
-                });
-                !(waiting_clients && !state.disturbed && all_failed)
-            }),
-            Property::<Self>::sometimes("contested lock won", |model, state| {
-                model.clients().any(|c| {
-                    let me = &state.clients[c];
-                    me.contended && matches!(me.phase, Phase::Holding(_))
-                })
-            }),
-            Property::<Self>::sometimes("expired lock taken over", |_, state| state.took_over),
-        ];
-        // One witness per mode the world has: every client can acquire in every mode.
-        let has = |wanted: fn(Mode) -> bool| self.modes.iter().any(|m| wanted(*m));
-        if has(|m| matches!(m, Mode::Point(_))) {
-            properties.push(Property::<Self>::sometimes("point acquired", |model, state| {
-                model.holds_mode(state, |m| matches!(m, Mode::Point(_)))
-            }));
-        }
-        if has(|m| matches!(m, Mode::Subtree(_))) {
-            properties.push(Property::<Self>::sometimes("subtree acquired", |model, state| {
-                model.holds_mode(state, |m| matches!(m, Mode::Subtree(_)))
-            }));
-        }
-        if has(|m| matches!(m, Mode::Mv(..))) {
-            properties.push(Property::<Self>::sometimes("mv acquired", |model, state| {
-                model.holds_mode(state, |m| matches!(m, Mode::Mv(..)))
-            }));
-        }
-        properties
+        properties::all(self)
     }
 
     fn within_boundary(&self, _state: &LockState) -> bool {
@@ -578,11 +548,12 @@ impl Model for LockModel {
 }
 
 impl LockModel {
-    fn holds_mode(&self, state: &LockState, wanted: fn(Mode) -> bool) -> bool {
-        self.clients().any(|c| {
-            let me = &state.clients[c];
-            matches!(me.phase, Phase::Holding(_)) && wanted(self.modes[me.mode as usize])
-        })
+    /// The storage operation the client's next step performs, if any.
+    pub fn next_op(&self, state: &LockState, client: usize) -> Option<StoreOp> {
+        match self.variant() {
+            Variant::Seed => seed::next_op(state, client),
+            Variant::Fixed(_) => fixed::next_op(state, client),
+        }
     }
 
     fn give_up(&self, state: &mut LockState, client: usize) -> bool {

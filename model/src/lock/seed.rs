@@ -4,10 +4,18 @@
 //! 1. read the own path's lock file; 2. read each ancestor's (the walk stops below `/`);
 //! 3. SUBTREE: read each descendant's; 4. write our token by blind overwrite; 5. re-check the other
 //! paths (not the own path), settling a conflict by the `(timestamp, owner)` tie-break; 6. re-read
-//! our own file. A stale lock found in steps 1-3 is removed with a plain `rm` and the loop restarts.
+//! our own file. A stale lock found in steps 1-3 is removed with a plain `rm` and the loop restarts
+//! (the code reads the token twice there, in `_is_locked_by_other` and `is_lock_stale`; the model
+//! reads it once, which only removes interleavings).
 //! Release is a plain `rm`; refresh reads the token and, if it is still ours, overwrites it.
+//!
+//! What the published code does with errors and odd files (openviking 0.2.11 on PyPI carries
+//! PR 431's `path_lock.py` unchanged): `_read_token` returns `None` for any exception and for an
+//! empty file, and `None` means "no lock" everywhere except in `_verify_lock_ownership`, where
+//! it fails the verify. A failed write returns `False` at once. A failed `rm` of a stale lock is
+//! ignored and the loop `continue`s with no sleep and no deadline check.
 
-use super::{Check, Head, Held, Hold, LockAction, LockModel, LockState, Outcome, Phase, Step};
+use super::{Check, Head, Held, Hold, LockAction, LockModel, LockState, Outcome, Phase, Step, StoreOp};
 use crate::lock::Kind;
 
 /// What one read of a lock file means to the reader.
@@ -31,8 +39,8 @@ fn read(model: &LockModel, state: &LockState, client: usize, check: Check) -> Fo
                 Found::Live
             }
         }
-        // `""` parses as a POINT token with timestamp 0: stale, and ignored by ancestor checks.
-        Head::Empty { .. } if check.any_kind => Found::Stale,
+        // An empty file reads as `None`: no lock (it is then simply overwritten).
+        Head::Empty { .. } => Found::Nothing,
         _ => Found::Nothing,
     }
 }
@@ -42,41 +50,16 @@ pub fn apply(model: &LockModel, state: &mut LockState, action: LockAction) -> bo
         LockAction::Step(c) => step(model, state, c as usize),
         LockAction::Renew(c, lock) => refresh_read(model, state, c as usize, lock),
         LockAction::TornRefresh(c) => torn_refresh(model, state, c as usize),
-        LockAction::ReapRead(path) => {
-            state.reaper_pending = Some(path);
-            state.reaps_left -= 1;
-            true
-        }
-        LockAction::ReapRm => {
-            let path = state.reaper_pending.take().expect("ReapRm follows ReapRead");
-            state.slots[path as usize].head = Head::Free;
-            state.disturbed = true;
-            true
-        }
+        LockAction::Fail(c) => fault(model, state, c as usize, false),
+        LockAction::Ambiguous(c) => fault(model, state, c as usize, true),
         _ => unreachable!("not a seed action: {action:?}"),
     }
 }
 
-/// The stale-lock cleaner: read a lock file, and if it is stale, `rm` it (two separate calls).
-pub fn cleaner_actions(model: &LockModel, state: &LockState, actions: &mut Vec<LockAction>) {
-    if state.reaper_pending.is_some() {
-        actions.push(LockAction::ReapRm);
-        return;
-    }
-    if state.reaps_left == 0 {
-        return;
-    }
-    for path in 0..model.tree.len() as u8 {
-        let stale = match state.slots[path as usize].head {
-            Head::Held { owner, tick, .. } => model.expired(state, None, owner, tick),
-            Head::Empty { .. } => true,
-            _ => false,
-        };
-        if stale {
-            actions.push(LockAction::ReapRead(path));
-        }
-    }
-}
+/// The seed has no stale-lock scanner: its `_stale_cleanup_loop` releases the manager's own
+/// in-process handles older than 3600 s (OpenViking #1165), and stale lock files are removed only
+/// by acquirers that meet them (`is_lock_stale`, then `_remove_lock_file`).
+pub fn cleaner_actions(_model: &LockModel, _state: &LockState, _actions: &mut Vec<LockAction>) {}
 
 fn step(model: &LockModel, state: &mut LockState, client: usize) -> bool {
     match state.clients[client].phase {
@@ -107,6 +90,7 @@ fn step(model: &LockModel, state: &mut LockState, client: usize) -> bool {
             true
         }
         Phase::Idle | Phase::Finished(_) | Phase::Crashed => false,
+        Phase::BackingOff => unreachable!("the seed never backs off a whole operation"),
     }
 }
 
@@ -139,6 +123,11 @@ fn acquire(model: &LockModel, state: &mut LockState, client: usize, lock: u8, st
             }
             set(state, Step::CheckSame);
         }
+        Step::RmStale(_) if model.config.stale_unremovable => {
+            // `_remove_lock_file` fails and returns False, which nobody reads; the loop
+            // `continue`s at once: no sleep, no deadline check.
+            rm_failed(state, client, lock);
+        }
         Step::RmStale(path) => {
             // Blind `rm` of what was judged stale one read ago.
             if let Head::Held { .. } = state.slots[path as usize].head {
@@ -161,19 +150,10 @@ fn acquire(model: &LockModel, state: &mut LockState, client: usize, lock: u8, st
             recheck(model, state, client, lock, &plan.re, index);
         }
         Step::Verify => {
-            // Only another owner's token fails the verify; a deleted file passes.
-            let theirs = matches!(state.slots[plan.path as usize].head,
-                Head::Held { owner, .. } if owner as usize != client);
-            if !theirs {
-                let me = &state.clients[client];
-                let held = Held { token: me.ticket, index: 0, tick: me.wrote_at, revoked: false };
-                model.granted(state, client, lock, held);
-            } else if state.clients[client].retries_left > 0 {
-                state.clients[client].retries_left -= 1;
-                set(state, Step::CheckSame);
-            } else {
-                model.finish_with(state, client, Outcome::Busy);
-            }
+            // `_verify_lock_ownership`: only our own token passes; another's, or none, fails.
+            let ours = matches!(state.slots[plan.path as usize].head,
+                Head::Held { owner, .. } if owner as usize == client);
+            verified(model, state, client, lock, ours);
         }
         Step::RmOwn { retry } => {
             // Blind `rm` of our own path: whatever token is there now goes.
@@ -184,9 +164,116 @@ fn acquire(model: &LockModel, state: &mut LockState, client: usize, lock: u8, st
                 model.finish_with(state, client, Outcome::Busy);
             }
         }
-        Step::ClaimTicket | Step::Create | Step::WriteEntry | Step::Withdraw { .. } | Step::Reap { .. } => {
+        Step::ClaimTicket | Step::Create | Step::WriteEntry | Step::Withdraw { .. } | Step::Reap { .. } | Step::ReadBack => {
             unreachable!("not a seed step: {step:?}")
         }
+    }
+    true
+}
+
+/// The end of step 6: granted, or (on a failed verify) fail at the deadline or sleep and retry.
+fn verified(model: &LockModel, state: &mut LockState, client: usize, lock: u8, ours: bool) {
+    if ours {
+        let me = &state.clients[client];
+        let held = Held { token: me.ticket, index: 0, tick: me.wrote_at, revoked: false };
+        model.granted(state, client, lock, held);
+    } else if model.spec(client).timeout.waits() && state.clients[client].retries_left > 0 {
+        let me = &mut state.clients[client];
+        me.retries_left -= 1;
+        me.restarts = me.restarts.saturating_add(1).min(super::RESTARTS_COUNTED_MAX);
+        me.phase = Phase::Acquiring { lock, step: Step::CheckSame };
+    } else {
+        model.finish_with(state, client, Outcome::Busy);
+    }
+}
+
+/// A failed `rm` of a stale lock: the loop starts over at once (it counts as a restart: the
+/// acquisition made no progress).
+fn rm_failed(state: &mut LockState, client: usize, lock: u8) {
+    let me = &mut state.clients[client];
+    me.restarts = me.restarts.saturating_add(1).min(super::RESTARTS_COUNTED_MAX);
+    me.phase = Phase::Acquiring { lock, step: Step::CheckSame };
+}
+
+/// The storage operation a client's next step performs, if any (where faults can strike).
+pub fn next_op(state: &LockState, client: usize) -> Option<StoreOp> {
+    match state.clients[client].phase {
+        Phase::Acquiring { step, .. } => match step {
+            Step::CheckSame | Step::Check(_) | Step::Recheck(_) | Step::Verify | Step::Wait { .. } => Some(StoreOp::Read),
+            Step::Write => Some(StoreOp::Write),
+            Step::RmStale(_) | Step::RmOwn { .. } => Some(StoreOp::Remove),
+            _ => unreachable!("not a seed step: {step:?}"),
+        },
+        Phase::Holding(Hold::Refreshing(_)) => Some(StoreOp::Write),
+        Phase::Releasing { .. } => Some(StoreOp::Remove),
+        Phase::Holding(_) | Phase::Idle | Phase::Finished(_) | Phase::Crashed | Phase::BackingOff => None,
+    }
+}
+
+/// A store fault on the client's next operation, handled as the published code handles it.
+/// `landed`: a write that landed while its caller got an error.
+fn fault(model: &LockModel, state: &mut LockState, client: usize, landed: bool) -> bool {
+    state.faults_left -= 1;
+    state.disturbed = true;
+    match state.clients[client].phase {
+        Phase::Acquiring { lock, step } => {
+            let plan = model.plan(state, client, lock).clone();
+            let set = |state: &mut LockState, step: Step| {
+                state.clients[client].phase = Phase::Acquiring { lock, step };
+            };
+            match step {
+                // `_read_token` returns None on any exception: "no lock", as for a missing file.
+                Step::CheckSame | Step::Check(_) => {
+                    let index = if let Step::Check(j) = step { j } else { 0 };
+                    let next = if (index as usize) + 1 < plan.pre.len() { Step::Check(index + 1) } else { Step::Write };
+                    set(state, next);
+                }
+                Step::Wait { .. } => set(state, Step::CheckSame),
+                Step::Recheck(index) => {
+                    let next = if (index as usize) + 1 < plan.re.len() { Step::Recheck(index + 1) } else { Step::Verify };
+                    set(state, next);
+                }
+                Step::Verify => verified(model, state, client, lock, false),
+                // `_create_lock_file` raised: `return False`. If the write landed, our token
+                // stays in the file, and nobody will remove it but the stale-lock cleanup.
+                Step::Write => {
+                    if landed {
+                        let token = state.now + model.spec(client).skew_ticks;
+                        state.slots[plan.path as usize].head =
+                            Head::Held { owner: client as u8, kind: plan.kind, token, tick: state.now };
+                    }
+                    model.finish_with(state, client, Outcome::Error);
+                }
+                Step::RmStale(_) => rm_failed(state, client, lock),
+                // The back-off `rm` failed: our file stays; the code goes on as if removed.
+                Step::RmOwn { retry } => {
+                    if retry {
+                        set(state, Step::CheckSame);
+                    } else {
+                        model.finish_with(state, client, Outcome::Busy);
+                    }
+                }
+                _ => unreachable!("not a seed step: {step:?}"),
+            }
+        }
+        // The refresh overwrite failed: a warning is logged, nothing else.
+        Phase::Holding(Hold::Refreshing(_)) => {
+            if landed {
+                return false; // a refresh that landed is a refresh
+            }
+            state.clients[client].phase = Phase::Holding(Hold::Ready);
+        }
+        // The release `rm` failed: the file stays, the handle forgets it.
+        Phase::Releasing { outcome } => {
+            let newest = state.clients[client].held.iter().rposition(Option::is_some);
+            if let Some(lock) = newest {
+                state.clients[client].held[lock] = None;
+            }
+            if state.clients[client].held.iter().all(Option::is_none) {
+                state.clients[client].phase = Phase::Finished(outcome);
+            }
+        }
+        phase => unreachable!("no store operation in {phase:?}"),
     }
     true
 }
@@ -202,7 +289,6 @@ fn recheck(_model: &LockModel, state: &mut LockState, client: usize, lock: u8, r
         {
             Some((token, owner))
         }
-        Head::Empty { .. } if check.any_kind => Some((0, u8::MAX)),
         _ => None,
     };
     let set = |state: &mut LockState, step: Step| {
@@ -219,6 +305,7 @@ fn recheck(_model: &LockModel, state: &mut LockState, client: usize, lock: u8, r
     let can_retry = me.retries_left > 0;
     if can_retry {
         me.retries_left -= 1;
+        me.restarts = me.restarts.saturating_add(1).min(super::RESTARTS_COUNTED_MAX);
     }
     if mine > theirs {
         set(state, Step::RmOwn { retry: can_retry });

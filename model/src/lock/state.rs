@@ -25,12 +25,72 @@ pub enum Head {
     Withdrawn { token: u8 },
 }
 
+/// High-water marks of a path's journal: the largest ticket of a SUBTREE lock, and of a lock of
+/// any kind, that may have been granted on the path. Every fixed entry carries the marks it
+/// inherits from the entry before it, so the newest entry alone tells a re-check about every
+/// earlier grant, even one hidden behind a later, non-conflicting entry or a `withdraw`
+/// (specs/lock.md §4, rule c).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Marks {
+    pub subtree: u8,
+    pub any: u8,
+}
+
+impl Marks {
+    /// These marks raised by a lock of `kind` with `ticket` that may have been granted.
+    pub fn with(self, kind: Kind, ticket: u8) -> Marks {
+        Marks {
+            subtree: if kind == Kind::Subtree { self.subtree.max(ticket) } else { self.subtree },
+            any: self.any.max(ticket),
+        }
+    }
+
+    /// The mark a check of this path compares with: any kind (own path, descendants) or only
+    /// SUBTREE locks (ancestors).
+    pub fn of(self, any_kind: bool) -> u8 {
+        if any_kind {
+            self.any
+        } else {
+            self.subtree
+        }
+    }
+}
+
 /// One path's lock storage.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Slot {
     /// Fixed: number of entries in the journal, so the next create is at index `len`.
     pub len: u8,
     pub head: Head,
+    /// Fixed: the marks the newest entry carries (inherited from the entry before it).
+    pub prior: Marks,
+}
+
+impl Slot {
+    /// The marks after the newest entry: its inherited marks, raised by its own ticket if it is
+    /// a lock that may have been granted (`acquire`, `renew`, `release`). A `withdraw` proves its
+    /// acquisition was never granted and carries that acquisition's inherited marks unchanged.
+    pub fn marks(&self) -> Marks {
+        match self.head {
+            Head::Held { kind, token, .. } | Head::Released { kind, token } => self.prior.with(kind, token),
+            Head::Free | Head::Empty { .. } | Head::Withdrawn { .. } => self.prior,
+        }
+    }
+
+    /// Appends `head` right after the newest entry: the new entry inherits the marks after it.
+    pub fn append(&mut self, head: Head) {
+        self.prior = self.marks();
+        self.len += 1;
+        self.head = head;
+    }
+
+    /// Appends a `withdraw` of the acquisition whose entry is the newest: it inherits what that
+    /// entry inherited.
+    pub fn append_withdraw(&mut self, token: u8) {
+        debug_assert!(matches!(self.head, Head::Held { token: t, .. } if t == token), "withdraw follows its own acquire");
+        self.len += 1;
+        self.head = Head::Withdrawn { token };
+    }
 }
 
 /// Why a client stopped.
@@ -49,6 +109,17 @@ pub enum Outcome {
     LeaseLost,
     /// The resource rejected its write (a newer token was already accepted).
     Fenced,
+    /// A storage operation failed (or its outcome stayed unknown): the acquisition fails closed.
+    Error,
+}
+
+impl Outcome {
+    /// Whether the operation's locks reached their caller (who may have written with their
+    /// tokens) before it stopped. Locks that never did are withdrawn, not released, so their
+    /// tickets do not raise the journals' high-water marks.
+    pub fn after_grant(self) -> bool {
+        matches!(self, Outcome::Done | Outcome::LeaseLost | Outcome::Fenced)
+    }
 }
 
 /// One step of an acquisition. Seed and fixed use different subsets.
@@ -82,6 +153,9 @@ pub enum Step {
     RmOwn { retry: bool },
     /// Fixed: append `withdraw` after our entry, then retry or stop with `outcome`.
     Withdraw { retry: bool, outcome: Outcome },
+    /// Fixed: our create failed with an error whose outcome is unknown; read the key back to
+    /// learn whether our entry landed (it names our owner id and ticket).
+    ReadBack,
 }
 
 /// What a holder does next.
@@ -104,6 +178,10 @@ pub enum Phase {
     Holding(Hold),
     /// Releasing the locks it holds (newest first), then finishing with `outcome`.
     Releasing { outcome: Outcome },
+    /// Fixed: releasing the locks it holds (newest first), then starting the whole operation
+    /// over: a multi-lock operation met an older contender while holding a younger lock
+    /// (wait-die, specs/lock.md §4).
+    BackingOff,
     Finished(Outcome),
     Crashed,
 }
@@ -141,6 +219,13 @@ pub struct Client {
     pub revoked: bool,
     /// Met a live conflict during this acquisition (witness for "contested lock won").
     pub contended: bool,
+    /// Fixed: our `acquire` entry at `seen_len` exists in storage. The client itself only knows
+    /// it after a create succeeded or a read-back found it; the model keeps the truth, which is
+    /// what a read of that key returns (entries are immutable).
+    pub landed: bool,
+    /// Times this acquisition started over without a wait having ended first (a back-off, a
+    /// lost create, a removed stale lock), saturating; property "bounded retries".
+    pub restarts: u8,
     pub held: [Option<Held>; LOCKS_PER_MODE_MAX],
 }
 
@@ -163,8 +248,6 @@ pub struct LockState {
     pub crashes_left: u8,
     pub reaps_left: u8,
     pub forces_left: u8,
-    /// Seed: the path the stale-lock cleaner judged stale and is about to `rm`.
-    pub reaper_pending: Option<u8>,
     pub slots: [Slot; PATHS_MAX],
     /// The guarded resource: the newest token it accepted for each path (0: none yet).
     pub accepted: [u8; PATHS_MAX],
@@ -177,6 +260,10 @@ pub struct LockState {
     pub disturbed: bool,
     /// History: some acquisition superseded an expired lock of another owner.
     pub took_over: bool,
+    /// History: the resource rejected a write whose token was older than one it had accepted.
+    pub stale_write_rejected: bool,
+    /// Store faults (a failed or ambiguous operation) still allowed in this behaviour.
+    pub faults_left: u8,
 }
 
 /// Canonical form under permutation of interchangeable clients: sort clients by (class, local
