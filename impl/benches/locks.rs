@@ -14,10 +14,10 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 /// Runs a workload that returns per-operation samples and reports their mean to criterion.
-fn per_op(c: &mut Criterion, name: &str, work: impl Fn(usize) -> Vec<Duration>) {
+fn per_op(c: &mut Criterion, name: &str, work: impl Fn(usize) -> Result<Vec<Duration>, bench::BenchError>) {
     c.bench_function(name, |b| {
         b.iter_custom(|iterations| {
-            let samples = work(iterations as usize);
+            let samples = work(iterations as usize).expect("the benchmark workload runs");
             samples.iter().sum::<Duration>() * (iterations as u32) / (samples.len().max(1) as u32)
         })
     });

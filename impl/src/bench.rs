@@ -27,22 +27,29 @@ fn summarise(name: &str, mut samples: Vec<Duration>) -> (String, usize, f64, f64
     (name.to_owned(), samples.len(), at(0.5), at(0.9))
 }
 
+/// What failed in a benchmark run (a full disk, an unwritable directory, a store error).
+pub type BenchError = String;
+
+fn failed(what: &'static str) -> impl Fn(&dyn std::fmt::Display) -> BenchError {
+    move |error| format!("{what}: {error}")
+}
+
 /// Runs `op` `iterations` times after `iterations / 10` warm-up runs; one sample per run.
-async fn sample<F, Fut>(iterations: usize, mut op: F) -> Vec<Duration>
+async fn sample<F, Fut>(iterations: usize, mut op: F) -> Result<Vec<Duration>, BenchError>
 where
     F: FnMut(usize) -> Fut,
-    Fut: std::future::Future<Output = ()>,
+    Fut: std::future::Future<Output = Result<(), BenchError>>,
 {
     for i in 0..iterations / 10 {
-        op(usize::MAX - i).await;
+        op(usize::MAX - i).await?;
     }
     let mut samples = Vec::with_capacity(iterations);
     for i in 0..iterations {
         let started = Instant::now();
-        op(i).await;
+        op(i).await?;
         samples.push(started.elapsed());
     }
-    samples
+    Ok(samples)
 }
 
 fn options() -> LockOptions {
@@ -50,119 +57,124 @@ fn options() -> LockOptions {
 }
 
 /// The floor: one durable create-if-absent of a fresh key.
-pub async fn floor_create(store: Arc<dyn Store>, iterations: usize) -> Vec<Duration> {
+pub async fn floor_create(store: Arc<dyn Store>, iterations: usize) -> Result<Vec<Duration>, BenchError> {
     let run = rand::random::<u32>();
     sample(iterations, |i| {
         let store = Arc::clone(&store);
         async move {
-            let key = Key::new(format!("floor/{run}/{i}")).unwrap();
-            let created = store.create(&key, b"{}").await.unwrap();
-            assert!(created.is_created());
+            let key = Key::new(format!("floor/{run}/{i}")).expect("a valid key");
+            let created = store.create(&key, b"{}").await.map_err(|e| failed("floor create")(&e))?;
+            assert!(created.is_created(), "a fresh key is created");
+            Ok(())
         }
     })
     .await
 }
 
 /// Uncontended POINT acquire + release.
-pub async fn point_cycle(store: Arc<dyn Store>, iterations: usize) -> Vec<Duration> {
-    let manager = LockManager::start(store, options()).await.unwrap();
+pub async fn point_cycle(store: Arc<dyn Store>, iterations: usize) -> Result<Vec<Duration>, BenchError> {
+    let manager = LockManager::start(store, options()).await.map_err(|e| failed("start")(&e))?;
     let manager = &manager;
     sample(iterations, |_| async move {
-        let guard = manager.lock(Operation::new(LockMode::Point, &["/bench/point"]).unwrap()).await.unwrap();
-        guard.release().await.unwrap();
+        let guard = manager.lock(Operation::new(LockMode::Point, &["/bench/point"]).expect("valid")).await.map_err(|e| failed("lock")(&e))?;
+        guard.release().await.map_err(|e| failed("release")(&e))
     })
     .await
 }
 
 /// SUBTREE acquire + release on a root whose data tree holds `files` unlocked files: the cost
 /// must not depend on them (the seed walked the tree; lockstep lists lock journals only).
-pub async fn subtree_over_files(root: &std::path::Path, files: usize, iterations: usize) -> Vec<Duration> {
+pub async fn subtree_over_files(root: &std::path::Path, files: usize, iterations: usize) -> Result<Vec<Duration>, BenchError> {
     let data = root.join("data-tree");
     for dir in 0..(files / 1000).max(1) {
         let dir_path = data.join(format!("d{dir:03}"));
-        std::fs::create_dir_all(&dir_path).unwrap();
+        std::fs::create_dir_all(&dir_path).map_err(|e| failed("data tree")(&e))?;
         for file in 0..files.min(1000) {
-            std::fs::write(dir_path.join(format!("f{file:04}")), b"x").unwrap();
+            std::fs::write(dir_path.join(format!("f{file:04}")), b"x").map_err(|e| failed("data tree")(&e))?;
         }
     }
-    let store = FsStore::open(root.join(".lockstep")).unwrap();
-    let manager = LockManager::start(store, options()).await.unwrap();
+    let store = FsStore::open(root.join(".lockstep")).map_err(|e| failed("open")(&e))?;
+    let manager = LockManager::start(store, options()).await.map_err(|e| failed("start")(&e))?;
     let manager = &manager;
     sample(iterations, |_| async move {
-        let guard = manager.lock(Operation::new(LockMode::Subtree, &["/"]).unwrap()).await.unwrap();
-        guard.release().await.unwrap();
+        let guard = manager.lock(Operation::new(LockMode::Subtree, &["/"]).expect("valid")).await.map_err(|e| failed("lock")(&e))?;
+        guard.release().await.map_err(|e| failed("release")(&e))
     })
     .await
 }
 
 /// SUBTREE acquire + release above `journals` paths that were locked once and released: this
 /// cost does follow the locks (each journal's newest entry is read).
-pub async fn subtree_over_journals(store: Arc<dyn Store>, journals: usize, iterations: usize) -> Vec<Duration> {
-    let manager = LockManager::start(store, options()).await.unwrap();
+pub async fn subtree_over_journals(store: Arc<dyn Store>, journals: usize, iterations: usize) -> Result<Vec<Duration>, BenchError> {
+    let manager = LockManager::start(store, options()).await.map_err(|e| failed("start")(&e))?;
     for j in 0..journals {
         let path = format!("/t/p{j:05}");
-        manager.lock(Operation::new(LockMode::Point, &[&path]).unwrap()).await.unwrap().release().await.unwrap();
+        let guard = manager.lock(Operation::new(LockMode::Point, &[&path]).expect("valid")).await.map_err(|e| failed("lock")(&e))?;
+        guard.release().await.map_err(|e| failed("release")(&e))?;
     }
     let manager = &manager;
     sample(iterations, |_| async move {
-        let guard = manager.lock(Operation::new(LockMode::Subtree, &["/t"]).unwrap()).await.unwrap();
-        guard.release().await.unwrap();
+        let guard = manager.lock(Operation::new(LockMode::Subtree, &["/t"]).expect("valid")).await.map_err(|e| failed("lock")(&e))?;
+        guard.release().await.map_err(|e| failed("release")(&e))
     })
     .await
 }
 
 /// `tasks` tasks contending on one path, each taking and releasing it `rounds` times (waiting
 /// forever); one sample per acquire + release, measured from the request to the release.
-pub async fn contended(store: Arc<dyn Store>, tasks: usize, rounds: usize) -> Vec<Duration> {
+pub async fn contended(store: Arc<dyn Store>, tasks: usize, rounds: usize) -> Result<Vec<Duration>, BenchError> {
     let options = LockOptions { timeout: None, poll_min: Duration::from_millis(1), poll_max: Duration::from_millis(20), ..options() };
     let mut handles = Vec::new();
     for _ in 0..tasks {
-        let manager = LockManager::start(Arc::clone(&store), options.clone()).await.unwrap();
+        let manager = LockManager::start(Arc::clone(&store), options.clone()).await.map_err(|e| failed("start")(&e))?;
         handles.push(tokio::spawn(async move {
             let mut samples = Vec::new();
             for _ in 0..rounds {
                 let started = Instant::now();
-                let guard = manager.lock(Operation::new(LockMode::Point, &["/hot"]).unwrap()).await.unwrap();
-                guard.release().await.unwrap();
+                let guard = manager.lock(Operation::new(LockMode::Point, &["/hot"]).expect("valid")).await.map_err(|e| failed("lock")(&e))?;
+                guard.release().await.map_err(|e| failed("release")(&e))?;
                 samples.push(started.elapsed());
             }
-            samples
+            Ok::<_, BenchError>(samples)
         }));
     }
     let mut all = Vec::new();
     for handle in handles {
-        all.extend(handle.await.unwrap());
+        all.extend(handle.await.map_err(|e| failed("task")(&e))??);
     }
-    all
+    Ok(all)
 }
 
 /// Every case, each beside the floor measured in the same run. `quick` cuts iterations (and
 /// the 100,000-file tree to 10,000).
-pub async fn run_all(dir: &std::path::Path, quick: bool) -> Vec<Measurement> {
+pub async fn run_all(dir: &std::path::Path, quick: bool) -> Result<Vec<Measurement>, BenchError> {
     let n = if quick { 30 } else { 200 };
-    let fs_store = |name: &str| -> Arc<dyn Store> { Arc::new(FsStore::open(dir.join(name)).unwrap()) };
+    let fs_store = |name: &str| -> Result<Arc<dyn Store>, BenchError> {
+        Ok(Arc::new(FsStore::open(dir.join(name)).map_err(|e| failed("open")(&e))?))
+    };
     let memory = || -> Arc<dyn Store> { Arc::new(MemStore::new()) };
     let mut raw = Vec::new();
-    raw.push(summarise("floor: durable create-if-absent (FsStore)", floor_create(fs_store("floor"), n).await));
-    raw.push(summarise("floor: create-if-absent (MemStore)", floor_create(memory(), n * 10).await));
-    raw.push(summarise("point acquire+release, uncontended (FsStore)", point_cycle(fs_store("point"), n).await));
-    raw.push(summarise("point acquire+release, uncontended (MemStore)", point_cycle(memory(), n * 10).await));
+    raw.push(summarise("floor: durable create-if-absent (FsStore)", floor_create(fs_store("floor")?, n).await?));
+    raw.push(summarise("floor: create-if-absent (MemStore)", floor_create(memory(), n * 10).await?));
+    raw.push(summarise("point acquire+release, uncontended (FsStore)", point_cycle(fs_store("point")?, n).await?));
+    raw.push(summarise("point acquire+release, uncontended (MemStore)", point_cycle(memory(), n * 10).await?));
     let many = if quick { 10_000 } else { 100_000 };
-    raw.push(summarise("subtree acquire+release, 10 files in the data tree (FsStore)", subtree_over_files(&dir.join("few"), 10, n).await));
+    raw.push(summarise("subtree acquire+release, 10 files in the data tree (FsStore)", subtree_over_files(&dir.join("few"), 10, n).await?));
     raw.push(summarise(
         &format!("subtree acquire+release, {many} files in the data tree (FsStore)"),
-        subtree_over_files(&dir.join("many"), many, n).await,
+        subtree_over_files(&dir.join("many"), many, n).await?,
     ));
-    raw.push(summarise("subtree acquire+release over 10 released lock journals (FsStore)", subtree_over_journals(fs_store("j10"), 10, n).await));
-    raw.push(summarise("subtree acquire+release over 100 released lock journals (FsStore)", subtree_over_journals(fs_store("j100"), 100, n / 2).await));
-    raw.push(summarise("8 tasks contending on one path, per acquire+release (FsStore)", contended(fs_store("hot"), 8, n / 8).await));
-    raw.push(summarise("8 tasks contending on one path, per acquire+release (MemStore)", contended(memory(), 8, n).await));
+    raw.push(summarise("subtree acquire+release over 10 released lock journals (FsStore)", subtree_over_journals(fs_store("j10")?, 10, n).await?));
+    raw.push(summarise("subtree acquire+release over 100 released lock journals (FsStore)", subtree_over_journals(fs_store("j100")?, 100, n / 2).await?));
+    raw.push(summarise("8 tasks contending on one path, per acquire+release (FsStore)", contended(fs_store("hot")?, 8, n / 8).await?));
+    raw.push(summarise("8 tasks contending on one path, per acquire+release (MemStore)", contended(memory(), 8, n).await?));
     let floor_fs = raw[0].2;
     let floor_memory = raw[1].2;
-    raw.into_iter()
+    Ok(raw
+        .into_iter()
         .map(|(name, iterations, median_us, p90_us)| {
             let floor = if name.contains("MemStore") { floor_memory } else { floor_fs };
             Measurement { name, iterations, median_us, p90_us, ratio_to_floor: median_us / floor }
         })
-        .collect()
+        .collect())
 }

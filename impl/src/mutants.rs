@@ -19,11 +19,28 @@ pub enum Mutant {
     BlindRelease = 4,
     /// The fenced log accepts any token (process kills).
     FenceIgnoresTokens = 5,
+    /// The re-check reads only the newest entry's own ticket, not its high-water marks (the old
+    /// protocol; model mutant `no-high-water`).
+    NoHighWater = 6,
+    /// An operation holding a lock waits for an older contender instead of backing off (model
+    /// mutant `no-wait-die`).
+    NoWaitDie = 7,
+    /// Locks of a failed or backed-off operation are released, not withdrawn (model mutant
+    /// `release-unused`).
+    ReleaseUnused = 8,
 }
 
 impl Mutant {
-    pub const ALL: [Mutant; 5] =
-        [Mutant::MemCheckThenInsert, Mutant::RenewDuringRelease, Mutant::SkipRecheck, Mutant::BlindRelease, Mutant::FenceIgnoresTokens];
+    pub const ALL: [Mutant; 8] = [
+        Mutant::MemCheckThenInsert,
+        Mutant::RenewDuringRelease,
+        Mutant::SkipRecheck,
+        Mutant::BlindRelease,
+        Mutant::FenceIgnoresTokens,
+        Mutant::NoHighWater,
+        Mutant::NoWaitDie,
+        Mutant::ReleaseUnused,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -32,6 +49,9 @@ impl Mutant {
             Mutant::SkipRecheck => "skip-recheck",
             Mutant::BlindRelease => "blind-release",
             Mutant::FenceIgnoresTokens => "fence-ignores-tokens",
+            Mutant::NoHighWater => "no-high-water",
+            Mutant::NoWaitDie => "no-wait-die",
+            Mutant::ReleaseUnused => "release-unused",
         }
     }
 }

@@ -1,14 +1,19 @@
 //! Running the checker: an exhaustive depth-first search with symmetry reduction for the verdict,
 //! and a breadth-first search for the shortest counterexample of each failed `always` property.
 //!
-//! Why our own breadth-first search: stateright 0.31 records the *last* violating state it meets
-//! (research/verification-crates.md §1), its visitor cannot stop a search, and a catalogued bug
-//! sometimes needs its counterexample filtered ("the shortest violation that goes through a torn
-//! refresh"). The search below uses the same `Model` (`init_states`, `actions`, `next_state`) and
-//! keeps a parent pointer per state, so the first violation it dequeues is a shortest one.
+//! Why our own breadth-first search: stateright 0.31 records the *last* violating state it meets,
+//! its visitor cannot stop a search, and a catalogued bug sometimes needs its counterexample
+//! filtered ("the shortest violation that goes through a torn refresh"). The search below uses
+//! the same `Model` (`init_states`, `actions`, `next_state`); it keeps a 64-bit fingerprint and a
+//! parent link per state and full states only for the frontier, and rebuilds the path by
+//! replaying action indices, so the first violation it meets is a shortest one and its memory is
+//! a few dozen bytes per state.
+//!
+//! Every phase honours the same [`Budget`] (time and memory) and prints progress to stderr.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,36 +22,89 @@ use stateright::{Checker, Expectation, Model};
 
 use crate::trace::Trace;
 
-/// A time limit carried inside a model. stateright 0.31's single-threaded depth-first search
-/// only consults its own `timeout` when its local stack runs empty, which on a large space is
-/// never, so the limit is enforced through `Model::within_boundary` instead: past the deadline
-/// no new state is admitted, the search drains, and the report says it was cut short.
+/// Why a budget cut a search short.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Cut {
+    Time,
+    Memory,
+}
+
+/// The time and memory limits of a search, carried inside a model. stateright 0.31's
+/// single-threaded depth-first search only consults its own `timeout` when its local stack runs
+/// empty, which on a large space is never, so the limits are enforced through
+/// `Model::within_boundary`: past a limit no new state is admitted, the search drains, and the
+/// report says it was cut short and why.
 #[derive(Clone, Debug, Default)]
 pub struct Budget {
     deadline: Option<Instant>,
-    cut: Arc<std::sync::atomic::AtomicBool>,
+    memory_max_bytes: Option<u64>,
+    calls: Arc<AtomicU64>,
+    /// 0: not cut; 1: time; 2: memory.
+    cut: Arc<AtomicU8>,
 }
 
+/// How often (in admitted states) the resident memory is read from /proc.
+const MEMORY_SAMPLE_EVERY: u64 = 1 << 14;
+
 impl Budget {
+    pub fn new(deadline: Option<Instant>, memory_max_bytes: Option<u64>) -> Budget {
+        Budget { deadline, memory_max_bytes, ..Budget::default() }
+    }
+
     pub fn until(deadline: Instant) -> Budget {
-        Budget { deadline: Some(deadline), cut: Arc::default() }
+        Budget::new(Some(deadline), None)
     }
 
     /// Whether a new state may still be explored (call from `within_boundary`).
     pub fn allows(&self) -> bool {
-        match self.deadline {
-            Some(deadline) if Instant::now() >= deadline => {
-                self.cut.store(true, std::sync::atomic::Ordering::Relaxed);
-                false
+        if self.cut.load(Ordering::Relaxed) != 0 {
+            return false;
+        }
+        if self.deadline.is_some_and(|d| Instant::now() >= d) {
+            self.cut.store(1, Ordering::Relaxed);
+            return false;
+        }
+        if let Some(max) = self.memory_max_bytes {
+            let calls = self.calls.fetch_add(1, Ordering::Relaxed);
+            if calls % MEMORY_SAMPLE_EVERY == 0 && resident_bytes().is_some_and(|rss| rss >= max) {
+                self.cut.store(2, Ordering::Relaxed);
+                return false;
             }
-            _ => true,
+        }
+        true
+    }
+
+    /// Whether (and why) a limit cut the search short.
+    pub fn was_cut(&self) -> Option<Cut> {
+        match self.cut.load(Ordering::Relaxed) {
+            0 => None,
+            1 => Some(Cut::Time),
+            _ => Some(Cut::Memory),
         }
     }
 
-    /// Whether the deadline cut the search short.
-    pub fn was_cut(&self) -> bool {
-        self.cut.load(std::sync::atomic::Ordering::Relaxed)
+    /// The same limits with a fresh cut flag (for the next phase of a check).
+    pub fn renewed(&self) -> Budget {
+        Budget::new(self.deadline, self.memory_max_bytes)
     }
+}
+
+/// The resident set size of this process (Linux), if it can be read.
+pub fn resident_bytes() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = text.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
+/// A safe default memory budget: half of the memory available now (Linux), or 4 GiB.
+pub fn default_memory_budget() -> u64 {
+    let available = std::fs::read_to_string("/proc/meminfo").ok().and_then(|text| {
+        let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib * 1024)
+    });
+    available.map_or(4 << 30, |bytes| bytes / 2)
 }
 
 /// A protocol model the runner can check and print.
@@ -64,8 +122,22 @@ where
     fn symmetry(&self) -> Option<fn(&Self::State) -> Self::State>;
     /// A behaviour as numbered, readable steps.
     fn trace(&self, path: &[(Self::State, Option<Self::Action>)]) -> Trace;
-    /// The model with `budget` as its time limit (its `within_boundary` must honour it).
+    /// What the last state of a counterexample of `property` breaks, in words.
+    fn conclusion(&self, property: &str, path: &[(Self::State, Option<Self::Action>)]) -> Option<String>;
+    /// The model with `budget` as its limits (its `within_boundary` must honour it).
     fn with_budget(&self, budget: Budget) -> Self;
+}
+
+/// A counterexample of `property` as people read it, with its closing line.
+pub fn counterexample<M>(model: &M, property: &str, path: &[(M::State, Option<M::Action>)]) -> Trace
+where
+    M: Protocol,
+    M::State: Hash + Clone + PartialEq + std::fmt::Debug + Send + Sync + 'static,
+    M::Action: Clone + std::fmt::Debug + PartialEq + Send + Sync + 'static,
+{
+    let mut trace = model.trace(path);
+    trace.conclusion = model.conclusion(property, path);
+    trace
 }
 
 /// How to run a check.
@@ -76,6 +148,8 @@ pub struct CheckOptions {
     pub timeout: Option<Duration>,
     /// Stop (and report the search incomplete) after generating this many states.
     pub max_states: Option<usize>,
+    /// Stop (and report the search incomplete) when the process's resident memory reaches this.
+    pub max_memory_bytes: Option<u64>,
     /// Print a progress line to stderr every second.
     pub progress: bool,
     /// Do not canonicalise states even where the model allows it (to cross-check symmetry).
@@ -84,8 +158,19 @@ pub struct CheckOptions {
 
 impl Default for CheckOptions {
     fn default() -> Self {
-        CheckOptions { threads: 1, timeout: None, max_states: None, progress: false, no_symmetry: false }
+        CheckOptions { threads: 1, timeout: None, max_states: None, max_memory_bytes: None, progress: false, no_symmetry: false }
     }
+}
+
+/// How a counterexample was found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Found {
+    /// By a breadth-first search that reached it: no shorter one exists within the bounds.
+    Shortest,
+    /// By the depth-first search; the breadth-first search for a shortest one ran out of its
+    /// budget, so a shorter one may exist.
+    DepthFirst,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -96,9 +181,11 @@ pub struct PropertyReport {
     /// `Some(true)`/`Some(false)` when decided; `None` (JSON `null`) when the search stopped
     /// before deciding it (a search cut short proves no `always` and refutes no `sometimes`).
     pub holds: Option<bool>,
-    /// For a failed `always`: a shortest behaviour that breaks it. For a `sometimes` that holds:
-    /// `null` (the witness is not printed). For a failed `sometimes`: `null` (nothing reaches it).
+    /// For a failed `always`: a behaviour that breaks it. For a `sometimes` that holds: `null`
+    /// (the witness is not printed). For a failed `sometimes`: `null` (nothing reaches it).
     pub counterexample: Option<Trace>,
+    /// How the counterexample was found (`shortest` only from a breadth-first search).
+    pub found_by: Option<Found>,
 }
 
 /// Why the search stopped.
@@ -111,6 +198,19 @@ pub enum StopReason {
     AllDecided,
     Timeout,
     StateLimit,
+    MemoryLimit,
+}
+
+impl StopReason {
+    pub fn text(self) -> &'static str {
+        match self {
+            StopReason::Exhausted => "every reachable state explored",
+            StopReason::AllDecided => "every property decided before the search ended",
+            StopReason::Timeout => "time limit reached",
+            StopReason::StateLimit => "state limit reached",
+            StopReason::MemoryLimit => "memory limit reached",
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -127,6 +227,8 @@ pub struct Report {
     pub stop_reason: StopReason,
     pub symmetry: bool,
     pub seconds: f64,
+    /// The largest resident memory seen (bytes), if it could be read.
+    pub memory_bytes: Option<u64>,
     pub properties: Vec<PropertyReport>,
 }
 
@@ -164,7 +266,7 @@ where
     let started = Instant::now();
     let properties = model.properties();
     let symmetry = if options.no_symmetry { None } else { model.symmetry() };
-    let budget = options.timeout.map_or_else(Budget::default, |t| Budget::until(started + t));
+    let budget = Budget::new(options.timeout.map(|t| started + t), options.max_memory_bytes);
     let mut builder = model.with_budget(budget.clone()).checker().threads(options.threads.max(1));
     if let Some(representative) = symmetry {
         builder = builder.symmetry_fn(representative);
@@ -174,44 +276,53 @@ where
     }
     let checker = builder.spawn_dfs();
     let label = format!("{}/{}", model.protocol(), model.variant_name());
+    let mut memory_seen = resident_bytes();
+    let mut last_line = Instant::now();
     while !checker.is_done() {
-        std::thread::sleep(Duration::from_millis(200));
-        if options.progress && started.elapsed().as_millis() % 1000 < 200 {
-            progress_line(&label, checker.state_count(), checker.unique_state_count(), checker.max_depth(), started);
+        std::thread::sleep(Duration::from_millis(100));
+        memory_seen = memory_seen.max(resident_bytes());
+        if options.progress && last_line.elapsed() >= Duration::from_secs(1) {
+            last_line = Instant::now();
+            let line = Progress { label: &label, phase: "search", states: checker.state_count(), unique: checker.unique_state_count(), depth: checker.max_depth(), started };
+            line.print();
         }
     }
     let checker = checker.join();
     let elapsed = started.elapsed();
     let discoveries = checker.discoveries();
     let states = checker.state_count();
-    let stop_reason = if budget.was_cut() {
-        StopReason::Timeout
-    } else if options.max_states.is_some_and(|n| states >= n) {
-        StopReason::StateLimit
-    } else if discoveries.len() == properties.len() {
-        StopReason::AllDecided
-    } else {
-        StopReason::Exhausted
+    let stop_reason = match budget.was_cut() {
+        Some(Cut::Time) => StopReason::Timeout,
+        Some(Cut::Memory) => StopReason::MemoryLimit,
+        None if options.max_states.is_some_and(|n| states >= n) => StopReason::StateLimit,
+        None if discoveries.len() == properties.len() => StopReason::AllDecided,
+        None => StopReason::Exhausted,
     };
     if options.progress {
-        progress_line(&label, states, checker.unique_state_count(), checker.max_depth(), started);
+        let line = Progress { label: &label, phase: "search", states, unique: checker.unique_state_count(), depth: checker.max_depth(), started };
+        line.print();
     }
     let failed_always: Vec<&'static str> = properties
         .iter()
         .filter(|p| p.expectation == Expectation::Always && discoveries.contains_key(p.name))
         .map(|p| p.name)
         .collect();
-    let budget = options.timeout.map(|t| t.saturating_sub(elapsed).max(Duration::from_secs(10)));
-    let mut shortest = HashMap::new();
+    let mut counterexamples = HashMap::new();
     for name in failed_always {
-        let found = shortest_violation(model, name, None, budget);
-        // The depth-first search found a violation; fall back to its path if the breadth-first
-        // search ran out of time.
-        let trace = match found {
-            Some(trace) => trace,
-            None => model.trace(&discoveries[name].clone().into_vec()),
+        // The shortest-counterexample phase gets the rest of the time (at least 10 s) and the
+        // same memory limit.
+        let time_left = options.timeout.map(|t| t.saturating_sub(started.elapsed()).max(Duration::from_secs(10)));
+        let phase_budget = Budget::new(time_left.map(|t| Instant::now() + t), options.max_memory_bytes);
+        let search = ShortestSearch { progress: options.progress.then(|| format!("{label}: shortest \"{name}\"")), budget: phase_budget };
+        let found = match search.run(model, name, None) {
+            Search::Found(path) => (counterexample(model, name, &path), Found::Shortest),
+            // The depth-first search found a violation; report its path, labelled as such.
+            Search::Absent | Search::OutOfBudget(_) => {
+                (counterexample(model, name, &discoveries[name].clone().into_vec()), Found::DepthFirst)
+            }
         };
-        shortest.insert(name, trace);
+        memory_seen = memory_seen.max(resident_bytes());
+        counterexamples.insert(name, found);
     }
     let reports = properties
         .iter()
@@ -224,7 +335,14 @@ where
                 _ if complete => Some(p.expectation == Expectation::Always),
                 _ => None,
             };
-            PropertyReport { name: p.name, kind: kind_name(&p.expectation), holds, counterexample: shortest.remove(p.name) }
+            let found = counterexamples.remove(p.name);
+            PropertyReport {
+                name: p.name,
+                kind: kind_name(&p.expectation),
+                holds,
+                found_by: found.as_ref().map(|(_, by)| *by),
+                counterexample: found.map(|(trace, _)| trace),
+            }
         })
         .collect();
     Report {
@@ -238,17 +356,36 @@ where
         stop_reason,
         symmetry: symmetry.is_some(),
         seconds: elapsed.as_secs_f64(),
+        memory_bytes: memory_seen,
         properties: reports,
     }
 }
 
-fn progress_line(label: &str, states: usize, unique: usize, depth: usize, started: Instant) {
-    let seconds = started.elapsed().as_secs_f64().max(0.001);
-    eprintln!(
-        "{label}: {states} states, {unique} unique, depth {depth}, {:.0} states/s, {:.0} s",
-        states as f64 / seconds,
-        seconds
-    );
+/// One progress line on stderr.
+struct Progress<'a> {
+    label: &'a str,
+    phase: &'a str,
+    states: usize,
+    unique: usize,
+    depth: usize,
+    started: Instant,
+}
+
+impl Progress<'_> {
+    fn print(&self) {
+        let seconds = self.started.elapsed().as_secs_f64().max(0.001);
+        let memory = resident_bytes().map_or(String::new(), |b| format!(", {} MB", b >> 20));
+        eprintln!(
+            "{} [{}]: {} states, {} unique, depth {}, {:.0} states/s, {:.0} s{memory}",
+            self.label,
+            self.phase,
+            self.states,
+            self.unique,
+            self.depth,
+            self.states as f64 / seconds,
+            seconds
+        );
+    }
 }
 
 /// What marks a counterexample as a catalogued bug's own: a step that must occur in it, and
@@ -266,111 +403,116 @@ impl<M: Model> Clone for Signature<M> {
 
 impl<M: Model> Copy for Signature<M> {}
 
-/// The shortest behaviour whose last step breaks the `always` property `name` (and that carries
-/// `signature`, if given), by breadth-first search without symmetry. `None` if no such behaviour
-/// exists within the bounds, or if `budget` ran out.
-pub fn shortest_violation<M>(model: &M, name: &str, signature: Option<Signature<M>>, budget: Option<Duration>) -> Option<Trace>
-where
-    M: Protocol,
-    M::State: Hash + Clone + PartialEq + std::fmt::Debug + Send + Sync + 'static,
-    M::Action: Clone + std::fmt::Debug + PartialEq + Send + Sync + 'static,
-{
-    match shortest_path(model, name, signature, budget) {
-        Search::Found(path) => Some(model.trace(&path)),
-        Search::Absent | Search::OutOfBudget => None,
-    }
-}
-
 /// The result of a breadth-first search for a counterexample.
 #[derive(Debug)]
 pub enum Search<S, A> {
+    /// A shortest behaviour whose last step breaks the property.
     Found(Vec<(S, Option<A>)>),
     /// Every reachable state was searched: there is no such counterexample within the bounds.
     Absent,
-    OutOfBudget,
+    /// A limit stopped the search first.
+    OutOfBudget(Cut),
 }
 
-/// Like [`shortest_violation`], but returns the raw behaviour.
-///
-/// A signature that may occur anywhere is tracked as one bit per search node ("seen on the way
-/// here"), and states are deduplicated together with that bit, so a state first reached without
-/// the signature is searched again when reached with it.
-pub fn shortest_path<M>(
-    model: &M,
-    name: &str,
-    signature: Option<Signature<M>>,
-    budget: Option<Duration>,
-) -> Search<M::State, M::Action>
-where
-    M: Protocol,
-    M::State: Hash + Clone + PartialEq + std::fmt::Debug + Send + Sync + 'static,
-    M::Action: Clone + std::fmt::Debug + PartialEq + Send + Sync + 'static,
-{
-    let property = model
-        .properties()
-        .into_iter()
-        .find(|p| p.name == name)
-        .unwrap_or_else(|| panic!("the model has no property {name:?}"));
-    assert!(property.expectation == Expectation::Always, "only an `always` property has a counterexample path");
-    let holds = |state: &M::State| (property.condition)(model, state);
-    let started = Instant::now();
-    // Every node: its state, whether the signature occurred on the way, and its parent link.
-    let mut nodes: Vec<Node<M::State, M::Action>> = Vec::new();
-    let mut seen: std::collections::HashSet<u64> = std::collections::HashSet::new();
-    let mut queue = VecDeque::new();
-    for state in model.init_states() {
-        if seen.insert(hash_of(&(&state, false))) {
-            nodes.push(Node { state: Arc::new(state), signed: false, parent: None });
-            queue.push_back(nodes.len() - 1);
-        }
-    }
-    let mut actions = Vec::new();
-    while let Some(index) = queue.pop_front() {
-        if budget.is_some_and(|b| started.elapsed() > b) {
-            return Search::OutOfBudget;
-        }
-        let state = Arc::clone(&nodes[index].state);
-        if !holds(&state) {
-            // Only behaviours whose last step broke the property are candidates; a state that
-            // already violates it is not searched further (its successors add nothing new).
-            continue;
-        }
-        actions.clear();
-        model.actions(&state, &mut actions);
-        for action in actions.drain(..) {
-            let Some(next) = model.next_state(&state, action.clone()) else { continue };
-            if !model.within_boundary(&next) {
-                continue;
+/// The breadth-first search for a shortest counterexample, with its limits and progress.
+pub struct ShortestSearch {
+    /// A label for progress lines on stderr, or `None` for silence.
+    pub progress: Option<String>,
+    pub budget: Budget,
+}
+
+/// One searched state: its parent's index and the index of the action that led here (in the
+/// order `Model::actions` lists them), or `None` for an initial state (then `action` is its
+/// index among the initial states).
+struct Node {
+    parent: Option<u32>,
+    action: u32,
+}
+
+impl ShortestSearch {
+    /// A shortest behaviour whose last step breaks the `always` property `name` and that carries
+    /// `signature` (if given), searched without symmetry.
+    ///
+    /// A signature that may occur anywhere is tracked as one bit per search node ("seen on the
+    /// way here"), and states are deduplicated together with that bit, so a state first reached
+    /// without the signature is searched again when reached with it.
+    pub fn run<M>(&self, model: &M, name: &str, signature: Option<Signature<M>>) -> Search<M::State, M::Action>
+    where
+        M: Protocol,
+        M::State: Hash + Clone + PartialEq + std::fmt::Debug + Send + Sync + 'static,
+        M::Action: Clone + std::fmt::Debug + PartialEq + Send + Sync + 'static,
+    {
+        let property = model
+            .properties()
+            .into_iter()
+            .find(|p| p.name == name)
+            .unwrap_or_else(|| panic!("the model has no property {name:?}"));
+        assert!(property.expectation == Expectation::Always, "only an `always` property has a counterexample path");
+        let model = model.with_budget(self.budget.clone());
+        let holds = |state: &M::State| (property.condition)(&model, state);
+        let started = Instant::now();
+        let mut last_line = Instant::now();
+        let mut nodes: Vec<Node> = Vec::new();
+        let mut seen: std::collections::HashSet<u64> = std::collections::HashSet::new();
+        // The frontier: (node index, whether the signature occurred on the way, state).
+        let mut frontier: Vec<(u32, bool, M::State)> = Vec::new();
+        let inits = model.init_states();
+        for (index, state) in inits.iter().enumerate() {
+            if seen.insert(hash_of(&(state, false))) {
+                nodes.push(Node { parent: None, action: index as u32 });
+                frontier.push(((nodes.len() - 1) as u32, false, state.clone()));
             }
-            let marked = signature.is_some_and(|sig| (sig.step)(model, &state, &action));
-            let signed = nodes[index].signed || marked;
-            if !holds(&next) {
-                let wanted = match signature {
-                    None => true,
-                    Some(sig) if sig.at_end => marked,
-                    Some(_) => signed,
-                };
-                if wanted {
-                    nodes.push(Node { state: Arc::new(next), signed, parent: Some((index, action)) });
-                    return Search::Found(rebuild(&nodes, nodes.len() - 1));
+        }
+        let mut depth = 0;
+        let mut actions = Vec::new();
+        while !frontier.is_empty() {
+            let mut next_frontier = Vec::new();
+            for (index, signed, state) in frontier.drain(..) {
+                if !model.within_boundary(&state) {
+                    return Search::OutOfBudget(self.budget.was_cut().unwrap_or(Cut::Time));
                 }
-                continue;
+                if let Some(label) = &self.progress {
+                    if last_line.elapsed() >= Duration::from_secs(1) {
+                        last_line = Instant::now();
+                        let line = Progress { label, phase: "breadth-first", states: nodes.len(), unique: seen.len(), depth, started };
+                        line.print();
+                    }
+                }
+                if !holds(&state) {
+                    // Only behaviours whose last step broke the property are candidates.
+                    continue;
+                }
+                actions.clear();
+                model.actions(&state, &mut actions);
+                for (position, action) in actions.iter().enumerate() {
+                    let Some(next) = model.next_state(&state, action.clone()) else { continue };
+                    let marked = signature.is_some_and(|sig| (sig.step)(&model, &state, action));
+                    let next_signed = signed || marked;
+                    if !holds(&next) {
+                        let wanted = match signature {
+                            None => true,
+                            Some(sig) if sig.at_end => marked,
+                            Some(_) => next_signed,
+                        };
+                        if wanted {
+                            nodes.push(Node { parent: Some(index), action: position as u32 });
+                            return Search::Found(rebuild(&model, &inits, &nodes, nodes.len() - 1));
+                        }
+                        continue;
+                    }
+                    let key = if signature.is_some_and(|sig| !sig.at_end) { next_signed } else { false };
+                    if !seen.insert(hash_of(&(&next, key))) {
+                        continue;
+                    }
+                    nodes.push(Node { parent: Some(index), action: position as u32 });
+                    next_frontier.push(((nodes.len() - 1) as u32, next_signed, next));
+                }
             }
-            let key = if signature.is_some_and(|sig| !sig.at_end) { signed } else { false };
-            if !seen.insert(hash_of(&(&next, key))) {
-                continue;
-            }
-            nodes.push(Node { state: Arc::new(next), signed, parent: Some((index, action)) });
-            queue.push_back(nodes.len() - 1);
+            frontier = next_frontier;
+            depth += 1;
         }
+        Search::Absent
     }
-    Search::Absent
-}
-
-struct Node<S, A> {
-    state: Arc<S>,
-    signed: bool,
-    parent: Option<(usize, A)>,
 }
 
 fn hash_of<T: Hash>(value: &T) -> u64 {
@@ -379,13 +521,28 @@ fn hash_of<T: Hash>(value: &T) -> u64 {
     hasher.finish()
 }
 
-fn rebuild<S: Clone, A: Clone>(nodes: &[Node<S, A>], last: usize) -> Vec<(S, Option<A>)> {
-    let mut reversed = vec![((*nodes[last].state).clone(), None)];
-    let mut cursor = last;
-    while let Some((parent, action)) = &nodes[cursor].parent {
-        reversed.push(((*nodes[*parent].state).clone(), Some(action.clone())));
-        cursor = *parent;
+/// Replays the action indices from the initial state to node `last`.
+fn rebuild<M: Model>(model: &M, inits: &[M::State], nodes: &[Node], last: usize) -> Vec<(M::State, Option<M::Action>)>
+where
+    M::State: Clone,
+    M::Action: Clone,
+{
+    let mut chain = vec![last];
+    while let Some(parent) = nodes[*chain.last().expect("non-empty")].parent {
+        chain.push(parent as usize);
     }
-    reversed.reverse();
-    reversed
+    chain.reverse();
+    let mut state = inits[nodes[chain[0]].action as usize].clone();
+    let mut path = Vec::with_capacity(chain.len());
+    let mut actions = Vec::new();
+    for node in &chain[1..] {
+        actions.clear();
+        model.actions(&state, &mut actions);
+        let action = actions[nodes[*node].action as usize].clone();
+        let next = model.next_state(&state, action.clone()).expect("a recorded step replays");
+        path.push((state, Some(action)));
+        state = next;
+    }
+    path.push((state, None));
+    path
 }

@@ -3,6 +3,7 @@
 //! wrapper, and the model side of the conformance harnesses (`refinement`), protocol-independent.
 
 pub mod broken;
+pub mod catalogue;
 pub mod conformance;
 pub mod recording;
 pub mod refinement;

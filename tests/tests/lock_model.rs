@@ -1,78 +1,188 @@
 //! The path-lock model's verdicts.
 //!
-//! Goal: the fixed protocol is proven (complete search, every property holds) at the default
-//! bounds; every catalogued seed bug and mutant is still found, with the counterexample length
-//! pinned (a changed length is a changed spec, and shows in review); and the fixed protocol holds
-//! the very property each bug breaks, in the very world that shows the bug.
+//! Goal: the fixed protocol is proven (complete search, every property holds) in every default
+//! world of `lockstep check` and in the worlds just outside them where earlier protocols failed
+//! (three clients; a positive lock_timeout; lock_timeout 0); state counts and depths are pinned
+//! (a changed count is a changed spec, and shows in review); every property is broken by some
+//! catalogue entry; and the checker's budgets stop a search cleanly.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use lockstep_model::bugs::{self, EntryKind};
-use lockstep_model::check::{check, CheckOptions};
-use lockstep_model::lock::{LockConfig, LockModel, Variant};
+use lockstep_model::catalogue::EntryKind;
+use lockstep_model::check::{check, resident_bytes, Budget, CheckOptions, Cut, Report, Search, ShortestSearch, StopReason};
+use lockstep_model::lock::{presets, ClientSpec, LockConfig, LockModel, ModeSet, Timeout, Variant};
+use stateright::Model;
 
-fn fixed_with_tree(tree: &[&str]) -> LockModel {
-    let mut config = LockConfig::new(Variant::Fixed(None));
-    config.tree = tree.iter().map(|s| s.to_string()).collect();
-    LockModel::new(config).unwrap()
+fn options() -> CheckOptions {
+    CheckOptions { timeout: Some(Duration::from_secs(900)), ..CheckOptions::default() }
 }
 
-/// The exact state counts of a mid-sized world. A change here is a change of the model.
+fn assert_proven(report: &Report) {
+    assert!(report.complete, "the search must be exhaustive: {:?}", report.stop_reason);
+    for property in &report.properties {
+        assert_eq!(property.holds, Some(true), "{} fails: {}", property.name, property.counterexample.as_ref().map(|t| t.to_string()).unwrap_or_default());
+    }
+}
+
+fn preset(name: &str) -> LockConfig {
+    presets().into_iter().find(|p| p.name == name).unwrap_or_else(|| panic!("no preset {name}")).config
+}
+
+fn proven(config: LockConfig) -> Report {
+    let report = check(&LockModel::new(config).unwrap(), &options());
+    assert_proven(&report);
+    report
+}
+
+fn tree(paths: &[&str]) -> Vec<String> {
+    paths.iter().map(|s| s.to_string()).collect()
+}
+
+fn with_timeout(config: LockConfig, timeout: Timeout) -> LockConfig {
+    let clients = config.clients.iter().map(|c| ClientSpec { timeout, ..*c }).collect();
+    LockConfig { clients, ..config }
+}
+
+/// The default worlds of `lockstep check lock` (README's table), each proven with its count.
 #[test]
-fn fixed_state_space_is_pinned() {
-    let model = fixed_with_tree(&["/", "/a", "/a/b"]);
-    let report = check(&model, &CheckOptions::default());
-    assert!(report.proven(), "{report:#?}");
-    assert_eq!(report.unique_states, 1_303_111);
-    assert_eq!(report.max_depth, 46);
+fn default_world_two_clients_is_proven() {
+    let report = proven(preset("two-clients"));
+    assert_eq!((report.unique_states, report.max_depth), (24_720_492, 59));
+}
+
+#[test]
+fn default_world_three_clients_is_proven() {
+    let report = proven(preset("three-clients"));
+    assert_eq!((report.unique_states, report.max_depth), (0, 0));
+}
+
+#[test]
+fn default_world_faults_is_proven() {
+    let report = proven(preset("faults"));
+    assert_eq!((report.unique_states, report.max_depth), (0, 0));
+}
+
+#[test]
+fn default_world_bounded_is_proven() {
+    let report = proven(preset("bounded"));
+    assert_eq!((report.unique_states, report.max_depth), (7_680_087, 50));
+}
+
+/// `lockstep check` runs at least one three-client world of the path locks.
+#[test]
+fn the_default_check_includes_three_clients() {
+    assert!(presets().iter().any(|p| p.default && p.config.clients.len() == 3));
+}
+
+/// The world in which our previous protocol fenced a granted holder (issue 8 §1.1):
+/// `lockstep check lock --clients 3 --tree /,/a --modes point,subtree --crashes 0
+/// --force-releases 0 --reaps 0 --ticks 0 --renewals 0`.
+fn three_client_finding_world() -> LockConfig {
+    LockConfig {
+        tree: tree(&["/", "/a"]),
+        modes: ModeSet { point: true, subtree: true, mv: false },
+        crashes: 0,
+        force_releases: 0,
+        reaps: 0,
+        ticks: 0,
+        ..LockConfig::new(Variant::Fixed(None)).with_clients(3)
+    }
+    .with_renewals(0)
+}
+
+#[test]
+fn the_three_client_finding_holds_now() {
+    let report = proven(three_client_finding_world());
+    assert_eq!((report.unique_states, report.max_depth), (149_721, 49));
+}
+
+#[test]
+fn the_three_client_finding_fails_the_old_protocol() {
+    let config = LockConfig { variant: Variant::Fixed(Some(lockstep_model::lock::Mutation::NoHighWater)), ..three_client_finding_world() };
+    let report = check(&LockModel::new(config).unwrap(), &options());
+    let property = report.property("live holder never fenced").unwrap();
+    assert_eq!(property.holds, Some(false));
+    assert_eq!(property.counterexample.as_ref().unwrap().len(), 18);
+}
+
+/// The world in which a positive lock_timeout livelocked (issue 8 §1.2):
+/// `lockstep check lock --tree /,/a,/c --timeout bounded` (the `bounded` preset).
+#[test]
+fn the_bounded_timeout_finding_holds_now() {
+    let config = with_timeout(LockConfig { tree: tree(&["/", "/a", "/c"]), ..LockConfig::new(Variant::Fixed(None)) }, Timeout::Bounded);
+    let report = proven(config);
+    assert_eq!(report.unique_states, 7_680_087);
+}
+
+/// lock_timeout 0 in the same world: fail fast, and everything else holds.
+#[test]
+fn a_zero_timeout_world_is_proven() {
+    let config = with_timeout(LockConfig { tree: tree(&["/", "/a", "/c"]), ..LockConfig::new(Variant::Fixed(None)) }, Timeout::Zero);
+    let report = proven(config);
+    assert_eq!((report.unique_states, report.max_depth), (0, 0));
 }
 
 /// Symmetry reduction merges states; it must not change any verdict.
 #[test]
 fn symmetry_reduction_changes_no_verdict() {
-    let model = fixed_with_tree(&["/", "/a", "/a/b"]);
+    let config = LockConfig { tree: tree(&["/", "/a", "/a/b"]), ..LockConfig::new(Variant::Fixed(None)) };
+    let model = LockModel::new(config).unwrap();
     let reduced = check(&model, &CheckOptions::default());
     let full = check(&model, &CheckOptions { no_symmetry: true, ..CheckOptions::default() });
     assert!(full.unique_states > reduced.unique_states);
-    let verdicts = |r: &lockstep_model::check::Report| r.properties.iter().map(|p| (p.name, p.holds)).collect::<Vec<_>>();
+    let verdicts = |r: &Report| r.properties.iter().map(|p| (p.name, p.holds)).collect::<Vec<_>>();
     assert!(full.proven() && reduced.proven());
     assert_eq!(verdicts(&reduced), verdicts(&full));
-    assert_eq!(full.unique_states, 1_555_137);
+    assert_eq!((reduced.unique_states, full.unique_states), (0, 0));
 }
 
-/// `lockstep check lock` at its default bounds proves the fixed protocol (README's table).
+/// The seed fails in the default world too (not only in the catalogue's small worlds).
 #[test]
-fn fixed_is_proven_at_the_default_bounds() {
-    let model = LockModel::new(LockConfig::new(Variant::Fixed(None))).unwrap();
-    let report = check(&model, &CheckOptions { timeout: Some(Duration::from_secs(600)), ..CheckOptions::default() });
-    assert!(report.complete, "the search must be exhaustive: {:?}", report.stop_reason);
-    for property in &report.properties {
-        assert_eq!(property.holds, Some(true), "{} fails: {:?}", property.name, property.counterexample);
-    }
-    assert_eq!(report.unique_states, 27_358_245);
-}
-
-/// The seed fails at the default bounds too (not only in the catalogue's small worlds).
-#[test]
-fn seed_fails_at_the_default_bounds() {
+fn seed_fails_in_the_default_world() {
     let model = LockModel::new(LockConfig::new(Variant::Seed)).unwrap();
     let report = check(&model, &CheckOptions { timeout: Some(Duration::from_secs(300)), ..CheckOptions::default() });
     for name in ["mutual exclusion", "fencing", "aba safety"] {
         let property = report.property(name).unwrap();
         assert_eq!(property.holds, Some(false), "seed should break {name}");
-        assert!(property.counterexample.as_ref().is_some_and(|t| !t.is_empty()));
+        assert!(property.counterexample.as_ref().is_some_and(|t| !t.is_empty() && t.conclusion.is_some()));
     }
 }
 
 /// Every property of the model is broken by at least one catalogue entry: none passes vacuously.
 #[test]
 fn every_property_has_a_breaking_entry() {
-    use stateright::Model;
     let model = LockModel::new(LockConfig::new(Variant::Fixed(None))).unwrap();
-    let broken: Vec<&str> = bugs::entries(Some("lock")).iter().map(|e| e.property).collect();
+    let entries = lockstep_model::entries(Some("lock"));
+    let broken: Vec<&str> = entries.iter().map(|e| e.property).collect();
     for property in model.properties() {
         assert!(broken.contains(&property.name), "no seed bug or mutant breaks \"{}\"", property.name);
     }
-    let mutants = bugs::entries(Some("lock")).iter().filter(|e| e.kind == EntryKind::Mutant).count();
-    assert!(mutants >= model.properties().len() - 3, "expected a mutant for nearly every property");
+    for kind in [EntryKind::SeedBug, EntryKind::Regression, EntryKind::Mutant] {
+        assert!(entries.iter().any(|e| e.kind == kind), "no lock entry of kind {kind:?}");
+    }
+}
+
+/// A memory budget stops the depth-first search cleanly: the report says so and claims nothing.
+#[test]
+fn a_memory_budget_stops_the_search_cleanly() {
+    let budget = resident_bytes().expect("Linux /proc") + (24 << 20);
+    let model = LockModel::new(preset("three-clients-wide")).unwrap();
+    let started = Instant::now();
+    let report = check(&model, &CheckOptions { max_memory_bytes: Some(budget), timeout: Some(Duration::from_secs(600)), ..CheckOptions::default() });
+    assert_eq!(report.stop_reason, StopReason::MemoryLimit, "stopped after {:?}", started.elapsed());
+    assert!(!report.complete);
+    assert!(report.properties.iter().all(|p| p.holds != Some(true) || p.kind == "sometimes"), "nothing is proven by a cut search");
+}
+
+/// The same budget stops the breadth-first search for a shortest counterexample.
+#[test]
+fn a_memory_budget_stops_the_shortest_counterexample_search() {
+    let budget = resident_bytes().expect("Linux /proc") + (8 << 20);
+    // A property that holds, so the search must cover the whole space to end on its own.
+    let model = LockModel::new(preset("two-clients")).unwrap();
+    let search = ShortestSearch { progress: None, budget: Budget::new(None, Some(budget)) };
+    match search.run(&model, "mutual exclusion", None) {
+        Search::OutOfBudget(Cut::Memory) => {}
+        other => panic!("expected the memory budget to stop the search, got {other:?}"),
+    }
 }

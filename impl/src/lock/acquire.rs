@@ -1,14 +1,17 @@
 //! Acquiring one lock: specs/lock.md §4, step by step. The numbered comments are the spec's.
+//! The model of these steps is `lockstep_model::lock::fixed`.
 
 use std::time::{Duration, Instant};
 
-use super::entry::{Entry, LockKind, ReleasedBy};
+use super::entry::{Entry, LockKind, Marks, ReleasedBy};
 use super::journal::{self, Newest};
 use super::manager::{Job, Shared};
 use super::path::LockPath;
 use super::LockError;
 
-/// Attempts (a full pass of steps 1-4) before giving up on a path that keeps changing.
+/// Passes of steps 1-4 after which an acquisition stops even with retries left: a guard against
+/// a journal that keeps changing under a store that misbehaves (each restart spends a retry, so
+/// a sane budget ends the loop long before this).
 const ATTEMPTS_MAX: u32 = 10_000;
 
 /// When waiting has to stop.
@@ -38,41 +41,57 @@ impl Deadline {
     }
 }
 
-/// A path's newest entry as one acquirer sees it.
-#[derive(Clone, Debug)]
-enum Seen {
-    /// Empty journal or `withdraw`.
-    Free,
-    /// `release`: free, but its ticket may have fenced a write (rule c).
-    Released { ticket: u64, kind: LockKind },
-    /// Held by this very handle.
-    Mine,
-    /// Held by someone else; `expired` as judged on our own clock (or its owner is dead).
-    Held { owner: String, ticket: u64, kind: LockKind, index: u64, expired: bool },
+/// The retry budget of one operation: every back-off (rules b and c), every create that lost
+/// its index, and every wait-die restart spends one (property "bounded retries").
+#[derive(Debug)]
+pub(crate) struct Retries {
+    pub left: u32,
+    pub spent: u32,
 }
 
-impl Seen {
-    /// Whether this lock conflicts with ours, given the check's scope (descendants: any lock;
-    /// ancestors: SUBTREE only).
-    fn conflicts(&self, any_kind: bool) -> bool {
-        match self {
-            Seen::Held { kind, .. } | Seen::Released { kind, .. } => any_kind || *kind == LockKind::Subtree,
-            Seen::Free | Seen::Mine => false,
-        }
+impl Retries {
+    pub fn new(max: u32) -> Retries {
+        Retries { left: max, spent: 0 }
     }
+
+    /// Spends a retry, or fails when none is left.
+    fn spend(&mut self, path: &LockPath) -> Result<(), LockError> {
+        if self.left == 0 {
+            return Err(LockError::RetriesExhausted { path: path.clone(), retries: self.spent });
+        }
+        self.left -= 1;
+        self.spent += 1;
+        Ok(())
+    }
+}
+
+/// A path's newest entry as one acquirer sees it.
+#[derive(Clone, Debug)]
+struct Seen {
+    /// Held by someone else: (owner, ticket, kind, index, expired as judged on our own clock or
+    /// because its owner is proven dead).
+    holder: Option<(String, u64, LockKind, u64, bool)>,
+    /// The marks after the newest entry (what an entry appended now would inherit).
+    marks: Marks,
 }
 
 fn see(shared: &Shared, me: &str, path: &LockPath, newest: Option<&Newest>) -> Seen {
-    let Some(newest) = newest else { return Seen::Free };
-    match &newest.entry {
-        Entry::Withdraw { .. } => Seen::Free,
-        Entry::Release { ticket, kind, .. } => Seen::Released { ticket: *ticket, kind: *kind },
-        Entry::Acquire { owner, .. } | Entry::Renew { owner, .. } if owner == me => Seen::Mine,
-        Entry::Acquire { owner, ticket, kind, lease_ms, .. } | Entry::Renew { owner, ticket, kind, lease_ms, .. } => {
+    let Some(newest) = newest else { return Seen { holder: None, marks: Marks::default() } };
+    let marks = newest.entry.marks_after();
+    let holder = match &newest.entry {
+        Entry::Acquire { owner, ticket, kind, lease_ms, .. } | Entry::Renew { owner, ticket, kind, lease_ms, .. } if owner != me => {
             let expired = shared.judge_expired(path, newest.index, owner, *lease_ms);
-            Seen::Held { owner: owner.clone(), ticket: *ticket, kind: *kind, index: newest.index, expired }
+            Some((owner.clone(), *ticket, *kind, newest.index, expired))
         }
-    }
+        _ => None,
+    };
+    Seen { holder, marks }
+}
+
+/// Whether a lock of `kind` found by a check conflicts with ours (descendants and the own path:
+/// any lock; ancestors: SUBTREE only).
+fn conflicts(kind: LockKind, any_kind: bool) -> bool {
+    any_kind || kind == LockKind::Subtree
 }
 
 /// A granted lock.
@@ -82,32 +101,46 @@ pub(crate) struct Granted {
     pub token: u64,
     /// Taken just before the create: the holder's lease can only end earlier than an observer's.
     pub lease_started: Instant,
+    /// The marks our `acquire` carried (a withdraw of this grant carries them again).
+    pub marks: Marks,
+}
+
+/// How an acquisition of one lock ended, short of an error.
+pub(crate) enum Acquired {
+    Granted(Granted),
+    /// Wait-die: the operation holds a lock younger than a live contender here. It must release
+    /// (withdraw) what it holds and start over, or the two may wait for each other until a lease
+    /// runs out (specs/lock.md §4).
+    BackOff,
 }
 
 /// Our entry from just before its create until the grant or its withdrawal. If the acquisition
-/// is dropped (cancelled) in that window, the manager's background task withdraws it, if it
-/// exists and is ours.
+/// is dropped (cancelled) or fails with its outcome unknown in that window, the manager's
+/// background task withdraws it, if it exists and is ours.
 struct InFlight<'a> {
     shared: &'a Shared,
-    entry: Option<(LockPath, u64, u64, String)>,
+    entry: Option<(LockPath, u64, String)>,
 }
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        if let Some((path, index, ticket, owner)) = self.entry.take() {
-            self.shared.send(Job::Withdraw { path, index, ticket, owner });
+        if let Some((path, ticket, owner)) = self.entry.take() {
+            self.shared.send(Job::Withdraw { path, ticket, owner });
         }
     }
 }
 
-/// Appends `withdraw` after entry `index` of `path` if that entry is our `acquire` with `ticket`
-/// and still the newest. Anything else means it never landed or was superseded: then there is
-/// nothing of ours to withdraw, and appending would free someone else's lock.
-pub(crate) async fn withdraw_if_ours(shared: &Shared, me: &str, path: &LockPath, index: u64, ticket: u64) -> Result<(), LockError> {
+/// Appends `withdraw` after entry `index` of `path` if that entry is our `acquire` or `renew`
+/// with `ticket` and still the newest. Anything else means it never landed or was superseded:
+/// then there is nothing of ours to withdraw, and appending would free someone else's lock.
+/// The withdraw carries the marks our first entry carried, so our ticket raises no mark.
+pub(crate) async fn withdraw_if_ours(shared: &Shared, me: &str, path: &LockPath, ticket: u64, marks: Option<Marks>) -> Result<(), LockError> {
     let Some(newest) = journal::newest(&*shared.store, path).await? else { return Ok(()) };
-    let ours = matches!(&newest.entry, Entry::Acquire { owner, ticket: t, .. } if owner == me && *t == ticket);
-    if newest.index == index && ours {
-        journal::append(&*shared.store, path, index + 1, &Entry::Withdraw { ticket, written_at_ms: wall_ms() }).await?;
+    let ours = matches!(&newest.entry, Entry::Acquire { owner, ticket: t, .. } | Entry::Renew { owner, ticket: t, .. } if owner == me && *t == ticket);
+    if ours {
+        let marks = marks.unwrap_or_else(|| newest.entry.marks());
+        let withdraw = Entry::Withdraw { ticket, written_at_ms: wall_ms(), marks };
+        journal::append(&*shared.store, path, newest.index + 1, &withdraw).await?;
     }
     Ok(())
 }
@@ -120,77 +153,102 @@ enum Verdict {
     Fail(LockError),
 }
 
+/// Takes one lock of an operation. `held_newest` is the largest token the operation already
+/// holds (for wait-die); `retries` is the operation's budget.
 pub(crate) async fn acquire_one(
     shared: &Shared,
     me: &str,
     path: &LockPath,
     kind: LockKind,
     deadline: Deadline,
-) -> Result<Granted, LockError> {
+    held_newest: Option<u64>,
+    retries: &mut Retries,
+) -> Result<Acquired, LockError> {
     let store = &*shared.store;
-    let mut retries = 0;
     let mut in_flight = InFlight { shared, entry: None };
     for _ in 0..ATTEMPTS_MAX {
         // 1. Pre-check: our own path, then the paths whose locks conflict with ours.
         let head = journal::newest(store, path).await?;
         let next = head.as_ref().map_or(0, |n| n.index + 1);
-        if let Seen::Held { expired: false, .. } = see(shared, me, path, head.as_ref()) {
+        let seen = see(shared, me, path, head.as_ref());
+        if let Some((_, ticket, _, _, false)) = seen.holder {
+            if held_newest.is_some_and(|held| ticket < held) && !crate::mutants::active(crate::mutants::Mutant::NoWaitDie) {
+                return Ok(Acquired::BackOff);
+            }
             wait_until_changed(shared, me, path, true, deadline).await?;
             continue;
         }
-        if !pre_check_others(shared, me, path, kind, deadline).await? {
-            continue;
+        match pre_check_others(shared, me, path, kind, deadline, held_newest).await? {
+            PreCheck::Clear => {}
+            PreCheck::Again => continue,
+            PreCheck::BackOff => return Ok(Acquired::BackOff),
         }
         // 2. A ticket larger than every ticket claimed before.
         let ticket = journal::claim_ticket(store, me, 1_000).await?;
-        // 3. Our entry, right after the newest entry we read (superseding it if it expired).
+        // 3. Our entry, right after the newest entry we read (superseding it if it expired). It
+        //    inherits the marks after that entry.
         let lease_started = Instant::now();
+        let marks = seen.marks;
         let entry = Entry::Acquire {
             owner: me.to_owned(),
             kind,
             ticket,
             lease_ms: shared.options.lease.as_millis() as u64,
             written_at_ms: wall_ms(),
+            marks,
         };
-        in_flight.entry = Some((path.clone(), next, ticket, me.to_owned()));
-        let outcome = async {
-            if !journal::append(store, path, next, &entry).await? {
-                return Ok(None);
-            }
-            // 4. Re-check every conflicting path against our ticket.
-            recheck(shared, me, path, kind, ticket, deadline).await.map(Some)
+        in_flight.entry = Some((path.clone(), ticket, me.to_owned()));
+        // A create that fails with an error may have landed: read the key back (our entry names
+        // our owner id and ticket). If even that fails, the outcome stays unknown: fail, and
+        // leave the entry to the background withdraw (and, failing that, to expiry).
+        let landed = match journal::append(store, path, next, &entry).await {
+            Ok(landed) => landed,
+            Err(LockError::Store(error)) => read_back(shared, path, next, me, ticket).await.map_err(|_| LockError::Store(error))?,
+            Err(other) => return Err(other),
+        };
+        if !landed {
+            // Someone appended first (or superseded us at once): nothing of ours is held.
+            in_flight.entry = None;
+            retries.spend(path)?;
+            continue;
         }
-        .await;
-        let verdict = match outcome {
-            Ok(None) => {
-                // Someone appended first (or superseded us at once): nothing of ours is held.
-                in_flight.entry = None;
-                continue;
-            }
-            Ok(Some(Verdict::Granted)) => {
-                in_flight.entry = None;
-                return Ok(Granted { index: next, token: ticket, lease_started });
-            }
-            Ok(Some(verdict)) => verdict,
+        // 4. Re-check every conflicting path against our ticket.
+        let verdict = match recheck(shared, me, path, kind, ticket, deadline).await {
+            Ok(verdict) => verdict,
             Err(error) => {
-                // The store failed after (maybe) creating our entry: take it back now if we can,
-                // or leave it to the background task (and, failing that, to expiry).
-                if withdraw_if_ours(shared, me, path, next, ticket).await.is_ok() {
+                // The store failed after our entry landed: take it back now if we can, or leave
+                // it to the background task (and, failing that, to expiry).
+                if withdraw_if_ours(shared, me, path, ticket, Some(marks)).await.is_ok() {
                     in_flight.entry = None;
                 }
                 return Err(error);
             }
         };
-        withdraw_if_ours(shared, me, path, next, ticket).await?;
+        if let Verdict::Granted = verdict {
+            in_flight.entry = None;
+            return Ok(Acquired::Granted(Granted { index: next, token: ticket, lease_started, marks }));
+        }
+        withdraw_if_ours(shared, me, path, ticket, Some(marks)).await?;
         in_flight.entry = None;
         match verdict {
             Verdict::Fail(error) => return Err(error),
-            Verdict::Retry if retries < shared.options.retries_max => retries += 1,
-            Verdict::Retry => return Err(LockError::RetriesExhausted { path: path.clone(), retries }),
-            Verdict::Granted => unreachable!(),
+            Verdict::Retry => retries.spend(path)?,
+            Verdict::Granted => unreachable!("handled above"),
         }
     }
     Err(LockError::Contended { what: format!("the lock on {path}"), attempts: ATTEMPTS_MAX })
+}
+
+/// Reads back entry `index` of `path` after a create whose outcome is unknown: `true` if it is
+/// our `acquire` with `ticket` and the newest, `false` if the index is free or someone else's.
+async fn read_back(shared: &Shared, path: &LockPath, index: u64, me: &str, ticket: u64) -> Result<bool, LockError> {
+    let key = path.entry_key(index);
+    let Some((bytes, _)) = shared.store.get(&key).await? else { return Ok(false) };
+    let entry = Entry::decode(key.as_str(), &bytes)?;
+    let ours = matches!(&entry, Entry::Acquire { owner, ticket: t, .. } if owner == me && *t == ticket);
+    let newest = journal::indices(&*shared.store, &path.journal_prefix()).await?.last().copied();
+    tracing::info!(%path, index, ours, "read back a create whose outcome was unknown");
+    Ok(ours && newest == Some(index))
 }
 
 /// The paths a lock must check: ancestors (their SUBTREE locks conflict) and, for SUBTREE, the
@@ -210,26 +268,32 @@ async fn conflicting(shared: &Shared, path: &LockPath, kind: LockKind) -> Result
     Ok(out)
 }
 
-/// Step 1 for the other paths. `Ok(false)`: something changed, start the attempt again.
-async fn pre_check_others(shared: &Shared, me: &str, path: &LockPath, kind: LockKind, deadline: Deadline) -> Result<bool, LockError> {
+/// What the pre-check of the other paths found.
+enum PreCheck {
+    Clear,
+    /// Something changed (a wait ended, an expired entry was released): start the attempt again.
+    Again,
+    BackOff,
+}
+
+/// Step 1 for the other paths.
+async fn pre_check_others(shared: &Shared, me: &str, path: &LockPath, kind: LockKind, deadline: Deadline, held_newest: Option<u64>) -> Result<PreCheck, LockError> {
     for (other, any_kind, newest) in conflicting(shared, path, kind).await? {
-        let seen = see(shared, me, &other, newest.as_ref());
-        if !seen.conflicts(any_kind) {
+        let Some((_, ticket, their_kind, index, expired)) = see(shared, me, &other, newest.as_ref()).holder else { continue };
+        if !conflicts(their_kind, any_kind) {
             continue;
         }
-        match seen {
-            Seen::Held { expired: false, .. } => {
-                wait_until_changed(shared, me, &other, any_kind, deadline).await?;
-                return Ok(false);
+        if !expired {
+            if held_newest.is_some_and(|held| ticket < held) && !crate::mutants::active(crate::mutants::Mutant::NoWaitDie) {
+                return Ok(PreCheck::BackOff);
             }
-            Seen::Held { index, ticket, kind, expired: true, .. } => {
-                reap(shared, &other, index, ticket, kind).await?;
-                return Ok(false);
-            }
-            _ => {}
+            wait_until_changed(shared, me, &other, any_kind, deadline).await?;
+            return Ok(PreCheck::Again);
         }
+        reap(shared, &other, index, newest.as_ref().expect("a holder has an entry")).await?;
+        return Ok(PreCheck::Again);
     }
-    Ok(true)
+    Ok(PreCheck::Clear)
 }
 
 async fn recheck(shared: &Shared, me: &str, path: &LockPath, kind: LockKind, mine: u64, deadline: Deadline) -> Result<Verdict, LockError> {
@@ -239,30 +303,37 @@ async fn recheck(shared: &Shared, me: &str, path: &LockPath, kind: LockKind, min
     for (other, any_kind, mut newest) in conflicting(shared, path, kind).await? {
         loop {
             let seen = see(shared, me, &other, newest.as_ref());
-            if !seen.conflicts(any_kind) {
-                break;
-            }
-            match seen {
-                // a. A younger contender: it will see our older ticket and withdraw, or it holds
-                //    the lock and will release it. Wait for its entry to change.
-                Seen::Held { ticket, expired: false, .. } if ticket > mine => {
-                    if let Err(error) = wait_until_changed(shared, me, &other, any_kind, deadline).await {
-                        return Ok(Verdict::Fail(error));
+            // c. A lock that may have been granted here with a larger ticket may have written
+            //    with it: ours would be stale. The marks after the newest entry cover every
+            //    earlier grant, including one hidden behind a later entry.
+            let newer_grant = if crate::mutants::active(crate::mutants::Mutant::NoHighWater) {
+                // The old protocol: only the newest entry's own ticket, if it conflicts.
+                newest.as_ref().is_some_and(|n| {
+                    matches!(&n.entry, Entry::Acquire { kind, ticket, .. } | Entry::Renew { kind, ticket, .. } | Entry::Release { kind, ticket, .. }
+                        if conflicts(*kind, any_kind) && *ticket > mine)
+                })
+            } else {
+                seen.marks.of(any_kind) > mine
+            };
+            match seen.holder {
+                Some((_, ticket, their_kind, index, expired)) if conflicts(their_kind, any_kind) => {
+                    if !expired && ticket > mine {
+                        // a. A younger contender: it will see our older ticket and withdraw, or
+                        //    it holds the lock and will release it. Wait for its entry to change.
+                        if let Err(error) = wait_until_changed(shared, me, &other, any_kind, deadline).await {
+                            return Ok(Verdict::Fail(error));
+                        }
+                    } else if !expired || newer_grant {
+                        // b. An older contender wins; or c.
+                        return Ok(Verdict::Retry);
+                    } else {
+                        // d. An expired, older lock: release it in storage before passing it, so
+                        //    its holder cannot renew it back to life.
+                        reap(shared, &other, index, newest.as_ref().expect("a holder has an entry")).await?;
                     }
                 }
-                // b. An older contender wins.
-                Seen::Held { expired: false, .. } => return Ok(Verdict::Retry),
-                // c. A lock that may have written with a larger token: ours would be stale.
-                Seen::Held { ticket, expired: true, .. } | Seen::Released { ticket, .. } if ticket > mine => {
-                    return Ok(Verdict::Retry)
-                }
-                // d. An expired, older lock: release it in storage before passing it, so its
-                //    holder cannot renew it back to life.
-                Seen::Held { index, ticket, kind, expired: true, .. } => {
-                    reap(shared, &other, index, ticket, kind).await?;
-                }
-                Seen::Released { .. } => break,
-                Seen::Free | Seen::Mine => unreachable!("does not conflict"),
+                _ if newer_grant => return Ok(Verdict::Retry),
+                _ => break,
             }
             newest = journal::newest(&*shared.store, &other).await?;
         }
@@ -272,8 +343,9 @@ async fn recheck(shared: &Shared, me: &str, path: &LockPath, kind: LockKind, min
 
 /// Releases an expired entry in storage: create `release` right after it. If anything else
 /// was appended first, the create fails and nothing changes.
-pub(crate) async fn reap(shared: &Shared, path: &LockPath, index: u64, ticket: u64, kind: LockKind) -> Result<bool, LockError> {
-    let release = Entry::Release { kind, ticket, by: ReleasedBy::Acquirer, written_at_ms: wall_ms() };
+pub(crate) async fn reap(shared: &Shared, path: &LockPath, index: u64, newest: &Newest) -> Result<bool, LockError> {
+    let Some((_, ticket, kind, _)) = newest.entry.holder() else { return Ok(false) };
+    let release = Entry::Release { kind, ticket, by: ReleasedBy::Acquirer, written_at_ms: wall_ms(), marks: newest.entry.marks_after() };
     let landed = journal::append(&*shared.store, path, index + 1, &release).await?;
     if landed {
         tracing::info!(%path, ticket, "released an expired lock before passing it");
@@ -286,8 +358,8 @@ pub(crate) async fn reap(shared: &Shared, path: &LockPath, index: u64, ticket: u
 async fn wait_until_changed(shared: &Shared, me: &str, path: &LockPath, any_kind: bool, deadline: Deadline) -> Result<(), LockError> {
     let started = Instant::now();
     let first = journal::newest(&*shared.store, path).await?;
-    let blocker = |seen: &Seen| match seen {
-        Seen::Held { owner, ticket, index, expired: false, .. } if seen.conflicts(any_kind) => Some((owner.clone(), *ticket, *index)),
+    let blocker = |seen: &Seen| match &seen.holder {
+        Some((owner, ticket, kind, index, false)) if conflicts(*kind, any_kind) => Some((owner.clone(), *ticket, *index)),
         _ => None,
     };
     let Some((owner, ticket, index)) = blocker(&see(shared, me, path, first.as_ref())) else {

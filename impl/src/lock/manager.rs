@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
 
-use super::acquire::{acquire_one, wall_ms, withdraw_if_ours, Deadline};
-use super::entry::{Entry, LockKind, ReleasedBy};
+use super::acquire::{acquire_one, wall_ms, withdraw_if_ours, Acquired, Deadline, Retries};
+use super::entry::{Entry, LockKind, Marks, ReleasedBy};
 use super::journal;
 use super::lease::LeaseCell;
 use super::owner::{liveness, Liveness, ProcessId};
@@ -26,7 +26,7 @@ const OBSERVATIONS_MAX: usize = 65_536;
 /// Work for the manager's background task.
 pub(crate) enum Job {
     /// A cancelled acquisition may have left this entry: withdraw it if it is ours.
-    Withdraw { path: LockPath, index: u64, ticket: u64, owner: String },
+    Withdraw { path: LockPath, ticket: u64, owner: String },
     /// A dropped guard's leases.
     Release(Vec<Arc<Lease>>),
 }
@@ -39,6 +39,8 @@ pub(crate) struct Lease {
     pub token: u64,
     pub owner: String,
     pub held_since_ms: u64,
+    /// The marks our `acquire` carried; our later entries carry them raised by our ticket.
+    pub marks: Marks,
     pub cell: LeaseCell,
     /// Signalled when a renewal ends, for a release waiting on it.
     pub renewed: Notify,
@@ -128,28 +130,48 @@ impl LockManager {
     }
 
     /// Takes every lock of `operation` (in path order) under one `lock_timeout`. On failure the
-    /// locks already taken are released and no entry of this attempt is left held.
+    /// locks already taken are withdrawn (they were never used) and no entry of this attempt is
+    /// left held.
     pub async fn lock(&self, operation: Operation) -> Result<Guard, LockError> {
         let owner = self.shared.process.owner();
         let deadline = Deadline::from_timeout(self.shared.options.timeout);
+        let mut retries = Retries::new(self.shared.options.retries_max);
         let mut guard = Guard { shared: Arc::clone(&self.shared), owner, leases: Vec::new(), released: false };
-        for (path, kind) in operation.locks() {
-            match acquire_one(&self.shared, &guard.owner, path, *kind, deadline).await {
-                Ok(granted) => {
+        let locks = operation.locks();
+        let mut next = 0;
+        while next < locks.len() {
+            let (path, kind) = &locks[next];
+            let held_newest = guard.leases.iter().map(|l| l.token).max();
+            match acquire_one(&self.shared, &guard.owner, path, *kind, deadline, held_newest, &mut retries).await {
+                Ok(Acquired::Granted(granted)) => {
                     let lease = Arc::new(Lease {
                         path: path.clone(),
                         kind: *kind,
                         token: granted.token,
                         owner: guard.owner.clone(),
                         held_since_ms: wall_ms(),
+                        marks: granted.marks,
                         cell: LeaseCell::new(granted.index, granted.lease_started),
                         renewed: Notify::new(),
                     });
                     lock(&self.shared.leases).insert(granted.token, Arc::clone(&lease));
                     guard.leases.push(lease);
+                    next += 1;
+                }
+                Ok(Acquired::BackOff) => {
+                    // Wait-die: give back what the operation holds and start it over. If a
+                    // withdraw fails, give up instead (its entry is left to expire).
+                    let spent = retries.left.checked_sub(1);
+                    guard.withdraw_all().await?;
+                    let Some(left) = spent else {
+                        return Err(LockError::RetriesExhausted { path: path.clone(), retries: retries.spent });
+                    };
+                    retries.left = left;
+                    retries.spent += 1;
+                    next = 0;
                 }
                 Err(error) => {
-                    let _ = guard.release_all().await;
+                    let _ = guard.withdraw_all().await;
                     return Err(error);
                 }
             }
@@ -246,6 +268,32 @@ impl Guard {
         self.release_all().await
     }
 
+    /// Withdraws every lock of an operation that never reached its caller (it failed or
+    /// backed off): `withdraw` entries raise no high-water mark, so an older contender is not
+    /// sent back by a lock that never wrote. Errors leave the entry to expiry.
+    async fn withdraw_all(&mut self) -> Result<(), LockError> {
+        let mut first_error = Ok(());
+        for lease in std::mem::take(&mut self.leases).iter().rev() {
+            lock(&self.shared.leases).remove(&lease.token);
+            if !lease.cell.claim_release() {
+                continue;
+            }
+            let released = crate::mutants::active(crate::mutants::Mutant::ReleaseUnused);
+            let result = if released {
+                release_lease_now(&self.shared, lease).await
+            } else {
+                withdraw_if_ours(&self.shared, &lease.owner, &lease.path, lease.token, Some(lease.marks)).await
+            };
+            if let Err(error) = result {
+                tracing::warn!(path = %lease.path, %error, "could not withdraw an unused lock; it will expire");
+                if first_error.is_ok() {
+                    first_error = Err(error);
+                }
+            }
+        }
+        first_error
+    }
+
     async fn release_all(&mut self) -> Result<(), LockError> {
         self.released = true;
         let mut result = Ok(());
@@ -284,18 +332,45 @@ async fn release_lease(shared: &Shared, lease: &Lease) -> Result<(), LockError> 
     if lost {
         return Err(LockError::LeaseLost { path: lease.path.clone(), token: lease.token });
     }
-    let release = Entry::Release { kind: lease.kind, ticket: lease.token, by: ReleasedBy::Holder, written_at_ms: wall_ms() };
+    append_release(shared, lease, index).await
+}
+
+/// A release of a lease not yet claimed by anyone else (mutant `release-unused` only).
+async fn release_lease_now(shared: &Shared, lease: &Lease) -> Result<(), LockError> {
+    let Some((index, lost)) = lease.cell.release_ready() else { return Ok(()) };
+    if lost {
+        return Ok(());
+    }
+    append_release(shared, lease, index).await
+}
+
+async fn append_release(shared: &Shared, lease: &Lease, index: u64) -> Result<(), LockError> {
+    let marks = lease.marks.with(lease.kind, lease.token);
+    let release = Entry::Release { kind: lease.kind, ticket: lease.token, by: ReleasedBy::Holder, written_at_ms: wall_ms(), marks };
     let index = if crate::mutants::active(crate::mutants::Mutant::BlindRelease) {
         // Planted bug: release after whatever is newest now, not after our own entry.
         journal::newest(&*shared.store, &lease.path).await?.map_or(index, |n| n.index)
     } else {
         index
     };
-    if !journal::append(&*shared.store, &lease.path, index + 1, &release).await? {
-        return Err(LockError::LeaseLost { path: lease.path.clone(), token: lease.token });
+    let mut at = index + 1;
+    if !journal::append(&*shared.store, &lease.path, at, &release).await? {
+        // The index is taken: superseded, or by our own renewal whose reply was lost. A read of
+        // the newest entry tells; if it is ours, the release follows it.
+        let newest = journal::newest(&*shared.store, &lease.path).await?;
+        let ours = newest.as_ref().is_some_and(|n| {
+            matches!(&n.entry, Entry::Renew { owner, ticket, .. } | Entry::Acquire { owner, ticket, .. } if *owner == lease.owner && *ticket == lease.token)
+        });
+        let Some(newest) = newest.filter(|_| ours) else {
+            return Err(LockError::LeaseLost { path: lease.path.clone(), token: lease.token });
+        };
+        at = newest.index + 1;
+        if !journal::append(&*shared.store, &lease.path, at, &release).await? {
+            return Err(LockError::LeaseLost { path: lease.path.clone(), token: lease.token });
+        }
     }
     // The entries below our release are needed by no reader any more.
-    let _ = journal::collect_below(&*shared.store, &lease.path, index + 1).await;
+    let _ = journal::collect_below(&*shared.store, &lease.path, at).await;
     Ok(())
 }
 
@@ -309,6 +384,8 @@ async fn renew_lease(shared: &Shared, lease: &Lease) -> Result<(), LockError> {
         lease_ms: shared.options.lease.as_millis() as u64,
         held_since_ms: lease.held_since_ms,
         written_at_ms: wall_ms(),
+        // The same grant: the marks our `acquire` carried.
+        marks: lease.marks,
     };
     let result = journal::append(&*shared.store, &lease.path, index + 1, &renew).await;
     let landed = matches!(result, Ok(true));
@@ -339,8 +416,8 @@ async fn renew_all(shared: &Shared) {
 async fn run_jobs(shared: Arc<Shared>, mut receiver: mpsc::UnboundedReceiver<Job>) {
     while let Some(job) = receiver.recv().await {
         match job {
-            Job::Withdraw { path, index, ticket, owner } => {
-                if let Err(error) = withdraw_if_ours(&shared, &owner, &path, index, ticket).await {
+            Job::Withdraw { path, ticket, owner } => {
+                if let Err(error) = withdraw_if_ours(&shared, &owner, &path, ticket, None).await {
                     tracing::warn!(%path, %error, "could not withdraw a cancelled acquisition; it will expire");
                 }
             }
@@ -411,7 +488,7 @@ async fn clean_up(shared: &Shared) -> Result<Vec<Recovered>, LockError> {
             continue;
         }
         let by = if dead { ReleasedBy::Recovery } else { ReleasedBy::Cleaner };
-        let release = Entry::Release { kind, ticket, by, written_at_ms: wall_ms() };
+        let release = Entry::Release { kind, ticket, by, written_at_ms: wall_ms(), marks: newest.entry.marks_after() };
         if journal::append(&*shared.store, &path, newest.index + 1, &release).await? {
             released.push(Recovered { path, owner: owner.to_owned(), ticket, by });
         }
@@ -428,7 +505,7 @@ pub async fn recover(store: &dyn Store, here: &ProcessId) -> Result<Vec<Recovere
         if liveness(owner, here) != Liveness::Dead {
             continue;
         }
-        let release = Entry::Release { kind, ticket, by: ReleasedBy::Recovery, written_at_ms: wall_ms() };
+        let release = Entry::Release { kind, ticket, by: ReleasedBy::Recovery, written_at_ms: wall_ms(), marks: newest.entry.marks_after() };
         if journal::append(store, &path, newest.index + 1, &release).await? {
             released.push(Recovered { path, owner: owner.to_owned(), ticket, by: ReleasedBy::Recovery });
         }
@@ -448,7 +525,7 @@ pub async fn force_release(store: &dyn Store, path: &LockPath, token: Option<u64
                 return Err(LockError::TokenMismatch { path: path.clone(), expected, actual: ticket });
             }
         }
-        let release = Entry::Release { kind, ticket, by: ReleasedBy::Operator, written_at_ms: wall_ms() };
+        let release = Entry::Release { kind, ticket, by: ReleasedBy::Operator, written_at_ms: wall_ms(), marks: newest.entry.marks_after() };
         if journal::append(store, path, newest.index + 1, &release).await? {
             return Ok(Some(Recovered { path: path.clone(), owner: owner.to_owned(), ticket, by: ReleasedBy::Operator }));
         }

@@ -141,7 +141,9 @@ pub fn next_op(state: &LockState, client: usize) -> Option<StoreOp> {
             Step::WriteEntry => None,
             Step::Write | Step::Verify | Step::RmStale(_) | Step::RmOwn { .. } => unreachable!("seed steps"),
         },
-        Phase::Releasing { .. } | Phase::BackingOff => Some(StoreOp::Create),
+        // A release or back-off that fails is retried by the manager's background task until it
+        // lands or finds the lock superseded: a fault there only delays, so none is offered.
+        Phase::Releasing { .. } | Phase::BackingOff => None,
         // The lease check reads the holder's own clock; the guarded write goes to the resource.
         Phase::Holding(_) | Phase::Idle | Phase::Finished(_) | Phase::Crashed => None,
     }
@@ -238,13 +240,13 @@ fn step(model: &LockModel, state: &mut LockState, client: usize) -> bool {
         }
         Phase::Holding(Hold::Refreshing(_)) => unreachable!("only the seed refreshes in two steps"),
         Phase::Releasing { outcome } => {
-            if release_newest(model, state, client, true, outcome.after_grant()) {
+            if release_newest(model, state, client, outcome.after_grant()) {
                 state.clients[client].phase = Phase::Finished(outcome);
             }
             true
         }
         Phase::BackingOff => {
-            if release_newest(model, state, client, true, false) {
+            if release_newest(model, state, client, false) {
                 state.clients[client].phase = Phase::Acquiring { lock: 0, step: Step::CheckSame };
             }
             true
@@ -298,21 +300,27 @@ fn fault(model: &LockModel, state: &mut LockState, client: usize, landed: bool) 
                         set(state, Step::ReadBack);
                     }
                 }
-                Step::Withdraw { .. } => {
+                Step::Withdraw { retry, .. } => {
                     if landed {
                         let before = state.slots[plan.path as usize];
                         withdraw_entry(model, state, client, plan.path);
                         if state.slots[plan.path as usize] == before {
                             return false; // nothing of ours to withdraw: it cannot land
                         }
+                        state.clients[client].landed = false;
+                        model.finish_with(state, client, Outcome::Error);
+                    } else if retry {
+                        // The acquisition fails with the error; the manager's background task
+                        // withdraws the entry (the client's next step here).
+                        set(state, Step::Withdraw { retry: false, outcome: Outcome::Error });
+                    } else {
+                        return false; // the background withdraw retries: nothing new happens
                     }
-                    state.clients[client].landed = false;
-                    model.finish_with(state, client, Outcome::Error);
                 }
                 Step::Reap { check, recheck } => {
                     if landed {
                         let path = if recheck { plan.re[check as usize].path } else { plan.pre[check as usize].path };
-                        if model.config.stale_unremovable || !release_head(state, path) {
+                        if model.config.stale_unremovable || !reap(model, state, client, path) {
                             return false; // nothing to release, or refused: it cannot land
                         }
                     }
@@ -321,19 +329,6 @@ fn fault(model: &LockModel, state: &mut LockState, client: usize, landed: bool) 
                 Step::WriteEntry | Step::Write | Step::Verify | Step::RmStale(_) | Step::RmOwn { .. } => {
                     unreachable!("no fault is offered at {step:?}")
                 }
-            }
-        }
-        Phase::Releasing { outcome } => {
-            // A release that did not land: the client gives up on it, and the lock runs out.
-            debug_assert!(!landed, "an ambiguous release is a release: not offered");
-            if release_newest(model, state, client, false, outcome.after_grant()) {
-                state.clients[client].phase = Phase::Finished(outcome);
-            }
-        }
-        Phase::BackingOff => {
-            debug_assert!(!landed, "an ambiguous release is a release: not offered");
-            if release_newest(model, state, client, false, false) {
-                state.clients[client].phase = Phase::Acquiring { lock: 0, step: Step::CheckSame };
             }
         }
         phase => unreachable!("no store operation in {phase:?}"),
@@ -409,10 +404,13 @@ fn restart(model: &LockModel, state: &mut LockState, client: usize, lock: u8) {
 }
 
 fn create_entry(model: &LockModel, state: &mut LockState, client: usize, path: u8, kind: Kind) {
+    // Superseding someone else's (expired) entry is a takeover. Superseding our own is not: it is
+    // an entry we abandoned (a withdraw that failed), and our new entry replaces it.
     if let Head::Held { owner, .. } = state.slots[path as usize].head {
-        debug_assert_ne!(owner as usize, client, "a takeover supersedes someone else's entry");
-        state.took_over = true;
-        state.disturbed = true;
+        if owner as usize != client {
+            state.took_over = true;
+            state.disturbed = true;
+        }
     }
     let me = &mut state.clients[client];
     me.wrote_at = state.now;
@@ -538,14 +536,7 @@ fn acquire(model: &LockModel, state: &mut LockState, client: usize, lock: u8, st
                 fail_closed(model, state, client, lock);
                 return true;
             }
-            // One read and one create-if-absent right after the entry read: it lands only if
-            // the expired entry is still the newest, so a renewal and this release exclude each
-            // other.
-            if let Head::Held { owner, tick, .. } = state.slots[path as usize].head {
-                if owner as usize != client && model.expired(state, Some(client), owner, tick) {
-                    release_head(state, path);
-                }
-            }
+            reap(model, state, client, path);
             set(state, if recheck { Step::Recheck(check) } else { Step::Check(check) });
         }
         Step::Withdraw { retry, outcome } => {
@@ -603,6 +594,16 @@ fn back_off(model: &LockModel, state: &mut LockState, client: usize) {
     }
 }
 
+/// The acquirer's release of an expired entry on another path: one read and one
+/// create-if-absent right after the entry read. It lands only if the expired entry is still the
+/// newest, so a renewal and this release exclude each other. Returns whether it landed.
+fn reap(model: &LockModel, state: &mut LockState, client: usize, path: u8) -> bool {
+    match state.slots[path as usize].head {
+        Head::Held { owner, tick, .. } if owner as usize != client && model.expired(state, Some(client), owner, tick) => release_head(state, path),
+        _ => false,
+    }
+}
+
 fn after_create(model: &LockModel, state: &mut LockState, client: usize, lock: u8, re: &[Check]) {
     if re.is_empty() || model.variant().has(Mutation::SkipRecheck) {
         grant(model, state, client, lock);
@@ -644,14 +645,13 @@ fn recheck(model: &LockModel, state: &mut LockState, client: usize, lock: u8, re
 
 /// Release, newest lock first: append `release` right after our own newest entry. If the entry
 /// was superseded (expired and taken over, or force-released) the create fails: nothing to do.
-/// `landed` is false when the create fails with an error: the client gives up on that release.
 /// Returns whether every lock is released now.
 ///
 /// A lock that never reached the caller (the operation failed or backed off while taking its
 /// later locks) was never used to write: it is withdrawn, which leaves the journal's marks as
 /// they were. Releasing it would raise them and make an older contender withdraw needlessly;
 /// the checker found that livelock in our previous protocol.
-fn release_newest(model: &LockModel, state: &mut LockState, client: usize, landed: bool, used: bool) -> bool {
+fn release_newest(model: &LockModel, state: &mut LockState, client: usize, used: bool) -> bool {
     let newest = state.clients[client].held.iter().rposition(Option::is_some);
     if let Some(lock) = newest {
         let plan = model.plan(state, client, lock as u8);
@@ -659,12 +659,17 @@ fn release_newest(model: &LockModel, state: &mut LockState, client: usize, lande
         let held = state.clients[client].held[lock].expect("newest held lock");
         let slot = &mut state.slots[path as usize];
         let blind = model.variant().has(Mutation::BlindRelease);
-        if landed && (blind || slot.len == held.index + 1) {
-            if used || model.variant().has(Mutation::ReleaseUnused) {
-                slot.append(Head::Released { kind, token: held.token });
-            } else {
-                slot.append_withdraw(held.token);
-            }
+        // An unused lock is withdrawn after our newest own entry, found by reading (a renewal
+        // whose reply was lost may have moved it past the index we believe); a used one is
+        // released right after the index we believe, and a failed create leaves it to expire.
+        let ours_newest = matches!(slot.head, Head::Held { owner, token, .. } if owner as usize == client && token == held.token);
+        let unused = !used && !model.variant().has(Mutation::ReleaseUnused);
+        if unused && ours_newest {
+            slot.append_withdraw(held.token);
+        } else if !unused && (blind || slot.len == held.index + 1 || ours_newest) {
+            // Right after the index we believe; if that is taken, a read of the newest entry
+            // finds ours there when a renewal's reply was lost, and the release follows it.
+            slot.append(Head::Released { kind, token: held.token });
         }
         state.clients[client].held[lock] = None;
     }
@@ -686,7 +691,10 @@ fn renew(model: &LockModel, state: &mut LockState, client: usize, lock: u8, beli
     };
     let slot = &mut state.slots[path as usize];
     if slot.len == held.index + 1 {
-        slot.append(Head::Held { owner: client as u8, kind, token: held.token, tick: state.now });
+        // A renewal is the same grant: it carries the marks our `acquire` carried (so a later
+        // withdraw of an unused lock still raises no mark).
+        slot.len += 1;
+        slot.head = Head::Held { owner: client as u8, kind, token: held.token, tick: state.now };
         if believed {
             held.index += 1;
             held.tick = state.now;

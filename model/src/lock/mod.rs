@@ -30,17 +30,20 @@
 //! lands while its caller gets an error: an ambiguous outcome), the operator's force release,
 //! the stale-lock cleaner and crash recovery.
 
+pub mod catalogue;
 pub mod fixed;
 pub mod properties;
 pub mod seed;
 pub mod state;
+pub mod trace;
 pub mod variant;
+pub mod vectors;
 pub mod world;
 
 use serde::Serialize;
 use stateright::{Model, Property};
 
-pub use state::{canonical, Client, Head, Held, Hold, LockState, Outcome, Phase, Slot, Step};
+pub use state::{canonical, Client, Head, Held, Hold, LockState, Marks, Outcome, Phase, Slot, Step};
 pub use variant::{Mutation, Variant};
 pub use world::{ClientSpec, Kind, Mode, ModeSet, Timeout, Tree, CLIENTS_MAX, LOCKS_PER_MODE_MAX, PATHS_MAX};
 
@@ -466,7 +469,7 @@ impl Model for LockModel {
                     Some(StoreOp::Create | StoreOp::Write) => {
                         actions.push(LockAction::Fail(c));
                         // An ambiguous release or refresh is just a release or refresh.
-                        if !matches!(me.phase, Phase::Releasing { .. } | Phase::Holding(_)) {
+                        if !matches!(me.phase, Phase::Releasing { .. } | Phase::BackingOff | Phase::Holding(_)) {
                             actions.push(LockAction::Ambiguous(c));
                         }
                     }
@@ -486,8 +489,12 @@ impl Model for LockModel {
                     actions.push(LockAction::TornRefresh(c));
                 }
             }
-            if me.phase == Phase::Holding(Hold::Ready) && me.renewals_left > 0 {
-                for lock in 0..self.lock_count(state, client) {
+            // A holder renews its locks; so does an operation still taking its later locks (its
+            // earlier ones must not run out while it waits). The seed refreshes held handles only.
+            let renewing = me.phase == Phase::Holding(Hold::Ready)
+                || (!self.variant().is_seed() && matches!(me.phase, Phase::Acquiring { .. }));
+            if renewing && me.renewals_left > 0 {
+                for lock in (0..self.lock_count(state, client)).filter(|l| me.held[*l as usize].is_some()) {
                     actions.push(LockAction::Renew(c, lock));
                     if state.faults_left > 0 && !self.variant().is_seed() {
                         actions.push(LockAction::RenewAmbiguous(c, lock));
@@ -537,12 +544,12 @@ impl Model for LockModel {
     }
 
     fn format_action(&self, action: &LockAction) -> String {
-        format!("{action:?}")
+        trace::action_name(self, *action)
     }
 
     fn format_step(&self, last: &LockState, action: LockAction) -> Option<String> {
         let next = self.next_state(last, action)?;
-        let (actor, text) = crate::trace::describe_lock(self, last, action, &next);
+        let (actor, text) = trace::describe(self, last, action, &next);
         Some(format!("{actor}: {text}"))
     }
 }
@@ -600,7 +607,81 @@ impl crate::check::Protocol for LockModel {
     }
 
     fn trace(&self, path: &[(LockState, Option<LockAction>)]) -> crate::trace::Trace {
-        let setup = path.first().map(|(init, _)| crate::trace::lock_setup(self, init)).unwrap_or_default();
-        crate::trace::Trace::from_path(setup, path, |last, action, next| crate::trace::describe_lock(self, last, action, next))
+        let setup = path.first().map(|(init, _)| trace::setup(self, init)).unwrap_or_default();
+        crate::trace::Trace::from_path(setup, path, |last, action, next| trace::describe(self, last, action, next), |action| {
+            trace::action_name(self, action)
+        })
+    }
+
+    fn conclusion(&self, property: &str, path: &[(LockState, Option<LockAction>)]) -> Option<String> {
+        trace::conclusion(self, property, path)
+    }
+}
+
+/// The named worlds of the path-lock model (`lockstep check lock --preset NAME`).
+pub fn presets() -> Vec<crate::preset::Preset<LockConfig>> {
+    use crate::preset::Preset;
+    let fixed = Variant::Fixed(None);
+    let base = LockConfig::new(fixed);
+    let tree = |paths: &[&str]| paths.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let point_subtree = ModeSet { point: true, subtree: true, mv: false };
+    let with_timeout = |config: LockConfig, timeout: Timeout| {
+        let clients = config.clients.iter().map(|c| ClientSpec { timeout, ..*c }).collect();
+        LockConfig { clients, ..config }
+    };
+    vec![
+        Preset {
+            name: "two-clients",
+            about: "2 clients, every mode on a 4-path tree, a crash, time, renewal, cleanup and force release",
+            default: true,
+            config: base.clone(),
+        },
+        Preset {
+            name: "three-clients",
+            about: "3 clients, POINT and SUBTREE on a 3-path tree, a crash and time",
+            default: true,
+            config: LockConfig {
+                tree: tree(&["/", "/a", "/a/b"]),
+                modes: point_subtree,
+                reaps: 0,
+                force_releases: 0,
+                ..base.clone().with_clients(3)
+            }
+            .with_renewals(0),
+        },
+        Preset {
+            name: "faults",
+            about: "2 clients, every mode on a 3-path tree, one store fault (a failed or ambiguous operation) and a crash",
+            default: true,
+            config: LockConfig { tree: tree(&["/", "/a", "/c"]), faults: 1, ..base.clone() },
+        },
+        Preset {
+            name: "bounded",
+            about: "2 clients with a positive lock_timeout, every mode on a 3-path tree",
+            default: true,
+            config: with_timeout(LockConfig { tree: tree(&["/", "/a", "/c"]), ..base.clone() }, Timeout::Bounded),
+        },
+        Preset {
+            name: "three-clients-wide",
+            about: "opt-in: 3 clients, POINT and SUBTREE on a 3-path tree, a crash, a cleanup, time and renewals",
+            default: false,
+            config: LockConfig { tree: tree(&["/", "/a", "/a/b"]), modes: point_subtree, force_releases: 0, ..base.clone().with_clients(3) },
+        },
+        Preset {
+            name: "faults-wide",
+            about: "opt-in: 2 clients, every mode on the 4-path tree, one store fault and everything of two-clients",
+            default: false,
+            config: LockConfig { faults: 1, ..base },
+        },
+    ]
+}
+
+impl LockConfig {
+    /// These bounds with `renewals` lease renewals per client.
+    pub fn with_renewals(mut self, renewals: u8) -> LockConfig {
+        for client in &mut self.clients {
+            client.renewals = renewals;
+        }
+        self
     }
 }

@@ -83,9 +83,12 @@ pub fn all(model: &LockModel) -> Vec<Property<LockModel>> {
                 me.contended && matches!(me.phase, Phase::Holding(_))
             })
         }),
-        Property::<LockModel>::sometimes("expired lock taken over", |_, state| state.took_over),
-        Property::<LockModel>::sometimes("stale write rejected", |_, state| state.stale_write_rejected),
     ];
+    // Witnesses of expiry and fencing, in worlds where time passes (a lease can run out).
+    if model.config.ticks >= model.config.lease_ticks {
+        properties.push(Property::<LockModel>::sometimes("expired lock taken over", |_, state| state.took_over));
+        properties.push(Property::<LockModel>::sometimes("stale write rejected", |_, state| state.stale_write_rejected));
+    }
     // One witness per mode the world has: every client can acquire in every mode.
     let has = |wanted: fn(Mode) -> bool| model.modes.iter().any(|m| wanted(*m));
     if has(|m| matches!(m, Mode::Point(_))) {

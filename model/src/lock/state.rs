@@ -84,8 +84,8 @@ impl Slot {
         self.head = head;
     }
 
-    /// Appends a `withdraw` of the acquisition whose entry is the newest: it inherits what that
-    /// entry inherited.
+    /// Appends a `withdraw` of the acquisition whose entry (its `acquire`, or a `renew` of it)
+    /// is the newest: it inherits what that entry inherited.
     pub fn append_withdraw(&mut self, token: u8) {
         debug_assert!(matches!(self.head, Head::Held { token: t, .. } if t == token), "withdraw follows its own acquire");
         self.len += 1;

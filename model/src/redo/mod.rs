@@ -30,105 +30,19 @@
 use serde::Serialize;
 use stateright::{Model, Property};
 
+pub mod catalogue;
+pub mod fixed;
+pub mod seed;
+pub mod trace;
+pub mod variant;
+
 use crate::check::{Budget, Protocol};
 use crate::trace::Trace;
 
+pub use variant::{RedoMutation, RedoVariant};
+
 pub const ARCHIVES_MAX: usize = 4;
 pub const COMMITTERS_MAX: usize = 3;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum RedoMutation {
-    /// The archive index is taken from memory, not claimed with create-if-absent.
-    IndexFromMemory,
-    /// Clearing the messages drops every live message, not only the archived ones.
-    ClearAll,
-    /// The redo record is written after the messages are cleared.
-    MarkerAfterClear,
-    /// Memory ids are minted per extraction, not keyed by the archive.
-    FreshMemoryIds,
-    /// The worker applies an item's effect without its key (a re-delivery applies it again).
-    EffectNotKeyed,
-    /// The worker acks an item before applying its effect (a crash between loses it).
-    AckBeforeApply,
-    /// Recovery never marks a replayed commit done.
-    KeepMarker,
-    /// Recovery drops redo records without replaying them.
-    NoReplay,
-    /// Phase 1 runs without the session lock.
-    NoSessionLock,
-}
-
-impl RedoMutation {
-    pub const ALL: [RedoMutation; 9] = [
-        RedoMutation::NoSessionLock,
-        RedoMutation::IndexFromMemory,
-        RedoMutation::ClearAll,
-        RedoMutation::MarkerAfterClear,
-        RedoMutation::FreshMemoryIds,
-        RedoMutation::EffectNotKeyed,
-        RedoMutation::AckBeforeApply,
-        RedoMutation::KeepMarker,
-        RedoMutation::NoReplay,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            RedoMutation::IndexFromMemory => "index-from-memory",
-            RedoMutation::ClearAll => "clear-all",
-            RedoMutation::MarkerAfterClear => "marker-after-clear",
-            RedoMutation::FreshMemoryIds => "fresh-memory-ids",
-            RedoMutation::EffectNotKeyed => "effect-not-keyed",
-            RedoMutation::AckBeforeApply => "ack-before-apply",
-            RedoMutation::KeepMarker => "keep-marker",
-            RedoMutation::NoReplay => "no-replay",
-            RedoMutation::NoSessionLock => "no-session-lock",
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum RedoVariant {
-    Seed,
-    Fixed(Option<RedoMutation>),
-}
-
-impl RedoVariant {
-    pub fn name(self) -> &'static str {
-        match self {
-            RedoVariant::Seed => "seed",
-            RedoVariant::Fixed(None) => "fixed",
-            RedoVariant::Fixed(Some(m)) => m.name(),
-        }
-    }
-
-    pub fn names() -> Vec<&'static str> {
-        let mut names = vec!["seed", "fixed"];
-        names.extend(RedoMutation::ALL.iter().map(|m| m.name()));
-        names
-    }
-
-    pub fn parse(name: &str) -> Result<RedoVariant, String> {
-        match name {
-            "seed" => Ok(RedoVariant::Seed),
-            "fixed" => Ok(RedoVariant::Fixed(None)),
-            other => RedoMutation::ALL
-                .iter()
-                .find(|m| m.name() == other)
-                .map(|m| RedoVariant::Fixed(Some(*m)))
-                .ok_or_else(|| format!("unknown redo variant {other:?}; expected one of: {}", Self::names().join(", "))),
-        }
-    }
-
-    fn has_mutation(self, mutation: RedoMutation) -> bool {
-        self == RedoVariant::Fixed(Some(mutation))
-    }
-
-    /// Whether the variant does what the seed does in respect of `mutation`.
-    fn like_seed(self, mutation: RedoMutation) -> bool {
-        self == RedoVariant::Seed || self == RedoVariant::Fixed(Some(mutation))
-    }
-}
 
 #[derive(Clone, Debug, Serialize)]
 pub struct RedoConfig {
@@ -272,20 +186,20 @@ impl RedoModel {
         Ok(RedoModel { config, budget: Budget::default() })
     }
 
-    fn variant(&self) -> RedoVariant {
+    pub fn variant(&self) -> RedoVariant {
         self.config.variant
     }
 
-    fn committers(&self) -> std::ops::Range<usize> {
+    pub fn committers(&self) -> std::ops::Range<usize> {
         0..self.config.committers as usize
     }
 
-    fn archive_count(state: &RedoState) -> u8 {
+    pub fn archive_count(state: &RedoState) -> u8 {
         state.archives.iter().take_while(|a| a.is_some()).count() as u8
     }
 
     /// Whether a committer is alive and still working on archive `index`.
-    fn in_flight(&self, state: &RedoState, index: u8) -> bool {
+    pub fn in_flight(&self, state: &RedoState, index: u8) -> bool {
         self.committers().any(|c| {
             let me = state.committers[c];
             me.index == index && !matches!(me.step, CStep::Done | CStep::Crashed | CStep::Load | CStep::Lock | CStep::ReadMessages)
@@ -293,7 +207,7 @@ impl RedoModel {
     }
 
     /// The next archive recovery would replay, if any.
-    fn next_replay(&self, state: &RedoState) -> Option<u8> {
+    pub fn next_replay(&self, state: &RedoState) -> Option<u8> {
         (0..ARCHIVES_MAX as u8).find(|i| match state.markers[*i as usize] {
             Marker::Pending { owner } => {
                 // Seed markers carry no owner: every marker is replayed, in flight or not.
@@ -305,7 +219,7 @@ impl RedoModel {
         })
     }
 
-    fn write_memories(&self, state: &mut RedoState, index: u8, by_recovery: bool) {
+    pub fn write_memories(&self, state: &mut RedoState, index: u8, by_recovery: bool) {
         let i = index as usize;
         if self.variant().like_seed(RedoMutation::FreshMemoryIds) {
             if by_recovery && state.memories[i] > 0 {
@@ -317,7 +231,7 @@ impl RedoModel {
         }
     }
 
-    fn enqueue(&self, state: &mut RedoState, index: u8) {
+    pub fn enqueue(&self, state: &mut RedoState, index: u8) {
         let i = index as usize;
         if self.variant() == RedoVariant::Seed {
             state.queued[i] = (state.queued[i] + 1).min(3);
@@ -328,153 +242,31 @@ impl RedoModel {
     }
 
     /// When recovery is idle, a session lock held by a dead committer is released.
-    fn release_dead_lock(state: &mut RedoState) {
+    pub fn release_dead_lock(state: &mut RedoState) {
         let dead = state.session_lock.is_some_and(|h| state.committers[h as usize].step == CStep::Crashed);
         if dead && state.recovery == RStep::Idle {
             state.session_lock = None;
         }
     }
 
-    fn locks(&self) -> bool {
-        self.variant() != RedoVariant::Seed && !self.variant().has_mutation(RedoMutation::NoSessionLock)
+    pub fn locks(&self) -> bool {
+        self.variant() != RedoVariant::Seed && !self.variant().has(RedoMutation::NoSessionLock)
     }
 
     fn commit_step(&self, state: &mut RedoState, c: usize) -> bool {
-        let variant = self.variant();
-        let me = state.committers[c];
-        let i = me.index as usize;
-        let set = |state: &mut RedoState, step: CStep| state.committers[c].step = step;
-        match me.step {
-            CStep::Load => {
-                state.committers[c].index = Self::archive_count(state);
-                set(state, if self.locks() { CStep::Lock } else { CStep::ReadMessages });
-            }
-            CStep::Lock => {
-                if state.session_lock.is_some() {
-                    return false; // wait for it
-                }
-                state.session_lock = Some(c as u8);
-                set(state, CStep::ReadMessages);
-            }
-            CStep::Unlock => {
-                if state.session_lock == Some(c as u8) {
-                    state.session_lock = None;
-                }
-                set(state, CStep::WriteMemories);
-            }
-            CStep::ReadMessages => {
-                if state.live == 0 {
-                    if state.session_lock == Some(c as u8) {
-                        state.session_lock = None;
-                    }
-                    set(state, CStep::Done); // nothing to commit
-                    return true;
-                }
-                state.committers[c].snapshot = state.live;
-                if !variant.like_seed(RedoMutation::IndexFromMemory) {
-                    // Fixed: the index is claimed by the archive's create below.
-                    state.committers[c].index = Self::archive_count(state);
-                }
-                set(state, CStep::WriteArchive);
-            }
-            CStep::WriteArchive => {
-                if i >= ARCHIVES_MAX {
-                    return false;
-                }
-                let exists = state.archives[i].is_some();
-                if variant.like_seed(RedoMutation::IndexFromMemory) {
-                    state.archives[i] = Some(me.snapshot); // blind overwrite
-                } else if exists {
-                    // AlreadyExists: someone claimed this index; read again.
-                    set(state, CStep::ReadMessages);
-                    return true;
-                } else {
-                    // The archive is the redo record: it exists before anything is cleared.
-                    state.archives[i] = Some(me.snapshot);
-                    if !variant.like_seed(RedoMutation::MarkerAfterClear) {
-                        state.markers[i] = Marker::Pending { owner: c as u8 };
-                    }
-                }
-                set(state, CStep::ClearMessages);
-            }
-            CStep::ClearMessages => {
-                state.live = if variant.like_seed(RedoMutation::ClearAll) { 0 } else { state.live & !me.snapshot };
-                let marker_later = variant.like_seed(RedoMutation::MarkerAfterClear);
-                let next = if marker_later {
-                    CStep::WriteMarker
-                } else if self.locks() {
-                    CStep::Unlock
-                } else {
-                    CStep::WriteMemories
-                };
-                set(state, next);
-            }
-            CStep::WriteMarker => {
-                state.markers[i] = Marker::Pending { owner: c as u8 };
-                set(state, if self.locks() { CStep::Unlock } else { CStep::WriteMemories });
-            }
-            CStep::WriteMemories => {
-                self.write_memories(state, me.index, false);
-                set(state, CStep::Enqueue);
-            }
-            CStep::Enqueue => {
-                self.enqueue(state, me.index);
-                set(state, CStep::FinishMarker);
-            }
-            CStep::FinishMarker => {
-                state.markers[i] = if variant == RedoVariant::Seed { Marker::None } else { Marker::Done };
-                set(state, CStep::Done);
-            }
-            CStep::Done | CStep::Crashed => return false,
+        if self.variant().is_seed() {
+            seed::commit_step(self, state, c)
+        } else {
+            fixed::commit_step(self, state, c)
         }
-        true
     }
 
     fn recovery_step(&self, state: &mut RedoState) -> bool {
-        let RStep::Replay { index, stage } = state.recovery else { return false };
-        let i = index as usize;
-        let next_stage = |state: &mut RedoState, stage: u8| state.recovery = RStep::Replay { index, stage };
-        if state.markers[i] == Marker::Torn {
-            // Seed: `read` returns {} on any error; an empty marker is deleted without replay.
-            state.markers[i] = Marker::None;
-            state.recovery = self.next_replay(state).map_or(RStep::Idle, |j| RStep::Replay { index: j, stage: 0 });
-            return true;
+        if self.variant().is_seed() {
+            seed::recovery_step(self, state)
+        } else {
+            fixed::recovery_step(self, state)
         }
-        if self.variant().has_mutation(RedoMutation::NoReplay) {
-            state.markers[i] = Marker::None;
-            state.recovery = self.next_replay(state).map_or(RStep::Idle, |j| RStep::Replay { index: j, stage: 0 });
-            return true;
-        }
-        state.replayed = true;
-        match stage {
-            0 => {
-                // Fixed: finish the clear (only the archived messages). Seed: nothing to do.
-                if self.variant() != RedoVariant::Seed {
-                    let archived = state.archives[i].unwrap_or(0);
-                    state.live &= !archived;
-                }
-                next_stage(state, 1);
-            }
-            1 => {
-                self.write_memories(state, index, true);
-                next_stage(state, 2);
-            }
-            2 => {
-                self.enqueue(state, index);
-                next_stage(state, 3);
-            }
-            _ => {
-                state.replays_finished |= 1 << index;
-                if !self.variant().has_mutation(RedoMutation::KeepMarker) {
-                    state.markers[i] = if self.variant() == RedoVariant::Seed { Marker::None } else { Marker::Done };
-                }
-                state.recovery = match self.next_replay(state) {
-                    Some(j) if j != index => RStep::Replay { index: j, stage: 0 },
-                    _ => RStep::Idle,
-                };
-            }
-        }
-        true
     }
 
     fn worker_step(&self, state: &mut RedoState) -> bool {
@@ -483,7 +275,7 @@ impl RedoModel {
                 let Some(i) = (0..ARCHIVES_MAX).find(|i| state.queued[*i] > 0) else { return false };
                 state.queued[i] -= 1;
                 state.processing[i] += 1;
-                if self.variant().has_mutation(RedoMutation::AckBeforeApply) {
+                if self.variant().has(RedoMutation::AckBeforeApply) {
                     // Planted: ack (delete the row) first, apply afterwards.
                     state.processing[i] -= 1;
                 }
@@ -493,7 +285,7 @@ impl RedoModel {
                 let keyed = !self.variant().like_seed(RedoMutation::EffectNotKeyed);
                 let applied = &mut state.applied[i as usize];
                 *applied = if keyed { 1 } else { (*applied + 1).min(3) };
-                state.worker = if self.variant().has_mutation(RedoMutation::AckBeforeApply) { WStep::Idle } else { WStep::Ack(i) };
+                state.worker = if self.variant().has(RedoMutation::AckBeforeApply) { WStep::Idle } else { WStep::Ack(i) };
             }
             WStep::Ack(i) => {
                 assert!(state.processing[i as usize] > 0, "ack of a row that is not processing");
@@ -711,7 +503,11 @@ impl Protocol for RedoModel {
 
     fn trace(&self, path: &[(RedoState, Option<RedoAction>)]) -> Trace {
         let setup = vec![format!("{} committer(s) of one session; the user adds {} message(s)", self.config.committers, self.config.messages)];
-        Trace::from_path(setup, path, |last, action, next| describe(self, last, action, next))
+        Trace::from_path(setup, path, |last, action, next| trace::describe(self, last, action, next), trace::action_name)
+    }
+
+    fn conclusion(&self, property: &str, path: &[(RedoState, Option<RedoAction>)]) -> Option<String> {
+        trace::conclusion(self, property, path)
     }
 
     fn with_budget(&self, budget: Budget) -> Self {
@@ -719,67 +515,13 @@ impl Protocol for RedoModel {
     }
 }
 
-fn ids(mask: u8) -> String {
-    let list: Vec<String> = (0..8).filter(|m| mask & (1 << m) != 0).map(|m| format!("m{m}")).collect();
-    if list.is_empty() {
-        "nothing".into()
-    } else {
-        list.join(",")
-    }
-}
 
-fn describe(model: &RedoModel, last: &RedoState, action: RedoAction, next: &RedoState) -> (String, String) {
-    let seed = model.variant() == RedoVariant::Seed;
-    match action {
-        RedoAction::AddMessage => ("user".into(), format!("add message m{}", last.added)),
-        RedoAction::CrashCommitter(c) => (format!("c{c}"), "CRASHES".into()),
-        RedoAction::CrashRecovery => ("recovery".into(), "CRASHES".into()),
-        RedoAction::CrashWorker => ("worker".into(), "CRASHES (its row stays `processing`)".into()),
-        RedoAction::Restart => ("restart".into(), "queue RecoverStale: processing rows back to pending; recovery starts".into()),
-        RedoAction::Worker => {
-            let text = match last.worker {
-                WStep::Idle => "dequeue a semantic item".into(),
-                WStep::Apply(i) => format!("apply the semantic effect of archive {i}"),
-                WStep::Ack(i) => format!("ack item of archive {i}"),
-            };
-            ("worker".into(), text)
-        }
-        RedoAction::Recovery => {
-            let text = match last.recovery {
-                RStep::Replay { index, .. } if last.markers[index as usize] == Marker::Torn => {
-                    format!("read marker of archive {index} → unreadable ({{}}): delete it without replay")
-                }
-                RStep::Replay { index, stage: 0 } if !seed => format!("replay archive {index}: clear its messages from the live list"),
-                RStep::Replay { index, stage: 0 } => format!("replay archive {index}: read marker"),
-                RStep::Replay { index, stage: 1 } => format!("replay archive {index}: extract and write memories"),
-                RStep::Replay { index, stage: 2 } => format!("replay archive {index}: enqueue semantic work"),
-                RStep::Replay { index, .. } => format!("replay archive {index}: {}", if seed { "delete the marker" } else { "create done" }),
-                RStep::Idle => "nothing".into(),
-            };
-            ("recovery".into(), text)
-        }
-        RedoAction::Commit(c) => {
-            let me = last.committers[c as usize];
-            let text = match me.step {
-                CStep::Load => format!("load session: {} archives, next index {}", RedoModel::archive_count(last), next.committers[c as usize].index),
-                CStep::ReadMessages => format!("read messages → {}", ids(last.live)),
-                CStep::WriteArchive if seed => format!("write archive {} = {} (overwrite)", me.index, ids(me.snapshot)),
-                CStep::WriteArchive => {
-                    let ok = next.archives[me.index as usize] != last.archives[me.index as usize];
-                    format!("create archive {} = {} (the redo record) → {}", me.index, ids(me.snapshot), if ok { "ok" } else { "already exists" })
-                }
-                CStep::ClearMessages if seed => "write messages.jsonl = [] (drops everything live)".into(),
-                CStep::ClearMessages => format!("remove archived messages {} from the live list", ids(me.snapshot)),
-                CStep::WriteMarker => format!("write redo marker for archive {}", me.index),
-                CStep::WriteMemories => format!("extract and write memories of archive {}", me.index),
-                CStep::Enqueue => format!("enqueue semantic work for archive {}", me.index),
-                CStep::FinishMarker if seed => format!("delete the redo marker of archive {}", me.index),
-                CStep::FinishMarker => format!("create done for archive {}", me.index),
-                CStep::Lock => "take the session lock (POINT on the session directory) → ok".into(),
-                CStep::Unlock => "release the session lock".into(),
-                CStep::Done | CStep::Crashed => "nothing".into(),
-            };
-            (format!("c{c}"), text)
-        }
-    }
+/// The named worlds of the redo-log model (`lockstep check redo --preset NAME`).
+pub fn presets() -> Vec<crate::preset::Preset<RedoConfig>> {
+    vec![crate::preset::Preset {
+        name: "three-committers",
+        about: "3 committers of one session; 3 messages; 2 crashes; 2 restarts",
+        default: true,
+        config: RedoConfig::new(RedoVariant::Fixed(None)),
+    }]
 }

@@ -28,99 +28,20 @@
 use serde::Serialize;
 use stateright::{Model, Property};
 
+pub mod catalogue;
+pub mod fixed;
+pub mod seed;
+pub mod trace;
+pub mod variant;
+
 use crate::check::{Budget, Protocol};
 use crate::trace::Trace;
+
+pub use variant::{MergeMutation, MergeVariant};
 
 /// Commits a state can hold on the parent.
 pub const PARENT_MAX: usize = 6;
 pub const MERGERS_MAX: usize = 3;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum MergeMutation {
-    /// `lock` written by blind put instead of create-if-absent.
-    LockBlindPut,
-    /// Readers count every merge commit, not the first per starting TAIL (no dedupe).
-    NoDedupe,
-    /// TAIL moves to the merger's own cut, not to the end of the first commit for that TAIL.
-    TailToOwnCut,
-    /// Recovery never releases a crashed holder's lock.
-    NoRecovery,
-    /// `unlock` is appended after whatever entry is newest, not after the holder's own `lock`.
-    BlindUnlock,
-    /// A merger only locks an empty lock journal.
-    LockNeverFree,
-}
-
-impl MergeMutation {
-    pub const ALL: [MergeMutation; 6] = [
-        MergeMutation::LockBlindPut,
-        MergeMutation::NoDedupe,
-        MergeMutation::TailToOwnCut,
-        MergeMutation::NoRecovery,
-        MergeMutation::BlindUnlock,
-        MergeMutation::LockNeverFree,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            MergeMutation::LockBlindPut => "lock-blind-put",
-            MergeMutation::NoDedupe => "no-dedupe",
-            MergeMutation::TailToOwnCut => "tail-to-own-cut",
-            MergeMutation::NoRecovery => "no-recovery",
-            MergeMutation::BlindUnlock => "blind-unlock",
-            MergeMutation::LockNeverFree => "lock-never-free",
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum MergeVariant {
-    Seed,
-    SeedLockFree,
-    SeedBlindPut,
-    Fixed(Option<MergeMutation>),
-}
-
-impl MergeVariant {
-    pub fn name(self) -> &'static str {
-        match self {
-            MergeVariant::Seed => "seed",
-            MergeVariant::SeedLockFree => "seed-lockfree",
-            MergeVariant::SeedBlindPut => "seed-blind-put",
-            MergeVariant::Fixed(None) => "fixed",
-            MergeVariant::Fixed(Some(m)) => m.name(),
-        }
-    }
-
-    pub fn names() -> Vec<&'static str> {
-        let mut names = vec!["seed", "seed-lockfree", "seed-blind-put", "fixed"];
-        names.extend(MergeMutation::ALL.iter().map(|m| m.name()));
-        names
-    }
-
-    pub fn parse(name: &str) -> Result<MergeVariant, String> {
-        match name {
-            "seed" => Ok(MergeVariant::Seed),
-            "seed-lockfree" => Ok(MergeVariant::SeedLockFree),
-            "seed-blind-put" => Ok(MergeVariant::SeedBlindPut),
-            "fixed" => Ok(MergeVariant::Fixed(None)),
-            other => MergeMutation::ALL
-                .iter()
-                .find(|m| m.name() == other)
-                .map(|m| MergeVariant::Fixed(Some(*m)))
-                .ok_or_else(|| format!("unknown merge variant {other:?}; expected one of: {}", Self::names().join(", "))),
-        }
-    }
-
-    fn is_seed(self) -> bool {
-        !matches!(self, MergeVariant::Fixed(_))
-    }
-
-    fn has(self, m: MergeMutation) -> bool {
-        self == MergeVariant::Fixed(Some(m))
-    }
-}
 
 #[derive(Clone, Debug, Serialize)]
 pub struct MergeConfig {
@@ -249,7 +170,7 @@ impl MergeModel {
         Ok(MergeModel { config, budget: Budget::default() })
     }
 
-    fn variant(&self) -> MergeVariant {
+    pub fn variant(&self) -> MergeVariant {
         self.config.variant
     }
 
@@ -299,119 +220,17 @@ impl MergeModel {
         }
     }
 
-    fn append_lock_entry(state: &mut MergeState, entry: LockEntry) {
+    pub fn append_lock_entry(state: &mut MergeState, entry: LockEntry) {
         state.lock_len += 1;
         state.lock_newest = entry;
     }
 
     fn step(&self, state: &mut MergeState, m: usize) -> bool {
-        let variant = self.variant();
-        let seed = variant.is_seed();
-        let me = state.mergers[m];
-        let set = |state: &mut MergeState, step: MStep| state.mergers[m].step = step;
-        match me.step {
-            MStep::ReadLock => {
-                if variant == MergeVariant::SeedLockFree {
-                    set(state, MStep::ReadTail);
-                    return true;
-                }
-                // Seed: HEAD, and the entry it points at, stand for the journal's state. Fixed:
-                // probe for the newest entry.
-                let (count, newest) = if seed { (state.head, state.head_entry) } else { (state.lock_len, state.lock_newest) };
-                let never_free = variant.has(MergeMutation::LockNeverFree) && state.lock_len > 0;
-                if matches!(newest, LockEntry::Lock { .. }) || never_free {
-                    return false; // locked: wait until it changes
-                }
-                state.mergers[m].seen = count;
-                set(state, MStep::CreateLock);
-            }
-            MStep::CreateLock => {
-                let blind = variant == MergeVariant::SeedBlindPut || variant.has(MergeMutation::LockBlindPut);
-                if blind || state.lock_len == me.seen {
-                    // Create (or, blind, overwrite) entry `seen`.
-                    state.lock_len = state.lock_len.max(me.seen + 1);
-                    state.lock_newest = LockEntry::Lock { holder: m as u8 };
-                    state.mergers[m].lock_index = me.seen;
-                    set(state, if seed { MStep::WriteHead } else { MStep::ReadTail });
-                } else if me.retries_left > 0 {
-                    state.mergers[m].retries_left -= 1;
-                    set(state, MStep::ReadLock);
-                } else {
-                    set(state, MStep::Done); // gives up: the lock looks wedged
-                }
-            }
-            MStep::WriteHead => {
-                state.head = me.lock_index + 1;
-                state.head_entry = if state.head == state.lock_len { state.lock_newest } else { LockEntry::Lock { holder: m as u8 } };
-                set(state, MStep::ReadTail);
-            }
-            MStep::ReadTail => {
-                state.mergers[m].tail = state.tail;
-                state.mergers[m].tail_version = state.tail_version;
-                set(state, MStep::ReadChild);
-            }
-            MStep::ReadChild => {
-                state.mergers[m].cut = state.child_len;
-                let next = if state.child_len == me.tail {
-                    if variant == MergeVariant::SeedLockFree { MStep::Done } else { MStep::CreateUnlock }
-                } else {
-                    MStep::AppendParent
-                };
-                set(state, next);
-            }
-            MStep::AppendParent => {
-                let Some(slot) = state.parent.iter_mut().find(|c| c.is_none()) else { return false };
-                *slot = Some(Commit { from: me.tail, to: me.cut, by: m as u8 });
-                set(state, if seed { MStep::MoveTail } else { MStep::ReadParent });
-            }
-            MStep::ReadParent => {
-                let first = state.parent.iter().flatten().find(|c| c.from == me.tail).expect("ours at least");
-                state.mergers[m].target = if variant.has(MergeMutation::TailToOwnCut) { me.cut } else { first.to };
-                set(state, MStep::MoveTail);
-            }
-            MStep::MoveTail => {
-                let target = if seed { state.child_len } else { me.target };
-                let cas_ok = seed || state.tail_version == me.tail_version;
-                if cas_ok {
-                    if target < state.tail {
-                        state.tail_regressed = true;
-                    }
-                    if me.revoked && state.tail_version != me.tail_version {
-                        state.zombie_completed = true;
-                    }
-                    state.tail = target;
-                    state.tail_version += 1;
-                    state.mergers[m].merged = true;
-                }
-                set(state, if variant == MergeVariant::SeedLockFree { MStep::Done } else { MStep::CreateUnlock });
-            }
-            MStep::CreateUnlock => {
-                // Seed: at HEAD+1 as HEAD reads now. Fixed: right after our own `lock`.
-                let index = if seed {
-                    state.head
-                } else if variant.has(MergeMutation::BlindUnlock) {
-                    state.lock_len
-                } else {
-                    me.lock_index + 1
-                };
-                let landed = state.lock_len == index;
-                if landed {
-                    if me.revoked && matches!(state.lock_newest, LockEntry::Lock { holder } if holder as usize != m) {
-                        state.zombie_completed = true;
-                    }
-                    Self::append_lock_entry(state, LockEntry::Unlock);
-                    state.mergers[m].seen = index;
-                }
-                set(state, if seed && landed { MStep::WriteHeadAfterUnlock } else { MStep::Done });
-            }
-            MStep::WriteHeadAfterUnlock => {
-                state.head = me.seen + 1;
-                state.head_entry = if state.head == state.lock_len { state.lock_newest } else { LockEntry::Unlock };
-                set(state, MStep::Done);
-            }
-            MStep::Done | MStep::Crashed => return false,
+        if self.variant().is_seed() {
+            seed::step(self, state, m)
+        } else {
+            fixed::step(self, state, m)
         }
-        true
     }
 
     /// Recovery / force release: release the lock the variant's reading shows. Fixed: create
@@ -569,7 +388,11 @@ impl Protocol for MergeModel {
             "{} merger(s); child commits 0..{} present, {} more written during the run",
             self.config.mergers, self.config.child_commits, self.config.child_writes
         )];
-        Trace::from_path(setup, path, |last, action, next| describe(self, last, action, next))
+        Trace::from_path(setup, path, |last, action, next| trace::describe(self, last, action, next), trace::action_name)
+    }
+
+    fn conclusion(&self, property: &str, path: &[(MergeState, Option<MergeAction>)]) -> Option<String> {
+        trace::conclusion(self, property, path)
     }
 
     fn with_budget(&self, budget: Budget) -> Self {
@@ -577,45 +400,13 @@ impl Protocol for MergeModel {
     }
 }
 
-fn describe(model: &MergeModel, last: &MergeState, action: MergeAction, next: &MergeState) -> (String, String) {
-    let seed = model.variant().is_seed();
-    match action {
-        MergeAction::Write => ("writer".into(), format!("append child commit {} (live ingest)", last.child_len)),
-        MergeAction::Crash(m) => (format!("m{m}"), "CRASHES".into()),
-        MergeAction::Recover => ("recovery".into(), format!("release the crashed holder's lock: create lock#{} = unlock", last.lock_len)),
-        MergeAction::ForceRelease => ("operator".into(), format!("force release: create lock#{} = unlock (the holder is not told)", last.lock_len)),
-        MergeAction::Step(m) => {
-            let me = last.mergers[m as usize];
-            let after = next.mergers[m as usize];
-            let text = match me.step {
-                MStep::ReadLock if seed => format!("read HEAD → {} (it shows {:?}; the journal has {} entries)", last.head, last.head_entry, last.lock_len),
-                MStep::ReadLock => format!("probe lock journal → {} entries, newest {:?}", last.lock_len, last.lock_newest),
-                MStep::CreateLock => {
-                    let ok = after.step != MStep::ReadLock && after.step != MStep::Done;
-                    let verb = if model.variant() == MergeVariant::SeedBlindPut { "put" } else { "create" };
-                    format!("{verb} lock#{} = lock → {}", me.seen, if ok { "ok: holds the merge lock" } else { "already exists" })
-                }
-                MStep::WriteHead | MStep::WriteHeadAfterUnlock => format!("write HEAD = {}", next.head),
-                MStep::ReadTail => format!("read TAIL/BASE → tail {} (version {})", last.tail, last.tail_version),
-                MStep::ReadChild => format!("read child HEAD → cut at {}", last.child_len),
-                MStep::AppendParent => format!("append merge commit (child {}..{}) to the parent", me.tail, me.cut),
-                MStep::ReadParent => format!("read parent: the first commit from {} ends at {}", me.tail, after.target),
-                MStep::MoveTail => {
-                    if seed {
-                        format!("put TAIL/BASE: tail {} → {} (the child's end now)", last.tail, next.tail)
-                    } else if next.tail_version != last.tail_version {
-                        format!("move TAIL/BASE version {} → {}: tail {} → {}", last.tail_version, next.tail_version, last.tail, next.tail)
-                    } else {
-                        "move TAIL/BASE → version changed, not moved".into()
-                    }
-                }
-                MStep::CreateUnlock => {
-                    let ok = next.lock_len > last.lock_len;
-                    format!("create lock#{} = unlock → {}", if seed { last.head } else { me.lock_index + 1 }, if ok { "ok" } else { "already exists" })
-                }
-                MStep::Done | MStep::Crashed => "nothing".into(),
-            };
-            (format!("m{m}"), text)
-        }
-    }
+
+/// The named worlds of the merge-lock model (`lockstep check merge --preset NAME`).
+pub fn presets() -> Vec<crate::preset::Preset<MergeConfig>> {
+    vec![crate::preset::Preset {
+        name: "three-mergers",
+        about: "3 mergers of one child; 1 child commit at start, 2 written during the run; 2 crashes; 2 force releases",
+        default: true,
+        config: MergeConfig::new(MergeVariant::Fixed(None)),
+    }]
 }

@@ -10,7 +10,7 @@
 use serde::{Deserialize, Serialize};
 use stateright::Model;
 
-use crate::lock::{
+use super::{
     ClientSpec, Head, Hold, Kind, LockAction, LockConfig, LockModel, LockState, Mode, Outcome, Phase, Step, Timeout, Variant,
 };
 

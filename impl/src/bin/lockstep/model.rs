@@ -1,0 +1,563 @@
+//! The model checker's commands: `check`, `bugs`, `explore`, `variants`, `presets`, `vectors`.
+
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use lockstep_model::catalogue::{BugRun, EntryKind};
+use lockstep_model::check::{check as run_checker, default_memory_budget, CheckOptions, Found, Report, StopReason};
+use lockstep_model::lock::{self, LockConfig, LockModel, ModeSet, Timeout, Variant};
+use lockstep_model::merge::{self, MergeConfig, MergeModel, MergeVariant};
+use lockstep_model::preset::{self, Preset};
+use lockstep_model::redo::{self, RedoConfig, RedoModel, RedoVariant};
+
+use crate::cli::{EXIT_BUG_NOT_REPRODUCED, EXIT_INCOMPLETE, EXIT_OK, EXIT_PROPERTY_FAILED};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ProtocolArg {
+    Lock,
+    Merge,
+    Redo,
+    All,
+}
+
+impl ProtocolArg {
+    fn names(self) -> Vec<&'static str> {
+        match self {
+            ProtocolArg::All => vec!["lock", "merge", "redo"],
+            ProtocolArg::Lock => vec!["lock"],
+            ProtocolArg::Merge => vec!["merge"],
+            ProtocolArg::Redo => vec!["redo"],
+        }
+    }
+}
+
+/// One protocol: the Explorer serves one model at a time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OneProtocol {
+    Lock,
+    Merge,
+    Redo,
+}
+
+/// The bounds of the models. Each applies to some protocols only; naming one for a protocol it
+/// does not apply to is an error, not silently ignored. Unset bounds come from the preset.
+#[derive(Args, Clone, Default)]
+pub struct Bounds {
+    /// lock: number of clients (each picks a mode nondeterministically).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=4))]
+    clients: Option<u8>,
+    /// lock: the path tree, a comma list starting with `/` (at most 6 paths).
+    #[arg(long)]
+    tree: Option<String>,
+    /// lock: modes the clients choose from, a comma list of point, subtree, mv.
+    #[arg(long)]
+    modes: Option<String>,
+    /// lock: lock_timeout: zero (fail fast), bounded (give up when time runs out), forever.
+    #[arg(long)]
+    timeout: Option<String>,
+    /// lock: time runs from tick 0 to this tick.
+    #[arg(long)]
+    ticks: Option<u8>,
+    /// lock: a lock's lease, in ticks.
+    #[arg(long)]
+    lease: Option<u8>,
+    /// lock: stale-lock cleanups per behaviour.
+    #[arg(long)]
+    reaps: Option<u8>,
+    /// lock, merge: operator force releases per behaviour.
+    #[arg(long)]
+    force_releases: Option<u8>,
+    /// lock: back-offs each client may make before failing.
+    #[arg(long)]
+    retries: Option<u8>,
+    /// lock: lease renewals (seed: refreshes) per client.
+    #[arg(long)]
+    renewals: Option<u8>,
+    /// lock: store faults per behaviour (a failed operation, or a create that lands while its
+    /// caller gets an error).
+    #[arg(long)]
+    faults: Option<u8>,
+    /// lock, merge, redo: crashes per behaviour.
+    #[arg(long)]
+    crashes: Option<u8>,
+    /// merge: concurrent mergers of the child branch.
+    #[arg(long)]
+    mergers: Option<u8>,
+    /// merge: child commits present at the start.
+    #[arg(long)]
+    child_commits: Option<u8>,
+    /// merge: child commits written while merges run (live ingest).
+    #[arg(long)]
+    child_writes: Option<u8>,
+    /// merge: retries of a failed `lock` create before a merger gives up.
+    #[arg(long)]
+    lock_retries: Option<u8>,
+    /// redo: committers of one session.
+    #[arg(long)]
+    committers: Option<u8>,
+    /// redo: messages the user adds.
+    #[arg(long)]
+    messages: Option<u8>,
+    /// redo: restarts (each runs recovery and the queue's stale-claim recovery).
+    #[arg(long)]
+    restarts: Option<u8>,
+}
+
+impl Bounds {
+    /// The flags given, with the protocols each applies to.
+    fn given(&self) -> Vec<(&'static str, &'static [&'static str])> {
+        const LOCK: &[&str] = &["lock"];
+        const MERGE: &[&str] = &["merge"];
+        const REDO: &[&str] = &["redo"];
+        const LOCK_MERGE: &[&str] = &["lock", "merge"];
+        const ALL: &[&str] = &["lock", "merge", "redo"];
+        let flags: [(&str, bool, &[&str]); 19] = [
+            ("--clients", self.clients.is_some(), LOCK),
+            ("--tree", self.tree.is_some(), LOCK),
+            ("--modes", self.modes.is_some(), LOCK),
+            ("--timeout", self.timeout.is_some(), LOCK),
+            ("--ticks", self.ticks.is_some(), LOCK),
+            ("--lease", self.lease.is_some(), LOCK),
+            ("--reaps", self.reaps.is_some(), LOCK),
+            ("--force-releases", self.force_releases.is_some(), LOCK_MERGE),
+            ("--retries", self.retries.is_some(), LOCK),
+            ("--renewals", self.renewals.is_some(), LOCK),
+            ("--faults", self.faults.is_some(), LOCK),
+            ("--crashes", self.crashes.is_some(), ALL),
+            ("--mergers", self.mergers.is_some(), MERGE),
+            ("--child-commits", self.child_commits.is_some(), MERGE),
+            ("--child-writes", self.child_writes.is_some(), MERGE),
+            ("--lock-retries", self.lock_retries.is_some(), MERGE),
+            ("--committers", self.committers.is_some(), REDO),
+            ("--messages", self.messages.is_some(), REDO),
+            ("--restarts", self.restarts.is_some(), REDO),
+        ];
+        flags.into_iter().filter(|(_, set, _)| *set).map(|(name, _, applies)| (name, applies)).collect()
+    }
+
+    fn any(&self) -> bool {
+        !self.given().is_empty()
+    }
+
+    /// Refuses flags that do not apply to `protocol`.
+    fn check_applies(&self, protocol: &str) -> Result<(), String> {
+        for (flag, applies) in self.given() {
+            if !applies.contains(&protocol) {
+                return Err(format!("{flag} is a bound of the {} model, not of {protocol}", applies.join(" and ")));
+            }
+        }
+        Ok(())
+    }
+
+    fn lock(&self, mut config: LockConfig) -> Result<LockConfig, String> {
+        if let Some(count) = self.clients {
+            config = config.with_clients(count as usize);
+        }
+        let timeout = self.timeout.as_deref().map(Timeout::parse).transpose()?;
+        for spec in &mut config.clients {
+            spec.timeout = timeout.unwrap_or(spec.timeout);
+            spec.retries = self.retries.unwrap_or(spec.retries);
+            spec.renewals = self.renewals.unwrap_or(spec.renewals);
+        }
+        config.crashes = self.crashes.unwrap_or(config.crashes);
+        config.ticks = self.ticks.unwrap_or(config.ticks);
+        config.lease_ticks = self.lease.unwrap_or(config.lease_ticks);
+        config.reaps = self.reaps.unwrap_or(config.reaps);
+        config.force_releases = self.force_releases.unwrap_or(config.force_releases);
+        config.faults = self.faults.unwrap_or(config.faults);
+        if let Some(modes) = &self.modes {
+            config.modes = ModeSet::parse(modes)?;
+        }
+        if let Some(tree) = &self.tree {
+            config.tree = tree.split(',').map(|s| s.trim().to_string()).collect();
+        }
+        Ok(config)
+    }
+
+    fn merge(&self, config: MergeConfig) -> MergeConfig {
+        MergeConfig {
+            mergers: self.mergers.unwrap_or(config.mergers),
+            child_commits: self.child_commits.unwrap_or(config.child_commits),
+            child_writes: self.child_writes.unwrap_or(config.child_writes),
+            lock_retries: self.lock_retries.unwrap_or(config.lock_retries),
+            crashes: self.crashes.unwrap_or(config.crashes),
+            force_releases: self.force_releases.unwrap_or(config.force_releases),
+            ..config
+        }
+    }
+
+    fn redo(&self, config: RedoConfig) -> RedoConfig {
+        RedoConfig {
+            committers: self.committers.unwrap_or(config.committers),
+            messages: self.messages.unwrap_or(config.messages),
+            restarts: self.restarts.unwrap_or(config.restarts),
+            crashes: self.crashes.unwrap_or(config.crashes),
+            ..config
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct CheckArgs {
+    /// Which protocol to check; all of them by default.
+    #[arg(value_enum, default_value = "all")]
+    protocol: ProtocolArg,
+    /// Variant: `fixed` (default), `seed`, or a mutant name (see `lockstep variants`). With
+    /// `all`, only a variant every protocol has (`fixed`, `seed`).
+    #[arg(long)]
+    variant: Option<String>,
+    /// A named world (see `lockstep presets`); bounds given as flags override it. Without a
+    /// preset and without bounds, every default world of the protocol is checked.
+    #[arg(long)]
+    preset: Option<String>,
+    #[command(flatten)]
+    bounds: Bounds,
+    /// Checker threads (1 is usually fastest on 2 cores).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    threads: u16,
+    /// Stop each search after this many seconds; it is then reported incomplete (exit 3).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    max_seconds: Option<u64>,
+    /// Stop each search after generating this many states; it is then reported incomplete.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    max_states: Option<u64>,
+    /// Stop a search when the process's resident memory reaches this many MiB; it is then
+    /// reported incomplete. Default: half of the memory available at start.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(16..))]
+    max_memory: Option<u64>,
+    /// Explore without symmetry reduction (slower; for cross-checking the reduction).
+    #[arg(long)]
+    no_symmetry: bool,
+    /// One JSON object per protocol and world, one per line, on stdout.
+    #[arg(long)]
+    json: bool,
+    /// No progress lines on stderr.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+/// One world to check.
+enum WorldConfig {
+    Lock(LockConfig),
+    Merge(MergeConfig),
+    Redo(RedoConfig),
+}
+
+/// The worlds a `check` or `explore` names: the preset, the flags over the first default world,
+/// or (with neither) every default world.
+fn worlds(protocol: &str, variant: &str, preset_name: Option<&str>, bounds: &Bounds) -> Result<Vec<(&'static str, WorldConfig)>, String> {
+    bounds.check_applies(protocol)?;
+    fn pick<C: Clone>(presets: Vec<Preset<C>>, protocol: &str, name: Option<&str>, any_bounds: bool) -> Result<Vec<Preset<C>>, String> {
+        match name {
+            Some(name) => Ok(vec![preset::find(&presets, protocol, name)?]),
+            None if any_bounds => Ok(presets.into_iter().take(1).collect()),
+            None => Ok(presets.into_iter().filter(|p| p.default).collect()),
+        }
+    }
+    let label = |name: &'static str| if bounds.any() { "custom" } else { name };
+    match protocol {
+        "lock" => {
+            let variant = Variant::parse(variant)?;
+            pick(lock::presets(), protocol, preset_name, bounds.any())?
+                .into_iter()
+                .map(|p| Ok((label(p.name), WorldConfig::Lock(bounds.lock(LockConfig { variant, ..p.config })?))))
+                .collect()
+        }
+        "merge" => {
+            let variant = MergeVariant::parse(variant)?;
+            Ok(pick(merge::presets(), protocol, preset_name, bounds.any())?
+                .into_iter()
+                .map(|p| (label(p.name), WorldConfig::Merge(bounds.merge(MergeConfig { variant, ..p.config }))))
+                .collect())
+        }
+        "redo" => {
+            let variant = RedoVariant::parse(variant)?;
+            Ok(pick(redo::presets(), protocol, preset_name, bounds.any())?
+                .into_iter()
+                .map(|p| (label(p.name), WorldConfig::Redo(bounds.redo(RedoConfig { variant, ..p.config }))))
+                .collect())
+        }
+        other => unreachable!("unknown protocol {other}"),
+    }
+}
+
+/// The variant for `protocol`; with `all`, the name must be a variant of every protocol.
+fn variant_for(arg: ProtocolArg, variant: Option<&str>) -> Result<String, String> {
+    let name = variant.unwrap_or("fixed");
+    if arg == ProtocolArg::All && !(name == "fixed" || name == "seed") {
+        let owners: Vec<&str> = [("lock", Variant::names()), ("merge", MergeVariant::names()), ("redo", RedoVariant::names())]
+            .into_iter()
+            .filter(|(_, names)| names.contains(&name))
+            .map(|(p, _)| p)
+            .collect();
+        return Err(match owners.as_slice() {
+            [] => format!("--variant {name:?} is not a variant of any protocol (see `lockstep variants`)"),
+            owners => format!(
+                "--variant {name} is a variant of {} only; name the protocol: `lockstep check {} --variant {name}`",
+                owners.join(", "),
+                owners[0]
+            ),
+        });
+    }
+    Ok(name.to_owned())
+}
+
+pub fn check(args: &CheckArgs) -> Result<u8, String> {
+    if args.protocol == ProtocolArg::All && (args.bounds.any() || args.preset.is_some()) {
+        return Err("bounds and --preset belong to one protocol's model: name it (`lockstep check lock --clients 3`)".into());
+    }
+    let variant = variant_for(args.protocol, args.variant.as_deref())?;
+    let options = CheckOptions {
+        threads: args.threads as usize,
+        timeout: args.max_seconds.map(Duration::from_secs),
+        max_states: args.max_states.map(|n| n as usize),
+        max_memory_bytes: Some(args.max_memory.map_or_else(default_memory_budget, |mib| mib << 20)),
+        progress: !args.quiet,
+        no_symmetry: args.no_symmetry,
+    };
+    // Build every world first, so that bad usage fails before any search runs.
+    let mut all = Vec::new();
+    for protocol in args.protocol.names() {
+        for (name, world) in worlds(protocol, &variant, args.preset.as_deref(), &args.bounds)? {
+            all.push((name, world));
+        }
+    }
+    let mut code = EXIT_OK;
+    for (name, world) in all {
+        let report = match world {
+            WorldConfig::Lock(config) => run_checker(&LockModel::new(config)?, &options),
+            WorldConfig::Merge(config) => run_checker(&MergeModel::new(config)?, &options),
+            WorldConfig::Redo(config) => run_checker(&RedoModel::new(config)?, &options),
+        };
+        if args.json {
+            let mut value = serde_json::to_value(&report).expect("reports serialise");
+            value["world"] = name.into();
+            println!("{value}");
+        } else {
+            print_report(name, &report);
+        }
+        code = code.max(if report.failed() {
+            EXIT_PROPERTY_FAILED
+        } else if !report.complete {
+            EXIT_INCOMPLETE
+        } else {
+            EXIT_OK
+        });
+    }
+    Ok(code)
+}
+
+fn print_report(world: &str, report: &Report) {
+    println!("{}/{} in world {world}  bounds: {}", report.protocol, report.variant, report.bounds);
+    let failed = report.properties.iter().filter(|p| p.holds == Some(false)).count();
+    let verdict = match report.stop_reason {
+        StopReason::Exhausted => "complete: every reachable state explored".to_string(),
+        StopReason::AllDecided => {
+            format!("stopped early: every property was decided ({failed} failed); the rest of the space was not explored")
+        }
+        reason if failed > 0 => format!("stopped early ({}): {failed} property failures found; nothing else is decided", reason.text()),
+        reason => format!("INCOMPLETE ({}): nothing is proven", reason.text()),
+    };
+    let memory = report.memory_bytes.map_or(String::new(), |b| format!(", {} MB", b >> 20));
+    println!(
+        "  {} states generated, {} unique, max depth {}, {:.1} s{memory}, symmetry {}; {verdict}",
+        report.states,
+        report.unique_states,
+        report.max_depth,
+        report.seconds,
+        if report.symmetry { "on" } else { "off" },
+    );
+    for property in &report.properties {
+        let verdict = match (property.holds, property.kind) {
+            (None, _) => "unknown (search incomplete)",
+            (Some(true), "sometimes") => "witnessed",
+            (Some(true), _) => "holds",
+            (Some(false), "sometimes") => "NEVER REACHED",
+            (Some(false), _) => "FAILS",
+        };
+        println!("  {:<10} {:<28} {}", property.kind, property.name, verdict);
+        if let Some(trace) = &property.counterexample {
+            match property.found_by {
+                Some(Found::Shortest) => println!("    shortest counterexample (breadth-first search), {} steps:", trace.len()),
+                _ => println!(
+                    "    a counterexample, {} steps, found by the depth-first search (the breadth-first search for a shortest one ran out of its budget; a shorter one may exist):",
+                    trace.len()
+                ),
+            }
+            print!("{trace}");
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct BugsArgs {
+    /// Which protocol's bugs; all by default.
+    #[arg(value_enum, default_value = "all")]
+    protocol: ProtocolArg,
+    /// Only the seed bugs, not the regressions and mutants.
+    #[arg(long)]
+    seed_only: bool,
+    /// Only the entries whose id contains this text.
+    #[arg(long)]
+    only: Option<String>,
+    /// Seconds allowed per catalogued bug.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    budget_seconds: u64,
+    /// `{"bugs":[…]}` on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn bugs(args: &BugsArgs) -> Result<u8, String> {
+    let names = args.protocol.names();
+    let budget = Duration::from_secs(args.budget_seconds);
+    let entries: Vec<_> = lockstep_model::catalogue()
+        .into_iter()
+        .filter(|e| names.contains(&e.protocol))
+        .filter(|e| !args.seed_only || e.kind == EntryKind::SeedBug)
+        .filter(|e| args.only.as_deref().is_none_or(|text| e.id.contains(text)))
+        .collect();
+    if entries.is_empty() {
+        return Err("no catalogue entry matches".into());
+    }
+    let mut runs: Vec<BugRun> = Vec::new();
+    for (n, entry) in entries.iter().enumerate() {
+        eprintln!("[{}/{}] {}", n + 1, entries.len(), entry.id);
+        let run = entry.run(budget);
+        if !args.json {
+            print_bug(&run);
+        }
+        runs.push(run);
+    }
+    let all = runs.iter().all(|r| r.reproduced);
+    if args.json {
+        println!("{}", serde_json::json!({ "bugs": runs }));
+    } else {
+        let reproduced = runs.iter().filter(|r| r.reproduced).count();
+        println!("{reproduced} of {} catalogued bugs reproduced", runs.len());
+    }
+    Ok(if all { EXIT_OK } else { EXIT_BUG_NOT_REPRODUCED })
+}
+
+fn print_bug(run: &BugRun) {
+    let status = if run.reproduced { "reproduced" } else { "NOT REPRODUCED" };
+    let basis = match run.basis {
+        lockstep_model::catalogue::Basis::ShippedCode => "shipped code",
+        lockstep_model::catalogue::Basis::Proposal => "a proposal, never built",
+        lockstep_model::catalogue::Basis::Lockstep => "lockstep",
+    };
+    println!("{}  [{}: {}; variant {}; property \"{}\"]  {status}", run.id, run.kind.text(), basis, run.variant, run.property);
+    println!("  {}", run.title);
+    println!("  source: {}", run.source);
+    if let Some(needs) = run.needs {
+        println!("  needs: {needs}");
+    }
+    match (&run.counterexample, run.unique_states) {
+        (Some(trace), _) => {
+            println!("  shortest counterexample, {} steps:", trace.len());
+            print!("{trace}");
+        }
+        (None, Some(states)) if run.reproduced => println!("  never reached in any of {states} states (exhaustive)"),
+        _ => {}
+    }
+    println!();
+}
+
+#[derive(Args)]
+pub struct ExploreArgs {
+    #[arg(value_enum)]
+    protocol: OneProtocol,
+    #[arg(long, default_value = "fixed")]
+    variant: String,
+    /// A named world (see `lockstep presets`); bounds given as flags override it.
+    #[arg(long)]
+    preset: Option<String>,
+    #[command(flatten)]
+    bounds: Bounds,
+    /// Port on 127.0.0.1.
+    #[arg(long, default_value_t = 3000)]
+    port: u16,
+}
+
+pub fn explore(args: &ExploreArgs) -> Result<u8, String> {
+    use stateright::Model;
+    let protocol = match args.protocol {
+        OneProtocol::Lock => "lock",
+        OneProtocol::Merge => "merge",
+        OneProtocol::Redo => "redo",
+    };
+    let mut worlds = worlds(protocol, &args.variant, args.preset.as_deref(), &args.bounds)?;
+    let (name, world) = worlds.swap_remove(0);
+    // The Explorer panics when it cannot bind: find out first, and say so.
+    let address = ("127.0.0.1", args.port);
+    std::net::TcpListener::bind(address).map_err(|e| format!("cannot listen on 127.0.0.1:{}: {e}", args.port))?;
+    eprintln!("Explorer for {protocol}/{} in world {name} on http://127.0.0.1:{} (Ctrl-C to stop)", args.variant, args.port);
+    match world {
+        WorldConfig::Lock(config) => {
+            LockModel::new(config)?.checker().serve(address);
+        }
+        WorldConfig::Merge(config) => {
+            MergeModel::new(config)?.checker().serve(address);
+        }
+        WorldConfig::Redo(config) => {
+            RedoModel::new(config)?.checker().serve(address);
+        }
+    }
+    Ok(EXIT_OK)
+}
+
+pub fn variants() -> Result<u8, String> {
+    println!("lock: {}", Variant::names().join(", "));
+    println!("merge: {}", MergeVariant::names().join(", "));
+    println!("redo: {}", RedoVariant::names().join(", "));
+    Ok(EXIT_OK)
+}
+
+pub fn presets() -> Result<u8, String> {
+    fn show<C>(protocol: &str, presets: Vec<Preset<C>>) {
+        for p in presets {
+            let marker = if p.default { "default" } else { "opt-in" };
+            println!("{protocol:<6} {:<20} {marker:<8} {}", p.name, p.about);
+        }
+    }
+    show("lock", lock::presets());
+    show("merge", merge::presets());
+    show("redo", redo::presets());
+    Ok(EXIT_OK)
+}
+
+#[derive(Args)]
+pub struct VectorsArgs {
+    /// `export`.
+    #[arg(value_parser = ["export"])]
+    action: String,
+    /// Only `lock` has vectors so far.
+    #[arg(value_parser = ["lock"])]
+    protocol: String,
+    /// Directory to write `<protocol>.json` into.
+    #[arg(long)]
+    out: std::path::PathBuf,
+    /// Behaviours in the seeded sample.
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    count: u64,
+    /// Operations per behaviour, at most.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=64))]
+    depth: u64,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+pub fn vectors(args: &VectorsArgs) -> Result<u8, String> {
+    eprintln!("generating {} vectors of at most {} operations (seed {})", args.count, args.depth, args.seed);
+    let file = lock::vectors::generate(args.count as usize, args.depth as usize, args.seed);
+    let path = args.out.join(format!("{}.json", args.protocol));
+    let text = serde_json::to_string_pretty(&file).expect("vectors serialise") + "\n";
+    // Write beside the target and rename, so a failed write leaves the old file whole.
+    let partial = args.out.join(format!(".{}.json.partial", args.protocol));
+    std::fs::create_dir_all(&args.out)
+        .and_then(|()| std::fs::write(&partial, text))
+        .and_then(|()| std::fs::rename(&partial, &path))
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    println!("wrote {} vectors to {}", file.vectors.len(), path.display());
+    Ok(EXIT_OK)
+}

@@ -1,0 +1,371 @@
+//! Path-lock steps as people read them: each line names the actor, the storage key, the entry
+//! and what the operation found or did; and the closing line of each property's counterexample.
+
+use super::{Head, Hold, LockAction, LockModel, LockState, Phase, Step};
+
+/// What a reader finds in a lock slot.
+pub fn head_text(model: &LockModel, head: Head) -> String {
+    let seed = model.variant().is_seed();
+    match head {
+        Head::Free if seed => "no lock file".into(),
+        Head::Free => "empty journal".into(),
+        Head::Empty { .. } if seed => "a zero-byte lock file".into(),
+        Head::Empty { .. } => "a zero-byte entry".into(),
+        Head::Held { owner, kind, token, tick } if seed => {
+            format!("c{owner}'s token {}:ts{token} (written at t{tick})", kind.letter())
+        }
+        Head::Held { owner, kind, token, tick } => {
+            format!("c{owner}'s acquire {} ticket {token} (at t{tick})", kind.letter())
+        }
+        Head::Released { token, .. } => format!("release of ticket {token}"),
+        Head::Withdrawn { token } => format!("withdraw of ticket {token}"),
+    }
+}
+
+fn key(model: &LockModel, path: u8, index: Option<u8>) -> String {
+    let name = model.tree.name(path);
+    match index {
+        None => {
+            let dir = if name == "/" { "" } else { name };
+            format!("{dir}/.path.ovlock")
+        }
+        Some(index) => format!("locks{name}#{index}"),
+    }
+}
+
+pub fn outcome_text(outcome: super::Outcome) -> &'static str {
+    use super::Outcome;
+    match outcome {
+        Outcome::Done => "done",
+        Outcome::Busy => "busy",
+        Outcome::TimedOut => "timed out",
+        Outcome::Exhausted => "retries exhausted",
+        Outcome::LeaseLost => "lease lost",
+        Outcome::Fenced => "fenced",
+        Outcome::Error => "storage error",
+    }
+}
+
+fn phase_text(phase: Phase) -> String {
+    match phase {
+        Phase::Acquiring { step: Step::Wait { .. }, .. } => "waits".into(),
+        Phase::Acquiring { .. } => "continues".into(),
+        Phase::Holding(Hold::Ready) => "HOLDS its locks".into(),
+        Phase::Holding(_) => "holds".into(),
+        Phase::Releasing { outcome } => format!("releases ({})", outcome_text(outcome)),
+        Phase::BackingOff => "backs off: releases what it holds, then starts over".into(),
+        Phase::Finished(outcome) => format!("finishes: {}", outcome_text(outcome)),
+        Phase::Crashed => "crashed".into(),
+        Phase::Idle => "idle".into(),
+    }
+}
+
+/// One line for one step of the path-lock model.
+pub fn describe(model: &LockModel, last: &LockState, action: LockAction, next: &LockState) -> (String, String) {
+    let seed = model.variant().is_seed();
+    match action {
+        LockAction::Tick => ("clock".into(), format!("time advances to t{}", next.now)),
+        LockAction::Crash(c) => (format!("c{c}"), "CRASHES (its stored locks stay)".into()),
+        LockAction::GiveUp(c) => (format!("c{c}"), "deadline passes: gives up waiting".into()),
+        LockAction::TornRefresh(c) => (
+            format!("c{c}"),
+            "storage crashes mid-overwrite: the lock file is left with zero bytes; the refresh error is only logged".into(),
+        ),
+        LockAction::Renew(c, lock) => {
+            let plan = model.plan(last, c as usize, lock);
+            let slot = last.slots[plan.path as usize];
+            let text = if seed {
+                format!("refresh: read {} → {}", key(model, plan.path, None), head_text(model, slot.head))
+            } else {
+                let ok = next.slots[plan.path as usize].len > slot.len;
+                format!("renew: create {} → {}", key(model, plan.path, Some(slot.len)), if ok { "ok" } else { "already exists (lock lost)" })
+            };
+            (format!("c{c}"), text)
+        }
+        LockAction::RenewAmbiguous(c, lock) => {
+            let plan = model.plan(last, c as usize, lock);
+            let slot = last.slots[plan.path as usize];
+            let ok = next.slots[plan.path as usize].len > slot.len;
+            (
+                format!("c{c}"),
+                format!(
+                    "renew: create {} → {}, but the reply is lost (error; the read-back fails too: it keeps its old lease)",
+                    key(model, plan.path, Some(slot.len)),
+                    if ok { "landed" } else { "already exists" }
+                ),
+            )
+        }
+        LockAction::Fail(c) | LockAction::Ambiguous(c) => {
+            let landed = matches!(action, LockAction::Ambiguous(_));
+            (format!("c{c}"), describe_fault(model, last, c as usize, next, landed))
+        }
+        LockAction::ReapExpired(path) | LockAction::ForceRelease(path) | LockAction::Recover(path) => {
+            let slot = last.slots[path as usize];
+            let actor = match action {
+                LockAction::ReapExpired(_) => "cleaner",
+                LockAction::ForceRelease(_) => "operator",
+                _ => "recovery",
+            };
+            (
+                actor.into(),
+                format!("read {} → {}; create {} = release → ok", key(model, path, Some(slot.len.saturating_sub(1))), head_text(model, slot.head), key(model, path, Some(slot.len))),
+            )
+        }
+        LockAction::Step(c) => (format!("c{c}"), describe_client_step(model, last, c as usize, next)),
+    }
+}
+
+/// A store fault on a client's next operation, and what the client makes of it.
+fn describe_fault(model: &LockModel, last: &LockState, client: usize, next: &LockState, landed: bool) -> String {
+    let op = match model.next_op(last, client) {
+        Some(super::StoreOp::Read) => "read",
+        Some(super::StoreOp::Create) => "create",
+        Some(super::StoreOp::Write) => "write",
+        Some(super::StoreOp::Remove) => "rm",
+        None => "operation",
+    };
+    let what = if landed {
+        format!("STORE FAULT: its {op} lands, but the reply is lost (error)")
+    } else {
+        format!("STORE FAULT: its {op} fails (error, no effect)")
+    };
+    let reaction = match (model.variant().is_seed(), op) {
+        (true, "read") => "_read_token returns None: read as no lock",
+        (true, "write") => "_create_lock_file raised: return False",
+        (true, "rm") => "_remove_lock_file returns False, which nobody checks",
+        (false, "read") if model.variant().has(super::Mutation::FailOpenRead) => "read as an empty journal",
+        (false, "read") => "the acquisition fails closed",
+        (false, "create") if !matches!(last.clients[client].phase, Phase::Releasing { .. } | Phase::BackingOff) => {
+            "the outcome is unknown: read the key back"
+        }
+        _ => "",
+    };
+    let reaction = if reaction.is_empty() { String::new() } else { format!(" ({reaction})") };
+    format!("{what}{reaction}; {}", phase_text(next.clients[client].phase))
+}
+
+fn describe_client_step(model: &LockModel, last: &LockState, client: usize, next: &LockState) -> String {
+    let seed = model.variant().is_seed();
+    let me = &last.clients[client];
+    let after = phase_text(next.clients[client].phase);
+    match me.phase {
+        Phase::Acquiring { lock, step } => {
+            let plan = model.plan(last, client, lock);
+            let what = format!("[{} {}]", plan.kind.letter(), model.tree.name(plan.path));
+            let read = |path: u8| {
+                let slot = last.slots[path as usize];
+                let index = if seed { None } else { Some(slot.len.saturating_sub(1)) };
+                format!("read {} → {}", key(model, path, index), head_text(model, slot.head))
+            };
+            let text = match step {
+                Step::CheckSame => read(plan.path),
+                Step::Check(j) => read(plan.pre[j as usize].path),
+                Step::Wait { check, recheck } => {
+                    let path = if recheck { plan.re[check as usize].path } else { plan.pre[check as usize].path };
+                    format!("wait over: {}", read(path))
+                }
+                Step::Recheck(j) => format!("re-check: {}", read(plan.re[j as usize].path)),
+                Step::Verify => format!("verify: {}", read(plan.path)),
+                Step::ClaimTicket => format!("create tickets#{} → ok: ticket {}", next.tickets, next.tickets),
+                Step::Create | Step::WriteEntry => {
+                    let slot = last.slots[plan.path as usize];
+                    let ok = next.slots[plan.path as usize] != slot;
+                    let index = if step == Step::Create { me.seen_len } else { me.seen_len };
+                    let entry = if step == Step::Create && model.variant().has(super::Mutation::CreateThenWrite) {
+                        "(empty)".to_string()
+                    } else {
+                        format!("acquire {} ticket {}", plan.kind.letter(), me.ticket)
+                    };
+                    let verb = if step == Step::Create { "create" } else { "write" };
+                    format!("{verb} {} = {entry} → {}", key(model, plan.path, Some(index)), if ok { "ok" } else { "already exists" })
+                }
+                Step::Write => format!(
+                    "write {} = {}:ts{}:{} (blind overwrite of {})",
+                    key(model, plan.path, None),
+                    client,
+                    last.now + model.spec(client).skew_ticks,
+                    plan.kind.letter(),
+                    head_text(model, last.slots[plan.path as usize].head)
+                ),
+                Step::Reap { check, recheck } => {
+                    let path = if recheck { plan.re[check as usize].path } else { plan.pre[check as usize].path };
+                    let slot = last.slots[path as usize];
+                    let ok = next.slots[path as usize] != slot;
+                    format!("release expired {}: create {} = release → {}", head_text(model, slot.head), key(model, path, Some(slot.len)), if ok { "ok" } else { "already exists" })
+                }
+                Step::RmStale(path) if model.config.stale_unremovable => format!(
+                    "rm {} (judged stale) → fails (permission denied); the loop starts over at once: no sleep, no deadline check",
+                    key(model, path, None)
+                ),
+                Step::RmStale(path) => format!("rm {} (judged stale; now removes {})", key(model, path, None), head_text(model, last.slots[path as usize].head)),
+                Step::RmOwn { .. } => format!("back off: rm {} (removes {})", key(model, plan.path, None), head_text(model, last.slots[plan.path as usize].head)),
+                Step::Withdraw { .. } => {
+                    let ok = next.slots[plan.path as usize] != last.slots[plan.path as usize];
+                    format!("create {} = withdraw → {}", key(model, plan.path, Some(me.seen_len + 1)), if ok { "ok" } else { "not ours or already exists" })
+                }
+                Step::ReadBack => {
+                    let found = if me.landed { format!("our acquire ticket {}", me.ticket) } else { "nothing".into() };
+                    format!("read back {} → {found}", key(model, plan.path, Some(me.seen_len)))
+                }
+            };
+            format!("{what} {text}; {after}")
+        }
+        Phase::Holding(Hold::Ready) if seed => {
+            let tokens: Vec<String> = me.held.iter().flatten().map(|h| format!("ts{}", h.token)).collect();
+            format!("guarded write with token {} → accepted (nothing checks tokens); {after}", tokens.join("+"))
+        }
+        Phase::Holding(Hold::Ready) => {
+            let ok = matches!(next.clients[client].phase, Phase::Holding(Hold::LeaseChecked));
+            format!("check own lease → {}", if ok { "live" } else { "expired" })
+        }
+        Phase::Holding(Hold::LeaseChecked) => {
+            let tokens: Vec<String> = me.held.iter().flatten().map(|h| h.token.to_string()).collect();
+            let accepted = next.accepted != last.accepted || !matches!(next.clients[client].phase, Phase::Releasing { outcome: super::Outcome::Fenced } | Phase::Finished(super::Outcome::Fenced));
+            format!("guarded write with token {} → {}", tokens.join("+"), if accepted { "accepted" } else { "REJECTED (stale token)" })
+        }
+        Phase::Holding(Hold::Refreshing(lock)) => {
+            let path = model.plan(last, client, lock).path;
+            format!("refresh: overwrite {} with a new timestamp (replaces {})", key(model, path, None), head_text(model, last.slots[path as usize].head))
+        }
+        Phase::Releasing { .. } | Phase::BackingOff => {
+            let lock = me.held.iter().rposition(Option::is_some).unwrap_or(0);
+            let path = model.plan(last, client, lock as u8).path;
+            let slot = last.slots[path as usize];
+            if seed {
+                format!("release: rm {} (removes {}); {after}", key(model, path, None), head_text(model, slot.head))
+            } else {
+                let ok = next.slots[path as usize] != slot;
+                let index = me.held[lock].map_or(0, |h| h.index + 1);
+                format!("release: create {} = release → {}; {after}", key(model, path, Some(index)), if ok { "ok" } else { "already exists (nothing to release)" })
+            }
+        }
+        Phase::Idle | Phase::Finished(_) | Phase::Crashed => "nothing".into(),
+    }
+}
+
+/// The setup lines of a trace: what each client does.
+pub fn setup(model: &LockModel, init: &LockState) -> Vec<String> {
+    (0..model.config.clients.len())
+        .map(|c| {
+            let me = &init.clients[c];
+            let spec = model.spec(c);
+            let locks: Vec<String> = model.plans[me.mode as usize]
+                .iter()
+                .map(|p| format!("{} {}", p.kind.letter(), model.tree.name(p.path)))
+                .collect();
+            let mode = match model.modes[me.mode as usize] {
+                super::Mode::Point(_) => "point",
+                super::Mode::Subtree(_) => "subtree",
+                super::Mode::Mv(..) => "mv",
+            };
+            let timeout = match spec.timeout {
+                super::Timeout::Zero => "lock_timeout=0",
+                super::Timeout::Bounded => "waits until time runs out",
+                super::Timeout::Forever => "waits forever",
+            };
+            let skew = if spec.skew_ticks > 0 { format!(", clock +{} ticks", spec.skew_ticks) } else { String::new() };
+            format!("c{c}: {mode} → {} ({timeout}{skew})", locks.join(", "))
+        })
+        .collect()
+}
+
+/// The stable, readable form of an action (the `action` field of a trace step).
+pub fn action_name(model: &LockModel, action: LockAction) -> String {
+    match action {
+        LockAction::Step(c) => format!("step c{c}"),
+        LockAction::Fail(c) => format!("fail c{c}"),
+        LockAction::Ambiguous(c) => format!("ambiguous c{c}"),
+        LockAction::GiveUp(c) => format!("give-up c{c}"),
+        LockAction::Crash(c) => format!("crash c{c}"),
+        LockAction::TornRefresh(c) => format!("torn-refresh c{c}"),
+        LockAction::Renew(c, lock) => format!("renew c{c} lock {lock}"),
+        LockAction::RenewAmbiguous(c, lock) => format!("renew-ambiguous c{c} lock {lock}"),
+        LockAction::Tick => "tick".into(),
+        LockAction::ReapExpired(path) => format!("cleaner {}", model.tree.name(path)),
+        LockAction::ForceRelease(path) => format!("force-release {}", model.tree.name(path)),
+        LockAction::Recover(path) => format!("recover {}", model.tree.name(path)),
+    }
+}
+
+fn lock_names(model: &LockModel, state: &LockState, client: usize) -> Vec<String> {
+    model
+        .live_locks(state, client)
+        .iter()
+        .map(|(path, kind, _)| format!("{} {}", kind.letter(), model.tree.name(*path)))
+        .collect()
+}
+
+/// The closing line of a counterexample of `property`: what its last state breaks, in words.
+pub fn conclusion(model: &LockModel, property: &str, path: &[(LockState, Option<LockAction>)]) -> Option<String> {
+    let (state, _) = path.last()?;
+    let last_actor = path.iter().rev().find_map(|(_, a)| match a {
+        Some(LockAction::Step(c) | LockAction::Fail(c) | LockAction::Ambiguous(c) | LockAction::GiveUp(c)) => Some(*c as usize),
+        _ => None,
+    });
+    let clients = || model.clients();
+    let text = match property {
+        "mutual exclusion" => {
+            let holders: Vec<String> = clients()
+                .filter(|c| !model.live_locks(state, *c).is_empty())
+                .map(|c| format!("c{c} holds {}", lock_names(model, state, c).join(" + ")))
+                .collect();
+            format!("{}, and these locks conflict", holders.join(" while "))
+        }
+        "fencing" => {
+            let who = last_actor.map_or("a zombie".into(), |c| format!("c{c}"));
+            format!("the resource accepted {who}'s write with a token older than one it had already accepted")
+        }
+        "live holder never fenced" => {
+            let who = last_actor.map_or("a holder".into(), |c| format!("c{c}"));
+            format!("the resource rejected {who}'s write although its lease was live and its lock not revoked")
+        }
+        "aba safety" => {
+            let lost: Vec<String> = clients()
+                .flat_map(|c| model.live_locks(state, c).into_iter().map(move |lock| (c, lock)))
+                .filter(|(c, (path, _, held))| {
+                    !matches!(state.slots[*path as usize].head,
+                        Head::Held { owner, token, .. } if owner as usize == *c && token == held.token)
+                })
+                .map(|(c, (path, kind, _))| {
+                    format!(
+                        "c{c} still holds {} {} (live, not revoked), but storage shows {}",
+                        kind.letter(),
+                        model.tree.name(path),
+                        head_text(model, state.slots[path as usize].head)
+                    )
+                })
+                .collect();
+            lost.join("; ")
+        }
+        "no stuck lock" => "a lock its owner no longer uses can never be freed: neither recovery nor expiry applies to it".into(),
+        "no deadlock" => {
+            let stuck: Vec<String> = clients().filter(|c| !state.clients[*c].is_finished()).map(|c| format!("c{c}")).collect();
+            format!("nothing can happen any more, and {} never finish", stuck.join(", "))
+        }
+        "no wait cycle" => {
+            let waiting: Vec<String> = clients()
+                .filter(|c| matches!(state.clients[*c].phase, Phase::Acquiring { step: Step::Wait { .. }, .. }))
+                .map(|c| format!("c{c}"))
+                .collect();
+            format!("{} wait for each other's entries in a cycle", waiting.join(" and "))
+        }
+        "no livelock" => {
+            let outcomes: Vec<String> = clients()
+                .map(|c| match state.clients[c].phase {
+                    Phase::Finished(outcome) => format!("c{c} {}", outcome_text(outcome)),
+                    _ => format!("c{c} ?"),
+                })
+                .collect();
+            format!("every client failed with no crash, expiry, cleanup or fault, and no deadline passed: {}", outcomes.join(", "))
+        }
+        "bounded retries" => {
+            let over: Vec<String> = clients()
+                .filter(|c| state.clients[*c].restarts > model.spec(*c).retries)
+                .map(|c| format!("c{c} started over {} times on a budget of {}", state.clients[c].restarts, model.spec(c).retries))
+                .collect();
+            over.join("; ")
+        }
+        _ => return None,
+    };
+    Some(text)
+}

@@ -1,0 +1,84 @@
+//! lockstep's merge-lock protocol (specs/merge.md), step by step.
+//!
+//! The lock state is the newest entry of the child's merge-lock journal, found by probing, never
+//! from a HEAD pointer; the lock's index fences its holder. A merge commit is keyed by the TAIL
+//! it starts from, readers count the first commit per key only, and a merger moves TAIL to the
+//! end of that first commit, so a repeated merge, a crash between the parent append and the TAIL
+//! move, or a zombie's late append changes nothing. TAIL/BASE moves by compare-and-swap on its
+//! version; `unlock` is created right after the holder's own `lock`.
+
+use super::{Commit, LockEntry, MStep, MergeModel, MergeMutation, MergeState};
+
+pub fn step(model: &MergeModel, state: &mut MergeState, m: usize) -> bool {
+    let variant = model.variant();
+    let me = state.mergers[m];
+    let set = |state: &mut MergeState, step: MStep| state.mergers[m].step = step;
+    match me.step {
+        MStep::ReadLock => {
+            let never_free = variant.has(MergeMutation::LockNeverFree) && state.lock_len > 0;
+            if matches!(state.lock_newest, LockEntry::Lock { .. }) || never_free {
+                return false; // locked: wait until it changes
+            }
+            state.mergers[m].seen = state.lock_len;
+            set(state, MStep::CreateLock);
+        }
+        MStep::CreateLock => {
+            let blind = variant.has(MergeMutation::LockBlindPut);
+            if blind || state.lock_len == me.seen {
+                state.lock_len = state.lock_len.max(me.seen + 1);
+                state.lock_newest = LockEntry::Lock { holder: m as u8 };
+                state.mergers[m].lock_index = me.seen;
+                set(state, MStep::ReadTail);
+            } else if me.retries_left > 0 {
+                state.mergers[m].retries_left -= 1;
+                set(state, MStep::ReadLock);
+            } else {
+                set(state, MStep::Done); // gives up: the lock stays busy
+            }
+        }
+        MStep::ReadTail => {
+            state.mergers[m].tail = state.tail;
+            state.mergers[m].tail_version = state.tail_version;
+            set(state, MStep::ReadChild);
+        }
+        MStep::ReadChild => {
+            state.mergers[m].cut = state.child_len;
+            set(state, if state.child_len == me.tail { MStep::CreateUnlock } else { MStep::AppendParent });
+        }
+        MStep::AppendParent => {
+            let Some(slot) = state.parent.iter_mut().find(|c| c.is_none()) else { return false };
+            *slot = Some(Commit { from: me.tail, to: me.cut, by: m as u8 });
+            set(state, MStep::ReadParent);
+        }
+        MStep::ReadParent => {
+            let first = state.parent.iter().flatten().find(|c| c.from == me.tail).expect("ours at least");
+            state.mergers[m].target = if variant.has(MergeMutation::TailToOwnCut) { me.cut } else { first.to };
+            set(state, MStep::MoveTail);
+        }
+        MStep::MoveTail => {
+            if state.tail_version == me.tail_version {
+                if me.target < state.tail {
+                    state.tail_regressed = true;
+                }
+                state.tail = me.target;
+                state.tail_version += 1;
+                state.mergers[m].merged = true;
+            }
+            set(state, MStep::CreateUnlock);
+        }
+        MStep::CreateUnlock => {
+            // Right after our own `lock`.
+            let index = if variant.has(MergeMutation::BlindUnlock) { state.lock_len } else { me.lock_index + 1 };
+            if state.lock_len == index {
+                if me.revoked && matches!(state.lock_newest, LockEntry::Lock { holder } if holder as usize != m) {
+                    state.zombie_completed = true;
+                }
+                MergeModel::append_lock_entry(state, LockEntry::Unlock);
+            }
+            set(state, MStep::Done);
+        }
+        MStep::WriteHead | MStep::WriteHeadAfterUnlock => unreachable!("only the seed keeps a HEAD pointer"),
+        MStep::Done | MStep::Crashed => return false,
+    }
+    true
+}

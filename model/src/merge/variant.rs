@@ -1,0 +1,30 @@
+//! Which merge-lock protocol the model runs: the seeds (the proposal of brimdata/zed #2971 on
+//! the 2021 prototype, the 2021 code without a lock, the proposal on a store without
+//! create-if-absent), lockstep's `fixed` protocol, or `fixed` with one planted defect.
+
+crate::variants! {
+    protocol: "merge",
+    /// One planted defect in the fixed merge protocol.
+    pub enum MergeMutation {
+        /// `lock` written by blind put instead of create-if-absent.
+        LockBlindPut = "lock-blind-put": "`lock` is a blind put",
+        /// Readers count every merge commit, not the first per starting TAIL (no dedupe).
+        NoDedupe = "no-dedupe": "readers count repeated merge commits",
+        /// TAIL moves to the merger's own cut, not to the end of the first commit for that TAIL.
+        TailToOwnCut = "tail-to-own-cut": "TAIL moves to the merger's own cut",
+        /// Recovery never releases a crashed holder's lock.
+        NoRecovery = "no-recovery": "recovery never releases a crashed holder's lock",
+        /// `unlock` is appended after whatever entry is newest, not after the holder's own `lock`.
+        BlindUnlock = "blind-unlock": "`unlock` after the newest entry, not the holder's own `lock`",
+        /// A merger only locks an empty lock journal.
+        LockNeverFree = "lock-never-free": "a merger only locks an empty journal",
+    }
+    pub enum MergeVariant {
+        /// The proposal of brimdata/zed #2971 as written, on the 2021 prototype (HEAD pointer).
+        Seed = "seed",
+        /// The 2021 code: merge without any lock.
+        SeedLockFree = "seed-lockfree",
+        /// The proposal on S3 before conditional writes: `lock` is a blind put.
+        SeedBlindPut = "seed-blind-put",
+    }
+}
