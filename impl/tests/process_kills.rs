@@ -238,7 +238,7 @@ fn a_paused_zombie_write_is_rejected() {
 #[cfg(feature = "mutants")]
 #[test]
 fn the_checker_catches_a_skipped_recheck() {
-    let mut run = Run::new(Some("skip-recheck"));
+    let run = Run::new(Some("skip-recheck"));
     for _ in 0..30 {
         let workers: Vec<Worker> =
             [("subtree", &["/a"][..]), ("point", &["/a/b"][..])].iter().map(|(m, p)| run.spawn(m, p, "0", "300", 150)).collect();

@@ -46,6 +46,8 @@ pub struct Budget {
 
 /// How often (in admitted states) the resident memory is read from /proc.
 const MEMORY_SAMPLE_EVERY: u64 = 1 << 14;
+/// How often (in admitted states) the clock is read.
+const CLOCK_SAMPLE_EVERY: u64 = 1 << 8;
 
 impl Budget {
     pub fn new(deadline: Option<Instant>, memory_max_bytes: Option<u64>) -> Budget {
@@ -56,17 +58,21 @@ impl Budget {
         Budget::new(Some(deadline), None)
     }
 
-    /// Whether a new state may still be explored (call from `within_boundary`).
+    /// Whether a new state may still be explored (call from `within_boundary`). The clock is
+    /// read every [`CLOCK_SAMPLE_EVERY`] calls and the memory every [`MEMORY_SAMPLE_EVERY`].
     pub fn allows(&self) -> bool {
         if self.cut.load(Ordering::Relaxed) != 0 {
             return false;
         }
-        if self.deadline.is_some_and(|d| Instant::now() >= d) {
+        if self.deadline.is_none() && self.memory_max_bytes.is_none() {
+            return true;
+        }
+        let calls = self.calls.fetch_add(1, Ordering::Relaxed);
+        if calls % CLOCK_SAMPLE_EVERY == 0 && self.deadline.is_some_and(|d| Instant::now() >= d) {
             self.cut.store(1, Ordering::Relaxed);
             return false;
         }
         if let Some(max) = self.memory_max_bytes {
-            let calls = self.calls.fetch_add(1, Ordering::Relaxed);
             if calls % MEMORY_SAMPLE_EVERY == 0 && resident_bytes().is_some_and(|rss| rss >= max) {
                 self.cut.store(2, Ordering::Relaxed);
                 return false;
@@ -154,11 +160,13 @@ pub struct CheckOptions {
     pub progress: bool,
     /// Do not canonicalise states even where the model allows it (to cross-check symmetry).
     pub no_symmetry: bool,
+    /// What progress lines call this search (default: `protocol/variant`).
+    pub label: Option<String>,
 }
 
 impl Default for CheckOptions {
     fn default() -> Self {
-        CheckOptions { threads: 1, timeout: None, max_states: None, max_memory_bytes: None, progress: false, no_symmetry: false }
+        CheckOptions { threads: 1, timeout: None, max_states: None, max_memory_bytes: None, progress: false, no_symmetry: false, label: None }
     }
 }
 
@@ -275,7 +283,7 @@ where
         builder = builder.target_state_count(count);
     }
     let checker = builder.spawn_dfs();
-    let label = format!("{}/{}", model.protocol(), model.variant_name());
+    let label = options.label.clone().unwrap_or_else(|| format!("{}/{}", model.protocol(), model.variant_name()));
     let mut memory_seen = resident_bytes();
     let mut last_line = Instant::now();
     while !checker.is_done() {

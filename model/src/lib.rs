@@ -12,6 +12,7 @@ pub mod catalogue;
 pub mod check;
 pub mod lock;
 pub mod merge;
+pub mod packed;
 pub mod preset;
 pub mod redo;
 pub mod trace;

@@ -142,6 +142,7 @@ impl Harness {
         let Some((path, index)) = LockPath::parse_entry_key(key.as_str()) else { return Ok(None) };
         let entry = Entry::decode(key.as_str(), bytes).map_err(|e| fail(e.to_string()))?;
         let kind = |k: LockKind| if k == LockKind::Point { Kind::Point } else { Kind::Subtree };
+        let marks = entry.marks();
         let head = match entry {
             Entry::Acquire { owner, kind: k, ticket, .. } | Entry::Renew { owner, kind: k, ticket, .. } => {
                 let owner = self.client_of(&owner).ok_or_else(|| fail(format!("unknown owner {owner}")))?;
@@ -150,7 +151,7 @@ impl Harness {
             Entry::Release { kind: k, ticket, .. } => Head::Released { kind: kind(k), token: ticket as u8 },
             Entry::Withdraw { ticket, .. } => Head::Withdrawn { token: ticket as u8 },
         };
-        Ok(Some(format!("{path}#{index} {head:?}")))
+        Ok(Some(format!("{path}#{index} {head:?} marks {}/{}", marks.subtree, marks.any)))
     }
 
     /// Whether a create re-made an index the model's journal already has: a stray left by a
@@ -252,6 +253,7 @@ impl Harness {
                 match (&result, self.cursor.state.clients[c].phase) {
                     (Ok(_), Phase::Holding(Hold::Ready)) => {}
                     (Err(LockError::Busy { .. }), Phase::Finished(Outcome::Busy)) => {}
+                    (Err(LockError::RetriesExhausted { .. }), Phase::Finished(Outcome::Exhausted)) => {}
                     (other, phase) => return Err(fail(format!("implementation: {other:?}; model: {phase:?}\n{}", self.behaviour()))),
                 }
                 self.clients[c].guard = result.ok();
@@ -347,8 +349,8 @@ impl Harness {
         let concrete = self.rt.block_on(inspect(&*self.shared, &self.cursor.model.tree, |owner| self.client_of(owner))).map_err(|e| fail(e.to_string()))?;
         for p in 0..TREE.len() {
             let model_slot = self.cursor.state.slots[p];
-            let expected = (model_slot.len, erase_tick(model_slot.head));
-            let actual = (concrete.slots[p].len, concrete.slots[p].head);
+            let expected = (model_slot.len, erase_tick(model_slot.head), model_slot.prior);
+            let actual = (concrete.slots[p].len, concrete.slots[p].head, concrete.slots[p].prior);
             if expected != actual {
                 return Err(fail(format!("{}: implementation {actual:?}, model {expected:?}\n{}", TREE[p], self.behaviour())));
             }
@@ -376,7 +378,7 @@ fn effect(before: &LockState, after: &LockState) -> Option<String> {
     }
     (0..TREE.len()).find(|p| after.slots[*p] != before.slots[*p]).map(|p| {
         let slot = after.slots[p];
-        format!("{}#{} {:?}", TREE[p], slot.len - 1, erase_tick(slot.head))
+        format!("{}#{} {:?} marks {}/{}", TREE[p], slot.len - 1, erase_tick(slot.head), slot.prior.subtree, slot.prior.any)
     })
 }
 

@@ -416,7 +416,7 @@ async fn recovery_releases_dead_owners_only() {
         child.wait().unwrap();
         let here = ProcessId::current();
         let dead = ProcessId { pid, start, ..here.clone() }.owner();
-        let entry = lockstep::lock::Entry::Acquire { owner: dead.clone(), kind: LockKind::Point, ticket: 1, lease_ms: 300_000, written_at_ms: 0 };
+        let entry = lockstep::lock::Entry::Acquire { owner: dead.clone(), kind: LockKind::Point, ticket: 1, lease_ms: 300_000, written_at_ms: 0, marks: Default::default() };
         let _ = store.create(&LockPath::new("/dead").unwrap().entry_key(0), &entry.encode()).await.unwrap();
         let alive = LockManager::start(Arc::clone(&store), fast_fail()).await.unwrap();
         let kept = alive.lock(op(LockMode::Point, &["/alive"])).await.unwrap();

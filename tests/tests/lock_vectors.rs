@@ -10,7 +10,7 @@ use lockstep::lock::owner::ProcessId;
 use lockstep::lock::{force_release, recover, FencedLog, Guard, LockKind, LockManager, LockMode, LockOptions, LockPath, Operation};
 use lockstep::store::{FaultyStore, MemStore, Store};
 use lockstep_model::lock::{Head, Kind};
-use lockstep_model::vectors::{self, JournalState, NewestEntry, VectorFile, VectorOp};
+use lockstep_model::lock::vectors::{self, JournalMarks, JournalState, NewestEntry, VectorFile, VectorOp};
 
 const FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../specs/vectors/lock.json");
 
@@ -73,7 +73,8 @@ fn observed(rt: &tokio::runtime::Runtime, shared: &Arc<dyn Store>, clients: &[Cl
             Head::Withdrawn { token } => NewestEntry::Withdraw { ticket: token },
             Head::Empty { .. } => panic!("zero-byte entry"),
         };
-        journals.push(JournalState { path: name.to_string(), len: slot.len, newest });
+        let marks = JournalMarks { subtree: slot.prior.subtree, any: slot.prior.any };
+        journals.push(JournalState { path: name.to_string(), len: slot.len, newest, marks });
     }
     (journals, state.tickets as u8)
 }

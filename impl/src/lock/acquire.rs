@@ -172,7 +172,7 @@ pub(crate) async fn acquire_one(
         let next = head.as_ref().map_or(0, |n| n.index + 1);
         let seen = see(shared, me, path, head.as_ref());
         if let Some((_, ticket, _, _, false)) = seen.holder {
-            if held_newest.is_some_and(|held| ticket < held) && !crate::mutants::active(crate::mutants::Mutant::NoWaitDie) {
+            if must_back_off(deadline, held_newest, ticket) {
                 return Ok(Acquired::BackOff);
             }
             wait_until_changed(shared, me, path, true, deadline).await?;
@@ -268,6 +268,14 @@ async fn conflicting(shared: &Shared, path: &LockPath, kind: LockKind) -> Result
     Ok(out)
 }
 
+/// Wait-die: an operation that holds a lock younger than a live contender must not wait for it
+/// (the contender may be waiting for that lock). `lock_timeout = 0` never waits, so it fails as
+/// busy instead.
+fn must_back_off(deadline: Deadline, held_newest: Option<u64>, ticket: u64) -> bool {
+    let waits = !matches!(deadline, Deadline::Now);
+    waits && held_newest.is_some_and(|held| ticket < held) && !crate::mutants::active(crate::mutants::Mutant::NoWaitDie)
+}
+
 /// What the pre-check of the other paths found.
 enum PreCheck {
     Clear,
@@ -284,7 +292,7 @@ async fn pre_check_others(shared: &Shared, me: &str, path: &LockPath, kind: Lock
             continue;
         }
         if !expired {
-            if held_newest.is_some_and(|held| ticket < held) && !crate::mutants::active(crate::mutants::Mutant::NoWaitDie) {
+            if must_back_off(deadline, held_newest, ticket) {
                 return Ok(PreCheck::BackOff);
             }
             wait_until_changed(shared, me, &other, any_kind, deadline).await?;

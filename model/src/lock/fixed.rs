@@ -461,9 +461,11 @@ fn acquire(model: &LockModel, state: &mut LockState, client: usize, lock: u8, st
                 Found::Expired => set(state, Step::Reap { check: index, recheck: false }),
                 Found::Live => {
                     state.clients[client].contended = true;
-                    if must_back_off(model, state, client, plan.pre[index as usize]) {
+                    // Wait-die concerns waiters only: lock_timeout 0 fails at once anyway.
+                    let waits = model.spec(client).timeout.waits();
+                    if waits && must_back_off(model, state, client, plan.pre[index as usize]) {
                         back_off(model, state, client);
-                    } else if model.spec(client).timeout.waits() {
+                    } else if waits {
                         set(state, Step::Wait { check: index, recheck: false });
                     } else {
                         model.finish_with(state, client, Outcome::Busy);

@@ -239,7 +239,7 @@ impl Client {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LockState {
     /// True time in ticks.
     pub now: u8,
@@ -265,6 +265,23 @@ pub struct LockState {
     /// Store faults (a failed or ambiguous operation) still allowed in this behaviour.
     pub faults_left: u8,
 }
+
+crate::packed_hash!(LockState {
+    now,
+    tickets,
+    crashes_left,
+    reaps_left,
+    forces_left,
+    slots,
+    accepted,
+    clients,
+    stale_write_accepted,
+    live_write_rejected,
+    disturbed,
+    took_over,
+    stale_write_rejected,
+    faults_left,
+});
 
 /// Canonical form under permutation of interchangeable clients: sort clients by (class, local
 /// state) and rename owners in storage to match. Sound for the fixed protocol because none of its

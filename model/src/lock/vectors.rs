@@ -14,7 +14,7 @@ use super::{
     ClientSpec, Head, Hold, Kind, LockAction, LockConfig, LockModel, LockState, Mode, Outcome, Phase, Step, Timeout, Variant,
 };
 
-pub const FORMAT: &str = "lockstep-vectors/1";
+pub const FORMAT: &str = "lockstep-vectors/2";
 pub const TREE: [&str; 4] = ["/", "/a", "/a/b", "/c"];
 
 /// One operation of a vector.
@@ -36,12 +36,20 @@ pub enum NewestEntry {
     Withdraw { ticket: u8 },
 }
 
+/// The high-water marks the newest entry carries (specs/lock.md §4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JournalMarks {
+    pub subtree: u8,
+    pub any: u8,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JournalState {
     pub path: String,
     /// Newest index + 1.
     pub len: u8,
     pub newest: NewestEntry,
+    pub marks: JournalMarks,
 }
 
 /// The expected abstract state after an operation.
@@ -195,7 +203,8 @@ pub fn expected(state: &LockState, outcome: String) -> Expected {
             Head::Withdrawn { token } => NewestEntry::Withdraw { ticket: token },
             Head::Empty { .. } => unreachable!("the fixed protocol writes whole entries"),
         };
-        journals.push(JournalState { path: name.to_string(), len: slot.len, newest });
+        let marks = JournalMarks { subtree: slot.prior.subtree, any: slot.prior.any };
+        journals.push(JournalState { path: name.to_string(), len: slot.len, newest, marks });
     }
     Expected { outcome, journals, tickets: state.tickets }
 }

@@ -212,9 +212,13 @@ pub struct CheckArgs {
     preset: Option<String>,
     #[command(flatten)]
     bounds: Bounds,
-    /// Checker threads (1 is usually fastest on 2 cores).
+    /// Checker threads per search (1 is usually fastest: stateright's threads share one
+    /// visited set).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     threads: u16,
+    /// Worlds checked at once (each search on its own core). Default: the number of cores.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=64))]
+    jobs: Option<u16>,
     /// Stop each search after this many seconds; it is then reported incomplete (exit 3).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     max_seconds: Option<u64>,
@@ -237,6 +241,7 @@ pub struct CheckArgs {
 }
 
 /// One world to check.
+#[derive(Clone)]
 enum WorldConfig {
     Lock(LockConfig),
     Merge(MergeConfig),
@@ -314,6 +319,7 @@ pub fn check(args: &CheckArgs) -> Result<u8, String> {
         max_memory_bytes: Some(args.max_memory.map_or_else(default_memory_budget, |mib| mib << 20)),
         progress: !args.quiet,
         no_symmetry: args.no_symmetry,
+        label: None,
     };
     // Build every world first, so that bad usage fails before any search runs.
     let mut all = Vec::new();
@@ -322,13 +328,19 @@ pub fn check(args: &CheckArgs) -> Result<u8, String> {
             all.push((name, world));
         }
     }
+    // Validate every world's model before any search runs.
+    for (_, world) in &all {
+        match world {
+            WorldConfig::Lock(config) => drop(LockModel::new(config.clone())?),
+            WorldConfig::Merge(config) => drop(MergeModel::new(config.clone())?),
+            WorldConfig::Redo(config) => drop(RedoModel::new(config.clone())?),
+        }
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let jobs = args.jobs.map_or(cores, usize::from).clamp(1, all.len().max(1));
+    let reports = check_in_parallel(all, &options, jobs);
     let mut code = EXIT_OK;
-    for (name, world) in all {
-        let report = match world {
-            WorldConfig::Lock(config) => run_checker(&LockModel::new(config)?, &options),
-            WorldConfig::Merge(config) => run_checker(&MergeModel::new(config)?, &options),
-            WorldConfig::Redo(config) => run_checker(&RedoModel::new(config)?, &options),
-        };
+    for (name, report) in reports {
         if args.json {
             let mut value = serde_json::to_value(&report).expect("reports serialise");
             value["world"] = name.into();
@@ -345,6 +357,37 @@ pub fn check(args: &CheckArgs) -> Result<u8, String> {
         });
     }
     Ok(code)
+}
+
+/// Checks the worlds on `jobs` threads, each taking the next world when it is done (every
+/// search is single-threaded, so two worlds use two cores), and returns the reports in the
+/// worlds' order.
+fn check_in_parallel(worlds: Vec<(&'static str, WorldConfig)>, options: &CheckOptions, jobs: usize) -> Vec<(&'static str, Report)> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<(&'static str, Report)>>> = Mutex::new((0..worlds.len()).map(|_| None).collect());
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            scope.spawn(|| loop {
+                let index = next.fetch_add(1, Ordering::SeqCst);
+                let Some((name, world)) = worlds.get(index) else { break };
+                let protocol = match world {
+                    WorldConfig::Lock(_) => "lock",
+                    WorldConfig::Merge(_) => "merge",
+                    WorldConfig::Redo(_) => "redo",
+                };
+                let options = &CheckOptions { label: Some(format!("{protocol}/{name}")), ..options.clone() };
+                let report = match world {
+                    WorldConfig::Lock(config) => run_checker(&LockModel::new(config.clone()).expect("validated"), options),
+                    WorldConfig::Merge(config) => run_checker(&MergeModel::new(config.clone()).expect("validated"), options),
+                    WorldConfig::Redo(config) => run_checker(&RedoModel::new(config.clone()).expect("validated"), options),
+                };
+                results.lock().expect("no panic while holding it")[index] = Some((*name, report));
+            });
+        }
+    });
+    results.into_inner().expect("the workers are done").into_iter().map(|r| r.expect("every world was checked")).collect()
 }
 
 fn print_report(world: &str, report: &Report) {
