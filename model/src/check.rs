@@ -162,11 +162,23 @@ pub struct CheckOptions {
     pub no_symmetry: bool,
     /// What progress lines call this search (default: `protocol/variant`).
     pub label: Option<String>,
+    /// A limit of its own for the search for shortest counterexamples (past it, the depth-first
+    /// search's counterexample is reported, labelled as such).
+    pub shortest_timeout: Option<Duration>,
 }
 
 impl Default for CheckOptions {
     fn default() -> Self {
-        CheckOptions { threads: 1, timeout: None, max_states: None, max_memory_bytes: None, progress: false, no_symmetry: false, label: None }
+        CheckOptions {
+            threads: 1,
+            timeout: None,
+            max_states: None,
+            max_memory_bytes: None,
+            progress: false,
+            no_symmetry: false,
+            label: None,
+            shortest_timeout: None,
+        }
     }
 }
 
@@ -316,21 +328,28 @@ where
         .map(|p| p.name)
         .collect();
     let mut counterexamples = HashMap::new();
-    for name in failed_always {
-        // The shortest-counterexample phase gets the rest of the time (at least 10 s) and the
-        // same memory limit.
+    if !failed_always.is_empty() {
+        // One breadth-first search for every failed property. It gets the rest of the time limit
+        // (at least 10 s), or `shortest_timeout`, and the same memory limit.
         let time_left = options.timeout.map(|t| t.saturating_sub(started.elapsed()).max(Duration::from_secs(10)));
-        let phase_budget = Budget::new(time_left.map(|t| Instant::now() + t), options.max_memory_bytes);
-        let search = ShortestSearch { progress: options.progress.then(|| format!("{label}: shortest \"{name}\"")), budget: phase_budget };
-        let found = match search.run(model, name, None) {
-            Search::Found(path) => (counterexample(model, name, &path), Found::Shortest),
-            // The depth-first search found a violation; report its path, labelled as such.
-            Search::Absent | Search::OutOfBudget(_) => {
-                (counterexample(model, name, &discoveries[name].clone().into_vec()), Found::DepthFirst)
-            }
+        let limit = match (time_left, options.shortest_timeout) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         };
+        let phase_budget = Budget::new(limit.map(|t| Instant::now() + t), options.max_memory_bytes);
+        let search = ShortestSearch { progress: options.progress.then(|| format!("{label}: shortest counterexamples")), budget: phase_budget };
+        let found = search.run_many(model, &failed_always);
+        for (name, result) in failed_always.iter().zip(found) {
+            let found = match result {
+                Search::Found(path) => (counterexample(model, name, &path), Found::Shortest),
+                // The depth-first search found a violation; report its path, labelled as such.
+                Search::Absent | Search::OutOfBudget(_) => {
+                    (counterexample(model, name, &discoveries[name].clone().into_vec()), Found::DepthFirst)
+                }
+            };
+            counterexamples.insert(*name, found);
+        }
         memory_seen = memory_seen.max(resident_bytes());
-        counterexamples.insert(name, found);
     }
     let reports = properties
         .iter()
@@ -520,6 +539,85 @@ impl ShortestSearch {
             depth += 1;
         }
         Search::Absent
+    }
+}
+
+impl ShortestSearch {
+    /// Shortest counterexamples of several `always` properties in one breadth-first search: the
+    /// first state it meets that breaks a property ends a shortest behaviour breaking it. The
+    /// search stops when every property has one, the space is exhausted, or a limit is reached
+    /// (then the properties still open are out of budget).
+    pub fn run_many<M>(&self, model: &M, names: &[&str]) -> Vec<Search<M::State, M::Action>>
+    where
+        M: Protocol,
+        M::State: Hash + Clone + PartialEq + std::fmt::Debug + Send + Sync + 'static,
+        M::Action: Clone + std::fmt::Debug + PartialEq + Send + Sync + 'static,
+    {
+        let all = model.properties();
+        let conditions: Vec<_> = names
+            .iter()
+            .map(|name| {
+                let property = all.iter().find(|p| p.name == *name).unwrap_or_else(|| panic!("the model has no property {name:?}"));
+                assert!(property.expectation == Expectation::Always, "only an `always` property has a counterexample path");
+                property.condition
+            })
+            .collect();
+        let model = model.with_budget(self.budget.clone());
+        let mut results: Vec<Option<Search<M::State, M::Action>>> = names.iter().map(|_| None).collect();
+        let started = Instant::now();
+        let mut last_line = Instant::now();
+        let mut nodes: Vec<Node> = Vec::new();
+        let mut seen: std::collections::HashSet<u64> = std::collections::HashSet::new();
+        let inits = model.init_states();
+        let mut frontier: Vec<(u32, M::State)> = Vec::new();
+        for (index, state) in inits.iter().enumerate() {
+            if seen.insert(hash_of(state)) {
+                nodes.push(Node { parent: None, action: index as u32 });
+                let node = (nodes.len() - 1) as u32;
+                for (p, condition) in conditions.iter().enumerate() {
+                    if results[p].is_none() && !condition(&model, state) {
+                        results[p] = Some(Search::Found(rebuild(&model, &inits, &nodes, node as usize)));
+                    }
+                }
+                frontier.push((node, state.clone()));
+            }
+        }
+        let mut depth = 0;
+        let mut actions = Vec::new();
+        while !frontier.is_empty() && results.iter().any(Option::is_none) {
+            let mut next_frontier = Vec::new();
+            for (index, state) in frontier.drain(..) {
+                if !model.within_boundary(&state) {
+                    let cut = self.budget.was_cut().unwrap_or(Cut::Time);
+                    return results.into_iter().map(|r| r.unwrap_or(Search::OutOfBudget(cut))).collect();
+                }
+                if let Some(label) = &self.progress {
+                    if last_line.elapsed() >= Duration::from_secs(1) {
+                        last_line = Instant::now();
+                        Progress { label, phase: "breadth-first", states: nodes.len(), unique: seen.len(), depth, started }.print();
+                    }
+                }
+                actions.clear();
+                model.actions(&state, &mut actions);
+                for (position, action) in actions.iter().enumerate() {
+                    let Some(next) = model.next_state(&state, action.clone()) else { continue };
+                    if !seen.insert(hash_of(&next)) {
+                        continue;
+                    }
+                    nodes.push(Node { parent: Some(index), action: position as u32 });
+                    let node = nodes.len() - 1;
+                    for (p, condition) in conditions.iter().enumerate() {
+                        if results[p].is_none() && !condition(&model, &next) {
+                            results[p] = Some(Search::Found(rebuild(&model, &inits, &nodes, node)));
+                        }
+                    }
+                    next_frontier.push((node as u32, next));
+                }
+            }
+            frontier = next_frontier;
+            depth += 1;
+        }
+        results.into_iter().map(|r| r.unwrap_or(Search::Absent)).collect()
     }
 }
 

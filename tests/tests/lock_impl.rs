@@ -308,7 +308,8 @@ async fn malformed_entries_give_a_clear_error_and_change_nothing() {
         let manager = LockManager::start(Arc::clone(&store), fast_fail()).await.unwrap();
         for (path, bytes, expected) in [
             ("/m", &b"garbage"[..], "not JSON"),
-            ("/n", &br#"{"v":2,"op":"withdraw","ticket":1,"written_at_ms":0}"#[..], "format version 2"),
+            ("/n", &br#"{"v":3,"op":"withdraw","ticket":1,"written_at_ms":0}"#[..], "format version 3"),
+            ("/p", &br#"{"v":1,"op":"withdraw","ticket":1,"written_at_ms":0}"#[..], "before high-water marks"),
             ("/o", &b""[..], "zero bytes"),
         ] {
             let key = LockPath::new(path).unwrap().entry_key(0);

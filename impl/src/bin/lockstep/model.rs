@@ -229,6 +229,10 @@ pub struct CheckArgs {
     /// reported incomplete. Default: half of the memory available at start.
     #[arg(long, value_parser = clap::value_parser!(u64).range(16..))]
     max_memory: Option<u64>,
+    /// Seconds for the breadth-first search for shortest counterexamples of failed properties;
+    /// past it, the depth-first search's counterexample is reported, labelled as such.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    shortest_seconds: u64,
     /// Explore without symmetry reduction (slower; for cross-checking the reduction).
     #[arg(long)]
     no_symmetry: bool,
@@ -320,6 +324,7 @@ pub fn check(args: &CheckArgs) -> Result<u8, String> {
         progress: !args.quiet,
         no_symmetry: args.no_symmetry,
         label: None,
+        shortest_timeout: Some(Duration::from_secs(args.shortest_seconds)),
     };
     // Build every world first, so that bad usage fails before any search runs.
     let mut all = Vec::new();
