@@ -170,7 +170,7 @@ pub async fn locks(args: LocksArgs) -> Result<u8, Failure> {
     }
     for info in &locks {
         println!(
-            "{:<30} {:<7} token {:<6} {:<8} held {:>7.1} s, renewed {:>6.1} s ago (lease {:.0} s)  owner {} ({:?})",
+            "{:<30} {:<7} token {:<6} {:<8} held {:>7.1} s, renewed {:>6.1} s ago (lease {:.0} s)  owner {} ({})",
             info.path,
             format!("{:?}", info.kind).to_lowercase(),
             info.token,
@@ -179,7 +179,11 @@ pub async fn locks(args: LocksArgs) -> Result<u8, Failure> {
             info.since_renewal_s,
             info.lease_s,
             info.owner,
-            info.owner_liveness
+            match info.owner_liveness {
+                lock::owner::Liveness::Alive => "alive",
+                lock::owner::Liveness::Dead => "dead",
+                lock::owner::Liveness::Unknown => "liveness unknown",
+            }
         );
     }
     Ok(0)
