@@ -9,7 +9,7 @@ use lockstep::store::{Created, Key, Store, StoreError, Version};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Flaw {
     /// "Check, then write": two creators can both see the key absent and both "win"
-    /// (s3s-fs 0.14 behaves like this; research/anchors.md).
+    /// (the S3 mock s3s-fs 0.14 behaves like this).
     CheckThenWrite,
     /// The entry becomes visible in two halves: a reader can see a torn entry.
     TornWrites,

@@ -9,7 +9,7 @@
 //! storage operations; recovery can crash too.
 //!
 //! Variants:
-//! - `seed`: OpenViking at PR 431 (research/openviking.md §2): no lock on phase 1, the archive
+//! - `seed`: OpenViking at PR 431 (session.py, redo_log.py): no lock on phase 1, the archive
 //!   index kept in memory (two committers can pick the same one), archives and `messages.jsonl`
 //!   written by blind overwrite (clearing drops messages added meanwhile), the redo marker
 //!   written only after the messages are cleared, memory extraction that mints new memories on
