@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::entry::{Entry, LockKind, Marks, ReleasedBy};
 use super::journal::{self, Newest};
-use super::manager::{Job, Shared};
+use super::shared::{Job, Shared};
 use super::path::LockPath;
 use super::LockError;
 

@@ -25,6 +25,7 @@ mod manager;
 pub mod observer;
 pub mod owner;
 pub mod path;
+mod shared;
 
 use std::time::Duration;
 

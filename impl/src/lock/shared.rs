@@ -1,0 +1,79 @@
+//! What a lock manager's tasks, guards and acquisitions share: the store, the options, the
+//! process identity, the expiry observations and the held leases, and the queue of background
+//! work. Both `acquire` and `manager` use it; neither depends on the other through it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, Notify};
+
+use super::entry::{LockKind, Marks};
+use super::lease::LeaseCell;
+use super::owner::{liveness, Liveness, ProcessId};
+use super::path::LockPath;
+use super::LockOptions;
+use crate::store::Store;
+use crate::sync::{lock, Mutex};
+
+/// Observations older than this many leases are forgotten.
+const OBSERVATIONS_MAX: usize = 65_536;
+
+/// Work for the manager's background task.
+pub(crate) enum Job {
+    /// A cancelled acquisition may have left this entry: withdraw it if it is ours.
+    Withdraw { path: LockPath, ticket: u64, owner: String },
+    /// A dropped guard's leases.
+    Release(Vec<Arc<Lease>>),
+}
+
+/// One held lock.
+#[derive(Debug)]
+pub(crate) struct Lease {
+    pub path: LockPath,
+    pub kind: LockKind,
+    pub token: u64,
+    pub owner: String,
+    pub held_since_ms: u64,
+    /// The marks our `acquire` carried; our later entries carry them raised by our ticket.
+    pub marks: Marks,
+    pub cell: LeaseCell,
+    /// Signalled when a renewal ends, for a release waiting on it.
+    pub renewed: Notify,
+}
+
+/// What the manager's tasks and guards share.
+pub(crate) struct Shared {
+    pub store: Arc<dyn Store>,
+    pub process: ProcessId,
+    pub options: LockOptions,
+    /// When this process first saw each (path, newest index) of another owner: an entry is
+    /// expired once it has been watched unchanged for its lease (plus a grace).
+    pub(crate) observations: Mutex<HashMap<(LockPath, u64), Instant>>,
+    /// Every lease a guard of this manager holds, by token.
+    pub(crate) leases: Mutex<BTreeMap<u64, Arc<Lease>>>,
+    pub(crate) jobs: mpsc::UnboundedSender<Job>,
+}
+
+impl Shared {
+    pub fn send(&self, job: Job) {
+        // If the background task is gone (runtime shutting down), leases expire instead.
+        let _ = self.jobs.send(job);
+    }
+
+    /// Whether the entry `index` of `path`, held by `owner`, is expired as this process sees it.
+    pub fn judge_expired(&self, path: &LockPath, index: u64, owner: &str, lease_ms: u64) -> bool {
+        if liveness(owner, &self.process) == Liveness::Dead {
+            return true;
+        }
+        let now = Instant::now();
+        let mut seen = lock(&self.observations);
+        if seen.len() > OBSERVATIONS_MAX {
+            let horizon = self.options.lease * 4;
+            seen.retain(|_, first| now.duration_since(*first) < horizon);
+        }
+        let first = *seen.entry((path.clone(), index)).or_insert(now);
+        now.duration_since(first) >= Duration::from_millis(lease_ms) + self.options.expiry_grace
+    }
+}
+
