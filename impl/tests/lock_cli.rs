@@ -51,15 +51,21 @@ fn kill_group(child: &mut std::process::Child, signal: &str) {
 fn lock_runs_the_command_with_its_token_and_passes_the_exit_code() {
     let dir = root();
     let root = dir.path().to_str().unwrap();
-    let output = lockstep(&["lock", "--root", root, "--mode", "mv", "/src", "/dst", "--", "sh", "-c", "echo $LOCKSTEP_TOKEN $LOCKSTEP_TOKENS; exit 7"]);
+    // mv SRC DST locks SRC and DST's parent, as `Operation::mv` does.
+    let output = lockstep(&["lock", "--root", root, "--mode", "mv", "/src", "/dst/moved", "--", "sh", "-c", "echo \"[$LOCKSTEP_TOKEN]\" $LOCKSTEP_TOKENS; exit 7"]);
     assert_eq!(output.status.code(), Some(7));
     let text = String::from_utf8_lossy(&output.stdout);
     let fields: Vec<&str> = text.split_whitespace().collect();
     assert_eq!(fields.len(), 2, "{text}");
-    let token: u64 = fields[0].parse().unwrap();
+    // Two locks, two tokens that are not comparable: no single LOCKSTEP_TOKEN.
+    assert_eq!(fields[0], "[]", "{text}");
     assert!(fields[1].contains("/dst=") && fields[1].contains("/src="), "{text}");
-    assert!(fields[1].contains(&format!("={token}")), "LOCKSTEP_TOKEN is the largest token: {text}");
     assert!(locks_json(root)["locks"].as_array().unwrap().is_empty(), "released after the command");
+    let single = lockstep(&["lock", "--root", root, "--mode", "point", "/one", "--", "sh", "-c", "echo $LOCKSTEP_TOKEN $LOCKSTEP_TOKENS"]);
+    let text = String::from_utf8_lossy(&single.stdout);
+    let fields: Vec<&str> = text.split_whitespace().collect();
+    assert_eq!(fields.len(), 2, "{text}");
+    assert_eq!(fields[1], format!("/one={}", fields[0]), "one lock: LOCKSTEP_TOKEN is its token: {text}");
 }
 
 #[test]
@@ -143,4 +149,146 @@ fn bad_input_is_refused_clearly() {
     assert_eq!(corrupt.status.code(), Some(74));
     let stderr = String::from_utf8_lossy(&corrupt.stderr);
     assert!(stderr.contains("locks/bad/~00000000000000000000") && stderr.contains("format version 7"), "{stderr}");
+}
+
+/// Whether this test process may create PID namespaces (root, as in CI). Where it may not, the
+/// namespace test cannot run its environment: it fails, saying so, unless
+/// `LOCKSTEP_SKIP_NAMESPACES=1` states that the machine cannot (then it is skipped, loudly).
+fn namespaces_available() -> bool {
+    let probe = Command::new("unshare").args(["--pid", "--fork", "--mount-proc", "true"]).status();
+    match probe {
+        Ok(status) if status.success() => true,
+        _ if std::env::var("LOCKSTEP_SKIP_NAMESPACES").is_ok_and(|v| v == "1") => {
+            eprintln!("SKIPPED: `unshare --pid` is not available here (LOCKSTEP_SKIP_NAMESPACES=1)");
+            false
+        }
+        other => panic!("`unshare --pid --fork --mount-proc` fails here ({other:?}); run as root, or set LOCKSTEP_SKIP_NAMESPACES=1 to skip"),
+    }
+}
+
+/// A holder in its own PID namespace (as in every container) is alive, and nobody takes its lock.
+/// The previous liveness check looked its pid up in this namespace's /proc, found nothing, and
+/// called it dead: a second `lock --timeout 0` printed GRANTED while the first still held.
+#[test]
+fn a_live_holder_in_another_pid_namespace_keeps_its_lock() {
+    if !namespaces_available() {
+        return;
+    }
+    let dir = root();
+    let root = dir.path().to_str().unwrap();
+    let mut holder = Command::new("unshare")
+        .args(["--pid", "--fork", "--mount-proc", env!("CARGO_BIN_EXE_lockstep"), "lock", "--root", root, "--mode", "point", "/p", "--", "sleep", "30"])
+        .stdout(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let held = wait_held(root, "/p");
+    assert_eq!(held["owner_liveness"], "alive", "the store proves it alive: {held}");
+    let second = lockstep(&["lock", "--root", root, "--mode", "point", "--timeout", "0", "/p", "--", "echo", "GRANTED"]);
+    assert_eq!(second.status.code(), Some(75), "{}", String::from_utf8_lossy(&second.stderr));
+    assert!(!String::from_utf8_lossy(&second.stdout).contains("GRANTED"));
+    let recovered = lockstep(&["recover", "--root", root, "--json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&recovered.stdout).unwrap();
+    assert!(doc["released"].as_array().unwrap().is_empty(), "recovery leaves a live holder alone: {doc}");
+    // Killed, its namespace's processes die, the kernel drops its flock, and recovery may act.
+    kill_group(&mut holder, "-KILL");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while wait_held(root, "/p")["owner_liveness"] != "dead" {
+        assert!(Instant::now() < deadline, "the killed holder was never proven dead");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let recovered = lockstep(&["recover", "--root", root, "--json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&recovered.stdout).unwrap();
+    assert_eq!(doc["released"].as_array().unwrap().len(), 1, "{doc}");
+}
+
+/// Entries of owners the store knows nothing about (another host with the same name, an older
+/// build, a process whose registration file is gone) are never judged dead: only expiry frees
+/// them. The previous check called an unknown pid of this host dead at once.
+#[test]
+fn an_owner_the_store_cannot_prove_dead_keeps_its_lock() {
+    let dir = root();
+    let root = dir.path().to_str().unwrap();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap().trim().replace([':', '#', '/'], "_");
+    let journal = dir.path().join(".lockstep/data/locks/q");
+    std::fs::create_dir_all(&journal).unwrap();
+    // Same host name, this boot id's shape, a pid that does not exist here.
+    let owner = format!("{host}:0123456789ab:999999:1:abcdef#0");
+    let entry = format!(
+        r#"{{"v":2,"op":"acquire","owner":"{owner}","kind":"point","ticket":1,"lease_ms":300000,"written_at_ms":0,"marks":{{"subtree":0,"any":0}}}}"#
+    );
+    std::fs::write(journal.join("~00000000000000000000"), entry).unwrap();
+    let held = wait_held(root, "/q");
+    assert_eq!(held["owner_liveness"], "unknown");
+    let second = lockstep(&["lock", "--root", root, "--mode", "point", "--timeout", "0", "/q", "--", "echo", "GRANTED"]);
+    assert_eq!(second.status.code(), Some(75), "{}", String::from_utf8_lossy(&second.stderr));
+    let recovered = lockstep(&["recover", "--root", root, "--json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&recovered.stdout).unwrap();
+    assert!(doc["released"].as_array().unwrap().is_empty(), "{doc}");
+}
+
+/// `kill -9` of `lockstep lock` takes COMMAND with it (a parent-death signal), and the lock stays
+/// unrecoverable until COMMAND is gone too (it holds the owner's registration open): two
+/// commands never run inside one lock. Before, COMMAND ran on as an orphan and the next `lock`
+/// of the path succeeded beside it.
+#[test]
+fn a_killed_lockstep_takes_its_command_with_it() {
+    let dir = root();
+    let root = dir.path().to_str().unwrap();
+    let marker = dir.path().join("command.pid");
+    let script = format!("echo $$ > {}; exec sleep 30", marker.display());
+    let mut holder = Command::new(env!("CARGO_BIN_EXE_lockstep"))
+        .args(["lock", "--root", root, "--mode", "point", "/k", "--", "sh", "-c", &script])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_held(root, "/k");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !marker.exists() {
+        assert!(Instant::now() < deadline, "COMMAND never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    let command: i32 = std::fs::read_to_string(&marker).unwrap().trim().parse().unwrap();
+    holder.kill().unwrap(); // SIGKILL: no cleanup of its own
+    holder.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::path::Path::new(&format!("/proc/{command}")).exists() {
+        assert!(Instant::now() < deadline, "COMMAND {command} outlived its lockstep");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let recovered = lockstep(&["recover", "--root", root, "--json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&recovered.stdout).unwrap();
+    assert_eq!(doc["released"].as_array().unwrap().len(), 1, "the dead holder's lock is recovered: {doc}");
+}
+
+/// A force release while COMMAND runs: COMMAND's process group gets SIGTERM (then SIGKILL after
+/// the grace) and `lockstep lock` exits 77. Before, COMMAND ran to its end and `lock` exited 0
+/// with a warning.
+#[test]
+fn a_lost_lock_stops_the_command_and_exits_77() {
+    let dir = root();
+    let root_path = dir.path().to_str().unwrap().to_owned();
+    let started = Instant::now();
+    let holder = std::thread::spawn({
+        let root = root_path.clone();
+        move || lockstep(&["lock", "--root", &root, "--mode", "point", "--lease", "3", "--grace", "1", "/f", "--", "sleep", "30"])
+    });
+    wait_held(&root_path, "/f");
+    let released = lockstep(&["force-release", "--root", &root_path, "/f"]);
+    assert_eq!(released.status.code(), Some(0));
+    let output = holder.join().unwrap();
+    assert_eq!(output.status.code(), Some(77), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("COMMAND was stopped"));
+    assert!(started.elapsed() < Duration::from_secs(25), "COMMAND was not stopped");
+}
+
+/// A COMMAND that cannot be started exits 127, as a shell says, and leaves no lock.
+#[test]
+fn a_command_that_cannot_start_exits_127() {
+    let dir = root();
+    let root = dir.path().to_str().unwrap();
+    let output = lockstep(&["lock", "--root", root, "--mode", "point", "/x", "--", "/nonexistent/command"]);
+    assert_eq!(output.status.code(), Some(127), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(locks_json(root)["locks"].as_array().unwrap().is_empty());
 }

@@ -59,8 +59,21 @@ impl Run {
         Worker { child: command.spawn().unwrap() }
     }
 
+    /// Signals the worker's `lockstep lock` and its COMMAND (which runs in a group of its own).
     fn signal(&self, worker: &Worker, signal: &str) {
         let _ = Command::new("kill").args([signal, "--", &format!("-{}", worker.child.id())]).status();
+        if let Some(pid) = self.command_pid(worker) {
+            let _ = Command::new("kill").args([signal, "--", &format!("-{pid}")]).status();
+        }
+    }
+
+    /// The pid of the worker's COMMAND, once it logged `enter`.
+    fn command_pid(&self, worker: &Worker) -> Option<u32> {
+        let group = worker.child.id().to_string();
+        self.lines().iter().find_map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            (f[0] == "enter" && f[2] == group).then(|| f[5].parse().ok()).flatten()
+        })
     }
 
     fn kill(&mut self, mut worker: Worker) {
@@ -87,12 +100,13 @@ impl Run {
     }
 }
 
-fn finish(worker: Worker) {
+/// Waits for the worker's `lockstep lock` to end; its exit code.
+fn finish(worker: Worker) -> Option<i32> {
     let mut child = worker.child;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if child.try_wait().unwrap().is_some() {
-            return;
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code();
         }
         assert!(Instant::now() < deadline, "a worker hung");
         std::thread::sleep(Duration::from_millis(10));
@@ -154,7 +168,7 @@ fn check(run: &Run, fenced_resources: &[&str], exclusion: bool) -> Result<String
 }
 
 const MODES: [(&str, &[&str]); 5] =
-    [("subtree", &["/a"]), ("point", &["/a/b"]), ("point", &["/a"]), ("subtree", &["/a/b"]), ("mv", &["/a/b", "/c"])];
+    [("subtree", &["/a"]), ("point", &["/a/b"]), ("point", &["/a"]), ("subtree", &["/a/b"]), ("mv", &["/a/b", "/c/moved"])];
 const RESOURCES: [&str; 3] = ["/a", "/a/b", "/c"];
 
 fn seed() -> u64 {
@@ -197,6 +211,9 @@ fn contend_and_kill(run: &mut Run, rounds: usize, rng: &mut rand::rngs::StdRng) 
 
 /// A holder paused past its lease (SIGSTOP) loses the lock to a waiter; resumed, its write
 /// carries an older token than the waiter's.
+///
+/// Its COMMAND resumes first and writes (as an application would after a long pause); its
+/// `lockstep lock` resumes after that, finds the lease lost, and exits 77.
 fn zombie(run: &mut Run) {
     let lease = "0.6";
     let z = run.spawn("point", &["/z"], "0", lease, 400);
@@ -204,8 +221,12 @@ fn zombie(run: &mut Run) {
     run.signal(&z, "-STOP");
     let w = run.spawn("point", &["/z"], "10", lease, 0);
     finish(w);
+    let command = run.command_pid(&z).expect("the zombie's COMMAND logged enter");
+    let _ = Command::new("kill").args(["-CONT", "--", &format!("-{command}")]).status();
+    run.wait_for("exit", z.child.id());
     run.signal(&z, "-CONT");
-    finish(z);
+    let status = finish(z);
+    assert_eq!(status, Some(77), "the zombie's lockstep lock reports its lost lease");
 }
 
 #[test]

@@ -107,7 +107,7 @@ fn release_sees_the_final_index() {
         thread::spawn(move || {
             if let Some(index) = cell.begin_renew() {
                 // The renew entry lands at index + 1.
-                cell.end_renew(Some((index + 1, Instant::now())));
+                cell.end_renew(lockstep::lock::lease::Renewal::Landed { index: index + 1, started: Instant::now() });
             }
         })
     };

@@ -101,7 +101,7 @@ fn scenario() {
                     shuttle::future::yield_now().await;
                     if task == crasher && round == 0 {
                         // Crash while holding: the process dies, an operator frees its lock.
-                        let token = guard.token();
+                        let token = guard.single_token().expect("one lock");
                         std::mem::forget(guard);
                         manager.kill().await;
                         holders.lock().unwrap().retain(|(t, _, _)| *t != task);
@@ -115,7 +115,7 @@ fn scenario() {
                     }
                     let log = FencedLog::new(store.clone());
                     let resource = LockPath::new(path).unwrap();
-                    assert!(log.append(&resource, guard.token(), "write").await.unwrap().is_ok(), "a live holder's write was fenced");
+                    assert!(log.append(&resource, guard.single_token().expect("one lock"), "write").await.unwrap().is_ok(), "a live holder's write was fenced");
                     holders.lock().unwrap().retain(|(t, _, _)| *t != task);
                     tester.lock().unwrap().on_invoke(task, Op::Release(task)).unwrap();
                     guard.release().await.unwrap();

@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use lockstep::store::{Created, Key, Store, StoreError, Version};
+use lockstep::store::{Created, Key, Liveness, OwnerRegistration, Store, StoreError, Version};
 
 #[derive(Clone)]
 pub struct Recording<S> {
@@ -42,5 +42,15 @@ impl<S: Store> Store for Recording<S> {
     }
     fn describe(&self) -> String {
         format!("recording:{}", self.inner.describe())
+    }
+
+    // Registrations and proofs of life pass through: they are not storage operations a fault
+    // plan counts.
+    async fn register_owner(&self, owner: &str) -> Result<Option<Box<dyn OwnerRegistration>>, StoreError> {
+        self.inner.register_owner(owner).await
+    }
+
+    async fn owner_liveness(&self, owner: &str) -> Result<Liveness, StoreError> {
+        self.inner.owner_liveness(owner).await
     }
 }

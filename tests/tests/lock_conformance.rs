@@ -267,21 +267,16 @@ impl Harness {
                 let guard = self.clients[c].guard.take().unwrap();
                 guard.check().map_err(|e| fail(format!("lease check failed without time passing: {e}")))?;
                 let log = FencedLog::new(Arc::clone(&self.shared));
-                let mut writes = Vec::new();
-                for (path, kind, token) in guard.tokens() {
-                    let index = TREE.iter().position(|n| *n == path.as_str()).unwrap() as u8;
-                    for covered in self.cursor.model.tree.scope(index, if kind == LockKind::Point { Kind::Point } else { Kind::Subtree }) {
-                        writes.push((LockPath::new(TREE[covered as usize]).unwrap(), token));
-                    }
-                }
+                // One write per lock, under its kind (a SUBTREE write covers the subtree).
+                let writes = guard.tokens();
                 let accepted = self.rt.block_on(async {
-                    for (resource, token) in &writes {
-                        if !log.would_accept(resource, *token).await.unwrap() {
+                    for (resource, kind, token) in &writes {
+                        if !log.would_accept(resource, *kind, *token).await.unwrap() {
                             return false;
                         }
                     }
-                    for (resource, token) in &writes {
-                        log.append(resource, *token, "guarded write").await.unwrap().unwrap();
+                    for (resource, kind, token) in &writes {
+                        log.append_as(resource, *kind, *token, "guarded write").await.unwrap().unwrap();
                     }
                     true
                 });
@@ -329,7 +324,7 @@ impl Harness {
                         client.killed = true;
                     }
                 }
-                let released = self.rt.block_on(recover(&*self.shared, &ProcessId::current())).unwrap();
+                let released = self.rt.block_on(recover(&*self.shared)).unwrap();
                 let mut model_released = 0;
                 for path in 0..TREE.len() as u8 {
                     if self.act(LockAction::Recover(path))? {

@@ -45,14 +45,14 @@ async fn a_held_lock_fails_fast_naming_holder_and_token() {
             Err(LockError::Busy { path, holder, token, waited: None }) => {
                 assert_eq!(path.as_str(), "/a");
                 assert_eq!(holder, held.owner(), "{name}");
-                assert_eq!(token, held.token(), "{name}");
+                assert_eq!(token, held.single_token().expect("one lock"), "{name}");
             }
             other => panic!("{name}: expected Busy, got {other:?}"),
         }
-        let first_token = held.token();
+        let first_token = held.single_token().expect("one lock");
         held.release().await.unwrap();
         let next = b.lock(op(LockMode::Point, &["/a"])).await.unwrap();
-        assert!(next.token() > first_token, "{name}: tokens grow");
+        assert!(next.single_token().expect("one lock") > first_token, "{name}: tokens grow");
         next.release().await.unwrap();
     }
 }
@@ -149,17 +149,17 @@ async fn expiry_hands_a_silent_lock_over_and_fencing_stops_the_zombie() {
     for (name, store, _dir) in backends() {
         let silent = LockManager::start(Arc::clone(&store), short_lease(Some(Duration::ZERO))).await.unwrap();
         let zombie = silent.lock(op(LockMode::Point, &["/a"])).await.unwrap();
-        let zombie_token = zombie.token();
+        let zombie_token = zombie.single_token().expect("one lock");
         drop(silent); // no more renewals
         std::mem::forget(zombie); // and no release
         let waiter = LockManager::start(Arc::clone(&store), short_lease(Some(Duration::from_secs(10)))).await.unwrap();
         let started = Instant::now();
         let guard = waiter.lock(op(LockMode::Point, &["/a"])).await.unwrap();
         assert!(started.elapsed() >= Duration::from_millis(400), "{name}: waited a whole lease: {:?}", started.elapsed());
-        assert!(guard.token() > zombie_token, "{name}");
+        assert!(guard.single_token().expect("one lock") > zombie_token, "{name}");
         let log = FencedLog::new(Arc::clone(&store));
         let resource = LockPath::new("/a").unwrap();
-        assert!(log.append(&resource, guard.token(), "new holder").await.unwrap().is_ok());
+        assert!(log.append(&resource, guard.single_token().expect("one lock"), "new holder").await.unwrap().is_ok());
         let late = log.append(&resource, zombie_token, "zombie").await.unwrap();
         assert!(late.is_err(), "{name}: the zombie's late write is rejected");
         guard.release().await.unwrap();
@@ -206,10 +206,10 @@ async fn force_release_checks_the_token_and_the_holder_learns_it_lost() {
         let holder = LockManager::start(Arc::clone(&store), fast_fail()).await.unwrap();
         let guard = holder.lock(op(LockMode::Point, &["/a"])).await.unwrap();
         let path = LockPath::new("/a").unwrap();
-        let wrong = force_release(&*store, &path, Some(guard.token() + 100)).await;
+        let wrong = force_release(&*store, &path, Some(guard.single_token().expect("one lock") + 100)).await;
         assert!(matches!(wrong, Err(LockError::TokenMismatch { .. })), "{name}: {wrong:?}");
-        let released = force_release(&*store, &path, Some(guard.token())).await.unwrap().unwrap();
-        assert_eq!(released.ticket, guard.token());
+        let released = force_release(&*store, &path, Some(guard.single_token().expect("one lock"))).await.unwrap().unwrap();
+        assert_eq!(released.ticket, guard.single_token().expect("one lock"));
         holder.renew_all().await;
         assert!(matches!(guard.check(), Err(LockError::LeaseLost { .. })), "{name}: renewal found the lock gone");
         assert!(matches!(guard.release().await, Err(LockError::LeaseLost { .. })));
@@ -404,28 +404,38 @@ async fn a_full_disk_is_reported_and_leaves_no_half_made_lock() {
     manager.lock(op(LockMode::Point, &["/a"])).await.unwrap().release().await.unwrap();
 }
 
-/// Recovery releases the locks of a process of this host that is gone.
+/// Recovery releases a lock only when the store proves its owner dead: a registration that
+/// ended (on a file system, a released `flock`). An owner that is alive, or that the store knows
+/// nothing about (another host, an older build), keeps its lock until expiry.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn recovery_releases_dead_owners_only() {
+async fn recovery_releases_proven_dead_owners_only() {
     use lockstep::lock::owner::ProcessId;
     for (name, store, _dir) in backends() {
-        // A real process that has exited: its pid and start time make a dead owner id.
-        let mut child = std::process::Command::new("sleep").arg("0.01").spawn().unwrap();
-        let pid = child.id();
-        let start = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-        let start: u64 = start[start.rfind(')').unwrap() + 2..].split(' ').nth(19).unwrap().parse().unwrap();
-        child.wait().unwrap();
-        let here = ProcessId::current();
-        let dead = ProcessId { pid, start, ..here.clone() }.owner();
-        let entry = lockstep::lock::Entry::Acquire { owner: dead.clone(), kind: LockKind::Point, ticket: 1, lease_ms: 300_000, written_at_ms: 0, marks: Default::default() };
-        let _ = store.create(&LockPath::new("/dead").unwrap().entry_key(0), &entry.encode()).await.unwrap();
+        let held_by = |owner: String, path: &str| {
+            let entry = lockstep::lock::Entry::Acquire { owner, kind: LockKind::Point, ticket: 1, lease_ms: 300_000, written_at_ms: 0, marks: Default::default() };
+            (LockPath::new(path).unwrap().entry_key(0), entry.encode())
+        };
+        // A registered owner whose registration ended: proven dead.
+        let dead = ProcessId::current();
+        let registration = store.register_owner(&dead.key()).await.unwrap().expect("this backend proves death");
+        drop(registration);
+        // An owner the store never registered, with this very host's name, boot and pid: the old
+        // /proc check would have called it alive or dead; nothing is proven, so nothing happens.
+        let unknown = ProcessId::current();
+        for (key, bytes) in [held_by(dead.owner(), "/dead"), held_by(unknown.owner(), "/unknown")] {
+            assert!(store.create(&key, &bytes).await.unwrap().is_created());
+        }
+        let before = observe(&*store).await.unwrap();
+        assert!(before.iter().any(|l| l.path == "/dead" && l.owner_liveness == lockstep::store::Liveness::Dead), "{name}: {before:?}");
+        assert!(before.iter().any(|l| l.path == "/unknown" && l.owner_liveness == lockstep::store::Liveness::Unknown), "{name}: {before:?}");
         let alive = LockManager::start(Arc::clone(&store), fast_fail()).await.unwrap();
         let kept = alive.lock(op(LockMode::Point, &["/alive"])).await.unwrap();
-        let released = recover(&*store, &here).await.unwrap();
+        let released = recover(&*store).await.unwrap();
         // (LockManager::start already ran recovery once, so `/dead` may have gone then.)
         let after = observe(&*store).await.unwrap();
         assert!(after.iter().all(|l| l.path != "/dead"), "{name}: the dead owner's lock is released ({released:?})");
-        assert!(after.iter().any(|l| l.path == "/alive"), "{name}: a live owner's lock is kept");
+        assert!(after.iter().any(|l| l.path == "/alive" && l.owner_liveness == lockstep::store::Liveness::Alive), "{name}: a live owner's lock is kept");
+        assert!(after.iter().any(|l| l.path == "/unknown"), "{name}: an owner not proven dead keeps its lock");
         kept.release().await.unwrap();
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use lockstep::lock::inspect::inspect;
 use lockstep::lock::owner::ProcessId;
-use lockstep::lock::{force_release, recover, FencedLog, Guard, LockKind, LockManager, LockMode, LockOptions, LockPath, Operation};
+use lockstep::lock::{force_release, recover, FencedLog, Guard, LockManager, LockMode, LockOptions, LockPath, Operation};
 use lockstep::store::{FaultyStore, MemStore, Store};
 use lockstep_model::lock::{Head, Kind};
 use lockstep_model::lock::vectors::{self, JournalMarks, JournalState, NewestEntry, VectorFile, VectorOp};
@@ -107,7 +107,6 @@ fn replay_all(file: &VectorFile) {
     assert_eq!(file.format, vectors::FORMAT);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let options = LockOptions { timeout: Some(std::time::Duration::ZERO), retries_max: 0, cleanup_every: None, ..LockOptions::default() };
-    let tree = lockstep_model::lock::Tree::parse(&vectors::TREE.map(String::from)).unwrap();
     for vector in &file.vectors {
         let shared: Arc<dyn Store> = Arc::new(MemStore::new());
         let mut clients: Vec<Client> = vector
@@ -152,20 +151,16 @@ fn replay_all(file: &VectorFile) {
                     let client = &mut clients[*client];
                     let guard = client.guard.take().expect("finish follows a granted acquire");
                     let log = FencedLog::new(Arc::clone(&shared));
-                    let mut writes = Vec::new();
-                    for (path, kind, token) in guard.tokens() {
-                        let p = vectors::TREE.iter().position(|n| *n == path.as_str()).unwrap() as u8;
-                        let kind = if kind == LockKind::Point { Kind::Point } else { Kind::Subtree };
-                        writes.extend(tree.scope(p, kind).into_iter().map(|q| (LockPath::new(vectors::TREE[q as usize]).unwrap(), token)));
-                    }
+                    // One write per lock, under its kind (a SUBTREE write covers its subtree).
+                    let writes = guard.tokens();
                     let accepted = rt.block_on(async {
-                        for (resource, token) in &writes {
-                            if !log.would_accept(resource, *token).await.unwrap() {
+                        for (resource, kind, token) in &writes {
+                            if !log.would_accept(resource, *kind, *token).await.unwrap() {
                                 return false;
                             }
                         }
-                        for (resource, token) in &writes {
-                            log.append(resource, *token, "write").await.unwrap().unwrap();
+                        for (resource, kind, token) in &writes {
+                            log.append_as(resource, *kind, *token, "write").await.unwrap().unwrap();
                         }
                         true
                     });
@@ -195,7 +190,7 @@ fn replay_all(file: &VectorFile) {
                         let _ = client.identity.kill();
                         let _ = client.identity.wait();
                     }
-                    let released = rt.block_on(recover(&*shared, &ProcessId::current())).unwrap();
+                    let released = rt.block_on(recover(&*shared)).unwrap();
                     assert!(!released.is_empty(), "{at}: recovery released nothing");
                     "released"
                 }

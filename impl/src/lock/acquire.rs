@@ -75,12 +75,12 @@ struct Seen {
     marks: Marks,
 }
 
-fn see(shared: &Shared, me: &str, path: &LockPath, newest: Option<&Newest>) -> Seen {
+async fn see(shared: &Shared, me: &str, path: &LockPath, newest: Option<&Newest>) -> Seen {
     let Some(newest) = newest else { return Seen { holder: None, marks: Marks::default() } };
     let marks = newest.entry.marks_after();
     let holder = match &newest.entry {
         Entry::Acquire { owner, ticket, kind, lease_ms, .. } | Entry::Renew { owner, ticket, kind, lease_ms, .. } if owner != me => {
-            let expired = shared.judge_expired(path, newest.index, owner, *lease_ms);
+            let expired = shared.is_expired(path, newest.index, owner, *lease_ms).await;
             Some((owner.clone(), *ticket, *kind, newest.index, expired))
         }
         _ => None,
@@ -170,7 +170,7 @@ pub(crate) async fn acquire_one(
         // 1. Pre-check: our own path, then the paths whose locks conflict with ours.
         let head = journal::newest(store, path).await?;
         let next = head.as_ref().map_or(0, |n| n.index + 1);
-        let seen = see(shared, me, path, head.as_ref());
+        let seen = see(shared, me, path, head.as_ref()).await;
         if let Some((_, ticket, _, _, false)) = seen.holder {
             if must_back_off(deadline, held_newest, ticket) {
                 return Ok(Acquired::BackOff);
@@ -287,7 +287,7 @@ enum PreCheck {
 /// Step 1 for the other paths.
 async fn pre_check_others(shared: &Shared, me: &str, path: &LockPath, kind: LockKind, deadline: Deadline, held_newest: Option<u64>) -> Result<PreCheck, LockError> {
     for (other, any_kind, newest) in conflicting(shared, path, kind).await? {
-        let Some((_, ticket, their_kind, index, expired)) = see(shared, me, &other, newest.as_ref()).holder else { continue };
+        let Some((_, ticket, their_kind, index, expired)) = see(shared, me, &other, newest.as_ref()).await.holder else { continue };
         if !conflicts(their_kind, any_kind) {
             continue;
         }
@@ -310,7 +310,7 @@ async fn recheck(shared: &Shared, me: &str, path: &LockPath, kind: LockKind, min
     }
     for (other, any_kind, mut newest) in conflicting(shared, path, kind).await? {
         loop {
-            let seen = see(shared, me, &other, newest.as_ref());
+            let seen = see(shared, me, &other, newest.as_ref()).await;
             // c. A lock that may have been granted here with a larger ticket may have written
             //    with it: ours would be stale. The marks after the newest entry cover every
             //    earlier grant, including one hidden behind a later entry.
@@ -370,7 +370,7 @@ async fn wait_until_changed(shared: &Shared, me: &str, path: &LockPath, any_kind
         Some((owner, ticket, kind, index, false)) if conflicts(*kind, any_kind) => Some((owner.clone(), *ticket, *index)),
         _ => None,
     };
-    let Some((owner, ticket, index)) = blocker(&see(shared, me, path, first.as_ref())) else {
+    let Some((owner, ticket, index)) = blocker(&see(shared, me, path, first.as_ref()).await) else {
         return Ok(());
     };
     let mut pause = shared.options.poll_min;
@@ -387,7 +387,7 @@ async fn wait_until_changed(shared: &Shared, me: &str, path: &LockPath, any_kind
         tokio::time::sleep(sleep).await;
         pause = (pause.mul_f64(1.5)).min(shared.options.poll_max);
         let now = journal::newest(&*shared.store, path).await?;
-        match blocker(&see(shared, me, path, now.as_ref())) {
+        match blocker(&see(shared, me, path, now.as_ref()).await) {
             Some((_, _, now_index)) if now_index == index => continue,
             _ => return Ok(()),
         }

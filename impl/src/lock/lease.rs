@@ -22,6 +22,19 @@ pub struct LeaseState {
     pub lost: bool,
 }
 
+/// How a renewal ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Renewal {
+    /// Our `renew` landed at `index`; the lease runs from `started` (taken before the create).
+    Landed { index: u64, started: Instant },
+    /// The index was taken by our own earlier `renew` (one whose reply was lost), at `index`.
+    Adopted { index: u64 },
+    /// Someone else's entry follows ours: the lock was lost (taken over, force-released).
+    Superseded,
+    /// The store failed: nothing is known, and the lease keeps running down.
+    Failed,
+}
+
 #[derive(Debug)]
 pub struct LeaseCell {
     state: Mutex<LeaseState>,
@@ -50,18 +63,26 @@ impl LeaseCell {
         Some(state.index)
     }
 
-    /// Ends a renewal: `Some((index, started))` if its entry landed, `None` if the lock was lost.
-    pub fn end_renew(&self, outcome: Option<(u64, Instant)>) {
+    /// Ends a renewal with its outcome.
+    pub fn end_renew(&self, outcome: Renewal) {
         let mut state = lock(&self.state);
         assert!(state.renewing, "end_renew without begin_renew");
         state.renewing = false;
         match outcome {
-            Some((index, started)) => {
+            Renewal::Landed { index, started } => {
                 assert_eq!(index, state.index + 1, "a renewal appends right after the newest own entry");
                 state.index = index;
                 state.started = started;
             }
-            None => state.lost = true,
+            Renewal::Adopted { index } => {
+                assert!(index > state.index, "an adopted renewal is a later own entry");
+                // Our renewal whose reply was lost: the lease keeps running from its old start
+                // (we do not know when that entry landed), the next entry follows it.
+                state.index = index;
+            }
+            Renewal::Superseded => state.lost = true,
+            // A store error says nothing about the lock: try again until the lease ends.
+            Renewal::Failed => {}
         }
     }
 

@@ -11,12 +11,12 @@ use tokio::task::JoinHandle;
 use super::acquire::{acquire_one, wall_ms, withdraw_if_ours, Acquired, Deadline, Retries};
 use super::entry::{Entry, LockKind, ReleasedBy};
 use super::journal;
-use super::lease::LeaseCell;
-use super::owner::{liveness, Liveness, ProcessId};
+use super::lease::{LeaseCell, Renewal};
+use super::owner::{process_part, ProcessId};
 use super::path::LockPath;
 use super::shared::{Job, Lease, Shared};
 use super::{LockError, LockOptions, Operation};
-use crate::store::Store;
+use crate::store::{Liveness, Store};
 use std::sync::Arc;
 
 use crate::sync::{lock, Mutex};
@@ -49,8 +49,18 @@ impl LockManager {
             observations: Mutex::new(HashMap::new()),
             leases: Mutex::new(BTreeMap::new()),
             jobs,
+            registration: Mutex::new(None),
+            dead: Mutex::new(Default::default()),
         });
-        let recovered = recover(&*shared.store, &shared.process).await?;
+        // Register as an owner before the first entry names us, so that the store can prove our
+        // death to others (and nothing else ever does).
+        // If the store cannot register us (a full disk), we run unregistered: others then know
+        // nothing of our liveness, and only expiry frees what we leave behind, which is safe.
+        match shared.store.register_owner(&shared.process.key()).await {
+            Ok(registration) => *lock(&shared.registration) = registration,
+            Err(error) => tracing::warn!(%error, "cannot register as an owner; our locks will be freed only by expiry if we die"),
+        }
+        let recovered = recover(&*shared.store).await?;
         for r in &recovered {
             tracing::info!(path = %r.path, owner = %r.owner, ticket = r.ticket, "released a dead process's lock");
         }
@@ -59,6 +69,12 @@ impl LockManager {
             tasks.push(tokio::spawn(run_cleanups(Arc::clone(&shared), every)));
         }
         Ok(LockManager { shared, tasks })
+    }
+
+    /// The descriptor a child process can inherit to keep this manager's owner alive while it
+    /// runs (see `OwnerRegistration::inheritable_fd`).
+    pub fn registration_fd(&self) -> Option<i32> {
+        lock(&self.shared.registration).as_ref().and_then(|r| r.inheritable_fd())
     }
 
     pub fn options(&self) -> &LockOptions {
@@ -116,6 +132,12 @@ impl LockManager {
                 }
             }
         }
+        // Every lease of the operation must still be live when the caller gets it: an earlier
+        // lock may have run out while a later one was awaited (and been taken over).
+        if let Err(error) = guard.check() {
+            let _ = guard.withdraw_all().await;
+            return Err(error);
+        }
         Ok(guard)
     }
 
@@ -139,6 +161,8 @@ impl LockManager {
         for task in std::mem::take(&mut self.tasks) {
             let _ = task.await;
         }
+        // The process is gone: so is its registration (the kernel would drop its flock).
+        lock(&self.shared.registration).take();
     }
 
     /// Releases every lock still held and stops the background tasks.
@@ -175,15 +199,29 @@ impl std::fmt::Debug for Guard {
 }
 
 impl Guard {
-    /// The fencing token of the operation: the largest token of its locks (a resource guarded by
-    /// any of them accepts it, and it is newer than every earlier grant on an overlapping path).
-    pub fn token(&self) -> u64 {
-        self.leases.iter().map(|l| l.token).max().expect("a guard holds at least one lock")
-    }
-
-    /// Each lock with its own token.
+    /// Each lock of the operation with its own fencing token. A write fences with the token of
+    /// the lock that covers what it writes: tokens of different locks are not comparable (a
+    /// zombie's newer token for `/c` says nothing about `/a`), so an operation has no single
+    /// token unless it has a single lock ([`Guard::single_token`]).
     pub fn tokens(&self) -> Vec<(LockPath, LockKind, u64)> {
         self.leases.iter().map(|l| (l.path.clone(), l.kind, l.token)).collect()
+    }
+
+    /// The token of an operation of one lock; `None` for an operation of several.
+    pub fn single_token(&self) -> Option<u64> {
+        match self.leases.as_slice() {
+            [lease] => Some(lease.token),
+            _ => None,
+        }
+    }
+
+    /// The token of the lock whose scope covers `path` (its own path, or for a SUBTREE lock any
+    /// path below it), if this operation holds one.
+    pub fn token_for(&self, path: &LockPath) -> Option<u64> {
+        self.leases
+            .iter()
+            .find(|l| l.path == *path || (l.kind == LockKind::Subtree && l.path.is_ancestor_of(path)))
+            .map(|l| l.token)
     }
 
     pub fn owner(&self) -> &str {
@@ -197,6 +235,29 @@ impl Guard {
             let state = lease.cell.snapshot();
             if state.lost || state.started.elapsed() >= self.shared.options.lease {
                 return Err(LockError::LeaseLost { path: lease.path.clone(), token: lease.token });
+            }
+        }
+        Ok(())
+    }
+
+    /// The lease of this guard's locks.
+    pub fn lease(&self) -> Duration {
+        self.shared.options.lease
+    }
+
+    /// Like [`Guard::check`], and also reads each lock's journal: a lock whose newest entry is no
+    /// longer ours was force-released or taken over, which a renewal would only find later. A
+    /// read that fails proves nothing (the lease may well be live) and is not an error here.
+    pub async fn verify(&self) -> Result<(), LockError> {
+        self.check()?;
+        for lease in &self.leases {
+            if let Ok(newest) = journal::newest(&*self.shared.store, &lease.path).await {
+                let ours = newest.as_ref().is_some_and(|n| {
+                    matches!(&n.entry, Entry::Acquire { owner, ticket, .. } | Entry::Renew { owner, ticket, .. } if *owner == lease.owner && *ticket == lease.token)
+                });
+                if !ours {
+                    return Err(LockError::LeaseLost { path: lease.path.clone(), token: lease.token });
+                }
             }
         }
         Ok(())
@@ -328,20 +389,39 @@ async fn renew_lease(shared: &Shared, lease: &Lease) -> Result<(), LockError> {
         marks: lease.marks,
     };
     let result = journal::append(&*shared.store, &lease.path, index + 1, &renew).await;
-    let landed = matches!(result, Ok(true));
-    lease.cell.end_renew(landed.then_some((index + 1, started)));
+    let outcome = match &result {
+        Ok(true) => Renewal::Landed { index: index + 1, started },
+        // The index is taken: by our own renewal whose reply was lost, or by someone else.
+        Ok(false) => match own_newest(shared, lease).await {
+            Ok(Some(newest)) if newest > index => Renewal::Adopted { index: newest },
+            Ok(_) => Renewal::Superseded,
+            Err(_) => Renewal::Failed,
+        },
+        Err(_) => Renewal::Failed,
+    };
+    lease.cell.end_renew(outcome);
     lease.renewed.notify_waiters();
-    match result {
-        Ok(true) => {
-            let _ = journal::collect_below(&*shared.store, &lease.path, index + 1).await;
+    match (outcome, result) {
+        (Renewal::Landed { index, .. } | Renewal::Adopted { index }, _) => {
+            let _ = journal::collect_below(&*shared.store, &lease.path, index).await;
             Ok(())
         }
-        Ok(false) => {
+        (Renewal::Superseded, _) => {
             tracing::warn!(path = %lease.path, token = lease.token, "lease lost: the lock was superseded");
             Err(LockError::LeaseLost { path: lease.path.clone(), token: lease.token })
         }
-        Err(error) => Err(error),
+        (Renewal::Failed, Err(error)) => Err(error),
+        (Renewal::Failed, Ok(_)) => Err(LockError::Unsettled { path: lease.path.clone() }),
     }
+}
+
+/// The index of the newest entry of the lease's journal if it is ours (our owner and ticket).
+async fn own_newest(shared: &Shared, lease: &Lease) -> Result<Option<u64>, LockError> {
+    let newest = journal::newest(&*shared.store, &lease.path).await?;
+    Ok(newest.filter(|n| {
+        matches!(&n.entry, Entry::Renew { owner, ticket, .. } | Entry::Acquire { owner, ticket, .. } if *owner == lease.owner && *ticket == lease.token)
+    })
+    .map(|n| n.index))
 }
 
 async fn renew_all(shared: &Shared) {
@@ -423,8 +503,8 @@ async fn clean_up(shared: &Shared) -> Result<Vec<Recovered>, LockError> {
     let mut released = Vec::new();
     for (path, newest) in every_newest(&*shared.store).await? {
         let Some((owner, ticket, kind, lease_ms)) = newest.entry.holder() else { continue };
-        let dead = liveness(owner, &shared.process) == Liveness::Dead;
-        if !(dead || shared.judge_expired(&path, newest.index, owner, lease_ms)) {
+        let dead = shared.proven_dead(owner).await;
+        if !(dead || shared.judge_expired(&path, newest.index, lease_ms)) {
             continue;
         }
         let by = if dead { ReleasedBy::Recovery } else { ReleasedBy::Cleaner };
@@ -436,13 +516,13 @@ async fn clean_up(shared: &Shared) -> Result<Vec<Recovered>, LockError> {
     Ok(released)
 }
 
-/// Releases every lock whose owner was a process of this host that is no longer running.
-/// Locks of other hosts are left to expiry.
-pub async fn recover(store: &dyn Store, here: &ProcessId) -> Result<Vec<Recovered>, LockError> {
+/// Releases every lock whose owner the store proves dead. Owners it cannot prove dead (alive,
+/// or unknown: another host, a store without proofs) are left to expiry.
+pub async fn recover(store: &dyn Store) -> Result<Vec<Recovered>, LockError> {
     let mut released = Vec::new();
     for (path, newest) in every_newest(store).await? {
         let Some((owner, ticket, kind, _)) = newest.entry.holder() else { continue };
-        if liveness(owner, here) != Liveness::Dead {
+        if store.owner_liveness(process_part(owner)).await? != Liveness::Dead {
             continue;
         }
         let release = Entry::Release { kind, ticket, by: ReleasedBy::Recovery, written_at_ms: wall_ms(), marks: newest.entry.marks_after() };

@@ -8,8 +8,8 @@
 //! let store = FsStore::open("/var/lib/data/.lockstep")?;
 //! let manager = LockManager::start(store, LockOptions::default()).await?;
 //! let guard = manager.lock(Operation::rm("/resources/a", true)?).await?;
-//! // Every write to what the lock protects carries the fencing token:
-//! let token = guard.token();
+//! // Every write to what the lock protects carries the fencing token of the lock covering it:
+//! let token = guard.single_token().expect("rm takes one lock");
 //! # let _ = token;
 //! guard.release().await?;
 //! # Ok(()) }

@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::acquire::wall_ms;
 use super::entry::{Entry, LockKind};
 use super::manager::every_newest;
-use super::owner::{liveness, Liveness, ProcessId};
+use super::owner::{process_part, Liveness};
 use super::LockError;
 use crate::store::Store;
 
@@ -48,7 +48,6 @@ pub struct LockInfo {
 
 /// Every lock currently held in `store`, in path order.
 pub async fn observe(store: &dyn Store) -> Result<Vec<LockInfo>, LockError> {
-    let here = ProcessId::current();
     let now_ms = wall_ms();
     let seconds = |ms: u64| Duration::from_millis(now_ms.saturating_sub(ms)).as_secs_f64();
     let mut out = Vec::new();
@@ -59,7 +58,7 @@ pub async fn observe(store: &dyn Store) -> Result<Vec<LockInfo>, LockError> {
             _ => continue,
         };
         let (_, token, kind, lease_ms) = newest.entry.holder().expect("acquire or renew");
-        let owner_liveness = liveness(owner, &here);
+        let owner_liveness = store.owner_liveness(process_part(owner)).await?;
         let since_renewal_s = seconds(newest.entry.written_at_ms());
         let lease_s = Duration::from_millis(lease_ms).as_secs_f64();
         let held_s = seconds(held_since_ms);

@@ -1,10 +1,12 @@
-//! Owner ids: unique per lock handle, and telling, on the same host, whether the process that
-//! wrote them is still alive (so recovery can release a dead process's locks at once).
+//! Owner ids: unique per lock handle.
 //!
-//! Format: `<host>:<boot>:<pid>:<start>:<random>#<handle>`, where `boot` is the kernel's boot id
-//! (a reboot ends every process), `start` is the process's start time in clock ticks (a reused
-//! pid has another) and `handle` numbers the lock handles of the process. Owners are compared
-//! as strings; no clock in an owner id is ever compared with another clock.
+//! Format: `<host>:<boot>:<pid>:<start>:<random>#<handle>`, where `boot` is the kernel's boot id,
+//! `start` the process's start time in clock ticks, `random` a number drawn when the process (or
+//! manager) took its identity, and `handle` numbers its lock handles. Host, boot, pid and start
+//! are **hints for people** (`lockstep locks` shows them); no decision reads them. Whether an
+//! owner is dead is proven by the store (`Store::owner_liveness`: on a file system, the kernel's
+//! `flock` on the owner's registration file), or it is unknown and only expiry frees its locks.
+//! Owners are compared as strings; no clock in an owner id is ever compared with another clock.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -42,7 +44,12 @@ impl ProcessId {
     /// A fresh owner id for one lock handle of this process.
     pub fn owner(&self) -> String {
         let handle = HANDLES.fetch_add(1, Ordering::Relaxed);
-        format!("{}:{}:{}:{}:{:x}#{handle}", self.host, self.boot, self.pid, self.start, self.random)
+        format!("{}#{handle}", self.key())
+    }
+
+    /// The process part of its owner ids: what the store registers.
+    pub fn key(&self) -> String {
+        format!("{}:{}:{}:{}:{:x}", self.host, self.boot, self.pid, self.start, self.random)
     }
 
     /// Parses the process part of an owner id.
@@ -58,31 +65,12 @@ impl ProcessId {
     }
 }
 
-/// What can be known about an owner from here.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Liveness {
-    /// Same host, and the process is running.
-    Alive,
-    /// Same host, and the process is gone (or the host rebooted since).
-    Dead,
-    /// Another host, or an id this build cannot parse: only expiry can tell.
-    Unknown,
-}
+pub use crate::store::Liveness;
 
-/// Whether the process behind `owner` is alive, as far as this host can tell.
-pub fn liveness(owner: &str, here: &ProcessId) -> Liveness {
-    let Some(them) = ProcessId::parse(owner) else { return Liveness::Unknown };
-    if them.host != here.host {
-        return Liveness::Unknown;
-    }
-    if them.boot != here.boot {
-        return Liveness::Dead;
-    }
-    match process_start(them.pid) {
-        Some(start) if start == them.start => Liveness::Alive,
-        _ => Liveness::Dead,
-    }
+/// The process part of an owner id (before `#handle`): what a store registers, and proves alive
+/// or dead.
+pub fn process_part(owner: &str) -> &str {
+    owner.split('#').next().unwrap_or(owner)
 }
 
 fn hostname() -> String {
@@ -111,26 +99,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn own_owner_ids_parse_and_are_alive() {
+    fn owner_ids_parse_and_name_their_process() {
         let me = ProcessId::current();
         let owner = me.owner();
         assert_ne!(owner, me.owner(), "each handle gets its own id");
         assert_eq!(ProcessId::parse(&owner), Some(me.clone()));
-        assert_eq!(liveness(&owner, &me), Liveness::Alive);
-    }
-
-    #[test]
-    fn a_finished_process_is_dead_and_another_host_is_unknown() {
-        let mut child = std::process::Command::new("true").spawn().unwrap();
-        let pid = child.id();
-        let start = process_start(pid);
-        child.wait().unwrap();
-        let here = ProcessId::current();
-        let gone = ProcessId { pid, start: start.unwrap_or(1), ..here.clone() };
-        let owner = format!("{}:{}:{}:{}:{:x}#0", gone.host, gone.boot, gone.pid, gone.start, gone.random);
-        assert_eq!(liveness(&owner, &here), Liveness::Dead);
-        let elsewhere = owner.replacen(&here.host, "other-host", 1);
-        assert_eq!(liveness(&elsewhere, &here), Liveness::Unknown);
-        assert_eq!(liveness("garbage", &here), Liveness::Unknown);
+        assert_eq!(process_part(&owner), me.key());
+        assert_ne!(ProcessId::current().key(), me.key(), "each identity is its own owner");
     }
 }

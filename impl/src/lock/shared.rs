@@ -2,7 +2,7 @@
 //! process identity, the expiry observations and the held leases, and the queue of background
 //! work. Both `acquire` and `manager` use it; neither depends on the other through it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -10,10 +10,10 @@ use tokio::sync::{mpsc, Notify};
 
 use super::entry::{LockKind, Marks};
 use super::lease::LeaseCell;
-use super::owner::{liveness, Liveness, ProcessId};
+use super::owner::{process_part, ProcessId};
 use super::path::LockPath;
 use super::LockOptions;
-use crate::store::Store;
+use crate::store::{Liveness, OwnerRegistration, Store};
 use crate::sync::{lock, Mutex};
 
 /// Observations older than this many leases are forgotten.
@@ -53,6 +53,10 @@ pub(crate) struct Shared {
     /// Every lease a guard of this manager holds, by token.
     pub(crate) leases: Mutex<BTreeMap<u64, Arc<Lease>>>,
     pub(crate) jobs: mpsc::UnboundedSender<Job>,
+    /// This manager's registration as an owner: while it lives, the store proves us alive.
+    pub(crate) registration: Mutex<Option<Box<dyn OwnerRegistration>>>,
+    /// Owners the store proved dead (a dead process stays dead; its id is never reused).
+    pub(crate) dead: Mutex<HashSet<String>>,
 }
 
 impl Shared {
@@ -61,11 +65,28 @@ impl Shared {
         let _ = self.jobs.send(job);
     }
 
-    /// Whether the entry `index` of `path`, held by `owner`, is expired as this process sees it.
-    pub fn judge_expired(&self, path: &LockPath, index: u64, owner: &str, lease_ms: u64) -> bool {
-        if liveness(owner, &self.process) == Liveness::Dead {
+    /// Whether the store proves `owner` dead. Errors prove nothing.
+    pub async fn proven_dead(&self, owner: &str) -> bool {
+        let process = process_part(owner);
+        if lock(&self.dead).contains(process) {
             return true;
         }
+        let dead = matches!(self.store.owner_liveness(process).await, Ok(Liveness::Dead));
+        if dead {
+            lock(&self.dead).insert(process.to_owned());
+        }
+        dead
+    }
+
+    /// Whether the entry `index` of `path`, held by `owner`, is expired: its owner is proven dead,
+    /// or this process has watched the entry unchanged for its lease (plus a grace).
+    pub async fn is_expired(&self, path: &LockPath, index: u64, owner: &str, lease_ms: u64) -> bool {
+        self.proven_dead(owner).await || self.judge_expired(path, index, lease_ms)
+    }
+
+    /// Whether this process has watched entry `index` of `path` unchanged for `lease_ms` (plus a
+    /// grace for clock-rate drift), on its own monotonic clock.
+    pub fn judge_expired(&self, path: &LockPath, index: u64, lease_ms: u64) -> bool {
         let now = Instant::now();
         let mut seen = lock(&self.observations);
         if seen.len() > OBSERVATIONS_MAX {

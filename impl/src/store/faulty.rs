@@ -1,7 +1,7 @@
 //! A fault-injecting wrapper for tests: the k-th operation fails (as a full disk, a dead server,
 //! or a crash after which every call fails until the store is "restarted").
 
-use super::{Created, Key, Store, StoreError, Version};
+use super::{Created, Key, Liveness, OwnerRegistration, Store, StoreError, Version};
 use crate::sync::{lock, Arc, Mutex};
 
 /// What the injected fault looks like to the caller.
@@ -131,5 +131,15 @@ impl<S: Store> Store for FaultyStore<S> {
 
     fn describe(&self) -> String {
         format!("faulty:{}", self.inner.describe())
+    }
+
+    // Registrations and proofs of life pass through: they are not storage operations a fault
+    // plan counts.
+    async fn register_owner(&self, owner: &str) -> Result<Option<Box<dyn OwnerRegistration>>, StoreError> {
+        self.inner.register_owner(owner).await
+    }
+
+    async fn owner_liveness(&self, owner: &str) -> Result<Liveness, StoreError> {
+        self.inner.owner_liveness(owner).await
     }
 }

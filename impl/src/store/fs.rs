@@ -2,7 +2,11 @@
 //!
 //! Layout under the store's root directory:
 //! - `data/<key>`: one file per entry, the key's components as directories;
-//! - `tmp/`: entries being written, invisible to readers.
+//! - `tmp/`: entries being written, invisible to readers;
+//! - `owners/<owner>`: one file per registered owner (a process run), on which that process
+//!   holds an exclusive `flock` for its whole life. The kernel drops the lock when the process
+//!   dies, whatever PID namespace or user it ran in, so a non-blocking `flock` of the file that
+//!   succeeds is a proof of death; one that would block is a proof of life.
 //!
 //! Create-if-absent publishes a whole, durable entry or nothing:
 //! 1. write the bytes to a new file in `tmp/` (`O_CREAT|O_EXCL`);
@@ -17,11 +21,11 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Write};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use super::{Created, Key, Store, StoreError, Version};
+use super::{owner_file_name, Created, Key, Liveness, OwnerRegistration, Store, StoreError, Version};
 use crate::sync::{Arc, AtomicU64, Ordering};
 
 /// Whether creates and deletes are synced to disk before they return.
@@ -75,7 +79,7 @@ impl FsStore {
 
     pub fn open_with(root: impl AsRef<Path>, durability: Durability) -> Result<FsStore, StoreError> {
         let root = root.as_ref().to_path_buf();
-        for dir in [root.join("data"), root.join("tmp")] {
+        for dir in [root.join("data"), root.join("tmp"), root.join("owners")] {
             fs::create_dir_all(&dir).map_err(|e| StoreError::io(dir.display(), e))?;
         }
         let store = FsStore { inner: Arc::new(Inner { root, durability, temp_counter: AtomicU64::new(0), crash_after: None }) };
@@ -275,6 +279,43 @@ impl FsStore {
         Ok(())
     }
 
+    /// Registers `owner`: a file in `owners/`, locked (`flock`, exclusive) before it gets its
+    /// name, so no checker can ever see it unlocked while its owner lives.
+    pub fn register_owner_blocking(&self, owner: &str) -> Result<Box<dyn OwnerRegistration>, StoreError> {
+        let name = owner_file_name(owner);
+        let io = |e| StoreError::io(format!("owners/{name}"), e);
+        let counter = self.inner.temp_counter.fetch_add(1, Ordering::Relaxed);
+        let temp = self.inner.root.join("tmp").join(format!("{}-{counter}.owner", std::process::id()));
+        let mut file = OpenOptions::new().read(true).write(true).create_new(true).open(&temp).map_err(io)?;
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(|e| io(e.into()))?;
+        file.write_all(format!("{owner}\n").as_bytes()).map_err(io)?;
+        let target = self.inner.root.join("owners").join(&name);
+        // `link` never replaces: an owner registers once.
+        let linked = fs::hard_link(&temp, &target);
+        let _ = fs::remove_file(&temp);
+        linked.map_err(io)?;
+        if self.durable() {
+            sync_dir(&self.inner.root.join("owners")).map_err(io)?;
+        }
+        Ok(Box::new(FsRegistration { _file: file }))
+    }
+
+    /// Proof of an owner's life or death from its registration's `flock`.
+    pub fn owner_liveness_blocking(&self, owner: &str) -> Result<Liveness, StoreError> {
+        let path = self.inner.root.join("owners").join(owner_file_name(owner));
+        let file = match OpenOptions::new().read(true).custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32).open(&path) {
+            Ok(file) => file,
+            // Never registered here (an older build, another store): nothing is proven.
+            Err(_) => return Ok(Liveness::Unknown),
+        };
+        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockShared) {
+            // Nobody holds it: its owner is gone. Our shared lock goes with `file`.
+            Ok(()) => Ok(Liveness::Dead),
+            Err(rustix::io::Errno::WOULDBLOCK) => Ok(Liveness::Alive),
+            Err(_) => Ok(Liveness::Unknown),
+        }
+    }
+
     async fn blocking<T: Send + 'static>(
         &self,
         work: impl FnOnce(FsStore) -> Result<T, StoreError> + Send + 'static,
@@ -283,6 +324,19 @@ impl FsStore {
         tokio::task::spawn_blocking(move || work(store))
             .await
             .map_err(|e| StoreError::Unavailable(format!("file-system worker failed: {e}")))?
+    }
+}
+
+/// An owner's registration file, locked for as long as this lives (or the process does).
+#[derive(Debug)]
+struct FsRegistration {
+    _file: File,
+}
+
+impl OwnerRegistration for FsRegistration {
+    fn inheritable_fd(&self) -> Option<i32> {
+        use std::os::fd::AsRawFd;
+        Some(self._file.as_raw_fd())
     }
 }
 
@@ -314,5 +368,15 @@ impl Store for FsStore {
 
     fn describe(&self) -> String {
         format!("fs:{}", self.inner.root.display())
+    }
+
+    async fn register_owner(&self, owner: &str) -> Result<Option<Box<dyn OwnerRegistration>>, StoreError> {
+        let owner = owner.to_owned();
+        self.blocking(move |s| s.register_owner_blocking(&owner).map(Some)).await
+    }
+
+    async fn owner_liveness(&self, owner: &str) -> Result<Liveness, StoreError> {
+        let owner = owner.to_owned();
+        self.blocking(move |s| s.owner_liveness_blocking(&owner)).await
     }
 }

@@ -3,14 +3,22 @@
 
 use std::collections::BTreeMap;
 
-use super::{Created, Key, Store, StoreError, Version};
+use super::{Created, Key, Liveness, OwnerRegistration, Store, StoreError, Version};
 use crate::sync::{lock, Arc, Mutex};
 
-/// The shared state of a [`MemStore`]: every entry and the next version number.
+/// The shared state of a [`MemStore`]: every entry and the next version number, and the owners
+/// registered in this process (alive while their registration lives).
 #[derive(Debug, Default)]
 pub struct MemCore {
     entries: Mutex<Entries>,
+    owners: std::sync::Mutex<std::collections::HashMap<String, std::sync::Weak<()>>>,
 }
+
+/// A registration in a [`MemStore`]: the owner is alive while this lives.
+#[derive(Debug)]
+struct MemRegistration(#[allow(dead_code)] std::sync::Arc<()>);
+
+impl OwnerRegistration for MemRegistration {}
 
 #[derive(Debug, Default)]
 struct Entries {
@@ -61,6 +69,24 @@ impl MemCore {
         lock(&self.entries).map.remove(key.as_str());
     }
 
+    fn register_owner(&self, owner: &str) -> Result<Box<dyn OwnerRegistration>, StoreError> {
+        let mut owners = self.owners.lock().unwrap_or_else(|e| e.into_inner());
+        if owners.get(owner).is_some_and(|w| w.strong_count() > 0) {
+            return Err(StoreError::Unavailable(format!("owner {owner} is registered already")));
+        }
+        let alive = std::sync::Arc::new(());
+        owners.insert(owner.to_owned(), std::sync::Arc::downgrade(&alive));
+        Ok(Box::new(MemRegistration(alive)))
+    }
+
+    fn owner_liveness(&self, owner: &str) -> Liveness {
+        match self.owners.lock().unwrap_or_else(|e| e.into_inner()).get(owner) {
+            Some(weak) if weak.strong_count() > 0 => Liveness::Alive,
+            Some(_) => Liveness::Dead,
+            None => Liveness::Unknown,
+        }
+    }
+
     pub fn len(&self) -> usize {
         lock(&self.entries).map.len()
     }
@@ -107,5 +133,13 @@ impl Store for MemStore {
 
     fn describe(&self) -> String {
         "memory".into()
+    }
+
+    async fn register_owner(&self, owner: &str) -> Result<Option<Box<dyn OwnerRegistration>>, StoreError> {
+        self.core.register_owner(owner).map(Some)
+    }
+
+    async fn owner_liveness(&self, owner: &str) -> Result<Liveness, StoreError> {
+        Ok(self.core.owner_liveness(owner))
     }
 }

@@ -76,6 +76,33 @@ impl StoreError {
     }
 }
 
+/// What a store can prove about an owner (a process run that holds locks). Recovery releases a
+/// lock early only on proof of its owner's death; anything not proven dead is freed by expiry
+/// alone (specs/lock.md §10).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Liveness {
+    /// Proven alive: it holds its registration now.
+    Alive,
+    /// Proven dead: its registration is held by nobody (the kernel dropped its file lock at its
+    /// death, or it ended its registration).
+    Dead,
+    /// No proof either way (never registered here, another host, a backend without proofs).
+    Unknown,
+}
+
+/// An owner's registration: while it lives, the store answers `Alive` for its owner; once it is
+/// dropped, or its process dies, `Dead`.
+pub trait OwnerRegistration: Send + Sync + fmt::Debug {
+    /// A file descriptor whose open file keeps the registration alive, if there is one: a child
+    /// process that inherits it keeps its owner alive until the child dies too (`lockstep lock`
+    /// passes it to COMMAND, so that a COMMAND outliving lockstep for a moment is not judged
+    /// dead with it).
+    fn inheritable_fd(&self) -> Option<i32> {
+        None
+    }
+}
+
 /// A key-value store with atomic create-if-absent. Implementations must be safe to call from many
 /// tasks and threads at once, and (for persistent backends) from many processes.
 #[async_trait::async_trait]
@@ -96,6 +123,19 @@ pub trait Store: Send + Sync + 'static {
 
     /// A short description for messages (`fs:/var/lib/x/.lockstep`, `memory`).
     fn describe(&self) -> String;
+
+    /// Registers `owner` (the process part of owner ids) so that its death can be proven later.
+    /// `Ok(None)`: this backend proves nothing, and every owner is `Unknown` to it.
+    async fn register_owner(&self, owner: &str) -> Result<Option<Box<dyn OwnerRegistration>>, StoreError> {
+        let _ = owner;
+        Ok(None)
+    }
+
+    /// What this store can prove about `owner`. Never `Dead` without proof.
+    async fn owner_liveness(&self, owner: &str) -> Result<Liveness, StoreError> {
+        let _ = owner;
+        Ok(Liveness::Unknown)
+    }
 }
 
 #[async_trait::async_trait]
@@ -115,4 +155,24 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     fn describe(&self) -> String {
         (**self).describe()
     }
+    async fn register_owner(&self, owner: &str) -> Result<Option<Box<dyn OwnerRegistration>>, StoreError> {
+        (**self).register_owner(owner).await
+    }
+    async fn owner_liveness(&self, owner: &str) -> Result<Liveness, StoreError> {
+        (**self).owner_liveness(owner).await
+    }
+}
+
+/// The file name of an owner's registration: its process part with every byte outside
+/// `[A-Za-z0-9._-]` written as `%XX`, so that no owner id can name a path.
+pub fn owner_file_name(owner: &str) -> String {
+    let mut name = String::with_capacity(owner.len());
+    for byte in owner.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'-') {
+            name.push(byte as char);
+        } else {
+            name.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    name
 }

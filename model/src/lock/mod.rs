@@ -246,6 +246,10 @@ impl LockModel {
     /// `tick` expired. The seed and the `wallclock-expiry` mutant compare the writer's wall-clock
     /// timestamp with the reader's wall clock; the fixed protocol measures elapsed time on the
     /// observer's own clock, which is never ahead of true time.
+    ///
+    /// In the fixed protocol an entry of an owner proven dead is expired at once: a crash ends a
+    /// process, and the store proves its death (specs/lock.md §10: on a file system the kernel
+    /// drops the owner's `flock`). The seed has no such proof.
     pub fn expired(&self, state: &LockState, observer: Option<usize>, owner: u8, tick: u8) -> bool {
         let variant = self.variant();
         if variant.is_seed() || variant.has(Mutation::WallclockExpiry) {
@@ -253,7 +257,7 @@ impl LockModel {
             let written = tick + self.spec(owner as usize).skew_ticks;
             reader >= written + self.config.lease_ticks
         } else {
-            !self.live(state, tick)
+            !self.live(state, tick) || state.clients[owner as usize].is_crashed()
         }
     }
 

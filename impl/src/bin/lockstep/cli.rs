@@ -13,6 +13,11 @@ pub const EXIT_INCOMPLETE: u8 = 3;
 pub const EXIT_BUG_NOT_REPRODUCED: u8 = 4;
 pub const EXIT_STORAGE: u8 = 74;
 pub const EXIT_BUSY: u8 = 75;
+/// `lock -- COMMAND`: a lease was lost while COMMAND ran (expired, force-released, taken over),
+/// and COMMAND's process group was stopped.
+pub const EXIT_LEASE_LOST: u8 = 77;
+/// `lock -- COMMAND`: COMMAND could not be started (as a shell says).
+pub const EXIT_CANNOT_RUN: u8 = 127;
 
 const ABOUT_LONG: &str = "lockstep checks stateright models of three protocols that real systems shipped with races \
 (OpenViking's path locks and redo log, the Zed lake's merge lock): the protocol as published (`seed`, \
@@ -20,7 +25,9 @@ its bugs found as counterexamples), lockstep's fixed protocol (`fixed`, proven w
 and one mutant of `fixed` per property. It also runs lockstep's path locks over a data root.\n\n\
 Exit codes: 0 all properties hold (or all bugs reproduced); 1 a property failed; 2 bad usage; \
 3 search incomplete (time, state or memory limit: nothing proven); 4 a catalogued bug was not \
-reproduced; 74 storage error; 75 lock busy. `lock -- COMMAND` passes COMMAND's exit code through.";
+reproduced; 74 storage error; 75 lock busy; 77 a lease was lost while COMMAND ran (COMMAND was \
+stopped); 127 COMMAND could not be started. Otherwise `lock -- COMMAND` passes COMMAND's exit \
+code through.";
 
 #[derive(Parser)]
 #[command(name = "lockstep", version, about = "Model checker and reference implementation of three storage-coordination protocols", long_about = ABOUT_LONG)]
@@ -57,10 +64,13 @@ enum Command {
     Locks(crate::locks::LocksArgs),
     /// Run COMMAND while holding path locks; its exit code is passed through.
     ///
-    /// The locks' fencing token is exported as LOCKSTEP_TOKEN (the largest of the operation's
-    /// tokens), each lock's as LOCKSTEP_TOKENS (`/a=17,/c=18`), the owner as LOCKSTEP_OWNER. The
-    /// leases are renewed while COMMAND runs and released when it ends. SIGINT and SIGTERM are
-    /// forwarded to COMMAND.
+    /// Each lock's fencing token is exported in LOCKSTEP_TOKENS (`/a=17,/c=18`): a write fences
+    /// with the token of the lock that covers it. LOCKSTEP_TOKEN is set only for an operation of
+    /// one lock (tokens of different locks are not comparable). LOCKSTEP_OWNER is the owner id.
+    /// The leases are renewed while COMMAND runs and released when it ends. COMMAND runs in its
+    /// own process group and dies with lockstep (a parent-death signal); if a lease is lost while
+    /// it runs, its group gets SIGTERM, then SIGKILL after --grace, and lockstep exits 77. SIGINT
+    /// and SIGTERM are forwarded to COMMAND's group. A COMMAND that cannot start exits 127.
     Lock(crate::locks::LockArgs),
     /// Release the lock on PATH whatever its holder is doing (it becomes a zombie; fencing stops it).
     ForceRelease(crate::locks::ForceReleaseArgs),

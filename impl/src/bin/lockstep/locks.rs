@@ -34,7 +34,8 @@ pub struct LocksArgs {
 pub struct LockArgs {
     #[command(flatten)]
     pub root: RootArg,
-    /// point: POINT on each PATH; subtree: SUBTREE on each; mv: SUBTREE on source and destination parent.
+    /// point: POINT on each PATH; subtree: SUBTREE on each; mv SRC DST: SUBTREE on SRC and on
+    /// DST's parent (DST need not exist), as `Operation::mv` in the Rust API.
     #[arg(long, value_enum)]
     pub mode: ModeArg,
     /// lock_timeout in seconds (0: fail at once if busy) or `forever`.
@@ -43,6 +44,9 @@ pub struct LockArgs {
     /// Lease in seconds (renewed every third of it while COMMAND runs).
     #[arg(long, default_value_t = 300.0)]
     pub lease: f64,
+    /// Seconds between SIGTERM and SIGKILL when a lost lock stops COMMAND.
+    #[arg(long, default_value_t = 10.0)]
+    pub grace: f64,
     /// Paths in the lock namespace, e.g. /resources/a.
     #[arg(required = true)]
     pub paths: Vec<String>,
@@ -81,10 +85,10 @@ pub enum ModeArg {
 
 use std::time::Duration;
 
-use lockstep::lock::{self, LockError, LockManager, LockMode, LockOptions, LockPath, Operation};
+use lockstep::lock::{self, Guard, LockError, LockManager, LockMode, LockOptions, LockPath, Operation};
 use lockstep::store::{FsStore, StoreError};
 
-use crate::cli::{EXIT_BUSY, EXIT_STORAGE, EXIT_USAGE};
+use crate::cli::{EXIT_BUSY, EXIT_CANNOT_RUN, EXIT_LEASE_LOST, EXIT_STORAGE, EXIT_USAGE};
 
 /// The process-kill tests' worker: logs `enter`, waits, writes to the fenced log of each
 /// locked path with the lock's token, logs the outcome, logs `exit`. Times are
@@ -100,10 +104,13 @@ pub async fn worker(args: WorkerArgs) -> Result<u8, Failure> {
         let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
         t.tv_sec as u128 * 1_000_000_000 + t.tv_nsec as u128
     };
-    let group = rustix::process::getpgrp().as_raw_nonzero();
+    // Identified by its `lockstep lock` (its parent), which the test driver spawned and kills;
+    // its own pid, for signals to it (it runs in its own process group).
+    let group = rustix::process::getppid().map_or(0, |p| p.as_raw_nonzero().get());
+    let pid = rustix::process::getpid().as_raw_nonzero();
     let tokens = std::env::var("LOCKSTEP_TOKENS").map_err(|_| Failure(EXIT_USAGE, "run me under `lockstep lock`".into()))?;
     let kinds = std::env::var("LOCKSTEP_KINDS").unwrap_or_default();
-    log_line(format!("enter {} {group} {tokens} {kinds}", now()))?;
+    log_line(format!("enter {} {group} {tokens} {kinds} {pid}", now()))?;
     tokio::time::sleep(Duration::from_millis(args.hold_ms)).await;
     let log = lock::FencedLog::new(store);
     for pair in tokens.split(',') {
@@ -205,59 +212,136 @@ pub async fn lock(args: LockArgs) -> Result<u8, Failure> {
     if !(args.lease.is_finite() && args.lease >= 0.3) {
         return Err(Failure(EXIT_USAGE, "--lease must be at least 0.3 seconds".into()));
     }
+    if !(args.grace.is_finite() && args.grace >= 0.0) {
+        return Err(Failure(EXIT_USAGE, "--grace must be a number of seconds".into()));
+    }
     let options = LockOptions { timeout: parse_timeout(&args.timeout)?, cleanup_every: None, ..LockOptions::with_lease(Duration::from_secs_f64(args.lease)) };
     let mode = match args.mode {
         ModeArg::Point => LockMode::Point,
         ModeArg::Subtree => LockMode::Subtree,
         ModeArg::Mv => LockMode::Mv,
     };
-    let paths: Vec<&str> = args.paths.iter().map(String::as_str).collect();
-    let operation = Operation::new(mode, &paths)?;
+    let operation = match (mode, args.paths.as_slice()) {
+        // `mv SRC DST`, as the Rust API's `Operation::mv`: SUBTREE on SRC and on DST's parent.
+        (LockMode::Mv, [source, destination]) => Operation::mv(source, destination, true)?,
+        (LockMode::Mv, _) => return Err(Failure(EXIT_USAGE, "--mode mv takes two paths: SRC DST".into())),
+        _ => Operation::new(mode, &args.paths.iter().map(String::as_str).collect::<Vec<_>>())?,
+    };
     let manager = LockManager::start(store, options).await?;
     let guard = manager.lock(operation).await?;
-    let tokens: Vec<String> = guard.tokens().iter().map(|(p, _, t)| format!("{p}={t}")).collect();
-    let mut child = tokio::process::Command::new(&args.command[0])
-        .args(&args.command[1..])
-        .env("LOCKSTEP_TOKEN", guard.token().to_string())
-        .env("LOCKSTEP_TOKENS", tokens.join(","))
-        .env("LOCKSTEP_OWNER", guard.owner())
-        .env("LOCKSTEP_KINDS", guard.tokens().iter().map(|(p, k, _)| format!("{p}={}", k.letter())).collect::<Vec<_>>().join(","))
-        .spawn()
-        .map_err(|e| Failure(EXIT_USAGE, format!("cannot run {:?}: {e}", args.command[0])))?;
-    let status = wait_forwarding_signals(&mut child).await.map_err(|e| Failure(EXIT_STORAGE, e.to_string()))?;
-    if let Err(error) = guard.check() {
-        eprintln!("lockstep: warning: {error} while the command ran");
-    }
+    let outcome = run_holding(&guard, &args, manager.registration_fd()).await;
     let released = guard.release().await;
     manager.shutdown().await;
     if let Err(error) = released {
         eprintln!("lockstep: warning: release: {error}");
     }
-    use std::os::unix::process::ExitStatusExt;
-    Ok(match (status.code(), status.signal()) {
-        (Some(code), _) => code.clamp(0, 255) as u8,
-        (None, Some(signal)) => (128 + signal).clamp(0, 255) as u8,
-        _ => 1,
-    })
+    outcome
 }
 
-async fn wait_forwarding_signals(child: &mut tokio::process::Child) -> std::io::Result<std::process::ExitStatus> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    let mut terminate = signal(SignalKind::terminate())?;
-    loop {
-        tokio::select! {
-            status = child.wait() => return status,
-            _ = interrupt.recv() => forward(child, rustix::process::Signal::INT),
-            _ = terminate.recv() => forward(child, rustix::process::Signal::TERM),
+/// Runs COMMAND while `guard` holds: checks the lease just before it starts, and stops it (its
+/// whole process group: SIGTERM, then SIGKILL after the grace) as soon as a lease is lost.
+async fn run_holding(guard: &Guard, args: &LockArgs, registration_fd: Option<i32>) -> Result<u8, Failure> {
+    use std::os::unix::process::ExitStatusExt;
+    let tokens: Vec<String> = guard.tokens().iter().map(|(p, _, t)| format!("{p}={t}")).collect();
+    let mut command = tokio::process::Command::new(&args.command[0]);
+    command
+        .args(&args.command[1..])
+        .env("LOCKSTEP_TOKENS", tokens.join(","))
+        .env("LOCKSTEP_OWNER", guard.owner())
+        .env("LOCKSTEP_KINDS", guard.tokens().iter().map(|(p, k, _)| format!("{p}={}", k.letter())).collect::<Vec<_>>().join(","))
+        // Its own process group, so that a lost lock stops all of it; and it dies with us: a
+        // COMMAND outliving its lockstep would run on after the lock is freed.
+        .process_group(0);
+    // Tokens of different locks are not comparable: one token only for one lock.
+    match guard.single_token() {
+        Some(token) => command.env("LOCKSTEP_TOKEN", token.to_string()),
+        None => command.env_remove("LOCKSTEP_TOKEN"),
+    };
+    let parent = rustix::process::getpid();
+    // SAFETY: the closure runs in the child between fork and exec and only makes system calls
+    // (prctl, getppid, fcntl) and, if the parent is already gone, exits; the descriptor it
+    // borrows is the registration's, open for as long as the manager lives.
+    unsafe {
+        command.pre_exec(move || {
+            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
+            if rustix::process::getppid() != Some(parent) {
+                std::process::exit(EXIT_LEASE_LOST as i32);
+            }
+            // COMMAND keeps our owner registration (its file lock) open: until it has died too,
+            // nobody can prove our owner dead and recover its locks early.
+            if let Some(fd) = registration_fd {
+                let fd = std::os::fd::BorrowedFd::borrow_raw(fd);
+                rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())?;
+            }
+            Ok(())
+        });
+    }
+    // The lease must be live when COMMAND starts, not only when the lock was granted.
+    guard.check()?;
+    let mut child = match command.spawn() {
+        Ok(child) => child,
+        Err(error) => {
+            eprintln!("lockstep: cannot run {:?}: {error}", args.command[0]);
+            return Ok(EXIT_CANNOT_RUN);
+        }
+    };
+    let grace = Duration::from_secs_f64(args.grace);
+    let status = supervise(guard, &mut child, grace).await.map_err(|e| Failure(EXIT_STORAGE, e.to_string()))?;
+    match status {
+        Supervised::Exited(status) => Ok(match (status.code(), status.signal()) {
+            (Some(code), _) => code.clamp(0, 255) as u8,
+            (None, Some(signal)) => (128 + signal).clamp(0, 255) as u8,
+            _ => 1,
+        }),
+        Supervised::LeaseLost(error) => {
+            eprintln!("lockstep: {error}: COMMAND was stopped (exit {EXIT_LEASE_LOST})");
+            Ok(EXIT_LEASE_LOST)
         }
     }
 }
 
-fn forward(child: &tokio::process::Child, signal: rustix::process::Signal) {
-    let pid = child.id().and_then(|id| rustix::process::Pid::from_raw(id as i32));
-    if let Some(pid) = pid {
-        let _ = rustix::process::kill_process(pid, signal);
+enum Supervised {
+    Exited(std::process::ExitStatus),
+    LeaseLost(LockError),
+}
+
+/// Waits for COMMAND, forwarding SIGINT and SIGTERM to its group, and checking every lease about
+/// ten times per lease (and the journals, which show a force release before any renewal does).
+async fn supervise(guard: &Guard, child: &mut tokio::process::Child, grace: Duration) -> std::io::Result<Supervised> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    let every = (guard.lease() / 10).clamp(Duration::from_millis(20), Duration::from_secs(1));
+    let mut ticker = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            status = child.wait() => return status.map(Supervised::Exited),
+            _ = interrupt.recv() => signal_group(child, rustix::process::Signal::INT),
+            _ = terminate.recv() => signal_group(child, rustix::process::Signal::TERM),
+            _ = ticker.tick() => {
+                if let Err(error) = guard.verify().await {
+                    stop(child, grace).await?;
+                    return Ok(Supervised::LeaseLost(error));
+                }
+            }
+        }
+    }
+}
+
+/// SIGTERM to COMMAND's group, then SIGKILL if it is still running after `grace`.
+async fn stop(child: &mut tokio::process::Child, grace: Duration) -> std::io::Result<()> {
+    signal_group(child, rustix::process::Signal::TERM);
+    if tokio::time::timeout(grace, child.wait()).await.is_err() {
+        signal_group(child, rustix::process::Signal::KILL);
+        child.wait().await?;
+    }
+    Ok(())
+}
+
+fn signal_group(child: &tokio::process::Child, signal: rustix::process::Signal) {
+    let group = child.id().and_then(|id| rustix::process::Pid::from_raw(id as i32));
+    if let Some(group) = group {
+        let _ = rustix::process::kill_process_group(group, signal);
     }
 }
 
@@ -278,12 +362,11 @@ pub async fn force_release(args: ForceReleaseArgs) -> Result<u8, Failure> {
 
 pub async fn recover(args: RecoverArgs) -> Result<u8, Failure> {
     let store = open(&args.root)?;
-    let here = lock::owner::ProcessId::current();
-    let released = lock::recover(&store, &here).await?;
+    let released = lock::recover(&store).await?;
     if args.json {
         println!("{}", serde_json::json!({ "released": released }));
     } else {
-        println!("released {} lock(s) of dead processes of this host", released.len());
+        println!("released {} lock(s) whose owners are proven dead", released.len());
         for r in &released {
             println!("  {} (token {}, owner {})", r.path, r.ticket, r.owner);
         }
