@@ -120,6 +120,29 @@ pub async fn subtree_over_journals(store: Arc<dyn Store>, journals: usize, itera
     .await
 }
 
+/// Uncontended POINT acquire + release on one path of a store that holds `journals` other,
+/// released journals (written straight into the store, as earlier runs would leave them): the
+/// cost must not follow them (issue: every start walked every journal, and the journal of `/`
+/// listed all of them).
+pub async fn point_among_journals(root: &std::path::Path, journals: usize, iterations: usize) -> Result<Vec<Duration>, BenchError> {
+    use crate::lock::{Entry, LockKind, LockPath, Marks, ReleasedBy};
+    // Populated without fsync (the same directory, a volatile handle), then measured durable.
+    let populate = FsStore::open_with(root, crate::store::Durability::Volatile).map_err(|e| failed("open")(&e))?;
+    for j in 0..journals {
+        let path = LockPath::new(&format!("/other/g{:03}/p{j:06}", j % 1000)).expect("valid path");
+        let entry = Entry::Release { kind: LockKind::Point, ticket: 1, by: ReleasedBy::Holder, written_at_ms: 0, marks: Marks::default() };
+        let _ = populate.create(&path.entry_key(0), &entry.encode()).await.map_err(|e| failed("populate")(&e))?;
+    }
+    let store = FsStore::open(root).map_err(|e| failed("open")(&e))?;
+    let manager = LockManager::start(store, options()).await.map_err(|e| failed("start")(&e))?;
+    let manager = &manager;
+    sample(iterations, |_| async move {
+        let guard = manager.lock(Operation::new(LockMode::Point, &["/bench/point"]).expect("valid")).await.map_err(|e| failed("lock")(&e))?;
+        guard.release().await.map_err(|e| failed("release")(&e))
+    })
+    .await
+}
+
 /// `tasks` tasks contending on one path, each taking and releasing it `rounds` times (waiting
 /// forever); one sample per acquire + release, measured from the request to the release.
 pub async fn contended(store: Arc<dyn Store>, tasks: usize, rounds: usize) -> Result<Vec<Duration>, BenchError> {
@@ -166,6 +189,12 @@ pub async fn run_all(dir: &std::path::Path, quick: bool) -> Result<Vec<Measureme
     ));
     raw.push(summarise("subtree acquire+release over 10 released lock journals (FsStore)", subtree_over_journals(fs_store("j10")?, 10, n).await?));
     raw.push(summarise("subtree acquire+release over 100 released lock journals (FsStore)", subtree_over_journals(fs_store("j100")?, 100, n / 2).await?));
+    let others = if quick { 5_000 } else { 50_000 };
+    raw.push(summarise("point acquire+release, 10 other journals in the store (FsStore)", point_among_journals(&dir.join("o10"), 10, n).await?));
+    raw.push(summarise(
+        &format!("point acquire+release, {others} other journals in the store (FsStore)"),
+        point_among_journals(&dir.join("omany"), others, n).await?,
+    ));
     raw.push(summarise("8 tasks contending on one path, per acquire+release (FsStore)", contended(fs_store("hot")?, 8, n / 8).await?));
     raw.push(summarise("8 tasks contending on one path, per acquire+release (MemStore)", contended(memory(), 8, n).await?));
     let floor_fs = raw[0].2;

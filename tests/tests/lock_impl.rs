@@ -166,6 +166,35 @@ async fn expiry_hands_a_silent_lock_over_and_fencing_stops_the_zombie() {
     }
 }
 
+/// The fenced log checks every path a write touches (specs/lock.md §6): a zombie's SUBTREE
+/// write on `/t` is rejected after a newer holder wrote below it, a zombie's write below `/t` is
+/// rejected after a newer SUBTREE write on `/t`, and writes under locks that do not conflict
+/// never compare their tokens. Before, the log checked only the exact path, and both zombie
+/// writes landed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fenced_log_checks_the_whole_scope_of_a_write() {
+    for (name, store, _dir) in backends() {
+        let log = FencedLog::new(Arc::clone(&store));
+        let path = |p: &str| LockPath::new(p).unwrap();
+        // A newer POINT holder of /t/u wrote with 5; a zombie SUBTREE holder of /t has 4.
+        assert!(log.append_as(&path("/t/u"), LockKind::Point, 5, "newer point").await.unwrap().is_ok(), "{name}");
+        let stale = log.append_as(&path("/t"), LockKind::Subtree, 4, "zombie subtree").await.unwrap();
+        assert!(stale.as_ref().is_err_and(|f| f.at == "/t"), "{name}: {stale:?}");
+        // A newer SUBTREE holder of /t wrote with 7; a zombie POINT holder of /t/u has 6.
+        assert!(log.append_as(&path("/t"), LockKind::Subtree, 7, "newer subtree").await.unwrap().is_ok(), "{name}");
+        let stale = log.append_as(&path("/t/u"), LockKind::Point, 6, "zombie point").await.unwrap();
+        assert!(stale.as_ref().is_err_and(|f| f.at == "/t" && f.accepted == 7), "{name}: {stale:?}");
+        // Not conflicting: POINT /t (token 8) and then POINT /t/v with an older token 3, and
+        // POINT /w with token 1: neither is stale for what it touches.
+        assert!(log.append_as(&path("/t"), LockKind::Point, 8, "point t").await.unwrap().is_ok(), "{name}");
+        assert!(log.append_as(&path("/t/v"), LockKind::Point, 7, "point t/v").await.unwrap().is_ok(), "{name}");
+        assert!(log.append_as(&path("/w"), LockKind::Point, 1, "point w").await.unwrap().is_ok(), "{name}");
+        // Only the writes show as records, not the touches on the way.
+        let records = log.records(&path("/t")).await.unwrap();
+        assert_eq!(records.iter().map(|r| r.1).collect::<Vec<_>>(), vec![7, 8], "{name}");
+    }
+}
+
 /// Renewals keep a lock held well past its lease.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn renewal_keeps_a_lock_past_its_lease() {

@@ -47,7 +47,7 @@ fn with_timeout(config: LockConfig, timeout: Timeout) -> LockConfig {
 #[test]
 fn default_world_two_clients_is_proven() {
     let report = proven(preset("two-clients"));
-    assert_eq!((report.unique_states, report.max_depth), (5_658_183, 57));
+    assert_eq!((report.unique_states, report.max_depth), (6_497_033, 57));
 }
 
 #[test]
@@ -59,19 +59,19 @@ fn default_world_three_clients_is_proven() {
 #[test]
 fn default_world_three_clients_crash_is_proven() {
     let report = proven(preset("three-clients-crash"));
-    assert_eq!((report.unique_states, report.max_depth), (1_708_072, 63));
+    assert_eq!((report.unique_states, report.max_depth), (2_472_342, 63));
 }
 
 #[test]
 fn default_world_faults_is_proven() {
     let report = proven(preset("faults"));
-    assert_eq!((report.unique_states, report.max_depth), (6_365_437, 46));
+    assert_eq!((report.unique_states, report.max_depth), (6_722_791, 46));
 }
 
 #[test]
 fn default_world_bounded_is_proven() {
     let report = proven(preset("bounded"));
-    assert_eq!((report.unique_states, report.max_depth), (11_592_496, 52));
+    assert_eq!((report.unique_states, report.max_depth), (12_721_077, 52));
 }
 
 /// `lockstep check` runs at least one three-client world of the path locks.
@@ -117,7 +117,7 @@ fn the_three_client_finding_fails_the_old_protocol() {
 fn the_bounded_timeout_finding_holds_now() {
     let config = with_timeout(LockConfig { tree: tree(&["/", "/a", "/c"]), ..LockConfig::new(Variant::Fixed(None)) }, Timeout::Bounded);
     let report = proven(config);
-    assert_eq!(report.unique_states, 11_592_496);
+    assert_eq!(report.unique_states, 12_721_077);
 }
 
 /// lock_timeout 0 in the same world: fail fast, and everything else holds.
@@ -125,7 +125,7 @@ fn the_bounded_timeout_finding_holds_now() {
 fn a_zero_timeout_world_is_proven() {
     let config = with_timeout(LockConfig { tree: tree(&["/", "/a", "/c"]), ..LockConfig::new(Variant::Fixed(None)) }, Timeout::Zero);
     let report = proven(config);
-    assert_eq!((report.unique_states, report.max_depth), (6_562_488, 48));
+    assert_eq!((report.unique_states, report.max_depth), (7_229_300, 48));
 }
 
 /// Symmetry reduction merges states; it must not change any verdict.
@@ -139,7 +139,7 @@ fn symmetry_reduction_changes_no_verdict() {
     let verdicts = |r: &Report| r.properties.iter().map(|p| (p.name, p.holds)).collect::<Vec<_>>();
     assert!(full.proven() && reduced.proven());
     assert_eq!(verdicts(&reduced), verdicts(&full));
-    assert_eq!((reduced.unique_states, full.unique_states), (1_363_455, 1_583_273));
+    assert_eq!((reduced.unique_states, full.unique_states), (1_460_097, 1_706_055));
 }
 
 /// The seed fails in the default world too (not only in the catalogue's small worlds).

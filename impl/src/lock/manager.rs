@@ -29,8 +29,8 @@ pub struct LockManager {
 }
 
 impl LockManager {
-    /// Starts a manager over `store`: releases the locks of this host's dead processes, then
-    /// starts the background tasks (renewal, cleanup, releases of dropped guards).
+    /// Starts a manager over `store`: registers this process as an owner, then starts the
+    /// background tasks (renewal, cleanup, releases of dropped guards).
     pub async fn start(store: impl Store, options: LockOptions) -> Result<LockManager, LockError> {
         LockManager::start_as(store, options, ProcessId::current()).await
     }
@@ -60,10 +60,9 @@ impl LockManager {
             Ok(registration) => *lock(&shared.registration) = registration,
             Err(error) => tracing::warn!(%error, "cannot register as an owner; our locks will be freed only by expiry if we die"),
         }
-        let recovered = recover(&*shared.store).await?;
-        for r in &recovered {
-            tracing::info!(path = %r.path, owner = %r.owner, ticket = r.ticket, "released a dead process's lock");
-        }
+        // No recovery pass over every journal here: an acquisition treats the entry of an owner
+        // proven dead as expired when it meets it, and the cleaner and `lockstep recover` walk
+        // the store. A start costs the same whatever the store holds.
         let mut tasks = vec![tokio::spawn(run_jobs(Arc::clone(&shared), receiver)), tokio::spawn(run_renewals(Arc::clone(&shared)))];
         if let Some(every) = shared.options.cleanup_every {
             tasks.push(tokio::spawn(run_cleanups(Arc::clone(&shared), every)));

@@ -29,7 +29,7 @@ mod shared;
 
 use std::time::Duration;
 
-pub use entry::{Entry, LockKind, ReleasedBy};
+pub use entry::{Entry, LockKind, Marks, ReleasedBy};
 pub use fence::{Fenced, FencedLog};
 pub use manager::{force_release, recover, Guard, LockManager, Recovered};
 pub use observer::{observe, LockInfo, LockState};

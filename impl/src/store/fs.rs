@@ -251,12 +251,18 @@ impl FsStore {
                 let entry = entry.map_err(|e| StoreError::io(dir.display(), e))?;
                 let path = entry.path();
                 let kind = entry.file_type().map_err(|e| StoreError::io(path.display(), e))?;
-                if kind.is_dir() {
-                    stack.push(path);
-                    continue;
-                }
                 let relative = path.strip_prefix(self.data()).expect("walked below data/");
                 let Some(text) = relative.to_str() else { continue };
+                if kind.is_dir() {
+                    // Descend only where a key with the prefix can be: the directory's keys all
+                    // start with `text/`, so one of the two must be a prefix of the other. (The
+                    // journal of `/`, `locks/~…`, must not walk every journal below `locks/`.)
+                    let below = format!("{text}/");
+                    if below.starts_with(prefix) || prefix.starts_with(&below) {
+                        stack.push(path);
+                    }
+                    continue;
+                }
                 if text.starts_with(prefix) {
                     keys.push(Key::new(text)?);
                 }
