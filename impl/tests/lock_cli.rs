@@ -141,14 +141,22 @@ fn bad_input_is_refused_clearly() {
     assert_eq!(mv.status.code(), Some(2));
     let timeout = lockstep(&["lock", "--root", root, "--timeout", "soon", "--mode", "point", "/a", "--", "true"]);
     assert_eq!(timeout.status.code(), Some(2));
-    // A malformed entry: a clear error naming the key, nothing changed.
-    let journal = dir.path().join(".lockstep/data/locks/bad");
-    std::fs::create_dir_all(&journal).unwrap();
-    std::fs::write(journal.join("~00000000000000000000"), b"{\"v\":7}").unwrap();
-    let corrupt = lockstep(&["locks", "--root", root]);
-    assert_eq!(corrupt.status.code(), Some(74));
-    let stderr = String::from_utf8_lossy(&corrupt.stderr);
-    assert!(stderr.contains("locks/bad/~00000000000000000000") && stderr.contains("format version 7"), "{stderr}");
+    // A path whose escaped store key would pass the store's limit: refused as a path (exit 2),
+    // not discovered at the store (it exited 74).
+    let tildes = "/~".repeat(350);
+    let long = lockstep(&["lock", "--root", root, "--mode", "point", &tildes, "--", "true"]);
+    assert_eq!(long.status.code(), Some(2), "{}", String::from_utf8_lossy(&long.stderr));
+    assert!(String::from_utf8_lossy(&long.stderr).contains("too long for a store key"));
+    // Commands that only read or release create no store.
+    for args in [vec!["locks"], vec!["recover"], vec!["force-release", "/a"]] {
+        let fresh = tempfile::tempdir().unwrap();
+        let fresh_root = fresh.path().to_str().unwrap();
+        let mut argv = vec![args[0], "--root", fresh_root];
+        argv.extend(&args[1..]);
+        let output = lockstep(&argv);
+        assert_eq!(output.status.code(), Some(0), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        assert!(!fresh.path().join(".lockstep").exists(), "{args:?} created ROOT/.lockstep");
+    }
 }
 
 /// Whether this test process may create PID namespaces (root, as in CI). Where it may not, the

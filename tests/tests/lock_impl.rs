@@ -444,10 +444,11 @@ async fn recovery_releases_proven_dead_owners_only() {
             let entry = lockstep::lock::Entry::Acquire { owner, kind: LockKind::Point, ticket: 1, lease_ms: 300_000, written_at_ms: 0, marks: Default::default() };
             (LockPath::new(path).unwrap().entry_key(0), entry.encode())
         };
-        // A registered owner whose registration ended: proven dead.
+        // A registered owner whose process died (its registration ended as a crash ends it):
+        // proven dead.
         let dead = ProcessId::current();
         let registration = store.register_owner(&dead.key()).await.unwrap().expect("this backend proves death");
-        drop(registration);
+        registration.end_as_crash();
         // An owner the store never registered, with this very host's name, boot and pid: the old
         // /proc check would have called it alive or dead; nothing is proven, so nothing happens.
         let unknown = ProcessId::current();
@@ -460,7 +461,6 @@ async fn recovery_releases_proven_dead_owners_only() {
         let alive = LockManager::start(Arc::clone(&store), fast_fail()).await.unwrap();
         let kept = alive.lock(op(LockMode::Point, &["/alive"])).await.unwrap();
         let released = recover(&*store).await.unwrap();
-        // (LockManager::start already ran recovery once, so `/dead` may have gone then.)
         let after = observe(&*store).await.unwrap();
         assert!(after.iter().all(|l| l.path != "/dead"), "{name}: the dead owner's lock is released ({released:?})");
         assert!(after.iter().any(|l| l.path == "/alive" && l.owner_liveness == lockstep::store::Liveness::Alive), "{name}: a live owner's lock is kept");

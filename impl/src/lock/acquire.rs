@@ -166,6 +166,8 @@ pub(crate) async fn acquire_one(
 ) -> Result<Acquired, LockError> {
     let store = &*shared.store;
     let mut in_flight = InFlight { shared, entry: None };
+    // The index of the last create refused with nothing readable there (see below).
+    let mut refused_at = None;
     for _ in 0..ATTEMPTS_MAX {
         // 1. Pre-check: our own path, then the paths whose locks conflict with ours.
         let head = journal::newest(store, path).await?;
@@ -207,8 +209,14 @@ pub(crate) async fn acquire_one(
             Err(other) => return Err(other),
         };
         if !landed {
-            // Someone appended first (or superseded us at once): nothing of ours is held.
+            // Someone appended first (or superseded us at once): nothing of ours is held. Unless
+            // the store refused the create with nothing readable there (a directory at the
+            // index, a store breaking its contract): then no retry can succeed.
             in_flight.entry = None;
+            let key = path.entry_key(next);
+            if !journal::check_refused(store, &key).await? && refused_at.replace(next) == Some(next) {
+                return Err(LockError::CreateRefused { key: key.to_string() });
+            }
             retries.spend(path)?;
             continue;
         }

@@ -14,7 +14,7 @@
 use super::entry::{Entry, Malformed, TicketEntry};
 use super::path::{LockPath, INDEX_DIGITS};
 use super::LockError;
-use crate::store::{Created, Key, Store};
+use crate::store::{Created, Key, Store, StoreError};
 
 /// The newest entry of a lock journal.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -55,12 +55,51 @@ pub async fn newest(store: &dyn Store, path: &LockPath) -> Result<Option<Newest>
     Err(LockError::Unsettled { path: path.clone() })
 }
 
-/// The newest entry of every journal strictly below `path`, in path order (one `list`).
-pub async fn newest_below(store: &dyn Store, path: &LockPath) -> Result<Vec<(LockPath, Newest)>, LockError> {
+/// A name in the lock namespace that cannot be read as a journal's newest entry: a malformed or
+/// unknown entry, a symlink or directory where an entry belongs, a stray file. It guards what
+/// its journal would have guarded: acquisitions that must read it fail closed; scans of the
+/// whole store (the cleaner, recovery, `locks`) report it and go on.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Corrupt {
+    pub key: String,
+    pub reason: String,
+}
+
+/// What a scan of every journal below a path found.
+#[derive(Debug, Default)]
+pub struct Scan {
+    /// The newest entry of each readable journal, in path order.
+    pub journals: Vec<(LockPath, Newest)>,
+    pub corrupt: Vec<Corrupt>,
+}
+
+/// Whether `error` is about one entry (report it, go on) rather than the store as a whole.
+fn about_one_entry(error: &LockError) -> Option<String> {
+    match error {
+        LockError::Corrupt { reason, .. } => Some(reason.clone()),
+        LockError::Store(e @ (StoreError::Foreign { .. } | StoreError::Io { .. })) => Some(e.to_string()),
+        _ => None,
+    }
+}
+
+/// The newest entry of every journal strictly below `path` (one `list`), and what could not be
+/// read. Errors of the store as a whole (unavailable, full) still fail the scan.
+pub async fn scan_below(store: &dyn Store, path: &LockPath) -> Result<Scan, LockError> {
     let keys = store.list(&path.subtree_prefix()).await?;
+    let mut scan = Scan::default();
     let mut newest: Vec<(LockPath, u64)> = Vec::new();
     for key in &keys {
-        let Some((entry_path, index)) = LockPath::parse_entry_key(key.as_str()) else { continue };
+        let Some((entry_path, index)) = LockPath::parse_entry_key(key.as_str()) else {
+            // Nothing lockstep writes: ask the store what it is.
+            let reason = match store.get(key).await {
+                Ok(Some(_)) => "a file that is not a lock journal entry".to_owned(),
+                Ok(None) => continue,
+                Err(error @ (StoreError::Foreign { .. } | StoreError::Io { .. })) => error.to_string(),
+                Err(error) => return Err(error.into()),
+            };
+            scan.corrupt.push(Corrupt { key: key.to_string(), reason });
+            continue;
+        };
         if entry_path == *path {
             continue;
         }
@@ -69,20 +108,46 @@ pub async fn newest_below(store: &dyn Store, path: &LockPath) -> Result<Vec<(Loc
             _ => newest.push((entry_path, index)),
         }
     }
-    let mut out = Vec::with_capacity(newest.len());
+    // Path order ("/a" before "/a/b"), the order the model checks them in; key order differs
+    // ("locks/a/b/…" sorts before "locks/a/~…").
+    newest.sort();
     for (entry_path, index) in newest {
         // The listing already names each journal's newest entry; read just that one (and fall
         // back to a fresh listing if a collector removed it in between).
         let key = entry_path.entry_key(index);
-        let found = match store.get(&key).await? {
-            Some((bytes, _)) => Some(Newest { index, entry: Entry::decode(key.as_str(), &bytes)? }),
-            None => self::newest(store, &entry_path).await?,
+        let found = async {
+            match store.get(&key).await? {
+                Some((bytes, _)) => Ok(Some(Newest { index, entry: Entry::decode(key.as_str(), &bytes)? })),
+                None => self::newest(store, &entry_path).await,
+            }
         };
-        if let Some(found) = found {
-            out.push((entry_path, found));
+        match found.await {
+            Ok(Some(found)) => scan.journals.push((entry_path, found)),
+            Ok(None) => {}
+            Err(error) => match about_one_entry(&error) {
+                Some(reason) => scan.corrupt.push(Corrupt { key: key.to_string(), reason }),
+                None => return Err(error),
+            },
         }
     }
-    Ok(out)
+    Ok(scan)
+}
+
+/// The newest entry of every journal strictly below `path`, in path order. Anything below that
+/// cannot be read fails the call: it may be a lock that conflicts (fail closed).
+pub async fn newest_below(store: &dyn Store, path: &LockPath) -> Result<Vec<(LockPath, Newest)>, LockError> {
+    let scan = scan_below(store, path).await?;
+    if let Some(corrupt) = scan.corrupt.into_iter().next() {
+        return Err(LockError::Corrupt { key: corrupt.key, reason: corrupt.reason });
+    }
+    Ok(scan.journals)
+}
+
+/// Whether a create refused with `AlreadyExists` had something readable at its key: a store
+/// that refuses a create and shows nothing there breaks create-if-absent, and retrying the same
+/// key would spin. A foreign object at the key (a directory, a symlink) is its own error.
+pub async fn check_refused(store: &dyn Store, key: &Key) -> Result<bool, LockError> {
+    Ok(store.get(key).await?.is_some())
 }
 
 /// Appends `entry` at `index` of `path`'s journal: `true` if it landed (and, for an `acquire` or
@@ -122,9 +187,22 @@ fn ticket_key(ticket: u64) -> Key {
 pub async fn claim_ticket(store: &dyn Store, owner: &str, attempts_max: u32) -> Result<u64, LockError> {
     let entry = TicketEntry { owner: owner.to_owned() }.encode();
     let mut next = indices(store, TICKETS).await?.last().copied().unwrap_or(0) + 1;
+    let mut refused = 0;
     for _ in 0..attempts_max {
         match store.create(&ticket_key(next), &entry).await? {
-            Created::AlreadyExists => next += 1,
+            Created::AlreadyExists => {
+                // Someone else's ticket: take the next. Nothing readable there twice in a row
+                // means the store refuses every create, which no number of attempts fixes.
+                if !check_refused(store, &ticket_key(next)).await? {
+                    refused += 1;
+                    if refused == 2 {
+                        return Err(LockError::CreateRefused { key: ticket_key(next).to_string() });
+                    }
+                } else {
+                    refused = 0;
+                }
+                next += 1;
+            }
             Created::Created(_) => {
                 // Sound only if no larger ticket exists now (see the module comment).
                 let newest = indices(store, TICKETS).await?.last().copied().unwrap_or(0);

@@ -16,7 +16,7 @@ use super::owner::{process_part, ProcessId};
 use super::path::LockPath;
 use super::shared::{Job, Lease, Shared};
 use super::{LockError, LockOptions, Operation};
-use crate::store::{Liveness, Store};
+use crate::store::{Liveness, Store, StoreError};
 use std::sync::Arc;
 
 use crate::sync::{lock, Mutex};
@@ -161,7 +161,9 @@ impl LockManager {
             let _ = task.await;
         }
         // The process is gone: so is its registration (the kernel would drop its flock).
-        lock(&self.shared.registration).take();
+        if let Some(registration) = lock(&self.shared.registration).take() {
+            registration.end_as_crash();
+        }
     }
 
     /// Releases every lock still held and stops the background tasks.
@@ -485,22 +487,32 @@ impl serde::Serialize for LockPath {
     }
 }
 
-/// The newest entry of every lock journal.
-pub(crate) async fn every_newest(store: &dyn Store) -> Result<Vec<(LockPath, journal::Newest)>, LockError> {
+/// The newest entry of every lock journal, and every name in the lock namespace that cannot be
+/// read as one (reported, and skipped: a bad entry guards only its own journal).
+pub(crate) async fn every_newest(store: &dyn Store) -> Result<journal::Scan, LockError> {
     let root = LockPath::root();
-    let mut all = Vec::new();
-    if let Some(newest) = journal::newest(store, &root).await? {
-        all.push((root.clone(), newest));
+    let mut scan = journal::scan_below(store, &root).await?;
+    match journal::newest(store, &root).await {
+        Ok(Some(newest)) => scan.journals.insert(0, (root.clone(), newest)),
+        Ok(None) => {}
+        Err(LockError::Corrupt { key, reason }) => scan.corrupt.insert(0, journal::Corrupt { key, reason }),
+        Err(LockError::Store(e @ (StoreError::Foreign { .. } | StoreError::Io { .. }))) => {
+            scan.corrupt.insert(0, journal::Corrupt { key: root.journal_prefix(), reason: e.to_string() })
+        }
+        Err(other) => return Err(other),
     }
-    all.extend(journal::newest_below(store, &root).await?);
-    Ok(all)
+    Ok(scan)
 }
 
 /// One pass of the cleaner: release every lock whose owner is dead (this host) or that this
 /// process has watched unchanged for its lease.
 async fn clean_up(shared: &Shared) -> Result<Vec<Recovered>, LockError> {
     let mut released = Vec::new();
-    for (path, newest) in every_newest(&*shared.store).await? {
+    let scan = every_newest(&*shared.store).await?;
+    for corrupt in &scan.corrupt {
+        tracing::warn!(key = %corrupt.key, reason = %corrupt.reason, "the cleaner skips a lock entry that cannot be read");
+    }
+    for (path, newest) in scan.journals {
         let Some((owner, ticket, kind, lease_ms)) = newest.entry.holder() else { continue };
         let dead = shared.proven_dead(owner).await;
         if !(dead || shared.judge_expired(&path, newest.index, lease_ms)) {
@@ -519,7 +531,7 @@ async fn clean_up(shared: &Shared) -> Result<Vec<Recovered>, LockError> {
 /// or unknown: another host, a store without proofs) are left to expiry.
 pub async fn recover(store: &dyn Store) -> Result<Vec<Recovered>, LockError> {
     let mut released = Vec::new();
-    for (path, newest) in every_newest(store).await? {
+    for (path, newest) in every_newest(store).await?.journals {
         let Some((owner, ticket, kind, _)) = newest.entry.holder() else { continue };
         if store.owner_liveness(process_part(owner)).await? != Liveness::Dead {
             continue;
@@ -550,4 +562,50 @@ pub async fn force_release(store: &dyn Store, path: &LockPath, token: Option<u64
         }
     }
     Err(LockError::Contended { what: format!("force release of {path}"), attempts: 100 })
+}
+
+/// What [`repair`] did with a bad entry.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "action", rename_all = "kebab-case")]
+pub enum Repaired {
+    /// The journal's bad newest entry is superseded by an operator `release` at `index`, whose
+    /// high-water marks are the newest ticket claimed (`mark`): whatever lock the bad entry
+    /// held, its token is at most that, so fencing still stops its holder.
+    Superseded { path: LockPath, index: u64, mark: u64 },
+    /// The key is not the newest of its journal: no reader looks at it, nothing was changed.
+    NotNewest { path: LockPath, newest: u64 },
+}
+
+/// Operator repair of a journal entry that cannot be read (`lockstep repair`): supersedes it
+/// with a release, never deletes it (deleting a journal's newest entry would reuse its index).
+/// Refuses an entry that reads fine (that is `force_release`'s job) and keys that are not lock
+/// journal entries.
+pub async fn repair(store: &dyn Store, key: &crate::store::Key) -> Result<Repaired, LockError> {
+    let Some((path, index)) = LockPath::parse_entry_key(key.as_str()) else {
+        return Err(LockError::InvalidRequest(format!("{key} is not a lock journal entry (locks/…/~<20 digits>)")));
+    };
+    match store.get(key).await {
+        Ok(Some((bytes, _))) if Entry::decode(key.as_str(), &bytes).is_ok() => {
+            return Err(LockError::InvalidRequest(format!("{key} is a readable entry; to free its lock use force-release {path}")));
+        }
+        Ok(None) => return Err(LockError::InvalidRequest(format!("nothing is stored at {key}"))),
+        // Unreadable, malformed, or something foreign: what repair is for.
+        Ok(Some(_)) | Err(StoreError::Foreign { .. } | StoreError::Io { .. }) => {}
+        Err(other) => return Err(other.into()),
+    }
+    for _ in 0..100 {
+        let newest = journal::indices(store, &path.journal_prefix()).await?.last().copied().unwrap_or(0);
+        if index < newest {
+            return Ok(Repaired::NotNewest { path, newest });
+        }
+        let mark = journal::indices(store, "tickets/").await?.last().copied().unwrap_or(0);
+        let marks = super::Marks { subtree: mark, any: mark };
+        let release = Entry::Release { kind: LockKind::Subtree, ticket: mark, by: ReleasedBy::Operator, written_at_ms: wall_ms(), marks };
+        let target = index.max(newest) + 1;
+        if journal::append(store, &path, target, &release).await? {
+            tracing::info!(%key, %path, index = target, mark, "superseded an entry that cannot be read");
+            return Ok(Repaired::Superseded { path, index: target, mark });
+        }
+    }
+    Err(LockError::Contended { what: format!("repair of {key}"), attempts: 100 })
 }

@@ -31,8 +31,9 @@ use std::time::Duration;
 
 pub use entry::{Entry, LockKind, Marks, ReleasedBy};
 pub use fence::{Fenced, FencedLog};
-pub use manager::{force_release, recover, Guard, LockManager, Recovered};
-pub use observer::{observe, LockInfo, LockState};
+pub use manager::{force_release, recover, repair, Guard, LockManager, Recovered, Repaired};
+pub use journal::Corrupt;
+pub use observer::{observe, observe_all, LockInfo, LockState, Observation};
 pub use path::{InvalidPath, LockPath};
 
 use crate::store::StoreError;
@@ -97,8 +98,12 @@ pub enum LockError {
     #[error("{0}")]
     InvalidRequest(String),
     /// A journal entry this build cannot read: nothing is guessed, nothing is changed.
-    #[error("cannot read lock entry {key}: {reason}")]
+    #[error("cannot read lock entry {key}: {reason} (it guards its path until an operator runs `lockstep repair KEY`)")]
     Corrupt { key: String, reason: String },
+    /// The store said `AlreadyExists` for a create, but has nothing readable at the key: it is
+    /// not keeping the create-if-absent contract, and no retry would help.
+    #[error("the store refused to create {key} as existing, but nothing can be read there: the store breaks create-if-absent (a foreign object at the key? see `lockstep locks`)")]
+    CreateRefused { key: String },
     #[error("the lease of {path} (token {token}) was lost: expired, force-released or taken over")]
     LeaseLost { path: LockPath, token: u64 },
     #[error("token mismatch on {path}: the lock holds token {actual}, not {expected}")]

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::acquire::wall_ms;
 use super::entry::{Entry, LockKind};
+use super::journal::Corrupt;
 use super::manager::every_newest;
 use super::owner::{process_part, Liveness};
 use super::LockError;
@@ -46,12 +47,27 @@ pub struct LockInfo {
     pub state: LockState,
 }
 
-/// Every lock currently held in `store`, in path order.
+/// What the observer sees: the locks held, and the names in the lock namespace that cannot be
+/// read (each guards its own journal until an operator repairs it).
+#[derive(Clone, Debug, Serialize)]
+pub struct Observation {
+    pub locks: Vec<LockInfo>,
+    pub corrupt: Vec<Corrupt>,
+}
+
+/// Every lock currently held in `store`, in path order (entries that cannot be read are left
+/// out; [`observe_all`] reports them).
 pub async fn observe(store: &dyn Store) -> Result<Vec<LockInfo>, LockError> {
+    Ok(observe_all(store).await?.locks)
+}
+
+/// Every lock currently held in `store`, in path order, and every entry that cannot be read.
+pub async fn observe_all(store: &dyn Store) -> Result<Observation, LockError> {
     let now_ms = wall_ms();
     let seconds = |ms: u64| Duration::from_millis(now_ms.saturating_sub(ms)).as_secs_f64();
     let mut out = Vec::new();
-    for (path, newest) in every_newest(store).await? {
+    let scan = every_newest(store).await?;
+    for (path, newest) in scan.journals {
         let (owner, held_since_ms) = match &newest.entry {
             Entry::Acquire { owner, written_at_ms, .. } => (owner, *written_at_ms),
             Entry::Renew { owner, held_since_ms, .. } => (owner, *held_since_ms),
@@ -82,5 +98,5 @@ pub async fn observe(store: &dyn Store) -> Result<Vec<LockInfo>, LockError> {
             state,
         });
     }
-    Ok(out)
+    Ok(Observation { locks: out, corrupt: scan.corrupt })
 }

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::store::{Key, COMPONENT_BYTES_MAX};
+use crate::store::{Key, COMPONENT_BYTES_MAX, KEY_BYTES_MAX};
 
 /// Digits of a journal index in a key: zero-padded so that keys sort in index order.
 pub const INDEX_DIGITS: usize = 20;
@@ -49,7 +49,13 @@ impl LockPath {
         if trimmed.len() > 700 {
             return refuse("longer than 700 bytes");
         }
-        Ok(LockPath(trimmed.to_owned()))
+        let path = LockPath(trimmed.to_owned());
+        // Components starting with `~` are escaped in store keys (`~~`), so a path within 700
+        // bytes can still make a key beyond the store's limit: refuse it here, not at the store.
+        if path.journal_prefix().len() + INDEX_DIGITS > KEY_BYTES_MAX {
+            return refuse("too long for a store key once its '~' components are escaped (keys are at most 1024 bytes)");
+        }
+        Ok(path)
     }
 
     pub fn as_str(&self) -> &str {

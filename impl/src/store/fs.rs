@@ -6,7 +6,8 @@
 //! - `owners/<owner>`: one file per registered owner (a process run), on which that process
 //!   holds an exclusive `flock` for its whole life. The kernel drops the lock when the process
 //!   dies, whatever PID namespace or user it ran in, so a non-blocking `flock` of the file that
-//!   succeeds is a proof of death; one that would block is a proof of life.
+//!   succeeds is a proof of death; one that would block is a proof of life;
+//! - `quarantine/`: what an operator moved out of `data/` with `lockstep repair`.
 //!
 //! Create-if-absent publishes a whole, durable entry or nothing:
 //! 1. write the bytes to a new file in `tmp/` (`O_CREAT|O_EXCL`);
@@ -18,12 +19,33 @@
 //!
 //! A crash after any step leaves the key absent (steps 1-2) or whole (steps 3-5); a leftover file
 //! in `tmp/` is harmless and is removed when a store is opened and it is older than an hour.
+//!
+//! What this backend demands of its environment, checked where it can be (specs/lock.md §10):
+//! - **No symlinks inside the store.** Every name below the root is opened relative to its
+//!   directory's descriptor with `O_NOFOLLOW`, one component at a time, so a symlink (planted or
+//!   left by a backup tool) is never followed: reads and creates through it fail with
+//!   [`StoreError::Foreign`], and `list` reports it as a key so that the lock layer fails closed
+//!   on the paths it could hide.
+//! - **Hard links**, within one file system (`tmp/` and `data/` on the same device): probed when
+//!   the store is opened, refused with a message naming the requirement.
+//! - **A local file system.** NFS and SMB are refused at open: a `link` retried by the NFS client
+//!   after a lost reply reports `EEXIST` for a create that landed, and `flock` there is emulated
+//!   with byte-range locks a server reboot may drop. (After `EEXIST` this backend still checks
+//!   whether the name is our own file, so a replayed `link` is not misread as a lost race.)
+//! - **Durable directories.** A name is durable once the directory holding it is synced; every
+//!   directory on an entry's path is synced into its parent the first time this process uses it,
+//!   whoever created it (a process that crashed before its own sync included).
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{ErrorKind, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{ErrorKind, Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+use rustix::io::Errno;
 
 use super::{owner_file_name, Created, Key, Liveness, OwnerRegistration, Store, StoreError, Version};
 use crate::sync::{Arc, AtomicU64, Ordering};
@@ -41,6 +63,8 @@ pub enum Durability {
 /// A step of [`FsStore::create`] after which a test can make the call stop, as a crash would.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CreateStep {
+    /// The entry's directories exist but were not synced into their parents.
+    DirsMade,
     TempCreated,
     TempWritten,
     TempSynced,
@@ -49,8 +73,14 @@ pub enum CreateStep {
 }
 
 impl CreateStep {
-    pub const ALL: [CreateStep; 5] =
-        [CreateStep::TempCreated, CreateStep::TempWritten, CreateStep::TempSynced, CreateStep::Linked, CreateStep::TempUnlinked];
+    pub const ALL: [CreateStep; 6] = [
+        CreateStep::DirsMade,
+        CreateStep::TempCreated,
+        CreateStep::TempWritten,
+        CreateStep::TempSynced,
+        CreateStep::Linked,
+        CreateStep::TempUnlinked,
+    ];
 }
 
 /// A store in a directory. Cheap to clone; clones share the directory.
@@ -62,14 +92,61 @@ pub struct FsStore {
 #[derive(Debug)]
 struct Inner {
     root: PathBuf,
+    /// `data/`, `tmp/` and `owners/`, opened once without following symlinks: every name below
+    /// them is resolved from these descriptors.
+    data: OwnedFd,
+    tmp: OwnedFd,
+    owners: OwnedFd,
     durability: Durability,
     /// Makes temporary names unique within the process (the pid makes them unique across).
     temp_counter: AtomicU64,
-    /// Test hook: stop `create` after this step, leaving the disk as a crash would.
+    /// Directories below `data/` (as key prefixes) already synced into their parents by this
+    /// store. Bounded: cleared when full, which only costs a few repeated syncs.
+    synced: Mutex<HashSet<String>>,
+    /// Test hooks (never set outside tests).
+    hooks: Hooks,
+}
+
+#[derive(Debug, Default)]
+struct Hooks {
+    /// Stop `create` after this step, leaving the disk as a crash would.
     crash_after: Option<CreateStep>,
+    /// Issue every `link` twice, as an NFS client replaying a request whose reply was lost.
+    replay_links: bool,
+    /// Record every directory synced (as a path relative to the root).
+    sync_log: Option<Mutex<Vec<String>>>,
 }
 
 const TEMP_AGE_MAX: Duration = Duration::from_secs(3600);
+const SYNCED_MAX: usize = 65_536;
+
+/// `statfs` magic numbers of network file systems this backend refuses (linux/magic.h).
+const REFUSED_FILE_SYSTEMS: [(u64, &str); 4] =
+    [(0x6969, "NFS"), (0x517B, "SMB"), (0xFF53_4D42, "CIFS"), (0xFE53_4D42, "SMB2")];
+
+/// Opening a directory below the root: never through a symlink, never inherited by children.
+const DIR_FLAGS: OFlags = OFlags::RDONLY.union(OFlags::DIRECTORY).union(OFlags::NOFOLLOW).union(OFlags::CLOEXEC);
+
+/// What a name below the root turned out to be, when it is not what the store expects there.
+fn foreign(key: impl std::fmt::Display, what: &'static str) -> StoreError {
+    StoreError::Foreign { key: key.to_string(), what }
+}
+
+fn describe_type(file_type: FileType) -> &'static str {
+    match file_type {
+        FileType::Symlink => "a symbolic link",
+        FileType::Directory => "a directory",
+        FileType::RegularFile => "a regular file",
+        FileType::Fifo => "a named pipe",
+        FileType::Socket => "a socket",
+        FileType::CharacterDevice | FileType::BlockDevice => "a device",
+        FileType::Unknown => "of an unknown type",
+    }
+}
+
+fn errno_io(e: Errno) -> std::io::Error {
+    std::io::Error::from_raw_os_error(e.raw_os_error())
+}
 
 impl FsStore {
     /// Opens (creating if needed) a durable store rooted at `root`.
@@ -78,11 +155,49 @@ impl FsStore {
     }
 
     pub fn open_with(root: impl AsRef<Path>, durability: Durability) -> Result<FsStore, StoreError> {
-        let root = root.as_ref().to_path_buf();
-        for dir in [root.join("data"), root.join("tmp"), root.join("owners")] {
-            fs::create_dir_all(&dir).map_err(|e| StoreError::io(dir.display(), e))?;
+        FsStore::open_hooked(root.as_ref(), durability, Hooks::default())
+    }
+
+    fn open_hooked(root: &Path, durability: Durability, hooks: Hooks) -> Result<FsStore, StoreError> {
+        let root = root.to_path_buf();
+        let at_root = |e| StoreError::io(root.display(), e);
+        std::fs::create_dir_all(&root).map_err(at_root)?;
+        // The root itself may be reached through symlinks (the user named it); nothing below it.
+        let root_fd = rustix::fs::open(&root, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+            .map_err(|e| at_root(errno_io(e)))?;
+        refuse_network_file_system(&root, &root_fd)?;
+        let sub = |name: &'static str| -> Result<OwnedFd, StoreError> {
+            let (fd, _) = open_or_make_dir(&root_fd, name).map_err(|e| match e {
+                DirError::Foreign(what) => foreign(root.join(name).display(), what),
+                DirError::Io(e) => StoreError::io(root.join(name).display(), e),
+            })?;
+            refuse_network_file_system(&root.join(name), &fd)?;
+            Ok(fd)
+        };
+        let (data, tmp, owners) = (sub("data")?, sub("tmp")?, sub("owners")?);
+        if durability == Durability::Durable {
+            // The names `data`, `tmp`, `owners` live in the root, and the root's own name in its
+            // parent (`.lockstep` in the user's directory): sync both, or a power loss after our
+            // first create could take the whole store with it. Every time, not only when this
+            // call made them: whoever made them may have crashed before syncing.
+            rustix::fs::fsync(&root_fd).map_err(|e| at_root(errno_io(e)))?;
+            if let Some(parent) = root.parent().filter(|p| !p.as_os_str().is_empty()) {
+                sync_path(parent).map_err(|e| StoreError::io(parent.display(), e))?;
+            }
         }
-        let store = FsStore { inner: Arc::new(Inner { root, durability, temp_counter: AtomicU64::new(0), crash_after: None }) };
+        probe_hard_links(&root, &tmp, &data)?;
+        let store = FsStore {
+            inner: Arc::new(Inner {
+                root,
+                data,
+                tmp,
+                owners,
+                durability,
+                temp_counter: AtomicU64::new(0),
+                synced: Mutex::new(HashSet::new()),
+                hooks,
+            }),
+        };
         store.remove_old_temporaries();
         Ok(store)
     }
@@ -90,181 +205,288 @@ impl FsStore {
     /// A store on the same directory whose creates stop after `step`, as if the process crashed.
     #[doc(hidden)]
     pub fn crashing_after(&self, step: CreateStep) -> FsStore {
-        let inner = &self.inner;
-        FsStore {
-            inner: Arc::new(Inner {
-                root: inner.root.clone(),
-                durability: inner.durability,
-                temp_counter: AtomicU64::new(1 << 40),
-                crash_after: Some(step),
-            }),
-        }
+        let hooks = Hooks { crash_after: Some(step), ..Hooks::default() };
+        let store = FsStore::open_hooked(&self.inner.root, self.inner.durability, hooks).expect("the store opened before");
+        store.inner.temp_counter.store(1 << 40, Ordering::Relaxed);
+        store
+    }
+
+    /// A store on the same directory whose every `link` is sent twice, the way an NFS client
+    /// replays a request whose reply was lost: the second gets `EEXIST` for our own entry.
+    #[doc(hidden)]
+    pub fn replaying_links(&self) -> FsStore {
+        let hooks = Hooks { replay_links: true, ..Hooks::default() };
+        FsStore::open_hooked(&self.inner.root, self.inner.durability, hooks).expect("the store opened before")
+    }
+
+    /// A store on the same directory that records every directory it syncs.
+    #[doc(hidden)]
+    pub fn recording_syncs(&self) -> FsStore {
+        let hooks = Hooks { sync_log: Some(Mutex::new(Vec::new())), ..Hooks::default() };
+        FsStore::open_hooked(&self.inner.root, self.inner.durability, hooks).expect("the store opened before")
+    }
+
+    /// The directories synced so far by a [`FsStore::recording_syncs`] store, relative to the
+    /// root (`data`, `data/locks`, …).
+    #[doc(hidden)]
+    pub fn synced_directories(&self) -> Vec<String> {
+        self.inner.hooks.sync_log.as_ref().map(|log| log.lock().unwrap_or_else(|e| e.into_inner()).clone()).unwrap_or_default()
     }
 
     pub fn root(&self) -> &Path {
         &self.inner.root
     }
 
-    fn data(&self) -> PathBuf {
-        self.inner.root.join("data")
-    }
-
-    fn path_of(&self, key: &Key) -> PathBuf {
-        let mut path = self.data();
-        path.extend(key.components());
-        path
-    }
-
     fn durable(&self) -> bool {
         self.inner.durability == Durability::Durable
     }
 
+    fn crash(&self, step: CreateStep) -> bool {
+        self.inner.hooks.crash_after == Some(step)
+    }
+
     fn remove_old_temporaries(&self) {
-        let Ok(entries) = fs::read_dir(self.inner.root.join("tmp")) else { return };
-        for entry in entries.flatten() {
-            let old = entry
-                .metadata()
-                .and_then(|m| m.modified())
+        let Ok(dir) = rustix::fs::Dir::read_from(&self.inner.tmp) else { return };
+        for entry in dir.flatten() {
+            let name = entry.file_name();
+            if name.to_bytes().starts_with(b".") {
+                continue;
+            }
+            let old = rustix::fs::statat(&self.inner.tmp, name, AtFlags::SYMLINK_NOFOLLOW)
                 .ok()
-                .and_then(|t| SystemTime::now().duration_since(t).ok())
+                .and_then(|stat| SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(stat.st_mtime.max(0) as u64)))
+                .and_then(|modified| SystemTime::now().duration_since(modified).ok())
                 .is_some_and(|age| age > TEMP_AGE_MAX);
             if old {
-                let _ = fs::remove_file(entry.path());
+                let _ = rustix::fs::unlinkat(&self.inner.tmp, name, AtFlags::empty());
             }
         }
     }
 
-    /// Ensures the entry's parent directory exists; directories it creates are synced into their
-    /// own parents, so the entry's path survives a crash too.
-    fn make_parent(&self, path: &Path) -> Result<(), std::io::Error> {
-        let parent = path.parent().expect("entry paths have a parent");
-        if parent.is_dir() {
-            return Ok(());
+    /// Syncs directory `fd` (named `relative` in messages and in the test log).
+    fn sync_dir(&self, fd: impl AsFd, relative: &str) -> Result<(), std::io::Error> {
+        if let Some(log) = &self.inner.hooks.sync_log {
+            log.lock().unwrap_or_else(|e| e.into_inner()).push(relative.to_owned());
         }
-        let mut missing = Vec::new();
-        let mut cursor = parent;
-        while !cursor.is_dir() {
-            missing.push(cursor.to_path_buf());
-            cursor = cursor.parent().expect("the data directory exists");
+        rustix::fs::fsync(fd).map_err(errno_io)
+    }
+
+    /// Opens the directory holding `key`'s entry, one component at a time from `data/`, never
+    /// through a symlink. With `make`, missing directories are created, and every directory on
+    /// the way is synced into its parent the first time this store uses it (whoever made it: a
+    /// process that crashed between its `mkdir` and its sync left it unsynced). `Ok(None)`
+    /// without `make`: a directory on the way is missing (or is an entry), so the key is absent.
+    fn entry_dir(&self, key: &Key, make: bool) -> Result<Option<OwnedFd>, StoreError> {
+        let components: Vec<&str> = key.components().collect();
+        let (_, dirs) = components.split_last().expect("keys have a component");
+        // The chain of directories from `data/` down, with each one's name relative to the root.
+        let mut chain = vec![(rustix::io::dup(&self.inner.data).map_err(|e| StoreError::io(key, errno_io(e)))?, "data".to_owned())];
+        for component in dirs {
+            let (parent, parent_name) = chain.last().expect("data/ is first");
+            let name = format!("{parent_name}/{component}");
+            let child = if make {
+                match open_or_make_dir(parent, component) {
+                    Ok((child, _)) => child,
+                    Err(DirError::Foreign(what)) => return Err(foreign(&name["data/".len()..], what)),
+                    Err(DirError::Io(e)) => return Err(StoreError::io(key, e)),
+                }
+            } else {
+                match rustix::fs::openat(parent, *component, DIR_FLAGS, Mode::empty()) {
+                    Ok(child) => child,
+                    Err(Errno::NOENT) => return Ok(None),
+                    Err(Errno::LOOP | Errno::NOTDIR) => match type_at(parent, *component) {
+                        // A file where a directory would be: no key below it can exist.
+                        Ok(FileType::RegularFile) => return Ok(None),
+                        Ok(other) => return Err(foreign(&name["data/".len()..], describe_type(other))),
+                        Err(e) => return Err(StoreError::io(key, e)),
+                    },
+                    Err(e) => return Err(StoreError::io(&name["data/".len()..], errno_io(e))),
+                }
+            };
+            chain.push((child, name));
         }
-        for dir in missing.iter().rev() {
-            match fs::create_dir(dir) {
-                Ok(()) => {}
-                Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(e),
+        if make {
+            if self.crash(CreateStep::DirsMade) {
+                return Err(StoreError::Injected(format!("crash before syncing the directories of {key}")));
             }
             if self.durable() {
-                sync_dir(dir.parent().expect("has a parent"))?;
+                for pair in chain.windows(2) {
+                    let ((parent, parent_name), (_, name)) = (&pair[0], &pair[1]);
+                    if !self.is_synced(name) {
+                        // The child's name lives in its parent: syncing the parent makes it durable.
+                        self.sync_dir(parent, parent_name).map_err(|e| StoreError::io(key, e))?;
+                        self.mark_synced(name);
+                    }
+                }
             }
         }
-        Ok(())
+        Ok(chain.pop().map(|(fd, _)| fd))
+    }
+
+    fn is_synced(&self, prefix: &str) -> bool {
+        self.inner.synced.lock().unwrap_or_else(|e| e.into_inner()).contains(prefix)
+    }
+
+    fn mark_synced(&self, prefix: &str) {
+        let mut synced = self.inner.synced.lock().unwrap_or_else(|e| e.into_inner());
+        if synced.len() >= SYNCED_MAX {
+            synced.clear();
+        }
+        synced.insert(prefix.to_owned());
+    }
+
+    fn leaf(key: &Key) -> &str {
+        key.as_str().rsplit('/').next().expect("keys have a component")
     }
 
     /// The blocking body of `create`.
     pub fn create_blocking(&self, key: &Key, bytes: &[u8]) -> Result<Created, StoreError> {
-        let path = self.path_of(key);
         let io = |e| StoreError::io(key, e);
-        self.make_parent(&path).map_err(io)?;
+        let dir = self.entry_dir(key, true)?.expect("made");
+        let leaf = Self::leaf(key);
         let counter = self.inner.temp_counter.fetch_add(1, Ordering::Relaxed);
         // pid + random + counter: unique across processes, restarts and pid reuse.
-        let temp = self.inner.root.join("tmp").join(format!("{}-{:016x}-{counter}.tmp", std::process::id(), rand::random::<u64>()));
-        let crash = |step| self.inner.crash_after == Some(step);
-        let result = (|| {
-            let mut file = OpenOptions::new().write(true).create_new(true).open(&temp)?;
-            if crash(CreateStep::TempCreated) {
+        let temp = format!("{}-{:016x}-{counter}.tmp", std::process::id(), rand::random::<u64>());
+        let tmp = &self.inner.tmp;
+        let result = (|| -> Result<Option<Created>, StoreError> {
+            let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+            let fd = rustix::fs::openat(tmp, temp.as_str(), flags, Mode::from_raw_mode(0o644)).map_err(|e| io(errno_io(e)))?;
+            let mut file = File::from(fd);
+            if self.crash(CreateStep::TempCreated) {
                 return Ok(None);
             }
-            file.write_all(bytes)?;
-            if crash(CreateStep::TempWritten) {
+            file.write_all(bytes).map_err(io)?;
+            if self.crash(CreateStep::TempWritten) {
                 return Ok(None);
             }
             if self.durable() {
-                file.sync_all()?;
+                file.sync_all().map_err(io)?;
             }
-            if crash(CreateStep::TempSynced) {
+            if self.crash(CreateStep::TempSynced) {
                 return Ok(None);
             }
-            let linked = match fs::hard_link(&temp, &path) {
-                Ok(()) => true,
-                Err(e) if e.kind() == ErrorKind::AlreadyExists => false,
-                Err(e) => return Err(e),
-            };
-            if linked && crash(CreateStep::Linked) {
+            let ours = rustix::fs::fstat(&file).map_err(|e| io(errno_io(e)))?;
+            let mut linked = self.link(temp.as_str(), &dir, leaf, key)?;
+            if !linked {
+                // `EEXIST` may be our own link landing twice (an NFS client's replay after a lost
+                // reply): then the name is our file, and the create succeeded.
+                linked = rustix::fs::statat(&dir, leaf, AtFlags::SYMLINK_NOFOLLOW)
+                    .is_ok_and(|there| there.st_dev == ours.st_dev && there.st_ino == ours.st_ino);
+            }
+            if linked && self.crash(CreateStep::Linked) {
                 return Ok(None);
             }
-            fs::remove_file(&temp)?;
-            if linked && crash(CreateStep::TempUnlinked) {
+            rustix::fs::unlinkat(tmp, temp.as_str(), AtFlags::empty()).map_err(|e| io(errno_io(e)))?;
+            if linked && self.crash(CreateStep::TempUnlinked) {
                 return Ok(None);
             }
             if !linked {
                 return Ok(Some(Created::AlreadyExists));
             }
             if self.durable() {
-                sync_dir(path.parent().expect("has a parent"))?;
+                let parent = key.as_str().rsplit_once('/').map_or("data".to_owned(), |(dir, _)| format!("data/{dir}"));
+                self.sync_dir(&dir, &parent).map_err(io)?;
             }
-            // From the open file, not the path: by now a collector may already have removed
-            // the entry (it was superseded), and that must not turn our create into an error.
-            let inode = file.metadata()?.ino();
-            Ok(Some(Created::Created(Version(inode))))
+            // From the open file, not the name: by now a collector may already have removed the
+            // entry (it was superseded), and that must not turn our create into an error.
+            Ok(Some(Created::Created(Version(ours.st_ino))))
         })();
         match result {
             Ok(Some(created)) => Ok(created),
             Ok(None) => Err(StoreError::Injected(format!("crash during create of {key}"))),
             Err(e) => {
                 // Leave nothing half-made behind: the temporary name is the only trace.
-                let _ = fs::remove_file(&temp);
-                Err(io(e))
+                let _ = rustix::fs::unlinkat(tmp, temp.as_str(), AtFlags::empty());
+                Err(e)
             }
         }
     }
 
-    pub fn get_blocking(&self, key: &Key) -> Result<Option<(Vec<u8>, Version)>, StoreError> {
-        let path = self.path_of(key);
-        let mut file = match File::open(&path) {
-            Ok(file) => file,
-            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => return Ok(None),
-            Err(e) => return Err(StoreError::io(key, e)),
-        };
-        let inode = file.metadata().map_err(|e| StoreError::io(key, e))?.ino();
-        let mut bytes = Vec::new();
-        std::io::Read::read_to_end(&mut file, &mut bytes).map_err(|e| StoreError::io(key, e))?;
-        Ok(Some((bytes, Version(inode))))
+    /// `link(tmp/temp, dir/leaf)`: `true` if it made the name, `false` on `EEXIST`.
+    fn link(&self, temp: &str, dir: &OwnedFd, leaf: &str, key: &Key) -> Result<bool, StoreError> {
+        let once = || rustix::fs::linkat(&self.inner.tmp, temp, dir, leaf, AtFlags::empty());
+        if self.inner.hooks.replay_links {
+            let _ = once();
+        }
+        match once() {
+            Ok(()) => Ok(true),
+            Err(Errno::EXIST) => Ok(false),
+            Err(e) => Err(StoreError::io(key, errno_io(e))),
+        }
     }
 
+    pub fn get_blocking(&self, key: &Key) -> Result<Option<(Vec<u8>, Version)>, StoreError> {
+        let Some(dir) = self.entry_dir(key, false)? else { return Ok(None) };
+        // O_NONBLOCK: a named pipe planted at the key must not hang the reader.
+        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+        let fd = match rustix::fs::openat(&dir, Self::leaf(key), flags, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) => return Ok(None),
+            Err(Errno::LOOP) => return Err(foreign(key, "a symbolic link")),
+            Err(e) => return Err(StoreError::io(key, errno_io(e))),
+        };
+        let stat = rustix::fs::fstat(&fd).map_err(|e| StoreError::io(key, errno_io(e)))?;
+        let file_type = FileType::from_raw_mode(stat.st_mode);
+        if file_type != FileType::RegularFile {
+            return Err(foreign(key, describe_type(file_type)));
+        }
+        let mut bytes = Vec::new();
+        File::from(fd).read_to_end(&mut bytes).map_err(|e| StoreError::io(key, e))?;
+        Ok(Some((bytes, Version(stat.st_ino))))
+    }
+
+    /// Every key with `prefix`. Names below `data/` that are not entries (a symlink, a socket, a
+    /// directory that cannot be read) are listed too, as keys: `get` then says what they are, and
+    /// the protocol above decides what they guard. A symlink is never followed.
     pub fn list_blocking(&self, prefix: &str) -> Result<Vec<Key>, StoreError> {
         // Walk the deepest directory that contains every key with this prefix.
         let dir_part = prefix.rfind('/').map_or("", |cut| &prefix[..cut]);
-        let mut start = self.data();
-        if !dir_part.is_empty() {
-            let dir_key = Key::new(dir_part)?;
-            start.extend(dir_key.components());
-        }
+        let start = if dir_part.is_empty() {
+            rustix::io::dup(&self.inner.data).map_err(|e| StoreError::io("data", errno_io(e)))?
+        } else {
+            // The directory as if it held an entry `x`.
+            let probe = Key::new(format!("{dir_part}/x"))?;
+            match self.entry_dir(&probe, false)? {
+                Some(fd) => fd,
+                None => return Ok(Vec::new()),
+            }
+        };
         let mut keys = Vec::new();
-        let mut stack = vec![start];
-        while let Some(dir) = stack.pop() {
-            let entries = match fs::read_dir(&dir) {
-                Ok(entries) => entries,
-                Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => continue,
-                Err(e) => return Err(StoreError::io(dir.display(), e)),
-            };
-            for entry in entries {
-                let entry = entry.map_err(|e| StoreError::io(dir.display(), e))?;
-                let path = entry.path();
-                let kind = entry.file_type().map_err(|e| StoreError::io(path.display(), e))?;
-                let relative = path.strip_prefix(self.data()).expect("walked below data/");
-                let Some(text) = relative.to_str() else { continue };
-                if kind.is_dir() {
+        let mut stack = vec![(start, dir_part.to_owned())];
+        while let Some((fd, relative)) = stack.pop() {
+            let dir = rustix::fs::Dir::read_from(&fd).map_err(|e| StoreError::io(format!("data/{relative}"), errno_io(e)))?;
+            for entry in dir {
+                let entry = entry.map_err(|e| StoreError::io(format!("data/{relative}"), errno_io(e)))?;
+                let name = entry.file_name();
+                if name == c"." || name == c".." {
+                    continue;
+                }
+                // Names that are not UTF-8 cannot be keys (nothing lockstep writes has one).
+                let Ok(text) = name.to_str() else { continue };
+                let key_text = if relative.is_empty() { text.to_owned() } else { format!("{relative}/{text}") };
+                let file_type = match entry.file_type() {
+                    FileType::Unknown => type_at(&fd, text).map_err(|e| StoreError::io(&key_text, e))?,
+                    known => known,
+                };
+                if file_type == FileType::Directory {
                     // Descend only where a key with the prefix can be: the directory's keys all
-                    // start with `text/`, so one of the two must be a prefix of the other. (The
-                    // journal of `/`, `locks/~…`, must not walk every journal below `locks/`.)
-                    let below = format!("{text}/");
-                    if below.starts_with(prefix) || prefix.starts_with(&below) {
-                        stack.push(path);
+                    // start with `key_text/`, so one of the two must be a prefix of the other.
+                    // (The journal of `/`, `locks/~…`, must not walk every journal below.)
+                    let below = format!("{key_text}/");
+                    if !(below.starts_with(prefix) || prefix.starts_with(&below)) {
+                        continue;
+                    }
+                    match rustix::fs::openat(&fd, name, DIR_FLAGS, Mode::empty()) {
+                        Ok(child) => stack.push((child, key_text)),
+                        // Unreadable (or replaced meanwhile): listed, so that `get` reports it.
+                        Err(Errno::NOENT) => {}
+                        Err(_) if key_text.starts_with(prefix) => keys.push(Key::new(key_text)?),
+                        Err(e) => return Err(StoreError::io(&key_text, errno_io(e))),
                     }
                     continue;
                 }
-                if text.starts_with(prefix) {
-                    keys.push(Key::new(text)?);
+                if key_text.starts_with(prefix) {
+                    keys.push(Key::new(key_text)?);
                 }
             }
         }
@@ -273,16 +495,46 @@ impl FsStore {
     }
 
     pub fn delete_blocking(&self, key: &Key) -> Result<(), StoreError> {
-        let path = self.path_of(key);
-        match fs::remove_file(&path) {
-            Ok(()) => {}
-            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => return Ok(()),
+        let Some(dir) = self.entry_dir(key, false)? else { return Ok(()) };
+        let leaf = Self::leaf(key);
+        match type_at(&dir, leaf) {
+            Ok(FileType::RegularFile) => {}
+            Ok(other) => return Err(foreign(key, describe_type(other))),
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(StoreError::io(key, e)),
         }
+        match rustix::fs::unlinkat(&dir, leaf, AtFlags::empty()) {
+            Ok(()) | Err(Errno::NOENT) => {}
+            Err(e) => return Err(StoreError::io(key, errno_io(e))),
+        }
         if self.durable() {
-            sync_dir(path.parent().expect("has a parent")).map_err(|e| StoreError::io(key, e))?;
+            let parent = key.as_str().rsplit_once('/').map_or("data".to_owned(), |(dir, _)| format!("data/{dir}"));
+            self.sync_dir(&dir, &parent).map_err(|e| StoreError::io(key, e))?;
         }
         Ok(())
+    }
+
+    /// Moves whatever is at `key` (an entry, a symlink, a directory) out of `data/` into
+    /// `quarantine/`, without following it, and returns where it went (relative to the root).
+    /// For an operator's `lockstep repair` only: the protocol never calls it.
+    pub fn quarantine(&self, key: &Key) -> Result<String, StoreError> {
+        let Some(dir) = self.entry_dir(key, false)? else {
+            return Err(StoreError::io(key, std::io::Error::from(ErrorKind::NotFound)));
+        };
+        let root = rustix::fs::open(&self.inner.root, DIR_FLAGS.difference(OFlags::NOFOLLOW), Mode::empty())
+            .map_err(|e| StoreError::io(self.inner.root.display(), errno_io(e)))?;
+        let (quarantine, _) = open_or_make_dir(&root, "quarantine").map_err(|e| match e {
+            DirError::Foreign(what) => foreign("quarantine", what),
+            DirError::Io(e) => StoreError::io("quarantine", e),
+        })?;
+        let millis = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+        let name = format!("{millis}-{}", owner_file_name(key.as_str()));
+        rustix::fs::renameat(&dir, Self::leaf(key), &quarantine, name.as_str()).map_err(|e| StoreError::io(key, errno_io(e)))?;
+        if self.durable() {
+            self.sync_dir(&quarantine, "quarantine").map_err(|e| StoreError::io(key, e))?;
+            self.sync_dir(&dir, key.as_str()).map_err(|e| StoreError::io(key, e))?;
+        }
+        Ok(format!("quarantine/{name}"))
     }
 
     /// Registers `owner`: a file in `owners/`, locked (`flock`, exclusive) before it gets its
@@ -291,33 +543,38 @@ impl FsStore {
         let name = owner_file_name(owner);
         let io = |e| StoreError::io(format!("owners/{name}"), e);
         let counter = self.inner.temp_counter.fetch_add(1, Ordering::Relaxed);
-        let temp = self.inner.root.join("tmp").join(format!("{}-{counter}.owner", std::process::id()));
-        let mut file = OpenOptions::new().read(true).write(true).create_new(true).open(&temp).map_err(io)?;
-        rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(|e| io(e.into()))?;
+        let temp = format!("{}-{:016x}-{counter}.owner", std::process::id(), rand::random::<u64>());
+        // CLOEXEC like every descriptor here: a child inheriting it by accident would keep us
+        // "alive" after our death. (`lockstep lock` clears the flag for COMMAND, on purpose.)
+        let flags = OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let fd = rustix::fs::openat(&self.inner.tmp, temp.as_str(), flags, Mode::from_raw_mode(0o644)).map_err(|e| io(errno_io(e)))?;
+        let mut file = File::from(fd);
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(|e| io(errno_io(e)))?;
         file.write_all(format!("{owner}\n").as_bytes()).map_err(io)?;
-        let target = self.inner.root.join("owners").join(&name);
         // `link` never replaces: an owner registers once.
-        let linked = fs::hard_link(&temp, &target);
-        let _ = fs::remove_file(&temp);
-        linked.map_err(io)?;
+        let linked = rustix::fs::linkat(&self.inner.tmp, temp.as_str(), &self.inner.owners, name.as_str(), AtFlags::empty());
+        let _ = rustix::fs::unlinkat(&self.inner.tmp, temp.as_str(), AtFlags::empty());
+        linked.map_err(|e| io(errno_io(e)))?;
         if self.durable() {
-            sync_dir(&self.inner.root.join("owners")).map_err(io)?;
+            self.sync_dir(&self.inner.owners, "owners").map_err(io)?;
         }
-        Ok(Box::new(FsRegistration { _file: file }))
+        let owners = rustix::io::dup(&self.inner.owners).map_err(|e| io(errno_io(e)))?;
+        Ok(Box::new(FsRegistration { file, owners, name, keep_file: false }))
     }
 
     /// Proof of an owner's life or death from its registration's `flock`.
     pub fn owner_liveness_blocking(&self, owner: &str) -> Result<Liveness, StoreError> {
-        let path = self.inner.root.join("owners").join(owner_file_name(owner));
-        let file = match OpenOptions::new().read(true).custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32).open(&path) {
-            Ok(file) => file,
-            // Never registered here (an older build, another store): nothing is proven.
+        let name = owner_file_name(owner);
+        let fd = match rustix::fs::openat(&self.inner.owners, name.as_str(), OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty()) {
+            Ok(fd) => fd,
+            // Never registered here (an older build, another store), or it ended cleanly and
+            // removed its file: nothing is proven.
             Err(_) => return Ok(Liveness::Unknown),
         };
-        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockShared) {
-            // Nobody holds it: its owner is gone. Our shared lock goes with `file`.
+        match rustix::fs::flock(&fd, rustix::fs::FlockOperation::NonBlockingLockShared) {
+            // Nobody holds it: its owner is gone. Our shared lock goes with `fd`.
             Ok(()) => Ok(Liveness::Dead),
-            Err(rustix::io::Errno::WOULDBLOCK) => Ok(Liveness::Alive),
+            Err(Errno::WOULDBLOCK) => Ok(Liveness::Alive),
             Err(_) => Ok(Liveness::Unknown),
         }
     }
@@ -333,21 +590,126 @@ impl FsStore {
     }
 }
 
+/// Why a directory below the root could not be opened.
+enum DirError {
+    /// Something other than a directory has the name.
+    Foreign(&'static str),
+    Io(std::io::Error),
+}
+
+/// Opens directory `name` in `parent` without following a symlink, creating it if missing:
+/// the descriptor, and whether this call created it.
+fn open_or_make_dir(parent: &impl AsFd, name: &str) -> Result<(OwnedFd, bool), DirError> {
+    let mut created = false;
+    for _ in 0..2 {
+        match rustix::fs::openat(parent, name, DIR_FLAGS, Mode::empty()) {
+            Ok(fd) => return Ok((fd, created)),
+            Err(Errno::NOENT) => match rustix::fs::mkdirat(parent, name, Mode::from_raw_mode(0o755)) {
+                Ok(()) => created = true,
+                Err(Errno::EXIST) => {}
+                Err(e) => return Err(DirError::Io(errno_io(e))),
+            },
+            Err(Errno::LOOP | Errno::NOTDIR) => {
+                return Err(match type_at(parent, name) {
+                    Ok(file_type) => DirError::Foreign(describe_type(file_type)),
+                    Err(e) => DirError::Io(e),
+                })
+            }
+            Err(e) => return Err(DirError::Io(errno_io(e))),
+        }
+    }
+    Err(DirError::Io(std::io::Error::other(format!("directory {name} vanished while it was being made"))))
+}
+
+/// The type of `name` in `dir`, not following a symlink.
+fn type_at(dir: &impl AsFd, name: impl rustix::path::Arg) -> Result<FileType, std::io::Error> {
+    rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).map(|s| FileType::from_raw_mode(s.st_mode)).map_err(errno_io)
+}
+
+fn sync_path(dir: &Path) -> Result<(), std::io::Error> {
+    File::open(dir)?.sync_all()
+}
+
+/// Refuses a root on a network file system (see the module comment for why).
+fn refuse_network_file_system(root: &Path, root_fd: &OwnedFd) -> Result<(), StoreError> {
+    let Ok(stat) = rustix::fs::fstatfs(root_fd) else { return Ok(()) };
+    let magic = stat.f_type as u64 & 0xFFFF_FFFF;
+    match REFUSED_FILE_SYSTEMS.iter().find(|(m, _)| *m == magic) {
+        Some((_, name)) => Err(StoreError::Unsupported(format!(
+            "{} is on {name}: lockstep's file store needs a local file system (create-if-absent by link(), and flock() \
+             as the proof that an owner died, are not reliable on {name}); put the store on a local disk, or use a \
+             server backend",
+            root.display()
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Checks that `tmp/` and `data/` are one file system that supports hard links: create-if-absent
+/// is `link(tmp/x, data/key)`.
+fn probe_hard_links(root: &Path, tmp: &OwnedFd, data: &OwnedFd) -> Result<(), StoreError> {
+    let unsupported = |why: String| {
+        StoreError::Unsupported(format!(
+            "{}: {why}; lockstep's file store needs hard links between its tmp/ and data/ directories (create-if-absent \
+             is link(), which never replaces a name); use a local file system such as ext4, xfs, btrfs or tmpfs",
+            root.display()
+        ))
+    };
+    let (tmp_stat, data_stat) = match (rustix::fs::fstat(tmp), rustix::fs::fstat(data)) {
+        (Ok(t), Ok(d)) => (t, d),
+        _ => return Ok(()),
+    };
+    if tmp_stat.st_dev != data_stat.st_dev {
+        return Err(unsupported("tmp/ and data/ are on different file systems".into()));
+    }
+    let name = format!(".probe-{}-{:016x}", std::process::id(), rand::random::<u64>());
+    let linked = format!("{name}.link");
+    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let at = |e: Errno| StoreError::io(root.join("tmp").display(), errno_io(e));
+    drop(rustix::fs::openat(tmp, name.as_str(), flags, Mode::from_raw_mode(0o600)).map_err(at)?);
+    let result = rustix::fs::linkat(tmp, name.as_str(), tmp, linked.as_str(), AtFlags::empty());
+    let _ = rustix::fs::unlinkat(tmp, name.as_str(), AtFlags::empty());
+    let _ = rustix::fs::unlinkat(tmp, linked.as_str(), AtFlags::empty());
+    match result {
+        Ok(()) => Ok(()),
+        Err(e @ (Errno::PERM | Errno::OPNOTSUPP | Errno::MLINK | Errno::XDEV)) => {
+            Err(unsupported(format!("this file system refuses hard links ({})", errno_io(e))))
+        }
+        Err(e) => Err(at(e)),
+    }
+}
+
 /// An owner's registration file, locked for as long as this lives (or the process does).
 #[derive(Debug)]
 struct FsRegistration {
-    _file: File,
+    file: File,
+    owners: OwnedFd,
+    name: String,
+    /// Set by `end_as_crash`: leave the file, unlocked, as a dead process would.
+    keep_file: bool,
 }
 
 impl OwnerRegistration for FsRegistration {
     fn inheritable_fd(&self) -> Option<i32> {
         use std::os::fd::AsRawFd;
-        Some(self._file.as_raw_fd())
+        Some(self.file.as_raw_fd())
+    }
+
+    fn end_as_crash(mut self: Box<Self>) {
+        self.keep_file = true;
     }
 }
 
-fn sync_dir(dir: &Path) -> Result<(), std::io::Error> {
-    File::open(dir)?.sync_all()
+impl Drop for FsRegistration {
+    /// A clean end removes the file, so `owners/` does not grow with every run. The name goes
+    /// first, while we still hold the lock: a checker then finds no file ("unknown", expiry
+    /// decides), never an unlocked one. (A crashed owner's file stays; it is a few bytes.)
+    fn drop(&mut self) {
+        if self.keep_file {
+            return;
+        }
+        let _ = rustix::fs::unlinkat(&self.owners, self.name.as_str(), AtFlags::empty());
+    }
 }
 
 #[async_trait::async_trait]

@@ -61,6 +61,15 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    /// Something sits at the key that the store did not write and will not follow or overwrite
+    /// (a symlink, a directory, a named pipe). Whatever it guards stays guarded until an operator
+    /// moves it away (`lockstep repair KEY` moves it to the store's quarantine).
+    #[error("{key} is {what} inside the store, not an entry lockstep wrote (lockstep never follows symlinks or writes over foreign files in its store); move it away, e.g. with `lockstep repair`")]
+    Foreign { key: String, what: &'static str },
+    /// The backend's environment lacks something the protocol needs (hard links, a local file
+    /// system): refused before anything is written.
+    #[error("unsupported store: {0}")]
+    Unsupported(String),
     /// A fault injected by a test wrapper.
     #[error("injected fault: {0}")]
     Injected(String),
@@ -101,6 +110,11 @@ pub trait OwnerRegistration: Send + Sync + fmt::Debug {
     fn inheritable_fd(&self) -> Option<i32> {
         None
     }
+
+    /// Ends the registration as a crash of its process would (for crash-injection harnesses):
+    /// the owner is provably dead afterwards. Dropping a registration instead is a clean end,
+    /// after which a backend may forget the owner (then it is `Unknown`, and expiry decides).
+    fn end_as_crash(self: Box<Self>) {}
 }
 
 /// A key-value store with atomic create-if-absent. Implementations must be safe to call from many

@@ -74,8 +74,16 @@ enum Command {
     Lock(crate::locks::LockArgs),
     /// Release the lock on PATH whatever its holder is doing (it becomes a zombie; fencing stops it).
     ForceRelease(crate::locks::ForceReleaseArgs),
-    /// Release the locks of processes of this host that are no longer running.
+    /// Release the locks of owners the store proves dead (their registration's file lock is free).
     Recover(crate::locks::RecoverArgs),
+    /// Supersede or quarantine an entry `locks` reports as corrupt (only when asked: lockstep never
+    /// treats a corrupt entry as free on its own).
+    ///
+    /// A journal entry that cannot be read (malformed, an unknown version, a directory or symlink
+    /// at its key) is superseded by an operator release whose high-water marks are the newest
+    /// ticket, so fencing still stops whoever it belonged to; it is never deleted. A name that is
+    /// not a journal entry (a symlinked directory, a stray file) is moved to ROOT/.lockstep/quarantine.
+    Repair(crate::locks::RepairArgs),
     /// Measure the lock implementation, each case beside the floor measured in the same run
     /// (one durable create-if-absent on the same disk).
     Bench(crate::bench::BenchArgs),
@@ -88,6 +96,8 @@ pub fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("LOCKSTEP_LOG").unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, not in logs and pipes.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
@@ -101,6 +111,7 @@ pub fn main() -> ExitCode {
         Command::Lock(args) => crate::locks::run(crate::locks::lock(args)),
         Command::ForceRelease(args) => crate::locks::run(crate::locks::force_release(args)),
         Command::Recover(args) => crate::locks::run(crate::locks::recover(args)),
+        Command::Repair(args) => crate::locks::run(crate::locks::repair(args)),
         Command::Worker(args) => crate::locks::run(crate::locks::worker(args)),
         Command::Bench(args) => crate::bench::bench(&args),
     };

@@ -44,6 +44,10 @@ pub struct LockArgs {
     /// Lease in seconds (renewed every third of it while COMMAND runs).
     #[arg(long, default_value_t = 300.0)]
     pub lease: f64,
+    /// Seconds the store may take beyond --timeout before lockstep gives up (exit 74): a hung
+    /// disk or a dead server ends the call instead of blocking it forever.
+    #[arg(long, default_value_t = 30.0)]
+    pub io_timeout: f64,
     /// Seconds between SIGTERM and SIGKILL when a lost lock stops COMMAND.
     #[arg(long, default_value_t = 10.0)]
     pub grace: f64,
@@ -63,6 +67,16 @@ pub struct ForceReleaseArgs {
     /// Release only if the lock holds this token.
     #[arg(long)]
     pub token: Option<u64>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct RepairArgs {
+    #[command(flatten)]
+    pub root: RootArg,
+    /// The store key `lockstep locks` reported as corrupt (e.g. locks/z/~00000000000000000003).
+    pub key: String,
     #[arg(long)]
     pub json: bool,
 }
@@ -149,7 +163,11 @@ impl From<StoreError> for Failure {
 
 pub fn run(work: impl std::future::Future<Output = Result<u8, Failure>>) -> Result<u8, String> {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().map_err(|e| e.to_string())?;
-    match runtime.block_on(work) {
+    let result = runtime.block_on(work);
+    // A store call stuck in the kernel (a hung disk) must not keep the process alive after we
+    // gave up on it: do not wait for blocking workers at exit.
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    match result {
         Ok(code) => Ok(code),
         Err(Failure(code, message)) => {
             eprintln!("lockstep: {message}");
@@ -165,17 +183,32 @@ fn open(root: &RootArg) -> Result<FsStore, Failure> {
     Ok(FsStore::open(root.root.join(".lockstep"))?)
 }
 
+/// The store under `root` if there is one: commands that only read (or only release) must not
+/// create ROOT/.lockstep.
+fn open_existing(root: &RootArg) -> Result<Option<FsStore>, Failure> {
+    if !root.root.is_dir() {
+        return Err(Failure(EXIT_USAGE, format!("--root {} is not a directory", root.root.display())));
+    }
+    let path = root.root.join(".lockstep");
+    if !path.exists() {
+        return Ok(None);
+    }
+    Ok(Some(FsStore::open(path)?))
+}
+
 pub async fn locks(args: LocksArgs) -> Result<u8, Failure> {
-    let store = open(&args.root)?;
-    let locks = lock::observe(&store).await?;
+    let observation = match open_existing(&args.root)? {
+        Some(store) => lock::observe_all(&store).await?,
+        None => lock::Observation { locks: Vec::new(), corrupt: Vec::new() },
+    };
     if args.json {
-        println!("{}", serde_json::json!({ "locks": locks }));
+        println!("{}", serde_json::json!({ "locks": observation.locks, "corrupt": observation.corrupt }));
         return Ok(0);
     }
-    if locks.is_empty() {
+    if observation.locks.is_empty() {
         println!("no locks held");
     }
-    for info in &locks {
+    for info in &observation.locks {
         println!(
             "{:<30} {:<7} token {:<6} {:<8} held {:>7.1} s, renewed {:>6.1} s ago (lease {:.0} s)  owner {} ({})",
             info.path,
@@ -192,6 +225,53 @@ pub async fn locks(args: LocksArgs) -> Result<u8, Failure> {
                 lock::owner::Liveness::Unknown => "liveness unknown",
             }
         );
+    }
+    for corrupt in &observation.corrupt {
+        // Corrupt entries guard their paths (acquisitions there fail) until an operator acts.
+        println!("corrupt {}: {}", corrupt.key, corrupt.reason);
+        println!("        (locks it covers stay unavailable; `lockstep repair --root {} {}` supersedes or quarantines it)", args.root.root.display(), corrupt.key);
+    }
+    Ok(0)
+}
+
+/// `repair KEY`: a bad journal entry is superseded by an operator release (never deleted); a name
+/// that is not a journal entry at all (a symlink, a stray file or directory) is moved to the
+/// store's quarantine. Only what `locks` reports as corrupt is touched.
+pub async fn repair(args: RepairArgs) -> Result<u8, Failure> {
+    let key = lockstep::store::Key::new(args.key.as_str()).map_err(|e| Failure(EXIT_USAGE, e.to_string()))?;
+    let Some(store) = open_existing(&args.root)? else {
+        return Err(Failure(EXIT_USAGE, format!("there is no lock store under {}", args.root.root.display())));
+    };
+    if LockPath::parse_entry_key(key.as_str()).is_some() {
+        let repaired = lock::repair(&store, &key).await?;
+        if args.json {
+            println!("{}", serde_json::json!({ "repaired": repaired }));
+        } else {
+            match &repaired {
+                lock::Repaired::Superseded { path, index, mark } => {
+                    println!("superseded {key}: released {path} at index {index} (high-water marks {mark}); the bad entry stays, unread")
+                }
+                lock::Repaired::NotNewest { path, newest } => println!("{key} is not the newest entry of {path} (that is {newest}): nothing to do"),
+            }
+        }
+        return Ok(0);
+    }
+    if !key.as_str().starts_with("locks/") {
+        return Err(Failure(EXIT_USAGE, format!("{key} is not in the lock namespace (locks/…)")));
+    }
+    // Not an entry: quarantine it, but only if it is really something foreign.
+    let what = match lockstep::store::Store::get(&store, &key).await {
+        Err(StoreError::Foreign { what, .. }) => what.to_owned(),
+        Err(StoreError::Io { source, .. }) => format!("unreadable ({source})"),
+        Ok(Some(_)) => "a file that is not a lock journal entry".to_owned(),
+        Ok(None) => return Err(Failure(EXIT_USAGE, format!("nothing foreign is stored at {key}"))),
+        Err(other) => return Err(other.into()),
+    };
+    let moved = store.quarantine(&key)?;
+    if args.json {
+        println!("{}", serde_json::json!({ "repaired": { "action": "quarantined", "key": key.as_str(), "what": what, "moved_to": moved } }));
+    } else {
+        println!("moved {key} ({what}) to {}", store.root().join(&moved).display());
     }
     Ok(0)
 }
@@ -227,8 +307,20 @@ pub async fn lock(args: LockArgs) -> Result<u8, Failure> {
         (LockMode::Mv, _) => return Err(Failure(EXIT_USAGE, "--mode mv takes two paths: SRC DST".into())),
         _ => Operation::new(mode, &args.paths.iter().map(String::as_str).collect::<Vec<_>>())?,
     };
+    if !(args.io_timeout.is_finite() && args.io_timeout > 0.0) {
+        return Err(Failure(EXIT_USAGE, "--io-timeout must be a positive number of seconds".into()));
+    }
+    // The whole acquisition, waiting and I/O, ends by --timeout + --io-timeout. A cancelled
+    // acquisition leaves its entry to the background withdraw and, failing that, to its lease.
+    let io_timeout = Duration::from_secs_f64(args.io_timeout);
+    let bound = options.timeout.map_or(Duration::MAX, |t| t.saturating_add(io_timeout));
     let manager = LockManager::start(store, options).await?;
-    let guard = manager.lock(operation).await?;
+    let guard = match tokio::time::timeout(bound, manager.lock(operation)).await {
+        Ok(result) => result?,
+        Err(_) => {
+            return Err(Failure(EXIT_STORAGE, format!("the store did not answer within --timeout + --io-timeout ({:.1} s)", bound.as_secs_f64())));
+        }
+    };
     let outcome = run_holding(&guard, &args, manager.registration_fd()).await;
     let released = guard.release().await;
     manager.shutdown().await;
@@ -346,9 +438,11 @@ fn signal_group(child: &tokio::process::Child, signal: rustix::process::Signal) 
 }
 
 pub async fn force_release(args: ForceReleaseArgs) -> Result<u8, Failure> {
-    let store = open(&args.root)?;
     let path = LockPath::new(&args.path).map_err(LockError::from)?;
-    let released = lock::force_release(&store, &path, args.token).await?;
+    let released = match open_existing(&args.root)? {
+        Some(store) => lock::force_release(&store, &path, args.token).await?,
+        None => None,
+    };
     if args.json {
         println!("{}", serde_json::json!({ "released": released }));
     } else {
@@ -361,8 +455,10 @@ pub async fn force_release(args: ForceReleaseArgs) -> Result<u8, Failure> {
 }
 
 pub async fn recover(args: RecoverArgs) -> Result<u8, Failure> {
-    let store = open(&args.root)?;
-    let released = lock::recover(&store).await?;
+    let released = match open_existing(&args.root)? {
+        Some(store) => lock::recover(&store).await?,
+        None => Vec::new(),
+    };
     if args.json {
         println!("{}", serde_json::json!({ "released": released }));
     } else {
