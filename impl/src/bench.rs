@@ -19,6 +19,10 @@ pub struct Measurement {
     pub p90_us: f64,
     /// `median / floor median`; the floor is a durable create-if-absent on the same disk.
     pub ratio_to_floor: f64,
+    /// For a case that scales a workload: the same case at its small size, measured in this run.
+    pub baseline: Option<String>,
+    /// `median / baseline median` (the scaling goal of the 50,000-journal case is at most 1.2).
+    pub ratio_to_baseline: Option<f64>,
 }
 
 fn summarise(name: &str, mut samples: Vec<Duration>) -> (String, usize, f64, f64) {
@@ -199,11 +203,29 @@ pub async fn run_all(dir: &std::path::Path, quick: bool) -> Result<Vec<Measureme
     raw.push(summarise("8 tasks contending on one path, per acquire+release (MemStore)", contended(memory(), 8, n).await?));
     let floor_fs = raw[0].2;
     let floor_memory = raw[1].2;
+    // Scaled cases beside their small size: (case, baseline) by position in `raw`.
+    let baseline_of = |i: usize| match i {
+        5 => Some(4),
+        7 => Some(6),
+        9 => Some(8),
+        _ => None,
+    };
+    let medians: Vec<(String, f64)> = raw.iter().map(|r| (r.0.clone(), r.2)).collect();
     Ok(raw
         .into_iter()
-        .map(|(name, iterations, median_us, p90_us)| {
+        .enumerate()
+        .map(|(i, (name, iterations, median_us, p90_us))| {
             let floor = if name.contains("MemStore") { floor_memory } else { floor_fs };
-            Measurement { name, iterations, median_us, p90_us, ratio_to_floor: median_us / floor }
+            let base = baseline_of(i).map(|b| &medians[b]);
+            Measurement {
+                name,
+                iterations,
+                median_us,
+                p90_us,
+                ratio_to_floor: median_us / floor,
+                baseline: base.map(|(n, _)| n.clone()),
+                ratio_to_baseline: base.map(|(_, m)| median_us / m),
+            }
         })
         .collect())
 }

@@ -28,10 +28,15 @@ pub enum Mutant {
     /// Locks of a failed or backed-off operation are released, not withdrawn (model mutant
     /// `release-unused`).
     ReleaseUnused = 8,
+    /// The withdraw of a cancelled acquisition reads the journal without waiting for the create
+    /// still in flight (shuttle).
+    WithdrawBeforeCreateEnds = 9,
+    /// `Guard::release` runs in the caller's future: dropping it abandons the release (shuttle).
+    ReleaseInCaller = 10,
 }
 
 impl Mutant {
-    pub const ALL: [Mutant; 8] = [
+    pub const ALL: [Mutant; 10] = [
         Mutant::MemCheckThenInsert,
         Mutant::RenewDuringRelease,
         Mutant::SkipRecheck,
@@ -40,6 +45,8 @@ impl Mutant {
         Mutant::NoHighWater,
         Mutant::NoWaitDie,
         Mutant::ReleaseUnused,
+        Mutant::WithdrawBeforeCreateEnds,
+        Mutant::ReleaseInCaller,
     ];
 
     pub fn name(self) -> &'static str {
@@ -52,6 +59,8 @@ impl Mutant {
             Mutant::NoHighWater => "no-high-water",
             Mutant::NoWaitDie => "no-wait-die",
             Mutant::ReleaseUnused => "release-unused",
+            Mutant::WithdrawBeforeCreateEnds => "withdraw-before-create-ends",
+            Mutant::ReleaseInCaller => "release-in-caller",
         }
     }
 }

@@ -101,12 +101,20 @@ fn scenario() {
                     shuttle::future::yield_now().await;
                     if task == crasher && round == 0 {
                         // Crash while holding: the process dies, an operator frees its lock.
+                        // From the moment it dies its lock may be freed: by a contender that
+                        // finds its owner proven dead, or by the operator. So the release is
+                        // invoked before the death and returns after the force release.
                         let token = guard.single_token().expect("one lock");
-                        std::mem::forget(guard);
-                        manager.kill().await;
                         holders.lock().unwrap().retain(|(t, _, _)| *t != task);
                         tester.lock().unwrap().on_invoke(task, Op::ForceRelease(task)).unwrap();
-                        force_release(&store, &LockPath::new(path).unwrap(), Some(token)).await.unwrap();
+                        std::mem::forget(guard);
+                        manager.kill().await;
+                        match force_release(&store, &LockPath::new(path).unwrap(), Some(token)).await {
+                            // Released by the operator, or already by a contender (then the
+                            // token no longer matches, or nothing is held).
+                            Ok(_) | Err(lockstep::lock::LockError::TokenMismatch { .. }) => {}
+                            Err(other) => panic!("force release: {other}"),
+                        }
                         tester.lock().unwrap().on_return(task, Ret::Done).unwrap();
                         // The dead holder's late write (a zombie's) must be rejected if anyone
                         // wrote after the force release; here nobody could have yet, so just
@@ -180,4 +188,157 @@ fn skip_recheck_schedule_replays() {
     assert!(failed, "the committed schedule no longer reproduces the failure");
     // (Replaying it without the mutant is not meaningful: the run diverges from the recorded
     // schedule, and shuttle 0.9 cannot continue past a schedule that no longer fits.)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cancellation. A caller may drop `lock()` or `release()` at any await (a timeout, a `select!`).
+// The store below behaves like FsStore: its operations run on a task of their own, so a create
+// started by a dropped future still lands, later.
+
+mod cancellation {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use lockstep::lock::{journal, Entry, LockManager, LockMode, LockOptions, LockPath, Operation};
+    use lockstep::mutants::Mutant;
+    use lockstep::store::{Created, Key, MemStore, Store, StoreError, Version};
+    use shuttle::rand::Rng;
+
+    use super::{caught, exclusive, iterations};
+
+    /// A store whose every operation runs detached from its caller, with yields before it takes
+    /// effect, as FsStore's blocking workers do.
+    #[derive(Clone)]
+    struct Detached(MemStore);
+
+    impl Detached {
+        async fn run<T: Send + 'static>(&self, work: impl FnOnce(MemStore) -> std::pin::Pin<Box<dyn Future<Output = T> + Send>> + Send + 'static) -> T {
+            let store = self.0.clone();
+            let task = tokio::spawn(async move {
+                for _ in 0..2 {
+                    shuttle::future::yield_now().await;
+                }
+                work(store).await
+            });
+            task.await.expect("the detached store task")
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl Store for Detached {
+        async fn get(&self, key: &Key) -> Result<Option<(Vec<u8>, Version)>, StoreError> {
+            let key = key.clone();
+            self.run(move |s| Box::pin(async move { s.get(&key).await })).await
+        }
+        async fn create(&self, key: &Key, bytes: &[u8]) -> Result<Created, StoreError> {
+            let (key, bytes) = (key.clone(), bytes.to_vec());
+            self.run(move |s| Box::pin(async move { s.create(&key, &bytes).await })).await
+        }
+        async fn list(&self, prefix: &str) -> Result<Vec<Key>, StoreError> {
+            let prefix = prefix.to_owned();
+            self.run(move |s| Box::pin(async move { s.list(&prefix).await })).await
+        }
+        async fn delete(&self, key: &Key) -> Result<(), StoreError> {
+            let key = key.clone();
+            self.run(move |s| Box::pin(async move { s.delete(&key).await })).await
+        }
+        fn describe(&self) -> String {
+            "detached memory".into()
+        }
+    }
+
+    /// Polls `future` at most `polls` times (yielding between polls), then drops it: what a
+    /// caller's timeout does. `Some(output)` if it finished first.
+    async fn poll_then_drop<F: Future>(future: F, polls: usize) -> Option<F::Output> {
+        let mut future = std::pin::pin!(future);
+        for _ in 0..polls {
+            if let Poll::Ready(output) = PollOnce(future.as_mut()).await {
+                return Some(output);
+            }
+            shuttle::future::yield_now().await;
+        }
+        None
+    }
+
+    struct PollOnce<'a, F>(Pin<&'a mut F>);
+
+    impl<F: Future> Future for PollOnce<'_, F> {
+        type Output = Poll<F::Output>;
+        fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+            Poll::Ready(self.0.as_mut().poll(cx))
+        }
+    }
+
+    /// Whether `path`'s newest entry is a held lock (acquire or renew).
+    async fn held(store: &Detached, path: &LockPath) -> bool {
+        journal::newest(store, path).await.unwrap().is_some_and(|n| matches!(n.entry, Entry::Acquire { .. } | Entry::Renew { .. }))
+    }
+
+    fn options() -> LockOptions {
+        LockOptions { timeout: Some(std::time::Duration::ZERO), cleanup_every: None, ..LockOptions::default() }
+    }
+
+    /// An acquisition dropped at a random await leaves no lock behind once the manager's
+    /// background work is done: a create still in flight is withdrawn after it lands. (Before, the
+    /// withdraw read first, found nothing, and the entry landed afterwards, held by nobody.)
+    fn dropped_acquisition() {
+        shuttle::future::block_on(async {
+            let store = Detached(MemStore::new());
+            let manager = LockManager::start(store.clone(), options()).await.unwrap();
+            let path = LockPath::new("/a").unwrap();
+            let polls = shuttle::rand::thread_rng().gen_range(1..40);
+            let granted = poll_then_drop(manager.lock(Operation::new(LockMode::Point, &["/a"]).unwrap()), polls).await;
+            if let Some(result) = granted {
+                result.unwrap().release().await.unwrap();
+            }
+            manager.settle().await;
+            assert!(!held(&store, &path).await, "a cancelled acquisition left a lock that nobody holds");
+            manager.shutdown().await;
+        });
+    }
+
+    /// A release dropped at a random await still releases: the lock ends free.
+    fn dropped_release() {
+        shuttle::future::block_on(async {
+            let store = Detached(MemStore::new());
+            let manager = LockManager::start(store.clone(), options()).await.unwrap();
+            let path = LockPath::new("/a").unwrap();
+            let guard = manager.lock(Operation::new(LockMode::Point, &["/a"]).unwrap()).await.unwrap();
+            let polls = shuttle::rand::thread_rng().gen_range(1..40);
+            let _ = poll_then_drop(guard.release(), polls).await;
+            manager.settle().await;
+            // The release finishes on its own task; give it the turns it needs.
+            for _ in 0..10_000 {
+                if !held(&store, &path).await {
+                    break;
+                }
+                shuttle::future::yield_now().await;
+            }
+            assert!(!held(&store, &path).await, "a dropped release left the lock held");
+            manager.shutdown().await;
+        });
+    }
+
+    #[test]
+    fn a_dropped_acquisition_leaves_no_lock() {
+        let _one = exclusive(None);
+        shuttle::check_random(dropped_acquisition, iterations());
+    }
+
+    #[test]
+    fn a_dropped_release_still_releases() {
+        let _one = exclusive(None);
+        shuttle::check_random(dropped_release, iterations());
+    }
+
+    #[test]
+    fn the_cancellation_tests_catch_their_mutants() {
+        for (mutant, scenario) in [(Mutant::WithdrawBeforeCreateEnds, dropped_acquisition as fn()), (Mutant::ReleaseInCaller, dropped_release)] {
+            let _one = exclusive(Some(mutant));
+            let found = caught(|| shuttle::check_random(scenario, 2_000));
+            lockstep::mutants::activate(None);
+            assert!(found, "{}: no schedule found the planted bug", mutant.name());
+        }
+    }
 }

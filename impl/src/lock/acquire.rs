@@ -1,6 +1,7 @@
 //! Acquiring one lock: specs/lock.md §4, step by step. The numbered comments are the spec's.
 //! The model of these steps is `lockstep_model::lock::fixed`.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::entry::{Entry, LockKind, Marks, ReleasedBy};
@@ -116,18 +117,32 @@ pub(crate) enum Acquired {
 
 /// Our entry from just before its create until the grant or its withdrawal. If the acquisition
 /// is dropped (cancelled) or fails with its outcome unknown in that window, the manager's
-/// background task withdraws it, if it exists and is ours.
+/// background task withdraws it, if it exists and is ours, after the create has finished.
 struct InFlight<'a> {
     shared: &'a Shared,
     entry: Option<(LockPath, u64, String)>,
+    /// The create of our entry, running as its own task so that cancelling the acquisition
+    /// cannot cancel it halfway (a blocking file-system create would run on regardless).
+    create: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         if let Some((path, ticket, owner)) = self.entry.take() {
-            self.shared.send(Job::Withdraw { path, ticket, owner });
+            self.shared.send(Job::Withdraw { path, ticket, owner, create: self.create.take() });
         }
     }
+}
+
+/// Appends `entry` at `index` of `path` in a task of its own; the result comes back on a
+/// oneshot channel, and the task's handle tells a withdraw when the create is over.
+fn spawn_append(shared: &Shared, path: &LockPath, index: u64, entry: Entry) -> (tokio::task::JoinHandle<()>, tokio::sync::oneshot::Receiver<Result<bool, LockError>>) {
+    let (send, receive) = tokio::sync::oneshot::channel();
+    let (store, path) = (Arc::clone(&shared.store), path.clone());
+    let task = tokio::spawn(async move {
+        let _ = send.send(journal::append(&*store, &path, index, &entry).await);
+    });
+    (task, receive)
 }
 
 /// Appends `withdraw` after entry `index` of `path` if that entry is our `acquire` or `renew`
@@ -165,7 +180,7 @@ pub(crate) async fn acquire_one(
     retries: &mut Retries,
 ) -> Result<Acquired, LockError> {
     let store = &*shared.store;
-    let mut in_flight = InFlight { shared, entry: None };
+    let mut in_flight = InFlight { shared, entry: None, create: None };
     // The index of the last create refused with nothing readable there (see below).
     let mut refused_at = None;
     for _ in 0..ATTEMPTS_MAX {
@@ -203,7 +218,11 @@ pub(crate) async fn acquire_one(
         // A create that fails with an error may have landed: read the key back (our entry names
         // our owner id and ticket). If even that fails, the outcome stays unknown: fail, and
         // leave the entry to the background withdraw (and, failing that, to expiry).
-        let landed = match journal::append(store, path, next, &entry).await {
+        let (create, result) = spawn_append(shared, path, next, entry);
+        in_flight.create = Some(create);
+        let result = result.await.unwrap_or_else(|_| Err(LockError::Store(crate::store::StoreError::Unavailable("the create task was lost".into()))));
+        in_flight.create = None;
+        let landed = match result {
             Ok(landed) => landed,
             Err(LockError::Store(error)) => read_back(shared, path, next, me, ticket).await.map_err(|_| LockError::Store(error))?,
             Err(other) => return Err(other),

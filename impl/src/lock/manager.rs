@@ -166,6 +166,15 @@ impl LockManager {
         }
     }
 
+    /// Waits until the background task has done every job queued before this call (withdraws of
+    /// cancelled acquisitions, releases of dropped guards). For tests.
+    #[doc(hidden)]
+    pub async fn settle(&self) {
+        let (done, finished) = tokio::sync::oneshot::channel();
+        self.shared.send(Job::Flush(done));
+        let _ = finished.await;
+    }
+
     /// Releases every lock still held and stops the background tasks.
     pub async fn shutdown(self) {
         let held: Vec<Arc<Lease>> = lock(&self.shared.leases).values().cloned().collect();
@@ -266,8 +275,17 @@ impl Guard {
 
     /// Releases every lock, newest first. `Err(LeaseLost)` if a lock had been lost meanwhile
     /// (then there was nothing of ours to release).
+    ///
+    /// Cancel-safe: the releases run in a task of their own, so a caller that drops this future
+    /// (a timeout, a `select!`) does not leave a lease that is neither renewed nor released.
     pub async fn release(mut self) -> Result<(), LockError> {
-        self.release_all().await
+        self.released = true;
+        let (shared, leases) = (Arc::clone(&self.shared), std::mem::take(&mut self.leases));
+        if crate::mutants::active(crate::mutants::Mutant::ReleaseInCaller) {
+            return release_leases(&shared, &leases).await;
+        }
+        let task = tokio::spawn(async move { release_leases(&shared, &leases).await });
+        task.await.map_err(|e| LockError::Store(StoreError::Unavailable(format!("the release task failed: {e}"))))?
     }
 
     /// Withdraws every lock of an operation that never reached its caller (it failed or
@@ -296,18 +314,19 @@ impl Guard {
         first_error
     }
 
-    async fn release_all(&mut self) -> Result<(), LockError> {
-        self.released = true;
-        let mut result = Ok(());
-        for lease in self.leases.iter().rev() {
-            if let Err(error) = release_lease(&self.shared, lease).await {
-                if result.is_ok() {
-                    result = Err(error);
-                }
+}
+
+/// Releases `leases`, newest first; the first error, after trying every one.
+async fn release_leases(shared: &Shared, leases: &[Arc<Lease>]) -> Result<(), LockError> {
+    let mut result = Ok(());
+    for lease in leases.iter().rev() {
+        if let Err(error) = release_lease(shared, lease).await {
+            if result.is_ok() {
+                result = Err(error);
             }
         }
-        result
     }
+    result
 }
 
 impl Drop for Guard {
@@ -437,10 +456,16 @@ async fn renew_all(shared: &Shared) {
 async fn run_jobs(shared: Arc<Shared>, mut receiver: mpsc::UnboundedReceiver<Job>) {
     while let Some(job) = receiver.recv().await {
         match job {
-            Job::Withdraw { path, ticket, owner } => {
+            Job::Withdraw { path, ticket, owner, create } => {
+                if let Some(create) = create.filter(|_| !crate::mutants::active(crate::mutants::Mutant::WithdrawBeforeCreateEnds)) {
+                    let _ = create.await;
+                }
                 if let Err(error) = withdraw_if_ours(&shared, &owner, &path, ticket, None).await {
                     tracing::warn!(%path, %error, "could not withdraw a cancelled acquisition; it will expire");
                 }
+            }
+            Job::Flush(done) => {
+                let _ = done.send(());
             }
             Job::Release(leases) => {
                 for lease in leases.iter().rev() {

@@ -21,10 +21,14 @@ const OBSERVATIONS_MAX: usize = 65_536;
 
 /// Work for the manager's background task.
 pub(crate) enum Job {
-    /// A cancelled acquisition may have left this entry: withdraw it if it is ours.
-    Withdraw { path: LockPath, ticket: u64, owner: String },
+    /// A cancelled acquisition may have left this entry: withdraw it if it is ours, once the
+    /// create that may make it has finished (`create`), or the withdraw could read before the
+    /// entry lands and leave it behind, held by nobody, until its lease ends.
+    Withdraw { path: LockPath, ticket: u64, owner: String, create: Option<tokio::task::JoinHandle<()>> },
     /// A dropped guard's leases.
     Release(Vec<Arc<Lease>>),
+    /// Answers once every job queued before it is done (`LockManager::settle`).
+    Flush(tokio::sync::oneshot::Sender<()>),
 }
 
 /// One held lock.
@@ -88,13 +92,36 @@ impl Shared {
     /// grace for clock-rate drift), on its own monotonic clock.
     pub fn judge_expired(&self, path: &LockPath, index: u64, lease_ms: u64) -> bool {
         let now = Instant::now();
+        let expires_after = expiry_after(lease_ms, self.options.expiry_grace);
         let mut seen = lock(&self.observations);
         if seen.len() > OBSERVATIONS_MAX {
             let horizon = self.options.lease * 4;
             seen.retain(|_, first| now.duration_since(*first) < horizon);
         }
         let first = *seen.entry((path.clone(), index)).or_insert(now);
-        now.duration_since(first) >= Duration::from_millis(lease_ms) + self.options.expiry_grace
+        now.duration_since(first) >= expires_after
+    }
+}
+
+/// How long an entry with a lease of `lease_ms` must be watched unchanged before it counts as
+/// expired: its lease plus a grace for clock-rate drift. The drift grows with the time measured,
+/// so the grace is at least 5% of the entry's own lease (not of the watcher's: a watcher with a
+/// short lease must not cut a long lease short); `grace` can only add to it.
+pub(crate) fn expiry_after(lease_ms: u64, grace: Duration) -> Duration {
+    let lease = Duration::from_millis(lease_ms);
+    lease + grace.max(lease / 20)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_grace_follows_the_entrys_lease_not_the_watchers() {
+        // A watcher with a 0.3 s lease (grace 15 ms) judging a 300 s lease: 15 s of grace.
+        assert_eq!(expiry_after(300_000, Duration::from_millis(15)), Duration::from_secs(315));
+        // A longer configured grace still counts.
+        assert_eq!(expiry_after(1_000, Duration::from_secs(5)), Duration::from_secs(6));
     }
 }
 

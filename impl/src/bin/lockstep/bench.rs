@@ -13,7 +13,7 @@ pub struct BenchArgs {
     /// Fewer iterations and a 10,000-file tree instead of 100,000.
     #[arg(long)]
     quick: bool,
-    /// `{"dir":…,"measurements":[{"name","iterations","median_us","p90_us","ratio_to_floor"}]}`.
+    /// `{"dir":…,"measurements":[{"name","iterations","median_us","p90_us","ratio_to_floor","baseline","ratio_to_baseline"}]}`.
     #[arg(long)]
     json: bool,
 }
@@ -38,10 +38,12 @@ pub fn bench(args: &BenchArgs) -> Result<u8, String> {
     if args.json {
         println!("{}", serde_json::json!({ "dir": parent, "measurements": results }));
     } else {
-        println!("{:<72} {:>10} {:>10} {:>8}", "case", "median µs", "p90 µs", "× floor");
+        println!("{:<72} {:>10} {:>10} {:>8} {:>11}", "case", "median µs", "p90 µs", "× floor", "× small");
         for m in &results {
-            println!("{:<72} {:>10.1} {:>10.1} {:>8.2}", m.name, m.median_us, m.p90_us, m.ratio_to_floor);
+            let scaled = m.ratio_to_baseline.map_or(String::new(), |r| format!("{r:.2}"));
+            println!("{:<72} {:>10.1} {:>10.1} {:>8.2} {:>11}", m.name, m.median_us, m.p90_us, m.ratio_to_floor, scaled);
         }
+        println!("(× small: the median beside the same case at its small size, the line above it)");
     }
     drop(scratch);
     Ok(EXIT_OK)
