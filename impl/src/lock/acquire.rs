@@ -9,6 +9,7 @@ use super::journal::{self, Newest};
 use super::shared::{Job, Shared};
 use super::path::LockPath;
 use super::LockError;
+use crate::store::{Created, StoreError};
 
 /// Passes of steps 1-4 after which an acquisition stops even with retries left: a guard against
 /// a journal that keeps changing under a store that misbehaves (each restart spends a retry, so
@@ -134,13 +135,14 @@ impl Drop for InFlight<'_> {
     }
 }
 
-/// Appends `entry` at `index` of `path` in a task of its own; the result comes back on a
-/// oneshot channel, and the task's handle tells a withdraw when the create is over.
-fn spawn_append(shared: &Shared, path: &LockPath, index: u64, entry: Entry) -> (tokio::task::JoinHandle<()>, tokio::sync::oneshot::Receiver<Result<bool, LockError>>) {
+/// Creates `entry` at `index` of `path` in a task of its own (just the create: what must not be
+/// cut short); the outcome comes back on a oneshot channel, and the task's handle tells a
+/// withdraw when the create is over.
+fn spawn_create(shared: &Shared, path: &LockPath, index: u64, entry: &Entry) -> (tokio::task::JoinHandle<()>, tokio::sync::oneshot::Receiver<Result<Created, StoreError>>) {
     let (send, receive) = tokio::sync::oneshot::channel();
-    let (store, path) = (Arc::clone(&shared.store), path.clone());
+    let (store, key, bytes) = (Arc::clone(&shared.store), path.entry_key(index), entry.encode());
     let task = tokio::spawn(async move {
-        let _ = send.send(journal::append(&*store, &path, index, &entry).await);
+        let _ = send.send(store.create(&key, &bytes).await);
     });
     (task, receive)
 }
@@ -218,11 +220,17 @@ pub(crate) async fn acquire_one(
         // A create that fails with an error may have landed: read the key back (our entry names
         // our owner id and ticket). If even that fails, the outcome stays unknown: fail, and
         // leave the entry to the background withdraw (and, failing that, to expiry).
-        let (create, result) = spawn_append(shared, path, next, entry);
+        let (create, created) = spawn_create(shared, path, next, &entry);
         in_flight.create = Some(create);
-        let result = result.await.unwrap_or_else(|_| Err(LockError::Store(crate::store::StoreError::Unavailable("the create task was lost".into()))));
+        let created = created.await.unwrap_or_else(|_| Err(StoreError::Unavailable("the create task was lost".into())));
         in_flight.create = None;
-        let landed = match result {
+        let landed = match created {
+            Ok(Created::AlreadyExists) => Ok(false),
+            // Ours only if it is the newest (see `journal`'s module comment).
+            Ok(Created::Created(_)) => journal::is_newest(store, path, next).await,
+            Err(error) => Err(LockError::Store(error)),
+        };
+        let landed = match landed {
             Ok(landed) => landed,
             Err(LockError::Store(error)) => read_back(shared, path, next, me, ticket).await.map_err(|_| LockError::Store(error))?,
             Err(other) => return Err(other),

@@ -156,12 +156,15 @@ pub async fn append(store: &dyn Store, path: &LockPath, index: u64, entry: &Entr
     let key = path.entry_key(index);
     match store.create(&key, &entry.encode()).await? {
         Created::AlreadyExists => Ok(false),
-        Created::Created(_) if entry.holder().is_some() => {
-            let latest = indices(store, &path.journal_prefix()).await?.last().copied();
-            Ok(latest == Some(index))
-        }
+        Created::Created(_) if entry.holder().is_some() => is_newest(store, path, index).await,
         Created::Created(_) => Ok(true),
     }
+}
+
+/// Whether `index` is the newest entry of `path`'s journal: the check after an `acquire` or
+/// `renew` create (see the module comment).
+pub async fn is_newest(store: &dyn Store, path: &LockPath, index: u64) -> Result<bool, LockError> {
+    Ok(indices(store, &path.journal_prefix()).await?.last().copied() == Some(index))
 }
 
 /// Deletes entries of `path`'s journal below `index` (best effort; never the newest).

@@ -324,10 +324,21 @@ pub async fn lock(args: LockArgs) -> Result<u8, Failure> {
     let outcome = run_holding(&guard, &args, manager.registration_fd()).await;
     let released = guard.release().await;
     manager.shutdown().await;
-    if let Err(error) = released {
-        eprintln!("lockstep: warning: release: {error}");
+    match (outcome, released) {
+        // Already reported as a lost lease.
+        (Ok(EXIT_LEASE_LOST), _) => Ok(EXIT_LEASE_LOST),
+        // COMMAND ended before we noticed, but the lock was gone by the time we released it: it
+        // may have been lost while COMMAND ran, so COMMAND's success cannot be vouched for.
+        (Ok(code), Err(error @ LockError::LeaseLost { .. })) => {
+            eprintln!("lockstep: {error}: COMMAND (exit {code}) may have run without the lock (exit {EXIT_LEASE_LOST})");
+            Ok(EXIT_LEASE_LOST)
+        }
+        (outcome, Err(error)) => {
+            eprintln!("lockstep: warning: release: {error}");
+            outcome
+        }
+        (outcome, Ok(())) => outcome,
     }
-    outcome
 }
 
 /// Runs COMMAND while `guard` holds: checks the lease just before it starts, and stops it (its
@@ -407,7 +418,15 @@ async fn supervise(guard: &Guard, child: &mut tokio::process::Child, grace: Dura
     let mut ticker = tokio::time::interval(every);
     loop {
         tokio::select! {
-            status = child.wait() => return status.map(Supervised::Exited),
+            status = child.wait() => {
+                let status = status?;
+                // A lease that ran out on our own clock ran out while COMMAND ran (we may have
+                // been paused and are only now looking).
+                if let Err(error) = guard.check() {
+                    return Ok(Supervised::LeaseLost(error));
+                }
+                return Ok(Supervised::Exited(status));
+            }
             _ = interrupt.recv() => signal_group(child, rustix::process::Signal::INT),
             _ = terminate.recv() => signal_group(child, rustix::process::Signal::TERM),
             _ = ticker.tick() => {
