@@ -209,3 +209,43 @@ fn a_store_without_hard_links_is_refused_at_open() {
     assert_eq!(output.status.code(), Some(74), "{}", stderr(&output));
     assert!(stderr(&output).contains("needs hard links") && stderr(&output).contains("different file systems"), "{}", stderr(&output));
 }
+
+/// Runs `lockstep` as user `nobody` (root can read any directory, so an unreadable journal can
+/// only be shown to another user). `None` where this process cannot switch users.
+fn lockstep_as_nobody(args: &[&str]) -> Option<Output> {
+    let probe = Command::new("setpriv").args(["--reuid", "65534", "--regid", "65534", "--clear-groups", "true"]).status();
+    if !probe.is_ok_and(|s| s.success()) {
+        if std::env::var("LOCKSTEP_SKIP_NAMESPACES").is_ok_and(|v| v == "1") {
+            eprintln!("SKIPPED: cannot run as another user here (LOCKSTEP_SKIP_NAMESPACES=1)");
+            return None;
+        }
+        panic!("`setpriv --reuid 65534` fails here; run as root, or set LOCKSTEP_SKIP_NAMESPACES=1 to skip");
+    }
+    let mut argv = vec!["--reuid", "65534", "--regid", "65534", "--clear-groups", env!("CARGO_BIN_EXE_lockstep")];
+    argv.extend(args);
+    Some(Command::new("setpriv").args(argv).output().unwrap())
+}
+
+/// A journal directory its user cannot read guards its own path; `lock` of unrelated paths goes
+/// on and `locks` lists it as corrupt (before, every `lock`, `locks` and `force-release` exited 74).
+#[test]
+fn an_unreadable_journal_guards_its_own_path_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_str().unwrap();
+    assert_eq!(lock(root, "point", "/z").status.code(), Some(0));
+    assert_eq!(Command::new("chown").args(["-R", "65534:65534", root]).status().unwrap().code(), Some(0));
+    let z = journal(dir.path(), "z");
+    std::fs::set_permissions(&z, std::os::unix::fs::PermissionsExt::from_mode(0o000)).unwrap();
+    let Some(unrelated) = lockstep_as_nobody(&["lock", "--root", root, "--mode", "point", "--timeout", "0", "/x", "--", "true"]) else { return };
+    assert_eq!(unrelated.status.code(), Some(0), "{}", stderr(&unrelated));
+    let own = lockstep_as_nobody(&["lock", "--root", root, "--mode", "point", "--timeout", "0", "/z", "--", "true"]).unwrap();
+    assert_eq!(own.status.code(), Some(74), "{}", stderr(&own));
+    assert!(stderr(&own).contains("Permission denied"), "{}", stderr(&own));
+    let listed = lockstep_as_nobody(&["locks", "--root", root, "--json"]).unwrap();
+    assert_eq!(listed.status.code(), Some(0), "{}", stderr(&listed));
+    let doc: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let corrupt = doc["corrupt"].as_array().unwrap();
+    assert_eq!(corrupt.len(), 1, "{doc}");
+    assert_eq!(corrupt[0]["key"], "locks/z");
+    std::fs::set_permissions(&z, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+}
