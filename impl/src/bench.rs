@@ -57,17 +57,26 @@ where
 }
 
 fn options() -> LockOptions {
-    LockOptions { cleanup_every: None, ..LockOptions::default() }
+    LockOptions {
+        cleanup_every: None,
+        ..LockOptions::default()
+    }
 }
 
 /// The floor: one durable create-if-absent of a fresh key.
-pub async fn floor_create(store: Arc<dyn Store>, iterations: usize) -> Result<Vec<Duration>, BenchError> {
+pub async fn floor_create(
+    store: Arc<dyn Store>,
+    iterations: usize,
+) -> Result<Vec<Duration>, BenchError> {
     let run = rand::random::<u32>();
     sample(iterations, |i| {
         let store = Arc::clone(&store);
         async move {
             let key = Key::new(format!("floor/{run}/{i}")).expect("a valid key");
-            let created = store.create(&key, b"{}").await.map_err(|e| failed("floor create")(&e))?;
+            let created = store
+                .create(&key, b"{}")
+                .await
+                .map_err(|e| failed("floor create")(&e))?;
             assert!(created.is_created(), "a fresh key is created");
             Ok(())
         }
@@ -76,11 +85,19 @@ pub async fn floor_create(store: Arc<dyn Store>, iterations: usize) -> Result<Ve
 }
 
 /// Uncontended POINT acquire + release.
-pub async fn point_cycle(store: Arc<dyn Store>, iterations: usize) -> Result<Vec<Duration>, BenchError> {
-    let manager = LockManager::start(store, options()).await.map_err(|e| failed("start")(&e))?;
+pub async fn point_cycle(
+    store: Arc<dyn Store>,
+    iterations: usize,
+) -> Result<Vec<Duration>, BenchError> {
+    let manager = LockManager::start(store, options())
+        .await
+        .map_err(|e| failed("start")(&e))?;
     let manager = &manager;
     sample(iterations, |_| async move {
-        let guard = manager.lock(Operation::new(LockMode::Point, &["/bench/point"]).expect("valid")).await.map_err(|e| failed("lock")(&e))?;
+        let guard = manager
+            .lock(Operation::new(LockMode::Point, &["/bench/point"]).expect("valid"))
+            .await
+            .map_err(|e| failed("lock")(&e))?;
         guard.release().await.map_err(|e| failed("release")(&e))
     })
     .await
@@ -88,20 +105,30 @@ pub async fn point_cycle(store: Arc<dyn Store>, iterations: usize) -> Result<Vec
 
 /// SUBTREE acquire + release on a root whose data tree holds `files` unlocked files: the cost
 /// must not depend on them (the seed walked the tree; lockstep lists lock journals only).
-pub async fn subtree_over_files(root: &std::path::Path, files: usize, iterations: usize) -> Result<Vec<Duration>, BenchError> {
+pub async fn subtree_over_files(
+    root: &std::path::Path,
+    files: usize,
+    iterations: usize,
+) -> Result<Vec<Duration>, BenchError> {
     let data = root.join("data-tree");
     for dir in 0..(files / 1000).max(1) {
         let dir_path = data.join(format!("d{dir:03}"));
         std::fs::create_dir_all(&dir_path).map_err(|e| failed("data tree")(&e))?;
         for file in 0..files.min(1000) {
-            std::fs::write(dir_path.join(format!("f{file:04}")), b"x").map_err(|e| failed("data tree")(&e))?;
+            std::fs::write(dir_path.join(format!("f{file:04}")), b"x")
+                .map_err(|e| failed("data tree")(&e))?;
         }
     }
     let store = FsStore::open(root.join(".lockstep")).map_err(|e| failed("open")(&e))?;
-    let manager = LockManager::start(store, options()).await.map_err(|e| failed("start")(&e))?;
+    let manager = LockManager::start(store, options())
+        .await
+        .map_err(|e| failed("start")(&e))?;
     let manager = &manager;
     sample(iterations, |_| async move {
-        let guard = manager.lock(Operation::new(LockMode::Subtree, &["/"]).expect("valid")).await.map_err(|e| failed("lock")(&e))?;
+        let guard = manager
+            .lock(Operation::new(LockMode::Subtree, &["/"]).expect("valid"))
+            .await
+            .map_err(|e| failed("lock")(&e))?;
         guard.release().await.map_err(|e| failed("release")(&e))
     })
     .await
@@ -109,16 +136,28 @@ pub async fn subtree_over_files(root: &std::path::Path, files: usize, iterations
 
 /// SUBTREE acquire + release above `journals` paths that were locked once and released: this
 /// cost does follow the locks (each journal's newest entry is read).
-pub async fn subtree_over_journals(store: Arc<dyn Store>, journals: usize, iterations: usize) -> Result<Vec<Duration>, BenchError> {
-    let manager = LockManager::start(store, options()).await.map_err(|e| failed("start")(&e))?;
+pub async fn subtree_over_journals(
+    store: Arc<dyn Store>,
+    journals: usize,
+    iterations: usize,
+) -> Result<Vec<Duration>, BenchError> {
+    let manager = LockManager::start(store, options())
+        .await
+        .map_err(|e| failed("start")(&e))?;
     for j in 0..journals {
         let path = format!("/t/p{j:05}");
-        let guard = manager.lock(Operation::new(LockMode::Point, &[&path]).expect("valid")).await.map_err(|e| failed("lock")(&e))?;
+        let guard = manager
+            .lock(Operation::new(LockMode::Point, &[&path]).expect("valid"))
+            .await
+            .map_err(|e| failed("lock")(&e))?;
         guard.release().await.map_err(|e| failed("release")(&e))?;
     }
     let manager = &manager;
     sample(iterations, |_| async move {
-        let guard = manager.lock(Operation::new(LockMode::Subtree, &["/t"]).expect("valid")).await.map_err(|e| failed("lock")(&e))?;
+        let guard = manager
+            .lock(Operation::new(LockMode::Subtree, &["/t"]).expect("valid"))
+            .await
+            .map_err(|e| failed("lock")(&e))?;
         guard.release().await.map_err(|e| failed("release")(&e))
     })
     .await
@@ -128,20 +167,39 @@ pub async fn subtree_over_journals(store: Arc<dyn Store>, journals: usize, itera
 /// released journals (written straight into the store, as earlier runs would leave them): the
 /// cost must not follow them (issue: every start walked every journal, and the journal of `/`
 /// listed all of them).
-pub async fn point_among_journals(root: &std::path::Path, journals: usize, iterations: usize) -> Result<Vec<Duration>, BenchError> {
+pub async fn point_among_journals(
+    root: &std::path::Path,
+    journals: usize,
+    iterations: usize,
+) -> Result<Vec<Duration>, BenchError> {
     use crate::lock::{Entry, LockKind, LockPath, Marks, ReleasedBy};
     // Populated without fsync (the same directory, a volatile handle), then measured durable.
-    let populate = FsStore::open_with(root, crate::store::Durability::Volatile).map_err(|e| failed("open")(&e))?;
+    let populate = FsStore::open_with(root, crate::store::Durability::Volatile)
+        .map_err(|e| failed("open")(&e))?;
     for j in 0..journals {
         let path = LockPath::new(&format!("/other/g{:03}/p{j:06}", j % 1000)).expect("valid path");
-        let entry = Entry::Release { kind: LockKind::Point, ticket: 1, by: ReleasedBy::Holder, written_at_ms: 0, marks: Marks::default() };
-        let _ = populate.create(&path.entry_key(0), &entry.encode()).await.map_err(|e| failed("populate")(&e))?;
+        let entry = Entry::Release {
+            kind: LockKind::Point,
+            ticket: 1,
+            by: ReleasedBy::Holder,
+            written_at_ms: 0,
+            marks: Marks::default(),
+        };
+        let _ = populate
+            .create(&path.entry_key(0), &entry.encode())
+            .await
+            .map_err(|e| failed("populate")(&e))?;
     }
     let store = FsStore::open(root).map_err(|e| failed("open")(&e))?;
-    let manager = LockManager::start(store, options()).await.map_err(|e| failed("start")(&e))?;
+    let manager = LockManager::start(store, options())
+        .await
+        .map_err(|e| failed("start")(&e))?;
     let manager = &manager;
     sample(iterations, |_| async move {
-        let guard = manager.lock(Operation::new(LockMode::Point, &["/bench/point"]).expect("valid")).await.map_err(|e| failed("lock")(&e))?;
+        let guard = manager
+            .lock(Operation::new(LockMode::Point, &["/bench/point"]).expect("valid"))
+            .await
+            .map_err(|e| failed("lock")(&e))?;
         guard.release().await.map_err(|e| failed("release")(&e))
     })
     .await
@@ -149,16 +207,30 @@ pub async fn point_among_journals(root: &std::path::Path, journals: usize, itera
 
 /// `tasks` tasks contending on one path, each taking and releasing it `rounds` times (waiting
 /// forever); one sample per acquire + release, measured from the request to the release.
-pub async fn contended(store: Arc<dyn Store>, tasks: usize, rounds: usize) -> Result<Vec<Duration>, BenchError> {
-    let options = LockOptions { timeout: None, poll_min: Duration::from_millis(1), poll_max: Duration::from_millis(20), ..options() };
+pub async fn contended(
+    store: Arc<dyn Store>,
+    tasks: usize,
+    rounds: usize,
+) -> Result<Vec<Duration>, BenchError> {
+    let options = LockOptions {
+        timeout: None,
+        poll_min: Duration::from_millis(1),
+        poll_max: Duration::from_millis(20),
+        ..options()
+    };
     let mut handles = Vec::new();
     for _ in 0..tasks {
-        let manager = LockManager::start(Arc::clone(&store), options.clone()).await.map_err(|e| failed("start")(&e))?;
+        let manager = LockManager::start(Arc::clone(&store), options.clone())
+            .await
+            .map_err(|e| failed("start")(&e))?;
         handles.push(tokio::spawn(async move {
             let mut samples = Vec::new();
             for _ in 0..rounds {
                 let started = Instant::now();
-                let guard = manager.lock(Operation::new(LockMode::Point, &["/hot"]).expect("valid")).await.map_err(|e| failed("lock")(&e))?;
+                let guard = manager
+                    .lock(Operation::new(LockMode::Point, &["/hot"]).expect("valid"))
+                    .await
+                    .map_err(|e| failed("lock")(&e))?;
                 guard.release().await.map_err(|e| failed("release")(&e))?;
                 samples.push(started.elapsed());
             }
@@ -177,30 +249,62 @@ pub async fn contended(store: Arc<dyn Store>, tasks: usize, rounds: usize) -> Re
 pub async fn run_all(dir: &std::path::Path, quick: bool) -> Result<Vec<Measurement>, BenchError> {
     let n = if quick { 30 } else { 200 };
     let fs_store = |name: &str| -> Result<Arc<dyn Store>, BenchError> {
-        Ok(Arc::new(FsStore::open(dir.join(name)).map_err(|e| failed("open")(&e))?))
+        Ok(Arc::new(
+            FsStore::open(dir.join(name)).map_err(|e| failed("open")(&e))?,
+        ))
     };
     let memory = || -> Arc<dyn Store> { Arc::new(MemStore::new()) };
     let mut raw = Vec::new();
-    raw.push(summarise("floor: durable create-if-absent (FsStore)", floor_create(fs_store("floor")?, n).await?));
-    raw.push(summarise("floor: create-if-absent (MemStore)", floor_create(memory(), n * 10).await?));
-    raw.push(summarise("point acquire+release, uncontended (FsStore)", point_cycle(fs_store("point")?, n).await?));
-    raw.push(summarise("point acquire+release, uncontended (MemStore)", point_cycle(memory(), n * 10).await?));
+    raw.push(summarise(
+        "floor: durable create-if-absent (FsStore)",
+        floor_create(fs_store("floor")?, n).await?,
+    ));
+    raw.push(summarise(
+        "floor: create-if-absent (MemStore)",
+        floor_create(memory(), n * 10).await?,
+    ));
+    raw.push(summarise(
+        "point acquire+release, uncontended (FsStore)",
+        point_cycle(fs_store("point")?, n).await?,
+    ));
+    raw.push(summarise(
+        "point acquire+release, uncontended (MemStore)",
+        point_cycle(memory(), n * 10).await?,
+    ));
     let many = if quick { 10_000 } else { 100_000 };
-    raw.push(summarise("subtree acquire+release, 10 files in the data tree (FsStore)", subtree_over_files(&dir.join("few"), 10, n).await?));
+    raw.push(summarise(
+        "subtree acquire+release, 10 files in the data tree (FsStore)",
+        subtree_over_files(&dir.join("few"), 10, n).await?,
+    ));
     raw.push(summarise(
         &format!("subtree acquire+release, {many} files in the data tree (FsStore)"),
         subtree_over_files(&dir.join("many"), many, n).await?,
     ));
-    raw.push(summarise("subtree acquire+release over 10 released lock journals (FsStore)", subtree_over_journals(fs_store("j10")?, 10, n).await?));
-    raw.push(summarise("subtree acquire+release over 100 released lock journals (FsStore)", subtree_over_journals(fs_store("j100")?, 100, n / 2).await?));
+    raw.push(summarise(
+        "subtree acquire+release over 10 released lock journals (FsStore)",
+        subtree_over_journals(fs_store("j10")?, 10, n).await?,
+    ));
+    raw.push(summarise(
+        "subtree acquire+release over 100 released lock journals (FsStore)",
+        subtree_over_journals(fs_store("j100")?, 100, n / 2).await?,
+    ));
     let others = if quick { 5_000 } else { 50_000 };
-    raw.push(summarise("point acquire+release, 10 other journals in the store (FsStore)", point_among_journals(&dir.join("o10"), 10, n).await?));
+    raw.push(summarise(
+        "point acquire+release, 10 other journals in the store (FsStore)",
+        point_among_journals(&dir.join("o10"), 10, n).await?,
+    ));
     raw.push(summarise(
         &format!("point acquire+release, {others} other journals in the store (FsStore)"),
         point_among_journals(&dir.join("omany"), others, n).await?,
     ));
-    raw.push(summarise("8 tasks contending on one path, per acquire+release (FsStore)", contended(fs_store("hot")?, 8, n / 8).await?));
-    raw.push(summarise("8 tasks contending on one path, per acquire+release (MemStore)", contended(memory(), 8, n).await?));
+    raw.push(summarise(
+        "8 tasks contending on one path, per acquire+release (FsStore)",
+        contended(fs_store("hot")?, 8, n / 8).await?,
+    ));
+    raw.push(summarise(
+        "8 tasks contending on one path, per acquire+release (MemStore)",
+        contended(memory(), 8, n).await?,
+    ));
     let floor_fs = raw[0].2;
     let floor_memory = raw[1].2;
     // Scaled cases beside their small size: (case, baseline) by position in `raw`.
@@ -215,7 +319,11 @@ pub async fn run_all(dir: &std::path::Path, quick: bool) -> Result<Vec<Measureme
         .into_iter()
         .enumerate()
         .map(|(i, (name, iterations, median_us, p90_us))| {
-            let floor = if name.contains("MemStore") { floor_memory } else { floor_fs };
+            let floor = if name.contains("MemStore") {
+                floor_memory
+            } else {
+                floor_fs
+            };
             let base = baseline_of(i).map(|b| &medians[b]);
             Measurement {
                 name,

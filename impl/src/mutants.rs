@@ -93,5 +93,8 @@ pub fn active(_mutant: Mutant) -> bool {
 #[cfg(feature = "mutants")]
 pub fn activate(mutant: Option<Mutant>) {
     let _ = active(Mutant::SkipRecheck); // read the environment first, so this call wins
-    ACTIVE.store(mutant.map_or(0, |m| m as u8), std::sync::atomic::Ordering::SeqCst);
+    ACTIVE.store(
+        mutant.map_or(0, |m| m as u8),
+        std::sync::atomic::Ordering::SeqCst,
+    );
 }

@@ -20,5 +20,7 @@ pub use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Locks a mutex; a poisoned mutex means a thread panicked while holding it, which is a bug.
 pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().expect("a thread panicked while holding a lockstep mutex")
+    mutex
+        .lock()
+        .expect("a thread panicked while holding a lockstep mutex")
 }

@@ -6,7 +6,10 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 fn lockstep(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lockstep")).args(args).output().expect("run lockstep")
+    Command::new(env!("CARGO_BIN_EXE_lockstep"))
+        .args(args)
+        .output()
+        .expect("run lockstep")
 }
 
 fn root() -> tempfile::TempDir {
@@ -15,7 +18,12 @@ fn root() -> tempfile::TempDir {
 
 fn locks_json(root: &str) -> serde_json::Value {
     let output = lockstep(&["locks", "--root", root, "--json"]);
-    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     serde_json::from_slice(&output.stdout).unwrap()
 }
 
@@ -24,7 +32,12 @@ fn wait_held(root: &str, path: &str) -> serde_json::Value {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let doc = locks_json(root);
-        if let Some(lock) = doc["locks"].as_array().unwrap().iter().find(|l| l["path"] == path) {
+        if let Some(lock) = doc["locks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["path"] == path)
+        {
             return lock.clone();
         }
         assert!(Instant::now() < deadline, "{path} never became locked");
@@ -35,7 +48,9 @@ fn wait_held(root: &str, path: &str) -> serde_json::Value {
 /// A `lockstep lock … -- sleep 30` in its own process group, so a test can kill all of it.
 fn hold_in_background(root: &str, mode: &str, path: &str) -> std::process::Child {
     Command::new(env!("CARGO_BIN_EXE_lockstep"))
-        .args(["lock", "--root", root, "--mode", mode, path, "--", "sleep", "30"])
+        .args([
+            "lock", "--root", root, "--mode", mode, path, "--", "sleep", "30",
+        ])
         .stdout(Stdio::null())
         .process_group(0)
         .spawn()
@@ -43,7 +58,9 @@ fn hold_in_background(root: &str, mode: &str, path: &str) -> std::process::Child
 }
 
 fn kill_group(child: &mut std::process::Child, signal: &str) {
-    let _ = Command::new("kill").args([signal, "--", &format!("-{}", child.id())]).status();
+    let _ = Command::new("kill")
+        .args([signal, "--", &format!("-{}", child.id())])
+        .status();
     let _ = child.wait();
 }
 
@@ -52,20 +69,53 @@ fn lock_runs_the_command_with_its_token_and_passes_the_exit_code() {
     let dir = root();
     let root = dir.path().to_str().unwrap();
     // mv SRC DST locks SRC and DST's parent, as `Operation::mv` does.
-    let output = lockstep(&["lock", "--root", root, "--mode", "mv", "/src", "/dst/moved", "--", "sh", "-c", "echo \"[$LOCKSTEP_TOKEN]\" $LOCKSTEP_TOKENS; exit 7"]);
+    let output = lockstep(&[
+        "lock",
+        "--root",
+        root,
+        "--mode",
+        "mv",
+        "/src",
+        "/dst/moved",
+        "--",
+        "sh",
+        "-c",
+        "echo \"[$LOCKSTEP_TOKEN]\" $LOCKSTEP_TOKENS; exit 7",
+    ]);
     assert_eq!(output.status.code(), Some(7));
     let text = String::from_utf8_lossy(&output.stdout);
     let fields: Vec<&str> = text.split_whitespace().collect();
     assert_eq!(fields.len(), 2, "{text}");
     // Two locks, two tokens that are not comparable: no single LOCKSTEP_TOKEN.
     assert_eq!(fields[0], "[]", "{text}");
-    assert!(fields[1].contains("/dst=") && fields[1].contains("/src="), "{text}");
-    assert!(locks_json(root)["locks"].as_array().unwrap().is_empty(), "released after the command");
-    let single = lockstep(&["lock", "--root", root, "--mode", "point", "/one", "--", "sh", "-c", "echo $LOCKSTEP_TOKEN $LOCKSTEP_TOKENS"]);
+    assert!(
+        fields[1].contains("/dst=") && fields[1].contains("/src="),
+        "{text}"
+    );
+    assert!(
+        locks_json(root)["locks"].as_array().unwrap().is_empty(),
+        "released after the command"
+    );
+    let single = lockstep(&[
+        "lock",
+        "--root",
+        root,
+        "--mode",
+        "point",
+        "/one",
+        "--",
+        "sh",
+        "-c",
+        "echo $LOCKSTEP_TOKEN $LOCKSTEP_TOKENS",
+    ]);
     let text = String::from_utf8_lossy(&single.stdout);
     let fields: Vec<&str> = text.split_whitespace().collect();
     assert_eq!(fields.len(), 2, "{text}");
-    assert_eq!(fields[1], format!("/one={}", fields[0]), "one lock: LOCKSTEP_TOKEN is its token: {text}");
+    assert_eq!(
+        fields[1],
+        format!("/one={}", fields[0]),
+        "one lock: LOCKSTEP_TOKEN is its token: {text}"
+    );
 }
 
 #[test]
@@ -76,11 +126,27 @@ fn a_second_locker_is_refused_with_exit_75_naming_the_holder() {
     let held = wait_held(root, "/a");
     assert_eq!(held["kind"], "subtree");
     assert_eq!(held["state"], "active");
-    let refused = lockstep(&["lock", "--root", root, "--mode", "point", "/a/b", "--", "true"]);
+    let refused = lockstep(&[
+        "lock", "--root", root, "--mode", "point", "/a/b", "--", "true",
+    ]);
     assert_eq!(refused.status.code(), Some(75));
     let stderr = String::from_utf8_lossy(&refused.stderr);
-    assert!(stderr.contains("/a is locked by") && stderr.contains(held["owner"].as_str().unwrap()), "{stderr}");
-    let waited = lockstep(&["lock", "--root", root, "--timeout", "0.3", "--mode", "point", "/a/b", "--", "true"]);
+    assert!(
+        stderr.contains("/a is locked by") && stderr.contains(held["owner"].as_str().unwrap()),
+        "{stderr}"
+    );
+    let waited = lockstep(&[
+        "lock",
+        "--root",
+        root,
+        "--timeout",
+        "0.3",
+        "--mode",
+        "point",
+        "/a/b",
+        "--",
+        "true",
+    ]);
     assert_eq!(waited.status.code(), Some(75));
     assert!(String::from_utf8_lossy(&waited.stderr).contains("waited"));
     kill_group(&mut holder, "-TERM");
@@ -93,10 +159,25 @@ fn force_release_checks_the_token() {
     let mut holder = hold_in_background(root, "point", "/a");
     let held = wait_held(root, "/a");
     let token = held["token"].as_u64().unwrap();
-    let wrong = lockstep(&["force-release", "--root", root, "/a", "--token", &(token + 1).to_string()]);
+    let wrong = lockstep(&[
+        "force-release",
+        "--root",
+        root,
+        "/a",
+        "--token",
+        &(token + 1).to_string(),
+    ]);
     assert_eq!(wrong.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&wrong.stderr).contains("token mismatch"));
-    let right = lockstep(&["force-release", "--root", root, "/a", "--token", &token.to_string(), "--json"]);
+    let right = lockstep(&[
+        "force-release",
+        "--root",
+        root,
+        "/a",
+        "--token",
+        &token.to_string(),
+        "--json",
+    ]);
     assert_eq!(right.status.code(), Some(0));
     let doc: serde_json::Value = serde_json::from_slice(&right.stdout).unwrap();
     assert_eq!(doc["released"]["ticket"], token);
@@ -123,7 +204,9 @@ fn recover_releases_a_killed_holders_lock() {
     assert_eq!(released[0]["path"], "/k");
     assert_eq!(released[0]["by"], "recovery");
     assert!(locks_json(root)["locks"].as_array().unwrap().is_empty());
-    let again = lockstep(&["lock", "--root", root, "--mode", "point", "/k/x", "--", "true"]);
+    let again = lockstep(&[
+        "lock", "--root", root, "--mode", "point", "/k/x", "--", "true",
+    ]);
     assert_eq!(again.status.code(), Some(0));
 }
 
@@ -134,18 +217,45 @@ fn bad_input_is_refused_clearly() {
     let missing = lockstep(&["locks", "--root", "/nonexistent/dir"]);
     assert_eq!(missing.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("not a directory"));
-    let escape = lockstep(&["lock", "--root", root, "--mode", "point", "/a/../../etc", "--", "true"]);
+    let escape = lockstep(&[
+        "lock",
+        "--root",
+        root,
+        "--mode",
+        "point",
+        "/a/../../etc",
+        "--",
+        "true",
+    ]);
     assert_eq!(escape.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&escape.stderr).contains("may not escape the root"));
     let mv = lockstep(&["lock", "--root", root, "--mode", "mv", "/a", "--", "true"]);
     assert_eq!(mv.status.code(), Some(2));
-    let timeout = lockstep(&["lock", "--root", root, "--timeout", "soon", "--mode", "point", "/a", "--", "true"]);
+    let timeout = lockstep(&[
+        "lock",
+        "--root",
+        root,
+        "--timeout",
+        "soon",
+        "--mode",
+        "point",
+        "/a",
+        "--",
+        "true",
+    ]);
     assert_eq!(timeout.status.code(), Some(2));
     // A path whose escaped store key would pass the store's limit: refused as a path (exit 2),
     // not discovered at the store (it exited 74).
     let tildes = "/~".repeat(350);
-    let long = lockstep(&["lock", "--root", root, "--mode", "point", &tildes, "--", "true"]);
-    assert_eq!(long.status.code(), Some(2), "{}", String::from_utf8_lossy(&long.stderr));
+    let long = lockstep(&[
+        "lock", "--root", root, "--mode", "point", &tildes, "--", "true",
+    ]);
+    assert_eq!(
+        long.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&long.stderr)
+    );
     assert!(String::from_utf8_lossy(&long.stderr).contains("too long for a store key"));
     // Commands that only read or release create no store.
     for args in [vec!["locks"], vec!["recover"], vec!["force-release", "/a"]] {
@@ -154,8 +264,16 @@ fn bad_input_is_refused_clearly() {
         let mut argv = vec![args[0], "--root", fresh_root];
         argv.extend(&args[1..]);
         let output = lockstep(&argv);
-        assert_eq!(output.status.code(), Some(0), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
-        assert!(!fresh.path().join(".lockstep").exists(), "{args:?} created ROOT/.lockstep");
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            !fresh.path().join(".lockstep").exists(),
+            "{args:?} created ROOT/.lockstep"
+        );
     }
 }
 
@@ -163,7 +281,9 @@ fn bad_input_is_refused_clearly() {
 /// namespace test cannot run its environment: it fails, saying so, unless
 /// `LOCKSTEP_SKIP_NAMESPACES=1` states that the machine cannot (then it is skipped, loudly).
 fn namespaces_available() -> bool {
-    let probe = Command::new("unshare").args(["--pid", "--fork", "--mount-proc", "true"]).status();
+    let probe = Command::new("unshare")
+        .args(["--pid", "--fork", "--mount-proc", "true"])
+        .status();
     match probe {
         Ok(status) if status.success() => true,
         _ if std::env::var("LOCKSTEP_SKIP_NAMESPACES").is_ok_and(|v| v == "1") => {
@@ -185,24 +305,64 @@ fn a_live_holder_in_another_pid_namespace_keeps_its_lock() {
     let dir = root();
     let root = dir.path().to_str().unwrap();
     let mut holder = Command::new("unshare")
-        .args(["--pid", "--fork", "--mount-proc", env!("CARGO_BIN_EXE_lockstep"), "lock", "--root", root, "--mode", "point", "/p", "--", "sleep", "30"])
+        .args([
+            "--pid",
+            "--fork",
+            "--mount-proc",
+            env!("CARGO_BIN_EXE_lockstep"),
+            "lock",
+            "--root",
+            root,
+            "--mode",
+            "point",
+            "/p",
+            "--",
+            "sleep",
+            "30",
+        ])
         .stdout(Stdio::null())
         .process_group(0)
         .spawn()
         .unwrap();
     let held = wait_held(root, "/p");
-    assert_eq!(held["owner_liveness"], "alive", "the store proves it alive: {held}");
-    let second = lockstep(&["lock", "--root", root, "--mode", "point", "--timeout", "0", "/p", "--", "echo", "GRANTED"]);
-    assert_eq!(second.status.code(), Some(75), "{}", String::from_utf8_lossy(&second.stderr));
+    assert_eq!(
+        held["owner_liveness"], "alive",
+        "the store proves it alive: {held}"
+    );
+    let second = lockstep(&[
+        "lock",
+        "--root",
+        root,
+        "--mode",
+        "point",
+        "--timeout",
+        "0",
+        "/p",
+        "--",
+        "echo",
+        "GRANTED",
+    ]);
+    assert_eq!(
+        second.status.code(),
+        Some(75),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
     assert!(!String::from_utf8_lossy(&second.stdout).contains("GRANTED"));
     let recovered = lockstep(&["recover", "--root", root, "--json"]);
     let doc: serde_json::Value = serde_json::from_slice(&recovered.stdout).unwrap();
-    assert!(doc["released"].as_array().unwrap().is_empty(), "recovery leaves a live holder alone: {doc}");
+    assert!(
+        doc["released"].as_array().unwrap().is_empty(),
+        "recovery leaves a live holder alone: {doc}"
+    );
     // Killed, its namespace's processes die, the kernel drops its flock, and recovery may act.
     kill_group(&mut holder, "-KILL");
     let deadline = Instant::now() + Duration::from_secs(10);
     while wait_held(root, "/p")["owner_liveness"] != "dead" {
-        assert!(Instant::now() < deadline, "the killed holder was never proven dead");
+        assert!(
+            Instant::now() < deadline,
+            "the killed holder was never proven dead"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let recovered = lockstep(&["recover", "--root", root, "--json"]);
@@ -217,7 +377,10 @@ fn a_live_holder_in_another_pid_namespace_keeps_its_lock() {
 fn an_owner_the_store_cannot_prove_dead_keeps_its_lock() {
     let dir = root();
     let root = dir.path().to_str().unwrap();
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap().trim().replace([':', '#', '/'], "_");
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap()
+        .trim()
+        .replace([':', '#', '/'], "_");
     let journal = dir.path().join(".lockstep/data/locks/q");
     std::fs::create_dir_all(&journal).unwrap();
     // Same host name, this boot id's shape, a pid that does not exist here.
@@ -228,8 +391,25 @@ fn an_owner_the_store_cannot_prove_dead_keeps_its_lock() {
     std::fs::write(journal.join("~00000000000000000000"), entry).unwrap();
     let held = wait_held(root, "/q");
     assert_eq!(held["owner_liveness"], "unknown");
-    let second = lockstep(&["lock", "--root", root, "--mode", "point", "--timeout", "0", "/q", "--", "echo", "GRANTED"]);
-    assert_eq!(second.status.code(), Some(75), "{}", String::from_utf8_lossy(&second.stderr));
+    let second = lockstep(&[
+        "lock",
+        "--root",
+        root,
+        "--mode",
+        "point",
+        "--timeout",
+        "0",
+        "/q",
+        "--",
+        "echo",
+        "GRANTED",
+    ]);
+    assert_eq!(
+        second.status.code(),
+        Some(75),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
     let recovered = lockstep(&["recover", "--root", root, "--json"]);
     let doc: serde_json::Value = serde_json::from_slice(&recovered.stdout).unwrap();
     assert!(doc["released"].as_array().unwrap().is_empty(), "{doc}");
@@ -246,7 +426,9 @@ fn a_killed_lockstep_takes_its_command_with_it() {
     let marker = dir.path().join("command.pid");
     let script = format!("echo $$ > {}; exec sleep 30", marker.display());
     let mut holder = Command::new(env!("CARGO_BIN_EXE_lockstep"))
-        .args(["lock", "--root", root, "--mode", "point", "/k", "--", "sh", "-c", &script])
+        .args([
+            "lock", "--root", root, "--mode", "point", "/k", "--", "sh", "-c", &script,
+        ])
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
@@ -257,17 +439,28 @@ fn a_killed_lockstep_takes_its_command_with_it() {
         std::thread::sleep(Duration::from_millis(20));
     }
     std::thread::sleep(Duration::from_millis(50));
-    let command: i32 = std::fs::read_to_string(&marker).unwrap().trim().parse().unwrap();
+    let command: i32 = std::fs::read_to_string(&marker)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     holder.kill().unwrap(); // SIGKILL: no cleanup of its own
     holder.wait().unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     while std::path::Path::new(&format!("/proc/{command}")).exists() {
-        assert!(Instant::now() < deadline, "COMMAND {command} outlived its lockstep");
+        assert!(
+            Instant::now() < deadline,
+            "COMMAND {command} outlived its lockstep"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     let recovered = lockstep(&["recover", "--root", root, "--json"]);
     let doc: serde_json::Value = serde_json::from_slice(&recovered.stdout).unwrap();
-    assert_eq!(doc["released"].as_array().unwrap().len(), 1, "the dead holder's lock is recovered: {doc}");
+    assert_eq!(
+        doc["released"].as_array().unwrap().len(),
+        1,
+        "the dead holder's lock is recovered: {doc}"
+    );
 }
 
 /// A force release while COMMAND runs: COMMAND's process group gets SIGTERM (then SIGKILL after
@@ -280,15 +473,28 @@ fn a_lost_lock_stops_the_command_and_exits_77() {
     let started = Instant::now();
     let holder = std::thread::spawn({
         let root = root_path.clone();
-        move || lockstep(&["lock", "--root", &root, "--mode", "point", "--lease", "3", "--grace", "1", "/f", "--", "sleep", "30"])
+        move || {
+            lockstep(&[
+                "lock", "--root", &root, "--mode", "point", "--lease", "3", "--grace", "1", "/f",
+                "--", "sleep", "30",
+            ])
+        }
     });
     wait_held(&root_path, "/f");
     let released = lockstep(&["force-release", "--root", &root_path, "/f"]);
     assert_eq!(released.status.code(), Some(0));
     let output = holder.join().unwrap();
-    assert_eq!(output.status.code(), Some(77), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(
+        output.status.code(),
+        Some(77),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(String::from_utf8_lossy(&output.stderr).contains("COMMAND was stopped"));
-    assert!(started.elapsed() < Duration::from_secs(25), "COMMAND was not stopped");
+    assert!(
+        started.elapsed() < Duration::from_secs(25),
+        "COMMAND was not stopped"
+    );
 }
 
 /// A COMMAND that cannot be started exits 127, as a shell says, and leaves no lock.
@@ -296,7 +502,97 @@ fn a_lost_lock_stops_the_command_and_exits_77() {
 fn a_command_that_cannot_start_exits_127() {
     let dir = root();
     let root = dir.path().to_str().unwrap();
-    let output = lockstep(&["lock", "--root", root, "--mode", "point", "/x", "--", "/nonexistent/command"]);
-    assert_eq!(output.status.code(), Some(127), "{}", String::from_utf8_lossy(&output.stderr));
+    let output = lockstep(&[
+        "lock",
+        "--root",
+        root,
+        "--mode",
+        "point",
+        "/x",
+        "--",
+        "/nonexistent/command",
+    ]);
+    assert_eq!(
+        output.status.code(),
+        Some(127),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(locks_json(root)["locks"].as_array().unwrap().is_empty());
+}
+
+/// `gc` deletes released journals while nobody uses the store, keeps held locks, and tokens go on
+/// increasing across it; while any process has the store open it refuses (exit 75), because a
+/// process with an old view of a journal could append to it after it was emptied.
+#[test]
+fn gc_removes_released_journals_only_while_nobody_uses_the_store() {
+    let dir = root();
+    let root = dir.path().to_str().unwrap();
+    let token = |path: &str| -> u64 {
+        let output = lockstep(&[
+            "lock",
+            "--root",
+            root,
+            "--mode",
+            "point",
+            path,
+            "--",
+            "sh",
+            "-c",
+            "echo $LOCKSTEP_TOKEN",
+        ]);
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout)
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let mut last = 0;
+    for n in 0..10 {
+        last = token(&format!("/r/p{n}"));
+    }
+    let mut holder = hold_in_background(root, "point", "/held");
+    wait_held(root, "/held");
+    let busy = lockstep(&["gc", "--root", root]);
+    assert_eq!(
+        busy.status.code(),
+        Some(75),
+        "{}",
+        String::from_utf8_lossy(&busy.stderr)
+    );
+    assert!(String::from_utf8_lossy(&busy.stderr).contains("in use"));
+    assert!(
+        dir.path().join(".lockstep/data/locks/r/p0").exists(),
+        "nothing removed while in use"
+    );
+    // The holder dies without releasing: gc keeps its lock (recovery or expiry frees it).
+    kill_group(&mut holder, "-KILL");
+    let output = lockstep(&["gc", "--root", root, "--json"]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(doc["collected"]["journals_removed"], 10, "{doc}");
+    assert_eq!(doc["collected"]["held_kept"], 1, "{doc}");
+    assert!(
+        !dir.path().join(".lockstep/data/locks/r").exists(),
+        "empty journal directories are gone"
+    );
+    assert_eq!(
+        wait_held(root, "/held")["owner_liveness"],
+        "dead",
+        "the dead holder's owner file is kept: it proves its death"
+    );
+    assert!(
+        token("/r/p0") > last,
+        "tokens keep increasing across a collection"
+    );
 }

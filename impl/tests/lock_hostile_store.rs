@@ -11,7 +11,10 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 fn lockstep(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lockstep")).args(args).output().expect("run lockstep")
+    Command::new(env!("CARGO_BIN_EXE_lockstep"))
+        .args(args)
+        .output()
+        .expect("run lockstep")
 }
 
 fn stderr(output: &Output) -> String {
@@ -25,7 +28,18 @@ fn locks_json(root: &str) -> serde_json::Value {
 }
 
 fn lock(root: &str, mode: &str, path: &str) -> Output {
-    lockstep(&["lock", "--root", root, "--mode", mode, "--timeout", "0", path, "--", "true"])
+    lockstep(&[
+        "lock",
+        "--root",
+        root,
+        "--mode",
+        mode,
+        "--timeout",
+        "0",
+        path,
+        "--",
+        "true",
+    ])
 }
 
 fn journal(root: &Path, name: &str) -> std::path::PathBuf {
@@ -44,8 +58,16 @@ fn a_symlink_in_the_store_is_never_followed() {
 
     let through = lock(root, "point", "/s/q");
     assert_eq!(through.status.code(), Some(74), "{}", stderr(&through));
-    assert!(stderr(&through).contains("locks/s is a symbolic link"), "{}", stderr(&through));
-    assert_eq!(std::fs::read_dir(elsewhere.path()).unwrap().count(), 0, "nothing written outside the root");
+    assert!(
+        stderr(&through).contains("locks/s is a symbolic link"),
+        "{}",
+        stderr(&through)
+    );
+    assert_eq!(
+        std::fs::read_dir(elsewhere.path()).unwrap().count(),
+        0,
+        "nothing written outside the root"
+    );
     // What the link could hide is guarded: a SUBTREE over it fails closed...
     let over = lock(root, "subtree", "/");
     assert_eq!(over.status.code(), Some(74), "{}", stderr(&over));
@@ -55,7 +77,10 @@ fn a_symlink_in_the_store_is_never_followed() {
     let corrupt = doc["corrupt"].as_array().unwrap();
     assert_eq!(corrupt.len(), 1, "{doc}");
     assert_eq!(corrupt[0]["key"], "locks/s");
-    assert!(corrupt[0]["reason"].as_str().unwrap().contains("symbolic link"));
+    assert!(corrupt[0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("symbolic link"));
 
     // An operator moves it to quarantine; the link itself, not its target.
     let repaired = lockstep(&["repair", "--root", root, "locks/s", "--json"]);
@@ -78,7 +103,11 @@ fn a_symlinked_data_directory_is_refused() {
     symlink(elsewhere.path(), store.join("data")).unwrap();
     let output = lock(dir.path().to_str().unwrap(), "point", "/a");
     assert_eq!(output.status.code(), Some(74), "{}", stderr(&output));
-    assert!(stderr(&output).contains("symbolic link"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("symbolic link"),
+        "{}",
+        stderr(&output)
+    );
     assert_eq!(std::fs::read_dir(elsewhere.path()).unwrap().count(), 0);
 }
 
@@ -91,16 +120,35 @@ fn a_foreign_object_at_the_next_index_is_a_clear_error() {
     let root = dir.path().to_str().unwrap();
     assert_eq!(lock(root, "point", "/p").status.code(), Some(0));
     let p = journal(dir.path(), "p");
-    let newest: u64 = std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().file_name().to_str().unwrap()[1..].parse::<u64>().unwrap()).max().unwrap();
+    let newest: u64 = std::fs::read_dir(&p)
+        .unwrap()
+        .map(|e| {
+            e.unwrap().file_name().to_str().unwrap()[1..]
+                .parse::<u64>()
+                .unwrap()
+        })
+        .max()
+        .unwrap();
     let next = format!("~{:020}", newest + 1);
     std::fs::create_dir(p.join(&next)).unwrap();
 
-    let tickets_before = std::fs::read_dir(dir.path().join(".lockstep/data/tickets")).unwrap().count();
+    let tickets_before = std::fs::read_dir(dir.path().join(".lockstep/data/tickets"))
+        .unwrap()
+        .count();
     let refused = lock(root, "point", "/p");
     assert_eq!(refused.status.code(), Some(74), "{}", stderr(&refused));
-    assert!(stderr(&refused).contains(&format!("locks/p/{next} is a directory")), "{}", stderr(&refused));
-    let tickets_after = std::fs::read_dir(dir.path().join(".lockstep/data/tickets")).unwrap().count();
-    assert!(tickets_after <= tickets_before + 1, "one attempt, one ticket: {tickets_before} -> {tickets_after}");
+    assert!(
+        stderr(&refused).contains(&format!("locks/p/{next} is a directory")),
+        "{}",
+        stderr(&refused)
+    );
+    let tickets_after = std::fs::read_dir(dir.path().join(".lockstep/data/tickets"))
+        .unwrap()
+        .count();
+    assert!(
+        tickets_after <= tickets_before + 1,
+        "one attempt, one ticket: {tickets_before} -> {tickets_after}"
+    );
 
     let key = format!("locks/p/{next}");
     let repaired = lockstep(&["repair", "--root", root, &key, "--json"]);
@@ -117,15 +165,27 @@ fn a_corrupt_entry_guards_its_own_path_only() {
     let cases: [(&str, &[u8], &str); 4] = [
         ("zero bytes", b"", "zero bytes"),
         ("invalid JSON", b"{not json", "not JSON"),
-        ("unknown version", br#"{"v":7,"op":"acquire"}"#, "format version 7"),
-        ("unknown op", br#"{"v":2,"op":"borrow","ticket":1}"#, "borrow"),
+        (
+            "unknown version",
+            br#"{"v":7,"op":"acquire"}"#,
+            "format version 7",
+        ),
+        (
+            "unknown op",
+            br#"{"v":2,"op":"borrow","ticket":1}"#,
+            "borrow",
+        ),
     ];
     for (name, bytes, reason) in cases {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().to_str().unwrap();
         assert_eq!(lock(root, "point", "/z").status.code(), Some(0), "{name}");
         let z = journal(dir.path(), "z");
-        let newest = std::fs::read_dir(&z).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).max().unwrap();
+        let newest = std::fs::read_dir(&z)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .max()
+            .unwrap();
         let key = format!("locks/z/{newest}");
         std::fs::write(z.join(&newest), bytes).unwrap();
 
@@ -135,27 +195,56 @@ fn a_corrupt_entry_guards_its_own_path_only() {
         // The bad entry's own path, and a SUBTREE covering it, fail closed, naming the key.
         for (mode, path) in [("point", "/z"), ("subtree", "/")] {
             let refused = lock(root, mode, path);
-            assert_eq!(refused.status.code(), Some(74), "{name} {mode} {path}: {}", stderr(&refused));
-            assert!(stderr(&refused).contains(&key), "{name}: {}", stderr(&refused));
+            assert_eq!(
+                refused.status.code(),
+                Some(74),
+                "{name} {mode} {path}: {}",
+                stderr(&refused)
+            );
+            assert!(
+                stderr(&refused).contains(&key),
+                "{name}: {}",
+                stderr(&refused)
+            );
         }
         let force = lockstep(&["force-release", "--root", root, "/z"]);
-        assert_eq!(force.status.code(), Some(74), "{name}: force-release cannot know what it would free");
+        assert_eq!(
+            force.status.code(),
+            Some(74),
+            "{name}: force-release cannot know what it would free"
+        );
         // `locks` reports it and the rest.
         let doc = locks_json(root);
         let corrupt = doc["corrupt"].as_array().unwrap();
         assert_eq!(corrupt.len(), 1, "{name}: {doc}");
         assert_eq!(corrupt[0]["key"], key.as_str());
-        assert!(corrupt[0]["reason"].as_str().unwrap().contains(reason), "{name}: {doc}");
+        assert!(
+            corrupt[0]["reason"].as_str().unwrap().contains(reason),
+            "{name}: {doc}"
+        );
         // Nothing frees it on its own: recovery skips it.
         let recovered = lockstep(&["recover", "--root", root]);
-        assert_eq!(recovered.status.code(), Some(0), "{name}: {}", stderr(&recovered));
+        assert_eq!(
+            recovered.status.code(),
+            Some(0),
+            "{name}: {}",
+            stderr(&recovered)
+        );
         assert_eq!(lock(root, "point", "/z").status.code(), Some(74), "{name}");
         // The operator supersedes it; the bad bytes stay where they were, unread.
         let repaired = lockstep(&["repair", "--root", root, &key]);
-        assert_eq!(repaired.status.code(), Some(0), "{name}: {}", stderr(&repaired));
+        assert_eq!(
+            repaired.status.code(),
+            Some(0),
+            "{name}: {}",
+            stderr(&repaired)
+        );
         assert_eq!(std::fs::read(z.join(&newest)).unwrap(), bytes, "{name}");
         assert_eq!(lock(root, "point", "/z").status.code(), Some(0), "{name}");
-        assert!(locks_json(root)["corrupt"].as_array().unwrap().is_empty(), "{name}");
+        assert!(
+            locks_json(root)["corrupt"].as_array().unwrap().is_empty(),
+            "{name}"
+        );
     }
 }
 
@@ -166,16 +255,30 @@ fn repair_refuses_what_is_not_corrupt() {
     let root = dir.path().to_str().unwrap();
     assert_eq!(lock(root, "point", "/a").status.code(), Some(0));
     let a = journal(dir.path(), "a");
-    let newest = std::fs::read_dir(&a).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).max().unwrap();
+    let newest = std::fs::read_dir(&a)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .max()
+        .unwrap();
     for (key, expect) in [
         (format!("locks/a/{newest}"), "readable entry"),
-        ("locks/a/~00000000000000000099".to_owned(), "nothing is stored"),
-        ("tickets/00000000000000000001".to_owned(), "not in the lock namespace"),
+        (
+            "locks/a/~00000000000000000099".to_owned(),
+            "nothing is stored",
+        ),
+        (
+            "tickets/00000000000000000001".to_owned(),
+            "not in the lock namespace",
+        ),
         ("locks/../x".to_owned(), "invalid key"),
     ] {
         let output = lockstep(&["repair", "--root", root, &key]);
         assert_eq!(output.status.code(), Some(2), "{key}: {}", stderr(&output));
-        assert!(stderr(&output).contains(expect), "{key}: {}", stderr(&output));
+        assert!(
+            stderr(&output).contains(expect),
+            "{key}: {}",
+            stderr(&output)
+        );
     }
 }
 
@@ -204,16 +307,42 @@ fn a_store_without_hard_links_is_refused_at_open() {
     let root = dir.path().to_str().unwrap();
     let data = dir.path().join(".lockstep/data");
     std::fs::create_dir_all(&data).unwrap();
-    let script = format!("mount -t tmpfs tmpfs '{}' && exec \"$0\" lock --root '{root}' --mode point /a -- true", data.display());
-    let output = Command::new("unshare").args(["--mount", "sh", "-c", &script, env!("CARGO_BIN_EXE_lockstep")]).output().unwrap();
+    let script = format!(
+        "mount -t tmpfs tmpfs '{}' && exec \"$0\" lock --root '{root}' --mode point /a -- true",
+        data.display()
+    );
+    let output = Command::new("unshare")
+        .args([
+            "--mount",
+            "sh",
+            "-c",
+            &script,
+            env!("CARGO_BIN_EXE_lockstep"),
+        ])
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(74), "{}", stderr(&output));
-    assert!(stderr(&output).contains("needs hard links") && stderr(&output).contains("different file systems"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("needs hard links")
+            && stderr(&output).contains("different file systems"),
+        "{}",
+        stderr(&output)
+    );
 }
 
 /// Runs `lockstep` as user `nobody` (root can read any directory, so an unreadable journal can
 /// only be shown to another user). `None` where this process cannot switch users.
 fn lockstep_as_nobody(args: &[&str]) -> Option<Output> {
-    let probe = Command::new("setpriv").args(["--reuid", "65534", "--regid", "65534", "--clear-groups", "true"]).status();
+    let probe = Command::new("setpriv")
+        .args([
+            "--reuid",
+            "65534",
+            "--regid",
+            "65534",
+            "--clear-groups",
+            "true",
+        ])
+        .status();
     if !probe.is_ok_and(|s| s.success()) {
         if std::env::var("LOCKSTEP_SKIP_NAMESPACES").is_ok_and(|v| v == "1") {
             eprintln!("SKIPPED: cannot run as another user here (LOCKSTEP_SKIP_NAMESPACES=1)");
@@ -221,7 +350,14 @@ fn lockstep_as_nobody(args: &[&str]) -> Option<Output> {
         }
         panic!("`setpriv --reuid 65534` fails here; run as root, or set LOCKSTEP_SKIP_NAMESPACES=1 to skip");
     }
-    let mut argv = vec!["--reuid", "65534", "--regid", "65534", "--clear-groups", env!("CARGO_BIN_EXE_lockstep")];
+    let mut argv = vec![
+        "--reuid",
+        "65534",
+        "--regid",
+        "65534",
+        "--clear-groups",
+        env!("CARGO_BIN_EXE_lockstep"),
+    ];
     argv.extend(args);
     Some(Command::new("setpriv").args(argv).output().unwrap())
 }
@@ -233,14 +369,50 @@ fn an_unreadable_journal_guards_its_own_path_only() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_str().unwrap();
     assert_eq!(lock(root, "point", "/z").status.code(), Some(0));
-    assert_eq!(Command::new("chown").args(["-R", "65534:65534", root]).status().unwrap().code(), Some(0));
+    assert_eq!(
+        Command::new("chown")
+            .args(["-R", "65534:65534", root])
+            .status()
+            .unwrap()
+            .code(),
+        Some(0)
+    );
     let z = journal(dir.path(), "z");
     std::fs::set_permissions(&z, std::os::unix::fs::PermissionsExt::from_mode(0o000)).unwrap();
-    let Some(unrelated) = lockstep_as_nobody(&["lock", "--root", root, "--mode", "point", "--timeout", "0", "/x", "--", "true"]) else { return };
+    let Some(unrelated) = lockstep_as_nobody(&[
+        "lock",
+        "--root",
+        root,
+        "--mode",
+        "point",
+        "--timeout",
+        "0",
+        "/x",
+        "--",
+        "true",
+    ]) else {
+        return;
+    };
     assert_eq!(unrelated.status.code(), Some(0), "{}", stderr(&unrelated));
-    let own = lockstep_as_nobody(&["lock", "--root", root, "--mode", "point", "--timeout", "0", "/z", "--", "true"]).unwrap();
+    let own = lockstep_as_nobody(&[
+        "lock",
+        "--root",
+        root,
+        "--mode",
+        "point",
+        "--timeout",
+        "0",
+        "/z",
+        "--",
+        "true",
+    ])
+    .unwrap();
     assert_eq!(own.status.code(), Some(74), "{}", stderr(&own));
-    assert!(stderr(&own).contains("Permission denied"), "{}", stderr(&own));
+    assert!(
+        stderr(&own).contains("Permission denied"),
+        "{}",
+        stderr(&own)
+    );
     let listed = lockstep_as_nobody(&["locks", "--root", root, "--json"]).unwrap();
     assert_eq!(listed.status.code(), Some(0), "{}", stderr(&listed));
     let doc: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();

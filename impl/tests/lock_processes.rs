@@ -37,13 +37,36 @@ impl Run {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().to_str().unwrap().to_owned();
         let log = dir.path().join("holders.log");
-        Run { _dir: dir, root, log, kills: Vec::new(), mutant }
+        Run {
+            _dir: dir,
+            root,
+            log,
+            kills: Vec::new(),
+            mutant,
+        }
     }
 
-    fn spawn(&self, mode: &str, paths: &[&str], timeout: &str, lease: &str, hold_ms: u64) -> Worker {
+    fn spawn(
+        &self,
+        mode: &str,
+        paths: &[&str],
+        timeout: &str,
+        lease: &str,
+        hold_ms: u64,
+    ) -> Worker {
         let mut command = Command::new(env!("CARGO_BIN_EXE_lockstep"));
         command
-            .args(["lock", "--root", &self.root, "--mode", mode, "--timeout", timeout, "--lease", lease])
+            .args([
+                "lock",
+                "--root",
+                &self.root,
+                "--mode",
+                mode,
+                "--timeout",
+                timeout,
+                "--lease",
+                lease,
+            ])
             .args(paths)
             .arg("--")
             .arg(env!("CARGO_BIN_EXE_lockstep"))
@@ -56,14 +79,20 @@ impl Run {
         if let Some(name) = self.mutant {
             command.env("LOCKSTEP_MUTANT", name);
         }
-        Worker { child: command.spawn().unwrap() }
+        Worker {
+            child: command.spawn().unwrap(),
+        }
     }
 
     /// Signals the worker's `lockstep lock` and its COMMAND (which runs in a group of its own).
     fn signal(&self, worker: &Worker, signal: &str) {
-        let _ = Command::new("kill").args([signal, "--", &format!("-{}", worker.child.id())]).status();
+        let _ = Command::new("kill")
+            .args([signal, "--", &format!("-{}", worker.child.id())])
+            .status();
         if let Some(pid) = self.command_pid(worker) {
-            let _ = Command::new("kill").args([signal, "--", &format!("-{pid}")]).status();
+            let _ = Command::new("kill")
+                .args([signal, "--", &format!("-{pid}")])
+                .status();
         }
     }
 
@@ -72,7 +101,9 @@ impl Run {
         let group = worker.child.id().to_string();
         self.lines().iter().find_map(|l| {
             let f: Vec<&str> = l.split(' ').collect();
-            (f[0] == "enter" && f[2] == group).then(|| f[5].parse().ok()).flatten()
+            (f[0] == "enter" && f[2] == group)
+                .then(|| f[5].parse().ok())
+                .flatten()
         })
     }
 
@@ -83,18 +114,33 @@ impl Run {
     }
 
     fn recover(&self) {
-        let status = Command::new(env!("CARGO_BIN_EXE_lockstep")).args(["recover", "--root", &self.root]).stdout(Stdio::null()).status().unwrap();
+        let status = Command::new(env!("CARGO_BIN_EXE_lockstep"))
+            .args(["recover", "--root", &self.root])
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
         assert!(status.success());
     }
 
     fn lines(&self) -> Vec<String> {
-        std::fs::read_to_string(&self.log).unwrap_or_default().lines().map(String::from).collect()
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .map(String::from)
+            .collect()
     }
 
     fn wait_for(&self, what: &str, group: u32) {
         let deadline = Instant::now() + Duration::from_secs(20);
-        while !self.lines().iter().any(|l| l.starts_with(what) && l.split(' ').nth(2) == Some(&group.to_string())) {
-            assert!(Instant::now() < deadline, "worker {group} never logged {what}");
+        while !self
+            .lines()
+            .iter()
+            .any(|l| l.starts_with(what) && l.split(' ').nth(2) == Some(&group.to_string()))
+        {
+            assert!(
+                Instant::now() < deadline,
+                "worker {group} never logged {what}"
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
     }
@@ -117,7 +163,9 @@ fn finish(worker: Worker) -> Option<i32> {
 type Interval = (u128, u128, i32, Vec<(String, char)>);
 
 fn conflicts(a: &(String, char), b: &(String, char)) -> bool {
-    let below = |ancestor: &str, path: &str| ancestor == "/" && path != "/" || path.starts_with(&format!("{ancestor}/"));
+    let below = |ancestor: &str, path: &str| {
+        ancestor == "/" && path != "/" || path.starts_with(&format!("{ancestor}/"))
+    };
     a.0 == b.0 || (a.1 == 'S' && below(&a.0, &b.0)) || (b.1 == 'S' && below(&b.0, &a.0))
 }
 
@@ -133,11 +181,18 @@ fn check(run: &Run, fenced_resources: &[&str], exclusion: bool) -> Result<String
             continue;
         }
         let (start, group): (u128, i32) = (fields[1].parse().unwrap(), fields[2].parse().unwrap());
-        let kinds: Vec<(String, char)> =
-            fields[4].split(',').map(|pair| pair.rsplit_once('=').map(|(p, k)| (p.to_owned(), k.chars().next().unwrap())).unwrap()).collect();
+        let kinds: Vec<(String, char)> = fields[4]
+            .split(',')
+            .map(|pair| {
+                pair.rsplit_once('=')
+                    .map(|(p, k)| (p.to_owned(), k.chars().next().unwrap()))
+                    .unwrap()
+            })
+            .collect();
         let exit = lines.iter().find_map(|l| {
             let f: Vec<&str> = l.split(' ').collect();
-            (f[0] == "exit" && f[2].parse::<i32>().ok() == Some(group)).then(|| f[1].parse::<u128>().unwrap())
+            (f[0] == "exit" && f[2].parse::<i32>().ok() == Some(group))
+                .then(|| f[1].parse::<u128>().unwrap())
         });
         let killed = run.kills.iter().find(|(_, g)| *g == group).map(|(t, _)| *t);
         let end = exit.into_iter().chain(killed).min().unwrap_or(u128::MAX);
@@ -148,11 +203,17 @@ fn check(run: &Run, fenced_resources: &[&str], exclusion: bool) -> Result<String
             let overlap = a.0 < b.1 && b.0 < a.1;
             let clash = a.3.iter().any(|la| b.3.iter().any(|lb| conflicts(la, lb)));
             if exclusion && overlap && clash {
-                return Err(format!("holders {} {:?} and {} {:?} overlapped", a.2, a.3, b.2, b.3));
+                return Err(format!(
+                    "holders {} {:?} and {} {:?} overlapped",
+                    a.2, a.3, b.2, b.3
+                ));
             }
         }
     }
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let store = lockstep::store::FsStore::open(Path::new(&run.root).join(".lockstep")).unwrap();
     let log = lockstep::lock::FencedLog::new(store);
     for resource in fenced_resources {
@@ -160,19 +221,34 @@ fn check(run: &Run, fenced_resources: &[&str], exclusion: bool) -> Result<String
         let records = rt.block_on(log.records(&path)).unwrap();
         for pair in records.windows(2) {
             if pair[1].1 < pair[0].1 {
-                return Err(format!("{resource}: token {} accepted after token {}", pair[1].1, pair[0].1));
+                return Err(format!(
+                    "{resource}: token {} accepted after token {}",
+                    pair[1].1, pair[0].1
+                ));
             }
         }
     }
-    Ok(format!("{} holders, {} kills, no overlap, tokens non-decreasing", intervals.len(), run.kills.len()))
+    Ok(format!(
+        "{} holders, {} kills, no overlap, tokens non-decreasing",
+        intervals.len(),
+        run.kills.len()
+    ))
 }
 
-const MODES: [(&str, &[&str]); 5] =
-    [("subtree", &["/a"]), ("point", &["/a/b"]), ("point", &["/a"]), ("subtree", &["/a/b"]), ("mv", &["/a/b", "/c/moved"])];
+const MODES: [(&str, &[&str]); 5] = [
+    ("subtree", &["/a"]),
+    ("point", &["/a/b"]),
+    ("point", &["/a"]),
+    ("subtree", &["/a/b"]),
+    ("mv", &["/a/b", "/c/moved"]),
+];
 const RESOURCES: [&str; 3] = ["/a", "/a/b", "/c"];
 
 fn seed() -> u64 {
-    let seed = std::env::var("LOCKSTEP_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random);
+    let seed = std::env::var("LOCKSTEP_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random);
     eprintln!("LOCKSTEP_SEED={seed}");
     seed
 }
@@ -221,12 +297,20 @@ fn zombie(run: &mut Run) {
     run.signal(&z, "-STOP");
     let w = run.spawn("point", &["/z"], "10", lease, 0);
     finish(w);
-    let command = run.command_pid(&z).expect("the zombie's COMMAND logged enter");
-    let _ = Command::new("kill").args(["-CONT", "--", &format!("-{command}")]).status();
+    let command = run
+        .command_pid(&z)
+        .expect("the zombie's COMMAND logged enter");
+    let _ = Command::new("kill")
+        .args(["-CONT", "--", &format!("-{command}")])
+        .status();
     run.wait_for("exit", z.child.id());
     run.signal(&z, "-CONT");
     let status = finish(z);
-    assert_eq!(status, Some(77), "the zombie's lockstep lock reports its lost lease");
+    assert_eq!(
+        status,
+        Some(77),
+        "the zombie's lockstep lock reports its lost lease"
+    );
 }
 
 #[test]
@@ -236,10 +320,20 @@ fn killed_holders_never_overlap_and_tokens_never_go_back() {
     contend_and_kill(&mut run, rounds(12), &mut rng);
     let summary = check(&run, &RESOURCES, true).unwrap_or_else(|e| panic!("{e}"));
     eprintln!("{summary}");
-    assert!(!run.kills.is_empty() || rounds(12) < 3, "the driver killed nobody");
-    let left = Command::new(env!("CARGO_BIN_EXE_lockstep")).args(["locks", "--root", &run.root, "--json"]).output().unwrap();
+    assert!(
+        !run.kills.is_empty() || rounds(12) < 3,
+        "the driver killed nobody"
+    );
+    let left = Command::new(env!("CARGO_BIN_EXE_lockstep"))
+        .args(["locks", "--root", &run.root, "--json"])
+        .output()
+        .unwrap();
     let doc: serde_json::Value = serde_json::from_slice(&left.stdout).unwrap();
-    assert_eq!(doc["locks"], serde_json::json!([]), "every lock released after recovery");
+    assert_eq!(
+        doc["locks"],
+        serde_json::json!([]),
+        "every lock released after recovery"
+    );
 }
 
 #[test]
@@ -249,7 +343,10 @@ fn a_paused_zombie_write_is_rejected() {
     let lines = run.lines();
     let writes: Vec<&String> = lines.iter().filter(|l| l.starts_with("write")).collect();
     assert_eq!(writes.len(), 2, "{lines:?}");
-    assert!(writes[0].ends_with("accepted") && writes[1].ends_with("rejected"), "the zombie writes last and is rejected: {writes:?}");
+    assert!(
+        writes[0].ends_with("accepted") && writes[1].ends_with("rejected"),
+        "the zombie writes last and is rejected: {writes:?}"
+    );
     // The zombie overlaps the new holder by construction; fencing is what must hold.
     check(&run, &["/z"], false).unwrap();
 }
@@ -261,8 +358,10 @@ fn a_paused_zombie_write_is_rejected() {
 fn the_checker_catches_a_skipped_recheck() {
     let run = Run::new(Some("skip-recheck"));
     for _ in 0..30 {
-        let workers: Vec<Worker> =
-            [("subtree", &["/a"][..]), ("point", &["/a/b"][..])].iter().map(|(m, p)| run.spawn(m, p, "0", "300", 150)).collect();
+        let workers: Vec<Worker> = [("subtree", &["/a"][..]), ("point", &["/a/b"][..])]
+            .iter()
+            .map(|(m, p)| run.spawn(m, p, "0", "300", 150))
+            .collect();
         for worker in workers {
             finish(worker);
         }

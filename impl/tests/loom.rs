@@ -11,11 +11,11 @@
 
 use std::time::Instant;
 
-use loom::sync::Arc;
-use loom::thread;
 use lockstep::lock::lease::LeaseCell;
 use lockstep::mutants::{activate, Mutant};
 use lockstep::store::{Created, Key, MemCore};
+use loom::sync::Arc;
+use loom::thread;
 
 /// The mutant switch is process-wide and tests run on parallel threads: each test holds this
 /// for its whole run, so no test sees another's mutant.
@@ -65,7 +65,10 @@ fn mem_create_mutant_check_then_insert_is_caught() {
     let _one = exclusive(Some(Mutant::MemCheckThenInsert));
     let caught = loom_finds_a_failure(one_winner);
     activate(None);
-    assert!(caught, "loom must find two winners when check and insert are separate");
+    assert!(
+        caught,
+        "loom must find two winners when check and insert are separate"
+    );
 }
 
 /// Versions are unique, even across a delete and a new create.
@@ -93,7 +96,9 @@ fn mem_versions_are_never_reused() {
             Created::Created(v) => v,
             Created::AlreadyExists => panic!("fresh keys"),
         });
-        assert!(versions[0] != versions[1] && versions[1] != versions[2] && versions[0] != versions[2]);
+        assert!(
+            versions[0] != versions[1] && versions[1] != versions[2] && versions[0] != versions[2]
+        );
     });
 }
 
@@ -107,7 +112,10 @@ fn release_sees_the_final_index() {
         thread::spawn(move || {
             if let Some(index) = cell.begin_renew() {
                 // The renew entry lands at index + 1.
-                cell.end_renew(lockstep::lock::lease::Renewal::Landed { index: index + 1, started: Instant::now() });
+                cell.end_renew(lockstep::lock::lease::Renewal::Landed {
+                    index: index + 1,
+                    started: Instant::now(),
+                });
             }
         })
     };
@@ -125,7 +133,11 @@ fn release_sees_the_final_index() {
     };
     renewer.join().unwrap();
     let released_at = releaser.join().unwrap();
-    assert_eq!(released_at, cell.snapshot().index, "release appended at a stale index: the renewal moved on after it");
+    assert_eq!(
+        released_at,
+        cell.snapshot().index,
+        "release appended at a stale index: the renewal moved on after it"
+    );
 }
 
 #[test]
@@ -139,7 +151,10 @@ fn renewal_after_release_mutant_is_caught() {
     let _one = exclusive(Some(Mutant::RenewDuringRelease));
     let caught = loom_finds_a_failure(release_sees_the_final_index);
     activate(None);
-    assert!(caught, "loom must find a renewal that starts after the release read its index");
+    assert!(
+        caught,
+        "loom must find a renewal that starts after the release read its index"
+    );
 }
 
 /// Of two concurrent releasers (a guard and the manager's shutdown) exactly one releases.
@@ -154,7 +169,11 @@ fn exactly_one_releaser() {
                 thread::spawn(move || cell.claim_release())
             })
             .collect();
-        let winners = claims.into_iter().map(|h| h.join().unwrap()).filter(|won| *won).count();
+        let winners = claims
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .filter(|won| *won)
+            .count();
         assert_eq!(winners, 1);
     });
 }

@@ -5,7 +5,10 @@
 use std::process::{Command, Output};
 
 fn lockstep(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lockstep")).args(args).output().expect("run lockstep")
+    Command::new(env!("CARGO_BIN_EXE_lockstep"))
+        .args(args)
+        .output()
+        .expect("run lockstep")
 }
 
 fn json_lines(output: &Output) -> Vec<serde_json::Value> {
@@ -24,7 +27,10 @@ fn assert_usage_error(args: &[&str], expected: &str) {
     let output = lockstep(args);
     let text = stderr(&output);
     assert_eq!(output.status.code(), Some(2), "{args:?}: {text}");
-    assert!(text.contains(expected), "{args:?}: expected {expected:?} in: {text}");
+    assert!(
+        text.contains(expected),
+        "{args:?}: expected {expected:?} in: {text}"
+    );
     assert!(!text.contains("panicked"), "{args:?} panicked: {text}");
 }
 
@@ -35,7 +41,19 @@ fn check_fixed_small_world_is_proven_and_reports_json() {
     let reports = json_lines(&output);
     assert_eq!(reports.len(), 1);
     let report = &reports[0];
-    for field in ["protocol", "variant", "world", "bounds", "states", "unique_states", "max_depth", "complete", "stop_reason", "seconds", "properties"] {
+    for field in [
+        "protocol",
+        "variant",
+        "world",
+        "bounds",
+        "states",
+        "unique_states",
+        "max_depth",
+        "complete",
+        "stop_reason",
+        "seconds",
+        "properties",
+    ] {
         assert!(report.get(field).is_some(), "missing field {field}");
     }
     assert_eq!(report["protocol"], "lock");
@@ -50,37 +68,92 @@ fn check_fixed_small_world_is_proven_and_reports_json() {
 
 #[test]
 fn check_seed_exits_1_with_a_numbered_counterexample_and_no_debug_names() {
-    let output = lockstep(&["check", "lock", "--variant", "seed", "--tree", "/,/a", "--json", "--quiet"]);
+    let output = lockstep(&[
+        "check",
+        "lock",
+        "--variant",
+        "seed",
+        "--tree",
+        "/,/a",
+        "--json",
+        "--quiet",
+    ]);
     assert_eq!(output.status.code(), Some(1));
     let report = &json_lines(&output)[0];
-    let exclusion = report["properties"].as_array().unwrap().iter().find(|p| p["name"] == "mutual exclusion").unwrap();
+    let exclusion = report["properties"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "mutual exclusion")
+        .unwrap();
     assert_eq!(exclusion["holds"], false);
     assert_eq!(exclusion["found_by"], "shortest");
     let steps = exclusion["counterexample"]["steps"].as_array().unwrap();
     assert!(!steps.is_empty());
     assert_eq!(steps[0]["n"], 1);
-    assert!(steps[0]["action"].as_str().unwrap().starts_with("step c"), "{}", steps[0]);
-    assert!(exclusion["counterexample"]["conclusion"].as_str().unwrap().contains("both") || exclusion["counterexample"]["conclusion"].as_str().unwrap().contains("conflict"));
+    assert!(
+        steps[0]["action"].as_str().unwrap().starts_with("step c"),
+        "{}",
+        steps[0]
+    );
+    assert!(
+        exclusion["counterexample"]["conclusion"]
+            .as_str()
+            .unwrap()
+            .contains("both")
+            || exclusion["counterexample"]["conclusion"]
+                .as_str()
+                .unwrap()
+                .contains("conflict")
+    );
 
-    let human = lockstep(&["check", "lock", "--variant", "seed", "--tree", "/,/a", "--quiet"]);
+    let human = lockstep(&[
+        "check",
+        "lock",
+        "--variant",
+        "seed",
+        "--tree",
+        "/,/a",
+        "--quiet",
+    ]);
     let text = String::from_utf8_lossy(&human.stdout);
-    assert!(text.contains("FAILS") && text.contains("shortest counterexample") && text.contains("⇒"), "{text}");
+    assert!(
+        text.contains("FAILS") && text.contains("shortest counterexample") && text.contains("⇒"),
+        "{text}"
+    );
     // A seed run that found failures says so; it does not claim "nothing is proven" by a limit.
     assert!(!text.contains("INCOMPLETE"), "{text}");
     for debug_name in ["SeedBug", "(Alive)", "Step(0)", "Finished(", "Some("] {
-        assert!(!text.contains(debug_name), "debug name {debug_name} in: {text}");
+        assert!(
+            !text.contains(debug_name),
+            "debug name {debug_name} in: {text}"
+        );
     }
 }
 
 #[test]
 fn a_state_limit_is_reported_incomplete_with_exit_3() {
-    let output = lockstep(&["check", "lock", "--preset", "two-clients", "--max-states", "2000", "--json", "--quiet"]);
+    let output = lockstep(&[
+        "check",
+        "lock",
+        "--preset",
+        "two-clients",
+        "--max-states",
+        "2000",
+        "--json",
+        "--quiet",
+    ]);
     assert_eq!(output.status.code(), Some(3));
     let report = &json_lines(&output)[0];
     assert_eq!(report["complete"], false);
     assert_eq!(report["stop_reason"], "state-limit");
     // Nothing is claimed either way for properties the search did not decide.
-    let undecided = report["properties"].as_array().unwrap().iter().filter(|p| p["holds"].is_null()).count();
+    let undecided = report["properties"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["holds"].is_null())
+        .count();
     assert!(undecided > 0);
 }
 
@@ -88,7 +161,16 @@ fn a_state_limit_is_reported_incomplete_with_exit_3() {
 /// not stop its single-threaded depth-first search; lockstep enforces it through the model).
 #[test]
 fn a_time_limit_stops_a_huge_search_and_is_reported_incomplete() {
-    let output = lockstep(&["check", "lock", "--preset", "three-clients-wide", "--max-seconds", "2", "--json", "--quiet"]);
+    let output = lockstep(&[
+        "check",
+        "lock",
+        "--preset",
+        "three-clients-wide",
+        "--max-seconds",
+        "2",
+        "--json",
+        "--quiet",
+    ]);
     assert_eq!(output.status.code(), Some(3));
     let report = &json_lines(&output)[0];
     assert_eq!(report["stop_reason"], "timeout");
@@ -98,7 +180,16 @@ fn a_time_limit_stops_a_huge_search_and_is_reported_incomplete() {
 /// `--max-memory` stops a search cleanly, with a partial report and exit 3.
 #[test]
 fn a_memory_limit_stops_a_search_with_exit_3() {
-    let output = lockstep(&["check", "lock", "--preset", "three-clients-wide", "--max-memory", "40", "--json", "--quiet"]);
+    let output = lockstep(&[
+        "check",
+        "lock",
+        "--preset",
+        "three-clients-wide",
+        "--max-memory",
+        "40",
+        "--json",
+        "--quiet",
+    ]);
     assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
     let report = &json_lines(&output)[0];
     assert_eq!(report["stop_reason"], "memory-limit");
@@ -109,7 +200,15 @@ fn a_memory_limit_stops_a_search_with_exit_3() {
 /// counterexample).
 #[test]
 fn progress_is_printed_on_stderr() {
-    let output = lockstep(&["check", "redo", "--variant", "seed", "--json", "--shortest-seconds", "5"]);
+    let output = lockstep(&[
+        "check",
+        "redo",
+        "--variant",
+        "seed",
+        "--json",
+        "--shortest-seconds",
+        "5",
+    ]);
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
     let text = stderr(&output);
     assert!(text.contains("[search]"), "{text}");
@@ -117,64 +216,151 @@ fn progress_is_printed_on_stderr() {
 
 #[test]
 fn bad_usage_gets_a_clear_error_and_exit_2() {
-    assert_usage_error(&["check", "lock", "--variant", "bogus"], "is not a variant of lock");
+    assert_usage_error(
+        &["check", "lock", "--variant", "bogus"],
+        "is not a variant of lock",
+    );
     assert_usage_error(&["check", "lock", "--tree", "/,/a/b"], "parent \"/a\"");
     assert_usage_error(&["check", "lock", "--clients", "9"], "9");
-    assert_usage_error(&["check", "lock", "--timeout", "sometimes"], "expected zero, bounded, forever");
+    assert_usage_error(
+        &["check", "lock", "--timeout", "sometimes"],
+        "expected zero, bounded, forever",
+    );
     // issue 8 §4, each case as tried:
-    assert_usage_error(&["check", "all", "--variant", "skip-recheck"], "`lockstep check lock --variant skip-recheck`");
-    assert_usage_error(&["check", "merge", "--clients", "3"], "--clients is a bound of the lock model, not of merge");
+    assert_usage_error(
+        &["check", "all", "--variant", "skip-recheck"],
+        "`lockstep check lock --variant skip-recheck`",
+    );
+    assert_usage_error(
+        &["check", "merge", "--clients", "3"],
+        "--clients is a bound of the lock model, not of merge",
+    );
     assert_usage_error(&["check", "merge", "--clients", "5"], "not in 1..=4");
-    assert_usage_error(&["check", "lock", "--mergers", "50"], "--mergers is a bound of the merge model, not of lock");
+    assert_usage_error(
+        &["check", "lock", "--mergers", "50"],
+        "--mergers is a bound of the merge model, not of lock",
+    );
     assert_usage_error(&["check", "all", "--clients", "3"], "name it");
     assert_usage_error(&["check", "lock", "--threads", "0"], "0");
     assert_usage_error(&["check", "lock", "--max-states", "0"], "0");
-    assert_usage_error(&["check", "lock", "--preset", "huge"], "is not a preset of lock");
+    assert_usage_error(
+        &["check", "lock", "--preset", "huge"],
+        "is not a preset of lock",
+    );
     assert_usage_error(&["explore", "all"], "invalid value 'all'");
-    assert_usage_error(&["vectors", "export", "lock", "--out", "/tmp/lockstep-never-written", "--depth", "0"], "0");
-    assert_usage_error(&["vectors", "export", "lock", "--out", "/tmp/lockstep-never-written", "--count", "0"], "0");
-    assert!(!std::path::Path::new("/tmp/lockstep-never-written").exists(), "a refused export wrote nothing");
-    assert_usage_error(&["bugs", "--only", "no-such-entry"], "no catalogue entry matches");
+    assert_usage_error(
+        &[
+            "vectors",
+            "export",
+            "lock",
+            "--out",
+            "/tmp/lockstep-never-written",
+            "--depth",
+            "0",
+        ],
+        "0",
+    );
+    assert_usage_error(
+        &[
+            "vectors",
+            "export",
+            "lock",
+            "--out",
+            "/tmp/lockstep-never-written",
+            "--count",
+            "0",
+        ],
+        "0",
+    );
+    assert!(
+        !std::path::Path::new("/tmp/lockstep-never-written").exists(),
+        "a refused export wrote nothing"
+    );
+    assert_usage_error(
+        &["bugs", "--only", "no-such-entry"],
+        "no catalogue entry matches",
+    );
 }
 
 #[test]
 fn explore_on_a_port_in_use_is_a_clear_error() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();
-    assert_usage_error(&["explore", "lock", "--port", &port], "cannot listen on 127.0.0.1");
+    assert_usage_error(
+        &["explore", "lock", "--port", &port],
+        "cannot listen on 127.0.0.1",
+    );
 }
 
 #[test]
 fn bench_refuses_a_bad_directory_and_cleans_up_after_itself() {
     let file = tempfile::NamedTempFile::new().unwrap();
-    assert_usage_error(&["bench", "--quick", "--dir", file.path().to_str().unwrap()], "is not a directory");
+    assert_usage_error(
+        &["bench", "--quick", "--dir", file.path().to_str().unwrap()],
+        "is not a directory",
+    );
     let unwritable = tempfile::tempdir().unwrap();
     let mut permissions = std::fs::metadata(unwritable.path()).unwrap().permissions();
     std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o500);
     std::fs::set_permissions(unwritable.path(), permissions).unwrap();
     // Root can write anywhere; the check is only meaningful for other users.
     if !rustix::process::geteuid().is_root() {
-        assert_usage_error(&["bench", "--quick", "--dir", unwritable.path().to_str().unwrap()], "cannot create a scratch directory");
+        assert_usage_error(
+            &[
+                "bench",
+                "--quick",
+                "--dir",
+                unwritable.path().to_str().unwrap(),
+            ],
+            "cannot create a scratch directory",
+        );
     }
 }
 
 #[test]
 fn bugs_reproduces_every_lock_entry() {
     let output = lockstep(&["bugs", "lock", "--json"]);
-    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stdout));
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
     let doc: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     let bugs = doc["bugs"].as_array().unwrap();
     assert!(bugs.len() >= 30);
     for bug in bugs {
-        for field in ["id", "protocol", "kind", "basis", "variant", "property", "reproduced", "trace_len", "source"] {
+        for field in [
+            "id",
+            "protocol",
+            "kind",
+            "basis",
+            "variant",
+            "property",
+            "reproduced",
+            "trace_len",
+            "source",
+        ] {
             assert!(bug.get(field).is_some(), "missing {field} in {bug}");
         }
         assert_eq!(bug["reproduced"], true, "{}", bug["id"]);
-        assert!(!bug["source"].as_str().unwrap().contains("shared/"), "sources are public names: {}", bug["source"]);
-        assert!(!bug["source"].as_str().unwrap().contains("research/"), "sources are public names: {}", bug["source"]);
+        assert!(
+            !bug["source"].as_str().unwrap().contains("shared/"),
+            "sources are public names: {}",
+            bug["source"]
+        );
+        assert!(
+            !bug["source"].as_str().unwrap().contains("research/"),
+            "sources are public names: {}",
+            bug["source"]
+        );
     }
-    assert!(bugs.iter().any(|b| b["id"] == "lock/same-path-double-grant" && b["trace_len"] == 6 && b["kind"] == "seed-bug"));
-    assert!(bugs.iter().any(|b| b["kind"] == "regression" && b["basis"] == "lockstep"));
+    assert!(bugs.iter().any(|b| b["id"] == "lock/same-path-double-grant"
+        && b["trace_len"] == 6
+        && b["kind"] == "seed-bug"));
+    assert!(bugs
+        .iter()
+        .any(|b| b["kind"] == "regression" && b["basis"] == "lockstep"));
 }
 
 #[test]
@@ -186,5 +372,8 @@ fn help_explains_exit_codes_and_variants_and_presets_are_listed() {
     assert!(text.contains("seed") && text.contains("fixed") && text.contains("blind-release"));
     let presets = lockstep(&["presets"]);
     let text = String::from_utf8_lossy(&presets.stdout);
-    assert!(text.contains("three-clients") && text.contains("default") && text.contains("opt-in"), "{text}");
+    assert!(
+        text.contains("three-clients") && text.contains("default") && text.contains("opt-in"),
+        "{text}"
+    );
 }

@@ -17,13 +17,19 @@
 
 use std::sync::{Mutex as StdMutex, MutexGuard};
 
-use lockstep::lock::{force_release, FencedLog, LockManager, LockMode, LockOptions, LockPath, Operation};
+use lockstep::lock::{
+    force_release, FencedLog, LockManager, LockMode, LockOptions, LockPath, Operation,
+};
 use lockstep::mutants::{activate, Mutant};
 use lockstep::store::MemStore;
 use shuttle::sync::{Arc, Mutex};
 use stateright::semantics::{ConsistencyTester, LinearizabilityTester, SequentialSpec};
 
-const LOCKS: [(LockMode, &str, char); 3] = [(LockMode::Subtree, "/a", 'S'), (LockMode::Point, "/a/b", 'P'), (LockMode::Point, "/a", 'P')];
+const LOCKS: [(LockMode, &str, char); 3] = [
+    (LockMode::Subtree, "/a", 'S'),
+    (LockMode::Point, "/a/b", 'P'),
+    (LockMode::Point, "/a", 'P'),
+];
 
 fn conflicts(a: (&str, char), b: (&str, char)) -> bool {
     let below = |ancestor: &str, path: &str| path.starts_with(&format!("{ancestor}/"));
@@ -58,7 +64,11 @@ impl SequentialSpec for LockTable {
         match *op {
             Op::Acquire(task) => {
                 let (_, path, kind) = LOCKS[task];
-                if self.held.iter().any(|(_, p, k)| conflicts((p, *k), (path, kind))) {
+                if self
+                    .held
+                    .iter()
+                    .any(|(_, p, k)| conflicts((p, *k), (path, kind)))
+                {
                     return Ret::Refused;
                 }
                 self.held.push((task, path, kind));
@@ -82,7 +92,8 @@ fn scenario() {
         let crasher = shuttle::rand::thread_rng().gen_range(0..4usize); // 3: nobody crashes
         let mut tasks = Vec::new();
         for task in 0..3 {
-            let (store, holders, tester) = (store.clone(), Arc::clone(&holders), Arc::clone(&tester));
+            let (store, holders, tester) =
+                (store.clone(), Arc::clone(&holders), Arc::clone(&tester));
             tasks.push(shuttle::future::spawn(async move {
                 let options = LockOptions { timeout: None, cleanup_every: None, ..LockOptions::default() };
                 let manager = LockManager::start(store.clone(), options).await.unwrap();
@@ -135,13 +146,19 @@ fn scenario() {
         for task in tasks {
             task.await.unwrap();
         }
-        assert!(tester.lock().unwrap().is_consistent(), "the acquire/release history is not linearizable");
+        assert!(
+            tester.lock().unwrap().is_consistent(),
+            "the acquire/release history is not linearizable"
+        );
     });
 }
 
 fn iterations() -> usize {
     let soak = std::env::var("LOCKSTEP_SOAK").is_ok_and(|v| v == "1");
-    std::env::var("LOCKSTEP_SHUTTLE_ITERATIONS").ok().and_then(|s| s.parse().ok()).unwrap_or(if soak { 50_000 } else { 2_000 })
+    std::env::var("LOCKSTEP_SHUTTLE_ITERATIONS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(if soak { 50_000 } else { 2_000 })
 }
 
 /// The mutant switch is process-wide: tests of this binary take turns.
@@ -175,7 +192,10 @@ fn random_schedules_catch_a_skipped_recheck() {
     let _one = exclusive(Some(Mutant::SkipRecheck));
     let found = caught(|| shuttle::check_random(scenario, 20_000));
     activate(None);
-    assert!(found, "shuttle must find a schedule where the skipped re-check grants two conflicting locks");
+    assert!(
+        found,
+        "shuttle must find a schedule where the skipped re-check grants two conflicting locks"
+    );
 }
 
 /// A committed failing schedule of the skip-recheck mutant replays to the same failure.
@@ -185,7 +205,10 @@ fn skip_recheck_schedule_replays() {
     let _one = exclusive(Some(Mutant::SkipRecheck));
     let failed = caught(|| shuttle::replay(scenario, schedule));
     activate(None);
-    assert!(failed, "the committed schedule no longer reproduces the failure");
+    assert!(
+        failed,
+        "the committed schedule no longer reproduces the failure"
+    );
     // (Replaying it without the mutant is not meaningful: the run diverges from the recorded
     // schedule, and shuttle 0.9 cannot continue past a schedule that no longer fits.)
 }
@@ -213,7 +236,12 @@ mod cancellation {
     struct Detached(MemStore);
 
     impl Detached {
-        async fn run<T: Send + 'static>(&self, work: impl FnOnce(MemStore) -> std::pin::Pin<Box<dyn Future<Output = T> + Send>> + Send + 'static) -> T {
+        async fn run<T: Send + 'static>(
+            &self,
+            work: impl FnOnce(MemStore) -> std::pin::Pin<Box<dyn Future<Output = T> + Send>>
+                + Send
+                + 'static,
+        ) -> T {
             let store = self.0.clone();
             let task = tokio::spawn(async move {
                 for _ in 0..2 {
@@ -229,19 +257,23 @@ mod cancellation {
     impl Store for Detached {
         async fn get(&self, key: &Key) -> Result<Option<(Vec<u8>, Version)>, StoreError> {
             let key = key.clone();
-            self.run(move |s| Box::pin(async move { s.get(&key).await })).await
+            self.run(move |s| Box::pin(async move { s.get(&key).await }))
+                .await
         }
         async fn create(&self, key: &Key, bytes: &[u8]) -> Result<Created, StoreError> {
             let (key, bytes) = (key.clone(), bytes.to_vec());
-            self.run(move |s| Box::pin(async move { s.create(&key, &bytes).await })).await
+            self.run(move |s| Box::pin(async move { s.create(&key, &bytes).await }))
+                .await
         }
         async fn list(&self, prefix: &str) -> Result<Vec<Key>, StoreError> {
             let prefix = prefix.to_owned();
-            self.run(move |s| Box::pin(async move { s.list(&prefix).await })).await
+            self.run(move |s| Box::pin(async move { s.list(&prefix).await }))
+                .await
         }
         async fn delete(&self, key: &Key) -> Result<(), StoreError> {
             let key = key.clone();
-            self.run(move |s| Box::pin(async move { s.delete(&key).await })).await
+            self.run(move |s| Box::pin(async move { s.delete(&key).await }))
+                .await
         }
         fn describe(&self) -> String {
             "detached memory".into()
@@ -272,11 +304,18 @@ mod cancellation {
 
     /// Whether `path`'s newest entry is a held lock (acquire or renew).
     async fn held(store: &Detached, path: &LockPath) -> bool {
-        journal::newest(store, path).await.unwrap().is_some_and(|n| matches!(n.entry, Entry::Acquire { .. } | Entry::Renew { .. }))
+        journal::newest(store, path)
+            .await
+            .unwrap()
+            .is_some_and(|n| matches!(n.entry, Entry::Acquire { .. } | Entry::Renew { .. }))
     }
 
     fn options() -> LockOptions {
-        LockOptions { timeout: Some(std::time::Duration::ZERO), cleanup_every: None, ..LockOptions::default() }
+        LockOptions {
+            timeout: Some(std::time::Duration::ZERO),
+            cleanup_every: None,
+            ..LockOptions::default()
+        }
     }
 
     /// An acquisition dropped at a random await leaves no lock behind once the manager's
@@ -288,12 +327,19 @@ mod cancellation {
             let manager = LockManager::start(store.clone(), options()).await.unwrap();
             let path = LockPath::new("/a").unwrap();
             let polls = shuttle::rand::thread_rng().gen_range(1..40);
-            let granted = poll_then_drop(manager.lock(Operation::new(LockMode::Point, &["/a"]).unwrap()), polls).await;
+            let granted = poll_then_drop(
+                manager.lock(Operation::new(LockMode::Point, &["/a"]).unwrap()),
+                polls,
+            )
+            .await;
             if let Some(result) = granted {
                 result.unwrap().release().await.unwrap();
             }
             manager.settle().await;
-            assert!(!held(&store, &path).await, "a cancelled acquisition left a lock that nobody holds");
+            assert!(
+                !held(&store, &path).await,
+                "a cancelled acquisition left a lock that nobody holds"
+            );
             manager.shutdown().await;
         });
     }
@@ -304,7 +350,10 @@ mod cancellation {
             let store = Detached(MemStore::new());
             let manager = LockManager::start(store.clone(), options()).await.unwrap();
             let path = LockPath::new("/a").unwrap();
-            let guard = manager.lock(Operation::new(LockMode::Point, &["/a"]).unwrap()).await.unwrap();
+            let guard = manager
+                .lock(Operation::new(LockMode::Point, &["/a"]).unwrap())
+                .await
+                .unwrap();
             let polls = shuttle::rand::thread_rng().gen_range(1..40);
             let _ = poll_then_drop(guard.release(), polls).await;
             manager.settle().await;
@@ -315,7 +364,10 @@ mod cancellation {
                 }
                 shuttle::future::yield_now().await;
             }
-            assert!(!held(&store, &path).await, "a dropped release left the lock held");
+            assert!(
+                !held(&store, &path).await,
+                "a dropped release left the lock held"
+            );
             manager.shutdown().await;
         });
     }
@@ -334,11 +386,21 @@ mod cancellation {
 
     #[test]
     fn the_cancellation_tests_catch_their_mutants() {
-        for (mutant, scenario) in [(Mutant::WithdrawBeforeCreateEnds, dropped_acquisition as fn()), (Mutant::ReleaseInCaller, dropped_release)] {
+        for (mutant, scenario) in [
+            (
+                Mutant::WithdrawBeforeCreateEnds,
+                dropped_acquisition as fn(),
+            ),
+            (Mutant::ReleaseInCaller, dropped_release),
+        ] {
             let _one = exclusive(Some(mutant));
             let found = caught(|| shuttle::check_random(scenario, 2_000));
             lockstep::mutants::activate(None);
-            assert!(found, "{}: no schedule found the planted bug", mutant.name());
+            assert!(
+                found,
+                "{}: no schedule found the planted bug",
+                mutant.name()
+            );
         }
     }
 }

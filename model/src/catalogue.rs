@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use stateright::Expectation;
 
-use crate::check::{check, counterexample, Budget, CheckOptions, Protocol, Search, ShortestSearch, Signature};
+use crate::check::{
+    check, counterexample, Budget, CheckOptions, Protocol, Search, ShortestSearch, Signature,
+};
 use crate::trace::Trace;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -178,7 +180,12 @@ impl Entry {
 
 /// Runs `model` for one property: the shortest counterexample of an `always` property (with
 /// `signature`, if given), or an exhaustive search for a `sometimes` one.
-pub fn run_model<M>(model: &M, property: &str, signature: Option<Signature<M>>, budget: Duration) -> Finding
+pub fn run_model<M>(
+    model: &M,
+    property: &str,
+    signature: Option<Signature<M>>,
+    budget: Duration,
+) -> Finding
 where
     M: Protocol,
     M::State: std::hash::Hash + Clone + PartialEq + std::fmt::Debug + Send + Sync + 'static,
@@ -190,10 +197,19 @@ where
         .find(|p| p.name == property)
         .unwrap_or_else(|| panic!("catalogue names an unknown property {property:?}"))
         .expectation;
-    let nothing = Finding { reproduced: false, exhaustive: false, counterexample: None, unique_states: None, max_depth: None };
+    let nothing = Finding {
+        reproduced: false,
+        exhaustive: false,
+        counterexample: None,
+        unique_states: None,
+        max_depth: None,
+    };
     match expectation {
         Expectation::Always => {
-            let search = ShortestSearch { progress: None, budget: Budget::until(Instant::now() + budget) };
+            let search = ShortestSearch {
+                progress: None,
+                budget: Budget::until(Instant::now() + budget),
+            };
             match search.run(model, property, signature) {
                 Search::Found(path) => Finding {
                     reproduced: true,
@@ -201,14 +217,22 @@ where
                     counterexample: Some(counterexample(model, property, &path)),
                     ..nothing
                 },
-                Search::Absent => Finding { exhaustive: true, ..nothing },
+                Search::Absent => Finding {
+                    exhaustive: true,
+                    ..nothing
+                },
                 Search::OutOfBudget(_) => nothing,
             }
         }
         _ => {
-            let options = CheckOptions { timeout: Some(budget), ..CheckOptions::default() };
+            let options = CheckOptions {
+                timeout: Some(budget),
+                ..CheckOptions::default()
+            };
             let report = check(model, &options);
-            let missing = report.property(property).is_some_and(|p| p.holds == Some(false));
+            let missing = report
+                .property(property)
+                .is_some_and(|p| p.holds == Some(false));
             Finding {
                 reproduced: missing,
                 exhaustive: report.complete,

@@ -51,7 +51,11 @@ const CLOCK_SAMPLE_EVERY: u64 = 1 << 8;
 
 impl Budget {
     pub fn new(deadline: Option<Instant>, memory_max_bytes: Option<u64>) -> Budget {
-        Budget { deadline, memory_max_bytes, ..Budget::default() }
+        Budget {
+            deadline,
+            memory_max_bytes,
+            ..Budget::default()
+        }
     }
 
     pub fn until(deadline: Instant) -> Budget {
@@ -105,11 +109,13 @@ pub fn resident_bytes() -> Option<u64> {
 
 /// A safe default memory budget: half of the memory available now (Linux), or 4 GiB.
 pub fn default_memory_budget() -> u64 {
-    let available = std::fs::read_to_string("/proc/meminfo").ok().and_then(|text| {
-        let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
-        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-        Some(kib * 1024)
-    });
+    let available = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| {
+            let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+            let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kib * 1024)
+        });
     available.map_or(4 << 30, |bytes| bytes / 2)
 }
 
@@ -129,7 +135,11 @@ where
     /// A behaviour as numbered, readable steps.
     fn trace(&self, path: &[(Self::State, Option<Self::Action>)]) -> Trace;
     /// What the last state of a counterexample of `property` breaks, in words.
-    fn conclusion(&self, property: &str, path: &[(Self::State, Option<Self::Action>)]) -> Option<String>;
+    fn conclusion(
+        &self,
+        property: &str,
+        path: &[(Self::State, Option<Self::Action>)],
+    ) -> Option<String>;
     /// The model with `budget` as its limits (its `within_boundary` must honour it).
     fn with_budget(&self, budget: Budget) -> Self;
 }
@@ -285,9 +295,19 @@ where
 {
     let started = Instant::now();
     let properties = model.properties();
-    let symmetry = if options.no_symmetry { None } else { model.symmetry() };
-    let budget = Budget::new(options.timeout.map(|t| started + t), options.max_memory_bytes);
-    let mut builder = model.with_budget(budget.clone()).checker().threads(options.threads.max(1));
+    let symmetry = if options.no_symmetry {
+        None
+    } else {
+        model.symmetry()
+    };
+    let budget = Budget::new(
+        options.timeout.map(|t| started + t),
+        options.max_memory_bytes,
+    );
+    let mut builder = model
+        .with_budget(budget.clone())
+        .checker()
+        .threads(options.threads.max(1));
     if let Some(representative) = symmetry {
         builder = builder.symmetry_fn(representative);
     }
@@ -295,7 +315,10 @@ where
         builder = builder.target_state_count(count);
     }
     let checker = builder.spawn_dfs();
-    let label = options.label.clone().unwrap_or_else(|| format!("{}/{}", model.protocol(), model.variant_name()));
+    let label = options
+        .label
+        .clone()
+        .unwrap_or_else(|| format!("{}/{}", model.protocol(), model.variant_name()));
     let mut memory_seen = resident_bytes();
     let mut last_line = Instant::now();
     while !checker.is_done() {
@@ -303,7 +326,14 @@ where
         memory_seen = memory_seen.max(resident_bytes());
         if options.progress && last_line.elapsed() >= Duration::from_secs(1) {
             last_line = Instant::now();
-            let line = Progress { label: &label, phase: "search", states: checker.state_count(), unique: checker.unique_state_count(), depth: checker.max_depth(), started };
+            let line = Progress {
+                label: &label,
+                phase: "search",
+                states: checker.state_count(),
+                unique: checker.unique_state_count(),
+                depth: checker.max_depth(),
+                started,
+            };
             line.print();
         }
     }
@@ -319,7 +349,14 @@ where
         None => StopReason::Exhausted,
     };
     if options.progress {
-        let line = Progress { label: &label, phase: "search", states, unique: checker.unique_state_count(), depth: checker.max_depth(), started };
+        let line = Progress {
+            label: &label,
+            phase: "search",
+            states,
+            unique: checker.unique_state_count(),
+            depth: checker.max_depth(),
+            started,
+        };
         line.print();
     }
     let failed_always: Vec<&'static str> = properties
@@ -331,21 +368,30 @@ where
     if !failed_always.is_empty() {
         // One breadth-first search for every failed property. It gets the rest of the time limit
         // (at least 10 s), or `shortest_timeout`, and the same memory limit.
-        let time_left = options.timeout.map(|t| t.saturating_sub(started.elapsed()).max(Duration::from_secs(10)));
+        let time_left = options.timeout.map(|t| {
+            t.saturating_sub(started.elapsed())
+                .max(Duration::from_secs(10))
+        });
         let limit = match (time_left, options.shortest_timeout) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
         let phase_budget = Budget::new(limit.map(|t| Instant::now() + t), options.max_memory_bytes);
-        let search = ShortestSearch { progress: options.progress.then(|| format!("{label}: shortest counterexamples")), budget: phase_budget };
+        let search = ShortestSearch {
+            progress: options
+                .progress
+                .then(|| format!("{label}: shortest counterexamples")),
+            budget: phase_budget,
+        };
         let found = search.run_many(model, &failed_always);
         for (name, result) in failed_always.iter().zip(found) {
             let found = match result {
                 Search::Found(path) => (counterexample(model, name, &path), Found::Shortest),
                 // The depth-first search found a violation; report its path, labelled as such.
-                Search::Absent | Search::OutOfBudget(_) => {
-                    (counterexample(model, name, &discoveries[name].clone().into_vec()), Found::DepthFirst)
-                }
+                Search::Absent | Search::OutOfBudget(_) => (
+                    counterexample(model, name, &discoveries[name].clone().into_vec()),
+                    Found::DepthFirst,
+                ),
             };
             counterexamples.insert(*name, found);
         }
@@ -463,7 +509,12 @@ impl ShortestSearch {
     /// A signature that may occur anywhere is tracked as one bit per search node ("seen on the
     /// way here"), and states are deduplicated together with that bit, so a state first reached
     /// without the signature is searched again when reached with it.
-    pub fn run<M>(&self, model: &M, name: &str, signature: Option<Signature<M>>) -> Search<M::State, M::Action>
+    pub fn run<M>(
+        &self,
+        model: &M,
+        name: &str,
+        signature: Option<Signature<M>>,
+    ) -> Search<M::State, M::Action>
     where
         M: Protocol,
         M::State: Hash + Clone + PartialEq + std::fmt::Debug + Send + Sync + 'static,
@@ -474,7 +525,10 @@ impl ShortestSearch {
             .into_iter()
             .find(|p| p.name == name)
             .unwrap_or_else(|| panic!("the model has no property {name:?}"));
-        assert!(property.expectation == Expectation::Always, "only an `always` property has a counterexample path");
+        assert!(
+            property.expectation == Expectation::Always,
+            "only an `always` property has a counterexample path"
+        );
         let model = model.with_budget(self.budget.clone());
         let holds = |state: &M::State| (property.condition)(&model, state);
         let started = Instant::now();
@@ -486,7 +540,10 @@ impl ShortestSearch {
         let inits = model.init_states();
         for (index, state) in inits.iter().enumerate() {
             if seen.insert(hash_of(&(state, false))) {
-                nodes.push(Node { parent: None, action: index as u32 });
+                nodes.push(Node {
+                    parent: None,
+                    action: index as u32,
+                });
                 frontier.push(((nodes.len() - 1) as u32, false, state.clone()));
             }
         }
@@ -501,7 +558,14 @@ impl ShortestSearch {
                 if let Some(label) = &self.progress {
                     if last_line.elapsed() >= Duration::from_secs(1) {
                         last_line = Instant::now();
-                        let line = Progress { label, phase: "breadth-first", states: nodes.len(), unique: seen.len(), depth, started };
+                        let line = Progress {
+                            label,
+                            phase: "breadth-first",
+                            states: nodes.len(),
+                            unique: seen.len(),
+                            depth,
+                            started,
+                        };
                         line.print();
                     }
                 }
@@ -512,7 +576,9 @@ impl ShortestSearch {
                 actions.clear();
                 model.actions(&state, &mut actions);
                 for (position, action) in actions.iter().enumerate() {
-                    let Some(next) = model.next_state(&state, action.clone()) else { continue };
+                    let Some(next) = model.next_state(&state, action.clone()) else {
+                        continue;
+                    };
                     let marked = signature.is_some_and(|sig| (sig.step)(&model, &state, action));
                     let next_signed = signed || marked;
                     if !holds(&next) {
@@ -522,16 +588,26 @@ impl ShortestSearch {
                             Some(_) => next_signed,
                         };
                         if wanted {
-                            nodes.push(Node { parent: Some(index), action: position as u32 });
+                            nodes.push(Node {
+                                parent: Some(index),
+                                action: position as u32,
+                            });
                             return Search::Found(rebuild(&model, &inits, &nodes, nodes.len() - 1));
                         }
                         continue;
                     }
-                    let key = if signature.is_some_and(|sig| !sig.at_end) { next_signed } else { false };
+                    let key = if signature.is_some_and(|sig| !sig.at_end) {
+                        next_signed
+                    } else {
+                        false
+                    };
                     if !seen.insert(hash_of(&(&next, key))) {
                         continue;
                     }
-                    nodes.push(Node { parent: Some(index), action: position as u32 });
+                    nodes.push(Node {
+                        parent: Some(index),
+                        action: position as u32,
+                    });
                     next_frontier.push(((nodes.len() - 1) as u32, next_signed, next));
                 }
             }
@@ -557,13 +633,20 @@ impl ShortestSearch {
         let conditions: Vec<_> = names
             .iter()
             .map(|name| {
-                let property = all.iter().find(|p| p.name == *name).unwrap_or_else(|| panic!("the model has no property {name:?}"));
-                assert!(property.expectation == Expectation::Always, "only an `always` property has a counterexample path");
+                let property = all
+                    .iter()
+                    .find(|p| p.name == *name)
+                    .unwrap_or_else(|| panic!("the model has no property {name:?}"));
+                assert!(
+                    property.expectation == Expectation::Always,
+                    "only an `always` property has a counterexample path"
+                );
                 property.condition
             })
             .collect();
         let model = model.with_budget(self.budget.clone());
-        let mut results: Vec<Option<Search<M::State, M::Action>>> = names.iter().map(|_| None).collect();
+        let mut results: Vec<Option<Search<M::State, M::Action>>> =
+            names.iter().map(|_| None).collect();
         let started = Instant::now();
         let mut last_line = Instant::now();
         let mut nodes: Vec<Node> = Vec::new();
@@ -572,11 +655,19 @@ impl ShortestSearch {
         let mut frontier: Vec<(u32, M::State)> = Vec::new();
         for (index, state) in inits.iter().enumerate() {
             if seen.insert(hash_of(state)) {
-                nodes.push(Node { parent: None, action: index as u32 });
+                nodes.push(Node {
+                    parent: None,
+                    action: index as u32,
+                });
                 let node = (nodes.len() - 1) as u32;
                 for (p, condition) in conditions.iter().enumerate() {
                     if results[p].is_none() && !condition(&model, state) {
-                        results[p] = Some(Search::Found(rebuild(&model, &inits, &nodes, node as usize)));
+                        results[p] = Some(Search::Found(rebuild(
+                            &model,
+                            &inits,
+                            &nodes,
+                            node as usize,
+                        )));
                     }
                 }
                 frontier.push((node, state.clone()));
@@ -589,22 +680,38 @@ impl ShortestSearch {
             for (index, state) in frontier.drain(..) {
                 if !model.within_boundary(&state) {
                     let cut = self.budget.was_cut().unwrap_or(Cut::Time);
-                    return results.into_iter().map(|r| r.unwrap_or(Search::OutOfBudget(cut))).collect();
+                    return results
+                        .into_iter()
+                        .map(|r| r.unwrap_or(Search::OutOfBudget(cut)))
+                        .collect();
                 }
                 if let Some(label) = &self.progress {
                     if last_line.elapsed() >= Duration::from_secs(1) {
                         last_line = Instant::now();
-                        Progress { label, phase: "breadth-first", states: nodes.len(), unique: seen.len(), depth, started }.print();
+                        Progress {
+                            label,
+                            phase: "breadth-first",
+                            states: nodes.len(),
+                            unique: seen.len(),
+                            depth,
+                            started,
+                        }
+                        .print();
                     }
                 }
                 actions.clear();
                 model.actions(&state, &mut actions);
                 for (position, action) in actions.iter().enumerate() {
-                    let Some(next) = model.next_state(&state, action.clone()) else { continue };
+                    let Some(next) = model.next_state(&state, action.clone()) else {
+                        continue;
+                    };
                     if !seen.insert(hash_of(&next)) {
                         continue;
                     }
-                    nodes.push(Node { parent: Some(index), action: position as u32 });
+                    nodes.push(Node {
+                        parent: Some(index),
+                        action: position as u32,
+                    });
                     let node = nodes.len() - 1;
                     for (p, condition) in conditions.iter().enumerate() {
                         if results[p].is_none() && !condition(&model, &next) {
@@ -617,7 +724,10 @@ impl ShortestSearch {
             frontier = next_frontier;
             depth += 1;
         }
-        results.into_iter().map(|r| r.unwrap_or(Search::Absent)).collect()
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or(Search::Absent))
+            .collect()
     }
 }
 
@@ -628,7 +738,12 @@ fn hash_of<T: Hash>(value: &T) -> u64 {
 }
 
 /// Replays the action indices from the initial state to node `last`.
-fn rebuild<M: Model>(model: &M, inits: &[M::State], nodes: &[Node], last: usize) -> Vec<(M::State, Option<M::Action>)>
+fn rebuild<M: Model>(
+    model: &M,
+    inits: &[M::State],
+    nodes: &[Node],
+    last: usize,
+) -> Vec<(M::State, Option<M::Action>)>
 where
     M::State: Clone,
     M::Action: Clone,
@@ -645,7 +760,9 @@ where
         actions.clear();
         model.actions(&state, &mut actions);
         let action = actions[nodes[*node].action as usize].clone();
-        let next = model.next_state(&state, action.clone()).expect("a recorded step replays");
+        let next = model
+            .next_state(&state, action.clone())
+            .expect("a recorded step replays");
         path.push((state, Some(action)));
         state = next;
     }

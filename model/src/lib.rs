@@ -28,5 +28,8 @@ pub fn catalogue() -> Vec<catalogue::Entry> {
 
 /// The entries of one protocol (`lock`, `merge`, `redo`), or all for `None`.
 pub fn entries(protocol: Option<&str>) -> Vec<catalogue::Entry> {
-    catalogue().into_iter().filter(|e| protocol.is_none_or(|p| e.protocol == p)).collect()
+    catalogue()
+        .into_iter()
+        .filter(|e| protocol.is_none_or(|p| e.protocol == p))
+        .collect()
 }

@@ -19,7 +19,10 @@ impl Packer {
     const CAPACITY: usize = 384;
 
     pub fn new() -> Packer {
-        Packer { buffer: [0; Packer::CAPACITY], len: 0 }
+        Packer {
+            buffer: [0; Packer::CAPACITY],
+            len: 0,
+        }
     }
 
     pub fn bytes(&self) -> &[u8] {
@@ -27,13 +30,20 @@ impl Packer {
     }
 
     fn push(&mut self, byte: u8) {
-        assert!(self.len < Packer::CAPACITY, "a state packs into at most {} bytes", Packer::CAPACITY);
+        assert!(
+            self.len < Packer::CAPACITY,
+            "a state packs into at most {} bytes",
+            Packer::CAPACITY
+        );
         self.buffer[self.len] = byte;
         self.len += 1;
     }
 
     fn small(&mut self, value: u64) {
-        debug_assert!(value < 256, "a discriminant or length of {value} does not pack into one byte");
+        debug_assert!(
+            value < 256,
+            "a discriminant or length of {value} does not pack into one byte"
+        );
         self.push(value as u8);
     }
 }

@@ -14,9 +14,20 @@ pub struct Preset<C> {
 }
 
 /// The preset `name` of `presets`, or an error listing the names.
-pub fn find<C: Clone>(presets: &[Preset<C>], protocol: &str, name: &str) -> Result<Preset<C>, String> {
-    presets.iter().find(|p| p.name == name).cloned().ok_or_else(|| {
-        let names: Vec<&str> = presets.iter().map(|p| p.name).collect();
-        format!("{name:?} is not a preset of {protocol}; its presets are: {}", names.join(", "))
-    })
+pub fn find<C: Clone>(
+    presets: &[Preset<C>],
+    protocol: &str,
+    name: &str,
+) -> Result<Preset<C>, String> {
+    presets
+        .iter()
+        .find(|p| p.name == name)
+        .cloned()
+        .ok_or_else(|| {
+            let names: Vec<&str> = presets.iter().map(|p| p.name).collect();
+            format!(
+                "{name:?} is not a preset of {protocol}; its presets are: {}",
+                names.join(", ")
+            )
+        })
 }

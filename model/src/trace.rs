@@ -52,10 +52,19 @@ impl Trace {
             .map(|(n, pair)| {
                 let action = pair[0].1.expect("every step but the last has an action");
                 let (actor, text) = describe(&pair[0].0, action, &pair[1].0);
-                TraceStep { n: n + 1, actor, text, action: name(action) }
+                TraceStep {
+                    n: n + 1,
+                    actor,
+                    text,
+                    action: name(action),
+                }
             })
             .collect();
-        Trace { setup, steps, conclusion: None }
+        Trace {
+            setup,
+            steps,
+            conclusion: None,
+        }
     }
 }
 
@@ -73,4 +82,3 @@ impl std::fmt::Display for Trace {
         Ok(())
     }
 }
-

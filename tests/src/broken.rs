@@ -23,7 +23,10 @@ pub struct Broken {
 
 impl Broken {
     pub fn new(flaw: Flaw) -> Broken {
-        Broken { flaw, map: Mutex::default() }
+        Broken {
+            flaw,
+            map: Mutex::default(),
+        }
     }
 
     fn entries(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Vec<u8>>> {
@@ -34,7 +37,10 @@ impl Broken {
 #[async_trait::async_trait]
 impl Store for Broken {
     async fn get(&self, key: &Key) -> Result<Option<(Vec<u8>, Version)>, StoreError> {
-        Ok(self.entries().get(key.as_str()).map(|b| (b.clone(), Version(1))))
+        Ok(self
+            .entries()
+            .get(key.as_str())
+            .map(|b| (b.clone(), Version(1))))
     }
 
     async fn create(&self, key: &Key, bytes: &[u8]) -> Result<Created, StoreError> {
@@ -57,12 +63,18 @@ impl Store for Broken {
                 tokio::time::sleep(std::time::Duration::from_millis(2)).await;
             }
         }
-        self.entries().insert(key.as_str().to_owned(), bytes.to_vec());
+        self.entries()
+            .insert(key.as_str().to_owned(), bytes.to_vec());
         Ok(Created::Created(Version(1)))
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<Key>, StoreError> {
-        Ok(self.entries().keys().filter(|k| k.starts_with(prefix)).map(|k| Key::new(k.clone()).unwrap()).collect())
+        Ok(self
+            .entries()
+            .keys()
+            .filter(|k| k.starts_with(prefix))
+            .map(|k| Key::new(k.clone()).unwrap())
+            .collect())
     }
 
     async fn delete(&self, key: &Key) -> Result<(), StoreError> {

@@ -14,22 +14,46 @@ pub enum Expect {
 
 /// Runs entry `id` and its fixed-protocol control, and checks `expect`.
 pub fn assert_entry(id: &str, expect: Expect) {
-    let entry = lockstep_model::catalogue().into_iter().find(|e| e.id == id).unwrap_or_else(|| panic!("no entry {id}"));
+    let entry = lockstep_model::catalogue()
+        .into_iter()
+        .find(|e| e.id == id)
+        .unwrap_or_else(|| panic!("no entry {id}"));
     let run = entry.run(Duration::from_secs(180));
     assert!(run.reproduced, "{id} was not reproduced");
     match expect {
         Expect::Steps(len) => {
-            let trace = run.counterexample.as_ref().expect("an always property has a counterexample");
-            assert_eq!(trace.len(), len, "{id}: counterexample length changed:\n{trace}");
-            assert!(trace.conclusion.is_some(), "{id}: the trace must end with what it breaks:\n{trace}");
+            let trace = run
+                .counterexample
+                .as_ref()
+                .expect("an always property has a counterexample");
+            assert_eq!(
+                trace.len(),
+                len,
+                "{id}: counterexample length changed:\n{trace}"
+            );
+            assert!(
+                trace.conclusion.is_some(),
+                "{id}: the trace must end with what it breaks:\n{trace}"
+            );
         }
         Expect::Unreached { unique_states } => {
-            assert!(run.exhaustive, "{id}: the search for a witness was cut short");
-            assert_eq!(run.unique_states, Some(unique_states), "{id}: the search's size changed");
+            assert!(
+                run.exhaustive,
+                "{id}: the search for a witness was cut short"
+            );
+            assert_eq!(
+                run.unique_states,
+                Some(unique_states),
+                "{id}: the search's size changed"
+            );
         }
     }
     let control = entry.run_fixed(Duration::from_secs(180));
-    assert!(control.exhaustive && !control.reproduced, "{id}: the fixed protocol breaks \"{}\" in the same world", entry.property);
+    assert!(
+        control.exhaustive && !control.reproduced,
+        "{id}: the fixed protocol breaks \"{}\" in the same world",
+        entry.property
+    );
 }
 
 /// One test per catalogue entry of `$protocol`, and a test that no entry of the protocol is left

@@ -29,20 +29,42 @@ pub async fn basic_semantics(store: &dyn Store) -> Outcome {
     }
     match store.get(&a).await.map_err(|e| e.to_string())? {
         Some((bytes, _)) if bytes == b"one" => {}
-        other => return Err(format!("get after create returned {other:?}, expected the first bytes")),
+        other => {
+            return Err(format!(
+                "get after create returned {other:?}, expected the first bytes"
+            ))
+        }
     }
-    let _ = store.create(&key("suite/basic/b/c"), b"").await.map_err(|e| e.to_string())?;
-    let _ = store.create(&key("suite/basicx"), b"x").await.map_err(|e| e.to_string())?;
-    let listed: Vec<String> = store.list("suite/basic/").await.map_err(|e| e.to_string())?.iter().map(|k| k.to_string()).collect();
+    let _ = store
+        .create(&key("suite/basic/b/c"), b"")
+        .await
+        .map_err(|e| e.to_string())?;
+    let _ = store
+        .create(&key("suite/basicx"), b"x")
+        .await
+        .map_err(|e| e.to_string())?;
+    let listed: Vec<String> = store
+        .list("suite/basic/")
+        .await
+        .map_err(|e| e.to_string())?
+        .iter()
+        .map(|k| k.to_string())
+        .collect();
     if listed != ["suite/basic/a", "suite/basic/b/c"] {
         return Err(format!("list by prefix returned {listed:?}"));
     }
-    let empty = store.get(&key("suite/basic/b/c")).await.map_err(|e| e.to_string())?;
+    let empty = store
+        .get(&key("suite/basic/b/c"))
+        .await
+        .map_err(|e| e.to_string())?;
     if empty.map(|(b, _)| b.len()) != Some(0) {
         return Err("an empty entry did not read back as empty".into());
     }
     store.delete(&a).await.map_err(|e| e.to_string())?;
-    store.delete(&a).await.map_err(|e| format!("deleting an absent key failed: {e}"))?;
+    store
+        .delete(&a)
+        .await
+        .map_err(|e| format!("deleting an absent key failed: {e}"))?;
     if store.get(&a).await.map_err(|e| e.to_string())?.is_some() {
         return Err("a deleted key is still present".into());
     }
@@ -61,22 +83,37 @@ pub async fn create_race(store: Arc<dyn Store>, writers: usize, rounds: usize) -
             tasks.push(tokio::spawn(async move {
                 barrier.wait().await;
                 let bytes = format!("writer {writer}").into_bytes();
-                store.create(&k, &bytes).await.map(|c| (writer, c.is_created()))
+                store
+                    .create(&k, &bytes)
+                    .await
+                    .map(|c| (writer, c.is_created()))
             }));
         }
         let mut winners = Vec::new();
         for task in tasks {
-            let (writer, won) = task.await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
+            let (writer, won) = task
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
             if won {
                 winners.push(writer);
             }
         }
         if winners.len() != 1 {
-            return Err(format!("round {round}: {} writers won the create of one key: {winners:?}", winners.len()));
+            return Err(format!(
+                "round {round}: {} writers won the create of one key: {winners:?}",
+                winners.len()
+            ));
         }
-        let stored = store.get(&k).await.map_err(|e| e.to_string())?.map(|(b, _)| b);
+        let stored = store
+            .get(&k)
+            .await
+            .map_err(|e| e.to_string())?
+            .map(|(b, _)| b);
         if stored != Some(format!("writer {}", winners[0]).into_bytes()) {
-            return Err(format!("round {round}: the stored bytes are not the winner's"));
+            return Err(format!(
+                "round {round}: the stored bytes are not the winner's"
+            ));
         }
     }
     Ok(())
@@ -87,7 +124,10 @@ pub async fn list_after_create(store: &dyn Store, count: usize) -> Outcome {
     for i in 0..count {
         let k = key(&format!("suite/listed/{i:05}"));
         let _ = store.create(&k, b"x").await.map_err(|e| e.to_string())?;
-        let listed = store.list("suite/listed/").await.map_err(|e| e.to_string())?;
+        let listed = store
+            .list("suite/listed/")
+            .await
+            .map_err(|e| e.to_string())?;
         if !listed.contains(&k) {
             return Err(format!("{k} missing from list right after its create"));
         }
@@ -97,7 +137,11 @@ pub async fn list_after_create(store: &dyn Store, count: usize) -> Outcome {
 
 /// While large entries are created, concurrent readers see each key absent or whole, never a
 /// prefix of it.
-pub async fn readers_never_see_torn_entries(store: Arc<dyn Store>, entries: usize, bytes: usize) -> Outcome {
+pub async fn readers_never_see_torn_entries(
+    store: Arc<dyn Store>,
+    entries: usize,
+    bytes: usize,
+) -> Outcome {
     let payload: Vec<u8> = (0..bytes).map(|i| (i % 251) as u8).collect();
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut readers = Vec::new();
@@ -110,7 +154,13 @@ pub async fn readers_never_see_torn_entries(store: Arc<dyn Store>, entries: usiz
                     match store.get(&key(&format!("suite/torn/{i:04}"))).await {
                         Ok(None) => {}
                         Ok(Some((read, _))) if read == payload => observed_whole += 1,
-                        Ok(Some((read, _))) => return Err(format!("a reader saw {} of {} bytes", read.len(), payload.len())),
+                        Ok(Some((read, _))) => {
+                            return Err(format!(
+                                "a reader saw {} of {} bytes",
+                                read.len(),
+                                payload.len()
+                            ))
+                        }
                         Err(e) => return Err(e.to_string()),
                     }
                 }
@@ -120,7 +170,10 @@ pub async fn readers_never_see_torn_entries(store: Arc<dyn Store>, entries: usiz
         }));
     }
     for i in 0..entries {
-        let _ = store.create(&key(&format!("suite/torn/{i:04}")), &payload).await.map_err(|e| e.to_string())?;
+        let _ = store
+            .create(&key(&format!("suite/torn/{i:04}")), &payload)
+            .await
+            .map_err(|e| e.to_string())?;
     }
     done.store(true, std::sync::atomic::Ordering::Relaxed);
     for reader in readers {
@@ -131,9 +184,17 @@ pub async fn readers_never_see_torn_entries(store: Arc<dyn Store>, entries: usiz
 
 /// Runs every generic check of the suite on `store` (which should be empty).
 pub async fn run_all(store: Arc<dyn Store>) -> Outcome {
-    basic_semantics(&*store).await.map_err(|e| format!("basic semantics: {e}"))?;
-    create_race(Arc::clone(&store), 16, 100).await.map_err(|e| format!("create race: {e}"))?;
-    list_after_create(&*store, 50).await.map_err(|e| format!("list after create: {e}"))?;
-    readers_never_see_torn_entries(Arc::clone(&store), 20, 1 << 20).await.map_err(|e| format!("torn reads: {e}"))?;
+    basic_semantics(&*store)
+        .await
+        .map_err(|e| format!("basic semantics: {e}"))?;
+    create_race(Arc::clone(&store), 16, 100)
+        .await
+        .map_err(|e| format!("create race: {e}"))?;
+    list_after_create(&*store, 50)
+        .await
+        .map_err(|e| format!("list after create: {e}"))?;
+    readers_never_see_torn_entries(Arc::clone(&store), 20, 1 << 20)
+        .await
+        .map_err(|e| format!("torn reads: {e}"))?;
     Ok(())
 }

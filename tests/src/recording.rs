@@ -13,7 +13,10 @@ pub struct Recording<S> {
 
 impl<S: Store> Recording<S> {
     pub fn new(inner: S) -> Recording<S> {
-        Recording { inner, creates: Arc::default() }
+        Recording {
+            inner,
+            creates: Arc::default(),
+        }
     }
 
     /// The creates recorded since the last call, in order.
@@ -30,7 +33,10 @@ impl<S: Store> Store for Recording<S> {
     async fn create(&self, key: &Key, bytes: &[u8]) -> Result<Created, StoreError> {
         let created = self.inner.create(key, bytes).await?;
         if created.is_created() {
-            self.creates.lock().unwrap().push((key.clone(), bytes.to_vec()));
+            self.creates
+                .lock()
+                .unwrap()
+                .push((key.clone(), bytes.to_vec()));
         }
         Ok(created)
     }
@@ -46,7 +52,10 @@ impl<S: Store> Store for Recording<S> {
 
     // Registrations and proofs of life pass through: they are not storage operations a fault
     // plan counts.
-    async fn register_owner(&self, owner: &str) -> Result<Option<Box<dyn OwnerRegistration>>, StoreError> {
+    async fn register_owner(
+        &self,
+        owner: &str,
+    ) -> Result<Option<Box<dyn OwnerRegistration>>, StoreError> {
         self.inner.register_owner(owner).await
     }
 

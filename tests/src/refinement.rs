@@ -36,8 +36,17 @@ where
     M::Action: Copy + std::fmt::Debug + PartialEq + Send + Sync + 'static,
 {
     pub fn new(model: M, effect: fn(&M::State, &M::State) -> Option<String>) -> Self {
-        let state = model.init_states().into_iter().next().expect("an initial state");
-        ModelCursor { path: vec![(state.clone(), None)], model, state, effect }
+        let state = model
+            .init_states()
+            .into_iter()
+            .next()
+            .expect("an initial state");
+        ModelCursor {
+            path: vec![(state.clone(), None)],
+            model,
+            state,
+            effect,
+        }
     }
 
     /// The behaviour so far, numbered like a counterexample.
@@ -61,7 +70,9 @@ where
         if !enabled.contains(&action) {
             return Err(());
         }
-        let Some(next) = self.model.next_state(&self.state, action) else { return Err(()) };
+        let Some(next) = self.model.next_state(&self.state, action) else {
+            return Err(());
+        };
         let effect = (self.effect)(&self.state, &next);
         self.state = next.clone();
         self.path.push((next, Some(action)));
@@ -70,9 +81,15 @@ where
 
     /// Replays the implementation's creates through the steps of one actor (`step`): each must be
     /// that actor's next storage effect, reads in between taken as the model takes them.
-    pub fn replay<'a>(&mut self, step: M::Action, creates: impl IntoIterator<Item = Create<'a>>) -> Result<(), String> {
+    pub fn replay<'a>(
+        &mut self,
+        step: M::Action,
+        creates: impl IntoIterator<Item = Create<'a>>,
+    ) -> Result<(), String> {
         for create in creates {
-            let Some(expected) = create.described else { continue };
+            let Some(expected) = create.described else {
+                continue;
+            };
             if create.stray {
                 continue;
             }
@@ -97,7 +114,10 @@ where
                 }
             }
             if !matched {
-                return Err(format!("no model step writes {expected}\n{}", self.behaviour()));
+                return Err(format!(
+                    "no model step writes {expected}\n{}",
+                    self.behaviour()
+                ));
             }
         }
         Ok(())
@@ -105,16 +125,30 @@ where
 
     /// Takes `step` until `done` holds, checking the model writes nothing the implementation did
     /// not.
-    pub fn settle(&mut self, step: M::Action, done: impl Fn(&M::State) -> bool) -> Result<(), String> {
+    pub fn settle(
+        &mut self,
+        step: M::Action,
+        done: impl Fn(&M::State) -> bool,
+    ) -> Result<(), String> {
         for _ in 0..256 {
             if done(&self.state) {
                 return Ok(());
             }
             let before = self.state.clone();
             match self.act(step) {
-                Ok(Some(effect)) => return Err(format!("the model writes {effect} that the implementation did not\n{}", self.behaviour())),
+                Ok(Some(effect)) => {
+                    return Err(format!(
+                        "the model writes {effect} that the implementation did not\n{}",
+                        self.behaviour()
+                    ))
+                }
                 Ok(None) if before != self.state => {}
-                _ => return Err(format!("{step:?} is stuck before settling\n{}", self.behaviour())),
+                _ => {
+                    return Err(format!(
+                        "{step:?} is stuck before settling\n{}",
+                        self.behaviour()
+                    ))
+                }
             }
         }
         Err(format!("{step:?} did not settle\n{}", self.behaviour()))
@@ -123,8 +157,14 @@ where
     /// Every `always` property of the model holds in the current state.
     pub fn check_properties(&self) -> Result<(), String> {
         for property in self.model.properties() {
-            if property.expectation == stateright::Expectation::Always && !(property.condition)(&self.model, &self.state) {
-                return Err(format!("model property \"{}\" broken\n{}", property.name, self.behaviour()));
+            if property.expectation == stateright::Expectation::Always
+                && !(property.condition)(&self.model, &self.state)
+            {
+                return Err(format!(
+                    "model property \"{}\" broken\n{}",
+                    property.name,
+                    self.behaviour()
+                ));
             }
         }
         Ok(())

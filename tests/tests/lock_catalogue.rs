@@ -47,7 +47,13 @@ lockstep_tests::catalogue_tests!("lock" {
 fn the_lease_check_is_not_needed_for_safety() {
     use lockstep_model::check::{check, CheckOptions};
     use lockstep_model::lock::{LockConfig, LockModel, Mutation, Variant};
-    let config = LockConfig { tree: ["/", "/a", "/c"].map(String::from).to_vec(), ..LockConfig::new(Variant::Fixed(Some(Mutation::NoLeaseCheck))) };
+    let config = LockConfig {
+        tree: ["/", "/a", "/c"].map(String::from).to_vec(),
+        ..LockConfig::new(Variant::Fixed(Some(Mutation::NoLeaseCheck)))
+    };
     let report = check(&LockModel::new(config).unwrap(), &CheckOptions::default());
-    assert!(report.proven(), "the lease check became load-bearing: {report:#?}");
+    assert!(
+        report.proven(),
+        "the lease check became load-bearing: {report:#?}"
+    );
 }

@@ -25,11 +25,15 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use lockstep::lock::inspect::inspect;
 use lockstep::lock::owner::ProcessId;
-use lockstep::lock::{recover, Entry, FencedLog, Guard, LockError, LockKind, LockManager, LockOptions, LockPath, Operation};
+use lockstep::lock::{
+    recover, Entry, FencedLog, Guard, LockError, LockKind, LockManager, LockOptions, LockPath,
+    Operation,
+};
 use lockstep::mutants::{activate, Mutant};
 use lockstep::store::{Fault, FaultyStore, FsStore, Key, MemStore, Store};
 use lockstep_model::lock::{
-    ClientSpec, Head, Hold, Kind, LockAction, LockConfig, LockModel, LockState, Mode, Outcome, Phase, Timeout, Variant,
+    ClientSpec, Head, Hold, Kind, LockAction, LockConfig, LockModel, LockState, Mode, Outcome,
+    Phase, Timeout, Variant,
 };
 use lockstep_tests::recording::Recording;
 use lockstep_tests::refinement::{Create, ModelCursor};
@@ -73,7 +77,13 @@ fn model_for(modes: &[u8]) -> LockModel {
     let all = LockModel::new(config.clone()).unwrap().modes;
     config.clients = modes
         .iter()
-        .map(|m| ClientSpec { timeout: Timeout::Zero, retries: 0, renewals: 0, skew_ticks: 0, mode: Some(all[*m as usize]) })
+        .map(|m| ClientSpec {
+            timeout: Timeout::Zero,
+            retries: 0,
+            renewals: 0,
+            skew_ticks: 0,
+            mode: Some(all[*m as usize]),
+        })
         .collect();
     LockModel::new(config).unwrap()
 }
@@ -105,18 +115,45 @@ fn fail(message: impl Into<String>) -> TestCaseError {
 impl Harness {
     fn new(modes: &[u8], shared: Arc<dyn Store>) -> Harness {
         let cursor = ModelCursor::new(model_for(modes), effect);
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-        let options = LockOptions { timeout: Some(std::time::Duration::ZERO), retries_max: 0, cleanup_every: None, ..LockOptions::default() };
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let options = LockOptions {
+            timeout: Some(std::time::Duration::ZERO),
+            retries_max: 0,
+            cleanup_every: None,
+            ..LockOptions::default()
+        };
         let clients = (0..modes.len())
             .map(|_| {
                 let identity = Command::new("sleep").arg("3600").spawn().unwrap();
                 let process = ProcessId::of_process(identity.id()).unwrap();
                 let store = FaultyStore::new(Recording::new(Arc::clone(&shared)));
-                let manager = rt.block_on(LockManager::start_as(store.clone(), options.clone(), process.clone())).unwrap();
-                Client { identity, process, store, manager: Some(manager), guard: None, killed: false }
+                let manager = rt
+                    .block_on(LockManager::start_as(
+                        store.clone(),
+                        options.clone(),
+                        process.clone(),
+                    ))
+                    .unwrap();
+                Client {
+                    identity,
+                    process,
+                    store,
+                    manager: Some(manager),
+                    guard: None,
+                    killed: false,
+                }
             })
             .collect();
-        Harness { cursor, shared, clients, rt }
+        Harness {
+            cursor,
+            shared,
+            clients,
+            rt,
+        }
     }
 
     fn behaviour(&self) -> String {
@@ -130,7 +167,10 @@ impl Harness {
 
     fn client_of(&self, owner: &str) -> Option<u8> {
         let process = ProcessId::parse(owner)?;
-        self.clients.iter().position(|c| c.process == process).map(|c| c as u8)
+        self.clients
+            .iter()
+            .position(|c| c.process == process)
+            .map(|c| c as u8)
     }
 
     /// The same description for a create the implementation made (`None` for keys outside the
@@ -139,19 +179,55 @@ impl Harness {
         if let Some(n) = key.as_str().strip_prefix("tickets/") {
             return Ok(Some(format!("ticket {}", n.parse::<u64>().unwrap())));
         }
-        let Some((path, index)) = LockPath::parse_entry_key(key.as_str()) else { return Ok(None) };
+        let Some((path, index)) = LockPath::parse_entry_key(key.as_str()) else {
+            return Ok(None);
+        };
         let entry = Entry::decode(key.as_str(), bytes).map_err(|e| fail(e.to_string()))?;
-        let kind = |k: LockKind| if k == LockKind::Point { Kind::Point } else { Kind::Subtree };
+        let kind = |k: LockKind| {
+            if k == LockKind::Point {
+                Kind::Point
+            } else {
+                Kind::Subtree
+            }
+        };
         let marks = entry.marks();
         let head = match entry {
-            Entry::Acquire { owner, kind: k, ticket, .. } | Entry::Renew { owner, kind: k, ticket, .. } => {
-                let owner = self.client_of(&owner).ok_or_else(|| fail(format!("unknown owner {owner}")))?;
-                Head::Held { owner, kind: kind(k), token: ticket as u8, tick: 0 }
+            Entry::Acquire {
+                owner,
+                kind: k,
+                ticket,
+                ..
             }
-            Entry::Release { kind: k, ticket, .. } => Head::Released { kind: kind(k), token: ticket as u8 },
-            Entry::Withdraw { ticket, .. } => Head::Withdrawn { token: ticket as u8 },
+            | Entry::Renew {
+                owner,
+                kind: k,
+                ticket,
+                ..
+            } => {
+                let owner = self
+                    .client_of(&owner)
+                    .ok_or_else(|| fail(format!("unknown owner {owner}")))?;
+                Head::Held {
+                    owner,
+                    kind: kind(k),
+                    token: ticket as u8,
+                    tick: 0,
+                }
+            }
+            Entry::Release {
+                kind: k, ticket, ..
+            } => Head::Released {
+                kind: kind(k),
+                token: ticket as u8,
+            },
+            Entry::Withdraw { ticket, .. } => Head::Withdrawn {
+                token: ticket as u8,
+            },
         };
-        Ok(Some(format!("{path}#{index} {head:?} marks {}/{}", marks.subtree, marks.any)))
+        Ok(Some(format!(
+            "{path}#{index} {head:?} marks {}/{}",
+            marks.subtree, marks.any
+        )))
     }
 
     /// Whether a create re-made an index the model's journal already has: a stray left by a
@@ -176,13 +252,23 @@ impl Harness {
         for (key, bytes) in &creates {
             described.push((key, self.described(key, bytes)?, self.is_stray(key)));
         }
-        let creates = described.into_iter().map(|(key, described, stray)| Create { key, described, stray });
-        self.cursor.replay(LockAction::Step(c as u8), creates).map_err(fail)
+        let creates = described.into_iter().map(|(key, described, stray)| Create {
+            key,
+            described,
+            stray,
+        });
+        self.cursor
+            .replay(LockAction::Step(c as u8), creates)
+            .map_err(fail)
     }
 
     /// Runs model client `c` until `done` holds, checking it writes nothing more.
     fn settle(&mut self, c: usize, done: fn(Phase) -> bool) -> Result<(), TestCaseError> {
-        self.cursor.settle(LockAction::Step(c as u8), |state| done(state.clients[c].phase)).map_err(fail)
+        self.cursor
+            .settle(LockAction::Step(c as u8), |state| {
+                done(state.clients[c].phase)
+            })
+            .map_err(fail)
     }
 
     /// The client's process dies: its background tasks stop (before anything else can run), its
@@ -206,7 +292,10 @@ impl Harness {
         }
         self.act(LockAction::Crash(c as u8))?;
         if self.cursor.state.clients[c].phase != Phase::Crashed {
-            return Err(fail(format!("the model cannot crash c{c} in {:?}", self.cursor.state.clients[c].phase)));
+            return Err(fail(format!(
+                "the model cannot crash c{c} in {:?}",
+                self.cursor.state.clients[c].phase
+            )));
         }
         Ok(())
     }
@@ -217,15 +306,27 @@ impl Harness {
         let locks = match mode {
             Mode::Point(p) => vec![(LockPath::new(name(p)).unwrap(), LockKind::Point)],
             Mode::Subtree(p) => vec![(LockPath::new(name(p)).unwrap(), LockKind::Subtree)],
-            Mode::Mv(s, t) => vec![(LockPath::new(name(s)).unwrap(), LockKind::Subtree), (LockPath::new(name(t)).unwrap(), LockKind::Subtree)],
+            Mode::Mv(s, t) => vec![
+                (LockPath::new(name(s)).unwrap(), LockKind::Subtree),
+                (LockPath::new(name(t)).unwrap(), LockKind::Subtree),
+            ],
         };
         Operation::from_locks(locks)
     }
 
     fn apply(&mut self, op: &Op) -> Result<(), TestCaseError> {
         match *op {
-            Op::Acquire { client: c, crash_at } => {
-                let ready = matches!(self.cursor.state.clients[c].phase, Phase::Acquiring { lock: 0, step: lockstep_model::lock::Step::CheckSame });
+            Op::Acquire {
+                client: c,
+                crash_at,
+            } => {
+                let ready = matches!(
+                    self.cursor.state.clients[c].phase,
+                    Phase::Acquiring {
+                        lock: 0,
+                        step: lockstep_model::lock::Step::CheckSame
+                    }
+                );
                 if !ready || self.clients[c].manager.is_none() {
                     return Ok(());
                 }
@@ -249,23 +350,40 @@ impl Harness {
                 self.clients[c].store.restart();
                 let creates = self.clients[c].store.inner().drain();
                 self.replay(c, creates)?;
-                self.settle(c, |phase| matches!(phase, Phase::Holding(_) | Phase::Finished(_)))?;
+                self.settle(c, |phase| {
+                    matches!(phase, Phase::Holding(_) | Phase::Finished(_))
+                })?;
                 match (&result, self.cursor.state.clients[c].phase) {
                     (Ok(_), Phase::Holding(Hold::Ready)) => {}
                     (Err(LockError::Busy { .. }), Phase::Finished(Outcome::Busy)) => {}
-                    (Err(LockError::RetriesExhausted { .. }), Phase::Finished(Outcome::Exhausted)) => {}
-                    (other, phase) => return Err(fail(format!("implementation: {other:?}; model: {phase:?}\n{}", self.behaviour()))),
+                    (
+                        Err(LockError::RetriesExhausted { .. }),
+                        Phase::Finished(Outcome::Exhausted),
+                    ) => {}
+                    (other, phase) => {
+                        return Err(fail(format!(
+                            "implementation: {other:?}; model: {phase:?}\n{}",
+                            self.behaviour()
+                        )))
+                    }
                 }
                 self.clients[c].guard = result.ok();
             }
-            Op::Finish { client: c, crash_at } => {
-                if self.clients[c].guard.is_none() || self.cursor.state.clients[c].phase != Phase::Holding(Hold::Ready) {
+            Op::Finish {
+                client: c,
+                crash_at,
+            } => {
+                if self.clients[c].guard.is_none()
+                    || self.cursor.state.clients[c].phase != Phase::Holding(Hold::Ready)
+                {
                     return Ok(());
                 }
                 // The guarded write goes to a resource outside the client's process (the shared
                 // store), all or nothing, like the model's.
                 let guard = self.clients[c].guard.take().unwrap();
-                guard.check().map_err(|e| fail(format!("lease check failed without time passing: {e}")))?;
+                guard
+                    .check()
+                    .map_err(|e| fail(format!("lease check failed without time passing: {e}")))?;
                 let log = FencedLog::new(Arc::clone(&self.shared));
                 // One write per lock, under its kind (a SUBTREE write covers the subtree).
                 let writes = guard.tokens();
@@ -276,7 +394,10 @@ impl Harness {
                         }
                     }
                     for (resource, kind, token) in &writes {
-                        log.append_as(resource, *kind, *token, "guarded write").await.unwrap().unwrap();
+                        log.append_as(resource, *kind, *token, "guarded write")
+                            .await
+                            .unwrap()
+                            .unwrap();
                     }
                     true
                 });
@@ -293,7 +414,12 @@ impl Harness {
                 // Model: lease check, guarded write, then the releases.
                 self.act(LockAction::Step(c as u8))?;
                 self.act(LockAction::Step(c as u8))?;
-                let model_accepted = !matches!(self.cursor.state.clients[c].phase, Phase::Releasing { outcome: Outcome::Fenced } | Phase::Finished(Outcome::Fenced));
+                let model_accepted = !matches!(
+                    self.cursor.state.clients[c].phase,
+                    Phase::Releasing {
+                        outcome: Outcome::Fenced
+                    } | Phase::Finished(Outcome::Fenced)
+                );
                 if accepted != model_accepted {
                     return Err(fail(format!("guarded write: implementation accepted={accepted}, model accepted={model_accepted}\n{}", self.behaviour())));
                 }
@@ -306,13 +432,28 @@ impl Harness {
                 self.settle(c, |phase| matches!(phase, Phase::Finished(_)))?;
             }
             Op::ForceRelease { path } => {
-                if !matches!(self.cursor.state.slots[path as usize].head, Head::Held { .. }) || self.cursor.state.forces_left == 0 {
+                if !matches!(
+                    self.cursor.state.slots[path as usize].head,
+                    Head::Held { .. }
+                ) || self.cursor.state.forces_left == 0
+                {
                     return Ok(());
                 }
                 let lock_path = LockPath::new(TREE[path as usize]).unwrap();
-                let released = self.rt.block_on(lockstep::lock::force_release(&*self.shared, &lock_path, None)).unwrap();
+                let released = self
+                    .rt
+                    .block_on(lockstep::lock::force_release(
+                        &*self.shared,
+                        &lock_path,
+                        None,
+                    ))
+                    .unwrap();
                 if released.is_none() {
-                    return Err(fail(format!("the model holds {} but force release found nothing\n{}", TREE[path as usize], self.behaviour())));
+                    return Err(fail(format!(
+                        "the model holds {} but force release found nothing\n{}",
+                        TREE[path as usize],
+                        self.behaviour()
+                    )));
                 }
                 self.act(LockAction::ForceRelease(path))?;
             }
@@ -332,7 +473,11 @@ impl Harness {
                     }
                 }
                 if released.len() != model_released {
-                    return Err(fail(format!("recovery released {} locks, the model {model_released}\n{}", released.len(), self.behaviour())));
+                    return Err(fail(format!(
+                        "recovery released {} locks, the model {model_released}\n{}",
+                        released.len(),
+                        self.behaviour()
+                    )));
                 }
             }
         }
@@ -341,17 +486,39 @@ impl Harness {
 
     /// `inspect(store)` equals the model's abstract state, and the model's properties hold.
     fn check_refinement(&self) -> Result<(), TestCaseError> {
-        let concrete = self.rt.block_on(inspect(&*self.shared, &self.cursor.model.tree, |owner| self.client_of(owner))).map_err(|e| fail(e.to_string()))?;
+        let concrete = self
+            .rt
+            .block_on(inspect(&*self.shared, &self.cursor.model.tree, |owner| {
+                self.client_of(owner)
+            }))
+            .map_err(|e| fail(e.to_string()))?;
         for p in 0..TREE.len() {
             let model_slot = self.cursor.state.slots[p];
-            let expected = (model_slot.len, erase_tick(model_slot.head), model_slot.prior);
-            let actual = (concrete.slots[p].len, concrete.slots[p].head, concrete.slots[p].prior);
+            let expected = (
+                model_slot.len,
+                erase_tick(model_slot.head),
+                model_slot.prior,
+            );
+            let actual = (
+                concrete.slots[p].len,
+                concrete.slots[p].head,
+                concrete.slots[p].prior,
+            );
             if expected != actual {
-                return Err(fail(format!("{}: implementation {actual:?}, model {expected:?}\n{}", TREE[p], self.behaviour())));
+                return Err(fail(format!(
+                    "{}: implementation {actual:?}, model {expected:?}\n{}",
+                    TREE[p],
+                    self.behaviour()
+                )));
             }
         }
         if concrete.tickets != u64::from(self.cursor.state.tickets) {
-            return Err(fail(format!("tickets: implementation {}, model {}\n{}", concrete.tickets, self.cursor.state.tickets, self.behaviour())));
+            return Err(fail(format!(
+                "tickets: implementation {}, model {}\n{}",
+                concrete.tickets,
+                self.cursor.state.tickets,
+                self.behaviour()
+            )));
         }
         self.cursor.check_properties().map_err(fail)
     }
@@ -371,21 +538,40 @@ fn effect(before: &LockState, after: &LockState) -> Option<String> {
     if after.tickets != before.tickets {
         return Some(format!("ticket {}", after.tickets));
     }
-    (0..TREE.len()).find(|p| after.slots[*p] != before.slots[*p]).map(|p| {
-        let slot = after.slots[p];
-        format!("{}#{} {:?} marks {}/{}", TREE[p], slot.len - 1, erase_tick(slot.head), slot.prior.subtree, slot.prior.any)
-    })
+    (0..TREE.len())
+        .find(|p| after.slots[*p] != before.slots[*p])
+        .map(|p| {
+            let slot = after.slots[p];
+            format!(
+                "{}#{} {:?} marks {}/{}",
+                TREE[p],
+                slot.len - 1,
+                erase_tick(slot.head),
+                slot.prior.subtree,
+                slot.prior.any
+            )
+        })
 }
 
 fn erase_tick(head: Head) -> Head {
     match head {
-        Head::Held { owner, kind, token, .. } => Head::Held { owner, kind, token, tick: 0 },
+        Head::Held {
+            owner, kind, token, ..
+        } => Head::Held {
+            owner,
+            kind,
+            token,
+            tick: 0,
+        },
         other => other,
     }
 }
 
 fn case_strategy() -> impl Strategy<Value = (Vec<u8>, Vec<Op>)> {
-    (prop::collection::vec(0u8..12, CLIENTS), prop::collection::vec(op_strategy(), 1..16))
+    (
+        prop::collection::vec(0u8..12, CLIENTS),
+        prop::collection::vec(op_strategy(), 1..16),
+    )
 }
 
 fn run_case(modes: &[u8], ops: &[Op], shared: Arc<dyn Store>) -> Result<(), TestCaseError> {
@@ -408,7 +594,9 @@ fn config(divisor: u32) -> Config {
     let base = Config::default();
     Config {
         cases: (base.cases / divisor).max(8),
-        failure_persistence: Some(Box::new(proptest::test_runner::FileFailurePersistence::WithSource("proptest-regressions"))),
+        failure_persistence: Some(Box::new(
+            proptest::test_runner::FileFailurePersistence::WithSource("proptest-regressions"),
+        )),
         ..base
     }
 }
@@ -440,8 +628,14 @@ proptest! {
 #[test]
 fn the_harness_catches_a_blind_release() {
     let _one = exclusive(Some(Mutant::BlindRelease));
-    let mut runner = TestRunner::new(Config { cases: 512, failure_persistence: None, ..Config::default() });
-    let result = runner.run(&case_strategy(), |(modes, ops)| run_case(&modes, &ops, Arc::new(MemStore::new())));
+    let mut runner = TestRunner::new(Config {
+        cases: 512,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let result = runner.run(&case_strategy(), |(modes, ops)| {
+        run_case(&modes, &ops, Arc::new(MemStore::new()))
+    });
     activate(None);
     let error = result.expect_err("the blind-release mutant must be caught");
     eprintln!("caught, shrunk to: {error}");
@@ -453,14 +647,29 @@ fn blind_release_after_force_release_is_caught_directly() {
     let _one = exclusive(Some(Mutant::BlindRelease));
     // c0 and c1 both POINT on /a (mode index 1 in the model's list).
     let ops = [
-        Op::Acquire { client: 0, crash_at: None },
+        Op::Acquire {
+            client: 0,
+            crash_at: None,
+        },
         Op::ForceRelease { path: 1 },
-        Op::Acquire { client: 1, crash_at: None },
-        Op::Finish { client: 0, crash_at: None },
+        Op::Acquire {
+            client: 1,
+            crash_at: None,
+        },
+        Op::Finish {
+            client: 0,
+            crash_at: None,
+        },
     ];
     let result = run_case(&[1, 1, 2], &ops, Arc::new(MemStore::new()));
     activate(None);
-    assert!(result.is_err(), "a blind release must diverge from the model");
+    assert!(
+        result.is_err(),
+        "a blind release must diverge from the model"
+    );
     let clean = run_case(&[1, 1, 2], &ops, Arc::new(MemStore::new()));
-    assert!(clean.is_ok(), "without the mutant the same case conforms: {clean:?}");
+    assert!(
+        clean.is_ok(),
+        "without the mutant the same case conforms: {clean:?}"
+    );
 }

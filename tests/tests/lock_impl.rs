@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lockstep::lock::{
-    force_release, observe, recover, FencedLog, LockError, LockKind, LockManager, LockMode, LockOptions, LockPath, LockState,
-    Operation,
+    force_release, observe, recover, FencedLog, LockError, LockKind, LockManager, LockMode,
+    LockOptions, LockPath, LockState, Operation,
 };
 use lockstep::store::{Fault, FaultyStore, FsStore, Key, MemStore, Store};
 
@@ -15,20 +15,34 @@ use lockstep::store::{Fault, FaultyStore, FsStore, Key, MemStore, Store};
 fn backends() -> Vec<(&'static str, Arc<dyn Store>, Option<tempfile::TempDir>)> {
     let dir = tempfile::tempdir().unwrap();
     let fs = FsStore::open(dir.path()).unwrap();
-    vec![("memory", Arc::new(MemStore::new()), None), ("fs", Arc::new(fs), Some(dir))]
+    vec![
+        ("memory", Arc::new(MemStore::new()), None),
+        ("fs", Arc::new(fs), Some(dir)),
+    ]
 }
 
 fn fast_fail() -> LockOptions {
-    LockOptions { cleanup_every: None, ..LockOptions::default() }
+    LockOptions {
+        cleanup_every: None,
+        ..LockOptions::default()
+    }
 }
 
 fn waiting(timeout: Option<Duration>) -> LockOptions {
-    LockOptions { timeout, cleanup_every: None, ..LockOptions::default() }
+    LockOptions {
+        timeout,
+        cleanup_every: None,
+        ..LockOptions::default()
+    }
 }
 
 /// Short leases for expiry tests: 400 ms, renewed every 130 ms, grace 20 ms.
 fn short_lease(timeout: Option<Duration>) -> LockOptions {
-    LockOptions { timeout, cleanup_every: None, ..LockOptions::with_lease(Duration::from_millis(400)) }
+    LockOptions {
+        timeout,
+        cleanup_every: None,
+        ..LockOptions::with_lease(Duration::from_millis(400))
+    }
 }
 
 fn op(mode: LockMode, paths: &[&str]) -> Operation {
@@ -38,11 +52,20 @@ fn op(mode: LockMode, paths: &[&str]) -> Operation {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_held_lock_fails_fast_naming_holder_and_token() {
     for (name, store, _dir) in backends() {
-        let a = LockManager::start(Arc::clone(&store), fast_fail()).await.unwrap();
-        let b = LockManager::start(Arc::clone(&store), fast_fail()).await.unwrap();
+        let a = LockManager::start(Arc::clone(&store), fast_fail())
+            .await
+            .unwrap();
+        let b = LockManager::start(Arc::clone(&store), fast_fail())
+            .await
+            .unwrap();
         let held = a.lock(op(LockMode::Point, &["/a"])).await.unwrap();
         match b.lock(op(LockMode::Point, &["/a"])).await {
-            Err(LockError::Busy { path, holder, token, waited: None }) => {
+            Err(LockError::Busy {
+                path,
+                holder,
+                token,
+                waited: None,
+            }) => {
                 assert_eq!(path.as_str(), "/a");
                 assert_eq!(holder, held.owner(), "{name}");
                 assert_eq!(token, held.single_token().expect("one lock"), "{name}");
@@ -52,7 +75,10 @@ async fn a_held_lock_fails_fast_naming_holder_and_token() {
         let first_token = held.single_token().expect("one lock");
         held.release().await.unwrap();
         let next = b.lock(op(LockMode::Point, &["/a"])).await.unwrap();
-        assert!(next.single_token().expect("one lock") > first_token, "{name}: tokens grow");
+        assert!(
+            next.single_token().expect("one lock") > first_token,
+            "{name}: tokens grow"
+        );
         next.release().await.unwrap();
     }
 }
@@ -74,12 +100,20 @@ async fn conflict_matrix() {
         (LockMode::Subtree, "/ab", LockMode::Point, "/a/b", false),
     ];
     for (name, store, _dir) in backends() {
-        let a = LockManager::start(Arc::clone(&store), fast_fail()).await.unwrap();
-        let b = LockManager::start(Arc::clone(&store), fast_fail()).await.unwrap();
+        let a = LockManager::start(Arc::clone(&store), fast_fail())
+            .await
+            .unwrap();
+        let b = LockManager::start(Arc::clone(&store), fast_fail())
+            .await
+            .unwrap();
         for (mode_a, path_a, mode_b, path_b, conflicts) in cases {
             let held = a.lock(op(*mode_a, &[path_a])).await.unwrap();
             let result = b.lock(op(*mode_b, &[path_b])).await;
-            assert_eq!(result.is_err(), *conflicts, "{name}: {mode_a:?} {path_a} vs {mode_b:?} {path_b}: {result:?}");
+            assert_eq!(
+                result.is_err(),
+                *conflicts,
+                "{name}: {mode_a:?} {path_a} vs {mode_b:?} {path_b}: {result:?}"
+            );
             if let Ok(guard) = result {
                 guard.release().await.unwrap();
             }
@@ -91,8 +125,12 @@ async fn conflict_matrix() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_positive_timeout_waits_for_the_release() {
     for (name, store, _dir) in backends() {
-        let a = LockManager::start(Arc::clone(&store), fast_fail()).await.unwrap();
-        let b = LockManager::start(Arc::clone(&store), waiting(Some(Duration::from_secs(10)))).await.unwrap();
+        let a = LockManager::start(Arc::clone(&store), fast_fail())
+            .await
+            .unwrap();
+        let b = LockManager::start(Arc::clone(&store), waiting(Some(Duration::from_secs(10))))
+            .await
+            .unwrap();
         let held = a.lock(op(LockMode::Subtree, &["/a"])).await.unwrap();
         let releaser = tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -100,7 +138,10 @@ async fn a_positive_timeout_waits_for_the_release() {
         });
         let started = Instant::now();
         let guard = b.lock(op(LockMode::Point, &["/a/b"])).await.unwrap();
-        assert!(started.elapsed() >= Duration::from_millis(150), "{name}: it waited");
+        assert!(
+            started.elapsed() >= Duration::from_millis(150),
+            "{name}: it waited"
+        );
         releaser.await.unwrap();
         guard.release().await.unwrap();
     }
@@ -109,11 +150,21 @@ async fn a_positive_timeout_waits_for_the_release() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_timeout_ends_in_busy_with_the_time_waited() {
     for (name, store, _dir) in backends() {
-        let a = LockManager::start(Arc::clone(&store), fast_fail()).await.unwrap();
-        let b = LockManager::start(Arc::clone(&store), waiting(Some(Duration::from_millis(300)))).await.unwrap();
+        let a = LockManager::start(Arc::clone(&store), fast_fail())
+            .await
+            .unwrap();
+        let b = LockManager::start(
+            Arc::clone(&store),
+            waiting(Some(Duration::from_millis(300))),
+        )
+        .await
+        .unwrap();
         let held = a.lock(op(LockMode::Point, &["/a"])).await.unwrap();
         match b.lock(op(LockMode::Point, &["/a"])).await {
-            Err(LockError::Busy { waited: Some(waited), .. }) => assert!(waited >= Duration::from_millis(250), "{name}: {waited:?}"),
+            Err(LockError::Busy {
+                waited: Some(waited),
+                ..
+            }) => assert!(waited >= Duration::from_millis(250), "{name}: {waited:?}"),
             other => panic!("{name}: expected Busy after waiting, got {other:?}"),
         }
         held.release().await.unwrap();
@@ -126,17 +177,25 @@ async fn opposite_moves_do_not_deadlock() {
     for (name, store, _dir) in backends() {
         let mut tasks = Vec::new();
         for (source, target) in [("/a", "/c"), ("/c", "/a")] {
-            let manager = LockManager::start(Arc::clone(&store), waiting(None)).await.unwrap();
+            let manager = LockManager::start(Arc::clone(&store), waiting(None))
+                .await
+                .unwrap();
             tasks.push(tokio::spawn(async move {
                 for _ in 0..15 {
-                    let guard = manager.lock(op(LockMode::Mv, &[source, target])).await.unwrap();
+                    let guard = manager
+                        .lock(op(LockMode::Mv, &[source, target]))
+                        .await
+                        .unwrap();
                     assert_eq!(guard.tokens().len(), 2);
                     guard.release().await.unwrap();
                 }
             }));
         }
         for task in tasks {
-            tokio::time::timeout(Duration::from_secs(60), task).await.unwrap_or_else(|_| panic!("{name}: deadlock")).unwrap();
+            tokio::time::timeout(Duration::from_secs(60), task)
+                .await
+                .unwrap_or_else(|_| panic!("{name}: deadlock"))
+                .unwrap();
         }
     }
 }
@@ -147,19 +206,41 @@ async fn opposite_moves_do_not_deadlock() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expiry_hands_a_silent_lock_over_and_fencing_stops_the_zombie() {
     for (name, store, _dir) in backends() {
-        let silent = LockManager::start(Arc::clone(&store), short_lease(Some(Duration::ZERO))).await.unwrap();
+        let silent = LockManager::start(Arc::clone(&store), short_lease(Some(Duration::ZERO)))
+            .await
+            .unwrap();
         let zombie = silent.lock(op(LockMode::Point, &["/a"])).await.unwrap();
         let zombie_token = zombie.single_token().expect("one lock");
         drop(silent); // no more renewals
         std::mem::forget(zombie); // and no release
-        let waiter = LockManager::start(Arc::clone(&store), short_lease(Some(Duration::from_secs(10)))).await.unwrap();
+        let waiter = LockManager::start(
+            Arc::clone(&store),
+            short_lease(Some(Duration::from_secs(10))),
+        )
+        .await
+        .unwrap();
         let started = Instant::now();
         let guard = waiter.lock(op(LockMode::Point, &["/a"])).await.unwrap();
-        assert!(started.elapsed() >= Duration::from_millis(400), "{name}: waited a whole lease: {:?}", started.elapsed());
-        assert!(guard.single_token().expect("one lock") > zombie_token, "{name}");
+        assert!(
+            started.elapsed() >= Duration::from_millis(400),
+            "{name}: waited a whole lease: {:?}",
+            started.elapsed()
+        );
+        assert!(
+            guard.single_token().expect("one lock") > zombie_token,
+            "{name}"
+        );
         let log = FencedLog::new(Arc::clone(&store));
         let resource = LockPath::new("/a").unwrap();
-        assert!(log.append(&resource, guard.single_token().expect("one lock"), "new holder").await.unwrap().is_ok());
+        assert!(log
+            .append(
+                &resource,
+                guard.single_token().expect("one lock"),
+                "new holder"
+            )
+            .await
+            .unwrap()
+            .is_ok());
         let late = log.append(&resource, zombie_token, "zombie").await.unwrap();
         assert!(late.is_err(), "{name}: the zombie's late write is rejected");
         guard.release().await.unwrap();
@@ -177,21 +258,69 @@ async fn the_fenced_log_checks_the_whole_scope_of_a_write() {
         let log = FencedLog::new(Arc::clone(&store));
         let path = |p: &str| LockPath::new(p).unwrap();
         // A newer POINT holder of /t/u wrote with 5; a zombie SUBTREE holder of /t has 4.
-        assert!(log.append_as(&path("/t/u"), LockKind::Point, 5, "newer point").await.unwrap().is_ok(), "{name}");
-        let stale = log.append_as(&path("/t"), LockKind::Subtree, 4, "zombie subtree").await.unwrap();
-        assert!(stale.as_ref().is_err_and(|f| f.at == "/t"), "{name}: {stale:?}");
+        assert!(
+            log.append_as(&path("/t/u"), LockKind::Point, 5, "newer point")
+                .await
+                .unwrap()
+                .is_ok(),
+            "{name}"
+        );
+        let stale = log
+            .append_as(&path("/t"), LockKind::Subtree, 4, "zombie subtree")
+            .await
+            .unwrap();
+        assert!(
+            stale.as_ref().is_err_and(|f| f.at == "/t"),
+            "{name}: {stale:?}"
+        );
         // A newer SUBTREE holder of /t wrote with 7; a zombie POINT holder of /t/u has 6.
-        assert!(log.append_as(&path("/t"), LockKind::Subtree, 7, "newer subtree").await.unwrap().is_ok(), "{name}");
-        let stale = log.append_as(&path("/t/u"), LockKind::Point, 6, "zombie point").await.unwrap();
-        assert!(stale.as_ref().is_err_and(|f| f.at == "/t" && f.accepted == 7), "{name}: {stale:?}");
+        assert!(
+            log.append_as(&path("/t"), LockKind::Subtree, 7, "newer subtree")
+                .await
+                .unwrap()
+                .is_ok(),
+            "{name}"
+        );
+        let stale = log
+            .append_as(&path("/t/u"), LockKind::Point, 6, "zombie point")
+            .await
+            .unwrap();
+        assert!(
+            stale
+                .as_ref()
+                .is_err_and(|f| f.at == "/t" && f.accepted == 7),
+            "{name}: {stale:?}"
+        );
         // Not conflicting: POINT /t (token 8) and then POINT /t/v with an older token 3, and
         // POINT /w with token 1: neither is stale for what it touches.
-        assert!(log.append_as(&path("/t"), LockKind::Point, 8, "point t").await.unwrap().is_ok(), "{name}");
-        assert!(log.append_as(&path("/t/v"), LockKind::Point, 7, "point t/v").await.unwrap().is_ok(), "{name}");
-        assert!(log.append_as(&path("/w"), LockKind::Point, 1, "point w").await.unwrap().is_ok(), "{name}");
+        assert!(
+            log.append_as(&path("/t"), LockKind::Point, 8, "point t")
+                .await
+                .unwrap()
+                .is_ok(),
+            "{name}"
+        );
+        assert!(
+            log.append_as(&path("/t/v"), LockKind::Point, 7, "point t/v")
+                .await
+                .unwrap()
+                .is_ok(),
+            "{name}"
+        );
+        assert!(
+            log.append_as(&path("/w"), LockKind::Point, 1, "point w")
+                .await
+                .unwrap()
+                .is_ok(),
+            "{name}"
+        );
         // Only the writes show as records, not the touches on the way.
         let records = log.records(&path("/t")).await.unwrap();
-        assert_eq!(records.iter().map(|r| r.1).collect::<Vec<_>>(), vec![7, 8], "{name}");
+        assert_eq!(
+            records.iter().map(|r| r.1).collect::<Vec<_>>(),
+            vec![7, 8],
+            "{name}"
+        );
     }
 }
 
@@ -199,16 +328,29 @@ async fn the_fenced_log_checks_the_whole_scope_of_a_write() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn renewal_keeps_a_lock_past_its_lease() {
     for (name, store, _dir) in backends() {
-        let holder = LockManager::start(Arc::clone(&store), short_lease(Some(Duration::ZERO))).await.unwrap();
-        let other = LockManager::start(Arc::clone(&store), short_lease(Some(Duration::ZERO))).await.unwrap();
+        let holder = LockManager::start(Arc::clone(&store), short_lease(Some(Duration::ZERO)))
+            .await
+            .unwrap();
+        let other = LockManager::start(Arc::clone(&store), short_lease(Some(Duration::ZERO)))
+            .await
+            .unwrap();
         let guard = holder.lock(op(LockMode::Subtree, &["/a"])).await.unwrap();
         for _ in 0..6 {
             tokio::time::sleep(Duration::from_millis(200)).await;
             assert!(guard.check().is_ok(), "{name}: the lease stays live");
-            assert!(other.lock(op(LockMode::Point, &["/a/b"])).await.is_err(), "{name}: still held");
+            assert!(
+                other.lock(op(LockMode::Point, &["/a/b"])).await.is_err(),
+                "{name}: still held"
+            );
         }
         guard.release().await.unwrap();
-        other.lock(op(LockMode::Point, &["/a/b"])).await.unwrap().release().await.unwrap();
+        other
+            .lock(op(LockMode::Point, &["/a/b"]))
+            .await
+            .unwrap()
+            .release()
+            .await
+            .unwrap();
     }
 }
 
@@ -216,41 +358,82 @@ async fn renewal_keeps_a_lock_past_its_lease() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cleanup_releases_expired_locks() {
     for (name, store, _dir) in backends() {
-        let silent = LockManager::start(Arc::clone(&store), short_lease(Some(Duration::ZERO))).await.unwrap();
+        let silent = LockManager::start(Arc::clone(&store), short_lease(Some(Duration::ZERO)))
+            .await
+            .unwrap();
         std::mem::forget(silent.lock(op(LockMode::Point, &["/x"])).await.unwrap());
         drop(silent);
-        let cleaner = LockManager::start(Arc::clone(&store), short_lease(Some(Duration::ZERO))).await.unwrap();
-        assert!(cleaner.clean_up().await.unwrap().is_empty(), "{name}: not expired yet (first observation)");
+        let cleaner = LockManager::start(Arc::clone(&store), short_lease(Some(Duration::ZERO)))
+            .await
+            .unwrap();
+        assert!(
+            cleaner.clean_up().await.unwrap().is_empty(),
+            "{name}: not expired yet (first observation)"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
         let released = cleaner.clean_up().await.unwrap();
         assert_eq!(released.len(), 1, "{name}");
         assert_eq!(released[0].path.as_str(), "/x");
-        assert!(observe(&*store).await.unwrap().is_empty(), "{name}: nothing held any more");
+        assert!(
+            observe(&*store).await.unwrap().is_empty(),
+            "{name}: nothing held any more"
+        );
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn force_release_checks_the_token_and_the_holder_learns_it_lost() {
     for (name, store, _dir) in backends() {
-        let holder = LockManager::start(Arc::clone(&store), fast_fail()).await.unwrap();
+        let holder = LockManager::start(Arc::clone(&store), fast_fail())
+            .await
+            .unwrap();
         let guard = holder.lock(op(LockMode::Point, &["/a"])).await.unwrap();
         let path = LockPath::new("/a").unwrap();
-        let wrong = force_release(&*store, &path, Some(guard.single_token().expect("one lock") + 100)).await;
-        assert!(matches!(wrong, Err(LockError::TokenMismatch { .. })), "{name}: {wrong:?}");
-        let released = force_release(&*store, &path, Some(guard.single_token().expect("one lock"))).await.unwrap().unwrap();
+        let wrong = force_release(
+            &*store,
+            &path,
+            Some(guard.single_token().expect("one lock") + 100),
+        )
+        .await;
+        assert!(
+            matches!(wrong, Err(LockError::TokenMismatch { .. })),
+            "{name}: {wrong:?}"
+        );
+        let released = force_release(
+            &*store,
+            &path,
+            Some(guard.single_token().expect("one lock")),
+        )
+        .await
+        .unwrap()
+        .unwrap();
         assert_eq!(released.ticket, guard.single_token().expect("one lock"));
         holder.renew_all().await;
-        assert!(matches!(guard.check(), Err(LockError::LeaseLost { .. })), "{name}: renewal found the lock gone");
-        assert!(matches!(guard.release().await, Err(LockError::LeaseLost { .. })));
-        assert!(force_release(&*store, &path, None).await.unwrap().is_none(), "{name}: nothing left to release");
+        assert!(
+            matches!(guard.check(), Err(LockError::LeaseLost { .. })),
+            "{name}: renewal found the lock gone"
+        );
+        assert!(matches!(
+            guard.release().await,
+            Err(LockError::LeaseLost { .. })
+        ));
+        assert!(
+            force_release(&*store, &path, None).await.unwrap().is_none(),
+            "{name}: nothing left to release"
+        );
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_observer_lists_held_locks() {
     for (name, store, _dir) in backends() {
-        let manager = LockManager::start(Arc::clone(&store), fast_fail()).await.unwrap();
-        let guard = manager.lock(op(LockMode::Mv, &["/src", "/dst"])).await.unwrap();
+        let manager = LockManager::start(Arc::clone(&store), fast_fail())
+            .await
+            .unwrap();
+        let guard = manager
+            .lock(op(LockMode::Mv, &["/src", "/dst"]))
+            .await
+            .unwrap();
         let locks = observe(&*store).await.unwrap();
         let paths: Vec<&str> = locks.iter().map(|l| l.path.as_str()).collect();
         assert_eq!(paths, ["/dst", "/src"], "{name}");
@@ -267,10 +450,19 @@ async fn the_observer_lists_held_locks() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropping_a_guard_releases_it_in_the_background() {
     for (name, store, _dir) in backends() {
-        let a = LockManager::start(Arc::clone(&store), fast_fail()).await.unwrap();
-        let b = LockManager::start(Arc::clone(&store), waiting(Some(Duration::from_secs(10)))).await.unwrap();
+        let a = LockManager::start(Arc::clone(&store), fast_fail())
+            .await
+            .unwrap();
+        let b = LockManager::start(Arc::clone(&store), waiting(Some(Duration::from_secs(10))))
+            .await
+            .unwrap();
         drop(a.lock(op(LockMode::Point, &["/a"])).await.unwrap());
-        b.lock(op(LockMode::Point, &["/a"])).await.unwrap_or_else(|e| panic!("{name}: {e}")).release().await.unwrap();
+        b.lock(op(LockMode::Point, &["/a"]))
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+            .release()
+            .await
+            .unwrap();
     }
 }
 
@@ -283,12 +475,21 @@ struct StallAfterCreate {
 
 #[async_trait::async_trait]
 impl Store for StallAfterCreate {
-    async fn get(&self, key: &Key) -> Result<Option<(Vec<u8>, lockstep::store::Version)>, lockstep::store::StoreError> {
+    async fn get(
+        &self,
+        key: &Key,
+    ) -> Result<Option<(Vec<u8>, lockstep::store::Version)>, lockstep::store::StoreError> {
         self.inner.get(key).await
     }
-    async fn create(&self, key: &Key, bytes: &[u8]) -> Result<lockstep::store::Created, lockstep::store::StoreError> {
+    async fn create(
+        &self,
+        key: &Key,
+        bytes: &[u8],
+    ) -> Result<lockstep::store::Created, lockstep::store::StoreError> {
         let created = self.inner.create(key, bytes).await;
-        if key.as_str().starts_with("locks/") && String::from_utf8_lossy(bytes).contains("\"acquire\"") {
+        if key.as_str().starts_with("locks/")
+            && String::from_utf8_lossy(bytes).contains("\"acquire\"")
+        {
             self.stall.store(true, std::sync::atomic::Ordering::SeqCst);
         }
         created
@@ -312,18 +513,34 @@ impl Store for StallAfterCreate {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancelled_acquisition_leaves_no_lock() {
     for (name, store, _dir) in backends() {
-        let stalling = StallAfterCreate { inner: Arc::clone(&store), stall: Default::default() };
+        let stalling = StallAfterCreate {
+            inner: Arc::clone(&store),
+            stall: Default::default(),
+        };
         let manager = LockManager::start(stalling, fast_fail()).await.unwrap();
-        let attempt = tokio::time::timeout(Duration::from_millis(300), manager.lock(op(LockMode::Point, &["/a"]))).await;
-        assert!(attempt.is_err(), "{name}: the acquisition was cancelled mid-way");
+        let attempt = tokio::time::timeout(
+            Duration::from_millis(300),
+            manager.lock(op(LockMode::Point, &["/a"])),
+        )
+        .await;
+        assert!(
+            attempt.is_err(),
+            "{name}: the acquisition was cancelled mid-way"
+        );
         let path = LockPath::new("/a").unwrap();
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
-            let newest = lockstep::lock::journal::newest(&*store, &path).await.unwrap().expect("the entry was created");
+            let newest = lockstep::lock::journal::newest(&*store, &path)
+                .await
+                .unwrap()
+                .expect("the entry was created");
             if matches!(newest.entry, lockstep::lock::Entry::Withdraw { .. }) {
                 break;
             }
-            assert!(Instant::now() < deadline, "{name}: the cancelled entry was never withdrawn: {newest:?}");
+            assert!(
+                Instant::now() < deadline,
+                "{name}: the cancelled entry was never withdrawn: {newest:?}"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert!(observe(&*store).await.unwrap().is_empty(), "{name}");
@@ -334,21 +551,44 @@ async fn a_cancelled_acquisition_leaves_no_lock() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_entries_give_a_clear_error_and_change_nothing() {
     for (name, store, _dir) in backends() {
-        let manager = LockManager::start(Arc::clone(&store), fast_fail()).await.unwrap();
+        let manager = LockManager::start(Arc::clone(&store), fast_fail())
+            .await
+            .unwrap();
         for (path, bytes, expected) in [
             ("/m", &b"garbage"[..], "not JSON"),
-            ("/n", &br#"{"v":3,"op":"withdraw","ticket":1,"written_at_ms":0}"#[..], "format version 3"),
-            ("/p", &br#"{"v":1,"op":"withdraw","ticket":1,"written_at_ms":0}"#[..], "before high-water marks"),
+            (
+                "/n",
+                &br#"{"v":3,"op":"withdraw","ticket":1,"written_at_ms":0}"#[..],
+                "format version 3",
+            ),
+            (
+                "/p",
+                &br#"{"v":1,"op":"withdraw","ticket":1,"written_at_ms":0}"#[..],
+                "before high-water marks",
+            ),
             ("/o", &b""[..], "zero bytes"),
         ] {
             let key = LockPath::new(path).unwrap().entry_key(0);
             let _ = store.create(&key, bytes).await.unwrap();
             let before = store.list("locks/").await.unwrap();
-            let error = manager.lock(op(LockMode::Point, &[path])).await.unwrap_err();
+            let error = manager
+                .lock(op(LockMode::Point, &[path]))
+                .await
+                .unwrap_err();
             let message = error.to_string();
-            assert!(matches!(error, LockError::Corrupt { .. }), "{name}: {message}");
-            assert!(message.contains(key.as_str()) && message.contains(expected), "{name}: {message}");
-            assert_eq!(store.list("locks/").await.unwrap(), before, "{name}: nothing was written");
+            assert!(
+                matches!(error, LockError::Corrupt { .. }),
+                "{name}: {message}"
+            );
+            assert!(
+                message.contains(key.as_str()) && message.contains(expected),
+                "{name}: {message}"
+            );
+            assert_eq!(
+                store.list("locks/").await.unwrap(),
+                before,
+                "{name}: nothing was written"
+            );
         }
     }
 }
@@ -370,7 +610,9 @@ async fn a_failing_store_at_any_step_leaves_no_half_made_lock() {
         for step in 0..40u64 {
             let memory = MemStore::new();
             let faulty = FaultyStore::new(memory.clone());
-            let manager = LockManager::start(faulty.clone(), fast_fail()).await.unwrap();
+            let manager = LockManager::start(faulty.clone(), fast_fail())
+                .await
+                .unwrap();
             faulty.fail_in(step, fault);
             let result = manager.lock(op(LockMode::Subtree, &["/a"])).await;
             drop(manager);
@@ -383,12 +625,23 @@ async fn a_failing_store_at_any_step_leaves_no_half_made_lock() {
             // ordinary leased entry of the dead attempt, which recovery or expiry releases.
             let held = observe(&memory).await.unwrap();
             match fault {
-                Fault::Crash => assert!(held.iter().all(|l| l.lease_s > 0.0 && l.path == "/a"), "{step}: {held:?}"),
-                _ => assert!(held.is_empty(), "{fault:?} at operation {step}: a lock is left held: {held:?}"),
+                Fault::Crash => assert!(
+                    held.iter().all(|l| l.lease_s > 0.0 && l.path == "/a"),
+                    "{step}: {held:?}"
+                ),
+                _ => assert!(
+                    held.is_empty(),
+                    "{fault:?} at operation {step}: a lock is left held: {held:?}"
+                ),
             }
             if held.is_empty() {
-                let fresh = LockManager::start(memory.clone(), fast_fail()).await.unwrap();
-                fresh.lock(op(LockMode::Subtree, &["/a"])).await.unwrap_or_else(|e| panic!("{fault:?} at {step}: {e}"));
+                let fresh = LockManager::start(memory.clone(), fast_fail())
+                    .await
+                    .unwrap();
+                fresh
+                    .lock(op(LockMode::Subtree, &["/a"]))
+                    .await
+                    .unwrap_or_else(|e| panic!("{fault:?} at {step}: {e}"));
             }
         }
     }
@@ -423,14 +676,25 @@ async fn a_full_disk_is_reported_and_leaves_no_half_made_lock() {
         n += 1;
     }
     let _ = std::fs::write(mount.path().join("fill-last"), vec![0u8; 1024]);
-    let manager = LockManager::start(store.clone(), fast_fail()).await.unwrap();
-    let error = manager.lock(op(LockMode::Point, &["/a"])).await.unwrap_err();
+    let manager = LockManager::start(store.clone(), fast_fail())
+        .await
+        .unwrap();
+    let error = manager
+        .lock(op(LockMode::Point, &["/a"]))
+        .await
+        .unwrap_err();
     assert!(error.to_string().contains("storage full"), "{error}");
     assert!(observe(&store).await.unwrap().is_empty());
     for i in 0..n {
         let _ = std::fs::remove_file(mount.path().join(format!("fill{i}")));
     }
-    manager.lock(op(LockMode::Point, &["/a"])).await.unwrap().release().await.unwrap();
+    manager
+        .lock(op(LockMode::Point, &["/a"]))
+        .await
+        .unwrap()
+        .release()
+        .await
+        .unwrap();
 }
 
 /// Recovery releases a lock only when the store proves its owner dead: a registration that
@@ -441,30 +705,63 @@ async fn recovery_releases_proven_dead_owners_only() {
     use lockstep::lock::owner::ProcessId;
     for (name, store, _dir) in backends() {
         let held_by = |owner: String, path: &str| {
-            let entry = lockstep::lock::Entry::Acquire { owner, kind: LockKind::Point, ticket: 1, lease_ms: 300_000, written_at_ms: 0, marks: Default::default() };
+            let entry = lockstep::lock::Entry::Acquire {
+                owner,
+                kind: LockKind::Point,
+                ticket: 1,
+                lease_ms: 300_000,
+                written_at_ms: 0,
+                marks: Default::default(),
+            };
             (LockPath::new(path).unwrap().entry_key(0), entry.encode())
         };
         // A registered owner whose process died (its registration ended as a crash ends it):
         // proven dead.
         let dead = ProcessId::current();
-        let registration = store.register_owner(&dead.key()).await.unwrap().expect("this backend proves death");
+        let registration = store
+            .register_owner(&dead.key())
+            .await
+            .unwrap()
+            .expect("this backend proves death");
         registration.end_as_crash();
         // An owner the store never registered, with this very host's name, boot and pid: the old
         // /proc check would have called it alive or dead; nothing is proven, so nothing happens.
         let unknown = ProcessId::current();
-        for (key, bytes) in [held_by(dead.owner(), "/dead"), held_by(unknown.owner(), "/unknown")] {
+        for (key, bytes) in [
+            held_by(dead.owner(), "/dead"),
+            held_by(unknown.owner(), "/unknown"),
+        ] {
             assert!(store.create(&key, &bytes).await.unwrap().is_created());
         }
         let before = observe(&*store).await.unwrap();
-        assert!(before.iter().any(|l| l.path == "/dead" && l.owner_liveness == lockstep::store::Liveness::Dead), "{name}: {before:?}");
-        assert!(before.iter().any(|l| l.path == "/unknown" && l.owner_liveness == lockstep::store::Liveness::Unknown), "{name}: {before:?}");
-        let alive = LockManager::start(Arc::clone(&store), fast_fail()).await.unwrap();
+        assert!(
+            before
+                .iter()
+                .any(|l| l.path == "/dead" && l.owner_liveness == lockstep::store::Liveness::Dead),
+            "{name}: {before:?}"
+        );
+        assert!(
+            before
+                .iter()
+                .any(|l| l.path == "/unknown"
+                    && l.owner_liveness == lockstep::store::Liveness::Unknown),
+            "{name}: {before:?}"
+        );
+        let alive = LockManager::start(Arc::clone(&store), fast_fail())
+            .await
+            .unwrap();
         let kept = alive.lock(op(LockMode::Point, &["/alive"])).await.unwrap();
         let released = recover(&*store).await.unwrap();
         let after = observe(&*store).await.unwrap();
-        assert!(after.iter().all(|l| l.path != "/dead"), "{name}: the dead owner's lock is released ({released:?})");
+        assert!(
+            after.iter().all(|l| l.path != "/dead"),
+            "{name}: the dead owner's lock is released ({released:?})"
+        );
         assert!(after.iter().any(|l| l.path == "/alive" && l.owner_liveness == lockstep::store::Liveness::Alive), "{name}: a live owner's lock is kept");
-        assert!(after.iter().any(|l| l.path == "/unknown"), "{name}: an owner not proven dead keeps its lock");
+        assert!(
+            after.iter().any(|l| l.path == "/unknown"),
+            "{name}: an owner not proven dead keeps its lock"
+        );
         kept.release().await.unwrap();
     }
 }
@@ -479,13 +776,23 @@ async fn contention_with_collection_has_no_errors_and_one_holder_at_a_time() {
         let inside = Arc::new(AtomicUsize::new(0));
         let mut tasks = Vec::new();
         for _ in 0..8 {
-            let options = LockOptions { poll_min: Duration::from_millis(1), poll_max: Duration::from_millis(10), ..waiting(None) };
-            let manager = LockManager::start(Arc::clone(&store), options).await.unwrap();
+            let options = LockOptions {
+                poll_min: Duration::from_millis(1),
+                poll_max: Duration::from_millis(10),
+                ..waiting(None)
+            };
+            let manager = LockManager::start(Arc::clone(&store), options)
+                .await
+                .unwrap();
             let inside = Arc::clone(&inside);
             tasks.push(tokio::spawn(async move {
                 for _ in 0..25 {
                     let guard = manager.lock(op(LockMode::Point, &["/hot"])).await.unwrap();
-                    assert_eq!(inside.fetch_add(1, Ordering::SeqCst), 0, "two holders at once");
+                    assert_eq!(
+                        inside.fetch_add(1, Ordering::SeqCst),
+                        0,
+                        "two holders at once"
+                    );
                     tokio::task::yield_now().await;
                     inside.fetch_sub(1, Ordering::SeqCst);
                     guard.release().await.unwrap();

@@ -9,23 +9,46 @@
 use std::time::{Duration, Instant};
 
 use lockstep_model::catalogue::EntryKind;
-use lockstep_model::check::{check, resident_bytes, Budget, CheckOptions, Cut, Report, Search, ShortestSearch, StopReason};
+use lockstep_model::check::{
+    check, resident_bytes, Budget, CheckOptions, Cut, Report, Search, ShortestSearch, StopReason,
+};
 use lockstep_model::lock::{presets, ClientSpec, LockConfig, LockModel, ModeSet, Timeout, Variant};
 use stateright::Model;
 
 fn options() -> CheckOptions {
-    CheckOptions { timeout: Some(Duration::from_secs(900)), ..CheckOptions::default() }
+    CheckOptions {
+        timeout: Some(Duration::from_secs(900)),
+        ..CheckOptions::default()
+    }
 }
 
 fn assert_proven(report: &Report) {
-    assert!(report.complete, "the search must be exhaustive: {:?}", report.stop_reason);
+    assert!(
+        report.complete,
+        "the search must be exhaustive: {:?}",
+        report.stop_reason
+    );
     for property in &report.properties {
-        assert_eq!(property.holds, Some(true), "{} fails: {}", property.name, property.counterexample.as_ref().map(|t| t.to_string()).unwrap_or_default());
+        assert_eq!(
+            property.holds,
+            Some(true),
+            "{} fails: {}",
+            property.name,
+            property
+                .counterexample
+                .as_ref()
+                .map(|t| t.to_string())
+                .unwrap_or_default()
+        );
     }
 }
 
 fn preset(name: &str) -> LockConfig {
-    presets().into_iter().find(|p| p.name == name).unwrap_or_else(|| panic!("no preset {name}")).config
+    presets()
+        .into_iter()
+        .find(|p| p.name == name)
+        .unwrap_or_else(|| panic!("no preset {name}"))
+        .config
 }
 
 fn proven(config: LockConfig) -> Report {
@@ -39,7 +62,11 @@ fn tree(paths: &[&str]) -> Vec<String> {
 }
 
 fn with_timeout(config: LockConfig, timeout: Timeout) -> LockConfig {
-    let clients = config.clients.iter().map(|c| ClientSpec { timeout, ..*c }).collect();
+    let clients = config
+        .clients
+        .iter()
+        .map(|c| ClientSpec { timeout, ..*c })
+        .collect();
     LockConfig { clients, ..config }
 }
 
@@ -77,7 +104,9 @@ fn default_world_bounded_is_proven() {
 /// `lockstep check` runs at least one three-client world of the path locks.
 #[test]
 fn the_default_check_includes_three_clients() {
-    assert!(presets().iter().any(|p| p.default && p.config.clients.len() == 3));
+    assert!(presets()
+        .iter()
+        .any(|p| p.default && p.config.clients.len() == 3));
 }
 
 /// The world in which our previous protocol fenced a granted holder (issue 8 §1.1):
@@ -86,7 +115,11 @@ fn the_default_check_includes_three_clients() {
 fn three_client_finding_world() -> LockConfig {
     LockConfig {
         tree: tree(&["/", "/a"]),
-        modes: ModeSet { point: true, subtree: true, mv: false },
+        modes: ModeSet {
+            point: true,
+            subtree: true,
+            mv: false,
+        },
         crashes: 0,
         force_releases: 0,
         reaps: 0,
@@ -104,7 +137,10 @@ fn the_three_client_finding_holds_now() {
 
 #[test]
 fn the_three_client_finding_fails_the_old_protocol() {
-    let config = LockConfig { variant: Variant::Fixed(Some(lockstep_model::lock::Mutation::NoHighWater)), ..three_client_finding_world() };
+    let config = LockConfig {
+        variant: Variant::Fixed(Some(lockstep_model::lock::Mutation::NoHighWater)),
+        ..three_client_finding_world()
+    };
     let report = check(&LockModel::new(config).unwrap(), &options());
     let property = report.property("live holder never fenced").unwrap();
     assert_eq!(property.holds, Some(false));
@@ -115,7 +151,13 @@ fn the_three_client_finding_fails_the_old_protocol() {
 /// `lockstep check lock --tree /,/a,/c --timeout bounded` (the `bounded` preset).
 #[test]
 fn the_bounded_timeout_finding_holds_now() {
-    let config = with_timeout(LockConfig { tree: tree(&["/", "/a", "/c"]), ..LockConfig::new(Variant::Fixed(None)) }, Timeout::Bounded);
+    let config = with_timeout(
+        LockConfig {
+            tree: tree(&["/", "/a", "/c"]),
+            ..LockConfig::new(Variant::Fixed(None))
+        },
+        Timeout::Bounded,
+    );
     let report = proven(config);
     assert_eq!(report.unique_states, 12_721_077);
 }
@@ -123,7 +165,13 @@ fn the_bounded_timeout_finding_holds_now() {
 /// lock_timeout 0 in the same world: fail fast, and everything else holds.
 #[test]
 fn a_zero_timeout_world_is_proven() {
-    let config = with_timeout(LockConfig { tree: tree(&["/", "/a", "/c"]), ..LockConfig::new(Variant::Fixed(None)) }, Timeout::Zero);
+    let config = with_timeout(
+        LockConfig {
+            tree: tree(&["/", "/a", "/c"]),
+            ..LockConfig::new(Variant::Fixed(None))
+        },
+        Timeout::Zero,
+    );
     let report = proven(config);
     assert_eq!((report.unique_states, report.max_depth), (7_229_300, 48));
 }
@@ -131,26 +179,52 @@ fn a_zero_timeout_world_is_proven() {
 /// Symmetry reduction merges states; it must not change any verdict.
 #[test]
 fn symmetry_reduction_changes_no_verdict() {
-    let config = LockConfig { tree: tree(&["/", "/a", "/a/b"]), ..LockConfig::new(Variant::Fixed(None)) };
+    let config = LockConfig {
+        tree: tree(&["/", "/a", "/a/b"]),
+        ..LockConfig::new(Variant::Fixed(None))
+    };
     let model = LockModel::new(config).unwrap();
     let reduced = check(&model, &CheckOptions::default());
-    let full = check(&model, &CheckOptions { no_symmetry: true, ..CheckOptions::default() });
+    let full = check(
+        &model,
+        &CheckOptions {
+            no_symmetry: true,
+            ..CheckOptions::default()
+        },
+    );
     assert!(full.unique_states > reduced.unique_states);
-    let verdicts = |r: &Report| r.properties.iter().map(|p| (p.name, p.holds)).collect::<Vec<_>>();
+    let verdicts = |r: &Report| {
+        r.properties
+            .iter()
+            .map(|p| (p.name, p.holds))
+            .collect::<Vec<_>>()
+    };
     assert!(full.proven() && reduced.proven());
     assert_eq!(verdicts(&reduced), verdicts(&full));
-    assert_eq!((reduced.unique_states, full.unique_states), (1_460_097, 1_706_055));
+    assert_eq!(
+        (reduced.unique_states, full.unique_states),
+        (1_460_097, 1_706_055)
+    );
 }
 
 /// The seed fails in the default world too (not only in the catalogue's small worlds).
 #[test]
 fn seed_fails_in_the_default_world() {
     let model = LockModel::new(LockConfig::new(Variant::Seed)).unwrap();
-    let report = check(&model, &CheckOptions { timeout: Some(Duration::from_secs(300)), ..CheckOptions::default() });
+    let report = check(
+        &model,
+        &CheckOptions {
+            timeout: Some(Duration::from_secs(300)),
+            ..CheckOptions::default()
+        },
+    );
     for name in ["mutual exclusion", "fencing", "aba safety"] {
         let property = report.property(name).unwrap();
         assert_eq!(property.holds, Some(false), "seed should break {name}");
-        assert!(property.counterexample.as_ref().is_some_and(|t| !t.is_empty() && t.conclusion.is_some()));
+        assert!(property
+            .counterexample
+            .as_ref()
+            .is_some_and(|t| !t.is_empty() && t.conclusion.is_some()));
     }
 }
 
@@ -161,10 +235,17 @@ fn every_property_has_a_breaking_entry() {
     let entries = lockstep_model::entries(Some("lock"));
     let broken: Vec<&str> = entries.iter().map(|e| e.property).collect();
     for property in model.properties() {
-        assert!(broken.contains(&property.name), "no seed bug or mutant breaks \"{}\"", property.name);
+        assert!(
+            broken.contains(&property.name),
+            "no seed bug or mutant breaks \"{}\"",
+            property.name
+        );
     }
     for kind in [EntryKind::SeedBug, EntryKind::Regression, EntryKind::Mutant] {
-        assert!(entries.iter().any(|e| e.kind == kind), "no lock entry of kind {kind:?}");
+        assert!(
+            entries.iter().any(|e| e.kind == kind),
+            "no lock entry of kind {kind:?}"
+        );
     }
 }
 
@@ -174,10 +255,28 @@ fn a_memory_budget_stops_the_search_cleanly() {
     let budget = resident_bytes().expect("Linux /proc") + (24 << 20);
     let model = LockModel::new(preset("three-clients-wide")).unwrap();
     let started = Instant::now();
-    let report = check(&model, &CheckOptions { max_memory_bytes: Some(budget), timeout: Some(Duration::from_secs(600)), ..CheckOptions::default() });
-    assert_eq!(report.stop_reason, StopReason::MemoryLimit, "stopped after {:?}", started.elapsed());
+    let report = check(
+        &model,
+        &CheckOptions {
+            max_memory_bytes: Some(budget),
+            timeout: Some(Duration::from_secs(600)),
+            ..CheckOptions::default()
+        },
+    );
+    assert_eq!(
+        report.stop_reason,
+        StopReason::MemoryLimit,
+        "stopped after {:?}",
+        started.elapsed()
+    );
     assert!(!report.complete);
-    assert!(report.properties.iter().all(|p| p.holds != Some(true) || p.kind == "sometimes"), "nothing is proven by a cut search");
+    assert!(
+        report
+            .properties
+            .iter()
+            .all(|p| p.holds != Some(true) || p.kind == "sometimes"),
+        "nothing is proven by a cut search"
+    );
 }
 
 /// The same budget stops the breadth-first search for a shortest counterexample.
@@ -186,7 +285,10 @@ fn a_memory_budget_stops_the_shortest_counterexample_search() {
     let budget = resident_bytes().expect("Linux /proc") + (8 << 20);
     // A property that holds, so the search must cover the whole space to end on its own.
     let model = LockModel::new(preset("two-clients")).unwrap();
-    let search = ShortestSearch { progress: None, budget: Budget::new(None, Some(budget)) };
+    let search = ShortestSearch {
+        progress: None,
+        budget: Budget::new(None, Some(budget)),
+    };
     match search.run(&model, "mutual exclusion", None) {
         Search::OutOfBudget(Cut::Memory) => {}
         other => panic!("expected the memory budget to stop the search, got {other:?}"),

@@ -7,15 +7,21 @@ use std::sync::Arc;
 
 use lockstep::lock::inspect::inspect;
 use lockstep::lock::owner::ProcessId;
-use lockstep::lock::{force_release, recover, FencedLog, Guard, LockManager, LockMode, LockOptions, LockPath, Operation};
+use lockstep::lock::{
+    force_release, recover, FencedLog, Guard, LockManager, LockMode, LockOptions, LockPath,
+    Operation,
+};
 use lockstep::store::{FaultyStore, MemStore, Store};
+use lockstep_model::lock::vectors::{
+    self, JournalMarks, JournalState, NewestEntry, VectorFile, VectorOp,
+};
 use lockstep_model::lock::{Head, Kind};
-use lockstep_model::lock::vectors::{self, JournalMarks, JournalState, NewestEntry, VectorFile, VectorOp};
 
 const FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../specs/vectors/lock.json");
 
 fn load() -> VectorFile {
-    serde_json::from_str(&std::fs::read_to_string(FILE).expect("specs/vectors/lock.json")).expect("vector file parses")
+    serde_json::from_str(&std::fs::read_to_string(FILE).expect("specs/vectors/lock.json"))
+        .expect("vector file parses")
 }
 
 /// The committed vectors are exactly what the current model generates with the same settings.
@@ -24,7 +30,11 @@ fn committed_vectors_match_the_model() {
     let file = load();
     let again = vectors::generate(file.vectors.len(), 8, 1);
     assert_eq!(file.generated_by, again.generated_by);
-    assert!(file == again, "specs/vectors/lock.json is stale: run `{}`", file.generated_by);
+    assert!(
+        file == again,
+        "specs/vectors/lock.json is stale: run `{}`",
+        file.generated_by
+    );
 }
 
 struct Client {
@@ -55,26 +65,59 @@ fn operation(mode: &str, paths: &[String]) -> Operation {
 }
 
 /// The store's journals in the vector file's terms.
-fn observed(rt: &tokio::runtime::Runtime, shared: &Arc<dyn Store>, clients: &[Client]) -> (Vec<JournalState>, u8) {
+fn observed(
+    rt: &tokio::runtime::Runtime,
+    shared: &Arc<dyn Store>,
+    clients: &[Client],
+) -> (Vec<JournalState>, u8) {
     let tree = lockstep_model::lock::Tree::parse(&vectors::TREE.map(String::from)).unwrap();
     let client_of = |owner: &str| {
         let process = ProcessId::parse(owner)?;
-        clients.iter().position(|c| c.process == process).map(|c| c as u8)
+        clients
+            .iter()
+            .position(|c| c.process == process)
+            .map(|c| c as u8)
     };
     let state = rt.block_on(inspect(&**shared, &tree, client_of)).unwrap();
-    let kind = |k: Kind| if k == Kind::Point { "point".to_string() } else { "subtree".to_string() };
+    let kind = |k: Kind| {
+        if k == Kind::Point {
+            "point".to_string()
+        } else {
+            "subtree".to_string()
+        }
+    };
     let mut journals = Vec::new();
     for (p, name) in vectors::TREE.iter().enumerate() {
         let slot = state.slots[p];
         let newest = match slot.head {
             Head::Free => continue,
-            Head::Held { owner, kind: k, token, .. } => NewestEntry::Acquire { client: owner, kind: kind(k), ticket: token },
-            Head::Released { kind: k, token } => NewestEntry::Release { kind: kind(k), ticket: token },
+            Head::Held {
+                owner,
+                kind: k,
+                token,
+                ..
+            } => NewestEntry::Acquire {
+                client: owner,
+                kind: kind(k),
+                ticket: token,
+            },
+            Head::Released { kind: k, token } => NewestEntry::Release {
+                kind: kind(k),
+                ticket: token,
+            },
             Head::Withdrawn { token } => NewestEntry::Withdraw { ticket: token },
             Head::Empty { .. } => panic!("zero-byte entry"),
         };
-        let marks = JournalMarks { subtree: slot.prior.subtree, any: slot.prior.any };
-        journals.push(JournalState { path: name.to_string(), len: slot.len, newest, marks });
+        let marks = JournalMarks {
+            subtree: slot.prior.subtree,
+            any: slot.prior.any,
+        };
+        journals.push(JournalState {
+            path: name.to_string(),
+            len: slot.len,
+            newest,
+            marks,
+        });
     }
     (journals, state.tickets as u8)
 }
@@ -100,13 +143,25 @@ fn the_replay_catches_a_blind_release() {
     let file = load();
     let caught = std::panic::catch_unwind(|| replay_all(&file)).is_err();
     lockstep::mutants::activate(None);
-    assert!(caught, "replaying the vectors must expose the blind-release mutant");
+    assert!(
+        caught,
+        "replaying the vectors must expose the blind-release mutant"
+    );
 }
 
 fn replay_all(file: &VectorFile) {
     assert_eq!(file.format, vectors::FORMAT);
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let options = LockOptions { timeout: Some(std::time::Duration::ZERO), retries_max: 0, cleanup_every: None, ..LockOptions::default() };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let options = LockOptions {
+        timeout: Some(std::time::Duration::ZERO),
+        retries_max: 0,
+        cleanup_every: None,
+        ..LockOptions::default()
+    };
     for vector in &file.vectors {
         let shared: Arc<dyn Store> = Arc::new(MemStore::new());
         let mut clients: Vec<Client> = vector
@@ -116,21 +171,44 @@ fn replay_all(file: &VectorFile) {
                 let identity = Command::new("sleep").arg("3600").spawn().unwrap();
                 let process = ProcessId::of_process(identity.id()).unwrap();
                 let store = FaultyStore::new(Arc::clone(&shared));
-                let manager = rt.block_on(LockManager::start_as(store.clone(), options.clone(), process.clone())).unwrap();
-                Client { identity, process, store, manager: Some(manager), guard: None, operation: operation(&c.mode, &c.paths), crashed: false }
+                let manager = rt
+                    .block_on(LockManager::start_as(
+                        store.clone(),
+                        options.clone(),
+                        process.clone(),
+                    ))
+                    .unwrap();
+                Client {
+                    identity,
+                    process,
+                    store,
+                    manager: Some(manager),
+                    guard: None,
+                    operation: operation(&c.mode, &c.paths),
+                    crashed: false,
+                }
             })
             .collect();
         for (n, (op, expected)) in vector.steps.iter().enumerate() {
             let at = format!("{} step {} ({op:?})", vector.id, n + 1);
             let outcome = match op {
-                VectorOp::Acquire { client, crash_after_creates } => {
+                VectorOp::Acquire {
+                    client,
+                    crash_after_creates,
+                } => {
                     let client = &mut clients[*client];
                     if let Some(k) = crash_after_creates {
                         client.store.crash_after_creates(u64::from(*k));
                     }
                     // The outcome is what the call returned. A crash that comes after the call's
                     // last effect (in a garbage-collecting read) does not change it.
-                    let result = rt.block_on(client.manager.as_ref().unwrap().lock(client.operation.clone()));
+                    let result = rt.block_on(
+                        client
+                            .manager
+                            .as_ref()
+                            .unwrap()
+                            .lock(client.operation.clone()),
+                    );
                     let outcome = match result {
                         Ok(guard) => {
                             client.guard = Some(guard);
@@ -147,9 +225,15 @@ fn replay_all(file: &VectorFile) {
                     client.store.restart();
                     outcome
                 }
-                VectorOp::Finish { client, crash_after_creates } => {
+                VectorOp::Finish {
+                    client,
+                    crash_after_creates,
+                } => {
                     let client = &mut clients[*client];
-                    let guard = client.guard.take().expect("finish follows a granted acquire");
+                    let guard = client
+                        .guard
+                        .take()
+                        .expect("finish follows a granted acquire");
                     let log = FencedLog::new(Arc::clone(&shared));
                     // One write per lock, under its kind (a SUBTREE write covers its subtree).
                     let writes = guard.tokens();
@@ -160,7 +244,10 @@ fn replay_all(file: &VectorFile) {
                             }
                         }
                         for (resource, kind, token) in &writes {
-                            log.append_as(resource, *kind, *token, "write").await.unwrap().unwrap();
+                            log.append_as(resource, *kind, *token, "write")
+                                .await
+                                .unwrap()
+                                .unwrap();
                         }
                         true
                     });
@@ -170,7 +257,12 @@ fn replay_all(file: &VectorFile) {
                     let released = rt.block_on(guard.release());
                     let crashed = client.store.is_crashed();
                     let outcome = match (&released, accepted) {
-                        (Err(e), _) if crashed && !matches!(e, lockstep::lock::LockError::LeaseLost { .. }) => "crashed",
+                        (Err(e), _)
+                            if crashed
+                                && !matches!(e, lockstep::lock::LockError::LeaseLost { .. }) =>
+                        {
+                            "crashed"
+                        }
                         (_, true) => "done",
                         (_, false) => "fenced",
                     };
@@ -182,7 +274,9 @@ fn replay_all(file: &VectorFile) {
                     outcome
                 }
                 VectorOp::ForceRelease { path } => {
-                    rt.block_on(force_release(&*shared, &LockPath::new(path).unwrap(), None)).unwrap().expect("held");
+                    rt.block_on(force_release(&*shared, &LockPath::new(path).unwrap(), None))
+                        .unwrap()
+                        .expect("held");
                     "released"
                 }
                 VectorOp::Recover => {

@@ -9,7 +9,10 @@ use lockstep_model::merge::{presets, MergeConfig, MergeModel, MergeVariant};
 use stateright::Model;
 
 fn options() -> CheckOptions {
-    CheckOptions { timeout: Some(Duration::from_secs(600)), ..CheckOptions::default() }
+    CheckOptions {
+        timeout: Some(Duration::from_secs(600)),
+        ..CheckOptions::default()
+    }
 }
 
 #[test]
@@ -17,20 +20,44 @@ fn fixed_is_proven_in_every_default_world() {
     for preset in presets().into_iter().filter(|p| p.default) {
         let report = check(&MergeModel::new(preset.config).unwrap(), &options());
         assert!(report.proven(), "{}: {report:#?}", preset.name);
-        assert_eq!((report.unique_states, report.max_depth), (3_697_086, 34), "{}", preset.name);
+        assert_eq!(
+            (report.unique_states, report.max_depth),
+            (3_697_086, 34),
+            "{}",
+            preset.name
+        );
     }
 }
 
 #[test]
 fn seeds_fail_in_the_default_world() {
     for (variant, broken) in [
-        (MergeVariant::Seed, &["exactly once", "consistent pointers", "crash recovery", "zombie cannot complete"][..]),
-        (MergeVariant::SeedLockFree, &["one merger", "exactly once", "consistent pointers"][..]),
+        (
+            MergeVariant::Seed,
+            &[
+                "exactly once",
+                "consistent pointers",
+                "crash recovery",
+                "zombie cannot complete",
+            ][..],
+        ),
+        (
+            MergeVariant::SeedLockFree,
+            &["one merger", "exactly once", "consistent pointers"][..],
+        ),
         (MergeVariant::SeedBlindPut, &["one merger"][..]),
     ] {
-        let report = check(&MergeModel::new(MergeConfig::new(variant)).unwrap(), &options());
+        let report = check(
+            &MergeModel::new(MergeConfig::new(variant)).unwrap(),
+            &options(),
+        );
         for name in broken {
-            assert_eq!(report.property(name).unwrap().holds, Some(false), "{} should break {name}", variant.name());
+            assert_eq!(
+                report.property(name).unwrap().holds,
+                Some(false),
+                "{} should break {name}",
+                variant.name()
+            );
         }
     }
 }
@@ -38,8 +65,15 @@ fn seeds_fail_in_the_default_world() {
 #[test]
 fn every_property_has_a_breaking_entry() {
     let model = MergeModel::new(MergeConfig::new(MergeVariant::Fixed(None))).unwrap();
-    let broken: Vec<&str> = lockstep_model::entries(Some("merge")).iter().map(|e| e.property).collect();
+    let broken: Vec<&str> = lockstep_model::entries(Some("merge"))
+        .iter()
+        .map(|e| e.property)
+        .collect();
     for property in model.properties() {
-        assert!(broken.contains(&property.name), "no entry breaks merge \"{}\"", property.name);
+        assert!(
+            broken.contains(&property.name),
+            "no entry breaks merge \"{}\"",
+            property.name
+        );
     }
 }

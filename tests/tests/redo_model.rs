@@ -8,7 +8,10 @@ use lockstep_model::redo::{presets, RedoConfig, RedoModel, RedoVariant};
 use stateright::Model;
 
 fn options() -> CheckOptions {
-    CheckOptions { timeout: Some(Duration::from_secs(600)), ..CheckOptions::default() }
+    CheckOptions {
+        timeout: Some(Duration::from_secs(600)),
+        ..CheckOptions::default()
+    }
 }
 
 #[test]
@@ -16,16 +19,37 @@ fn fixed_is_proven_in_every_default_world() {
     for preset in presets().into_iter().filter(|p| p.default) {
         let report = check(&RedoModel::new(preset.config).unwrap(), &options());
         assert!(report.proven(), "{}: {report:#?}", preset.name);
-        assert_eq!((report.unique_states, report.max_depth), (2_730_384, 49), "{}", preset.name);
+        assert_eq!(
+            (report.unique_states, report.max_depth),
+            (2_730_384, 49),
+            "{}",
+            preset.name
+        );
     }
 }
 
 #[test]
 fn seed_fails_at_small_bounds() {
-    let config = RedoConfig { committers: 2, messages: 2, crashes: 1, restarts: 1, ..RedoConfig::new(RedoVariant::Seed) };
+    let config = RedoConfig {
+        committers: 2,
+        messages: 2,
+        crashes: 1,
+        restarts: 1,
+        ..RedoConfig::new(RedoVariant::Seed)
+    };
     let report = check(&RedoModel::new(config).unwrap(), &options());
-    for name in ["no message lost", "no memory lost", "no duplicate memories", "effect applied once", "recovery idempotent"] {
-        assert_eq!(report.property(name).unwrap().holds, Some(false), "the seed should break {name}");
+    for name in [
+        "no message lost",
+        "no memory lost",
+        "no duplicate memories",
+        "effect applied once",
+        "recovery idempotent",
+    ] {
+        assert_eq!(
+            report.property(name).unwrap().holds,
+            Some(false),
+            "the seed should break {name}"
+        );
     }
 }
 
@@ -36,21 +60,52 @@ fn seed_fails_at_small_bounds() {
 fn seed_at_the_default_bounds_finishes_in_bounded_memory() {
     let budget = lockstep_model::check::resident_bytes().unwrap() + (1 << 30);
     let model = RedoModel::new(RedoConfig::new(RedoVariant::Seed)).unwrap();
-    let report = check(&model, &CheckOptions { max_memory_bytes: Some(budget), ..options() });
+    let report = check(
+        &model,
+        &CheckOptions {
+            max_memory_bytes: Some(budget),
+            ..options()
+        },
+    );
     assert!(report.failed());
-    for property in report.properties.iter().filter(|p| p.holds == Some(false) && p.kind == "always") {
-        assert!(property.counterexample.is_some(), "{} has no counterexample", property.name);
-        assert!(matches!(property.found_by, Some(Found::Shortest | Found::DepthFirst)));
+    for property in report
+        .properties
+        .iter()
+        .filter(|p| p.holds == Some(false) && p.kind == "always")
+    {
+        assert!(
+            property.counterexample.is_some(),
+            "{} has no counterexample",
+            property.name
+        );
+        assert!(matches!(
+            property.found_by,
+            Some(Found::Shortest | Found::DepthFirst)
+        ));
     }
-    assert!(report.memory_bytes.unwrap() < budget + (256 << 20), "memory {:?} beyond the budget", report.memory_bytes);
-    let _ = ShortestSearch { progress: None, budget: Default::default() };
+    assert!(
+        report.memory_bytes.unwrap() < budget + (256 << 20),
+        "memory {:?} beyond the budget",
+        report.memory_bytes
+    );
+    let _ = ShortestSearch {
+        progress: None,
+        budget: Default::default(),
+    };
 }
 
 #[test]
 fn every_property_has_a_breaking_entry() {
     let model = RedoModel::new(RedoConfig::new(RedoVariant::Fixed(None))).unwrap();
-    let broken: Vec<&str> = lockstep_model::entries(Some("redo")).iter().map(|e| e.property).collect();
+    let broken: Vec<&str> = lockstep_model::entries(Some("redo"))
+        .iter()
+        .map(|e| e.property)
+        .collect();
     for property in model.properties() {
-        assert!(broken.contains(&property.name), "no entry breaks redo \"{}\"", property.name);
+        assert!(
+            broken.contains(&property.name),
+            "no entry breaks redo \"{}\"",
+            property.name
+        );
     }
 }

@@ -9,34 +9,48 @@ use lockstep_tests::conformance;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn memory_store_conforms() {
-    conformance::run_all(Arc::new(MemStore::new())).await.unwrap();
+    conformance::run_all(Arc::new(MemStore::new()))
+        .await
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fs_store_conforms_durable() {
     let dir = tempfile::tempdir().unwrap();
-    conformance::run_all(Arc::new(FsStore::open(dir.path()).unwrap())).await.unwrap();
+    conformance::run_all(Arc::new(FsStore::open(dir.path()).unwrap()))
+        .await
+        .unwrap();
 }
 
 /// The same suite without fsync: atomicity and exclusivity do not depend on durability.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fs_store_conforms_volatile() {
     let dir = tempfile::tempdir().unwrap();
-    conformance::run_all(Arc::new(FsStore::open_with(dir.path(), Durability::Volatile).unwrap())).await.unwrap();
+    conformance::run_all(Arc::new(
+        FsStore::open_with(dir.path(), Durability::Volatile).unwrap(),
+    ))
+    .await
+    .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn check_then_write_backend_fails_the_race() {
     let store: Arc<dyn Store> = Arc::new(Broken::new(Flaw::CheckThenWrite));
-    conformance::basic_semantics(&*store).await.expect("sequentially it looks fine");
-    let error = conformance::create_race(store, 16, 100).await.expect_err("the race must expose check-then-write");
+    conformance::basic_semantics(&*store)
+        .await
+        .expect("sequentially it looks fine");
+    let error = conformance::create_race(store, 16, 100)
+        .await
+        .expect_err("the race must expose check-then-write");
     assert!(error.contains("writers won"), "{error}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn torn_write_backend_fails_the_reader_check() {
     let store: Arc<dyn Store> = Arc::new(Broken::new(Flaw::TornWrites));
-    let error = conformance::readers_never_see_torn_entries(store, 20, 4096).await.expect_err("readers must see a torn entry");
+    let error = conformance::readers_never_see_torn_entries(store, 20, 4096)
+        .await
+        .expect_err("readers must see a torn entry");
     assert!(error.contains("a reader saw"), "{error}");
 }
 
@@ -56,11 +70,26 @@ async fn fs_store_crash_after_each_create_step_leaves_absent_or_whole() {
         // A fresh store on the same directory: what a restarted process sees.
         let reopened = FsStore::open(dir.path()).unwrap();
         match reopened.get(&key).await.unwrap() {
-            None => assert!(matches!(step, lockstep::store::CreateStep::DirsMade | lockstep::store::CreateStep::TempCreated | lockstep::store::CreateStep::TempWritten | lockstep::store::CreateStep::TempSynced), "{step:?}: absent"),
+            None => assert!(
+                matches!(
+                    step,
+                    lockstep::store::CreateStep::DirsMade
+                        | lockstep::store::CreateStep::TempCreated
+                        | lockstep::store::CreateStep::TempWritten
+                        | lockstep::store::CreateStep::TempSynced
+                ),
+                "{step:?}: absent"
+            ),
             Some((bytes, _)) => assert_eq!(bytes, payload, "{step:?}: whole"),
         }
         let again = reopened.create(&key, &payload).await.unwrap();
-        let visible_before = !matches!(step, lockstep::store::CreateStep::DirsMade | lockstep::store::CreateStep::TempCreated | lockstep::store::CreateStep::TempWritten | lockstep::store::CreateStep::TempSynced);
+        let visible_before = !matches!(
+            step,
+            lockstep::store::CreateStep::DirsMade
+                | lockstep::store::CreateStep::TempCreated
+                | lockstep::store::CreateStep::TempWritten
+                | lockstep::store::CreateStep::TempSynced
+        );
         assert_eq!(again == Created::AlreadyExists, visible_before, "{step:?}");
     }
 }
@@ -75,21 +104,35 @@ async fn fs_store_syncs_directories_left_unsynced_by_a_crash() {
     let dir = tempfile::tempdir().unwrap();
     let store = FsStore::open(dir.path()).unwrap();
     let key = Key::new("locks/a/b/~00000000000000000000").unwrap();
-    assert!(store.crashing_after(CreateStep::DirsMade).create(&key, b"x").await.is_err());
-    assert!(dir.path().join("data/locks/a/b").is_dir(), "the crashed create made the directories");
+    assert!(store
+        .crashing_after(CreateStep::DirsMade)
+        .create(&key, b"x")
+        .await
+        .is_err());
+    assert!(
+        dir.path().join("data/locks/a/b").is_dir(),
+        "the crashed create made the directories"
+    );
 
     let next = FsStore::open(dir.path()).unwrap().recording_syncs();
     assert!(next.create(&key, b"x").await.unwrap().is_created());
     let synced = next.synced_directories();
     // Each name is durable once its parent is synced: data/ holds `locks`, and so on down.
     for parent in ["data", "data/locks", "data/locks/a", "data/locks/a/b"] {
-        assert!(synced.iter().any(|d| d == parent), "{parent} not synced: {synced:?}");
+        assert!(
+            synced.iter().any(|d| d == parent),
+            "{parent} not synced: {synced:?}"
+        );
     }
     // Once per store, not per create.
     let sibling = Key::new("locks/a/b/~00000000000000000001").unwrap();
     assert!(next.create(&sibling, b"y").await.unwrap().is_created());
     let again = next.synced_directories();
-    assert_eq!(again.len(), synced.len() + 1, "only the entry's own directory again: {again:?}");
+    assert_eq!(
+        again.len(),
+        synced.len() + 1,
+        "only the entry's own directory again: {again:?}"
+    );
 }
 
 /// An NFS client that lost the reply to its `link` sends it again and gets `EEXIST` for its own
@@ -102,9 +145,18 @@ async fn fs_store_recognises_its_own_replayed_link() {
     let store = FsStore::open(dir.path()).unwrap();
     let replaying = store.replaying_links();
     let key = Key::new("locks/a/~00000000000000000000").unwrap();
-    assert!(matches!(replaying.create(&key, b"mine").await.unwrap(), Created::Created(_)), "our replayed link is our create");
+    assert!(
+        matches!(
+            replaying.create(&key, b"mine").await.unwrap(),
+            Created::Created(_)
+        ),
+        "our replayed link is our create"
+    );
     // Someone else's entry is still someone else's.
-    assert_eq!(replaying.create(&key, b"theirs").await.unwrap(), Created::AlreadyExists);
+    assert_eq!(
+        replaying.create(&key, b"theirs").await.unwrap(),
+        Created::AlreadyExists
+    );
     assert_eq!(store.get(&key).await.unwrap().unwrap().0, b"mine");
 }
 
@@ -118,16 +170,47 @@ async fn fs_store_never_follows_a_symlink() {
     std::fs::create_dir_all(dir.path().join("data/locks")).unwrap();
     std::os::unix::fs::symlink(outside.path(), dir.path().join("data/locks/s")).unwrap();
     std::fs::write(outside.path().join("~00000000000000000000"), b"outside").unwrap();
-    std::os::unix::fs::symlink(outside.path().join("~00000000000000000000"), dir.path().join("data/locks/link")).unwrap();
+    std::os::unix::fs::symlink(
+        outside.path().join("~00000000000000000000"),
+        dir.path().join("data/locks/link"),
+    )
+    .unwrap();
     let through = Key::new("locks/s/~00000000000000000000").unwrap();
-    assert!(matches!(store.get(&through).await, Err(StoreError::Foreign { what: "a symbolic link", .. })));
-    assert!(matches!(store.create(&through, b"x").await, Err(StoreError::Foreign { .. })));
+    assert!(matches!(
+        store.get(&through).await,
+        Err(StoreError::Foreign {
+            what: "a symbolic link",
+            ..
+        })
+    ));
+    assert!(matches!(
+        store.create(&through, b"x").await,
+        Err(StoreError::Foreign { .. })
+    ));
     let link = Key::new("locks/link").unwrap();
-    assert!(matches!(store.get(&link).await, Err(StoreError::Foreign { what: "a symbolic link", .. })));
-    assert!(matches!(store.delete(&link).await, Err(StoreError::Foreign { .. })));
+    assert!(matches!(
+        store.get(&link).await,
+        Err(StoreError::Foreign {
+            what: "a symbolic link",
+            ..
+        })
+    ));
+    assert!(matches!(
+        store.delete(&link).await,
+        Err(StoreError::Foreign { .. })
+    ));
     // Listed as names (so the layer above can fail closed on them), not entered.
-    let listed: Vec<String> = store.list("locks/").await.unwrap().iter().map(|k| k.to_string()).collect();
+    let listed: Vec<String> = store
+        .list("locks/")
+        .await
+        .unwrap()
+        .iter()
+        .map(|k| k.to_string())
+        .collect();
     assert_eq!(listed, ["locks/link", "locks/s"]);
-    assert_eq!(std::fs::read(outside.path().join("~00000000000000000000")).unwrap(), b"outside");
+    assert_eq!(
+        std::fs::read(outside.path().join("~00000000000000000000")).unwrap(),
+        b"outside"
+    );
     assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 1);
 }

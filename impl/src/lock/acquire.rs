@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use super::entry::{Entry, LockKind, Marks, ReleasedBy};
 use super::journal::{self, Newest};
-use super::shared::{Job, Shared};
 use super::path::LockPath;
+use super::shared::{Job, Shared};
 use super::LockError;
 use crate::store::{Created, StoreError};
 
@@ -53,13 +53,19 @@ pub(crate) struct Retries {
 
 impl Retries {
     pub fn new(max: u32) -> Retries {
-        Retries { left: max, spent: 0 }
+        Retries {
+            left: max,
+            spent: 0,
+        }
     }
 
     /// Spends a retry, or fails when none is left.
     fn spend(&mut self, path: &LockPath) -> Result<(), LockError> {
         if self.left == 0 {
-            return Err(LockError::RetriesExhausted { path: path.clone(), retries: self.spent });
+            return Err(LockError::RetriesExhausted {
+                path: path.clone(),
+                retries: self.spent,
+            });
         }
         self.left -= 1;
         self.spent += 1;
@@ -78,11 +84,31 @@ struct Seen {
 }
 
 async fn see(shared: &Shared, me: &str, path: &LockPath, newest: Option<&Newest>) -> Seen {
-    let Some(newest) = newest else { return Seen { holder: None, marks: Marks::default() } };
+    let Some(newest) = newest else {
+        return Seen {
+            holder: None,
+            marks: Marks::default(),
+        };
+    };
     let marks = newest.entry.marks_after();
     let holder = match &newest.entry {
-        Entry::Acquire { owner, ticket, kind, lease_ms, .. } | Entry::Renew { owner, ticket, kind, lease_ms, .. } if owner != me => {
-            let expired = shared.is_expired(path, newest.index, owner, *lease_ms).await;
+        Entry::Acquire {
+            owner,
+            ticket,
+            kind,
+            lease_ms,
+            ..
+        }
+        | Entry::Renew {
+            owner,
+            ticket,
+            kind,
+            lease_ms,
+            ..
+        } if owner != me => {
+            let expired = shared
+                .is_expired(path, newest.index, owner, *lease_ms)
+                .await;
             Some((owner.clone(), *ticket, *kind, newest.index, expired))
         }
         _ => None,
@@ -130,7 +156,12 @@ struct InFlight<'a> {
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         if let Some((path, ticket, owner)) = self.entry.take() {
-            self.shared.send(Job::Withdraw { path, ticket, owner, create: self.create.take() });
+            self.shared.send(Job::Withdraw {
+                path,
+                ticket,
+                owner,
+                create: self.create.take(),
+            });
         }
     }
 }
@@ -138,9 +169,21 @@ impl Drop for InFlight<'_> {
 /// Creates `entry` at `index` of `path` in a task of its own (just the create: what must not be
 /// cut short); the outcome comes back on a oneshot channel, and the task's handle tells a
 /// withdraw when the create is over.
-fn spawn_create(shared: &Shared, path: &LockPath, index: u64, entry: &Entry) -> (tokio::task::JoinHandle<()>, tokio::sync::oneshot::Receiver<Result<Created, StoreError>>) {
+fn spawn_create(
+    shared: &Shared,
+    path: &LockPath,
+    index: u64,
+    entry: &Entry,
+) -> (
+    tokio::task::JoinHandle<()>,
+    tokio::sync::oneshot::Receiver<Result<Created, StoreError>>,
+) {
     let (send, receive) = tokio::sync::oneshot::channel();
-    let (store, key, bytes) = (Arc::clone(&shared.store), path.entry_key(index), entry.encode());
+    let (store, key, bytes) = (
+        Arc::clone(&shared.store),
+        path.entry_key(index),
+        entry.encode(),
+    );
     let task = tokio::spawn(async move {
         let _ = send.send(store.create(&key, &bytes).await);
     });
@@ -151,12 +194,24 @@ fn spawn_create(shared: &Shared, path: &LockPath, index: u64, entry: &Entry) -> 
 /// with `ticket` and still the newest. Anything else means it never landed or was superseded:
 /// then there is nothing of ours to withdraw, and appending would free someone else's lock.
 /// The withdraw carries the marks our first entry carried, so our ticket raises no mark.
-pub(crate) async fn withdraw_if_ours(shared: &Shared, me: &str, path: &LockPath, ticket: u64, marks: Option<Marks>) -> Result<(), LockError> {
-    let Some(newest) = journal::newest(&*shared.store, path).await? else { return Ok(()) };
+pub(crate) async fn withdraw_if_ours(
+    shared: &Shared,
+    me: &str,
+    path: &LockPath,
+    ticket: u64,
+    marks: Option<Marks>,
+) -> Result<(), LockError> {
+    let Some(newest) = journal::newest(&*shared.store, path).await? else {
+        return Ok(());
+    };
     let ours = matches!(&newest.entry, Entry::Acquire { owner, ticket: t, .. } | Entry::Renew { owner, ticket: t, .. } if owner == me && *t == ticket);
     if ours {
         let marks = marks.unwrap_or_else(|| newest.entry.marks());
-        let withdraw = Entry::Withdraw { ticket, written_at_ms: wall_ms(), marks };
+        let withdraw = Entry::Withdraw {
+            ticket,
+            written_at_ms: wall_ms(),
+            marks,
+        };
         journal::append(&*shared.store, path, newest.index + 1, &withdraw).await?;
     }
     Ok(())
@@ -182,7 +237,11 @@ pub(crate) async fn acquire_one(
     retries: &mut Retries,
 ) -> Result<Acquired, LockError> {
     let store = &*shared.store;
-    let mut in_flight = InFlight { shared, entry: None, create: None };
+    let mut in_flight = InFlight {
+        shared,
+        entry: None,
+        create: None,
+    };
     // The index of the last create refused with nothing readable there (see below).
     let mut refused_at = None;
     for _ in 0..ATTEMPTS_MAX {
@@ -222,7 +281,9 @@ pub(crate) async fn acquire_one(
         // leave the entry to the background withdraw (and, failing that, to expiry).
         let (create, created) = spawn_create(shared, path, next, &entry);
         in_flight.create = Some(create);
-        let created = created.await.unwrap_or_else(|_| Err(StoreError::Unavailable("the create task was lost".into())));
+        let created = created
+            .await
+            .unwrap_or_else(|_| Err(StoreError::Unavailable("the create task was lost".into())));
         in_flight.create = None;
         let landed = match created {
             Ok(Created::AlreadyExists) => Ok(false),
@@ -232,7 +293,9 @@ pub(crate) async fn acquire_one(
         };
         let landed = match landed {
             Ok(landed) => landed,
-            Err(LockError::Store(error)) => read_back(shared, path, next, me, ticket).await.map_err(|_| LockError::Store(error))?,
+            Err(LockError::Store(error)) => read_back(shared, path, next, me, ticket)
+                .await
+                .map_err(|_| LockError::Store(error))?,
             Err(other) => return Err(other),
         };
         if !landed {
@@ -241,8 +304,11 @@ pub(crate) async fn acquire_one(
             // index, a store breaking its contract): then no retry can succeed.
             in_flight.entry = None;
             let key = path.entry_key(next);
-            if !journal::check_refused(store, &key).await? && refused_at.replace(next) == Some(next) {
-                return Err(LockError::CreateRefused { key: key.to_string() });
+            if !journal::check_refused(store, &key).await? && refused_at.replace(next) == Some(next)
+            {
+                return Err(LockError::CreateRefused {
+                    key: key.to_string(),
+                });
             }
             retries.spend(path)?;
             continue;
@@ -253,7 +319,10 @@ pub(crate) async fn acquire_one(
             Err(error) => {
                 // The store failed after our entry landed: take it back now if we can, or leave
                 // it to the background task (and, failing that, to expiry).
-                if withdraw_if_ours(shared, me, path, ticket, Some(marks)).await.is_ok() {
+                if withdraw_if_ours(shared, me, path, ticket, Some(marks))
+                    .await
+                    .is_ok()
+                {
                     in_flight.entry = None;
                 }
                 return Err(error);
@@ -261,7 +330,12 @@ pub(crate) async fn acquire_one(
         };
         if let Verdict::Granted = verdict {
             in_flight.entry = None;
-            return Ok(Acquired::Granted(Granted { index: next, token: ticket, lease_started, marks }));
+            return Ok(Acquired::Granted(Granted {
+                index: next,
+                token: ticket,
+                lease_started,
+                marks,
+            }));
         }
         withdraw_if_ours(shared, me, path, ticket, Some(marks)).await?;
         in_flight.entry = None;
@@ -271,24 +345,43 @@ pub(crate) async fn acquire_one(
             Verdict::Granted => unreachable!("handled above"),
         }
     }
-    Err(LockError::Contended { what: format!("the lock on {path}"), attempts: ATTEMPTS_MAX })
+    Err(LockError::Contended {
+        what: format!("the lock on {path}"),
+        attempts: ATTEMPTS_MAX,
+    })
 }
 
 /// Reads back entry `index` of `path` after a create whose outcome is unknown: `true` if it is
 /// our `acquire` with `ticket` and the newest, `false` if the index is free or someone else's.
-async fn read_back(shared: &Shared, path: &LockPath, index: u64, me: &str, ticket: u64) -> Result<bool, LockError> {
+async fn read_back(
+    shared: &Shared,
+    path: &LockPath,
+    index: u64,
+    me: &str,
+    ticket: u64,
+) -> Result<bool, LockError> {
     let key = path.entry_key(index);
-    let Some((bytes, _)) = shared.store.get(&key).await? else { return Ok(false) };
+    let Some((bytes, _)) = shared.store.get(&key).await? else {
+        return Ok(false);
+    };
     let entry = Entry::decode(key.as_str(), &bytes)?;
-    let ours = matches!(&entry, Entry::Acquire { owner, ticket: t, .. } if owner == me && *t == ticket);
-    let newest = journal::indices(&*shared.store, &path.journal_prefix()).await?.last().copied();
+    let ours =
+        matches!(&entry, Entry::Acquire { owner, ticket: t, .. } if owner == me && *t == ticket);
+    let newest = journal::indices(&*shared.store, &path.journal_prefix())
+        .await?
+        .last()
+        .copied();
     tracing::info!(%path, index, ours, "read back a create whose outcome was unknown");
     Ok(ours && newest == Some(index))
 }
 
 /// The paths a lock must check: ancestors (their SUBTREE locks conflict) and, for SUBTREE, the
 /// journals below (any lock conflicts). Read now, so journals created meanwhile are included.
-async fn conflicting(shared: &Shared, path: &LockPath, kind: LockKind) -> Result<Vec<(LockPath, bool, Option<Newest>)>, LockError> {
+async fn conflicting(
+    shared: &Shared,
+    path: &LockPath,
+    kind: LockKind,
+) -> Result<Vec<(LockPath, bool, Option<Newest>)>, LockError> {
     let store = &*shared.store;
     let mut out = Vec::new();
     for ancestor in path.ancestors() {
@@ -308,7 +401,9 @@ async fn conflicting(shared: &Shared, path: &LockPath, kind: LockKind) -> Result
 /// busy instead.
 fn must_back_off(deadline: Deadline, held_newest: Option<u64>, ticket: u64) -> bool {
     let waits = !matches!(deadline, Deadline::Now);
-    waits && held_newest.is_some_and(|held| ticket < held) && !crate::mutants::active(crate::mutants::Mutant::NoWaitDie)
+    waits
+        && held_newest.is_some_and(|held| ticket < held)
+        && !crate::mutants::active(crate::mutants::Mutant::NoWaitDie)
 }
 
 /// What the pre-check of the other paths found.
@@ -320,9 +415,20 @@ enum PreCheck {
 }
 
 /// Step 1 for the other paths.
-async fn pre_check_others(shared: &Shared, me: &str, path: &LockPath, kind: LockKind, deadline: Deadline, held_newest: Option<u64>) -> Result<PreCheck, LockError> {
+async fn pre_check_others(
+    shared: &Shared,
+    me: &str,
+    path: &LockPath,
+    kind: LockKind,
+    deadline: Deadline,
+    held_newest: Option<u64>,
+) -> Result<PreCheck, LockError> {
     for (other, any_kind, newest) in conflicting(shared, path, kind).await? {
-        let Some((_, ticket, their_kind, index, expired)) = see(shared, me, &other, newest.as_ref()).await.holder else { continue };
+        let Some((_, ticket, their_kind, index, expired)) =
+            see(shared, me, &other, newest.as_ref()).await.holder
+        else {
+            continue;
+        };
         if !conflicts(their_kind, any_kind) {
             continue;
         }
@@ -333,13 +439,26 @@ async fn pre_check_others(shared: &Shared, me: &str, path: &LockPath, kind: Lock
             wait_until_changed(shared, me, &other, any_kind, deadline).await?;
             return Ok(PreCheck::Again);
         }
-        reap(shared, &other, index, newest.as_ref().expect("a holder has an entry")).await?;
+        reap(
+            shared,
+            &other,
+            index,
+            newest.as_ref().expect("a holder has an entry"),
+        )
+        .await?;
         return Ok(PreCheck::Again);
     }
     Ok(PreCheck::Clear)
 }
 
-async fn recheck(shared: &Shared, me: &str, path: &LockPath, kind: LockKind, mine: u64, deadline: Deadline) -> Result<Verdict, LockError> {
+async fn recheck(
+    shared: &Shared,
+    me: &str,
+    path: &LockPath,
+    kind: LockKind,
+    mine: u64,
+    deadline: Deadline,
+) -> Result<Verdict, LockError> {
     if crate::mutants::active(crate::mutants::Mutant::SkipRecheck) {
         return Ok(Verdict::Granted);
     }
@@ -359,11 +478,15 @@ async fn recheck(shared: &Shared, me: &str, path: &LockPath, kind: LockKind, min
                 seen.marks.of(any_kind) > mine
             };
             match seen.holder {
-                Some((_, ticket, their_kind, index, expired)) if conflicts(their_kind, any_kind) => {
+                Some((_, ticket, their_kind, index, expired))
+                    if conflicts(their_kind, any_kind) =>
+                {
                     if !expired && ticket > mine {
                         // a. A younger contender: it will see our older ticket and withdraw, or
                         //    it holds the lock and will release it. Wait for its entry to change.
-                        if let Err(error) = wait_until_changed(shared, me, &other, any_kind, deadline).await {
+                        if let Err(error) =
+                            wait_until_changed(shared, me, &other, any_kind, deadline).await
+                        {
                             return Ok(Verdict::Fail(error));
                         }
                     } else if !expired || newer_grant {
@@ -372,7 +495,13 @@ async fn recheck(shared: &Shared, me: &str, path: &LockPath, kind: LockKind, min
                     } else {
                         // d. An expired, older lock: release it in storage before passing it, so
                         //    its holder cannot renew it back to life.
-                        reap(shared, &other, index, newest.as_ref().expect("a holder has an entry")).await?;
+                        reap(
+                            shared,
+                            &other,
+                            index,
+                            newest.as_ref().expect("a holder has an entry"),
+                        )
+                        .await?;
                     }
                 }
                 _ if newer_grant => return Ok(Verdict::Retry),
@@ -386,9 +515,22 @@ async fn recheck(shared: &Shared, me: &str, path: &LockPath, kind: LockKind, min
 
 /// Releases an expired entry in storage: create `release` right after it. If anything else
 /// was appended first, the create fails and nothing changes.
-pub(crate) async fn reap(shared: &Shared, path: &LockPath, index: u64, newest: &Newest) -> Result<bool, LockError> {
-    let Some((_, ticket, kind, _)) = newest.entry.holder() else { return Ok(false) };
-    let release = Entry::Release { kind, ticket, by: ReleasedBy::Acquirer, written_at_ms: wall_ms(), marks: newest.entry.marks_after() };
+pub(crate) async fn reap(
+    shared: &Shared,
+    path: &LockPath,
+    index: u64,
+    newest: &Newest,
+) -> Result<bool, LockError> {
+    let Some((_, ticket, kind, _)) = newest.entry.holder() else {
+        return Ok(false);
+    };
+    let release = Entry::Release {
+        kind,
+        ticket,
+        by: ReleasedBy::Acquirer,
+        written_at_ms: wall_ms(),
+        marks: newest.entry.marks_after(),
+    };
     let landed = journal::append(&*shared.store, path, index + 1, &release).await?;
     if landed {
         tracing::info!(%path, ticket, "released an expired lock before passing it");
@@ -398,11 +540,19 @@ pub(crate) async fn reap(shared: &Shared, path: &LockPath, index: u64, newest: &
 
 /// Waits until `path`'s newest entry no longer blocks us (it changed, or it expired), polling
 /// with growing back-off. Fails with `Busy` at the deadline (at once for `lock_timeout = 0`).
-async fn wait_until_changed(shared: &Shared, me: &str, path: &LockPath, any_kind: bool, deadline: Deadline) -> Result<(), LockError> {
+async fn wait_until_changed(
+    shared: &Shared,
+    me: &str,
+    path: &LockPath,
+    any_kind: bool,
+    deadline: Deadline,
+) -> Result<(), LockError> {
     let started = Instant::now();
     let first = journal::newest(&*shared.store, path).await?;
     let blocker = |seen: &Seen| match &seen.holder {
-        Some((owner, ticket, kind, index, false)) if conflicts(*kind, any_kind) => Some((owner.clone(), *ticket, *index)),
+        Some((owner, ticket, kind, index, false)) if conflicts(*kind, any_kind) => {
+            Some((owner.clone(), *ticket, *index))
+        }
         _ => None,
     };
     let Some((owner, ticket, index)) = blocker(&see(shared, me, path, first.as_ref()).await) else {
@@ -411,8 +561,17 @@ async fn wait_until_changed(shared: &Shared, me: &str, path: &LockPath, any_kind
     let mut pause = shared.options.poll_min;
     loop {
         if deadline.passed() {
-            let waited = if matches!(deadline, Deadline::Now) { None } else { Some(started.elapsed()) };
-            return Err(LockError::Busy { path: path.clone(), holder: owner, token: ticket, waited });
+            let waited = if matches!(deadline, Deadline::Now) {
+                None
+            } else {
+                Some(started.elapsed())
+            };
+            return Err(LockError::Busy {
+                path: path.clone(),
+                holder: owner,
+                token: ticket,
+                waited,
+            });
         }
         let jitter = 0.8 + 0.4 * rand::random::<f64>();
         let mut sleep = pause.mul_f64(jitter);
@@ -430,5 +589,7 @@ async fn wait_until_changed(shared: &Shared, me: &str, path: &LockPath, any_kind
 }
 
 pub(crate) fn wall_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }

@@ -38,7 +38,11 @@ impl Marks {
     /// These marks raised by a lock of `kind` with `ticket` that may have been granted.
     pub fn with(self, kind: LockKind, ticket: u64) -> Marks {
         Marks {
-            subtree: if kind == LockKind::Subtree { self.subtree.max(ticket) } else { self.subtree },
+            subtree: if kind == LockKind::Subtree {
+                self.subtree.max(ticket)
+            } else {
+                self.subtree
+            },
             any: self.any.max(ticket),
         }
     }
@@ -125,25 +129,40 @@ impl Entry {
     /// The lock's holder and ticket while the lock is held (`acquire`/`renew`).
     pub fn holder(&self) -> Option<(&str, u64, LockKind, u64)> {
         match self {
-            Entry::Acquire { owner, ticket, kind, lease_ms, .. } | Entry::Renew { owner, ticket, kind, lease_ms, .. } => {
-                Some((owner, *ticket, *kind, *lease_ms))
+            Entry::Acquire {
+                owner,
+                ticket,
+                kind,
+                lease_ms,
+                ..
             }
+            | Entry::Renew {
+                owner,
+                ticket,
+                kind,
+                lease_ms,
+                ..
+            } => Some((owner, *ticket, *kind, *lease_ms)),
             _ => None,
         }
     }
 
     pub fn ticket(&self) -> u64 {
         match self {
-            Entry::Acquire { ticket, .. } | Entry::Renew { ticket, .. } | Entry::Release { ticket, .. } | Entry::Withdraw { ticket, .. } => {
-                *ticket
-            }
+            Entry::Acquire { ticket, .. }
+            | Entry::Renew { ticket, .. }
+            | Entry::Release { ticket, .. }
+            | Entry::Withdraw { ticket, .. } => *ticket,
         }
     }
 
     /// The marks this entry carries (inherited from the entry before it).
     pub fn marks(&self) -> Marks {
         match self {
-            Entry::Acquire { marks, .. } | Entry::Renew { marks, .. } | Entry::Release { marks, .. } | Entry::Withdraw { marks, .. } => *marks,
+            Entry::Acquire { marks, .. }
+            | Entry::Renew { marks, .. }
+            | Entry::Release { marks, .. }
+            | Entry::Withdraw { marks, .. } => *marks,
         }
     }
 
@@ -152,9 +171,24 @@ impl Entry {
     /// `renew` carries the marks of its `acquire` (it is the same grant).
     pub fn marks_after(&self) -> Marks {
         match self {
-            Entry::Acquire { kind, ticket, marks, .. } | Entry::Renew { kind, ticket, marks, .. } | Entry::Release { kind, ticket, marks, .. } => {
-                marks.with(*kind, *ticket)
+            Entry::Acquire {
+                kind,
+                ticket,
+                marks,
+                ..
             }
+            | Entry::Renew {
+                kind,
+                ticket,
+                marks,
+                ..
+            }
+            | Entry::Release {
+                kind,
+                ticket,
+                marks,
+                ..
+            } => marks.with(*kind, *ticket),
             Entry::Withdraw { marks, .. } => *marks,
         }
     }
@@ -171,14 +205,24 @@ impl Entry {
     pub fn encode(&self) -> Vec<u8> {
         debug_assert!(self.ticket() > 0, "tickets start at 1");
         if let Some((owner, _, _, lease_ms)) = self.holder() {
-            assert!(!owner.is_empty(), "an entry that holds a lock names its owner");
+            assert!(
+                !owner.is_empty(),
+                "an entry that holds a lock names its owner"
+            );
             assert!(lease_ms > 0, "a held lock has a lease");
         }
-        serde_json::to_vec(&Envelope { v: FORMAT_VERSION, entry: self }).expect("entries serialise")
+        serde_json::to_vec(&Envelope {
+            v: FORMAT_VERSION,
+            entry: self,
+        })
+        .expect("entries serialise")
     }
 
     pub fn decode(key: &str, bytes: &[u8]) -> Result<Entry, Malformed> {
-        let malformed = |reason: String| Malformed { key: key.to_owned(), reason };
+        let malformed = |reason: String| Malformed {
+            key: key.to_owned(),
+            reason,
+        };
         if bytes.is_empty() {
             return Err(malformed("zero bytes (a torn write?)".into()));
         }
@@ -194,14 +238,18 @@ impl Entry {
             Some(v) => return Err(malformed(format!("format version {v}; this build reads version {FORMAT_VERSION}"))),
             None => return Err(malformed("no format version field \"v\"".into())),
         }
-        let envelope: Envelope<Entry> = serde_json::from_value(value).map_err(|e| malformed(format!("unexpected content: {e}")))?;
+        let envelope: Envelope<Entry> = serde_json::from_value(value)
+            .map_err(|e| malformed(format!("unexpected content: {e}")))?;
         let entry = envelope.entry;
         if entry.ticket() == 0 {
             return Err(malformed("ticket 0 (tickets start at 1)".into()));
         }
         let marks = entry.marks();
         if marks.subtree > marks.any {
-            return Err(malformed(format!("marks subtree {} above any {} (every SUBTREE grant is a grant)", marks.subtree, marks.any)));
+            return Err(malformed(format!(
+                "marks subtree {} above any {} (every SUBTREE grant is a grant)",
+                marks.subtree, marks.any
+            )));
         }
         if let Some((owner, _, _, lease_ms)) = entry.holder() {
             if owner.is_empty() || lease_ms == 0 {
@@ -220,7 +268,11 @@ pub struct TicketEntry {
 
 impl TicketEntry {
     pub fn encode(&self) -> Vec<u8> {
-        serde_json::to_vec(&Envelope { v: FORMAT_VERSION, entry: self }).expect("tickets serialise")
+        serde_json::to_vec(&Envelope {
+            v: FORMAT_VERSION,
+            entry: self,
+        })
+        .expect("tickets serialise")
     }
 }
 
@@ -231,11 +283,24 @@ mod tests {
     #[test]
     fn entries_round_trip_with_their_version() {
         let marks = Marks { subtree: 3, any: 5 };
-        let entry = Entry::Acquire { owner: "h:1:2:3#1".into(), kind: LockKind::Subtree, ticket: 7, lease_ms: 1000, written_at_ms: 5, marks };
+        let entry = Entry::Acquire {
+            owner: "h:1:2:3#1".into(),
+            kind: LockKind::Subtree,
+            ticket: 7,
+            lease_ms: 1000,
+            written_at_ms: 5,
+            marks,
+        };
         let bytes = entry.encode();
         let text = String::from_utf8(bytes.clone()).unwrap();
-        assert!(text.contains("\"v\":2") && text.contains("\"op\":\"acquire\""), "{text}");
-        assert!(text.contains("\"marks\":{\"subtree\":3,\"any\":5}"), "{text}");
+        assert!(
+            text.contains("\"v\":2") && text.contains("\"op\":\"acquire\""),
+            "{text}"
+        );
+        assert!(
+            text.contains("\"marks\":{\"subtree\":3,\"any\":5}"),
+            "{text}"
+        );
         assert_eq!(Entry::decode("k", &bytes).unwrap(), entry);
     }
 
@@ -254,7 +319,10 @@ mod tests {
         for (bytes, expected) in cases {
             let error = Entry::decode("locks/a/~00000000000000000001", bytes).unwrap_err();
             let message = error.to_string();
-            assert!(message.contains("locks/a/~00000000000000000001") && message.contains(expected), "{message}");
+            assert!(
+                message.contains("locks/a/~00000000000000000001") && message.contains(expected),
+                "{message}"
+            );
         }
     }
 }

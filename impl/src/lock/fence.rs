@@ -99,74 +99,145 @@ impl<S: Store> FencedLog<S> {
     fn prefix(resource: &LockPath) -> String {
         // The same escaping as lock journals, under `fence/`.
         let journal = resource.journal_prefix();
-        format!("fence/{}", journal.strip_prefix("locks/").expect("lock journal prefix"))
+        format!(
+            "fence/{}",
+            journal.strip_prefix("locks/").expect("lock journal prefix")
+        )
     }
 
     fn key(resource: &LockPath, index: u64) -> Key {
-        Key::new(format!("{}{index:0width$}", Self::prefix(resource), width = INDEX_DIGITS)).expect("valid key")
+        Key::new(format!(
+            "{}{index:0width$}",
+            Self::prefix(resource),
+            width = INDEX_DIGITS
+        ))
+        .expect("valid key")
     }
 
     /// A write under a POINT lock on `resource`.
-    pub async fn append(&self, resource: &LockPath, token: u64, payload: &str) -> Result<Result<u64, Fenced>, LockError> {
-        self.append_as(resource, LockKind::Point, token, payload).await
+    pub async fn append(
+        &self,
+        resource: &LockPath,
+        token: u64,
+        payload: &str,
+    ) -> Result<Result<u64, Fenced>, LockError> {
+        self.append_as(resource, LockKind::Point, token, payload)
+            .await
     }
 
     /// A write under a lock of `kind` on `resource` (a SUBTREE write covers everything below):
     /// `Ok(Ok(index))` if accepted, `Ok(Err(Fenced))` if a newer token was accepted on an
     /// overlapping path first. A rejected write may have left `touch` records on ancestors; they
     /// carry no payload and fence nothing that its lock did not already cover.
-    pub async fn append_as(&self, resource: &LockPath, kind: LockKind, token: u64, payload: &str) -> Result<Result<u64, Fenced>, LockError> {
+    pub async fn append_as(
+        &self,
+        resource: &LockPath,
+        kind: LockKind,
+        token: u64,
+        payload: &str,
+    ) -> Result<Result<u64, Fenced>, LockError> {
         // Root first: two overlapping writes meet at the shallower one's path in the same order.
         let mut chain = resource.ancestors();
         chain.reverse();
         for ancestor in &chain {
-            if let Err(fenced) = self.append_one(ancestor, resource, kind, token, true, "").await? {
+            if let Err(fenced) = self
+                .append_one(ancestor, resource, kind, token, true, "")
+                .await?
+            {
                 return Ok(Err(fenced));
             }
         }
-        self.append_one(resource, resource, kind, token, false, payload).await
+        self.append_one(resource, resource, kind, token, false, payload)
+            .await
     }
 
     /// One checked append to `log` for a write at `resource`.
-    async fn append_one(&self, log: &LockPath, resource: &LockPath, kind: LockKind, token: u64, touch: bool, payload: &str) -> Result<Result<u64, Fenced>, LockError> {
+    async fn append_one(
+        &self,
+        log: &LockPath,
+        resource: &LockPath,
+        kind: LockKind,
+        token: u64,
+        touch: bool,
+        payload: &str,
+    ) -> Result<Result<u64, Fenced>, LockError> {
         let ignore = crate::mutants::active(crate::mutants::Mutant::FenceIgnoresTokens);
         for _ in 0..1_000 {
             let last = self.last(log).await?;
-            let (next, marks) = last.as_ref().map_or((0, FenceMarks::default()), |(i, r)| (i + 1, r.marks));
+            let (next, marks) = last
+                .as_ref()
+                .map_or((0, FenceMarks::default()), |(i, r)| (i + 1, r.marks));
             let newest = covering(marks, touch, kind);
             if token < newest && !ignore {
-                return Ok(Err(Fenced { resource: resource.to_string(), token, accepted: newest, at: log.to_string() }));
+                return Ok(Err(Fenced {
+                    resource: resource.to_string(),
+                    token,
+                    accepted: newest,
+                    at: log.to_string(),
+                }));
             }
             let raised = FenceMarks {
-                subtree: if !touch && kind == LockKind::Subtree { marks.subtree.max(token) } else { marks.subtree },
-                own: if touch { marks.own } else { marks.own.max(token) },
+                subtree: if !touch && kind == LockKind::Subtree {
+                    marks.subtree.max(token)
+                } else {
+                    marks.subtree
+                },
+                own: if touch {
+                    marks.own
+                } else {
+                    marks.own.max(token)
+                },
                 any: marks.any.max(token),
             };
-            let record = Record { v: FORMAT_VERSION, token, kind, touch, payload: payload.to_owned(), marks: raised };
+            let record = Record {
+                v: FORMAT_VERSION,
+                token,
+                kind,
+                touch,
+                payload: payload.to_owned(),
+                marks: raised,
+            };
             let bytes = serde_json::to_vec(&record).expect("records serialise");
             if let Created::Created(_) = self.store.create(&Self::key(log, next), &bytes).await? {
                 return Ok(Ok(next));
             }
         }
-        Err(LockError::Contended { what: format!("the fenced log of {log}"), attempts: 1_000 })
+        Err(LockError::Contended {
+            what: format!("the fenced log of {log}"),
+            attempts: 1_000,
+        })
     }
 
     /// Whether a write under a lock of `kind` on `resource` with `token` would be accepted now
     /// (read-only).
-    pub async fn would_accept(&self, resource: &LockPath, kind: LockKind, token: u64) -> Result<bool, LockError> {
+    pub async fn would_accept(
+        &self,
+        resource: &LockPath,
+        kind: LockKind,
+        token: u64,
+    ) -> Result<bool, LockError> {
         if crate::mutants::active(crate::mutants::Mutant::FenceIgnoresTokens) {
             return Ok(true);
         }
         for ancestor in resource.ancestors() {
-            if self.last(&ancestor).await?.is_some_and(|(_, r)| token < covering(r.marks, true, kind)) {
+            if self
+                .last(&ancestor)
+                .await?
+                .is_some_and(|(_, r)| token < covering(r.marks, true, kind))
+            {
                 return Ok(false);
             }
         }
-        Ok(!self.last(resource).await?.is_some_and(|(_, r)| token < covering(r.marks, false, kind)))
+        Ok(!self
+            .last(resource)
+            .await?
+            .is_some_and(|(_, r)| token < covering(r.marks, false, kind)))
     }
 
     async fn last(&self, log: &LockPath) -> Result<Option<(u64, Record)>, LockError> {
-        let Some(&index) = indices(&self.store, &Self::prefix(log)).await?.last() else { return Ok(None) };
+        let Some(&index) = indices(&self.store, &Self::prefix(log)).await?.last() else {
+            return Ok(None);
+        };
         Ok(Some((index, self.read(log, index).await?)))
     }
 
@@ -175,10 +246,15 @@ impl<S: Store> FencedLog<S> {
         let Some((bytes, _)) = self.store.get(&key).await? else {
             return Err(LockError::Unsettled { path: log.clone() });
         };
-        let record: Record =
-            serde_json::from_slice(&bytes).map_err(|e| LockError::Corrupt { key: key.to_string(), reason: e.to_string() })?;
+        let record: Record = serde_json::from_slice(&bytes).map_err(|e| LockError::Corrupt {
+            key: key.to_string(),
+            reason: e.to_string(),
+        })?;
         if record.v != FORMAT_VERSION {
-            return Err(LockError::Corrupt { key: key.to_string(), reason: format!("format version {}", record.v) });
+            return Err(LockError::Corrupt {
+                key: key.to_string(),
+                reason: format!("format version {}", record.v),
+            });
         }
         Ok(record)
     }

@@ -29,24 +29,69 @@ fn kind(kind: LockKind) -> Kind {
 
 /// Reads `store` as the model sees it. `client_of` maps an owner id to the model client that
 /// wrote it (`None`: an owner the model does not know, which is an error).
-pub async fn inspect(store: &dyn Store, tree: &Tree, client_of: impl Fn(&str) -> Option<u8>) -> Result<Abstract, LockError> {
+pub async fn inspect(
+    store: &dyn Store,
+    tree: &Tree,
+    client_of: impl Fn(&str) -> Option<u8>,
+) -> Result<Abstract, LockError> {
     let mut slots = [Slot::default(); PATHS_MAX];
     for (index, name) in tree.names.iter().enumerate() {
         let path = LockPath::new(name)?;
-        let Some(newest) = journal::newest(store, &path).await? else { continue };
-        let small = |n: u64| u8::try_from(n).map_err(|_| LockError::InvalidRequest(format!("{n} is beyond the model's counters")));
-        let marks = newest.entry.marks();
-        let prior = Marks { subtree: small(marks.subtree)?, any: small(marks.any)? };
-        let head = match newest.entry {
-            Entry::Acquire { owner, kind: k, ticket, .. } | Entry::Renew { owner, kind: k, ticket, .. } => {
-                let owner = client_of(&owner).ok_or_else(|| LockError::InvalidRequest(format!("unknown owner {owner}")))?;
-                Head::Held { owner, kind: kind(k), token: small(ticket)?, tick: 0 }
-            }
-            Entry::Release { kind: k, ticket, .. } => Head::Released { kind: kind(k), token: small(ticket)? },
-            Entry::Withdraw { ticket, .. } => Head::Withdrawn { token: small(ticket)? },
+        let Some(newest) = journal::newest(store, &path).await? else {
+            continue;
         };
-        slots[index] = Slot { len: small(newest.index + 1)?, head, prior };
+        let small = |n: u64| {
+            u8::try_from(n).map_err(|_| {
+                LockError::InvalidRequest(format!("{n} is beyond the model's counters"))
+            })
+        };
+        let marks = newest.entry.marks();
+        let prior = Marks {
+            subtree: small(marks.subtree)?,
+            any: small(marks.any)?,
+        };
+        let head = match newest.entry {
+            Entry::Acquire {
+                owner,
+                kind: k,
+                ticket,
+                ..
+            }
+            | Entry::Renew {
+                owner,
+                kind: k,
+                ticket,
+                ..
+            } => {
+                let owner = client_of(&owner)
+                    .ok_or_else(|| LockError::InvalidRequest(format!("unknown owner {owner}")))?;
+                Head::Held {
+                    owner,
+                    kind: kind(k),
+                    token: small(ticket)?,
+                    tick: 0,
+                }
+            }
+            Entry::Release {
+                kind: k, ticket, ..
+            } => Head::Released {
+                kind: kind(k),
+                token: small(ticket)?,
+            },
+            Entry::Withdraw { ticket, .. } => Head::Withdrawn {
+                token: small(ticket)?,
+            },
+        };
+        slots[index] = Slot {
+            len: small(newest.index + 1)?,
+            head,
+            prior,
+        };
     }
-    let tickets = journal::indices(store, "tickets/").await?.last().copied().unwrap_or(0);
+    let tickets = journal::indices(store, "tickets/")
+        .await?
+        .last()
+        .copied()
+        .unwrap_or(0);
     Ok(Abstract { slots, tickets })
 }

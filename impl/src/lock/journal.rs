@@ -27,13 +27,18 @@ pub struct Newest {
 /// journal below it).
 fn index_of(prefix: &str, key: &str) -> Option<u64> {
     let digits = key.strip_prefix(prefix)?;
-    (digits.len() == INDEX_DIGITS && digits.bytes().all(|b| b.is_ascii_digit())).then(|| digits.parse().ok()).flatten()
+    (digits.len() == INDEX_DIGITS && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| digits.parse().ok())
+        .flatten()
 }
 
 /// The indices present in the journal with `prefix`, ascending.
 pub async fn indices(store: &dyn Store, prefix: &str) -> Result<Vec<u64>, LockError> {
     let keys = store.list(prefix).await?;
-    let mut indices: Vec<u64> = keys.iter().filter_map(|k| index_of(prefix, k.as_str())).collect();
+    let mut indices: Vec<u64> = keys
+        .iter()
+        .filter_map(|k| index_of(prefix, k.as_str()))
+        .collect();
     indices.sort_unstable();
     Ok(indices)
 }
@@ -77,7 +82,9 @@ pub struct Scan {
 fn about_one_entry(error: &LockError) -> Option<String> {
     match error {
         LockError::Corrupt { reason, .. } => Some(reason.clone()),
-        LockError::Store(e @ (StoreError::Foreign { .. } | StoreError::Io { .. })) => Some(e.to_string()),
+        LockError::Store(e @ (StoreError::Foreign { .. } | StoreError::Io { .. })) => {
+            Some(e.to_string())
+        }
         _ => None,
     }
 }
@@ -94,10 +101,15 @@ pub async fn scan_below(store: &dyn Store, path: &LockPath) -> Result<Scan, Lock
             let reason = match store.get(key).await {
                 Ok(Some(_)) => "a file that is not a lock journal entry".to_owned(),
                 Ok(None) => continue,
-                Err(error @ (StoreError::Foreign { .. } | StoreError::Io { .. })) => error.to_string(),
+                Err(error @ (StoreError::Foreign { .. } | StoreError::Io { .. })) => {
+                    error.to_string()
+                }
                 Err(error) => return Err(error.into()),
             };
-            scan.corrupt.push(Corrupt { key: key.to_string(), reason });
+            scan.corrupt.push(Corrupt {
+                key: key.to_string(),
+                reason,
+            });
             continue;
         };
         if entry_path == *path {
@@ -117,7 +129,10 @@ pub async fn scan_below(store: &dyn Store, path: &LockPath) -> Result<Scan, Lock
         let key = entry_path.entry_key(index);
         let found = async {
             match store.get(&key).await? {
-                Some((bytes, _)) => Ok(Some(Newest { index, entry: Entry::decode(key.as_str(), &bytes)? })),
+                Some((bytes, _)) => Ok(Some(Newest {
+                    index,
+                    entry: Entry::decode(key.as_str(), &bytes)?,
+                })),
                 None => self::newest(store, &entry_path).await,
             }
         };
@@ -125,7 +140,10 @@ pub async fn scan_below(store: &dyn Store, path: &LockPath) -> Result<Scan, Lock
             Ok(Some(found)) => scan.journals.push((entry_path, found)),
             Ok(None) => {}
             Err(error) => match about_one_entry(&error) {
-                Some(reason) => scan.corrupt.push(Corrupt { key: key.to_string(), reason }),
+                Some(reason) => scan.corrupt.push(Corrupt {
+                    key: key.to_string(),
+                    reason,
+                }),
                 None => return Err(error),
             },
         }
@@ -135,10 +153,16 @@ pub async fn scan_below(store: &dyn Store, path: &LockPath) -> Result<Scan, Lock
 
 /// The newest entry of every journal strictly below `path`, in path order. Anything below that
 /// cannot be read fails the call: it may be a lock that conflicts (fail closed).
-pub async fn newest_below(store: &dyn Store, path: &LockPath) -> Result<Vec<(LockPath, Newest)>, LockError> {
+pub async fn newest_below(
+    store: &dyn Store,
+    path: &LockPath,
+) -> Result<Vec<(LockPath, Newest)>, LockError> {
     let scan = scan_below(store, path).await?;
     if let Some(corrupt) = scan.corrupt.into_iter().next() {
-        return Err(LockError::Corrupt { key: corrupt.key, reason: corrupt.reason });
+        return Err(LockError::Corrupt {
+            key: corrupt.key,
+            reason: corrupt.reason,
+        });
     }
     Ok(scan.journals)
 }
@@ -152,7 +176,12 @@ pub async fn check_refused(store: &dyn Store, key: &Key) -> Result<bool, LockErr
 
 /// Appends `entry` at `index` of `path`'s journal: `true` if it landed (and, for an `acquire` or
 /// `renew`, is the newest; see the module comment).
-pub async fn append(store: &dyn Store, path: &LockPath, index: u64, entry: &Entry) -> Result<bool, LockError> {
+pub async fn append(
+    store: &dyn Store,
+    path: &LockPath,
+    index: u64,
+    entry: &Entry,
+) -> Result<bool, LockError> {
     let key = path.entry_key(index);
     match store.create(&key, &entry.encode()).await? {
         Created::AlreadyExists => Ok(false),
@@ -164,11 +193,19 @@ pub async fn append(store: &dyn Store, path: &LockPath, index: u64, entry: &Entr
 /// Whether `index` is the newest entry of `path`'s journal: the check after an `acquire` or
 /// `renew` create (see the module comment).
 pub async fn is_newest(store: &dyn Store, path: &LockPath, index: u64) -> Result<bool, LockError> {
-    Ok(indices(store, &path.journal_prefix()).await?.last().copied() == Some(index))
+    Ok(indices(store, &path.journal_prefix())
+        .await?
+        .last()
+        .copied()
+        == Some(index))
 }
 
 /// Deletes entries of `path`'s journal below `index` (best effort; never the newest).
-pub async fn collect_below(store: &dyn Store, path: &LockPath, index: u64) -> Result<usize, LockError> {
+pub async fn collect_below(
+    store: &dyn Store,
+    path: &LockPath,
+    index: u64,
+) -> Result<usize, LockError> {
     let present = indices(store, &path.journal_prefix()).await?;
     let newest = present.last().copied().unwrap_or(0);
     let mut deleted = 0;
@@ -187,8 +224,15 @@ fn ticket_key(ticket: u64) -> Key {
 
 /// Claims the next ticket of the global ticket journal: a number larger than every ticket claimed
 /// before this call started.
-pub async fn claim_ticket(store: &dyn Store, owner: &str, attempts_max: u32) -> Result<u64, LockError> {
-    let entry = TicketEntry { owner: owner.to_owned() }.encode();
+pub async fn claim_ticket(
+    store: &dyn Store,
+    owner: &str,
+    attempts_max: u32,
+) -> Result<u64, LockError> {
+    let entry = TicketEntry {
+        owner: owner.to_owned(),
+    }
+    .encode();
     let mut next = indices(store, TICKETS).await?.last().copied().unwrap_or(0) + 1;
     let mut refused = 0;
     for _ in 0..attempts_max {
@@ -199,7 +243,9 @@ pub async fn claim_ticket(store: &dyn Store, owner: &str, attempts_max: u32) -> 
                 if !check_refused(store, &ticket_key(next)).await? {
                     refused += 1;
                     if refused == 2 {
-                        return Err(LockError::CreateRefused { key: ticket_key(next).to_string() });
+                        return Err(LockError::CreateRefused {
+                            key: ticket_key(next).to_string(),
+                        });
                     }
                 } else {
                     refused = 0;
@@ -221,7 +267,10 @@ pub async fn claim_ticket(store: &dyn Store, owner: &str, attempts_max: u32) -> 
             }
         }
     }
-    Err(LockError::Contended { what: "the ticket journal".into(), attempts: attempts_max })
+    Err(LockError::Contended {
+        what: "the ticket journal".into(),
+        attempts: attempts_max,
+    })
 }
 
 /// Tickets kept behind the newest.
@@ -230,6 +279,9 @@ const TICKETS_KEPT: u64 = 64;
 /// A malformed entry read from a journal is an error the caller reports with its key.
 impl From<Malformed> for LockError {
     fn from(malformed: Malformed) -> Self {
-        LockError::Corrupt { key: malformed.key, reason: malformed.reason }
+        LockError::Corrupt {
+            key: malformed.key,
+            reason: malformed.reason,
+        }
     }
 }

@@ -43,7 +43,13 @@ pub struct LeaseCell {
 impl LeaseCell {
     pub fn new(index: u64, started: Instant) -> LeaseCell {
         LeaseCell {
-            state: Mutex::new(LeaseState { index, started, renewing: false, releasing: false, lost: false }),
+            state: Mutex::new(LeaseState {
+                index,
+                started,
+                renewing: false,
+                releasing: false,
+                lost: false,
+            }),
         }
     }
 
@@ -55,7 +61,8 @@ impl LeaseCell {
     /// is being released, already lost, or being renewed.
     pub fn begin_renew(&self) -> Option<u64> {
         let mut state = lock(&self.state);
-        let releasing = state.releasing && !crate::mutants::active(crate::mutants::Mutant::RenewDuringRelease);
+        let releasing =
+            state.releasing && !crate::mutants::active(crate::mutants::Mutant::RenewDuringRelease);
         if state.renewing || releasing || state.lost {
             return None;
         }
@@ -70,12 +77,19 @@ impl LeaseCell {
         state.renewing = false;
         match outcome {
             Renewal::Landed { index, started } => {
-                assert_eq!(index, state.index + 1, "a renewal appends right after the newest own entry");
+                assert_eq!(
+                    index,
+                    state.index + 1,
+                    "a renewal appends right after the newest own entry"
+                );
                 state.index = index;
                 state.started = started;
             }
             Renewal::Adopted { index } => {
-                assert!(index > state.index, "an adopted renewal is a later own entry");
+                assert!(
+                    index > state.index,
+                    "an adopted renewal is a later own entry"
+                );
                 // Our renewal whose reply was lost: the lease keeps running from its old start
                 // (we do not know when that entry landed), the next entry follows it.
                 state.index = index;

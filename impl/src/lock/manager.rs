@@ -39,8 +39,15 @@ impl LockManager {
     /// cross-tests give each simulated client the identity of a real process of its own, so that
     /// recovery can see it die).
     #[doc(hidden)]
-    pub async fn start_as(store: impl Store, options: LockOptions, process: ProcessId) -> Result<LockManager, LockError> {
-        assert!(options.renew_every < options.lease, "leases must be renewed before they run out");
+    pub async fn start_as(
+        store: impl Store,
+        options: LockOptions,
+        process: ProcessId,
+    ) -> Result<LockManager, LockError> {
+        assert!(
+            options.renew_every < options.lease,
+            "leases must be renewed before they run out"
+        );
         let (jobs, receiver) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             store: Arc::new(store),
@@ -58,12 +65,17 @@ impl LockManager {
         // nothing of our liveness, and only expiry frees what we leave behind, which is safe.
         match shared.store.register_owner(&shared.process.key()).await {
             Ok(registration) => *lock(&shared.registration) = registration,
-            Err(error) => tracing::warn!(%error, "cannot register as an owner; our locks will be freed only by expiry if we die"),
+            Err(error) => {
+                tracing::warn!(%error, "cannot register as an owner; our locks will be freed only by expiry if we die")
+            }
         }
         // No recovery pass over every journal here: an acquisition treats the entry of an owner
         // proven dead as expired when it meets it, and the cleaner and `lockstep recover` walk
         // the store. A start costs the same whatever the store holds.
-        let mut tasks = vec![tokio::spawn(run_jobs(Arc::clone(&shared), receiver)), tokio::spawn(run_renewals(Arc::clone(&shared)))];
+        let mut tasks = vec![
+            tokio::spawn(run_jobs(Arc::clone(&shared), receiver)),
+            tokio::spawn(run_renewals(Arc::clone(&shared))),
+        ];
         if let Some(every) = shared.options.cleanup_every {
             tasks.push(tokio::spawn(run_cleanups(Arc::clone(&shared), every)));
         }
@@ -73,7 +85,9 @@ impl LockManager {
     /// The descriptor a child process can inherit to keep this manager's owner alive while it
     /// runs (see `OwnerRegistration::inheritable_fd`).
     pub fn registration_fd(&self) -> Option<i32> {
-        lock(&self.shared.registration).as_ref().and_then(|r| r.inheritable_fd())
+        lock(&self.shared.registration)
+            .as_ref()
+            .and_then(|r| r.inheritable_fd())
     }
 
     pub fn options(&self) -> &LockOptions {
@@ -91,13 +105,28 @@ impl LockManager {
         let owner = self.shared.process.owner();
         let deadline = Deadline::from_timeout(self.shared.options.timeout);
         let mut retries = Retries::new(self.shared.options.retries_max);
-        let mut guard = Guard { shared: Arc::clone(&self.shared), owner, leases: Vec::new(), released: false };
+        let mut guard = Guard {
+            shared: Arc::clone(&self.shared),
+            owner,
+            leases: Vec::new(),
+            released: false,
+        };
         let locks = operation.locks();
         let mut next = 0;
         while next < locks.len() {
             let (path, kind) = &locks[next];
             let held_newest = guard.leases.iter().map(|l| l.token).max();
-            match acquire_one(&self.shared, &guard.owner, path, *kind, deadline, held_newest, &mut retries).await {
+            match acquire_one(
+                &self.shared,
+                &guard.owner,
+                path,
+                *kind,
+                deadline,
+                held_newest,
+                &mut retries,
+            )
+            .await
+            {
                 Ok(Acquired::Granted(granted)) => {
                     let lease = Arc::new(Lease {
                         path: path.clone(),
@@ -119,7 +148,10 @@ impl LockManager {
                     let spent = retries.left.checked_sub(1);
                     guard.withdraw_all().await?;
                     let Some(left) = spent else {
-                        return Err(LockError::RetriesExhausted { path: path.clone(), retries: retries.spent });
+                        return Err(LockError::RetriesExhausted {
+                            path: path.clone(),
+                            retries: retries.spent,
+                        });
                     };
                     retries.left = left;
                     retries.spent += 1;
@@ -204,7 +236,10 @@ pub struct Guard {
 
 impl std::fmt::Debug for Guard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Guard").field("owner", &self.owner).field("tokens", &self.tokens()).finish()
+        f.debug_struct("Guard")
+            .field("owner", &self.owner)
+            .field("tokens", &self.tokens())
+            .finish()
     }
 }
 
@@ -214,7 +249,10 @@ impl Guard {
     /// zombie's newer token for `/c` says nothing about `/a`), so an operation has no single
     /// token unless it has a single lock ([`Guard::single_token`]).
     pub fn tokens(&self) -> Vec<(LockPath, LockKind, u64)> {
-        self.leases.iter().map(|l| (l.path.clone(), l.kind, l.token)).collect()
+        self.leases
+            .iter()
+            .map(|l| (l.path.clone(), l.kind, l.token))
+            .collect()
     }
 
     /// The token of an operation of one lock; `None` for an operation of several.
@@ -230,7 +268,9 @@ impl Guard {
     pub fn token_for(&self, path: &LockPath) -> Option<u64> {
         self.leases
             .iter()
-            .find(|l| l.path == *path || (l.kind == LockKind::Subtree && l.path.is_ancestor_of(path)))
+            .find(|l| {
+                l.path == *path || (l.kind == LockKind::Subtree && l.path.is_ancestor_of(path))
+            })
             .map(|l| l.token)
     }
 
@@ -244,7 +284,10 @@ impl Guard {
         for lease in &self.leases {
             let state = lease.cell.snapshot();
             if state.lost || state.started.elapsed() >= self.shared.options.lease {
-                return Err(LockError::LeaseLost { path: lease.path.clone(), token: lease.token });
+                return Err(LockError::LeaseLost {
+                    path: lease.path.clone(),
+                    token: lease.token,
+                });
             }
         }
         Ok(())
@@ -266,7 +309,10 @@ impl Guard {
                     matches!(&n.entry, Entry::Acquire { owner, ticket, .. } | Entry::Renew { owner, ticket, .. } if *owner == lease.owner && *ticket == lease.token)
                 });
                 if !ours {
-                    return Err(LockError::LeaseLost { path: lease.path.clone(), token: lease.token });
+                    return Err(LockError::LeaseLost {
+                        path: lease.path.clone(),
+                        token: lease.token,
+                    });
                 }
             }
         }
@@ -285,7 +331,11 @@ impl Guard {
             return release_leases(&shared, &leases).await;
         }
         let task = tokio::spawn(async move { release_leases(&shared, &leases).await });
-        task.await.map_err(|e| LockError::Store(StoreError::Unavailable(format!("the release task failed: {e}"))))?
+        task.await.map_err(|e| {
+            LockError::Store(StoreError::Unavailable(format!(
+                "the release task failed: {e}"
+            )))
+        })?
     }
 
     /// Withdraws every lock of an operation that never reached its caller (it failed or
@@ -302,7 +352,14 @@ impl Guard {
             let result = if released {
                 release_lease_now(&self.shared, lease).await
             } else {
-                withdraw_if_ours(&self.shared, &lease.owner, &lease.path, lease.token, Some(lease.marks)).await
+                withdraw_if_ours(
+                    &self.shared,
+                    &lease.owner,
+                    &lease.path,
+                    lease.token,
+                    Some(lease.marks),
+                )
+                .await
             };
             if let Err(error) = result {
                 tracing::warn!(path = %lease.path, %error, "could not withdraw an unused lock; it will expire");
@@ -313,7 +370,6 @@ impl Guard {
         }
         first_error
     }
-
 }
 
 /// Releases `leases`, newest first; the first error, after trying every one.
@@ -332,7 +388,8 @@ async fn release_leases(shared: &Shared, leases: &[Arc<Lease>]) -> Result<(), Lo
 impl Drop for Guard {
     fn drop(&mut self) {
         if !self.released && !self.leases.is_empty() {
-            self.shared.send(Job::Release(std::mem::take(&mut self.leases)));
+            self.shared
+                .send(Job::Release(std::mem::take(&mut self.leases)));
         }
     }
 }
@@ -351,14 +408,19 @@ async fn release_lease(shared: &Shared, lease: &Lease) -> Result<(), LockError> 
     };
     lock(&shared.leases).remove(&lease.token);
     if lost {
-        return Err(LockError::LeaseLost { path: lease.path.clone(), token: lease.token });
+        return Err(LockError::LeaseLost {
+            path: lease.path.clone(),
+            token: lease.token,
+        });
     }
     append_release(shared, lease, index).await
 }
 
 /// A release of a lease not yet claimed by anyone else (mutant `release-unused` only).
 async fn release_lease_now(shared: &Shared, lease: &Lease) -> Result<(), LockError> {
-    let Some((index, lost)) = lease.cell.release_ready() else { return Ok(()) };
+    let Some((index, lost)) = lease.cell.release_ready() else {
+        return Ok(());
+    };
     if lost {
         return Ok(());
     }
@@ -367,10 +429,18 @@ async fn release_lease_now(shared: &Shared, lease: &Lease) -> Result<(), LockErr
 
 async fn append_release(shared: &Shared, lease: &Lease, index: u64) -> Result<(), LockError> {
     let marks = lease.marks.with(lease.kind, lease.token);
-    let release = Entry::Release { kind: lease.kind, ticket: lease.token, by: ReleasedBy::Holder, written_at_ms: wall_ms(), marks };
+    let release = Entry::Release {
+        kind: lease.kind,
+        ticket: lease.token,
+        by: ReleasedBy::Holder,
+        written_at_ms: wall_ms(),
+        marks,
+    };
     let index = if crate::mutants::active(crate::mutants::Mutant::BlindRelease) {
         // Planted bug: release after whatever is newest now, not after our own entry.
-        journal::newest(&*shared.store, &lease.path).await?.map_or(index, |n| n.index)
+        journal::newest(&*shared.store, &lease.path)
+            .await?
+            .map_or(index, |n| n.index)
     } else {
         index
     };
@@ -383,11 +453,17 @@ async fn append_release(shared: &Shared, lease: &Lease, index: u64) -> Result<()
             matches!(&n.entry, Entry::Renew { owner, ticket, .. } | Entry::Acquire { owner, ticket, .. } if *owner == lease.owner && *ticket == lease.token)
         });
         let Some(newest) = newest.filter(|_| ours) else {
-            return Err(LockError::LeaseLost { path: lease.path.clone(), token: lease.token });
+            return Err(LockError::LeaseLost {
+                path: lease.path.clone(),
+                token: lease.token,
+            });
         };
         at = newest.index + 1;
         if !journal::append(&*shared.store, &lease.path, at, &release).await? {
-            return Err(LockError::LeaseLost { path: lease.path.clone(), token: lease.token });
+            return Err(LockError::LeaseLost {
+                path: lease.path.clone(),
+                token: lease.token,
+            });
         }
     }
     // The entries below our release are needed by no reader any more.
@@ -396,7 +472,9 @@ async fn append_release(shared: &Shared, lease: &Lease, index: u64) -> Result<()
 }
 
 async fn renew_lease(shared: &Shared, lease: &Lease) -> Result<(), LockError> {
-    let Some(index) = lease.cell.begin_renew() else { return Ok(()) };
+    let Some(index) = lease.cell.begin_renew() else {
+        return Ok(());
+    };
     let started = Instant::now();
     let renew = Entry::Renew {
         owner: lease.owner.clone(),
@@ -410,7 +488,10 @@ async fn renew_lease(shared: &Shared, lease: &Lease) -> Result<(), LockError> {
     };
     let result = journal::append(&*shared.store, &lease.path, index + 1, &renew).await;
     let outcome = match &result {
-        Ok(true) => Renewal::Landed { index: index + 1, started },
+        Ok(true) => Renewal::Landed {
+            index: index + 1,
+            started,
+        },
         // The index is taken: by our own renewal whose reply was lost, or by someone else.
         Ok(false) => match own_newest(shared, lease).await {
             Ok(Some(newest)) if newest > index => Renewal::Adopted { index: newest },
@@ -428,10 +509,15 @@ async fn renew_lease(shared: &Shared, lease: &Lease) -> Result<(), LockError> {
         }
         (Renewal::Superseded, _) => {
             tracing::warn!(path = %lease.path, token = lease.token, "lease lost: the lock was superseded");
-            Err(LockError::LeaseLost { path: lease.path.clone(), token: lease.token })
+            Err(LockError::LeaseLost {
+                path: lease.path.clone(),
+                token: lease.token,
+            })
         }
         (Renewal::Failed, Err(error)) => Err(error),
-        (Renewal::Failed, Ok(_)) => Err(LockError::Unsettled { path: lease.path.clone() }),
+        (Renewal::Failed, Ok(_)) => Err(LockError::Unsettled {
+            path: lease.path.clone(),
+        }),
     }
 }
 
@@ -456,8 +542,15 @@ async fn renew_all(shared: &Shared) {
 async fn run_jobs(shared: Arc<Shared>, mut receiver: mpsc::UnboundedReceiver<Job>) {
     while let Some(job) = receiver.recv().await {
         match job {
-            Job::Withdraw { path, ticket, owner, create } => {
-                if let Some(create) = create.filter(|_| !crate::mutants::active(crate::mutants::Mutant::WithdrawBeforeCreateEnds)) {
+            Job::Withdraw {
+                path,
+                ticket,
+                owner,
+                create,
+            } => {
+                if let Some(create) = create.filter(|_| {
+                    !crate::mutants::active(crate::mutants::Mutant::WithdrawBeforeCreateEnds)
+                }) {
                     let _ = create.await;
                 }
                 if let Err(error) = withdraw_if_ours(&shared, &owner, &path, ticket, None).await {
@@ -520,9 +613,17 @@ pub(crate) async fn every_newest(store: &dyn Store) -> Result<journal::Scan, Loc
     match journal::newest(store, &root).await {
         Ok(Some(newest)) => scan.journals.insert(0, (root.clone(), newest)),
         Ok(None) => {}
-        Err(LockError::Corrupt { key, reason }) => scan.corrupt.insert(0, journal::Corrupt { key, reason }),
+        Err(LockError::Corrupt { key, reason }) => {
+            scan.corrupt.insert(0, journal::Corrupt { key, reason })
+        }
         Err(LockError::Store(e @ (StoreError::Foreign { .. } | StoreError::Io { .. }))) => {
-            scan.corrupt.insert(0, journal::Corrupt { key: root.journal_prefix(), reason: e.to_string() })
+            scan.corrupt.insert(
+                0,
+                journal::Corrupt {
+                    key: root.journal_prefix(),
+                    reason: e.to_string(),
+                },
+            )
         }
         Err(other) => return Err(other),
     }
@@ -538,15 +639,32 @@ async fn clean_up(shared: &Shared) -> Result<Vec<Recovered>, LockError> {
         tracing::warn!(key = %corrupt.key, reason = %corrupt.reason, "the cleaner skips a lock entry that cannot be read");
     }
     for (path, newest) in scan.journals {
-        let Some((owner, ticket, kind, lease_ms)) = newest.entry.holder() else { continue };
+        let Some((owner, ticket, kind, lease_ms)) = newest.entry.holder() else {
+            continue;
+        };
         let dead = shared.proven_dead(owner).await;
         if !(dead || shared.judge_expired(&path, newest.index, lease_ms)) {
             continue;
         }
-        let by = if dead { ReleasedBy::Recovery } else { ReleasedBy::Cleaner };
-        let release = Entry::Release { kind, ticket, by, written_at_ms: wall_ms(), marks: newest.entry.marks_after() };
+        let by = if dead {
+            ReleasedBy::Recovery
+        } else {
+            ReleasedBy::Cleaner
+        };
+        let release = Entry::Release {
+            kind,
+            ticket,
+            by,
+            written_at_ms: wall_ms(),
+            marks: newest.entry.marks_after(),
+        };
         if journal::append(&*shared.store, &path, newest.index + 1, &release).await? {
-            released.push(Recovered { path, owner: owner.to_owned(), ticket, by });
+            released.push(Recovered {
+                path,
+                owner: owner.to_owned(),
+                ticket,
+                by,
+            });
         }
     }
     Ok(released)
@@ -557,13 +675,26 @@ async fn clean_up(shared: &Shared) -> Result<Vec<Recovered>, LockError> {
 pub async fn recover(store: &dyn Store) -> Result<Vec<Recovered>, LockError> {
     let mut released = Vec::new();
     for (path, newest) in every_newest(store).await?.journals {
-        let Some((owner, ticket, kind, _)) = newest.entry.holder() else { continue };
+        let Some((owner, ticket, kind, _)) = newest.entry.holder() else {
+            continue;
+        };
         if store.owner_liveness(process_part(owner)).await? != Liveness::Dead {
             continue;
         }
-        let release = Entry::Release { kind, ticket, by: ReleasedBy::Recovery, written_at_ms: wall_ms(), marks: newest.entry.marks_after() };
+        let release = Entry::Release {
+            kind,
+            ticket,
+            by: ReleasedBy::Recovery,
+            written_at_ms: wall_ms(),
+            marks: newest.entry.marks_after(),
+        };
         if journal::append(store, &path, newest.index + 1, &release).await? {
-            released.push(Recovered { path, owner: owner.to_owned(), ticket, by: ReleasedBy::Recovery });
+            released.push(Recovered {
+                path,
+                owner: owner.to_owned(),
+                ticket,
+                by: ReleasedBy::Recovery,
+            });
         }
     }
     Ok(released)
@@ -572,21 +703,47 @@ pub async fn recover(store: &dyn Store) -> Result<Vec<Recovered>, LockError> {
 /// Operator force release of the lock on `path` (only if it holds `token`, when given). The
 /// holder, if alive, is not told: it is a zombie from now on, and only fencing stops it.
 /// `Ok(None)` if the path is not locked.
-pub async fn force_release(store: &dyn Store, path: &LockPath, token: Option<u64>) -> Result<Option<Recovered>, LockError> {
+pub async fn force_release(
+    store: &dyn Store,
+    path: &LockPath,
+    token: Option<u64>,
+) -> Result<Option<Recovered>, LockError> {
     for _ in 0..100 {
-        let Some(newest) = journal::newest(store, path).await? else { return Ok(None) };
-        let Some((owner, ticket, kind, _)) = newest.entry.holder() else { return Ok(None) };
+        let Some(newest) = journal::newest(store, path).await? else {
+            return Ok(None);
+        };
+        let Some((owner, ticket, kind, _)) = newest.entry.holder() else {
+            return Ok(None);
+        };
         if let Some(expected) = token {
             if expected != ticket {
-                return Err(LockError::TokenMismatch { path: path.clone(), expected, actual: ticket });
+                return Err(LockError::TokenMismatch {
+                    path: path.clone(),
+                    expected,
+                    actual: ticket,
+                });
             }
         }
-        let release = Entry::Release { kind, ticket, by: ReleasedBy::Operator, written_at_ms: wall_ms(), marks: newest.entry.marks_after() };
+        let release = Entry::Release {
+            kind,
+            ticket,
+            by: ReleasedBy::Operator,
+            written_at_ms: wall_ms(),
+            marks: newest.entry.marks_after(),
+        };
         if journal::append(store, path, newest.index + 1, &release).await? {
-            return Ok(Some(Recovered { path: path.clone(), owner: owner.to_owned(), ticket, by: ReleasedBy::Operator }));
+            return Ok(Some(Recovered {
+                path: path.clone(),
+                owner: owner.to_owned(),
+                ticket,
+                by: ReleasedBy::Operator,
+            }));
         }
     }
-    Err(LockError::Contended { what: format!("force release of {path}"), attempts: 100 })
+    Err(LockError::Contended {
+        what: format!("force release of {path}"),
+        attempts: 100,
+    })
 }
 
 /// What [`repair`] did with a bad entry.
@@ -596,7 +753,11 @@ pub enum Repaired {
     /// The journal's bad newest entry is superseded by an operator `release` at `index`, whose
     /// high-water marks are the newest ticket claimed (`mark`): whatever lock the bad entry
     /// held, its token is at most that, so fencing still stops its holder.
-    Superseded { path: LockPath, index: u64, mark: u64 },
+    Superseded {
+        path: LockPath,
+        index: u64,
+        mark: u64,
+    },
     /// The key is not the newest of its journal: no reader looks at it, nothing was changed.
     NotNewest { path: LockPath, newest: u64 },
 }
@@ -607,30 +768,110 @@ pub enum Repaired {
 /// journal entries.
 pub async fn repair(store: &dyn Store, key: &crate::store::Key) -> Result<Repaired, LockError> {
     let Some((path, index)) = LockPath::parse_entry_key(key.as_str()) else {
-        return Err(LockError::InvalidRequest(format!("{key} is not a lock journal entry (locks/…/~<20 digits>)")));
+        return Err(LockError::InvalidRequest(format!(
+            "{key} is not a lock journal entry (locks/…/~<20 digits>)"
+        )));
     };
     match store.get(key).await {
         Ok(Some((bytes, _))) if Entry::decode(key.as_str(), &bytes).is_ok() => {
-            return Err(LockError::InvalidRequest(format!("{key} is a readable entry; to free its lock use force-release {path}")));
+            return Err(LockError::InvalidRequest(format!(
+                "{key} is a readable entry; to free its lock use force-release {path}"
+            )));
         }
-        Ok(None) => return Err(LockError::InvalidRequest(format!("nothing is stored at {key}"))),
+        Ok(None) => {
+            return Err(LockError::InvalidRequest(format!(
+                "nothing is stored at {key}"
+            )))
+        }
         // Unreadable, malformed, or something foreign: what repair is for.
         Ok(Some(_)) | Err(StoreError::Foreign { .. } | StoreError::Io { .. }) => {}
         Err(other) => return Err(other.into()),
     }
     for _ in 0..100 {
-        let newest = journal::indices(store, &path.journal_prefix()).await?.last().copied().unwrap_or(0);
+        let newest = journal::indices(store, &path.journal_prefix())
+            .await?
+            .last()
+            .copied()
+            .unwrap_or(0);
         if index < newest {
             return Ok(Repaired::NotNewest { path, newest });
         }
-        let mark = journal::indices(store, "tickets/").await?.last().copied().unwrap_or(0);
-        let marks = super::Marks { subtree: mark, any: mark };
-        let release = Entry::Release { kind: LockKind::Subtree, ticket: mark, by: ReleasedBy::Operator, written_at_ms: wall_ms(), marks };
+        let mark = journal::indices(store, "tickets/")
+            .await?
+            .last()
+            .copied()
+            .unwrap_or(0);
+        let marks = super::Marks {
+            subtree: mark,
+            any: mark,
+        };
+        let release = Entry::Release {
+            kind: LockKind::Subtree,
+            ticket: mark,
+            by: ReleasedBy::Operator,
+            written_at_ms: wall_ms(),
+            marks,
+        };
         let target = index.max(newest) + 1;
         if journal::append(store, &path, target, &release).await? {
             tracing::info!(%key, %path, index = target, mark, "superseded an entry that cannot be read");
-            return Ok(Repaired::Superseded { path, index: target, mark });
+            return Ok(Repaired::Superseded {
+                path,
+                index: target,
+                mark,
+            });
         }
     }
-    Err(LockError::Contended { what: format!("repair of {key}"), attempts: 100 })
+    Err(LockError::Contended {
+        what: format!("repair of {key}"),
+        attempts: 100,
+    })
+}
+
+/// What [`collect_offline`] removed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Collected {
+    /// Journals whose newest entry was a `release` or `withdraw`: deleted whole.
+    pub journals_removed: usize,
+    /// Entries deleted (those of removed journals, and old entries below a held lock's newest).
+    pub entries_removed: usize,
+    /// Journals kept because their lock is held (by a live owner, or a dead one not yet
+    /// recovered: recovery or expiry frees those).
+    pub held_kept: usize,
+    /// Entries that cannot be read, kept for `repair`.
+    pub corrupt_kept: Vec<journal::Corrupt>,
+    /// Owners of the held locks kept (their registrations must stay: they prove death).
+    #[serde(skip)]
+    pub owners_kept: std::collections::HashSet<String>,
+}
+
+/// Deletes every released journal as a whole. **Only while no other process uses the store**
+/// (the file store guarantees that with `FsStore::open_exclusive`): a journal may be emptied only
+/// when nobody holds a view of it, because an append based on an old view would land at its old
+/// index in the emptied journal, past newer entries, and its marks would set the journal's
+/// high-water marks back (specs/lock.md §5). Tokens stay safe across it: the ticket journal is
+/// kept, so every later grant has a larger ticket than any before.
+pub async fn collect_offline(store: &dyn Store) -> Result<Collected, LockError> {
+    let scan = every_newest(store).await?;
+    let mut collected = Collected {
+        corrupt_kept: scan.corrupt,
+        ..Collected::default()
+    };
+    for (path, newest) in scan.journals {
+        let indices = journal::indices(store, &path.journal_prefix()).await?;
+        if let Some((owner, ..)) = newest.entry.holder() {
+            collected.held_kept += 1;
+            collected.owners_kept.insert(process_part(owner).to_owned());
+            collected.entries_removed += journal::collect_below(store, &path, newest.index).await?;
+            continue;
+        }
+        // Oldest first, the newest last: an interrupted collection leaves a journal whose newest
+        // entry is still the release it had.
+        for index in indices {
+            store.delete(&path.entry_key(index)).await?;
+            collected.entries_removed += 1;
+        }
+        collected.journals_removed += 1;
+    }
+    Ok(collected)
 }

@@ -17,10 +17,10 @@
 
 mod acquire;
 pub mod entry;
-pub mod lease;
 pub mod fence;
 pub mod inspect;
 pub mod journal;
+pub mod lease;
 mod manager;
 pub mod observer;
 pub mod owner;
@@ -31,8 +31,11 @@ use std::time::Duration;
 
 pub use entry::{Entry, LockKind, Marks, ReleasedBy};
 pub use fence::{Fenced, FencedLog};
-pub use manager::{force_release, recover, repair, Guard, LockManager, Recovered, Repaired};
 pub use journal::Corrupt;
+pub use manager::{
+    collect_offline, force_release, recover, repair, Collected, Guard, LockManager, Recovered,
+    Repaired,
+};
 pub use observer::{observe, observe_all, LockInfo, LockState, Observation};
 pub use path::{InvalidPath, LockPath};
 
@@ -78,7 +81,12 @@ impl Default for LockOptions {
 impl LockOptions {
     /// Options with a lease of `lease` (renewed every third of it) and everything else default.
     pub fn with_lease(lease: Duration) -> LockOptions {
-        LockOptions { lease, renew_every: lease / 3, expiry_grace: lease / 20, ..LockOptions::default() }
+        LockOptions {
+            lease,
+            renew_every: lease / 3,
+            expiry_grace: lease / 20,
+            ..LockOptions::default()
+        }
     }
 }
 
@@ -86,7 +94,12 @@ impl LockOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
     #[error("{path} is locked by {holder} (token {token}){}", waited_text(.waited))]
-    Busy { path: LockPath, holder: String, token: u64, waited: Option<Duration> },
+    Busy {
+        path: LockPath,
+        holder: String,
+        token: u64,
+        waited: Option<Duration>,
+    },
     #[error("could not lock {path}: backed off {retries} times (contention)")]
     RetriesExhausted { path: LockPath, retries: u32 },
     #[error("{what} stayed contended for {attempts} attempts")]
@@ -107,7 +120,11 @@ pub enum LockError {
     #[error("the lease of {path} (token {token}) was lost: expired, force-released or taken over")]
     LeaseLost { path: LockPath, token: u64 },
     #[error("token mismatch on {path}: the lock holds token {actual}, not {expected}")]
-    TokenMismatch { path: LockPath, expected: u64, actual: u64 },
+    TokenMismatch {
+        path: LockPath,
+        expected: u64,
+        actual: u64,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -139,16 +156,23 @@ pub struct Operation {
 impl Operation {
     /// The locks of `mode` on `paths` (for `Mv`: `[source, destination_parent]`).
     pub fn new(mode: LockMode, paths: &[&str]) -> Result<Operation, LockError> {
-        let parsed: Vec<LockPath> = paths.iter().map(|p| LockPath::new(p)).collect::<Result<_, _>>()?;
+        let parsed: Vec<LockPath> = paths
+            .iter()
+            .map(|p| LockPath::new(p))
+            .collect::<Result<_, _>>()?;
         if parsed.is_empty() {
             return Err(LockError::InvalidRequest("no path to lock".into()));
         }
         let locks = match mode {
             LockMode::Point => parsed.into_iter().map(|p| (p, LockKind::Point)).collect(),
             LockMode::Subtree => parsed.into_iter().map(|p| (p, LockKind::Subtree)).collect(),
-            LockMode::Mv if parsed.len() == 2 => parsed.into_iter().map(|p| (p, LockKind::Subtree)).collect(),
+            LockMode::Mv if parsed.len() == 2 => {
+                parsed.into_iter().map(|p| (p, LockKind::Subtree)).collect()
+            }
             LockMode::Mv => {
-                return Err(LockError::InvalidRequest("mv takes exactly two paths: source and destination parent".into()))
+                return Err(LockError::InvalidRequest(
+                    "mv takes exactly two paths: source and destination parent".into(),
+                ))
             }
         };
         Ok(Operation::from_locks(locks))
@@ -171,7 +195,11 @@ impl Operation {
     /// `rm`: SUBTREE on a directory, POINT on a file's parent.
     pub fn rm(path: &str, is_dir: bool) -> Result<Operation, LockError> {
         let path = LockPath::new(path)?;
-        Ok(if is_dir { Operation::from_locks(vec![(path, LockKind::Subtree)]) } else { Operation::point_on_parent(&path) })
+        Ok(if is_dir {
+            Operation::from_locks(vec![(path, LockKind::Subtree)])
+        } else {
+            Operation::point_on_parent(&path)
+        })
     }
 
     /// `mv`: SUBTREE on a directory and on the destination's parent; for a file, POINT on both
@@ -179,11 +207,18 @@ impl Operation {
     pub fn mv(source: &str, destination: &str, is_dir: bool) -> Result<Operation, LockError> {
         let source = LockPath::new(source)?;
         let destination = LockPath::new(destination)?;
-        let target = destination.parent().ok_or_else(|| LockError::InvalidRequest("cannot move onto /".into()))?;
+        let target = destination
+            .parent()
+            .ok_or_else(|| LockError::InvalidRequest("cannot move onto /".into()))?;
         Ok(if is_dir {
-            Operation::from_locks(vec![(source, LockKind::Subtree), (target, LockKind::Subtree)])
+            Operation::from_locks(vec![
+                (source, LockKind::Subtree),
+                (target, LockKind::Subtree),
+            ])
         } else {
-            let from = source.parent().ok_or_else(|| LockError::InvalidRequest("cannot move /".into()))?;
+            let from = source
+                .parent()
+                .ok_or_else(|| LockError::InvalidRequest("cannot move /".into()))?;
             Operation::from_locks(vec![(from, LockKind::Point), (target, LockKind::Point)])
         })
     }
@@ -195,7 +230,10 @@ impl Operation {
 
     /// `session.commit`: POINT on the session directory.
     pub fn session_commit(session_dir: &str) -> Result<Operation, LockError> {
-        Ok(Operation::from_locks(vec![(LockPath::new(session_dir)?, LockKind::Point)]))
+        Ok(Operation::from_locks(vec![(
+            LockPath::new(session_dir)?,
+            LockKind::Point,
+        )]))
     }
 
     fn point_on_parent(path: &LockPath) -> Operation {
@@ -214,13 +252,30 @@ mod tests {
 
     #[test]
     fn operations_map_to_the_seed_call_sites_and_are_sorted() {
-        let names = |op: Operation| op.locks().iter().map(|(p, k)| format!("{}{}", k.letter(), p)).collect::<Vec<_>>();
+        let names = |op: Operation| {
+            op.locks()
+                .iter()
+                .map(|(p, k)| format!("{}{}", k.letter(), p))
+                .collect::<Vec<_>>()
+        };
         assert_eq!(names(Operation::rm("/r/a", true).unwrap()), ["S/r/a"]);
-        assert_eq!(names(Operation::rm("/r/a/f.txt", false).unwrap()), ["P/r/a"]);
-        assert_eq!(names(Operation::mv("/r/z", "/r/a/z", true).unwrap()), ["S/r/a", "S/r/z"]);
-        assert_eq!(names(Operation::mv("/r/z/f", "/r/a/f", false).unwrap()), ["P/r/a", "P/r/z"]);
+        assert_eq!(
+            names(Operation::rm("/r/a/f.txt", false).unwrap()),
+            ["P/r/a"]
+        );
+        assert_eq!(
+            names(Operation::mv("/r/z", "/r/a/z", true).unwrap()),
+            ["S/r/a", "S/r/z"]
+        );
+        assert_eq!(
+            names(Operation::mv("/r/z/f", "/r/a/f", false).unwrap()),
+            ["P/r/a", "P/r/z"]
+        );
         assert_eq!(names(Operation::add_resource("/r/new").unwrap()), ["P/r"]);
-        assert_eq!(names(Operation::new(LockMode::Point, &["/b", "/a", "/b"]).unwrap()), ["P/a", "P/b"]);
+        assert_eq!(
+            names(Operation::new(LockMode::Point, &["/b", "/a", "/b"]).unwrap()),
+            ["P/a", "P/b"]
+        );
         assert!(Operation::new(LockMode::Mv, &["/a"]).is_err());
         assert!(Operation::new(LockMode::Point, &["/a/../etc"]).is_err());
     }

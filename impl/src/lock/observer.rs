@@ -69,8 +69,16 @@ pub async fn observe_all(store: &dyn Store) -> Result<Observation, LockError> {
     let scan = every_newest(store).await?;
     for (path, newest) in scan.journals {
         let (owner, held_since_ms) = match &newest.entry {
-            Entry::Acquire { owner, written_at_ms, .. } => (owner, *written_at_ms),
-            Entry::Renew { owner, held_since_ms, .. } => (owner, *held_since_ms),
+            Entry::Acquire {
+                owner,
+                written_at_ms,
+                ..
+            } => (owner, *written_at_ms),
+            Entry::Renew {
+                owner,
+                held_since_ms,
+                ..
+            } => (owner, *held_since_ms),
             _ => continue,
         };
         let (_, token, kind, lease_ms) = newest.entry.holder().expect("acquire or renew");
@@ -98,5 +106,8 @@ pub async fn observe_all(store: &dyn Store) -> Result<Observation, LockError> {
             state,
         });
     }
-    Ok(Observation { locks: out, corrupt: scan.corrupt })
+    Ok(Observation {
+        locks: out,
+        corrupt: scan.corrupt,
+    })
 }

@@ -38,7 +38,12 @@ impl ProcessId {
     /// simulated client a real process to die).
     pub fn of_process(pid: u32) -> Option<ProcessId> {
         let here = ProcessId::current();
-        Some(ProcessId { pid, start: process_start(pid)?, random: rand::random::<u64>() >> 16, ..here })
+        Some(ProcessId {
+            pid,
+            start: process_start(pid)?,
+            random: rand::random::<u64>() >> 16,
+            ..here
+        })
     }
 
     /// A fresh owner id for one lock handle of this process.
@@ -49,7 +54,10 @@ impl ProcessId {
 
     /// The process part of its owner ids: what the store registers.
     pub fn key(&self) -> String {
-        format!("{}:{}:{}:{}:{:x}", self.host, self.boot, self.pid, self.start, self.random)
+        format!(
+            "{}:{}:{}:{}:{:x}",
+            self.host, self.boot, self.pid, self.start, self.random
+        )
     }
 
     /// Parses the process part of an owner id.
@@ -61,7 +69,13 @@ impl ProcessId {
         let pid = fields.next()?.parse().ok()?;
         let boot = fields.next()?.to_owned();
         let host = fields.next()?.to_owned();
-        Some(ProcessId { host, boot, pid, start, random })
+        Some(ProcessId {
+            host,
+            boot,
+            pid,
+            start,
+            random,
+        })
     }
 }
 
@@ -82,7 +96,13 @@ fn hostname() -> String {
 
 fn boot_id() -> String {
     std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
-        .map(|id| id.trim().chars().filter(|c| c.is_ascii_hexdigit()).take(12).collect())
+        .map(|id| {
+            id.trim()
+                .chars()
+                .filter(|c| c.is_ascii_hexdigit())
+                .take(12)
+                .collect()
+        })
         .unwrap_or_else(|_| "noboot".into())
 }
 
@@ -105,6 +125,10 @@ mod tests {
         assert_ne!(owner, me.owner(), "each handle gets its own id");
         assert_eq!(ProcessId::parse(&owner), Some(me.clone()));
         assert_eq!(process_part(&owner), me.key());
-        assert_ne!(ProcessId::current().key(), me.key(), "each identity is its own owner");
+        assert_ne!(
+            ProcessId::current().key(),
+            me.key(),
+            "each identity is its own owner"
+        );
     }
 }

@@ -27,22 +27,35 @@ impl LockPath {
     /// Parses an absolute path. A trailing `/` is dropped; `.`/`..`, empty components, NUL and
     /// components over 255 bytes are refused.
     pub fn new(path: &str) -> Result<LockPath, InvalidPath> {
-        let refuse = |reason| Err(InvalidPath { path: path.to_owned(), reason });
+        let refuse = |reason| {
+            Err(InvalidPath {
+                path: path.to_owned(),
+                reason,
+            })
+        };
         if !path.starts_with('/') {
             return refuse("not absolute (must start with '/')");
         }
         if path.contains('\0') {
             return refuse("contains NUL");
         }
-        let trimmed = if path.len() > 1 { path.trim_end_matches('/') } else { path };
+        let trimmed = if path.len() > 1 {
+            path.trim_end_matches('/')
+        } else {
+            path
+        };
         if trimmed == "/" {
             return Ok(LockPath::root());
         }
         for component in trimmed[1..].split('/') {
             match component {
                 "" => return refuse("empty component ('//')"),
-                "." | ".." => return refuse("'.' or '..' component (paths may not escape the root)"),
-                c if c.len() > COMPONENT_BYTES_MAX - 2 => return refuse("component longer than 253 bytes"),
+                "." | ".." => {
+                    return refuse("'.' or '..' component (paths may not escape the root)")
+                }
+                c if c.len() > COMPONENT_BYTES_MAX - 2 => {
+                    return refuse("component longer than 253 bytes")
+                }
                 _ => {}
             }
         }
@@ -75,7 +88,11 @@ impl LockPath {
             return None;
         }
         let cut = self.0.rfind('/').expect("absolute");
-        Some(if cut == 0 { LockPath::root() } else { LockPath(self.0[..cut].to_owned()) })
+        Some(if cut == 0 {
+            LockPath::root()
+        } else {
+            LockPath(self.0[..cut].to_owned())
+        })
     }
 
     /// Every proper ancestor, nearest first, `/` last.
@@ -118,7 +135,12 @@ impl LockPath {
 
     /// The key of entry `index` of this path's journal.
     pub fn entry_key(&self, index: u64) -> Key {
-        Key::new(format!("{}{index:0width$}", self.journal_prefix(), width = INDEX_DIGITS)).expect("lock paths make valid keys")
+        Key::new(format!(
+            "{}{index:0width$}",
+            self.journal_prefix(),
+            width = INDEX_DIGITS
+        ))
+        .expect("lock paths make valid keys")
     }
 
     /// Reads a lock journal key back: the path and the entry index. `None` for anything else.
@@ -135,9 +157,18 @@ impl LockPath {
         let mut path = String::new();
         for component in dirs.split('/').filter(|c| !c.is_empty()) {
             path.push('/');
-            path.push_str(component.strip_prefix('~').filter(|_| component.starts_with("~~")).unwrap_or(component));
+            path.push_str(
+                component
+                    .strip_prefix('~')
+                    .filter(|_| component.starts_with("~~"))
+                    .unwrap_or(component),
+            );
         }
-        let path = if path.is_empty() { LockPath::root() } else { LockPath::new(&path).ok()? };
+        let path = if path.is_empty() {
+            LockPath::root()
+        } else {
+            LockPath::new(&path).ok()?
+        };
         Some((path, digits.parse().ok()?))
     }
 }
@@ -164,10 +195,20 @@ mod tests {
         for path in ["/", "/a", "/a/b", "/~x", "/a/~~y/~0"] {
             let path = LockPath::new(path).unwrap();
             let key = path.entry_key(42);
-            assert_eq!(LockPath::parse_entry_key(key.as_str()), Some((path.clone(), 42)), "{key}");
+            assert_eq!(
+                LockPath::parse_entry_key(key.as_str()),
+                Some((path.clone(), 42)),
+                "{key}"
+            );
         }
-        assert_eq!(LockPath::new("/a/b/").unwrap().entry_key(3).as_str(), "locks/a/b/~00000000000000000003");
-        assert_eq!(LockPath::root().entry_key(0).as_str(), "locks/~00000000000000000000");
+        assert_eq!(
+            LockPath::new("/a/b/").unwrap().entry_key(3).as_str(),
+            "locks/a/b/~00000000000000000003"
+        );
+        assert_eq!(
+            LockPath::root().entry_key(0).as_str(),
+            "locks/~00000000000000000000"
+        );
         // A directory named like an entry is escaped and cannot be mistaken for one.
         let tricky = LockPath::new("/~00000000000000000001").unwrap();
         assert!(tricky.entry_key(0).as_str().starts_with("locks/~~0000"));
@@ -180,6 +221,8 @@ mod tests {
         assert_eq!(names, ["/a", "/"]);
         assert!(LockPath::root().is_ancestor_of(&path));
         assert!(!LockPath::new("/a/bc").unwrap().is_ancestor_of(&path));
-        assert!(!LockPath::new("/a/b").unwrap().is_ancestor_of(&LockPath::new("/a/bc").unwrap()));
+        assert!(!LockPath::new("/a/b")
+            .unwrap()
+            .is_ancestor_of(&LockPath::new("/a/bc").unwrap()));
     }
 }

@@ -24,7 +24,12 @@ pub(crate) enum Job {
     /// A cancelled acquisition may have left this entry: withdraw it if it is ours, once the
     /// create that may make it has finished (`create`), or the withdraw could read before the
     /// entry lands and leave it behind, held by nobody, until its lease ends.
-    Withdraw { path: LockPath, ticket: u64, owner: String, create: Option<tokio::task::JoinHandle<()>> },
+    Withdraw {
+        path: LockPath,
+        ticket: u64,
+        owner: String,
+        create: Option<tokio::task::JoinHandle<()>>,
+    },
     /// A dropped guard's leases.
     Release(Vec<Arc<Lease>>),
     /// Answers once every job queued before it is done (`LockManager::settle`).
@@ -84,7 +89,13 @@ impl Shared {
 
     /// Whether the entry `index` of `path`, held by `owner`, is expired: its owner is proven dead,
     /// or this process has watched the entry unchanged for its lease (plus a grace).
-    pub async fn is_expired(&self, path: &LockPath, index: u64, owner: &str, lease_ms: u64) -> bool {
+    pub async fn is_expired(
+        &self,
+        path: &LockPath,
+        index: u64,
+        owner: &str,
+        lease_ms: u64,
+    ) -> bool {
         self.proven_dead(owner).await || self.judge_expired(path, index, lease_ms)
     }
 
@@ -119,9 +130,14 @@ mod tests {
     #[test]
     fn the_grace_follows_the_entrys_lease_not_the_watchers() {
         // A watcher with a 0.3 s lease (grace 15 ms) judging a 300 s lease: 15 s of grace.
-        assert_eq!(expiry_after(300_000, Duration::from_millis(15)), Duration::from_secs(315));
+        assert_eq!(
+            expiry_after(300_000, Duration::from_millis(15)),
+            Duration::from_secs(315)
+        );
         // A longer configured grace still counts.
-        assert_eq!(expiry_after(1_000, Duration::from_secs(5)), Duration::from_secs(6));
+        assert_eq!(
+            expiry_after(1_000, Duration::from_secs(5)),
+            Duration::from_secs(6)
+        );
     }
 }
-

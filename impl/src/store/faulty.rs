@@ -37,7 +37,10 @@ pub struct FaultyStore<S> {
 
 impl<S: Store> FaultyStore<S> {
     pub fn new(inner: S) -> FaultyStore<S> {
-        FaultyStore { inner, plan: Arc::new(Mutex::new(Plan::default())) }
+        FaultyStore {
+            inner,
+            plan: Arc::new(Mutex::new(Plan::default())),
+        }
     }
 
     /// Fails operation number `count_from_now` (0 = the next one) with `fault`.
@@ -87,9 +90,13 @@ impl<S: Store> FaultyStore<S> {
                 plan.at = None;
                 plan.injected += 1;
                 match fault {
-                    Fault::Full if is_create => Err(StoreError::Full { key: key.to_owned() }),
+                    Fault::Full if is_create => Err(StoreError::Full {
+                        key: key.to_owned(),
+                    }),
                     Fault::Full => Ok(()),
-                    Fault::Unavailable => Err(StoreError::Unavailable("injected: connection refused".into())),
+                    Fault::Unavailable => Err(StoreError::Unavailable(
+                        "injected: connection refused".into(),
+                    )),
                     Fault::Crash => {
                         plan.crashed = true;
                         Err(StoreError::Injected("the process crashed".into()))
@@ -135,7 +142,10 @@ impl<S: Store> Store for FaultyStore<S> {
 
     // Registrations and proofs of life pass through: they are not storage operations a fault
     // plan counts.
-    async fn register_owner(&self, owner: &str) -> Result<Option<Box<dyn OwnerRegistration>>, StoreError> {
+    async fn register_owner(
+        &self,
+        owner: &str,
+    ) -> Result<Option<Box<dyn OwnerRegistration>>, StoreError> {
         self.inner.register_owner(owner).await
     }
 

@@ -47,7 +47,9 @@ use std::time::{Duration, SystemTime};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
 
-use super::{owner_file_name, Created, Key, Liveness, OwnerRegistration, Store, StoreError, Version};
+use super::{
+    owner_file_name, Created, Key, Liveness, OwnerRegistration, Store, StoreError, Version,
+};
 use crate::sync::{Arc, AtomicU64, Ordering};
 
 /// Whether creates and deletes are synced to disk before they return.
@@ -103,6 +105,9 @@ struct Inner {
     /// Directories below `data/` (as key prefixes) already synced into their parents by this
     /// store. Bounded: cleared when full, which only costs a few repeated syncs.
     synced: Mutex<HashSet<String>>,
+    /// `flock` on `users.lock`, held for this store's life: shared by every process that uses
+    /// the store, exclusive for the offline collector ([`FsStore::open_exclusive`]).
+    _users: OwnedFd,
     /// Test hooks (never set outside tests).
     hooks: Hooks,
 }
@@ -121,15 +126,25 @@ const TEMP_AGE_MAX: Duration = Duration::from_secs(3600);
 const SYNCED_MAX: usize = 65_536;
 
 /// `statfs` magic numbers of network file systems this backend refuses (linux/magic.h).
-const REFUSED_FILE_SYSTEMS: [(u64, &str); 4] =
-    [(0x6969, "NFS"), (0x517B, "SMB"), (0xFF53_4D42, "CIFS"), (0xFE53_4D42, "SMB2")];
+const REFUSED_FILE_SYSTEMS: [(u64, &str); 4] = [
+    (0x6969, "NFS"),
+    (0x517B, "SMB"),
+    (0xFF53_4D42, "CIFS"),
+    (0xFE53_4D42, "SMB2"),
+];
 
 /// Opening a directory below the root: never through a symlink, never inherited by children.
-const DIR_FLAGS: OFlags = OFlags::RDONLY.union(OFlags::DIRECTORY).union(OFlags::NOFOLLOW).union(OFlags::CLOEXEC);
+const DIR_FLAGS: OFlags = OFlags::RDONLY
+    .union(OFlags::DIRECTORY)
+    .union(OFlags::NOFOLLOW)
+    .union(OFlags::CLOEXEC);
 
 /// What a name below the root turned out to be, when it is not what the store expects there.
 fn foreign(key: impl std::fmt::Display, what: &'static str) -> StoreError {
-    StoreError::Foreign { key: key.to_string(), what }
+    StoreError::Foreign {
+        key: key.to_string(),
+        what,
+    }
 }
 
 fn describe_type(file_type: FileType) -> &'static str {
@@ -154,17 +169,42 @@ impl FsStore {
         FsStore::open_with(root, Durability::Durable)
     }
 
-    pub fn open_with(root: impl AsRef<Path>, durability: Durability) -> Result<FsStore, StoreError> {
-        FsStore::open_hooked(root.as_ref(), durability, Hooks::default())
+    pub fn open_with(
+        root: impl AsRef<Path>,
+        durability: Durability,
+    ) -> Result<FsStore, StoreError> {
+        FsStore::open_hooked(root.as_ref(), durability, Hooks::default(), Users::Shared)
     }
 
-    fn open_hooked(root: &Path, durability: Durability, hooks: Hooks) -> Result<FsStore, StoreError> {
+    /// Opens the store only if no other process has it open, and keeps every other process out
+    /// while this one lives: what the offline collector (`lockstep gc`) needs, because only then
+    /// can no process hold a stale view of a journal it deletes. `StoreError::Unavailable` if the
+    /// store is in use.
+    pub fn open_exclusive(root: impl AsRef<Path>) -> Result<FsStore, StoreError> {
+        FsStore::open_hooked(
+            root.as_ref(),
+            Durability::Durable,
+            Hooks::default(),
+            Users::Exclusive,
+        )
+    }
+
+    fn open_hooked(
+        root: &Path,
+        durability: Durability,
+        hooks: Hooks,
+        users: Users,
+    ) -> Result<FsStore, StoreError> {
         let root = root.to_path_buf();
         let at_root = |e| StoreError::io(root.display(), e);
         std::fs::create_dir_all(&root).map_err(at_root)?;
         // The root itself may be reached through symlinks (the user named it); nothing below it.
-        let root_fd = rustix::fs::open(&root, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-            .map_err(|e| at_root(errno_io(e)))?;
+        let root_fd = rustix::fs::open(
+            &root,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| at_root(errno_io(e)))?;
         refuse_network_file_system(&root, &root_fd)?;
         let sub = |name: &'static str| -> Result<OwnedFd, StoreError> {
             let (fd, _) = open_or_make_dir(&root_fd, name).map_err(|e| match e {
@@ -186,12 +226,14 @@ impl FsStore {
             }
         }
         probe_hard_links(&root, &tmp, &data)?;
+        let users = lock_users(&root, &root_fd, users)?;
         let store = FsStore {
             inner: Arc::new(Inner {
                 root,
                 data,
                 tmp,
                 owners,
+                _users: users,
                 durability,
                 temp_counter: AtomicU64::new(0),
                 synced: Mutex::new(HashSet::new()),
@@ -205,8 +247,17 @@ impl FsStore {
     /// A store on the same directory whose creates stop after `step`, as if the process crashed.
     #[doc(hidden)]
     pub fn crashing_after(&self, step: CreateStep) -> FsStore {
-        let hooks = Hooks { crash_after: Some(step), ..Hooks::default() };
-        let store = FsStore::open_hooked(&self.inner.root, self.inner.durability, hooks).expect("the store opened before");
+        let hooks = Hooks {
+            crash_after: Some(step),
+            ..Hooks::default()
+        };
+        let store = FsStore::open_hooked(
+            &self.inner.root,
+            self.inner.durability,
+            hooks,
+            Users::Shared,
+        )
+        .expect("the store opened before");
         store.inner.temp_counter.store(1 << 40, Ordering::Relaxed);
         store
     }
@@ -215,22 +266,45 @@ impl FsStore {
     /// replays a request whose reply was lost: the second gets `EEXIST` for our own entry.
     #[doc(hidden)]
     pub fn replaying_links(&self) -> FsStore {
-        let hooks = Hooks { replay_links: true, ..Hooks::default() };
-        FsStore::open_hooked(&self.inner.root, self.inner.durability, hooks).expect("the store opened before")
+        let hooks = Hooks {
+            replay_links: true,
+            ..Hooks::default()
+        };
+        FsStore::open_hooked(
+            &self.inner.root,
+            self.inner.durability,
+            hooks,
+            Users::Shared,
+        )
+        .expect("the store opened before")
     }
 
     /// A store on the same directory that records every directory it syncs.
     #[doc(hidden)]
     pub fn recording_syncs(&self) -> FsStore {
-        let hooks = Hooks { sync_log: Some(Mutex::new(Vec::new())), ..Hooks::default() };
-        FsStore::open_hooked(&self.inner.root, self.inner.durability, hooks).expect("the store opened before")
+        let hooks = Hooks {
+            sync_log: Some(Mutex::new(Vec::new())),
+            ..Hooks::default()
+        };
+        FsStore::open_hooked(
+            &self.inner.root,
+            self.inner.durability,
+            hooks,
+            Users::Shared,
+        )
+        .expect("the store opened before")
     }
 
     /// The directories synced so far by a [`FsStore::recording_syncs`] store, relative to the
     /// root (`data`, `data/locks`, …).
     #[doc(hidden)]
     pub fn synced_directories(&self) -> Vec<String> {
-        self.inner.hooks.sync_log.as_ref().map(|log| log.lock().unwrap_or_else(|e| e.into_inner()).clone()).unwrap_or_default()
+        self.inner
+            .hooks
+            .sync_log
+            .as_ref()
+            .map(|log| log.lock().unwrap_or_else(|e| e.into_inner()).clone())
+            .unwrap_or_default()
     }
 
     pub fn root(&self) -> &Path {
@@ -246,7 +320,9 @@ impl FsStore {
     }
 
     fn remove_old_temporaries(&self) {
-        let Ok(dir) = rustix::fs::Dir::read_from(&self.inner.tmp) else { return };
+        let Ok(dir) = rustix::fs::Dir::read_from(&self.inner.tmp) else {
+            return;
+        };
         for entry in dir.flatten() {
             let name = entry.file_name();
             if name.to_bytes().starts_with(b".") {
@@ -254,7 +330,10 @@ impl FsStore {
             }
             let old = rustix::fs::statat(&self.inner.tmp, name, AtFlags::SYMLINK_NOFOLLOW)
                 .ok()
-                .and_then(|stat| SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(stat.st_mtime.max(0) as u64)))
+                .and_then(|stat| {
+                    SystemTime::UNIX_EPOCH
+                        .checked_add(Duration::from_secs(stat.st_mtime.max(0) as u64))
+                })
                 .and_then(|modified| SystemTime::now().duration_since(modified).ok())
                 .is_some_and(|age| age > TEMP_AGE_MAX);
             if old {
@@ -266,7 +345,9 @@ impl FsStore {
     /// Syncs directory `fd` (named `relative` in messages and in the test log).
     fn sync_dir(&self, fd: impl AsFd, relative: &str) -> Result<(), std::io::Error> {
         if let Some(log) = &self.inner.hooks.sync_log {
-            log.lock().unwrap_or_else(|e| e.into_inner()).push(relative.to_owned());
+            log.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(relative.to_owned());
         }
         rustix::fs::fsync(fd).map_err(errno_io)
     }
@@ -280,14 +361,19 @@ impl FsStore {
         let components: Vec<&str> = key.components().collect();
         let (_, dirs) = components.split_last().expect("keys have a component");
         // The chain of directories from `data/` down, with each one's name relative to the root.
-        let mut chain = vec![(rustix::io::dup(&self.inner.data).map_err(|e| StoreError::io(key, errno_io(e)))?, "data".to_owned())];
+        let mut chain = vec![(
+            rustix::io::dup(&self.inner.data).map_err(|e| StoreError::io(key, errno_io(e)))?,
+            "data".to_owned(),
+        )];
         for component in dirs {
             let (parent, parent_name) = chain.last().expect("data/ is first");
             let name = format!("{parent_name}/{component}");
             let child = if make {
                 match open_or_make_dir(parent, component) {
                     Ok((child, _)) => child,
-                    Err(DirError::Foreign(what)) => return Err(foreign(&name["data/".len()..], what)),
+                    Err(DirError::Foreign(what)) => {
+                        return Err(foreign(&name["data/".len()..], what))
+                    }
                     Err(DirError::Io(e)) => return Err(StoreError::io(key, e)),
                 }
             } else {
@@ -297,7 +383,9 @@ impl FsStore {
                     Err(Errno::LOOP | Errno::NOTDIR) => match type_at(parent, *component) {
                         // A file where a directory would be: no key below it can exist.
                         Ok(FileType::RegularFile) => return Ok(None),
-                        Ok(other) => return Err(foreign(&name["data/".len()..], describe_type(other))),
+                        Ok(other) => {
+                            return Err(foreign(&name["data/".len()..], describe_type(other)))
+                        }
                         Err(e) => return Err(StoreError::io(key, e)),
                     },
                     Err(e) => return Err(StoreError::io(&name["data/".len()..], errno_io(e))),
@@ -307,14 +395,17 @@ impl FsStore {
         }
         if make {
             if self.crash(CreateStep::DirsMade) {
-                return Err(StoreError::Injected(format!("crash before syncing the directories of {key}")));
+                return Err(StoreError::Injected(format!(
+                    "crash before syncing the directories of {key}"
+                )));
             }
             if self.durable() {
                 for pair in chain.windows(2) {
                     let ((parent, parent_name), (_, name)) = (&pair[0], &pair[1]);
                     if !self.is_synced(name) {
                         // The child's name lives in its parent: syncing the parent makes it durable.
-                        self.sync_dir(parent, parent_name).map_err(|e| StoreError::io(key, e))?;
+                        self.sync_dir(parent, parent_name)
+                            .map_err(|e| StoreError::io(key, e))?;
                         self.mark_synced(name);
                     }
                 }
@@ -324,7 +415,11 @@ impl FsStore {
     }
 
     fn is_synced(&self, prefix: &str) -> bool {
-        self.inner.synced.lock().unwrap_or_else(|e| e.into_inner()).contains(prefix)
+        self.inner
+            .synced
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(prefix)
     }
 
     fn mark_synced(&self, prefix: &str) {
@@ -336,7 +431,10 @@ impl FsStore {
     }
 
     fn leaf(key: &Key) -> &str {
-        key.as_str().rsplit('/').next().expect("keys have a component")
+        key.as_str()
+            .rsplit('/')
+            .next()
+            .expect("keys have a component")
     }
 
     /// The blocking body of `create`.
@@ -346,11 +444,17 @@ impl FsStore {
         let leaf = Self::leaf(key);
         let counter = self.inner.temp_counter.fetch_add(1, Ordering::Relaxed);
         // pid + random + counter: unique across processes, restarts and pid reuse.
-        let temp = format!("{}-{:016x}-{counter}.tmp", std::process::id(), rand::random::<u64>());
+        let temp = format!(
+            "{}-{:016x}-{counter}.tmp",
+            std::process::id(),
+            rand::random::<u64>()
+        );
         let tmp = &self.inner.tmp;
         let result = (|| -> Result<Option<Created>, StoreError> {
-            let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-            let fd = rustix::fs::openat(tmp, temp.as_str(), flags, Mode::from_raw_mode(0o644)).map_err(|e| io(errno_io(e)))?;
+            let flags =
+                OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+            let fd = rustix::fs::openat(tmp, temp.as_str(), flags, Mode::from_raw_mode(0o644))
+                .map_err(|e| io(errno_io(e)))?;
             let mut file = File::from(fd);
             if self.crash(CreateStep::TempCreated) {
                 return Ok(None);
@@ -376,7 +480,8 @@ impl FsStore {
             if linked && self.crash(CreateStep::Linked) {
                 return Ok(None);
             }
-            rustix::fs::unlinkat(tmp, temp.as_str(), AtFlags::empty()).map_err(|e| io(errno_io(e)))?;
+            rustix::fs::unlinkat(tmp, temp.as_str(), AtFlags::empty())
+                .map_err(|e| io(errno_io(e)))?;
             if linked && self.crash(CreateStep::TempUnlinked) {
                 return Ok(None);
             }
@@ -384,7 +489,10 @@ impl FsStore {
                 return Ok(Some(Created::AlreadyExists));
             }
             if self.durable() {
-                let parent = key.as_str().rsplit_once('/').map_or("data".to_owned(), |(dir, _)| format!("data/{dir}"));
+                let parent = key
+                    .as_str()
+                    .rsplit_once('/')
+                    .map_or("data".to_owned(), |(dir, _)| format!("data/{dir}"));
                 self.sync_dir(&dir, &parent).map_err(io)?;
             }
             // From the open file, not the name: by now a collector may already have removed the
@@ -393,7 +501,9 @@ impl FsStore {
         })();
         match result {
             Ok(Some(created)) => Ok(created),
-            Ok(None) => Err(StoreError::Injected(format!("crash during create of {key}"))),
+            Ok(None) => Err(StoreError::Injected(format!(
+                "crash during create of {key}"
+            ))),
             Err(e) => {
                 // Leave nothing half-made behind: the temporary name is the only trace.
                 let _ = rustix::fs::unlinkat(tmp, temp.as_str(), AtFlags::empty());
@@ -416,7 +526,9 @@ impl FsStore {
     }
 
     pub fn get_blocking(&self, key: &Key) -> Result<Option<(Vec<u8>, Version)>, StoreError> {
-        let Some(dir) = self.entry_dir(key, false)? else { return Ok(None) };
+        let Some(dir) = self.entry_dir(key, false)? else {
+            return Ok(None);
+        };
         // O_NONBLOCK: a named pipe planted at the key must not hang the reader.
         let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
         let fd = match rustix::fs::openat(&dir, Self::leaf(key), flags, Mode::empty()) {
@@ -431,7 +543,9 @@ impl FsStore {
             return Err(foreign(key, describe_type(file_type)));
         }
         let mut bytes = Vec::new();
-        File::from(fd).read_to_end(&mut bytes).map_err(|e| StoreError::io(key, e))?;
+        File::from(fd)
+            .read_to_end(&mut bytes)
+            .map_err(|e| StoreError::io(key, e))?;
         Ok(Some((bytes, Version(stat.st_ino))))
     }
 
@@ -454,18 +568,26 @@ impl FsStore {
         let mut keys = Vec::new();
         let mut stack = vec![(start, dir_part.to_owned())];
         while let Some((fd, relative)) = stack.pop() {
-            let dir = rustix::fs::Dir::read_from(&fd).map_err(|e| StoreError::io(format!("data/{relative}"), errno_io(e)))?;
+            let dir = rustix::fs::Dir::read_from(&fd)
+                .map_err(|e| StoreError::io(format!("data/{relative}"), errno_io(e)))?;
             for entry in dir {
-                let entry = entry.map_err(|e| StoreError::io(format!("data/{relative}"), errno_io(e)))?;
+                let entry =
+                    entry.map_err(|e| StoreError::io(format!("data/{relative}"), errno_io(e)))?;
                 let name = entry.file_name();
                 if name == c"." || name == c".." {
                     continue;
                 }
                 // Names that are not UTF-8 cannot be keys (nothing lockstep writes has one).
                 let Ok(text) = name.to_str() else { continue };
-                let key_text = if relative.is_empty() { text.to_owned() } else { format!("{relative}/{text}") };
+                let key_text = if relative.is_empty() {
+                    text.to_owned()
+                } else {
+                    format!("{relative}/{text}")
+                };
                 let file_type = match entry.file_type() {
-                    FileType::Unknown => type_at(&fd, text).map_err(|e| StoreError::io(&key_text, e))?,
+                    FileType::Unknown => {
+                        type_at(&fd, text).map_err(|e| StoreError::io(&key_text, e))?
+                    }
                     known => known,
                 };
                 if file_type == FileType::Directory {
@@ -495,7 +617,9 @@ impl FsStore {
     }
 
     pub fn delete_blocking(&self, key: &Key) -> Result<(), StoreError> {
-        let Some(dir) = self.entry_dir(key, false)? else { return Ok(()) };
+        let Some(dir) = self.entry_dir(key, false)? else {
+            return Ok(());
+        };
         let leaf = Self::leaf(key);
         match type_at(&dir, leaf) {
             Ok(FileType::RegularFile) => {}
@@ -508,8 +632,12 @@ impl FsStore {
             Err(e) => return Err(StoreError::io(key, errno_io(e))),
         }
         if self.durable() {
-            let parent = key.as_str().rsplit_once('/').map_or("data".to_owned(), |(dir, _)| format!("data/{dir}"));
-            self.sync_dir(&dir, &parent).map_err(|e| StoreError::io(key, e))?;
+            let parent = key
+                .as_str()
+                .rsplit_once('/')
+                .map_or("data".to_owned(), |(dir, _)| format!("data/{dir}"));
+            self.sync_dir(&dir, &parent)
+                .map_err(|e| StoreError::io(key, e))?;
         }
         Ok(())
     }
@@ -519,53 +647,175 @@ impl FsStore {
     /// For an operator's `lockstep repair` only: the protocol never calls it.
     pub fn quarantine(&self, key: &Key) -> Result<String, StoreError> {
         let Some(dir) = self.entry_dir(key, false)? else {
-            return Err(StoreError::io(key, std::io::Error::from(ErrorKind::NotFound)));
+            return Err(StoreError::io(
+                key,
+                std::io::Error::from(ErrorKind::NotFound),
+            ));
         };
-        let root = rustix::fs::open(&self.inner.root, DIR_FLAGS.difference(OFlags::NOFOLLOW), Mode::empty())
-            .map_err(|e| StoreError::io(self.inner.root.display(), errno_io(e)))?;
+        let root = rustix::fs::open(
+            &self.inner.root,
+            DIR_FLAGS.difference(OFlags::NOFOLLOW),
+            Mode::empty(),
+        )
+        .map_err(|e| StoreError::io(self.inner.root.display(), errno_io(e)))?;
         let (quarantine, _) = open_or_make_dir(&root, "quarantine").map_err(|e| match e {
             DirError::Foreign(what) => foreign("quarantine", what),
             DirError::Io(e) => StoreError::io("quarantine", e),
         })?;
-        let millis = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+        let millis = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
         let name = format!("{millis}-{}", owner_file_name(key.as_str()));
-        rustix::fs::renameat(&dir, Self::leaf(key), &quarantine, name.as_str()).map_err(|e| StoreError::io(key, errno_io(e)))?;
+        rustix::fs::renameat(&dir, Self::leaf(key), &quarantine, name.as_str())
+            .map_err(|e| StoreError::io(key, errno_io(e)))?;
         if self.durable() {
-            self.sync_dir(&quarantine, "quarantine").map_err(|e| StoreError::io(key, e))?;
-            self.sync_dir(&dir, key.as_str()).map_err(|e| StoreError::io(key, e))?;
+            self.sync_dir(&quarantine, "quarantine")
+                .map_err(|e| StoreError::io(key, e))?;
+            self.sync_dir(&dir, key.as_str())
+                .map_err(|e| StoreError::io(key, e))?;
         }
         Ok(format!("quarantine/{name}"))
     }
 
+    /// Offline clean-up for the collector (a store from [`FsStore::open_exclusive`] only):
+    /// removes every empty directory below `data/` and every file in `tmp/`, and the owner files
+    /// of owners not in `keep` (owners whose locks are still held need theirs: it proves their
+    /// death to recovery). Returns (directories, temporaries, owner files) removed.
+    pub fn sweep_offline(
+        &self,
+        keep: &HashSet<String>,
+    ) -> Result<(usize, usize, usize), StoreError> {
+        let mut dirs = 0;
+        fn sweep(dir: &OwnedFd, relative: &str, removed: &mut usize) -> Result<bool, StoreError> {
+            let mut empty = true;
+            let listing = rustix::fs::Dir::read_from(dir)
+                .map_err(|e| StoreError::io(relative, errno_io(e)))?;
+            for entry in listing {
+                let entry = entry.map_err(|e| StoreError::io(relative, errno_io(e)))?;
+                let name = entry.file_name().to_owned();
+                if name.as_bytes() == b"." || name.as_bytes() == b".." {
+                    continue;
+                }
+                let file_type = match entry.file_type() {
+                    FileType::Unknown => {
+                        type_at(dir, name.as_c_str()).map_err(|e| StoreError::io(relative, e))?
+                    }
+                    known => known,
+                };
+                if file_type != FileType::Directory {
+                    empty = false;
+                    continue;
+                }
+                let child_name = format!("{relative}/{}", name.to_string_lossy());
+                let child = rustix::fs::openat(dir, name.as_c_str(), DIR_FLAGS, Mode::empty())
+                    .map_err(|e| StoreError::io(&child_name, errno_io(e)))?;
+                if sweep(&child, &child_name, removed)?
+                    && rustix::fs::unlinkat(dir, name.as_c_str(), AtFlags::REMOVEDIR).is_ok()
+                {
+                    *removed += 1;
+                } else {
+                    empty = false;
+                }
+            }
+            Ok(empty)
+        }
+        sweep(&self.inner.data, "data", &mut dirs)?;
+        let clear = |dir: &OwnedFd,
+                     relative: &str,
+                     keep: &dyn Fn(&str) -> bool|
+         -> Result<usize, StoreError> {
+            let mut removed = 0;
+            for entry in rustix::fs::Dir::read_from(dir)
+                .map_err(|e| StoreError::io(relative, errno_io(e)))?
+            {
+                let entry = entry.map_err(|e| StoreError::io(relative, errno_io(e)))?;
+                let name = entry.file_name();
+                if name.to_bytes().starts_with(b".") || keep(&name.to_string_lossy()) {
+                    continue;
+                }
+                if rustix::fs::unlinkat(dir, name, AtFlags::empty()).is_ok() {
+                    removed += 1;
+                }
+            }
+            Ok(removed)
+        };
+        let temporaries = clear(&self.inner.tmp, "tmp", &|_| false)?;
+        let kept: HashSet<String> = keep.iter().map(|owner| owner_file_name(owner)).collect();
+        let owner_files = clear(&self.inner.owners, "owners", &|name| kept.contains(name))?;
+        if self.durable() {
+            for (fd, name) in [
+                (&self.inner.data, "data"),
+                (&self.inner.tmp, "tmp"),
+                (&self.inner.owners, "owners"),
+            ] {
+                self.sync_dir(fd, name)
+                    .map_err(|e| StoreError::io(name, e))?;
+            }
+        }
+        Ok((dirs, temporaries, owner_files))
+    }
+
     /// Registers `owner`: a file in `owners/`, locked (`flock`, exclusive) before it gets its
     /// name, so no checker can ever see it unlocked while its owner lives.
-    pub fn register_owner_blocking(&self, owner: &str) -> Result<Box<dyn OwnerRegistration>, StoreError> {
+    pub fn register_owner_blocking(
+        &self,
+        owner: &str,
+    ) -> Result<Box<dyn OwnerRegistration>, StoreError> {
         let name = owner_file_name(owner);
         let io = |e| StoreError::io(format!("owners/{name}"), e);
         let counter = self.inner.temp_counter.fetch_add(1, Ordering::Relaxed);
-        let temp = format!("{}-{:016x}-{counter}.owner", std::process::id(), rand::random::<u64>());
+        let temp = format!(
+            "{}-{:016x}-{counter}.owner",
+            std::process::id(),
+            rand::random::<u64>()
+        );
         // CLOEXEC like every descriptor here: a child inheriting it by accident would keep us
         // "alive" after our death. (`lockstep lock` clears the flag for COMMAND, on purpose.)
-        let flags = OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let fd = rustix::fs::openat(&self.inner.tmp, temp.as_str(), flags, Mode::from_raw_mode(0o644)).map_err(|e| io(errno_io(e)))?;
+        let flags =
+            OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let fd = rustix::fs::openat(
+            &self.inner.tmp,
+            temp.as_str(),
+            flags,
+            Mode::from_raw_mode(0o644),
+        )
+        .map_err(|e| io(errno_io(e)))?;
         let mut file = File::from(fd);
-        rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(|e| io(errno_io(e)))?;
-        file.write_all(format!("{owner}\n").as_bytes()).map_err(io)?;
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+            .map_err(|e| io(errno_io(e)))?;
+        file.write_all(format!("{owner}\n").as_bytes())
+            .map_err(io)?;
         // `link` never replaces: an owner registers once.
-        let linked = rustix::fs::linkat(&self.inner.tmp, temp.as_str(), &self.inner.owners, name.as_str(), AtFlags::empty());
+        let linked = rustix::fs::linkat(
+            &self.inner.tmp,
+            temp.as_str(),
+            &self.inner.owners,
+            name.as_str(),
+            AtFlags::empty(),
+        );
         let _ = rustix::fs::unlinkat(&self.inner.tmp, temp.as_str(), AtFlags::empty());
         linked.map_err(|e| io(errno_io(e)))?;
         if self.durable() {
             self.sync_dir(&self.inner.owners, "owners").map_err(io)?;
         }
         let owners = rustix::io::dup(&self.inner.owners).map_err(|e| io(errno_io(e)))?;
-        Ok(Box::new(FsRegistration { file, owners, name, keep_file: false }))
+        Ok(Box::new(FsRegistration {
+            file,
+            owners,
+            name,
+            keep_file: false,
+        }))
     }
 
     /// Proof of an owner's life or death from its registration's `flock`.
     pub fn owner_liveness_blocking(&self, owner: &str) -> Result<Liveness, StoreError> {
         let name = owner_file_name(owner);
-        let fd = match rustix::fs::openat(&self.inner.owners, name.as_str(), OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty()) {
+        let fd = match rustix::fs::openat(
+            &self.inner.owners,
+            name.as_str(),
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) {
             Ok(fd) => fd,
             // Never registered here (an older build, another store), or it ended cleanly and
             // removed its file: nothing is proven.
@@ -604,11 +854,13 @@ fn open_or_make_dir(parent: &impl AsFd, name: &str) -> Result<(OwnedFd, bool), D
     for _ in 0..2 {
         match rustix::fs::openat(parent, name, DIR_FLAGS, Mode::empty()) {
             Ok(fd) => return Ok((fd, created)),
-            Err(Errno::NOENT) => match rustix::fs::mkdirat(parent, name, Mode::from_raw_mode(0o755)) {
-                Ok(()) => created = true,
-                Err(Errno::EXIST) => {}
-                Err(e) => return Err(DirError::Io(errno_io(e))),
-            },
+            Err(Errno::NOENT) => {
+                match rustix::fs::mkdirat(parent, name, Mode::from_raw_mode(0o755)) {
+                    Ok(()) => created = true,
+                    Err(Errno::EXIST) => {}
+                    Err(e) => return Err(DirError::Io(errno_io(e))),
+                }
+            }
             Err(Errno::LOOP | Errno::NOTDIR) => {
                 return Err(match type_at(parent, name) {
                     Ok(file_type) => DirError::Foreign(describe_type(file_type)),
@@ -618,12 +870,16 @@ fn open_or_make_dir(parent: &impl AsFd, name: &str) -> Result<(OwnedFd, bool), D
             Err(e) => return Err(DirError::Io(errno_io(e))),
         }
     }
-    Err(DirError::Io(std::io::Error::other(format!("directory {name} vanished while it was being made"))))
+    Err(DirError::Io(std::io::Error::other(format!(
+        "directory {name} vanished while it was being made"
+    ))))
 }
 
 /// The type of `name` in `dir`, not following a symlink.
 fn type_at(dir: &impl AsFd, name: impl rustix::path::Arg) -> Result<FileType, std::io::Error> {
-    rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).map(|s| FileType::from_raw_mode(s.st_mode)).map_err(errno_io)
+    rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)
+        .map(|s| FileType::from_raw_mode(s.st_mode))
+        .map_err(errno_io)
 }
 
 fn sync_path(dir: &Path) -> Result<(), std::io::Error> {
@@ -632,7 +888,9 @@ fn sync_path(dir: &Path) -> Result<(), std::io::Error> {
 
 /// Refuses a root on a network file system (see the module comment for why).
 fn refuse_network_file_system(root: &Path, root_fd: &OwnedFd) -> Result<(), StoreError> {
-    let Ok(stat) = rustix::fs::fstatfs(root_fd) else { return Ok(()) };
+    let Ok(stat) = rustix::fs::fstatfs(root_fd) else {
+        return Ok(());
+    };
     let magic = stat.f_type as u64 & 0xFFFF_FFFF;
     match REFUSED_FILE_SYSTEMS.iter().find(|(m, _)| *m == magic) {
         Some((_, name)) => Err(StoreError::Unsupported(format!(
@@ -642,6 +900,43 @@ fn refuse_network_file_system(root: &Path, root_fd: &OwnedFd) -> Result<(), Stor
             root.display()
         ))),
         None => Ok(()),
+    }
+}
+
+/// How a store holds `users.lock`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Users {
+    Shared,
+    Exclusive,
+}
+
+/// Takes the `users.lock` flock. A shared open waits a little for a collector to finish (it is
+/// quick); an exclusive one does not wait at all.
+fn lock_users(root: &Path, root_fd: &OwnedFd, users: Users) -> Result<OwnedFd, StoreError> {
+    use rustix::fs::FlockOperation;
+    let at = |e: Errno| StoreError::io(root.join("users.lock").display(), errno_io(e));
+    let flags = OFlags::RDWR | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let fd =
+        rustix::fs::openat(root_fd, "users.lock", flags, Mode::from_raw_mode(0o644)).map_err(at)?;
+    match users {
+        Users::Exclusive => match rustix::fs::flock(&fd, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => Ok(fd),
+            Err(Errno::WOULDBLOCK) => Err(StoreError::Unavailable(format!(
+                "{} is in use by another process (a lock manager, `lockstep lock`, …); the collector runs only when none has it open",
+                root.display()
+            ))),
+            Err(e) => Err(at(e)),
+        },
+        Users::Shared => {
+            for _ in 0..200 {
+                match rustix::fs::flock(&fd, FlockOperation::NonBlockingLockShared) {
+                    Ok(()) => return Ok(fd),
+                    Err(Errno::WOULDBLOCK) => std::thread::sleep(Duration::from_millis(50)),
+                    Err(e) => return Err(at(e)),
+                }
+            }
+            Err(StoreError::Unavailable(format!("{}: `lockstep gc` has held the store for over 10 s", root.display())))
+        }
     }
 }
 
@@ -660,9 +955,15 @@ fn probe_hard_links(root: &Path, tmp: &OwnedFd, data: &OwnedFd) -> Result<(), St
         _ => return Ok(()),
     };
     if tmp_stat.st_dev != data_stat.st_dev {
-        return Err(unsupported("tmp/ and data/ are on different file systems".into()));
+        return Err(unsupported(
+            "tmp/ and data/ are on different file systems".into(),
+        ));
     }
-    let name = format!(".probe-{}-{:016x}", std::process::id(), rand::random::<u64>());
+    let name = format!(
+        ".probe-{}-{:016x}",
+        std::process::id(),
+        rand::random::<u64>()
+    );
     let linked = format!("{name}.link");
     let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     let at = |e: Errno| StoreError::io(root.join("tmp").display(), errno_io(e));
@@ -672,9 +973,9 @@ fn probe_hard_links(root: &Path, tmp: &OwnedFd, data: &OwnedFd) -> Result<(), St
     let _ = rustix::fs::unlinkat(tmp, linked.as_str(), AtFlags::empty());
     match result {
         Ok(()) => Ok(()),
-        Err(e @ (Errno::PERM | Errno::OPNOTSUPP | Errno::MLINK | Errno::XDEV)) => {
-            Err(unsupported(format!("this file system refuses hard links ({})", errno_io(e))))
-        }
+        Err(e @ (Errno::PERM | Errno::OPNOTSUPP | Errno::MLINK | Errno::XDEV)) => Err(unsupported(
+            format!("this file system refuses hard links ({})", errno_io(e)),
+        )),
         Err(e) => Err(at(e)),
     }
 }
@@ -721,7 +1022,8 @@ impl Store for FsStore {
 
     async fn create(&self, key: &Key, bytes: &[u8]) -> Result<Created, StoreError> {
         let (key, bytes) = (key.clone(), bytes.to_vec());
-        self.blocking(move |s| s.create_blocking(&key, &bytes)).await
+        self.blocking(move |s| s.create_blocking(&key, &bytes))
+            .await
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<Key>, StoreError> {
@@ -738,13 +1040,18 @@ impl Store for FsStore {
         format!("fs:{}", self.inner.root.display())
     }
 
-    async fn register_owner(&self, owner: &str) -> Result<Option<Box<dyn OwnerRegistration>>, StoreError> {
+    async fn register_owner(
+        &self,
+        owner: &str,
+    ) -> Result<Option<Box<dyn OwnerRegistration>>, StoreError> {
         let owner = owner.to_owned();
-        self.blocking(move |s| s.register_owner_blocking(&owner).map(Some)).await
+        self.blocking(move |s| s.register_owner_blocking(&owner).map(Some))
+            .await
     }
 
     async fn owner_liveness(&self, owner: &str) -> Result<Liveness, StoreError> {
         let owner = owner.to_owned();
-        self.blocking(move |s| s.owner_liveness_blocking(&owner)).await
+        self.blocking(move |s| s.owner_liveness_blocking(&owner))
+            .await
     }
 }

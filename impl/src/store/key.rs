@@ -23,7 +23,12 @@ pub struct InvalidKey {
 impl Key {
     pub fn new(key: impl Into<String>) -> Result<Key, InvalidKey> {
         let key = key.into();
-        let refuse = |reason| Err(InvalidKey { key: key.clone(), reason });
+        let refuse = |reason| {
+            Err(InvalidKey {
+                key: key.clone(),
+                reason,
+            })
+        };
         if key.is_empty() {
             return refuse("empty");
         }
@@ -40,7 +45,9 @@ impl Key {
             match component {
                 "" => return refuse("empty component ('//' or trailing '/')"),
                 "." | ".." => return refuse("'.' or '..' component"),
-                c if c.len() > COMPONENT_BYTES_MAX => return refuse("component longer than 255 bytes"),
+                c if c.len() > COMPONENT_BYTES_MAX => {
+                    return refuse("component longer than 255 bytes")
+                }
                 _ => {}
             }
         }
@@ -68,7 +75,16 @@ mod tests {
 
     #[test]
     fn refuses_keys_that_could_escape_a_root() {
-        for bad in ["", "/etc/passwd", "a/../b", "..", "a//b", "a/", "a/./b", "a\0b"] {
+        for bad in [
+            "",
+            "/etc/passwd",
+            "a/../b",
+            "..",
+            "a//b",
+            "a/",
+            "a/./b",
+            "a\0b",
+        ] {
             assert!(Key::new(bad).is_err(), "{bad:?} accepted");
         }
         assert!(Key::new("x".repeat(256)).is_err());

@@ -42,7 +42,9 @@ impl MemCore {
             let mut entries = lock(&self.entries);
             entries.next_version += 1;
             let version = Version(entries.next_version);
-            entries.map.insert(key.as_str().to_owned(), (bytes.to_vec(), version));
+            entries
+                .map
+                .insert(key.as_str().to_owned(), (bytes.to_vec(), version));
             return Created::Created(version);
         }
         let mut entries = lock(&self.entries);
@@ -51,7 +53,9 @@ impl MemCore {
         }
         entries.next_version += 1;
         let version = Version(entries.next_version);
-        entries.map.insert(key.as_str().to_owned(), (bytes.to_vec(), version));
+        entries
+            .map
+            .insert(key.as_str().to_owned(), (bytes.to_vec(), version));
         Created::Created(version)
     }
 
@@ -72,7 +76,9 @@ impl MemCore {
     fn register_owner(&self, owner: &str) -> Result<Box<dyn OwnerRegistration>, StoreError> {
         let mut owners = self.owners.lock().unwrap_or_else(|e| e.into_inner());
         if owners.get(owner).is_some_and(|w| w.strong_count() > 0) {
-            return Err(StoreError::Unavailable(format!("owner {owner} is registered already")));
+            return Err(StoreError::Unavailable(format!(
+                "owner {owner} is registered already"
+            )));
         }
         let alive = std::sync::Arc::new(());
         owners.insert(owner.to_owned(), std::sync::Arc::downgrade(&alive));
@@ -80,7 +86,12 @@ impl MemCore {
     }
 
     fn owner_liveness(&self, owner: &str) -> Liveness {
-        match self.owners.lock().unwrap_or_else(|e| e.into_inner()).get(owner) {
+        match self
+            .owners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(owner)
+        {
             Some(weak) if weak.strong_count() > 0 => Liveness::Alive,
             Some(_) => Liveness::Dead,
             None => Liveness::Unknown,
@@ -135,7 +146,10 @@ impl Store for MemStore {
         "memory".into()
     }
 
-    async fn register_owner(&self, owner: &str) -> Result<Option<Box<dyn OwnerRegistration>>, StoreError> {
+    async fn register_owner(
+        &self,
+        owner: &str,
+    ) -> Result<Option<Box<dyn OwnerRegistration>>, StoreError> {
         self.core.register_owner(owner).map(Some)
     }
 

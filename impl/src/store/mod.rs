@@ -79,8 +79,13 @@ impl StoreError {
     pub fn io(key: impl fmt::Display, source: std::io::Error) -> StoreError {
         // ENOSPC / EDQUOT: a full store is its own, clearly reported condition.
         match source.raw_os_error() {
-            Some(28) | Some(122) => StoreError::Full { key: key.to_string() },
-            _ => StoreError::Io { key: key.to_string(), source },
+            Some(28) | Some(122) => StoreError::Full {
+                key: key.to_string(),
+            },
+            _ => StoreError::Io {
+                key: key.to_string(),
+                source,
+            },
         }
     }
 }
@@ -140,7 +145,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Registers `owner` (the process part of owner ids) so that its death can be proven later.
     /// `Ok(None)`: this backend proves nothing, and every owner is `Unknown` to it.
-    async fn register_owner(&self, owner: &str) -> Result<Option<Box<dyn OwnerRegistration>>, StoreError> {
+    async fn register_owner(
+        &self,
+        owner: &str,
+    ) -> Result<Option<Box<dyn OwnerRegistration>>, StoreError> {
         let _ = owner;
         Ok(None)
     }
@@ -169,7 +177,10 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     fn describe(&self) -> String {
         (**self).describe()
     }
-    async fn register_owner(&self, owner: &str) -> Result<Option<Box<dyn OwnerRegistration>>, StoreError> {
+    async fn register_owner(
+        &self,
+        owner: &str,
+    ) -> Result<Option<Box<dyn OwnerRegistration>>, StoreError> {
         (**self).register_owner(owner).await
     }
     async fn owner_liveness(&self, owner: &str) -> Result<Liveness, StoreError> {

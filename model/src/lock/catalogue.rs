@@ -7,7 +7,10 @@
 use crate::catalogue::{Basis, Entry, EntryKind, World};
 use crate::check::Signature;
 
-use super::{ClientSpec, Head, Hold, LockAction, LockConfig, LockModel, LockState, Mode, ModeSet, Mutation, Phase, Step, Timeout, Variant};
+use super::{
+    ClientSpec, Head, Hold, LockAction, LockConfig, LockModel, LockState, Mode, ModeSet, Mutation,
+    Phase, Step, Timeout, Variant,
+};
 
 const ROOT: u8 = 0;
 const A: u8 = 1;
@@ -16,7 +19,13 @@ const A: u8 = 1;
 const PR_431: &str = "OpenViking PR 431, path_lock.py (unchanged in openviking 0.2.11 on PyPI)";
 
 fn client(mode: Mode, timeout: Timeout) -> ClientSpec {
-    ClientSpec { timeout, retries: 0, renewals: 0, skew_ticks: 0, mode: Some(mode) }
+    ClientSpec {
+        timeout,
+        retries: 0,
+        renewals: 0,
+        skew_ticks: 0,
+        mode: Some(mode),
+    }
 }
 
 /// A quiet world: no crash, no time, no cleaner, no operator, no fault; the entry adds what it
@@ -50,9 +59,17 @@ fn stepping(state: &LockState, action: &LockAction) -> Option<Phase> {
 }
 
 /// An acquirer's blind `rm` of a lock it judged stale, where `what` holds for the lock it removes.
-fn rm_stale_of(model: &LockModel, state: &LockState, action: &LockAction, what: fn(&LockModel, &LockState, Head) -> bool) -> bool {
+fn rm_stale_of(
+    model: &LockModel,
+    state: &LockState,
+    action: &LockAction,
+    what: fn(&LockModel, &LockState, Head) -> bool,
+) -> bool {
     match stepping(state, action) {
-        Some(Phase::Acquiring { step: Step::RmStale(path), .. }) => what(model, state, state.slots[path as usize].head),
+        Some(Phase::Acquiring {
+            step: Step::RmStale(path),
+            ..
+        }) => what(model, state, state.slots[path as usize].head),
         _ => false,
     }
 }
@@ -84,7 +101,11 @@ impl Spec {
             source: self.source,
             property: self.property,
             needs: self.needs,
-            scenario: Box::new(World { model, control, signature: self.signature }),
+            scenario: Box::new(World {
+                model,
+                control,
+                signature: self.signature,
+            }),
         }
     }
 }
@@ -96,13 +117,31 @@ pub fn entries() -> Vec<Entry> {
     specs.into_iter().map(Spec::entry).collect()
 }
 
-fn seed_bug(id: &'static str, title: &'static str, property: &'static str, config: LockConfig) -> Spec {
-    Spec { id, kind: EntryKind::SeedBug, basis: Basis::ShippedCode, title, source: PR_431, property, needs: None, config, signature: None }
+fn seed_bug(
+    id: &'static str,
+    title: &'static str,
+    property: &'static str,
+    config: LockConfig,
+) -> Spec {
+    Spec {
+        id,
+        kind: EntryKind::SeedBug,
+        basis: Basis::ShippedCode,
+        title,
+        source: PR_431,
+        property,
+        needs: None,
+        config,
+        signature: None,
+    }
 }
 
 fn seed_bugs() -> Vec<Spec> {
     let seed = Variant::Seed;
-    let refreshing = |timeout| ClientSpec { renewals: 1, ..client(Mode::Point(A), timeout) };
+    let refreshing = |timeout| ClientSpec {
+        renewals: 1,
+        ..client(Mode::Point(A), timeout)
+    };
     vec![
         seed_bug(
             "lock/same-path-double-grant",
@@ -263,7 +302,14 @@ fn seed_bugs() -> Vec<Spec> {
     ]
 }
 
-fn regression(id: &'static str, mutation: Mutation, title: &'static str, source: &'static str, property: &'static str, config: LockConfig) -> Spec {
+fn regression(
+    id: &'static str,
+    mutation: Mutation,
+    title: &'static str,
+    source: &'static str,
+    property: &'static str,
+    config: LockConfig,
+) -> Spec {
     Spec {
         id,
         kind: EntryKind::Regression,
@@ -272,19 +318,35 @@ fn regression(id: &'static str, mutation: Mutation, title: &'static str, source:
         source,
         property,
         needs: None,
-        config: LockConfig { variant: Variant::Fixed(Some(mutation)), ..config },
+        config: LockConfig {
+            variant: Variant::Fixed(Some(mutation)),
+            ..config
+        },
         signature: None,
     }
 }
 
 fn regressions() -> Vec<Spec> {
-    let any = |timeout| ClientSpec { mode: None, ..client(Mode::Point(0), timeout) };
+    let any = |timeout| ClientSpec {
+        mode: None,
+        ..client(Mode::Point(0), timeout)
+    };
     let three_any = |variant| LockConfig {
-        modes: ModeSet { point: true, subtree: true, mv: false },
+        modes: ModeSet {
+            point: true,
+            subtree: true,
+            mv: false,
+        },
         ..world(variant, &["/", "/a"], vec![any(Timeout::Forever); 3])
     };
     let mv_against_root = |timeout| {
-        vec![client(Mode::Subtree(ROOT), timeout), ClientSpec { retries: 1, ..client(Mode::Mv(1, 2), timeout) }]
+        vec![
+            client(Mode::Subtree(ROOT), timeout),
+            ClientSpec {
+                retries: 1,
+                ..client(Mode::Mv(1, 2), timeout)
+            },
+        ]
     };
     let old = Variant::Fixed(Some(Mutation::NoHighWater));
     vec![
@@ -348,7 +410,13 @@ fn regressions() -> Vec<Spec> {
     ]
 }
 
-fn mutant(id: &'static str, mutation: Mutation, title: &'static str, property: &'static str, config: LockConfig) -> Spec {
+fn mutant(
+    id: &'static str,
+    mutation: Mutation,
+    title: &'static str,
+    property: &'static str,
+    config: LockConfig,
+) -> Spec {
     Spec {
         id,
         kind: EntryKind::Mutant,
@@ -357,7 +425,10 @@ fn mutant(id: &'static str, mutation: Mutation, title: &'static str, property: &
         source: "mutant of specs/lock.md",
         property,
         needs: None,
-        config: LockConfig { variant: Variant::Fixed(Some(mutation)), ..config },
+        config: LockConfig {
+            variant: Variant::Fixed(Some(mutation)),
+            ..config
+        },
         signature: None,
     }
 }
@@ -368,9 +439,26 @@ fn mutants() -> Vec<Spec> {
     let two_points = world(fixed, &["/", "/a"], vec![point_a, point_a]);
     let every_mode = LockConfig {
         modes: ModeSet::ALL,
-        ..world(fixed, &["/", "/a", "/c"], vec![ClientSpec { mode: None, ..point_a }; 2])
+        ..world(
+            fixed,
+            &["/", "/a", "/c"],
+            vec![
+                ClientSpec {
+                    mode: None,
+                    ..point_a
+                };
+                2
+            ],
+        )
     };
-    let subtree_over_point = world(fixed, &["/", "/a", "/a/b"], vec![client(Mode::Subtree(A), Timeout::Forever), client(Mode::Point(2), Timeout::Forever)]);
+    let subtree_over_point = world(
+        fixed,
+        &["/", "/a", "/a/b"],
+        vec![
+            client(Mode::Subtree(A), Timeout::Forever),
+            client(Mode::Point(2), Timeout::Forever),
+        ],
+    );
     vec![
         mutant("lock/mutant-skip-recheck", Mutation::SkipRecheck, "without the re-check, a SUBTREE on /a and a POINT on /a/b are both granted", "mutual exclusion", subtree_over_point.clone()),
         mutant(

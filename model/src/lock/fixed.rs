@@ -33,7 +33,10 @@
 //! created); a create whose outcome is unknown (it may have landed) is followed by a read of
 //! its key, and the entry there names our owner and ticket.
 
-use super::{Check, Head, Held, Hold, LockAction, LockModel, LockState, Mutation, Outcome, Phase, Step, StoreOp};
+use super::{
+    Check, Head, Held, Hold, LockAction, LockModel, LockState, Mutation, Outcome, Phase, Step,
+    StoreOp,
+};
 use crate::lock::Kind;
 
 /// What a pre-check read means.
@@ -45,13 +48,20 @@ enum Found {
     Expired,
 }
 
-fn pre_read(model: &LockModel, state: &LockState, client: usize, check: Check, own_path: bool) -> Found {
+fn pre_read(
+    model: &LockModel,
+    state: &LockState,
+    client: usize,
+    check: Check,
+    own_path: bool,
+) -> Found {
     let variant = model.variant();
     match state.slots[check.path as usize].head {
         Head::Held { owner, .. } if owner as usize == client && own_path => Found::Nothing,
         Head::Held { kind, .. } if !(check.any_kind || kind == Kind::Subtree) => Found::Nothing,
         Head::Held { owner, tick, .. } => {
-            if variant.has(Mutation::NoTakeover) || !model.expired(state, Some(client), owner, tick) {
+            if variant.has(Mutation::NoTakeover) || !model.expired(state, Some(client), owner, tick)
+            {
                 Found::Live
             } else if own_path || variant.has(Mutation::IgnoreExpired) {
                 // Own path: our create at the journal's end supersedes it (the takeover).
@@ -104,8 +114,14 @@ fn re_read(model: &LockModel, state: &LockState, client: usize, check: Check, mi
     // A re-check reads other paths than the lock's own, where the acquirer has no entry, so it
     // judges every entry by its ticket (the `*-self` mutants read their own journal this way).
     match state.slots[check.path as usize].head {
-        Head::Held { owner, kind, token, tick } if conflicting(kind) => {
-            let expired = !variant.has(Mutation::NoTakeover) && model.expired(state, Some(client), owner, tick);
+        Head::Held {
+            owner,
+            kind,
+            token,
+            tick,
+        } if conflicting(kind) => {
+            let expired = !variant.has(Mutation::NoTakeover)
+                && model.expired(state, Some(client), owner, tick);
             if !expired {
                 if token > mine && !variant.has(Mutation::BothWithdraw) {
                     Verdict::Wait
@@ -135,11 +151,19 @@ fn re_read(model: &LockModel, state: &LockState, client: usize, check: Check, mi
 pub fn next_op(state: &LockState, client: usize) -> Option<StoreOp> {
     match state.clients[client].phase {
         Phase::Acquiring { step, .. } => match step {
-            Step::CheckSame | Step::Check(_) | Step::Recheck(_) | Step::Wait { .. } | Step::ReadBack => Some(StoreOp::Read),
-            Step::ClaimTicket | Step::Create | Step::Withdraw { .. } | Step::Reap { .. } => Some(StoreOp::Create),
+            Step::CheckSame
+            | Step::Check(_)
+            | Step::Recheck(_)
+            | Step::Wait { .. }
+            | Step::ReadBack => Some(StoreOp::Read),
+            Step::ClaimTicket | Step::Create | Step::Withdraw { .. } | Step::Reap { .. } => {
+                Some(StoreOp::Create)
+            }
             // The mutant's write of an entry created empty: only crashes matter there.
             Step::WriteEntry => None,
-            Step::Write | Step::Verify | Step::RmStale(_) | Step::RmOwn { .. } => unreachable!("seed steps"),
+            Step::Write | Step::Verify | Step::RmStale(_) | Step::RmOwn { .. } => {
+                unreachable!("seed steps")
+            }
         },
         // A release or back-off that fails is retried by the manager's background task until it
         // lands or finds the lock superseded: a fault there only delays, so none is offered.
@@ -225,7 +249,11 @@ fn step(model: &LockModel, state: &mut LockState, client: usize) -> bool {
         }
         Phase::Holding(Hold::Ready) => {
             // Check the lease on the holder's own clock before touching the resource.
-            let live = state.clients[client].held.iter().flatten().all(|h| model.live(state, h.tick));
+            let live = state.clients[client]
+                .held
+                .iter()
+                .flatten()
+                .all(|h| model.live(state, h.tick));
             if live {
                 state.clients[client].phase = Phase::Holding(Hold::LeaseChecked);
             } else {
@@ -247,7 +275,10 @@ fn step(model: &LockModel, state: &mut LockState, client: usize) -> bool {
         }
         Phase::BackingOff => {
             if release_newest(model, state, client, false) {
-                state.clients[client].phase = Phase::Acquiring { lock: 0, step: Step::CheckSame };
+                state.clients[client].phase = Phase::Acquiring {
+                    lock: 0,
+                    step: Step::CheckSame,
+                };
             }
             true
         }
@@ -256,7 +287,11 @@ fn step(model: &LockModel, state: &mut LockState, client: usize) -> bool {
 }
 
 fn write_and_finish(model: &LockModel, state: &mut LockState, client: usize) {
-    let outcome = if model.guarded_write(state, client) { Outcome::Done } else { Outcome::Fenced };
+    let outcome = if model.guarded_write(state, client) {
+        Outcome::Done
+    } else {
+        Outcome::Fenced
+    };
     model.finish_with(state, client, outcome);
 }
 
@@ -272,7 +307,11 @@ fn fault(model: &LockModel, state: &mut LockState, client: usize, landed: bool) 
                 state.clients[client].phase = Phase::Acquiring { lock, step };
             };
             match step {
-                Step::CheckSame | Step::Check(_) | Step::Recheck(_) | Step::Wait { .. } | Step::ReadBack => {
+                Step::CheckSame
+                | Step::Check(_)
+                | Step::Recheck(_)
+                | Step::Wait { .. }
+                | Step::ReadBack => {
                     if model.variant().has(Mutation::FailOpenRead) && step != Step::ReadBack {
                         // The read "found nothing": go on as the read of an empty journal would.
                         read_as_empty(model, state, client, lock, step, &plan);
@@ -295,7 +334,13 @@ fn fault(model: &LockModel, state: &mut LockState, client: usize, landed: bool) 
                         create_entry(model, state, client, plan.path, plan.kind);
                     }
                     if model.variant().has(Mutation::BlindWithdraw) {
-                        set(state, Step::Withdraw { retry: false, outcome: Outcome::Error });
+                        set(
+                            state,
+                            Step::Withdraw {
+                                retry: false,
+                                outcome: Outcome::Error,
+                            },
+                        );
                     } else {
                         set(state, Step::ReadBack);
                     }
@@ -312,21 +357,35 @@ fn fault(model: &LockModel, state: &mut LockState, client: usize, landed: bool) 
                     } else if retry {
                         // The acquisition fails with the error; the manager's background task
                         // withdraws the entry (the client's next step here).
-                        set(state, Step::Withdraw { retry: false, outcome: Outcome::Error });
+                        set(
+                            state,
+                            Step::Withdraw {
+                                retry: false,
+                                outcome: Outcome::Error,
+                            },
+                        );
                     } else {
                         return false; // the background withdraw retries: nothing new happens
                     }
                 }
                 Step::Reap { check, recheck } => {
                     if landed {
-                        let path = if recheck { plan.re[check as usize].path } else { plan.pre[check as usize].path };
+                        let path = if recheck {
+                            plan.re[check as usize].path
+                        } else {
+                            plan.pre[check as usize].path
+                        };
                         if model.config.stale_unremovable || !reap(model, state, client, path) {
                             return false; // nothing to release, or refused: it cannot land
                         }
                     }
                     fail_closed(model, state, client, lock);
                 }
-                Step::WriteEntry | Step::Write | Step::Verify | Step::RmStale(_) | Step::RmOwn { .. } => {
+                Step::WriteEntry
+                | Step::Write
+                | Step::Verify
+                | Step::RmStale(_)
+                | Step::RmOwn { .. } => {
                     unreachable!("no fault is offered at {step:?}")
                 }
             }
@@ -341,17 +400,36 @@ fn fault(model: &LockModel, state: &mut LockState, client: usize, landed: bool) 
 fn fail_closed(model: &LockModel, state: &mut LockState, client: usize, lock: u8) {
     let after_create = matches!(
         state.clients[client].phase,
-        Phase::Acquiring { step: Step::Recheck(_) | Step::Wait { recheck: true, .. } | Step::Reap { recheck: true, .. } | Step::ReadBack, .. }
+        Phase::Acquiring {
+            step: Step::Recheck(_)
+                | Step::Wait { recheck: true, .. }
+                | Step::Reap { recheck: true, .. }
+                | Step::ReadBack,
+            ..
+        }
     );
     if after_create {
-        state.clients[client].phase = Phase::Acquiring { lock, step: Step::Withdraw { retry: false, outcome: Outcome::Error } };
+        state.clients[client].phase = Phase::Acquiring {
+            lock,
+            step: Step::Withdraw {
+                retry: false,
+                outcome: Outcome::Error,
+            },
+        };
     } else {
         model.finish_with(state, client, Outcome::Error);
     }
 }
 
 /// Mutant `fail-open-read`: a failed read goes on as if it had read an empty journal.
-fn read_as_empty(model: &LockModel, state: &mut LockState, client: usize, lock: u8, step: Step, plan: &super::LockPlan) {
+fn read_as_empty(
+    model: &LockModel,
+    state: &mut LockState,
+    client: usize,
+    lock: u8,
+    step: Step,
+    plan: &super::LockPlan,
+) {
     let set = |state: &mut LockState, step: Step| {
         state.clients[client].phase = Phase::Acquiring { lock, step };
     };
@@ -361,11 +439,19 @@ fn read_as_empty(model: &LockModel, state: &mut LockState, client: usize, lock: 
             if index == 0 {
                 state.clients[client].seen_len = 0;
             }
-            let next = if (index as usize) + 1 < plan.pre.len() { Step::Check(index + 1) } else { Step::ClaimTicket };
+            let next = if (index as usize) + 1 < plan.pre.len() {
+                Step::Check(index + 1)
+            } else {
+                Step::ClaimTicket
+            };
             set(state, next);
         }
         Step::Wait { recheck: false, .. } => set(state, Step::CheckSame),
-        Step::Recheck(index) | Step::Wait { check: index, recheck: true } => {
+        Step::Recheck(index)
+        | Step::Wait {
+            check: index,
+            recheck: true,
+        } => {
             if (index as usize) + 1 < plan.re.len() {
                 set(state, Step::Recheck(index + 1));
             } else {
@@ -396,8 +482,14 @@ fn restart(model: &LockModel, state: &mut LockState, client: usize, lock: u8) {
         if !uncounted {
             me.retries_left -= 1;
         }
-        me.restarts = me.restarts.saturating_add(1).min(super::RESTARTS_COUNTED_MAX);
-        me.phase = Phase::Acquiring { lock, step: Step::CheckSame };
+        me.restarts = me
+            .restarts
+            .saturating_add(1)
+            .min(super::RESTARTS_COUNTED_MAX);
+        me.phase = Phase::Acquiring {
+            lock,
+            step: Step::CheckSame,
+        };
     } else {
         model.finish_with(state, client, Outcome::Exhausted);
     }
@@ -416,9 +508,16 @@ fn create_entry(model: &LockModel, state: &mut LockState, client: usize, path: u
     me.wrote_at = state.now;
     me.landed = true;
     let entry = if model.variant().has(Mutation::CreateThenWrite) {
-        Head::Empty { owner: client as u8 }
+        Head::Empty {
+            owner: client as u8,
+        }
     } else {
-        Head::Held { owner: client as u8, kind, token: me.ticket, tick: state.now }
+        Head::Held {
+            owner: client as u8,
+            kind,
+            token: me.ticket,
+            tick: state.now,
+        }
     };
     state.slots[path as usize].append(entry);
 }
@@ -445,10 +544,19 @@ fn acquire(model: &LockModel, state: &mut LockState, client: usize, lock: u8, st
     match step {
         Step::CheckSame => note_expiry(model, state, client, plan.path),
         Step::Check(j) => note_expiry(model, state, client, plan.pre[j as usize].path),
-        Step::Recheck(j) | Step::Wait { check: j, recheck: true } | Step::Reap { check: j, recheck: true } => {
-            note_expiry(model, state, client, plan.re[j as usize].path)
+        Step::Recheck(j)
+        | Step::Wait {
+            check: j,
+            recheck: true,
         }
-        Step::Reap { check: j, recheck: false } => note_expiry(model, state, client, plan.pre[j as usize].path),
+        | Step::Reap {
+            check: j,
+            recheck: true,
+        } => note_expiry(model, state, client, plan.re[j as usize].path),
+        Step::Reap {
+            check: j,
+            recheck: false,
+        } => note_expiry(model, state, client, plan.pre[j as usize].path),
         _ => {}
     }
     let set = |state: &mut LockState, step: Step| {
@@ -458,7 +566,13 @@ fn acquire(model: &LockModel, state: &mut LockState, client: usize, lock: u8, st
         Step::CheckSame | Step::Check(_) => {
             let index = if let Step::Check(j) = step { j } else { 0 };
             match pre_read(model, state, client, plan.pre[index as usize], index == 0) {
-                Found::Expired => set(state, Step::Reap { check: index, recheck: false }),
+                Found::Expired => set(
+                    state,
+                    Step::Reap {
+                        check: index,
+                        recheck: false,
+                    },
+                ),
                 Found::Live => {
                     state.clients[client].contended = true;
                     // Wait-die concerns waiters only: lock_timeout 0 fails at once anyway.
@@ -466,7 +580,13 @@ fn acquire(model: &LockModel, state: &mut LockState, client: usize, lock: u8, st
                     if waits && must_back_off(model, state, client, plan.pre[index as usize]) {
                         back_off(model, state, client);
                     } else if waits {
-                        set(state, Step::Wait { check: index, recheck: false });
+                        set(
+                            state,
+                            Step::Wait {
+                                check: index,
+                                recheck: false,
+                            },
+                        );
                     } else {
                         model.finish_with(state, client, Outcome::Busy);
                     }
@@ -475,14 +595,24 @@ fn acquire(model: &LockModel, state: &mut LockState, client: usize, lock: u8, st
                     if index == 0 {
                         state.clients[client].seen_len = state.slots[plan.path as usize].len;
                     }
-                    let next = if (index as usize) + 1 < plan.pre.len() { Step::Check(index + 1) } else { Step::ClaimTicket };
+                    let next = if (index as usize) + 1 < plan.pre.len() {
+                        Step::Check(index + 1)
+                    } else {
+                        Step::ClaimTicket
+                    };
                     set(state, next);
                 }
             }
         }
-        Step::Wait { check, recheck: false } => {
+        Step::Wait {
+            check,
+            recheck: false,
+        } => {
             if still_waiting(model, state, plan.pre[check as usize], || {
-                matches!(pre_read(model, state, client, plan.pre[check as usize], check == 0), Found::Live)
+                matches!(
+                    pre_read(model, state, client, plan.pre[check as usize], check == 0),
+                    Found::Live
+                )
             }) {
                 return false;
             }
@@ -509,7 +639,12 @@ fn acquire(model: &LockModel, state: &mut LockState, client: usize, lock: u8, st
         }
         Step::WriteEntry => {
             let me = &state.clients[client];
-            let entry = Head::Held { owner: client as u8, kind: plan.kind, token: me.ticket, tick: me.wrote_at };
+            let entry = Head::Held {
+                owner: client as u8,
+                kind: plan.kind,
+                token: me.ticket,
+                tick: me.wrote_at,
+            };
             state.slots[plan.path as usize].head = entry;
             after_create(model, state, client, lock, &plan.re);
         }
@@ -522,7 +657,10 @@ fn acquire(model: &LockModel, state: &mut LockState, client: usize, lock: u8, st
             }
         }
         Step::Recheck(index) => recheck(model, state, client, lock, &plan.re, index),
-        Step::Wait { check, recheck: true } => {
+        Step::Wait {
+            check,
+            recheck: true,
+        } => {
             let mine = state.clients[client].ticket;
             if still_waiting(model, state, plan.re[check as usize], || {
                 re_read(model, state, client, plan.re[check as usize], mine) == Verdict::Wait
@@ -532,14 +670,25 @@ fn acquire(model: &LockModel, state: &mut LockState, client: usize, lock: u8, st
             recheck(model, state, client, lock, &plan.re, check);
         }
         Step::Reap { check, recheck } => {
-            let path = if recheck { plan.re[check as usize].path } else { plan.pre[check as usize].path };
+            let path = if recheck {
+                plan.re[check as usize].path
+            } else {
+                plan.pre[check as usize].path
+            };
             if model.config.stale_unremovable {
                 // The store refuses this acquirer's create in that journal: an error, fail closed.
                 fail_closed(model, state, client, lock);
                 return true;
             }
             reap(model, state, client, path);
-            set(state, if recheck { Step::Recheck(check) } else { Step::Check(check) });
+            set(
+                state,
+                if recheck {
+                    Step::Recheck(check)
+                } else {
+                    Step::Check(check)
+                },
+            );
         }
         Step::Withdraw { retry, outcome } => {
             withdraw_entry(model, state, client, plan.path);
@@ -560,7 +709,12 @@ fn acquire(model: &LockModel, state: &mut LockState, client: usize, lock: u8, st
 /// Whether a waiter is still blocked. `blocked` is the protocol's own test; mutant
 /// `wait-for-empty` waits instead until the journal has no entry at all (which never happens
 /// once it had one).
-fn still_waiting(model: &LockModel, state: &LockState, check: Check, blocked: impl Fn() -> bool) -> bool {
+fn still_waiting(
+    model: &LockModel,
+    state: &LockState,
+    check: Check,
+    blocked: impl Fn() -> bool,
+) -> bool {
     if model.variant().has(Mutation::WaitForEmpty) {
         state.slots[check.path as usize].len > 0
     } else {
@@ -577,7 +731,12 @@ fn must_back_off(model: &LockModel, state: &LockState, client: usize, check: Che
     if model.variant().has(Mutation::NoWaitDie) {
         return false;
     }
-    let newest_held = state.clients[client].held.iter().flatten().map(|h| h.token).max();
+    let newest_held = state.clients[client]
+        .held
+        .iter()
+        .flatten()
+        .map(|h| h.token)
+        .max();
     match (state.slots[check.path as usize].head, newest_held) {
         (Head::Held { token, .. }, Some(held)) => token < held,
         _ => false,
@@ -589,7 +748,10 @@ fn back_off(model: &LockModel, state: &mut LockState, client: usize) {
     let me = &mut state.clients[client];
     if me.retries_left > 0 {
         me.retries_left -= 1;
-        me.restarts = me.restarts.saturating_add(1).min(super::RESTARTS_COUNTED_MAX);
+        me.restarts = me
+            .restarts
+            .saturating_add(1)
+            .min(super::RESTARTS_COUNTED_MAX);
         me.phase = Phase::BackingOff;
     } else {
         model.finish_with(state, client, Outcome::Exhausted);
@@ -601,7 +763,11 @@ fn back_off(model: &LockModel, state: &mut LockState, client: usize) {
 /// newest, so a renewal and this release exclude each other. Returns whether it landed.
 fn reap(model: &LockModel, state: &mut LockState, client: usize, path: u8) -> bool {
     match state.slots[path as usize].head {
-        Head::Held { owner, tick, .. } if owner as usize != client && model.expired(state, Some(client), owner, tick) => release_head(state, path),
+        Head::Held { owner, tick, .. }
+            if owner as usize != client && model.expired(state, Some(client), owner, tick) =>
+        {
+            release_head(state, path)
+        }
         _ => false,
     }
 }
@@ -610,18 +776,33 @@ fn after_create(model: &LockModel, state: &mut LockState, client: usize, lock: u
     if re.is_empty() || model.variant().has(Mutation::SkipRecheck) {
         grant(model, state, client, lock);
     } else {
-        state.clients[client].phase = Phase::Acquiring { lock, step: Step::Recheck(0) };
+        state.clients[client].phase = Phase::Acquiring {
+            lock,
+            step: Step::Recheck(0),
+        };
     }
 }
 
 fn grant(model: &LockModel, state: &mut LockState, client: usize, lock: u8) {
     let me = &mut state.clients[client];
-    let held = Held { token: me.ticket, index: me.seen_len, tick: me.wrote_at, revoked: me.revoked };
+    let held = Held {
+        token: me.ticket,
+        index: me.seen_len,
+        tick: me.wrote_at,
+        revoked: me.revoked,
+    };
     me.landed = false;
     model.granted(state, client, lock, held);
 }
 
-fn recheck(model: &LockModel, state: &mut LockState, client: usize, lock: u8, re: &[Check], index: u8) {
+fn recheck(
+    model: &LockModel,
+    state: &mut LockState,
+    client: usize,
+    lock: u8,
+    re: &[Check],
+    index: u8,
+) {
     let mine = state.clients[client].ticket;
     let set = |state: &mut LockState, step: Step| {
         state.clients[client].phase = Phase::Acquiring { lock, step };
@@ -632,16 +813,40 @@ fn recheck(model: &LockModel, state: &mut LockState, client: usize, lock: u8, re
         Verdict::Wait => {
             state.clients[client].contended = true;
             if model.spec(client).timeout.waits() {
-                set(state, Step::Wait { check: index, recheck: true });
+                set(
+                    state,
+                    Step::Wait {
+                        check: index,
+                        recheck: true,
+                    },
+                );
             } else {
-                set(state, Step::Withdraw { retry: false, outcome: Outcome::Busy });
+                set(
+                    state,
+                    Step::Withdraw {
+                        retry: false,
+                        outcome: Outcome::Busy,
+                    },
+                );
             }
         }
         Verdict::Withdraw => {
             state.clients[client].contended = true;
-            set(state, Step::Withdraw { retry: true, outcome: Outcome::Exhausted });
+            set(
+                state,
+                Step::Withdraw {
+                    retry: true,
+                    outcome: Outcome::Exhausted,
+                },
+            );
         }
-        Verdict::Reap => set(state, Step::Reap { check: index, recheck: true }),
+        Verdict::Reap => set(
+            state,
+            Step::Reap {
+                check: index,
+                recheck: true,
+            },
+        ),
     }
 }
 
@@ -671,7 +876,10 @@ fn release_newest(model: &LockModel, state: &mut LockState, client: usize, used:
         } else if !unused && (blind || slot.len == held.index + 1 || ours_newest) {
             // Right after the index we believe; if that is taken, a read of the newest entry
             // finds ours there when a renewal's reply was lost, and the release follows it.
-            slot.append(Head::Released { kind, token: held.token });
+            slot.append(Head::Released {
+                kind,
+                token: held.token,
+            });
         }
         state.clients[client].held[lock] = None;
     }
@@ -683,7 +891,13 @@ fn release_newest(model: &LockModel, state: &mut LockState, client: usize, used:
 /// landed while the client got an error and could not read it back: it keeps its old index and
 /// lease (the safe side: its lease ends earlier than the entry's, and its release will find the
 /// index taken and leave the entry to expire).
-fn renew(model: &LockModel, state: &mut LockState, client: usize, lock: u8, believed: bool) -> bool {
+fn renew(
+    model: &LockModel,
+    state: &mut LockState,
+    client: usize,
+    lock: u8,
+    believed: bool,
+) -> bool {
     let plan = model.plan(state, client, lock);
     let (path, kind) = (plan.path, plan.kind);
     let me = &mut state.clients[client];
@@ -696,7 +910,12 @@ fn renew(model: &LockModel, state: &mut LockState, client: usize, lock: u8, beli
         // A renewal is the same grant: it carries the marks our `acquire` carried (so a later
         // withdraw of an unused lock still raises no mark).
         slot.len += 1;
-        slot.head = Head::Held { owner: client as u8, kind, token: held.token, tick: state.now };
+        slot.head = Head::Held {
+            owner: client as u8,
+            kind,
+            token: held.token,
+            tick: state.now,
+        };
         if believed {
             held.index += 1;
             held.tick = state.now;

@@ -43,9 +43,13 @@ pub mod world;
 use serde::Serialize;
 use stateright::{Model, Property};
 
-pub use state::{canonical, Client, Head, Held, Hold, LockState, Marks, Outcome, Phase, Slot, Step};
+pub use state::{
+    canonical, Client, Head, Held, Hold, LockState, Marks, Outcome, Phase, Slot, Step,
+};
 pub use variant::{Mutation, Variant};
-pub use world::{ClientSpec, Kind, Mode, ModeSet, Timeout, Tree, CLIENTS_MAX, LOCKS_PER_MODE_MAX, PATHS_MAX};
+pub use world::{
+    ClientSpec, Kind, Mode, ModeSet, Timeout, Tree, CLIENTS_MAX, LOCKS_PER_MODE_MAX, PATHS_MAX,
+};
 
 /// The bounds and settings of one check. Every field is a CLI flag of `lockstep check lock`.
 #[derive(Clone, Debug, Serialize)]
@@ -197,7 +201,9 @@ impl LockModel {
             ("retries", retries_max),
         ] {
             if value > bound_max {
-                return Err(format!("{name} = {value} is beyond what the model's counters hold ({bound_max})"));
+                return Err(format!(
+                    "{name} = {value} is beyond what the model's counters hold ({bound_max})"
+                ));
             }
         }
         let mut modes = config.modes.expand(&tree);
@@ -209,11 +215,27 @@ impl LockModel {
             }
         }
         let variant = config.variant;
-        let plans = modes.iter().map(|mode| plan_mode(&tree, variant, *mode)).collect();
-        let classes = (0..config.clients.len())
-            .map(|i| config.clients.iter().position(|c| *c == config.clients[i]).unwrap() as u8)
+        let plans = modes
+            .iter()
+            .map(|mode| plan_mode(&tree, variant, *mode))
             .collect();
-        Ok(LockModel { config, tree, modes, plans, classes, budget: Default::default() })
+        let classes = (0..config.clients.len())
+            .map(|i| {
+                config
+                    .clients
+                    .iter()
+                    .position(|c| *c == config.clients[i])
+                    .unwrap() as u8
+            })
+            .collect();
+        Ok(LockModel {
+            config,
+            tree,
+            modes,
+            plans,
+            classes,
+            budget: Default::default(),
+        })
     }
 
     pub fn variant(&self) -> Variant {
@@ -262,12 +284,18 @@ impl LockModel {
     }
 
     fn init_state(&self, modes: &[u8]) -> LockState {
-        let mut clients = [Client { class: u8::MAX, ..Client::default() }; CLIENTS_MAX];
+        let mut clients = [Client {
+            class: u8::MAX,
+            ..Client::default()
+        }; CLIENTS_MAX];
         for (index, spec) in self.config.clients.iter().enumerate() {
             clients[index] = Client {
                 class: self.classes[index],
                 mode: modes[index],
-                phase: Phase::Acquiring { lock: 0, step: Step::CheckSame },
+                phase: Phase::Acquiring {
+                    lock: 0,
+                    step: Step::CheckSame,
+                },
                 retries_left: spec.retries,
                 renewals_left: spec.renewals,
                 ..Client::default()
@@ -277,8 +305,16 @@ impl LockModel {
             now: 0,
             tickets: 0,
             crashes_left: self.config.crashes,
-            reaps_left: if self.variant().is_seed() { 0 } else { self.config.reaps },
-            forces_left: if self.variant().is_seed() { 0 } else { self.config.force_releases },
+            reaps_left: if self.variant().is_seed() {
+                0
+            } else {
+                self.config.reaps
+            },
+            forces_left: if self.variant().is_seed() {
+                0
+            } else {
+                self.config.force_releases
+            },
             slots: [Slot::default(); PATHS_MAX],
             accepted: [0; PATHS_MAX],
             clients,
@@ -306,19 +342,27 @@ impl LockModel {
     /// Applies the guarded write of a holder: every lock's token goes to the paths it covers.
     /// Returns whether the resource accepted it.
     pub fn guarded_write(&self, state: &mut LockState, client: usize) -> bool {
-        let fencing = !(self.variant().is_seed() || self.variant().has(Mutation::ResourceIgnoresTokens));
+        let fencing =
+            !(self.variant().is_seed() || self.variant().has(Mutation::ResourceIgnoresTokens));
         let mut writes = Vec::new();
         for lock in 0..self.lock_count(state, client) {
             let plan = self.plan(state, client, lock);
-            let held = state.clients[client].held[lock as usize].expect("a holder holds every lock of its mode");
+            let held = state.clients[client].held[lock as usize]
+                .expect("a holder holds every lock of its mode");
             for path in self.tree.scope(plan.path, plan.kind) {
                 writes.push((path as usize, held.token));
             }
         }
-        let older = writes.iter().any(|(path, token)| *token < state.accepted[*path]);
+        let older = writes
+            .iter()
+            .any(|(path, token)| *token < state.accepted[*path]);
         if fencing && older {
             state.stale_write_rejected = true;
-            let current = state.clients[client].held.iter().flatten().all(|h| !h.revoked && self.live(state, h.tick));
+            let current = state.clients[client]
+                .held
+                .iter()
+                .flatten()
+                .all(|h| !h.revoked && self.live(state, h.tick));
             if current {
                 state.live_write_rejected = true;
             }
@@ -349,7 +393,10 @@ impl LockModel {
         let me = &mut state.clients[client];
         me.held[lock as usize] = Some(held);
         me.phase = if lock + 1 < count {
-            Phase::Acquiring { lock: lock + 1, step: Step::CheckSame }
+            Phase::Acquiring {
+                lock: lock + 1,
+                step: Step::CheckSame,
+            }
         } else {
             Phase::Holding(Hold::Ready)
         };
@@ -359,7 +406,9 @@ impl LockModel {
     pub fn has_successor(&self, state: &LockState) -> bool {
         let mut actions = Vec::new();
         self.actions(state, &mut actions);
-        actions.into_iter().any(|action| self.next_state(state, action).is_some())
+        actions
+            .into_iter()
+            .any(|action| self.next_state(state, action).is_some())
     }
 
     /// The locks a client believes it holds, with their path and kind, while they are live and
@@ -391,20 +440,35 @@ fn plan_mode(tree: &Tree, variant: Variant, mode: Mode) -> Vec<LockPlan> {
     if !variant.is_seed() && !variant.has(Mutation::UnsortedLocks) {
         locks.sort_by(|a, b| tree.name(a.0).cmp(tree.name(b.0)));
     }
-    locks.into_iter().map(|(path, kind)| plan_lock(tree, variant, path, kind)).collect()
+    locks
+        .into_iter()
+        .map(|(path, kind)| plan_lock(tree, variant, path, kind))
+        .collect()
 }
 
 fn plan_lock(tree: &Tree, variant: Variant, path: u8, kind: Kind) -> LockPlan {
-    let same = Check { path, any_kind: true };
+    let same = Check {
+        path,
+        any_kind: true,
+    };
     let all_ancestors = &tree.ancestors[path as usize];
     // Seed: `while parent != "/"`: the walk stops below the root, so `/` is never checked.
     let ancestors: Vec<Check> = all_ancestors
         .iter()
         .filter(|a| !(variant.is_seed() && **a == 0))
-        .map(|a| Check { path: *a, any_kind: false })
+        .map(|a| Check {
+            path: *a,
+            any_kind: false,
+        })
         .collect();
     let descendants: Vec<Check> = if kind == Kind::Subtree {
-        tree.descendants[path as usize].iter().map(|d| Check { path: *d, any_kind: true }).collect()
+        tree.descendants[path as usize]
+            .iter()
+            .map(|d| Check {
+                path: *d,
+                any_kind: true,
+            })
+            .collect()
     } else {
         Vec::new()
     };
@@ -428,7 +492,12 @@ fn plan_lock(tree: &Tree, variant: Variant, path: u8, kind: Kind) -> LockPlan {
         }
         re
     };
-    LockPlan { path, kind, pre, re }
+    LockPlan {
+        path,
+        kind,
+        pre,
+        re,
+    }
 }
 
 impl Model for LockModel {
@@ -451,7 +520,8 @@ impl Model for LockModel {
                 })
                 .collect();
         }
-        let mut states: Vec<LockState> = combos.iter().map(|modes| self.init_state(modes)).collect();
+        let mut states: Vec<LockState> =
+            combos.iter().map(|modes| self.init_state(modes)).collect();
         if self.symmetric() {
             // Drop initial states that are permutations of one already listed.
             let mut seen = std::collections::HashSet::new();
@@ -473,7 +543,10 @@ impl Model for LockModel {
                     Some(StoreOp::Create | StoreOp::Write) => {
                         actions.push(LockAction::Fail(c));
                         // An ambiguous release or refresh is just a release or refresh.
-                        if !matches!(me.phase, Phase::Releasing { .. } | Phase::BackingOff | Phase::Holding(_)) {
+                        if !matches!(
+                            me.phase,
+                            Phase::Releasing { .. } | Phase::BackingOff | Phase::Holding(_)
+                        ) {
                             actions.push(LockAction::Ambiguous(c));
                         }
                     }
@@ -481,8 +554,13 @@ impl Model for LockModel {
                     None => {}
                 }
             }
-            if matches!(me.phase, Phase::Acquiring { step: Step::Wait { .. }, .. })
-                && state.now == self.config.ticks
+            if matches!(
+                me.phase,
+                Phase::Acquiring {
+                    step: Step::Wait { .. },
+                    ..
+                }
+            ) && state.now == self.config.ticks
                 && self.spec(client).timeout == Timeout::Bounded
             {
                 actions.push(LockAction::GiveUp(c));
@@ -498,7 +576,9 @@ impl Model for LockModel {
             let renewing = me.phase == Phase::Holding(Hold::Ready)
                 || (!self.variant().is_seed() && matches!(me.phase, Phase::Acquiring { .. }));
             if renewing && me.renewals_left > 0 {
-                for lock in (0..self.lock_count(state, client)).filter(|l| me.held[*l as usize].is_some()) {
+                for lock in
+                    (0..self.lock_count(state, client)).filter(|l| me.held[*l as usize].is_some())
+                {
                     actions.push(LockAction::Renew(c, lock));
                     if state.faults_left > 0 && !self.variant().is_seed() {
                         actions.push(LockAction::RenewAmbiguous(c, lock));
@@ -525,7 +605,11 @@ impl Model for LockModel {
             LockAction::Crash(c) => {
                 let me = &mut state.clients[c as usize];
                 // Only the stored locks survive a crash; the local state is gone.
-                *me = Client { class: me.class, phase: Phase::Crashed, ..Client::default() };
+                *me = Client {
+                    class: me.class,
+                    phase: Phase::Crashed,
+                    ..Client::default()
+                };
                 state.crashes_left -= 1;
                 state.disturbed = true;
                 true
@@ -568,17 +652,27 @@ impl LockModel {
     }
 
     fn give_up(&self, state: &mut LockState, client: usize) -> bool {
-        let Phase::Acquiring { lock, step: Step::Wait { recheck, .. } } = state.clients[client].phase else {
+        let Phase::Acquiring {
+            lock,
+            step: Step::Wait { recheck, .. },
+        } = state.clients[client].phase
+        else {
             return false;
         };
         // A waiter whose wait is already over is not "waiting" any more; it must move on.
-        if self.next_state(state, LockAction::Step(client as u8)).is_some() {
+        if self
+            .next_state(state, LockAction::Step(client as u8))
+            .is_some()
+        {
             return false;
         }
         if recheck && !self.variant().is_seed() {
             state.clients[client].phase = Phase::Acquiring {
                 lock,
-                step: Step::Withdraw { retry: false, outcome: Outcome::TimedOut },
+                step: Step::Withdraw {
+                    retry: false,
+                    outcome: Outcome::TimedOut,
+                },
             };
         } else {
             self.finish_with(state, client, Outcome::TimedOut);
@@ -603,21 +697,35 @@ impl crate::check::Protocol for LockModel {
     }
 
     fn with_budget(&self, budget: crate::check::Budget) -> Self {
-        LockModel { budget, ..self.clone() }
+        LockModel {
+            budget,
+            ..self.clone()
+        }
     }
 
     fn symmetry(&self) -> Option<fn(&LockState) -> LockState> {
-        self.symmetric().then_some(canonical as fn(&LockState) -> LockState)
+        self.symmetric()
+            .then_some(canonical as fn(&LockState) -> LockState)
     }
 
     fn trace(&self, path: &[(LockState, Option<LockAction>)]) -> crate::trace::Trace {
-        let setup = path.first().map(|(init, _)| trace::setup(self, init)).unwrap_or_default();
-        crate::trace::Trace::from_path(setup, path, |last, action, next| trace::describe(self, last, action, next), |action| {
-            trace::action_name(self, action)
-        })
+        let setup = path
+            .first()
+            .map(|(init, _)| trace::setup(self, init))
+            .unwrap_or_default();
+        crate::trace::Trace::from_path(
+            setup,
+            path,
+            |last, action, next| trace::describe(self, last, action, next),
+            |action| trace::action_name(self, action),
+        )
     }
 
-    fn conclusion(&self, property: &str, path: &[(LockState, Option<LockAction>)]) -> Option<String> {
+    fn conclusion(
+        &self,
+        property: &str,
+        path: &[(LockState, Option<LockAction>)],
+    ) -> Option<String> {
         trace::conclusion(self, property, path)
     }
 }
@@ -629,12 +737,26 @@ pub fn presets() -> Vec<crate::preset::Preset<LockConfig>> {
     use crate::preset::Preset;
     let base = LockConfig::new(Variant::Fixed(None));
     let tree = |paths: &[&str]| paths.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-    let point_subtree = ModeSet { point: true, subtree: true, mv: false };
+    let point_subtree = ModeSet {
+        point: true,
+        subtree: true,
+        mv: false,
+    };
     let with_timeout = |config: LockConfig, timeout: Timeout| {
-        let clients = config.clients.iter().map(|c| ClientSpec { timeout, ..*c }).collect();
+        let clients = config
+            .clients
+            .iter()
+            .map(|c| ClientSpec { timeout, ..*c })
+            .collect();
         LockConfig { clients, ..config }
     };
-    let three = LockConfig { tree: tree(&["/", "/a", "/a/b"]), modes: point_subtree, reaps: 0, force_releases: 0, ..base.clone().with_clients(3) };
+    let three = LockConfig {
+        tree: tree(&["/", "/a", "/a/b"]),
+        modes: point_subtree,
+        reaps: 0,
+        force_releases: 0,
+        ..base.clone().with_clients(3)
+    };
     vec![
         Preset {
             name: "two-clients",

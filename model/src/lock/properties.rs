@@ -14,10 +14,17 @@ pub fn all(model: &LockModel) -> Vec<Property<LockModel>> {
     let mut properties = vec![
         Property::<LockModel>::always("mutual exclusion", |model, state| {
             // No two clients hold live, unrevoked locks that conflict.
-            let holders: Vec<_> = model.clients().map(|c| model.live_locks(state, c)).collect();
+            let holders: Vec<_> = model
+                .clients()
+                .map(|c| model.live_locks(state, c))
+                .collect();
             holders.iter().enumerate().all(|(a, locks_a)| {
                 holders.iter().skip(a + 1).all(|locks_b| {
-                    locks_a.iter().all(|(pa, ka, _)| locks_b.iter().all(|(pb, kb, _)| !model.tree.conflicts(*pa, *ka, *pb, *kb)))
+                    locks_a.iter().all(|(pa, ka, _)| {
+                        locks_b
+                            .iter()
+                            .all(|(pb, kb, _)| !model.tree.conflicts(*pa, *ka, *pb, *kb))
+                    })
                 })
             })
         }),
@@ -46,7 +53,8 @@ pub fn all(model: &LockModel) -> Vec<Property<LockModel>> {
             // Every lock its owner no longer uses (the owner crashed, gave up, or moved on) is
             // freed by recovery or, once its lease has passed, by expiry: computed by applying
             // those steps to a copy of the state.
-            (0..model.tree.len() as u8).all(|path| in_use(model, state, path) || freed_by_cleanup(model, state, path))
+            (0..model.tree.len() as u8)
+                .all(|path| in_use(model, state, path) || freed_by_cleanup(model, state, path))
         }),
         Property::<LockModel>::always("no deadlock", |model, state| {
             // Where nothing can happen any more, every client is done, failed or crashed.
@@ -67,15 +75,20 @@ pub fn all(model: &LockModel) -> Vec<Property<LockModel>> {
             // protocol went round in circles.
             let waiting_clients = model.config.clients.iter().all(|spec| spec.timeout.waits());
             let failed = |outcome: Outcome| outcome != Outcome::Done;
-            let all_failed = model.clients().all(|c| matches!(state.clients[c].phase, Phase::Finished(o) if failed(o)));
-            let a_deadline_passed =
-                model.clients().any(|c| state.clients[c].phase == Phase::Finished(Outcome::TimedOut));
+            let all_failed = model
+                .clients()
+                .all(|c| matches!(state.clients[c].phase, Phase::Finished(o) if failed(o)));
+            let a_deadline_passed = model
+                .clients()
+                .any(|c| state.clients[c].phase == Phase::Finished(Outcome::TimedOut));
             !(waiting_clients && !state.disturbed && all_failed && !a_deadline_passed)
         }),
         Property::<LockModel>::always("bounded retries", |model, state| {
             // An acquisition starts over (after a back-off, a lost create, a failed removal of
             // a stale lock) at most as often as its retry budget allows: no loop spins.
-            model.clients().all(|c| state.clients[c].restarts <= model.spec(c).retries)
+            model
+                .clients()
+                .all(|c| state.clients[c].restarts <= model.spec(c).retries)
         }),
         Property::<LockModel>::sometimes("contested lock won", |model, state| {
             model.clients().any(|c| {
@@ -86,25 +99,34 @@ pub fn all(model: &LockModel) -> Vec<Property<LockModel>> {
     ];
     // Witnesses of expiry and fencing, in worlds where time passes (a lease can run out).
     if model.config.ticks >= model.config.lease_ticks {
-        properties.push(Property::<LockModel>::sometimes("expired lock taken over", |_, state| state.took_over));
-        properties.push(Property::<LockModel>::sometimes("stale write rejected", |_, state| state.stale_write_rejected));
+        properties.push(Property::<LockModel>::sometimes(
+            "expired lock taken over",
+            |_, state| state.took_over,
+        ));
+        properties.push(Property::<LockModel>::sometimes(
+            "stale write rejected",
+            |_, state| state.stale_write_rejected,
+        ));
     }
     // One witness per mode the world has: every client can acquire in every mode.
     let has = |wanted: fn(Mode) -> bool| model.modes.iter().any(|m| wanted(*m));
     if has(|m| matches!(m, Mode::Point(_))) {
-        properties.push(Property::<LockModel>::sometimes("point acquired", |model, state| {
-            holds_mode(model, state, |m| matches!(m, Mode::Point(_)))
-        }));
+        properties.push(Property::<LockModel>::sometimes(
+            "point acquired",
+            |model, state| holds_mode(model, state, |m| matches!(m, Mode::Point(_))),
+        ));
     }
     if has(|m| matches!(m, Mode::Subtree(_))) {
-        properties.push(Property::<LockModel>::sometimes("subtree acquired", |model, state| {
-            holds_mode(model, state, |m| matches!(m, Mode::Subtree(_)))
-        }));
+        properties.push(Property::<LockModel>::sometimes(
+            "subtree acquired",
+            |model, state| holds_mode(model, state, |m| matches!(m, Mode::Subtree(_))),
+        ));
     }
     if has(|m| matches!(m, Mode::Mv(..))) {
-        properties.push(Property::<LockModel>::sometimes("mv acquired", |model, state| {
-            holds_mode(model, state, |m| matches!(m, Mode::Mv(..)))
-        }));
+        properties.push(Property::<LockModel>::sometimes(
+            "mv acquired",
+            |model, state| holds_mode(model, state, |m| matches!(m, Mode::Mv(..))),
+        ));
     }
     properties
 }
@@ -128,9 +150,14 @@ fn in_use(model: &LockModel, state: &LockState, path: u8) -> bool {
     let client = owner as usize;
     let me = &state.clients[client];
     let matches = |lock: u8, held_token: u8| {
-        model.plans[me.mode as usize][lock as usize].path == path && token.is_none_or(|t| t == held_token)
+        model.plans[me.mode as usize][lock as usize].path == path
+            && token.is_none_or(|t| t == held_token)
     };
-    let holding = me.held.iter().enumerate().any(|(lock, held)| held.is_some_and(|h| matches(lock as u8, h.token)));
+    let holding = me
+        .held
+        .iter()
+        .enumerate()
+        .any(|(lock, held)| held.is_some_and(|h| matches(lock as u8, h.token)));
     // The seed's token is in the file from its write on; a fixed entry once it landed.
     let in_flight = model.variant().is_seed() || me.landed;
     let acquiring = match me.phase {
@@ -144,8 +171,15 @@ fn in_use(model: &LockModel, state: &LockState, path: u8) -> bool {
 /// steps applied to a copy of the state in which the lease has long passed.
 fn freed_by_cleanup(model: &LockModel, state: &LockState, path: u8) -> bool {
     let mut later = state.clone();
-    later.now = later.now.saturating_add(model.config.lease_ticks + skew_max(model) + 1);
-    let free = |state: &LockState| matches!(state.slots[path as usize].head, Head::Free | Head::Released { .. } | Head::Withdrawn { .. });
+    later.now = later
+        .now
+        .saturating_add(model.config.lease_ticks + skew_max(model) + 1);
+    let free = |state: &LockState| {
+        matches!(
+            state.slots[path as usize].head,
+            Head::Free | Head::Released { .. } | Head::Withdrawn { .. }
+        )
+    };
     match model.variant() {
         // The seed has no cleaner: the next acquirer that meets the file removes it if it reads
         // as stale, and overwrites it if it reads as no lock.
@@ -167,22 +201,41 @@ fn freed_by_cleanup(model: &LockModel, state: &LockState, path: u8) -> bool {
 }
 
 fn skew_max(model: &LockModel) -> u8 {
-    model.config.clients.iter().map(|c| c.skew_ticks).max().unwrap_or(0)
+    model
+        .config
+        .clients
+        .iter()
+        .map(|c| c.skew_ticks)
+        .max()
+        .unwrap_or(0)
 }
 
 /// The client whose entry blocks `client`, if `client` waits and its wait is not over.
 fn blocker(model: &LockModel, state: &LockState, client: usize) -> Option<usize> {
     let me = &state.clients[client];
-    let Phase::Acquiring { lock, step: Step::Wait { check, recheck } } = me.phase else {
+    let Phase::Acquiring {
+        lock,
+        step: Step::Wait { check, recheck },
+    } = me.phase
+    else {
         return None;
     };
-    if model.next_state(state, LockAction::Step(client as u8)).is_some() {
+    if model
+        .next_state(state, LockAction::Step(client as u8))
+        .is_some()
+    {
         return None; // its wait is over: it can go on
     }
     let plan = model.plan(state, client, lock);
-    let path = if recheck { plan.re[check as usize].path } else { plan.pre[check as usize].path };
+    let path = if recheck {
+        plan.re[check as usize].path
+    } else {
+        plan.pre[check as usize].path
+    };
     match state.slots[path as usize].head {
-        Head::Held { owner, .. } | Head::Empty { owner } if owner as usize != client => Some(owner as usize),
+        Head::Held { owner, .. } | Head::Empty { owner } if owner as usize != client => {
+            Some(owner as usize)
+        }
         _ => None,
     }
 }

@@ -15,7 +15,9 @@
 //! it fails the verify. A failed write returns `False` at once. A failed `rm` of a stale lock is
 //! ignored and the loop `continue`s with no sleep and no deadline check.
 
-use super::{Check, Head, Held, Hold, LockAction, LockModel, LockState, Outcome, Phase, Step, StoreOp};
+use super::{
+    Check, Head, Held, Hold, LockAction, LockModel, LockState, Outcome, Phase, Step, StoreOp,
+};
 use crate::lock::Kind;
 
 /// What one read of a lock file means to the reader.
@@ -76,9 +78,16 @@ fn step(model: &LockModel, state: &mut LockState, client: usize) -> bool {
             let plan = model.plan(state, client, lock);
             let (path, kind) = (plan.path, plan.kind);
             let token = state.now + model.spec(client).skew_ticks;
-            state.slots[path as usize].head = Head::Held { owner: client as u8, kind, token, tick: state.now };
+            state.slots[path as usize].head = Head::Held {
+                owner: client as u8,
+                kind,
+                token,
+                tick: state.now,
+            };
             let me = &mut state.clients[client];
-            let held = me.held[lock as usize].as_mut().expect("refreshing a held lock");
+            let held = me.held[lock as usize]
+                .as_mut()
+                .expect("refreshing a held lock");
             held.token = token;
             held.tick = state.now;
             me.phase = Phase::Holding(Hold::Ready);
@@ -107,18 +116,29 @@ fn acquire(model: &LockModel, state: &mut LockState, client: usize, lock: u8, st
                 Found::Live => {
                     state.clients[client].contended = true;
                     if model.spec(client).timeout.waits() {
-                        set(state, Step::Wait { check: index, recheck: false });
+                        set(
+                            state,
+                            Step::Wait {
+                                check: index,
+                                recheck: false,
+                            },
+                        );
                     } else {
                         model.finish_with(state, client, Outcome::Busy);
                     }
                 }
-                Found::Nothing if (index as usize) + 1 < plan.pre.len() => set(state, Step::Check(index + 1)),
+                Found::Nothing if (index as usize) + 1 < plan.pre.len() => {
+                    set(state, Step::Check(index + 1))
+                }
                 Found::Nothing => set(state, Step::Write),
             }
         }
         Step::Wait { check, .. } => {
             // Polling: nothing happens until the conflict is gone; then the loop restarts.
-            if matches!(read(model, state, client, plan.pre[check as usize]), Found::Live) {
+            if matches!(
+                read(model, state, client, plan.pre[check as usize]),
+                Found::Live
+            ) {
                 return false;
             }
             set(state, Step::CheckSame);
@@ -139,12 +159,23 @@ fn acquire(model: &LockModel, state: &mut LockState, client: usize, lock: u8, st
         }
         Step::Write => {
             let token = state.now + model.spec(client).skew_ticks;
-            state.slots[plan.path as usize].head =
-                Head::Held { owner: client as u8, kind: plan.kind, token, tick: state.now };
+            state.slots[plan.path as usize].head = Head::Held {
+                owner: client as u8,
+                kind: plan.kind,
+                token,
+                tick: state.now,
+            };
             let me = &mut state.clients[client];
             me.ticket = token;
             me.wrote_at = state.now;
-            set(state, if plan.re.is_empty() { Step::Verify } else { Step::Recheck(0) });
+            set(
+                state,
+                if plan.re.is_empty() {
+                    Step::Verify
+                } else {
+                    Step::Recheck(0)
+                },
+            );
         }
         Step::Recheck(index) => {
             recheck(model, state, client, lock, &plan.re, index);
@@ -164,7 +195,12 @@ fn acquire(model: &LockModel, state: &mut LockState, client: usize, lock: u8, st
                 model.finish_with(state, client, Outcome::Busy);
             }
         }
-        Step::ClaimTicket | Step::Create | Step::WriteEntry | Step::Withdraw { .. } | Step::Reap { .. } | Step::ReadBack => {
+        Step::ClaimTicket
+        | Step::Create
+        | Step::WriteEntry
+        | Step::Withdraw { .. }
+        | Step::Reap { .. }
+        | Step::ReadBack => {
             unreachable!("not a seed step: {step:?}")
         }
     }
@@ -175,13 +211,24 @@ fn acquire(model: &LockModel, state: &mut LockState, client: usize, lock: u8, st
 fn verified(model: &LockModel, state: &mut LockState, client: usize, lock: u8, ours: bool) {
     if ours {
         let me = &state.clients[client];
-        let held = Held { token: me.ticket, index: 0, tick: me.wrote_at, revoked: false };
+        let held = Held {
+            token: me.ticket,
+            index: 0,
+            tick: me.wrote_at,
+            revoked: false,
+        };
         model.granted(state, client, lock, held);
     } else if model.spec(client).timeout.waits() && state.clients[client].retries_left > 0 {
         let me = &mut state.clients[client];
         me.retries_left -= 1;
-        me.restarts = me.restarts.saturating_add(1).min(super::RESTARTS_COUNTED_MAX);
-        me.phase = Phase::Acquiring { lock, step: Step::CheckSame };
+        me.restarts = me
+            .restarts
+            .saturating_add(1)
+            .min(super::RESTARTS_COUNTED_MAX);
+        me.phase = Phase::Acquiring {
+            lock,
+            step: Step::CheckSame,
+        };
     } else {
         model.finish_with(state, client, Outcome::Busy);
     }
@@ -191,22 +238,36 @@ fn verified(model: &LockModel, state: &mut LockState, client: usize, lock: u8, o
 /// acquisition made no progress).
 fn rm_failed(state: &mut LockState, client: usize, lock: u8) {
     let me = &mut state.clients[client];
-    me.restarts = me.restarts.saturating_add(1).min(super::RESTARTS_COUNTED_MAX);
-    me.phase = Phase::Acquiring { lock, step: Step::CheckSame };
+    me.restarts = me
+        .restarts
+        .saturating_add(1)
+        .min(super::RESTARTS_COUNTED_MAX);
+    me.phase = Phase::Acquiring {
+        lock,
+        step: Step::CheckSame,
+    };
 }
 
 /// The storage operation a client's next step performs, if any (where faults can strike).
 pub fn next_op(state: &LockState, client: usize) -> Option<StoreOp> {
     match state.clients[client].phase {
         Phase::Acquiring { step, .. } => match step {
-            Step::CheckSame | Step::Check(_) | Step::Recheck(_) | Step::Verify | Step::Wait { .. } => Some(StoreOp::Read),
+            Step::CheckSame
+            | Step::Check(_)
+            | Step::Recheck(_)
+            | Step::Verify
+            | Step::Wait { .. } => Some(StoreOp::Read),
             Step::Write => Some(StoreOp::Write),
             Step::RmStale(_) | Step::RmOwn { .. } => Some(StoreOp::Remove),
             _ => unreachable!("not a seed step: {step:?}"),
         },
         Phase::Holding(Hold::Refreshing(_)) => Some(StoreOp::Write),
         Phase::Releasing { .. } => Some(StoreOp::Remove),
-        Phase::Holding(_) | Phase::Idle | Phase::Finished(_) | Phase::Crashed | Phase::BackingOff => None,
+        Phase::Holding(_)
+        | Phase::Idle
+        | Phase::Finished(_)
+        | Phase::Crashed
+        | Phase::BackingOff => None,
     }
 }
 
@@ -225,12 +286,20 @@ fn fault(model: &LockModel, state: &mut LockState, client: usize, landed: bool) 
                 // `_read_token` returns None on any exception: "no lock", as for a missing file.
                 Step::CheckSame | Step::Check(_) => {
                     let index = if let Step::Check(j) = step { j } else { 0 };
-                    let next = if (index as usize) + 1 < plan.pre.len() { Step::Check(index + 1) } else { Step::Write };
+                    let next = if (index as usize) + 1 < plan.pre.len() {
+                        Step::Check(index + 1)
+                    } else {
+                        Step::Write
+                    };
                     set(state, next);
                 }
                 Step::Wait { .. } => set(state, Step::CheckSame),
                 Step::Recheck(index) => {
-                    let next = if (index as usize) + 1 < plan.re.len() { Step::Recheck(index + 1) } else { Step::Verify };
+                    let next = if (index as usize) + 1 < plan.re.len() {
+                        Step::Recheck(index + 1)
+                    } else {
+                        Step::Verify
+                    };
                     set(state, next);
                 }
                 Step::Verify => verified(model, state, client, lock, false),
@@ -239,8 +308,12 @@ fn fault(model: &LockModel, state: &mut LockState, client: usize, landed: bool) 
                 Step::Write => {
                     if landed {
                         let token = state.now + model.spec(client).skew_ticks;
-                        state.slots[plan.path as usize].head =
-                            Head::Held { owner: client as u8, kind: plan.kind, token, tick: state.now };
+                        state.slots[plan.path as usize].head = Head::Held {
+                            owner: client as u8,
+                            kind: plan.kind,
+                            token,
+                            tick: state.now,
+                        };
                     }
                     model.finish_with(state, client, Outcome::Error);
                 }
@@ -281,12 +354,19 @@ fn fault(model: &LockModel, state: &mut LockState, client: usize, landed: bool) 
 /// Step 5: re-read another path after writing. On a conflict the later writer (larger
 /// `(timestamp, owner)`) deletes its file; the other keeps it but sleeps and restarts too. When
 /// the deadline has passed, a side that has not backed off deletes its own file and fails.
-fn recheck(_model: &LockModel, state: &mut LockState, client: usize, lock: u8, re: &[Check], index: u8) {
+fn recheck(
+    _model: &LockModel,
+    state: &mut LockState,
+    client: usize,
+    lock: u8,
+    re: &[Check],
+    index: u8,
+) {
     let check = re[index as usize];
     let theirs = match state.slots[check.path as usize].head {
-        Head::Held { owner, kind, token, .. }
-            if owner as usize != client && (check.any_kind || kind == Kind::Subtree) =>
-        {
+        Head::Held {
+            owner, kind, token, ..
+        } if owner as usize != client && (check.any_kind || kind == Kind::Subtree) => {
             Some((token, owner))
         }
         _ => None,
@@ -295,7 +375,11 @@ fn recheck(_model: &LockModel, state: &mut LockState, client: usize, lock: u8, r
         state.clients[client].phase = Phase::Acquiring { lock, step };
     };
     let Some(theirs) = theirs else {
-        let next = if (index as usize) + 1 < re.len() { Step::Recheck(index + 1) } else { Step::Verify };
+        let next = if (index as usize) + 1 < re.len() {
+            Step::Recheck(index + 1)
+        } else {
+            Step::Verify
+        };
         set(state, next);
         return;
     };
@@ -305,7 +389,10 @@ fn recheck(_model: &LockModel, state: &mut LockState, client: usize, lock: u8, r
     let can_retry = me.retries_left > 0;
     if can_retry {
         me.retries_left -= 1;
-        me.restarts = me.restarts.saturating_add(1).min(super::RESTARTS_COUNTED_MAX);
+        me.restarts = me
+            .restarts
+            .saturating_add(1)
+            .min(super::RESTARTS_COUNTED_MAX);
     }
     if mine > theirs {
         set(state, Step::RmOwn { retry: can_retry });
@@ -333,7 +420,8 @@ fn release_newest(model: &LockModel, state: &mut LockState, client: usize, outco
 fn refresh_read(model: &LockModel, state: &mut LockState, client: usize, lock: u8) -> bool {
     let path = model.plan(state, client, lock).path;
     let me_owner = client as u8;
-    let ours = matches!(state.slots[path as usize].head, Head::Held { owner, .. } if owner == me_owner);
+    let ours =
+        matches!(state.slots[path as usize].head, Head::Held { owner, .. } if owner == me_owner);
     let me = &mut state.clients[client];
     me.renewals_left -= 1;
     if ours {
@@ -349,7 +437,9 @@ fn torn_refresh(model: &LockModel, state: &mut LockState, client: usize) -> bool
         return false;
     };
     let path = model.plan(state, client, lock).path;
-    state.slots[path as usize].head = Head::Empty { owner: client as u8 };
+    state.slots[path as usize].head = Head::Empty {
+        owner: client as u8,
+    };
     state.crashes_left -= 1;
     state.disturbed = true;
     state.clients[client].phase = Phase::Holding(Hold::Ready);

@@ -18,7 +18,12 @@ pub enum Head {
     /// A lock: seed token `{owner}:{ts}:{P|S}`; fixed entry `acquire` or `renew`.
     /// `token` is the seed's timestamp or the fixed protocol's ticket. `tick` is the true time
     /// at which it was written (the lease runs from there).
-    Held { owner: u8, kind: Kind, token: u8, tick: u8 },
+    Held {
+        owner: u8,
+        kind: Kind,
+        token: u8,
+        tick: u8,
+    },
     /// Fixed: a `release` entry (by the holder, recovery, the reaper or an operator).
     Released { kind: Kind, token: u8 },
     /// Fixed: a `withdraw` entry: an acquisition that backed off before it was granted.
@@ -40,7 +45,11 @@ impl Marks {
     /// These marks raised by a lock of `kind` with `ticket` that may have been granted.
     pub fn with(self, kind: Kind, ticket: u8) -> Marks {
         Marks {
-            subtree: if kind == Kind::Subtree { self.subtree.max(ticket) } else { self.subtree },
+            subtree: if kind == Kind::Subtree {
+                self.subtree.max(ticket)
+            } else {
+                self.subtree
+            },
             any: self.any.max(ticket),
         }
     }
@@ -72,7 +81,9 @@ impl Slot {
     /// acquisition was never granted and carries that acquisition's inherited marks unchanged.
     pub fn marks(&self) -> Marks {
         match self.head {
-            Head::Held { kind, token, .. } | Head::Released { kind, token } => self.prior.with(kind, token),
+            Head::Held { kind, token, .. } | Head::Released { kind, token } => {
+                self.prior.with(kind, token)
+            }
             Head::Free | Head::Empty { .. } | Head::Withdrawn { .. } => self.prior,
         }
     }
@@ -87,7 +98,10 @@ impl Slot {
     /// Appends a `withdraw` of the acquisition whose entry (its `acquire`, or a `renew` of it)
     /// is the newest: it inherits what that entry inherited.
     pub fn append_withdraw(&mut self, token: u8) {
-        debug_assert!(matches!(self.head, Head::Held { token: t, .. } if t == token), "withdraw follows its own acquire");
+        debug_assert!(
+            matches!(self.head, Head::Held { token: t, .. } if t == token),
+            "withdraw follows its own acquire"
+        );
         self.len += 1;
         self.head = Head::Withdrawn { token };
     }
@@ -174,10 +188,15 @@ pub enum Phase {
     /// Not started (only before the first step; every client starts acquiring).
     #[default]
     Idle,
-    Acquiring { lock: u8, step: Step },
+    Acquiring {
+        lock: u8,
+        step: Step,
+    },
     Holding(Hold),
     /// Releasing the locks it holds (newest first), then finishing with `outcome`.
-    Releasing { outcome: Outcome },
+    Releasing {
+        outcome: Outcome,
+    },
     /// Fixed: releasing the locks it holds (newest first), then starting the whole operation
     /// over: a multi-lock operation met an older contender while holding a younger lock
     /// (wait-die, specs/lock.md §4).

@@ -11,11 +11,27 @@ pub fn head_text(model: &LockModel, head: Head) -> String {
         Head::Free => "empty journal".into(),
         Head::Empty { .. } if seed => "a zero-byte lock file".into(),
         Head::Empty { .. } => "a zero-byte entry".into(),
-        Head::Held { owner, kind, token, tick } if seed => {
-            format!("c{owner}'s token {}:ts{token} (written at t{tick})", kind.letter())
+        Head::Held {
+            owner,
+            kind,
+            token,
+            tick,
+        } if seed => {
+            format!(
+                "c{owner}'s token {}:ts{token} (written at t{tick})",
+                kind.letter()
+            )
         }
-        Head::Held { owner, kind, token, tick } => {
-            format!("c{owner}'s acquire {} ticket {token} (at t{tick})", kind.letter())
+        Head::Held {
+            owner,
+            kind,
+            token,
+            tick,
+        } => {
+            format!(
+                "c{owner}'s acquire {} ticket {token} (at t{tick})",
+                kind.letter()
+            )
         }
         Head::Released { token, .. } => format!("release of ticket {token}"),
         Head::Withdrawn { token } => format!("withdraw of ticket {token}"),
@@ -48,7 +64,10 @@ pub fn outcome_text(outcome: super::Outcome) -> &'static str {
 
 fn phase_text(phase: Phase) -> String {
     match phase {
-        Phase::Acquiring { step: Step::Wait { .. }, .. } => "waits".into(),
+        Phase::Acquiring {
+            step: Step::Wait { .. },
+            ..
+        } => "waits".into(),
         Phase::Acquiring { .. } => "continues".into(),
         Phase::Holding(Hold::Ready) => "HOLDS its locks".into(),
         Phase::Holding(_) => "holds".into(),
@@ -61,7 +80,12 @@ fn phase_text(phase: Phase) -> String {
 }
 
 /// One line for one step of the path-lock model.
-pub fn describe(model: &LockModel, last: &LockState, action: LockAction, next: &LockState) -> (String, String) {
+pub fn describe(
+    model: &LockModel,
+    last: &LockState,
+    action: LockAction,
+    next: &LockState,
+) -> (String, String) {
     let seed = model.variant().is_seed();
     match action {
         LockAction::Tick => ("clock".into(), format!("time advances to t{}", next.now)),
@@ -116,7 +140,13 @@ pub fn describe(model: &LockModel, last: &LockState, action: LockAction, next: &
 }
 
 /// A store fault on a client's next operation, and what the client makes of it.
-fn describe_fault(model: &LockModel, last: &LockState, client: usize, next: &LockState, landed: bool) -> String {
+fn describe_fault(
+    model: &LockModel,
+    last: &LockState,
+    client: usize,
+    next: &LockState,
+    landed: bool,
+) -> String {
     let op = match model.next_op(last, client) {
         Some(super::StoreOp::Read) => "read",
         Some(super::StoreOp::Create) => "create",
@@ -133,18 +163,37 @@ fn describe_fault(model: &LockModel, last: &LockState, client: usize, next: &Loc
         (true, "read") => "_read_token returns None: read as no lock",
         (true, "write") => "_create_lock_file raised: return False",
         (true, "rm") => "_remove_lock_file returns False, which nobody checks",
-        (false, "read") if model.variant().has(super::Mutation::FailOpenRead) => "read as an empty journal",
+        (false, "read") if model.variant().has(super::Mutation::FailOpenRead) => {
+            "read as an empty journal"
+        }
         (false, "read") => "the acquisition fails closed",
-        (false, "create") if !matches!(last.clients[client].phase, Phase::Releasing { .. } | Phase::BackingOff) => {
+        (false, "create")
+            if !matches!(
+                last.clients[client].phase,
+                Phase::Releasing { .. } | Phase::BackingOff
+            ) =>
+        {
             "the outcome is unknown: read the key back"
         }
         _ => "",
     };
-    let reaction = if reaction.is_empty() { String::new() } else { format!(" ({reaction})") };
-    format!("{what}{reaction}; {}", phase_text(next.clients[client].phase))
+    let reaction = if reaction.is_empty() {
+        String::new()
+    } else {
+        format!(" ({reaction})")
+    };
+    format!(
+        "{what}{reaction}; {}",
+        phase_text(next.clients[client].phase)
+    )
 }
 
-fn describe_client_step(model: &LockModel, last: &LockState, client: usize, next: &LockState) -> String {
+fn describe_client_step(
+    model: &LockModel,
+    last: &LockState,
+    client: usize,
+    next: &LockState,
+) -> String {
     let seed = model.variant().is_seed();
     let me = &last.clients[client];
     let after = phase_text(next.clients[client].phase);
@@ -154,8 +203,16 @@ fn describe_client_step(model: &LockModel, last: &LockState, client: usize, next
             let what = format!("[{} {}]", plan.kind.letter(), model.tree.name(plan.path));
             let read = |path: u8| {
                 let slot = last.slots[path as usize];
-                let index = if seed { None } else { Some(slot.len.saturating_sub(1)) };
-                format!("read {} → {}", key(model, path, index), head_text(model, slot.head))
+                let index = if seed {
+                    None
+                } else {
+                    Some(slot.len.saturating_sub(1))
+                };
+                format!(
+                    "read {} → {}",
+                    key(model, path, index),
+                    head_text(model, slot.head)
+                )
             };
             let text = match step {
                 Step::CheckSame => read(plan.path),
@@ -211,32 +268,78 @@ fn describe_client_step(model: &LockModel, last: &LockState, client: usize, next
             format!("{what} {text}; {after}")
         }
         Phase::Holding(Hold::Ready) if seed => {
-            let tokens: Vec<String> = me.held.iter().flatten().map(|h| format!("ts{}", h.token)).collect();
-            format!("guarded write with token {} → accepted (nothing checks tokens); {after}", tokens.join("+"))
+            let tokens: Vec<String> = me
+                .held
+                .iter()
+                .flatten()
+                .map(|h| format!("ts{}", h.token))
+                .collect();
+            format!(
+                "guarded write with token {} → accepted (nothing checks tokens); {after}",
+                tokens.join("+")
+            )
         }
         Phase::Holding(Hold::Ready) => {
-            let ok = matches!(next.clients[client].phase, Phase::Holding(Hold::LeaseChecked));
+            let ok = matches!(
+                next.clients[client].phase,
+                Phase::Holding(Hold::LeaseChecked)
+            );
             format!("check own lease → {}", if ok { "live" } else { "expired" })
         }
         Phase::Holding(Hold::LeaseChecked) => {
-            let tokens: Vec<String> = me.held.iter().flatten().map(|h| h.token.to_string()).collect();
-            let accepted = next.accepted != last.accepted || !matches!(next.clients[client].phase, Phase::Releasing { outcome: super::Outcome::Fenced } | Phase::Finished(super::Outcome::Fenced));
-            format!("guarded write with token {} → {}", tokens.join("+"), if accepted { "accepted" } else { "REJECTED (stale token)" })
+            let tokens: Vec<String> = me
+                .held
+                .iter()
+                .flatten()
+                .map(|h| h.token.to_string())
+                .collect();
+            let accepted = next.accepted != last.accepted
+                || !matches!(
+                    next.clients[client].phase,
+                    Phase::Releasing {
+                        outcome: super::Outcome::Fenced
+                    } | Phase::Finished(super::Outcome::Fenced)
+                );
+            format!(
+                "guarded write with token {} → {}",
+                tokens.join("+"),
+                if accepted {
+                    "accepted"
+                } else {
+                    "REJECTED (stale token)"
+                }
+            )
         }
         Phase::Holding(Hold::Refreshing(lock)) => {
             let path = model.plan(last, client, lock).path;
-            format!("refresh: overwrite {} with a new timestamp (replaces {})", key(model, path, None), head_text(model, last.slots[path as usize].head))
+            format!(
+                "refresh: overwrite {} with a new timestamp (replaces {})",
+                key(model, path, None),
+                head_text(model, last.slots[path as usize].head)
+            )
         }
         Phase::Releasing { .. } | Phase::BackingOff => {
             let lock = me.held.iter().rposition(Option::is_some).unwrap_or(0);
             let path = model.plan(last, client, lock as u8).path;
             let slot = last.slots[path as usize];
             if seed {
-                format!("release: rm {} (removes {}); {after}", key(model, path, None), head_text(model, slot.head))
+                format!(
+                    "release: rm {} (removes {}); {after}",
+                    key(model, path, None),
+                    head_text(model, slot.head)
+                )
             } else {
                 let ok = next.slots[path as usize] != slot;
                 let index = me.held[lock].map_or(0, |h| h.index + 1);
-                format!("release: create {} = release → {}; {after}", key(model, path, Some(index)), if ok { "ok" } else { "already exists (nothing to release)" })
+                format!(
+                    "release: create {} = release → {}; {after}",
+                    key(model, path, Some(index)),
+                    if ok {
+                        "ok"
+                    } else {
+                        "already exists (nothing to release)"
+                    }
+                )
             }
         }
         Phase::Idle | Phase::Finished(_) | Phase::Crashed => "nothing".into(),
@@ -263,7 +366,11 @@ pub fn setup(model: &LockModel, init: &LockState) -> Vec<String> {
                 super::Timeout::Bounded => "waits until time runs out",
                 super::Timeout::Forever => "waits forever",
             };
-            let skew = if spec.skew_ticks > 0 { format!(", clock +{} ticks", spec.skew_ticks) } else { String::new() };
+            let skew = if spec.skew_ticks > 0 {
+                format!(", clock +{} ticks", spec.skew_ticks)
+            } else {
+                String::new()
+            };
             format!("c{c}: {mode} → {} ({timeout}{skew})", locks.join(", "))
         })
         .collect()
@@ -296,10 +403,19 @@ fn lock_names(model: &LockModel, state: &LockState, client: usize) -> Vec<String
 }
 
 /// The closing line of a counterexample of `property`: what its last state breaks, in words.
-pub fn conclusion(model: &LockModel, property: &str, path: &[(LockState, Option<LockAction>)]) -> Option<String> {
+pub fn conclusion(
+    model: &LockModel,
+    property: &str,
+    path: &[(LockState, Option<LockAction>)],
+) -> Option<String> {
     let (state, _) = path.last()?;
     let last_actor = path.iter().rev().find_map(|(_, a)| match a {
-        Some(LockAction::Step(c) | LockAction::Fail(c) | LockAction::Ambiguous(c) | LockAction::GiveUp(c)) => Some(*c as usize),
+        Some(
+            LockAction::Step(c)
+            | LockAction::Fail(c)
+            | LockAction::Ambiguous(c)
+            | LockAction::GiveUp(c),
+        ) => Some(*c as usize),
         _ => None,
     });
     let clients = || model.clients();

@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 use stateright::Model;
 
 use super::{
-    ClientSpec, Head, Hold, Kind, LockAction, LockConfig, LockModel, LockState, Mode, Outcome, Phase, Step, Timeout, Variant,
+    ClientSpec, Head, Hold, Kind, LockAction, LockConfig, LockModel, LockState, Mode, Outcome,
+    Phase, Step, Timeout, Variant,
 };
 
 pub const FORMAT: &str = "lockstep-vectors/2";
@@ -21,9 +22,17 @@ pub const TREE: [&str; 4] = ["/", "/a", "/a/b", "/c"];
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "kebab-case")]
 pub enum VectorOp {
-    Acquire { client: usize, crash_after_creates: Option<u8> },
-    Finish { client: usize, crash_after_creates: Option<u8> },
-    ForceRelease { path: String },
+    Acquire {
+        client: usize,
+        crash_after_creates: Option<u8>,
+    },
+    Finish {
+        client: usize,
+        crash_after_creates: Option<u8>,
+    },
+    ForceRelease {
+        path: String,
+    },
     Recover,
 }
 
@@ -31,9 +40,18 @@ pub enum VectorOp {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "kebab-case")]
 pub enum NewestEntry {
-    Acquire { client: u8, kind: String, ticket: u8 },
-    Release { kind: String, ticket: u8 },
-    Withdraw { ticket: u8 },
+    Acquire {
+        client: u8,
+        kind: String,
+        ticket: u8,
+    },
+    Release {
+        kind: String,
+        ticket: u8,
+    },
+    Withdraw {
+        ticket: u8,
+    },
 }
 
 /// The high-water marks the newest entry carries (specs/lock.md §4).
@@ -99,7 +117,13 @@ pub fn model_for(modes: &[u8]) -> LockModel {
     let all = LockModel::new(config.clone()).expect("valid").modes;
     config.clients = modes
         .iter()
-        .map(|m| ClientSpec { timeout: Timeout::Zero, retries: 0, renewals: 0, skew_ticks: 0, mode: Some(all[*m as usize]) })
+        .map(|m| ClientSpec {
+            timeout: Timeout::Zero,
+            retries: 0,
+            renewals: 0,
+            skew_ticks: 0,
+            mode: Some(all[*m as usize]),
+        })
         .collect();
     LockModel::new(config).expect("valid")
 }
@@ -107,7 +131,10 @@ pub fn model_for(modes: &[u8]) -> LockModel {
 fn enabled(model: &LockModel, state: &LockState, action: LockAction) -> Option<LockState> {
     let mut actions = Vec::new();
     model.actions(state, &mut actions);
-    actions.contains(&action).then(|| model.next_state(state, action)).flatten()
+    actions
+        .contains(&action)
+        .then(|| model.next_state(state, action))
+        .flatten()
 }
 
 fn wrote(before: &LockState, after: &LockState) -> bool {
@@ -116,7 +143,13 @@ fn wrote(before: &LockState, after: &LockState) -> bool {
 
 /// Runs client `c` until `rest` holds, crashing it after `crash_after` storage effects. Returns
 /// the final state and whether it crashed; `None` if the client cannot run.
-fn run_client(model: &LockModel, mut state: LockState, c: usize, crash_after: Option<u8>, rest: fn(Phase) -> bool) -> Option<(LockState, bool)> {
+fn run_client(
+    model: &LockModel,
+    mut state: LockState,
+    c: usize,
+    crash_after: Option<u8>,
+    rest: fn(Phase) -> bool,
+) -> Option<(LockState, bool)> {
     let mut effects = 0u8;
     for _ in 0..256 {
         if crash_after == Some(effects) && !matches!(state.clients[c].phase, Phase::Finished(_)) {
@@ -138,12 +171,24 @@ fn run_client(model: &LockModel, mut state: LockState, c: usize, crash_after: Op
 /// Applies one operation; `None` if it does not apply in `state`.
 pub fn apply(model: &LockModel, state: &LockState, op: &VectorOp) -> Option<(LockState, String)> {
     match op {
-        VectorOp::Acquire { client, crash_after_creates } => {
-            let ready = matches!(state.clients[*client].phase, Phase::Acquiring { lock: 0, step: Step::CheckSame });
+        VectorOp::Acquire {
+            client,
+            crash_after_creates,
+        } => {
+            let ready = matches!(
+                state.clients[*client].phase,
+                Phase::Acquiring {
+                    lock: 0,
+                    step: Step::CheckSame
+                }
+            );
             if !ready {
                 return None;
             }
-            let (next, crashed) = run_client(model, state.clone(), *client, *crash_after_creates, |p| matches!(p, Phase::Holding(_) | Phase::Finished(_)))?;
+            let (next, crashed) =
+                run_client(model, state.clone(), *client, *crash_after_creates, |p| {
+                    matches!(p, Phase::Holding(_) | Phase::Finished(_))
+                })?;
             let outcome = match (crashed, next.clients[*client].phase) {
                 (true, _) => "crashed",
                 (false, Phase::Holding(_)) => "granted",
@@ -152,11 +197,17 @@ pub fn apply(model: &LockModel, state: &LockState, op: &VectorOp) -> Option<(Loc
             };
             Some((next, outcome.into()))
         }
-        VectorOp::Finish { client, crash_after_creates } => {
+        VectorOp::Finish {
+            client,
+            crash_after_creates,
+        } => {
             if state.clients[*client].phase != Phase::Holding(Hold::Ready) {
                 return None;
             }
-            let (next, crashed) = run_client(model, state.clone(), *client, *crash_after_creates, |p| matches!(p, Phase::Finished(_)))?;
+            let (next, crashed) =
+                run_client(model, state.clone(), *client, *crash_after_creates, |p| {
+                    matches!(p, Phase::Finished(_))
+                })?;
             let outcome = match (crashed, next.clients[*client].phase) {
                 (true, _) => "crashed",
                 (false, Phase::Finished(Outcome::Done)) => "done",
@@ -198,23 +249,53 @@ pub fn expected(state: &LockState, outcome: String) -> Expected {
         let slot = state.slots[p];
         let newest = match slot.head {
             Head::Free => continue,
-            Head::Held { owner, kind, token, .. } => NewestEntry::Acquire { client: owner, kind: kind_name(kind), ticket: token },
-            Head::Released { kind, token } => NewestEntry::Release { kind: kind_name(kind), ticket: token },
+            Head::Held {
+                owner, kind, token, ..
+            } => NewestEntry::Acquire {
+                client: owner,
+                kind: kind_name(kind),
+                ticket: token,
+            },
+            Head::Released { kind, token } => NewestEntry::Release {
+                kind: kind_name(kind),
+                ticket: token,
+            },
             Head::Withdrawn { token } => NewestEntry::Withdraw { ticket: token },
             Head::Empty { .. } => unreachable!("the fixed protocol writes whole entries"),
         };
-        let marks = JournalMarks { subtree: slot.prior.subtree, any: slot.prior.any };
-        journals.push(JournalState { path: name.to_string(), len: slot.len, newest, marks });
+        let marks = JournalMarks {
+            subtree: slot.prior.subtree,
+            any: slot.prior.any,
+        };
+        journals.push(JournalState {
+            path: name.to_string(),
+            len: slot.len,
+            newest,
+            marks,
+        });
     }
-    Expected { outcome, journals, tickets: state.tickets }
+    Expected {
+        outcome,
+        journals,
+        tickets: state.tickets,
+    }
 }
 
 fn client_mode(mode: Mode) -> ClientMode {
     let name = |p: u8| TREE[p as usize].to_string();
     match mode {
-        Mode::Point(p) => ClientMode { mode: "point".into(), paths: vec![name(p)] },
-        Mode::Subtree(p) => ClientMode { mode: "subtree".into(), paths: vec![name(p)] },
-        Mode::Mv(s, t) => ClientMode { mode: "mv".into(), paths: vec![name(s), name(t)] },
+        Mode::Point(p) => ClientMode {
+            mode: "point".into(),
+            paths: vec![name(p)],
+        },
+        Mode::Subtree(p) => ClientMode {
+            mode: "subtree".into(),
+            paths: vec![name(p)],
+        },
+        Mode::Mv(s, t) => ClientMode {
+            mode: "mv".into(),
+            paths: vec![name(s), name(t)],
+        },
     }
 }
 
@@ -243,16 +324,32 @@ pub fn generate(count: usize, depth: usize, seed: u64) -> VectorFile {
         let clients = 2 + rng.below(2) as usize;
         let modes: Vec<u8> = (0..clients).map(|_| rng.below(12) as u8).collect();
         let model = model_for(&modes);
-        let mut state = model.init_states().into_iter().next().expect("one initial state");
+        let mut state = model
+            .init_states()
+            .into_iter()
+            .next()
+            .expect("one initial state");
         let mut steps = Vec::new();
         let mut attempts = 0;
         while steps.len() < depth && attempts < depth * 20 {
             attempts += 1;
-            let crash = if rng.below(4) == 0 { Some(rng.below(4) as u8) } else { None };
+            let crash = if rng.below(4) == 0 {
+                Some(rng.below(4) as u8)
+            } else {
+                None
+            };
             let op = match rng.below(9) {
-                0..=3 => VectorOp::Acquire { client: rng.below(clients as u64) as usize, crash_after_creates: crash },
-                4..=6 => VectorOp::Finish { client: rng.below(clients as u64) as usize, crash_after_creates: crash },
-                7 => VectorOp::ForceRelease { path: TREE[rng.below(4) as usize].to_string() },
+                0..=3 => VectorOp::Acquire {
+                    client: rng.below(clients as u64) as usize,
+                    crash_after_creates: crash,
+                },
+                4..=6 => VectorOp::Finish {
+                    client: rng.below(clients as u64) as usize,
+                    crash_after_creates: crash,
+                },
+                7 => VectorOp::ForceRelease {
+                    path: TREE[rng.below(4) as usize].to_string(),
+                },
                 _ => VectorOp::Recover,
             };
             if let Some((next, outcome)) = apply(&model, &state, &op) {
@@ -263,8 +360,15 @@ pub fn generate(count: usize, depth: usize, seed: u64) -> VectorFile {
         if steps.is_empty() {
             continue;
         }
-        let clients = modes.iter().map(|m| client_mode(model.modes[*m as usize])).collect();
-        vectors.push(Vector { id: format!("lock-{:04}", vectors.len()), clients, steps });
+        let clients = modes
+            .iter()
+            .map(|m| client_mode(model.modes[*m as usize]))
+            .collect();
+        vectors.push(Vector {
+            id: format!("lock-{:04}", vectors.len()),
+            clients,
+            steps,
+        });
     }
     VectorFile {
         format: FORMAT.into(),

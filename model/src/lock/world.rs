@@ -57,7 +57,10 @@ impl Tree {
             return Err("the tree must start with \"/\"".into());
         }
         if paths.len() > PATHS_MAX {
-            return Err(format!("the tree has {} paths; the model holds at most {PATHS_MAX}", paths.len()));
+            return Err(format!(
+                "the tree has {} paths; the model holds at most {PATHS_MAX}",
+                paths.len()
+            ));
         }
         let mut names: Vec<String> = Vec::new();
         for path in paths {
@@ -76,7 +79,11 @@ impl Tree {
                 return None;
             }
             let cut = path.rfind('/').expect("absolute path");
-            Some(if cut == 0 { "/".to_string() } else { path[..cut].to_string() })
+            Some(if cut == 0 {
+                "/".to_string()
+            } else {
+                path[..cut].to_string()
+            })
         };
         let index_of = |name: &str| names.iter().position(|n| n == name);
         let mut ancestors = Vec::new();
@@ -85,7 +92,9 @@ impl Tree {
             let mut cursor = parent_of(name);
             while let Some(parent) = cursor {
                 let Some(index) = index_of(&parent) else {
-                    return Err(format!("the parent {parent:?} of {name:?} is not in the tree"));
+                    return Err(format!(
+                        "the parent {parent:?} of {name:?} is not in the tree"
+                    ));
                 };
                 chain.push(index as u8);
                 cursor = parent_of(&parent);
@@ -102,7 +111,11 @@ impl Tree {
         for list in &mut descendants {
             list.sort_by(|a, b| names[*a as usize].cmp(&names[*b as usize]));
         }
-        Ok(Tree { names, ancestors, descendants })
+        Ok(Tree {
+            names,
+            ancestors,
+            descendants,
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -148,16 +161,28 @@ pub struct ModeSet {
 }
 
 impl ModeSet {
-    pub const ALL: ModeSet = ModeSet { point: true, subtree: true, mv: true };
+    pub const ALL: ModeSet = ModeSet {
+        point: true,
+        subtree: true,
+        mv: true,
+    };
 
     pub fn parse(text: &str) -> Result<ModeSet, String> {
-        let mut set = ModeSet { point: false, subtree: false, mv: false };
+        let mut set = ModeSet {
+            point: false,
+            subtree: false,
+            mv: false,
+        };
         for word in text.split(',').map(str::trim).filter(|w| !w.is_empty()) {
             match word {
                 "point" => set.point = true,
                 "subtree" => set.subtree = true,
                 "mv" => set.mv = true,
-                other => return Err(format!("unknown mode {other:?} (expected point, subtree, mv)")),
+                other => {
+                    return Err(format!(
+                        "unknown mode {other:?} (expected point, subtree, mv)"
+                    ))
+                }
             }
         }
         if !(set.point || set.subtree || set.mv) {
@@ -211,7 +236,9 @@ impl Timeout {
             "zero" | "0" => Ok(Timeout::Zero),
             "bounded" => Ok(Timeout::Bounded),
             "forever" | "none" => Ok(Timeout::Forever),
-            other => Err(format!("unknown timeout {other:?} (expected zero, bounded, forever)")),
+            other => Err(format!(
+                "unknown timeout {other:?} (expected zero, bounded, forever)"
+            )),
         }
     }
 
@@ -237,6 +264,12 @@ pub struct ClientSpec {
 
 impl Default for ClientSpec {
     fn default() -> Self {
-        ClientSpec { timeout: Timeout::Forever, retries: 1, renewals: 1, skew_ticks: 0, mode: None }
+        ClientSpec {
+            timeout: Timeout::Forever,
+            retries: 1,
+            renewals: 1,
+            skew_ticks: 0,
+            mode: None,
+        }
     }
 }

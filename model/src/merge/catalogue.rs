@@ -5,16 +5,47 @@ use crate::catalogue::{Basis, Entry, EntryKind, World};
 
 use super::{MergeConfig, MergeModel, MergeMutation, MergeVariant};
 
-fn entry(id: &'static str, kind: EntryKind, basis: Basis, title: &'static str, source: &'static str, property: &'static str, config: MergeConfig) -> Entry {
-    let control = MergeConfig { variant: MergeVariant::Fixed(None), ..config.clone() };
+fn entry(
+    id: &'static str,
+    kind: EntryKind,
+    basis: Basis,
+    title: &'static str,
+    source: &'static str,
+    property: &'static str,
+    config: MergeConfig,
+) -> Entry {
+    let control = MergeConfig {
+        variant: MergeVariant::Fixed(None),
+        ..config.clone()
+    };
     let model = MergeModel::new(config).expect("catalogue worlds are valid");
     let control = MergeModel::new(control).expect("catalogue worlds are valid");
-    Entry { id, protocol: "merge", kind, basis, title, source, property, needs: None, scenario: Box::new(World { model, control, signature: None }) }
+    Entry {
+        id,
+        protocol: "merge",
+        kind,
+        basis,
+        title,
+        source,
+        property,
+        needs: None,
+        scenario: Box::new(World {
+            model,
+            control,
+            signature: None,
+        }),
+    }
 }
 
 pub fn entries() -> Vec<Entry> {
     let world = MergeConfig::new;
-    let quiet = |variant: MergeVariant| MergeConfig { mergers: 2, child_writes: 0, crashes: 0, force_releases: 0, ..MergeConfig::new(variant) };
+    let quiet = |variant: MergeVariant| MergeConfig {
+        mergers: 2,
+        child_writes: 0,
+        crashes: 0,
+        force_releases: 0,
+        ..MergeConfig::new(variant)
+    };
     let mutant = |m: MergeMutation| MergeVariant::Fixed(Some(m));
     let seed = EntryKind::SeedBug;
     let planted = EntryKind::Mutant;

@@ -43,16 +43,38 @@ pub fn step(model: &MergeModel, state: &mut MergeState, m: usize) -> bool {
         }
         MStep::ReadChild => {
             state.mergers[m].cut = state.child_len;
-            set(state, if state.child_len == me.tail { MStep::CreateUnlock } else { MStep::AppendParent });
+            set(
+                state,
+                if state.child_len == me.tail {
+                    MStep::CreateUnlock
+                } else {
+                    MStep::AppendParent
+                },
+            );
         }
         MStep::AppendParent => {
-            let Some(slot) = state.parent.iter_mut().find(|c| c.is_none()) else { return false };
-            *slot = Some(Commit { from: me.tail, to: me.cut, by: m as u8 });
+            let Some(slot) = state.parent.iter_mut().find(|c| c.is_none()) else {
+                return false;
+            };
+            *slot = Some(Commit {
+                from: me.tail,
+                to: me.cut,
+                by: m as u8,
+            });
             set(state, MStep::ReadParent);
         }
         MStep::ReadParent => {
-            let first = state.parent.iter().flatten().find(|c| c.from == me.tail).expect("ours at least");
-            state.mergers[m].target = if variant.has(MergeMutation::TailToOwnCut) { me.cut } else { first.to };
+            let first = state
+                .parent
+                .iter()
+                .flatten()
+                .find(|c| c.from == me.tail)
+                .expect("ours at least");
+            state.mergers[m].target = if variant.has(MergeMutation::TailToOwnCut) {
+                me.cut
+            } else {
+                first.to
+            };
             set(state, MStep::MoveTail);
         }
         MStep::MoveTail => {
@@ -68,16 +90,24 @@ pub fn step(model: &MergeModel, state: &mut MergeState, m: usize) -> bool {
         }
         MStep::CreateUnlock => {
             // Right after our own `lock`.
-            let index = if variant.has(MergeMutation::BlindUnlock) { state.lock_len } else { me.lock_index + 1 };
+            let index = if variant.has(MergeMutation::BlindUnlock) {
+                state.lock_len
+            } else {
+                me.lock_index + 1
+            };
             if state.lock_len == index {
-                if me.revoked && matches!(state.lock_newest, LockEntry::Lock { holder } if holder as usize != m) {
+                if me.revoked
+                    && matches!(state.lock_newest, LockEntry::Lock { holder } if holder as usize != m)
+                {
                     state.zombie_completed = true;
                 }
                 MergeModel::append_lock_entry(state, LockEntry::Unlock);
             }
             set(state, MStep::Done);
         }
-        MStep::WriteHead | MStep::WriteHeadAfterUnlock => unreachable!("only the seed keeps a HEAD pointer"),
+        MStep::WriteHead | MStep::WriteHeadAfterUnlock => {
+            unreachable!("only the seed keeps a HEAD pointer")
+        }
         MStep::Done | MStep::Crashed => return false,
     }
     true

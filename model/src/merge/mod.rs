@@ -60,7 +60,15 @@ pub struct MergeConfig {
 
 impl MergeConfig {
     pub fn new(variant: MergeVariant) -> MergeConfig {
-        MergeConfig { variant, mergers: 3, child_commits: 1, child_writes: 2, crashes: 2, force_releases: 2, lock_retries: 1 }
+        MergeConfig {
+            variant,
+            mergers: 3,
+            child_commits: 1,
+            child_writes: 2,
+            crashes: 2,
+            force_releases: 2,
+            lock_retries: 1,
+        }
     }
 }
 
@@ -69,7 +77,9 @@ impl MergeConfig {
 pub enum LockEntry {
     #[default]
     None,
-    Lock { holder: u8 },
+    Lock {
+        holder: u8,
+    },
     Unlock,
 }
 
@@ -167,7 +177,10 @@ impl MergeModel {
         if config.child_commits + config.child_writes > 8 {
             return Err("at most 8 child commits in all".into());
         }
-        Ok(MergeModel { config, budget: Budget::default() })
+        Ok(MergeModel {
+            config,
+            budget: Budget::default(),
+        })
     }
 
     pub fn variant(&self) -> MergeVariant {
@@ -200,13 +213,24 @@ impl MergeModel {
     fn holds(&self, state: &MergeState, m: usize) -> bool {
         let merger = &state.mergers[m];
         !merger.revoked
-            && matches!(merger.step, MStep::WriteHead | MStep::ReadTail | MStep::ReadChild | MStep::AppendParent | MStep::ReadParent | MStep::MoveTail | MStep::CreateUnlock)
+            && matches!(
+                merger.step,
+                MStep::WriteHead
+                    | MStep::ReadTail
+                    | MStep::ReadChild
+                    | MStep::AppendParent
+                    | MStep::ReadParent
+                    | MStep::MoveTail
+                    | MStep::CreateUnlock
+            )
     }
 
     /// Whether recovery can free a lock whose holder crashed.
     fn recoverable(&self, state: &MergeState) -> bool {
         match (self.variant(), state.lock_newest) {
-            (_, LockEntry::Lock { holder }) if state.mergers[holder as usize].step == MStep::Crashed => {
+            (_, LockEntry::Lock { holder })
+                if state.mergers[holder as usize].step == MStep::Crashed =>
+            {
                 if self.variant().has(MergeMutation::NoRecovery) {
                     false
                 } else if self.variant().is_seed() {
@@ -238,8 +262,14 @@ impl MergeModel {
     /// create `unlock` at HEAD+1 and move HEAD.
     fn release(&self, state: &mut MergeState, forced: bool) -> bool {
         let seed = self.variant().is_seed();
-        let shown = if seed { state.head_entry } else { state.lock_newest };
-        let LockEntry::Lock { holder } = shown else { return false };
+        let shown = if seed {
+            state.head_entry
+        } else {
+            state.lock_newest
+        };
+        let LockEntry::Lock { holder } = shown else {
+            return false;
+        };
         if seed && state.head != state.lock_len {
             return false; // the create at HEAD+1 finds an entry there (HEAD lags)
         }
@@ -261,9 +291,15 @@ impl Model for MergeModel {
     type Action = MergeAction;
 
     fn init_states(&self) -> Vec<MergeState> {
-        let mut mergers = [Merger { step: MStep::Done, ..Merger::default() }; MERGERS_MAX];
+        let mut mergers = [Merger {
+            step: MStep::Done,
+            ..Merger::default()
+        }; MERGERS_MAX];
         for m in self.mergers() {
-            mergers[m] = Merger { retries_left: self.config.lock_retries, ..Merger::default() };
+            mergers[m] = Merger {
+                retries_left: self.config.lock_retries,
+                ..Merger::default()
+            };
         }
         vec![MergeState {
             child_len: self.config.child_commits,
@@ -300,8 +336,15 @@ impl Model for MergeModel {
         if self.recoverable(state) {
             actions.push(MergeAction::Recover);
         }
-        let shown = if self.variant().is_seed() { state.head_entry } else { state.lock_newest };
-        if state.forces_left > 0 && matches!(shown, LockEntry::Lock { .. }) && self.variant() != MergeVariant::SeedLockFree {
+        let shown = if self.variant().is_seed() {
+            state.head_entry
+        } else {
+            state.lock_newest
+        };
+        if state.forces_left > 0
+            && matches!(shown, LockEntry::Lock { .. })
+            && self.variant() != MergeVariant::SeedLockFree
+        {
             actions.push(MergeAction::ForceRelease);
         }
     }
@@ -317,7 +360,11 @@ impl Model for MergeModel {
             }
             MergeAction::Crash(m) => {
                 let merged = state.mergers[m as usize].merged;
-                state.mergers[m as usize] = Merger { step: MStep::Crashed, merged, ..Merger::default() };
+                state.mergers[m as usize] = Merger {
+                    step: MStep::Crashed,
+                    merged,
+                    ..Merger::default()
+                };
                 state.crashes_left -= 1;
                 true
             }
@@ -350,7 +397,11 @@ impl Model for MergeModel {
             Property::<Self>::always("crash recovery", |model, state| {
                 // A lock whose holder crashed can always be freed by recovery.
                 match state.lock_newest {
-                    LockEntry::Lock { holder } if state.mergers[holder as usize].step == MStep::Crashed => model.recoverable(state),
+                    LockEntry::Lock { holder }
+                        if state.mergers[holder as usize].step == MStep::Crashed =>
+                    {
+                        model.recoverable(state)
+                    }
                     _ => true,
                 }
             }),
@@ -388,18 +439,29 @@ impl Protocol for MergeModel {
             "{} merger(s); child commits 0..{} present, {} more written during the run",
             self.config.mergers, self.config.child_commits, self.config.child_writes
         )];
-        Trace::from_path(setup, path, |last, action, next| trace::describe(self, last, action, next), trace::action_name)
+        Trace::from_path(
+            setup,
+            path,
+            |last, action, next| trace::describe(self, last, action, next),
+            trace::action_name,
+        )
     }
 
-    fn conclusion(&self, property: &str, path: &[(MergeState, Option<MergeAction>)]) -> Option<String> {
+    fn conclusion(
+        &self,
+        property: &str,
+        path: &[(MergeState, Option<MergeAction>)],
+    ) -> Option<String> {
         trace::conclusion(self, property, path)
     }
 
     fn with_budget(&self, budget: Budget) -> Self {
-        MergeModel { budget, ..self.clone() }
+        MergeModel {
+            budget,
+            ..self.clone()
+        }
     }
 }
-
 
 /// The named worlds of the merge-lock model (`lockstep check merge --preset NAME`).
 pub fn presets() -> Vec<crate::preset::Preset<MergeConfig>> {

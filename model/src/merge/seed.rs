@@ -45,7 +45,11 @@ pub fn step(model: &MergeModel, state: &mut MergeState, m: usize) -> bool {
         }
         MStep::WriteHead => {
             state.head = me.lock_index + 1;
-            state.head_entry = if state.head == state.lock_len { state.lock_newest } else { LockEntry::Lock { holder: m as u8 } };
+            state.head_entry = if state.head == state.lock_len {
+                state.lock_newest
+            } else {
+                LockEntry::Lock { holder: m as u8 }
+            };
             set(state, MStep::ReadTail);
         }
         MStep::ReadTail => {
@@ -56,15 +60,25 @@ pub fn step(model: &MergeModel, state: &mut MergeState, m: usize) -> bool {
         MStep::ReadChild => {
             state.mergers[m].cut = state.child_len;
             let next = if state.child_len == me.tail {
-                if lockfree { MStep::Done } else { MStep::CreateUnlock }
+                if lockfree {
+                    MStep::Done
+                } else {
+                    MStep::CreateUnlock
+                }
             } else {
                 MStep::AppendParent
             };
             set(state, next);
         }
         MStep::AppendParent => {
-            let Some(slot) = state.parent.iter_mut().find(|c| c.is_none()) else { return false };
-            *slot = Some(Commit { from: me.tail, to: me.cut, by: m as u8 });
+            let Some(slot) = state.parent.iter_mut().find(|c| c.is_none()) else {
+                return false;
+            };
+            *slot = Some(Commit {
+                from: me.tail,
+                to: me.cut,
+                by: m as u8,
+            });
             set(state, MStep::MoveTail);
         }
         MStep::MoveTail => {
@@ -79,24 +93,44 @@ pub fn step(model: &MergeModel, state: &mut MergeState, m: usize) -> bool {
             state.tail = target;
             state.tail_version += 1;
             state.mergers[m].merged = true;
-            set(state, if lockfree { MStep::Done } else { MStep::CreateUnlock });
+            set(
+                state,
+                if lockfree {
+                    MStep::Done
+                } else {
+                    MStep::CreateUnlock
+                },
+            );
         }
         MStep::CreateUnlock => {
             // At HEAD+1 as HEAD reads now.
             let index = state.head;
             let landed = state.lock_len == index;
             if landed {
-                if me.revoked && matches!(state.lock_newest, LockEntry::Lock { holder } if holder as usize != m) {
+                if me.revoked
+                    && matches!(state.lock_newest, LockEntry::Lock { holder } if holder as usize != m)
+                {
                     state.zombie_completed = true;
                 }
                 MergeModel::append_lock_entry(state, LockEntry::Unlock);
                 state.mergers[m].seen = index;
             }
-            set(state, if landed { MStep::WriteHeadAfterUnlock } else { MStep::Done });
+            set(
+                state,
+                if landed {
+                    MStep::WriteHeadAfterUnlock
+                } else {
+                    MStep::Done
+                },
+            );
         }
         MStep::WriteHeadAfterUnlock => {
             state.head = me.seen + 1;
-            state.head_entry = if state.head == state.lock_len { state.lock_newest } else { LockEntry::Unlock };
+            state.head_entry = if state.head == state.lock_len {
+                state.lock_newest
+            } else {
+                LockEntry::Unlock
+            };
             set(state, MStep::Done);
         }
         MStep::ReadParent => unreachable!("only the fixed protocol reads the parent back"),

@@ -2,41 +2,103 @@
 
 use super::{LockEntry, MStep, MergeAction, MergeModel, MergeState, MergeVariant};
 
-pub fn describe(model: &MergeModel, last: &MergeState, action: MergeAction, next: &MergeState) -> (String, String) {
+pub fn describe(
+    model: &MergeModel,
+    last: &MergeState,
+    action: MergeAction,
+    next: &MergeState,
+) -> (String, String) {
     let seed = model.variant().is_seed();
     match action {
-        MergeAction::Write => ("writer".into(), format!("append child commit {} (live ingest)", last.child_len)),
+        MergeAction::Write => (
+            "writer".into(),
+            format!("append child commit {} (live ingest)", last.child_len),
+        ),
         MergeAction::Crash(m) => (format!("m{m}"), "CRASHES".into()),
-        MergeAction::Recover => ("recovery".into(), format!("release the crashed holder's lock: create lock#{} = unlock", last.lock_len)),
-        MergeAction::ForceRelease => ("operator".into(), format!("force release: create lock#{} = unlock (the holder is not told)", last.lock_len)),
+        MergeAction::Recover => (
+            "recovery".into(),
+            format!(
+                "release the crashed holder's lock: create lock#{} = unlock",
+                last.lock_len
+            ),
+        ),
+        MergeAction::ForceRelease => (
+            "operator".into(),
+            format!(
+                "force release: create lock#{} = unlock (the holder is not told)",
+                last.lock_len
+            ),
+        ),
         MergeAction::Step(m) => {
             let me = last.mergers[m as usize];
             let after = next.mergers[m as usize];
             let text = match me.step {
-                MStep::ReadLock if seed => format!("read HEAD → {} (it shows {}; the journal has {} entries)", last.head, entry_text(last.head_entry), last.lock_len),
-                MStep::ReadLock => format!("probe lock journal → {} entries, newest {}", last.lock_len, entry_text(last.lock_newest)),
+                MStep::ReadLock if seed => format!(
+                    "read HEAD → {} (it shows {}; the journal has {} entries)",
+                    last.head,
+                    entry_text(last.head_entry),
+                    last.lock_len
+                ),
+                MStep::ReadLock => format!(
+                    "probe lock journal → {} entries, newest {}",
+                    last.lock_len,
+                    entry_text(last.lock_newest)
+                ),
                 MStep::CreateLock => {
                     let ok = after.step != MStep::ReadLock && after.step != MStep::Done;
-                    let verb = if model.variant() == MergeVariant::SeedBlindPut { "put" } else { "create" };
-                    format!("{verb} lock#{} = lock → {}", me.seen, if ok { "ok: holds the merge lock" } else { "already exists" })
+                    let verb = if model.variant() == MergeVariant::SeedBlindPut {
+                        "put"
+                    } else {
+                        "create"
+                    };
+                    format!(
+                        "{verb} lock#{} = lock → {}",
+                        me.seen,
+                        if ok {
+                            "ok: holds the merge lock"
+                        } else {
+                            "already exists"
+                        }
+                    )
                 }
-                MStep::WriteHead | MStep::WriteHeadAfterUnlock => format!("write HEAD = {}", next.head),
-                MStep::ReadTail => format!("read TAIL/BASE → tail {} (version {})", last.tail, last.tail_version),
+                MStep::WriteHead | MStep::WriteHeadAfterUnlock => {
+                    format!("write HEAD = {}", next.head)
+                }
+                MStep::ReadTail => format!(
+                    "read TAIL/BASE → tail {} (version {})",
+                    last.tail, last.tail_version
+                ),
                 MStep::ReadChild => format!("read child HEAD → cut at {}", last.child_len),
-                MStep::AppendParent => format!("append merge commit (child {}..{}) to the parent", me.tail, me.cut),
-                MStep::ReadParent => format!("read parent: the first commit from {} ends at {}", me.tail, after.target),
+                MStep::AppendParent => format!(
+                    "append merge commit (child {}..{}) to the parent",
+                    me.tail, me.cut
+                ),
+                MStep::ReadParent => format!(
+                    "read parent: the first commit from {} ends at {}",
+                    me.tail, after.target
+                ),
                 MStep::MoveTail => {
                     if seed {
-                        format!("put TAIL/BASE: tail {} → {} (the child's end now)", last.tail, next.tail)
+                        format!(
+                            "put TAIL/BASE: tail {} → {} (the child's end now)",
+                            last.tail, next.tail
+                        )
                     } else if next.tail_version != last.tail_version {
-                        format!("move TAIL/BASE version {} → {}: tail {} → {}", last.tail_version, next.tail_version, last.tail, next.tail)
+                        format!(
+                            "move TAIL/BASE version {} → {}: tail {} → {}",
+                            last.tail_version, next.tail_version, last.tail, next.tail
+                        )
                     } else {
                         "move TAIL/BASE → version changed, not moved".into()
                     }
                 }
                 MStep::CreateUnlock => {
                     let ok = next.lock_len > last.lock_len;
-                    format!("create lock#{} = unlock → {}", if seed { last.head } else { me.lock_index + 1 }, if ok { "ok" } else { "already exists" })
+                    format!(
+                        "create lock#{} = unlock → {}",
+                        if seed { last.head } else { me.lock_index + 1 },
+                        if ok { "ok" } else { "already exists" }
+                    )
                 }
                 MStep::Done | MStep::Crashed => "nothing".into(),
             };
@@ -65,23 +127,38 @@ pub fn action_name(action: MergeAction) -> String {
 }
 
 /// The closing line of a counterexample of `property`.
-pub fn conclusion(model: &MergeModel, property: &str, path: &[(MergeState, Option<MergeAction>)]) -> Option<String> {
+pub fn conclusion(
+    model: &MergeModel,
+    property: &str,
+    path: &[(MergeState, Option<MergeAction>)],
+) -> Option<String> {
     let (state, _) = path.last()?;
     let text = match property {
         "one merger" => "two live, unrevoked mergers hold the child's merge lock".to_string(),
         "exactly once" => {
             let coverage = model.coverage(state);
-            let twice: Vec<String> = (0..state.child_len).filter(|i| coverage[*i as usize] > 1).map(|i| format!("child commit {i}")).collect();
+            let twice: Vec<String> = (0..state.child_len)
+                .filter(|i| coverage[*i as usize] > 1)
+                .map(|i| format!("child commit {i}"))
+                .collect();
             format!("{} counted twice in the parent", twice.join(", "))
         }
         "consistent pointers" if state.tail_regressed => "TAIL moved backwards".to_string(),
         "consistent pointers" => {
             let coverage = model.coverage(state);
-            let lost: Vec<String> = (0..state.tail).filter(|i| coverage[*i as usize] == 0).map(|i| format!("child commit {i}")).collect();
-            format!("{} behind TAIL but not in the parent: lost", lost.join(", "))
+            let lost: Vec<String> = (0..state.tail)
+                .filter(|i| coverage[*i as usize] == 0)
+                .map(|i| format!("child commit {i}"))
+                .collect();
+            format!(
+                "{} behind TAIL but not in the parent: lost",
+                lost.join(", ")
+            )
         }
         "crash recovery" => "the crashed holder's lock can never be freed by recovery".to_string(),
-        "zombie cannot complete" => "a force-released merger completed over a newer holder".to_string(),
+        "zombie cannot complete" => {
+            "a force-released merger completed over a newer holder".to_string()
+        }
         _ => return None,
     };
     let _ = MStep::Done;

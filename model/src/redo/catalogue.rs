@@ -6,7 +6,8 @@ use crate::check::Signature;
 
 use super::{CStep, Marker, RStep, RedoAction, RedoConfig, RedoModel, RedoMutation, RedoVariant};
 
-const SESSION_PY: &str = "OpenViking PR 431, session.py commit_async and redo_log.py (openviking 0.2.11)";
+const SESSION_PY: &str =
+    "OpenViking PR 431, session.py commit_async and redo_log.py (openviking 0.2.11)";
 
 fn entry(
     id: &'static str,
@@ -17,15 +18,42 @@ fn entry(
     config: RedoConfig,
     signature: Option<Signature<RedoModel>>,
 ) -> Entry {
-    let basis = if kind == EntryKind::SeedBug { Basis::ShippedCode } else { Basis::Lockstep };
-    let control = RedoConfig { variant: RedoVariant::Fixed(None), ..config.clone() };
+    let basis = if kind == EntryKind::SeedBug {
+        Basis::ShippedCode
+    } else {
+        Basis::Lockstep
+    };
+    let control = RedoConfig {
+        variant: RedoVariant::Fixed(None),
+        ..config.clone()
+    };
     let model = RedoModel::new(config).expect("catalogue worlds are valid");
     let control = RedoModel::new(control).expect("catalogue worlds are valid");
-    Entry { id, protocol: "redo", kind, basis, title, source, property, needs: None, scenario: Box::new(World { model, control, signature }) }
+    Entry {
+        id,
+        protocol: "redo",
+        kind,
+        basis,
+        title,
+        source,
+        property,
+        needs: None,
+        scenario: Box::new(World {
+            model,
+            control,
+            signature,
+        }),
+    }
 }
 
 pub fn entries() -> Vec<Entry> {
-    let small = |variant: RedoVariant| RedoConfig { committers: 2, messages: 2, crashes: 1, restarts: 1, ..RedoConfig::new(variant) };
+    let small = |variant: RedoVariant| RedoConfig {
+        committers: 2,
+        messages: 2,
+        crashes: 1,
+        restarts: 1,
+        ..RedoConfig::new(variant)
+    };
     let mutant = |m: RedoMutation| RedoConfig::new(RedoVariant::Fixed(Some(m)));
     let seed = RedoVariant::Seed;
     let (bug, planted) = (EntryKind::SeedBug, EntryKind::Mutant);

@@ -14,7 +14,14 @@ pub fn commit_step(model: &RedoModel, state: &mut RedoState, c: usize) -> bool {
     match me.step {
         CStep::Load => {
             state.committers[c].index = RedoModel::archive_count(state);
-            set(state, if model.locks() { CStep::Lock } else { CStep::ReadMessages });
+            set(
+                state,
+                if model.locks() {
+                    CStep::Lock
+                } else {
+                    CStep::ReadMessages
+                },
+            );
         }
         CStep::Lock => {
             if state.session_lock.is_some() {
@@ -65,7 +72,11 @@ pub fn commit_step(model: &RedoModel, state: &mut RedoState, c: usize) -> bool {
             set(state, CStep::ClearMessages);
         }
         CStep::ClearMessages => {
-            state.live = if variant.has(RedoMutation::ClearAll) { 0 } else { state.live & !me.snapshot };
+            state.live = if variant.has(RedoMutation::ClearAll) {
+                0
+            } else {
+                state.live & !me.snapshot
+            };
             let marker_later = variant.has(RedoMutation::MarkerAfterClear);
             let next = if marker_later {
                 CStep::WriteMarker
@@ -78,7 +89,14 @@ pub fn commit_step(model: &RedoModel, state: &mut RedoState, c: usize) -> bool {
         }
         CStep::WriteMarker => {
             state.markers[i] = Marker::Pending { owner: c as u8 };
-            set(state, if model.locks() { CStep::Unlock } else { CStep::WriteMemories });
+            set(
+                state,
+                if model.locks() {
+                    CStep::Unlock
+                } else {
+                    CStep::WriteMemories
+                },
+            );
         }
         CStep::WriteMemories => {
             model.write_memories(state, me.index, false);
@@ -98,18 +116,25 @@ pub fn commit_step(model: &RedoModel, state: &mut RedoState, c: usize) -> bool {
 }
 
 pub fn recovery_step(model: &RedoModel, state: &mut RedoState) -> bool {
-    let RStep::Replay { index, stage } = state.recovery else { return false };
+    let RStep::Replay { index, stage } = state.recovery else {
+        return false;
+    };
     let i = index as usize;
-    let next_stage = |state: &mut RedoState, stage: u8| state.recovery = RStep::Replay { index, stage };
+    let next_stage =
+        |state: &mut RedoState, stage: u8| state.recovery = RStep::Replay { index, stage };
     if state.markers[i] == Marker::Torn {
         // Seed: `read` returns {} on any error; an empty marker is deleted without replay.
         state.markers[i] = Marker::None;
-        state.recovery = model.next_replay(state).map_or(RStep::Idle, |j| RStep::Replay { index: j, stage: 0 });
+        state.recovery = model
+            .next_replay(state)
+            .map_or(RStep::Idle, |j| RStep::Replay { index: j, stage: 0 });
         return true;
     }
     if model.variant().has(RedoMutation::NoReplay) {
         state.markers[i] = Marker::None;
-        state.recovery = model.next_replay(state).map_or(RStep::Idle, |j| RStep::Replay { index: j, stage: 0 });
+        state.recovery = model
+            .next_replay(state)
+            .map_or(RStep::Idle, |j| RStep::Replay { index: j, stage: 0 });
         return true;
     }
     state.replayed = true;
@@ -141,4 +166,3 @@ pub fn recovery_step(model: &RedoModel, state: &mut RedoState) -> bool {
     }
     true
 }
-

@@ -58,7 +58,13 @@ pub struct RedoConfig {
 
 impl RedoConfig {
     pub fn new(variant: RedoVariant) -> RedoConfig {
-        RedoConfig { variant, committers: 3, messages: 3, crashes: 2, restarts: 2 }
+        RedoConfig {
+            variant,
+            committers: 3,
+            messages: 3,
+            crashes: 2,
+            restarts: 2,
+        }
     }
 }
 
@@ -183,7 +189,10 @@ impl RedoModel {
         if config.messages > 6 {
             return Err("at most 6 messages".into());
         }
-        Ok(RedoModel { config, budget: Budget::default() })
+        Ok(RedoModel {
+            config,
+            budget: Budget::default(),
+        })
     }
 
     pub fn variant(&self) -> RedoVariant {
@@ -202,7 +211,11 @@ impl RedoModel {
     pub fn in_flight(&self, state: &RedoState, index: u8) -> bool {
         self.committers().any(|c| {
             let me = state.committers[c];
-            me.index == index && !matches!(me.step, CStep::Done | CStep::Crashed | CStep::Load | CStep::Lock | CStep::ReadMessages)
+            me.index == index
+                && !matches!(
+                    me.step,
+                    CStep::Done | CStep::Crashed | CStep::Load | CStep::Lock | CStep::ReadMessages
+                )
         })
     }
 
@@ -243,7 +256,9 @@ impl RedoModel {
 
     /// When recovery is idle, a session lock held by a dead committer is released.
     pub fn release_dead_lock(state: &mut RedoState) {
-        let dead = state.session_lock.is_some_and(|h| state.committers[h as usize].step == CStep::Crashed);
+        let dead = state
+            .session_lock
+            .is_some_and(|h| state.committers[h as usize].step == CStep::Crashed);
         if dead && state.recovery == RStep::Idle {
             state.session_lock = None;
         }
@@ -272,7 +287,9 @@ impl RedoModel {
     fn worker_step(&self, state: &mut RedoState) -> bool {
         match state.worker {
             WStep::Idle => {
-                let Some(i) = (0..ARCHIVES_MAX).find(|i| state.queued[*i] > 0) else { return false };
+                let Some(i) = (0..ARCHIVES_MAX).find(|i| state.queued[*i] > 0) else {
+                    return false;
+                };
                 state.queued[i] -= 1;
                 state.processing[i] += 1;
                 if self.variant().has(RedoMutation::AckBeforeApply) {
@@ -285,10 +302,17 @@ impl RedoModel {
                 let keyed = !self.variant().like_seed(RedoMutation::EffectNotKeyed);
                 let applied = &mut state.applied[i as usize];
                 *applied = if keyed { 1 } else { (*applied + 1).min(3) };
-                state.worker = if self.variant().has(RedoMutation::AckBeforeApply) { WStep::Idle } else { WStep::Ack(i) };
+                state.worker = if self.variant().has(RedoMutation::AckBeforeApply) {
+                    WStep::Idle
+                } else {
+                    WStep::Ack(i)
+                };
             }
             WStep::Ack(i) => {
-                assert!(state.processing[i as usize] > 0, "ack of a row that is not processing");
+                assert!(
+                    state.processing[i as usize] > 0,
+                    "ack of a row that is not processing"
+                );
                 state.processing[i as usize] -= 1;
                 state.worker = WStep::Idle;
             }
@@ -309,7 +333,10 @@ impl Model for RedoModel {
     type Action = RedoAction;
 
     fn init_states(&self) -> Vec<RedoState> {
-        let mut committers = [Committer { step: CStep::Done, ..Committer::default() }; COMMITTERS_MAX];
+        let mut committers = [Committer {
+            step: CStep::Done,
+            ..Committer::default()
+        }; COMMITTERS_MAX];
         for c in self.committers() {
             committers[c] = Committer::default();
         }
@@ -347,8 +374,15 @@ impl Model for RedoModel {
             }
         }
         let any_processing = state.processing.iter().any(|p| *p > 0);
-        let dead_lock = state.session_lock.is_some_and(|h| state.committers[h as usize].step == CStep::Crashed);
-        if state.restarts_left > 0 && state.recovery == RStep::Idle && (self.next_replay(state).is_some() || dead_lock || (any_processing && state.worker == WStep::Idle)) {
+        let dead_lock = state
+            .session_lock
+            .is_some_and(|h| state.committers[h as usize].step == CStep::Crashed);
+        if state.restarts_left > 0
+            && state.recovery == RStep::Idle
+            && (self.next_replay(state).is_some()
+                || dead_lock
+                || (any_processing && state.worker == WStep::Idle))
+        {
             actions.push(RedoAction::Restart);
         }
         if state.recovery != RStep::Idle {
@@ -395,7 +429,9 @@ impl Model for RedoModel {
                     state.queued[i] += state.processing[i];
                     state.processing[i] = 0;
                 }
-                state.recovery = self.next_replay(&state).map_or(RStep::Idle, |i| RStep::Replay { index: i, stage: 0 });
+                state.recovery = self
+                    .next_replay(&state)
+                    .map_or(RStep::Idle, |i| RStep::Replay { index: i, stage: 0 });
                 Self::release_dead_lock(&mut state);
                 true
             }
@@ -427,15 +463,30 @@ impl Model for RedoModel {
         vec![
             Property::<Self>::always("no message lost", |_, state| {
                 // Every added message is in an archive or still live.
-                (0..state.added).all(|m| state.live & (1 << m) != 0 || state.archives.iter().flatten().any(|a| a & (1 << m) != 0))
+                (0..state.added).all(|m| {
+                    state.live & (1 << m) != 0
+                        || state.archives.iter().flatten().any(|a| a & (1 << m) != 0)
+                })
             }),
             Property::<Self>::always("no duplicate archive", |model, state| {
                 // No message is in two archives; and once nothing can happen any more, no archived
                 // message is still live (unless a pending redo record waits for a restart).
-                let archived = |m: u8| state.archives.iter().flatten().filter(|a| *a & (1 << m) != 0).count();
+                let archived = |m: u8| {
+                    state
+                        .archives
+                        .iter()
+                        .flatten()
+                        .filter(|a| *a & (1 << m) != 0)
+                        .count()
+                };
                 let once = (0..state.added).all(|m| archived(m) <= 1);
-                let pending = state.markers.iter().any(|m| matches!(m, Marker::Pending { .. }));
-                let settled = !model.stuck(state) || pending || (0..state.added).all(|m| archived(m) == 0 || state.live & (1 << m) == 0);
+                let pending = state
+                    .markers
+                    .iter()
+                    .any(|m| matches!(m, Marker::Pending { .. }));
+                let settled = !model.stuck(state)
+                    || pending
+                    || (0..state.added).all(|m| archived(m) == 0 || state.live & (1 << m) == 0);
                 once && settled
             }),
             Property::<Self>::always("no memory lost", |model, state| {
@@ -444,7 +495,10 @@ impl Model for RedoModel {
                 (0..ARCHIVES_MAX as u8).all(|i| {
                     state.archives[i as usize].is_none()
                         || state.memories[i as usize] > 0
-                        || matches!(state.markers[i as usize], Marker::Pending { .. } | Marker::Torn)
+                        || matches!(
+                            state.markers[i as usize],
+                            Marker::Pending { .. } | Marker::Torn
+                        )
                         || model.in_flight(state, i)
                 })
             }),
@@ -461,9 +515,14 @@ impl Model for RedoModel {
                 // effect applied (unless its row is stuck `processing` with no restart left: a
                 // bound, not a bug).
                 let waits_for_restart = |i: usize| {
-                    state.restarts_left == 0 && (state.processing[i] > 0 || matches!(state.markers[i], Marker::Pending { .. } | Marker::Torn))
+                    state.restarts_left == 0
+                        && (state.processing[i] > 0
+                            || matches!(state.markers[i], Marker::Pending { .. } | Marker::Torn))
                 };
-                !model.stuck(state) || (0..ARCHIVES_MAX).all(|i| state.memories[i] == 0 || state.applied[i] >= 1 || waits_for_restart(i))
+                !model.stuck(state)
+                    || (0..ARCHIVES_MAX).all(|i| {
+                        state.memories[i] == 0 || state.applied[i] >= 1 || waits_for_restart(i)
+                    })
             }),
             Property::<Self>::always("recovery idempotent", |_, state| {
                 // A replay of a commit whose memories exist changes nothing.
@@ -474,7 +533,8 @@ impl Model for RedoModel {
                 // always finished; one never replayed may wait only for a restart the bounds deny.
                 !model.stuck(state)
                     || (0..ARCHIVES_MAX).all(|i| {
-                        let pending = matches!(state.markers[i], Marker::Pending { .. } | Marker::Torn);
+                        let pending =
+                            matches!(state.markers[i], Marker::Pending { .. } | Marker::Torn);
                         let replayed = state.replays_finished & (1 << i) != 0;
                         !pending || (!replayed && state.restarts_left == 0)
                     })
@@ -502,19 +562,33 @@ impl Protocol for RedoModel {
     }
 
     fn trace(&self, path: &[(RedoState, Option<RedoAction>)]) -> Trace {
-        let setup = vec![format!("{} committer(s) of one session; the user adds {} message(s)", self.config.committers, self.config.messages)];
-        Trace::from_path(setup, path, |last, action, next| trace::describe(self, last, action, next), trace::action_name)
+        let setup = vec![format!(
+            "{} committer(s) of one session; the user adds {} message(s)",
+            self.config.committers, self.config.messages
+        )];
+        Trace::from_path(
+            setup,
+            path,
+            |last, action, next| trace::describe(self, last, action, next),
+            trace::action_name,
+        )
     }
 
-    fn conclusion(&self, property: &str, path: &[(RedoState, Option<RedoAction>)]) -> Option<String> {
+    fn conclusion(
+        &self,
+        property: &str,
+        path: &[(RedoState, Option<RedoAction>)],
+    ) -> Option<String> {
         trace::conclusion(self, property, path)
     }
 
     fn with_budget(&self, budget: Budget) -> Self {
-        RedoModel { budget, ..self.clone() }
+        RedoModel {
+            budget,
+            ..self.clone()
+        }
     }
 }
-
 
 /// The named worlds of the redo-log model (`lockstep check redo --preset NAME`).
 pub fn presets() -> Vec<crate::preset::Preset<RedoConfig>> {

@@ -63,13 +63,18 @@ pub fn commit_step(model: &RedoModel, state: &mut RedoState, c: usize) -> bool {
 }
 
 pub fn recovery_step(model: &RedoModel, state: &mut RedoState) -> bool {
-    let RStep::Replay { index, stage } = state.recovery else { return false };
+    let RStep::Replay { index, stage } = state.recovery else {
+        return false;
+    };
     let i = index as usize;
-    let next_stage = |state: &mut RedoState, stage: u8| state.recovery = RStep::Replay { index, stage };
+    let next_stage =
+        |state: &mut RedoState, stage: u8| state.recovery = RStep::Replay { index, stage };
     if state.markers[i] == Marker::Torn {
         // `read` returns {} on any error; an empty marker is deleted without replay.
         state.markers[i] = Marker::None;
-        state.recovery = model.next_replay(state).map_or(RStep::Idle, |j| RStep::Replay { index: j, stage: 0 });
+        state.recovery = model
+            .next_replay(state)
+            .map_or(RStep::Idle, |j| RStep::Replay { index: j, stage: 0 });
         return true;
     }
     state.replayed = true;

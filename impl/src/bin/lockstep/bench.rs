@@ -26,8 +26,17 @@ pub fn bench(args: &BenchArgs) -> Result<u8, String> {
     let scratch = tempfile::Builder::new()
         .prefix("lockstep-bench-")
         .tempdir_in(&parent)
-        .map_err(|e| format!("cannot create a scratch directory in {}: {e}", parent.display()))?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().map_err(|e| e.to_string())?;
+        .map_err(|e| {
+            format!(
+                "cannot create a scratch directory in {}: {e}",
+                parent.display()
+            )
+        })?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
     let results = match runtime.block_on(lockstep::bench::run_all(scratch.path(), args.quick)) {
         Ok(results) => results,
         Err(error) => {
@@ -36,12 +45,23 @@ pub fn bench(args: &BenchArgs) -> Result<u8, String> {
         }
     };
     if args.json {
-        println!("{}", serde_json::json!({ "dir": parent, "measurements": results }));
+        println!(
+            "{}",
+            serde_json::json!({ "dir": parent, "measurements": results })
+        );
     } else {
-        println!("{:<72} {:>10} {:>10} {:>8} {:>11}", "case", "median µs", "p90 µs", "× floor", "× small");
+        println!(
+            "{:<72} {:>10} {:>10} {:>8} {:>11}",
+            "case", "median µs", "p90 µs", "× floor", "× small"
+        );
         for m in &results {
-            let scaled = m.ratio_to_baseline.map_or(String::new(), |r| format!("{r:.2}"));
-            println!("{:<72} {:>10.1} {:>10.1} {:>8.2} {:>11}", m.name, m.median_us, m.p90_us, m.ratio_to_floor, scaled);
+            let scaled = m
+                .ratio_to_baseline
+                .map_or(String::new(), |r| format!("{r:.2}"));
+            println!(
+                "{:<72} {:>10.1} {:>10.1} {:>8.2} {:>11}",
+                m.name, m.median_us, m.p90_us, m.ratio_to_floor, scaled
+            );
         }
         println!("(× small: the median beside the same case at its small size, the line above it)");
     }

@@ -84,6 +84,15 @@ enum Command {
     /// ticket, so fencing still stops whoever it belonged to; it is never deleted. A name that is
     /// not a journal entry (a symlinked directory, a stray file) is moved to ROOT/.lockstep/quarantine.
     Repair(crate::locks::RepairArgs),
+    /// Delete released lock journals, empty directories, leftover temporaries and the owner files
+    /// nobody needs, while no other process uses the store (exit 75 if one does).
+    ///
+    /// A journal can be emptied only when nobody holds a view of it: an append based on an old
+    /// view would land at its old index past newer entries and set the journal's high-water marks
+    /// back. So `gc` takes the store's users lock exclusively (every process using the store holds
+    /// it shared) and keeps others out while it runs. Held locks, their owners' files and corrupt
+    /// entries are kept. Tokens stay monotonic: the ticket journal is kept.
+    Gc(crate::locks::GcArgs),
     /// Measure the lock implementation, each case beside the floor measured in the same run
     /// (one durable create-if-absent on the same disk).
     Bench(crate::bench::BenchArgs),
@@ -94,7 +103,10 @@ enum Command {
 
 pub fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("LOCKSTEP_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("LOCKSTEP_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
         .with_writer(std::io::stderr)
         // Colour codes only for a person at a terminal, not in logs and pipes.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -112,6 +124,7 @@ pub fn main() -> ExitCode {
         Command::ForceRelease(args) => crate::locks::run(crate::locks::force_release(args)),
         Command::Recover(args) => crate::locks::run(crate::locks::recover(args)),
         Command::Repair(args) => crate::locks::run(crate::locks::repair(args)),
+        Command::Gc(args) => crate::locks::run(crate::locks::gc(args)),
         Command::Worker(args) => crate::locks::run(crate::locks::worker(args)),
         Command::Bench(args) => crate::bench::bench(&args),
     };

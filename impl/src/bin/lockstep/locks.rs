@@ -82,6 +82,14 @@ pub struct RepairArgs {
 }
 
 #[derive(Args)]
+pub struct GcArgs {
+    #[command(flatten)]
+    pub root: RootArg,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
 pub struct RecoverArgs {
     #[command(flatten)]
     pub root: RootArg,
@@ -96,10 +104,11 @@ pub enum ModeArg {
     Mv,
 }
 
-
 use std::time::Duration;
 
-use lockstep::lock::{self, Guard, LockError, LockManager, LockMode, LockOptions, LockPath, Operation};
+use lockstep::lock::{
+    self, Guard, LockError, LockManager, LockMode, LockOptions, LockPath, Operation,
+};
 use lockstep::store::{FsStore, StoreError};
 
 use crate::cli::{EXIT_BUSY, EXIT_CANNOT_RUN, EXIT_LEASE_LOST, EXIT_STORAGE, EXIT_USAGE};
@@ -111,8 +120,13 @@ pub async fn worker(args: WorkerArgs) -> Result<u8, Failure> {
     use std::io::Write;
     let store = open(&args.root)?;
     let log_line = |line: String| -> Result<(), Failure> {
-        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&args.log).map_err(|e| Failure(EXIT_STORAGE, e.to_string()))?;
-        file.write_all(format!("{line}\n").as_bytes()).map_err(|e| Failure(EXIT_STORAGE, e.to_string()))
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&args.log)
+            .map_err(|e| Failure(EXIT_STORAGE, e.to_string()))?;
+        file.write_all(format!("{line}\n").as_bytes())
+            .map_err(|e| Failure(EXIT_STORAGE, e.to_string()))
     };
     let now = || {
         let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
@@ -122,16 +136,24 @@ pub async fn worker(args: WorkerArgs) -> Result<u8, Failure> {
     // its own pid, for signals to it (it runs in its own process group).
     let group = rustix::process::getppid().map_or(0, |p| p.as_raw_nonzero().get());
     let pid = rustix::process::getpid().as_raw_nonzero();
-    let tokens = std::env::var("LOCKSTEP_TOKENS").map_err(|_| Failure(EXIT_USAGE, "run me under `lockstep lock`".into()))?;
+    let tokens = std::env::var("LOCKSTEP_TOKENS")
+        .map_err(|_| Failure(EXIT_USAGE, "run me under `lockstep lock`".into()))?;
     let kinds = std::env::var("LOCKSTEP_KINDS").unwrap_or_default();
     log_line(format!("enter {} {group} {tokens} {kinds} {pid}", now()))?;
     tokio::time::sleep(Duration::from_millis(args.hold_ms)).await;
     let log = lock::FencedLog::new(store);
     for pair in tokens.split(',') {
-        let (path, token) = pair.rsplit_once('=').ok_or_else(|| Failure(EXIT_USAGE, format!("bad LOCKSTEP_TOKENS {tokens}")))?;
-        let token: u64 = token.parse().map_err(|_| Failure(EXIT_USAGE, format!("bad token in {tokens}")))?;
+        let (path, token) = pair
+            .rsplit_once('=')
+            .ok_or_else(|| Failure(EXIT_USAGE, format!("bad LOCKSTEP_TOKENS {tokens}")))?;
+        let token: u64 = token
+            .parse()
+            .map_err(|_| Failure(EXIT_USAGE, format!("bad token in {tokens}")))?;
         let path = LockPath::new(path).map_err(LockError::from)?;
-        let outcome = match log.append(&path, token, &format!("written by {group}")).await? {
+        let outcome = match log
+            .append(&path, token, &format!("written by {group}"))
+            .await?
+        {
             Ok(_) => "accepted",
             Err(_) => "rejected",
         };
@@ -147,8 +169,12 @@ pub struct Failure(u8, String);
 impl From<LockError> for Failure {
     fn from(error: LockError) -> Failure {
         let code = match &error {
-            LockError::Busy { .. } | LockError::RetriesExhausted { .. } | LockError::Contended { .. } => EXIT_BUSY,
-            LockError::InvalidPath(_) | LockError::InvalidRequest(_) | LockError::TokenMismatch { .. } => EXIT_USAGE,
+            LockError::Busy { .. }
+            | LockError::RetriesExhausted { .. }
+            | LockError::Contended { .. } => EXIT_BUSY,
+            LockError::InvalidPath(_)
+            | LockError::InvalidRequest(_)
+            | LockError::TokenMismatch { .. } => EXIT_USAGE,
             _ => EXIT_STORAGE,
         };
         Failure(code, error.to_string())
@@ -162,7 +188,11 @@ impl From<StoreError> for Failure {
 }
 
 pub fn run(work: impl std::future::Future<Output = Result<u8, Failure>>) -> Result<u8, String> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().map_err(|e| e.to_string())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
     let result = runtime.block_on(work);
     // A store call stuck in the kernel (a hung disk) must not keep the process alive after we
     // gave up on it: do not wait for blocking workers at exit.
@@ -178,7 +208,10 @@ pub fn run(work: impl std::future::Future<Output = Result<u8, Failure>>) -> Resu
 
 fn open(root: &RootArg) -> Result<FsStore, Failure> {
     if !root.root.is_dir() {
-        return Err(Failure(EXIT_USAGE, format!("--root {} is not a directory", root.root.display())));
+        return Err(Failure(
+            EXIT_USAGE,
+            format!("--root {} is not a directory", root.root.display()),
+        ));
     }
     Ok(FsStore::open(root.root.join(".lockstep"))?)
 }
@@ -187,7 +220,10 @@ fn open(root: &RootArg) -> Result<FsStore, Failure> {
 /// create ROOT/.lockstep.
 fn open_existing(root: &RootArg) -> Result<Option<FsStore>, Failure> {
     if !root.root.is_dir() {
-        return Err(Failure(EXIT_USAGE, format!("--root {} is not a directory", root.root.display())));
+        return Err(Failure(
+            EXIT_USAGE,
+            format!("--root {} is not a directory", root.root.display()),
+        ));
     }
     let path = root.root.join(".lockstep");
     if !path.exists() {
@@ -199,10 +235,16 @@ fn open_existing(root: &RootArg) -> Result<Option<FsStore>, Failure> {
 pub async fn locks(args: LocksArgs) -> Result<u8, Failure> {
     let observation = match open_existing(&args.root)? {
         Some(store) => lock::observe_all(&store).await?,
-        None => lock::Observation { locks: Vec::new(), corrupt: Vec::new() },
+        None => lock::Observation {
+            locks: Vec::new(),
+            corrupt: Vec::new(),
+        },
     };
     if args.json {
-        println!("{}", serde_json::json!({ "locks": observation.locks, "corrupt": observation.corrupt }));
+        println!(
+            "{}",
+            serde_json::json!({ "locks": observation.locks, "corrupt": observation.corrupt })
+        );
         return Ok(0);
     }
     if observation.locks.is_empty() {
@@ -238,9 +280,13 @@ pub async fn locks(args: LocksArgs) -> Result<u8, Failure> {
 /// that is not a journal entry at all (a symlink, a stray file or directory) is moved to the
 /// store's quarantine. Only what `locks` reports as corrupt is touched.
 pub async fn repair(args: RepairArgs) -> Result<u8, Failure> {
-    let key = lockstep::store::Key::new(args.key.as_str()).map_err(|e| Failure(EXIT_USAGE, e.to_string()))?;
+    let key = lockstep::store::Key::new(args.key.as_str())
+        .map_err(|e| Failure(EXIT_USAGE, e.to_string()))?;
     let Some(store) = open_existing(&args.root)? else {
-        return Err(Failure(EXIT_USAGE, format!("there is no lock store under {}", args.root.root.display())));
+        return Err(Failure(
+            EXIT_USAGE,
+            format!("there is no lock store under {}", args.root.root.display()),
+        ));
     };
     if LockPath::parse_entry_key(key.as_str()).is_some() {
         let repaired = lock::repair(&store, &key).await?;
@@ -251,27 +297,43 @@ pub async fn repair(args: RepairArgs) -> Result<u8, Failure> {
                 lock::Repaired::Superseded { path, index, mark } => {
                     println!("superseded {key}: released {path} at index {index} (high-water marks {mark}); the bad entry stays, unread")
                 }
-                lock::Repaired::NotNewest { path, newest } => println!("{key} is not the newest entry of {path} (that is {newest}): nothing to do"),
+                lock::Repaired::NotNewest { path, newest } => println!(
+                    "{key} is not the newest entry of {path} (that is {newest}): nothing to do"
+                ),
             }
         }
         return Ok(0);
     }
     if !key.as_str().starts_with("locks/") {
-        return Err(Failure(EXIT_USAGE, format!("{key} is not in the lock namespace (locks/…)")));
+        return Err(Failure(
+            EXIT_USAGE,
+            format!("{key} is not in the lock namespace (locks/…)"),
+        ));
     }
     // Not an entry: quarantine it, but only if it is really something foreign.
     let what = match lockstep::store::Store::get(&store, &key).await {
         Err(StoreError::Foreign { what, .. }) => what.to_owned(),
         Err(StoreError::Io { source, .. }) => format!("unreadable ({source})"),
         Ok(Some(_)) => "a file that is not a lock journal entry".to_owned(),
-        Ok(None) => return Err(Failure(EXIT_USAGE, format!("nothing foreign is stored at {key}"))),
+        Ok(None) => {
+            return Err(Failure(
+                EXIT_USAGE,
+                format!("nothing foreign is stored at {key}"),
+            ))
+        }
         Err(other) => return Err(other.into()),
     };
     let moved = store.quarantine(&key)?;
     if args.json {
-        println!("{}", serde_json::json!({ "repaired": { "action": "quarantined", "key": key.as_str(), "what": what, "moved_to": moved } }));
+        println!(
+            "{}",
+            serde_json::json!({ "repaired": { "action": "quarantined", "key": key.as_str(), "what": what, "moved_to": moved } })
+        );
     } else {
-        println!("moved {key} ({what}) to {}", store.root().join(&moved).display());
+        println!(
+            "moved {key} ({what}) to {}",
+            store.root().join(&moved).display()
+        );
     }
     Ok(0)
 }
@@ -284,18 +346,33 @@ fn parse_timeout(text: &str) -> Result<Option<Duration>, Failure> {
         .ok()
         .filter(|s| s.is_finite() && *s >= 0.0)
         .map(|s| Some(Duration::from_secs_f64(s)))
-        .ok_or_else(|| Failure(EXIT_USAGE, format!("--timeout {text:?}: expected seconds (0 = fail fast) or `forever`")))
+        .ok_or_else(|| {
+            Failure(
+                EXIT_USAGE,
+                format!("--timeout {text:?}: expected seconds (0 = fail fast) or `forever`"),
+            )
+        })
 }
 
 pub async fn lock(args: LockArgs) -> Result<u8, Failure> {
     let store = open(&args.root)?;
     if !(args.lease.is_finite() && args.lease >= 0.3) {
-        return Err(Failure(EXIT_USAGE, "--lease must be at least 0.3 seconds".into()));
+        return Err(Failure(
+            EXIT_USAGE,
+            "--lease must be at least 0.3 seconds".into(),
+        ));
     }
     if !(args.grace.is_finite() && args.grace >= 0.0) {
-        return Err(Failure(EXIT_USAGE, "--grace must be a number of seconds".into()));
+        return Err(Failure(
+            EXIT_USAGE,
+            "--grace must be a number of seconds".into(),
+        ));
     }
-    let options = LockOptions { timeout: parse_timeout(&args.timeout)?, cleanup_every: None, ..LockOptions::with_lease(Duration::from_secs_f64(args.lease)) };
+    let options = LockOptions {
+        timeout: parse_timeout(&args.timeout)?,
+        cleanup_every: None,
+        ..LockOptions::with_lease(Duration::from_secs_f64(args.lease))
+    };
     let mode = match args.mode {
         ModeArg::Point => LockMode::Point,
         ModeArg::Subtree => LockMode::Subtree,
@@ -304,21 +381,40 @@ pub async fn lock(args: LockArgs) -> Result<u8, Failure> {
     let operation = match (mode, args.paths.as_slice()) {
         // `mv SRC DST`, as the Rust API's `Operation::mv`: SUBTREE on SRC and on DST's parent.
         (LockMode::Mv, [source, destination]) => Operation::mv(source, destination, true)?,
-        (LockMode::Mv, _) => return Err(Failure(EXIT_USAGE, "--mode mv takes two paths: SRC DST".into())),
-        _ => Operation::new(mode, &args.paths.iter().map(String::as_str).collect::<Vec<_>>())?,
+        (LockMode::Mv, _) => {
+            return Err(Failure(
+                EXIT_USAGE,
+                "--mode mv takes two paths: SRC DST".into(),
+            ))
+        }
+        _ => Operation::new(
+            mode,
+            &args.paths.iter().map(String::as_str).collect::<Vec<_>>(),
+        )?,
     };
     if !(args.io_timeout.is_finite() && args.io_timeout > 0.0) {
-        return Err(Failure(EXIT_USAGE, "--io-timeout must be a positive number of seconds".into()));
+        return Err(Failure(
+            EXIT_USAGE,
+            "--io-timeout must be a positive number of seconds".into(),
+        ));
     }
     // The whole acquisition, waiting and I/O, ends by --timeout + --io-timeout. A cancelled
     // acquisition leaves its entry to the background withdraw and, failing that, to its lease.
     let io_timeout = Duration::from_secs_f64(args.io_timeout);
-    let bound = options.timeout.map_or(Duration::MAX, |t| t.saturating_add(io_timeout));
+    let bound = options
+        .timeout
+        .map_or(Duration::MAX, |t| t.saturating_add(io_timeout));
     let manager = LockManager::start(store, options).await?;
     let guard = match tokio::time::timeout(bound, manager.lock(operation)).await {
         Ok(result) => result?,
         Err(_) => {
-            return Err(Failure(EXIT_STORAGE, format!("the store did not answer within --timeout + --io-timeout ({:.1} s)", bound.as_secs_f64())));
+            return Err(Failure(
+                EXIT_STORAGE,
+                format!(
+                    "the store did not answer within --timeout + --io-timeout ({:.1} s)",
+                    bound.as_secs_f64()
+                ),
+            ));
         }
     };
     let outcome = run_holding(&guard, &args, manager.registration_fd()).await;
@@ -343,15 +439,31 @@ pub async fn lock(args: LockArgs) -> Result<u8, Failure> {
 
 /// Runs COMMAND while `guard` holds: checks the lease just before it starts, and stops it (its
 /// whole process group: SIGTERM, then SIGKILL after the grace) as soon as a lease is lost.
-async fn run_holding(guard: &Guard, args: &LockArgs, registration_fd: Option<i32>) -> Result<u8, Failure> {
+async fn run_holding(
+    guard: &Guard,
+    args: &LockArgs,
+    registration_fd: Option<i32>,
+) -> Result<u8, Failure> {
     use std::os::unix::process::ExitStatusExt;
-    let tokens: Vec<String> = guard.tokens().iter().map(|(p, _, t)| format!("{p}={t}")).collect();
+    let tokens: Vec<String> = guard
+        .tokens()
+        .iter()
+        .map(|(p, _, t)| format!("{p}={t}"))
+        .collect();
     let mut command = tokio::process::Command::new(&args.command[0]);
     command
         .args(&args.command[1..])
         .env("LOCKSTEP_TOKENS", tokens.join(","))
         .env("LOCKSTEP_OWNER", guard.owner())
-        .env("LOCKSTEP_KINDS", guard.tokens().iter().map(|(p, k, _)| format!("{p}={}", k.letter())).collect::<Vec<_>>().join(","))
+        .env(
+            "LOCKSTEP_KINDS",
+            guard
+                .tokens()
+                .iter()
+                .map(|(p, k, _)| format!("{p}={}", k.letter()))
+                .collect::<Vec<_>>()
+                .join(","),
+        )
         // Its own process group, so that a lost lock stops all of it; and it dies with us: a
         // COMMAND outliving its lockstep would run on after the lock is freed.
         .process_group(0);
@@ -389,7 +501,9 @@ async fn run_holding(guard: &Guard, args: &LockArgs, registration_fd: Option<i32
         }
     };
     let grace = Duration::from_secs_f64(args.grace);
-    let status = supervise(guard, &mut child, grace).await.map_err(|e| Failure(EXIT_STORAGE, e.to_string()))?;
+    let status = supervise(guard, &mut child, grace)
+        .await
+        .map_err(|e| Failure(EXIT_STORAGE, e.to_string()))?;
     match status {
         Supervised::Exited(status) => Ok(match (status.code(), status.signal()) {
             (Some(code), _) => code.clamp(0, 255) as u8,
@@ -410,7 +524,11 @@ enum Supervised {
 
 /// Waits for COMMAND, forwarding SIGINT and SIGTERM to its group, and checking every lease about
 /// ten times per lease (and the journals, which show a force release before any renewal does).
-async fn supervise(guard: &Guard, child: &mut tokio::process::Child, grace: Duration) -> std::io::Result<Supervised> {
+async fn supervise(
+    guard: &Guard,
+    child: &mut tokio::process::Child,
+    grace: Duration,
+) -> std::io::Result<Supervised> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;
@@ -450,7 +568,9 @@ async fn stop(child: &mut tokio::process::Child, grace: Duration) -> std::io::Re
 }
 
 fn signal_group(child: &tokio::process::Child, signal: rustix::process::Signal) {
-    let group = child.id().and_then(|id| rustix::process::Pid::from_raw(id as i32));
+    let group = child
+        .id()
+        .and_then(|id| rustix::process::Pid::from_raw(id as i32));
     if let Some(group) = group {
         let _ = rustix::process::kill_process_group(group, signal);
     }
@@ -466,7 +586,10 @@ pub async fn force_release(args: ForceReleaseArgs) -> Result<u8, Failure> {
         println!("{}", serde_json::json!({ "released": released }));
     } else {
         match &released {
-            Some(r) => println!("released {} (token {}, owner {})", r.path, r.ticket, r.owner),
+            Some(r) => println!(
+                "released {} (token {}, owner {})",
+                r.path, r.ticket, r.owner
+            ),
             None => println!("{} is not locked", path),
         }
     }
@@ -481,9 +604,52 @@ pub async fn recover(args: RecoverArgs) -> Result<u8, Failure> {
     if args.json {
         println!("{}", serde_json::json!({ "released": released }));
     } else {
-        println!("released {} lock(s) whose owners are proven dead", released.len());
+        println!(
+            "released {} lock(s) whose owners are proven dead",
+            released.len()
+        );
         for r in &released {
             println!("  {} (token {}, owner {})", r.path, r.ticket, r.owner);
+        }
+    }
+    Ok(0)
+}
+
+/// `gc`: offline collection. Runs only while no other process has the store open (FsStore's
+/// users lock), and keeps them out while it runs.
+pub async fn gc(args: GcArgs) -> Result<u8, Failure> {
+    if !args.root.root.is_dir() {
+        return Err(Failure(
+            EXIT_USAGE,
+            format!("--root {} is not a directory", args.root.root.display()),
+        ));
+    }
+    let path = args.root.root.join(".lockstep");
+    if !path.exists() {
+        println!("no lock store under {}", args.root.root.display());
+        return Ok(0);
+    }
+    let store = match FsStore::open_exclusive(&path) {
+        Ok(store) => store,
+        Err(error @ StoreError::Unavailable(_)) => {
+            return Err(Failure(EXIT_BUSY, error.to_string()))
+        }
+        Err(error) => return Err(error.into()),
+    };
+    let collected = lock::collect_offline(&store).await?;
+    let (directories, temporaries, owner_files) = store.sweep_offline(&collected.owners_kept)?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({ "collected": collected, "directories_removed": directories, "temporaries_removed": temporaries, "owner_files_removed": owner_files })
+        );
+    } else {
+        println!(
+            "removed {} released journals ({} entries), {directories} empty directories, {temporaries} temporary files, {owner_files} owner files; kept {} held locks",
+            collected.journals_removed, collected.entries_removed, collected.held_kept
+        );
+        for corrupt in &collected.corrupt_kept {
+            println!("kept corrupt {}: {}", corrupt.key, corrupt.reason);
         }
     }
     Ok(0)

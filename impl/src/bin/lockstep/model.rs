@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use lockstep_model::catalogue::{BugRun, EntryKind};
-use lockstep_model::check::{check as run_checker, default_memory_budget, CheckOptions, Found, Report, StopReason};
+use lockstep_model::check::{
+    check as run_checker, default_memory_budget, CheckOptions, Found, Report, StopReason,
+};
 use lockstep_model::lock::{self, LockConfig, LockModel, ModeSet, Timeout, Variant};
 use lockstep_model::merge::{self, MergeConfig, MergeModel, MergeVariant};
 use lockstep_model::preset::{self, Preset};
@@ -119,7 +121,11 @@ impl Bounds {
             ("--ticks", self.ticks.is_some(), LOCK),
             ("--lease", self.lease.is_some(), LOCK),
             ("--reaps", self.reaps.is_some(), LOCK),
-            ("--force-releases", self.force_releases.is_some(), LOCK_MERGE),
+            (
+                "--force-releases",
+                self.force_releases.is_some(),
+                LOCK_MERGE,
+            ),
             ("--retries", self.retries.is_some(), LOCK),
             ("--renewals", self.renewals.is_some(), LOCK),
             ("--faults", self.faults.is_some(), LOCK),
@@ -132,7 +138,11 @@ impl Bounds {
             ("--messages", self.messages.is_some(), REDO),
             ("--restarts", self.restarts.is_some(), REDO),
         ];
-        flags.into_iter().filter(|(_, set, _)| *set).map(|(name, _, applies)| (name, applies)).collect()
+        flags
+            .into_iter()
+            .filter(|(_, set, _)| *set)
+            .map(|(name, _, applies)| (name, applies))
+            .collect()
     }
 
     fn any(&self) -> bool {
@@ -143,7 +153,10 @@ impl Bounds {
     fn check_applies(&self, protocol: &str) -> Result<(), String> {
         for (flag, applies) in self.given() {
             if !applies.contains(&protocol) {
-                return Err(format!("{flag} is a bound of the {} model, not of {protocol}", applies.join(" and ")));
+                return Err(format!(
+                    "{flag} is a bound of the {} model, not of {protocol}",
+                    applies.join(" and ")
+                ));
             }
         }
         Ok(())
@@ -254,9 +267,19 @@ enum WorldConfig {
 
 /// The worlds a `check` or `explore` names: the preset, the flags over the first default world,
 /// or (with neither) every default world.
-fn worlds(protocol: &str, variant: &str, preset_name: Option<&str>, bounds: &Bounds) -> Result<Vec<(&'static str, WorldConfig)>, String> {
+fn worlds(
+    protocol: &str,
+    variant: &str,
+    preset_name: Option<&str>,
+    bounds: &Bounds,
+) -> Result<Vec<(&'static str, WorldConfig)>, String> {
     bounds.check_applies(protocol)?;
-    fn pick<C: Clone>(presets: Vec<Preset<C>>, protocol: &str, name: Option<&str>, any_bounds: bool) -> Result<Vec<Preset<C>>, String> {
+    fn pick<C: Clone>(
+        presets: Vec<Preset<C>>,
+        protocol: &str,
+        name: Option<&str>,
+        any_bounds: bool,
+    ) -> Result<Vec<Preset<C>>, String> {
         match name {
             Some(name) => Ok(vec![preset::find(&presets, protocol, name)?]),
             None if any_bounds => Ok(presets.into_iter().take(1).collect()),
@@ -269,21 +292,45 @@ fn worlds(protocol: &str, variant: &str, preset_name: Option<&str>, bounds: &Bou
             let variant = Variant::parse(variant)?;
             pick(lock::presets(), protocol, preset_name, bounds.any())?
                 .into_iter()
-                .map(|p| Ok((label(p.name), WorldConfig::Lock(bounds.lock(LockConfig { variant, ..p.config })?))))
+                .map(|p| {
+                    Ok((
+                        label(p.name),
+                        WorldConfig::Lock(bounds.lock(LockConfig {
+                            variant,
+                            ..p.config
+                        })?),
+                    ))
+                })
                 .collect()
         }
         "merge" => {
             let variant = MergeVariant::parse(variant)?;
             Ok(pick(merge::presets(), protocol, preset_name, bounds.any())?
                 .into_iter()
-                .map(|p| (label(p.name), WorldConfig::Merge(bounds.merge(MergeConfig { variant, ..p.config }))))
+                .map(|p| {
+                    (
+                        label(p.name),
+                        WorldConfig::Merge(bounds.merge(MergeConfig {
+                            variant,
+                            ..p.config
+                        })),
+                    )
+                })
                 .collect())
         }
         "redo" => {
             let variant = RedoVariant::parse(variant)?;
             Ok(pick(redo::presets(), protocol, preset_name, bounds.any())?
                 .into_iter()
-                .map(|p| (label(p.name), WorldConfig::Redo(bounds.redo(RedoConfig { variant, ..p.config }))))
+                .map(|p| {
+                    (
+                        label(p.name),
+                        WorldConfig::Redo(bounds.redo(RedoConfig {
+                            variant,
+                            ..p.config
+                        })),
+                    )
+                })
                 .collect())
         }
         other => unreachable!("unknown protocol {other}"),
@@ -294,11 +341,15 @@ fn worlds(protocol: &str, variant: &str, preset_name: Option<&str>, bounds: &Bou
 fn variant_for(arg: ProtocolArg, variant: Option<&str>) -> Result<String, String> {
     let name = variant.unwrap_or("fixed");
     if arg == ProtocolArg::All && !(name == "fixed" || name == "seed") {
-        let owners: Vec<&str> = [("lock", Variant::names()), ("merge", MergeVariant::names()), ("redo", RedoVariant::names())]
-            .into_iter()
-            .filter(|(_, names)| names.contains(&name))
-            .map(|(p, _)| p)
-            .collect();
+        let owners: Vec<&str> = [
+            ("lock", Variant::names()),
+            ("merge", MergeVariant::names()),
+            ("redo", RedoVariant::names()),
+        ]
+        .into_iter()
+        .filter(|(_, names)| names.contains(&name))
+        .map(|(p, _)| p)
+        .collect();
         return Err(match owners.as_slice() {
             [] => format!("--variant {name:?} is not a variant of any protocol (see `lockstep variants`)"),
             owners => format!(
@@ -320,7 +371,10 @@ pub fn check(args: &CheckArgs) -> Result<u8, String> {
         threads: args.threads as usize,
         timeout: args.max_seconds.map(Duration::from_secs),
         max_states: args.max_states.map(|n| n as usize),
-        max_memory_bytes: Some(args.max_memory.map_or_else(default_memory_budget, |mib| mib << 20)),
+        max_memory_bytes: Some(
+            args.max_memory
+                .map_or_else(default_memory_budget, |mib| mib << 20),
+        ),
         progress: !args.quiet,
         no_symmetry: args.no_symmetry,
         label: None,
@@ -342,7 +396,10 @@ pub fn check(args: &CheckArgs) -> Result<u8, String> {
         }
     }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let jobs = args.jobs.map_or(cores, usize::from).clamp(1, all.len().max(1));
+    let jobs = args
+        .jobs
+        .map_or(cores, usize::from)
+        .clamp(1, all.len().max(1));
     let reports = check_in_parallel(all, &options, jobs);
     let mut code = EXIT_OK;
     for (name, report) in reports {
@@ -367,46 +424,80 @@ pub fn check(args: &CheckArgs) -> Result<u8, String> {
 /// Checks the worlds on `jobs` threads, each taking the next world when it is done (every
 /// search is single-threaded, so two worlds use two cores), and returns the reports in the
 /// worlds' order.
-fn check_in_parallel(worlds: Vec<(&'static str, WorldConfig)>, options: &CheckOptions, jobs: usize) -> Vec<(&'static str, Report)> {
+fn check_in_parallel(
+    worlds: Vec<(&'static str, WorldConfig)>,
+    options: &CheckOptions,
+    jobs: usize,
+) -> Vec<(&'static str, Report)> {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Mutex;
     let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<(&'static str, Report)>>> = Mutex::new((0..worlds.len()).map(|_| None).collect());
+    let results: Mutex<Vec<Option<(&'static str, Report)>>> =
+        Mutex::new((0..worlds.len()).map(|_| None).collect());
     std::thread::scope(|scope| {
         for _ in 0..jobs {
             scope.spawn(|| loop {
                 let index = next.fetch_add(1, Ordering::SeqCst);
-                let Some((name, world)) = worlds.get(index) else { break };
+                let Some((name, world)) = worlds.get(index) else {
+                    break;
+                };
                 let protocol = match world {
                     WorldConfig::Lock(_) => "lock",
                     WorldConfig::Merge(_) => "merge",
                     WorldConfig::Redo(_) => "redo",
                 };
-                let options = &CheckOptions { label: Some(format!("{protocol}/{name}")), ..options.clone() };
+                let options = &CheckOptions {
+                    label: Some(format!("{protocol}/{name}")),
+                    ..options.clone()
+                };
                 let report = match world {
-                    WorldConfig::Lock(config) => run_checker(&LockModel::new(config.clone()).expect("validated"), options),
-                    WorldConfig::Merge(config) => run_checker(&MergeModel::new(config.clone()).expect("validated"), options),
-                    WorldConfig::Redo(config) => run_checker(&RedoModel::new(config.clone()).expect("validated"), options),
+                    WorldConfig::Lock(config) => {
+                        run_checker(&LockModel::new(config.clone()).expect("validated"), options)
+                    }
+                    WorldConfig::Merge(config) => run_checker(
+                        &MergeModel::new(config.clone()).expect("validated"),
+                        options,
+                    ),
+                    WorldConfig::Redo(config) => {
+                        run_checker(&RedoModel::new(config.clone()).expect("validated"), options)
+                    }
                 };
                 results.lock().expect("no panic while holding it")[index] = Some((*name, report));
             });
         }
     });
-    results.into_inner().expect("the workers are done").into_iter().map(|r| r.expect("every world was checked")).collect()
+    results
+        .into_inner()
+        .expect("the workers are done")
+        .into_iter()
+        .map(|r| r.expect("every world was checked"))
+        .collect()
 }
 
 fn print_report(world: &str, report: &Report) {
-    println!("{}/{} in world {world}  bounds: {}", report.protocol, report.variant, report.bounds);
-    let failed = report.properties.iter().filter(|p| p.holds == Some(false)).count();
+    println!(
+        "{}/{} in world {world}  bounds: {}",
+        report.protocol, report.variant, report.bounds
+    );
+    let failed = report
+        .properties
+        .iter()
+        .filter(|p| p.holds == Some(false))
+        .count();
     let verdict = match report.stop_reason {
         StopReason::Exhausted => "complete: every reachable state explored".to_string(),
         StopReason::AllDecided => {
             format!("stopped early: every property was decided ({failed} failed); the rest of the space was not explored")
         }
-        reason if failed > 0 => format!("stopped early ({}): {failed} property failures found; nothing else is decided", reason.text()),
+        reason if failed > 0 => format!(
+            "stopped early ({}): {failed} property failures found; nothing else is decided",
+            reason.text()
+        ),
         reason => format!("INCOMPLETE ({}): nothing is proven", reason.text()),
     };
-    let memory = report.memory_bytes.map_or(String::new(), |b| format!(", {} MB", b >> 20));
+    let memory = report
+        .memory_bytes
+        .map_or(String::new(), |b| format!(", {} MB", b >> 20));
     println!(
         "  {} states generated, {} unique, max depth {}, {:.1} s{memory}, symmetry {}; {verdict}",
         report.states,
@@ -484,17 +575,32 @@ pub fn bugs(args: &BugsArgs) -> Result<u8, String> {
         let reproduced = runs.iter().filter(|r| r.reproduced).count();
         println!("{reproduced} of {} catalogued bugs reproduced", runs.len());
     }
-    Ok(if all { EXIT_OK } else { EXIT_BUG_NOT_REPRODUCED })
+    Ok(if all {
+        EXIT_OK
+    } else {
+        EXIT_BUG_NOT_REPRODUCED
+    })
 }
 
 fn print_bug(run: &BugRun) {
-    let status = if run.reproduced { "reproduced" } else { "NOT REPRODUCED" };
+    let status = if run.reproduced {
+        "reproduced"
+    } else {
+        "NOT REPRODUCED"
+    };
     let basis = match run.basis {
         lockstep_model::catalogue::Basis::ShippedCode => "shipped code",
         lockstep_model::catalogue::Basis::Proposal => "a proposal, never built",
         lockstep_model::catalogue::Basis::Lockstep => "lockstep",
     };
-    println!("{}  [{}: {}; variant {}; property \"{}\"]  {status}", run.id, run.kind.text(), basis, run.variant, run.property);
+    println!(
+        "{}  [{}: {}; variant {}; property \"{}\"]  {status}",
+        run.id,
+        run.kind.text(),
+        basis,
+        run.variant,
+        run.property
+    );
     println!("  {}", run.title);
     println!("  source: {}", run.source);
     if let Some(needs) = run.needs {
@@ -505,7 +611,9 @@ fn print_bug(run: &BugRun) {
             println!("  shortest counterexample, {} steps:", trace.len());
             print!("{trace}");
         }
-        (None, Some(states)) if run.reproduced => println!("  never reached in any of {states} states (exhaustive)"),
+        (None, Some(states)) if run.reproduced => {
+            println!("  never reached in any of {states} states (exhaustive)")
+        }
         _ => {}
     }
     println!();
@@ -534,12 +642,21 @@ pub fn explore(args: &ExploreArgs) -> Result<u8, String> {
         OneProtocol::Merge => "merge",
         OneProtocol::Redo => "redo",
     };
-    let mut worlds = worlds(protocol, &args.variant, args.preset.as_deref(), &args.bounds)?;
+    let mut worlds = worlds(
+        protocol,
+        &args.variant,
+        args.preset.as_deref(),
+        &args.bounds,
+    )?;
     let (name, world) = worlds.swap_remove(0);
     // The Explorer panics when it cannot bind: find out first, and say so.
     let address = ("127.0.0.1", args.port);
-    std::net::TcpListener::bind(address).map_err(|e| format!("cannot listen on 127.0.0.1:{}: {e}", args.port))?;
-    eprintln!("Explorer for {protocol}/{} in world {name} on http://127.0.0.1:{} (Ctrl-C to stop)", args.variant, args.port);
+    std::net::TcpListener::bind(address)
+        .map_err(|e| format!("cannot listen on 127.0.0.1:{}: {e}", args.port))?;
+    eprintln!(
+        "Explorer for {protocol}/{} in world {name} on http://127.0.0.1:{} (Ctrl-C to stop)",
+        args.variant, args.port
+    );
     match world {
         WorldConfig::Lock(config) => {
             LockModel::new(config)?.checker().serve(address);
@@ -596,7 +713,10 @@ pub struct VectorsArgs {
 }
 
 pub fn vectors(args: &VectorsArgs) -> Result<u8, String> {
-    eprintln!("generating {} vectors of at most {} operations (seed {})", args.count, args.depth, args.seed);
+    eprintln!(
+        "generating {} vectors of at most {} operations (seed {})",
+        args.count, args.depth, args.seed
+    );
     let file = lock::vectors::generate(args.count as usize, args.depth as usize, args.seed);
     let path = args.out.join(format!("{}.json", args.protocol));
     let text = serde_json::to_string_pretty(&file).expect("vectors serialise") + "\n";
