@@ -3,7 +3,7 @@
 //! three threads. Run (CI does, with `LOOM_MAX_PREEMPTIONS=2`):
 //!
 //! ```text
-//! RUSTFLAGS="--cfg loom" cargo test -p lockstep --features mutants --release --test loom
+//! RUSTFLAGS="--cfg loom" cargo test -p lockstep --features mutants --profile verify --test loom
 //! ```
 //!
 //! Each claim has a planted bug (`src/mutants.rs`) that loom must find.
@@ -26,9 +26,24 @@ fn exclusive(mutant: Option<Mutant>) -> std::sync::MutexGuard<'static, ()> {
     guard
 }
 
-/// Runs `f` under loom; returns whether loom found an interleaving that panics.
-fn loom_finds_a_failure(f: impl Fn() + Sync + Send + 'static) -> bool {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| loom::model(f))).is_err()
+/// Runs `f` under loom with `mutant` on: loom must find an interleaving that fails on
+/// `property` (named in the panic message: any other panic is not the bug we planted). Then the
+/// same model without the mutant, the control, must pass.
+fn assert_loom_catches(mutant: Mutant, f: fn(), property: &str) {
+    {
+        let _one = exclusive(Some(mutant));
+        let payload = std::panic::catch_unwind(|| loom::model(f)).err();
+        activate(None);
+        let payload = payload.unwrap_or_else(|| panic!("{}: loom found no failing interleaving", mutant.name()));
+        let message = payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default();
+        assert!(message.contains(property), "{}: loom failed, but not on {property}: {message}", mutant.name());
+    }
+    let _one = exclusive(None);
+    loom::model(f);
 }
 
 /// Of concurrent creates of one key exactly one wins, and its bytes are stored.
@@ -51,7 +66,7 @@ fn one_winner() {
     if core.create(&key, &[9]) == Created::AlreadyExists && winners.len() == 1 {
         assert_eq!(core.get(&key).unwrap().0, vec![winners[0]]);
     }
-    assert_eq!(winners.len(), 1, "winners: {winners:?}");
+    assert_eq!(winners.len(), 1, "exactly one winner: winners {winners:?}");
 }
 
 #[test]
@@ -62,13 +77,8 @@ fn mem_create_if_absent_has_exactly_one_winner() {
 
 #[test]
 fn mem_create_mutant_check_then_insert_is_caught() {
-    let _one = exclusive(Some(Mutant::MemCheckThenInsert));
-    let caught = loom_finds_a_failure(one_winner);
-    activate(None);
-    assert!(
-        caught,
-        "loom must find two winners when check and insert are separate"
-    );
+    // Two winners when check and insert are separate.
+    assert_loom_catches(Mutant::MemCheckThenInsert, one_winner, "exactly one winner");
 }
 
 /// Versions are unique, even across a delete and a new create.
@@ -148,13 +158,8 @@ fn release_waits_for_a_renewal_in_flight() {
 
 #[test]
 fn renewal_after_release_mutant_is_caught() {
-    let _one = exclusive(Some(Mutant::RenewDuringRelease));
-    let caught = loom_finds_a_failure(release_sees_the_final_index);
-    activate(None);
-    assert!(
-        caught,
-        "loom must find a renewal that starts after the release read its index"
-    );
+    // A renewal that starts after the release read its index.
+    assert_loom_catches(Mutant::RenewDuringRelease, release_sees_the_final_index, "release appended at a stale index");
 }
 
 /// Of two concurrent releasers (a guard and the manager's shutdown) exactly one releases.

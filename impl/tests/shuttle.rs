@@ -5,20 +5,27 @@
 //! while holding (its manager is killed, its guard never released) and an operator then
 //! force-releases its locks. Every schedule checks:
 //! - mutual exclusion: no two tasks ever hold conflicting locks at once (a shared holders table);
-//! - fencing: a crashed holder's late write is rejected by the fenced log;
+//! - fencing: a live holder's write is accepted; a crashed holder's late write, made after
+//!   everything else, is rejected exactly when an overlapping lock was granted later and wrote;
 //! - linearizability of acquire / release / force release against a sequential lock table
 //!   (stateright's `LinearizabilityTester`).
 //!
-//! Run: `cargo test -p lockstep --features shuttle,mutants --release --test shuttle`.
+//! Run: `cargo test -p lockstep --features shuttle,mutants --profile verify --test shuttle`.
+//! Each test prints what its schedules exercised (crashes, force releases, zombie writes fenced
+//! and accepted, distinct interleavings) and asserts minimums for them.
 //! `LOCKSTEP_SHUTTLE_ITERATIONS` sets schedules per scheduler (default 2,000; `LOCKSTEP_SOAK=1`:
 //! 50,000). A failure prints shuttle's replay string; `skip_recheck_schedule_replays` replays a
-//! committed one.
+//! committed one (a replay that no longer fits the code stops quietly, so only the property's own
+//! failure fails it).
 #![cfg(feature = "shuttle")]
 
+use std::collections::HashSet;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex as StdMutex, MutexGuard};
 
 use lockstep::lock::{
-    force_release, FencedLog, LockManager, LockMode, LockOptions, LockPath, Operation,
+    force_release, FencedLog, LockKind, LockManager, LockMode, LockOptions, LockPath, Operation,
 };
 use lockstep::mutants::{activate, Mutant};
 use lockstep::store::MemStore;
@@ -82,75 +89,179 @@ impl SequentialSpec for LockTable {
     }
 }
 
+/// What the schedules of one test exercised, summed over them (std atomics: shuttle runs its
+/// schedules one after another in this thread, and these are not part of what it schedules).
+#[derive(Default)]
+struct Coverage {
+    schedules: AtomicUsize,
+    crashes: AtomicUsize,
+    /// Crashed holders' locks freed by the operator's force release.
+    force_released: AtomicUsize,
+    /// ... or already freed by a contender that found the owner proven dead.
+    taken_over: AtomicUsize,
+    /// A crashed holder's late write after a newer overlapping write: rejected.
+    zombie_fenced: AtomicUsize,
+    /// ... with no newer overlapping write to be fenced by: accepted, as it must be.
+    zombie_accepted: AtomicUsize,
+    /// Distinct orders of acquire/release events over all schedules.
+    interleavings: StdMutex<HashSet<u64>>,
+}
+
+impl Coverage {
+    fn add(counter: &AtomicUsize) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn report(&self, test: &str) -> [usize; 7] {
+        let counts = [
+            self.schedules.load(Ordering::Relaxed),
+            self.crashes.load(Ordering::Relaxed),
+            self.force_released.load(Ordering::Relaxed),
+            self.taken_over.load(Ordering::Relaxed),
+            self.zombie_fenced.load(Ordering::Relaxed),
+            self.zombie_accepted.load(Ordering::Relaxed),
+            self.interleavings.lock().unwrap().len(),
+        ];
+        eprintln!(
+            "{test}: {} schedules, {} crashes ({} force-released, {} taken over by a contender), zombie writes {} fenced / {} accepted, {} distinct interleavings",
+            counts[0], counts[1], counts[2], counts[3], counts[4], counts[5], counts[6]
+        );
+        counts
+    }
+}
+
+fn coverage() -> &'static Coverage {
+    static COVERAGE: std::sync::OnceLock<Coverage> = std::sync::OnceLock::new();
+    COVERAGE.get_or_init(Coverage::default)
+}
+
+/// Resets the coverage counters (tests take turns, see [`exclusive`]).
+fn reset_coverage() {
+    let c = coverage();
+    for counter in [&c.schedules, &c.crashes, &c.force_released, &c.taken_over, &c.zombie_fenced, &c.zombie_accepted] {
+        counter.store(0, Ordering::Relaxed);
+    }
+    c.interleavings.lock().unwrap().clear();
+}
+
+/// A write accepted by the fenced log: (task, token).
+type Accepted = Arc<Mutex<Vec<(usize, u64)>>>;
+
 /// One schedule's scenario.
 fn scenario() {
+    Coverage::add(&coverage().schedules);
     shuttle::future::block_on(async {
         let store = MemStore::new();
         let holders: Arc<Mutex<Vec<(usize, &'static str, char)>>> = Arc::default();
+        let accepted: Accepted = Arc::default();
+        let events: Arc<Mutex<Vec<(usize, u8)>>> = Arc::default();
         let tester = Arc::new(Mutex::new(LinearizabilityTester::new(LockTable::default())));
         use shuttle::rand::Rng;
         let crasher = shuttle::rand::thread_rng().gen_range(0..4usize); // 3: nobody crashes
         let mut tasks = Vec::new();
         for task in 0..3 {
-            let (store, holders, tester) =
-                (store.clone(), Arc::clone(&holders), Arc::clone(&tester));
+            let (store, holders, tester, accepted, events) = (
+                store.clone(),
+                Arc::clone(&holders),
+                Arc::clone(&tester),
+                Arc::clone(&accepted),
+                Arc::clone(&events),
+            );
             tasks.push(shuttle::future::spawn(async move {
                 let options = LockOptions { timeout: None, cleanup_every: None, ..LockOptions::default() };
                 let manager = LockManager::start(store.clone(), options).await.unwrap();
                 let (mode, path, kind) = LOCKS[task];
+                let log = FencedLog::new(store.clone());
+                let resource = LockPath::new(path).unwrap();
                 for round in 0..2 {
                     tester.lock().unwrap().on_invoke(task, Op::Acquire(task)).unwrap();
                     let guard = manager.lock(Operation::new(mode, &[path]).unwrap()).await.unwrap();
                     tester.lock().unwrap().on_return(task, Ret::Granted).unwrap();
+                    events.lock().unwrap().push((task, 0));
                     {
                         let mut held = holders.lock().unwrap();
                         for (other, p, k) in held.iter() {
-                            assert!(!conflicts((p, *k), (path, kind)), "task {task} ({kind} {path}) and task {other} ({k} {p}) hold at once");
+                            assert!(!conflicts((p, *k), (path, kind)), "mutual exclusion: task {task} ({kind} {path}) and task {other} ({k} {p}) hold at once");
                         }
                         held.push((task, path, kind));
                     }
                     shuttle::future::yield_now().await;
+                    let token = guard.single_token().expect("one lock");
                     if task == crasher && round == 0 {
                         // Crash while holding: the process dies, an operator frees its lock.
                         // From the moment it dies its lock may be freed: by a contender that
                         // finds its owner proven dead, or by the operator. So the release is
                         // invoked before the death and returns after the force release.
-                        let token = guard.single_token().expect("one lock");
+                        Coverage::add(&coverage().crashes);
                         holders.lock().unwrap().retain(|(t, _, _)| *t != task);
                         tester.lock().unwrap().on_invoke(task, Op::ForceRelease(task)).unwrap();
                         std::mem::forget(guard);
                         manager.kill().await;
-                        match force_release(&store, &LockPath::new(path).unwrap(), Some(token)).await {
-                            // Released by the operator, or already by a contender (then the
-                            // token no longer matches, or nothing is held).
-                            Ok(_) | Err(lockstep::lock::LockError::TokenMismatch { .. }) => {}
+                        match force_release(&store, &resource, Some(token)).await {
+                            Ok(Some(_)) => Coverage::add(&coverage().force_released),
+                            // Already freed by a contender: nothing held, or a newer holder's
+                            // token.
+                            Ok(None) | Err(lockstep::lock::LockError::TokenMismatch { .. }) => {
+                                Coverage::add(&coverage().taken_over)
+                            }
                             Err(other) => panic!("force release: {other}"),
                         }
                         tester.lock().unwrap().on_return(task, Ret::Done).unwrap();
-                        // The dead holder's late write (a zombie's) must be rejected if anyone
-                        // wrote after the force release; here nobody could have yet, so just
-                        // record that the fence never goes back.
-                        return;
+                        // The dead holder's late write is made at the end (a zombie paused
+                        // past everything), by the main task.
+                        return Some((task, token));
                     }
-                    let log = FencedLog::new(store.clone());
-                    let resource = LockPath::new(path).unwrap();
-                    assert!(log.append(&resource, guard.single_token().expect("one lock"), "write").await.unwrap().is_ok(), "a live holder's write was fenced");
+                    let written = log.append_as(&resource, kind_of(kind), token, "write").await.unwrap();
+                    assert!(written.is_ok(), "fencing: a live holder's write was rejected: {written:?}");
+                    accepted.lock().unwrap().push((task, token));
                     holders.lock().unwrap().retain(|(t, _, _)| *t != task);
+                    events.lock().unwrap().push((task, 1));
                     tester.lock().unwrap().on_invoke(task, Op::Release(task)).unwrap();
                     guard.release().await.unwrap();
                     tester.lock().unwrap().on_return(task, Ret::Done).unwrap();
                 }
                 manager.shutdown().await;
+                None
             }));
         }
+        let mut zombie = None;
         for task in tasks {
-            task.await.unwrap();
+            zombie = zombie.or(task.await.unwrap());
         }
         assert!(
             tester.lock().unwrap().is_consistent(),
-            "the acquire/release history is not linearizable"
+            "linearizability: the acquire/release history is not linearizable"
         );
+        if let Some((task, token)) = zombie {
+            // A zombie's late write, after every other task is done. It must be rejected exactly
+            // when an overlapping lock was granted after the crash and wrote (its token is then
+            // newer); otherwise nothing newer overlaps it and it is accepted.
+            let (_, path, kind) = LOCKS[task];
+            let newer = accepted.lock().unwrap().iter().any(|&(other, t)| {
+                let (_, p, k) = LOCKS[other];
+                conflicts((p, k), (path, kind)) && t > token
+            });
+            let log = FencedLog::new(store.clone());
+            let written = log.append_as(&LockPath::new(path).unwrap(), kind_of(kind), token, "zombie").await.unwrap();
+            match (newer, written) {
+                (true, Err(_)) => Coverage::add(&coverage().zombie_fenced),
+                (false, Ok(_)) => Coverage::add(&coverage().zombie_accepted),
+                (true, Ok(_)) => panic!("fencing: the crashed task {task}'s late write with token {token} was accepted after a newer overlapping write"),
+                (false, Err(fenced)) => panic!("fencing: the crashed task {task}'s write was rejected with nothing newer overlapping it: {fenced}"),
+            }
+        }
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        events.lock().unwrap().hash(&mut hasher);
+        coverage().interleavings.lock().unwrap().insert(hasher.finish());
     });
+}
+
+fn kind_of(kind: char) -> LockKind {
+    if kind == 'S' {
+        LockKind::Subtree
+    } else {
+        LockKind::Point
+    }
 }
 
 fn iterations() -> usize {
@@ -166,51 +277,109 @@ fn exclusive(mutant: Option<Mutant>) -> MutexGuard<'static, ()> {
     static ONE_AT_A_TIME: StdMutex<()> = StdMutex::new(());
     let guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     activate(mutant);
+    reset_coverage();
     guard
 }
 
+/// Asserts the coverage minimums of a clean run of [`scenario`] over `iterations` schedules.
+fn assert_covered(test: &str, iterations: usize) {
+    let [schedules, crashes, force_released, taken_over, fenced, accepted, interleavings] = coverage().report(test);
+    assert_eq!(schedules, iterations);
+    // A crash in 3 of every 4 schedules; the floors are far below what any run sees.
+    assert!(crashes >= iterations / 2, "too few crashes: {crashes}");
+    assert!(force_released > 0, "no crashed holder's lock was force-released");
+    assert!(fenced > 0 && accepted > 0, "zombie writes: {fenced} fenced, {accepted} accepted");
+    assert!(interleavings >= iterations / 40, "only {interleavings} distinct interleavings");
+    let _ = taken_over; // MemStore owners of a killed manager are proven dead: contenders may recover them
+}
+
 #[test]
-fn random_schedules_keep_exclusion_and_linearizability() {
+fn random_schedules_keep_exclusion_fencing_and_linearizability() {
     let _one = exclusive(None);
     shuttle::check_random(scenario, iterations());
+    assert_covered("random", iterations());
 }
 
 #[test]
-fn pct_schedules_keep_exclusion_and_linearizability() {
+fn pct_schedules_keep_exclusion_fencing_and_linearizability() {
     let _one = exclusive(None);
     shuttle::check_pct(scenario, iterations(), 3);
+    assert_covered("pct", iterations());
 }
 
-fn caught(f: impl FnOnce() + std::panic::UnwindSafe) -> bool {
-    std::panic::catch_unwind(f).is_err()
+/// The panic message of `f`, or `None` if it returned.
+fn failure(f: impl FnOnce() + std::panic::UnwindSafe) -> Option<String> {
+    let payload = std::panic::catch_unwind(f).err()?;
+    Some(
+        payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "(a panic without a message)".into()),
+    )
+}
+
+/// Runs `scenario` over the same seeded schedules with `mutant` and without it: the mutant's run
+/// must fail with `property` named in the failure, and the control must pass.
+fn assert_mutant_caught(mutant: Mutant, scenario: fn(), property: &str, iterations: usize) {
+    let seed = 0x10c5_7e9;
+    {
+        let _one = exclusive(Some(mutant));
+        let found = failure(move || shuttle::check_random_with_seed(scenario, seed, iterations));
+        activate(None);
+        match found {
+            Some(message) => assert!(
+                message.contains(property),
+                "{}: the run failed, but not on {property}: {message}",
+                mutant.name()
+            ),
+            None => panic!("{}: no schedule of {iterations} found the planted bug", mutant.name()),
+        }
+    }
+    let _one = exclusive(None);
+    if let Some(message) = failure(move || shuttle::check_random_with_seed(scenario, seed, iterations)) {
+        panic!("{}: the control run without the mutant failed: {message}", mutant.name());
+    }
 }
 
 /// The harness catches a planted bug: without the re-check, SUBTREE /a and POINT /a/b can both
 /// be granted.
 #[test]
 fn random_schedules_catch_a_skipped_recheck() {
-    let _one = exclusive(Some(Mutant::SkipRecheck));
-    let found = caught(|| shuttle::check_random(scenario, 20_000));
-    activate(None);
-    assert!(
-        found,
-        "shuttle must find a schedule where the skipped re-check grants two conflicting locks"
-    );
+    assert_mutant_caught(Mutant::SkipRecheck, scenario, "mutual exclusion", 20_000);
 }
 
-/// A committed failing schedule of the skip-recheck mutant replays to the same failure.
+/// The zombie write is what catches a fenced log that ignores tokens.
+#[test]
+fn random_schedules_catch_a_fence_that_ignores_tokens() {
+    assert_mutant_caught(Mutant::FenceIgnoresTokens, scenario, "fencing", 2_000);
+}
+
+/// Replays a schedule, stopping quietly (no panic) where it no longer fits the code: a diverged
+/// replay is not a failure of the property.
+fn replay(scenario: fn(), schedule: &str) {
+    let mut scheduler = shuttle::scheduler::ReplayScheduler::new_from_encoded(schedule);
+    scheduler.set_allow_incomplete();
+    shuttle::Runner::new(scheduler, shuttle::Config::default()).run(scenario);
+}
+
+/// A committed failing schedule of the skip-recheck mutant replays to the same failure, and the
+/// same schedule without the mutant does not fail (it runs to its end or diverges quietly).
 #[test]
 fn skip_recheck_schedule_replays() {
     let schedule = include_str!("shuttle-schedules/skip-recheck.txt").trim();
-    let _one = exclusive(Some(Mutant::SkipRecheck));
-    let failed = caught(|| shuttle::replay(scenario, schedule));
-    activate(None);
-    assert!(
-        failed,
-        "the committed schedule no longer reproduces the failure"
-    );
-    // (Replaying it without the mutant is not meaningful: the run diverges from the recorded
-    // schedule, and shuttle 0.9 cannot continue past a schedule that no longer fits.)
+    let with = {
+        let _one = exclusive(Some(Mutant::SkipRecheck));
+        let failed = failure(|| replay(scenario, schedule));
+        activate(None);
+        failed
+    };
+    let message = with.expect("the committed schedule no longer reproduces the failure");
+    assert!(message.contains("mutual exclusion"), "the replay failed, but not on mutual exclusion: {message}");
+    let _one = exclusive(None);
+    if let Some(message) = failure(|| replay(scenario, schedule)) {
+        panic!("the schedule replayed without the mutant failed: {message}");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -228,7 +397,7 @@ mod cancellation {
     use lockstep::store::{Created, Key, MemStore, Store, StoreError, Version};
     use shuttle::rand::Rng;
 
-    use super::{caught, exclusive, iterations};
+    use super::{assert_mutant_caught, exclusive, iterations};
 
     /// A store whose every operation runs detached from its caller, with yields before it takes
     /// effect, as FsStore's blocking workers do.
@@ -386,21 +555,12 @@ mod cancellation {
 
     #[test]
     fn the_cancellation_tests_catch_their_mutants() {
-        for (mutant, scenario) in [
-            (
-                Mutant::WithdrawBeforeCreateEnds,
-                dropped_acquisition as fn(),
-            ),
-            (Mutant::ReleaseInCaller, dropped_release),
-        ] {
-            let _one = exclusive(Some(mutant));
-            let found = caught(|| shuttle::check_random(scenario, 2_000));
-            lockstep::mutants::activate(None);
-            assert!(
-                found,
-                "{}: no schedule found the planted bug",
-                mutant.name()
-            );
-        }
+        assert_mutant_caught(
+            Mutant::WithdrawBeforeCreateEnds,
+            dropped_acquisition,
+            "a cancelled acquisition left a lock that nobody holds",
+            2_000,
+        );
+        assert_mutant_caught(Mutant::ReleaseInCaller, dropped_release, "a dropped release left the lock held", 2_000);
     }
 }
