@@ -34,13 +34,18 @@ fn assert_loom_catches(mutant: Mutant, f: fn(), property: &str) {
         let _one = exclusive(Some(mutant));
         let payload = std::panic::catch_unwind(|| loom::model(f)).err();
         activate(None);
-        let payload = payload.unwrap_or_else(|| panic!("{}: loom found no failing interleaving", mutant.name()));
+        let payload = payload
+            .unwrap_or_else(|| panic!("{}: loom found no failing interleaving", mutant.name()));
         let message = payload
             .downcast_ref::<String>()
             .cloned()
             .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
             .unwrap_or_default();
-        assert!(message.contains(property), "{}: loom failed, but not on {property}: {message}", mutant.name());
+        assert!(
+            message.contains(property),
+            "{}: loom failed, but not on {property}: {message}",
+            mutant.name()
+        );
     }
     let _one = exclusive(None);
     loom::model(f);
@@ -159,7 +164,11 @@ fn release_waits_for_a_renewal_in_flight() {
 #[test]
 fn renewal_after_release_mutant_is_caught() {
     // A renewal that starts after the release read its index.
-    assert_loom_catches(Mutant::RenewDuringRelease, release_sees_the_final_index, "release appended at a stale index");
+    assert_loom_catches(
+        Mutant::RenewDuringRelease,
+        release_sees_the_final_index,
+        "release appended at a stale index",
+    );
 }
 
 /// Of two concurrent releasers (a guard and the manager's shutdown) exactly one releases.

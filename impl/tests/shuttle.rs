@@ -138,7 +138,14 @@ fn coverage() -> &'static Coverage {
 /// Resets the coverage counters (tests take turns, see [`exclusive`]).
 fn reset_coverage() {
     let c = coverage();
-    for counter in [&c.schedules, &c.crashes, &c.force_released, &c.taken_over, &c.zombie_fenced, &c.zombie_accepted] {
+    for counter in [
+        &c.schedules,
+        &c.crashes,
+        &c.force_released,
+        &c.taken_over,
+        &c.zombie_fenced,
+        &c.zombie_accepted,
+    ] {
         counter.store(0, Ordering::Relaxed);
     }
     c.interleavings.lock().unwrap().clear();
@@ -242,7 +249,15 @@ fn scenario() {
                 conflicts((p, k), (path, kind)) && t > token
             });
             let log = FencedLog::new(store.clone());
-            let written = log.append_as(&LockPath::new(path).unwrap(), kind_of(kind), token, "zombie").await.unwrap();
+            let written = log
+                .append_as(
+                    &LockPath::new(path).unwrap(),
+                    kind_of(kind),
+                    token,
+                    "zombie",
+                )
+                .await
+                .unwrap();
             match (newer, written) {
                 (true, Err(_)) => Coverage::add(&coverage().zombie_fenced),
                 (false, Ok(_)) => Coverage::add(&coverage().zombie_accepted),
@@ -252,7 +267,11 @@ fn scenario() {
         }
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         events.lock().unwrap().hash(&mut hasher);
-        coverage().interleavings.lock().unwrap().insert(hasher.finish());
+        coverage()
+            .interleavings
+            .lock()
+            .unwrap()
+            .insert(hasher.finish());
     });
 }
 
@@ -283,13 +302,23 @@ fn exclusive(mutant: Option<Mutant>) -> MutexGuard<'static, ()> {
 
 /// Asserts the coverage minimums of a clean run of [`scenario`] over `iterations` schedules.
 fn assert_covered(test: &str, iterations: usize) {
-    let [schedules, crashes, force_released, taken_over, fenced, accepted, interleavings] = coverage().report(test);
+    let [schedules, crashes, force_released, taken_over, fenced, accepted, interleavings] =
+        coverage().report(test);
     assert_eq!(schedules, iterations);
     // A crash in 3 of every 4 schedules; the floors are far below what any run sees.
     assert!(crashes >= iterations / 2, "too few crashes: {crashes}");
-    assert!(force_released > 0, "no crashed holder's lock was force-released");
-    assert!(fenced > 0 && accepted > 0, "zombie writes: {fenced} fenced, {accepted} accepted");
-    assert!(interleavings >= iterations / 40, "only {interleavings} distinct interleavings");
+    assert!(
+        force_released > 0,
+        "no crashed holder's lock was force-released"
+    );
+    assert!(
+        fenced > 0 && accepted > 0,
+        "zombie writes: {fenced} fenced, {accepted} accepted"
+    );
+    assert!(
+        interleavings >= iterations / 40,
+        "only {interleavings} distinct interleavings"
+    );
     let _ = taken_over; // MemStore owners of a killed manager are proven dead: contenders may recover them
 }
 
@@ -333,12 +362,20 @@ fn assert_mutant_caught(mutant: Mutant, scenario: fn(), property: &str, iteratio
                 "{}: the run failed, but not on {property}: {message}",
                 mutant.name()
             ),
-            None => panic!("{}: no schedule of {iterations} found the planted bug", mutant.name()),
+            None => panic!(
+                "{}: no schedule of {iterations} found the planted bug",
+                mutant.name()
+            ),
         }
     }
     let _one = exclusive(None);
-    if let Some(message) = failure(move || shuttle::check_random_with_seed(scenario, seed, iterations)) {
-        panic!("{}: the control run without the mutant failed: {message}", mutant.name());
+    if let Some(message) =
+        failure(move || shuttle::check_random_with_seed(scenario, seed, iterations))
+    {
+        panic!(
+            "{}: the control run without the mutant failed: {message}",
+            mutant.name()
+        );
     }
 }
 
@@ -375,7 +412,10 @@ fn skip_recheck_schedule_replays() {
         failed
     };
     let message = with.expect("the committed schedule no longer reproduces the failure");
-    assert!(message.contains("mutual exclusion"), "the replay failed, but not on mutual exclusion: {message}");
+    assert!(
+        message.contains("mutual exclusion"),
+        "the replay failed, but not on mutual exclusion: {message}"
+    );
     let _one = exclusive(None);
     if let Some(message) = failure(|| replay(scenario, schedule)) {
         panic!("the schedule replayed without the mutant failed: {message}");
@@ -561,6 +601,11 @@ mod cancellation {
             "a cancelled acquisition left a lock that nobody holds",
             2_000,
         );
-        assert_mutant_caught(Mutant::ReleaseInCaller, dropped_release, "a dropped release left the lock held", 2_000);
+        assert_mutant_caught(
+            Mutant::ReleaseInCaller,
+            dropped_release,
+            "a dropped release left the lock held",
+            2_000,
+        );
     }
 }

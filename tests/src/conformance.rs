@@ -136,7 +136,8 @@ pub async fn list_after_create(store: &dyn Store, count: usize) -> Outcome {
 }
 
 /// While large entries are created, concurrent readers see each key absent or whole, never a
-/// prefix of it.
+/// prefix of it. The readers must have seen entries whole while the writer was still writing
+/// (else they never overlapped it, and nothing was tested).
 pub async fn readers_never_see_torn_entries(
     store: Arc<dyn Store>,
     entries: usize,
@@ -174,10 +175,19 @@ pub async fn readers_never_see_torn_entries(
             .create(&key(&format!("suite/torn/{i:04}")), &payload)
             .await
             .map_err(|e| e.to_string())?;
+        // Let the readers run between creates even on a single-threaded runtime.
+        tokio::task::yield_now().await;
     }
     done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut whole = 0;
     for reader in readers {
-        reader.await.map_err(|e| e.to_string())??;
+        whole += reader.await.map_err(|e| e.to_string())??;
+    }
+    if whole == 0 {
+        return Err(
+            "the readers never saw an entry while the writer was writing: nothing was tested"
+                .into(),
+        );
     }
     Ok(())
 }

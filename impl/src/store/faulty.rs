@@ -5,14 +5,24 @@ use super::{Created, Key, Liveness, OwnerRegistration, Store, StoreError, Versio
 use crate::sync::{lock, Arc, Mutex};
 
 /// What the injected fault looks like to the caller.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Fault {
-    /// ENOSPC on a create (other operations pass through).
+    /// ENOSPC on a create. Only a create can meet a full disk, so a `Full` planned for another
+    /// operation waits for the next create.
     Full,
     /// The backend cannot be reached.
     Unavailable,
     /// The process "crashes": this and every later call fail until [`FaultyStore::restart`].
     Crash,
+}
+
+/// A storage operation, as counted by the plan.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Operation {
+    Get,
+    Create,
+    List,
+    Delete,
 }
 
 #[derive(Debug, Default)]
@@ -22,8 +32,8 @@ struct Plan {
     /// Inject `fault` at operation number `at` (0-based).
     at: Option<(u64, Fault)>,
     crashed: bool,
-    /// Every create that failed because of an injected fault (for assertions).
-    injected: u64,
+    /// Every fault that fired, with the operation it failed (tests assert that theirs did).
+    fired: Vec<(Fault, Operation, u64)>,
     /// Crash once this many more creates have succeeded (test vectors count effects, not calls).
     creates_left: Option<u64>,
 }
@@ -70,40 +80,49 @@ impl<S: Store> FaultyStore<S> {
         lock(&self.plan).count
     }
 
+    /// The faults that fired so far, each with the operation it failed and that operation's
+    /// number. A crash counts once, where it struck (every later call fails too, as the dead
+    /// process's would).
+    pub fn fired(&self) -> Vec<(Fault, Operation, u64)> {
+        lock(&self.plan).fired.clone()
+    }
+
     pub fn inner(&self) -> &S {
         &self.inner
     }
 
-    fn check(&self, key: &str, is_create: bool) -> Result<(), StoreError> {
+    fn check(&self, key: &str, operation: Operation) -> Result<(), StoreError> {
         let mut plan = lock(&self.plan);
         if plan.crashed {
             return Err(StoreError::Injected("the process crashed".into()));
         }
         if plan.creates_left == Some(0) {
             plan.crashed = true;
+            let at = plan.count;
+            plan.fired.push((Fault::Crash, operation, at));
             return Err(StoreError::Injected("the process crashed".into()));
         }
         let now = plan.count;
         plan.count += 1;
-        match plan.at {
-            Some((at, fault)) if at == now => {
-                plan.at = None;
-                plan.injected += 1;
-                match fault {
-                    Fault::Full if is_create => Err(StoreError::Full {
-                        key: key.to_owned(),
-                    }),
-                    Fault::Full => Ok(()),
-                    Fault::Unavailable => Err(StoreError::Unavailable(
-                        "injected: connection refused".into(),
-                    )),
-                    Fault::Crash => {
-                        plan.crashed = true;
-                        Err(StoreError::Injected("the process crashed".into()))
-                    }
-                }
+        let Some((at, fault)) = plan.at else {
+            return Ok(());
+        };
+        if now < at || (fault == Fault::Full && operation != Operation::Create) {
+            return Ok(());
+        }
+        plan.at = None;
+        plan.fired.push((fault, operation, now));
+        match fault {
+            Fault::Full => Err(StoreError::Full {
+                key: key.to_owned(),
+            }),
+            Fault::Unavailable => Err(StoreError::Unavailable(
+                "injected: connection refused".into(),
+            )),
+            Fault::Crash => {
+                plan.crashed = true;
+                Err(StoreError::Injected("the process crashed".into()))
             }
-            _ => Ok(()),
         }
     }
 }
@@ -111,12 +130,12 @@ impl<S: Store> FaultyStore<S> {
 #[async_trait::async_trait]
 impl<S: Store> Store for FaultyStore<S> {
     async fn get(&self, key: &Key) -> Result<Option<(Vec<u8>, Version)>, StoreError> {
-        self.check(key.as_str(), false)?;
+        self.check(key.as_str(), Operation::Get)?;
         self.inner.get(key).await
     }
 
     async fn create(&self, key: &Key, bytes: &[u8]) -> Result<Created, StoreError> {
-        self.check(key.as_str(), true)?;
+        self.check(key.as_str(), Operation::Create)?;
         let created = self.inner.create(key, bytes).await?;
         if created.is_created() {
             if let Some(left) = lock(&self.plan).creates_left.as_mut() {
@@ -127,12 +146,12 @@ impl<S: Store> Store for FaultyStore<S> {
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<Key>, StoreError> {
-        self.check(prefix, false)?;
+        self.check(prefix, Operation::List)?;
         self.inner.list(prefix).await
     }
 
     async fn delete(&self, key: &Key) -> Result<(), StoreError> {
-        self.check(key.as_str(), false)?;
+        self.check(key.as_str(), Operation::Delete)?;
         self.inner.delete(key).await
     }
 

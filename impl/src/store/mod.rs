@@ -17,7 +17,7 @@ mod memory;
 
 use std::fmt;
 
-pub use faulty::{Fault, FaultyStore};
+pub use faulty::{Fault, FaultyStore, Operation as FaultyOperation};
 pub use fs::{CreateStep, Durability, FsStore};
 pub use key::{InvalidKey, Key, COMPONENT_BYTES_MAX, KEY_BYTES_MAX};
 pub use memory::{MemCore, MemStore};
