@@ -21,6 +21,7 @@
 //! regressions are kept in `tests/lock_conformance.proptest-regressions`.
 
 use std::process::{Child, Command};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use lockstep::lock::inspect::inspect;
@@ -51,8 +52,8 @@ enum Op {
     Acquire { client: usize, crash_at: Option<u8> },
     /// Client `client` makes its guarded write and releases, with the same crash option.
     Finish { client: usize, crash_at: Option<u8> },
-    /// An operator force-releases a path.
-    ForceRelease { path: u8 },
+    /// An operator force-releases a path: the `pick`-th (modulo) of those the model holds.
+    ForceRelease { pick: u8 },
     /// Recovery releases the locks of crashed clients (their processes are killed first).
     Recover,
 }
@@ -62,7 +63,7 @@ fn op_strategy() -> impl Strategy<Value = Op> {
     prop_oneof![
         4 => (0..CLIENTS, crash.clone()).prop_map(|(client, crash_at)| Op::Acquire { client, crash_at }),
         3 => (0..CLIENTS, crash).prop_map(|(client, crash_at)| Op::Finish { client, crash_at }),
-        1 => (0u8..4).prop_map(|path| Op::ForceRelease { path }),
+        2 => (0u8..4).prop_map(|pick| Op::ForceRelease { pick }),
         1 => Just(Op::Recover),
     ]
 }
@@ -106,6 +107,93 @@ struct Harness {
     shared: Arc<dyn Store>,
     clients: Vec<Client>,
     rt: tokio::runtime::Runtime,
+}
+
+/// What the cases of one test exercised (std atomics: cases run one after another).
+#[derive(Default)]
+struct Coverage {
+    acquires: AtomicUsize,
+    acquires_skipped: AtomicUsize,
+    granted: AtomicUsize,
+    busy: AtomicUsize,
+    finishes: AtomicUsize,
+    finishes_skipped: AtomicUsize,
+    writes_fenced: AtomicUsize,
+    crashes_planned: AtomicUsize,
+    crashes_fired: AtomicUsize,
+    force_releases: AtomicUsize,
+    force_releases_skipped: AtomicUsize,
+    recoveries: AtomicUsize,
+    locks_recovered: AtomicUsize,
+}
+
+static COVERAGE: Coverage = Coverage {
+    acquires: AtomicUsize::new(0),
+    acquires_skipped: AtomicUsize::new(0),
+    granted: AtomicUsize::new(0),
+    busy: AtomicUsize::new(0),
+    finishes: AtomicUsize::new(0),
+    finishes_skipped: AtomicUsize::new(0),
+    writes_fenced: AtomicUsize::new(0),
+    crashes_planned: AtomicUsize::new(0),
+    crashes_fired: AtomicUsize::new(0),
+    force_releases: AtomicUsize::new(0),
+    force_releases_skipped: AtomicUsize::new(0),
+    recoveries: AtomicUsize::new(0),
+    locks_recovered: AtomicUsize::new(0),
+};
+
+fn count(counter: &AtomicUsize) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+impl Coverage {
+    fn counters(&self) -> [(&'static str, &AtomicUsize); 13] {
+        [
+            ("acquires", &self.acquires),
+            ("acquires skipped", &self.acquires_skipped),
+            ("granted", &self.granted),
+            ("busy", &self.busy),
+            ("finishes", &self.finishes),
+            ("finishes skipped", &self.finishes_skipped),
+            ("writes fenced", &self.writes_fenced),
+            ("crashes planned", &self.crashes_planned),
+            ("crashes fired", &self.crashes_fired),
+            ("force releases", &self.force_releases),
+            ("force releases skipped", &self.force_releases_skipped),
+            ("recoveries", &self.recoveries),
+            ("locks recovered", &self.locks_recovered),
+        ]
+    }
+
+    fn reset(&self) {
+        for (_, counter) in self.counters() {
+            counter.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// Prints the counts and asserts that the run exercised every outcome: a harness whose
+    /// crashes never fire or whose writes are never fenced tests less than it says.
+    fn assert_exercised(&self, test: &str) {
+        let counts: Vec<(&str, usize)> = self
+            .counters()
+            .iter()
+            .map(|(name, c)| (*name, c.load(Ordering::Relaxed)))
+            .collect();
+        eprintln!("{test}: {counts:?}");
+        for needed in [
+            "granted",
+            "busy",
+            "finishes",
+            "writes fenced",
+            "crashes fired",
+            "force releases",
+            "locks recovered",
+        ] {
+            let n = counts.iter().find(|(name, _)| *name == needed).unwrap().1;
+            assert!(n > 0, "{test}: nothing {needed}: {counts:?}");
+        }
+    }
 }
 
 fn fail(message: impl Into<String>) -> TestCaseError {
@@ -160,9 +248,21 @@ impl Harness {
         self.cursor.behaviour()
     }
 
-    /// Takes `action` in the model if it is enabled; returns whether storage changed.
+    /// Takes `action` in the model, which must enable it (the implementation just did it);
+    /// returns whether storage changed.
     fn act(&mut self, action: LockAction) -> Result<bool, TestCaseError> {
-        Ok(matches!(self.cursor.act(action), Ok(Some(_))))
+        match self.cursor.act(action) {
+            Ok(effect) => Ok(effect.is_some()),
+            Err(()) => Err(fail(format!(
+                "the implementation did {action:?} but the model does not enable it\n{}",
+                self.behaviour()
+            ))),
+        }
+    }
+
+    /// Takes `action` if the model enables it; whether it was taken.
+    fn try_act(&mut self, action: LockAction) -> bool {
+        self.cursor.act(action).is_ok()
     }
 
     fn client_of(&self, owner: &str) -> Option<u8> {
@@ -259,7 +359,7 @@ impl Harness {
         });
         self.cursor
             .replay(LockAction::Step(c as u8), creates)
-            .map_err(fail)
+            .map_err(|e| fail(format!("trace validation: {e}")))
     }
 
     /// Runs model client `c` until `done` holds, checking it writes nothing more.
@@ -328,9 +428,12 @@ impl Harness {
                     }
                 );
                 if !ready || self.clients[c].manager.is_none() {
+                    count(&COVERAGE.acquires_skipped);
                     return Ok(());
                 }
+                count(&COVERAGE.acquires);
                 if let Some(k) = crash_at {
+                    count(&COVERAGE.crashes_planned);
                     self.clients[c].store.fail_in(k as u64, Fault::Crash);
                 }
                 let operation = self.operation(c);
@@ -338,6 +441,7 @@ impl Harness {
                 let result = self.rt.block_on(manager.lock(operation));
                 let crashed = self.clients[c].store.is_crashed();
                 if crashed {
+                    count(&COVERAGE.crashes_fired);
                     if let Ok(guard) = result {
                         self.clients[c].guard = Some(guard);
                     }
@@ -354,8 +458,10 @@ impl Harness {
                     matches!(phase, Phase::Holding(_) | Phase::Finished(_))
                 })?;
                 match (&result, self.cursor.state.clients[c].phase) {
-                    (Ok(_), Phase::Holding(Hold::Ready)) => {}
-                    (Err(LockError::Busy { .. }), Phase::Finished(Outcome::Busy)) => {}
+                    (Ok(_), Phase::Holding(Hold::Ready)) => count(&COVERAGE.granted),
+                    (Err(LockError::Busy { .. }), Phase::Finished(Outcome::Busy)) => {
+                        count(&COVERAGE.busy)
+                    }
                     (
                         Err(LockError::RetriesExhausted { .. }),
                         Phase::Finished(Outcome::Exhausted),
@@ -376,8 +482,10 @@ impl Harness {
                 if self.clients[c].guard.is_none()
                     || self.cursor.state.clients[c].phase != Phase::Holding(Hold::Ready)
                 {
+                    count(&COVERAGE.finishes_skipped);
                     return Ok(());
                 }
+                count(&COVERAGE.finishes);
                 // The guarded write goes to a resource outside the client's process (the shared
                 // store), all or nothing, like the model's.
                 let guard = self.clients[c].guard.take().unwrap();
@@ -401,12 +509,17 @@ impl Harness {
                     }
                     true
                 });
+                if !accepted {
+                    count(&COVERAGE.writes_fenced);
+                }
                 if let Some(k) = crash_at {
+                    count(&COVERAGE.crashes_planned);
                     self.clients[c].store.fail_in(k as u64, Fault::Crash);
                 }
                 let released = self.rt.block_on(guard.release());
                 let crashed = self.clients[c].store.is_crashed();
                 if crashed {
+                    count(&COVERAGE.crashes_fired);
                     self.kill_process(c);
                 } else {
                     self.clients[c].store.restart();
@@ -431,14 +544,18 @@ impl Harness {
                 let _ = released; // a release that finds its lock superseded writes nothing, in both
                 self.settle(c, |phase| matches!(phase, Phase::Finished(_)))?;
             }
-            Op::ForceRelease { path } => {
-                if !matches!(
-                    self.cursor.state.slots[path as usize].head,
-                    Head::Held { .. }
-                ) || self.cursor.state.forces_left == 0
-                {
+            Op::ForceRelease { pick } => {
+                let held: Vec<u8> = (0..TREE.len() as u8)
+                    .filter(|p| {
+                        matches!(self.cursor.state.slots[*p as usize].head, Head::Held { .. })
+                    })
+                    .collect();
+                if held.is_empty() || self.cursor.state.forces_left == 0 {
+                    count(&COVERAGE.force_releases_skipped);
                     return Ok(());
                 }
+                count(&COVERAGE.force_releases);
+                let path = held[pick as usize % held.len()];
                 let lock_path = LockPath::new(TREE[path as usize]).unwrap();
                 let released = self
                     .rt
@@ -466,9 +583,13 @@ impl Harness {
                     }
                 }
                 let released = self.rt.block_on(recover(&*self.shared)).unwrap();
+                count(&COVERAGE.recoveries);
+                for _ in &released {
+                    count(&COVERAGE.locks_recovered);
+                }
                 let mut model_released = 0;
                 for path in 0..TREE.len() as u8 {
-                    if self.act(LockAction::Recover(path))? {
+                    if self.try_act(LockAction::Recover(path)) {
                         model_released += 1;
                     }
                 }
@@ -506,7 +627,7 @@ impl Harness {
             );
             if expected != actual {
                 return Err(fail(format!(
-                    "{}: implementation {actual:?}, model {expected:?}\n{}",
+                    "refinement: {}: implementation {actual:?}, model {expected:?}\n{}",
                     TREE[p],
                     self.behaviour()
                 )));
@@ -520,7 +641,9 @@ impl Harness {
                 self.behaviour()
             )));
         }
-        self.cursor.check_properties().map_err(fail)
+        self.cursor
+            .check_properties()
+            .map_err(|e| fail(format!("property: {e}")))
     }
 }
 
@@ -567,11 +690,44 @@ fn erase_tick(head: Head) -> Head {
     }
 }
 
+/// Each client's mode (half the cases give every client the same one, so that they contend
+/// and a force-released holder meets a newer one's write), and the operations.
 fn case_strategy() -> impl Strategy<Value = (Vec<u8>, Vec<Op>)> {
     (
-        prop::collection::vec(0u8..12, CLIENTS),
-        prop::collection::vec(op_strategy(), 1..16),
+        (prop::collection::vec(0u8..12, CLIENTS), any::<bool>()).prop_map(|(modes, same)| {
+            if same {
+                vec![modes[0]; CLIENTS]
+            } else {
+                modes
+            }
+        }),
+        prop::collection::vec(chunk_strategy(), 1..14).prop_map(|chunks| chunks.concat()),
     )
+}
+
+/// One operation, or a story whose steps in that order are rare at random:
+/// - a takeover: a holder's lock is force-released, another client takes the lock and writes,
+///   and the first one's late write comes after (fenced, if they conflict and the first held);
+/// - a holder that crashes while releasing, and recovery, which must free what it left held.
+fn chunk_strategy() -> impl Strategy<Value = Vec<Op>> {
+    prop_oneof![
+        7 => op_strategy().prop_map(|op| vec![op]),
+        1 => (0..CLIENTS, 0u8..3).prop_map(|(client, k)| vec![
+            Op::Acquire { client, crash_at: None },
+            Op::Finish { client, crash_at: Some(k) },
+            Op::Recover,
+        ]),
+        1 => (0..CLIENTS, 1..CLIENTS, 0u8..4).prop_map(|(zombie, offset, pick)| {
+            let taker = (zombie + offset) % CLIENTS;
+            vec![
+                Op::Acquire { client: zombie, crash_at: None },
+                Op::ForceRelease { pick },
+                Op::Acquire { client: taker, crash_at: None },
+                Op::Finish { client: taker, crash_at: None },
+                Op::Finish { client: zombie, crash_at: None },
+            ]
+        }),
+    ]
 }
 
 fn run_case(modes: &[u8], ops: &[Op], shared: Arc<dyn Store>) -> Result<(), TestCaseError> {
@@ -587,6 +743,7 @@ fn exclusive(mutant: Option<Mutant>) -> MutexGuard<'static, ()> {
     static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
     let guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     activate(mutant);
+    COVERAGE.reset();
     guard
 }
 
@@ -597,29 +754,42 @@ fn config(divisor: u32) -> Config {
         failure_persistence: Some(Box::new(
             proptest::test_runner::FileFailurePersistence::WithSource("proptest-regressions"),
         )),
+        // The runner is called directly (to count coverage after the cases), so it is told which
+        // file's regressions to replay first.
+        source_file: Some(file!()),
         ..base
     }
 }
 
-proptest! {
-    #![proptest_config(config(1))]
-
-    #[test]
-    fn implementation_refines_the_model_on_memory((modes, ops) in case_strategy()) {
-        let _one = exclusive(None);
-        run_case(&modes, &ops, Arc::new(MemStore::new()))?;
+/// Runs every case of `config` on stores made by `store`, then prints and checks coverage.
+fn refine(
+    test: &str,
+    config: Config,
+    store: impl Fn() -> (Arc<dyn Store>, Option<tempfile::TempDir>),
+) {
+    let _one = exclusive(None);
+    let mut runner = TestRunner::new(config);
+    let result = runner.run(&case_strategy(), |(modes, ops)| {
+        let (shared, _dir) = store();
+        run_case(&modes, &ops, shared)
+    });
+    if let Err(error) = result {
+        panic!("{test}: {error}");
     }
+    COVERAGE.assert_exercised(test);
 }
 
-proptest! {
-    #![proptest_config(config(4))]
+#[test]
+fn implementation_refines_the_model_on_memory() {
+    refine("memory", config(1), || (Arc::new(MemStore::new()), None));
+}
 
-    #[test]
-    fn implementation_refines_the_model_on_fs((modes, ops) in case_strategy()) {
-        let _one = exclusive(None);
+#[test]
+fn implementation_refines_the_model_on_fs() {
+    refine("fs", config(4), || {
         let dir = tempfile::tempdir().unwrap();
-        run_case(&modes, &ops, Arc::new(FsStore::open(dir.path()).unwrap()))?;
-    }
+        (Arc::new(FsStore::open(dir.path()).unwrap()), Some(dir))
+    });
 }
 
 /// The harness catches a planted bug: a release appended after the journal's newest entry
@@ -637,8 +807,16 @@ fn the_harness_catches_a_blind_release() {
         run_case(&modes, &ops, Arc::new(MemStore::new()))
     });
     activate(None);
-    let error = result.expect_err("the blind-release mutant must be caught");
+    let error = result
+        .expect_err("the blind-release mutant must be caught")
+        .to_string();
     eprintln!("caught, shrunk to: {error}");
+    // Caught for the right reason: the release entry it created is not the model's next effect.
+    assert!(
+        error.contains("trace validation: the implementation created")
+            && error.contains("Released"),
+        "{error}"
+    );
 }
 
 /// A hand-written case of the same bug, so its detection does not depend on the search.
@@ -651,7 +829,7 @@ fn blind_release_after_force_release_is_caught_directly() {
             client: 0,
             crash_at: None,
         },
-        Op::ForceRelease { path: 1 },
+        Op::ForceRelease { pick: 0 },
         Op::Acquire {
             client: 1,
             crash_at: None,
@@ -663,9 +841,13 @@ fn blind_release_after_force_release_is_caught_directly() {
     ];
     let result = run_case(&[1, 1, 2], &ops, Arc::new(MemStore::new()));
     activate(None);
+    let error = result
+        .expect_err("a blind release must diverge from the model")
+        .to_string();
     assert!(
-        result.is_err(),
-        "a blind release must diverge from the model"
+        error.contains("trace validation: the implementation created")
+            && error.contains("Released"),
+        "{error}"
     );
     let clean = run_case(&[1, 1, 2], &ops, Arc::new(MemStore::new()));
     assert!(
