@@ -2,6 +2,8 @@
 //! cannot fail proves nothing). Compiled only with the test-only `mutants` feature; without it
 //! [`active`] is a constant `false` and the optimiser removes every mutant branch.
 //!
+//! Which tests catch each one is listed, and checked, in tests/tests/mutant_catchers.rs.
+//!
 //! A test switches one mutant on for its process with [`activate`]; a child process started by a
 //! test reads `LOCKSTEP_MUTANT=<name>` at start (only in builds with the feature).
 
@@ -13,20 +15,23 @@ pub enum Mutant {
     MemCheckThenInsert = 1,
     /// A renewal may start after a release was claimed (loom).
     RenewDuringRelease = 2,
-    /// Acquisition skips the re-check of step 4 (proptest, shuttle, process kills).
+    /// Acquisition skips the re-check of step 4 (shuttle, process kills, gated interleavings; the
+    /// refinement harness runs each `lock()` to completion and cannot reach it).
     SkipRecheck = 3,
-    /// Release appends after the journal's newest entry, not after its own (proptest).
+    /// Release appends after the journal's newest entry, not after its own (refinement proptest,
+    /// vectors).
     BlindRelease = 4,
-    /// The fenced log accepts any token (process kills).
+    /// The fenced log accepts any token (process kills, shuttle).
     FenceIgnoresTokens = 5,
     /// The re-check reads only the newest entry's own ticket, not its high-water marks (the old
-    /// protocol; model mutant `no-high-water`).
+    /// protocol; model mutant `no-high-water`). Caught by the model's counterexample replayed one
+    /// storage operation at a time (tests/tests/lock_interleavings.rs).
     NoHighWater = 6,
     /// An operation holding a lock waits for an older contender instead of backing off (model
-    /// mutant `no-wait-die`).
+    /// mutant `no-wait-die`). Gated interleavings: a wait cycle.
     NoWaitDie = 7,
     /// Locks of a failed or backed-off operation are released, not withdrawn (model mutant
-    /// `release-unused`).
+    /// `release-unused`). Refinement proptest: a release where the model withdraws.
     ReleaseUnused = 8,
     /// The withdraw of a cancelled acquisition reads the journal without waiting for the create
     /// still in flight (shuttle).

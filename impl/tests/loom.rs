@@ -3,7 +3,7 @@
 //! three threads. Run (CI does, with `LOOM_MAX_PREEMPTIONS=2`):
 //!
 //! ```text
-//! RUSTFLAGS="--cfg loom" cargo test -p lockstep --features mutants --profile verify --test loom
+//! RUSTFLAGS="--cfg loom" cargo test -p lockstep --features mutants,loom-tests --profile verify --test loom
 //! ```
 //!
 //! Each claim has a planted bug (`src/mutants.rs`) that loom must find.

@@ -5,5 +5,6 @@
 pub mod broken;
 pub mod catalogue;
 pub mod conformance;
+pub mod gate;
 pub mod recording;
 pub mod refinement;

@@ -855,3 +855,43 @@ fn blind_release_after_force_release_is_caught_directly() {
         "without the mutant the same case conforms: {clean:?}"
     );
 }
+
+/// Unused locks of a backed-off operation must be withdrawn, not released (a release raises the
+/// journal's high-water marks and can make an older contender give up: model mutant
+/// `release-unused`). The harness sees the release the model does not write. Seeded, so the
+/// control runs the very same cases.
+#[test]
+fn the_harness_catches_a_release_of_unused_locks() {
+    let seeded = |cases: u32| {
+        let mut runner = TestRunner::new_with_rng(
+            Config {
+                cases,
+                failure_persistence: None,
+                ..Config::default()
+            },
+            proptest::test_runner::TestRng::deterministic_rng(
+                proptest::test_runner::RngAlgorithm::ChaCha,
+            ),
+        );
+        runner
+            .run(&case_strategy(), |(modes, ops)| {
+                run_case(&modes, &ops, Arc::new(MemStore::new()))
+            })
+            .map_err(|e| e.to_string())
+    };
+    let caught = {
+        let _one = exclusive(Some(Mutant::ReleaseUnused));
+        let caught = seeded(2048);
+        activate(None);
+        caught
+    };
+    let error = caught.expect_err("release-unused: no case of 2048 caught it");
+    assert!(
+        error.contains("trace validation")
+            && error.contains("Released")
+            && error.contains("Withdrawn"),
+        "{error}"
+    );
+    let _one = exclusive(None);
+    seeded(2048).unwrap_or_else(|e| panic!("the control without the mutant: {e}"));
+}

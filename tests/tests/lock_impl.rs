@@ -327,16 +327,23 @@ async fn the_fenced_log_checks_the_whole_scope_of_a_write() {
 /// Renewals keep a lock held well past its lease.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn renewal_keeps_a_lock_past_its_lease() {
+    // A 1.5 s lease renewed every 0.5 s: a renewal may run a whole second late (a loaded CI
+    // machine) before the lease is at risk. The holder keeps it over 2.3 leases.
+    let lease = || LockOptions {
+        timeout: Some(Duration::ZERO),
+        cleanup_every: None,
+        ..LockOptions::with_lease(Duration::from_millis(1_500))
+    };
     for (name, store, _dir) in backends() {
-        let holder = LockManager::start(Arc::clone(&store), short_lease(Some(Duration::ZERO)))
+        let holder = LockManager::start(Arc::clone(&store), lease())
             .await
             .unwrap();
-        let other = LockManager::start(Arc::clone(&store), short_lease(Some(Duration::ZERO)))
+        let other = LockManager::start(Arc::clone(&store), lease())
             .await
             .unwrap();
         let guard = holder.lock(op(LockMode::Subtree, &["/a"])).await.unwrap();
-        for _ in 0..6 {
-            tokio::time::sleep(Duration::from_millis(200)).await;
+        for _ in 0..5 {
+            tokio::time::sleep(Duration::from_millis(700)).await;
             assert!(guard.check().is_ok(), "{name}: the lease stays live");
             assert!(
                 other.lock(op(LockMode::Point, &["/a/b"])).await.is_err(),

@@ -1,0 +1,320 @@
+//! Path locks with clients interleaved *inside* their acquisitions (the gate of
+//! `lockstep_tests::gate`): every create of every client waits until the driver lets it through,
+//! in an order proptest chooses, so one client's create can land between another's read and its
+//! create, as in the model's counterexamples. The refinement harness (lock_conformance.rs) runs
+//! each `lock()` to completion and cannot reach these races.
+//!
+//! Two or three clients, each with a LockManager over the same MemStore and an operation of one
+//! or two locks, take their locks twice, waiting as long as it takes (logical time: tokio's
+//! paused clock). Checked, as the model's properties:
+//! - mutual exclusion: no two clients hold conflicting locks at once;
+//! - live holder never fenced: a holder's write with each of its tokens (to `FencedLog`, through
+//!   the gate too) is accepted;
+//! - no wait cycle: the clients finish; no grant or release for 2 minutes of logical time while
+//!   some have not is a wait cycle.
+//!
+//! The acquisition mutants that need an interleaving are caught here by name, each with a clean
+//! control over the very same cases: `skip-recheck` and `no-wait-die` by random interleavings of
+//! creates; `no-high-water` by the model's counterexample replayed one storage operation at a
+//! time (reads gated too), which random interleavings of creates cannot reach.
+//! Cases: `PROPTEST_CASES` (default 256).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use lockstep::lock::{FencedLog, LockKind, LockManager, LockOptions, LockPath, Operation};
+use lockstep::mutants::{activate, Mutant};
+use lockstep::store::{MemStore, Store};
+use lockstep_tests::gate::{drive, Gate};
+use proptest::prelude::*;
+use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRunner};
+
+/// The operations a client may run: (path, 'S' or 'P') locks. The two-lock ones are `mv`s in
+/// both directions, as in the model's wait-cycle counterexamples.
+const OPERATIONS: [&[(&str, char)]; 8] = [
+    &[("/", 'S')],
+    &[("/a", 'S')],
+    &[("/a", 'P')],
+    &[("/a/b", 'P')],
+    &[("/c", 'S')],
+    &[("/a", 'S'), ("/c", 'S')],
+    &[("/c", 'S'), ("/a/b", 'S')],
+    &[("/a/b", 'S'), ("/c", 'P')],
+];
+
+fn conflicts(a: (&str, char), b: (&str, char)) -> bool {
+    let below = |ancestor: &str, path: &str| {
+        (ancestor == "/" && path != "/") || path.starts_with(&format!("{ancestor}/"))
+    };
+    a.0 == b.0 || (a.1 == 'S' && below(a.0, b.0)) || (b.1 == 'S' && below(b.0, a.0))
+}
+
+fn operation(locks: &[(&str, char)]) -> Operation {
+    Operation::from_locks(
+        locks
+            .iter()
+            .map(|(p, k)| {
+                let kind = if *k == 'S' {
+                    LockKind::Subtree
+                } else {
+                    LockKind::Point
+                };
+                (LockPath::new(p).unwrap(), kind)
+            })
+            .collect(),
+    )
+}
+
+/// What every case exercised, summed (the test asserts minimums).
+static CONTESTED: AtomicUsize = AtomicUsize::new(0);
+static GRANTS: AtomicUsize = AtomicUsize::new(0);
+static GAVE_UP: AtomicUsize = AtomicUsize::new(0);
+
+/// One case: the clients' operations and the driver's choices at the gate.
+fn run_case(operations: &[u8], choices: &[u8]) -> Result<(), String> {
+    run_world(operations, Gate::new(), &[], choices)
+}
+
+/// The clients run `operations` over `gate`: first `script` (each step runs a client up to and
+/// including its next create with that key prefix), then the driver's `choices`.
+fn run_world(
+    operations: &[u8],
+    gate: Arc<Gate>,
+    script: &[(usize, &str)],
+    choices: &[u8],
+) -> Result<(), String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let shared: Arc<dyn Store> = Arc::new(MemStore::new());
+        let holders: Arc<Mutex<Vec<(usize, &'static [(&'static str, char)])>>> = Arc::default();
+        let violations: Arc<Mutex<Vec<String>>> = Arc::default();
+        let done = Arc::new(AtomicUsize::new(0));
+        let progress = Arc::new(AtomicUsize::new(0));
+        for (client, &op) in operations.iter().enumerate() {
+            let locks = OPERATIONS[op as usize];
+            let store = gate.store(Arc::clone(&shared), client);
+            let (holders, violations, done, progress) =
+                (Arc::clone(&holders), Arc::clone(&violations), Arc::clone(&done), Arc::clone(&progress));
+            tokio::spawn(async move {
+                let options = LockOptions { timeout: None, cleanup_every: None, ..LockOptions::default() };
+                let log = FencedLog::new(store.clone());
+                let manager = LockManager::start(store, options).await.unwrap();
+                for _round in 0..2 {
+                    let guard = match manager.lock(operation(locks)).await {
+                        Ok(guard) => guard,
+                        Err(lockstep::lock::LockError::RetriesExhausted { .. }) => {
+                            GAVE_UP.fetch_add(1, Ordering::Relaxed);
+                            continue;
+                        }
+                        Err(other) => {
+                            violations.lock().unwrap().push(format!("c{client}: {other}"));
+                            break;
+                        }
+                    };
+                    GRANTS.fetch_add(1, Ordering::Relaxed);
+                    progress.fetch_add(1, Ordering::SeqCst);
+                    {
+                        let mut held = holders.lock().unwrap();
+                        for (other, theirs) in held.iter() {
+                            if locks.iter().any(|a| theirs.iter().any(|b| conflicts(*a, *b))) {
+                                violations.lock().unwrap().push(format!(
+                                    "mutual exclusion: c{client} {locks:?} and c{other} {theirs:?} hold at once"
+                                ));
+                            }
+                        }
+                        held.push((client, locks));
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    for (path, kind, token) in guard.tokens() {
+                        match log.append_as(&path, kind, token, "guarded write").await {
+                            Ok(Ok(_)) => {}
+                            Ok(Err(fenced)) if guard.check().is_ok() => violations.lock().unwrap().push(format!(
+                                "live holder never fenced: c{client}'s write with a live lease was rejected: {fenced}"
+                            )),
+                            Ok(Err(_)) => {}
+                            Err(error) => violations.lock().unwrap().push(format!("c{client}: write: {error}")),
+                        }
+                    }
+                    holders.lock().unwrap().retain(|(c, _)| *c != client);
+                    let _ = guard.release().await;
+                    progress.fetch_add(1, Ordering::SeqCst);
+                }
+                manager.shutdown().await;
+                done.fetch_add(1, Ordering::SeqCst);
+            });
+        }
+        for (client, prefix) in script {
+            gate.advance(*client, prefix).await.map_err(|e| format!("the script no longer fits: {e}"))?;
+        }
+        let clients = operations.len();
+        let outcome = drive(
+            &gate,
+            choices,
+            Duration::from_secs(120),
+            || done.load(Ordering::SeqCst) == clients || !violations.lock().unwrap().is_empty(),
+            || progress.load(Ordering::SeqCst),
+        )
+        .await;
+        CONTESTED.fetch_add(gate.contested(), Ordering::Relaxed);
+        if let Some(violation) = violations.lock().unwrap().first() {
+            return Err(violation.clone());
+        }
+        outcome
+    })
+}
+
+/// Random operations for two or three clients, or the given ones; the driver's choices.
+fn case_strategy(world: Option<&'static [u8]>) -> BoxedStrategy<(Vec<u8>, Vec<u8>)> {
+    let operations = match world {
+        Some(fixed) => Just(fixed.to_vec()).boxed(),
+        None => prop::collection::vec(0u8..OPERATIONS.len() as u8, 2..=3).boxed(),
+    };
+    (operations, prop::collection::vec(any::<u8>(), 0..48)).boxed()
+}
+
+/// The mutant switch is process-wide: tests of this binary take turns.
+fn exclusive(mutant: Option<Mutant>) -> MutexGuard<'static, ()> {
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+    let guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    activate(mutant);
+    for counter in [&CONTESTED, &GRANTS, &GAVE_UP] {
+        counter.store(0, Ordering::Relaxed);
+    }
+    guard
+}
+
+/// Runs `cases` cases (from a fixed seed if `seeded`, so that a mutant's run and its control see
+/// the same cases), in `world` or in random ones.
+fn run(cases: u32, seeded: bool, world: Option<&'static [u8]>) -> Result<(), String> {
+    let config = Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    };
+    let mut runner = if seeded {
+        TestRunner::new_with_rng(config, TestRng::deterministic_rng(RngAlgorithm::ChaCha))
+    } else {
+        TestRunner::new(config)
+    };
+    runner
+        .run(&case_strategy(world), |(operations, choices)| {
+            run_case(&operations, &choices).map_err(TestCaseError::fail)
+        })
+        .map_err(|e| e.to_string())
+}
+
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(256)
+}
+
+#[test]
+fn interleaved_acquisitions_keep_exclusion_and_finish() {
+    let _one = exclusive(None);
+    run(cases(), false, None).unwrap_or_else(|e| panic!("{e}"));
+    let (contested, grants, gave_up) = (
+        CONTESTED.load(Ordering::Relaxed),
+        GRANTS.load(Ordering::Relaxed),
+        GAVE_UP.load(Ordering::Relaxed),
+    );
+    eprintln!("{} cases: {grants} grants, {gave_up} gave up after their retries, {contested} choices among 2+ waiting creates", cases());
+    assert!(
+        contested >= cases() as usize,
+        "the gate rarely had a choice: {contested}"
+    );
+    assert!(grants >= cases() as usize * 3, "{grants} grants");
+}
+
+/// `mutant`'s run over `cases` seeded cases (in `world`, or random ones) fails naming
+/// `property`; the same cases pass without it.
+fn assert_caught(mutant: Mutant, property: &str, world: Option<&'static [u8]>, cases: u32) {
+    let found = {
+        let _one = exclusive(Some(mutant));
+        let found = run(cases, true, world);
+        activate(None);
+        found
+    };
+    let error = found.expect_err(&format!(
+        "{}: no case of {cases} found the planted bug",
+        mutant.name()
+    ));
+    eprintln!(
+        "{}: {}",
+        mutant.name(),
+        error.lines().take(3).collect::<Vec<_>>().join(" / ")
+    );
+    assert!(
+        error.contains(property),
+        "{}: failed, but not on {property}: {error}",
+        mutant.name()
+    );
+    let _one = exclusive(None);
+    run(cases, true, world).unwrap_or_else(|e| {
+        panic!(
+            "{}: the control without the mutant failed: {e}",
+            mutant.name()
+        )
+    });
+}
+
+#[test]
+fn interleavings_catch_a_skipped_recheck() {
+    assert_caught(Mutant::SkipRecheck, "mutual exclusion", None, 512);
+}
+
+#[test]
+fn interleavings_catch_waiting_without_wait_die() {
+    assert_caught(Mutant::NoWaitDie, "no wait cycle", None, 512);
+}
+
+/// The model's counterexample `lock/old-fixed-withdraw-hides-release` (21 steps, found with
+/// three clients), replayed against the implementation one storage operation at a time, reads
+/// included (random interleavings of creates alone cannot put both re-checks after both entry
+/// creates). c2 (SUBTREE /) takes ticket 1; c0 (POINT /a) takes ticket 2, holds, writes with it
+/// and releases; c1 (POINT /a) takes ticket 3 and appends its entry over c0's release; c2
+/// appends its entry; c1's re-check sees c2's older entry and withdraws, and the withdraw now
+/// hides c0's release. A re-check that reads only the newest entry grants c2 with ticket 1,
+/// and the fenced log rejects its write (c0 wrote with 2) while its lease is live. With the
+/// high-water marks c2 sees ticket 2 in the withdraw's marks and retries.
+const WITHDRAW_HIDES_RELEASE: &[(usize, &str)] = &[
+    (2, "tickets/"),
+    (2, "list tickets/"),
+    (0, "tickets/"),
+    (0, "list tickets/"),
+    (0, "locks/a/~"),
+    (0, "fence/~"),
+    (0, "fence/a/~"),
+    (0, "locks/a/~"),
+    (1, "tickets/"),
+    (1, "list tickets/"),
+    (1, "locks/a/~"),
+    (2, "locks/~"),
+    (1, "locks/a/~"),
+];
+
+#[test]
+fn the_model_counterexample_replayed_catches_a_recheck_without_high_water_marks() {
+    let world: &[u8] = &[2, 2, 0];
+    let caught = {
+        let _one = exclusive(Some(Mutant::NoHighWater));
+        let result = run_world(world, Gate::every_operation(), WITHDRAW_HIDES_RELEASE, &[]);
+        activate(None);
+        result
+    };
+    let error =
+        caught.expect_err("no-high-water: the replayed counterexample did not fence a live holder");
+    assert!(
+        error.contains("live holder never fenced") && error.contains("c2"),
+        "{error}"
+    );
+    let _one = exclusive(None);
+    run_world(world, Gate::every_operation(), WITHDRAW_HIDES_RELEASE, &[])
+        .unwrap_or_else(|e| panic!("the same schedule without the mutant: {e}"));
+}
