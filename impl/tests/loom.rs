@@ -26,6 +26,23 @@ fn exclusive(mutant: Option<Mutant>) -> std::sync::MutexGuard<'static, ()> {
     guard
 }
 
+/// Interleavings loom ran in this process (each run of a model's closure is one).
+static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Runs `f` under loom without a mutant and reports how many interleavings it explored; asserts
+/// that there was more than one (a model loom cannot interleave tests nothing).
+fn explore(name: &str, f: fn()) {
+    let _one = exclusive(None);
+    let before = RUNS.load(std::sync::atomic::Ordering::SeqCst);
+    loom::model(move || {
+        RUNS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        f()
+    });
+    let runs = RUNS.load(std::sync::atomic::Ordering::SeqCst) - before;
+    eprintln!("{name}: {runs} interleavings");
+    assert!(runs > 1, "{name}: loom explored {runs} interleaving");
+}
+
 /// Runs `f` under loom with `mutant` on: loom must find an interleaving that fails on
 /// `property` (named in the panic message: any other panic is not the bug we planted). Then the
 /// same model without the mutant, the control, must pass.
@@ -47,8 +64,8 @@ fn assert_loom_catches(mutant: Mutant, f: fn(), property: &str) {
             mutant.name()
         );
     }
-    let _one = exclusive(None);
-    loom::model(f);
+    drop(exclusive(None));
+    explore(mutant.name(), f);
 }
 
 /// Of concurrent creates of one key exactly one wins, and its bytes are stored.
@@ -76,8 +93,7 @@ fn one_winner() {
 
 #[test]
 fn mem_create_if_absent_has_exactly_one_winner() {
-    let _one = exclusive(None);
-    loom::model(one_winner);
+    explore("one winner", one_winner);
 }
 
 #[test]
@@ -157,8 +173,7 @@ fn release_sees_the_final_index() {
 
 #[test]
 fn release_waits_for_a_renewal_in_flight() {
-    let _one = exclusive(None);
-    loom::model(release_sees_the_final_index);
+    explore("release after renewal", release_sees_the_final_index);
 }
 
 #[test]
