@@ -8,10 +8,12 @@ lockstep_tests::catalogue_tests!("merge" {
     seed_crash_before_tail_move_merges_twice: "merge/crash-before-tail-move-merges-twice" => Steps(14);
     seed_zombie_unlock_frees_new_holder: "merge/zombie-unlock-frees-new-holder" => Steps(12);
     seed_blind_put_lock_excludes_nothing: "merge/blind-put-lock-excludes-nothing" => Steps(4);
+    seed_vacate_tail_lock_stuck_forever: "merge/vacate-tail-lock-stuck-forever" => Steps(2);
     mutant_lock_blind_put: "merge/mutant-lock-blind-put" => Steps(4);
     mutant_no_dedupe: "merge/mutant-no-dedupe" => Steps(11);
     mutant_tail_to_own_cut: "merge/mutant-tail-to-own-cut" => Steps(14);
     mutant_no_recovery: "merge/mutant-no-recovery" => Steps(3);
     mutant_blind_unlock: "merge/mutant-blind-unlock" => Steps(11);
+    mutant_blind_tail_move: "merge/mutant-blind-tail-move" => Steps(24);
     mutant_lock_never_free: "merge/mutant-lock-never-free" => Unreached { unique_states: 6180 };
 });

@@ -46,6 +46,7 @@ fn seeds_fail_in_the_default_world() {
             &["one merger", "exactly once", "consistent pointers"][..],
         ),
         (MergeVariant::SeedBlindPut, &["one merger"][..]),
+        (MergeVariant::SeedVacate, &["crash recovery"][..]),
     ] {
         let report = check(
             &MergeModel::new(MergeConfig::new(variant)).unwrap(),

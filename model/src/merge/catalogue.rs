@@ -71,11 +71,16 @@ pub fn entries() -> Vec<Entry> {
         entry("merge/blind-put-lock-excludes-nothing", seed, proposal,
             "on a store without create-if-absent (S3 before conditional writes) `lock` is a blind put: two mergers both hold it",
             "brimdata/zed #2971 on S3, where CommitAt falls back to a blind overwrite (#2686)", "one merger", quiet(MergeVariant::SeedBlindPut)),
+        entry("merge/vacate-tail-lock-stuck-forever", seed, shipped,
+            "a crash between `TAIL.lock`'s put and its delete leaves it forever: it names no owner, has no lease, and no recovery deletes it; every later put fails",
+            "brimdata/super #6706 (2026-03): Store.MoveTail does PutIfNotExists(TAIL.lock) and defer deleteTailLockFile (db/journal/store.go)",
+            "crash recovery", MergeConfig { crashes: 1, ..quiet(MergeVariant::SeedVacate) }),
         entry("merge/mutant-lock-blind-put", planted, lockstep, "`lock` by blind put: two holders", "mutant of specs/merge.md (lock)", "one merger", world(mutant(MergeMutation::LockBlindPut))),
         entry("merge/mutant-no-dedupe", planted, lockstep, "readers count repeated merge commits: a zombie's or a retried merge doubles commits", "mutant of specs/merge.md (merge commit key)", "exactly once", world(mutant(MergeMutation::NoDedupe))),
         entry("merge/mutant-tail-to-own-cut", planted, lockstep, "TAIL moves to the merger's own cut, not the end of the first commit for its TAIL: commits go behind TAIL unmerged", "mutant of specs/merge.md (roll forward)", "consistent pointers", world(mutant(MergeMutation::TailToOwnCut))),
         entry("merge/mutant-no-recovery", planted, lockstep, "recovery never releases a crashed holder's lock", "mutant of specs/merge.md (recovery)", "crash recovery", world(mutant(MergeMutation::NoRecovery))),
         entry("merge/mutant-blind-unlock", planted, lockstep, "`unlock` after the newest entry, not the holder's own `lock`: a zombie frees the new holder", "mutant of specs/merge.md (unlock)", "zombie cannot complete", world(mutant(MergeMutation::BlindUnlock))),
+        entry("merge/mutant-blind-tail-move", planted, lockstep, "TAIL/BASE moved by a blind write: a force-released zombie's late move puts TAIL back behind the new holder's", "mutant of specs/merge.md (TAIL/BASE compare-and-swap)", "consistent pointers", world(mutant(MergeMutation::BlindTailMove))),
         entry("merge/mutant-lock-never-free", planted, lockstep, "a merger only locks an empty journal: the second merger never merges", "mutant of specs/merge.md (lock)", "every merger merges", world(mutant(MergeMutation::LockNeverFree))),
     ]
 }

@@ -78,9 +78,13 @@ pub fn step(model: &MergeModel, state: &mut MergeState, m: usize) -> bool {
             set(state, MStep::MoveTail);
         }
         MStep::MoveTail => {
-            if state.tail_version == me.tail_version {
+            let blind = variant.has(MergeMutation::BlindTailMove);
+            if state.tail_version == me.tail_version || blind {
                 if me.target < state.tail {
                     state.tail_regressed = true;
+                }
+                if me.revoked && state.tail_version != me.tail_version {
+                    state.zombie_completed = true; // replaced a newer TAIL/BASE
                 }
                 state.tail = me.target;
                 state.tail_version += 1;
@@ -108,6 +112,7 @@ pub fn step(model: &MergeModel, state: &mut MergeState, m: usize) -> bool {
         MStep::WriteHead | MStep::WriteHeadAfterUnlock => {
             unreachable!("only the seed keeps a HEAD pointer")
         }
+        MStep::DeleteLock => unreachable!("only seed-vacate deletes its lock"),
         MStep::Done | MStep::Crashed => return false,
     }
     true

@@ -15,6 +15,10 @@
 //!   Recovery and force release read HEAD too.
 //! - `seed-lockfree`: today's 2021 code: no lock at all.
 //! - `seed-blind-put`: the proposal on S3 before conditional writes: `lock` is a blind put.
+//! - `seed-vacate`: the lock SuperDB ships since brimdata/super #6706 (2026-03): `super db vacate`
+//!   creates `TAIL.lock` with put-if-not-exists around its TAIL move and deletes it afterwards. It
+//!   has no owner, no lease and no recovery path; a put that finds it present fails the command.
+//!   The model puts lockstep's merge steps inside that lock (the lock is what is under test).
 //! - `fixed`: lockstep's (specs/merge.md): the lock state is the newest entry found by probing,
 //!   never the HEAD pointer; the lock's index fences the holder; a merge commit is keyed by the
 //!   TAIL it starts from, readers count the first commit per key only, and a merger moves TAIL to
@@ -32,6 +36,7 @@ pub mod catalogue;
 pub mod fixed;
 pub mod seed;
 pub mod trace;
+pub mod vacate;
 pub mod variant;
 
 use crate::check::{Budget, Protocol};
@@ -108,6 +113,8 @@ pub enum MStep {
     CreateUnlock,
     /// Seed: update the HEAD pointer after our `unlock`.
     WriteHeadAfterUnlock,
+    /// Seed-vacate: delete `TAIL.lock`.
+    DeleteLock,
     Done,
     Crashed,
 }
@@ -187,13 +194,19 @@ impl MergeModel {
         self.config.variant
     }
 
+    /// Whether the variant runs the 2021 prototype's steps (a HEAD pointer, no dedupe): every
+    /// seed but `seed-vacate`, which runs lockstep's merge steps inside SuperDB's `TAIL.lock`.
+    pub fn prototype(&self) -> bool {
+        self.variant().is_seed() && self.variant() != MergeVariant::SeedVacate
+    }
+
     fn mergers(&self) -> std::ops::Range<usize> {
         0..self.config.mergers as usize
     }
 
     /// How many times each child commit is in the parent, as readers count it.
     pub fn coverage(&self, state: &MergeState) -> [u8; 8] {
-        let dedupe = !self.variant().is_seed() && !self.variant().has(MergeMutation::NoDedupe);
+        let dedupe = !self.prototype() && !self.variant().has(MergeMutation::NoDedupe);
         let mut counts = [0u8; 8];
         let mut seen_from = [false; 8];
         for commit in state.parent.iter().flatten() {
@@ -222,26 +235,8 @@ impl MergeModel {
                     | MStep::ReadParent
                     | MStep::MoveTail
                     | MStep::CreateUnlock
+                    | MStep::DeleteLock
             )
-    }
-
-    /// Whether recovery can free a lock whose holder crashed.
-    fn recoverable(&self, state: &MergeState) -> bool {
-        match (self.variant(), state.lock_newest) {
-            (_, LockEntry::Lock { holder })
-                if state.mergers[holder as usize].step == MStep::Crashed =>
-            {
-                if self.variant().has(MergeMutation::NoRecovery) {
-                    false
-                } else if self.variant().is_seed() {
-                    // Seed recovery reads the HEAD pointer: a `lock` HEAD does not show is stuck.
-                    state.head == state.lock_len && state.head_entry == state.lock_newest
-                } else {
-                    true
-                }
-            }
-            _ => false,
-        }
     }
 
     pub fn append_lock_entry(state: &mut MergeState, entry: LockEntry) {
@@ -250,18 +245,27 @@ impl MergeModel {
     }
 
     fn step(&self, state: &mut MergeState, m: usize) -> bool {
-        if self.variant().is_seed() {
+        if self.variant() == MergeVariant::SeedVacate {
+            vacate::step(self, state, m)
+        } else if self.prototype() {
             seed::step(self, state, m)
         } else {
             fixed::step(self, state, m)
         }
     }
 
-    /// Recovery / force release: release the lock the variant's reading shows. Fixed: create
-    /// `unlock` right after the probed newest `lock`. Seed: read HEAD; if it shows a `lock`,
-    /// create `unlock` at HEAD+1 and move HEAD.
-    fn release(&self, state: &mut MergeState, forced: bool) -> bool {
-        let seed = self.variant().is_seed();
+    /// Recovery / force release, as each variant's code does it: the step the "crash recovery"
+    /// property applies to a copy of the state, and what the `Recover` and `ForceRelease`
+    /// actions take. Fixed: create `unlock` right after the probed newest `lock`. Seed: read
+    /// HEAD; if it shows a `lock`, create `unlock` at HEAD+1 and move HEAD. Seed-vacate: there is
+    /// no recovery or force release. Returns whether anything was written.
+    pub fn release(&self, state: &mut MergeState, forced: bool) -> bool {
+        if self.variant() == MergeVariant::SeedVacate
+            || (!forced && self.variant().has(MergeMutation::NoRecovery))
+        {
+            return false;
+        }
+        let seed = self.prototype();
         let shown = if seed {
             state.head_entry
         } else {
@@ -333,17 +337,23 @@ impl Model for MergeModel {
         if state.writes_left > 0 {
             actions.push(MergeAction::Write);
         }
-        if self.recoverable(state) {
+        // Recovery runs for a lock whose holder really crashed (the implementation proves the
+        // death first); whether it frees it is the variant's `release`.
+        if matches!(state.lock_newest, LockEntry::Lock { holder } if state.mergers[holder as usize].step == MStep::Crashed)
+        {
             actions.push(MergeAction::Recover);
         }
-        let shown = if self.variant().is_seed() {
+        let shown = if self.prototype() {
             state.head_entry
         } else {
             state.lock_newest
         };
         if state.forces_left > 0
             && matches!(shown, LockEntry::Lock { .. })
-            && self.variant() != MergeVariant::SeedLockFree
+            && !matches!(
+                self.variant(),
+                MergeVariant::SeedLockFree | MergeVariant::SeedVacate
+            )
         {
             actions.push(MergeAction::ForceRelease);
         }
@@ -395,12 +405,16 @@ impl Model for MergeModel {
                 !state.tail_regressed && (0..state.tail).all(|id| coverage[id as usize] >= 1)
             }),
             Property::<Self>::always("crash recovery", |model, state| {
-                // A lock whose holder crashed can always be freed by recovery.
+                // A lock whose holder crashed is freed by recovery: the witness is computed by
+                // applying the variant's recovery to a copy of the state, and the lock must be
+                // free afterwards.
                 match state.lock_newest {
                     LockEntry::Lock { holder }
                         if state.mergers[holder as usize].step == MStep::Crashed =>
                     {
-                        model.recoverable(state)
+                        let mut after = state.clone();
+                        model.release(&mut after, false)
+                            && !matches!(after.lock_newest, LockEntry::Lock { .. })
                     }
                     _ => true,
                 }

@@ -134,6 +134,7 @@ pub fn step(model: &MergeModel, state: &mut MergeState, m: usize) -> bool {
             set(state, MStep::Done);
         }
         MStep::ReadParent => unreachable!("only the fixed protocol reads the parent back"),
+        MStep::DeleteLock => unreachable!("only seed-vacate deletes its lock"),
         MStep::Done | MStep::Crashed => return false,
     }
     true

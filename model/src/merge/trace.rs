@@ -8,7 +8,8 @@ pub fn describe(
     action: MergeAction,
     next: &MergeState,
 ) -> (String, String) {
-    let seed = model.variant().is_seed();
+    let seed = model.prototype();
+    let vacate = model.variant() == MergeVariant::SeedVacate;
     match action {
         MergeAction::Write => (
             "writer".into(),
@@ -33,6 +34,15 @@ pub fn describe(
             let me = last.mergers[m as usize];
             let after = next.mergers[m as usize];
             let text = match me.step {
+                MStep::ReadLock if vacate => format!(
+                    "put TAIL.lock if not exists → {}",
+                    if after.step == MStep::Done {
+                        "exists: the command fails"
+                    } else {
+                        "ok: holds the lock"
+                    }
+                ),
+                MStep::DeleteLock => "delete TAIL.lock".into(),
                 MStep::ReadLock if seed => format!(
                     "read HEAD → {} (it shows {}; the journal has {} entries)",
                     last.head,
@@ -155,13 +165,14 @@ pub fn conclusion(
                 lost.join(", ")
             )
         }
-        "crash recovery" => "the crashed holder's lock can never be freed by recovery".to_string(),
+        "crash recovery" if model.variant() == MergeVariant::SeedVacate => {
+            "TAIL.lock stays forever: its holder crashed, nothing records who it was, and no recovery deletes it".to_string()
+        }
+        "crash recovery" => "the crashed holder's lock is not freed by recovery".to_string(),
         "zombie cannot complete" => {
             "a force-released merger completed over a newer holder".to_string()
         }
         _ => return None,
     };
-    let _ = MStep::Done;
-    let _ = MergeVariant::Seed;
     Some(text)
 }

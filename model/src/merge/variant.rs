@@ -18,6 +18,8 @@ crate::variants! {
         BlindUnlock = "blind-unlock": "`unlock` after the newest entry, not the holder's own `lock`",
         /// A merger only locks an empty lock journal.
         LockNeverFree = "lock-never-free": "a merger only locks an empty journal",
+        /// TAIL/BASE is moved by a blind write, not a compare-and-swap on its version.
+        BlindTailMove = "blind-tail-move": "TAIL/BASE moved by a blind write, not compare-and-swap",
     }
     pub enum MergeVariant {
         /// The proposal of brimdata/zed #2971 as written, on the 2021 prototype (HEAD pointer).
@@ -26,5 +28,9 @@ crate::variants! {
         SeedLockFree = "seed-lockfree",
         /// The proposal on S3 before conditional writes: `lock` is a blind put.
         SeedBlindPut = "seed-blind-put",
+        /// The lock SuperDB ships today (brimdata/super #6706, `super db vacate`): `TAIL.lock`
+        /// put-if-not-exists around the TAIL move and deleted afterwards; no owner, no lease, no
+        /// recovery. Here it guards lockstep's merge steps.
+        SeedVacate = "seed-vacate",
     }
 }
