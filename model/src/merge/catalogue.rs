@@ -3,7 +3,7 @@
 
 use crate::catalogue::{Basis, Entry, EntryKind, World};
 
-use super::{MergeConfig, MergeModel, MergeMutation, MergeVariant};
+use super::{ambiguous_world, MergeConfig, MergeModel, MergeMutation, MergeVariant};
 
 fn entry(
     id: &'static str,
@@ -81,6 +81,7 @@ pub fn entries() -> Vec<Entry> {
         entry("merge/mutant-no-recovery", planted, lockstep, "recovery never releases a crashed holder's lock", "mutant of specs/merge.md (recovery)", "crash recovery", world(mutant(MergeMutation::NoRecovery))),
         entry("merge/mutant-blind-unlock", planted, lockstep, "`unlock` after the newest entry, not the holder's own `lock`: a zombie frees the new holder", "mutant of specs/merge.md (unlock)", "zombie cannot complete", world(mutant(MergeMutation::BlindUnlock))),
         entry("merge/mutant-blind-tail-move", planted, lockstep, "TAIL/BASE moved by a blind write: a force-released zombie's late move puts TAIL back behind the new holder's", "mutant of specs/merge.md (TAIL/BASE compare-and-swap)", "consistent pointers", world(mutant(MergeMutation::BlindTailMove))),
+        entry("merge/mutant-no-lock-read-back", planted, lockstep, "a `lock` create whose response was lost is taken as not landed: the merger goes on without its lock, and nobody frees it", "mutant of specs/merge.md (ambiguous outcomes)", "no orphan lock", ambiguous_world(mutant(MergeMutation::NoLockReadBack))),
         entry("merge/mutant-lock-never-free", planted, lockstep, "a merger only locks an empty journal: the second merger never merges", "mutant of specs/merge.md (lock)", "every merger merges", world(mutant(MergeMutation::LockNeverFree))),
     ]
 }

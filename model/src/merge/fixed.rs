@@ -36,6 +36,20 @@ pub fn step(model: &MergeModel, state: &mut MergeState, m: usize) -> bool {
                 set(state, MStep::Done); // gives up: the lock stays busy
             }
         }
+        MStep::ReadBackLock => {
+            let ours = state.lock_newest == LockEntry::Lock { holder: m as u8 }
+                && state.lock_len == me.seen + 1
+                && !variant.has(MergeMutation::NoLockReadBack);
+            if ours {
+                state.mergers[m].lock_index = me.seen;
+                set(state, MStep::ReadTail);
+            } else if me.retries_left > 0 {
+                state.mergers[m].retries_left -= 1;
+                set(state, MStep::ReadLock);
+            } else {
+                set(state, MStep::Done);
+            }
+        }
         MStep::ReadTail => {
             state.mergers[m].tail = state.tail;
             state.mergers[m].tail_version = state.tail_version;

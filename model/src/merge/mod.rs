@@ -61,6 +61,9 @@ pub struct MergeConfig {
     pub force_releases: u8,
     /// Retries of a failed `lock` create before a merger gives up (Zed retries 10 times).
     pub lock_retries: u8,
+    /// Ambiguous outcomes: a create (`lock`, the parent append, the TAIL/BASE move, `unlock`)
+    /// that lands while its caller sees an error (a lost response).
+    pub ambiguous: u8,
 }
 
 impl MergeConfig {
@@ -73,6 +76,7 @@ impl MergeConfig {
             crashes: 2,
             force_releases: 2,
             lock_retries: 1,
+            ambiguous: 0,
         }
     }
 }
@@ -102,6 +106,9 @@ pub enum MStep {
     #[default]
     ReadLock,
     CreateLock,
+    /// Fixed: after a `lock` create that returned an error, probe the journal: is the newest
+    /// entry our own `lock` at the index we tried (it landed), or not (it did not)?
+    ReadBackLock,
     /// Seed: update the HEAD pointer after our `lock`.
     WriteHead,
     ReadTail,
@@ -155,6 +162,7 @@ pub struct MergeState {
     pub mergers: [Merger; MERGERS_MAX],
     pub crashes_left: u8,
     pub forces_left: u8,
+    pub ambiguous_left: u8,
     /// History: TAIL once moved backwards.
     pub tail_regressed: bool,
     /// History: a revoked merger's unlock freed a newer lock, or its TAIL move replaced a newer one.
@@ -164,6 +172,8 @@ pub struct MergeState {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum MergeAction {
     Step(u8),
+    /// Merger `m`'s next create lands, and it sees an error.
+    Ambiguous(u8),
     Write,
     Crash(u8),
     Recover,
@@ -225,6 +235,14 @@ impl MergeModel {
 
     fn holds(&self, state: &MergeState, m: usize) -> bool {
         let merger = &state.mergers[m];
+        // A merger retrying an `unlock` whose response it lost no longer holds once the
+        // `unlock` is there (the fixed protocol's unlock is the entry right after its lock).
+        if merger.step == MStep::CreateUnlock
+            && !self.prototype()
+            && state.lock_len > merger.lock_index + 1
+        {
+            return false;
+        }
         !merger.revoked
             && matches!(
                 merger.step,
@@ -237,6 +255,37 @@ impl MergeModel {
                     | MStep::CreateUnlock
                     | MStep::DeleteLock
             )
+    }
+
+    /// Merger `m`'s create lands, but the caller sees an error: it does not know whether it
+    /// landed, and does what the fixed protocol does then. A `lock` create is read back
+    /// (`ReadBackLock`); the parent append, the TAIL/BASE move and `unlock` are retried as they
+    /// are (the append is keyed by its TAIL, the move is a compare-and-swap on a version that has
+    /// now changed, `unlock` is a create at a fixed index). An error on a create that did not
+    /// land is no different from a failed create, which the step already models.
+    fn ambiguous(&self, state: &mut MergeState, m: usize) -> bool {
+        let before = state.mergers[m];
+        let (lock_len, tail_version, parent) = (state.lock_len, state.tail_version, state.parent);
+        if !self.step(state, m) {
+            return false;
+        }
+        let landed = match before.step {
+            MStep::CreateLock => state.lock_len != lock_len,
+            MStep::AppendParent => state.parent != parent,
+            MStep::MoveTail => state.tail_version != tail_version,
+            MStep::CreateUnlock => state.lock_len != lock_len,
+            _ => false,
+        };
+        if !landed {
+            return false;
+        }
+        let me = &mut state.mergers[m];
+        me.step = match before.step {
+            MStep::CreateLock => MStep::ReadBackLock,
+            other => other, // retried
+        };
+        state.ambiguous_left -= 1;
+        true
     }
 
     pub fn append_lock_entry(state: &mut MergeState, entry: LockEntry) {
@@ -318,6 +367,7 @@ impl Model for MergeModel {
             mergers,
             crashes_left: self.config.crashes,
             forces_left: self.config.force_releases,
+            ambiguous_left: self.config.ambiguous,
             tail_regressed: false,
             zombie_completed: false,
         }]
@@ -330,6 +380,15 @@ impl Model for MergeModel {
                 continue;
             }
             actions.push(MergeAction::Step(m as u8));
+            if state.ambiguous_left > 0
+                && matches!(self.variant(), MergeVariant::Fixed(_))
+                && matches!(
+                    step,
+                    MStep::CreateLock | MStep::AppendParent | MStep::MoveTail | MStep::CreateUnlock
+                )
+            {
+                actions.push(MergeAction::Ambiguous(m as u8));
+            }
             if state.crashes_left > 0 {
                 actions.push(MergeAction::Crash(m as u8));
             }
@@ -363,6 +422,7 @@ impl Model for MergeModel {
         let mut state = last.clone();
         let moved = match action {
             MergeAction::Step(m) => self.step(&mut state, m as usize),
+            MergeAction::Ambiguous(m) => self.ambiguous(&mut state, m as usize),
             MergeAction::Write => {
                 state.child_len += 1;
                 state.writes_left -= 1;
@@ -415,6 +475,20 @@ impl Model for MergeModel {
                         let mut after = state.clone();
                         model.release(&mut after, false)
                             && !matches!(after.lock_newest, LockEntry::Lock { .. })
+                    }
+                    _ => true,
+                }
+            }),
+            Property::<Self>::always("no orphan lock", |model, state| {
+                // The newest `lock` belongs to a merger that holds it, has crashed (recovery's
+                // case), or is reading back a create whose answer it lost: never to one that
+                // went on without it (it would stay locked with nobody to free it).
+                match state.lock_newest {
+                    LockEntry::Lock { holder } => {
+                        let h = holder as usize;
+                        model.holds(state, h)
+                            || matches!(state.mergers[h].step, MStep::Crashed | MStep::ReadBackLock)
+                            || state.mergers[h].revoked
                     }
                     _ => true,
                 }
@@ -479,10 +553,28 @@ impl Protocol for MergeModel {
 
 /// The named worlds of the merge-lock model (`lockstep check merge --preset NAME`).
 pub fn presets() -> Vec<crate::preset::Preset<MergeConfig>> {
-    vec![crate::preset::Preset {
-        name: "three-mergers",
-        about: "3 mergers of one child; 1 child commit at start, 2 written during the run; 2 crashes; 2 force releases",
-        default: true,
-        config: MergeConfig::new(MergeVariant::Fixed(None)),
-    }]
+    vec![
+        crate::preset::Preset {
+            name: "three-mergers",
+            about: "3 mergers of one child; 1 child commit at start, 2 written during the run; 2 crashes; 2 force releases",
+            default: true,
+            config: MergeConfig::new(MergeVariant::Fixed(None)),
+        },
+        crate::preset::Preset {
+            name: "ambiguous",
+            about: "3 mergers; 1 child commit at start, 2 written during the run; 1 crash; 1 force release; 2 creates that land while their caller sees an error",
+            default: true,
+            config: ambiguous_world(MergeVariant::Fixed(None)),
+        },
+    ]
+}
+
+/// The default world with lost responses (`--preset ambiguous`).
+pub fn ambiguous_world(variant: MergeVariant) -> MergeConfig {
+    MergeConfig {
+        crashes: 1,
+        force_releases: 1,
+        ambiguous: 2,
+        ..MergeConfig::new(variant)
+    }
 }

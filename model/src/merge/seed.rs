@@ -135,6 +135,7 @@ pub fn step(model: &MergeModel, state: &mut MergeState, m: usize) -> bool {
         }
         MStep::ReadParent => unreachable!("only the fixed protocol reads the parent back"),
         MStep::DeleteLock => unreachable!("only seed-vacate deletes its lock"),
+        MStep::ReadBackLock => unreachable!("the seeds have no read-back"),
         MStep::Done | MStep::Crashed => return false,
     }
     true

@@ -16,6 +16,13 @@ pub fn describe(
             format!("append child commit {} (live ingest)", last.child_len),
         ),
         MergeAction::Crash(m) => (format!("m{m}"), "CRASHES".into()),
+        MergeAction::Ambiguous(m) => {
+            let (who, text) = describe(model, last, MergeAction::Step(m), next);
+            (
+                who,
+                format!("{text}, but the response is lost: m{m} sees an error"),
+            )
+        }
         MergeAction::Recover => (
             "recovery".into(),
             format!(
@@ -43,6 +50,15 @@ pub fn describe(
                     }
                 ),
                 MStep::DeleteLock => "delete TAIL.lock".into(),
+                MStep::ReadBackLock => format!(
+                    "read back lock#{} → {}",
+                    me.seen,
+                    if after.step == MStep::ReadTail {
+                        "our lock: holds the merge lock".to_string()
+                    } else {
+                        format!("taken as not ours ({})", entry_text(last.lock_newest))
+                    }
+                ),
                 MStep::ReadLock if seed => format!(
                     "read HEAD → {} (it shows {}; the journal has {} entries)",
                     last.head,
@@ -64,7 +80,9 @@ pub fn describe(
                     format!(
                         "{verb} lock#{} = lock → {}",
                         me.seen,
-                        if ok {
+                        if after.step == MStep::ReadBackLock {
+                            "ok (it landed)"
+                        } else if ok {
                             "ok: holds the merge lock"
                         } else {
                             "already exists"
@@ -131,6 +149,7 @@ pub fn action_name(action: MergeAction) -> String {
         MergeAction::Step(m) => format!("step m{m}"),
         MergeAction::Write => "write".into(),
         MergeAction::Crash(m) => format!("crash m{m}"),
+        MergeAction::Ambiguous(m) => format!("ambiguous m{m}"),
         MergeAction::Recover => "recover".into(),
         MergeAction::ForceRelease => "force-release".into(),
     }
@@ -169,6 +188,7 @@ pub fn conclusion(
             "TAIL.lock stays forever: its holder crashed, nothing records who it was, and no recovery deletes it".to_string()
         }
         "crash recovery" => "the crashed holder's lock is not freed by recovery".to_string(),
+        "no orphan lock" => "the newest `lock` belongs to a merger that went on without it: nobody will free it".to_string(),
         "zombie cannot complete" => {
             "a force-released merger completed over a newer holder".to_string()
         }

@@ -18,6 +18,8 @@ crate::variants! {
         BlindUnlock = "blind-unlock": "`unlock` after the newest entry, not the holder's own `lock`",
         /// A merger only locks an empty lock journal.
         LockNeverFree = "lock-never-free": "a merger only locks an empty journal",
+        /// After a `lock` create that returned an error, the merger takes it as not landed.
+        NoLockReadBack = "no-lock-read-back": "a `lock` create that returned an error is taken as not landed",
         /// TAIL/BASE is moved by a blind write, not a compare-and-swap on its version.
         BlindTailMove = "blind-tail-move": "TAIL/BASE moved by a blind write, not compare-and-swap",
     }

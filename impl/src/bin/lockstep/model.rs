@@ -76,7 +76,8 @@ pub struct Bounds {
     #[arg(long)]
     renewals: Option<u8>,
     /// lock: store faults per behaviour (a failed operation, or a create that lands while its
-    /// caller gets an error).
+    /// caller gets an error). merge: ambiguous outcomes (a create that lands while its caller
+    /// gets an error).
     #[arg(long)]
     faults: Option<u8>,
     /// lock, merge, redo: crashes per behaviour.
@@ -128,7 +129,7 @@ impl Bounds {
             ),
             ("--retries", self.retries.is_some(), LOCK),
             ("--renewals", self.renewals.is_some(), LOCK),
-            ("--faults", self.faults.is_some(), LOCK),
+            ("--faults", self.faults.is_some(), LOCK_MERGE),
             ("--crashes", self.crashes.is_some(), ALL),
             ("--mergers", self.mergers.is_some(), MERGE),
             ("--child-commits", self.child_commits.is_some(), MERGE),
@@ -195,6 +196,7 @@ impl Bounds {
             lock_retries: self.lock_retries.unwrap_or(config.lock_retries),
             crashes: self.crashes.unwrap_or(config.crashes),
             force_releases: self.force_releases.unwrap_or(config.force_releases),
+            ambiguous: self.faults.unwrap_or(config.ambiguous),
             ..config
         }
     }
