@@ -6,8 +6,15 @@
 //! RUSTFLAGS="--cfg loom" cargo test -p lockstep --features mutants,loom-tests --profile verify --test loom
 //! ```
 //!
-//! Each claim has a planted bug (`src/mutants.rs`) that loom must find.
-#![cfg(loom)]
+//! Two claims have a planted bug (`src/mutants.rs`) that loom must find; every claim reports the
+//! interleavings loom explored and needs more than one.
+
+// Built only with the `loom-tests` feature (impl/Cargo.toml), and then it must run under loom:
+// without `--cfg loom` it would otherwise be an empty binary that passes.
+#[cfg(not(loom))]
+compile_error!(
+    "tests/loom.rs runs under loom only: set RUSTFLAGS=\"--cfg loom\" (README, Cross-tests)"
+);
 
 use std::time::Instant;
 
@@ -105,8 +112,7 @@ fn mem_create_mutant_check_then_insert_is_caught() {
 /// Versions are unique, even across a delete and a new create.
 #[test]
 fn mem_versions_are_never_reused() {
-    let _one = exclusive(None);
-    loom::model(|| {
+    explore("versions never reused", || {
         let core = Arc::new(MemCore::default());
         let a = {
             let core = Arc::clone(&core);
@@ -189,8 +195,7 @@ fn renewal_after_release_mutant_is_caught() {
 /// Of two concurrent releasers (a guard and the manager's shutdown) exactly one releases.
 #[test]
 fn exactly_one_releaser() {
-    let _one = exclusive(None);
-    loom::model(|| {
+    explore("one releaser", || {
         let cell = Arc::new(LeaseCell::new(0, Instant::now()));
         let claims: Vec<_> = (0..2)
             .map(|_| {

@@ -646,7 +646,12 @@ async fn a_failing_store_at_any_step_leaves_no_half_made_lock() {
                     break;
                 }
                 // A failed create is read back and retried (specs/lock.md "store faults"): the
-                // acquisition got past the fault.
+                // acquisition got past the fault, and the lock it holds is the only one.
+                let held = observe(&memory).await.unwrap();
+                assert!(
+                    held.len() == 1 && held[0].path == "/a",
+                    "{fault:?} at {step}: granted past the fault, but the store holds {held:?}"
+                );
                 steps_survived += 1;
                 continue;
             }
