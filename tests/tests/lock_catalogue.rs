@@ -32,6 +32,8 @@ lockstep_tests::catalogue_tests!("lock" {
     mutant_wait_for_empty_deadlock: "lock/mutant-wait-for-empty-deadlock" => Steps(9);
     mutant_both_withdraw: "lock/mutant-both-withdraw" => Steps(30);
     mutant_uncounted_restart: "lock/mutant-uncounted-restart" => Steps(8);
+    mutant_gc_while_active: "lock/mutant-gc-while-active" => Steps(12);
+    mutant_gc_resets_tickets: "lock/mutant-gc-resets-tickets" => Steps(15);
     mutant_wait_for_empty: "lock/mutant-wait-for-empty" => Unreached { unique_states: 58 };
     mutant_no_takeover: "lock/mutant-no-takeover" => Unreached { unique_states: 503 };
     mutant_point_verify_by_ticket: "lock/mutant-point-verify-by-ticket" => Unreached { unique_states: 5646 };

@@ -86,7 +86,7 @@ fn default_world_three_clients_is_proven() {
 #[test]
 fn default_world_three_clients_crash_is_proven() {
     let report = proven(preset("three-clients-crash"));
-    assert_eq!((report.unique_states, report.max_depth), (2_472_342, 63));
+    assert_eq!((report.unique_states, report.max_depth), (2_748_587, 64));
 }
 
 #[test]

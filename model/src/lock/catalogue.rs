@@ -30,6 +30,24 @@ fn client(mode: Mode, timeout: Timeout) -> ClientSpec {
 
 /// A quiet world: no crash, no time, no cleaner, no operator, no fault; the entry adds what it
 /// needs.
+/// Three clients, each POINT on `/` or `/a`, and one run of the offline collector.
+fn gc_world(variant: Variant) -> LockConfig {
+    let any_point = ClientSpec {
+        mode: None,
+        ..client(Mode::Point(A), Timeout::Forever)
+    };
+    LockConfig {
+        modes: ModeSet {
+            point: true,
+            subtree: false,
+            mv: false,
+        },
+        collections: 1,
+        ..world(variant, &["/", "/a"], vec![any_point; 3])
+    }
+    .with_renewals(0)
+}
+
 fn world(variant: Variant, tree: &[&str], clients: Vec<ClientSpec>) -> LockConfig {
     LockConfig {
         variant,
@@ -540,6 +558,20 @@ fn mutants() -> Vec<Spec> {
             "a create that lost the race starts over without spending a retry (the loop behind 10,000 tickets claimed by one lockstep lock --timeout 0)",
             "bounded retries",
             world(fixed, &["/", "/a"], vec![client(Mode::Point(A), Timeout::Zero), client(Mode::Point(A), Timeout::Zero)]),
+        ),
+        mutant(
+            "lock/mutant-gc-while-active",
+            Mutation::GcWhileActive,
+            "the offline collector runs while a client is between its ticket and its entry: it deletes a release that carried a newer ticket, the client is granted with its older one, and its write is rejected",
+            "live holder never fenced",
+            gc_world(Variant::Fixed(Some(Mutation::GcWhileActive))),
+        ),
+        mutant(
+            "lock/mutant-gc-resets-tickets",
+            Mutation::GcResetsTickets,
+            "the offline collector deletes the ticket journal too: the next grant's token restarts below the one the resource accepted, and a live holder's write is rejected",
+            "live holder never fenced",
+            gc_world(Variant::Fixed(Some(Mutation::GcResetsTickets))),
         ),
         mutant(
             "lock/mutant-wait-for-empty",

@@ -205,6 +205,7 @@ pub fn apply(model: &LockModel, state: &mut LockState, action: LockAction) -> bo
             release_head(state, path)
         }
         LockAction::Recover(path) => release_head(state, path),
+        LockAction::Collect => collect(model, state),
         _ => unreachable!("not an action of the fixed protocol: {action:?}"),
     }
 }
@@ -222,8 +223,54 @@ fn release_head(state: &mut LockState, path: u8) -> bool {
     true
 }
 
+/// `lockstep gc`: deletes every journal whose newest entry is a release or withdraw, whole (its
+/// directory too: the path reads as never locked, index 0 and no marks). The ticket journal is
+/// kept (collected below its newest ticket, which the model does not track).
+fn collect(model: &LockModel, state: &mut LockState) -> bool {
+    state.collects_left -= 1;
+    for path in 0..model.tree.len() {
+        if matches!(
+            state.slots[path].head,
+            Head::Released { .. } | Head::Withdrawn { .. }
+        ) {
+            state.slots[path] = crate::lock::Slot::default();
+        }
+    }
+    if model.variant().has(Mutation::GcResetsTickets) {
+        state.tickets = 0;
+    }
+    true
+}
+
+/// Whether nobody holds a view of the journals: every client has finished, has crashed (its
+/// process is gone), or has not read anything yet. That is what the collector's exclusive users
+/// lock gives it: it runs only when no process has the store open.
+fn quiescent(model: &LockModel, state: &LockState) -> bool {
+    model.clients().all(|c| {
+        let me = &state.clients[c];
+        me.is_finished()
+            || me.is_crashed()
+            || (me.phase
+                == Phase::Acquiring {
+                    lock: 0,
+                    step: Step::CheckSame,
+                }
+                && me.ticket == 0
+                && me.held.iter().all(Option::is_none))
+    })
+}
+
 /// The cleaner (expired entries), the operator (force release) and recovery (crashed owners).
 pub fn cleaner_actions(model: &LockModel, state: &LockState, actions: &mut Vec<LockAction>) {
+    if state.collects_left > 0
+        && (quiescent(model, state) || model.variant().has(Mutation::GcWhileActive))
+        && state
+            .slots
+            .iter()
+            .any(|s| matches!(s.head, Head::Released { .. } | Head::Withdrawn { .. }))
+    {
+        actions.push(LockAction::Collect);
+    }
     for path in 0..model.tree.len() as u8 {
         let Head::Held { owner, tick, .. } = state.slots[path as usize].head else {
             continue;

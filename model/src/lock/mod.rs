@@ -75,6 +75,10 @@ pub struct LockConfig {
     /// The store refuses every removal of a stale lock by an acquirer (e.g. a lock file of
     /// another user in a directory the acquirer cannot write): a persistent fault.
     pub stale_unremovable: bool,
+    /// Runs of the offline collector (`lockstep gc`, fixed only): it deletes every journal whose
+    /// newest entry is a release or withdraw, and runs only while no client is in the middle of
+    /// an operation (every process that uses the store holds its users lock).
+    pub collections: u8,
 }
 
 impl LockConfig {
@@ -92,6 +96,7 @@ impl LockConfig {
             force_releases: 1,
             faults: 0,
             stale_unremovable: false,
+            collections: 0,
         }
     }
 
@@ -163,6 +168,8 @@ pub enum LockAction {
     ForceRelease(u8),
     /// Fixed: recovery releases a lock whose owner crashed.
     Recover(u8),
+    /// Fixed: the offline collector deletes every released journal.
+    Collect,
 }
 
 /// The kind of storage operation a client's next step performs (where a fault can strike).
@@ -324,6 +331,11 @@ impl LockModel {
             took_over: false,
             stale_write_rejected: false,
             faults_left: self.config.faults,
+            collects_left: if self.variant().is_seed() {
+                0
+            } else {
+                self.config.collections
+            },
         }
     }
 
@@ -772,9 +784,9 @@ pub fn presets() -> Vec<crate::preset::Preset<LockConfig>> {
         },
         Preset {
             name: "three-clients-crash",
-            about: "3 clients, POINT and SUBTREE on a 3-path tree, a crash, no time",
+            about: "3 clients, POINT and SUBTREE on a 3-path tree, a crash, a run of the offline collector, no time",
             default: true,
-            config: LockConfig { ticks: 0, ..three.clone() }.with_renewals(0),
+            config: LockConfig { ticks: 0, collections: 1, ..three.clone() }.with_renewals(0),
         },
         Preset {
             name: "faults",

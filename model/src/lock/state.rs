@@ -283,6 +283,8 @@ pub struct LockState {
     pub stale_write_rejected: bool,
     /// Store faults (a failed or ambiguous operation) still allowed in this behaviour.
     pub faults_left: u8,
+    /// Runs of the offline collector still allowed.
+    pub collects_left: u8,
 }
 
 crate::packed_hash!(LockState {
@@ -300,6 +302,7 @@ crate::packed_hash!(LockState {
     took_over,
     stale_write_rejected,
     faults_left,
+    collects_left,
 });
 
 /// Canonical form under permutation of interchangeable clients: sort clients by (class, local

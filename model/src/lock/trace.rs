@@ -136,6 +136,20 @@ pub fn describe(
             )
         }
         LockAction::Step(c) => (format!("c{c}"), describe_client_step(model, last, c as usize, next)),
+        LockAction::Collect => {
+            let gone: Vec<&str> = (0..model.tree.len())
+                .filter(|p| last.slots[*p].len > 0 && next.slots[*p].len == 0)
+                .map(|p| model.tree.name(p as u8))
+                .collect();
+            (
+                "collector".into(),
+                format!(
+                    "offline gc: delete the released journals of {}{}",
+                    gone.join(", "),
+                    if next.tickets < last.tickets { " and the ticket journal" } else { "" }
+                ),
+            )
+        }
     }
 }
 
@@ -391,6 +405,7 @@ pub fn action_name(model: &LockModel, action: LockAction) -> String {
         LockAction::ReapExpired(path) => format!("cleaner {}", model.tree.name(path)),
         LockAction::ForceRelease(path) => format!("force-release {}", model.tree.name(path)),
         LockAction::Recover(path) => format!("recover {}", model.tree.name(path)),
+        LockAction::Collect => "collect".into(),
     }
 }
 

@@ -13,6 +13,11 @@ crate::variants! {
         NoHighWater = "no-high-water": "re-check reads only the newest entry's own ticket, not its high-water marks (the old fixed protocol)",
         /// The re-check ignores tickets of released or expired overlapping locks (rule c).
         NoTicketCheck = "no-ticket-check": "re-check ignores higher tickets of released or expired overlapping locks",
+        /// The offline collector runs while clients are in the middle of an operation (it does
+        /// not take the store's users lock exclusively).
+        GcWhileActive = "gc-while-active": "the collector deletes released journals while clients are mid-operation",
+        /// The offline collector deletes the ticket journal too.
+        GcResetsTickets = "gc-resets-tickets": "the collector deletes the ticket journal with the released journals",
         /// The resource accepts any token: a zombie's late write lands.
         ResourceIgnoresTokens = "resource-ignores-tokens": "the guarded resource accepts any token",
         /// Release appends at the journal's current end instead of right after its own entry.

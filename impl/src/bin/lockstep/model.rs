@@ -83,6 +83,9 @@ pub struct Bounds {
     /// lock, merge, redo: crashes per behaviour.
     #[arg(long)]
     crashes: Option<u8>,
+    /// lock: runs of the offline collector (`lockstep gc`), each when no client is mid-operation.
+    #[arg(long)]
+    collections: Option<u8>,
     /// merge: concurrent mergers of the child branch.
     #[arg(long)]
     mergers: Option<u8>,
@@ -114,7 +117,7 @@ impl Bounds {
         const REDO: &[&str] = &["redo"];
         const LOCK_MERGE: &[&str] = &["lock", "merge"];
         const ALL: &[&str] = &["lock", "merge", "redo"];
-        let flags: [(&str, bool, &[&str]); 19] = [
+        let flags: [(&str, bool, &[&str]); 20] = [
             ("--clients", self.clients.is_some(), LOCK),
             ("--tree", self.tree.is_some(), LOCK),
             ("--modes", self.modes.is_some(), LOCK),
@@ -131,6 +134,7 @@ impl Bounds {
             ("--renewals", self.renewals.is_some(), LOCK),
             ("--faults", self.faults.is_some(), LOCK_MERGE),
             ("--crashes", self.crashes.is_some(), ALL),
+            ("--collections", self.collections.is_some(), LOCK),
             ("--mergers", self.mergers.is_some(), MERGE),
             ("--child-commits", self.child_commits.is_some(), MERGE),
             ("--child-writes", self.child_writes.is_some(), MERGE),
@@ -179,6 +183,7 @@ impl Bounds {
         config.reaps = self.reaps.unwrap_or(config.reaps);
         config.force_releases = self.force_releases.unwrap_or(config.force_releases);
         config.faults = self.faults.unwrap_or(config.faults);
+        config.collections = self.collections.unwrap_or(config.collections);
         if let Some(modes) = &self.modes {
             config.modes = ModeSet::parse(modes)?;
         }
