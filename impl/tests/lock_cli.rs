@@ -52,6 +52,8 @@ fn hold_in_background(root: &str, mode: &str, path: &str) -> std::process::Child
             "lock", "--root", root, "--mode", mode, path, "--", "sleep", "30",
         ])
         .stdout(Stdio::null())
+        // Read by the tests that expect a message; otherwise kept out of the test output.
+        .stderr(Stdio::piped())
         .process_group(0)
         .spawn()
         .unwrap()
@@ -182,7 +184,18 @@ fn force_release_checks_the_token() {
     let doc: serde_json::Value = serde_json::from_slice(&right.stdout).unwrap();
     assert_eq!(doc["released"]["ticket"], token);
     assert!(locks_json(root)["locks"].as_array().unwrap().is_empty());
-    kill_group(&mut holder, "-TERM");
+    // The holder learns it lost the lock: it stops COMMAND and says so (exit 77).
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while holder.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if holder.try_wait().unwrap().is_none() {
+        kill_group(&mut holder, "-TERM");
+    }
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(holder.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(stderr.contains("was lost"), "{stderr}");
+    assert_eq!(holder.wait().unwrap().code(), Some(77), "{stderr}");
 }
 
 /// A holder killed with SIGKILL leaves its lock; `recover` sees its process is gone and releases it.
@@ -595,4 +608,73 @@ fn gc_removes_released_journals_only_while_nobody_uses_the_store() {
         token("/r/p0") > last,
         "tokens keep increasing across a collection"
     );
+}
+
+/// `--io-timeout` bounds an acquisition on a store that stops answering (a hung disk or server:
+/// `LOCKSTEP_FAULT=hang`, test builds only): `lock` exits 74 and says so, and COMMAND never runs.
+/// Without the bound it would wait forever; the harness gives up after 60 s (a hang guard, not a
+/// timing assertion).
+#[cfg(feature = "mutants")]
+#[test]
+fn io_timeout_bounds_an_acquisition_on_a_hung_store() {
+    let dir = root();
+    let root = dir.path().to_str().unwrap();
+    let marker = dir.path().join("ran");
+    let run = |fault: bool| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_lockstep"));
+        command
+            .args([
+                "lock",
+                "--root",
+                root,
+                "--mode",
+                "point",
+                "--timeout",
+                "0",
+                "--io-timeout",
+                "0.5",
+                "/a",
+                "--",
+                "touch",
+            ])
+            .arg(&marker)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if fault {
+            command.env("LOCKSTEP_FAULT", "hang");
+        }
+        let mut child = command.spawn().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while child.try_wait().unwrap().is_none() {
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("lock did not end on a hung store: --io-timeout did not bound it");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        child.wait_with_output().unwrap()
+    };
+    let hung = run(true);
+    assert_eq!(
+        hung.status.code(),
+        Some(74),
+        "{}",
+        String::from_utf8_lossy(&hung.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&hung.stderr)
+            .contains("did not answer within --timeout + --io-timeout (0.5 s)"),
+        "{}",
+        String::from_utf8_lossy(&hung.stderr)
+    );
+    assert!(!marker.exists(), "COMMAND ran without the lock");
+    // The control: the same command on the store answering.
+    let answered = run(false);
+    assert_eq!(
+        answered.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&answered.stderr)
+    );
+    assert!(marker.exists());
 }

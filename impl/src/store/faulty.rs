@@ -14,6 +14,9 @@ pub enum Fault {
     Unavailable,
     /// The process "crashes": this and every later call fail until [`FaultyStore::restart`].
     Crash,
+    /// The store stops answering (a hung disk or server): this and every later call never
+    /// return.
+    Hang,
 }
 
 /// A storage operation, as counted by the plan.
@@ -32,6 +35,7 @@ struct Plan {
     /// Inject `fault` at operation number `at` (0-based).
     at: Option<(u64, Fault)>,
     crashed: bool,
+    hung: bool,
     /// Every fault that fired, with the operation it failed (tests assert that theirs did).
     fired: Vec<(Fault, Operation, u64)>,
     /// Crash once this many more creates have succeeded (test vectors count effects, not calls).
@@ -96,6 +100,9 @@ impl<S: Store> FaultyStore<S> {
         if plan.crashed {
             return Err(StoreError::Injected("the process crashed".into()));
         }
+        if plan.hung {
+            return Ok(());
+        }
         if plan.creates_left == Some(0) {
             plan.crashed = true;
             let at = plan.count;
@@ -123,6 +130,17 @@ impl<S: Store> FaultyStore<S> {
                 plan.crashed = true;
                 Err(StoreError::Injected("the process crashed".into()))
             }
+            Fault::Hang => {
+                plan.hung = true;
+                Ok(())
+            }
+        }
+    }
+
+    /// Never returns once the store hangs.
+    async fn answer(&self) {
+        if lock(&self.plan).hung {
+            std::future::pending::<()>().await;
         }
     }
 }
@@ -131,11 +149,13 @@ impl<S: Store> FaultyStore<S> {
 impl<S: Store> Store for FaultyStore<S> {
     async fn get(&self, key: &Key) -> Result<Option<(Vec<u8>, Version)>, StoreError> {
         self.check(key.as_str(), Operation::Get)?;
+        self.answer().await;
         self.inner.get(key).await
     }
 
     async fn create(&self, key: &Key, bytes: &[u8]) -> Result<Created, StoreError> {
         self.check(key.as_str(), Operation::Create)?;
+        self.answer().await;
         let created = self.inner.create(key, bytes).await?;
         if created.is_created() {
             if let Some(left) = lock(&self.plan).creates_left.as_mut() {
@@ -147,11 +167,13 @@ impl<S: Store> Store for FaultyStore<S> {
 
     async fn list(&self, prefix: &str) -> Result<Vec<Key>, StoreError> {
         self.check(prefix, Operation::List)?;
+        self.answer().await;
         self.inner.list(prefix).await
     }
 
     async fn delete(&self, key: &Key) -> Result<(), StoreError> {
         self.check(key.as_str(), Operation::Delete)?;
+        self.answer().await;
         self.inner.delete(key).await
     }
 

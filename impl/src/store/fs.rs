@@ -891,7 +891,13 @@ fn refuse_network_file_system(root: &Path, root_fd: &OwnedFd) -> Result<(), Stor
     let Ok(stat) = rustix::fs::fstatfs(root_fd) else {
         return Ok(());
     };
-    let magic = stat.f_type as u64 & 0xFFFF_FFFF;
+    refuse_file_system_type(root, stat.f_type as i64)
+}
+
+/// The decision of [`refuse_network_file_system`] on a `statfs` `f_type` (a signed word on some
+/// ABIs, so 0xFF534D42 can arrive sign-extended: only its low 32 bits count).
+fn refuse_file_system_type(root: &Path, f_type: i64) -> Result<(), StoreError> {
+    let magic = f_type as u64 & 0xFFFF_FFFF;
     match REFUSED_FILE_SYSTEMS.iter().find(|(m, _)| *m == magic) {
         Some((_, name)) => Err(StoreError::Unsupported(format!(
             "{} is on {name}: lockstep's file store needs a local file system (create-if-absent by link(), and flock() \
@@ -1053,5 +1059,40 @@ impl Store for FsStore {
         let owner = owner.to_owned();
         self.blocking(move |s| s.owner_liveness_blocking(&owner))
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// NFS and the SMB family are refused by their `statfs` magic, naming the requirement;
+    /// local file systems pass. (No NFS mount is available to the test suite: this checks the
+    /// decision on the numbers the kernel reports, linux/magic.h.)
+    #[test]
+    fn network_file_systems_are_refused_by_their_magic() {
+        let root = Path::new("/srv/lake");
+        for (f_type, name) in [
+            (0x6969_i64, "NFS"),
+            (0x517B, "SMB"),
+            (0xFE53_4D42, "SMB2"),
+            (0xFF53_4D42u32 as i32 as i64, "CIFS"), // sign-extended
+        ] {
+            let error = refuse_file_system_type(root, f_type)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                error.contains(name) && error.contains("needs a local file system"),
+                "{f_type:#x}: {error}"
+            );
+        }
+        for local in [
+            0xEF53_i64,  /* ext2/3/4 */
+            0x5846_5342, /* xfs */
+            0x0102_1994, /* tmpfs */
+            0x9123_683E, /* btrfs */
+        ] {
+            assert!(refuse_file_system_type(root, local).is_ok(), "{local:#x}");
+        }
     }
 }

@@ -338,6 +338,18 @@ pub async fn repair(args: RepairArgs) -> Result<u8, Failure> {
     Ok(0)
 }
 
+/// The store `lock` uses. Test builds (the `mutants` feature) can make it stop answering with
+/// `LOCKSTEP_FAULT=hang`, to show that `--io-timeout` bounds an acquisition on a hung store.
+fn hostile(store: FsStore) -> std::sync::Arc<dyn lockstep::store::Store> {
+    #[cfg(feature = "mutants")]
+    if std::env::var("LOCKSTEP_FAULT").is_ok_and(|v| v == "hang") {
+        let faulty = lockstep::store::FaultyStore::new(store);
+        faulty.fail_in(0, lockstep::store::Fault::Hang);
+        return std::sync::Arc::new(faulty);
+    }
+    std::sync::Arc::new(store)
+}
+
 fn parse_timeout(text: &str) -> Result<Option<Duration>, Failure> {
     if text == "forever" {
         return Ok(None);
@@ -404,7 +416,7 @@ pub async fn lock(args: LockArgs) -> Result<u8, Failure> {
     let bound = options
         .timeout
         .map_or(Duration::MAX, |t| t.saturating_add(io_timeout));
-    let manager = LockManager::start(store, options).await?;
+    let manager = LockManager::start(hostile(store), options).await?;
     let guard = match tokio::time::timeout(bound, manager.lock(operation)).await {
         Ok(result) => result?,
         Err(_) => {
