@@ -533,6 +533,30 @@ mod cancellation {
         }
     }
 
+    /// What the cancellation schedules exercised: acquisitions dropped before their grant (and of
+    /// those, how many had an entry land, which the withdraw then had to cover), acquisitions
+    /// granted first; releases dropped midway, releases finished first.
+    static DROPS: [std::sync::atomic::AtomicUsize; 5] =
+        [const { std::sync::atomic::AtomicUsize::new(0) }; 5];
+    const ACQUIRE_DROPPED: usize = 0;
+    const ACQUIRE_DROPPED_AFTER_ITS_ENTRY: usize = 1;
+    const ACQUIRE_GRANTED: usize = 2;
+    const RELEASE_DROPPED: usize = 3;
+    const RELEASE_FINISHED: usize = 4;
+
+    fn count(what: usize) {
+        DROPS[what].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Resets the counts, runs `test`, and returns the counts it left.
+    fn counted(test: impl FnOnce()) -> [usize; 5] {
+        for counter in &DROPS {
+            counter.store(0, std::sync::atomic::Ordering::Relaxed);
+        }
+        test();
+        std::array::from_fn(|i| DROPS[i].load(std::sync::atomic::Ordering::Relaxed))
+    }
+
     /// An acquisition dropped at a random await leaves no lock behind once the manager's
     /// background work is done: a create still in flight is withdrawn after it lands. (Before, the
     /// withdraw read first, found nothing, and the entry landed afterwards, held by nobody.)
@@ -547,10 +571,18 @@ mod cancellation {
                 polls,
             )
             .await;
+            let dropped = granted.is_none();
             if let Some(result) = granted {
+                count(ACQUIRE_GRANTED);
                 result.unwrap().release().await.unwrap();
             }
             manager.settle().await;
+            if dropped {
+                count(ACQUIRE_DROPPED);
+                if journal::newest(&store, &path).await.unwrap().is_some() {
+                    count(ACQUIRE_DROPPED_AFTER_ITS_ENTRY);
+                }
+            }
             assert!(
                 !held(&store, &path).await,
                 "a cancelled acquisition left a lock that nobody holds"
@@ -570,7 +602,10 @@ mod cancellation {
                 .await
                 .unwrap();
             let polls = shuttle::rand::thread_rng().gen_range(1..40);
-            let _ = poll_then_drop(guard.release(), polls).await;
+            match poll_then_drop(guard.release(), polls).await {
+                Some(_) => count(RELEASE_FINISHED),
+                None => count(RELEASE_DROPPED),
+            }
             manager.settle().await;
             // The release finishes on its own task; give it the turns it needs.
             for _ in 0..10_000 {
@@ -590,13 +625,31 @@ mod cancellation {
     #[test]
     fn a_dropped_acquisition_leaves_no_lock() {
         let _one = exclusive(None);
-        shuttle::check_random(dropped_acquisition, iterations());
+        let counts = counted(|| shuttle::check_random(dropped_acquisition, iterations()));
+        eprintln!(
+            "dropped acquisitions: {} dropped ({} after their entry landed), {} granted first",
+            counts[ACQUIRE_DROPPED],
+            counts[ACQUIRE_DROPPED_AFTER_ITS_ENTRY],
+            counts[ACQUIRE_GRANTED]
+        );
+        assert!(
+            counts[ACQUIRE_DROPPED_AFTER_ITS_ENTRY] > 0 && counts[ACQUIRE_GRANTED] > 0,
+            "{counts:?}"
+        );
     }
 
     #[test]
     fn a_dropped_release_still_releases() {
         let _one = exclusive(None);
-        shuttle::check_random(dropped_release, iterations());
+        let counts = counted(|| shuttle::check_random(dropped_release, iterations()));
+        eprintln!(
+            "dropped releases: {} dropped midway, {} finished first",
+            counts[RELEASE_DROPPED], counts[RELEASE_FINISHED]
+        );
+        assert!(
+            counts[RELEASE_DROPPED] > 0 && counts[RELEASE_FINISHED] > 0,
+            "{counts:?}"
+        );
     }
 
     #[test]
