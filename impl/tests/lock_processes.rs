@@ -114,13 +114,16 @@ impl Run {
 
     /// Whether the worker logged `enter` and not `exit`: it holds its locks.
     fn holds(&self, worker: &Worker) -> bool {
-        let group = worker.child.id().to_string();
-        let logged = |what: &str| {
-            self.lines()
-                .iter()
-                .any(|l| l.starts_with(what) && l.split(' ').nth(2) == Some(group.as_str()))
-        };
-        logged("enter ") && !logged("exit ")
+        let group = worker.child.id();
+        self.logged("enter ", group) && !self.logged("exit ", group)
+    }
+
+    /// Whether worker `group` logged a line starting with `what`.
+    fn logged(&self, what: &str, group: u32) -> bool {
+        let group = group.to_string();
+        self.lines()
+            .iter()
+            .any(|l| l.starts_with(what) && l.split(' ').nth(2) == Some(group.as_str()))
     }
 
     /// Signals the worker's `lockstep lock` and its COMMAND (which runs in a group of its own).
@@ -158,15 +161,9 @@ impl Run {
         let alive = worker.child.try_wait().unwrap().is_none();
         self.signal(&worker, "-KILL");
         let _ = worker.child.wait();
-        let group = worker.child.id().to_string();
-        let logged = |what: &str| {
-            self.lines()
-                .iter()
-                .any(|l| l.starts_with(what) && l.split(' ').nth(2) == Some(group.as_str()))
-        };
-        if logged("enter ") && !logged("exit ") {
+        if self.holds(&worker) {
             self.kills.push((before, worker.child.id() as i32));
-        } else if alive && !logged("enter ") {
+        } else if alive && !self.logged("enter ", worker.child.id()) {
             self.kills_of_waiters += 1;
         }
     }
@@ -190,11 +187,7 @@ impl Run {
 
     fn wait_for(&self, what: &str, group: u32) {
         let deadline = Instant::now() + Duration::from_secs(20);
-        while !self
-            .lines()
-            .iter()
-            .any(|l| l.starts_with(what) && l.split(' ').nth(2) == Some(&group.to_string()))
-        {
+        while !self.logged(what, group) {
             assert!(
                 Instant::now() < deadline,
                 "worker {group} never logged {what}"
