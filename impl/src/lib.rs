@@ -6,6 +6,7 @@
 
 pub mod bench;
 pub mod lock;
+pub mod merge;
 pub mod mutants;
 pub mod store;
 pub mod sync;

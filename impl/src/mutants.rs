@@ -38,10 +38,22 @@ pub enum Mutant {
     WithdrawBeforeCreateEnds = 9,
     /// `Guard::release` runs in the caller's future: dropping it abandons the release (shuttle).
     ReleaseInCaller = 10,
+    /// A merger moves TAIL to its own cut, not to the end of the first merge commit for its
+    /// TAIL (model mutant `tail-to-own-cut`).
+    MergeTailToOwnCut = 11,
+    /// A merger's `unlock` goes after the newest entry, not right after its own `lock` (model
+    /// mutant `blind-unlock`): a force-released zombie frees its successor's lock.
+    MergeBlindUnlock = 12,
+    /// A `lock` create that returned an error is taken as not landed (model mutant
+    /// `no-lock-read-back`): the lock is left held by a live merger that went away.
+    MergeNoLockReadBack = 13,
+    /// A merge skips the conflict check: a child's delete of an object the parent changed
+    /// since BASE is merged.
+    MergeSkipConflictCheck = 14,
 }
 
 impl Mutant {
-    pub const ALL: [Mutant; 10] = [
+    pub const ALL: [Mutant; 14] = [
         Mutant::MemCheckThenInsert,
         Mutant::RenewDuringRelease,
         Mutant::SkipRecheck,
@@ -52,6 +64,10 @@ impl Mutant {
         Mutant::ReleaseUnused,
         Mutant::WithdrawBeforeCreateEnds,
         Mutant::ReleaseInCaller,
+        Mutant::MergeTailToOwnCut,
+        Mutant::MergeBlindUnlock,
+        Mutant::MergeNoLockReadBack,
+        Mutant::MergeSkipConflictCheck,
     ];
 
     pub fn name(self) -> &'static str {
@@ -66,6 +82,10 @@ impl Mutant {
             Mutant::ReleaseUnused => "release-unused",
             Mutant::WithdrawBeforeCreateEnds => "withdraw-before-create-ends",
             Mutant::ReleaseInCaller => "release-in-caller",
+            Mutant::MergeTailToOwnCut => "merge-tail-to-own-cut",
+            Mutant::MergeBlindUnlock => "merge-blind-unlock",
+            Mutant::MergeNoLockReadBack => "merge-no-lock-read-back",
+            Mutant::MergeSkipConflictCheck => "merge-skip-conflict-check",
         }
     }
 }

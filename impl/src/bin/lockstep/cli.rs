@@ -13,6 +13,8 @@ pub const EXIT_INCOMPLETE: u8 = 3;
 pub const EXIT_BUG_NOT_REPRODUCED: u8 = 4;
 pub const EXIT_STORAGE: u8 = 74;
 pub const EXIT_BUSY: u8 = 75;
+/// `merge`: a conflict aborted the merge; nothing changed.
+pub const EXIT_CONFLICT: u8 = 76;
 /// `lock -- COMMAND`: a lease was lost while COMMAND ran (expired, force-released, taken over),
 /// and COMMAND's process group was stopped.
 pub const EXIT_LEASE_LOST: u8 = 77;
@@ -25,8 +27,8 @@ its bugs found as counterexamples), lockstep's fixed protocol (`fixed`, proven w
 and one mutant of `fixed` per property. It also runs lockstep's path locks over a data root.\n\n\
 Exit codes: 0 all properties hold (or all bugs reproduced); 1 a property failed; 2 bad usage; \
 3 search incomplete (time, state or memory limit: nothing proven); 4 a catalogued bug was not \
-reproduced; 74 storage error; 75 lock busy; 77 a lease was lost while COMMAND ran (COMMAND was \
-stopped); 127 COMMAND could not be started. Otherwise `lock -- COMMAND` passes COMMAND's exit \
+reproduced; 74 storage error; 75 lock busy; 76 merge conflict (aborted, nothing changed); 77 a lease \
+was lost while COMMAND ran (COMMAND was stopped), or a merge's lock was released under it; 127 COMMAND could not be started. Otherwise `lock -- COMMAND` passes COMMAND's exit \
 code through.";
 
 #[derive(Parser)]
@@ -72,9 +74,26 @@ enum Command {
     /// it runs, its group gets SIGTERM, then SIGKILL after --grace, and lockstep exits 77. SIGINT
     /// and SIGTERM are forwarded to COMMAND's group. A COMMAND that cannot start exits 127.
     Lock(crate::locks::LockArgs),
-    /// Release the lock on PATH whatever its holder is doing (it becomes a zombie; fencing stops it).
+    /// Branches of a lake (state in ROOT/.lockstep): create, commit, log.
+    #[command(subcommand)]
+    Branch(crate::lake::BranchCommand),
+    /// Merge a child branch into its parent under the child's merge lock (specs/merge.md).
+    ///
+    /// Writers may keep committing to the child: commits after the merge's cut wait for the next
+    /// merge. Exit 0 merged (or nothing to merge, or a crashed merge rolled forward); 75 the merge
+    /// lock is busy; 76 conflict (a child commit deletes an object the parent changed since the
+    /// child's BASE; aborted, nothing changed); 77 the lock was force-released while the merge
+    /// ran (this merger is fenced); 74 storage error.
+    Merge(crate::lake::MergeArgs),
+    /// The merge-lock meta-query: per child branch, the lock's state, holder, index, intent,
+    /// age, and whether the holder is alive, unknown or dead (a dead holder's lock is stuck until
+    /// `recover`).
+    MergeLocks(crate::lake::MergeLocksArgs),
+    /// Release the lock on PATH (or with --merge BRANCH, a branch's merge lock) whatever its
+    /// holder is doing (it becomes a zombie; fencing stops it).
     ForceRelease(crate::locks::ForceReleaseArgs),
-    /// Release the locks of owners the store proves dead (their registration's file lock is free).
+    /// Release the path locks and merge locks of owners the store proves dead (their
+    /// registration's file lock is free).
     Recover(crate::locks::RecoverArgs),
     /// Supersede or quarantine an entry `locks` reports as corrupt (only when asked: lockstep never
     /// treats a corrupt entry as free on its own).
@@ -121,6 +140,9 @@ pub fn main() -> ExitCode {
         Command::Vectors(args) => crate::model::vectors(&args),
         Command::Locks(args) => crate::locks::run(crate::locks::locks(args)),
         Command::Lock(args) => crate::locks::run(crate::locks::lock(args)),
+        Command::Branch(command) => crate::locks::run(crate::lake::branch(command)),
+        Command::Merge(args) => crate::locks::run(crate::lake::merge(args)),
+        Command::MergeLocks(args) => crate::locks::run(crate::lake::merge_locks(args)),
         Command::ForceRelease(args) => crate::locks::run(crate::locks::force_release(args)),
         Command::Recover(args) => crate::locks::run(crate::locks::recover(args)),
         Command::Repair(args) => crate::locks::run(crate::locks::repair(args)),

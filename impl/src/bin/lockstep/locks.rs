@@ -60,11 +60,16 @@ pub struct LockArgs {
 }
 
 #[derive(Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["path", "merge"])))]
 pub struct ForceReleaseArgs {
     #[command(flatten)]
     pub root: RootArg,
-    pub path: String,
-    /// Release only if the lock holds this token.
+    /// The locked path, e.g. /resources/a.
+    pub path: Option<String>,
+    /// Release the merge lock of child branch BRANCH instead of a path lock.
+    #[arg(long, value_name = "BRANCH")]
+    pub merge: Option<String>,
+    /// Release only if the lock holds this token (for --merge: the merge lock's index).
     #[arg(long)]
     pub token: Option<u64>,
     #[arg(long)]
@@ -166,6 +171,12 @@ pub async fn worker(args: WorkerArgs) -> Result<u8, Failure> {
 /// An error with the exit code it maps to.
 pub struct Failure(u8, String);
 
+impl Failure {
+    pub fn new(code: u8, message: String) -> Failure {
+        Failure(code, message)
+    }
+}
+
 impl From<LockError> for Failure {
     fn from(error: LockError) -> Failure {
         let code = match &error {
@@ -206,7 +217,7 @@ pub fn run(work: impl std::future::Future<Output = Result<u8, Failure>>) -> Resu
     }
 }
 
-fn open(root: &RootArg) -> Result<FsStore, Failure> {
+pub fn open(root: &RootArg) -> Result<FsStore, Failure> {
     if !root.root.is_dir() {
         return Err(Failure(
             EXIT_USAGE,
@@ -218,7 +229,7 @@ fn open(root: &RootArg) -> Result<FsStore, Failure> {
 
 /// The store under `root` if there is one: commands that only read (or only release) must not
 /// create ROOT/.lockstep.
-fn open_existing(root: &RootArg) -> Result<Option<FsStore>, Failure> {
+pub fn open_existing(root: &RootArg) -> Result<Option<FsStore>, Failure> {
     if !root.root.is_dir() {
         return Err(Failure(
             EXIT_USAGE,
@@ -589,7 +600,11 @@ fn signal_group(child: &tokio::process::Child, signal: rustix::process::Signal) 
 }
 
 pub async fn force_release(args: ForceReleaseArgs) -> Result<u8, Failure> {
-    let path = LockPath::new(&args.path).map_err(LockError::from)?;
+    if let Some(branch) = &args.merge {
+        return crate::lake::force_release(&args.root, branch, args.token, args.json).await;
+    }
+    let path = LockPath::new(args.path.as_deref().expect("clap requires PATH or --merge"))
+        .map_err(LockError::from)?;
     let released = match open_existing(&args.root)? {
         Some(store) => lock::force_release(&store, &path, args.token).await?,
         None => None,
@@ -609,12 +624,18 @@ pub async fn force_release(args: ForceReleaseArgs) -> Result<u8, Failure> {
 }
 
 pub async fn recover(args: RecoverArgs) -> Result<u8, Failure> {
-    let released = match open_existing(&args.root)? {
-        Some(store) => lock::recover(&store).await?,
-        None => Vec::new(),
+    let (released, merge_released) = match open_existing(&args.root)? {
+        Some(store) => (
+            lock::recover(&store).await?,
+            crate::lake::recover(&store).await?,
+        ),
+        None => (Vec::new(), Vec::new()),
     };
     if args.json {
-        println!("{}", serde_json::json!({ "released": released }));
+        println!(
+            "{}",
+            serde_json::json!({ "released": released, "merge_locks_released": merge_released })
+        );
     } else {
         println!(
             "released {} lock(s) whose owners are proven dead",
@@ -622,6 +643,13 @@ pub async fn recover(args: RecoverArgs) -> Result<u8, Failure> {
         );
         for r in &released {
             println!("  {} (token {}, owner {})", r.path, r.ticket, r.owner);
+        }
+        println!(
+            "released {} merge lock(s) whose holders are proven dead (the next merge of each rolls its crashed merge forward)",
+            merge_released.len()
+        );
+        for r in &merge_released {
+            println!("  {} (lock {}, holder {})", r.branch, r.index, r.holder);
         }
     }
     Ok(0)
@@ -648,7 +676,11 @@ pub async fn gc(args: GcArgs) -> Result<u8, Failure> {
         }
         Err(error) => return Err(error.into()),
     };
-    let collected = lock::collect_offline(&store).await?;
+    let mut collected = lock::collect_offline(&store).await?;
+    // Merge-lock holders' owner files prove their death to `recover`: keep them too.
+    collected
+        .owners_kept
+        .extend(crate::lake::holders(&store).await?);
     let (directories, temporaries, owner_files) = store.sweep_offline(&collected.owners_kept)?;
     if args.json {
         println!(

@@ -12,6 +12,8 @@ mod bench;
 #[cfg(not(any(loom, feature = "shuttle")))]
 mod cli;
 #[cfg(not(any(loom, feature = "shuttle")))]
+mod lake;
+#[cfg(not(any(loom, feature = "shuttle")))]
 mod locks;
 #[cfg(not(any(loom, feature = "shuttle")))]
 mod model;

@@ -1,0 +1,357 @@
+//! The lake's commands over a data root (state in ROOT/.lockstep, beside the path locks):
+//! `branch create|commit|log`, `merge`, `merge-locks`, and the merge side of `force-release`
+//! and `recover`.
+
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+
+use lockstep::merge::{self, BranchName, Lake, MergeError, MergeOptions, MergeOutcome, Object};
+use lockstep::store::FsStore;
+
+use crate::cli::{EXIT_BUSY, EXIT_CONFLICT, EXIT_LEASE_LOST, EXIT_STORAGE, EXIT_USAGE};
+use crate::locks::{open, open_existing, Failure, RootArg};
+
+#[derive(Subcommand)]
+pub enum BranchCommand {
+    /// Create branch NAME (a root branch, or a child of --from PARENT whose BASE is the
+    /// parent's end now).
+    Create(BranchCreateArgs),
+    /// Append one commit to branch NAME: an object with the given bytes, and/or deletes.
+    Commit(BranchCommitArgs),
+    /// Show a branch's journal: each entry with its index; merge commits with whether readers
+    /// count them (the first per child and TAIL); for a child, its TAIL/BASE.
+    Log(BranchLogArgs),
+}
+
+#[derive(Args)]
+pub struct BranchCreateArgs {
+    #[command(flatten)]
+    pub root: RootArg,
+    pub name: String,
+    /// The parent this branch merges into.
+    #[arg(long = "from")]
+    pub parent: Option<String>,
+}
+
+#[derive(Args)]
+#[command(group(clap::ArgGroup::new("content").required(true).multiple(true).args(["message", "file", "delete"])))]
+pub struct BranchCommitArgs {
+    #[command(flatten)]
+    pub root: RootArg,
+    pub name: String,
+    /// The new object's bytes, as text.
+    #[arg(long, conflicts_with = "file")]
+    pub message: Option<String>,
+    /// The new object's bytes, from a file.
+    #[arg(long)]
+    pub file: Option<std::path::PathBuf>,
+    /// The new object's name (default: `o-<commit id>`).
+    #[arg(long)]
+    pub object: Option<String>,
+    /// Delete an object (repeatable). A merge of a child whose commit deletes an object that
+    /// the parent changed since the child's BASE is a conflict (exit 76).
+    #[arg(long)]
+    pub delete: Vec<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct BranchLogArgs {
+    #[command(flatten)]
+    pub root: RootArg,
+    pub name: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct MergeArgs {
+    #[command(flatten)]
+    pub root: RootArg,
+    /// The child branch to merge into its parent.
+    pub child: String,
+    /// Seconds to wait for a busy merge lock (0: fail at once with exit 75), or `forever`.
+    #[arg(long, default_value = "0")]
+    pub timeout: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct MergeLocksArgs {
+    #[command(flatten)]
+    pub root: RootArg,
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn failure(error: MergeError) -> Failure {
+    let code = match &error {
+        MergeError::Busy { .. } => EXIT_BUSY,
+        MergeError::Conflict { .. } => EXIT_CONFLICT,
+        MergeError::LockLost { .. } => EXIT_LEASE_LOST,
+        MergeError::InvalidBranch { .. }
+        | MergeError::NoSuchBranch(_)
+        | MergeError::BranchExists(_)
+        | MergeError::NotAChild(_)
+        | MergeError::TokenMismatch { .. } => EXIT_USAGE,
+        MergeError::Corrupt { .. } | MergeError::CreateRefused { .. } | MergeError::Store(_) => {
+            EXIT_STORAGE
+        }
+    };
+    Failure::new(code, error.to_string())
+}
+
+async fn lake(root: &RootArg) -> Result<Lake, Failure> {
+    Lake::open(open(root)?).await.map_err(failure)
+}
+
+pub async fn branch(command: BranchCommand) -> Result<u8, Failure> {
+    match command {
+        BranchCommand::Create(args) => {
+            let lake = lake(&args.root).await?;
+            let branch = lake
+                .create_branch(&args.name, args.parent.as_deref())
+                .await
+                .map_err(failure)?;
+            match args.parent {
+                Some(parent) => println!("created branch {} from {parent}", branch.name()),
+                None => println!("created root branch {}", branch.name()),
+            }
+            Ok(0)
+        }
+        BranchCommand::Commit(args) => {
+            let lake = lake(&args.root).await?;
+            let branch = lake.branch(&args.name).await.map_err(failure)?;
+            let bytes = match (&args.message, &args.file) {
+                (Some(text), _) => Some(text.as_bytes().to_vec()),
+                (None, Some(file)) => Some(std::fs::read(file).map_err(|e| {
+                    Failure::new(EXIT_USAGE, format!("cannot read {}: {e}", file.display()))
+                })?),
+                (None, None) => None,
+            };
+            let id = merge::new_id();
+            let add = bytes
+                .map(|bytes| {
+                    let name = args.object.clone().unwrap_or_else(|| format!("o-{id}"));
+                    Object::new(name, &bytes)
+                })
+                .into_iter()
+                .collect();
+            let index = branch
+                .commit_change(&id, add, args.delete.clone())
+                .await
+                .map_err(failure)?;
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::json!({ "branch": branch.name(), "index": index, "id": id })
+                );
+            } else {
+                println!("committed {} at index {index}", branch.name());
+            }
+            Ok(0)
+        }
+        BranchCommand::Log(args) => {
+            let store = existing(&args.root)?;
+            let lake = Lake::open(store).await.map_err(failure)?;
+            let branch = lake.branch(&args.name).await.map_err(failure)?;
+            let log = branch.log().await.map_err(failure)?;
+            let tailbase = branch.tailbase().await.map_err(failure)?;
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "branch": branch.name(),
+                        "entries": log,
+                        "tailbase": tailbase.map(|(version, tb)| serde_json::json!({"version": version, "tail": tb.tail, "base": tb.base, "lock": tb.lock})),
+                    })
+                );
+                return Ok(0);
+            }
+            if let Some((version, tb)) = tailbase {
+                println!(
+                    "{}: TAIL {} BASE {} (version {version}): commits below {} are in the parent",
+                    branch.name(),
+                    tb.tail,
+                    tb.base,
+                    tb.tail
+                );
+            }
+            for entry in &log {
+                match &entry.entry {
+                    merge::CommitEntry::Commit { id, add, delete, .. } => {
+                        let names: Vec<&str> = add.iter().map(|o| o.name.as_str()).collect();
+                        println!(
+                            "{:>6}  commit {id}  add [{}]  delete [{}]",
+                            entry.index,
+                            names.join(", "),
+                            delete.join(", ")
+                        );
+                    }
+                    merge::CommitEntry::Merge {
+                        child, from, to, lock, ..
+                    } => println!(
+                        "{:>6}  merge {child} commits {from}..{to} (lock {lock}){}",
+                        entry.index,
+                        if entry.counted {
+                            ""
+                        } else {
+                            "  [ignored: repeats the first merge from this TAIL]"
+                        }
+                    ),
+                }
+            }
+            Ok(0)
+        }
+    }
+}
+
+/// The store, which must exist already (commands that only read must not create one).
+fn existing(root: &RootArg) -> Result<FsStore, Failure> {
+    open_existing(root)?.ok_or_else(|| {
+        Failure::new(
+            EXIT_USAGE,
+            format!("no lake under {} (no .lockstep)", root.root.display()),
+        )
+    })
+}
+
+pub async fn merge(args: MergeArgs) -> Result<u8, Failure> {
+    let timeout = match args.timeout.as_str() {
+        "forever" => None,
+        text => Some(
+            text.parse::<f64>()
+                .ok()
+                .filter(|s| s.is_finite() && *s >= 0.0)
+                .map(Duration::from_secs_f64)
+                .ok_or_else(|| {
+                    Failure::new(
+                        EXIT_USAGE,
+                        format!("--timeout {text}: expected seconds or `forever`"),
+                    )
+                })?,
+        ),
+    };
+    let lake = Lake::open(existing(&args.root)?).await.map_err(failure)?;
+    let options = MergeOptions {
+        timeout,
+        ..MergeOptions::default()
+    };
+    let merged = lake.merge(&args.child, options).await.map_err(failure)?;
+    if args.json {
+        println!("{}", serde_json::to_string(&merged).expect("serialises"));
+        return Ok(0);
+    }
+    match merged.outcome {
+        MergeOutcome::NothingToMerge => println!(
+            "nothing to merge: {} is merged up to its end ({})",
+            merged.child, merged.from
+        ),
+        outcome => println!(
+            "{} {} commits {}..{} into {} at its entry {} (lock {}){}",
+            if outcome == MergeOutcome::Merged {
+                "merged"
+            } else {
+                "rolled forward the merge of"
+            },
+            merged.child,
+            merged.from,
+            merged.to,
+            merged.parent,
+            merged.parent_index.unwrap_or(0),
+            merged.lock,
+            if merged.moved_tail {
+                ""
+            } else {
+                "; TAIL/BASE had been moved already"
+            }
+        ),
+    }
+    Ok(0)
+}
+
+pub async fn merge_locks(args: MergeLocksArgs) -> Result<u8, Failure> {
+    let locks = match open_existing(&args.root)? {
+        Some(store) => merge::merge_locks(&store).await.map_err(failure)?,
+        None => Vec::new(),
+    };
+    if args.json {
+        println!("{}", serde_json::json!({ "merge_locks": locks }));
+        return Ok(0);
+    }
+    if locks.is_empty() {
+        println!("no child branches");
+    }
+    for info in &locks {
+        let state = match info.state {
+            merge::MergeLockState::Free => "free".to_owned(),
+            merge::MergeLockState::Held => format!(
+                "held by {} (lock {}, holder {:?}, intent: merge from TAIL {}, age {:.1} s)",
+                info.holder.as_deref().unwrap_or("?"),
+                info.index.unwrap_or(0),
+                info.holder_liveness.expect("a held lock has a holder"),
+                info.intent_from.unwrap_or(0),
+                info.age_ms.unwrap_or(0) as f64 / 1000.0
+            ),
+            merge::MergeLockState::Stuck => format!(
+                "STUCK: held by {}, which is dead (lock {}); `lockstep recover` frees it",
+                info.holder.as_deref().unwrap_or("?"),
+                info.index.unwrap_or(0)
+            ),
+        };
+        println!(
+            "{}  TAIL {} BASE {}  {state}",
+            info.branch,
+            info.tail.unwrap_or(0),
+            info.base.unwrap_or(0)
+        );
+    }
+    Ok(0)
+}
+
+/// `force-release --merge BRANCH`.
+pub async fn force_release(
+    root: &RootArg,
+    branch: &str,
+    token: Option<u64>,
+    json: bool,
+) -> Result<u8, Failure> {
+    let branch = BranchName::new(branch).map_err(failure)?;
+    let released = match open_existing(root)? {
+        Some(store) => merge::force_release(&store, &branch, token)
+            .await
+            .map_err(failure)?,
+        None => None,
+    };
+    if json {
+        println!("{}", serde_json::json!({ "released": released }));
+    } else {
+        match &released {
+            Some(r) => println!(
+                "released the merge lock of {} (lock {}, holder {})",
+                r.branch, r.index, r.holder
+            ),
+            None => println!("the merge lock of {branch} is not held"),
+        }
+    }
+    Ok(0)
+}
+
+/// The merge locks `recover` freed.
+pub async fn recover(store: &FsStore) -> Result<Vec<merge::Released>, Failure> {
+    merge::recover(store).await.map_err(failure)
+}
+
+/// The owners `gc` must keep: holders of merge locks (their files prove their death).
+pub async fn holders(store: &FsStore) -> Result<Vec<String>, Failure> {
+    Ok(merge::merge_locks(store)
+        .await
+        .map_err(failure)?
+        .into_iter()
+        .filter_map(|info| info.holder)
+        .map(|h| lockstep::lock::owner::process_part(&h).to_owned())
+        .collect())
+}

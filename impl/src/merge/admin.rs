@@ -1,0 +1,168 @@
+//! The operator's side of the merge lock: the meta-query (`merge-locks`), force release, and
+//! recovery of locks whose holder the store proves dead. All three read the newest entry of a
+//! child's merge-lock journal, and free a lock only by creating `unlock` right after it.
+
+use super::entry::{encode, wall_ms, LockEntry, TailBase, UnlockedBy};
+use super::journal::BranchName;
+use super::{MergeError, FORMAT_VERSION};
+use crate::lock::owner::process_part;
+use crate::store::{Created, Liveness, Store};
+
+/// A branch's merge lock, as the meta-query reports it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MergeLockState {
+    /// Never locked, or the newest entry is an `unlock`.
+    Free,
+    /// Held by a holder that is alive or not proven dead.
+    Held,
+    /// Held by a holder the store proves dead: `recover` frees it.
+    Stuck,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct MergeLockInfo {
+    pub branch: BranchName,
+    pub state: MergeLockState,
+    /// The newest entry's index (the lock's index while held: its holder's fencing token).
+    pub index: Option<u64>,
+    pub holder: Option<String>,
+    pub holder_liveness: Option<Liveness>,
+    /// The TAIL the holder read before locking.
+    pub intent_from: Option<u64>,
+    /// Milliseconds since the newest entry was written, by the writer's wall clock (for people).
+    pub age_ms: Option<u64>,
+    /// The child's TAIL and BASE now.
+    pub tail: Option<u64>,
+    pub base: Option<u64>,
+}
+
+/// Every child branch's merge lock (root branches have none).
+pub async fn merge_locks(store: &dyn Store) -> Result<Vec<MergeLockInfo>, MergeError> {
+    let mut out = Vec::new();
+    for key in store.list("branches/").await? {
+        let Some(name) = key
+            .as_str()
+            .strip_prefix("branches/")
+            .and_then(|rest| rest.strip_suffix("/meta"))
+        else {
+            continue;
+        };
+        let branch = BranchName::new(name)?;
+        let Some((_, tailbase)) = branch.tailbase().newest::<TailBase>(store).await? else {
+            continue; // a root branch
+        };
+        let mut info = MergeLockInfo {
+            branch: branch.clone(),
+            state: MergeLockState::Free,
+            index: None,
+            holder: None,
+            holder_liveness: None,
+            intent_from: None,
+            age_ms: None,
+            tail: Some(tailbase.tail),
+            base: Some(tailbase.base),
+        };
+        if let Some((index, entry)) = branch.mergelock().newest::<LockEntry>(store).await? {
+            info.index = Some(index);
+            let written = match &entry {
+                LockEntry::Lock { written_at_ms, .. } | LockEntry::Unlock { written_at_ms, .. } => {
+                    *written_at_ms
+                }
+            };
+            info.age_ms = Some(wall_ms().saturating_sub(written));
+            if let LockEntry::Lock { holder, intent, .. } = entry {
+                let liveness = store.owner_liveness(process_part(&holder)).await?;
+                info.state = if liveness == Liveness::Dead {
+                    MergeLockState::Stuck
+                } else {
+                    MergeLockState::Held
+                };
+                info.holder = Some(holder);
+                info.holder_liveness = Some(liveness);
+                info.intent_from = Some(intent.from);
+            }
+        }
+        out.push(info);
+    }
+    Ok(out)
+}
+
+/// A lock freed by `force_release` or `recover`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Released {
+    pub branch: BranchName,
+    /// The freed lock's index.
+    pub index: u64,
+    pub holder: String,
+    pub by: UnlockedBy,
+}
+
+/// Frees `branch`'s merge lock whatever its holder is doing (only if the lock's index is
+/// `token`, when given). A live holder becomes a zombie: its TAIL/BASE move of an old version
+/// fails, a late merge commit of its TAIL is ignored by readers, and its `unlock` finds its index
+/// taken. `Ok(None)` if the lock is free.
+pub async fn force_release(
+    store: &dyn Store,
+    branch: &BranchName,
+    token: Option<u64>,
+) -> Result<Option<Released>, MergeError> {
+    release(store, branch, token, UnlockedBy::Operator).await
+}
+
+/// Frees every merge lock whose holder the store proves dead. The crashed merge itself is
+/// rolled forward by the next merge (its merge commit, if it landed, is the first for its TAIL).
+pub async fn recover(store: &dyn Store) -> Result<Vec<Released>, MergeError> {
+    let mut released = Vec::new();
+    for info in merge_locks(store).await? {
+        if info.state != MergeLockState::Stuck {
+            continue;
+        }
+        if let Some(freed) =
+            release(store, &info.branch, info.index, UnlockedBy::Recovery).await?
+        {
+            released.push(freed);
+        }
+    }
+    Ok(released)
+}
+
+async fn release(
+    store: &dyn Store,
+    branch: &BranchName,
+    token: Option<u64>,
+    by: UnlockedBy,
+) -> Result<Option<Released>, MergeError> {
+    let journal = branch.mergelock();
+    let Some((index, LockEntry::Lock { holder, .. })) = journal.newest::<LockEntry>(store).await?
+    else {
+        return Ok(None);
+    };
+    if token.is_some_and(|t| t != index) {
+        return Err(MergeError::TokenMismatch {
+            branch: branch.clone(),
+            expected: token.unwrap_or(0),
+            actual: index,
+        });
+    }
+    if by == UnlockedBy::Recovery && store.owner_liveness(process_part(&holder)).await? != Liveness::Dead
+    {
+        return Ok(None);
+    }
+    let entry = LockEntry::Unlock {
+        v: FORMAT_VERSION,
+        of: index,
+        by,
+        written_at_ms: wall_ms(),
+    };
+    match store.create(&journal.key(index + 1), &encode(&entry)).await? {
+        Created::Created(_) => Ok(Some(Released {
+            branch: branch.clone(),
+            index,
+            holder,
+            by,
+        })),
+        // Its holder unlocked it, or someone else released it, in the meantime.
+        Created::AlreadyExists => Ok(None),
+    }
+}

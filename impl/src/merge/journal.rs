@@ -1,0 +1,162 @@
+//! Branch names, the keys of a lake, and journals: entries `<prefix>~<index>` claimed with
+//! create-if-absent. A journal's end is found by listing its prefix, never from a HEAD pointer
+//! (a pointer updated after each append lags behind it: seed bug `merge/head-lag-wedges-lock`).
+
+use serde::de::DeserializeOwned;
+
+use super::entry::decode;
+use super::MergeError;
+use crate::store::{Key, Store};
+
+/// Digits of a journal index in its key (the path locks' width).
+pub const INDEX_DIGITS: usize = 20;
+/// Longest branch name, in bytes.
+pub const BRANCH_NAME_MAX: usize = 128;
+
+/// A validated branch name: 1 to 128 bytes of `[A-Za-z0-9._-]`, not `.` or `..`. Names never
+/// contain `/`, so no branch's keys are below another's.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(transparent)]
+pub struct BranchName(String);
+
+impl BranchName {
+    pub fn new(name: &str) -> Result<BranchName, MergeError> {
+        let invalid = |reason: &str| MergeError::InvalidBranch {
+            name: name.to_owned(),
+            reason: reason.to_owned(),
+        };
+        if name.is_empty() || name.len() > BRANCH_NAME_MAX {
+            return Err(invalid("must be 1 to 128 bytes"));
+        }
+        if name == "." || name == ".." {
+            return Err(invalid("'.' and '..' are not branch names"));
+        }
+        if !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        {
+            return Err(invalid("only letters, digits, '.', '_' and '-' are allowed"));
+        }
+        Ok(BranchName(name.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn meta_key(&self) -> Key {
+        key(format!("branches/{}/meta", self.0))
+    }
+
+    pub fn commits(&self) -> Journal {
+        Journal(format!("branches/{}/commits/~", self.0))
+    }
+
+    pub fn tailbase(&self) -> Journal {
+        Journal(format!("branches/{}/tailbase/~", self.0))
+    }
+
+    pub fn mergelock(&self) -> Journal {
+        Journal(format!("branches/{}/mergelock/~", self.0))
+    }
+}
+
+impl std::fmt::Display for BranchName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn key(text: String) -> Key {
+    Key::new(text).expect("branch names make valid keys")
+}
+
+/// One journal: the prefix of its entries' keys.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Journal(String);
+
+impl Journal {
+    pub fn key(&self, index: u64) -> Key {
+        key(format!("{}{index:0width$}", self.0, width = INDEX_DIGITS))
+    }
+
+    /// The indices present, ascending. A name under the prefix that is not an index is an
+    /// error: nothing but lockstep writes there, and guessing past it could skip an entry.
+    pub async fn indices(&self, store: &dyn Store) -> Result<Vec<u64>, MergeError> {
+        let mut indices = Vec::new();
+        for found in store.list(&self.0).await? {
+            let digits = &found.as_str()[self.0.len()..];
+            match digits.parse::<u64>() {
+                Ok(index) if digits.len() == INDEX_DIGITS => indices.push(index),
+                _ => {
+                    return Err(MergeError::Corrupt {
+                        key: found.to_string(),
+                        reason: "not a journal entry (the name is not a 20-digit index)".into(),
+                    })
+                }
+            }
+        }
+        indices.sort_unstable();
+        Ok(indices)
+    }
+
+    /// The index one past the newest entry: where the next append goes.
+    pub async fn end(&self, store: &dyn Store) -> Result<u64, MergeError> {
+        Ok(self.indices(store).await?.last().map_or(0, |i| i + 1))
+    }
+
+    /// The entry at `index`, or `None` if absent.
+    pub async fn get<T: DeserializeOwned>(
+        &self,
+        store: &dyn Store,
+        index: u64,
+    ) -> Result<Option<T>, MergeError> {
+        let key = self.key(index);
+        match store.get(&key).await? {
+            Some((bytes, _)) => Ok(Some(decode(key.as_str(), &bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The newest entry and its index, or `None` for an empty journal. Lake journals are never
+    /// garbage-collected, so the listed newest entry is there to read.
+    pub async fn newest<T: DeserializeOwned>(
+        &self,
+        store: &dyn Store,
+    ) -> Result<Option<(u64, T)>, MergeError> {
+        let Some(&index) = self.indices(store).await?.last() else {
+            return Ok(None);
+        };
+        match self.get(store, index).await? {
+            Some(entry) => Ok(Some((index, entry))),
+            None => Err(MergeError::Corrupt {
+                key: self.key(index).to_string(),
+                reason: "listed but absent: something deletes lake journal entries".into(),
+            }),
+        }
+    }
+
+    /// Every entry from `from` on, in order.
+    pub async fn read_from<T: DeserializeOwned>(
+        &self,
+        store: &dyn Store,
+        from: u64,
+    ) -> Result<Vec<(u64, T)>, MergeError> {
+        let mut entries = Vec::new();
+        for index in self.indices(store).await? {
+            if index < from {
+                continue;
+            }
+            match self.get(store, index).await? {
+                Some(entry) => entries.push((index, entry)),
+                None => {
+                    return Err(MergeError::Corrupt {
+                        key: self.key(index).to_string(),
+                        reason: "listed but absent: something deletes lake journal entries".into(),
+                    })
+                }
+            }
+        }
+        Ok(entries)
+    }
+}

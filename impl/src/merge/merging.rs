@@ -1,0 +1,382 @@
+//! The merge (specs/merge.md §3), one storage operation at a time:
+//!
+//! 1. **lock**: the newest entry of the child's merge-lock journal decides; `lock` is created at
+//!    the index after it. Its index `t` fences this merger from now on.
+//! 2. **what to merge**: the newest TAIL/BASE version `v` (TAIL `T`, BASE `B`), and the child's
+//!    end `C` (the cut). Commits written after the cut wait for the next merge.
+//! 3. **the merge commit**: if the parent has a merge commit keyed `(child, T)` already (a
+//!    crashed or force-released merger's), it is the merge: roll it forward. Otherwise check for
+//!    conflicts against the parent's entries from `B` to its end `k`, and create the merge commit
+//!    at exactly `k`; if another append took `k`, check again from the new end. The parent
+//!    journal orders merges of different children, so only the child is locked.
+//! 4. **TAIL/BASE**: create version `v+1` with TAIL at the end of that first merge commit (not at
+//!    our own cut) and BASE just after it. If `v+1` exists, someone moved it already.
+//! 5. **unlock**: create `unlock` at `t+1`, right after our own `lock`. If `t+1` is taken by
+//!    anything but our own earlier attempt, we were force-released: we did not complete.
+//!
+//! A create whose answer is lost (an error; it may have landed) is handled per step: a `lock` is
+//! read back; the parent append is retried through step 3's scan, which finds it if it landed;
+//! the TAIL/BASE move and `unlock` are retried at the same key.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use super::entry::{encode, wall_ms, CommitEntry, Intent, LockEntry, TailBase, UnlockedBy};
+use super::journal::BranchName;
+use super::read::{expand, log};
+use super::{Lake, MergeError, MergeOptions, FORMAT_VERSION};
+use crate::mutants::{active, Mutant};
+use crate::store::{Created, Store};
+
+/// How a merge ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MergeOutcome {
+    /// This merger appended the merge commit.
+    Merged,
+    /// A merge commit for this TAIL was in the parent already (a crashed or force-released
+    /// merger's): this merger moved TAIL/BASE past it.
+    RolledForward,
+    /// TAIL was at the child's end.
+    NothingToMerge,
+}
+
+/// What a completed merge did.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Merged {
+    pub child: BranchName,
+    pub parent: BranchName,
+    pub outcome: MergeOutcome,
+    /// The merge lock's index (this merger's fencing token).
+    pub lock: u64,
+    /// The child commits merged, `from..to`.
+    pub from: u64,
+    pub to: u64,
+    /// The parent entry of the merge commit (`None` when there was nothing to merge).
+    pub parent_index: Option<u64>,
+    /// Whether this merger's TAIL/BASE create landed (false: a fenced zombie moved it first, to
+    /// the same place).
+    pub moved_tail: bool,
+    pub waited_ms: u64,
+}
+
+pub async fn merge(
+    lake: &Lake,
+    child: &BranchName,
+    options: &MergeOptions,
+) -> Result<Merged, MergeError> {
+    let parent = lake
+        .meta(child)
+        .await?
+        .ok_or_else(|| MergeError::NotAChild(child.to_string()))?;
+    let started = Instant::now();
+    let owner = lake.owner();
+    let t = lock(lake, child, &owner, options, started).await?;
+    let waited_ms = started.elapsed().as_millis() as u64;
+    let result = merge_locked(lake, child, &parent, t, options).await;
+    let unlocked = unlock(lake, child, t, options).await;
+    match (result, unlocked) {
+        (Ok(mut merged), Ok(())) => {
+            merged.waited_ms = waited_ms;
+            Ok(merged)
+        }
+        // A conflict aborted before any write: report it whatever the unlock found.
+        (Err(error @ MergeError::Conflict { .. }), _) => Err(error),
+        (Ok(_), Err(error)) => Err(error),
+        (Err(error), _) => Err(error),
+    }
+}
+
+/// Step 1: returns the index of our `lock`.
+async fn lock(
+    lake: &Lake,
+    child: &BranchName,
+    owner: &str,
+    options: &MergeOptions,
+    started: Instant,
+) -> Result<u64, MergeError> {
+    let store = lake.store();
+    let journal = child.mergelock();
+    let mut errors = 0;
+    loop {
+        let newest = journal.newest::<LockEntry>(store).await?;
+        if let Some((index, LockEntry::Lock { holder, .. })) = &newest {
+            let waited = started.elapsed();
+            if options.timeout.is_some_and(|limit| waited >= limit) {
+                return Err(MergeError::Busy {
+                    branch: child.clone(),
+                    holder: holder.clone(),
+                    index: *index,
+                    waited: (!options.timeout.is_some_and(|l| l.is_zero())).then_some(waited),
+                });
+            }
+            tokio::time::sleep(options.poll).await;
+            continue;
+        }
+        let next = newest.map_or(0, |(index, _)| index + 1);
+        let from = match child.tailbase().newest::<TailBase>(store).await? {
+            Some((_, tb)) => tb.tail,
+            None => 0,
+        };
+        let entry = LockEntry::Lock {
+            v: FORMAT_VERSION,
+            holder: owner.to_owned(),
+            intent: Intent { from },
+            written_at_ms: wall_ms(),
+        };
+        match store.create(&journal.key(next), &encode(&entry)).await {
+            Ok(Created::Created(_)) => return Ok(next),
+            Ok(Created::AlreadyExists) => continue, // another merger took it: read again
+            Err(error) => {
+                errors += 1;
+                if active(Mutant::MergeNoLockReadBack) {
+                    // Planted: takes the error as "not landed" and gives up.
+                    return Err(error.into());
+                }
+                // It may have landed. Read it back: our own `lock` at `next`, still the newest
+                // entry, is ours to hold.
+                let read_back = async {
+                    let found = journal.get::<LockEntry>(store, next).await?;
+                    let newest = journal.end(store).await?;
+                    Ok::<_, MergeError>((found, newest))
+                };
+                match read_back.await {
+                    Ok((Some(LockEntry::Lock { holder, .. }), end))
+                        if holder == owner && end == next + 1 =>
+                    {
+                        return Ok(next)
+                    }
+                    Ok(_) if errors <= options.io_retries => continue,
+                    Ok(_) => return Err(error.into()),
+                    Err(read_error) => {
+                        // Unknown whether we hold it, and no way to find out now: make sure
+                        // our death is provable, so that `recover` frees it.
+                        lake.mark_may_hold();
+                        return Err(read_error);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Steps 2 to 4, under lock `t`.
+async fn merge_locked(
+    lake: &Lake,
+    child: &BranchName,
+    parent: &BranchName,
+    t: u64,
+    options: &MergeOptions,
+) -> Result<Merged, MergeError> {
+    let store = lake.store();
+    let (version, tailbase) = child.tailbase().newest::<TailBase>(store).await?.ok_or_else(|| {
+        MergeError::Corrupt {
+            key: child.tailbase().key(0).to_string(),
+            reason: "the child has no TAIL/BASE object".into(),
+        }
+    })?;
+    let cut = child.commits().end(store).await?;
+    let mut merged = Merged {
+        child: child.clone(),
+        parent: parent.clone(),
+        outcome: MergeOutcome::NothingToMerge,
+        lock: t,
+        from: tailbase.tail,
+        to: tailbase.tail,
+        parent_index: None,
+        moved_tail: false,
+        waited_ms: 0,
+    };
+    if cut <= tailbase.tail {
+        return Ok(merged);
+    }
+    // Step 3: find the first merge commit for (child, TAIL), or append it.
+    let mut errors = 0;
+    let (first_index, first_to) = loop {
+        let entries = log(store, parent).await?;
+        let end = entries.last().map_or(0, |e| e.index + 1);
+        let first = entries.iter().find_map(|e| match &e.entry {
+            CommitEntry::Merge {
+                child: c, from, to, ..
+            } if c == child.as_str() && *from == tailbase.tail && e.index >= tailbase.base => {
+                Some((e.index, *to))
+            }
+            _ => None,
+        });
+        if let Some(first) = first {
+            if merged.outcome != MergeOutcome::Merged {
+                merged.outcome = MergeOutcome::RolledForward;
+            }
+            break first;
+        }
+        check_conflicts(store, child, parent, &tailbase, cut, end).await?;
+        let entry = CommitEntry::Merge {
+            v: FORMAT_VERSION,
+            child: child.as_str().to_owned(),
+            from: tailbase.tail,
+            to: cut,
+            lock: t,
+            written_at_ms: wall_ms(),
+        };
+        match store.create(&parent.commits().key(end), &encode(&entry)).await {
+            Ok(Created::Created(_)) => {
+                merged.outcome = MergeOutcome::Merged;
+                break (end, cut);
+            }
+            Ok(Created::AlreadyExists) => {} // another append took `end`: check again
+            Err(error) => {
+                // It may have landed: the next scan finds it if it did (it is then the first
+                // commit for this TAIL, and counted once).
+                errors += 1;
+                if errors > options.io_retries {
+                    return Err(error.into());
+                }
+                merged.outcome = MergeOutcome::Merged;
+            }
+        }
+    };
+    merged.to = first_to;
+    merged.parent_index = Some(first_index);
+    // Step 4: TAIL/BASE version v+1, compare-and-swap by create-if-absent.
+    let target = if active(Mutant::MergeTailToOwnCut) {
+        cut // planted: our own cut, not the end of the first merge commit for this TAIL
+    } else {
+        first_to
+    };
+    let next = TailBase {
+        v: FORMAT_VERSION,
+        tail: target,
+        base: first_index + 1,
+        lock: Some(t),
+    };
+    let key = child.tailbase().key(version + 1);
+    let mut errors = 0;
+    loop {
+        match store.create(&key, &encode(&next)).await {
+            Ok(Created::Created(_)) => {
+                merged.moved_tail = true;
+                break;
+            }
+            Ok(Created::AlreadyExists) => {
+                // Moved already: by our own earlier attempt whose answer was lost, or by a
+                // fenced zombie of this same TAIL (to the same place).
+                let found = child.tailbase().get::<TailBase>(store, version + 1).await?;
+                merged.moved_tail = found.is_some_and(|f| f.lock == Some(t));
+                break;
+            }
+            Err(error) => {
+                errors += 1;
+                if errors > options.io_retries {
+                    return Err(error.into());
+                }
+            }
+        }
+    }
+    Ok(merged)
+}
+
+/// Step 3's conflict check: a child commit in `tail..cut` that deletes an object the parent
+/// touched (added or deleted) in its entries `base..end`, other than by this child's merges.
+/// The check is against exactly the entries below `end`, and the merge commit is then created
+/// at exactly `end`, so nothing can slip in between.
+async fn check_conflicts(
+    store: &dyn Store,
+    child: &BranchName,
+    parent: &BranchName,
+    tailbase: &TailBase,
+    cut: u64,
+    end: u64,
+) -> Result<(), MergeError> {
+    if active(Mutant::MergeSkipConflictCheck) {
+        return Ok(());
+    }
+    let deletes = expand(store, child.clone(), tailbase.tail, cut, None, 0).await?;
+    if deletes.iter().all(|c| c.delete.is_empty()) {
+        return Ok(());
+    }
+    let mut touched: Vec<(String, u64)> = Vec::new();
+    // Each parent entry's changes, so that the error can name the parent entry.
+    for entry in log(store, parent).await? {
+        if entry.index < tailbase.base || entry.index >= end || !entry.counted {
+            continue;
+        }
+        let changes = expand(store, parent.clone(), entry.index, entry.index + 1, Some(child), 0)
+            .await?;
+        for change in changes {
+            for name in change.add.into_iter().chain(change.delete) {
+                touched.push((name, entry.index));
+            }
+        }
+    }
+    let touched_names: HashSet<&str> = touched.iter().map(|(n, _)| n.as_str()).collect();
+    for change in &deletes {
+        for object in &change.delete {
+            if touched_names.contains(object.as_str()) {
+                let parent_index = touched
+                    .iter()
+                    .find(|(n, _)| n == object)
+                    .map_or(0, |(_, i)| *i);
+                return Err(MergeError::Conflict {
+                    child: change.branch.clone(),
+                    child_index: change.index,
+                    object: object.clone(),
+                    parent_index,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Step 5: `unlock` right after our own `lock`.
+async fn unlock(
+    lake: &Lake,
+    child: &BranchName,
+    t: u64,
+    options: &MergeOptions,
+) -> Result<(), MergeError> {
+    let store = lake.store();
+    let journal = child.mergelock();
+    let entry = LockEntry::Unlock {
+        v: FORMAT_VERSION,
+        of: t,
+        by: UnlockedBy::Holder,
+        written_at_ms: wall_ms(),
+    };
+    let index = if active(Mutant::MergeBlindUnlock) {
+        journal.end(store).await? // planted: after whatever is newest
+    } else {
+        t + 1
+    };
+    let mut errors = 0;
+    loop {
+        match store.create(&journal.key(index), &encode(&entry)).await {
+            Ok(Created::Created(_)) => return Ok(()),
+            Ok(Created::AlreadyExists) => {
+                return match journal.get::<LockEntry>(store, index).await? {
+                    // Our own earlier attempt, whose answer was lost.
+                    Some(LockEntry::Unlock {
+                        of,
+                        by: UnlockedBy::Holder,
+                        ..
+                    }) if of == t => Ok(()),
+                    Some(_) => Err(MergeError::LockLost {
+                        branch: child.clone(),
+                        index: t,
+                    }),
+                    None => Err(MergeError::CreateRefused {
+                        key: journal.key(index).to_string(),
+                    }),
+                };
+            }
+            Err(error) => {
+                errors += 1;
+                if errors > options.io_retries {
+                    lake.mark_may_hold();
+                    return Err(error.into());
+                }
+                tokio::time::sleep(Duration::from_millis(5 * errors as u64)).await;
+            }
+        }
+    }
+}
