@@ -10,7 +10,7 @@ lockstep_tests::catalogue_tests!("merge" {
     seed_blind_put_lock_excludes_nothing: "merge/blind-put-lock-excludes-nothing" => Steps(4);
     seed_vacate_tail_lock_stuck_forever: "merge/vacate-tail-lock-stuck-forever" => Steps(2);
     mutant_lock_blind_put: "merge/mutant-lock-blind-put" => Steps(4);
-    mutant_no_dedupe: "merge/mutant-no-dedupe" => Steps(11);
+    mutant_append_without_scan: "merge/mutant-append-without-scan" => Steps(11);
     mutant_tail_to_own_cut: "merge/mutant-tail-to-own-cut" => Steps(14);
     mutant_no_recovery: "merge/mutant-no-recovery" => Steps(3);
     mutant_blind_unlock: "merge/mutant-blind-unlock" => Steps(11);

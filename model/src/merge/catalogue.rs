@@ -76,7 +76,7 @@ pub fn entries() -> Vec<Entry> {
             "brimdata/super #6706 (2026-03): Store.MoveTail does PutIfNotExists(TAIL.lock) and defer deleteTailLockFile (db/journal/store.go)",
             "crash recovery", MergeConfig { crashes: 1, ..quiet(MergeVariant::SeedVacate) }),
         entry("merge/mutant-lock-blind-put", planted, lockstep, "`lock` by blind put: two holders", "mutant of specs/merge.md (lock)", "one merger", world(mutant(MergeMutation::LockBlindPut))),
-        entry("merge/mutant-no-dedupe", planted, lockstep, "readers count repeated merge commits: a zombie's or a retried merge doubles commits", "mutant of specs/merge.md (merge commit key)", "exactly once", world(mutant(MergeMutation::NoDedupe))),
+        entry("merge/mutant-append-without-scan", planted, lockstep, "the merge commit is appended without looking for one of its TAIL: a crashed merge's commits are merged again", "mutant of specs/merge.md (roll forward)", "exactly once", world(mutant(MergeMutation::AppendWithoutScan))),
         entry("merge/mutant-tail-to-own-cut", planted, lockstep, "TAIL moves to the merger's own cut, not the end of the first commit for its TAIL: commits go behind TAIL unmerged", "mutant of specs/merge.md (roll forward)", "consistent pointers", world(mutant(MergeMutation::TailToOwnCut))),
         entry("merge/mutant-no-recovery", planted, lockstep, "recovery never releases a crashed holder's lock", "mutant of specs/merge.md (recovery)", "crash recovery", world(mutant(MergeMutation::NoRecovery))),
         entry("merge/mutant-blind-unlock", planted, lockstep, "`unlock` after the newest entry, not the holder's own `lock`: a zombie frees the new holder", "mutant of specs/merge.md (unlock)", "zombie cannot complete", world(mutant(MergeMutation::BlindUnlock))),

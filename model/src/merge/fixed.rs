@@ -2,9 +2,10 @@
 //!
 //! The lock state is the newest entry of the child's merge-lock journal, found by probing, never
 //! from a HEAD pointer; the lock's index fences its holder. A merge commit is keyed by the TAIL
-//! it starts from, readers count the first commit per key only, and a merger moves TAIL to the
-//! end of that first commit, so a repeated merge, a crash between the parent append and the TAIL
-//! move, or a zombie's late append changes nothing. TAIL/BASE moves by compare-and-swap on its
+//! it starts from; a merger first looks for a merge commit of its TAIL in the parent and appends
+//! only if there is none (at exactly the end it scanned), and moves TAIL to the end of that first
+//! commit, so a repeated merge, a crash between the parent append and the TAIL move, or a
+//! zombie's late append writes no second commit. TAIL/BASE moves by compare-and-swap on its
 //! version; `unlock` is created right after the holder's own `lock`.
 
 use super::{Commit, LockEntry, MStep, MergeModel, MergeMutation, MergeState};
@@ -67,6 +68,15 @@ pub fn step(model: &MergeModel, state: &mut MergeState, m: usize) -> bool {
             );
         }
         MStep::AppendParent => {
+            // One step: the scan of the parent for a merge commit of our TAIL and, if there is
+            // none, the create at the end the scan found. The create is at exactly that index,
+            // so it fails if anything was appended after the scan (and the merger scans again):
+            // in effect the scan and the create happen at the create's instant.
+            let scanned = !variant.has(MergeMutation::AppendWithoutScan);
+            if scanned && state.parent.iter().flatten().any(|c| c.from == me.tail) {
+                set(state, MStep::ReadParent); // a crashed or fenced merger's: roll it forward
+                return true;
+            }
             let Some(slot) = state.parent.iter_mut().find(|c| c.is_none()) else {
                 return false;
             };

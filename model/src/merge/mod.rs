@@ -21,9 +21,10 @@
 //!   The model puts lockstep's merge steps inside that lock (the lock is what is under test).
 //! - `fixed`: lockstep's (specs/merge.md): the lock state is the newest entry found by probing,
 //!   never the HEAD pointer; the lock's index fences the holder; a merge commit is keyed by the
-//!   TAIL it starts from, readers count the first commit per key only, and a merger moves TAIL to
-//!   the end of that first commit (so a repeated merge, a crash between the parent append and
-//!   the TAIL move, or a zombie's late append changes nothing); TAIL/BASE moves by
+//!   TAIL it starts from; a merger appends one only if the parent has none for its TAIL (scanned
+//!   and created at exactly the scanned end), and moves TAIL to the end of that first commit (so a
+//!   repeated merge, a crash between the parent append and the TAIL move, or a zombie's late
+//!   append writes no second commit); TAIL/BASE moves by
 //!   compare-and-swap on its version; `unlock` is created right after the holder's own `lock`.
 //!
 //! Properties: one merger at a time; exactly once; consistent pointers; crash recovery; a
@@ -204,7 +205,7 @@ impl MergeModel {
         self.config.variant
     }
 
-    /// Whether the variant runs the 2021 prototype's steps (a HEAD pointer, no dedupe): every
+    /// Whether the variant runs the 2021 prototype's steps (a HEAD pointer, no scan for an earlier merge commit): every
     /// seed but `seed-vacate`, which runs lockstep's merge steps inside SuperDB's `TAIL.lock`.
     pub fn prototype(&self) -> bool {
         self.variant().is_seed() && self.variant() != MergeVariant::SeedVacate
@@ -214,18 +215,13 @@ impl MergeModel {
         0..self.config.mergers as usize
     }
 
-    /// How many times each child commit is in the parent, as readers count it.
+    /// How many times each child commit is in the parent. The model's readers are strict: they
+    /// count every merge commit, so "exactly once" is proven of the writers alone. (The
+    /// implementation's readers also skip a repeated merge commit of one TAIL, as a second
+    /// defence the proof does not rely on.)
     pub fn coverage(&self, state: &MergeState) -> [u8; 8] {
-        let dedupe = !self.prototype() && !self.variant().has(MergeMutation::NoDedupe);
         let mut counts = [0u8; 8];
-        let mut seen_from = [false; 8];
         for commit in state.parent.iter().flatten() {
-            if dedupe {
-                if seen_from[commit.from as usize] {
-                    continue;
-                }
-                seen_from[commit.from as usize] = true;
-            }
             for id in commit.from..commit.to {
                 counts[id as usize] += 1;
             }

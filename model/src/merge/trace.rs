@@ -97,9 +97,21 @@ pub fn describe(
                     last.tail, last.tail_version
                 ),
                 MStep::ReadChild => format!("read child HEAD → cut at {}", last.child_len),
+                MStep::AppendParent if last.parent == next.parent => format!(
+                    "scan the parent: a merge commit from {} is there already; append nothing",
+                    me.tail
+                ),
+                MStep::AppendParent
+                    if seed || model.variant().has(super::MergeMutation::AppendWithoutScan) =>
+                {
+                    format!(
+                        "append merge commit (child {}..{}) to the parent",
+                        me.tail, me.cut
+                    )
+                }
                 MStep::AppendParent => format!(
-                    "append merge commit (child {}..{}) to the parent",
-                    me.tail, me.cut
+                    "scan the parent: no merge commit from {}; append one (child {}..{}) at its end",
+                    me.tail, me.tail, me.cut
                 ),
                 MStep::ReadParent => format!(
                     "read parent: the first commit from {} ends at {}",

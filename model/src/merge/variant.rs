@@ -8,8 +8,8 @@ crate::variants! {
     pub enum MergeMutation {
         /// `lock` written by blind put instead of create-if-absent.
         LockBlindPut = "lock-blind-put": "`lock` is a blind put",
-        /// Readers count every merge commit, not the first per starting TAIL (no dedupe).
-        NoDedupe = "no-dedupe": "readers count repeated merge commits",
+        /// The merge commit is appended without looking for an earlier one of the same TAIL.
+        AppendWithoutScan = "append-without-scan": "the merge commit is appended without looking for one of its TAIL",
         /// TAIL moves to the merger's own cut, not to the end of the first commit for that TAIL.
         TailToOwnCut = "tail-to-own-cut": "TAIL moves to the merger's own cut",
         /// Recovery never releases a crashed holder's lock.
