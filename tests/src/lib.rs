@@ -8,3 +8,4 @@ pub mod conformance;
 pub mod gate;
 pub mod recording;
 pub mod refinement;
+pub mod scripted;

@@ -87,6 +87,31 @@ const CATCHERS: &[(Mutant, &str, &str)] = &[
         "impl/tests/shuttle.rs",
         "the_cancellation_tests_catch_their_mutants",
     ),
+    (
+        Mutant::MergeTailToOwnCut,
+        "tests/tests/merge_conformance.rs",
+        "the_harness_catches_tail_moved_to_own_cut",
+    ),
+    (
+        Mutant::MergeBlindUnlock,
+        "tests/tests/merge_conformance.rs",
+        "the_harness_catches_a_blind_unlock",
+    ),
+    (
+        Mutant::MergeBlindUnlock,
+        "tests/tests/merge_impl.rs",
+        "a_blind_unlock_lets_the_zombie_free_the_new_holder",
+    ),
+    (
+        Mutant::MergeNoLockReadBack,
+        "tests/tests/merge_conformance.rs",
+        "the_harness_catches_a_lock_taken_as_not_landed",
+    ),
+    (
+        Mutant::MergeSkipConflictCheck,
+        "tests/tests/merge_impl.rs",
+        "a_merge_without_the_conflict_check_is_caught",
+    ),
 ];
 
 /// The source of `function` in `source` (from its `fn` line to the first line that closes it at

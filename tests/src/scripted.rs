@@ -1,0 +1,187 @@
+//! One client's view of a shared store, with a script for its next create: pause before it
+//! (until the test resumes the client), crash before it (this and every later call fail, as a
+//! dead process's would), or let it land and lose its answer (the caller sees an error: an
+//! ambiguous outcome). Every create that lands is recorded, with whether its answer was lost,
+//! for the conformance harness to replay through the model. Knows no protocol.
+
+use std::sync::{Arc, Mutex};
+
+use lockstep::store::{Created, Key, Liveness, OwnerRegistration, Store, StoreError, Version};
+
+/// What happens at a client's `n`-th create from now (0: the next one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Script {
+    /// Wait before it until [`Scripted::resume`].
+    PauseBefore(u32),
+    /// Crash before it: it and every later operation fail.
+    CrashBefore(u32),
+    /// The first create from the `n`-th on that lands: its caller gets an error.
+    LoseAnswer(u32),
+}
+
+/// A create that landed.
+#[derive(Clone, Debug)]
+pub struct Landed {
+    pub key: Key,
+    pub bytes: Vec<u8>,
+    /// Its caller saw an error.
+    pub answer_lost: bool,
+}
+
+#[derive(Default)]
+struct State {
+    script: Option<(u32, Script)>,
+    creates: u32,
+    crashed: bool,
+    paused: bool,
+    landed: Vec<Landed>,
+    /// Scripts that fired.
+    fired: Vec<Script>,
+}
+
+#[derive(Clone)]
+pub struct Scripted {
+    inner: Arc<dyn Store>,
+    state: Arc<Mutex<State>>,
+    resumed: Arc<tokio::sync::Notify>,
+}
+
+impl Scripted {
+    pub fn new(inner: Arc<dyn Store>) -> Scripted {
+        Scripted {
+            inner,
+            state: Arc::default(),
+            resumed: Arc::default(),
+        }
+    }
+
+    /// Arms `script` (replacing any armed one), counting creates from now.
+    pub fn arm(&self, script: Script) {
+        let mut state = self.state.lock().unwrap();
+        state.creates = 0;
+        state.script = Some((0, script));
+    }
+
+    pub fn disarm(&self) {
+        self.state.lock().unwrap().script = None;
+    }
+
+    /// Whether a create is waiting at a pause now.
+    pub fn paused(&self) -> bool {
+        self.state.lock().unwrap().paused
+    }
+
+    pub fn resume(&self) {
+        self.state.lock().unwrap().paused = false;
+        self.resumed.notify_waiters();
+    }
+
+    pub fn crashed(&self) -> bool {
+        self.state.lock().unwrap().crashed
+    }
+
+    /// The creates that landed since the last call, in order.
+    pub fn drain(&self) -> Vec<Landed> {
+        std::mem::take(&mut self.state.lock().unwrap().landed)
+    }
+
+    pub fn fired(&self) -> Vec<Script> {
+        self.state.lock().unwrap().fired.clone()
+    }
+
+    fn alive(&self) -> Result<(), StoreError> {
+        if self.state.lock().unwrap().crashed {
+            return Err(StoreError::Injected("the process crashed".into()));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for Scripted {
+    async fn get(&self, key: &Key) -> Result<Option<(Vec<u8>, Version)>, StoreError> {
+        self.alive()?;
+        self.inner.get(key).await
+    }
+
+    async fn create(&self, key: &Key, bytes: &[u8]) -> Result<Created, StoreError> {
+        let lose = {
+            let mut state = self.state.lock().unwrap();
+            if state.crashed {
+                return Err(StoreError::Injected("the process crashed".into()));
+            }
+            let n = state.creates;
+            state.creates += 1;
+            match state.script {
+                Some((_, Script::PauseBefore(at))) if at == n => {
+                    state.script = None;
+                    state.paused = true;
+                    state.fired.push(Script::PauseBefore(at));
+                    false
+                }
+                Some((_, Script::CrashBefore(at))) if at == n => {
+                    state.script = None;
+                    state.crashed = true;
+                    state.fired.push(Script::CrashBefore(at));
+                    return Err(StoreError::Injected("the process crashed".into()));
+                }
+                Some((_, Script::LoseAnswer(at))) => at <= n,
+                _ => false,
+            }
+        };
+        loop {
+            // Registered before the check, so a `resume` between the two is not missed.
+            let resumed = self.resumed.notified();
+            if !self.state.lock().unwrap().paused {
+                break;
+            }
+            resumed.await;
+        }
+        self.alive()?;
+        let created = self.inner.create(key, bytes).await?;
+        if created.is_created() {
+            let mut state = self.state.lock().unwrap();
+            state.landed.push(Landed {
+                key: key.clone(),
+                bytes: bytes.to_vec(),
+                answer_lost: lose,
+            });
+            if lose {
+                let at = match state.script.take() {
+                    Some((_, Script::LoseAnswer(at))) => at,
+                    _ => 0,
+                };
+                state.fired.push(Script::LoseAnswer(at));
+                return Err(StoreError::Unavailable(
+                    "injected: the create landed but its answer was lost".into(),
+                ));
+            }
+        }
+        Ok(created)
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<Key>, StoreError> {
+        self.alive()?;
+        self.inner.list(prefix).await
+    }
+
+    async fn delete(&self, key: &Key) -> Result<(), StoreError> {
+        self.alive()?;
+        self.inner.delete(key).await
+    }
+
+    fn describe(&self) -> String {
+        format!("scripted:{}", self.inner.describe())
+    }
+
+    async fn register_owner(
+        &self,
+        owner: &str,
+    ) -> Result<Option<Box<dyn OwnerRegistration>>, StoreError> {
+        self.inner.register_owner(owner).await
+    }
+
+    async fn owner_liveness(&self, owner: &str) -> Result<Liveness, StoreError> {
+        self.inner.owner_liveness(owner).await
+    }
+}

@@ -1,0 +1,249 @@
+//! The merge implementation's API, case by case: what a lake's writer that embeds it relies on.
+//! Each protection is shown to fail with its planted bug on (the `mutants` feature).
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use lockstep::lock::owner::ProcessId;
+use lockstep::merge::{
+    self, applied, BranchName, Lake, MergeError, MergeOptions, MergeOutcome, Object,
+};
+use lockstep::mutants::{activate, Mutant};
+use lockstep::store::{FsStore, MemStore, Store};
+use lockstep_tests::scripted::{Script, Scripted};
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// The mutant switch is process-wide: tests of this binary take turns.
+fn exclusive(mutant: Option<Mutant>) -> MutexGuard<'static, ()> {
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+    let guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    activate(mutant);
+    guard
+}
+
+fn name(text: &str) -> BranchName {
+    BranchName::new(text).unwrap()
+}
+
+/// A child deletes `x`, which the parent deleted after the child's BASE: the merge aborts with
+/// `Conflict`, and neither the parent, nor the child, nor TAIL/BASE changes.
+async fn conflicting_delete(store: Arc<dyn Store>) -> Result<(), MergeError> {
+    let lake = Lake::open(Arc::clone(&store)).await?;
+    let main = lake.create_branch("main", None).await?;
+    main.commit_change("base", vec![Object::new("x", b"data")], vec![])
+        .await?;
+    let live = lake.create_branch("live", Some("main")).await?;
+    live.commit(b"one").await?;
+    live.commit_change("del", vec![], vec!["x".into()]).await?;
+    main.commit_change("compact", vec![Object::new("y", b"rewritten")], vec!["x".into()])
+        .await?;
+    let parent_before = main.log().await?;
+    let child_before = live.log().await?;
+    let tail_before = live.tailbase().await?;
+    let result = lake.merge("live", MergeOptions::default()).await;
+    assert_eq!(main.log().await?, parent_before, "the parent changed");
+    assert_eq!(live.log().await?, child_before, "the child changed");
+    assert_eq!(live.tailbase().await?, tail_before, "TAIL/BASE moved");
+    let locks = lake.merge_locks().await?;
+    assert_eq!(locks[0].state, merge::MergeLockState::Free, "{locks:?}");
+    result.map(|_| ())
+}
+
+#[test]
+fn a_conflicting_merge_aborts_and_changes_nothing() {
+    let _one = exclusive(None);
+    let rt = rt();
+    let dir = tempfile::tempdir().unwrap();
+    for store in [
+        Arc::new(MemStore::new()) as Arc<dyn Store>,
+        Arc::new(FsStore::open(dir.path()).unwrap()),
+    ] {
+        match rt.block_on(conflicting_delete(store)) {
+            Err(MergeError::Conflict {
+                child,
+                child_index,
+                object,
+                parent_index,
+            }) => {
+                assert_eq!((child.as_str(), child_index), ("live", 1));
+                assert_eq!((object.as_str(), parent_index), ("x", 1));
+            }
+            other => panic!("expected a conflict, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_merge_without_the_conflict_check_is_caught() {
+    let _one = exclusive(Some(Mutant::MergeSkipConflictCheck));
+    let rt = rt();
+    // With the check skipped the merge goes through, and the test's assertions fail: the parent
+    // changed. The assertion panics inside; catch it to show the test is what fails.
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        rt.block_on(conflicting_delete(Arc::new(MemStore::new())))
+    }));
+    activate(None);
+    let message = match outcome {
+        Err(panic) => panic
+            .downcast_ref::<String>()
+            .cloned()
+            .unwrap_or_default(),
+        Ok(result) => panic!("the planted bug went unnoticed: {result:?}"),
+    };
+    assert!(message.contains("the parent changed"), "{message}");
+}
+
+/// Objects the child adds, and deletes of objects nobody else touched, merge cleanly: only a
+/// delete of something the parent changed since BASE conflicts.
+#[test]
+fn deletes_of_untouched_objects_merge() {
+    let _one = exclusive(None);
+    rt().block_on(async {
+        let lake = Lake::open(MemStore::new()).await.unwrap();
+        let main = lake.create_branch("main", None).await.unwrap();
+        main.commit_change("a", vec![Object::new("x", b"1"), Object::new("z", b"2")], vec![])
+            .await
+            .unwrap();
+        let live = lake.create_branch("live", Some("main")).await.unwrap();
+        live.commit_change("d", vec![], vec!["x".into()]).await.unwrap();
+        main.commit_change("other", vec![], vec!["z".into()]).await.unwrap();
+        let merged = lake.merge("live", MergeOptions::default()).await.unwrap();
+        assert_eq!(merged.outcome, MergeOutcome::Merged);
+        let changes = applied(lake.store(), &name("main")).await.unwrap();
+        let deleted: Vec<&str> = changes
+            .iter()
+            .flat_map(|c| c.delete.iter().map(String::as_str))
+            .collect();
+        assert_eq!(deleted, ["z", "x"]);
+    });
+}
+
+/// A merger force-released while it paused before its TAIL move: another merger takes the lock
+/// and merges; the zombie resumes, its TAIL/BASE create and its `unlock` fail, it reports
+/// `LockLost`, and the new holder's lock (if it still held one) is untouched.
+async fn zombie(store: Arc<dyn Store>) -> Result<(), String> {
+    let setup = Lake::open(Arc::clone(&store)).await.unwrap();
+    setup.create_branch("main", None).await.unwrap();
+    let live = setup.create_branch("live", Some("main")).await.unwrap();
+    live.commit(b"0").await.unwrap();
+    let paused = Scripted::new(Arc::clone(&store));
+    let zombie = Lake::open_as(paused.clone(), ProcessId::current())
+        .await
+        .unwrap();
+    // Creates: lock, the parent append, then the TAIL move (the third).
+    paused.arm(Script::PauseBefore(2));
+    let task = tokio::spawn(async move { zombie.merge("live", MergeOptions::default()).await });
+    while !paused.paused() {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let released = merge::force_release(&*store, &name("live"), None)
+        .await
+        .unwrap()
+        .expect("the zombie held the lock");
+    assert_eq!(released.index, 0);
+    // The new holder locks (index 2), and holds while the zombie goes on.
+    live.commit(b"1").await.unwrap();
+    let holder = Scripted::new(Arc::clone(&store));
+    let second = Lake::open_as(holder.clone(), ProcessId::current())
+        .await
+        .unwrap();
+    // Its creates: lock, the TAIL move (the parent scan finds the zombie's commit: roll forward),
+    // then `unlock`, before which it pauses, holding the lock.
+    holder.arm(Script::PauseBefore(2));
+    let second_task =
+        tokio::spawn(async move { second.merge("live", MergeOptions::default()).await });
+    while !holder.paused() {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    paused.resume();
+    let outcome = task.await.unwrap();
+    let locks = merge::merge_locks(&*store).await.unwrap();
+    holder.resume();
+    let second_outcome = second_task.await.unwrap();
+    match outcome {
+        Err(MergeError::LockLost { index: 0, .. }) => {}
+        other => return Err(format!("the zombie completed: {other:?}")),
+    }
+    if locks[0].state != merge::MergeLockState::Held || locks[0].index != Some(2) {
+        return Err(format!("the zombie freed the new holder's lock: {locks:?}"));
+    }
+    let merged = second_outcome.map_err(|e| e.to_string())?;
+    assert_eq!(merged.outcome, MergeOutcome::RolledForward, "{merged:?}");
+    // Exactly once, nothing lost, and TAIL where the first merge commit ends.
+    let changes = applied(&*store, &name("main")).await.unwrap();
+    let indices: Vec<u64> = changes.iter().map(|c| c.index).collect();
+    assert_eq!(indices, [0], "each child commit in the parent once");
+    let (_, tb) = name("live").tailbase().newest::<merge::TailBase>(&*store).await.unwrap().unwrap();
+    assert_eq!(tb.tail, 1);
+    Ok(())
+}
+
+#[test]
+fn a_force_released_merger_cannot_complete() {
+    let _one = exclusive(None);
+    let rt = rt();
+    let dir = tempfile::tempdir().unwrap();
+    rt.block_on(zombie(Arc::new(MemStore::new()))).unwrap();
+    rt.block_on(zombie(Arc::new(FsStore::open(dir.path()).unwrap())))
+        .unwrap();
+}
+
+#[test]
+fn a_blind_unlock_lets_the_zombie_free_the_new_holder() {
+    let _one = exclusive(Some(Mutant::MergeBlindUnlock));
+    let error = rt().block_on(zombie(Arc::new(MemStore::new())));
+    activate(None);
+    let error = error.expect_err("the planted bug must be caught");
+    assert!(error.contains("the zombie"), "{error}");
+}
+
+/// Bad input gets a clear error and changes nothing.
+#[test]
+fn bad_names_and_missing_branches_are_refused() {
+    let _one = exclusive(None);
+    rt().block_on(async {
+        let store = MemStore::new();
+        let lake = Lake::open(store.clone()).await.unwrap();
+        for bad in ["", "..", "a/b", "x y", &"n".repeat(200)] {
+            assert!(matches!(
+                lake.create_branch(bad, None).await,
+                Err(MergeError::InvalidBranch { .. })
+            ));
+        }
+        assert!(matches!(
+            lake.create_branch("c", Some("nope")).await,
+            Err(MergeError::NoSuchBranch(_))
+        ));
+        lake.create_branch("main", None).await.unwrap();
+        assert!(matches!(
+            lake.create_branch("main", None).await,
+            Err(MergeError::BranchExists(_))
+        ));
+        assert!(matches!(
+            lake.merge("main", MergeOptions::default()).await,
+            Err(MergeError::NotAChild(_))
+        ));
+        assert!(matches!(
+            lake.merge("ghost", MergeOptions::default()).await,
+            Err(MergeError::NoSuchBranch(_))
+        ));
+        // An entry of an unknown format version is an error naming its key, not a free lock.
+        lake.create_branch("live", Some("main")).await.unwrap();
+        let key = name("live").mergelock().key(0);
+        let _ = store.create(&key, br#"{"v":9,"op":"lock"}"#).await.unwrap();
+        match lake.merge("live", MergeOptions::default()).await {
+            Err(MergeError::Corrupt { key: k, reason }) => {
+                assert_eq!(k, key.as_str());
+                assert!(reason.contains("version 9"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+    });
+}
