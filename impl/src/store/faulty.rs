@@ -40,6 +40,9 @@ struct Plan {
     fired: Vec<(Fault, Operation, u64)>,
     /// Crash once this many more creates have succeeded (test vectors count effects, not calls).
     creates_left: Option<u64>,
+    /// Hang once this many more creates have succeeded (a process stopped mid-protocol, holding
+    /// whatever it has created, for process tests to kill).
+    hang_after: Option<u64>,
 }
 
 /// Wraps a store and fails the operation a test chose. Clones share the plan.
@@ -66,6 +69,11 @@ impl<S: Store> FaultyStore<S> {
     /// Crashes the process at the first call after `creates` more successful creates.
     pub fn crash_after_creates(&self, creates: u64) {
         lock(&self.plan).creates_left = Some(creates);
+    }
+
+    /// Stops answering at the first call after `creates` more successful creates.
+    pub fn hang_after_creates(&self, creates: u64) {
+        lock(&self.plan).hang_after = Some(creates);
     }
 
     /// Ends a crash: the "restarted process" can use the store again (its contents are kept).
@@ -101,6 +109,12 @@ impl<S: Store> FaultyStore<S> {
             return Err(StoreError::Injected("the process crashed".into()));
         }
         if plan.hung {
+            return Ok(());
+        }
+        if plan.hang_after == Some(0) {
+            plan.hung = true;
+            let at = plan.count;
+            plan.fired.push((Fault::Hang, operation, at));
             return Ok(());
         }
         if plan.creates_left == Some(0) {
@@ -158,7 +172,11 @@ impl<S: Store> Store for FaultyStore<S> {
         self.answer().await;
         let created = self.inner.create(key, bytes).await?;
         if created.is_created() {
-            if let Some(left) = lock(&self.plan).creates_left.as_mut() {
+            let mut plan = lock(&self.plan);
+            if let Some(left) = plan.creates_left.as_mut() {
+                *left = left.saturating_sub(1);
+            }
+            if let Some(left) = plan.hang_after.as_mut() {
                 *left = left.saturating_sub(1);
             }
         }

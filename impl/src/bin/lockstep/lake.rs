@@ -108,6 +108,22 @@ async fn lake(root: &RootArg) -> Result<Lake, Failure> {
     Lake::open(open(root)?).await.map_err(failure)
 }
 
+/// The store `merge` uses. Test builds (the `mutants` feature) can stop it mid-protocol with
+/// `LOCKSTEP_FAULT=hang-after-creates:N`: the merge holds what its first N creates made and
+/// waits to be killed (the process tests' crashed merger).
+fn hostile(store: FsStore) -> std::sync::Arc<dyn lockstep::store::Store> {
+    #[cfg(feature = "mutants")]
+    if let Some(n) = std::env::var("LOCKSTEP_FAULT")
+        .ok()
+        .and_then(|v| v.strip_prefix("hang-after-creates:")?.parse::<u64>().ok())
+    {
+        let faulty = lockstep::store::FaultyStore::new(store);
+        faulty.hang_after_creates(n);
+        return std::sync::Arc::new(faulty);
+    }
+    std::sync::Arc::new(store)
+}
+
 pub async fn branch(command: BranchCommand) -> Result<u8, Failure> {
     match command {
         BranchCommand::Create(args) => {
@@ -235,7 +251,9 @@ pub async fn merge(args: MergeArgs) -> Result<u8, Failure> {
                 })?,
         ),
     };
-    let lake = Lake::open(existing(&args.root)?).await.map_err(failure)?;
+    let lake = Lake::open(hostile(existing(&args.root)?))
+        .await
+        .map_err(failure)?;
     let options = MergeOptions {
         timeout,
         ..MergeOptions::default()

@@ -1,0 +1,260 @@
+//! The lake's commands run as subprocesses, as a newcomer would from a fresh clone: `branch
+//! create|commit|log`, `merge` and its exit codes, `merge-locks`, `force-release --merge`,
+//! `recover`, and `gc` keeping what recovery needs.
+
+#[cfg(feature = "mutants")]
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Output};
+#[cfg(feature = "mutants")]
+use std::process::Stdio;
+#[cfg(feature = "mutants")]
+use std::time::{Duration, Instant};
+
+fn lockstep(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lockstep"))
+        .args(args)
+        .output()
+        .expect("run lockstep")
+}
+
+/// Runs and requires `code`; returns stdout.
+fn ok(args: &[&str], code: i32) -> String {
+    let output = lockstep(args);
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "{args:?}\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+fn json(args: &[&str]) -> serde_json::Value {
+    serde_json::from_str(&ok(args, 0)).unwrap()
+}
+
+/// A lake with `main` (one commit, object `x`) and child `live` with `n` commits.
+fn lake(n: usize) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_str().unwrap();
+    ok(&["branch", "create", "--root", root, "main"], 0);
+    ok(&["branch", "commit", "--root", root, "main", "--message", "base", "--object", "x"], 0);
+    ok(&["branch", "create", "--root", root, "live", "--from", "main"], 0);
+    for i in 0..n {
+        ok(&["branch", "commit", "--root", root, "live", "--message", &format!("c{i}")], 0);
+    }
+    dir
+}
+
+/// A `lockstep merge` that stops answering after `creates` creates (test builds only), holding
+/// what it created, until the test kills it.
+#[cfg(feature = "mutants")]
+fn stuck_merge(root: &str, creates: u32) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_lockstep"))
+        .args(["merge", "--root", root, "live"])
+        .env("LOCKSTEP_FAULT", format!("hang-after-creates:{creates}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap()
+}
+
+fn merge_lock(root: &str) -> serde_json::Value {
+    json(&["merge-locks", "--root", root, "--json"])["merge_locks"][0].clone()
+}
+
+#[cfg(feature = "mutants")]
+fn wait_held(root: &str) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let lock = merge_lock(root);
+        if lock["state"] == "held" {
+            return lock;
+        }
+        assert!(Instant::now() < deadline, "the merge lock never became held: {lock}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[cfg(feature = "mutants")]
+/// SIGKILL: the merger dies with no chance to clean up, as in a crash.
+fn kill(child: &mut std::process::Child) {
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn branches_commits_merges_and_logs() {
+    let dir = lake(3);
+    let root = dir.path().to_str().unwrap();
+    let merged = json(&["merge", "--root", root, "live", "--json"]);
+    assert_eq!(merged["outcome"], "merged");
+    assert_eq!((merged["from"].as_u64(), merged["to"].as_u64()), (Some(0), Some(3)));
+    // The parent's log: its own commit and one merge commit, counted.
+    let log = json(&["branch", "log", "--root", root, "main", "--json"]);
+    let entries = log["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 2);
+    assert_eq!(entries[1]["entry"]["op"], "merge");
+    assert_eq!(entries[1]["counted"], true);
+    // The child's TAIL/BASE: commits below 3 are in the parent, synced after parent entry 1.
+    let log = json(&["branch", "log", "--root", root, "live", "--json"]);
+    assert_eq!(log["tailbase"]["tail"], 3);
+    assert_eq!(log["tailbase"]["base"], 2);
+    let text = ok(&["branch", "log", "--root", root, "live"], 0);
+    assert!(text.contains("TAIL 3 BASE 2"), "{text}");
+    // Nothing new: exit 0, said so.
+    let again = ok(&["merge", "--root", root, "live"], 0);
+    assert!(again.contains("nothing to merge"), "{again}");
+    // Binary bytes from a file survive.
+    let file = dir.path().join("blob");
+    std::fs::write(&file, [0u8, 255, 7]).unwrap();
+    ok(&["branch", "commit", "--root", root, "live", "--file", file.to_str().unwrap()], 0);
+    let log = json(&["branch", "log", "--root", root, "live", "--json"]);
+    assert_eq!(log["entries"][3]["entry"]["add"][0]["data_hex"], "00ff07");
+}
+
+#[test]
+fn a_conflict_exits_76_and_changes_nothing() {
+    let dir = lake(1);
+    let root = dir.path().to_str().unwrap();
+    ok(&["branch", "commit", "--root", root, "live", "--delete", "x"], 0);
+    ok(&["branch", "commit", "--root", root, "main", "--delete", "x"], 0);
+    let before = ok(&["branch", "log", "--root", root, "main", "--json"], 0);
+    let output = lockstep(&["merge", "--root", root, "live"]);
+    assert_eq!(output.status.code(), Some(76));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("conflict") && stderr.contains("deletes x"), "{stderr}");
+    assert_eq!(ok(&["branch", "log", "--root", root, "main", "--json"], 0), before);
+    assert_eq!(merge_lock(root)["state"], "free");
+}
+
+#[test]
+fn bad_input_gets_a_clear_error() {
+    let dir = lake(0);
+    let root = dir.path().to_str().unwrap();
+    for (args, needle) in [
+        (vec!["merge", "--root", root, "main"], "root branch"),
+        (vec!["merge", "--root", root, "ghost"], "no branch ghost"),
+        (vec!["branch", "create", "--root", root, "../up"], "invalid branch name"),
+        (vec!["branch", "create", "--root", root, "main"], "exists already"),
+        (vec!["merge", "--root", root, "live", "--timeout", "soon"], "--timeout"),
+        (vec!["force-release", "--root", root, "--merge", "a/b"], "invalid branch name"),
+    ] {
+        let output = lockstep(&args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+    }
+    // A commit needs content; clap says which.
+    let output = lockstep(&["branch", "commit", "--root", root, "live"]);
+    assert_eq!(output.status.code(), Some(2));
+    // Reading a lake that is not there creates nothing.
+    let empty = tempfile::tempdir().unwrap();
+    let empty_root = empty.path().to_str().unwrap();
+    let output = lockstep(&["branch", "log", "--root", empty_root, "main"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(!empty.path().join(".lockstep").exists());
+    assert_eq!(
+        json(&["merge-locks", "--root", empty_root, "--json"])["merge_locks"],
+        serde_json::json!([])
+    );
+}
+
+/// A merger killed between its parent append and its TAIL move: `merge-locks` shows the lock
+/// stuck (its holder proven dead), a second merger is refused meanwhile (75), `recover` frees it,
+/// and the next merge rolls the crashed merge forward: each child commit is in the parent once.
+#[cfg(feature = "mutants")] // the stuck merger needs LOCKSTEP_FAULT
+#[test]
+fn a_killed_merger_is_recovered_and_rolled_forward() {
+    let dir = lake(2);
+    let root = dir.path().to_str().unwrap();
+    let mut merger = stuck_merge(root, 2); // `lock`, then the parent append
+    let held = wait_held(root);
+    assert_eq!(held["holder_liveness"], "alive", "{held}");
+    assert_eq!(held["intent_from"], 0);
+    // Wait for the parent append too, then kill.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while json(&["branch", "log", "--root", root, "main", "--json"])["entries"]
+        .as_array()
+        .unwrap()
+        .len()
+        < 2
+    {
+        assert!(Instant::now() < deadline, "the merge commit never landed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let busy = lockstep(&["merge", "--root", root, "live"]);
+    assert_eq!(busy.status.code(), Some(75));
+    assert!(String::from_utf8_lossy(&busy.stderr).contains("held by"));
+    kill(&mut merger);
+    let stuck = merge_lock(root);
+    assert_eq!(stuck["state"], "stuck", "{stuck}");
+    assert_eq!(stuck["holder_liveness"], "dead");
+    let text = ok(&["merge-locks", "--root", root], 0);
+    assert!(text.contains("STUCK"), "{text}");
+    // A commit lands while the lock is stuck: it waits for the next merge.
+    ok(&["branch", "commit", "--root", root, "live", "--message", "late"], 0);
+    let recovered = json(&["recover", "--root", root, "--json"]);
+    assert_eq!(recovered["merge_locks_released"].as_array().unwrap().len(), 1);
+    assert_eq!(merge_lock(root)["state"], "free");
+    let merged = json(&["merge", "--root", root, "live", "--json"]);
+    assert_eq!(merged["outcome"], "rolled-forward", "{merged}");
+    assert_eq!((merged["from"].as_u64(), merged["to"].as_u64()), (Some(0), Some(2)));
+    let merged = json(&["merge", "--root", root, "live", "--json"]);
+    assert_eq!(merged["outcome"], "merged");
+    assert_eq!((merged["from"].as_u64(), merged["to"].as_u64()), (Some(2), Some(3)));
+    let log = json(&["branch", "log", "--root", root, "main", "--json"]);
+    let merges: Vec<(u64, u64)> = log["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["entry"]["op"] == "merge")
+        .map(|e| (e["entry"]["from"].as_u64().unwrap(), e["entry"]["to"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(merges, [(0, 2), (2, 3)], "each child commit once, in order");
+}
+
+/// An operator frees a live merger's lock: a wrong token is refused (2), the right one frees it,
+/// and the next merge goes through.
+#[cfg(feature = "mutants")] // the stuck merger needs LOCKSTEP_FAULT
+#[test]
+fn force_release_frees_a_live_mergers_lock() {
+    let dir = lake(1);
+    let root = dir.path().to_str().unwrap();
+    let mut merger = stuck_merge(root, 1);
+    let held = wait_held(root);
+    let index = held["index"].as_u64().unwrap();
+    let wrong = (index + 7).to_string();
+    let output = lockstep(&["force-release", "--root", root, "--merge", "live", "--token", &wrong]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("token mismatch"));
+    let released = json(&[
+        "force-release", "--root", root, "--merge", "live", "--token", &index.to_string(), "--json",
+    ]);
+    assert_eq!(released["released"]["index"], index);
+    assert_eq!(merge_lock(root)["state"], "free");
+    let merged = json(&["merge", "--root", root, "live", "--json"]);
+    assert_eq!(merged["outcome"], "merged");
+    kill(&mut merger);
+    let again = ok(&["force-release", "--root", root, "--merge", "live"], 0);
+    assert!(again.contains("not held"), "{again}");
+}
+
+/// `gc` keeps the owner file of a dead merge-lock holder: it is what proves the death to
+/// `recover`.
+#[cfg(feature = "mutants")] // the stuck merger needs LOCKSTEP_FAULT
+#[test]
+fn gc_keeps_what_merge_recovery_needs() {
+    let dir = lake(1);
+    let root = dir.path().to_str().unwrap();
+    let mut merger = stuck_merge(root, 1);
+    wait_held(root);
+    kill(&mut merger);
+    ok(&["gc", "--root", root], 0);
+    let stuck = merge_lock(root);
+    assert_eq!(stuck["holder_liveness"], "dead", "{stuck}");
+    let recovered = json(&["recover", "--root", root, "--json"]);
+    assert_eq!(recovered["merge_locks_released"].as_array().unwrap().len(), 1);
+}
