@@ -93,6 +93,11 @@ const CATCHERS: &[(Mutant, &str, &str)] = &[
         "the_harness_catches_tail_moved_to_own_cut",
     ),
     (
+        Mutant::MergeTailToOwnCut,
+        "impl/tests/merge_processes.rs",
+        "the_checker_catches_tail_moved_to_own_cut",
+    ),
+    (
         Mutant::MergeBlindUnlock,
         "tests/tests/merge_conformance.rs",
         "the_harness_catches_a_blind_unlock",
