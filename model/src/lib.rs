@@ -17,6 +17,7 @@ pub mod preset;
 pub mod redo;
 pub mod trace;
 pub mod variant;
+pub mod vectors;
 
 /// Every catalogued entry of every protocol, seed bugs first within each protocol.
 pub fn catalogue() -> Vec<catalogue::Entry> {

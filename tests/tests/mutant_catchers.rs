@@ -98,6 +98,11 @@ const CATCHERS: &[(Mutant, &str, &str)] = &[
         "the_checker_catches_tail_moved_to_own_cut",
     ),
     (
+        Mutant::MergeTailToOwnCut,
+        "tests/tests/merge_vectors.rs",
+        "the_replay_catches_tail_moved_to_own_cut",
+    ),
+    (
         Mutant::MergeBlindUnlock,
         "tests/tests/merge_conformance.rs",
         "the_harness_catches_a_blind_unlock",

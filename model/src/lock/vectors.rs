@@ -8,6 +8,8 @@
 //! that fails every call after `n` creates.
 
 use serde::{Deserialize, Serialize};
+
+use crate::vectors::SplitMix;
 use stateright::Model;
 
 use super::{
@@ -296,23 +298,6 @@ fn client_mode(mode: Mode) -> ClientMode {
             mode: "mv".into(),
             paths: vec![name(s), name(t)],
         },
-    }
-}
-
-/// A small deterministic generator (splitmix64), so the file is reproducible from its seed.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
     }
 }
 

@@ -39,6 +39,7 @@ pub mod seed;
 pub mod trace;
 pub mod vacate;
 pub mod variant;
+pub mod vectors;
 
 use crate::check::{Budget, Protocol};
 use crate::trace::Trace;

@@ -703,8 +703,8 @@ pub struct VectorsArgs {
     /// `export`.
     #[arg(value_parser = ["export"])]
     action: String,
-    /// Only `lock` has vectors so far.
-    #[arg(value_parser = ["lock"])]
+    /// `lock` or `merge` (redo has none yet).
+    #[arg(value_parser = ["lock", "merge"])]
     protocol: String,
     /// Directory to write `<protocol>.json` into.
     #[arg(long)]
@@ -724,15 +724,22 @@ pub fn vectors(args: &VectorsArgs) -> Result<u8, String> {
         "generating {} vectors of at most {} operations (seed {})",
         args.count, args.depth, args.seed
     );
-    let file = lock::vectors::generate(args.count as usize, args.depth as usize, args.seed);
+    let (count, depth) = (args.count as usize, args.depth as usize);
+    let (text, written) = if args.protocol == "merge" {
+        let file = lockstep::model::merge::vectors::generate(count, depth, args.seed);
+        (serde_json::to_string_pretty(&file), file.vectors.len())
+    } else {
+        let file = lock::vectors::generate(count, depth, args.seed);
+        (serde_json::to_string_pretty(&file), file.vectors.len())
+    };
+    let text = text.expect("vectors serialise") + "\n";
     let path = args.out.join(format!("{}.json", args.protocol));
-    let text = serde_json::to_string_pretty(&file).expect("vectors serialise") + "\n";
     // Write beside the target and rename, so a failed write leaves the old file whole.
     let partial = args.out.join(format!(".{}.json.partial", args.protocol));
     std::fs::create_dir_all(&args.out)
         .and_then(|()| std::fs::write(&partial, text))
         .and_then(|()| std::fs::rename(&partial, &path))
         .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    println!("wrote {} vectors to {}", file.vectors.len(), path.display());
+    println!("wrote {written} vectors to {}", path.display());
     Ok(EXIT_OK)
 }
