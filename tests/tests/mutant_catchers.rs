@@ -113,6 +113,21 @@ const CATCHERS: &[(Mutant, &str, &str)] = &[
         "a_blind_unlock_lets_the_zombie_free_the_new_holder",
     ),
     (
+        Mutant::MergeBlindUnlock,
+        "impl/tests/merge_shuttle.rs",
+        "random_schedules_catch_a_blind_unlock",
+    ),
+    (
+        Mutant::MergeBlindUnlock,
+        "impl/tests/merge_shuttle.rs",
+        "blind_unlock_schedule_replays",
+    ),
+    (
+        Mutant::MergeTailToOwnCut,
+        "impl/tests/merge_shuttle.rs",
+        "random_schedules_catch_tail_moved_to_own_cut",
+    ),
+    (
         Mutant::MergeNoLockReadBack,
         "tests/tests/merge_conformance.rs",
         "the_harness_catches_a_lock_taken_as_not_landed",

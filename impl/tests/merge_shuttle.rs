@@ -1,0 +1,300 @@
+//! shuttle: the merge under shuttle's random and PCT schedulers.
+//!
+//! Over one MemStore: a root `main` and a child `live` with one commit. Three merger tasks, each
+//! a `Lake` of its own (its own owner registration), merge `live` twice each, waiting as long as
+//! it takes for the lock. Two writer tasks commit two commits each meanwhile. One merger may
+//! crash after a random number of creates (its store fails every call from then on); it then
+//! ends its registration as its death would and runs recovery, as a restarted process would. An
+//! operator task force-releases the lock at a random moment, whoever holds it: a live holder
+//! becomes a zombie. Every schedule checks, from the store, after a last merge:
+//! - exactly once: every child commit is in the parent once, counting every merge commit;
+//! - no lost write: every commit a writer was told landed is in the parent;
+//! - TAIL never moved back, across every TAIL/BASE version;
+//! - zombie cannot complete: every `unlock` frees the `lock` right before it.
+//!
+//! Run: `cargo test -p lockstep --features shuttle,mutants --profile verify --test merge_shuttle`.
+//! `LOCKSTEP_SHUTTLE_ITERATIONS` sets schedules per scheduler (default 500; `LOCKSTEP_SOAK=1`:
+//! 20,000). A failure prints shuttle's replay string; `blind_unlock_schedule_replays` replays a
+//! committed one.
+#![cfg(feature = "shuttle")]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex as StdMutex, MutexGuard};
+
+use lockstep::merge::{
+    self, BranchName, CommitEntry, Lake, LockEntry, MergeError, MergeOptions, TailBase,
+};
+use lockstep::mutants::{activate, Mutant};
+use lockstep::store::{FaultyStore, MemStore, Store};
+use shuttle::sync::{Arc, Mutex};
+
+fn iterations() -> usize {
+    let soak = std::env::var("LOCKSTEP_SOAK").is_ok_and(|v| v == "1");
+    std::env::var("LOCKSTEP_SHUTTLE_ITERATIONS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(if soak { 20_000 } else { 500 })
+}
+
+/// What the schedules exercised (std atomics: they outlive shuttle's executions).
+static SCHEDULES: AtomicUsize = AtomicUsize::new(0);
+static CRASHES: AtomicUsize = AtomicUsize::new(0);
+static RECOVERED: AtomicUsize = AtomicUsize::new(0);
+static FORCED: AtomicUsize = AtomicUsize::new(0);
+static ZOMBIES_FENCED: AtomicUsize = AtomicUsize::new(0);
+static ROLLED_FORWARD: AtomicUsize = AtomicUsize::new(0);
+
+fn count(counter: &AtomicUsize) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+fn live() -> BranchName {
+    BranchName::new("live").unwrap()
+}
+
+fn forever() -> MergeOptions {
+    MergeOptions {
+        timeout: None,
+        ..MergeOptions::default()
+    }
+}
+
+/// The lake's journals, for a failure message.
+async fn dump(store: &MemStore) -> String {
+    let mut out = String::new();
+    for key in store.list("branches/").await.unwrap() {
+        let (bytes, _) = store.get(&key).await.unwrap().unwrap();
+        out.push_str(&format!("  {key}: {}", String::from_utf8_lossy(&bytes)));
+    }
+    out
+}
+
+/// The checks, from the store alone.
+async fn check(store: &MemStore, written: &[u64]) {
+    let journals = dump(store).await;
+    let main = BranchName::new("main").unwrap();
+    let end = live().commits().end(store).await.unwrap();
+    let mut counts = vec![0u32; end as usize];
+    for entry in merge::log(store, &main).await.unwrap() {
+        if let CommitEntry::Merge { from, to, .. } = entry.entry {
+            for id in from..to {
+                counts[id as usize] += 1;
+            }
+        }
+    }
+    for (id, n) in counts.iter().enumerate() {
+        assert!(*n <= 1, "exactly once: child commit {id} is in the parent {n} times\n{journals}");
+        assert!(*n >= 1, "no lost write: child commit {id} is not in the parent after the last merge\n{journals}");
+    }
+    for index in written {
+        assert!(*index < end, "no lost write: commit {index} was acknowledged but is not in the child");
+    }
+    let versions = live().tailbase().read_from::<TailBase>(store, 0).await.unwrap();
+    for pair in versions.windows(2) {
+        assert!(
+            pair[1].1.tail >= pair[0].1.tail,
+            "TAIL moved back from {} to {}",
+            pair[0].1.tail,
+            pair[1].1.tail
+        );
+    }
+    let locks = live().mergelock().read_from::<LockEntry>(store, 0).await.unwrap();
+    for (index, entry) in &locks {
+        if let LockEntry::Unlock { of, .. } = entry {
+            let before = locks.iter().find(|(i, _)| i + 1 == *index);
+            assert!(
+                *of + 1 == *index && matches!(before, Some((_, LockEntry::Lock { .. }))),
+                "zombie cannot complete: unlock #{index} frees lock #{of}, not the lock right before it"
+            );
+        }
+    }
+}
+
+fn scenario() {
+    count(&SCHEDULES);
+    shuttle::future::block_on(async {
+        use shuttle::rand::Rng;
+        let store = MemStore::new();
+        let setup = Lake::open(store.clone()).await.unwrap();
+        setup.create_branch("main", None).await.unwrap();
+        setup.create_branch("live", Some("main")).await.unwrap().commit(b"0").await.unwrap();
+        let crasher = shuttle::rand::thread_rng().gen_range(0..4usize); // 3: nobody crashes
+        let crash_after = shuttle::rand::thread_rng().gen_range(1..5u64);
+        let written: Arc<Mutex<Vec<u64>>> = Arc::default();
+        let mut tasks = Vec::new();
+        for m in 0..3 {
+            let store = store.clone();
+            tasks.push(shuttle::future::spawn(async move {
+                let faulty = FaultyStore::new(store.clone());
+                let lake = Lake::open(faulty.clone()).await.unwrap();
+                if m == crasher {
+                    faulty.crash_after_creates(crash_after);
+                }
+                for _ in 0..2 {
+                    match lake.merge("live", forever()).await {
+                        Ok(merged) => {
+                            if merged.outcome == merge::MergeOutcome::RolledForward {
+                                count(&ROLLED_FORWARD);
+                            }
+                        }
+                        Err(MergeError::LockLost { .. }) => count(&ZOMBIES_FENCED),
+                        Err(error) if faulty.is_crashed() => {
+                            let _ = error;
+                            count(&CRASHES);
+                            // Dead: its registration goes with it; a restarted process recovers.
+                            lake.end_as_crash();
+                            if !merge::recover(&store).await.unwrap().is_empty() {
+                                count(&RECOVERED);
+                            }
+                            return;
+                        }
+                        Err(error) => panic!("merger {m}: {error}"),
+                    }
+                }
+            }));
+        }
+        for _ in 0..2 {
+            let (store, written) = (store.clone(), Arc::clone(&written));
+            tasks.push(shuttle::future::spawn(async move {
+                let lake = Lake::open(store).await.unwrap();
+                let live = lake.branch("live").await.unwrap();
+                for _ in 0..2 {
+                    let index = live.commit(b"w").await.unwrap();
+                    written.lock().unwrap().push(index);
+                }
+            }));
+        }
+        {
+            let store = store.clone();
+            tasks.push(shuttle::future::spawn(async move {
+                let yields = shuttle::rand::thread_rng().gen_range(0..60);
+                for _ in 0..yields {
+                    shuttle::future::yield_now().await;
+                }
+                if merge::force_release(&store, &live(), None).await.unwrap().is_some() {
+                    count(&FORCED);
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        // Last merges, by nobody faulty, until there is nothing to merge (a merge that rolls a
+        // crashed merge forward does only that): then every child commit is in the parent.
+        let last = Lake::open(store.clone()).await.unwrap();
+        for _ in 0..3 {
+            let merged = last.merge("live", forever()).await.unwrap();
+            if merged.outcome == merge::MergeOutcome::NothingToMerge {
+                break;
+            }
+        }
+        let written = written.lock().unwrap().clone();
+        check(&store, &written).await;
+    });
+}
+
+fn exclusive(mutant: Option<Mutant>) -> MutexGuard<'static, ()> {
+    static ONE_AT_A_TIME: StdMutex<()> = StdMutex::new(());
+    let guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    activate(mutant);
+    for counter in [&SCHEDULES, &CRASHES, &RECOVERED, &FORCED, &ZOMBIES_FENCED, &ROLLED_FORWARD] {
+        counter.store(0, Ordering::Relaxed);
+    }
+    guard
+}
+
+fn assert_covered(test: &str, iterations: usize) {
+    let get = |c: &AtomicUsize| c.load(Ordering::Relaxed);
+    let counts = [
+        ("schedules", get(&SCHEDULES)),
+        ("crashes", get(&CRASHES)),
+        ("locks recovered", get(&RECOVERED)),
+        ("force releases", get(&FORCED)),
+        ("zombies fenced", get(&ZOMBIES_FENCED)),
+        ("rolled forward", get(&ROLLED_FORWARD)),
+    ];
+    eprintln!("{test}: {counts:?}");
+    assert_eq!(counts[0].1, iterations);
+    for (name, n) in &counts[1..] {
+        assert!(*n > 0, "{test}: no {name}: {counts:?}");
+    }
+}
+
+#[test]
+fn random_schedules_merge_exactly_once_and_lose_nothing() {
+    let _one = exclusive(None);
+    shuttle::check_random(scenario, iterations());
+    assert_covered("random", iterations());
+}
+
+#[test]
+fn pct_schedules_merge_exactly_once_and_lose_nothing() {
+    let _one = exclusive(None);
+    shuttle::check_pct(scenario, iterations(), 3);
+    assert_covered("pct", iterations());
+}
+
+/// The panic message of `f`, or `None` if it returned.
+fn failure(f: impl FnOnce() + std::panic::UnwindSafe) -> Option<String> {
+    let payload = std::panic::catch_unwind(f).err()?;
+    Some(
+        payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "(a panic without a message)".into()),
+    )
+}
+
+/// With `mutant` on, the seeded schedules fail naming `property`; without it, the same pass.
+fn assert_mutant_caught(mutant: Mutant, property: &str, iterations: usize) {
+    let seed = 0x3e7_9e;
+    {
+        let _one = exclusive(Some(mutant));
+        let found = failure(move || shuttle::check_random_with_seed(scenario, seed, iterations));
+        activate(None);
+        let message = found.unwrap_or_else(|| {
+            panic!("{}: no schedule of {iterations} found the planted bug", mutant.name())
+        });
+        assert!(message.contains(property), "{}: failed, but not on {property}: {message}", mutant.name());
+    }
+    let _one = exclusive(None);
+    if let Some(message) = failure(move || shuttle::check_random_with_seed(scenario, seed, iterations)) {
+        panic!("{}: the control run failed: {message}", mutant.name());
+    }
+}
+
+#[test]
+fn random_schedules_catch_a_blind_unlock() {
+    assert_mutant_caught(Mutant::MergeBlindUnlock, "zombie cannot complete", 2_000);
+}
+
+#[test]
+fn random_schedules_catch_tail_moved_to_own_cut() {
+    assert_mutant_caught(Mutant::MergeTailToOwnCut, "no lost write", 2_000);
+}
+
+fn replay(schedule: &str) {
+    let mut scheduler = shuttle::scheduler::ReplayScheduler::new_from_encoded(schedule);
+    scheduler.set_allow_incomplete();
+    shuttle::Runner::new(scheduler, shuttle::Config::default()).run(scenario);
+}
+
+/// A committed failing schedule of the blind-unlock mutant replays to the same failure; the same
+/// schedule without the mutant does not fail.
+#[test]
+fn blind_unlock_schedule_replays() {
+    let schedule = include_str!("shuttle-schedules/merge-blind-unlock.txt").trim();
+    let with = {
+        let _one = exclusive(Some(Mutant::MergeBlindUnlock));
+        let failed = failure(|| replay(schedule));
+        activate(None);
+        failed
+    };
+    let message = with.expect("the committed schedule no longer reproduces the failure");
+    assert!(message.contains("zombie cannot complete"), "{message}");
+    let _one = exclusive(None);
+    if let Some(message) = failure(|| replay(schedule)) {
+        panic!("the schedule replayed without the mutant failed: {message}");
+    }
+}
