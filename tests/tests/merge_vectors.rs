@@ -2,7 +2,7 @@
 //! the protocol would (the reference replayer: format in specs/vectors/README.md).
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 
 use lockstep::lock::owner::{process_part, ProcessId};
 use lockstep::merge::{

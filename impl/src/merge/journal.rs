@@ -142,9 +142,19 @@ impl Journal {
         store: &dyn Store,
         from: u64,
     ) -> Result<Vec<(u64, T)>, MergeError> {
+        self.read_range(store, from, u64::MAX).await
+    }
+
+    /// Every entry with an index in `from..to`, in order (one listing, one read per entry).
+    pub async fn read_range<T: DeserializeOwned>(
+        &self,
+        store: &dyn Store,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<(u64, T)>, MergeError> {
         let mut entries = Vec::new();
         for index in self.indices(store).await? {
-            if index < from {
+            if index < from || index >= to {
                 continue;
             }
             match self.get(store, index).await? {

@@ -18,12 +18,11 @@
 //! read back; the parent append is retried through step 3's scan, which finds it if it landed;
 //! the TAIL/BASE move and `unlock` are retried at the same key.
 
-use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use super::entry::{encode, wall_ms, CommitEntry, Intent, LockEntry, TailBase, UnlockedBy};
 use super::journal::BranchName;
-use super::read::{expand, log};
+use super::read::{changes_of, expand, LogEntry};
 use super::{Lake, MergeError, MergeOptions, FORMAT_VERSION};
 use crate::mutants::{active, Mutant};
 use crate::store::{Created, Store};
@@ -193,14 +192,17 @@ async fn merge_locked(
     // Step 3: find the first merge commit for (child, TAIL), or append it.
     let mut errors = 0;
     let (first_index, first_to) = loop {
-        let entries = log(store, parent).await?;
-        let end = entries.last().map_or(0, |e| e.index + 1);
-        let first = entries.iter().find_map(|e| match &e.entry {
+        // The parent's entries from BASE on: a merge commit of our TAIL can only be there (it
+        // was appended after TAIL reached T, which was after the entry BASE follows).
+        let entries = parent
+            .commits()
+            .read_from::<CommitEntry>(store, tailbase.base)
+            .await?;
+        let end = entries.last().map_or(tailbase.base, |(index, _)| index + 1);
+        let first = entries.iter().find_map(|(index, entry)| match entry {
             CommitEntry::Merge {
                 child: c, from, to, ..
-            } if c == child.as_str() && *from == tailbase.tail && e.index >= tailbase.base => {
-                Some((e.index, *to))
-            }
+            } if c == child.as_str() && *from == tailbase.tail => Some((*index, *to)),
             _ => None,
         });
         if let Some(first) = first {
@@ -209,7 +211,7 @@ async fn merge_locked(
             }
             break first;
         }
-        check_conflicts(store, child, parent, &tailbase, cut, end).await?;
+        check_conflicts(store, child, parent, &tailbase, cut, &entries).await?;
         let entry = CommitEntry::Merge {
             v: FORMAT_VERSION,
             child: child.as_str().to_owned(),
@@ -276,16 +278,17 @@ async fn merge_locked(
 }
 
 /// Step 3's conflict check: a child commit in `tail..cut` that deletes an object the parent
-/// touched (added or deleted) in its entries `base..end`, other than by this child's merges.
-/// The check is against exactly the entries below `end`, and the merge commit is then created
-/// at exactly `end`, so nothing can slip in between.
+/// touched (added or deleted) in its entries from BASE to its end (`entries`), other than by this
+/// child's merges. The check is against exactly those entries, and the merge commit is then
+/// created at exactly the index after them, so nothing can slip in between. (A repeated merge
+/// commit among them is counted too: that can only make the check stricter.)
 async fn check_conflicts(
     store: &dyn Store,
     child: &BranchName,
     parent: &BranchName,
     tailbase: &TailBase,
     cut: u64,
-    end: u64,
+    entries: &[(u64, CommitEntry)],
 ) -> Result<(), MergeError> {
     if active(Mutant::MergeSkipConflictCheck) {
         return Ok(());
@@ -295,32 +298,26 @@ async fn check_conflicts(
         return Ok(());
     }
     let mut touched: Vec<(String, u64)> = Vec::new();
-    // Each parent entry's changes, so that the error can name the parent entry.
-    for entry in log(store, parent).await? {
-        if entry.index < tailbase.base || entry.index >= end || !entry.counted {
-            continue;
-        }
-        let changes = expand(store, parent.clone(), entry.index, entry.index + 1, Some(child), 0)
-            .await?;
-        for change in changes {
+    for (index, entry) in entries {
+        let entry = LogEntry {
+            index: *index,
+            entry: entry.clone(),
+            counted: true,
+        };
+        for change in changes_of(store, parent, entry, Some(child), 0).await? {
             for name in change.add.into_iter().chain(change.delete) {
-                touched.push((name, entry.index));
+                touched.push((name, *index));
             }
         }
     }
-    let touched_names: HashSet<&str> = touched.iter().map(|(n, _)| n.as_str()).collect();
     for change in &deletes {
         for object in &change.delete {
-            if touched_names.contains(object.as_str()) {
-                let parent_index = touched
-                    .iter()
-                    .find(|(n, _)| n == object)
-                    .map_or(0, |(_, i)| *i);
+            if let Some((_, parent_index)) = touched.iter().find(|(n, _)| n == object) {
                 return Err(MergeError::Conflict {
                     child: change.branch.clone(),
                     child_index: change.index,
                     object: object.clone(),
-                    parent_index,
+                    parent_index: *parent_index,
                 });
             }
         }

@@ -74,7 +74,9 @@ pub async fn applied(store: &dyn Store, branch: &BranchName) -> Result<Vec<Chang
     expand(store, branch.clone(), 0, u64::MAX, None, 0).await
 }
 
-/// The plain commits applied by `branch`'s entries `from..to`, merges of `skip` left out.
+/// The plain commits applied by `branch`'s entries `from..to`, merges of `skip` left out. Reads
+/// only those entries (a merge costs what it merges, not the journal's length), and the whole
+/// journal only when the range holds merge entries, whose `counted` depends on earlier ones.
 pub(crate) fn expand<'a>(
     store: &'a dyn Store,
     branch: BranchName,
@@ -90,29 +92,60 @@ pub(crate) fn expand<'a>(
                 reason: format!("merges nest deeper than {NESTING_MAX}: a cycle of merge entries"),
             });
         }
+        let range = branch.commits().read_range::<CommitEntry>(store, from, to).await?;
+        let entries = if range
+            .iter()
+            .any(|(_, e)| matches!(e, CommitEntry::Merge { .. }))
+        {
+            log(store, &branch)
+                .await?
+                .into_iter()
+                .filter(|e| e.index >= from && e.index < to)
+                .collect()
+        } else {
+            range
+                .into_iter()
+                .map(|(index, entry)| LogEntry {
+                    index,
+                    entry,
+                    counted: true,
+                })
+                .collect::<Vec<_>>()
+        };
         let mut out = Vec::new();
-        for entry in log(store, &branch).await? {
-            if entry.index < from || entry.index >= to || !entry.counted {
+        for entry in entries {
+            if !entry.counted {
                 continue;
             }
-            match entry.entry {
-                CommitEntry::Commit { add, delete, .. } => out.push(Change {
-                    branch: branch.clone(),
-                    index: entry.index,
-                    add: add.into_iter().map(|o| o.name).collect(),
-                    delete,
-                }),
-                CommitEntry::Merge {
-                    child, from, to, ..
-                } => {
-                    let child = BranchName::new(&child)?;
-                    if skip == Some(&child) {
-                        continue;
-                    }
-                    out.extend(expand(store, child, from, to, None, depth + 1).await?);
-                }
-            }
+            out.extend(changes_of(store, &branch, entry, skip, depth).await?);
         }
         Ok(out)
     })
+}
+
+/// The plain commits one counted entry applies.
+pub(crate) async fn changes_of(
+    store: &dyn Store,
+    branch: &BranchName,
+    entry: LogEntry,
+    skip: Option<&BranchName>,
+    depth: usize,
+) -> Result<Vec<Change>, MergeError> {
+    match entry.entry {
+        CommitEntry::Commit { add, delete, .. } => Ok(vec![Change {
+            branch: branch.clone(),
+            index: entry.index,
+            add: add.into_iter().map(|o| o.name).collect(),
+            delete,
+        }]),
+        CommitEntry::Merge {
+            child, from, to, ..
+        } => {
+            let child = BranchName::new(&child)?;
+            if skip == Some(&child) {
+                return Ok(Vec::new());
+            }
+            expand(store, child, from, to, None, depth + 1).await
+        }
+    }
 }
