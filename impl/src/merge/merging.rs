@@ -293,10 +293,8 @@ async fn check_conflicts(
     if active(Mutant::MergeSkipConflictCheck) {
         return Ok(());
     }
-    let deletes = expand(store, child.clone(), tailbase.tail, cut, None, 0).await?;
-    if deletes.iter().all(|c| c.delete.is_empty()) {
-        return Ok(());
-    }
+    // The parent's side first: usually only this child's merges are there since BASE, and then
+    // nothing can conflict and the child's commits need not be read at all.
     let mut touched: Vec<(String, u64)> = Vec::new();
     for (index, entry) in entries {
         let entry = LogEntry {
@@ -310,6 +308,10 @@ async fn check_conflicts(
             }
         }
     }
+    if touched.is_empty() {
+        return Ok(());
+    }
+    let deletes = expand(store, child.clone(), tailbase.tail, cut, None, 0).await?;
     for change in &deletes {
         for object in &change.delete {
             if let Some((_, parent_index)) = touched.iter().find(|(n, _)| n == object) {

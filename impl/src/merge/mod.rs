@@ -243,6 +243,7 @@ impl Lake {
         Branch {
             lake: self.clone(),
             name,
+            end_hint: Arc::new(std::sync::atomic::AtomicU64::new(NO_HINT)),
         }
     }
 
@@ -295,12 +296,20 @@ impl Lake {
     }
 }
 
-/// One branch of a lake.
+/// One branch of a lake. Clones share the hint of where the journal ends.
 #[derive(Clone, Debug)]
 pub struct Branch {
     lake: Lake,
     name: BranchName,
+    /// Where this handle last saw the journal end: only where a commit's probe starts (the
+    /// create-if-absent decides), so a writer does not list the journal for every commit. A
+    /// stale hint costs a few failed creates; after `PROBES_MAX` of them the journal is listed.
+    end_hint: Arc<std::sync::atomic::AtomicU64>,
 }
+
+const NO_HINT: u64 = u64::MAX;
+/// Failed creates in a row before a commit lists the journal instead of probing on.
+const PROBES_MAX: u32 = 8;
 
 impl Branch {
     pub fn name(&self) -> &BranchName {
@@ -334,16 +343,30 @@ impl Branch {
             written_at_ms: wall_ms(),
         };
         let bytes = encode(&entry);
-        let mut errors = 0;
-        let mut index = journal.end(store).await?;
+        let (mut errors, mut probes) = (0, 0);
+        let hint = self.end_hint.load(std::sync::atomic::Ordering::Relaxed);
+        let mut index = if hint == NO_HINT {
+            journal.end(store).await?
+        } else {
+            hint
+        };
         loop {
             match store.create(&journal.key(index), &bytes).await {
-                Ok(Created::Created(_)) => return Ok(index),
+                Ok(Created::Created(_)) => {
+                    self.end_hint
+                        .store(index + 1, std::sync::atomic::Ordering::Relaxed);
+                    return Ok(index);
+                }
                 Ok(Created::AlreadyExists) => {
                     if self.is_ours(index, id).await? {
                         return Ok(index); // an earlier attempt of ours landed
                     }
-                    index = journal.end(store).await?;
+                    probes += 1;
+                    index = if probes % PROBES_MAX == 0 {
+                        journal.end(store).await?
+                    } else {
+                        index + 1
+                    };
                 }
                 Err(error) => {
                     errors += 1;

@@ -6,6 +6,9 @@ use crate::cli::{EXIT_OK, EXIT_STORAGE};
 
 #[derive(Args)]
 pub struct BenchArgs {
+    /// Which protocol's cases: `lock` (the path locks, the default) or `merge`.
+    #[arg(value_parser = ["lock", "merge"], default_value = "lock")]
+    protocol: String,
     /// Directory whose disk is measured: the benchmark works in a fresh temporary directory
     /// inside it and removes it afterwards. The system's temporary directory by default.
     #[arg(long)]
@@ -37,7 +40,14 @@ pub fn bench(args: &BenchArgs) -> Result<u8, String> {
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    let results = match runtime.block_on(lockstep::bench::run_all(scratch.path(), args.quick)) {
+    let work = async {
+        if args.protocol == "merge" {
+            lockstep::bench::merge::run_all(scratch.path(), args.quick).await
+        } else {
+            lockstep::bench::run_all(scratch.path(), args.quick).await
+        }
+    };
+    let results = match runtime.block_on(work) {
         Ok(results) => results,
         Err(error) => {
             eprintln!("lockstep: benchmark failed: {error}");
@@ -63,7 +73,7 @@ pub fn bench(args: &BenchArgs) -> Result<u8, String> {
                 m.name, m.median_us, m.p90_us, m.ratio_to_floor, scaled
             );
         }
-        println!("(× small: the median beside the same case at its small size, the line above it)");
+        println!("(× small: the median beside its baseline case in this run: the same case at its small size, or, for a case with merges running, the same without them)");
     }
     drop(scratch);
     Ok(EXIT_OK)

@@ -112,8 +112,9 @@ enum Command {
     /// it shared) and keeps others out while it runs. Held locks, their owners' files and corrupt
     /// entries are kept. Tokens stay monotonic: the ticket journal is kept.
     Gc(crate::locks::GcArgs),
-    /// Measure the lock implementation, each case beside the floor measured in the same run
-    /// (one durable create-if-absent on the same disk).
+    /// Measure the implementation (`bench` or `bench lock`: the path locks; `bench merge`: the
+    /// merge lock), each case beside the floor measured in the same run (one durable
+    /// create-if-absent on the same disk).
     Bench(crate::bench::BenchArgs),
     /// Test kit (hidden): the worker of the process-kill tests, run under `lockstep lock`.
     #[command(name = "__worker", hide = true)]

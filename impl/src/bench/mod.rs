@@ -1,6 +1,9 @@
 //! Benchmark workloads, shared by `lockstep bench` (ratios to a floor measured in the same run)
 //! and by the criterion benches (`cargo bench`). Each workload returns the time of one
-//! operation; the floor is one raw durable create-if-absent on the same disk.
+//! operation; the floor is one raw durable create-if-absent on the same disk. This module holds
+//! what every protocol's cases share and the path-lock cases; `merge` holds the merge cases.
+
+pub mod merge;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,7 +28,7 @@ pub struct Measurement {
     pub ratio_to_baseline: Option<f64>,
 }
 
-fn summarise(name: &str, mut samples: Vec<Duration>) -> (String, usize, f64, f64) {
+pub(crate) fn summarise(name: &str, mut samples: Vec<Duration>) -> (String, usize, f64, f64) {
     samples.sort();
     let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q) as usize].as_secs_f64() * 1e6;
     (name.to_owned(), samples.len(), at(0.5), at(0.9))
@@ -34,12 +37,12 @@ fn summarise(name: &str, mut samples: Vec<Duration>) -> (String, usize, f64, f64
 /// What failed in a benchmark run (a full disk, an unwritable directory, a store error).
 pub type BenchError = String;
 
-fn failed(what: &'static str) -> impl Fn(&dyn std::fmt::Display) -> BenchError {
+pub(crate) fn failed(what: &'static str) -> impl Fn(&dyn std::fmt::Display) -> BenchError {
     move |error| format!("{what}: {error}")
 }
 
 /// Runs `op` `iterations` times after `iterations / 10` warm-up runs; one sample per run.
-async fn sample<F, Fut>(iterations: usize, mut op: F) -> Result<Vec<Duration>, BenchError>
+pub(crate) async fn sample<F, Fut>(iterations: usize, mut op: F) -> Result<Vec<Duration>, BenchError>
 where
     F: FnMut(usize) -> Fut,
     Fut: std::future::Future<Output = Result<(), BenchError>>,
