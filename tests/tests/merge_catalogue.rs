@@ -16,5 +16,7 @@ lockstep_tests::catalogue_tests!("merge" {
     mutant_blind_unlock: "merge/mutant-blind-unlock" => Steps(11);
     mutant_blind_tail_move: "merge/mutant-blind-tail-move" => Steps(24);
     mutant_no_lock_read_back: "merge/mutant-no-lock-read-back" => Steps(3);
+    mutant_skip_conflict_check: "merge/mutant-skip-conflict-check" => Steps(6);
+    mutant_check_before_append: "merge/mutant-check-before-append" => Steps(6);
     mutant_lock_never_free: "merge/mutant-lock-never-free" => Unreached { unique_states: 6180 };
 });

@@ -3,7 +3,7 @@
 
 use crate::catalogue::{Basis, Entry, EntryKind, World};
 
-use super::{ambiguous_world, MergeConfig, MergeModel, MergeMutation, MergeVariant};
+use super::{ambiguous_world, two_children_world, MergeConfig, MergeModel, MergeMutation, MergeVariant};
 
 fn entry(
     id: &'static str,
@@ -82,6 +82,8 @@ pub fn entries() -> Vec<Entry> {
         entry("merge/mutant-blind-unlock", planted, lockstep, "`unlock` after the newest entry, not the holder's own `lock`: a zombie frees the new holder", "mutant of specs/merge.md (unlock)", "zombie cannot complete", world(mutant(MergeMutation::BlindUnlock))),
         entry("merge/mutant-blind-tail-move", planted, lockstep, "TAIL/BASE moved by a blind write: a force-released zombie's late move puts TAIL back behind the new holder's", "mutant of specs/merge.md (TAIL/BASE compare-and-swap)", "consistent pointers", world(mutant(MergeMutation::BlindTailMove))),
         entry("merge/mutant-no-lock-read-back", planted, lockstep, "a `lock` create whose response was lost is taken as not landed: the merger goes on without its lock, and nobody frees it", "mutant of specs/merge.md (ambiguous outcomes)", "no orphan lock", ambiguous_world(mutant(MergeMutation::NoLockReadBack))),
+        entry("merge/mutant-skip-conflict-check", planted, lockstep, "merges skip the conflict check: both children's deletes of X are merged", "mutant of specs/merge.md (conflicts)", "conflicts abort", two_children_world(mutant(MergeMutation::SkipConflictCheck))),
+        entry("merge/mutant-check-before-append", planted, lockstep, "the conflict check is taken when the cut is read, not against the entries the append follows: the other child's delete slips in between", "mutant of specs/merge.md (conflicts; why only the child is locked)", "conflicts abort", two_children_world(mutant(MergeMutation::CheckBeforeAppend))),
         entry("merge/mutant-lock-never-free", planted, lockstep, "a merger only locks an empty journal: the second merger never merges", "mutant of specs/merge.md (lock)", "every merger merges", world(mutant(MergeMutation::LockNeverFree))),
     ]
 }

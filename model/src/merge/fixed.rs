@@ -54,10 +54,15 @@ pub fn step(model: &MergeModel, state: &mut MergeState, m: usize) -> bool {
         MStep::ReadTail => {
             state.mergers[m].tail = state.tail;
             state.mergers[m].tail_version = state.tail_version;
+            state.mergers[m].base = state.base;
             set(state, MStep::ReadChild);
         }
         MStep::ReadChild => {
             state.mergers[m].cut = state.child_len;
+            if variant.has(MergeMutation::CheckBeforeAppend) {
+                // Planted: the conflict verdict is taken now, not at the append.
+                state.mergers[m].conflict_seen = MergeModel::x_changed_since(state, me.base, false);
+            }
             set(
                 state,
                 if state.child_len == me.tail {
@@ -73,8 +78,28 @@ pub fn step(model: &MergeModel, state: &mut MergeState, m: usize) -> bool {
             // so it fails if anything was appended after the scan (and the merger scans again):
             // in effect the scan and the create happen at the create's instant.
             let scanned = !variant.has(MergeMutation::AppendWithoutScan);
-            if scanned && state.parent.iter().flatten().any(|c| c.from == me.tail) {
+            if scanned
+                && state
+                    .parent
+                    .iter()
+                    .flatten()
+                    .any(|c| !c.sibling && c.from == me.tail)
+            {
                 set(state, MStep::ReadParent); // a crashed or fenced merger's: roll it forward
+                return true;
+            }
+            // The conflict check, against exactly the entries the scan read (from BASE to the
+            // end): a delete of X that the parent changed since BASE aborts the merge before
+            // anything is written.
+            let deletes_x = model.deletes_x(me.tail, me.cut);
+            let changed = if variant.has(MergeMutation::CheckBeforeAppend) {
+                me.conflict_seen
+            } else {
+                MergeModel::x_changed_since(state, me.base, false)
+            };
+            if deletes_x && changed && !variant.has(MergeMutation::SkipConflictCheck) {
+                state.mergers[m].aborted = true;
+                set(state, MStep::CreateUnlock); // TAIL stays; nothing was written
                 return true;
             }
             let Some(slot) = state.parent.iter_mut().find(|c| c.is_none()) else {
@@ -84,16 +109,19 @@ pub fn step(model: &MergeModel, state: &mut MergeState, m: usize) -> bool {
                 from: me.tail,
                 to: me.cut,
                 by: m as u8,
+                sibling: false,
+                deletes_x,
             });
             set(state, MStep::ReadParent);
         }
         MStep::ReadParent => {
-            let first = state
+            let at = state
                 .parent
                 .iter()
-                .flatten()
-                .find(|c| c.from == me.tail)
+                .position(|c| c.is_some_and(|c| !c.sibling && c.from == me.tail))
                 .expect("ours at least");
+            let first = state.parent[at].expect("found");
+            state.mergers[m].first_at = at as u8;
             state.mergers[m].target = if variant.has(MergeMutation::TailToOwnCut) {
                 me.cut
             } else {
@@ -111,6 +139,7 @@ pub fn step(model: &MergeModel, state: &mut MergeState, m: usize) -> bool {
                     state.zombie_completed = true; // replaced a newer TAIL/BASE
                 }
                 state.tail = me.target;
+                state.base = me.first_at + 1;
                 state.tail_version += 1;
                 state.mergers[m].merged = true;
             }
@@ -139,5 +168,29 @@ pub fn step(model: &MergeModel, state: &mut MergeState, m: usize) -> bool {
         MStep::DeleteLock => unreachable!("only seed-vacate deletes its lock"),
         MStep::Done | MStep::Crashed => return false,
     }
+    true
+}
+
+/// The second child B's next merge (see `MergeAction::Sibling`): B's first merge deletes X, and
+/// aborts (writing nothing) if the parent changed X since B's BASE.
+pub fn sibling_merge(model: &MergeModel, state: &mut MergeState) -> bool {
+    let k = model.config.sibling_merges - state.sibling_left;
+    state.sibling_left -= 1;
+    let deletes_x = k == 0;
+    let skip = model.variant().has(MergeMutation::SkipConflictCheck);
+    if deletes_x && !skip && MergeModel::x_changed_since(state, state.sibling_base, true) {
+        return true; // aborted: B's TAIL stays, nothing was written
+    }
+    let Some(at) = state.parent.iter().position(|c| c.is_none()) else {
+        return false;
+    };
+    state.parent[at] = Some(Commit {
+        from: k,
+        to: k + 1,
+        by: 0,
+        sibling: true,
+        deletes_x,
+    });
+    state.sibling_base = at as u8 + 1;
     true
 }

@@ -66,6 +66,10 @@ pub struct MergeConfig {
     /// Ambiguous outcomes: a create (`lock`, the parent append, the TAIL/BASE move, `unlock`)
     /// that lands while its caller sees an error (a lost response).
     pub ambiguous: u8,
+    /// Merges of a second child B into the same parent, under B's own lock, interleaved with
+    /// everything (0: one child only). With B present, the parent holds an object X that child
+    /// A's commit 0 deletes and B's first merge deletes too: the later of the two must abort.
+    pub sibling_merges: u8,
 }
 
 impl MergeConfig {
@@ -79,7 +83,13 @@ impl MergeConfig {
             force_releases: 2,
             lock_retries: 1,
             ambiguous: 0,
+            sibling_merges: 0,
         }
+    }
+
+    /// Whether the world has a second child and the conflict over object X.
+    pub fn conflicts(&self) -> bool {
+        self.sibling_merges > 0
     }
 }
 
@@ -94,12 +104,16 @@ pub enum LockEntry {
     Unlock,
 }
 
-/// One merge commit on the parent: child commits `from..to`, appended by `by`.
+/// One merge commit on the parent: child commits `from..to`, appended by `by`. A merge of the
+/// second child B (`sibling`) is one parent append; its `from..to` number B's merges.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Commit {
     pub from: u8,
     pub to: u8,
     pub by: u8,
+    pub sibling: bool,
+    /// The merged commits delete the parent's object X.
+    pub deletes_x: bool,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -137,7 +151,13 @@ pub struct Merger {
     pub seen: u8,
     pub tail: u8,
     pub tail_version: u8,
+    /// BASE as read with TAIL: the parent position the child is synced to.
+    pub base: u8,
     pub cut: u8,
+    /// Mutant `check-before-append`: the conflict verdict taken when the cut was read.
+    pub conflict_seen: bool,
+    /// Where in the parent the first merge commit of `tail` is.
+    pub first_at: u8,
     /// Where TAIL must go (fixed: the end of the first commit for `tail`).
     pub target: u8,
     pub retries_left: u8,
@@ -145,6 +165,8 @@ pub struct Merger {
     pub revoked: bool,
     /// Moved TAIL at least once.
     pub merged: bool,
+    /// Aborted its merge on a conflict.
+    pub aborted: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -160,7 +182,12 @@ pub struct MergeState {
     pub head_entry: LockEntry,
     pub tail: u8,
     pub tail_version: u8,
+    /// Child A's BASE (moved with TAIL).
+    pub base: u8,
     pub parent: [Option<Commit>; PARENT_MAX],
+    /// The second child B: merges left, and its BASE.
+    pub sibling_left: u8,
+    pub sibling_base: u8,
     pub mergers: [Merger; MERGERS_MAX],
     pub crashes_left: u8,
     pub forces_left: u8,
@@ -180,6 +207,10 @@ pub enum MergeAction {
     Crash(u8),
     Recover,
     ForceRelease,
+    /// The second child B's next merge: its scan of the parent, its conflict check and its
+    /// append at the scanned end, as one step (the create is at exactly that end); B's lock and
+    /// TAIL are B's own, the protocol proven for child A, and touch nothing of A's.
+    Sibling,
 }
 
 #[derive(Clone, Debug)]
@@ -196,6 +227,12 @@ impl MergeModel {
         if config.child_commits + config.child_writes > 8 {
             return Err("at most 8 child commits in all".into());
         }
+        if config.sibling_merges > 2 {
+            return Err("at most 2 sibling merges".into());
+        }
+        if config.sibling_merges > 0 && !matches!(config.variant, MergeVariant::Fixed(_)) {
+            return Err("a second child is modelled for the fixed protocol only".into());
+        }
         Ok(MergeModel {
             config,
             budget: Budget::default(),
@@ -204,6 +241,19 @@ impl MergeModel {
 
     pub fn variant(&self) -> MergeVariant {
         self.config.variant
+    }
+
+    /// Whether a merge of child A's commits `from..to` deletes object X (A's commit 0 does).
+    pub fn deletes_x(&self, from: u8, to: u8) -> bool {
+        self.config.conflicts() && from == 0 && to > 0
+    }
+
+    /// Whether the parent's entries from `base` on, other than `own`'s (sibling or not), delete X.
+    pub fn x_changed_since(state: &MergeState, base: u8, sibling: bool) -> bool {
+        state.parent[base as usize..]
+            .iter()
+            .flatten()
+            .any(|c| c.sibling != sibling && c.deletes_x)
     }
 
     /// Whether the variant runs the 2021 prototype's steps (a HEAD pointer, no scan for an earlier merge commit): every
@@ -222,7 +272,7 @@ impl MergeModel {
     /// defence the proof does not rely on.)
     pub fn coverage(&self, state: &MergeState) -> [u8; 8] {
         let mut counts = [0u8; 8];
-        for commit in state.parent.iter().flatten() {
+        for commit in state.parent.iter().flatten().filter(|c| !c.sibling) {
             for id in commit.from..commit.to {
                 counts[id as usize] += 1;
             }
@@ -360,7 +410,10 @@ impl Model for MergeModel {
             head_entry: LockEntry::None,
             tail: 0,
             tail_version: 0,
+            base: 0,
             parent: [None; PARENT_MAX],
+            sibling_left: self.config.sibling_merges,
+            sibling_base: 0,
             mergers,
             crashes_left: self.config.crashes,
             forces_left: self.config.force_releases,
@@ -392,6 +445,9 @@ impl Model for MergeModel {
         }
         if state.writes_left > 0 {
             actions.push(MergeAction::Write);
+        }
+        if state.sibling_left > 0 {
+            actions.push(MergeAction::Sibling);
         }
         // Recovery runs for a lock whose holder really crashed (the implementation proves the
         // death first); whether it frees it is the variant's `release`.
@@ -437,6 +493,7 @@ impl Model for MergeModel {
             }
             MergeAction::Recover => self.release(&mut state, false),
             MergeAction::ForceRelease => self.release(&mut state, true),
+            MergeAction::Sibling => fixed::sibling_merge(self, &mut state),
         };
         moved.then_some(state)
     }
@@ -495,6 +552,11 @@ impl Model for MergeModel {
                 // never replaces a newer one.
                 !state.zombie_completed
             }),
+            Property::<Self>::always("conflicts abort", |_, state| {
+                // Object X is deleted by at most one merge commit: of two merges that both
+                // delete it, the one that comes second in the parent must have aborted.
+                state.parent.iter().flatten().filter(|c| c.deletes_x).count() <= 1
+            }),
             Property::<Self>::sometimes("every merger merges", |model, state| {
                 model.mergers().all(|m| state.mergers[m].merged)
             }),
@@ -520,10 +582,16 @@ impl Protocol for MergeModel {
     }
 
     fn trace(&self, path: &[(MergeState, Option<MergeAction>)]) -> Trace {
-        let setup = vec![format!(
+        let mut setup = vec![format!(
             "{} merger(s); child commits 0..{} present, {} more written during the run",
             self.config.mergers, self.config.child_commits, self.config.child_writes
         )];
+        if self.config.conflicts() {
+            setup.push(format!(
+                "a second child B merges {} time(s) into the same parent; A's commit 0 and B's first merge both delete parent object X",
+                self.config.sibling_merges
+            ));
+        }
         Trace::from_path(
             setup,
             path,
@@ -563,7 +631,23 @@ pub fn presets() -> Vec<crate::preset::Preset<MergeConfig>> {
             default: true,
             config: ambiguous_world(MergeVariant::Fixed(None)),
         },
+        crate::preset::Preset {
+            name: "two-children",
+            about: "3 mergers of child A; a second child B merges twice into the same parent; A's commit 0 and B's first merge both delete parent object X; 1 crash; 1 force release",
+            default: true,
+            config: two_children_world(MergeVariant::Fixed(None)),
+        },
     ]
+}
+
+/// Two children merging into one parent, with a conflict (`--preset two-children`).
+pub fn two_children_world(variant: MergeVariant) -> MergeConfig {
+    MergeConfig {
+        crashes: 1,
+        force_releases: 1,
+        sibling_merges: 2,
+        ..MergeConfig::new(variant)
+    }
 }
 
 /// The default world with lost responses (`--preset ambiguous`).

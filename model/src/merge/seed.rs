@@ -78,6 +78,8 @@ pub fn step(model: &MergeModel, state: &mut MergeState, m: usize) -> bool {
                 from: me.tail,
                 to: me.cut,
                 by: m as u8,
+                sibling: false,
+                deletes_x: false,
             });
             set(state, MStep::MoveTail);
         }

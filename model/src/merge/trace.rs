@@ -11,6 +11,19 @@ pub fn describe(
     let seed = model.prototype();
     let vacate = model.variant() == MergeVariant::SeedVacate;
     match action {
+        MergeAction::Sibling => {
+            let k = model.config.sibling_merges - last.sibling_left;
+            let what = if k == 0 { " (it deletes X)" } else { "" };
+            let text = if last.parent == next.parent {
+                format!("child B's merge {k}{what}: X was changed since B's BASE {}: conflict, aborted, nothing written", last.sibling_base)
+            } else {
+                let at = (0..next.parent.len())
+                    .find(|i| last.parent[*i].is_none() && next.parent[*i].is_some())
+                    .unwrap_or(0);
+                format!("child B's merge {k}{what}: append it to the parent at {at}")
+            };
+            ("B".into(), text)
+        }
         MergeAction::Write => (
             "writer".into(),
             format!("append child commit {} (live ingest)", last.child_len),
@@ -109,9 +122,16 @@ pub fn describe(
                         me.tail, me.cut
                     )
                 }
+                MStep::AppendParent if after.aborted && !me.aborted => format!(
+                    "scan the parent: commits {}..{} delete X, which the parent changed since BASE {}: conflict, abort (nothing written)",
+                    me.tail, me.cut, me.base
+                ),
                 MStep::AppendParent => format!(
-                    "scan the parent: no merge commit from {}; append one (child {}..{}) at its end",
-                    me.tail, me.tail, me.cut
+                    "scan the parent: no merge commit from {}; append one (child {}..{}{}) at its end",
+                    me.tail,
+                    me.tail,
+                    me.cut,
+                    if model.deletes_x(me.tail, me.cut) { ", deletes X" } else { "" }
                 ),
                 MStep::ReadParent => format!(
                     "read parent: the first commit from {} ends at {}",
@@ -164,6 +184,7 @@ pub fn action_name(action: MergeAction) -> String {
         MergeAction::Ambiguous(m) => format!("ambiguous m{m}"),
         MergeAction::Recover => "recover".into(),
         MergeAction::ForceRelease => "force-release".into(),
+        MergeAction::Sibling => "sibling".into(),
     }
 }
 
@@ -203,6 +224,9 @@ pub fn conclusion(
         "no orphan lock" => "the newest `lock` belongs to a merger that went on without it: nobody will free it".to_string(),
         "zombie cannot complete" => {
             "a force-released merger completed over a newer holder".to_string()
+        }
+        "conflicts abort" => {
+            "X is deleted by two merge commits: the second merge should have aborted".to_string()
         }
         _ => return None,
     };

@@ -20,6 +20,11 @@ crate::variants! {
         LockNeverFree = "lock-never-free": "a merger only locks an empty journal",
         /// After a `lock` create that returned an error, the merger takes it as not landed.
         NoLockReadBack = "no-lock-read-back": "a `lock` create that returned an error is taken as not landed",
+        /// The conflict check is skipped: a delete the parent changed since BASE is merged.
+        SkipConflictCheck = "skip-conflict-check": "merges skip the conflict check",
+        /// The conflict verdict is taken when the cut is read, not against the entries the
+        /// append is created after.
+        CheckBeforeAppend = "check-before-append": "the conflict check is taken before the scan the append follows",
         /// TAIL/BASE is moved by a blind write, not a compare-and-swap on its version.
         BlindTailMove = "blind-tail-move": "TAIL/BASE moved by a blind write, not compare-and-swap",
     }

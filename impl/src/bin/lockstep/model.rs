@@ -98,6 +98,10 @@ pub struct Bounds {
     /// merge: retries of a failed `lock` create before a merger gives up.
     #[arg(long)]
     lock_retries: Option<u8>,
+    /// merge: merges of a second child into the same parent (0 to 2; with any, the two children
+    /// conflict over a parent object both delete).
+    #[arg(long)]
+    sibling_merges: Option<u8>,
     /// redo: committers of one session.
     #[arg(long)]
     committers: Option<u8>,
@@ -117,7 +121,7 @@ impl Bounds {
         const REDO: &[&str] = &["redo"];
         const LOCK_MERGE: &[&str] = &["lock", "merge"];
         const ALL: &[&str] = &["lock", "merge", "redo"];
-        let flags: [(&str, bool, &[&str]); 20] = [
+        let flags: [(&str, bool, &[&str]); 21] = [
             ("--clients", self.clients.is_some(), LOCK),
             ("--tree", self.tree.is_some(), LOCK),
             ("--modes", self.modes.is_some(), LOCK),
@@ -139,6 +143,7 @@ impl Bounds {
             ("--child-commits", self.child_commits.is_some(), MERGE),
             ("--child-writes", self.child_writes.is_some(), MERGE),
             ("--lock-retries", self.lock_retries.is_some(), MERGE),
+            ("--sibling-merges", self.sibling_merges.is_some(), MERGE),
             ("--committers", self.committers.is_some(), REDO),
             ("--messages", self.messages.is_some(), REDO),
             ("--restarts", self.restarts.is_some(), REDO),
@@ -199,6 +204,7 @@ impl Bounds {
             child_commits: self.child_commits.unwrap_or(config.child_commits),
             child_writes: self.child_writes.unwrap_or(config.child_writes),
             lock_retries: self.lock_retries.unwrap_or(config.lock_retries),
+            sibling_merges: self.sibling_merges.unwrap_or(config.sibling_merges),
             crashes: self.crashes.unwrap_or(config.crashes),
             force_releases: self.force_releases.unwrap_or(config.force_releases),
             ambiguous: self.faults.unwrap_or(config.ambiguous),
