@@ -50,10 +50,13 @@ pub enum Mutant {
     /// A merge skips the conflict check: a child's delete of an object the parent changed
     /// since BASE is merged.
     MergeSkipConflictCheck = 14,
+    /// A merger that gives up while it may hold a lock ends its owner registration cleanly:
+    /// its liveness is then unknown and recovery never frees the lock.
+    MergeCleanEndAfterGivingUp = 15,
 }
 
 impl Mutant {
-    pub const ALL: [Mutant; 14] = [
+    pub const ALL: [Mutant; 15] = [
         Mutant::MemCheckThenInsert,
         Mutant::RenewDuringRelease,
         Mutant::SkipRecheck,
@@ -68,6 +71,7 @@ impl Mutant {
         Mutant::MergeBlindUnlock,
         Mutant::MergeNoLockReadBack,
         Mutant::MergeSkipConflictCheck,
+        Mutant::MergeCleanEndAfterGivingUp,
     ];
 
     pub fn name(self) -> &'static str {
@@ -86,6 +90,7 @@ impl Mutant {
             Mutant::MergeBlindUnlock => "merge-blind-unlock",
             Mutant::MergeNoLockReadBack => "merge-no-lock-read-back",
             Mutant::MergeSkipConflictCheck => "merge-skip-conflict-check",
+            Mutant::MergeCleanEndAfterGivingUp => "merge-clean-end-after-giving-up",
         }
     }
 }

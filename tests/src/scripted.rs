@@ -17,6 +17,9 @@ pub enum Script {
     CrashBefore(u32),
     /// The first create from the `n`-th on that lands: its caller gets an error.
     LoseAnswer(u32),
+    /// As `LoseAnswer`, and every later call fails: the connection dropped for good right after
+    /// the write landed.
+    LoseAnswerAndCrash(u32),
 }
 
 /// A create that landed.
@@ -125,7 +128,9 @@ impl Store for Scripted {
                     state.fired.push(Script::CrashBefore(at));
                     return Err(StoreError::Injected("the process crashed".into()));
                 }
-                Some((_, Script::LoseAnswer(at))) => at <= n,
+                Some((_, Script::LoseAnswer(at))) | Some((_, Script::LoseAnswerAndCrash(at))) => {
+                    at <= n
+                }
                 _ => false,
             }
         };
@@ -147,11 +152,11 @@ impl Store for Scripted {
                 answer_lost: lose,
             });
             if lose {
-                let at = match state.script.take() {
-                    Some((_, Script::LoseAnswer(at))) => at,
-                    _ => 0,
-                };
-                state.fired.push(Script::LoseAnswer(at));
+                let fired = state.script.take().map(|(_, s)| s).unwrap_or(Script::LoseAnswer(0));
+                if matches!(fired, Script::LoseAnswerAndCrash(_)) {
+                    state.crashed = true;
+                }
+                state.fired.push(fired);
                 return Err(StoreError::Unavailable(
                     "injected: the create landed but its answer was lost".into(),
                 ));

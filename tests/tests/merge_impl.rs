@@ -247,3 +247,50 @@ fn bad_names_and_missing_branches_are_refused() {
         }
     });
 }
+
+/// A merger whose `lock` landed but whose answer was lost, and which then cannot read it back
+/// (the connection is gone), gives up with an error. It may hold the lock and cannot know, so
+/// when its `Lake` is dropped its owner registration ends as a crash would: the store proves it
+/// dead, and recovery frees the lock (a clean end would leave it unknown, and a merge lock has
+/// no lease to expire).
+#[test]
+fn a_merger_that_may_hold_a_lock_leaves_a_provably_dead_owner() {
+    let _one = exclusive(None);
+    gives_up_holding().unwrap();
+}
+
+#[test]
+fn a_clean_end_after_giving_up_is_caught() {
+    let _one = exclusive(Some(Mutant::MergeCleanEndAfterGivingUp));
+    let outcome = gives_up_holding();
+    activate(None);
+    let error = outcome.expect_err("the planted bug must be caught");
+    assert!(error.contains("not stuck"), "{error}");
+}
+
+fn gives_up_holding() -> Result<(), String> {
+    // On FsStore a clean end removes the owner's file (then its liveness is unknown), and a
+    // crash leaves it unlocked (dead): the two ends differ, as they must for this test.
+    let dir = tempfile::tempdir().unwrap();
+    rt().block_on(async {
+        let store: Arc<dyn Store> = Arc::new(FsStore::open(dir.path()).unwrap());
+        let setup = Lake::open(Arc::clone(&store)).await.unwrap();
+        setup.create_branch("main", None).await.unwrap();
+        setup.create_branch("live", Some("main")).await.unwrap().commit(b"0").await.unwrap();
+        let scripted = Scripted::new(Arc::clone(&store));
+        scripted.arm(Script::LoseAnswerAndCrash(0));
+        let merger = Lake::open(scripted.clone()).await.unwrap();
+        let error = merger.merge("live", MergeOptions::default()).await.unwrap_err();
+        assert!(matches!(error, MergeError::Store(_)), "{error}");
+        assert_eq!(scripted.fired(), [Script::LoseAnswerAndCrash(0)]);
+        let held = merge::merge_locks(&*store).await.unwrap();
+        assert_eq!(held[0].holder_liveness, Some(lockstep::store::Liveness::Alive));
+        drop(merger);
+        let stuck = merge::merge_locks(&*store).await.unwrap();
+        if stuck[0].state != merge::MergeLockState::Stuck {
+            return Err(format!("the lock is not stuck after its holder went away: {stuck:?}"));
+        }
+        assert_eq!(merge::recover(&*store).await.unwrap().len(), 1);
+        Ok(())
+    })
+}

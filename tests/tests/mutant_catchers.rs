@@ -133,6 +133,11 @@ const CATCHERS: &[(Mutant, &str, &str)] = &[
         "the_harness_catches_a_lock_taken_as_not_landed",
     ),
     (
+        Mutant::MergeCleanEndAfterGivingUp,
+        "tests/tests/merge_impl.rs",
+        "a_clean_end_after_giving_up_is_caught",
+    ),
+    (
         Mutant::MergeSkipConflictCheck,
         "tests/tests/merge_impl.rs",
         "a_merge_without_the_conflict_check_is_caught",

@@ -290,6 +290,9 @@ impl Lake {
     }
 
     pub(crate) fn mark_may_hold(&self) {
+        if crate::mutants::active(crate::mutants::Mutant::MergeCleanEndAfterGivingUp) {
+            return; // planted: the registration will end cleanly
+        }
         self.inner
             .may_hold
             .store(true, std::sync::atomic::Ordering::SeqCst);
