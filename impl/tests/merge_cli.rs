@@ -189,6 +189,10 @@ fn a_killed_merger_is_recovered_and_rolled_forward() {
     assert_eq!(busy.status.code(), Some(75));
     assert!(String::from_utf8_lossy(&busy.stderr).contains("held by"));
     kill(&mut merger);
+    // Busy again, and now told that the holder is dead and what frees the lock.
+    let busy = lockstep(&["merge", "--root", root, "live"]);
+    assert_eq!(busy.status.code(), Some(75));
+    assert!(String::from_utf8_lossy(&busy.stderr).contains("lockstep recover"), "{}", String::from_utf8_lossy(&busy.stderr));
     let stuck = merge_lock(root);
     assert_eq!(stuck["state"], "stuck", "{stuck}");
     assert_eq!(stuck["holder_liveness"], "dead");
@@ -257,4 +261,106 @@ fn gc_keeps_what_merge_recovery_needs() {
     assert_eq!(stuck["holder_liveness"], "dead", "{stuck}");
     let recovered = json(&["recover", "--root", root, "--json"]);
     assert_eq!(recovered["merge_locks_released"].as_array().unwrap().len(), 1);
+}
+
+/// Where the file store keeps key `key` of a root.
+fn data(root: &str, key: &str) -> std::path::PathBuf {
+    std::path::Path::new(root).join(".lockstep/data").join(key)
+}
+
+/// Entries nobody but lockstep should write, planted by hand: each is an error naming its key
+/// (exit 74), quickly, and a corrupt branch does not stop `merge-locks` or `recover` for the
+/// others.
+#[test]
+fn hostile_entries_are_errors_naming_their_key() {
+    let cases: [(&str, fn(&str)); 5] = [
+        ("branches/live/mergelock/~00000000000000000000", |root| {
+            std::fs::create_dir_all(data(root, "branches/live/mergelock/~00000000000000000000")).unwrap()
+        }),
+        ("branches/main/commits/~00000000000000000001", |root| {
+            std::fs::create_dir_all(data(root, "branches/main/commits/~00000000000000000001")).unwrap()
+        }),
+        ("branches/live/commits/~00000000000000000001", |root| {
+            std::fs::write(
+                data(root, "branches/live/commits/~00000000000000000001"),
+                br#"{"v":2,"op":"commit","id":"x"}"#,
+            )
+            .unwrap()
+        }),
+        ("branches/live/commits/~+0000000000000000005", |root| {
+            std::fs::write(data(root, "branches/live/commits/~+0000000000000000005"), b"{}").unwrap()
+        }),
+        ("branches/live/commits/~00000000000000000001", |root| {
+            std::os::unix::fs::symlink("/etc/passwd", data(root, "branches/live/commits/~00000000000000000001")).unwrap()
+        }),
+    ];
+    for (key, plant) in cases {
+        let dir = lake(1);
+        let root = dir.path().to_str().unwrap();
+        plant(root);
+        let output = lockstep(&["merge", "--root", root, "live", "--timeout", "2"]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(74), "{key}: {stderr}");
+        assert!(stderr.contains(key), "{key}: {stderr}");
+        // Nothing merged, and the lock is not left held.
+        let log = json(&["branch", "log", "--root", root, "main", "--json"]);
+        assert_eq!(log["entries"].as_array().unwrap().len(), 1, "{key}: {log}");
+        assert_ne!(merge_lock(root)["state"], "held", "{key}");
+    }
+    // A corrupt branch is reported as such; the others are still queried and recovered.
+    let dir = lake(1);
+    let root = dir.path().to_str().unwrap();
+    ok(&["branch", "create", "--root", root, "zzz", "--from", "main"], 0);
+    std::fs::create_dir_all(data(root, "branches/zzz/mergelock")).unwrap();
+    std::fs::write(data(root, "branches/zzz/mergelock/~00000000000000000000"), b"garbage").unwrap();
+    let locks = json(&["merge-locks", "--root", root, "--json"]);
+    let states: Vec<(&str, &str)> = locks["merge_locks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| (l["branch"].as_str().unwrap(), l["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(states, [("live", "free"), ("zzz", "corrupt")]);
+    ok(&["recover", "--root", root], 0);
+}
+
+#[test]
+fn usage_errors_never_write() {
+    let dir = lake(0);
+    let root = dir.path().to_str().unwrap();
+    // An existing root branch cannot be created again as a child; nothing is written for it.
+    let output = lockstep(&["branch", "create", "--root", root, "main", "--from", "live"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(!data(root, "branches/main/tailbase").exists());
+    // Huge or negative durations are usage errors, not panics.
+    for timeout in ["1e20", "18446744073709551616", "-1", "NaN"] {
+        let output = lockstep(&["merge", "--root", root, "live", &format!("--timeout={timeout}")]);
+        assert_eq!(output.status.code(), Some(2), "--timeout {timeout}");
+    }
+    // force-release of a branch that is not a child.
+    for branch in ["nope", "main"] {
+        let output = lockstep(&["force-release", "--root", root, "--merge", branch]);
+        assert_eq!(output.status.code(), Some(2), "{branch}");
+    }
+    // Names that read as options, empty object names.
+    assert_eq!(lockstep(&["branch", "create", "--root", root, "--", "-x"]).status.code(), Some(2));
+    let output = lockstep(&["branch", "commit", "--root", root, "live", "--delete", ""]);
+    assert_eq!(output.status.code(), Some(2));
+    let output = lockstep(&["branch", "commit", "--root", root, "live", "--delete", "a", "--object", "z"]);
+    assert_eq!(output.status.code(), Some(2), "--object without bytes");
+}
+
+#[test]
+fn json_failures_carry_their_fields() {
+    let dir = lake(1);
+    let root = dir.path().to_str().unwrap();
+    ok(&["branch", "commit", "--root", root, "live", "--delete", "x"], 0);
+    ok(&["branch", "commit", "--root", root, "main", "--delete", "x"], 0);
+    let output = lockstep(&["merge", "--root", root, "live", "--json"]);
+    assert_eq!(output.status.code(), Some(76));
+    let doc: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(doc["error"]["kind"], "conflict");
+    assert_eq!(doc["error"]["code"], 76);
+    assert_eq!(doc["error"]["object"], "x");
+    assert_eq!(doc["error"]["child_index"], 1);
 }

@@ -294,3 +294,46 @@ fn gives_up_holding() -> Result<(), String> {
         Ok(())
     })
 }
+
+/// What an interrupted `create_branch` or a hand-edited store leaves is never built upon.
+#[test]
+fn leftovers_of_other_branches_are_refused() {
+    let _one = exclusive(None);
+    rt().block_on(async {
+        let store = MemStore::new();
+        let lake = Lake::open(store.clone()).await.unwrap();
+        let main = lake.create_branch("main", None).await.unwrap();
+        for i in 0..3 {
+            main.commit(format!("{i}").as_bytes()).await.unwrap();
+        }
+        lake.create_branch("dev", None).await.unwrap();
+        // An interrupted create of `live` from `main` (BASE 3) left its TAIL/BASE: creating
+        // `live` from the empty `dev` must not reuse it (an append at BASE 3 would leave a gap).
+        let key = name("live").tailbase().key(0);
+        let _ = store
+            .create(&key, br#"{"v":1,"tail":0,"base":3,"lock":null}"#)
+            .await
+            .unwrap();
+        match lake.create_branch("live", Some("dev")).await {
+            Err(MergeError::Corrupt { key: k, .. }) => assert_eq!(k, key.as_str()),
+            other => panic!("{other:?}"),
+        }
+        // The same create from `main` completes the interrupted one.
+        lake.create_branch("live", Some("main")).await.unwrap();
+        // A child whose meta names a parent nobody created: the merge writes nothing.
+        let meta = name("orphan").meta_key();
+        let _ = store
+            .create(&meta, br#"{"v":1,"parent":"ghost","created_at_ms":0}"#)
+            .await
+            .unwrap();
+        let _ = store
+            .create(&name("orphan").tailbase().key(0), br#"{"v":1,"tail":0,"base":0,"lock":null}"#)
+            .await
+            .unwrap();
+        match lake.merge("orphan", MergeOptions::default()).await {
+            Err(MergeError::Corrupt { reason, .. }) => assert!(reason.contains("ghost"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(store.list("branches/ghost/").await.unwrap().is_empty());
+    });
+}

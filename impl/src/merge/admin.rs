@@ -2,11 +2,11 @@
 //! recovery of locks whose holder the store proves dead. All three read the newest entry of a
 //! child's merge-lock journal, and free a lock only by creating `unlock` right after it.
 
-use super::entry::{encode, wall_ms, LockEntry, TailBase, UnlockedBy};
+use super::entry::{decode, encode, wall_ms, BranchMeta, LockEntry, TailBase, UnlockedBy};
 use super::journal::BranchName;
 use super::{MergeError, FORMAT_VERSION};
 use crate::lock::owner::process_part;
-use crate::store::{Created, Liveness, Store};
+use crate::store::{Created, Liveness, Store, StoreError};
 
 /// A branch's merge lock, as the meta-query reports it.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -18,6 +18,9 @@ pub enum MergeLockState {
     Held,
     /// Held by a holder the store proves dead: `recover` frees it.
     Stuck,
+    /// The branch's metadata, TAIL/BASE or newest merge-lock entry cannot be read (`reason`):
+    /// nothing about it is guessed, and the other branches are reported as usual.
+    Corrupt,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -35,9 +38,14 @@ pub struct MergeLockInfo {
     /// The child's TAIL and BASE now.
     pub tail: Option<u64>,
     pub base: Option<u64>,
+    /// Why the branch is `corrupt`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
-/// Every child branch's merge lock (root branches have none).
+/// Every child branch's merge lock (root branches have none). A branch whose entries cannot be
+/// read is reported `corrupt` with the reason, and the others as usual; only an error of the
+/// store as a whole fails the query.
 pub async fn merge_locks(store: &dyn Store) -> Result<Vec<MergeLockInfo>, MergeError> {
     let mut out = Vec::new();
     for key in store.list("branches/").await? {
@@ -48,44 +56,84 @@ pub async fn merge_locks(store: &dyn Store) -> Result<Vec<MergeLockInfo>, MergeE
         else {
             continue;
         };
-        let branch = BranchName::new(name)?;
-        let Some((_, tailbase)) = branch.tailbase().newest::<TailBase>(store).await? else {
-            continue; // a root branch
+        let Ok(branch) = BranchName::new(name) else {
+            continue; // not a name lockstep writes: no branch of ours
         };
-        let mut info = MergeLockInfo {
-            branch: branch.clone(),
-            state: MergeLockState::Free,
-            index: None,
-            holder: None,
-            holder_liveness: None,
-            intent_from: None,
-            age_ms: None,
-            tail: Some(tailbase.tail),
-            base: Some(tailbase.base),
-        };
-        if let Some((index, entry)) = branch.mergelock().newest::<LockEntry>(store).await? {
-            info.index = Some(index);
-            let written = match &entry {
-                LockEntry::Lock { written_at_ms, .. } | LockEntry::Unlock { written_at_ms, .. } => {
-                    *written_at_ms
-                }
-            };
-            info.age_ms = Some(wall_ms().saturating_sub(written));
-            if let LockEntry::Lock { holder, intent, .. } = entry {
-                let liveness = store.owner_liveness(process_part(&holder)).await?;
-                info.state = if liveness == Liveness::Dead {
-                    MergeLockState::Stuck
-                } else {
-                    MergeLockState::Held
-                };
-                info.holder = Some(holder);
-                info.holder_liveness = Some(liveness);
-                info.intent_from = Some(intent.from);
+        match lock_info(store, &branch).await {
+            Ok(Some(info)) => out.push(info),
+            Ok(None) => {} // a root branch
+            Err(error @ (MergeError::Corrupt { .. } | MergeError::Store(StoreError::Foreign { .. }) | MergeError::Store(StoreError::Io { .. }))) => {
+                out.push(MergeLockInfo {
+                    branch,
+                    state: MergeLockState::Corrupt,
+                    index: None,
+                    holder: None,
+                    holder_liveness: None,
+                    intent_from: None,
+                    age_ms: None,
+                    tail: None,
+                    base: None,
+                    reason: Some(error.to_string()),
+                })
             }
+            Err(error) => return Err(error),
         }
-        out.push(info);
     }
     Ok(out)
+}
+
+/// One branch's merge lock; `None` for a root branch.
+async fn lock_info(
+    store: &dyn Store,
+    branch: &BranchName,
+) -> Result<Option<MergeLockInfo>, MergeError> {
+    let key = branch.meta_key();
+    let Some((bytes, _)) = store.get(&key).await? else {
+        return Ok(None); // deleted between the listing and now: nothing to report
+    };
+    let meta: BranchMeta = decode(key.as_str(), &bytes)?;
+    if meta.parent.is_none() {
+        return Ok(None);
+    }
+    let Some((_, tailbase)) = branch.tailbase().newest::<TailBase>(store).await? else {
+        return Err(MergeError::Corrupt {
+            key: branch.tailbase().key(0).to_string(),
+            reason: "a child branch without a TAIL/BASE object".into(),
+        });
+    };
+    let mut info = MergeLockInfo {
+        branch: branch.clone(),
+        state: MergeLockState::Free,
+        index: None,
+        holder: None,
+        holder_liveness: None,
+        intent_from: None,
+        age_ms: None,
+        tail: Some(tailbase.tail),
+        base: Some(tailbase.base),
+        reason: None,
+    };
+    if let Some((index, entry)) = branch.mergelock().newest::<LockEntry>(store).await? {
+        info.index = Some(index);
+        let written = match &entry {
+            LockEntry::Lock { written_at_ms, .. } | LockEntry::Unlock { written_at_ms, .. } => {
+                *written_at_ms
+            }
+        };
+        info.age_ms = Some(wall_ms().saturating_sub(written));
+        if let LockEntry::Lock { holder, intent, .. } = entry {
+            let liveness = store.owner_liveness(process_part(&holder)).await?;
+            info.state = if liveness == Liveness::Dead {
+                MergeLockState::Stuck
+            } else {
+                MergeLockState::Held
+            };
+            info.holder = Some(holder);
+            info.holder_liveness = Some(liveness);
+            info.intent_from = Some(intent.from);
+        }
+    }
+    Ok(Some(info))
 }
 
 /// A lock freed by `force_release` or `recover`.
@@ -107,6 +155,14 @@ pub async fn force_release(
     branch: &BranchName,
     token: Option<u64>,
 ) -> Result<Option<Released>, MergeError> {
+    let key = branch.meta_key();
+    let Some((bytes, _)) = store.get(&key).await? else {
+        return Err(MergeError::NoSuchBranch(branch.to_string()));
+    };
+    let meta: BranchMeta = decode(key.as_str(), &bytes)?;
+    if meta.parent.is_none() {
+        return Err(MergeError::NotAChild(branch.to_string()));
+    }
     release(store, branch, token, UnlockedBy::Operator).await
 }
 

@@ -13,8 +13,8 @@ pub const INDEX_DIGITS: usize = 20;
 /// Longest branch name, in bytes.
 pub const BRANCH_NAME_MAX: usize = 128;
 
-/// A validated branch name: 1 to 128 bytes of `[A-Za-z0-9._-]`, not `.` or `..`. Names never
-/// contain `/`, so no branch's keys are below another's.
+/// A validated branch name: 1 to 128 bytes of `[A-Za-z0-9._-]`, not `.` or `..`, not starting
+/// with `-`. Names never contain `/`, so no branch's keys are below another's.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(transparent)]
 pub struct BranchName(String);
@@ -30,6 +30,9 @@ impl BranchName {
         }
         if name == "." || name == ".." {
             return Err(invalid("'.' and '..' are not branch names"));
+        }
+        if name.starts_with('-') {
+            return Err(invalid("a name may not start with '-' (it would read as an option)"));
         }
         if !name
             .bytes()
@@ -86,8 +89,9 @@ impl Journal {
         let mut indices = Vec::new();
         for found in store.list(&self.0).await? {
             let digits = &found.as_str()[self.0.len()..];
+            let all_digits = digits.len() == INDEX_DIGITS && digits.bytes().all(|b| b.is_ascii_digit());
             match digits.parse::<u64>() {
-                Ok(index) if digits.len() == INDEX_DIGITS => indices.push(index),
+                Ok(index) if all_digits => indices.push(index),
                 _ => {
                     return Err(MergeError::Corrupt {
                         key: found.to_string(),
@@ -134,6 +138,29 @@ impl Journal {
                 reason: "listed but absent: something deletes lake journal entries".into(),
             }),
         }
+    }
+
+    /// The journal's end, and every entry from `from` on, from one listing.
+    pub async fn end_and_read_from<T: DeserializeOwned>(
+        &self,
+        store: &dyn Store,
+        from: u64,
+    ) -> Result<(u64, Vec<(u64, T)>), MergeError> {
+        let indices = self.indices(store).await?;
+        let end = indices.last().map_or(0, |i| i + 1);
+        let mut entries = Vec::new();
+        for index in indices.into_iter().filter(|i| *i >= from) {
+            match self.get(store, index).await? {
+                Some(entry) => entries.push((index, entry)),
+                None => {
+                    return Err(MergeError::Corrupt {
+                        key: self.key(index).to_string(),
+                        reason: "listed but absent: something deletes lake journal entries".into(),
+                    })
+                }
+            }
+        }
+        Ok((end, entries))
     }
 
     /// Every entry from `from` on, in order.

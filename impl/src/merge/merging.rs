@@ -24,6 +24,7 @@ use super::entry::{encode, wall_ms, CommitEntry, Intent, LockEntry, TailBase, Un
 use super::journal::BranchName;
 use super::read::{changes_of, expand, LogEntry};
 use super::{Lake, MergeError, MergeOptions, FORMAT_VERSION};
+use crate::lock::owner::process_part;
 use crate::mutants::{active, Mutant};
 use crate::store::{Created, Store};
 
@@ -56,6 +57,9 @@ pub struct Merged {
     /// Whether this merger's TAIL/BASE create landed (false: a fenced zombie moved it first, to
     /// the same place).
     pub moved_tail: bool,
+    /// The lock was released by someone else (force release) after this merge's TAIL/BASE move
+    /// landed: the merge is complete, and its `unlock` was not needed.
+    pub released_by_other: bool,
     pub waited_ms: u64,
 }
 
@@ -68,6 +72,14 @@ pub async fn merge(
         .meta(child)
         .await?
         .ok_or_else(|| MergeError::NotAChild(child.to_string()))?;
+    // The parent a child names must exist: a merge never writes to a branch nobody created.
+    lake.meta(&parent).await.map_err(|error| match error {
+        MergeError::NoSuchBranch(name) => MergeError::Corrupt {
+            key: child.meta_key().to_string(),
+            reason: format!("names parent {name}, which does not exist"),
+        },
+        other => other,
+    })?;
     let started = Instant::now();
     let owner = lake.owner();
     let t = lock(lake, child, &owner, options, started).await?;
@@ -81,6 +93,13 @@ pub async fn merge(
         }
         // A conflict aborted before any write: report it whatever the unlock found.
         (Err(error @ MergeError::Conflict { .. }), _) => Err(error),
+        // Our TAIL/BASE move landed before the lock was released under us: the merge is
+        // complete (only our `unlock` was not needed any more). Say so; do not call it fenced.
+        (Ok(mut merged), Err(MergeError::LockLost { .. })) if merged.moved_tail => {
+            merged.waited_ms = waited_ms;
+            merged.released_by_other = true;
+            Ok(merged)
+        }
         (Ok(_), Err(error)) => Err(error),
         (Err(error), _) => Err(error),
     }
@@ -100,13 +119,20 @@ async fn lock(
     loop {
         let newest = journal.newest::<LockEntry>(store).await?;
         if let Some((index, LockEntry::Lock { holder, .. })) = &newest {
+            if holder == owner {
+                // Our own `lock`: a create whose error we saw landed after all (late, as a
+                // timed-out write can). Owner ids are fresh per merge, so it is ours to hold.
+                return Ok(*index);
+            }
             let waited = started.elapsed();
             if options.timeout.is_some_and(|limit| waited >= limit) {
+                let liveness = store.owner_liveness(process_part(holder)).await;
                 return Err(MergeError::Busy {
                     branch: child.clone(),
                     holder: holder.clone(),
                     index: *index,
                     waited: (!options.timeout.is_some_and(|l| l.is_zero())).then_some(waited),
+                    holder_dead: matches!(liveness, Ok(crate::store::Liveness::Dead)),
                 });
             }
             tokio::time::sleep(options.poll).await;
@@ -125,7 +151,16 @@ async fn lock(
         };
         match store.create(&journal.key(next), &encode(&entry)).await {
             Ok(Created::Created(_)) => return Ok(next),
-            Ok(Created::AlreadyExists) => continue, // another merger took it: read again
+            Ok(Created::AlreadyExists) => {
+                // Another merger took it (read again), unless nothing readable is there: a
+                // store that refuses a create it cannot show breaks the contract, and waiting
+                // would spin forever.
+                if journal.get::<LockEntry>(store, next).await?.is_none() {
+                    return Err(MergeError::CreateRefused {
+                        key: journal.key(next).to_string(),
+                    });
+                }
+            }
             Err(error) => {
                 errors += 1;
                 if active(Mutant::MergeNoLockReadBack) {
@@ -175,6 +210,12 @@ async fn merge_locked(
         }
     })?;
     let cut = child.commits().end(store).await?;
+    if tailbase.tail > cut {
+        return Err(MergeError::Corrupt {
+            key: child.tailbase().key(version).to_string(),
+            reason: format!("TAIL {} is past the child's end {cut}", tailbase.tail),
+        });
+    }
     let mut merged = Merged {
         child: child.clone(),
         parent: parent.clone(),
@@ -184,32 +225,56 @@ async fn merge_locked(
         to: tailbase.tail,
         parent_index: None,
         moved_tail: false,
+        released_by_other: false,
         waited_ms: 0,
     };
     if cut <= tailbase.tail {
         return Ok(merged);
     }
+    // Every commit merged must be readable: a malformed or foreign entry is an error naming its
+    // key now, not a surprise for every reader of the parent later.
+    child
+        .commits()
+        .read_range::<CommitEntry>(store, tailbase.tail, cut)
+        .await?;
     // Step 3: find the first merge commit for (child, TAIL), or append it.
     let mut errors = 0;
     let (first_index, first_to) = loop {
         // The parent's entries from BASE on: a merge commit of our TAIL can only be there (it
         // was appended after TAIL reached T, which was after the entry BASE follows).
-        let entries = parent
+        let (end, entries) = parent
             .commits()
-            .read_from::<CommitEntry>(store, tailbase.base)
+            .end_and_read_from::<CommitEntry>(store, tailbase.base)
             .await?;
-        let end = entries.last().map_or(tailbase.base, |(index, _)| index + 1);
+        if end < tailbase.base {
+            // An append at BASE would leave a gap below it.
+            return Err(MergeError::Corrupt {
+                key: child.tailbase().key(version).to_string(),
+                reason: format!(
+                    "BASE {} is past the end {end} of the parent {parent}'s journal",
+                    tailbase.base
+                ),
+            });
+        }
         let first = entries.iter().find_map(|(index, entry)| match entry {
             CommitEntry::Merge {
-                child: c, from, to, ..
-            } if c == child.as_str() && *from == tailbase.tail => Some((*index, *to)),
+                child: c,
+                from,
+                to,
+                lock,
+                ..
+            } if c == child.as_str() && *from == tailbase.tail => Some((*index, *to, *lock)),
             _ => None,
         });
-        if let Some(first) = first {
-            if merged.outcome != MergeOutcome::Merged {
-                merged.outcome = MergeOutcome::RolledForward;
-            }
-            break first;
+        if let Some((index, to, lock)) = first {
+            // Ours if it names our lock (an append whose answer was lost), else a crashed or
+            // fenced merger's, rolled forward.
+            merged.outcome = if lock == t {
+                MergeOutcome::Merged
+            } else {
+                MergeOutcome::RolledForward
+            };
+            break (index, to);
         }
         check_conflicts(store, child, parent, &tailbase, cut, &entries).await?;
         let entry = CommitEntry::Merge {
@@ -225,7 +290,14 @@ async fn merge_locked(
                 merged.outcome = MergeOutcome::Merged;
                 break (end, cut);
             }
-            Ok(Created::AlreadyExists) => {} // another append took `end`: check again
+            Ok(Created::AlreadyExists) => {
+                // Another append took `end`: check again, unless nothing readable is there.
+                if parent.commits().get::<CommitEntry>(store, end).await?.is_none() {
+                    return Err(MergeError::CreateRefused {
+                        key: parent.commits().key(end).to_string(),
+                    });
+                }
+            }
             Err(error) => {
                 // It may have landed: the next scan finds it if it did (it is then the first
                 // commit for this TAIL, and counted once).
@@ -233,7 +305,6 @@ async fn merge_locked(
                 if errors > options.io_retries {
                     return Err(error.into());
                 }
-                merged.outcome = MergeOutcome::Merged;
             }
         }
     };

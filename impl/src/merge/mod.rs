@@ -50,17 +50,21 @@ pub enum MergeError {
     InvalidBranch { name: String, reason: String },
     #[error("no branch {0}")]
     NoSuchBranch(String),
+    #[error("{0}")]
+    InvalidObject(String),
     #[error("branch {0} exists already")]
     BranchExists(String),
     #[error("{0} is a root branch: it has no parent to merge into")]
     NotAChild(String),
     /// Nothing was changed.
-    #[error("the merge lock of {branch} is held by {holder} (lock {index}){}", waited_text(.waited))]
+    #[error("the merge lock of {branch} is held by {holder} (lock {index}){}{}", waited_text(.waited), if *.holder_dead { "; its holder is proven dead: `lockstep recover` frees the lock" } else { "" })]
     Busy {
         branch: BranchName,
         holder: String,
         index: u64,
         waited: Option<Duration>,
+        /// The store proves the holder dead (recovery frees the lock).
+        holder_dead: bool,
     },
     /// The merge aborted before writing to the parent; the child is untouched.
     #[error("conflict: commit {child_index} of {child} deletes {object}, which the parent changed at its entry {parent_index} after the child's BASE; the merge was aborted and nothing changed")]
@@ -205,6 +209,9 @@ impl Lake {
         let name = BranchName::new(name)?;
         let parent = parent.map(BranchName::new).transpose()?;
         let store = self.store();
+        if store.get(&name.meta_key()).await?.is_some() {
+            return Err(MergeError::BranchExists(name.to_string()));
+        }
         if let Some(parent) = &parent {
             self.meta(parent).await?;
         }
@@ -224,7 +231,18 @@ impl Lake {
                 lock: None,
             };
             let key = name.tailbase().key(0);
-            let _ = store.create(&key, &encode(&first)).await?;
+            if store.create(&key, &encode(&first)).await? == Created::AlreadyExists {
+                // Left by an interrupted create of this branch: go on with it only if it can be
+                // this branch's (TAIL 0, BASE within the parent's journal), never write over it.
+                let found: Option<TailBase> = name.tailbase().get(store, 0).await?;
+                let fits = found.is_some_and(|tb| tb.tail == 0 && tb.base <= base && tb.lock.is_none());
+                if !fits {
+                    return Err(MergeError::Corrupt {
+                        key: key.to_string(),
+                        reason: format!("a TAIL/BASE left by an interrupted create does not fit a child of {parent} (its end is {base}); move it away"),
+                    });
+                }
+            }
         }
         match store.create(&name.meta_key(), &encode(&meta)).await? {
             Created::Created(_) => Ok(self.branch_unchecked(name)),
@@ -336,6 +354,17 @@ impl Branch {
         add: Vec<Object>,
         delete: Vec<String>,
     ) -> Result<u64, MergeError> {
+        if let Some(bad) = add
+            .iter()
+            .map(|o| o.name.as_str())
+            .chain(delete.iter().map(String::as_str))
+            .find(|n| n.is_empty() || n.len() > 1024)
+        {
+            return Err(MergeError::InvalidObject(format!(
+                "object names are 1 to 1024 bytes, not {:?}",
+                bad.chars().take(40).collect::<String>()
+            )));
+        }
         let store = self.lake.store();
         let journal = self.name.commits();
         let entry = CommitEntry::Commit {

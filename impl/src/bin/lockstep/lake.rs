@@ -28,12 +28,15 @@ pub enum BranchCommand {
 pub struct BranchCreateArgs {
     #[command(flatten)]
     pub root: RootArg,
+    /// 1 to 128 bytes of letters, digits, '.', '_' and '-', not starting with '-'.
     pub name: String,
     /// The parent this branch merges into.
     #[arg(long = "from")]
     pub parent: Option<String>,
 }
 
+/// A commit adds one object (--message or --file, named by --object) and/or deletes objects
+/// (--delete, repeatable): at least one of the three.
 #[derive(Args)]
 #[command(group(clap::ArgGroup::new("content").required(true).multiple(true).args(["message", "file", "delete"])))]
 pub struct BranchCommitArgs {
@@ -41,13 +44,13 @@ pub struct BranchCommitArgs {
     pub root: RootArg,
     pub name: String,
     /// The new object's bytes, as text.
-    #[arg(long, conflicts_with = "file")]
+    #[arg(long, conflicts_with = "file", group = "bytes")]
     pub message: Option<String>,
     /// The new object's bytes, from a file.
-    #[arg(long)]
+    #[arg(long, group = "bytes")]
     pub file: Option<std::path::PathBuf>,
-    /// The new object's name (default: `o-<commit id>`).
-    #[arg(long)]
+    /// The new object's name (default: `o-<commit id>`); needs --message or --file.
+    #[arg(long, requires = "bytes")]
     pub object: Option<String>,
     /// Delete an object (repeatable). A merge of a child whose commit deletes an object that
     /// the parent changed since the child's BASE is a conflict (exit 76).
@@ -72,9 +75,14 @@ pub struct MergeArgs {
     pub root: RootArg,
     /// The child branch to merge into its parent.
     pub child: String,
-    /// Seconds to wait for a busy merge lock (0: fail at once with exit 75), or `forever`.
+    /// Seconds to wait for a busy merge lock (0: fail at once with exit 75), or `forever`. It
+    /// bounds the wait for the lock only, not the merge.
     #[arg(long, default_value = "0")]
     pub timeout: String,
+    /// Print the result as JSON on stdout (`Merged`: child, parent, outcome, lock, from, to,
+    /// parent_index, moved_tail, released_by_other, waited_ms); a failure as
+    /// `{"error":{"code","kind","message",…}}` (kinds busy, conflict, lock-lost, corrupt,
+    /// storage, usage).
     #[arg(long)]
     pub json: bool,
 }
@@ -88,11 +96,16 @@ pub struct MergeLocksArgs {
 }
 
 fn failure(error: MergeError) -> Failure {
-    let code = match &error {
+    Failure::new(failure_code(&error), error.to_string())
+}
+
+fn failure_code(error: &MergeError) -> u8 {
+    match error {
         MergeError::Busy { .. } => EXIT_BUSY,
         MergeError::Conflict { .. } => EXIT_CONFLICT,
         MergeError::LockLost { .. } => EXIT_LEASE_LOST,
         MergeError::InvalidBranch { .. }
+        | MergeError::InvalidObject(_)
         | MergeError::NoSuchBranch(_)
         | MergeError::BranchExists(_)
         | MergeError::NotAChild(_)
@@ -100,8 +113,38 @@ fn failure(error: MergeError) -> Failure {
         MergeError::Corrupt { .. } | MergeError::CreateRefused { .. } | MergeError::Store(_) => {
             EXIT_STORAGE
         }
+    }
+}
+
+/// `{"code", "kind", "message", …fields}` of a merge failure.
+fn failure_json(error: &MergeError) -> (u8, serde_json::Value) {
+    let code = failure_code(error);
+    let mut doc = serde_json::json!({ "code": code, "message": error.to_string() });
+    let (kind, fields) = match error {
+        MergeError::Busy { branch, holder, index, .. } => (
+            "busy",
+            serde_json::json!({ "branch": branch, "holder": holder, "index": index }),
+        ),
+        MergeError::Conflict { child, child_index, object, parent_index } => (
+            "conflict",
+            serde_json::json!({ "child": child, "child_index": child_index, "object": object, "parent_index": parent_index }),
+        ),
+        MergeError::LockLost { branch, index } => (
+            "lock-lost",
+            serde_json::json!({ "branch": branch, "index": index }),
+        ),
+        MergeError::Corrupt { key, reason } => (
+            "corrupt",
+            serde_json::json!({ "key": key, "reason": reason }),
+        ),
+        MergeError::Store(_) | MergeError::CreateRefused { .. } => ("storage", serde_json::json!({})),
+        _ => ("usage", serde_json::json!({})),
     };
-    Failure::new(code, error.to_string())
+    doc["kind"] = kind.into();
+    if let (Some(doc), Some(fields)) = (doc.as_object_mut(), fields.as_object()) {
+        doc.extend(fields.clone());
+    }
+    (code, doc)
 }
 
 async fn lake(root: &RootArg) -> Result<Lake, Failure> {
@@ -241,8 +284,7 @@ pub async fn merge(args: MergeArgs) -> Result<u8, Failure> {
         text => Some(
             text.parse::<f64>()
                 .ok()
-                .filter(|s| s.is_finite() && *s >= 0.0)
-                .map(Duration::from_secs_f64)
+                .and_then(|s| Duration::try_from_secs_f64(s).ok())
                 .ok_or_else(|| {
                     Failure::new(
                         EXIT_USAGE,
@@ -258,7 +300,22 @@ pub async fn merge(args: MergeArgs) -> Result<u8, Failure> {
         timeout,
         ..MergeOptions::default()
     };
-    let merged = lake.merge(&args.child, options).await.map_err(failure)?;
+    let merged = match lake.merge(&args.child, options).await {
+        Ok(merged) => merged,
+        Err(error) if args.json => {
+            // Machines get the failure on stdout too, with its fields.
+            let failure = failure_json(&error);
+            println!("{}", serde_json::json!({ "error": failure.1 }));
+            return Err(Failure::new(failure.0, error.to_string()));
+        }
+        Err(error) => return Err(failure(error)),
+    };
+    if merged.released_by_other {
+        eprintln!(
+            "lockstep: warning: the merge completed, and then its lock (lock {}) was released by someone else",
+            merged.lock
+        );
+    }
     if args.json {
         println!("{}", serde_json::to_string(&merged).expect("serialises"));
         return Ok(0);
@@ -306,11 +363,18 @@ pub async fn merge_locks(args: MergeLocksArgs) -> Result<u8, Failure> {
     for info in &locks {
         let state = match info.state {
             merge::MergeLockState::Free => "free".to_owned(),
+            merge::MergeLockState::Corrupt => format!(
+                "CORRUPT: {}",
+                info.reason.as_deref().unwrap_or("unreadable")
+            ),
             merge::MergeLockState::Held => format!(
-                "held by {} (lock {}, holder {:?}, intent: merge from TAIL {}, age {:.1} s)",
+                "held by {} (lock {}, holder {}, intent: merge from TAIL {}, age {:.1} s)",
                 info.holder.as_deref().unwrap_or("?"),
                 info.index.unwrap_or(0),
-                info.holder_liveness.expect("a held lock has a holder"),
+                match info.holder_liveness {
+                    Some(lockstep::store::Liveness::Alive) => "alive",
+                    _ => "liveness unknown",
+                },
                 info.intent_from.unwrap_or(0),
                 info.age_ms.unwrap_or(0) as f64 / 1000.0
             ),
@@ -320,12 +384,10 @@ pub async fn merge_locks(args: MergeLocksArgs) -> Result<u8, Failure> {
                 info.index.unwrap_or(0)
             ),
         };
-        println!(
-            "{}  TAIL {} BASE {}  {state}",
-            info.branch,
-            info.tail.unwrap_or(0),
-            info.base.unwrap_or(0)
-        );
+        match (info.tail, info.base) {
+            (Some(tail), Some(base)) => println!("{}  TAIL {tail} BASE {base}  {state}", info.branch),
+            _ => println!("{}  {state}", info.branch),
+        }
     }
     Ok(0)
 }

@@ -361,14 +361,25 @@ fn hostile(store: FsStore) -> std::sync::Arc<dyn lockstep::store::Store> {
     std::sync::Arc::new(store)
 }
 
+/// A duration flag's value, or a usage error naming the flag (negative, NaN, or too large for a
+/// duration: never a panic).
+fn seconds(flag: &str, value: f64) -> Result<Duration, Failure> {
+    Duration::try_from_secs_f64(value).map_err(|_| {
+        Failure(
+            EXIT_USAGE,
+            format!("{flag} {value}: expected a number of seconds, 0 or more"),
+        )
+    })
+}
+
 fn parse_timeout(text: &str) -> Result<Option<Duration>, Failure> {
     if text == "forever" {
         return Ok(None);
     }
     text.parse::<f64>()
         .ok()
-        .filter(|s| s.is_finite() && *s >= 0.0)
-        .map(|s| Some(Duration::from_secs_f64(s)))
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .map(Some)
         .ok_or_else(|| {
             Failure(
                 EXIT_USAGE,
@@ -394,7 +405,7 @@ pub async fn lock(args: LockArgs) -> Result<u8, Failure> {
     let options = LockOptions {
         timeout: parse_timeout(&args.timeout)?,
         cleanup_every: None,
-        ..LockOptions::with_lease(Duration::from_secs_f64(args.lease))
+        ..LockOptions::with_lease(seconds("--lease", args.lease)?)
     };
     let mode = match args.mode {
         ModeArg::Point => LockMode::Point,
@@ -423,7 +434,7 @@ pub async fn lock(args: LockArgs) -> Result<u8, Failure> {
     }
     // The whole acquisition, waiting and I/O, ends by --timeout + --io-timeout. A cancelled
     // acquisition leaves its entry to the background withdraw and, failing that, to its lease.
-    let io_timeout = Duration::from_secs_f64(args.io_timeout);
+    let io_timeout = seconds("--io-timeout", args.io_timeout)?;
     let bound = options
         .timeout
         .map_or(Duration::MAX, |t| t.saturating_add(io_timeout));
@@ -523,7 +534,7 @@ async fn run_holding(
             return Ok(EXIT_CANNOT_RUN);
         }
     };
-    let grace = Duration::from_secs_f64(args.grace);
+    let grace = seconds("--grace", args.grace)?;
     let status = supervise(guard, &mut child, grace)
         .await
         .map_err(|e| Failure(EXIT_STORAGE, e.to_string()))?;
