@@ -53,10 +53,13 @@ pub enum Mutant {
     /// A merger that gives up while it may hold a lock ends its owner registration cleanly:
     /// its liveness is then unknown and recovery never frees the lock.
     MergeCleanEndAfterGivingUp = 15,
+    /// A writer whose create at the journal's end finds the index taken takes it for its own
+    /// earlier attempt without reading the entry's id (loom: two writers get one index).
+    MergeCommitTrustsAlreadyExists = 16,
 }
 
 impl Mutant {
-    pub const ALL: [Mutant; 15] = [
+    pub const ALL: [Mutant; 16] = [
         Mutant::MemCheckThenInsert,
         Mutant::RenewDuringRelease,
         Mutant::SkipRecheck,
@@ -72,6 +75,7 @@ impl Mutant {
         Mutant::MergeNoLockReadBack,
         Mutant::MergeSkipConflictCheck,
         Mutant::MergeCleanEndAfterGivingUp,
+        Mutant::MergeCommitTrustsAlreadyExists,
     ];
 
     pub fn name(self) -> &'static str {
@@ -91,6 +95,7 @@ impl Mutant {
             Mutant::MergeNoLockReadBack => "merge-no-lock-read-back",
             Mutant::MergeSkipConflictCheck => "merge-skip-conflict-check",
             Mutant::MergeCleanEndAfterGivingUp => "merge-clean-end-after-giving-up",
+            Mutant::MergeCommitTrustsAlreadyExists => "merge-commit-trusts-already-exists",
         }
     }
 }

@@ -1,12 +1,13 @@
 //! loom: every interleaving of the in-process shared state (DESIGN §5): MemStore's map and
-//! versions, and the hand-off between the renewal task and release. One claim per test, at most
+//! versions, the hand-off between the renewal task and release, and two writers committing
+//! through clones of one merge `Branch` (which share its end hint). One claim per test, at most
 //! three threads. Run (CI does, with `LOOM_MAX_PREEMPTIONS=2`):
 //!
 //! ```text
 //! RUSTFLAGS="--cfg loom" cargo test -p lockstep --features mutants,loom-tests --profile verify --test loom
 //! ```
 //!
-//! Two claims have a planted bug (`src/mutants.rs`) that loom must find; every claim reports the
+//! Three claims have a planted bug (`src/mutants.rs`) that loom must find; every claim reports the
 //! interleavings loom explored and needs more than one.
 
 // Built only with the `loom-tests` feature (impl/Cargo.toml), and then it must run under loom:
@@ -210,4 +211,71 @@ fn exactly_one_releaser() {
             .count();
         assert_eq!(winners, 1);
     });
+}
+
+/// The merge code's in-process shared state: clones of one `Branch` share the hint of where the
+/// journal ends, and writers on two threads commit through them while loom interleaves every
+/// step of MemStore. Claim: each commit gets an index of its own, the journal has no gap, and
+/// each index holds the commit its writer was told.
+///
+/// MemStore's operations never wait (their locks are loom's blocking mutexes), so the futures are
+/// driven by polling them to completion with a no-op waker.
+fn two_writers_one_branch() {
+    use lockstep::merge::{CommitEntry, Lake};
+    use lockstep::store::MemStore;
+    let store = MemStore::new();
+    let branch = block_on(async {
+        let lake = Lake::open(store.clone()).await.unwrap();
+        lake.create_branch("main", None).await.unwrap()
+    });
+    let other = branch.clone();
+    let writer = thread::spawn(move || {
+        block_on(other.commit_change("a", vec![], vec!["x".into()])).unwrap()
+    });
+    let mine = block_on(branch.commit_change("b", vec![], vec!["y".into()])).unwrap();
+    let theirs = writer.join().unwrap();
+    assert_ne!(mine, theirs, "one index each: both writers were told index {mine}");
+    let mut indices = [mine, theirs];
+    indices.sort();
+    assert_eq!(indices, [0, 1], "no gap");
+    block_on(async {
+        for (index, id) in [(mine, "b"), (theirs, "a")] {
+            let entry = branch
+                .name()
+                .commits()
+                .get::<CommitEntry>(&store, index)
+                .await
+                .unwrap();
+            assert!(
+                matches!(entry, Some(CommitEntry::Commit { id: found, .. }) if found == id),
+                "one index each: index {index} does not hold commit {id}"
+            );
+        }
+    });
+}
+
+#[test]
+fn two_writers_of_one_branch_get_an_index_each() {
+    explore("two writers of one branch", two_writers_one_branch);
+}
+
+#[test]
+fn merge_commit_trusting_already_exists_is_caught() {
+    assert_loom_catches(
+        Mutant::MergeCommitTrustsAlreadyExists,
+        two_writers_one_branch,
+        "one index each",
+    );
+}
+
+/// Polls `future` until it is ready: enough for futures that never wait on a wake-up.
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut context) {
+            return output;
+        }
+        loom::thread::yield_now();
+    }
 }

@@ -138,6 +138,11 @@ const CATCHERS: &[(Mutant, &str, &str)] = &[
         "a_clean_end_after_giving_up_is_caught",
     ),
     (
+        Mutant::MergeCommitTrustsAlreadyExists,
+        "impl/tests/loom.rs",
+        "merge_commit_trusting_already_exists_is_caught",
+    ),
+    (
         Mutant::MergeSkipConflictCheck,
         "tests/tests/merge_impl.rs",
         "a_merge_without_the_conflict_check_is_caught",
