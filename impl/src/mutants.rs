@@ -56,10 +56,13 @@ pub enum Mutant {
     /// A writer whose create at the journal's end finds the index taken takes it for its own
     /// earlier attempt without reading the entry's id (loom: two writers get one index).
     MergeCommitTrustsAlreadyExists = 16,
+    /// A merger that finds its own `lock` newest (a create it saw fail landed late) waits for it
+    /// as for anybody's: it waits on itself, and leaves an orphan lock.
+    MergeOwnLockIsBusy = 17,
 }
 
 impl Mutant {
-    pub const ALL: [Mutant; 16] = [
+    pub const ALL: [Mutant; 17] = [
         Mutant::MemCheckThenInsert,
         Mutant::RenewDuringRelease,
         Mutant::SkipRecheck,
@@ -76,6 +79,7 @@ impl Mutant {
         Mutant::MergeSkipConflictCheck,
         Mutant::MergeCleanEndAfterGivingUp,
         Mutant::MergeCommitTrustsAlreadyExists,
+        Mutant::MergeOwnLockIsBusy,
     ];
 
     pub fn name(self) -> &'static str {
@@ -96,6 +100,7 @@ impl Mutant {
             Mutant::MergeSkipConflictCheck => "merge-skip-conflict-check",
             Mutant::MergeCleanEndAfterGivingUp => "merge-clean-end-after-giving-up",
             Mutant::MergeCommitTrustsAlreadyExists => "merge-commit-trusts-already-exists",
+            Mutant::MergeOwnLockIsBusy => "merge-own-lock-is-busy",
         }
     }
 }

@@ -20,6 +20,9 @@ pub enum Script {
     /// As `LoseAnswer`, and every later call fails: the connection dropped for good right after
     /// the write landed.
     LoseAnswerAndCrash(u32),
+    /// The `create`-th create from now fails without landing, and then lands late: just before
+    /// this client's `after`-th operation after it (a timed-out write the server applies later).
+    LandLate { create: u32, after: u32 },
 }
 
 /// A create that landed.
@@ -40,6 +43,8 @@ struct State {
     landed: Vec<Landed>,
     /// Scripts that fired.
     fired: Vec<Script>,
+    /// A create to land late: its key, bytes, and the operations left before it lands.
+    late: Option<(Key, Vec<u8>, u32)>,
 }
 
 #[derive(Clone)]
@@ -98,16 +103,44 @@ impl Scripted {
         }
         Ok(())
     }
+
+    /// Counts one operation of this client, and lands a late create whose time has come.
+    async fn tick(&self) {
+        let due = {
+            let mut state = self.state.lock().unwrap();
+            match state.late.as_mut() {
+                Some((_, _, left)) if *left > 1 => {
+                    *left -= 1;
+                    None
+                }
+                Some(_) => state.late.take(),
+                None => None,
+            }
+        };
+        if let Some((key, bytes, _)) = due {
+            if let Ok(created) = self.inner.create(&key, &bytes).await {
+                if created.is_created() {
+                    self.state.lock().unwrap().landed.push(Landed {
+                        key,
+                        bytes,
+                        answer_lost: true,
+                    });
+                }
+            }
+        }
+    }
 }
 
 #[async_trait::async_trait]
 impl Store for Scripted {
     async fn get(&self, key: &Key) -> Result<Option<(Vec<u8>, Version)>, StoreError> {
         self.alive()?;
+        self.tick().await;
         self.inner.get(key).await
     }
 
     async fn create(&self, key: &Key, bytes: &[u8]) -> Result<Created, StoreError> {
+        self.tick().await;
         let lose = {
             let mut state = self.state.lock().unwrap();
             if state.crashed {
@@ -130,6 +163,14 @@ impl Store for Scripted {
                 }
                 Some((_, Script::LoseAnswer(at))) | Some((_, Script::LoseAnswerAndCrash(at))) => {
                     at <= n
+                }
+                Some((_, Script::LandLate { create, after })) if create == n => {
+                    state.script = None;
+                    state.late = Some((key.clone(), bytes.to_vec(), after.max(1)));
+                    state.fired.push(Script::LandLate { create, after });
+                    return Err(StoreError::Unavailable(
+                        "injected: the create timed out (it will land later)".into(),
+                    ));
                 }
                 _ => false,
             }
@@ -167,11 +208,13 @@ impl Store for Scripted {
 
     async fn list(&self, prefix: &str) -> Result<Vec<Key>, StoreError> {
         self.alive()?;
+        self.tick().await;
         self.inner.list(prefix).await
     }
 
     async fn delete(&self, key: &Key) -> Result<(), StoreError> {
         self.alive()?;
+        self.tick().await;
         self.inner.delete(key).await
     }
 

@@ -4,7 +4,10 @@
 //! proptest generates a sequence of operations over one child `live` of a root `main`: merger
 //! `m` runs `Lake::merge` (through its own scripted store: it may pause before its k-th create,
 //! crash before it, or have a create land and its answer lost); a paused merger resumes; a
-//! writer commits to the child; an operator force-releases the merge lock; recovery runs. Each
+//! writer commits to the child; an operator force-releases the merge lock; recovery runs; a
+//! second child `side` commits and merges into the same parent. The parent's commit 0 adds
+//! object X, and `live`'s commit 0 and `side`'s commit 0 both delete it: of their merges the later
+//! must abort on the conflict, as the model's does. Each
 //! merger is a `Lake` of its own, with its own owner registration, so that a crash is provable
 //! (the crashed merger's registration is ended as a crash would end it).
 //!
@@ -27,7 +30,8 @@ use std::time::Duration;
 
 use lockstep::lock::owner::{process_part, ProcessId};
 use lockstep::merge::{
-    self, BranchName, CommitEntry, Lake, LockEntry, MergeError, MergeOptions, Merged, TailBase,
+    self, BranchName, CommitEntry, Lake, LockEntry, MergeError, MergeOptions, Merged, Object,
+    TailBase,
 };
 use lockstep::mutants::{activate, Mutant};
 use lockstep::store::{FsStore, MemStore, Store};
@@ -43,6 +47,8 @@ use proptest::test_runner::{Config, TestCaseError, TestRunner};
 const MERGERS: usize = 3;
 const CHILD: &str = "live";
 const PARENT: &str = "main";
+/// The second child, merging into the same parent.
+const SIBLING: &str = "side";
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -54,6 +60,8 @@ enum Op {
     Write,
     ForceRelease,
     Recover,
+    /// The second child `side` writes a commit and merges it into the same parent.
+    Sibling,
 }
 
 fn op_strategy() -> impl Strategy<Value = Op> {
@@ -71,10 +79,13 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         3 => Just(Op::Write),
         2 => Just(Op::ForceRelease),
         1 => Just(Op::Recover),
+        1 => Just(Op::Sibling),
     ]
 }
 
-fn model() -> MergeModel {
+/// The model of a case: with the second child and its conflict, or (half the cases, where the
+/// first child's zombies and roll-forwards are not cut short by a conflict) without.
+fn model(with_sibling: bool) -> MergeModel {
     MergeModel::new(MergeConfig {
         mergers: MERGERS as u8,
         child_commits: 1,
@@ -83,6 +94,7 @@ fn model() -> MergeModel {
         force_releases: 4,
         lock_retries: 8,
         ambiguous: 4,
+        sibling_merges: if with_sibling { 2 } else { 0 },
         ..MergeConfig::new(MergeVariant::Fixed(None))
     })
     .unwrap()
@@ -90,7 +102,7 @@ fn model() -> MergeModel {
 
 /// What the cases of one test exercised.
 struct Coverage {
-    counters: [(&'static str, AtomicUsize); 13],
+    counters: [(&'static str, AtomicUsize); 15],
 }
 
 static COVERAGE: Coverage = Coverage {
@@ -107,6 +119,8 @@ static COVERAGE: Coverage = Coverage {
         ("force releases", AtomicUsize::new(0)),
         ("locks recovered", AtomicUsize::new(0)),
         ("zombie writes after a force release", AtomicUsize::new(0)),
+        ("conflicts aborted", AtomicUsize::new(0)),
+        ("sibling merges", AtomicUsize::new(0)),
         ("skipped", AtomicUsize::new(0)),
     ],
 };
@@ -137,6 +151,7 @@ impl Coverage {
             "lock lost (fenced zombie)",
             "locks recovered",
             "zombie writes after a force release",
+            "sibling merges",
         ];
         for (name, n) in &counts {
             if *name != "skipped" && (rare_too || !rare.contains(name)) {
@@ -163,6 +178,9 @@ struct Harness {
     writer: Lake,
     /// The operator's and recovery's view, recorded like a merger's.
     admin: Scripted,
+    /// The second child's merger, recorded.
+    sibling: Lake,
+    sibling_store: Scripted,
     crashes_armed: u8,
     answers_armed: u8,
     rt: tokio::runtime::Runtime,
@@ -187,6 +205,9 @@ fn effect(last: &MergeState, next: &MergeState) -> Option<String> {
     }
     for k in 0..last.parent.len() {
         if let (None, Some(c)) = (last.parent[k], next.parent[k]) {
+            if c.sibling {
+                return Some(format!("parent#{k} = B {}..{}", c.from, c.to));
+            }
             return Some(format!("parent#{k} = child {}..{} by m{}", c.from, c.to, c.by));
         }
     }
@@ -207,7 +228,8 @@ struct Abstract {
     lock_newest: ModelLock,
     tail: u8,
     tail_version: u8,
-    parent: Vec<(u8, u8, u8)>,
+    /// (from, to, by, sibling) of each merge commit.
+    parent: Vec<(u8, u8, u8, bool)>,
 }
 
 fn abstract_of(state: &MergeState) -> Abstract {
@@ -221,24 +243,33 @@ fn abstract_of(state: &MergeState) -> Abstract {
             .parent
             .iter()
             .flatten()
-            .map(|c| (c.from, c.to, c.by))
+            .map(|c| (c.from, c.to, if c.sibling { 0 } else { c.by }, c.sibling))
             .collect(),
     }
 }
 
 impl Harness {
-    fn new(shared: Arc<dyn Store>) -> Harness {
+    fn new(shared: Arc<dyn Store>, with_sibling: bool) -> Harness {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .unwrap();
         let writer = rt.block_on(Lake::open(Arc::clone(&shared))).unwrap();
+        // The parent's own commit 0 adds object X (so the model's parent position k is the
+        // parent's entry k + 1); the child's commit 0 deletes X, and so does the sibling's.
         rt.block_on(async {
-            writer.create_branch(PARENT, None).await.unwrap();
+            let main = writer.create_branch(PARENT, None).await.unwrap();
+            main.commit_change("x", vec![Object::new("x", b"parent data")], vec![])
+                .await
+                .unwrap();
             let live = writer.create_branch(CHILD, Some(PARENT)).await.unwrap();
-            live.commit(b"commit 0").await.unwrap();
+            let deletes = if with_sibling { vec!["x".into()] } else { vec![] };
+            live.commit_change("c0", vec![], deletes).await.unwrap();
+            writer.create_branch(SIBLING, Some(PARENT)).await.unwrap();
         });
+        let sibling_store = Scripted::new(Arc::clone(&shared));
+        let sibling = rt.block_on(Lake::open(sibling_store.clone())).unwrap();
         let mut mergers = Vec::new();
         for _ in 0..MERGERS {
             let store = Scripted::new(Arc::clone(&shared));
@@ -257,8 +288,10 @@ impl Harness {
             });
         }
         Harness {
-            cursor: ModelCursor::new(model(), effect),
+            cursor: ModelCursor::new(model(with_sibling), effect),
             admin: Scripted::new(Arc::clone(&shared)),
+            sibling,
+            sibling_store,
             shared,
             mergers,
             writer,
@@ -275,34 +308,42 @@ impl Harness {
             .ok_or_else(|| format!("lock held by {holder}, who is no merger"))
     }
 
-    /// An implementation create in the model's words.
-    fn describe(&self, landed: &Landed) -> Result<String, String> {
+    /// An implementation create in the model's words; `None` for the sibling's own keys (its
+    /// commits, lock and TAIL/BASE), which the model leaves out.
+    fn describe(&self, landed: &Landed) -> Result<Option<String>, String> {
         let key = landed.key.as_str();
+        if key.starts_with("branches/side/") {
+            return Ok(None);
+        }
         let bad = |e: MergeError| format!("{key}: {e}");
         let index = |prefix: &str| -> Option<u64> { key.strip_prefix(prefix)?.parse().ok() };
         if let Some(i) = index("branches/live/mergelock/~") {
             let entry: LockEntry = merge::entry::decode(key, &landed.bytes).map_err(bad)?;
-            return Ok(match entry {
+            return Ok(Some(match entry {
                 LockEntry::Lock { holder, .. } => {
                     format!("lock#{i} = lock by m{}", self.merger_of(&holder)?)
                 }
                 LockEntry::Unlock { .. } => format!("lock#{i} = unlock"),
-            });
+            }));
         }
         if let Some(v) = index("branches/live/tailbase/~") {
             let tb: TailBase = merge::entry::decode(key, &landed.bytes).map_err(bad)?;
-            return Ok(format!("tailbase#{v} = tail {}", tb.tail));
+            return Ok(Some(format!("tailbase#{v} = tail {}", tb.tail)));
         }
-        if let Some(k) = index("branches/main/commits/~") {
+        if let Some(i) = index("branches/main/commits/~") {
             let entry: CommitEntry = merge::entry::decode(key, &landed.bytes).map_err(bad)?;
-            let CommitEntry::Merge { from, to, lock, .. } = entry else {
+            let CommitEntry::Merge { child, from, to, lock, .. } = entry else {
                 return Err(format!("{key}: a plain commit on the parent"));
             };
+            let k = i.checked_sub(1).ok_or("a merge commit over the parent's own commit 0")?;
+            if child == SIBLING {
+                return Ok(Some(format!("parent#{k} = B {from}..{to}")));
+            }
             let by = self.lock_holder(lock)?;
-            return Ok(format!("parent#{k} = child {from}..{to} by m{by}"));
+            return Ok(Some(format!("parent#{k} = child {from}..{to} by m{by}")));
         }
         if let Some(i) = index("branches/live/commits/~") {
-            return Ok(format!("child#{i}"));
+            return Ok(Some(format!("child#{i}")));
         }
         Err(format!("{key}: a create outside the protocol"))
     }
@@ -345,7 +386,9 @@ impl Harness {
     /// Replays creates that landed through `actor`'s steps (a merger's reads before each).
     fn replay(&mut self, actor: Actor, landed: Vec<Landed>) -> Result<(), String> {
         for create in landed {
-            let expected = self.describe(&create)?;
+            let Some(expected) = self.describe(&create)? else {
+                continue; // the sibling's own keys
+            };
             let action = match actor {
                 Actor::Merger(m) => {
                     self.reads(m)?;
@@ -362,6 +405,7 @@ impl Harness {
                 Actor::Writer => MergeAction::Write,
                 Actor::Recovery => MergeAction::Recover,
                 Actor::Operator => MergeAction::ForceRelease,
+                Actor::Sibling => MergeAction::Sibling,
             };
             match self.cursor.act(action) {
                 Ok(Some(effect)) if effect == expected => {}
@@ -429,6 +473,15 @@ impl Harness {
                 return Ok(());
             }
             Err(MergeError::LockLost { .. }) => COVERAGE.count("lock lost (fenced zombie)"),
+            Err(MergeError::Conflict { .. }) => {
+                COVERAGE.count("conflicts aborted");
+                if !self.cursor.state.mergers[m].aborted {
+                    return Err(format!(
+                        "m{m}'s merge aborted on a conflict, the model's m{m} did not\n{}",
+                        self.cursor.behaviour()
+                    ));
+                }
+            }
             Err(error) => {
                 return Err(format!(
                     "m{m} failed: {error}\n{}",
@@ -535,6 +588,49 @@ impl Harness {
                 let landed = self.admin.drain();
                 self.replay(Actor::Operator, landed)
             }
+            Op::Sibling => {
+                if !self.enabled(MergeAction::Sibling) {
+                    COVERAGE.count("skipped");
+                    return Ok(());
+                }
+                let k = self.cursor.model.config.sibling_merges - self.cursor.state.sibling_left;
+                let sibling = self.sibling.clone();
+                let outcome = self.rt.block_on(async move {
+                    let side = sibling.branch(SIBLING).await?;
+                    if k == 0 {
+                        side.commit_change("s0", vec![], vec!["x".into()]).await?;
+                    } else {
+                        side.commit(b"side write").await?;
+                    }
+                    let options = MergeOptions {
+                        timeout: None,
+                        ..MergeOptions::default()
+                    };
+                    sibling.merge(SIBLING, options).await
+                });
+                let landed = self.sibling_store.drain();
+                let appended = landed
+                    .iter()
+                    .any(|l| l.key.as_str().starts_with("branches/main/commits/"));
+                match outcome {
+                    Ok(_) if appended => {
+                        COVERAGE.count("sibling merges");
+                        self.replay(Actor::Sibling, landed)
+                    }
+                    Err(MergeError::Conflict { .. }) if !appended => {
+                        COVERAGE.count("conflicts aborted");
+                        match self.cursor.act(MergeAction::Sibling) {
+                            Ok(None) => Ok(()),
+                            Ok(Some(effect)) => Err(format!(
+                                "the sibling's merge aborted on a conflict, the model's writes {effect}\n{}",
+                                self.cursor.behaviour()
+                            )),
+                            Err(()) => Err("the model cannot take the sibling's merge".into()),
+                        }
+                    }
+                    other => Err(format!("the sibling's merge: {other:?}")),
+                }
+            }
             Op::Recover => {
                 let released = self
                     .rt
@@ -559,8 +655,8 @@ impl Harness {
             let tailbase = child().tailbase().newest::<TailBase>(store).await.map_err(e)?;
             let mut merges = Vec::new();
             for entry in merge::log(store, &parent()).await.map_err(e)? {
-                if let CommitEntry::Merge { from, to, lock, .. } = entry.entry {
-                    merges.push((from, to, lock));
+                if let CommitEntry::Merge { child, from, to, lock, .. } = entry.entry {
+                    merges.push((child == SIBLING, from, to, lock));
                 }
             }
             Ok::<_, String>((child_len, lock, tailbase, merges))
@@ -577,8 +673,9 @@ impl Harness {
         };
         let (version, tb) = tailbase.ok_or("no TAIL/BASE")?;
         let mut parent_commits = Vec::new();
-        for (from, to, lock) in merges {
-            parent_commits.push((from as u8, to as u8, self.lock_holder(lock)? as u8));
+        for (sibling, from, to, lock) in merges {
+            let by = if sibling { 0 } else { self.lock_holder(lock)? as u8 };
+            parent_commits.push((from as u8, to as u8, by, sibling));
         }
         Ok(Abstract {
             child_len: child_len as u8,
@@ -621,10 +718,11 @@ enum Actor {
     Writer,
     Recovery,
     Operator,
+    Sibling,
 }
 
-fn run_case(ops: &[Op], shared: Arc<dyn Store>) -> Result<(), TestCaseError> {
-    let mut harness = Harness::new(shared);
+fn run_case(with_sibling: bool, ops: &[Op], shared: Arc<dyn Store>) -> Result<(), TestCaseError> {
+    let mut harness = Harness::new(shared, with_sibling);
     let outcome = (|| {
         harness.check()?;
         for op in ops {
@@ -648,8 +746,8 @@ fn exclusive(mutant: Option<Mutant>) -> MutexGuard<'static, ()> {
     guard
 }
 
-fn cases() -> impl Strategy<Value = Vec<Op>> {
-    prop::collection::vec(op_strategy(), 1..24)
+fn cases() -> impl Strategy<Value = (bool, Vec<Op>)> {
+    (any::<bool>(), prop::collection::vec(op_strategy(), 1..24))
 }
 
 fn refine(
@@ -668,9 +766,9 @@ fn refine(
         source_file: Some(file!()),
         ..base
     });
-    let result = runner.run(&cases(), |ops| {
+    let result = runner.run(&cases(), |(with_sibling, ops)| {
         let (shared, _dir) = store();
-        run_case(&ops, shared)
+        run_case(with_sibling, &ops, shared)
     });
     if let Err(error) = result {
         panic!("{test}: {error}");
@@ -699,7 +797,9 @@ fn caught(mutant: Mutant) -> String {
         failure_persistence: None,
         ..Config::default()
     });
-    let result = runner.run(&cases(), |ops| run_case(&ops, Arc::new(MemStore::new())));
+    let result = runner.run(&cases(), |(with_sibling, ops)| {
+        run_case(with_sibling, &ops, Arc::new(MemStore::new()))
+    });
     activate(None);
     let error = result
         .expect_err("the planted bug must be caught")

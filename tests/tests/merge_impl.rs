@@ -337,3 +337,42 @@ fn leftovers_of_other_branches_are_refused() {
         assert!(store.list("branches/ghost/").await.unwrap().is_empty());
     });
 }
+
+/// A `lock` create that timed out (the merger saw an error, and its read-back found nothing)
+/// lands late, after the read-back: the merger finds its own `lock` newest and holds it, instead
+/// of waiting on itself and leaving a lock nobody frees.
+async fn late_lock() -> Result<(), String> {
+    let store: Arc<dyn Store> = Arc::new(MemStore::new());
+    let setup = Lake::open(Arc::clone(&store)).await.unwrap();
+    setup.create_branch("main", None).await.unwrap();
+    setup.create_branch("live", Some("main")).await.unwrap().commit(b"0").await.unwrap();
+    let scripted = Scripted::new(Arc::clone(&store));
+    // Creates: the lock is the first. After its error: the read-back's get and listing, then
+    // the loop's listing of the journal, before which the create lands.
+    scripted.arm(Script::LandLate { create: 0, after: 3 });
+    let merger = Lake::open(scripted.clone()).await.unwrap();
+    let outcome = merger.merge("live", MergeOptions::default()).await;
+    if scripted.fired() != [Script::LandLate { create: 0, after: 3 }] {
+        return Err(format!("the script did not fire: {:?}", scripted.fired()));
+    }
+    let merged = outcome.map_err(|e| format!("the merger did not take its own late lock: {e}"))?;
+    assert_eq!((merged.lock, merged.outcome), (0, MergeOutcome::Merged));
+    let locks = merge::merge_locks(&*store).await.unwrap();
+    assert_eq!(locks[0].state, merge::MergeLockState::Free, "{locks:?}");
+    Ok(())
+}
+
+#[test]
+fn a_lock_that_lands_late_is_ours() {
+    let _one = exclusive(None);
+    rt().block_on(late_lock()).unwrap();
+}
+
+#[test]
+fn waiting_on_our_own_late_lock_is_caught() {
+    let _one = exclusive(Some(Mutant::MergeOwnLockIsBusy));
+    let outcome = rt().block_on(late_lock());
+    activate(None);
+    let error = outcome.expect_err("the planted bug must be caught");
+    assert!(error.contains("did not take its own late lock"), "{error}");
+}

@@ -143,6 +143,11 @@ const CATCHERS: &[(Mutant, &str, &str)] = &[
         "merge_commit_trusting_already_exists_is_caught",
     ),
     (
+        Mutant::MergeOwnLockIsBusy,
+        "tests/tests/merge_impl.rs",
+        "waiting_on_our_own_late_lock_is_caught",
+    ),
+    (
         Mutant::MergeSkipConflictCheck,
         "tests/tests/merge_impl.rs",
         "a_merge_without_the_conflict_check_is_caught",

@@ -119,7 +119,7 @@ async fn lock(
     loop {
         let newest = journal.newest::<LockEntry>(store).await?;
         if let Some((index, LockEntry::Lock { holder, .. })) = &newest {
-            if holder == owner {
+            if holder == owner && !active(Mutant::MergeOwnLockIsBusy) {
                 // Our own `lock`: a create whose error we saw landed after all (late, as a
                 // timed-out write can). Owner ids are fresh per merge, so it is ours to hold.
                 return Ok(*index);

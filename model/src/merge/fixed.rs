@@ -171,12 +171,15 @@ pub fn step(model: &MergeModel, state: &mut MergeState, m: usize) -> bool {
     true
 }
 
-/// The second child B's next merge (see `MergeAction::Sibling`): B's first merge deletes X, and
-/// aborts (writing nothing) if the parent changed X since B's BASE.
+/// The second child B's next merge (see `MergeAction::Sibling`): B has written commit `k` (one
+/// before each merge), and merges its commits from its TAIL to `k + 1`. B's commit 0 deletes X:
+/// a merge that includes it aborts (writing nothing, B's TAIL staying) if the parent changed X
+/// since B's BASE.
 pub fn sibling_merge(model: &MergeModel, state: &mut MergeState) -> bool {
     let k = model.config.sibling_merges - state.sibling_left;
     state.sibling_left -= 1;
-    let deletes_x = k == 0;
+    let from = state.sibling_tail;
+    let deletes_x = from == 0;
     let skip = model.variant().has(MergeMutation::SkipConflictCheck);
     if deletes_x && !skip && MergeModel::x_changed_since(state, state.sibling_base, true) {
         return true; // aborted: B's TAIL stays, nothing was written
@@ -185,12 +188,13 @@ pub fn sibling_merge(model: &MergeModel, state: &mut MergeState) -> bool {
         return false;
     };
     state.parent[at] = Some(Commit {
-        from: k,
+        from,
         to: k + 1,
         by: 0,
         sibling: true,
         deletes_x,
     });
+    state.sibling_tail = k + 1;
     state.sibling_base = at as u8 + 1;
     true
 }

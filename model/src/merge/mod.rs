@@ -67,8 +67,10 @@ pub struct MergeConfig {
     /// that lands while its caller sees an error (a lost response).
     pub ambiguous: u8,
     /// Merges of a second child B into the same parent, under B's own lock, interleaved with
-    /// everything (0: one child only). With B present, the parent holds an object X that child
-    /// A's commit 0 deletes and B's first merge deletes too: the later of the two must abort.
+    /// everything (0: one child only); B writes one commit before each. With B present, the
+    /// parent holds an object X that child A's commit 0 and B's commit 0 both delete: the later
+    /// merge of the two must abort, and every later merge of that child with it (a conflict
+    /// wedges a child until it is rebased).
     pub sibling_merges: u8,
 }
 
@@ -105,7 +107,7 @@ pub enum LockEntry {
 }
 
 /// One merge commit on the parent: child commits `from..to`, appended by `by`. A merge of the
-/// second child B (`sibling`) is one parent append; its `from..to` number B's merges.
+/// second child B (`sibling`) is one parent append; its `from..to` number B's commits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Commit {
     pub from: u8,
@@ -185,8 +187,10 @@ pub struct MergeState {
     /// Child A's BASE (moved with TAIL).
     pub base: u8,
     pub parent: [Option<Commit>; PARENT_MAX],
-    /// The second child B: merges left, and its BASE.
+    /// The second child B: merges left, its TAIL (B's commits merged so far; B writes one commit
+    /// before each merge) and its BASE.
     pub sibling_left: u8,
+    pub sibling_tail: u8,
     pub sibling_base: u8,
     pub mergers: [Merger; MERGERS_MAX],
     pub crashes_left: u8,
@@ -413,6 +417,7 @@ impl Model for MergeModel {
             base: 0,
             parent: [None; PARENT_MAX],
             sibling_left: self.config.sibling_merges,
+            sibling_tail: 0,
             sibling_base: 0,
             mergers,
             crashes_left: self.config.crashes,
@@ -588,7 +593,7 @@ impl Protocol for MergeModel {
         )];
         if self.config.conflicts() {
             setup.push(format!(
-                "a second child B merges {} time(s) into the same parent; A's commit 0 and B's first merge both delete parent object X",
+                "a second child B merges {} time(s) into the same parent, writing one commit before each; A's commit 0 and B's commit 0 both delete parent object X",
                 self.config.sibling_merges
             ));
         }
@@ -633,7 +638,7 @@ pub fn presets() -> Vec<crate::preset::Preset<MergeConfig>> {
         },
         crate::preset::Preset {
             name: "two-children",
-            about: "3 mergers of child A; a second child B merges twice into the same parent; A's commit 0 and B's first merge both delete parent object X; 1 crash; 1 force release",
+            about: "3 mergers of child A; a second child B merges twice into the same parent; A's commit 0 and B's commit 0 both delete parent object X; 1 crash; 1 force release",
             default: true,
             config: two_children_world(MergeVariant::Fixed(None)),
         },

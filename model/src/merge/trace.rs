@@ -13,14 +13,15 @@ pub fn describe(
     match action {
         MergeAction::Sibling => {
             let k = model.config.sibling_merges - last.sibling_left;
-            let what = if k == 0 { " (it deletes X)" } else { "" };
+            let from = last.sibling_tail;
+            let what = if from == 0 { ", which deletes X" } else { "" };
             let text = if last.parent == next.parent {
-                format!("child B's merge {k}{what}: X was changed since B's BASE {}: conflict, aborted, nothing written", last.sibling_base)
+                format!("child B writes commit {k} and merges its commits {from}..{}{what}: X was changed since B's BASE {}: conflict, aborted, nothing written", k + 1, last.sibling_base)
             } else {
                 let at = (0..next.parent.len())
                     .find(|i| last.parent[*i].is_none() && next.parent[*i].is_some())
                     .unwrap_or(0);
-                format!("child B's merge {k}{what}: append it to the parent at {at}")
+                format!("child B writes commit {k} and merges its commits {from}..{}{what}: appended to the parent at {at}", k + 1)
             };
             ("B".into(), text)
         }
