@@ -377,3 +377,24 @@ fn help_explains_exit_codes_and_variants_and_presets_are_listed() {
         "{text}"
     );
 }
+
+/// A reader that goes away (`lockstep bugs | head -1`) ends lockstep by SIGPIPE, as any Unix
+/// tool, not by a panic (exit 101) on the failed write.
+#[test]
+fn a_closed_pipe_ends_quietly() {
+    use std::io::BufRead;
+    use std::os::unix::process::ExitStatusExt;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_lockstep"))
+        .args(["bugs", "merge"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    let stdout = child.stdout.take().unwrap();
+    std::io::BufReader::new(stdout).read_line(&mut first).unwrap();
+    // The pipe is closed here (the reader dropped); lockstep writes more and gets SIGPIPE.
+    let output = child.wait_with_output().unwrap();
+    assert!(!first.is_empty());
+    assert_eq!(output.status.signal(), Some(13), "{:?}: {}", output.status, String::from_utf8_lossy(&output.stderr));
+}

@@ -83,7 +83,7 @@ enum Command {
     /// merge. Exit 0 merged (or nothing to merge, or a crashed merge rolled forward); 75 the merge
     /// lock is busy; 76 conflict (a child commit deletes an object the parent changed since the
     /// child's BASE; aborted, nothing changed); 77 the lock was force-released while the merge
-    /// ran (this merger is fenced); 74 storage error.
+    /// ran (this merger is fenced); 74 storage error or an entry that cannot be read; 2 bad usage.
     Merge(crate::lake::MergeArgs),
     /// The merge-lock meta-query: per child branch, the lock's state, holder, index, intent,
     /// age, and whether the holder is alive, unknown or dead (a dead holder's lock is stuck until
@@ -121,7 +121,22 @@ enum Command {
     Worker(crate::locks::WorkerArgs),
 }
 
+/// Restores the default action of SIGPIPE (Rust ignores it), so that `lockstep … | head` ends
+/// quietly when the reader goes away instead of panicking on a failed write to stdout.
+fn default_sigpipe() {
+    unsafe extern "C" {
+        fn signal(signum: i32, handler: usize) -> usize;
+    }
+    const SIGPIPE: i32 = 13;
+    const SIG_DFL: usize = 0;
+    // SAFETY: called first thing in main, before any thread exists; SIG_DFL is always valid.
+    unsafe {
+        signal(SIGPIPE, SIG_DFL);
+    }
+}
+
 pub fn main() -> ExitCode {
+    default_sigpipe();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("LOCKSTEP_LOG")

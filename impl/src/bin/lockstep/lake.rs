@@ -56,6 +56,7 @@ pub struct BranchCommitArgs {
     /// the parent changed since the child's BASE is a conflict (exit 76).
     #[arg(long)]
     pub delete: Vec<String>,
+    /// Print `{"branch","index","id"}` on stdout.
     #[arg(long)]
     pub json: bool,
 }
@@ -65,6 +66,7 @@ pub struct BranchLogArgs {
     #[command(flatten)]
     pub root: RootArg,
     pub name: String,
+    /// Print `{"branch","entries":[{"index","entry","counted"}],"tailbase":{"version","tail","base","lock"}|null}`.
     #[arg(long)]
     pub json: bool,
 }
@@ -91,6 +93,8 @@ pub struct MergeArgs {
 pub struct MergeLocksArgs {
     #[command(flatten)]
     pub root: RootArg,
+    /// Print `{"merge_locks":[{"branch","state","index","holder","holder_liveness","intent_from","age_ms","tail","base","reason"?}]}`;
+    /// `state` is free, held, stuck (the holder is proven dead) or corrupt.
     #[arg(long)]
     pub json: bool,
 }
