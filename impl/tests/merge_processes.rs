@@ -12,7 +12,9 @@
 //! - TAIL never moved back, across every TAIL/BASE version.
 //!
 //! Rounds scale with `LOCKSTEP_SOAK=1`; `LOCKSTEP_SEED` replays a run's schedule (the seed is
-//! printed). With the `mutants` feature the checker is shown to catch a planted bug.
+//! printed). Built only with the `mutants` feature (the README's test command has it through the
+//! workspace): the roll-forward window needs its test-only fault, and the checker is shown to
+//! catch a planted bug.
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{failed, floor_create, sample, summarise, BenchError, Measurement};
+use super::{failed, floor_create, measurements, sample, summarise, BenchError, Measurement};
 use crate::merge::{Lake, MergeOptions, MergeOutcome};
 use crate::store::{Durability, FsStore, Store};
 
@@ -157,7 +157,7 @@ pub async fn run_all(dir: &std::path::Path, quick: bool) -> Result<Vec<Measureme
     let big = if quick { 1_000 } else { 10_000 };
     let floor_store: Arc<dyn Store> =
         Arc::new(FsStore::open(dir.join("floor")).map_err(|e| failed("open")(&e))?);
-    let mut raw = vec![
+    let raw = vec![
         summarise(
             "floor: durable create-if-absent (FsStore)",
             floor_create(floor_store, n * 2).await?,
@@ -191,21 +191,5 @@ pub async fn run_all(dir: &std::path::Path, quick: bool) -> Result<Vec<Measureme
         5 => Some(4),
         _ => None,
     };
-    let medians: Vec<(String, f64)> = raw.iter().map(|r| (r.0.clone(), r.2)).collect();
-    Ok(raw
-        .drain(..)
-        .enumerate()
-        .map(|(i, (name, iterations, median_us, p90_us))| {
-            let base = baseline_of(i).map(|b| &medians[b]);
-            Measurement {
-                name,
-                iterations,
-                median_us,
-                p90_us,
-                ratio_to_floor: median_us / floor,
-                baseline: base.map(|(n, _)| n.clone()),
-                ratio_to_baseline: base.map(|(_, m)| median_us / m),
-            }
-        })
-        .collect())
+    Ok(measurements(raw, |_| floor, baseline_of))
 }

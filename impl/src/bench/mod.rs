@@ -317,16 +317,31 @@ pub async fn run_all(dir: &std::path::Path, quick: bool) -> Result<Vec<Measureme
         9 => Some(8),
         _ => None,
     };
-    let medians: Vec<(String, f64)> = raw.iter().map(|r| (r.0.clone(), r.2)).collect();
-    Ok(raw
-        .into_iter()
-        .enumerate()
-        .map(|(i, (name, iterations, median_us, p90_us))| {
-            let floor = if name.contains("MemStore") {
+    Ok(measurements(
+        raw,
+        |name| {
+            if name.contains("MemStore") {
                 floor_memory
             } else {
                 floor_fs
-            };
+            }
+        },
+        baseline_of,
+    ))
+}
+
+/// The measurements of `raw` summaries: each case's ratio to its floor (`floor_of` its name), and
+/// to its baseline case (`baseline_of` its position: the position of the baseline in `raw`).
+pub(crate) fn measurements(
+    raw: Vec<(String, usize, f64, f64)>,
+    floor_of: impl Fn(&str) -> f64,
+    baseline_of: impl Fn(usize) -> Option<usize>,
+) -> Vec<Measurement> {
+    let medians: Vec<(String, f64)> = raw.iter().map(|r| (r.0.clone(), r.2)).collect();
+    raw.into_iter()
+        .enumerate()
+        .map(|(i, (name, iterations, median_us, p90_us))| {
+            let floor = floor_of(&name);
             let base = baseline_of(i).map(|b| &medians[b]);
             Measurement {
                 name,
@@ -338,5 +353,5 @@ pub async fn run_all(dir: &std::path::Path, quick: bool) -> Result<Vec<Measureme
                 ratio_to_baseline: base.map(|(_, m)| median_us / m),
             }
         })
-        .collect())
+        .collect()
 }

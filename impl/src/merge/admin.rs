@@ -3,7 +3,7 @@
 //! child's merge-lock journal, and free a lock only by creating `unlock` right after it.
 
 use super::entry::{decode, encode, wall_ms, BranchMeta, LockEntry, TailBase, UnlockedBy};
-use super::journal::BranchName;
+use super::journal::{branch_names, BranchName};
 use super::{MergeError, FORMAT_VERSION};
 use crate::lock::owner::process_part;
 use crate::store::{Created, Liveness, Store, StoreError};
@@ -48,17 +48,7 @@ pub struct MergeLockInfo {
 /// store as a whole fails the query.
 pub async fn merge_locks(store: &dyn Store) -> Result<Vec<MergeLockInfo>, MergeError> {
     let mut out = Vec::new();
-    for key in store.list("branches/").await? {
-        let Some(name) = key
-            .as_str()
-            .strip_prefix("branches/")
-            .and_then(|rest| rest.strip_suffix("/meta"))
-        else {
-            continue;
-        };
-        let Ok(branch) = BranchName::new(name) else {
-            continue; // not a name lockstep writes: no branch of ours
-        };
+    for branch in branch_names(store).await? {
         match lock_info(store, &branch).await {
             Ok(Some(info)) => out.push(info),
             Ok(None) => {} // a root branch

@@ -148,19 +148,7 @@ impl Journal {
     ) -> Result<(u64, Vec<(u64, T)>), MergeError> {
         let indices = self.indices(store).await?;
         let end = indices.last().map_or(0, |i| i + 1);
-        let mut entries = Vec::new();
-        for index in indices.into_iter().filter(|i| *i >= from) {
-            match self.get(store, index).await? {
-                Some(entry) => entries.push((index, entry)),
-                None => {
-                    return Err(MergeError::Corrupt {
-                        key: self.key(index).to_string(),
-                        reason: "listed but absent: something deletes lake journal entries".into(),
-                    })
-                }
-            }
-        }
-        Ok((end, entries))
+        Ok((end, self.read(store, indices, from, u64::MAX).await?))
     }
 
     /// Every entry from `from` on, in order.
@@ -179,11 +167,20 @@ impl Journal {
         from: u64,
         to: u64,
     ) -> Result<Vec<(u64, T)>, MergeError> {
+        let indices = self.indices(store).await?;
+        self.read(store, indices, from, to).await
+    }
+
+    /// The entries of `indices` (listed) that lie in `from..to`.
+    async fn read<T: DeserializeOwned>(
+        &self,
+        store: &dyn Store,
+        indices: Vec<u64>,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<(u64, T)>, MergeError> {
         let mut entries = Vec::new();
-        for index in self.indices(store).await? {
-            if index < from || index >= to {
-                continue;
-            }
+        for index in indices.into_iter().filter(|i| (from..to).contains(i)) {
             match self.get(store, index).await? {
                 Some(entry) => entries.push((index, entry)),
                 None => {
@@ -196,4 +193,18 @@ impl Journal {
         }
         Ok(entries)
     }
+}
+
+/// The branches of a lake: every name with a `branches/<name>/meta` key (names lockstep would
+/// not write are skipped).
+pub async fn branch_names(store: &dyn Store) -> Result<Vec<BranchName>, MergeError> {
+    Ok(store
+        .list("branches/")
+        .await?
+        .iter()
+        .filter_map(|key| {
+            let name = key.as_str().strip_prefix("branches/")?.strip_suffix("/meta")?;
+            BranchName::new(name).ok()
+        })
+        .collect())
 }

@@ -268,15 +268,7 @@ impl Lake {
     /// Every branch, with its parent.
     pub async fn branches(&self) -> Result<Vec<(BranchName, Option<BranchName>)>, MergeError> {
         let mut out = Vec::new();
-        for key in self.store().list("branches/").await? {
-            let Some(name) = key
-                .as_str()
-                .strip_prefix("branches/")
-                .and_then(|rest| rest.strip_suffix("/meta"))
-            else {
-                continue;
-            };
-            let name = BranchName::new(name)?;
+        for name in journal::branch_names(self.store()).await? {
             let meta = self.meta(&name).await?;
             out.push((name, meta));
         }
