@@ -551,9 +551,11 @@ fn the_checker_catches_a_skipped_recheck() {
         "30 rounds of racing SUBTREE /a and POINT /a/b under skip-recheck and no overlap seen",
     );
     assert!(error.contains("overlapped"), "{error}");
-    // The control: the same races without the mutant never overlap, and somebody held in each.
+    // The control: the same races without the mutant never overlap, and somebody held in most
+    // rounds. (Not in every round: with lock_timeout 0, two contenders that meet each other's
+    // entries both fail, as the protocol allows; CI saw 29 holders in 30 rounds once.)
     let clean = race(None).unwrap_or_else(|e| panic!("without the mutant: {e}"));
-    assert!(clean.holders >= 30, "{clean:?}");
+    assert!(clean.holders >= 20, "{clean:?}");
 }
 
 /// With a fenced log that ignores tokens, the zombie's late write is accepted; the checker must
