@@ -41,12 +41,16 @@ fn merges(c: &mut Criterion) {
     per_op(c, "merge of 100 child commits (FsStore)", |n| {
         rt.block_on(merge::merge_of(&fresh(), 100, n.clamp(2, 20)))
     });
-    per_op(c, "child commit, a merger merging in a loop (FsStore)", |n| {
-        rt.block_on(merge::commit_latency(&fresh(), n.max(10), true))
-    });
-    per_op(c, "4 mergers of one branch, time to the first merge (FsStore)", |n| {
-        rt.block_on(merge::first_of_four(&fresh(), n.clamp(2, 20)))
-    });
+    per_op(
+        c,
+        "child commit, a merger merging in a loop (FsStore)",
+        |n| rt.block_on(merge::commit_latency(&fresh(), n.max(10), true)),
+    );
+    per_op(
+        c,
+        "4 mergers of one branch, time to the first merge (FsStore)",
+        |n| rt.block_on(merge::first_of_four(&fresh(), n.clamp(2, 20))),
+    );
 }
 
 criterion_group! {

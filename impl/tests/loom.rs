@@ -234,7 +234,10 @@ fn two_writers_one_branch() {
     });
     let mine = block_on(branch.commit_change("b", vec![], vec!["y".into()])).unwrap();
     let theirs = writer.join().unwrap();
-    assert_ne!(mine, theirs, "one index each: both writers were told index {mine}");
+    assert_ne!(
+        mine, theirs,
+        "one index each: both writers were told index {mine}"
+    );
     let mut indices = [mine, theirs];
     indices.sort();
     assert_eq!(indices, [0, 1], "no gap");

@@ -4,9 +4,9 @@
 
 #[cfg(feature = "mutants")]
 use std::os::unix::process::CommandExt;
-use std::process::{Command, Output};
 #[cfg(feature = "mutants")]
 use std::process::Stdio;
+use std::process::{Command, Output};
 #[cfg(feature = "mutants")]
 use std::time::{Duration, Instant};
 
@@ -39,10 +39,37 @@ fn lake(n: usize) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_str().unwrap();
     ok(&["branch", "create", "--root", root, "main"], 0);
-    ok(&["branch", "commit", "--root", root, "main", "--message", "base", "--object", "x"], 0);
-    ok(&["branch", "create", "--root", root, "live", "--from", "main"], 0);
+    ok(
+        &[
+            "branch",
+            "commit",
+            "--root",
+            root,
+            "main",
+            "--message",
+            "base",
+            "--object",
+            "x",
+        ],
+        0,
+    );
+    ok(
+        &["branch", "create", "--root", root, "live", "--from", "main"],
+        0,
+    );
     for i in 0..n {
-        ok(&["branch", "commit", "--root", root, "live", "--message", &format!("c{i}")], 0);
+        ok(
+            &[
+                "branch",
+                "commit",
+                "--root",
+                root,
+                "live",
+                "--message",
+                &format!("c{i}"),
+            ],
+            0,
+        );
     }
     dir
 }
@@ -73,7 +100,10 @@ fn wait_held(root: &str) -> serde_json::Value {
         if lock["state"] == "held" {
             return lock;
         }
-        assert!(Instant::now() < deadline, "the merge lock never became held: {lock}");
+        assert!(
+            Instant::now() < deadline,
+            "the merge lock never became held: {lock}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -91,7 +121,10 @@ fn branches_commits_merges_and_logs() {
     let root = dir.path().to_str().unwrap();
     let merged = json(&["merge", "--root", root, "live", "--json"]);
     assert_eq!(merged["outcome"], "merged");
-    assert_eq!((merged["from"].as_u64(), merged["to"].as_u64()), (Some(0), Some(3)));
+    assert_eq!(
+        (merged["from"].as_u64(), merged["to"].as_u64()),
+        (Some(0), Some(3))
+    );
     // The parent's log: its own commit and one merge commit, counted.
     let log = json(&["branch", "log", "--root", root, "main", "--json"]);
     let entries = log["entries"].as_array().unwrap();
@@ -110,7 +143,18 @@ fn branches_commits_merges_and_logs() {
     // Binary bytes from a file survive.
     let file = dir.path().join("blob");
     std::fs::write(&file, [0u8, 255, 7]).unwrap();
-    ok(&["branch", "commit", "--root", root, "live", "--file", file.to_str().unwrap()], 0);
+    ok(
+        &[
+            "branch",
+            "commit",
+            "--root",
+            root,
+            "live",
+            "--file",
+            file.to_str().unwrap(),
+        ],
+        0,
+    );
     let log = json(&["branch", "log", "--root", root, "live", "--json"]);
     assert_eq!(log["entries"][3]["entry"]["add"][0]["data_hex"], "00ff07");
 }
@@ -119,14 +163,26 @@ fn branches_commits_merges_and_logs() {
 fn a_conflict_exits_76_and_changes_nothing() {
     let dir = lake(1);
     let root = dir.path().to_str().unwrap();
-    ok(&["branch", "commit", "--root", root, "live", "--delete", "x"], 0);
-    ok(&["branch", "commit", "--root", root, "main", "--delete", "x"], 0);
+    ok(
+        &["branch", "commit", "--root", root, "live", "--delete", "x"],
+        0,
+    );
+    ok(
+        &["branch", "commit", "--root", root, "main", "--delete", "x"],
+        0,
+    );
     let before = ok(&["branch", "log", "--root", root, "main", "--json"], 0);
     let output = lockstep(&["merge", "--root", root, "live"]);
     assert_eq!(output.status.code(), Some(76));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("conflict") && stderr.contains("deletes x"), "{stderr}");
-    assert_eq!(ok(&["branch", "log", "--root", root, "main", "--json"], 0), before);
+    assert!(
+        stderr.contains("conflict") && stderr.contains("deletes x"),
+        "{stderr}"
+    );
+    assert_eq!(
+        ok(&["branch", "log", "--root", root, "main", "--json"], 0),
+        before
+    );
     assert_eq!(merge_lock(root)["state"], "free");
 }
 
@@ -137,10 +193,22 @@ fn bad_input_gets_a_clear_error() {
     for (args, needle) in [
         (vec!["merge", "--root", root, "main"], "root branch"),
         (vec!["merge", "--root", root, "ghost"], "no branch ghost"),
-        (vec!["branch", "create", "--root", root, "../up"], "invalid branch name"),
-        (vec!["branch", "create", "--root", root, "main"], "exists already"),
-        (vec!["merge", "--root", root, "live", "--timeout", "soon"], "--timeout"),
-        (vec!["force-release", "--root", root, "--merge", "a/b"], "invalid branch name"),
+        (
+            vec!["branch", "create", "--root", root, "../up"],
+            "invalid branch name",
+        ),
+        (
+            vec!["branch", "create", "--root", root, "main"],
+            "exists already",
+        ),
+        (
+            vec!["merge", "--root", root, "live", "--timeout", "soon"],
+            "--timeout",
+        ),
+        (
+            vec!["force-release", "--root", root, "--merge", "a/b"],
+            "invalid branch name",
+        ),
     ] {
         let output = lockstep(&args);
         assert_eq!(output.status.code(), Some(2), "{args:?}");
@@ -192,30 +260,59 @@ fn a_killed_merger_is_recovered_and_rolled_forward() {
     // Busy again, and now told that the holder is dead and what frees the lock.
     let busy = lockstep(&["merge", "--root", root, "live"]);
     assert_eq!(busy.status.code(), Some(75));
-    assert!(String::from_utf8_lossy(&busy.stderr).contains("lockstep recover"), "{}", String::from_utf8_lossy(&busy.stderr));
+    assert!(
+        String::from_utf8_lossy(&busy.stderr).contains("lockstep recover"),
+        "{}",
+        String::from_utf8_lossy(&busy.stderr)
+    );
     let stuck = merge_lock(root);
     assert_eq!(stuck["state"], "stuck", "{stuck}");
     assert_eq!(stuck["holder_liveness"], "dead");
     let text = ok(&["merge-locks", "--root", root], 0);
     assert!(text.contains("STUCK"), "{text}");
     // A commit lands while the lock is stuck: it waits for the next merge.
-    ok(&["branch", "commit", "--root", root, "live", "--message", "late"], 0);
+    ok(
+        &[
+            "branch",
+            "commit",
+            "--root",
+            root,
+            "live",
+            "--message",
+            "late",
+        ],
+        0,
+    );
     let recovered = json(&["recover", "--root", root, "--json"]);
-    assert_eq!(recovered["merge_locks_released"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        recovered["merge_locks_released"].as_array().unwrap().len(),
+        1
+    );
     assert_eq!(merge_lock(root)["state"], "free");
     let merged = json(&["merge", "--root", root, "live", "--json"]);
     assert_eq!(merged["outcome"], "rolled-forward", "{merged}");
-    assert_eq!((merged["from"].as_u64(), merged["to"].as_u64()), (Some(0), Some(2)));
+    assert_eq!(
+        (merged["from"].as_u64(), merged["to"].as_u64()),
+        (Some(0), Some(2))
+    );
     let merged = json(&["merge", "--root", root, "live", "--json"]);
     assert_eq!(merged["outcome"], "merged");
-    assert_eq!((merged["from"].as_u64(), merged["to"].as_u64()), (Some(2), Some(3)));
+    assert_eq!(
+        (merged["from"].as_u64(), merged["to"].as_u64()),
+        (Some(2), Some(3))
+    );
     let log = json(&["branch", "log", "--root", root, "main", "--json"]);
     let merges: Vec<(u64, u64)> = log["entries"]
         .as_array()
         .unwrap()
         .iter()
         .filter(|e| e["entry"]["op"] == "merge")
-        .map(|e| (e["entry"]["from"].as_u64().unwrap(), e["entry"]["to"].as_u64().unwrap()))
+        .map(|e| {
+            (
+                e["entry"]["from"].as_u64().unwrap(),
+                e["entry"]["to"].as_u64().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(merges, [(0, 2), (2, 3)], "each child commit once, in order");
 }
@@ -231,11 +328,26 @@ fn force_release_frees_a_live_mergers_lock() {
     let held = wait_held(root);
     let index = held["index"].as_u64().unwrap();
     let wrong = (index + 7).to_string();
-    let output = lockstep(&["force-release", "--root", root, "--merge", "live", "--token", &wrong]);
+    let output = lockstep(&[
+        "force-release",
+        "--root",
+        root,
+        "--merge",
+        "live",
+        "--token",
+        &wrong,
+    ]);
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("token mismatch"));
     let released = json(&[
-        "force-release", "--root", root, "--merge", "live", "--token", &index.to_string(), "--json",
+        "force-release",
+        "--root",
+        root,
+        "--merge",
+        "live",
+        "--token",
+        &index.to_string(),
+        "--json",
     ]);
     assert_eq!(released["released"]["index"], index);
     assert_eq!(merge_lock(root)["state"], "free");
@@ -260,7 +372,10 @@ fn gc_keeps_what_merge_recovery_needs() {
     let stuck = merge_lock(root);
     assert_eq!(stuck["holder_liveness"], "dead", "{stuck}");
     let recovered = json(&["recover", "--root", root, "--json"]);
-    assert_eq!(recovered["merge_locks_released"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        recovered["merge_locks_released"].as_array().unwrap().len(),
+        1
+    );
 }
 
 /// Where the file store keeps key `key` of a root.
@@ -275,10 +390,12 @@ fn data(root: &str, key: &str) -> std::path::PathBuf {
 fn hostile_entries_are_errors_naming_their_key() {
     let cases: [(&str, fn(&str)); 5] = [
         ("branches/live/mergelock/~00000000000000000000", |root| {
-            std::fs::create_dir_all(data(root, "branches/live/mergelock/~00000000000000000000")).unwrap()
+            std::fs::create_dir_all(data(root, "branches/live/mergelock/~00000000000000000000"))
+                .unwrap()
         }),
         ("branches/main/commits/~00000000000000000001", |root| {
-            std::fs::create_dir_all(data(root, "branches/main/commits/~00000000000000000001")).unwrap()
+            std::fs::create_dir_all(data(root, "branches/main/commits/~00000000000000000001"))
+                .unwrap()
         }),
         ("branches/live/commits/~00000000000000000001", |root| {
             std::fs::write(
@@ -288,10 +405,18 @@ fn hostile_entries_are_errors_naming_their_key() {
             .unwrap()
         }),
         ("branches/live/commits/~+0000000000000000005", |root| {
-            std::fs::write(data(root, "branches/live/commits/~+0000000000000000005"), b"{}").unwrap()
+            std::fs::write(
+                data(root, "branches/live/commits/~+0000000000000000005"),
+                b"{}",
+            )
+            .unwrap()
         }),
         ("branches/live/commits/~00000000000000000001", |root| {
-            std::os::unix::fs::symlink("/etc/passwd", data(root, "branches/live/commits/~00000000000000000001")).unwrap()
+            std::os::unix::fs::symlink(
+                "/etc/passwd",
+                data(root, "branches/live/commits/~00000000000000000001"),
+            )
+            .unwrap()
         }),
     ];
     for (key, plant) in cases {
@@ -310,9 +435,16 @@ fn hostile_entries_are_errors_naming_their_key() {
     // A corrupt branch is reported as such; the others are still queried and recovered.
     let dir = lake(1);
     let root = dir.path().to_str().unwrap();
-    ok(&["branch", "create", "--root", root, "zzz", "--from", "main"], 0);
+    ok(
+        &["branch", "create", "--root", root, "zzz", "--from", "main"],
+        0,
+    );
     std::fs::create_dir_all(data(root, "branches/zzz/mergelock")).unwrap();
-    std::fs::write(data(root, "branches/zzz/mergelock/~00000000000000000000"), b"garbage").unwrap();
+    std::fs::write(
+        data(root, "branches/zzz/mergelock/~00000000000000000000"),
+        b"garbage",
+    )
+    .unwrap();
     let locks = json(&["merge-locks", "--root", root, "--json"]);
     let states: Vec<(&str, &str)> = locks["merge_locks"]
         .as_array()
@@ -334,7 +466,13 @@ fn usage_errors_never_write() {
     assert!(!data(root, "branches/main/tailbase").exists());
     // Huge or negative durations are usage errors, not panics.
     for timeout in ["1e20", "18446744073709551616", "-1", "NaN"] {
-        let output = lockstep(&["merge", "--root", root, "live", &format!("--timeout={timeout}")]);
+        let output = lockstep(&[
+            "merge",
+            "--root",
+            root,
+            "live",
+            &format!("--timeout={timeout}"),
+        ]);
         assert_eq!(output.status.code(), Some(2), "--timeout {timeout}");
     }
     // force-release of a branch that is not a child.
@@ -343,10 +481,17 @@ fn usage_errors_never_write() {
         assert_eq!(output.status.code(), Some(2), "{branch}");
     }
     // Names that read as options, empty object names.
-    assert_eq!(lockstep(&["branch", "create", "--root", root, "--", "-x"]).status.code(), Some(2));
+    assert_eq!(
+        lockstep(&["branch", "create", "--root", root, "--", "-x"])
+            .status
+            .code(),
+        Some(2)
+    );
     let output = lockstep(&["branch", "commit", "--root", root, "live", "--delete", ""]);
     assert_eq!(output.status.code(), Some(2));
-    let output = lockstep(&["branch", "commit", "--root", root, "live", "--delete", "a", "--object", "z"]);
+    let output = lockstep(&[
+        "branch", "commit", "--root", root, "live", "--delete", "a", "--object", "z",
+    ]);
     assert_eq!(output.status.code(), Some(2), "--object without bytes");
 }
 
@@ -354,8 +499,14 @@ fn usage_errors_never_write() {
 fn json_failures_carry_their_fields() {
     let dir = lake(1);
     let root = dir.path().to_str().unwrap();
-    ok(&["branch", "commit", "--root", root, "live", "--delete", "x"], 0);
-    ok(&["branch", "commit", "--root", root, "main", "--delete", "x"], 0);
+    ok(
+        &["branch", "commit", "--root", root, "live", "--delete", "x"],
+        0,
+    );
+    ok(
+        &["branch", "commit", "--root", root, "main", "--delete", "x"],
+        0,
+    );
     let output = lockstep(&["merge", "--root", root, "live", "--json"]);
     assert_eq!(output.status.code(), Some(76));
     let doc: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();

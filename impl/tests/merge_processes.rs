@@ -80,7 +80,9 @@ impl Lake {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().to_str().unwrap().to_owned();
         run_ok(&["branch", "create", "--root", &root, "main"]);
-        run_ok(&["branch", "create", "--root", &root, "live", "--from", "main"]);
+        run_ok(&[
+            "branch", "create", "--root", &root, "live", "--from", "main",
+        ]);
         Lake {
             _dir: dir,
             root,
@@ -105,14 +107,30 @@ impl Lake {
 
     fn merger(&self, fault: Option<&str>) -> Child {
         self.spawn(
-            &["merge", "--root", &self.root, "live", "--timeout", "1", "--json"],
+            &[
+                "merge",
+                "--root",
+                &self.root,
+                "live",
+                "--timeout",
+                "1",
+                "--json",
+            ],
             fault,
         )
     }
 
     fn writer(&self, text: &str) -> Child {
         self.spawn(
-            &["branch", "commit", "--root", &self.root, "live", "--message", text],
+            &[
+                "branch",
+                "commit",
+                "--root",
+                &self.root,
+                "live",
+                "--message",
+                text,
+            ],
             None,
         )
     }
@@ -211,7 +229,10 @@ fn check(lake: &Lake, merged_to_end: bool) -> Result<String, String> {
     rt.block_on(async {
         let store = FsStore::open(std::path::Path::new(&lake.root).join(".lockstep"))
             .map_err(|e| e.to_string())?;
-        let (live, main) = (BranchName::new("live").unwrap(), BranchName::new("main").unwrap());
+        let (live, main) = (
+            BranchName::new("live").unwrap(),
+            BranchName::new("main").unwrap(),
+        );
         let e = |e: merge::MergeError| e.to_string();
         let child_end = live.commits().end(&store).await.map_err(e)?;
         // Every merge commit counted, duplicates too.
@@ -220,16 +241,25 @@ fn check(lake: &Lake, merged_to_end: bool) -> Result<String, String> {
             if let CommitEntry::Merge { from, to, .. } = entry.entry {
                 for id in from..to {
                     if id >= child_end {
-                        return Err(format!("the parent merges child commit {id}, which does not exist"));
+                        return Err(format!(
+                            "the parent merges child commit {id}, which does not exist"
+                        ));
                     }
                     count[id as usize] += 1;
                 }
             }
         }
         if let Some(id) = count.iter().position(|c| *c > 1) {
-            return Err(format!("child commit {id} is in the parent {} times", count[id]));
+            return Err(format!(
+                "child commit {id} is in the parent {} times",
+                count[id]
+            ));
         }
-        let versions = live.tailbase().read_from::<TailBase>(&store, 0).await.map_err(e)?;
+        let versions = live
+            .tailbase()
+            .read_from::<TailBase>(&store, 0)
+            .await
+            .map_err(e)?;
         for pair in versions.windows(2) {
             if pair[1].1.tail < pair[0].1.tail {
                 return Err(format!(
@@ -240,19 +270,29 @@ fn check(lake: &Lake, merged_to_end: bool) -> Result<String, String> {
         }
         let tail = versions.last().map_or(0, |(_, tb)| tb.tail);
         if let Some(id) = (0..tail as usize).find(|id| count[*id] == 0) {
-            return Err(format!("child commit {id} is below TAIL {tail} but not in the parent: lost"));
+            return Err(format!(
+                "child commit {id} is below TAIL {tail} but not in the parent: lost"
+            ));
         }
         if merged_to_end && tail != child_end {
-            return Err(format!("after a final merge TAIL is {tail}, the child's end {child_end}"));
+            return Err(format!(
+                "after a final merge TAIL is {tail}, the child's end {child_end}"
+            ));
         }
         // Readers (first merge commit per TAIL) see the same: each child commit once.
         let applied = merge::applied(&store, &main).await.map_err(e)?;
         // (A crashed merge not yet rolled forward is applied beyond TAIL: readers see 0..k with
         // k >= TAIL.)
-        let seen: Vec<u64> = applied.iter().filter(|c| c.branch == live).map(|c| c.index).collect();
+        let seen: Vec<u64> = applied
+            .iter()
+            .filter(|c| c.branch == live)
+            .map(|c| c.index)
+            .collect();
         let contiguous = seen.iter().enumerate().all(|(i, id)| *id == i as u64);
         if !contiguous || (seen.len() as u64) < tail {
-            return Err(format!("readers apply child commits {seen:?}, TAIL is {tail}"));
+            return Err(format!(
+                "readers apply child commits {seen:?}, TAIL is {tail}"
+            ));
         }
         Ok(format!(
             "{child_end} child commits, {} TAIL/BASE versions, TAIL {tail}",
@@ -291,7 +331,10 @@ fn killed_mergers_and_writers_lose_nothing_and_apply_nothing_twice() {
     assert!(tally.writers_killed + tally.mergers_killed > 0, "{tally:?}");
     assert!(tally.stopped_after_append >= 4, "{tally:?}");
     assert!(tally.locks_recovered >= 1, "{tally:?}");
-    assert!(tally.rolled_forward >= 1, "no crashed merge was rolled forward: {tally:?}");
+    assert!(
+        tally.rolled_forward >= 1,
+        "no crashed merge was rolled forward: {tally:?}"
+    );
 }
 
 /// Planted: TAIL moves to the merger's own cut when it rolls a crashed merge forward. Commits
@@ -305,5 +348,8 @@ fn the_checker_catches_tail_moved_to_own_cut() {
     let (tally, verdict) = soak(&lake, rounds(12), seed());
     let error = verdict.expect_err("the planted bug must be caught");
     eprintln!("caught: {error}\n{tally:?}");
-    assert!(error.contains("not in the parent: lost") || error.contains("readers apply"), "{error}");
+    assert!(
+        error.contains("not in the parent: lost") || error.contains("readers apply"),
+        "{error}"
+    );
 }

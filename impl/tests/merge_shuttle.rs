@@ -85,13 +85,23 @@ async fn check(store: &MemStore, written: &[u64]) {
         }
     }
     for (id, n) in counts.iter().enumerate() {
-        assert!(*n <= 1, "exactly once: child commit {id} is in the parent {n} times\n{journals}");
+        assert!(
+            *n <= 1,
+            "exactly once: child commit {id} is in the parent {n} times\n{journals}"
+        );
         assert!(*n >= 1, "no lost write: child commit {id} is not in the parent after the last merge\n{journals}");
     }
     for index in written {
-        assert!(*index < end, "no lost write: commit {index} was acknowledged but is not in the child");
+        assert!(
+            *index < end,
+            "no lost write: commit {index} was acknowledged but is not in the child"
+        );
     }
-    let versions = live().tailbase().read_from::<TailBase>(store, 0).await.unwrap();
+    let versions = live()
+        .tailbase()
+        .read_from::<TailBase>(store, 0)
+        .await
+        .unwrap();
     for pair in versions.windows(2) {
         assert!(
             pair[1].1.tail >= pair[0].1.tail,
@@ -100,7 +110,11 @@ async fn check(store: &MemStore, written: &[u64]) {
             pair[1].1.tail
         );
     }
-    let locks = live().mergelock().read_from::<LockEntry>(store, 0).await.unwrap();
+    let locks = live()
+        .mergelock()
+        .read_from::<LockEntry>(store, 0)
+        .await
+        .unwrap();
     for (index, entry) in &locks {
         if let LockEntry::Unlock { of, .. } = entry {
             let before = locks.iter().find(|(i, _)| i + 1 == *index);
@@ -119,9 +133,15 @@ fn scenario() {
         let store = MemStore::new();
         let setup = Lake::open(store.clone()).await.unwrap();
         setup.create_branch("main", None).await.unwrap();
-        setup.create_branch("live", Some("main")).await.unwrap().commit(b"0").await.unwrap();
+        setup
+            .create_branch("live", Some("main"))
+            .await
+            .unwrap()
+            .commit(b"0")
+            .await
+            .unwrap();
         let crasher = shuttle::rand::thread_rng().gen_range(0..4usize); // 3: nobody crashes
-        // 2 (its `lock` and its merge commit) is the roll-forward window: drawn most often.
+                                                                        // 2 (its `lock` and its merge commit) is the roll-forward window: drawn most often.
         let crash_after = [1, 2, 2, 2, 3, 4][shuttle::rand::thread_rng().gen_range(0..6usize)];
         let written: Arc<Mutex<Vec<u64>>> = Arc::default();
         let mut tasks = Vec::new();
@@ -177,7 +197,11 @@ fn scenario() {
                 for _ in 0..yields {
                     shuttle::future::yield_now().await;
                 }
-                if merge::force_release(&store, &live(), None).await.unwrap().is_some() {
+                if merge::force_release(&store, &live(), None)
+                    .await
+                    .unwrap()
+                    .is_some()
+                {
                     count(&FORCED);
                 }
             }));
@@ -203,7 +227,14 @@ fn exclusive(mutant: Option<Mutant>) -> MutexGuard<'static, ()> {
     static ONE_AT_A_TIME: StdMutex<()> = StdMutex::new(());
     let guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     activate(mutant);
-    for counter in [&SCHEDULES, &CRASHES, &RECOVERED, &FORCED, &ZOMBIES_FENCED, &ROLLED_FORWARD] {
+    for counter in [
+        &SCHEDULES,
+        &CRASHES,
+        &RECOVERED,
+        &FORCED,
+        &ZOMBIES_FENCED,
+        &ROLLED_FORWARD,
+    ] {
         counter.store(0, Ordering::Relaxed);
     }
     guard
@@ -260,12 +291,21 @@ fn assert_mutant_caught(mutant: Mutant, property: &str, iterations: usize) {
         let found = failure(move || shuttle::check_random_with_seed(scenario, seed, iterations));
         activate(None);
         let message = found.unwrap_or_else(|| {
-            panic!("{}: no schedule of {iterations} found the planted bug", mutant.name())
+            panic!(
+                "{}: no schedule of {iterations} found the planted bug",
+                mutant.name()
+            )
         });
-        assert!(message.contains(property), "{}: failed, but not on {property}: {message}", mutant.name());
+        assert!(
+            message.contains(property),
+            "{}: failed, but not on {property}: {message}",
+            mutant.name()
+        );
     }
     let _one = exclusive(None);
-    if let Some(message) = failure(move || shuttle::check_random_with_seed(scenario, seed, iterations)) {
+    if let Some(message) =
+        failure(move || shuttle::check_random_with_seed(scenario, seed, iterations))
+    {
         panic!("{}: the control run failed: {message}", mutant.name());
     }
 }

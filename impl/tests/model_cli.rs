@@ -392,9 +392,17 @@ fn a_closed_pipe_ends_quietly() {
         .unwrap();
     let mut first = String::new();
     let stdout = child.stdout.take().unwrap();
-    std::io::BufReader::new(stdout).read_line(&mut first).unwrap();
+    std::io::BufReader::new(stdout)
+        .read_line(&mut first)
+        .unwrap();
     // The pipe is closed here (the reader dropped); lockstep writes more and gets SIGPIPE.
     let output = child.wait_with_output().unwrap();
     assert!(!first.is_empty());
-    assert_eq!(output.status.signal(), Some(13), "{:?}: {}", output.status, String::from_utf8_lossy(&output.stderr));
+    assert_eq!(
+        output.status.signal(),
+        Some(13),
+        "{:?}: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
 }

@@ -295,6 +295,55 @@ fn gives_up_holding() -> Result<(), String> {
     })
 }
 
+/// A merger out of retries gives up after its `lock` create errored, and that create lands
+/// later, after the merger has gone. Nobody holds the lock, so the merger's owner registration
+/// must end as a crash would: then the store proves the holder dead and `recover` frees it.
+#[test]
+fn a_lock_that_lands_after_giving_up_is_recoverable() {
+    let _one = exclusive(None);
+    lands_after_giving_up().unwrap();
+}
+
+#[test]
+fn a_clean_end_after_a_late_lock_is_caught() {
+    let _one = exclusive(Some(Mutant::MergeCleanEndAfterGivingUp));
+    let outcome = lands_after_giving_up();
+    activate(None);
+    let error = outcome.expect_err("the planted bug must be caught");
+    assert!(error.contains("not stuck"), "{error}");
+}
+
+fn lands_after_giving_up() -> Result<(), String> {
+    let dir = tempfile::tempdir().unwrap();
+    rt().block_on(async {
+        let store: Arc<dyn Store> = Arc::new(FsStore::open(dir.path()).unwrap());
+        let setup = Lake::open(Arc::clone(&store)).await.unwrap();
+        setup.create_branch("main", None).await.unwrap();
+        setup.create_branch("live", Some("main")).await.unwrap().commit(b"0").await.unwrap();
+        let scripted = Scripted::new(Arc::clone(&store));
+        // The lock create fails; it lands just before this client's next operation, which is
+        // the test's own read below, after the merger gave up.
+        scripted.arm(Script::LandLate { create: 0, after: 1 });
+        let merger = Lake::open(scripted.clone()).await.unwrap();
+        let options = MergeOptions { io_retries: 0, ..MergeOptions::default() };
+        let error = merger.merge("live", options).await.unwrap_err();
+        assert!(matches!(error, MergeError::Store(_)), "{error}");
+        let _ = scripted.list("branches/").await.unwrap();
+        assert_eq!(scripted.fired(), [Script::LandLate { create: 0, after: 1 }]);
+        let held = merge::merge_locks(&*store).await.unwrap();
+        assert!(matches!(held[0].state, merge::MergeLockState::Held), "{held:?}");
+        drop(merger);
+        let stuck = merge::merge_locks(&*store).await.unwrap();
+        if stuck[0].state != merge::MergeLockState::Stuck {
+            return Err(format!("the late lock is not stuck after its holder went away: {stuck:?}"));
+        }
+        assert_eq!(merge::recover(&*store).await.unwrap().len(), 1);
+        let free = merge::merge_locks(&*store).await.unwrap();
+        assert_eq!(free[0].state, merge::MergeLockState::Free, "{free:?}");
+        Ok(())
+    })
+}
+
 /// What an interrupted `create_branch` or a hand-edited store leaves is never built upon.
 #[test]
 fn leftovers_of_other_branches_are_refused() {
@@ -347,8 +396,8 @@ async fn late_lock() -> Result<(), String> {
     setup.create_branch("main", None).await.unwrap();
     setup.create_branch("live", Some("main")).await.unwrap().commit(b"0").await.unwrap();
     let scripted = Scripted::new(Arc::clone(&store));
-    // Creates: the lock is the first. After its error: the read-back's get and listing, then
-    // the loop's listing of the journal, before which the create lands.
+    // Creates: the lock is the first. After its error: the loop's listings of the journal and
+    // of TAIL/BASE, then the retried create, before which the first one lands.
     scripted.arm(Script::LandLate { create: 0, after: 3 });
     let merger = Lake::open(scripted.clone()).await.unwrap();
     let outcome = merger.merge("live", MergeOptions::default()).await;

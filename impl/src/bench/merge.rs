@@ -15,8 +15,7 @@ use crate::store::{Durability, FsStore, Store};
 /// one on the same files, for setup.
 async fn lake(dir: &std::path::Path) -> Result<(Lake, Lake), BenchError> {
     let durable = FsStore::open(dir).map_err(|e| failed("open")(&e))?;
-    let volatile =
-        FsStore::open_with(dir, Durability::Volatile).map_err(|e| failed("open")(&e))?;
+    let volatile = FsStore::open_with(dir, Durability::Volatile).map_err(|e| failed("open")(&e))?;
     let lake = Lake::open(durable).await.map_err(|e| failed("lake")(&e))?;
     let setup = Lake::open(volatile).await.map_err(|e| failed("lake")(&e))?;
     setup
@@ -31,7 +30,10 @@ async fn lake(dir: &std::path::Path) -> Result<(Lake, Lake), BenchError> {
 }
 
 async fn commits(setup: &Lake, n: usize) -> Result<(), BenchError> {
-    let live = setup.branch("live").await.map_err(|e| failed("branch")(&e))?;
+    let live = setup
+        .branch("live")
+        .await
+        .map_err(|e| failed("branch")(&e))?;
     for _ in 0..n {
         live.commit(b"{\"x\":1}")
             .await
@@ -89,7 +91,10 @@ pub async fn commit_latency(
             Ok::<_, BenchError>(merges)
         })
     });
-    let live = lake.branch("live").await.map_err(|e| failed("branch")(&e))?;
+    let live = lake
+        .branch("live")
+        .await
+        .map_err(|e| failed("branch")(&e))?;
     let live = &live;
     let samples = sample(iterations, |_| async move {
         live.commit(b"{\"x\":1}")
@@ -162,7 +167,10 @@ pub async fn run_all(dir: &std::path::Path, quick: bool) -> Result<Vec<Measureme
             "floor: durable create-if-absent (FsStore)",
             floor_create(floor_store, n * 2).await?,
         ),
-        summarise("merge of 1 child commit (FsStore)", merge_of(&dir.join("m1"), 1, n).await?),
+        summarise(
+            "merge of 1 child commit (FsStore)",
+            merge_of(&dir.join("m1"), 1, n).await?,
+        ),
         summarise(
             "merge of 100 child commits (FsStore)",
             merge_of(&dir.join("m100"), 100, (n / 5).max(5)).await?,

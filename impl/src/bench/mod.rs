@@ -42,7 +42,10 @@ pub(crate) fn failed(what: &'static str) -> impl Fn(&dyn std::fmt::Display) -> B
 }
 
 /// Runs `op` `iterations` times after `iterations / 10` warm-up runs; one sample per run.
-pub(crate) async fn sample<F, Fut>(iterations: usize, mut op: F) -> Result<Vec<Duration>, BenchError>
+pub(crate) async fn sample<F, Fut>(
+    iterations: usize,
+    mut op: F,
+) -> Result<Vec<Duration>, BenchError>
 where
     F: FnMut(usize) -> Fut,
     Fut: std::future::Future<Output = Result<(), BenchError>>,

@@ -52,20 +52,22 @@ pub async fn merge_locks(store: &dyn Store) -> Result<Vec<MergeLockInfo>, MergeE
         match lock_info(store, &branch).await {
             Ok(Some(info)) => out.push(info),
             Ok(None) => {} // a root branch
-            Err(error @ (MergeError::Corrupt { .. } | MergeError::Store(StoreError::Foreign { .. }) | MergeError::Store(StoreError::Io { .. }))) => {
-                out.push(MergeLockInfo {
-                    branch,
-                    state: MergeLockState::Corrupt,
-                    index: None,
-                    holder: None,
-                    holder_liveness: None,
-                    intent_from: None,
-                    age_ms: None,
-                    tail: None,
-                    base: None,
-                    reason: Some(error.to_string()),
-                })
-            }
+            Err(
+                error @ (MergeError::Corrupt { .. }
+                | MergeError::Store(StoreError::Foreign { .. })
+                | MergeError::Store(StoreError::Io { .. })),
+            ) => out.push(MergeLockInfo {
+                branch,
+                state: MergeLockState::Corrupt,
+                index: None,
+                holder: None,
+                holder_liveness: None,
+                intent_from: None,
+                age_ms: None,
+                tail: None,
+                base: None,
+                reason: Some(error.to_string()),
+            }),
             Err(error) => return Err(error),
         }
     }
@@ -164,9 +166,7 @@ pub async fn recover(store: &dyn Store) -> Result<Vec<Released>, MergeError> {
         if info.state != MergeLockState::Stuck {
             continue;
         }
-        if let Some(freed) =
-            release(store, &info.branch, info.index, UnlockedBy::Recovery).await?
-        {
+        if let Some(freed) = release(store, &info.branch, info.index, UnlockedBy::Recovery).await? {
             released.push(freed);
         }
     }
@@ -191,7 +191,8 @@ async fn release(
             actual: index,
         });
     }
-    if by == UnlockedBy::Recovery && store.owner_liveness(process_part(&holder)).await? != Liveness::Dead
+    if by == UnlockedBy::Recovery
+        && store.owner_liveness(process_part(&holder)).await? != Liveness::Dead
     {
         return Ok(None);
     }
@@ -201,7 +202,10 @@ async fn release(
         by,
         written_at_ms: wall_ms(),
     };
-    match store.create(&journal.key(index + 1), &encode(&entry)).await? {
+    match store
+        .create(&journal.key(index + 1), &encode(&entry))
+        .await?
+    {
         Created::Created(_) => Ok(Some(Released {
             branch: branch.clone(),
             index,

@@ -32,13 +32,17 @@ impl BranchName {
             return Err(invalid("'.' and '..' are not branch names"));
         }
         if name.starts_with('-') {
-            return Err(invalid("a name may not start with '-' (it would read as an option)"));
+            return Err(invalid(
+                "a name may not start with '-' (it would read as an option)",
+            ));
         }
         if !name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
         {
-            return Err(invalid("only letters, digits, '.', '_' and '-' are allowed"));
+            return Err(invalid(
+                "only letters, digits, '.', '_' and '-' are allowed",
+            ));
         }
         Ok(BranchName(name.to_owned()))
     }
@@ -89,7 +93,8 @@ impl Journal {
         let mut indices = Vec::new();
         for found in store.list(&self.0).await? {
             let digits = &found.as_str()[self.0.len()..];
-            let all_digits = digits.len() == INDEX_DIGITS && digits.bytes().all(|b| b.is_ascii_digit());
+            let all_digits =
+                digits.len() == INDEX_DIGITS && digits.bytes().all(|b| b.is_ascii_digit());
             match digits.parse::<u64>() {
                 Ok(index) if all_digits => indices.push(index),
                 _ => {
@@ -203,7 +208,10 @@ pub async fn branch_names(store: &dyn Store) -> Result<Vec<BranchName>, MergeErr
         .await?
         .iter()
         .filter_map(|key| {
-            let name = key.as_str().strip_prefix("branches/")?.strip_suffix("/meta")?;
+            let name = key
+                .as_str()
+                .strip_prefix("branches/")?
+                .strip_suffix("/meta")?;
             BranchName::new(name).ok()
         })
         .collect())

@@ -116,82 +116,75 @@ async fn lock(
     let store = lake.store();
     let journal = child.mergelock();
     let mut errors = 0;
-    loop {
-        let newest = journal.newest::<LockEntry>(store).await?;
-        if let Some((index, LockEntry::Lock { holder, .. })) = &newest {
-            if holder == owner && !active(Mutant::MergeOwnLockIsBusy) {
-                // Our own `lock`: a create whose error we saw landed after all (late, as a
-                // timed-out write can). Owner ids are fresh per merge, so it is ours to hold.
-                return Ok(*index);
-            }
-            let waited = started.elapsed();
-            if options.timeout.is_some_and(|limit| waited >= limit) {
-                let liveness = store.owner_liveness(process_part(holder)).await;
-                return Err(MergeError::Busy {
-                    branch: child.clone(),
-                    holder: holder.clone(),
-                    index: *index,
-                    waited: (!options.timeout.is_some_and(|l| l.is_zero())).then_some(waited),
-                    holder_dead: matches!(liveness, Ok(crate::store::Liveness::Dead)),
-                });
-            }
-            tokio::time::sleep(options.poll).await;
-            continue;
-        }
-        let next = newest.map_or(0, |(index, _)| index + 1);
-        let from = match child.tailbase().newest::<TailBase>(store).await? {
-            Some((_, tb)) => tb.tail,
-            None => 0,
-        };
-        let entry = LockEntry::Lock {
-            v: FORMAT_VERSION,
-            holder: owner.to_owned(),
-            intent: Intent { from },
-            written_at_ms: wall_ms(),
-        };
-        match store.create(&journal.key(next), &encode(&entry)).await {
-            Ok(Created::Created(_)) => return Ok(next),
-            Ok(Created::AlreadyExists) => {
-                // Another merger took it (read again), unless nothing readable is there: a
-                // store that refuses a create it cannot show breaks the contract, and waiting
-                // would spin forever.
-                if journal.get::<LockEntry>(store, next).await?.is_none() {
-                    return Err(MergeError::CreateRefused {
-                        key: journal.key(next).to_string(),
+    let outcome = async {
+        loop {
+            let newest = journal.newest::<LockEntry>(store).await?;
+            if let Some((index, LockEntry::Lock { holder, .. })) = &newest {
+                if holder == owner && !active(Mutant::MergeOwnLockIsBusy) {
+                    // Our own `lock`: a create whose error we saw landed after all (late, as a
+                    // timed-out write can). Owner ids are fresh per merge, so it is ours to hold.
+                    return Ok(*index);
+                }
+                let waited = started.elapsed();
+                if options.timeout.is_some_and(|limit| waited >= limit) {
+                    let liveness = store.owner_liveness(process_part(holder)).await;
+                    return Err(MergeError::Busy {
+                        branch: child.clone(),
+                        holder: holder.clone(),
+                        index: *index,
+                        waited: (!options.timeout.is_some_and(|l| l.is_zero())).then_some(waited),
+                        holder_dead: matches!(liveness, Ok(crate::store::Liveness::Dead)),
                     });
                 }
+                tokio::time::sleep(options.poll).await;
+                continue;
             }
-            Err(error) => {
-                errors += 1;
-                if active(Mutant::MergeNoLockReadBack) {
-                    // Planted: takes the error as "not landed" and gives up.
-                    return Err(error.into());
+            let next = newest.map_or(0, |(index, _)| index + 1);
+            let from = match child.tailbase().newest::<TailBase>(store).await? {
+                Some((_, tb)) => tb.tail,
+                None => 0,
+            };
+            let entry = LockEntry::Lock {
+                v: FORMAT_VERSION,
+                holder: owner.to_owned(),
+                intent: Intent { from },
+                written_at_ms: wall_ms(),
+            };
+            match store.create(&journal.key(next), &encode(&entry)).await {
+                Ok(Created::Created(_)) => return Ok(next),
+                Ok(Created::AlreadyExists) => {
+                    // Another merger took it (read again), unless nothing readable is there: a
+                    // store that refuses a create it cannot show breaks the contract, and waiting
+                    // would spin forever.
+                    if journal.get::<LockEntry>(store, next).await?.is_none() {
+                        return Err(MergeError::CreateRefused {
+                            key: journal.key(next).to_string(),
+                        });
+                    }
                 }
-                // It may have landed. Read it back: our own `lock` at `next`, still the newest
-                // entry, is ours to hold.
-                let read_back = async {
-                    let found = journal.get::<LockEntry>(store, next).await?;
-                    let newest = journal.end(store).await?;
-                    Ok::<_, MergeError>((found, newest))
-                };
-                match read_back.await {
-                    Ok((Some(LockEntry::Lock { holder, .. }), end))
-                        if holder == owner && end == next + 1 =>
-                    {
-                        return Ok(next)
+                Err(error) => {
+                    errors += 1;
+                    if active(Mutant::MergeNoLockReadBack) {
+                        // Planted: takes the error as "not landed" and gives up.
+                        return Err(error.into());
                     }
-                    Ok(_) if errors <= options.io_retries => continue,
-                    Ok(_) => return Err(error.into()),
-                    Err(read_error) => {
-                        // Unknown whether we hold it, and no way to find out now: make sure
-                        // our death is provable, so that `recover` frees it.
-                        lake.mark_may_hold();
-                        return Err(read_error);
+                    if errors <= options.io_retries {
+                        // It may have landed (or may land late). The loop's first read decides: our
+                        // own `lock` newest is ours to hold; anyone else's, we wait behind.
+                        continue;
                     }
+                    return Err(error.into());
                 }
             }
         }
     }
+    .await;
+    if outcome.is_err() && errors > 0 {
+        // Giving up (or failing to read) after a create of ours errored: it may have landed, or
+        // may land late. Make sure our death is provable, so that `recover` frees it.
+        lake.mark_may_hold();
+    }
+    outcome
 }
 
 /// Steps 2 to 4, under lock `t`.
@@ -203,12 +196,14 @@ async fn merge_locked(
     options: &MergeOptions,
 ) -> Result<Merged, MergeError> {
     let store = lake.store();
-    let (version, tailbase) = child.tailbase().newest::<TailBase>(store).await?.ok_or_else(|| {
-        MergeError::Corrupt {
+    let (version, tailbase) = child
+        .tailbase()
+        .newest::<TailBase>(store)
+        .await?
+        .ok_or_else(|| MergeError::Corrupt {
             key: child.tailbase().key(0).to_string(),
             reason: "the child has no TAIL/BASE object".into(),
-        }
-    })?;
+        })?;
     let cut = child.commits().end(store).await?;
     if tailbase.tail > cut {
         return Err(MergeError::Corrupt {
@@ -285,14 +280,22 @@ async fn merge_locked(
             lock: t,
             written_at_ms: wall_ms(),
         };
-        match store.create(&parent.commits().key(end), &encode(&entry)).await {
+        match store
+            .create(&parent.commits().key(end), &encode(&entry))
+            .await
+        {
             Ok(Created::Created(_)) => {
                 merged.outcome = MergeOutcome::Merged;
                 break (end, cut);
             }
             Ok(Created::AlreadyExists) => {
                 // Another append took `end`: check again, unless nothing readable is there.
-                if parent.commits().get::<CommitEntry>(store, end).await?.is_none() {
+                if parent
+                    .commits()
+                    .get::<CommitEntry>(store, end)
+                    .await?
+                    .is_none()
+                {
                     return Err(MergeError::CreateRefused {
                         key: parent.commits().key(end).to_string(),
                     });

@@ -40,8 +40,8 @@ pub use read::{applied, log, Change, LogEntry};
 use crate::lock::owner::ProcessId;
 use crate::store::{Created, OwnerRegistration, Store, StoreError};
 use crate::sync::Mutex;
-use std::sync::Arc;
 use entry::{encode, wall_ms, BranchMeta, FORMAT_VERSION};
+use std::sync::Arc;
 
 /// What can go wrong. Each error says whether anything changed.
 #[derive(Debug, thiserror::Error)]
@@ -235,7 +235,8 @@ impl Lake {
                 // Left by an interrupted create of this branch: go on with it only if it can be
                 // this branch's (TAIL 0, BASE within the parent's journal), never write over it.
                 let found: Option<TailBase> = name.tailbase().get(store, 0).await?;
-                let fits = found.is_some_and(|tb| tb.tail == 0 && tb.base <= base && tb.lock.is_none());
+                let fits =
+                    found.is_some_and(|tb| tb.tail == 0 && tb.base <= base && tb.lock.is_none());
                 if !fits {
                     return Err(MergeError::Corrupt {
                         key: key.to_string(),
@@ -382,8 +383,9 @@ impl Branch {
                     return Ok(index);
                 }
                 Ok(Created::AlreadyExists) => {
-                    if crate::mutants::active(crate::mutants::Mutant::MergeCommitTrustsAlreadyExists)
-                        || self.is_ours(index, id).await?
+                    if crate::mutants::active(
+                        crate::mutants::Mutant::MergeCommitTrustsAlreadyExists,
+                    ) || self.is_ours(index, id).await?
                     {
                         return Ok(index); // an earlier attempt of ours landed
                     }

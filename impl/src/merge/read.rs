@@ -92,7 +92,10 @@ pub(crate) fn expand<'a>(
                 reason: format!("merges nest deeper than {NESTING_MAX}: a cycle of merge entries"),
             });
         }
-        let range = branch.commits().read_range::<CommitEntry>(store, from, to).await?;
+        let range = branch
+            .commits()
+            .read_range::<CommitEntry>(store, from, to)
+            .await?;
         let entries = if range
             .iter()
             .any(|(_, e)| matches!(e, CommitEntry::Merge { .. }))

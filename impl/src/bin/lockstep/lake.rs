@@ -125,11 +125,21 @@ fn failure_json(error: &MergeError) -> (u8, serde_json::Value) {
     let code = failure_code(error);
     let mut doc = serde_json::json!({ "code": code, "message": error.to_string() });
     let (kind, fields) = match error {
-        MergeError::Busy { branch, holder, index, .. } => (
+        MergeError::Busy {
+            branch,
+            holder,
+            index,
+            ..
+        } => (
             "busy",
             serde_json::json!({ "branch": branch, "holder": holder, "index": index }),
         ),
-        MergeError::Conflict { child, child_index, object, parent_index } => (
+        MergeError::Conflict {
+            child,
+            child_index,
+            object,
+            parent_index,
+        } => (
             "conflict",
             serde_json::json!({ "child": child, "child_index": child_index, "object": object, "parent_index": parent_index }),
         ),
@@ -141,7 +151,9 @@ fn failure_json(error: &MergeError) -> (u8, serde_json::Value) {
             "corrupt",
             serde_json::json!({ "key": key, "reason": reason }),
         ),
-        MergeError::Store(_) | MergeError::CreateRefused { .. } => ("storage", serde_json::json!({})),
+        MergeError::Store(_) | MergeError::CreateRefused { .. } => {
+            ("storage", serde_json::json!({}))
+        }
         _ => ("usage", serde_json::json!({})),
     };
     doc["kind"] = kind.into();
@@ -245,7 +257,9 @@ pub async fn branch(command: BranchCommand) -> Result<u8, Failure> {
             }
             for entry in &log {
                 match &entry.entry {
-                    merge::CommitEntry::Commit { id, add, delete, .. } => {
+                    merge::CommitEntry::Commit {
+                        id, add, delete, ..
+                    } => {
                         let names: Vec<&str> = add.iter().map(|o| o.name.as_str()).collect();
                         println!(
                             "{:>6}  commit {id}  add [{}]  delete [{}]",
@@ -255,7 +269,11 @@ pub async fn branch(command: BranchCommand) -> Result<u8, Failure> {
                         );
                     }
                     merge::CommitEntry::Merge {
-                        child, from, to, lock, ..
+                        child,
+                        from,
+                        to,
+                        lock,
+                        ..
                     } => println!(
                         "{:>6}  merge {child} commits {from}..{to} (lock {lock}){}",
                         entry.index,
@@ -389,7 +407,9 @@ pub async fn merge_locks(args: MergeLocksArgs) -> Result<u8, Failure> {
             ),
         };
         match (info.tail, info.base) {
-            (Some(tail), Some(base)) => println!("{}  TAIL {tail} BASE {base}  {state}", info.branch),
+            (Some(tail), Some(base)) => {
+                println!("{}  TAIL {tail} BASE {base}  {state}", info.branch)
+            }
             _ => println!("{}  {state}", info.branch),
         }
     }
