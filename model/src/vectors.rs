@@ -17,4 +17,3 @@ impl SplitMix {
         self.next() % n
     }
 }
-

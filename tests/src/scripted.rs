@@ -193,7 +193,11 @@ impl Store for Scripted {
                 answer_lost: lose,
             });
             if lose {
-                let fired = state.script.take().map(|(_, s)| s).unwrap_or(Script::LoseAnswer(0));
+                let fired = state
+                    .script
+                    .take()
+                    .map(|(_, s)| s)
+                    .unwrap_or(Script::LoseAnswer(0));
                 if matches!(fired, Script::LoseAnswerAndCrash(_)) {
                     state.crashed = true;
                 }

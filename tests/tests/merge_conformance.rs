@@ -42,8 +42,8 @@ use lockstep_model::merge::{
 use lockstep_tests::refinement::ModelCursor;
 use lockstep_tests::scripted::{Landed, Script, Scripted};
 use proptest::prelude::*;
-use stateright::Model;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use stateright::Model;
 
 const MERGERS: usize = 3;
 const CHILD: &str = "live";
@@ -54,9 +54,14 @@ const SIBLING: &str = "side";
 #[derive(Clone, Debug)]
 enum Op {
     /// Merger `m` merges, with `script` on its creates.
-    Merge { m: usize, script: Option<Script> },
+    Merge {
+        m: usize,
+        script: Option<Script>,
+    },
     /// A paused merger goes on.
-    Resume { m: usize },
+    Resume {
+        m: usize,
+    },
     /// A writer commits to the child.
     Write,
     ForceRelease,
@@ -209,11 +214,17 @@ fn effect(last: &MergeState, next: &MergeState) -> Option<String> {
             if c.sibling {
                 return Some(format!("parent#{k} = B {}..{}", c.from, c.to));
             }
-            return Some(format!("parent#{k} = child {}..{} by m{}", c.from, c.to, c.by));
+            return Some(format!(
+                "parent#{k} = child {}..{} by m{}",
+                c.from, c.to, c.by
+            ));
         }
     }
     if next.tail_version > last.tail_version {
-        return Some(format!("tailbase#{} = tail {}", next.tail_version, next.tail));
+        return Some(format!(
+            "tailbase#{} = tail {}",
+            next.tail_version, next.tail
+        ));
     }
     if next.child_len > last.child_len {
         return Some(format!("child#{}", next.child_len - 1));
@@ -265,7 +276,11 @@ impl Harness {
                 .await
                 .unwrap();
             let live = writer.create_branch(CHILD, Some(PARENT)).await.unwrap();
-            let deletes = if with_sibling { vec!["x".into()] } else { vec![] };
+            let deletes = if with_sibling {
+                vec!["x".into()]
+            } else {
+                vec![]
+            };
             live.commit_change("c0", vec![], deletes).await.unwrap();
             writer.create_branch(SIBLING, Some(PARENT)).await.unwrap();
         });
@@ -276,9 +291,7 @@ impl Harness {
             let store = Scripted::new(Arc::clone(&shared));
             let process = ProcessId::current();
             let key = process.key();
-            let lake = rt
-                .block_on(Lake::open_as(store.clone(), process))
-                .unwrap();
+            let lake = rt.block_on(Lake::open_as(store.clone(), process)).unwrap();
             mergers.push(Merger {
                 lake,
                 process: key,
@@ -333,10 +346,19 @@ impl Harness {
         }
         if let Some(i) = index("branches/main/commits/~") {
             let entry: CommitEntry = merge::entry::decode(key, &landed.bytes).map_err(bad)?;
-            let CommitEntry::Merge { child, from, to, lock, .. } = entry else {
+            let CommitEntry::Merge {
+                child,
+                from,
+                to,
+                lock,
+                ..
+            } = entry
+            else {
                 return Err(format!("{key}: a plain commit on the parent"));
             };
-            let k = i.checked_sub(1).ok_or("a merge commit over the parent's own commit 0")?;
+            let k = i
+                .checked_sub(1)
+                .ok_or("a merge commit over the parent's own commit 0")?;
             if child == SIBLING {
                 return Ok(Some(format!("parent#{k} = B {from}..{to}")));
             }
@@ -379,7 +401,9 @@ impl Harness {
             if effect(&self.cursor.state, &next).is_some() {
                 return Ok(());
             }
-            self.cursor.act(step).map_err(|()| "read step refused".to_owned())?;
+            self.cursor
+                .act(step)
+                .map_err(|()| "read step refused".to_owned())?;
         }
         Err(format!("m{m} reads forever\n{}", self.cursor.behaviour()))
     }
@@ -416,12 +440,10 @@ impl Harness {
                         self.cursor.behaviour()
                     ))
                 }
-                Ok(None) | Err(()) => {
-                    return Err(format!(
-                        "the implementation wrote {expected}, which the model cannot ({action:?})\n{}",
-                        self.cursor.behaviour()
-                    ))
-                }
+                Ok(None) | Err(()) => return Err(format!(
+                    "the implementation wrote {expected}, which the model cannot ({action:?})\n{}",
+                    self.cursor.behaviour()
+                )),
             }
         }
         Ok(())
@@ -430,7 +452,10 @@ impl Harness {
     /// Waits until merger `m`'s task finishes or pauses; settles a finished one.
     fn wait(&mut self, m: usize) -> Result<(), String> {
         for _ in 0..30_000 {
-            let finished = self.mergers[m].task.as_ref().is_none_or(|t| t.is_finished());
+            let finished = self.mergers[m]
+                .task
+                .as_ref()
+                .is_none_or(|t| t.is_finished());
             if finished || self.mergers[m].store.paused() {
                 break;
             }
@@ -443,7 +468,10 @@ impl Harness {
             return self.reads(m);
         }
         let task = self.mergers[m].task.take().expect("a task ran");
-        let result = self.rt.block_on(task).expect("the merge task did not panic");
+        let result = self
+            .rt
+            .block_on(task)
+            .expect("the merge task did not panic");
         self.mergers[m].store.disarm();
         self.settle(m, result)
     }
@@ -457,9 +485,9 @@ impl Harness {
                 COVERAGE.count("crashes fired");
                 self.mergers[m].lake.end_as_crash();
                 self.mergers[m].crashed = true;
-                self.cursor
-                    .act(MergeAction::Crash(m as u8))
-                    .map_err(|()| format!("m{m} crashed ({error}) but the model cannot crash it"))?;
+                self.cursor.act(MergeAction::Crash(m as u8)).map_err(|()| {
+                    format!("m{m} crashed ({error}) but the model cannot crash it")
+                })?;
                 return Ok(());
             }
             Err(MergeError::Busy { .. }) => {
@@ -483,12 +511,7 @@ impl Harness {
                     ));
                 }
             }
-            Err(error) => {
-                return Err(format!(
-                    "m{m} failed: {error}\n{}",
-                    self.cursor.behaviour()
-                ))
-            }
+            Err(error) => return Err(format!("m{m} failed: {error}\n{}", self.cursor.behaviour())),
             Ok(merged) => COVERAGE.count(match merged.outcome {
                 merge::MergeOutcome::Merged => "merged",
                 merge::MergeOutcome::RolledForward => "rolled forward",
@@ -534,8 +557,10 @@ impl Harness {
                     timeout: Some(Duration::ZERO),
                     ..MergeOptions::default()
                 };
-                self.mergers[m].task =
-                    Some(self.rt.spawn(async move { lake.merge(CHILD, options).await }));
+                self.mergers[m].task = Some(
+                    self.rt
+                        .spawn(async move { lake.merge(CHILD, options).await }),
+                );
                 self.wait(m)
             }
             Op::Resume { m } => {
@@ -554,7 +579,9 @@ impl Harness {
                 let writer = self.writer.clone();
                 let index = self
                     .rt
-                    .block_on(async move { writer.branch(CHILD).await?.commit(b"live write").await })
+                    .block_on(
+                        async move { writer.branch(CHILD).await?.commit(b"live write").await },
+                    )
                     .map_err(|e| format!("write failed: {e}"))?;
                 COVERAGE.count("writes");
                 // The writer's one create, replayed (it commits straight to the shared store).
@@ -652,11 +679,26 @@ impl Harness {
         let e = |e: MergeError| e.to_string();
         let (child_len, lock, tailbase, merges) = self.rt.block_on(async {
             let child_len = child().commits().end(store).await.map_err(e)?;
-            let lock = child().mergelock().newest::<LockEntry>(store).await.map_err(e)?;
-            let tailbase = child().tailbase().newest::<TailBase>(store).await.map_err(e)?;
+            let lock = child()
+                .mergelock()
+                .newest::<LockEntry>(store)
+                .await
+                .map_err(e)?;
+            let tailbase = child()
+                .tailbase()
+                .newest::<TailBase>(store)
+                .await
+                .map_err(e)?;
             let mut merges = Vec::new();
             for entry in merge::log(store, &parent()).await.map_err(e)? {
-                if let CommitEntry::Merge { child, from, to, lock, .. } = entry.entry {
+                if let CommitEntry::Merge {
+                    child,
+                    from,
+                    to,
+                    lock,
+                    ..
+                } = entry.entry
+                {
                     merges.push((child == SIBLING, from, to, lock));
                 }
             }
@@ -675,7 +717,11 @@ impl Harness {
         let (version, tb) = tailbase.ok_or("no TAIL/BASE")?;
         let mut parent_commits = Vec::new();
         for (sibling, from, to, lock) in merges {
-            let by = if sibling { 0 } else { self.lock_holder(lock)? as u8 };
+            let by = if sibling {
+                0
+            } else {
+                self.lock_holder(lock)? as u8
+            };
             parent_commits.push((from as u8, to as u8, by, sibling));
         }
         Ok(Abstract {
@@ -854,5 +900,8 @@ fn the_harness_catches_a_lock_taken_as_not_landed() {
     // The merger gave up with its `lock` in place, where the model's merger reads it back and
     // goes on.
     let line = failure_line(&error);
-    assert!(line.contains("failed") && line.contains("answer was lost"), "{line}");
+    assert!(
+        line.contains("failed") && line.contains("answer was lost"),
+        "{line}"
+    );
 }

@@ -42,8 +42,12 @@ async fn conflicting_delete(store: Arc<dyn Store>) -> Result<(), MergeError> {
     let live = lake.create_branch("live", Some("main")).await?;
     live.commit(b"one").await?;
     live.commit_change("del", vec![], vec!["x".into()]).await?;
-    main.commit_change("compact", vec![Object::new("y", b"rewritten")], vec!["x".into()])
-        .await?;
+    main.commit_change(
+        "compact",
+        vec![Object::new("y", b"rewritten")],
+        vec!["x".into()],
+    )
+    .await?;
     let parent_before = main.log().await?;
     let child_before = live.log().await?;
     let tail_before = live.tailbase().await?;
@@ -91,10 +95,7 @@ fn a_merge_without_the_conflict_check_is_caught() {
     }));
     activate(None);
     let message = match outcome {
-        Err(panic) => panic
-            .downcast_ref::<String>()
-            .cloned()
-            .unwrap_or_default(),
+        Err(panic) => panic.downcast_ref::<String>().cloned().unwrap_or_default(),
         Ok(result) => panic!("the planted bug went unnoticed: {result:?}"),
     };
     assert!(message.contains("the parent changed"), "{message}");
@@ -108,12 +109,20 @@ fn deletes_of_untouched_objects_merge() {
     rt().block_on(async {
         let lake = Lake::open(MemStore::new()).await.unwrap();
         let main = lake.create_branch("main", None).await.unwrap();
-        main.commit_change("a", vec![Object::new("x", b"1"), Object::new("z", b"2")], vec![])
+        main.commit_change(
+            "a",
+            vec![Object::new("x", b"1"), Object::new("z", b"2")],
+            vec![],
+        )
+        .await
+        .unwrap();
+        let live = lake.create_branch("live", Some("main")).await.unwrap();
+        live.commit_change("d", vec![], vec!["x".into()])
             .await
             .unwrap();
-        let live = lake.create_branch("live", Some("main")).await.unwrap();
-        live.commit_change("d", vec![], vec!["x".into()]).await.unwrap();
-        main.commit_change("other", vec![], vec!["z".into()]).await.unwrap();
+        main.commit_change("other", vec![], vec!["z".into()])
+            .await
+            .unwrap();
         let merged = lake.merge("live", MergeOptions::default()).await.unwrap();
         assert_eq!(merged.outcome, MergeOutcome::Merged);
         let changes = applied(lake.store(), &name("main")).await.unwrap();
@@ -180,7 +189,12 @@ async fn zombie(store: Arc<dyn Store>) -> Result<(), String> {
     let changes = applied(&*store, &name("main")).await.unwrap();
     let indices: Vec<u64> = changes.iter().map(|c| c.index).collect();
     assert_eq!(indices, [0], "each child commit in the parent once");
-    let (_, tb) = name("live").tailbase().newest::<merge::TailBase>(&*store).await.unwrap().unwrap();
+    let (_, tb) = name("live")
+        .tailbase()
+        .newest::<merge::TailBase>(&*store)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(tb.tail, 1);
     Ok(())
 }
@@ -276,19 +290,33 @@ fn gives_up_holding() -> Result<(), String> {
         let store: Arc<dyn Store> = Arc::new(FsStore::open(dir.path()).unwrap());
         let setup = Lake::open(Arc::clone(&store)).await.unwrap();
         setup.create_branch("main", None).await.unwrap();
-        setup.create_branch("live", Some("main")).await.unwrap().commit(b"0").await.unwrap();
+        setup
+            .create_branch("live", Some("main"))
+            .await
+            .unwrap()
+            .commit(b"0")
+            .await
+            .unwrap();
         let scripted = Scripted::new(Arc::clone(&store));
         scripted.arm(Script::LoseAnswerAndCrash(0));
         let merger = Lake::open(scripted.clone()).await.unwrap();
-        let error = merger.merge("live", MergeOptions::default()).await.unwrap_err();
+        let error = merger
+            .merge("live", MergeOptions::default())
+            .await
+            .unwrap_err();
         assert!(matches!(error, MergeError::Store(_)), "{error}");
         assert_eq!(scripted.fired(), [Script::LoseAnswerAndCrash(0)]);
         let held = merge::merge_locks(&*store).await.unwrap();
-        assert_eq!(held[0].holder_liveness, Some(lockstep::store::Liveness::Alive));
+        assert_eq!(
+            held[0].holder_liveness,
+            Some(lockstep::store::Liveness::Alive)
+        );
         drop(merger);
         let stuck = merge::merge_locks(&*store).await.unwrap();
         if stuck[0].state != merge::MergeLockState::Stuck {
-            return Err(format!("the lock is not stuck after its holder went away: {stuck:?}"));
+            return Err(format!(
+                "the lock is not stuck after its holder went away: {stuck:?}"
+            ));
         }
         assert_eq!(merge::recover(&*store).await.unwrap().len(), 1);
         Ok(())
@@ -319,23 +347,46 @@ fn lands_after_giving_up() -> Result<(), String> {
         let store: Arc<dyn Store> = Arc::new(FsStore::open(dir.path()).unwrap());
         let setup = Lake::open(Arc::clone(&store)).await.unwrap();
         setup.create_branch("main", None).await.unwrap();
-        setup.create_branch("live", Some("main")).await.unwrap().commit(b"0").await.unwrap();
+        setup
+            .create_branch("live", Some("main"))
+            .await
+            .unwrap()
+            .commit(b"0")
+            .await
+            .unwrap();
         let scripted = Scripted::new(Arc::clone(&store));
         // The lock create fails; it lands just before this client's next operation, which is
         // the test's own read below, after the merger gave up.
-        scripted.arm(Script::LandLate { create: 0, after: 1 });
+        scripted.arm(Script::LandLate {
+            create: 0,
+            after: 1,
+        });
         let merger = Lake::open(scripted.clone()).await.unwrap();
-        let options = MergeOptions { io_retries: 0, ..MergeOptions::default() };
+        let options = MergeOptions {
+            io_retries: 0,
+            ..MergeOptions::default()
+        };
         let error = merger.merge("live", options).await.unwrap_err();
         assert!(matches!(error, MergeError::Store(_)), "{error}");
         let _ = scripted.list("branches/").await.unwrap();
-        assert_eq!(scripted.fired(), [Script::LandLate { create: 0, after: 1 }]);
+        assert_eq!(
+            scripted.fired(),
+            [Script::LandLate {
+                create: 0,
+                after: 1
+            }]
+        );
         let held = merge::merge_locks(&*store).await.unwrap();
-        assert!(matches!(held[0].state, merge::MergeLockState::Held), "{held:?}");
+        assert!(
+            matches!(held[0].state, merge::MergeLockState::Held),
+            "{held:?}"
+        );
         drop(merger);
         let stuck = merge::merge_locks(&*store).await.unwrap();
         if stuck[0].state != merge::MergeLockState::Stuck {
-            return Err(format!("the late lock is not stuck after its holder went away: {stuck:?}"));
+            return Err(format!(
+                "the late lock is not stuck after its holder went away: {stuck:?}"
+            ));
         }
         assert_eq!(merge::recover(&*store).await.unwrap().len(), 1);
         let free = merge::merge_locks(&*store).await.unwrap();
@@ -376,11 +427,16 @@ fn leftovers_of_other_branches_are_refused() {
             .await
             .unwrap();
         let _ = store
-            .create(&name("orphan").tailbase().key(0), br#"{"v":1,"tail":0,"base":0,"lock":null}"#)
+            .create(
+                &name("orphan").tailbase().key(0),
+                br#"{"v":1,"tail":0,"base":0,"lock":null}"#,
+            )
             .await
             .unwrap();
         match lake.merge("orphan", MergeOptions::default()).await {
-            Err(MergeError::Corrupt { reason, .. }) => assert!(reason.contains("ghost"), "{reason}"),
+            Err(MergeError::Corrupt { reason, .. }) => {
+                assert!(reason.contains("ghost"), "{reason}")
+            }
             other => panic!("{other:?}"),
         }
         assert!(store.list("branches/ghost/").await.unwrap().is_empty());
@@ -394,14 +450,28 @@ async fn late_lock() -> Result<(), String> {
     let store: Arc<dyn Store> = Arc::new(MemStore::new());
     let setup = Lake::open(Arc::clone(&store)).await.unwrap();
     setup.create_branch("main", None).await.unwrap();
-    setup.create_branch("live", Some("main")).await.unwrap().commit(b"0").await.unwrap();
+    setup
+        .create_branch("live", Some("main"))
+        .await
+        .unwrap()
+        .commit(b"0")
+        .await
+        .unwrap();
     let scripted = Scripted::new(Arc::clone(&store));
     // Creates: the lock is the first. After its error: the loop's listings of the journal and
     // of TAIL/BASE, then the retried create, before which the first one lands.
-    scripted.arm(Script::LandLate { create: 0, after: 3 });
+    scripted.arm(Script::LandLate {
+        create: 0,
+        after: 3,
+    });
     let merger = Lake::open(scripted.clone()).await.unwrap();
     let outcome = merger.merge("live", MergeOptions::default()).await;
-    if scripted.fired() != [Script::LandLate { create: 0, after: 3 }] {
+    if scripted.fired()
+        != [Script::LandLate {
+            create: 0,
+            after: 3,
+        }]
+    {
         return Err(format!("the script did not fire: {:?}", scripted.fired()));
     }
     let merged = outcome.map_err(|e| format!("the merger did not take its own late lock: {e}"))?;

@@ -118,8 +118,14 @@ impl Replay {
                 }
             }
             VectorOp::Write => {
-                let live = self.writer.branch("live").await.map_err(|e| e.to_string())?;
-                live.commit(b"live write").await.map_err(|e| e.to_string())?;
+                let live = self
+                    .writer
+                    .branch("live")
+                    .await
+                    .map_err(|e| e.to_string())?;
+                live.commit(b"live write")
+                    .await
+                    .map_err(|e| e.to_string())?;
                 Ok("written")
             }
             VectorOp::ForceRelease => merge::force_release(&self.store, &live(), None)
@@ -128,7 +134,9 @@ impl Replay {
                 .map(|_| "released")
                 .ok_or_else(|| "nothing to force-release".to_owned()),
             VectorOp::Recover => {
-                let released = merge::recover(&self.store).await.map_err(|e| e.to_string())?;
+                let released = merge::recover(&self.store)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 if released.is_empty() {
                     return Err("recovery freed nothing".into());
                 }
@@ -140,22 +148,33 @@ impl Replay {
     async fn observe(&self, outcome: &str) -> Expected {
         let store: &dyn Store = &self.store;
         let child_len = live().commits().end(store).await.unwrap() as u8;
-        let (lock_len, lock_newest) = match live().mergelock().newest::<LockEntry>(store).await.unwrap() {
-            None => (0, NewestLock::None),
-            Some((i, LockEntry::Unlock { .. })) => (i as u8 + 1, NewestLock::Unlock),
-            Some((i, LockEntry::Lock { holder, .. })) => (
-                i as u8 + 1,
-                NewestLock::Lock {
-                    merger: self.merger_of(&holder),
-                },
-            ),
-        };
-        let (version, tb) = live().tailbase().newest::<TailBase>(store).await.unwrap().unwrap();
+        let (lock_len, lock_newest) =
+            match live().mergelock().newest::<LockEntry>(store).await.unwrap() {
+                None => (0, NewestLock::None),
+                Some((i, LockEntry::Unlock { .. })) => (i as u8 + 1, NewestLock::Unlock),
+                Some((i, LockEntry::Lock { holder, .. })) => (
+                    i as u8 + 1,
+                    NewestLock::Lock {
+                        merger: self.merger_of(&holder),
+                    },
+                ),
+            };
+        let (version, tb) = live()
+            .tailbase()
+            .newest::<TailBase>(store)
+            .await
+            .unwrap()
+            .unwrap();
         let main = BranchName::new("main").unwrap();
         let mut parent = Vec::new();
         for entry in merge::log(store, &main).await.unwrap() {
             if let CommitEntry::Merge { from, to, lock, .. } = entry.entry {
-                let holder = match live().mergelock().get::<LockEntry>(store, lock).await.unwrap() {
+                let holder = match live()
+                    .mergelock()
+                    .get::<LockEntry>(store, lock)
+                    .await
+                    .unwrap()
+                {
                     Some(LockEntry::Lock { holder, .. }) => self.merger_of(&holder),
                     other => panic!("merge commit names lock {lock}, which is {other:?}"),
                 };

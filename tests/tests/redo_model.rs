@@ -19,9 +19,14 @@ fn fixed_is_proven_in_every_default_world() {
     for preset in presets().into_iter().filter(|p| p.default) {
         let report = check(&RedoModel::new(preset.config).unwrap(), &options());
         assert!(report.proven(), "{}: {report:#?}", preset.name);
+        let pinned = match preset.name {
+            "two-committers" => (3_109_026, 56),
+            "no-session-lock" => (881_771, 50),
+            other => panic!("no figures pinned for {other}"),
+        };
         assert_eq!(
             (report.unique_states, report.max_depth),
-            (2_730_384, 49),
+            pinned,
             "{}",
             preset.name
         );
@@ -41,7 +46,7 @@ fn seed_fails_at_small_bounds() {
     for name in [
         "no message lost",
         "no memory lost",
-        "no duplicate memories",
+        "memories from one extraction",
         "effect applied once",
         "recovery idempotent",
     ] {

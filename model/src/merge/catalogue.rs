@@ -3,7 +3,9 @@
 
 use crate::catalogue::{Basis, Entry, EntryKind, World};
 
-use super::{ambiguous_world, two_children_world, MergeConfig, MergeModel, MergeMutation, MergeVariant};
+use super::{
+    ambiguous_world, two_children_world, MergeConfig, MergeModel, MergeMutation, MergeVariant,
+};
 
 fn entry(
     id: &'static str,

@@ -560,7 +560,13 @@ impl Model for MergeModel {
             Property::<Self>::always("conflicts abort", |_, state| {
                 // Object X is deleted by at most one merge commit: of two merges that both
                 // delete it, the one that comes second in the parent must have aborted.
-                state.parent.iter().flatten().filter(|c| c.deletes_x).count() <= 1
+                state
+                    .parent
+                    .iter()
+                    .flatten()
+                    .filter(|c| c.deletes_x)
+                    .count()
+                    <= 1
             }),
             Property::<Self>::sometimes("every merger merges", |model, state| {
                 model.mergers().all(|m| state.mergers[m].merged)

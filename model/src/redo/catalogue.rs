@@ -1,13 +1,16 @@
-//! The redo-log catalogue: the races of OpenViking PR 431's session commit (seed bugs) and one
-//! planted defect per property of lockstep's fixed protocol (mutants).
+//! The redo-log catalogue: the races of OpenViking PR 431's session commit (seed bugs), one
+//! regression of our own first draft, and one planted defect per property of lockstep's fixed
+//! protocol (mutants).
 
 use crate::catalogue::{Basis, Entry, EntryKind, World};
 use crate::check::Signature;
 
-use super::{CStep, Marker, RStep, RedoAction, RedoConfig, RedoModel, RedoMutation, RedoVariant};
+use super::{
+    CStep, Marker, P2Stage, RStep, RedoAction, RedoConfig, RedoModel, RedoMutation, RedoVariant,
+};
 
-const SESSION_PY: &str =
-    "OpenViking PR 431, session.py commit_async and redo_log.py (openviking 0.2.11)";
+const SESSION_PY: &str = "OpenViking PR 431, session.py commit_async and redo_log.py";
+const RECOVERY_PY: &str = "OpenViking PR 431, lock_manager.py redo recovery (_redo_session_memory)";
 
 fn entry(
     id: &'static str,
@@ -46,12 +49,22 @@ fn entry(
     }
 }
 
+/// Committer `c`'s step (the state is the one before it).
+fn committer_at(state: &super::RedoState, action: &RedoAction) -> Option<super::Committer> {
+    match action {
+        RedoAction::Commit(c) => Some(state.committers[*c as usize]),
+        _ => None,
+    }
+}
+
 pub fn entries() -> Vec<Entry> {
     let small = |variant: RedoVariant| RedoConfig {
         committers: 2,
         messages: 2,
         crashes: 1,
         restarts: 1,
+        expiries: 0,
+        faults: 0,
         ..RedoConfig::new(variant)
     };
     let mutant = |m: RedoMutation| RedoConfig::new(RedoVariant::Fixed(Some(m)));
@@ -59,23 +72,46 @@ pub fn entries() -> Vec<Entry> {
     let (bug, planted) = (EntryKind::SeedBug, EntryKind::Mutant);
     vec![
         entry("redo/crash-before-marker-loses-phase2", bug,
-            "a crash after the messages are emptied and before the redo marker is written loses phase 2 for good: no memories, nothing to replay",
+            "a crash after messages.jsonl is emptied and before the redo marker is written loses phase 2 for good: the messages are gone from the session, their archive has no memories, and nothing replays it",
             SESSION_PY, "no memory lost", small(seed), None),
         entry("redo/same-archive-index-overwrite", bug,
-            "two commits of one session take the same archive index from memory and overwrite each other's archive",
-            SESSION_PY, "no message lost", RedoConfig { crashes: 0, restarts: 0, ..small(seed) }, None),
+            "two Session objects take the same archive index from memory (compression_index), and the second writes archive_NNN over the first's, losing what only the first held",
+            SESSION_PY, "no message lost", RedoConfig { crashes: 0, restarts: 0, ..small(seed) },
+            Some(Signature {
+                step: |_, state, action| {
+                    // The losing step is an overwrite of another committer's archive.
+                    committer_at(state, action).is_some_and(|me| {
+                        me.step == CStep::WriteArchive
+                            && state.archives[me.index as usize].is_some_and(|a| {
+                                Some(a.owner) != match action { RedoAction::Commit(c) => Some(*c), _ => None }
+                            })
+                    })
+                },
+                at_end: true,
+            })),
+        entry("redo/clear-drops-new-message", bug,
+            "a message added between a commit's read and its clear is dropped: messages.jsonl is overwritten empty",
+            SESSION_PY, "no message lost", RedoConfig { committers: 1, crashes: 0, restarts: 0, ..small(seed) },
+            Some(Signature {
+                step: |_, state, action| {
+                    committer_at(state, action).is_some_and(|me| {
+                        me.step == CStep::ClearMessages && state.stored & !me.snapshot != 0
+                    })
+                },
+                at_end: true,
+            })),
         entry("redo/replay-writes-memories-twice", bug,
             "a replay re-extracts memories of a commit whose memories were written: new memory ids, duplicates (OpenViking PR #1508)",
             SESSION_PY, "recovery idempotent", small(seed), None),
         entry("redo/replay-of-commit-in-flight", bug,
             "a process that starts replays a commit still in flight in another process: both write its memories",
-            "OpenViking PR 431 redo_log.py (markers carry no owner)", "no duplicate memories", small(seed),
+            "OpenViking PR 431 redo_log.py (markers carry no owner)", "memories from one extraction", small(seed),
             Some(Signature {
-                step: |_, state, action| {
+                step: |model, state, action| {
                     // Recovery writes memories of an archive whose committer is still alive.
                     let RedoAction::Recovery = action else { return false };
-                    let RStep::Replay { index, stage: 1 } = state.recovery else { return false };
-                    state.committers.iter().any(|c| c.index == index && !matches!(c.step, CStep::Crashed | CStep::Done | CStep::Load))
+                    let RStep::Replay { index, p2 } = state.recovery else { return false };
+                    matches!(p2.stage, P2Stage::WriteMemory(_)) && model.in_flight(state, index)
                 },
                 at_end: false,
             })),
@@ -92,15 +128,37 @@ pub fn entries() -> Vec<Entry> {
         entry("redo/replay-enqueues-twice", bug,
             "every replay enqueues semantic work again, and each delivery applies its effect",
             "OpenViking PR 431 lock_manager.py _redo_session_memory (always enqueues)", "effect applied once", small(seed), None),
-        entry("redo/mutant-no-session-lock", planted, "phase 1 without the session lock: two committers archive the same messages", "mutant of specs/redo.md (session lock)", "no duplicate archive", mutant(RedoMutation::NoSessionLock), None),
+        entry("redo/failed-enqueue-re-extracts", bug,
+            "a replay whose enqueue fails keeps its marker and is replayed at every restart, each time extracting and writing a new set of memories: the memories grow with every restart",
+            RECOVERY_PY, "memories from one extraction",
+            RedoConfig { committers: 1, messages: 1, crashes: 1, restarts: 2, faults: 1, ..small(seed) },
+            Some(Signature {
+                step: |_, state, action| {
+                    // A replay writes memories of an archive whose earlier replay failed.
+                    let RedoAction::Recovery = action else { return false };
+                    let RStep::Replay { index, p2 } = state.recovery else { return false };
+                    matches!(p2.stage, P2Stage::WriteMemory(_)) && state.ever_failed & (1 << index) != 0
+                },
+                at_end: true,
+            })),
+        entry("redo/regression-release-before-clear", planted,
+            "our first draft: phase 1 trusted the session lock, and recovery freed a dead committer's lock before its clear was finished, so a second committer archived the same messages",
+            "lockstep's first redo draft (found by the checker)", "no duplicate archive",
+            RedoConfig { expiries: 0, faults: 0, ..mutant(RedoMutation::NoExclusion) }, None),
+        entry("redo/mutant-no-exclusion", planted,
+            "phase 1 trusts the session lock: a holder pauses past its lease after creating its archive, a second committer takes the lock and archives the same messages",
+            "mutant of specs/redo.md (exclusion of archived messages)", "no duplicate archive",
+            RedoConfig { crashes: 0, restarts: 0, faults: 0, ..mutant(RedoMutation::NoExclusion) }, None),
         entry("redo/mutant-index-from-memory", planted, "the archive index from memory, written by overwrite: a stale index overwrites an archive", "mutant of specs/redo.md (archive claim)", "no message lost", mutant(RedoMutation::IndexFromMemory), None),
-        entry("redo/mutant-clear-all", planted, "clearing drops every live message, not only the archived ones", "mutant of specs/redo.md (clear)", "no message lost", mutant(RedoMutation::ClearAll), None),
-        entry("redo/mutant-marker-after-clear", planted, "the redo record written after the clear: a crash between loses phase 2", "mutant of specs/redo.md (record first)", "no memory lost", mutant(RedoMutation::MarkerAfterClear), None),
-        entry("redo/mutant-fresh-memory-ids", planted, "memory ids minted per extraction: a replay duplicates memories", "mutant of specs/redo.md (keyed memories)", "no duplicate memories", mutant(RedoMutation::FreshMemoryIds), None),
-        entry("redo/mutant-fresh-memory-ids-replay", planted, "the same mutant seen as a non-idempotent replay", "mutant of specs/redo.md (keyed memories)", "recovery idempotent", mutant(RedoMutation::FreshMemoryIds), None),
+        entry("redo/mutant-clear-all", planted, "clearing deletes every stored message, not only the archived ones", "mutant of specs/redo.md (clear)", "no message lost", mutant(RedoMutation::ClearAll), None),
+        entry("redo/mutant-archive-exists-is-theirs", planted, "an archive create lands while its committer sees an error; its retry finds it there, takes it for someone else's, and excludes its own messages: nobody finishes that archive", "mutant of specs/redo.md (ambiguous archive create)", "no memory lost", mutant(RedoMutation::ArchiveExistsIsTheirs), None),
+        entry("redo/mutant-no-manifest", planted, "no manifest: a replay after a crash writes a second extraction's memories beside the first's", "mutant of specs/redo.md (manifest)", "memories from one extraction", mutant(RedoMutation::NoManifest), None),
+        entry("redo/mutant-keyed-memories", planted, "memories keyed by (archive, n) with no manifest: a crash partway, and a replay with a different extraction fills the gap: a mix", "mutant of specs/redo.md (manifest)", "memories from one extraction", mutant(RedoMutation::KeyedMemories), None),
+        entry("redo/mutant-manifest-first", planted, "the manifest created before its memories: readers see a manifest naming memories that do not exist", "mutant of specs/redo.md (manifest last)", "memories whole", mutant(RedoMutation::ManifestFirst), None),
+        entry("redo/mutant-skip-manifest-check", planted, "phase 2 does not read the manifest first: a replay of a finished extraction extracts and writes again", "mutant of specs/redo.md (recovery)", "recovery idempotent", mutant(RedoMutation::SkipManifestCheck), None),
         entry("redo/mutant-effect-not-keyed", planted, "the semantic effect applied without its key: a re-delivery applies it twice", "mutant of specs/redo.md (keyed effects)", "effect applied once", mutant(RedoMutation::EffectNotKeyed), None),
         entry("redo/mutant-ack-before-apply", planted, "the worker acks before applying: a crash between loses the item", "mutant of specs/redo.md (ack after apply)", "delivered at least once", mutant(RedoMutation::AckBeforeApply), None),
-        entry("redo/mutant-keep-marker", planted, "recovery never marks a replayed commit done", "mutant of specs/redo.md (recovery)", "every marker deleted", mutant(RedoMutation::KeepMarker), None),
+        entry("redo/mutant-keep-marker", planted, "recovery never creates done for a replayed commit", "mutant of specs/redo.md (recovery)", "every redo record finished", mutant(RedoMutation::KeepMarker), None),
         entry("redo/mutant-no-replay", planted, "recovery drops redo records without replaying them", "mutant of specs/redo.md (recovery)", "a crashed commit is replayed", mutant(RedoMutation::NoReplay), None),
     ]
 }

@@ -1,37 +1,45 @@
 //! # The redo log of OpenViking's session commit (PR 431)
 //!
-//! A user adds messages to a session; committers of that session (two Session objects, or two
-//! processes) commit: phase 1 archives the live messages and clears them, phase 2 extracts
-//! memories from the archive, writes them, enqueues semantic work and marks the commit done. A
-//! redo record makes phase 2 survive crashes: at restart, recovery replays every commit whose
-//! phase 2 did not finish. A semantic-queue worker delivers items at least once (a crash after
-//! processing re-delivers) and applies their effect. Every actor can crash between any two
-//! storage operations; recovery can crash too.
+//! A user adds messages to a session; committers of that session (separate processes) commit:
+//! phase 1 archives the live messages and clears them, phase 2 extracts memories from the
+//! archive, writes them, enqueues semantic work and marks the commit done. A redo record makes
+//! phase 2 survive crashes: at restart, recovery replays every commit whose phase 2 did not
+//! finish. A semantic-queue worker delivers items at least once and applies their effect.
+//!
+//! The world is modelled as it is, one storage operation per step:
+//! - the session lock is a path lock with a lease: it can expire while its holder runs on (a
+//!   zombie), and recovery frees the lock of a holder that is provably dead;
+//! - every memory is its own create, and so are the manifest, `done`, an enqueue and an ack;
+//! - a write can land while its caller sees an error (an ambiguous outcome), and the caller then
+//!   does what the protocol says for an error;
+//! - every actor can crash between any two storage operations; recovery can crash too;
+//! - an extraction is not deterministic: every run produces a different set of memories.
 //!
 //! Variants:
 //! - `seed`: OpenViking at PR 431 (session.py, redo_log.py): no lock on phase 1, the archive
 //!   index kept in memory (two committers can pick the same one), archives and `messages.jsonl`
 //!   written by blind overwrite (clearing drops messages added meanwhile), the redo marker
 //!   written only after the messages are cleared, memory extraction that mints new memories on
-//!   every run, enqueue on every run, and recovery that replays every marker (including commits
-//!   still in flight elsewhere) and drops an unreadable one.
-//! - `fixed`: lockstep's (specs/redo.md): the archive is claimed with create-if-absent at the next
-//!   index and *is* the redo record (written before anything is cleared); clearing removes only
-//!   the archived messages; memories and queue items are keyed by the archive index (writing them
-//!   twice changes nothing); the commit ends with a create-if-absent `done` entry; recovery
-//!   replays only archives without `done` whose committer is dead; the worker applies an item's
-//!   effect keyed by its id.
+//!   every run, enqueue on every run, recovery that replays every marker (including commits
+//!   still in flight elsewhere), drops an unreadable one, and keeps the marker of a replay whose
+//!   enqueue failed (to replay it again at the next restart).
+//! - `fixed`: lockstep's (specs/redo.md): phase 1 excludes every message already in an archive
+//!   and claims archive `k` with create-if-absent, so it is safe with no lock at all (the lock
+//!   only saves wasted work); the archive *is* the redo record; memories are written under the
+//!   extraction's own keys and made visible by one manifest create; queue items and effects are
+//!   keyed by the archive; `done` ends the commit; recovery replays archives without `done`
+//!   whose committer is provably dead.
 //!
-//! Properties: no message lost; no duplicate archive; no memory lost; no duplicate memories;
-//! effect applied once;
-//! delivered at least once; recovery idempotent; every marker deleted; and (`sometimes`) a
-//! crashed commit is replayed.
+//! Properties: no message lost; no duplicate archive; no memory lost; memories from one
+//! extraction; memories whole; recovery idempotent; effect applied once; delivered at least
+//! once; every redo record finished; and (`sometimes`) a crashed commit is replayed.
 
 use serde::Serialize;
 use stateright::{Model, Property};
 
 pub mod catalogue;
 pub mod fixed;
+pub mod phase2;
 pub mod seed;
 pub mod trace;
 pub mod variant;
@@ -39,10 +47,16 @@ pub mod variant;
 use crate::check::{Budget, Protocol};
 use crate::trace::Trace;
 
+pub use phase2::{P2Stage, P2};
 pub use variant::{RedoMutation, RedoVariant};
 
 pub const ARCHIVES_MAX: usize = 4;
 pub const COMMITTERS_MAX: usize = 3;
+/// Memories one extraction produces (each its own create).
+pub const MEMORIES: usize = 2;
+/// Extractions of one archive the model can tell apart (each writes under its own keys).
+pub const EXTRACTIONS_MAX: usize = 4;
+pub const SLOTS: usize = MEMORIES * EXTRACTIONS_MAX;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct RedoConfig {
@@ -52,54 +66,72 @@ pub struct RedoConfig {
     /// Messages the user adds over the run.
     pub messages: u8,
     pub crashes: u8,
-    /// Restarts (each runs recovery and the queue's stale-claim recovery).
+    /// Restarts (each runs recovery, the queue's stale-claim recovery, and the path locks'
+    /// recovery of dead holders).
     pub restarts: u8,
+    /// Lease expiries of the session lock while its holder may still run.
+    pub expiries: u8,
+    /// Ambiguous outcomes: a write lands and its caller sees an error. In the seed, a replay's
+    /// failed enqueue.
+    pub faults: u8,
+    /// Whether committers take the session lock (fixed; `false` checks that safety does not
+    /// rest on it).
+    pub session_lock: bool,
 }
 
 impl RedoConfig {
     pub fn new(variant: RedoVariant) -> RedoConfig {
         RedoConfig {
             variant,
-            committers: 3,
-            messages: 3,
-            crashes: 2,
-            restarts: 2,
+            committers: 2,
+            messages: 2,
+            crashes: 1,
+            restarts: 1,
+            expiries: 1,
+            faults: 1,
+            session_lock: true,
         }
     }
 }
 
-/// The redo record of an archive.
+/// Seed: the redo marker of an archive.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Marker {
     #[default]
     None,
     /// Phase 2 pending; `owner` is the committer that wrote it.
     Pending { owner: u8 },
-    /// Seed: a torn marker write (zero bytes): unreadable.
+    /// A torn marker write (zero bytes): unreadable.
     Torn,
-    /// Fixed: the commit's `done` entry exists.
-    Done,
+}
+
+/// An archive: the messages it holds and the committer that created it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Archive {
+    pub messages: u8,
+    pub owner: u8,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum CStep {
-    /// Seed: load the session (the archive count becomes the in-memory index).
+    /// Take the session lock (a POINT path lock on the session directory; waits while held).
     #[default]
-    Load,
-    /// Fixed: take the session's lock (a POINT path lock on the session directory).
     Lock,
+    /// Seed: load the session (the archive count becomes the in-memory index).
+    Load,
+    /// Fixed: list the archives: the next index, and (immutable) what they hold.
+    ListArchives,
     ReadMessages,
-    /// Write (seed: overwrite; fixed: create-if-absent) the archive.
+    /// Create (seed: overwrite) the archive.
     WriteArchive,
+    /// Delete the archived messages, one per step (seed: overwrite `messages.jsonl` empty).
     ClearMessages,
     /// Seed: the redo marker, written after the clear.
     WriteMarker,
-    WriteMemories,
-    Enqueue,
-    /// Seed: delete the marker. Fixed: create `done`.
-    FinishMarker,
-    /// Fixed: release the session lock (phase 1 is over).
+    /// Release the session lock (fenced: only if we still hold it).
     Unlock,
+    /// Phase 2 of archive `index`.
+    Phase2(P2),
     Done,
     Crashed,
 }
@@ -110,6 +142,8 @@ pub struct Committer {
     pub index: u8,
     /// Bitmask of message ids read for the archive.
     pub snapshot: u8,
+    /// Mutant `index-from-memory`: the archive index was taken once.
+    pub indexed: bool,
 }
 
 /// Recovery at a restart: replays archives one by one.
@@ -117,8 +151,10 @@ pub struct Committer {
 pub enum RStep {
     #[default]
     Idle,
-    /// Replaying archive `index`: `stage` 0 clear (fixed), 1 memories, 2 enqueue, 3 finish.
-    Replay { index: u8, stage: u8 },
+    Replay {
+        index: u8,
+        p2: P2,
+    },
 }
 
 /// The semantic-queue worker.
@@ -134,32 +170,53 @@ pub enum WStep {
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct RedoState {
-    /// Messages added so far, and which are live (bitmask).
+    /// Messages added so far.
     pub added: u8,
-    pub live: u8,
-    /// The archives: message bitmask per index.
-    pub archives: [Option<u8>; ARCHIVES_MAX],
+    /// Message keys that exist (bitmask): added and not deleted.
+    pub stored: u8,
+    pub archives: [Option<Archive>; ARCHIVES_MAX],
+    /// Seed: redo markers.
     pub markers: [Marker; ARCHIVES_MAX],
-    /// Seed: memories minted per archive (each extraction mints a new set). Fixed: 0 or 1.
-    pub memories: [u8; ARCHIVES_MAX],
+    /// Fixed: archives whose `done` exists (bitmask).
+    pub done: u8,
+    /// Memory keys per archive: slot → the extraction whose memory it holds.
+    pub memories: [[Option<u8>; SLOTS]; ARCHIVES_MAX],
+    /// Fixed: the manifest of each archive names one extraction.
+    pub manifest: [Option<u8>; ARCHIVES_MAX],
+    /// Extractions started per archive (each a different result).
+    pub extractions: [u8; ARCHIVES_MAX],
     /// Queue rows per archive: pending, being processed.
     pub queued: [u8; ARCHIVES_MAX],
     pub processing: [u8; ARCHIVES_MAX],
-    /// Times the semantic effect of an archive's item was applied (fixed: keyed, so at most 1).
-    pub applied: [u8; ARCHIVES_MAX],
+    /// Semantic effects of an archive's item that landed (fixed: one keyed create).
+    pub effects: [u8; ARCHIVES_MAX],
     pub committers: [Committer; COMMITTERS_MAX],
-    /// Fixed: who holds the session lock.
-    pub session_lock: Option<u8>,
+    /// Who holds the session lock's lease.
+    pub lock: Option<u8>,
     pub recovery: RStep,
     pub worker: WStep,
     pub crashes_left: u8,
     pub restarts_left: u8,
-    /// History: a replay wrote memories for an archive that had them (not idempotent).
-    pub replay_duplicated: bool,
+    pub expiries_left: u8,
+    pub faults_left: u8,
+    /// Seed: archives whose replay failed in this run (its marker kept for the next restart).
+    pub failed_this_run: u8,
+    /// History: archives whose replay ever failed.
+    pub ever_failed: u8,
+    /// History: a replay wrote a memory of an archive whose memories readers could already see.
+    pub replay_rewrote: bool,
     /// History: some recovery replay ran.
     pub replayed: bool,
     /// History: archives whose replay ran to its end.
     pub replays_finished: u8,
+}
+
+/// Who takes a step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Actor {
+    Committer(u8),
+    Recovery,
+    Worker,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -167,12 +224,21 @@ pub enum RedoAction {
     AddMessage,
     Commit(u8),
     CrashCommitter(u8),
-    /// A restart: recovery starts, and the queue's processing rows go back to pending.
+    /// Seed: a crash in the middle of the marker write (`write_pending` overwrites in place).
+    CrashTearingMarker(u8),
+    /// A restart: recovery starts, the queue's processing rows go back to pending, and a dead
+    /// holder's session lock is freed.
     Restart,
     Recovery,
     CrashRecovery,
     Worker,
     CrashWorker,
+    /// The session lock's lease runs out while its holder may still run.
+    Expire,
+    /// The actor's next write lands, and the actor sees an error.
+    Ambiguous(Actor),
+    /// Seed: the replay's enqueue fails; the replay raises and keeps its marker.
+    FailEnqueue,
 }
 
 #[derive(Clone, Debug)]
@@ -199,73 +265,123 @@ impl RedoModel {
         self.config.variant
     }
 
+    pub fn has(&self, mutation: RedoMutation) -> bool {
+        self.variant().has(mutation)
+    }
+
     pub fn committers(&self) -> std::ops::Range<usize> {
         0..self.config.committers as usize
+    }
+
+    pub fn locks(&self) -> bool {
+        !self.variant().is_seed() && self.config.session_lock
+    }
+
+    /// Readers find an archive's memories through its manifest.
+    pub fn uses_manifest(&self) -> bool {
+        !self.variant().is_seed()
+            && !self.has(RedoMutation::NoManifest)
+            && !self.has(RedoMutation::KeyedMemories)
     }
 
     pub fn archive_count(state: &RedoState) -> u8 {
         state.archives.iter().take_while(|a| a.is_some()).count() as u8
     }
 
-    /// Whether a committer is alive and still working on archive `index`.
+    /// Messages in any archive.
+    pub fn archived(state: &RedoState) -> u8 {
+        state
+            .archives
+            .iter()
+            .flatten()
+            .fold(0, |all, a| all | a.messages)
+    }
+
+    /// Messages the next commit will archive: stored, and (fixed) in no archive yet.
+    pub fn live(&self, state: &RedoState) -> u8 {
+        if self.variant().is_seed() || self.has(RedoMutation::NoExclusion) {
+            state.stored
+        } else {
+            state.stored & !Self::archived(state)
+        }
+    }
+
+    /// The memories of archive `i` a reader sees: (slot, extraction) pairs.
+    pub fn view(&self, state: &RedoState, i: usize) -> Vec<(usize, u8)> {
+        let slots: Vec<usize> = if self.uses_manifest() {
+            match state.manifest[i] {
+                Some(e) => (0..MEMORIES).map(|n| e as usize * MEMORIES + n).collect(),
+                None => Vec::new(),
+            }
+        } else {
+            (0..SLOTS).collect()
+        };
+        slots
+            .into_iter()
+            .filter_map(|s| state.memories[i][s].map(|e| (s, e)))
+            .collect()
+    }
+
+    pub fn crashed(state: &RedoState, c: u8) -> bool {
+        state.committers[c as usize].step == CStep::Crashed
+    }
+
+    /// Whether a live committer will still finish archive `index`: it is past the archive's
+    /// create (or its create landed while it saw an error).
     pub fn in_flight(&self, state: &RedoState, index: u8) -> bool {
         self.committers().any(|c| {
             let me = state.committers[c];
             me.index == index
-                && !matches!(
-                    me.step,
-                    CStep::Done | CStep::Crashed | CStep::Load | CStep::Lock | CStep::ReadMessages
-                )
+                && match me.step {
+                    CStep::ClearMessages | CStep::WriteMarker | CStep::Phase2(_) => true,
+                    CStep::Unlock => me.snapshot != 0,
+                    CStep::WriteArchive => state.archives[index as usize]
+                        .is_some_and(|a| a.owner == c as u8 && a.messages == me.snapshot),
+                    _ => false,
+                }
         })
     }
 
-    /// The next archive recovery would replay, if any.
-    pub fn next_replay(&self, state: &RedoState) -> Option<u8> {
-        (0..ARCHIVES_MAX as u8).find(|i| match state.markers[*i as usize] {
-            Marker::Pending { owner } => {
-                // Seed markers carry no owner: every marker is replayed, in flight or not.
-                let dead = state.committers[owner as usize].step == CStep::Crashed;
-                dead || self.variant() == RedoVariant::Seed
-            }
-            Marker::Torn => true,
-            Marker::None | Marker::Done => false,
-        })
-    }
-
-    pub fn write_memories(&self, state: &mut RedoState, index: u8, by_recovery: bool) {
-        let i = index as usize;
-        if self.variant().like_seed(RedoMutation::FreshMemoryIds) {
-            if by_recovery && state.memories[i] > 0 {
-                state.replay_duplicated = true;
-            }
-            state.memories[i] = (state.memories[i] + 1).min(3);
+    /// Whether recovery will (or does) replay archive `i`.
+    pub fn pending(&self, state: &RedoState, i: usize) -> bool {
+        if self.variant().is_seed() {
+            matches!(state.markers[i], Marker::Pending { .. } | Marker::Torn)
         } else {
-            state.memories[i] = 1;
+            state.archives[i].is_some_and(|a| Self::crashed(state, a.owner))
+                && state.done & (1 << i) == 0
         }
     }
 
-    pub fn enqueue(&self, state: &mut RedoState, index: u8) {
-        let i = index as usize;
-        if self.variant() == RedoVariant::Seed {
-            state.queued[i] = (state.queued[i] + 1).min(3);
-        } else if state.queued[i] + state.processing[i] == 0 && state.applied[i] == 0 {
-            // Keyed by the archive: one row per archive, ever.
-            state.queued[i] = 1;
-        }
+    /// The next archive recovery would replay in this run, if any.
+    pub fn next_replay(&self, state: &RedoState) -> Option<u8> {
+        (0..ARCHIVES_MAX as u8).find(|i| {
+            let i = *i as usize;
+            state.failed_this_run & (1 << i) == 0
+                && if self.variant().is_seed() {
+                    // Markers carry no owner: every marker is replayed, in flight or not.
+                    state.markers[i] != Marker::None
+                } else {
+                    self.pending(state, i)
+                }
+        })
     }
 
-    /// When recovery is idle, a session lock held by a dead committer is released.
-    pub fn release_dead_lock(state: &mut RedoState) {
-        let dead = state
-            .session_lock
-            .is_some_and(|h| state.committers[h as usize].step == CStep::Crashed);
-        if dead && state.recovery == RStep::Idle {
-            state.session_lock = None;
+    /// A write of the actor's next step (only those can have an ambiguous outcome).
+    fn writes(&self, state: &RedoState, actor: Actor) -> bool {
+        match actor {
+            Actor::Committer(c) => match state.committers[c as usize].step {
+                CStep::WriteArchive | CStep::ClearMessages | CStep::Unlock => true,
+                CStep::Phase2(p2) => p2.stage.writes(),
+                _ => false,
+            },
+            Actor::Recovery => {
+                matches!(state.recovery, RStep::Replay { p2, .. } if p2.stage.writes())
+            }
+            Actor::Worker => match state.worker {
+                WStep::Idle => state.queued.iter().any(|q| *q > 0),
+                WStep::Apply(_) | WStep::Ack(_) => true,
+            },
         }
-    }
-
-    pub fn locks(&self) -> bool {
-        self.variant() != RedoVariant::Seed && !self.variant().has(RedoMutation::NoSessionLock)
     }
 
     fn commit_step(&self, state: &mut RedoState, c: usize) -> bool {
@@ -277,44 +393,85 @@ impl RedoModel {
     }
 
     fn recovery_step(&self, state: &mut RedoState) -> bool {
-        if self.variant().is_seed() {
-            seed::recovery_step(self, state)
-        } else {
-            fixed::recovery_step(self, state)
+        let RStep::Replay { index, p2 } = state.recovery else {
+            return false;
+        };
+        let i = index as usize;
+        if self.variant().is_seed() && state.markers[i] == Marker::Torn {
+            // `read` returns {} on any error; an empty marker is deleted without replay.
+            state.markers[i] = Marker::None;
+            self.next_replay_after(state, index);
+            return true;
         }
+        if self.has(RedoMutation::NoReplay) {
+            state.done |= 1 << i;
+            self.next_replay_after(state, index);
+            return true;
+        }
+        state.replayed = true;
+        match phase2::step(self, state, index, p2, true) {
+            None => false,
+            Some(Some(p2)) => {
+                state.recovery = RStep::Replay { index, p2 };
+                true
+            }
+            Some(None) => {
+                state.replays_finished |= 1 << i;
+                self.next_replay_after(state, index);
+                true
+            }
+        }
+    }
+
+    /// Recovery moves on from archive `index` to the next one it would replay.
+    fn next_replay_after(&self, state: &mut RedoState, index: u8) {
+        state.recovery = match self.next_replay(state) {
+            Some(j) if j != index => RStep::Replay {
+                index: j,
+                p2: P2::start(self),
+            },
+            _ => RStep::Idle,
+        };
     }
 
     fn worker_step(&self, state: &mut RedoState) -> bool {
         match state.worker {
             WStep::Idle => {
+                // Dequeue: one transaction marks the oldest pending row processing.
                 let Some(i) = (0..ARCHIVES_MAX).find(|i| state.queued[*i] > 0) else {
                     return false;
                 };
                 state.queued[i] -= 1;
                 state.processing[i] += 1;
-                if self.variant().has(RedoMutation::AckBeforeApply) {
-                    // Planted: ack (delete the row) first, apply afterwards.
-                    state.processing[i] -= 1;
-                }
                 state.worker = WStep::Apply(i as u8);
+                if self.has(RedoMutation::AckBeforeApply) {
+                    state.worker = WStep::Ack(i as u8);
+                }
             }
             WStep::Apply(i) => {
-                let keyed = !self.variant().like_seed(RedoMutation::EffectNotKeyed);
-                let applied = &mut state.applied[i as usize];
-                *applied = if keyed { 1 } else { (*applied + 1).min(3) };
-                state.worker = if self.variant().has(RedoMutation::AckBeforeApply) {
+                // Fixed: the effect is one create keyed by the item (the archive): a second
+                // delivery finds it there. Seed and mutant: an append per delivery.
+                let effect = &mut state.effects[i as usize];
+                if self.variant().like_seed(RedoMutation::EffectNotKeyed) {
+                    *effect = (*effect + 1).min(3);
+                } else {
+                    *effect = 1;
+                }
+                state.worker = if self.has(RedoMutation::AckBeforeApply) {
                     WStep::Idle
                 } else {
                     WStep::Ack(i)
                 };
             }
             WStep::Ack(i) => {
-                assert!(
-                    state.processing[i as usize] > 0,
-                    "ack of a row that is not processing"
-                );
-                state.processing[i as usize] -= 1;
-                state.worker = WStep::Idle;
+                // Deletes the row (a delete of a row already gone is a no-op).
+                let p = &mut state.processing[i as usize];
+                *p = p.saturating_sub(1);
+                state.worker = if self.has(RedoMutation::AckBeforeApply) {
+                    WStep::Apply(i)
+                } else {
+                    WStep::Idle
+                };
             }
         }
         true
@@ -326,6 +483,11 @@ impl RedoModel {
         self.actions(state, &mut actions);
         actions.iter().all(|a| self.next_state(state, *a).is_none())
     }
+
+    /// At rest, archive `i` may still wait for a restart the bounds deny.
+    fn waits_for_restart(&self, state: &RedoState, i: usize) -> bool {
+        state.restarts_left == 0 && (state.processing[i] > 0 || self.pending(state, i))
+    }
 }
 
 impl Model for RedoModel {
@@ -333,35 +495,53 @@ impl Model for RedoModel {
     type Action = RedoAction;
 
     fn init_states(&self) -> Vec<RedoState> {
+        let first = if self.variant().is_seed() {
+            CStep::Load
+        } else if self.locks() {
+            CStep::Lock
+        } else {
+            CStep::ListArchives
+        };
         let mut committers = [Committer {
             step: CStep::Done,
             ..Committer::default()
         }; COMMITTERS_MAX];
         for c in self.committers() {
-            committers[c] = Committer::default();
+            committers[c] = Committer {
+                step: first,
+                ..Committer::default()
+            };
         }
         vec![RedoState {
             added: 0,
-            live: 0,
+            stored: 0,
             archives: [None; ARCHIVES_MAX],
             markers: [Marker::None; ARCHIVES_MAX],
-            memories: [0; ARCHIVES_MAX],
+            done: 0,
+            memories: [[None; SLOTS]; ARCHIVES_MAX],
+            manifest: [None; ARCHIVES_MAX],
+            extractions: [0; ARCHIVES_MAX],
             queued: [0; ARCHIVES_MAX],
             processing: [0; ARCHIVES_MAX],
-            applied: [0; ARCHIVES_MAX],
+            effects: [0; ARCHIVES_MAX],
             committers,
-            session_lock: None,
+            lock: None,
             recovery: RStep::Idle,
             worker: WStep::Idle,
             crashes_left: self.config.crashes,
             restarts_left: self.config.restarts,
-            replay_duplicated: false,
+            expiries_left: self.config.expiries,
+            faults_left: self.config.faults,
+            failed_this_run: 0,
+            ever_failed: 0,
+            replay_rewrote: false,
             replayed: false,
             replays_finished: 0,
         }]
     }
 
     fn actions(&self, state: &RedoState, actions: &mut Vec<RedoAction>) {
+        let seed = self.variant().is_seed();
         if state.added < self.config.messages {
             actions.push(RedoAction::AddMessage);
         }
@@ -370,31 +550,53 @@ impl Model for RedoModel {
                 actions.push(RedoAction::Commit(c as u8));
                 if state.crashes_left > 0 {
                     actions.push(RedoAction::CrashCommitter(c as u8));
+                    if seed && state.committers[c].step == CStep::WriteMarker {
+                        actions.push(RedoAction::CrashTearingMarker(c as u8));
+                    }
+                }
+                if !seed && state.faults_left > 0 && self.writes(state, Actor::Committer(c as u8)) {
+                    actions.push(RedoAction::Ambiguous(Actor::Committer(c as u8)));
                 }
             }
         }
+        if state.lock.is_some() && state.expiries_left > 0 {
+            actions.push(RedoAction::Expire);
+        }
         let any_processing = state.processing.iter().any(|p| *p > 0);
-        let dead_lock = state
-            .session_lock
-            .is_some_and(|h| state.committers[h as usize].step == CStep::Crashed);
+        let dead_lock = state.lock.is_some_and(|h| Self::crashed(state, h));
         if state.restarts_left > 0
             && state.recovery == RStep::Idle
-            && (self.next_replay(state).is_some()
+            && (self
+                .next_replay(&RedoState {
+                    failed_this_run: 0,
+                    ..state.clone()
+                })
+                .is_some()
                 || dead_lock
                 || (any_processing && state.worker == WStep::Idle))
         {
             actions.push(RedoAction::Restart);
         }
-        if state.recovery != RStep::Idle {
+        if let RStep::Replay { p2, .. } = state.recovery {
             actions.push(RedoAction::Recovery);
             if state.crashes_left > 0 {
                 actions.push(RedoAction::CrashRecovery);
+            }
+            if state.faults_left > 0 {
+                if seed && p2.stage == P2Stage::Enqueue {
+                    actions.push(RedoAction::FailEnqueue);
+                } else if !seed && self.writes(state, Actor::Recovery) {
+                    actions.push(RedoAction::Ambiguous(Actor::Recovery));
+                }
             }
         }
         if state.worker != WStep::Idle || state.queued.iter().any(|q| *q > 0) {
             actions.push(RedoAction::Worker);
             if state.worker != WStep::Idle && state.crashes_left > 0 {
                 actions.push(RedoAction::CrashWorker);
+            }
+            if !seed && state.faults_left > 0 && self.writes(state, Actor::Worker) {
+                actions.push(RedoAction::Ambiguous(Actor::Worker));
             }
         }
     }
@@ -403,25 +605,26 @@ impl Model for RedoModel {
         let mut state = last.clone();
         let moved = match action {
             RedoAction::AddMessage => {
-                state.live |= 1 << state.added;
+                state.stored |= 1 << state.added;
                 state.added += 1;
                 true
             }
             RedoAction::Commit(c) => self.commit_step(&mut state, c as usize),
             RedoAction::CrashCommitter(c) => {
-                let me = &mut state.committers[c as usize];
-                // A crash in the middle of the seed's marker write can leave it zero bytes.
-                if self.variant() == RedoVariant::Seed && me.step == CStep::WriteMarker {
-                    state.markers[me.index as usize] = Marker::Torn;
-                }
                 state.committers[c as usize].step = CStep::Crashed;
+                state.crashes_left -= 1;
+                true
+            }
+            RedoAction::CrashTearingMarker(c) => {
+                // A crash in the middle of the seed's marker write leaves it zero bytes.
+                let me = &mut state.committers[c as usize];
+                state.markers[me.index as usize] = Marker::Torn;
+                me.step = CStep::Crashed;
                 state.crashes_left -= 1;
                 true
             }
             RedoAction::Restart => {
                 state.restarts_left -= 1;
-                // A dead committer's session lock passes to recovery, which releases it only once
-                // its replays (and so their clears) are done.
                 // The worker runs in the restarted process: whatever it was doing is gone, and
                 // the queue's RecoverStale(0) puts every processing row back to pending.
                 state.worker = WStep::Idle;
@@ -429,17 +632,20 @@ impl Model for RedoModel {
                     state.queued[i] += state.processing[i];
                     state.processing[i] = 0;
                 }
+                // The path locks' recovery frees the lease of a holder the store proves dead.
+                if state.lock.is_some_and(|h| Self::crashed(&state, h)) {
+                    state.lock = None;
+                }
+                state.failed_this_run = 0;
                 state.recovery = self
                     .next_replay(&state)
-                    .map_or(RStep::Idle, |i| RStep::Replay { index: i, stage: 0 });
-                Self::release_dead_lock(&mut state);
+                    .map_or(RStep::Idle, |i| RStep::Replay {
+                        index: i,
+                        p2: P2::start(self),
+                    });
                 true
             }
-            RedoAction::Recovery => {
-                let moved = self.recovery_step(&mut state);
-                Self::release_dead_lock(&mut state);
-                moved
-            }
+            RedoAction::Recovery => self.recovery_step(&mut state),
             RedoAction::CrashRecovery => {
                 state.recovery = RStep::Idle;
                 state.crashes_left -= 1;
@@ -449,6 +655,40 @@ impl Model for RedoModel {
             RedoAction::CrashWorker => {
                 state.worker = WStep::Idle; // its row stays `processing` until a restart
                 state.crashes_left -= 1;
+                true
+            }
+            RedoAction::Expire => {
+                state.lock = None;
+                state.expiries_left -= 1;
+                true
+            }
+            RedoAction::Ambiguous(actor) => {
+                // The write lands; the actor saw an error and is where it was, to do what the
+                // protocol says on an error: try the same step again.
+                let moved = match actor {
+                    Actor::Committer(c) => self.commit_step(&mut state, c as usize),
+                    Actor::Recovery => self.recovery_step(&mut state),
+                    Actor::Worker => self.worker_step(&mut state),
+                };
+                match actor {
+                    Actor::Committer(c) => {
+                        state.committers[c as usize] = last.committers[c as usize]
+                    }
+                    Actor::Recovery => state.recovery = last.recovery,
+                    Actor::Worker => state.worker = last.worker,
+                }
+                state.faults_left -= 1;
+                moved
+            }
+            RedoAction::FailEnqueue => {
+                // Seed: `_redo_session_memory` raises; the marker stays for the next restart.
+                let RStep::Replay { index, .. } = state.recovery else {
+                    return None;
+                };
+                state.failed_this_run |= 1 << index;
+                state.ever_failed |= 1 << index;
+                state.faults_left -= 1;
+                self.next_replay_after(&mut state, index);
                 true
             }
         };
@@ -461,82 +701,91 @@ impl Model for RedoModel {
 
     fn properties(&self) -> Vec<Property<Self>> {
         vec![
-            Property::<Self>::always("no message lost", |_, state| {
-                // Every added message is in an archive or still live.
-                (0..state.added).all(|m| {
-                    state.live & (1 << m) != 0
-                        || state.archives.iter().flatten().any(|a| a & (1 << m) != 0)
-                })
+            Property::<Self>::always("no message lost", |model, state| {
+                // Every added message is live (the next commit takes it) or in an archive.
+                let kept = model.live(state) | RedoModel::archived(state);
+                (0..state.added).all(|m| kept & (1 << m) != 0)
             }),
-            Property::<Self>::always("no duplicate archive", |model, state| {
-                // No message is in two archives; and once nothing can happen any more, no archived
-                // message is still live (unless a pending redo record waits for a restart).
-                let archived = |m: u8| {
+            Property::<Self>::always("no duplicate archive", |_, state| {
+                // No message is in two archives.
+                (0..state.added).all(|m| {
                     state
                         .archives
                         .iter()
                         .flatten()
-                        .filter(|a| *a & (1 << m) != 0)
+                        .filter(|a| a.messages & (1 << m) != 0)
                         .count()
-                };
-                let once = (0..state.added).all(|m| archived(m) <= 1);
-                let pending = state
-                    .markers
-                    .iter()
-                    .any(|m| matches!(m, Marker::Pending { .. }));
-                let settled = !model.stuck(state)
-                    || pending
-                    || (0..state.added).all(|m| archived(m) == 0 || state.live & (1 << m) == 0);
-                once && settled
-            }),
-            Property::<Self>::always("no memory lost", |model, state| {
-                // Every archive has its memories, or a redo record recovery will replay, or a live
-                // committer still working on it.
-                (0..ARCHIVES_MAX as u8).all(|i| {
-                    state.archives[i as usize].is_none()
-                        || state.memories[i as usize] > 0
-                        || matches!(
-                            state.markers[i as usize],
-                            Marker::Pending { .. } | Marker::Torn
-                        )
-                        || model.in_flight(state, i)
+                        <= 1
                 })
             }),
-            Property::<Self>::always("no duplicate memories", |_, state| {
-                // No archive's memories were minted twice.
-                state.memories.iter().all(|m| *m <= 1)
-            }),
-            Property::<Self>::always("effect applied once", |_, state| {
-                // A queue item's effect is applied at most once, however often it is delivered.
-                state.applied.iter().all(|a| *a <= 1)
-            }),
-            Property::<Self>::always("delivered at least once", |model, state| {
-                // Where nothing can happen any more, every archive with memories had its semantic
-                // effect applied (unless its row is stuck `processing` with no restart left: a
-                // bound, not a bug).
-                let waits_for_restart = |i: usize| {
-                    state.restarts_left == 0
-                        && (state.processing[i] > 0
-                            || matches!(state.markers[i], Marker::Pending { .. } | Marker::Torn))
+            Property::<Self>::always("no memory lost", |model, state| {
+                // Every added message is live, or in an archive that readers see memories of,
+                // or that a live committer or recovery will still finish.
+                let covered = |i: usize| {
+                    !model.view(state, i).is_empty()
+                        || model.in_flight(state, i as u8)
+                        || model.pending(state, i)
+                        || matches!(state.recovery, RStep::Replay { index, .. } if index as usize == i)
                 };
-                !model.stuck(state)
-                    || (0..ARCHIVES_MAX).all(|i| {
-                        state.memories[i] == 0 || state.applied[i] >= 1 || waits_for_restart(i)
+                // (A message in no archive at all is "no message lost"'s concern.)
+                let live = model.live(state);
+                let archived = RedoModel::archived(state);
+                (0..state.added).all(|m| {
+                    live & (1 << m) != 0
+                        || archived & (1 << m) == 0
+                        || (0..ARCHIVES_MAX).any(|i| {
+                            state.archives[i].is_some_and(|a| a.messages & (1 << m) != 0)
+                                && covered(i)
+                        })
+                })
+            }),
+            Property::<Self>::always("memories from one extraction", |model, state| {
+                // The memories readers see of an archive all come from one extraction.
+                (0..ARCHIVES_MAX).all(|i| {
+                    let view = model.view(state, i);
+                    view.iter()
+                        .all(|(_, e)| Some(*e) == view.first().map(|(_, e)| *e))
+                })
+            }),
+            Property::<Self>::always("memories whole", |_, state| {
+                // A manifest names only memories that exist.
+                (0..ARCHIVES_MAX).all(|i| {
+                    state.manifest[i].is_none_or(|e| {
+                        (0..MEMORIES)
+                            .all(|n| state.memories[i][e as usize * MEMORIES + n] == Some(e))
                     })
+                })
             }),
             Property::<Self>::always("recovery idempotent", |_, state| {
-                // A replay of a commit whose memories exist changes nothing.
-                !state.replay_duplicated
+                // A replay of a commit whose memories readers see writes no memory.
+                !state.replay_rewrote
             }),
-            Property::<Self>::always("every marker deleted", |model, state| {
-                // Where nothing can happen any more, no redo record is pending: a replayed one is
-                // always finished; one never replayed may wait only for a restart the bounds deny.
+            Property::<Self>::always("effect applied once", |_, state| {
+                // A queue item's effect lands at most once, however often it is delivered.
+                state.effects.iter().all(|a| *a <= 1)
+            }),
+            Property::<Self>::always("delivered at least once", |model, state| {
+                // Where nothing can happen any more, every archive with memories had its
+                // semantic effect applied (unless it waits for a restart the bounds deny).
                 !model.stuck(state)
                     || (0..ARCHIVES_MAX).all(|i| {
-                        let pending =
-                            matches!(state.markers[i], Marker::Pending { .. } | Marker::Torn);
+                        model.view(state, i).is_empty()
+                            || state.effects[i] >= 1
+                            || model.waits_for_restart(state, i)
+                    })
+            }),
+            Property::<Self>::always("every redo record finished", |model, state| {
+                // Where nothing can happen any more, every archive's phase 2 is marked finished;
+                // one never replayed may wait only for a restart the bounds deny.
+                !model.stuck(state)
+                    || (0..ARCHIVES_MAX).all(|i| {
+                        let open = if model.variant().is_seed() {
+                            state.markers[i] != Marker::None
+                        } else {
+                            state.archives[i].is_some() && state.done & (1 << i) == 0
+                        };
                         let replayed = state.replays_finished & (1 << i) != 0;
-                        !pending || (!replayed && state.restarts_left == 0)
+                        !open || (!replayed && model.waits_for_restart(state, i))
                     })
             }),
             Property::<Self>::sometimes("a crashed commit is replayed", |_, state| state.replayed),
@@ -592,10 +841,38 @@ impl Protocol for RedoModel {
 
 /// The named worlds of the redo-log model (`lockstep check redo --preset NAME`).
 pub fn presets() -> Vec<crate::preset::Preset<RedoConfig>> {
-    vec![crate::preset::Preset {
-        name: "three-committers",
-        about: "3 committers of one session; 3 messages; 2 crashes; 2 restarts",
-        default: true,
-        config: RedoConfig::new(RedoVariant::Fixed(None)),
-    }]
+    let fixed = RedoConfig {
+        crashes: 2,
+        restarts: 2,
+        expiries: 2,
+        faults: 2,
+        ..RedoConfig::new(RedoVariant::Fixed(None))
+    };
+    vec![
+        crate::preset::Preset {
+            name: "two-committers",
+            about: "2 committers of one session; 2 messages; 2 crashes; 2 restarts; 2 lease expiries; 2 ambiguous writes",
+            default: true,
+            config: fixed.clone(),
+        },
+        crate::preset::Preset {
+            name: "no-session-lock",
+            about: "as two-committers, with no session lock at all: safety does not rest on it",
+            default: true,
+            config: RedoConfig {
+                session_lock: false,
+                ..fixed.clone()
+            },
+        },
+        crate::preset::Preset {
+            name: "three-committers",
+            about: "3 committers; 3 messages; 1 crash; 1 restart; 1 lease expiry; 1 ambiguous write (opt-in)",
+            default: false,
+            config: RedoConfig {
+                committers: 3,
+                messages: 3,
+                ..RedoConfig::new(RedoVariant::Fixed(None))
+            },
+        },
+    ]
 }

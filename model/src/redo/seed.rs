@@ -1,14 +1,12 @@
-//! OpenViking's session commit at PR 431, step by step (session.py, redo_log.py): no lock on
-//! phase 1, the archive index kept in memory (two committers can pick the same one), archives and
-//! `messages.jsonl` written by blind overwrite (clearing drops messages added meanwhile), the redo
-//! marker written only after the messages are cleared, memory extraction that mints new memories
-//! on every run, enqueue on every run, and recovery that replays every marker (including commits
-//! still in flight elsewhere) and drops an unreadable one.
-//!
-//! The seed's steps are the fixed protocol's with every seed behaviour switched on: each mutant
-//! of the fixed protocol puts back exactly one of them (`RedoVariant::like_seed`).
+//! OpenViking's session commit at PR 431, step by step (session.py `commit_async`,
+//! redo_log.py): no lock on phase 1, the archive index kept in memory (`compression_index`:
+//! two committers can pick the same one), the archive and `messages.jsonl` written by blind
+//! overwrite (clearing drops messages added meanwhile), the redo marker written only after the
+//! messages are cleared, then phase 2 (`phase2.rs` with the seed's behaviours: fresh memory ids
+//! on every extraction, an enqueue on every run, the marker deleted at the end). Recovery
+//! (`lock_manager.py`) replays every marker, in flight or not, and deletes an unreadable one.
 
-use super::{CStep, Marker, RStep, RedoModel, RedoState, ARCHIVES_MAX};
+use super::{CStep, Marker, RedoModel, RedoState, ARCHIVES_MAX, P2};
 
 pub fn commit_step(model: &RedoModel, state: &mut RedoState, c: usize) -> bool {
     let me = state.committers[c];
@@ -21,81 +19,42 @@ pub fn commit_step(model: &RedoModel, state: &mut RedoState, c: usize) -> bool {
             set(state, CStep::ReadMessages);
         }
         CStep::ReadMessages => {
-            if state.live == 0 {
+            if state.stored == 0 {
                 set(state, CStep::Done); // nothing to commit
                 return true;
             }
-            state.committers[c].snapshot = state.live;
+            state.committers[c].snapshot = state.stored;
             set(state, CStep::WriteArchive);
         }
         CStep::WriteArchive => {
             if i >= ARCHIVES_MAX {
                 return false;
             }
-            state.archives[i] = Some(me.snapshot); // a blind overwrite of archive_NNN
+            // A blind overwrite of history/archive_NNN/messages.jsonl.
+            state.archives[i] = Some(super::Archive {
+                messages: me.snapshot,
+                owner: c as u8,
+            });
             set(state, CStep::ClearMessages);
         }
         CStep::ClearMessages => {
             // `messages.jsonl` is overwritten empty: messages added since the read go too.
-            state.live = 0;
+            state.stored = 0;
             set(state, CStep::WriteMarker);
         }
         CStep::WriteMarker => {
             state.markers[i] = Marker::Pending { owner: c as u8 };
-            set(state, CStep::WriteMemories);
+            set(state, CStep::Phase2(P2::start(model)));
         }
-        CStep::WriteMemories => {
-            model.write_memories(state, me.index, false);
-            set(state, CStep::Enqueue);
+        CStep::Phase2(p2) => match super::phase2::step(model, state, me.index, p2, false) {
+            None => return false,
+            Some(Some(p2)) => set(state, CStep::Phase2(p2)),
+            Some(None) => set(state, CStep::Done),
+        },
+        CStep::Lock | CStep::ListArchives | CStep::Unlock => {
+            unreachable!("the seed takes no session lock")
         }
-        CStep::Enqueue => {
-            model.enqueue(state, me.index);
-            set(state, CStep::FinishMarker);
-        }
-        CStep::FinishMarker => {
-            state.markers[i] = Marker::None; // mark_done: rm -r of the task directory
-            set(state, CStep::Done);
-        }
-        CStep::Lock | CStep::Unlock => unreachable!("the seed takes no session lock"),
         CStep::Done | CStep::Crashed => return false,
-    }
-    true
-}
-
-pub fn recovery_step(model: &RedoModel, state: &mut RedoState) -> bool {
-    let RStep::Replay { index, stage } = state.recovery else {
-        return false;
-    };
-    let i = index as usize;
-    let next_stage =
-        |state: &mut RedoState, stage: u8| state.recovery = RStep::Replay { index, stage };
-    if state.markers[i] == Marker::Torn {
-        // `read` returns {} on any error; an empty marker is deleted without replay.
-        state.markers[i] = Marker::None;
-        state.recovery = model
-            .next_replay(state)
-            .map_or(RStep::Idle, |j| RStep::Replay { index: j, stage: 0 });
-        return true;
-    }
-    state.replayed = true;
-    match stage {
-        0 => next_stage(state, 1), // read the marker and the archive
-        1 => {
-            model.write_memories(state, index, true);
-            next_stage(state, 2);
-        }
-        2 => {
-            model.enqueue(state, index);
-            next_stage(state, 3);
-        }
-        _ => {
-            state.replays_finished |= 1 << index;
-            state.markers[i] = Marker::None;
-            state.recovery = match model.next_replay(state) {
-                Some(j) if j != index => RStep::Replay { index: j, stage: 0 },
-                _ => RStep::Idle,
-            };
-        }
     }
     true
 }

@@ -1,7 +1,7 @@
 //! Redo-log steps as people read them, and the closing line of each counterexample.
 
 use super::{
-    CStep, Marker, RStep, RedoAction, RedoModel, RedoState, RedoVariant, WStep, ARCHIVES_MAX,
+    Actor, CStep, Marker, P2Stage, RStep, RedoAction, RedoModel, RedoState, WStep, ARCHIVES_MAX, P2,
 };
 
 fn ids(mask: u8) -> String {
@@ -16,16 +16,75 @@ fn ids(mask: u8) -> String {
     }
 }
 
+/// One phase-2 step of archive `index`.
+fn phase2(
+    model: &RedoModel,
+    last: &RedoState,
+    next_p2: Option<P2>,
+    index: u8,
+    p2: P2,
+    by_recovery: bool,
+) -> String {
+    let seed = model.variant().is_seed();
+    let i = index as usize;
+    match p2.stage {
+        P2Stage::ReadManifest => match last.manifest[i] {
+            Some(e) => format!("read manifest of archive {index} → extraction x{e}: memories done"),
+            None => format!("read manifest of archive {index} → none"),
+        },
+        P2Stage::Extract => format!(
+            "extract memories of archive {index} (LLM) → extraction x{}",
+            next_p2.map_or(p2.extraction, |p| p.extraction)
+        ),
+        P2Stage::WriteMemory(n) => {
+            let key = if model.has(super::RedoMutation::KeyedMemories) {
+                format!("memories/{index}/{n}")
+            } else if seed {
+                format!("a fresh memory id (x{}, #{n})", p2.extraction)
+            } else {
+                format!("memories/{index}/x{}/{n}", p2.extraction)
+            };
+            let slot = if model.has(super::RedoMutation::KeyedMemories) {
+                n as usize
+            } else {
+                p2.extraction as usize * super::MEMORIES + n as usize
+            };
+            match last.memories[i][slot] {
+                Some(e) => format!("create memory {key} → already exists (x{e})"),
+                None => format!("create memory {key}"),
+            }
+        }
+        P2Stage::CreateManifest => format!(
+            "create manifest of archive {index} = x{}{}",
+            p2.extraction,
+            match last.manifest[i] {
+                Some(e) => format!(" → already exists (x{e})"),
+                None => String::new(),
+            }
+        ),
+        P2Stage::Enqueue => format!("enqueue semantic item of archive {index}"),
+        P2Stage::Finish if seed => "delete the redo marker (mark_done)".to_string(),
+        P2Stage::Finish if by_recovery && model.has(super::RedoMutation::KeepMarker) => {
+            "finish without creating done".to_string()
+        }
+        P2Stage::Finish => format!("create archives/~{index}/done"),
+    }
+}
+
 pub fn describe(
     model: &RedoModel,
     last: &RedoState,
     action: RedoAction,
     next: &RedoState,
 ) -> (String, String) {
-    let seed = model.variant() == RedoVariant::Seed;
+    let seed = model.variant().is_seed();
     match action {
         RedoAction::AddMessage => ("user".into(), format!("add message m{}", last.added)),
         RedoAction::CrashCommitter(c) => (format!("c{c}"), "CRASHES".into()),
+        RedoAction::CrashTearingMarker(c) => (
+            format!("c{c}"),
+            "CRASHES while writing the redo marker: it is left zero bytes".into(),
+        ),
         RedoAction::CrashRecovery => ("recovery".into(), "CRASHES".into()),
         RedoAction::CrashWorker => (
             "worker".into(),
@@ -33,88 +92,133 @@ pub fn describe(
         ),
         RedoAction::Restart => (
             "restart".into(),
-            "queue RecoverStale: processing rows back to pending; recovery starts".into(),
+            if seed {
+                "queue RecoverStale: processing rows back to pending; recovery starts".into()
+            } else {
+                "queue RecoverStale; a dead holder's session lock is freed; recovery starts".into()
+            },
         ),
+        RedoAction::Expire => (
+            "lease".into(),
+            format!(
+                "the session lock of c{} EXPIRES (it may still be running)",
+                last.lock.unwrap_or(0)
+            ),
+        ),
+        RedoAction::FailEnqueue => {
+            let index = match last.recovery {
+                RStep::Replay { index, .. } => index,
+                RStep::Idle => 0,
+            };
+            (
+                "recovery".into(),
+                format!("replay archive {index}: enqueue FAILS; the replay raises, its marker stays for the next restart"),
+            )
+        }
+        RedoAction::Ambiguous(actor) => {
+            let (who, text) = describe(model, last, plain(actor), next);
+            (who, format!("{text}: LANDS, but the caller sees an error"))
+        }
         RedoAction::Worker => {
             let text = match last.worker {
-                WStep::Idle => "dequeue a semantic item".into(),
-                WStep::Apply(i) => format!("apply the semantic effect of archive {i}"),
-                WStep::Ack(i) => format!("ack item of archive {i}"),
+                WStep::Idle => {
+                    let i = (0..ARCHIVES_MAX).find(|i| last.queued[*i] > 0).unwrap_or(0);
+                    format!("dequeue the item of archive {i} (row → processing)")
+                }
+                WStep::Apply(i) if seed || model.has(super::RedoMutation::EffectNotKeyed) => {
+                    format!("apply the semantic effect of archive {i} (an append)")
+                }
+                WStep::Apply(i) => format!("create effect semantic/{i} (keyed by the item)"),
+                WStep::Ack(i) => format!("ack the item of archive {i} (delete the row)"),
             };
             ("worker".into(), text)
         }
         RedoAction::Recovery => {
             let text = match last.recovery {
-                RStep::Replay { index, .. } if last.markers[index as usize] == Marker::Torn => {
+                RStep::Replay { index, .. }
+                    if seed && last.markers[index as usize] == Marker::Torn =>
+                {
                     format!("read marker of archive {index} → unreadable ({{}}): delete it without replay")
                 }
-                RStep::Replay { index, stage: 0 } if !seed => {
-                    format!("replay archive {index}: clear its messages from the live list")
+                RStep::Replay { index, .. } if model.has(super::RedoMutation::NoReplay) => {
+                    format!("mark archive {index} done without replaying it")
                 }
-                RStep::Replay { index, stage: 0 } => format!("replay archive {index}: read marker"),
-                RStep::Replay { index, stage: 1 } => {
-                    format!("replay archive {index}: extract and write memories")
+                RStep::Replay { index, p2 } => {
+                    let next_p2 = match next.recovery {
+                        RStep::Replay { index: j, p2 } if j == index => Some(p2),
+                        _ => None,
+                    };
+                    format!(
+                        "replay archive {index}: {}",
+                        phase2(model, last, next_p2, index, p2, true)
+                    )
                 }
-                RStep::Replay { index, stage: 2 } => {
-                    format!("replay archive {index}: enqueue semantic work")
-                }
-                RStep::Replay { index, .. } => format!(
-                    "replay archive {index}: {}",
-                    if seed {
-                        "delete the marker"
-                    } else {
-                        "create done"
-                    }
-                ),
                 RStep::Idle => "nothing".into(),
             };
             ("recovery".into(), text)
         }
         RedoAction::Commit(c) => {
             let me = last.committers[c as usize];
+            let after = next.committers[c as usize];
             let text = match me.step {
                 CStep::Load => format!(
-                    "load session: {} archives, next index {}",
+                    "load session: {} archives, next index {} (in memory)",
                     RedoModel::archive_count(last),
-                    next.committers[c as usize].index
+                    after.index
                 ),
-                CStep::ReadMessages => format!("read messages → {}", ids(last.live)),
-                CStep::WriteArchive if seed => format!(
-                    "write archive {} = {} (overwrite)",
-                    me.index,
-                    ids(me.snapshot)
-                ),
-                CStep::WriteArchive => {
-                    let ok = next.archives[me.index as usize] != last.archives[me.index as usize];
+                CStep::Lock => "take the session lock (POINT on the session directory) → ok".into(),
+                CStep::ListArchives => format!("list archives → next index {}", after.index),
+                CStep::ReadMessages if seed => format!("read messages → {}", ids(after.snapshot)),
+                CStep::ReadMessages => {
+                    format!("read messages not in any archive → {}", ids(after.snapshot))
+                }
+                CStep::WriteArchive if seed || model.has(super::RedoMutation::IndexFromMemory) => {
                     format!(
-                        "create archive {} = {} (the redo record) → {}",
+                        "write archive {} = {} (overwrite)",
                         me.index,
-                        ids(me.snapshot),
-                        if ok { "ok" } else { "already exists" }
+                        ids(me.snapshot)
                     )
                 }
-                CStep::ClearMessages if seed => {
-                    "write messages.jsonl = [] (drops everything live)".into()
-                }
-                CStep::ClearMessages => format!(
-                    "remove archived messages {} from the live list",
-                    ids(me.snapshot)
+                CStep::WriteArchive => format!(
+                    "create archives/~{} = {} (the redo record) → {}",
+                    me.index,
+                    ids(me.snapshot),
+                    match last.archives[me.index as usize] {
+                        None => "ok".to_string(),
+                        Some(a) if after.step == CStep::ClearMessages => {
+                            format!("already exists, and it is ours (c{})", a.owner)
+                        }
+                        Some(a) => format!("already exists (c{}'s)", a.owner),
+                    }
                 ),
+                CStep::ClearMessages if seed => {
+                    "write messages.jsonl = [] (drops everything stored)".into()
+                }
+                CStep::ClearMessages => {
+                    format!("delete message {}", ids(last.stored & !next.stored))
+                }
                 CStep::WriteMarker => format!("write redo marker for archive {}", me.index),
-                CStep::WriteMemories => {
-                    format!("extract and write memories of archive {}", me.index)
+                CStep::Unlock if last.lock == Some(c) => "release the session lock".into(),
+                CStep::Unlock => "release the session lock → not ours any more (no-op)".into(),
+                CStep::Phase2(p2) => {
+                    let next_p2 = match after.step {
+                        CStep::Phase2(p) => Some(p),
+                        _ => None,
+                    };
+                    phase2(model, last, next_p2, me.index, p2, false)
                 }
-                CStep::Enqueue => format!("enqueue semantic work for archive {}", me.index),
-                CStep::FinishMarker if seed => {
-                    format!("delete the redo marker of archive {}", me.index)
-                }
-                CStep::FinishMarker => format!("create done for archive {}", me.index),
-                CStep::Lock => "take the session lock (POINT on the session directory) → ok".into(),
-                CStep::Unlock => "release the session lock".into(),
                 CStep::Done | CStep::Crashed => "nothing".into(),
             };
             (format!("c{c}"), text)
         }
+    }
+}
+
+fn plain(actor: Actor) -> RedoAction {
+    match actor {
+        Actor::Committer(c) => RedoAction::Commit(c),
+        Actor::Recovery => RedoAction::Recovery,
+        Actor::Worker => RedoAction::Worker,
     }
 }
 
@@ -124,17 +228,21 @@ pub fn action_name(action: RedoAction) -> String {
         RedoAction::AddMessage => "add-message".into(),
         RedoAction::Commit(c) => format!("step c{c}"),
         RedoAction::CrashCommitter(c) => format!("crash c{c}"),
+        RedoAction::CrashTearingMarker(c) => format!("crash c{c} tearing the marker"),
         RedoAction::Restart => "restart".into(),
         RedoAction::Recovery => "recovery".into(),
         RedoAction::CrashRecovery => "crash recovery".into(),
         RedoAction::Worker => "worker".into(),
         RedoAction::CrashWorker => "crash worker".into(),
+        RedoAction::Expire => "expire".into(),
+        RedoAction::FailEnqueue => "fail enqueue".into(),
+        RedoAction::Ambiguous(actor) => format!("ambiguous {}", action_name(plain(actor))),
     }
 }
 
 /// The closing line of a counterexample of `property`.
 pub fn conclusion(
-    _model: &RedoModel,
+    model: &RedoModel,
     property: &str,
     path: &[(RedoState, Option<RedoAction>)],
 ) -> Option<String> {
@@ -146,47 +254,65 @@ pub fn conclusion(
             .collect::<Vec<_>>()
             .join(", ")
     };
+    let messages = |pick: &dyn Fn(u8) -> bool| -> String {
+        (0..state.added)
+            .filter(|m| pick(*m))
+            .map(|m| format!("m{m}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let in_archives = |m: u8| {
+        state
+            .archives
+            .iter()
+            .flatten()
+            .filter(|a| a.messages & (1 << m) != 0)
+            .count()
+    };
+    let live = model.live(state);
     let text = match property {
-        "no message lost" => {
-            let lost: Vec<String> = (0..state.added)
-                .filter(|m| {
-                    state.live & (1 << m) == 0
-                        && !state.archives.iter().flatten().any(|a| a & (1 << m) != 0)
-                })
-                .map(|m| format!("m{m}"))
-                .collect();
-            format!(
-                "message {} is neither live nor in any archive: lost",
-                lost.join(", ")
-            )
-        }
-        "no duplicate archive" => {
-            "a message is archived twice, or stays live after its archive settled".into()
-        }
-        "no memory lost" => format!(
-            "{} has no memories and nothing will replay it",
-            archives(&|i| state.archives[i].is_some() && state.memories[i] == 0)
+        "no message lost" => format!(
+            "message {} is neither live nor in any archive: lost",
+            messages(&|m| live & (1 << m) == 0 && in_archives(m) == 0)
         ),
-        "no duplicate memories" => format!(
-            "{} has its memories twice",
-            archives(&|i| state.memories[i] > 1)
+        "no duplicate archive" => format!(
+            "message {} is in two archives",
+            messages(&|m| in_archives(m) > 1)
+        ),
+        "no memory lost" => format!(
+            "message {} is archived, not live, and its archive has no memories and nothing will replay it",
+            messages(&|m| live & (1 << m) == 0 && in_archives(m) > 0)
+        ),
+        "memories from one extraction" => format!(
+            "readers see memories of {} from two extractions",
+            archives(&|i| {
+                let view = model.view(state, i);
+                view.iter().any(|(_, e)| Some(*e) != view.first().map(|(_, e)| *e))
+            })
+        ),
+        "memories whole" => format!(
+            "the manifest of {} names memories that do not exist",
+            archives(&|i| state.manifest[i].is_some())
         ),
         "effect applied once" => format!(
-            "the semantic effect of {} was applied twice",
-            archives(&|i| state.applied[i] > 1)
+            "the semantic effect of {} landed twice",
+            archives(&|i| state.effects[i] > 1)
         ),
         "delivered at least once" => {
             "a commit's semantic work was never applied, and nothing is left to deliver it".into()
         }
         "recovery idempotent" => {
-            "a replay wrote memories a second time for a commit that had them".into()
+            "a replay wrote memories again for a commit whose memories readers already see".into()
         }
-        "every marker deleted" => format!(
-            "the redo record of {} stays pending for good",
-            archives(&|i| matches!(state.markers[i], Marker::Pending { .. } | Marker::Torn))
+        "every redo record finished" => format!(
+            "the redo record of {} stays open for good",
+            archives(&|i| if model.variant().is_seed() {
+                state.markers[i] != Marker::None
+            } else {
+                state.archives[i].is_some() && state.done & (1 << i) == 0
+            })
         ),
         _ => return None,
     };
-    let _ = (CStep::Done, RStep::Idle, WStep::Idle, RedoVariant::Seed);
     Some(text)
 }

@@ -76,8 +76,8 @@ pub struct Bounds {
     #[arg(long)]
     renewals: Option<u8>,
     /// lock: store faults per behaviour (a failed operation, or a create that lands while its
-    /// caller gets an error). merge: ambiguous outcomes (a create that lands while its caller
-    /// gets an error).
+    /// caller gets an error). merge, redo: ambiguous outcomes (a write that lands while its
+    /// caller gets an error; in the redo seed, a replay's failed enqueue).
     #[arg(long)]
     faults: Option<u8>,
     /// lock, merge, redo: crashes per behaviour.
@@ -108,9 +108,16 @@ pub struct Bounds {
     /// redo: messages the user adds.
     #[arg(long)]
     messages: Option<u8>,
-    /// redo: restarts (each runs recovery and the queue's stale-claim recovery).
+    /// redo: restarts (each runs recovery, the queue's stale-claim recovery, and the path locks'
+    /// recovery of dead holders).
     #[arg(long)]
     restarts: Option<u8>,
+    /// redo: lease expiries of the session lock while its holder may still run (a zombie).
+    #[arg(long)]
+    expiries: Option<u8>,
+    /// redo: committers take no session lock at all (safety must not rest on it).
+    #[arg(long)]
+    no_session_lock: bool,
 }
 
 impl Bounds {
@@ -121,7 +128,7 @@ impl Bounds {
         const REDO: &[&str] = &["redo"];
         const LOCK_MERGE: &[&str] = &["lock", "merge"];
         const ALL: &[&str] = &["lock", "merge", "redo"];
-        let flags: [(&str, bool, &[&str]); 21] = [
+        let flags: [(&str, bool, &[&str]); 23] = [
             ("--clients", self.clients.is_some(), LOCK),
             ("--tree", self.tree.is_some(), LOCK),
             ("--modes", self.modes.is_some(), LOCK),
@@ -136,7 +143,7 @@ impl Bounds {
             ),
             ("--retries", self.retries.is_some(), LOCK),
             ("--renewals", self.renewals.is_some(), LOCK),
-            ("--faults", self.faults.is_some(), LOCK_MERGE),
+            ("--faults", self.faults.is_some(), ALL),
             ("--crashes", self.crashes.is_some(), ALL),
             ("--collections", self.collections.is_some(), LOCK),
             ("--mergers", self.mergers.is_some(), MERGE),
@@ -147,6 +154,8 @@ impl Bounds {
             ("--committers", self.committers.is_some(), REDO),
             ("--messages", self.messages.is_some(), REDO),
             ("--restarts", self.restarts.is_some(), REDO),
+            ("--expiries", self.expiries.is_some(), REDO),
+            ("--no-session-lock", self.no_session_lock, REDO),
         ];
         flags
             .into_iter()
@@ -218,6 +227,9 @@ impl Bounds {
             messages: self.messages.unwrap_or(config.messages),
             restarts: self.restarts.unwrap_or(config.restarts),
             crashes: self.crashes.unwrap_or(config.crashes),
+            expiries: self.expiries.unwrap_or(config.expiries),
+            faults: self.faults.unwrap_or(config.faults),
+            session_lock: config.session_lock && !self.no_session_lock,
             ..config
         }
     }
