@@ -69,7 +69,7 @@ pub fn entries() -> Vec<Entry> {
     };
     let mutant = |m: RedoMutation| RedoConfig::new(RedoVariant::Fixed(Some(m)));
     let seed = RedoVariant::Seed;
-    let (bug, planted) = (EntryKind::SeedBug, EntryKind::Mutant);
+    let (bug, planted, regression) = (EntryKind::SeedBug, EntryKind::Mutant, EntryKind::Regression);
     vec![
         entry("redo/crash-before-marker-loses-phase2", bug,
             "a crash after messages.jsonl is emptied and before the redo marker is written loses phase 2 for good: the messages are gone from the session, their archive has no memories, and nothing replays it",
@@ -141,7 +141,7 @@ pub fn entries() -> Vec<Entry> {
                 },
                 at_end: true,
             })),
-        entry("redo/regression-release-before-clear", planted,
+        entry("redo/regression-release-before-clear", regression,
             "our first draft: phase 1 trusted the session lock, and recovery freed a dead committer's lock before its clear was finished, so a second committer archived the same messages",
             "lockstep's first redo draft (found by the checker)", "no duplicate archive",
             RedoConfig { expiries: 0, faults: 0, ..mutant(RedoMutation::NoExclusion) }, None),
