@@ -440,10 +440,12 @@ impl Harness {
                         self.cursor.behaviour()
                     ))
                 }
-                Ok(None) | Err(()) => return Err(format!(
+                Ok(None) | Err(()) => {
+                    return Err(format!(
                     "the implementation wrote {expected}, which the model cannot ({action:?})\n{}",
                     self.cursor.behaviour()
-                )),
+                ))
+                }
             }
         }
         Ok(())

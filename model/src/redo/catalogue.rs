@@ -127,7 +127,18 @@ pub fn entries() -> Vec<Entry> {
             })),
         entry("redo/replay-enqueues-twice", bug,
             "every replay enqueues semantic work again, and each delivery applies its effect",
-            "OpenViking PR 431 lock_manager.py _redo_session_memory (always enqueues)", "effect applied once", small(seed), None),
+            "OpenViking PR 431 lock_manager.py _redo_session_memory (always enqueues)", "effect applied once", small(seed),
+            Some(Signature {
+                step: |_, state, action| {
+                    // The path holds a replay's enqueue.
+                    matches!(action, RedoAction::Recovery)
+                        && matches!(state.recovery, RStep::Replay { p2, .. } if p2.stage == P2Stage::Enqueue)
+                },
+                at_end: false,
+            })),
+        entry("redo/reload-before-clear-archives-twice", bug,
+            "a second Session loads the session after the first wrote its archive and before it emptied messages.jsonl: it archives the same messages again",
+            SESSION_PY, "no duplicate archive", RedoConfig { crashes: 0, restarts: 0, ..small(seed) }, None),
         entry("redo/failed-enqueue-re-extracts", bug,
             "a replay whose enqueue fails keeps its marker and is replayed at every restart, each time extracting and writing a new set of memories: the memories grow with every restart",
             RECOVERY_PY, "memories from one extraction",
@@ -149,14 +160,14 @@ pub fn entries() -> Vec<Entry> {
             "phase 1 trusts the session lock: a holder pauses past its lease after creating its archive, a second committer takes the lock and archives the same messages",
             "mutant of specs/redo.md (exclusion of archived messages)", "no duplicate archive",
             RedoConfig { crashes: 0, restarts: 0, faults: 0, ..mutant(RedoMutation::NoExclusion) }, None),
-        entry("redo/mutant-index-from-memory", planted, "the archive index from memory, written by overwrite: a stale index overwrites an archive", "mutant of specs/redo.md (archive claim)", "no message lost", mutant(RedoMutation::IndexFromMemory), None),
+        entry("redo/mutant-index-from-memory", planted, "the archive written by overwrite at the index listed before (no create-if-absent): a committer whose lease expired overwrites a newer archive", "mutant of specs/redo.md (archive claim)", "no message lost", mutant(RedoMutation::IndexFromMemory), None),
         entry("redo/mutant-clear-all", planted, "clearing deletes every stored message, not only the archived ones", "mutant of specs/redo.md (clear)", "no message lost", mutant(RedoMutation::ClearAll), None),
         entry("redo/mutant-archive-exists-is-theirs", planted, "an archive create lands while its committer sees an error; its retry finds it there, takes it for someone else's, and excludes its own messages: nobody finishes that archive", "mutant of specs/redo.md (ambiguous archive create)", "no memory lost", mutant(RedoMutation::ArchiveExistsIsTheirs), None),
         entry("redo/mutant-no-manifest", planted, "no manifest: a replay after a crash writes a second extraction's memories beside the first's", "mutant of specs/redo.md (manifest)", "memories from one extraction", mutant(RedoMutation::NoManifest), None),
         entry("redo/mutant-keyed-memories", planted, "memories keyed by (archive, n) with no manifest: a crash partway, and a replay with a different extraction fills the gap: a mix", "mutant of specs/redo.md (manifest)", "memories from one extraction", mutant(RedoMutation::KeyedMemories), None),
         entry("redo/mutant-manifest-first", planted, "the manifest created before its memories: readers see a manifest naming memories that do not exist", "mutant of specs/redo.md (manifest last)", "memories whole", mutant(RedoMutation::ManifestFirst), None),
         entry("redo/mutant-skip-manifest-check", planted, "phase 2 does not read the manifest first: a replay of a finished extraction extracts and writes again", "mutant of specs/redo.md (recovery)", "recovery idempotent", mutant(RedoMutation::SkipManifestCheck), None),
-        entry("redo/mutant-effect-not-keyed", planted, "the semantic effect applied without its key: a re-delivery applies it twice", "mutant of specs/redo.md (keyed effects)", "effect applied once", mutant(RedoMutation::EffectNotKeyed), None),
+        entry("redo/mutant-effect-not-keyed", planted, "the semantic effect applied without its key: a re-delivery applies it twice", "mutant of specs/redo.md (keyed effects)", "effect applied once", RedoConfig { faults: 0, ..mutant(RedoMutation::EffectNotKeyed) }, None),
         entry("redo/mutant-ack-before-apply", planted, "the worker acks before applying: a crash between loses the item", "mutant of specs/redo.md (ack after apply)", "delivered at least once", mutant(RedoMutation::AckBeforeApply), None),
         entry("redo/mutant-keep-marker", planted, "recovery never creates done for a replayed commit", "mutant of specs/redo.md (recovery)", "every redo record finished", mutant(RedoMutation::KeepMarker), None),
         entry("redo/mutant-no-replay", planted, "recovery drops redo records without replaying them", "mutant of specs/redo.md (recovery)", "a crashed commit is replayed", mutant(RedoMutation::NoReplay), None),

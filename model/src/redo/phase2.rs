@@ -91,7 +91,14 @@ pub fn step(
                 p2.extraction as usize * MEMORIES + n as usize
             };
             if state.memories[i][slot].is_none() {
-                if by_recovery && !model.view(state, i).is_empty() {
+                // Memories of another extraction readers already see: this replay repeats work
+                // that was done (its own earlier writes do not count).
+                if by_recovery
+                    && model
+                        .view(state, i)
+                        .iter()
+                        .any(|(_, e)| *e != p2.extraction)
+                {
                     state.replay_rewrote = true;
                 }
                 state.memories[i][slot] = Some(p2.extraction);

@@ -88,14 +88,14 @@ pub fn describe(
         RedoAction::CrashRecovery => ("recovery".into(), "CRASHES".into()),
         RedoAction::CrashWorker => (
             "worker".into(),
-            "CRASHES (its row stays `processing`)".into(),
+            "CRASHES (a dequeued row stays `processing` until a restart)".into(),
         ),
         RedoAction::Restart => (
             "restart".into(),
             if seed {
-                "queue RecoverStale: processing rows back to pending; recovery starts".into()
+                "the process restarts (its worker is gone); queue RecoverStale: processing rows back to pending; recovery starts".into()
             } else {
-                "queue RecoverStale; a dead holder's session lock is freed; recovery starts".into()
+                "the process restarts (its worker is gone); queue RecoverStale; the path locks' recovery frees a dead holder's lock; recovery starts".into()
             },
         ),
         RedoAction::Expire => (
@@ -169,6 +169,9 @@ pub fn describe(
                 CStep::Lock => "take the session lock (POINT on the session directory) → ok".into(),
                 CStep::ListArchives => format!("list archives → next index {}", after.index),
                 CStep::ReadMessages if seed => format!("read messages → {}", ids(after.snapshot)),
+                CStep::ReadMessages if model.has(super::RedoMutation::NoExclusion) => {
+                    format!("read stored messages → {}", ids(after.snapshot))
+                }
                 CStep::ReadMessages => {
                     format!("read messages not in any archive → {}", ids(after.snapshot))
                 }
@@ -281,7 +284,16 @@ pub fn conclusion(
         ),
         "no memory lost" => format!(
             "message {} is archived, not live, and its archive has no memories and nothing will replay it",
-            messages(&|m| live & (1 << m) == 0 && in_archives(m) > 0)
+            messages(&|m| {
+                live & (1 << m) == 0
+                    && in_archives(m) > 0
+                    && !(0..ARCHIVES_MAX).any(|i| {
+                        state.archives[i].is_some_and(|a| a.messages & (1 << m) != 0)
+                            && (!model.view(state, i).is_empty()
+                                || model.in_flight(state, i as u8)
+                                || model.pending(state, i))
+                    })
+            })
         ),
         "memories from one extraction" => format!(
             "readers see memories of {} from two extractions",
