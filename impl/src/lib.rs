@@ -8,6 +8,7 @@ pub mod bench;
 pub mod lock;
 pub mod merge;
 pub mod mutants;
+pub mod redo;
 pub mod store;
 pub mod sync;
 

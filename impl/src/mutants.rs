@@ -59,10 +59,31 @@ pub enum Mutant {
     /// A merger that finds its own `lock` newest (a create it saw fail landed late) waits for it
     /// as for anybody's: it waits on itself, and leaves an orphan lock.
     MergeOwnLockIsBusy = 17,
+    /// Phase 1 archives every stored message, also those already in an archive whose delete is
+    /// pending (model mutant `no-exclusion`): a message is archived twice.
+    RedoNoExclusion = 18,
+    /// Phase 1 deletes every stored message, not only those it archived (model mutant
+    /// `clear-all`; the seed's blind overwrite): a message added meanwhile is lost.
+    RedoClearAll = 19,
+    /// An archive create that finds its key taken is taken as another commit's, even when it is
+    /// our own create whose answer was lost (model mutant `archive-exists-is-theirs`).
+    RedoArchiveExistsIsTheirs = 20,
+    /// Phase 2 does not read the manifest first (model mutant `skip-manifest-check`): a replay
+    /// of an archive whose memories exist extracts and writes them again.
+    RedoSkipManifestCheck = 21,
+    /// The worker's effect is written under a fresh key per delivery, not keyed by the item
+    /// (model mutant `effect-not-keyed`): a re-delivery applies it twice.
+    RedoEffectNotKeyed = 22,
+    /// The worker acks before applying (model mutant `ack-before-apply`): a crash in between
+    /// loses the effect.
+    RedoAckBeforeApply = 23,
+    /// Phase 2 creates `done` before it enqueues: a crash in between leaves memories whose
+    /// semantic item is never delivered.
+    RedoDoneBeforeEnqueue = 24,
 }
 
 impl Mutant {
-    pub const ALL: [Mutant; 17] = [
+    pub const ALL: [Mutant; 24] = [
         Mutant::MemCheckThenInsert,
         Mutant::RenewDuringRelease,
         Mutant::SkipRecheck,
@@ -80,6 +101,13 @@ impl Mutant {
         Mutant::MergeCleanEndAfterGivingUp,
         Mutant::MergeCommitTrustsAlreadyExists,
         Mutant::MergeOwnLockIsBusy,
+        Mutant::RedoNoExclusion,
+        Mutant::RedoClearAll,
+        Mutant::RedoArchiveExistsIsTheirs,
+        Mutant::RedoSkipManifestCheck,
+        Mutant::RedoEffectNotKeyed,
+        Mutant::RedoAckBeforeApply,
+        Mutant::RedoDoneBeforeEnqueue,
     ];
 
     pub fn name(self) -> &'static str {
@@ -101,6 +129,13 @@ impl Mutant {
             Mutant::MergeCleanEndAfterGivingUp => "merge-clean-end-after-giving-up",
             Mutant::MergeCommitTrustsAlreadyExists => "merge-commit-trusts-already-exists",
             Mutant::MergeOwnLockIsBusy => "merge-own-lock-is-busy",
+            Mutant::RedoNoExclusion => "redo-no-exclusion",
+            Mutant::RedoClearAll => "redo-clear-all",
+            Mutant::RedoArchiveExistsIsTheirs => "redo-archive-exists-is-theirs",
+            Mutant::RedoSkipManifestCheck => "redo-skip-manifest-check",
+            Mutant::RedoEffectNotKeyed => "redo-effect-not-keyed",
+            Mutant::RedoAckBeforeApply => "redo-ack-before-apply",
+            Mutant::RedoDoneBeforeEnqueue => "redo-done-before-enqueue",
         }
     }
 }

@@ -94,6 +94,12 @@ impl LockManager {
         &self.shared.options
     }
 
+    /// A fresh owner id of this manager's process: the store proves it dead when this manager's
+    /// registration ends (the redo log's archives and queue claims are owned this way).
+    pub fn new_owner(&self) -> String {
+        self.shared.process.owner()
+    }
+
     pub fn store(&self) -> &dyn Store {
         &*self.shared.store
     }

@@ -1,0 +1,123 @@
+//! Recovery (specs/redo.md §4): replay phase 2 of every archive without `done` whose committer
+//! the store proves dead, and free the queue claims of workers the store proves dead.
+//!
+//! Only provably dead committers are replayed (never a guess from hostname or pid): a commit
+//! still in its phase 2 elsewhere is left to finish. One recovery runs at a time, under a path
+//! lock of its own: the model has one recovery actor, and two concurrent replays of one archive
+//! would each write an extraction's memories (one of them invisible garbage).
+
+use std::collections::BTreeSet;
+
+use super::commit::list_archives;
+use super::entry::{self, ClaimEntry, RowEntry};
+use super::keys::{self, SessionName};
+use super::{phase2, queue, session_names, RedoError, Sessions};
+use crate::lock::owner::process_part;
+use crate::lock::{LockError, LockMode, Operation};
+use crate::store::Liveness;
+
+/// The path lock recovery runs under.
+pub const RECOVERY_LOCK: &str = "/lockstep-redo/recovery";
+
+/// One archive whose phase 2 recovery replayed.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct RecoveredRedo {
+    pub session: SessionName,
+    pub archive: u64,
+    /// The committer proven dead.
+    pub owner: String,
+    pub memories: Vec<String>,
+}
+
+/// What a recovery did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RedoRecovery {
+    pub replayed: Vec<RecoveredRedo>,
+    /// Archives without `done` whose committer is alive or not provably dead: left alone.
+    pub left_to_their_committer: Vec<String>,
+    /// Queue claims of workers proven dead, freed: `session/k`.
+    pub claims_freed: Vec<String>,
+}
+
+pub(crate) async fn recover(sessions: &Sessions) -> Result<RedoRecovery, RedoError> {
+    let operation =
+        Operation::new(LockMode::Point, &[RECOVERY_LOCK]).map_err(RedoError::Lock)?;
+    let guard = match sessions.locks.lock(operation).await {
+        Ok(guard) => guard,
+        Err(LockError::Busy { holder, .. }) => return Err(RedoError::RecoveryBusy { holder }),
+        Err(error) => return Err(RedoError::Lock(error)),
+    };
+    let result = recover_locked(sessions).await;
+    if let Err(error) = guard.release().await {
+        tracing::warn!(%error, "releasing the recovery lock failed; it expires with its lease");
+    }
+    result
+}
+
+async fn recover_locked(sessions: &Sessions) -> Result<RedoRecovery, RedoError> {
+    let mut recovery = RedoRecovery::default();
+    let store = sessions.store();
+    for session in session_names(store).await? {
+        let archives = list_archives(sessions, &session).await?;
+        let done_prefix = session.done_prefix();
+        let done: BTreeSet<u64> = store
+            .list(&done_prefix)
+            .await?
+            .iter()
+            .filter_map(|k| keys::index_of(k, &done_prefix))
+            .collect();
+        for (k, archive) in archives.entries.iter().enumerate() {
+            let k = k as u64;
+            if done.contains(&k) {
+                continue;
+            }
+            let abandoned =
+                crate::sync::lock(&sessions.abandoned).contains(&(session.clone(), k));
+            let dead = abandoned
+                || store.owner_liveness(process_part(&archive.owner)).await? == Liveness::Dead;
+            if !dead {
+                recovery.left_to_their_committer.push(format!("{session}/{k}"));
+                continue;
+            }
+            let memories =
+                phase2::run(sessions, &session, k, &archive.messages, "recovery").await?;
+            crate::sync::lock(&sessions.abandoned).remove(&(session.clone(), k));
+            recovery.replayed.push(RecoveredRedo {
+                session: session.clone(),
+                archive: k,
+                owner: archive.owner.clone(),
+                memories,
+            });
+        }
+    }
+    for row_key in store.list(keys::ROWS).await? {
+        let Some((session, k)) = queue::parse_row(&row_key) else {
+            continue;
+        };
+        let Some(row) = sessions.read::<RowEntry>(&row_key).await? else {
+            continue;
+        };
+        let (next, newest) = queue::claims(sessions, &session, k, &row.nonce).await?;
+        let Some(ClaimEntry::Claim { worker, .. }) = &newest else {
+            continue;
+        };
+        if store.owner_liveness(process_part(worker)).await? != Liveness::Dead {
+            continue;
+        }
+        let free = ClaimEntry::Free {
+            v: entry::FORMAT_VERSION,
+            of: worker.clone(),
+            written_at_ms: entry::wall_ms(),
+        };
+        // `AlreadyExists`: a worker claimed over it meanwhile (or our lost answer): either way
+        // the stale claim is no longer the newest.
+        if sessions
+            .create_retrying(&session.claim(k, &row.nonce, next), &entry::encode(&free))
+            .await?
+            .is_created()
+        {
+            recovery.claims_freed.push(format!("{session}/{k}"));
+        }
+    }
+    Ok(recovery)
+}
