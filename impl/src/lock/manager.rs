@@ -204,6 +204,16 @@ impl LockManager {
         }
     }
 
+    /// Ends this manager's owner registration as a crash would, now, and keeps running: the
+    /// store proves its owners dead from here on. For a user of the registration that gave up
+    /// work only recovery can finish (the redo log's abandoned phase 2), which must not be left
+    /// to an owner whose clean end makes its liveness unknown.
+    pub fn end_registration_as_crash(&self) {
+        if let Some(registration) = lock(&self.shared.registration).take() {
+            registration.end_as_crash();
+        }
+    }
+
     /// Waits until the background task has done every job queued before this call (withdraws of
     /// cancelled acquisitions, releases of dropped guards). For tests.
     #[doc(hidden)]

@@ -250,3 +250,21 @@ pub async fn inspect_session(store: &dyn Store, session: &SessionName) -> Result
         unrecognised,
     })
 }
+
+/// The owners whose registration files must be kept (`lockstep gc`): committers of archives
+/// still pending and workers of claims still newest. Their files prove their death to recovery.
+pub async fn owners_to_keep(store: &dyn Store) -> Result<Vec<String>, RedoError> {
+    let view = inspect(store).await?;
+    let mut owners = Vec::new();
+    for session in &view.sessions {
+        for archive in session.archives.iter().filter(|a| !a.done) {
+            owners.push(process_part(&archive.owner).to_owned());
+        }
+        for row in &session.queue {
+            if let Some(worker) = &row.worker {
+                owners.push(process_part(worker).to_owned());
+            }
+        }
+    }
+    Ok(owners)
+}

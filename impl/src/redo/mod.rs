@@ -40,7 +40,7 @@ use std::time::Duration;
 
 pub use commit::Committed;
 pub use extract::{EchoExtractor, ExtractError, MemoryExtractor};
-pub use inspect::{inspect, SessionView, StoreView};
+pub use inspect::{inspect, inspect_session, owners_to_keep, SessionView, StoreView};
 pub use keys::SessionName;
 pub use queue::Worked;
 pub use recover::{RecoveredRedo, RedoRecovery};
@@ -133,12 +133,19 @@ impl Default for RedoOptions {
 /// manager, so that the store can prove a crashed committer or worker dead).
 pub struct Sessions {
     store: Arc<dyn Store>,
-    locks: LockManager,
+    /// `None` only once `shutdown` or `kill` took it.
+    locks: Option<LockManager>,
     extractor: Arc<dyn MemoryExtractor>,
     options: RedoOptions,
     /// Archives whose commit in this process gave up in phase 2 (their committer has ended,
     /// which only this process knows): `recover` from this process replays them too.
     abandoned: Mutex<BTreeSet<(SessionName, u64)>>,
+}
+
+impl Drop for Sessions {
+    fn drop(&mut self) {
+        self.end_for_recovery();
+    }
 }
 
 impl std::fmt::Debug for Sessions {
@@ -177,7 +184,7 @@ impl Sessions {
             .map_err(RedoError::Lock)?;
         Ok(Sessions {
             store,
-            locks,
+            locks: Some(locks),
             extractor,
             options,
             abandoned: Mutex::new(BTreeSet::new()),
@@ -236,17 +243,40 @@ impl Sessions {
     /// owner is provably dead afterwards, and nothing is released.
     #[doc(hidden)]
     pub async fn kill(self) {
-        self.locks.kill().await;
+        let mut this = self;
+        crate::sync::lock(&this.abandoned).clear();
+        if let Some(locks) = this.locks.take() {
+            locks.kill().await;
+        }
     }
 
     /// Releases what is held and stops the background tasks.
     pub async fn shutdown(self) {
-        self.locks.shutdown().await;
+        let mut this = self;
+        this.end_for_recovery();
+        if let Some(locks) = this.locks.take() {
+            locks.shutdown().await;
+        }
+    }
+
+    /// If a commit of this handle gave up in phase 2, ends the owner registration as a crash
+    /// would, so that the store proves its committer dead and recovery replays the archive (a
+    /// clean end makes the owner's liveness unknown, and nobody would ever replay it).
+    fn end_for_recovery(&self) {
+        if !crate::sync::lock(&self.abandoned).is_empty() {
+            if let Some(locks) = &self.locks {
+                locks.end_registration_as_crash();
+            }
+        }
     }
 
     /// A fresh owner id of this process (a worker's claims).
     fn new_owner(&self) -> String {
-        self.locks.new_owner()
+        self.locks().new_owner()
+    }
+
+    fn locks(&self) -> &LockManager {
+        self.locks.as_ref().expect("taken only by shutdown and kill, which consume the handle")
     }
 
     /// Creates `key`, retrying a create that returned an error (it may have landed: the retry

@@ -85,6 +85,12 @@ enum Command {
     /// child's BASE; aborted, nothing changed); 77 the lock was force-released while the merge
     /// ran (this merger is fenced); 74 storage error or an entry that cannot be read; 2 bad usage.
     Merge(crate::lake::MergeArgs),
+    /// Sessions of the redo log (state in ROOT/.lockstep): add messages, commit, show.
+    #[command(subcommand)]
+    Session(crate::sessions::SessionCommand),
+    /// The semantic queue the redo log's commits enqueue to.
+    #[command(subcommand)]
+    Queue(crate::sessions::QueueCommand),
     /// The merge-lock meta-query: per child branch, the lock's state, holder, index, intent,
     /// age, and whether the holder is alive, unknown or dead (a dead holder's lock is stuck until
     /// `recover`).
@@ -92,8 +98,10 @@ enum Command {
     /// Release the lock on PATH (or with --merge BRANCH, a branch's merge lock) whatever its
     /// holder is doing (it becomes a zombie; fencing stops it).
     ForceRelease(crate::locks::ForceReleaseArgs),
-    /// Release the path locks and merge locks of owners the store proves dead (their
-    /// registration's file lock is free).
+    /// Recover everything whose owner the store proves dead (its registration's file lock is
+    /// free): release stuck path locks and merge locks, replay the phase 2 of redo records
+    /// (archives without `done`), and free stale queue claims. Owners not proven dead are left
+    /// alone (their locks expire; their commits are theirs to finish).
     Recover(crate::locks::RecoverArgs),
     /// Supersede or quarantine an entry `locks` reports as corrupt (only when asked: lockstep never
     /// treats a corrupt entry as free on its own).
@@ -158,6 +166,8 @@ pub fn main() -> ExitCode {
         Command::Lock(args) => crate::locks::run(crate::locks::lock(args)),
         Command::Branch(command) => crate::locks::run(crate::lake::branch(command)),
         Command::Merge(args) => crate::locks::run(crate::lake::merge(args)),
+        Command::Session(command) => crate::locks::run(crate::sessions::session(command)),
+        Command::Queue(command) => crate::locks::run(crate::sessions::queue(command)),
         Command::MergeLocks(args) => crate::locks::run(crate::lake::merge_locks(args)),
         Command::ForceRelease(args) => crate::locks::run(crate::locks::force_release(args)),
         Command::Recover(args) => crate::locks::run(crate::locks::recover(args)),

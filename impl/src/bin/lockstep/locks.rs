@@ -372,7 +372,7 @@ fn seconds(flag: &str, value: f64) -> Result<Duration, Failure> {
     })
 }
 
-fn parse_timeout(text: &str) -> Result<Option<Duration>, Failure> {
+pub fn parse_timeout(text: &str) -> Result<Option<Duration>, Failure> {
     if text == "forever" {
         return Ok(None);
     }
@@ -635,17 +635,18 @@ pub async fn force_release(args: ForceReleaseArgs) -> Result<u8, Failure> {
 }
 
 pub async fn recover(args: RecoverArgs) -> Result<u8, Failure> {
-    let (released, merge_released) = match open_existing(&args.root)? {
+    let (released, merge_released, redo) = match open_existing(&args.root)? {
         Some(store) => (
             lock::recover(&store).await?,
             crate::lake::recover(&store).await?,
+            crate::sessions::recover(&store).await?,
         ),
-        None => (Vec::new(), Vec::new()),
+        None => (Vec::new(), Vec::new(), Default::default()),
     };
     if args.json {
         println!(
             "{}",
-            serde_json::json!({ "released": released, "merge_locks_released": merge_released })
+            serde_json::json!({ "released": released, "merge_locks_released": merge_released, "redo": redo })
         );
     } else {
         println!(
@@ -662,6 +663,24 @@ pub async fn recover(args: RecoverArgs) -> Result<u8, Failure> {
         for r in &merge_released {
             println!("  {} (lock {}, holder {})", r.branch, r.index, r.holder);
         }
+        println!(
+            "replayed phase 2 of {} redo record(s) whose committers are proven dead",
+            redo.replayed.len()
+        );
+        for r in &redo.replayed {
+            println!("  {} archive {} ({} memories)", r.session, r.archive, r.memories.len());
+        }
+        if !redo.left_to_their_committer.is_empty() {
+            println!(
+                "left {} redo record(s) to committers not proven dead: {}",
+                redo.left_to_their_committer.len(),
+                redo.left_to_their_committer.join(", ")
+            );
+        }
+        println!(
+            "freed {} queue claim(s) of workers proven dead",
+            redo.claims_freed.len()
+        );
     }
     Ok(0)
 }
@@ -692,6 +711,10 @@ pub async fn gc(args: GcArgs) -> Result<u8, Failure> {
     collected
         .owners_kept
         .extend(crate::lake::holders(&store).await?);
+    // So do the committers of pending redo records and the workers of queue claims.
+    collected
+        .owners_kept
+        .extend(crate::sessions::holders(&store).await?);
     let (directories, temporaries, owner_files) = store.sweep_offline(&collected.owners_kept)?;
     if args.json {
         println!(
