@@ -20,6 +20,9 @@ pub enum Script {
     /// As `LoseAnswer`, and every later call fails: the connection dropped for good right after
     /// the write landed.
     LoseAnswerAndCrash(u32),
+    /// Crash before the `n`-th delete from now (deletes are counted apart from creates): it and
+    /// every later operation fail.
+    CrashBeforeDelete(u32),
     /// The `create`-th create from now fails without landing, and then lands late: just before
     /// this client's `after`-th operation after it (a timed-out write the server applies later).
     LandLate { create: u32, after: u32 },
@@ -38,6 +41,7 @@ pub struct Landed {
 struct State {
     script: Option<(u32, Script)>,
     creates: u32,
+    deletes: u32,
     crashed: bool,
     paused: bool,
     landed: Vec<Landed>,
@@ -67,6 +71,7 @@ impl Scripted {
     pub fn arm(&self, script: Script) {
         let mut state = self.state.lock().unwrap();
         state.creates = 0;
+        state.deletes = 0;
         state.script = Some((0, script));
     }
 
@@ -218,6 +223,19 @@ impl Store for Scripted {
 
     async fn delete(&self, key: &Key) -> Result<(), StoreError> {
         self.alive()?;
+        {
+            let mut state = self.state.lock().unwrap();
+            let n = state.deletes;
+            state.deletes += 1;
+            if let Some((_, Script::CrashBeforeDelete(at))) = state.script {
+                if at == n {
+                    state.script = None;
+                    state.crashed = true;
+                    state.fired.push(Script::CrashBeforeDelete(at));
+                    return Err(StoreError::Injected("the process crashed".into()));
+                }
+            }
+        }
         self.tick().await;
         self.inner.delete(key).await
     }

@@ -152,6 +152,41 @@ const CATCHERS: &[(Mutant, &str, &str)] = &[
         "tests/tests/merge_impl.rs",
         "a_merge_without_the_conflict_check_is_caught",
     ),
+    (
+        Mutant::RedoNoExclusion,
+        "tests/tests/redo_conformance.rs",
+        "catches_no_exclusion",
+    ),
+    (
+        Mutant::RedoClearAll,
+        "tests/tests/redo_conformance.rs",
+        "catches_clear_all",
+    ),
+    (
+        Mutant::RedoArchiveExistsIsTheirs,
+        "tests/tests/redo_conformance.rs",
+        "catches_archive_exists_is_theirs",
+    ),
+    (
+        Mutant::RedoSkipManifestCheck,
+        "tests/tests/redo_conformance.rs",
+        "catches_skip_manifest_check",
+    ),
+    (
+        Mutant::RedoEffectNotKeyed,
+        "tests/tests/redo_conformance.rs",
+        "catches_effect_not_keyed",
+    ),
+    (
+        Mutant::RedoAckBeforeApply,
+        "tests/tests/redo_conformance.rs",
+        "catches_ack_before_apply",
+    ),
+    (
+        Mutant::RedoDoneBeforeEnqueue,
+        "tests/tests/redo_conformance.rs",
+        "catches_done_before_enqueue",
+    ),
 ];
 
 /// The source of `function` in `source` (from its `fn` line to the first line that closes it at

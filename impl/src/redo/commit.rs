@@ -147,7 +147,14 @@ pub(crate) async fn commit(
         Err(error) => {
             // This commit ends here: only this process knows its archive's committer is gone.
             crate::sync::lock(&sessions.abandoned).insert((session.clone(), index));
-            return Err(error);
+            return Err(match error {
+                RedoError::Store(source) => RedoError::Phase2 {
+                    session: session.clone(),
+                    index,
+                    source,
+                },
+                other => other,
+            });
         }
     };
     Ok(Committed {
