@@ -158,6 +158,11 @@ const CATCHERS: &[(Mutant, &str, &str)] = &[
         "catches_no_exclusion",
     ),
     (
+        Mutant::RedoNoExclusion,
+        "impl/tests/redo_processes.rs",
+        "the_checker_catches_a_commit_without_exclusion",
+    ),
+    (
         Mutant::RedoClearAll,
         "tests/tests/redo_conformance.rs",
         "catches_clear_all",
