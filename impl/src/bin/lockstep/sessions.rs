@@ -31,7 +31,8 @@ pub enum SessionCommand {
 pub enum QueueCommand {
     /// Run a semantic-queue worker: claim pending rows, apply each item's effect (one create
     /// keyed by the item), ack. Claims of workers proven dead are taken over. Without --once it
-    /// polls until interrupted.
+    /// first runs recovery (as `lockstep recover` does for the redo log), then polls until
+    /// interrupted (SIGINT).
     Work(WorkArgs),
 }
 
@@ -259,6 +260,24 @@ pub async fn session(command: SessionCommand) -> Result<u8, Failure> {
 pub async fn queue(command: QueueCommand) -> Result<u8, Failure> {
     let QueueCommand::Work(args) = command;
     let sessions = sessions(hostile(open(&args.root)?), Some(Duration::ZERO)).await?;
+    if !args.once {
+        // A long-running worker is the manager of its store: it recovers at start (phase 2 of
+        // committers proven dead, claims of workers proven dead). Busy: another recovery runs.
+        match sessions.recover().await {
+            Ok(recovery) if args.json => {
+                println!("{}", serde_json::json!({ "recovery": recovery }))
+            }
+            Ok(recovery) => println!(
+                "recovery at start: replayed {} redo record(s), freed {} stale claim(s)",
+                recovery.replayed.len(),
+                recovery.claims_freed.len()
+            ),
+            Err(RedoError::RecoveryBusy { holder }) => {
+                eprintln!("lockstep: recovery at start skipped: another recovery runs ({holder})")
+            }
+            Err(error) => return Err(failure(error)),
+        }
+    }
     loop {
         let worked = sessions.work_once().await.map_err(failure)?;
         if args.json {
