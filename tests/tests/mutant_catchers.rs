@@ -163,6 +163,16 @@ const CATCHERS: &[(Mutant, &str, &str)] = &[
         "the_checker_catches_a_commit_without_exclusion",
     ),
     (
+        Mutant::RedoNoExclusion,
+        "impl/tests/redo_shuttle.rs",
+        "random_schedules_catch_a_commit_without_exclusion",
+    ),
+    (
+        Mutant::RedoClearAll,
+        "impl/tests/redo_shuttle.rs",
+        "random_schedules_catch_a_clear_of_every_message",
+    ),
+    (
         Mutant::RedoClearAll,
         "tests/tests/redo_conformance.rs",
         "catches_clear_all",
