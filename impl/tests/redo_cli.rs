@@ -382,3 +382,32 @@ fn help_explains_the_commands() {
     let help = ok(&["recover", "--help"], 0);
     assert!(help.contains("redo"), "{help}");
 }
+
+/// `lockstep bench redo --quick --json`: every case, each beside the floor of the same run, and
+/// recovery beside the same number of floor creates (no figure is asserted: timing is the
+/// benchmark's, not the test's).
+#[test]
+fn bench_redo_reports_every_case_beside_its_floor() {
+    let dir = tempfile::tempdir().unwrap();
+    let doc = json(&["bench", "redo", "--quick", "--json", "--dir", dir.path().to_str().unwrap()]);
+    let cases: Vec<&serde_json::Value> = doc["measurements"].as_array().unwrap().iter().collect();
+    let names: Vec<&str> = cases.iter().map(|c| c["name"].as_str().unwrap()).collect();
+    for expected in [
+        "floor: durable create-if-absent (FsStore)",
+        "commit phase 1, 1 message (FsStore)",
+        "commit, 1 message (FsStore)",
+        "commit, 10 messages (FsStore)",
+        "worker, per item (FsStore)",
+        "1000 floor creates, one after another (FsStore)",
+        "recovery of 1000 pending records (FsStore)",
+    ] {
+        assert!(names.contains(&expected), "no case {expected:?}: {names:?}");
+    }
+    for case in &cases {
+        assert!(case["ratio_to_floor"].as_f64().unwrap() > 0.0, "{case}");
+    }
+    let recovery = cases.iter().find(|c| c["name"].as_str().unwrap().starts_with("recovery")).unwrap();
+    assert_eq!(recovery["baseline"], "1000 floor creates, one after another (FsStore)");
+    // The scratch directory is gone.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}

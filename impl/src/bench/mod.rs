@@ -1,9 +1,10 @@
 //! Benchmark workloads, shared by `lockstep bench` (ratios to a floor measured in the same run)
 //! and by the criterion benches (`cargo bench`). Each workload returns the time of one
 //! operation; the floor is one raw durable create-if-absent on the same disk. This module holds
-//! what every protocol's cases share and the path-lock cases; `merge` holds the merge cases.
+//! what every protocol's cases share and the path-lock cases; `merge` holds the merge cases, `redo` the redo log's.
 
 pub mod merge;
+pub mod redo;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -100,10 +100,12 @@ pub(crate) async fn live_messages(
     Ok(live)
 }
 
-pub(crate) async fn commit(
+/// Phase 1 under the session lock: the archive written and its messages deleted, or `None` if
+/// nothing was live.
+pub(crate) async fn phase1(
     sessions: &Sessions,
     session: &SessionName,
-) -> Result<Committed, RedoError> {
+) -> Result<Option<(u64, Vec<Message>)>, RedoError> {
     let guard = if sessions.options.session_lock {
         let operation = Operation::new(LockMode::Point, &[&session.lock_path()])
             .map_err(RedoError::Lock)?;
@@ -134,6 +136,14 @@ pub(crate) async fn commit(
             tracing::warn!(%session, %error, "releasing the session lock failed; it expires with its lease");
         }
     }
+    phase1
+}
+
+pub(crate) async fn commit(
+    sessions: &Sessions,
+    session: &SessionName,
+) -> Result<Committed, RedoError> {
+    let phase1 = phase1(sessions, session).await;
     let Some((index, messages)) = phase1? else {
         return Ok(Committed {
             session: session.clone(),

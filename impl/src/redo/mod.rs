@@ -227,6 +227,15 @@ impl Sessions {
         commit::commit(self, &SessionName::new(session)?).await
     }
 
+    /// Phase 1 alone (benchmarks): the archive index written, or `None`. Its phase 2 stays
+    /// pending, for this process to finish or for recovery once the process has ended.
+    #[doc(hidden)]
+    pub async fn commit_phase1(&self, session: &str) -> Result<Option<u64>, RedoError> {
+        Ok(commit::phase1(self, &SessionName::new(session)?)
+            .await?
+            .map(|(k, _)| k))
+    }
+
     /// Replays phase 2 of every archive without `done` whose committer the store proves dead
     /// (or that a commit of this process gave up on), and frees the queue claims of workers the
     /// store proves dead. One recovery runs at a time (it takes a path lock of its own).

@@ -54,9 +54,16 @@ pub(crate) async fn recover(sessions: &Sessions) -> Result<RedoRecovery, RedoErr
     result
 }
 
+/// Replays run this many at a time: archives share no keys, so their replays are independent,
+/// and a disk completes concurrent durable creates faster than one after another (the file
+/// system groups their journal commits).
+pub const REPLAYS_AT_ONCE: usize = 32;
+
 async fn recover_locked(sessions: &Sessions) -> Result<RedoRecovery, RedoError> {
     let mut recovery = RedoRecovery::default();
     let store = sessions.store();
+    // Every archive to replay, found first; then the replays, `REPLAYS_AT_ONCE` at a time.
+    let mut todo = Vec::new();
     for session in session_names(store).await? {
         let archives = list_archives(sessions, &session).await?;
         let done_prefix = session.done_prefix();
@@ -66,7 +73,7 @@ async fn recover_locked(sessions: &Sessions) -> Result<RedoRecovery, RedoError> 
             .iter()
             .filter_map(|k| keys::index_of(k, &done_prefix))
             .collect();
-        for (k, archive) in archives.entries.iter().enumerate() {
+        for (k, archive) in archives.entries.into_iter().enumerate() {
             let k = k as u64;
             if done.contains(&k) {
                 continue;
@@ -79,17 +86,25 @@ async fn recover_locked(sessions: &Sessions) -> Result<RedoRecovery, RedoError> 
                 recovery.left_to_their_committer.push(format!("{session}/{k}"));
                 continue;
             }
-            let memories =
-                phase2::run(sessions, &session, k, &archive.messages, "recovery").await?;
-            crate::sync::lock(&sessions.abandoned).remove(&(session.clone(), k));
-            recovery.replayed.push(RecoveredRedo {
-                session: session.clone(),
-                archive: k,
-                owner: archive.owner.clone(),
-                memories,
-            });
+            todo.push((session.clone(), k, archive));
         }
     }
+    let replays = todo.into_iter().map(|(session, k, archive)| async move {
+        let memories = phase2::run(sessions, &session, k, &archive.messages, "recovery").await?;
+        crate::sync::lock(&sessions.abandoned).remove(&(session.clone(), k));
+        Ok::<_, RedoError>(RecoveredRedo {
+            session,
+            archive: k,
+            owner: archive.owner,
+            memories,
+        })
+    });
+    for replayed in at_most(REPLAYS_AT_ONCE, replays.collect()).await {
+        recovery.replayed.push(replayed?);
+    }
+    recovery
+        .replayed
+        .sort_by(|a, b| (&a.session, a.archive).cmp(&(&b.session, b.archive)));
     for row_key in store.list(keys::ROWS).await? {
         let Some((session, k)) = queue::parse_row(&row_key) else {
             continue;
@@ -120,4 +135,41 @@ async fn recover_locked(sessions: &Sessions) -> Result<RedoRecovery, RedoError> 
         }
     }
     Ok(recovery)
+}
+
+/// Runs `futures`, at most `limit` at once, in this task (no spawning: they borrow the handle).
+/// Results come in the order the futures finish.
+async fn at_most<F: std::future::Future>(limit: usize, futures: Vec<F>) -> Vec<F::Output> {
+    let mut waiting: Vec<std::pin::Pin<Box<F>>> = futures.into_iter().map(Box::pin).rev().collect();
+    let mut running: Vec<std::pin::Pin<Box<F>>> = Vec::new();
+    let mut out = Vec::with_capacity(waiting.len());
+    std::future::poll_fn(|cx| loop {
+        while running.len() < limit.max(1) {
+            match waiting.pop() {
+                Some(future) => running.push(future),
+                None => break,
+            }
+        }
+        let before = out.len();
+        let mut i = 0;
+        while i < running.len() {
+            match running[i].as_mut().poll(cx) {
+                std::task::Poll::Ready(output) => {
+                    out.push(output);
+                    drop(running.swap_remove(i));
+                }
+                std::task::Poll::Pending => i += 1,
+            }
+        }
+        if running.is_empty() && waiting.is_empty() {
+            return std::task::Poll::Ready(());
+        }
+        if out.len() == before {
+            // Nothing finished: every running future has registered its waker.
+            return std::task::Poll::Pending;
+        }
+        // Some finished: start the next ones (and poll them, so they register their wakers).
+    })
+    .await;
+    out
 }

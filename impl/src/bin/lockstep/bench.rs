@@ -6,8 +6,8 @@ use crate::cli::{EXIT_OK, EXIT_STORAGE};
 
 #[derive(Args)]
 pub struct BenchArgs {
-    /// Which protocol's cases: `lock` (the path locks, the default) or `merge`.
-    #[arg(value_parser = ["lock", "merge"], default_value = "lock")]
+    /// Which protocol's cases: `lock` (the path locks, the default), `merge` or `redo`.
+    #[arg(value_parser = ["lock", "merge", "redo"], default_value = "lock")]
     protocol: String,
     /// Directory whose disk is measured: the benchmark works in a fresh temporary directory
     /// inside it and removes it afterwards. The system's temporary directory by default.
@@ -43,6 +43,8 @@ pub fn bench(args: &BenchArgs) -> Result<u8, String> {
     let work = async {
         if args.protocol == "merge" {
             lockstep::bench::merge::run_all(scratch.path(), args.quick).await
+        } else if args.protocol == "redo" {
+            lockstep::bench::redo::run_all(scratch.path(), args.quick).await
         } else {
             lockstep::bench::run_all(scratch.path(), args.quick).await
         }
@@ -73,7 +75,7 @@ pub fn bench(args: &BenchArgs) -> Result<u8, String> {
                 m.name, m.median_us, m.p90_us, m.ratio_to_floor, scaled
             );
         }
-        println!("(× small: the median beside its baseline case in this run: the same case at its small size, or, for a case with merges running, the same without them)");
+        println!("(× small: the median beside its baseline case in this run: the same case at its small size, or, for a case with merges running, the same without them, or, for recovery, the same number of floor creates one after another)");
     }
     drop(scratch);
     Ok(EXIT_OK)
