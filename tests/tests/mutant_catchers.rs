@@ -199,6 +199,11 @@ const CATCHERS: &[(Mutant, &str, &str)] = &[
     ),
     (
         Mutant::RedoDoneBeforeEnqueue,
+        "tests/tests/redo_vectors.rs",
+        "the_replay_catches_done_before_enqueue",
+    ),
+    (
+        Mutant::RedoDoneBeforeEnqueue,
         "tests/tests/redo_conformance.rs",
         "catches_done_before_enqueue",
     ),

@@ -116,6 +116,9 @@ pub struct RedoOptions {
     /// `no-session-lock` world, specs/redo.md §6); it only saves the work of a commit that
     /// would find nothing left to archive. `false` is for tests.
     pub session_lock: bool,
+    /// Replays recovery runs at once (archives share no keys, so their replays commute; 1
+    /// replays one after another, in index order, as the model's recovery does).
+    pub replays_at_once: usize,
 }
 
 impl Default for RedoOptions {
@@ -125,6 +128,7 @@ impl Default for RedoOptions {
             lease: Duration::from_secs(300),
             io_retries: 3,
             session_lock: true,
+            replays_at_once: 32,
         }
     }
 }
@@ -245,7 +249,12 @@ impl Sessions {
 
     /// One pass of a semantic-queue worker: claims and processes every pending row it can.
     pub async fn work_once(&self) -> Result<Worked, RedoError> {
-        queue::work_once(self).await
+        queue::work(self, usize::MAX).await
+    }
+
+    /// As [`Sessions::work_once`], processing at most `items` items (oldest key first).
+    pub async fn work(&self, items: usize) -> Result<Worked, RedoError> {
+        queue::work(self, items).await
     }
 
     /// Ends this handle as a crash of its process would (crash-injection harnesses): its

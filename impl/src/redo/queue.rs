@@ -79,10 +79,13 @@ pub(crate) async fn claimable(
     })
 }
 
-pub(crate) async fn work_once(sessions: &Sessions) -> Result<Worked, RedoError> {
+pub(crate) async fn work(sessions: &Sessions, items: usize) -> Result<Worked, RedoError> {
     let worker = sessions.new_owner();
     let mut worked = Worked::default();
     for row_key in sessions.store.list(keys::ROWS).await? {
+        if worked.processed.len() >= items {
+            break;
+        }
         let Some((session, k)) = parse_row(&row_key) else {
             continue; // not a row (a foreign file): `session show` reports it
         };

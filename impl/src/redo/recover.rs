@@ -54,15 +54,44 @@ pub(crate) async fn recover(sessions: &Sessions) -> Result<RedoRecovery, RedoErr
     result
 }
 
-/// Replays run this many at a time: archives share no keys, so their replays are independent,
-/// and a disk completes concurrent durable creates faster than one after another (the file
-/// system groups their journal commits).
-pub const REPLAYS_AT_ONCE: usize = 32;
-
 async fn recover_locked(sessions: &Sessions) -> Result<RedoRecovery, RedoError> {
     let mut recovery = RedoRecovery::default();
     let store = sessions.store();
-    // Every archive to replay, found first; then the replays, `REPLAYS_AT_ONCE` at a time.
+    // First the queue, as a restart's stale-claim recovery comes first in the model: rows
+    // claimed by workers proven dead go back to pending.
+    for row_key in store.list(keys::ROWS).await? {
+        let Some((session, k)) = queue::parse_row(&row_key) else {
+            continue;
+        };
+        let Some(row) = sessions.read::<RowEntry>(&row_key).await? else {
+            continue;
+        };
+        let (next, newest) = queue::claims(sessions, &session, k, &row.nonce).await?;
+        let Some(ClaimEntry::Claim { worker, .. }) = &newest else {
+            continue;
+        };
+        if store.owner_liveness(process_part(worker)).await? != Liveness::Dead {
+            continue;
+        }
+        let free = ClaimEntry::Free {
+            v: entry::FORMAT_VERSION,
+            of: worker.clone(),
+            written_at_ms: entry::wall_ms(),
+        };
+        // `AlreadyExists`: a worker claimed over it meanwhile (or our lost answer): either way
+        // the stale claim is no longer the newest.
+        if sessions
+            .create_retrying(&session.claim(k, &row.nonce, next), &entry::encode(&free))
+            .await?
+            .is_created()
+        {
+            recovery.claims_freed.push(format!("{session}/{k}"));
+        }
+    }
+    // Every archive to replay, found first; then the replays, `replays_at_once` at a time
+    // (archives share no keys, so their replays are independent, and a disk completes
+    // concurrent durable creates faster than one after another: the file system groups their
+    // journal commits).
     let mut todo = Vec::new();
     for session in session_names(store).await? {
         let archives = list_archives(sessions, &session).await?;
@@ -99,41 +128,12 @@ async fn recover_locked(sessions: &Sessions) -> Result<RedoRecovery, RedoError> 
             memories,
         })
     });
-    for replayed in at_most(REPLAYS_AT_ONCE, replays.collect()).await {
+    for replayed in at_most(sessions.options.replays_at_once, replays.collect()).await {
         recovery.replayed.push(replayed?);
     }
     recovery
         .replayed
         .sort_by(|a, b| (&a.session, a.archive).cmp(&(&b.session, b.archive)));
-    for row_key in store.list(keys::ROWS).await? {
-        let Some((session, k)) = queue::parse_row(&row_key) else {
-            continue;
-        };
-        let Some(row) = sessions.read::<RowEntry>(&row_key).await? else {
-            continue;
-        };
-        let (next, newest) = queue::claims(sessions, &session, k, &row.nonce).await?;
-        let Some(ClaimEntry::Claim { worker, .. }) = &newest else {
-            continue;
-        };
-        if store.owner_liveness(process_part(worker)).await? != Liveness::Dead {
-            continue;
-        }
-        let free = ClaimEntry::Free {
-            v: entry::FORMAT_VERSION,
-            of: worker.clone(),
-            written_at_ms: entry::wall_ms(),
-        };
-        // `AlreadyExists`: a worker claimed over it meanwhile (or our lost answer): either way
-        // the stale claim is no longer the newest.
-        if sessions
-            .create_retrying(&session.claim(k, &row.nonce, next), &entry::encode(&free))
-            .await?
-            .is_created()
-        {
-            recovery.claims_freed.push(format!("{session}/{k}"));
-        }
-    }
     Ok(recovery)
 }
 

@@ -43,6 +43,7 @@ pub mod phase2;
 pub mod seed;
 pub mod trace;
 pub mod variant;
+pub mod vectors;
 
 use crate::check::{Budget, Protocol};
 use crate::trace::Trace;

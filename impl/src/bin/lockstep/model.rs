@@ -721,8 +721,8 @@ pub struct VectorsArgs {
     /// `export`.
     #[arg(value_parser = ["export"])]
     action: String,
-    /// `lock` or `merge` (redo has none yet).
-    #[arg(value_parser = ["lock", "merge"])]
+    /// `lock`, `merge` or `redo`.
+    #[arg(value_parser = ["lock", "merge", "redo"])]
     protocol: String,
     /// Directory to write `<protocol>.json` into.
     #[arg(long)]
@@ -745,6 +745,9 @@ pub fn vectors(args: &VectorsArgs) -> Result<u8, String> {
     let (count, depth) = (args.count as usize, args.depth as usize);
     let (text, written) = if args.protocol == "merge" {
         let file = lockstep::model::merge::vectors::generate(count, depth, args.seed);
+        (serde_json::to_string_pretty(&file), file.vectors.len())
+    } else if args.protocol == "redo" {
+        let file = lockstep::model::redo::vectors::generate(count, depth, args.seed);
         (serde_json::to_string_pretty(&file), file.vectors.len())
     } else {
         let file = lock::vectors::generate(count, depth, args.seed);
