@@ -282,3 +282,55 @@ fn block_on<F: std::future::Future>(future: F) -> F::Output {
         loom::thread::yield_now();
     }
 }
+
+/// The redo log's phase 1 on two threads: two committers (each a `Sessions` of its own, with no
+/// session lock: safety must not rest on it) commit one session holding one message, while loom
+/// interleaves every step of MemStore. Claim: the message is in exactly one archive (the
+/// create-if-absent at index `k` decides, and the loser excludes what the winner archived).
+fn two_committers_one_session() {
+    use lockstep::lock::owner::ProcessId;
+    use lockstep::redo::{inspect, RedoOptions, Sessions};
+    use lockstep::store::MemStore;
+    let store = MemStore::new();
+    let open = |store: MemStore| {
+        block_on(Sessions::open_unlocked(
+            store,
+            RedoOptions::default(),
+            ProcessId::current(),
+        ))
+        .unwrap()
+    };
+    let mine = open(store.clone());
+    let id = block_on(mine.add("s", "m0")).unwrap();
+    let theirs = open(store.clone());
+    let other = thread::spawn(move || block_on(theirs.commit_phase1("s")).unwrap());
+    let a = block_on(mine.commit_phase1("s")).unwrap();
+    let b = other.join().unwrap();
+    let view = block_on(inspect(&store)).unwrap();
+    let session = view.session("s").unwrap();
+    let holding: Vec<u64> = session
+        .archives
+        .iter()
+        .filter(|archive| archive.messages.contains(&id))
+        .map(|archive| archive.index)
+        .collect();
+    assert_eq!(
+        holding.len(),
+        1,
+        "no duplicate archive: the message is in archives {holding:?} (commits archived {a:?} and {b:?})"
+    );
+}
+
+#[test]
+fn two_committers_of_one_session_archive_a_message_once() {
+    explore("two committers of one session", two_committers_one_session);
+}
+
+#[test]
+fn redo_commit_without_exclusion_is_caught() {
+    assert_loom_catches(
+        Mutant::RedoNoExclusion,
+        two_committers_one_session,
+        "no duplicate archive",
+    );
+}

@@ -164,6 +164,11 @@ const CATCHERS: &[(Mutant, &str, &str)] = &[
     ),
     (
         Mutant::RedoNoExclusion,
+        "impl/tests/loom.rs",
+        "redo_commit_without_exclusion_is_caught",
+    ),
+    (
+        Mutant::RedoNoExclusion,
         "impl/tests/redo_shuttle.rs",
         "random_schedules_catch_a_commit_without_exclusion",
     ),

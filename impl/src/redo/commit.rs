@@ -109,7 +109,7 @@ pub(crate) async fn phase1(
     let guard = if sessions.options.session_lock {
         let operation = Operation::new(LockMode::Point, &[&session.lock_path()])
             .map_err(RedoError::Lock)?;
-        match sessions.locks().lock(operation).await {
+        match sessions.locks()?.lock(operation).await {
             Ok(guard) => Some(guard),
             Err(LockError::Busy { holder, waited, .. }) => {
                 return Err(RedoError::Busy {

@@ -137,8 +137,12 @@ impl Default for RedoOptions {
 /// manager, so that the store can prove a crashed committer or worker dead).
 pub struct Sessions {
     store: Arc<dyn Store>,
-    /// `None` only once `shutdown` or `kill` took it.
+    /// The path locks (the session lock, recovery's lock), with this process's registration.
+    /// `None` once `shutdown` or `kill` took it, or for a handle opened without path locks.
     locks: Option<LockManager>,
+    /// A handle without path locks (`open_unlocked`) holds its registration itself.
+    registration: Mutex<Option<Box<dyn crate::store::OwnerRegistration>>>,
+    process: ProcessId,
     extractor: Arc<dyn MemoryExtractor>,
     options: RedoOptions,
     /// Archives whose commit in this process gave up in phase 2 (their committer has ended,
@@ -183,14 +187,41 @@ impl Sessions {
             cleanup_every: None,
             ..LockOptions::default()
         };
-        let locks = LockManager::start_as(Arc::clone(&store), lock_options, process)
+        let locks = LockManager::start_as(Arc::clone(&store), lock_options, process.clone())
             .await
             .map_err(RedoError::Lock)?;
         Ok(Sessions {
             store,
             locks: Some(locks),
+            registration: Mutex::new(None),
+            process,
             extractor,
             options,
+            abandoned: Mutex::new(BTreeSet::new()),
+        })
+    }
+
+    /// A handle with no path locks at all (loom, whose threads cannot run the lock manager's
+    /// background tasks): commits take no session lock, and `recover` is refused. Its own
+    /// owner registration still proves its death.
+    #[doc(hidden)]
+    pub async fn open_unlocked(
+        store: impl Store,
+        options: RedoOptions,
+        process: ProcessId,
+    ) -> Result<Sessions, RedoError> {
+        let store: Arc<dyn Store> = Arc::new(store);
+        let registration = store.register_owner(&process.key()).await?;
+        Ok(Sessions {
+            store,
+            locks: None,
+            registration: Mutex::new(registration),
+            process,
+            extractor: Arc::new(EchoExtractor),
+            options: RedoOptions {
+                session_lock: false,
+                ..options
+            },
             abandoned: Mutex::new(BTreeSet::new()),
         })
     }
@@ -266,6 +297,10 @@ impl Sessions {
         if let Some(locks) = this.locks.take() {
             locks.kill().await;
         }
+        let registration = crate::sync::lock(&this.registration).take();
+        if let Some(registration) = registration {
+            registration.end_as_crash();
+        }
     }
 
     /// Releases what is held and stops the background tasks.
@@ -285,16 +320,25 @@ impl Sessions {
             if let Some(locks) = &self.locks {
                 locks.end_registration_as_crash();
             }
+            let registration = crate::sync::lock(&self.registration).take();
+            if let Some(registration) = registration {
+                registration.end_as_crash();
+            }
         }
     }
 
     /// A fresh owner id of this process (a worker's claims).
     fn new_owner(&self) -> String {
-        self.locks().new_owner()
+        self.process.owner()
     }
 
-    fn locks(&self) -> &LockManager {
-        self.locks.as_ref().expect("taken only by shutdown and kill, which consume the handle")
+    fn locks(&self) -> Result<&LockManager, RedoError> {
+        // `shutdown` and `kill` consume the handle: only `open_unlocked` has none.
+        self.locks.as_ref().ok_or_else(|| {
+            RedoError::Lock(LockError::InvalidRequest(
+                "this handle was opened without path locks".into(),
+            ))
+        })
     }
 
     /// Creates `key`, retrying a create that returned an error (it may have landed: the retry

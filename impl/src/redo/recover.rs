@@ -42,7 +42,7 @@ pub struct RedoRecovery {
 pub(crate) async fn recover(sessions: &Sessions) -> Result<RedoRecovery, RedoError> {
     let operation =
         Operation::new(LockMode::Point, &[RECOVERY_LOCK]).map_err(RedoError::Lock)?;
-    let guard = match sessions.locks().lock(operation).await {
+    let guard = match sessions.locks()?.lock(operation).await {
         Ok(guard) => guard,
         Err(LockError::Busy { holder, .. }) => return Err(RedoError::RecoveryBusy { holder }),
         Err(error) => return Err(RedoError::Lock(error)),
