@@ -1,0 +1,205 @@
+//! The redo-log implementation's API, case by case: faults at every storage operation of a
+//! commit (a full disk, an unreachable store, a lost answer), a failed extraction, and what each
+//! leaves for recovery. After each case the world is brought to rest and must hold every message
+//! in exactly one archive, every archive done with its memories and one effect.
+
+use std::sync::Arc;
+
+use lockstep::lock::owner::ProcessId;
+use lockstep::redo::entry::Message;
+use lockstep::redo::{
+    self, EchoExtractor, ExtractError, MemoryExtractor, RedoError, RedoOptions, Sessions,
+};
+use lockstep::store::{Fault, FaultyStore, MemStore, Store};
+use lockstep_tests::scripted::{Script, Scripted};
+
+const SESSION: &str = "s";
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn options(io_retries: u32) -> RedoOptions {
+    RedoOptions {
+        io_retries,
+        ..RedoOptions::default()
+    }
+}
+
+async fn open(store: impl Store, io_retries: u32) -> Sessions {
+    Sessions::open_with(
+        store,
+        options(io_retries),
+        Arc::new(EchoExtractor),
+        ProcessId::current(),
+    )
+    .await
+    .unwrap()
+}
+
+/// Recovery by a fresh process, workers until the queue is empty, then the rest checks.
+async fn at_rest(store: &MemStore, added: &[String]) -> Result<(), String> {
+    let fresh = open(store.clone(), 3).await;
+    fresh.recover().await.map_err(|e| e.to_string())?;
+    fresh.commit(SESSION).await.map_err(|e| e.to_string())?;
+    for _ in 0..3 {
+        fresh.work_once().await.map_err(|e| e.to_string())?;
+    }
+    fresh.shutdown().await;
+    let view = redo::inspect(store).await.map_err(|e| e.to_string())?;
+    let view = view.session(SESSION).ok_or("no session")?;
+    for id in added {
+        let n = view.archives.iter().filter(|a| a.messages.contains(id)).count();
+        if n != 1 {
+            return Err(format!("message {id} is in {n} archives"));
+        }
+    }
+    if !view.pending.is_empty() || !view.queue.is_empty() || !view.memories_missing.is_empty() {
+        return Err(format!("not at rest: {view:?}"));
+    }
+    for a in &view.archives {
+        if view.effects.get(&a.index) != Some(&1) || !view.memories.iter().any(|m| m.archive == a.index) {
+            return Err(format!("archive {} lacks its memories or its one effect: {view:?}", a.index));
+        }
+    }
+    Ok(())
+}
+
+/// A fault at operation `n` of a commit (counting from its start), no retries: the commit fails
+/// or succeeds, and either way nothing is lost or doubled once the world is at rest. Returns
+/// whether the fault fired.
+async fn fault_at(n: u64, fault: Fault) -> Result<bool, String> {
+    let store = MemStore::new();
+    let adder = open(store.clone(), 3).await;
+    let added = vec![
+        adder.add(SESSION, "one").await.unwrap(),
+        adder.add(SESSION, "two").await.unwrap(),
+    ];
+    let faulty = FaultyStore::new(store.clone());
+    let committer = open(faulty.clone(), 0).await;
+    faulty.fail_in(n, fault);
+    let result = committer.commit(SESSION).await;
+    let fired = !faulty.fired().is_empty();
+    if let Err(error) = &result {
+        if !fired {
+            return Err(format!("op {n}: the commit failed with no fault: {error}"));
+        }
+        // The message says whether the archive may be written.
+        let text = error.to_string();
+        if matches!(error, RedoError::Phase2 { .. }) && !text.contains("recover") {
+            return Err(format!("op {n}: {text} does not say how it is finished"));
+        }
+    }
+    // The committer's process ends: a phase 2 it gave up on is recovery's.
+    committer.shutdown().await;
+    adder.shutdown().await;
+    at_rest(&store, &added).await.map_err(|e| format!("{fault:?} at op {n}: {e}"))?;
+    Ok(fired)
+}
+
+#[test]
+fn a_full_disk_or_a_dead_store_at_any_operation_of_a_commit_loses_nothing() {
+    let rt = rt();
+    for fault in [Fault::Full, Fault::Unavailable] {
+        let mut fired = 0;
+        for n in 0..40 {
+            if rt.block_on(fault_at(n, fault)).unwrap_or_else(|e| panic!("{e}")) {
+                fired += 1;
+            }
+        }
+        // Every operation of the commit was reached (a commit makes fewer than 40).
+        assert!(fired >= 10, "{fault:?}: only {fired} faults fired");
+    }
+}
+
+/// Every create of a commit lands while its caller sees an error (a lost answer): the retry
+/// finds it and recognises it as its own, so there is one archive and one of everything.
+#[test]
+fn a_lost_answer_at_any_create_of_a_commit_is_recognised() {
+    let rt = rt();
+    let mut lock_errors = 0;
+    for k in 0..8 {
+        rt.block_on(async {
+            let store = MemStore::new();
+            let adder = open(store.clone(), 3).await;
+            let added = vec![adder.add(SESSION, "one").await.unwrap()];
+            let scripted = Scripted::new(Arc::new(store.clone()));
+            let committer = open(scripted.clone(), 3).await;
+            scripted.arm(Script::LoseAnswer(k));
+            match committer.commit(SESSION).await {
+                Ok(committed) => {
+                    assert_eq!(committed.archive, Some(0), "lost answer at create {k}");
+                    assert_eq!(committed.memories.len(), 1);
+                }
+                // The session lock's own creates: the path lock reports the error (its
+                // ambiguous outcomes are specs/lock.md's), and nothing was archived.
+                Err(RedoError::Lock(error)) => {
+                    let view = redo::inspect(&store).await.unwrap();
+                    assert!(view.session(SESSION).unwrap().archives.is_empty(), "{error}");
+                    lock_errors += 1;
+                }
+                Err(error) => panic!("lost answer at create {k}: {error}"),
+            }
+            committer.shutdown().await;
+            adder.shutdown().await;
+            at_rest(&store, &added).await.unwrap_or_else(|e| panic!("lost answer at create {k}: {e}"));
+            let view = redo::inspect(&store).await.unwrap();
+            assert_eq!(view.session(SESSION).unwrap().archives.len(), 1);
+        });
+    }
+    assert!(lock_errors < 8, "no lost answer reached the redo log's own creates");
+}
+
+struct Failing;
+
+#[async_trait::async_trait]
+impl MemoryExtractor for Failing {
+    async fn extract(&self, _: &[Message]) -> Result<Vec<String>, ExtractError> {
+        Err(ExtractError("the model timed out".into()))
+    }
+}
+
+/// An extraction that fails leaves the archive pending: the error says so, the same process's
+/// `recover` replays it at once, and a process that ended after giving up is provably dead, so
+/// another process's recovery replays it.
+#[test]
+fn a_failed_extraction_is_replayed_by_recovery() {
+    let rt = rt();
+    rt.block_on(async {
+        for same_process in [true, false] {
+            let store = MemStore::new();
+            let failing = Sessions::open_with(
+                store.clone(),
+                options(3),
+                Arc::new(Failing),
+                ProcessId::current(),
+            )
+            .await
+            .unwrap();
+            let id = failing.add(SESSION, "remember me").await.unwrap();
+            let error = failing.commit(SESSION).await.expect_err("the extraction fails");
+            assert!(matches!(error, RedoError::Extraction { index: 0, .. }), "{error}");
+            assert!(error.to_string().contains("pending"), "{error}");
+            let view = redo::inspect(&store).await.unwrap();
+            assert_eq!(view.session(SESSION).unwrap().pending, vec![0]);
+            if same_process {
+                // Its own recovery knows its commit gave up; the extractor still fails.
+                assert!(failing.recover().await.is_err());
+                failing.shutdown().await;
+            } else {
+                failing.shutdown().await;
+                let view = redo::inspect(&store).await.unwrap();
+                assert_eq!(
+                    view.session(SESSION).unwrap().archives[0].owner_liveness,
+                    lockstep::store::Liveness::Dead,
+                    "a process that gave up a phase 2 must end provably dead"
+                );
+            }
+            at_rest(&store, &[id.clone()]).await.unwrap();
+        }
+    });
+}
