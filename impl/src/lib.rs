@@ -5,6 +5,7 @@
 //! `force-release`, `recover`).
 
 pub mod bench;
+pub mod json;
 pub mod lock;
 pub mod merge;
 pub mod mutants;

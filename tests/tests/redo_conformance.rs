@@ -495,7 +495,8 @@ fn strategy() -> impl Strategy<Value = (bool, Vec<Op>)> {
     (any::<bool>(), prop::collection::vec(op(), 1..24))
 }
 
-fn run_mem(cases: u32) -> Result<(), String> {
+/// Runs `cases` cases, each on a fresh MemStore or (`on_fs`) a fresh FsStore.
+fn run(cases: u32, on_fs: bool) -> Result<(), String> {
     let mut runner = TestRunner::new(Config {
         cases,
         failure_persistence: None,
@@ -503,21 +504,12 @@ fn run_mem(cases: u32) -> Result<(), String> {
     });
     runner
         .run(&strategy(), |(lock, ops)| {
-            case(Arc::new(MemStore::new()), lock, &ops)
-        })
-        .map_err(|e| e.to_string())
-}
-
-fn run_fs(cases: u32) -> Result<(), String> {
-    let mut runner = TestRunner::new(Config {
-        cases,
-        failure_persistence: None,
-        ..Config::default()
-    });
-    runner
-        .run(&strategy(), |(lock, ops)| {
-            let dir = tempfile::tempdir().unwrap();
-            case(Arc::new(FsStore::open(dir.path()).unwrap()), lock, &ops)
+            if on_fs {
+                let dir = tempfile::tempdir().unwrap();
+                case(Arc::new(FsStore::open(dir.path()).unwrap()), lock, &ops)
+            } else {
+                case(Arc::new(MemStore::new()), lock, &ops)
+            }
         })
         .map_err(|e| e.to_string())
 }
@@ -525,7 +517,7 @@ fn run_fs(cases: u32) -> Result<(), String> {
 #[test]
 fn the_implementation_keeps_the_models_properties_on_memstore() {
     let _one = exclusive(None);
-    if let Err(e) = run_mem(cases(256)) {
+    if let Err(e) = run(cases(256), false) {
         panic!("{e}");
     }
 }
@@ -533,7 +525,7 @@ fn the_implementation_keeps_the_models_properties_on_memstore() {
 #[test]
 fn the_implementation_keeps_the_models_properties_on_fsstore() {
     let _one = exclusive(None);
-    if let Err(e) = run_fs((cases(256) / 4).max(8)) {
+    if let Err(e) = run((cases(256) / 4).max(8), true) {
         panic!("{e}");
     }
 }
@@ -541,7 +533,7 @@ fn the_implementation_keeps_the_models_properties_on_fsstore() {
 /// Each planted bug is caught by this harness (on MemStore, within the cases given).
 fn caught(mutant: Mutant, property: &str) {
     let _one = exclusive(Some(mutant));
-    let result = run_mem(cases(256).max(256));
+    let result = run(cases(256).max(256), false);
     activate(None);
     match result {
         Ok(()) => panic!("the harness did not catch {}", mutant.name()),

@@ -10,7 +10,7 @@ use lockstep::redo::entry::Message;
 use lockstep::redo::{
     self, EchoExtractor, ExtractError, MemoryExtractor, RedoError, RedoOptions, Sessions,
 };
-use lockstep::store::{Fault, FaultyStore, MemStore, Store};
+use lockstep::store::{Fault, FaultyStore, FsStore, MemStore, Store};
 use lockstep_tests::scripted::{Script, Scripted};
 
 const SESSION: &str = "s";
@@ -42,7 +42,7 @@ async fn open(store: impl Store, io_retries: u32) -> Sessions {
 }
 
 /// Recovery by a fresh process, workers until the queue is empty, then the rest checks.
-async fn at_rest(store: &MemStore, added: &[String]) -> Result<(), String> {
+async fn at_rest<S: Store + Clone>(store: &S, added: &[String]) -> Result<(), String> {
     let fresh = open(store.clone(), 3).await;
     fresh.recover().await.map_err(|e| e.to_string())?;
     fresh.commit(SESSION).await.map_err(|e| e.to_string())?;
@@ -50,7 +50,7 @@ async fn at_rest(store: &MemStore, added: &[String]) -> Result<(), String> {
         fresh.work_once().await.map_err(|e| e.to_string())?;
     }
     fresh.shutdown().await;
-    let view = redo::inspect(store).await.map_err(|e| e.to_string())?;
+    let view = redo::inspect(&store.clone()).await.map_err(|e| e.to_string())?;
     let view = view.session(SESSION).ok_or("no session")?;
     for id in added {
         let n = view.archives.iter().filter(|a| a.messages.contains(id)).count();
@@ -73,7 +73,9 @@ async fn at_rest(store: &MemStore, added: &[String]) -> Result<(), String> {
 /// or succeeds, and either way nothing is lost or doubled once the world is at rest. Returns
 /// whether the fault fired.
 async fn fault_at(n: u64, fault: Fault) -> Result<bool, String> {
-    let store = MemStore::new();
+    // FsStore: it forgets a cleanly ended owner, so a committer that gave up must end as a crash.
+    let dir = tempfile::tempdir().unwrap();
+    let store = FsStore::open(dir.path()).unwrap();
     let adder = open(store.clone(), 3).await;
     let added = vec![
         adder.add(SESSION, "one").await.unwrap(),
@@ -171,7 +173,8 @@ fn a_failed_extraction_is_replayed_by_recovery() {
     let rt = rt();
     rt.block_on(async {
         for same_process in [true, false] {
-            let store = MemStore::new();
+            let dir = tempfile::tempdir().unwrap();
+            let store = FsStore::open(dir.path()).unwrap();
             let failing = Sessions::open_with(
                 store.clone(),
                 options(3),
@@ -201,5 +204,37 @@ fn a_failed_extraction_is_replayed_by_recovery() {
             }
             at_rest(&store, &[id.clone()]).await.unwrap();
         }
+    });
+}
+
+/// A worker that fails after its claim (a dead store, no retries) ends its process provably
+/// dead, so another process's recovery frees the claim and the item is applied once. A clean end
+/// would leave the claim's worker `unknown` (FsStore forgets a cleanly ended owner), and the
+/// item claimed forever.
+#[test]
+fn a_worker_that_gives_up_a_claimed_item_leaves_it_recoverable() {
+    let rt = rt();
+    rt.block_on(async {
+        let mut fired = 0;
+        for n in 0..12 {
+            let dir = tempfile::tempdir().unwrap();
+            let store = FsStore::open(dir.path()).unwrap();
+            let committer = open(store.clone(), 3).await;
+            let added = vec![committer.add(SESSION, "index me").await.unwrap()];
+            committer.commit(SESSION).await.unwrap();
+            committer.shutdown().await;
+            let faulty = FaultyStore::new(store.clone());
+            let worker = open(faulty.clone(), 0).await;
+            faulty.fail_in(n, Fault::Unavailable);
+            let result = worker.work_once().await;
+            worker.shutdown().await;
+            if result.is_err() {
+                fired += 1;
+            }
+            at_rest(&store, &added)
+                .await
+                .unwrap_or_else(|e| panic!("a worker failing at op {n}: {e}"));
+        }
+        assert!(fired >= 4, "only {fired} worker runs failed");
     });
 }

@@ -143,35 +143,12 @@ impl LockEntry {
     }
 }
 
-/// Encodes an entry as one line of JSON.
-pub fn encode<T: Serialize>(entry: &T) -> Vec<u8> {
-    let mut bytes = serde_json::to_vec(entry).expect("entries serialise");
-    bytes.push(b'\n');
-    bytes
-}
+pub use crate::json::{encode, wall_ms};
 
 /// Decodes the entry at `key`, refusing a malformed entry or another format version.
 pub fn decode<T: for<'de> Deserialize<'de>>(key: &str, bytes: &[u8]) -> Result<T, MergeError> {
-    let corrupt = |reason: String| MergeError::Corrupt {
+    crate::json::decode(bytes, FORMAT_VERSION).map_err(|reason| MergeError::Corrupt {
         key: key.to_owned(),
         reason,
-    };
-    let value: serde_json::Value =
-        serde_json::from_slice(bytes).map_err(|e| corrupt(format!("not JSON: {e}")))?;
-    match value.get("v").and_then(|v| v.as_u64()) {
-        Some(v) if v == FORMAT_VERSION as u64 => {}
-        Some(v) => {
-            return Err(corrupt(format!(
-                "format version {v}; this build reads version {FORMAT_VERSION} only"
-            )))
-        }
-        None => return Err(corrupt("no format version \"v\"".into())),
-    }
-    serde_json::from_value(value).map_err(|e| corrupt(format!("unexpected entry: {e}")))
-}
-
-pub fn wall_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    })
 }

@@ -429,5 +429,5 @@ impl Branch {
 
 /// A commit id: random, for telling our own commit from another writer's after a lost answer.
 pub fn new_id() -> String {
-    format!("{:016x}", rand::random::<u64>())
+    crate::json::fresh_id()
 }

@@ -39,20 +39,8 @@ pub(crate) async fn list_archives(
     sessions: &Sessions,
     session: &SessionName,
 ) -> Result<Archives, RedoError> {
-    let prefix = session.archives_prefix();
-    let indices: Vec<u64> = sessions
-        .store
-        .list(&prefix)
-        .await?
-        .iter()
-        .filter_map(|k| keys::index_of(k, &prefix))
-        .collect();
     // Archives are claimed in order, so 0..next exist; the next index is the first gap.
-    let next = indices
-        .iter()
-        .enumerate()
-        .take_while(|(i, k)| *i as u64 == **k)
-        .count() as u64;
+    let next = keys::journal_end(sessions.store(), &session.archives_prefix()).await?;
     let mut archived = BTreeSet::new();
     let mut entries = Vec::new();
     for k in 0..next {
@@ -130,10 +118,12 @@ pub(crate) async fn phase1(
     };
     let phase1 = archive(sessions, session, &owner).await;
     if let Some(guard) = guard {
-        // Fenced: releases only our own lease (it may have expired and moved on). A failed
-        // release only delays the next commit to the lease's expiry.
+        // Fenced: releases only our own lease (it may have expired and moved on). If the
+        // release fails, the lock is freed by our death (this process then ends as a crash),
+        // not only by the lease's expiry.
         if let Err(error) = guard.release().await {
-            tracing::warn!(%session, %error, "releasing the session lock failed; it expires with its lease");
+            tracing::warn!(%session, %error, "releasing the session lock failed; it is freed when this process ends");
+            sessions.give_up();
         }
     }
     phase1

@@ -88,40 +88,23 @@ pub struct EffectEntry {
     pub written_at_ms: u64,
 }
 
-/// Encodes an entry as one line of JSON.
-pub fn encode<T: Serialize>(entry: &T) -> Vec<u8> {
-    let mut bytes = serde_json::to_vec(entry).expect("entries serialise");
-    bytes.push(b'\n');
-    bytes
-}
+pub use crate::json::{encode, fresh_id, wall_ms};
 
 /// Decodes the entry at `key`, refusing a malformed entry or another format version.
 pub fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, RedoError> {
-    let corrupt = |reason: String| RedoError::Corrupt {
+    crate::json::decode(bytes, FORMAT_VERSION).map_err(|reason| RedoError::Corrupt {
         key: key.to_owned(),
         reason,
-    };
-    let value: serde_json::Value =
-        serde_json::from_slice(bytes).map_err(|e| corrupt(format!("not JSON: {e}")))?;
-    match value.get("v").and_then(|v| v.as_u64()) {
-        Some(v) if v == FORMAT_VERSION as u64 => {}
-        Some(v) => {
-            return Err(corrupt(format!(
-                "format version {v}; this build reads version {FORMAT_VERSION} only"
-            )))
-        }
-        None => return Err(corrupt("no format version \"v\"".into())),
+    })
+}
+
+/// Reads and decodes `key`: `None` if absent.
+pub async fn read<T: DeserializeOwned>(
+    store: &dyn crate::store::Store,
+    key: &crate::store::Key,
+) -> Result<Option<T>, RedoError> {
+    match store.get(key).await? {
+        None => Ok(None),
+        Some((bytes, _)) => decode(key.as_str(), &bytes).map(Some),
     }
-    serde_json::from_value(value).map_err(|e| corrupt(format!("unexpected entry: {e}")))
-}
-
-pub fn wall_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
-/// A fresh random id (message ids, extraction ids, row nonces).
-pub fn fresh_id() -> String {
-    format!("{:016x}", rand::random::<u64>())
 }

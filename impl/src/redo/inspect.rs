@@ -5,11 +5,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use super::entry::{decode, ArchiveEntry, ClaimEntry, ManifestEntry, MemoryEntry, MessageEntry, RowEntry};
+use super::entry::{read, ArchiveEntry, ClaimEntry, ManifestEntry, MemoryEntry, MessageEntry, RowEntry};
 use super::keys::{self, SessionName, INDEX_DIGITS};
 use super::{session_names, RedoError};
 use crate::lock::owner::process_part;
-use crate::store::{Key, Liveness, Store};
+use crate::store::{Liveness, Store};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct MessageView {
@@ -73,16 +73,6 @@ pub struct StoreView {
 impl StoreView {
     pub fn session(&self, name: &str) -> Option<&SessionView> {
         self.sessions.iter().find(|s| s.session.as_str() == name)
-    }
-}
-
-async fn read<T: serde::de::DeserializeOwned>(
-    store: &dyn Store,
-    key: &Key,
-) -> Result<Option<T>, RedoError> {
-    match store.get(key).await? {
-        None => Ok(None),
-        Some((bytes, _)) => decode(key.as_str(), &bytes).map(Some),
     }
 }
 
@@ -199,17 +189,7 @@ pub async fn inspect_session(store: &dyn Store, session: &SessionName) -> Result
         let Some(row) = read::<RowEntry>(store, &key).await? else {
             continue;
         };
-        let claims_prefix = session.claims_prefix(k, &row.nonce);
-        let newest = store
-            .list(&claims_prefix)
-            .await?
-            .into_iter()
-            .filter(|c| keys::index_of(c, &claims_prefix).is_some())
-            .next_back();
-        let claim = match newest {
-            Some(c) => read::<ClaimEntry>(store, &c).await?,
-            None => None,
-        };
+        let (_, claim) = super::queue::claims(store, session, k, &row.nonce).await?;
         let (state, worker) = match claim {
             None | Some(ClaimEntry::Free { .. }) => ("pending", None),
             Some(ClaimEntry::Claim { worker, .. }) => {

@@ -3,7 +3,7 @@
 //! keys are below another's.
 
 use super::RedoError;
-use crate::store::Key;
+use crate::store::{Key, Store, StoreError};
 
 /// Longest session name, in bytes.
 pub const SESSION_NAME_MAX: usize = 128;
@@ -127,6 +127,20 @@ pub fn index_of(key: &Key, prefix: &str) -> Option<u64> {
         return None;
     }
     rest.parse().ok()
+}
+
+/// The end of a journal of entries `<prefix><index>` claimed in order with create-if-absent:
+/// the first index missing from the listing (indices `0..end` exist).
+pub async fn journal_end(store: &dyn Store, prefix: &str) -> Result<u64, StoreError> {
+    let listed = store.list(prefix).await?;
+    let mut end = 0;
+    for index in listed.iter().filter_map(|key| index_of(key, prefix)) {
+        if index != end {
+            break;
+        }
+        end += 1;
+    }
+    Ok(end)
 }
 
 /// The session a key under `sessions/`, `queue/…/rows/` or `effects/…` belongs to.

@@ -148,6 +148,10 @@ pub struct Sessions {
     /// Archives whose commit in this process gave up in phase 2 (their committer has ended,
     /// which only this process knows): `recover` from this process replays them too.
     abandoned: Mutex<BTreeSet<(SessionName, u64)>>,
+    /// This handle gave up something only its death frees: an item its worker had claimed, or
+    /// a path lock whose release failed (else a session would stay locked for the lease, as
+    /// openviking 0.2.11's does for 300 s). It then ends its registration as a crash.
+    gave_up: std::sync::atomic::AtomicBool,
 }
 
 impl Drop for Sessions {
@@ -198,6 +202,7 @@ impl Sessions {
             extractor,
             options,
             abandoned: Mutex::new(BTreeSet::new()),
+            gave_up: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -223,6 +228,7 @@ impl Sessions {
                 ..options
             },
             abandoned: Mutex::new(BTreeSet::new()),
+            gave_up: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -312,11 +318,13 @@ impl Sessions {
         }
     }
 
-    /// If a commit of this handle gave up in phase 2, ends the owner registration as a crash
-    /// would, so that the store proves its committer dead and recovery replays the archive (a
-    /// clean end makes the owner's liveness unknown, and nobody would ever replay it).
+    /// If a commit of this handle gave up in phase 2, or a worker gave up an item it claimed,
+    /// ends the owner registration as a crash would, so that the store proves the owner dead:
+    /// recovery replays the archive and frees the claim (a clean end makes the owner's liveness
+    /// unknown, and nobody would ever finish either).
     fn end_for_recovery(&self) {
-        if !crate::sync::lock(&self.abandoned).is_empty() {
+        let gave_up = self.gave_up.load(std::sync::atomic::Ordering::SeqCst);
+        if gave_up || !crate::sync::lock(&self.abandoned).is_empty() {
             if let Some(locks) = &self.locks {
                 locks.end_registration_as_crash();
             }
@@ -325,6 +333,11 @@ impl Sessions {
                 registration.end_as_crash();
             }
         }
+    }
+
+    /// Records that this handle gave up something only its death frees (see `gave_up`).
+    pub(crate) fn give_up(&self) {
+        self.gave_up.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// A fresh owner id of this process (a worker's claims).
@@ -377,10 +390,7 @@ impl Sessions {
 
     /// Reads and decodes `key`.
     async fn read<T: serde::de::DeserializeOwned>(&self, key: &Key) -> Result<Option<T>, RedoError> {
-        match self.store.get(key).await? {
-            None => Ok(None),
-            Some((bytes, _)) => entry::decode(key.as_str(), &bytes).map(Some),
-        }
+        entry::read(&*self.store, key).await
     }
 }
 

@@ -36,31 +36,20 @@ pub struct Worked {
 pub(crate) fn parse_row(key: &Key) -> Option<(SessionName, u64)> {
     let session = keys::session_of(key, keys::ROWS)?;
     let prefix = format!("{}{}/", keys::ROWS, session);
-    Some((session.clone(), keys::index_of(key, &prefix)?))
+    let k = keys::index_of(key, &prefix)?;
+    Some((session, k))
 }
 
 /// The claim journal of a row: the next index, and the newest entry.
 pub(crate) async fn claims(
-    sessions: &Sessions,
+    store: &dyn Store,
     session: &SessionName,
     k: u64,
     nonce: &str,
 ) -> Result<(u64, Option<ClaimEntry>), RedoError> {
-    let prefix = session.claims_prefix(k, nonce);
-    let indices: Vec<u64> = sessions
-        .store
-        .list(&prefix)
-        .await?
-        .iter()
-        .filter_map(|key| keys::index_of(key, &prefix))
-        .collect();
-    let next = indices
-        .iter()
-        .enumerate()
-        .take_while(|(i, n)| *i as u64 == **n)
-        .count() as u64;
+    let next = keys::journal_end(store, &session.claims_prefix(k, nonce)).await?;
     let newest = match next.checked_sub(1) {
-        Some(n) => sessions.read(&session.claim(k, nonce, n)).await?,
+        Some(n) => entry::read(store, &session.claim(k, nonce, n)).await?,
         None => None,
     };
     Ok((next, newest))
@@ -92,7 +81,7 @@ pub(crate) async fn work(sessions: &Sessions, items: usize) -> Result<Worked, Re
         let Some(row) = sessions.read::<RowEntry>(&row_key).await? else {
             continue; // acked since the listing
         };
-        let (next, newest) = claims(sessions, &session, k, &row.nonce).await?;
+        let (next, newest) = claims(sessions.store(), &session, k, &row.nonce).await?;
         if !claimable(sessions.store(), &newest).await? {
             worked.claimed_elsewhere += 1;
             continue;
@@ -103,7 +92,15 @@ pub(crate) async fn work(sessions: &Sessions, items: usize) -> Result<Worked, Re
             written_at_ms: entry::wall_ms(),
         };
         let claim_key = session.claim(k, &row.nonce, next);
-        match sessions.create_retrying(&claim_key, &entry::encode(&claim)).await? {
+        let created = match sessions.create_retrying(&claim_key, &entry::encode(&claim)).await {
+            Ok(created) => created,
+            Err(error) => {
+                // The claim may have landed (a lost answer): the same as giving up an item.
+                sessions.give_up();
+                return Err(error.into());
+            }
+        };
+        match created {
             Created::Created(_) => {}
             Created::AlreadyExists => {
                 // Ours if our create's answer was lost; else another worker won the claim.
@@ -113,12 +110,20 @@ pub(crate) async fn work(sessions: &Sessions, items: usize) -> Result<Worked, Re
                 }
             }
         }
-        if active(Mutant::RedoAckBeforeApply) {
-            ack(sessions, &session, k, &row, &row_key).await?;
-            apply(sessions, &session, k, &worker).await?;
-        } else {
-            apply(sessions, &session, k, &worker).await?;
-            ack(sessions, &session, k, &row, &row_key).await?;
+        let processed = async {
+            if active(Mutant::RedoAckBeforeApply) {
+                ack(sessions, &session, k, &row, &row_key).await?;
+                apply(sessions, &session, k, &worker).await
+            } else {
+                apply(sessions, &session, k, &worker).await?;
+                ack(sessions, &session, k, &row, &row_key).await
+            }
+        };
+        if let Err(error) = processed.await {
+            // We hold a claim we will not finish: only our death frees it, so this process
+            // must end provably dead (`Sessions::end_for_recovery`).
+            sessions.give_up();
+            return Err(error);
         }
         worked.processed.push(format!("{session}/{k}"));
     }

@@ -49,7 +49,8 @@ pub(crate) async fn recover(sessions: &Sessions) -> Result<RedoRecovery, RedoErr
     };
     let result = recover_locked(sessions).await;
     if let Err(error) = guard.release().await {
-        tracing::warn!(%error, "releasing the recovery lock failed; it expires with its lease");
+        tracing::warn!(%error, "releasing the recovery lock failed; it is freed when this process ends");
+        sessions.give_up();
     }
     result
 }
@@ -66,7 +67,7 @@ async fn recover_locked(sessions: &Sessions) -> Result<RedoRecovery, RedoError> 
         let Some(row) = sessions.read::<RowEntry>(&row_key).await? else {
             continue;
         };
-        let (next, newest) = queue::claims(sessions, &session, k, &row.nonce).await?;
+        let (next, newest) = queue::claims(store, &session, k, &row.nonce).await?;
         let Some(ClaimEntry::Claim { worker, .. }) = &newest else {
             continue;
         };
