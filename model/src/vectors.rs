@@ -17,3 +17,17 @@ impl SplitMix {
         self.next() % n
     }
 }
+
+/// The model's next state for `action`, only if the model enables `action` in `state` (a
+/// vector takes no step the model would not).
+pub fn take<M: stateright::Model>(model: &M, state: &M::State, action: M::Action) -> Option<M::State>
+where
+    M::Action: PartialEq,
+{
+    let mut actions = Vec::new();
+    model.actions(state, &mut actions);
+    actions
+        .contains(&action)
+        .then(|| model.next_state(state, action))
+        .flatten()
+}

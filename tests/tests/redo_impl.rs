@@ -238,3 +238,48 @@ fn a_worker_that_gives_up_a_claimed_item_leaves_it_recoverable() {
         assert!(fired >= 4, "only {fired} worker runs failed");
     });
 }
+
+/// Two recoveries at once (two processes, FsStore): the recovery lock lets one replay, the
+/// other is told `RecoveryBusy` (or runs after it and finds nothing). Every archive is replayed
+/// once: no second extraction's memories, not even invisible ones.
+#[test]
+fn two_recoveries_at_once_replay_each_archive_once() {
+    let rt = rt();
+    rt.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::open(dir.path()).unwrap();
+        // Committers that die after their archive create: 20 pending archives.
+        let mut added = Vec::new();
+        for _ in 0..20 {
+            let adder = open(store.clone(), 3).await;
+            added.push(adder.add(SESSION, "pending").await.unwrap());
+            adder.shutdown().await;
+            let faulty = FaultyStore::new(store.clone());
+            let committer = open(faulty.clone(), 0).await;
+            // The session lock's two creates, then the archive.
+            faulty.crash_after_creates(3);
+            assert!(committer.commit(SESSION).await.is_err());
+            committer.kill().await;
+        }
+        let pending = redo::inspect(&store).await.unwrap();
+        assert_eq!(pending.session(SESSION).unwrap().pending.len(), 20);
+        let (a, b) = (open(store.clone(), 3).await, open(store.clone(), 3).await);
+        let (ra, rb) = tokio::join!(a.recover(), b.recover());
+        let mut replayed = 0;
+        let mut busy = 0;
+        for r in [ra, rb] {
+            match r {
+                Ok(r) => replayed += r.replayed.len(),
+                Err(RedoError::RecoveryBusy { .. }) => busy += 1,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        a.shutdown().await;
+        b.shutdown().await;
+        let view = redo::inspect(&store).await.unwrap();
+        let view = view.session(SESSION).unwrap();
+        assert_eq!(replayed, 20, "every archive replayed once ({busy} busy)");
+        assert_eq!(view.memories_unnamed, 0, "a second replay wrote memories: {view:?}");
+        at_rest(&store, &added).await.unwrap();
+    });
+}

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use stateright::Model;
 
 use super::{LockEntry, MStep, MergeAction, MergeConfig, MergeModel, MergeState, MergeVariant};
-use crate::vectors::SplitMix;
+use crate::vectors::{take, SplitMix};
 
 pub const FORMAT: &str = "lockstep-merge-vectors/1";
 pub const MERGERS: usize = 3;
@@ -99,14 +99,6 @@ pub fn model() -> MergeModel {
     .expect("valid")
 }
 
-fn take(model: &MergeModel, state: &MergeState, action: MergeAction) -> Option<MergeState> {
-    let mut actions = Vec::new();
-    model.actions(state, &mut actions);
-    actions
-        .contains(&action)
-        .then(|| model.next_state(state, action))
-        .flatten()
-}
 
 fn wrote(before: &MergeState, after: &MergeState) -> bool {
     before.lock_len != after.lock_len

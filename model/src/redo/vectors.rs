@@ -28,7 +28,7 @@ use stateright::Model;
 use super::{
     CStep, RStep, RedoAction, RedoConfig, RedoModel, RedoState, RedoVariant, WStep, ARCHIVES_MAX,
 };
-use crate::vectors::SplitMix;
+use crate::vectors::{take, SplitMix};
 
 pub const FORMAT: &str = "lockstep-redo-vectors/1";
 pub const COMMITTERS: usize = 3;
@@ -107,14 +107,6 @@ pub fn model() -> RedoModel {
     .expect("valid")
 }
 
-fn take(model: &RedoModel, state: &RedoState, action: RedoAction) -> Option<RedoState> {
-    let mut actions = Vec::new();
-    model.actions(state, &mut actions);
-    actions
-        .contains(&action)
-        .then(|| model.next_state(state, action))
-        .flatten()
-}
 
 /// Whether a step created something (a create that finds its key taken creates nothing).
 fn created(before: &RedoState, after: &RedoState) -> bool {
