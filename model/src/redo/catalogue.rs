@@ -1,4 +1,5 @@
-//! The redo-log catalogue: the races of OpenViking PR 431's session commit (seed bugs), one
+//! The redo-log catalogue: the races of OpenViking PR 431's session commit and of openviking
+//! 0.2.11's (seed bugs: the code as published), one
 //! regression of our own first draft, and one planted defect per property of lockstep's fixed
 //! protocol (mutants).
 
@@ -10,6 +11,7 @@ use super::{
 };
 
 const SESSION_PY: &str = "OpenViking PR 431, session.py commit_async and redo_log.py";
+const SESSION_0211_PY: &str = "openviking 0.2.11 (PyPI), session/session.py commit_async";
 const RECOVERY_PY: &str = "OpenViking PR 431, lock_manager.py redo recovery (_redo_session_memory)";
 
 fn entry(
@@ -152,8 +154,25 @@ pub fn entries() -> Vec<Entry> {
                 },
                 at_end: true,
             })),
+        entry("redo/lock-held-by-dead-committer-blocks-commits", bug,
+            "openviking 0.2.11: a committer crashes holding the session lock; its lock file stays until lock_expire (300 s), so every later commit of the session fails with the lock busy",
+            SESSION_0211_PY, "no wait for a dead holder",
+            RedoConfig { crashes: 1, restarts: 1, expiries: 0, ..small(RedoVariant::Seed0211) }, None),
+        entry("redo/clear-before-archive-loses-messages", bug,
+            "openviking 0.2.11: messages.jsonl is written empty under the lock and the archive only after its release; a crash in between loses the messages outright",
+            SESSION_0211_PY, "no message lost",
+            RedoConfig { committers: 1, expiries: 0, ..small(RedoVariant::Seed0211) },
+            Some(Signature {
+                step: |_, state, action| {
+                    // The loss is a crash of a committer that cleared and has not archived.
+                    let RedoAction::CrashCommitter(c) = action else { return false };
+                    let me = state.committers[*c as usize];
+                    matches!(me.step, CStep::Unlock | CStep::WriteArchive) && me.snapshot != 0
+                },
+                at_end: true,
+            })),
         entry("redo/regression-release-before-clear", regression,
-            "our first draft: phase 1 trusted the session lock, and recovery freed a dead committer's lock before its clear was finished, so a second committer archived the same messages",
+            "our first draft: phase 1 trusted the session lock, and a dead committer's lock was freed before its clear was finished (the next acquisition takes over a holder the store proves dead), so a second committer archived the same messages",
             "lockstep's first redo draft (found by the checker)", "no duplicate archive",
             RedoConfig { expiries: 0, faults: 0, ..mutant(RedoMutation::NoExclusion) }, None),
         entry("redo/mutant-no-exclusion", planted,
@@ -170,6 +189,7 @@ pub fn entries() -> Vec<Entry> {
         entry("redo/mutant-effect-not-keyed", planted, "the semantic effect applied without its key: a re-delivery applies it twice", "mutant of specs/redo.md (keyed effects)", "effect applied once", RedoConfig { faults: 0, ..mutant(RedoMutation::EffectNotKeyed) }, None),
         entry("redo/mutant-ack-before-apply", planted, "the worker acks before applying: a crash between loses the item", "mutant of specs/redo.md (ack after apply)", "delivered at least once", mutant(RedoMutation::AckBeforeApply), None),
         entry("redo/mutant-keep-marker", planted, "recovery never creates done for a replayed commit", "mutant of specs/redo.md (recovery)", "every redo record finished", mutant(RedoMutation::KeepMarker), None),
+        entry("redo/mutant-wait-for-dead-holder", planted, "the session lock of a crashed holder is waited for until its lease expires (a lock file with no liveness)", "mutant of specs/redo.md (the session lock is a path lock with kernel-proven liveness)", "no wait for a dead holder", RedoConfig { expiries: 0, faults: 0, ..mutant(RedoMutation::WaitForDeadHolder) }, None),
         entry("redo/mutant-no-replay", planted, "recovery drops redo records without replaying them", "mutant of specs/redo.md (recovery)", "a crashed commit is replayed", mutant(RedoMutation::NoReplay), None),
     ]
 }

@@ -18,7 +18,13 @@ pub fn commit_step(model: &RedoModel, state: &mut RedoState, c: usize) -> bool {
     };
     match me.step {
         CStep::Lock => {
-            if state.lock.is_some() {
+            // The lock of a holder the store proves dead is free to take (the path locks'
+            // acquisition treats its entry so); a live holder's, or a zombie's whose lease has
+            // not run out, is waited for.
+            let dead = |h: u8| {
+                RedoModel::crashed(state, h) && !model.has(RedoMutation::WaitForDeadHolder)
+            };
+            if state.lock.is_some_and(|h| !dead(h)) {
                 return false; // wait for it
             }
             state.lock = Some(c as u8);

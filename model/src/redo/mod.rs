@@ -52,7 +52,9 @@ pub use phase2::{P2Stage, P2};
 pub use variant::{RedoMutation, RedoVariant};
 
 pub const ARCHIVES_MAX: usize = 4;
-pub const COMMITTERS_MAX: usize = 3;
+/// Committer slots (each commits once). The default worlds use 2 or 3; the conformance harness
+/// maps every commit of its committer processes to a slot of its own, up to this many.
+pub const COMMITTERS_MAX: usize = 8;
 /// Memories one extraction produces (each its own create).
 pub const MEMORIES: usize = 2;
 /// Extractions of one archive the model can tell apart (each writes under its own keys).
@@ -307,6 +309,26 @@ impl RedoModel {
         }
     }
 
+    /// Messages only a live committer holds, in memory, and will still write to an archive:
+    /// openviking 0.2.11 clears them before it writes the archive.
+    pub fn held_in_memory(&self, state: &RedoState) -> u8 {
+        if self.variant() != RedoVariant::Seed0211 {
+            return 0;
+        }
+        self.committers()
+            .map(|c| state.committers[c])
+            .filter(|me| matches!(me.step, CStep::Unlock | CStep::WriteArchive))
+            .fold(0, |all, me| all | me.snapshot)
+    }
+
+    /// Whether committer `c` waits for the session lock of a holder that has crashed.
+    pub fn waits_for_dead_holder(state: &RedoState, c: usize) -> bool {
+        state.committers[c].step == CStep::Lock
+            && state
+                .lock
+                .is_some_and(|h| h as usize != c && Self::crashed(state, h))
+    }
+
     /// The memories of archive `i` a reader sees: (slot, extraction) pairs.
     pub fn view(&self, state: &RedoState, i: usize) -> Vec<(usize, u8)> {
         let slots: Vec<usize> = if self.uses_manifest() {
@@ -368,7 +390,7 @@ impl RedoModel {
     }
 
     /// A write of the actor's next step (only those can have an ambiguous outcome).
-    fn writes(&self, state: &RedoState, actor: Actor) -> bool {
+    pub fn writes(&self, state: &RedoState, actor: Actor) -> bool {
         match actor {
             Actor::Committer(c) => match state.committers[c as usize].step {
                 CStep::WriteArchive | CStep::ClearMessages | CStep::Unlock => true,
@@ -379,7 +401,7 @@ impl RedoModel {
                 matches!(state.recovery, RStep::Replay { p2, .. } if p2.stage.writes())
             }
             Actor::Worker => match state.worker {
-                WStep::Idle => state.queued.iter().any(|q| *q > 0),
+                WStep::Idle => self.next_item(state).is_some(),
                 WStep::Apply(_) | WStep::Ack(_) => true,
             },
         }
@@ -435,15 +457,27 @@ impl RedoModel {
         };
     }
 
+    /// The row an idle worker claims next: the oldest pending one, or (fixed) the oldest whose
+    /// claim is a dead worker's. The model has one worker, so a claim an idle worker finds is
+    /// one a crashed worker left (or its own create whose answer it lost); lockstep's queue
+    /// lets the next worker claim over a claim whose worker the store proves dead. The seed's
+    /// SQLite queue leaves it `processing` until a restart's `recover_stale`.
+    pub fn next_item(&self, state: &RedoState) -> Option<usize> {
+        let seed = self.variant().is_seed();
+        (0..ARCHIVES_MAX).find(|i| state.queued[*i] > 0 || (!seed && state.processing[*i] > 0))
+    }
+
     fn worker_step(&self, state: &mut RedoState) -> bool {
         match state.worker {
             WStep::Idle => {
-                // Dequeue: one transaction marks the oldest pending row processing.
-                let Some(i) = (0..ARCHIVES_MAX).find(|i| state.queued[*i] > 0) else {
+                // Dequeue: claim the row (seed: one transaction marks it processing).
+                let Some(i) = self.next_item(state) else {
                     return false;
                 };
-                state.queued[i] -= 1;
-                state.processing[i] += 1;
+                if state.queued[i] > 0 {
+                    state.queued[i] -= 1;
+                    state.processing[i] += 1;
+                }
                 state.worker = WStep::Apply(i as u8);
                 if self.has(RedoMutation::AckBeforeApply) {
                     state.worker = WStep::Ack(i as u8);
@@ -564,7 +598,7 @@ impl Model for RedoModel {
             actions.push(RedoAction::Expire);
         }
         let any_processing = state.processing.iter().any(|p| *p > 0);
-        let dead_lock = state.lock.is_some_and(|h| Self::crashed(state, h));
+        let dead_lock = !seed && state.lock.is_some_and(|h| Self::crashed(state, h));
         if state.restarts_left > 0
             && state.recovery == RStep::Idle
             && (self
@@ -591,7 +625,7 @@ impl Model for RedoModel {
                 }
             }
         }
-        if state.worker != WStep::Idle || state.queued.iter().any(|q| *q > 0) {
+        if state.worker != WStep::Idle || self.next_item(state).is_some() {
             actions.push(RedoAction::Worker);
             if state.worker != WStep::Idle && state.crashes_left > 0 {
                 actions.push(RedoAction::CrashWorker);
@@ -633,8 +667,9 @@ impl Model for RedoModel {
                     state.queued[i] += state.processing[i];
                     state.processing[i] = 0;
                 }
-                // The path locks' recovery frees the lease of a holder the store proves dead.
-                if state.lock.is_some_and(|h| Self::crashed(&state, h)) {
+                // The path locks' recovery frees the lease of a holder the store proves dead
+                // (the seeds' lock files have no liveness: only their expiry frees them).
+                if !self.variant().is_seed() && state.lock.is_some_and(|h| Self::crashed(&state, h)) {
                     state.lock = None;
                 }
                 state.failed_this_run = 0;
@@ -703,8 +738,9 @@ impl Model for RedoModel {
     fn properties(&self) -> Vec<Property<Self>> {
         vec![
             Property::<Self>::always("no message lost", |model, state| {
-                // Every added message is live (the next commit takes it) or in an archive.
-                let kept = model.live(state) | RedoModel::archived(state);
+                // Every added message is live (the next commit takes it) or in an archive (or,
+                // in 0.2.11, held by a live committer that will still write its archive).
+                let kept = model.live(state) | RedoModel::archived(state) | model.held_in_memory(state);
                 (0..state.added).all(|m| kept & (1 << m) != 0)
             }),
             Property::<Self>::always("no duplicate archive", |_, state| {
@@ -788,6 +824,15 @@ impl Model for RedoModel {
                         let replayed = state.replays_finished & (1 << i) != 0;
                         !open || (!replayed && model.waits_for_restart(state, i))
                     })
+            }),
+            Property::<Self>::always("no wait for a dead holder", |model, state| {
+                // A committer that waits for the session lock of a crashed holder can take it
+                // now (computed: its step is applied). A lock held by the dead blocks commits
+                // only until the store proves the holder dead, not for a lease.
+                model.committers().all(|c| {
+                    !RedoModel::waits_for_dead_holder(state, c)
+                        || model.next_state(state, RedoAction::Commit(c as u8)).is_some()
+                })
             }),
             Property::<Self>::sometimes("a crashed commit is replayed", |_, state| state.replayed),
         ]

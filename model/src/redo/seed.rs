@@ -5,10 +5,17 @@
 //! messages are cleared, then phase 2 (`phase2.rs` with the seed's behaviours: fresh memory ids
 //! on every extraction, an enqueue on every run, the marker deleted at the end). Recovery
 //! (`lock_manager.py`) replays every marker, in flight or not, and deletes an unreadable one.
+//!
+//! `seed-0.2.11` is openviking 0.2.11's `commit_async` (PyPI): a `Session` with no messages in
+//! memory returns at once; otherwise it takes the session's POINT path lock, bumps the index in
+//! memory, copies and clears its messages and writes `messages.jsonl` empty, releases the lock,
+//! and only then writes the archive; phase 2 (marker, extraction, enqueue) as PR 431's.
 
-use super::{CStep, Marker, RedoModel, RedoState, ARCHIVES_MAX, P2};
+use super::{CStep, Marker, RedoModel, RedoState, RedoVariant, ARCHIVES_MAX, P2};
 
 pub fn commit_step(model: &RedoModel, state: &mut RedoState, c: usize) -> bool {
+    // openviking 0.2.11 reorders phase 1: load, lock, read, clear, unlock, archive, marker.
+    let v0211 = model.variant() == RedoVariant::Seed0211;
     let me = state.committers[c];
     let i = me.index as usize;
     let set = |state: &mut RedoState, step: CStep| state.committers[c].step = step;
@@ -16,15 +23,32 @@ pub fn commit_step(model: &RedoModel, state: &mut RedoState, c: usize) -> bool {
         CStep::Load => {
             // `compression_index` in memory: the archive count at load time.
             state.committers[c].index = RedoModel::archive_count(state);
+            if !v0211 {
+                set(state, CStep::ReadMessages);
+            } else if state.stored == 0 {
+                set(state, CStep::Done); // 0.2.11's pre-check: no messages, no lock
+            } else {
+                set(state, CStep::Lock);
+            }
+        }
+        CStep::Lock => {
+            // 0.2.11: `LockContext(point)` writes a lock file. A dead holder's file stays until
+            // its `lock_expire` (300 s) passes: nothing proves the holder dead, and a restart
+            // does not clear it. `lock_timeout` 0: the commit fails while it waits.
+            if state.lock.is_some() {
+                return false;
+            }
+            state.lock = Some(c as u8);
             set(state, CStep::ReadMessages);
         }
         CStep::ReadMessages => {
             if state.stored == 0 {
-                set(state, CStep::Done); // nothing to commit
+                // Nothing to commit (0.2.11: the authoritative check under the lock).
+                set(state, if v0211 { CStep::Unlock } else { CStep::Done });
                 return true;
             }
             state.committers[c].snapshot = state.stored;
-            set(state, CStep::WriteArchive);
+            set(state, if v0211 { CStep::ClearMessages } else { CStep::WriteArchive });
         }
         CStep::WriteArchive => {
             if i >= ARCHIVES_MAX {
@@ -35,12 +59,20 @@ pub fn commit_step(model: &RedoModel, state: &mut RedoState, c: usize) -> bool {
                 messages: me.snapshot,
                 owner: c as u8,
             });
-            set(state, CStep::ClearMessages);
+            set(state, if v0211 { CStep::WriteMarker } else { CStep::ClearMessages });
         }
         CStep::ClearMessages => {
             // `messages.jsonl` is overwritten empty: messages added since the read go too.
             state.stored = 0;
-            set(state, CStep::WriteMarker);
+            set(state, if v0211 { CStep::Unlock } else { CStep::WriteMarker });
+        }
+        CStep::Unlock => {
+            // 0.2.11: the lock is released before the archive is written.
+            if state.lock == Some(c as u8) {
+                state.lock = None;
+            }
+            let next = if me.snapshot == 0 { CStep::Done } else { CStep::WriteArchive };
+            set(state, next);
         }
         CStep::WriteMarker => {
             state.markers[i] = Marker::Pending { owner: c as u8 };
@@ -51,9 +83,7 @@ pub fn commit_step(model: &RedoModel, state: &mut RedoState, c: usize) -> bool {
             Some(Some(p2)) => set(state, CStep::Phase2(p2)),
             Some(None) => set(state, CStep::Done),
         },
-        CStep::Lock | CStep::ListArchives | CStep::Unlock => {
-            unreachable!("the seed takes no session lock")
-        }
+        CStep::ListArchives => unreachable!("the seeds list no archives"),
         CStep::Done | CStep::Crashed => return false,
     }
     true

@@ -88,7 +88,11 @@ pub fn describe(
         RedoAction::CrashRecovery => ("recovery".into(), "CRASHES".into()),
         RedoAction::CrashWorker => (
             "worker".into(),
-            "CRASHES (a dequeued row stays `processing` until a restart)".into(),
+            if seed {
+                "CRASHES (a dequeued row stays `processing` until a restart)".into()
+            } else {
+                "CRASHES (its claim stays until a worker claims over it: the store proves it dead)".into()
+            },
         ),
         RedoAction::Restart => (
             "restart".into(),
@@ -122,8 +126,14 @@ pub fn describe(
         RedoAction::Worker => {
             let text = match last.worker {
                 WStep::Idle => {
-                    let i = (0..ARCHIVES_MAX).find(|i| last.queued[*i] > 0).unwrap_or(0);
-                    format!("dequeue the item of archive {i} (row → processing)")
+                    let i = model.next_item(last).unwrap_or(0);
+                    if seed {
+                        format!("dequeue the item of archive {i} (row → processing)")
+                    } else if last.queued[i] > 0 {
+                        format!("claim the row of archive {i}")
+                    } else {
+                        format!("claim the row of archive {i} over a crashed worker's claim")
+                    }
                 }
                 WStep::Apply(i) if seed || model.has(super::RedoMutation::EffectNotKeyed) => {
                     format!("apply the semantic effect of archive {i} (an append)")
@@ -166,7 +176,12 @@ pub fn describe(
                     RedoModel::archive_count(last),
                     after.index
                 ),
-                CStep::Lock => "take the session lock (POINT on the session directory) → ok".into(),
+                CStep::Lock => match last.lock {
+                    Some(h) if h != c => format!(
+                        "take the session lock (POINT on the session directory) → c{h}'s, who is dead: taken over"
+                    ),
+                    _ => "take the session lock (POINT on the session directory) → ok".into(),
+                },
                 CStep::ListArchives => format!("list archives → next index {}", after.index),
                 CStep::ReadMessages if seed => format!("read messages → {}", ids(after.snapshot)),
                 CStep::ReadMessages if model.has(super::RedoMutation::NoExclusion) => {
@@ -274,10 +289,13 @@ pub fn conclusion(
     };
     let live = model.live(state);
     let text = match property {
-        "no message lost" => format!(
-            "message {} is neither live nor in any archive: lost",
-            messages(&|m| live & (1 << m) == 0 && in_archives(m) == 0)
-        ),
+        "no message lost" => {
+            let held = model.held_in_memory(state);
+            format!(
+                "message {} is neither live nor in any archive: lost",
+                messages(&|m| (live | held) & (1 << m) == 0 && in_archives(m) == 0)
+            )
+        }
         "no duplicate archive" => format!(
             "message {} is in two archives",
             messages(&|m| in_archives(m) > 1)
@@ -309,6 +327,16 @@ pub fn conclusion(
         "effect applied once" => format!(
             "the semantic effect of {} landed twice",
             archives(&|i| state.effects[i] > 1)
+        ),
+        "no wait for a dead holder" => format!(
+            "{} waits for the session lock of c{}, who has crashed: every commit of the session fails until the lock expires",
+            model
+                .committers()
+                .filter(|c| RedoModel::waits_for_dead_holder(state, *c))
+                .map(|c| format!("c{c}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            state.lock.unwrap_or(0)
         ),
         "delivered at least once" => {
             "a commit's semantic work was never applied, and nothing is left to deliver it".into()

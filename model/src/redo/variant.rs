@@ -34,10 +34,17 @@ crate::variants! {
         KeepMarker = "keep-marker": "recovery never marks a replayed commit done",
         /// Recovery marks redo records done without replaying them.
         NoReplay = "no-replay": "recovery drops redo records without replaying them",
+        /// The session lock of a holder the store proves dead is waited for until its lease
+        /// runs out, as a lock file with no liveness is (openviking 0.2.11's 300 s).
+        WaitForDeadHolder = "wait-for-dead-holder": "the session lock of a dead holder is waited for until its lease expires",
     }
     pub enum RedoVariant {
         /// OpenViking PR 431's session.commit and redo recovery.
         Seed = "seed",
+        /// openviking 0.2.11 (PyPI): phase 1 under the session's POINT path lock (a lock file
+        /// that only its 300 s `lock_expire` frees), the messages cleared before the archive is
+        /// written, the lock released in between; phase 2 and recovery as PR 431's.
+        Seed0211 = "seed-0.2.11",
     }
 }
 

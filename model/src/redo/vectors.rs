@@ -12,10 +12,9 @@
 //! - `recover`: a restart: the queue's claims of dead workers are freed (one create each), and
 //!   recovery replays every archive without `done` whose committer crashed, one after another
 //!   in index order;
-//! - `work`: a worker processes one queue item: claim (a create), effect (a create), ack. It is
-//!   generated only when no item is claimed, so that ports need not agree on when a dead
-//!   worker's claim is taken over (lockstep's worker takes it over at once; the model waits
-//!   for a restart).
+//! - `work`: a worker processes one queue item, the oldest row that is pending or whose claim
+//!   is a crashed worker's (the worker claims over it at once: the store proves that worker
+//!   dead): claim (a create), effect (a create), ack.
 //!
 //! A crash right after an actor's last create is not generated: whether the actor still makes a
 //! call after it (a listing, a lock release) is the port's choice, and decides whether it
@@ -186,10 +185,7 @@ fn run_worker(
     mut state: RedoState,
     crash_after: Option<u8>,
 ) -> Option<(RedoState, &'static str)> {
-    if state.worker != WStep::Idle
-        || state.processing.iter().any(|p| *p > 0)
-        || state.queued.iter().all(|q| *q == 0)
-    {
+    if state.worker != WStep::Idle || model.next_item(&state).is_none() {
         return None;
     }
     let mut creates = 0;
