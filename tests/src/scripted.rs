@@ -28,13 +28,15 @@ pub enum Script {
     LandLate { create: u32, after: u32 },
 }
 
-/// A create that landed.
+/// A create that landed (or, in [`Scripted::drain_all`], a delete that returned).
 #[derive(Clone, Debug)]
 pub struct Landed {
     pub key: Key,
     pub bytes: Vec<u8>,
     /// Its caller saw an error.
     pub answer_lost: bool,
+    /// A delete, not a create (its `bytes` are empty).
+    pub deleted: bool,
 }
 
 #[derive(Default)]
@@ -93,8 +95,15 @@ impl Scripted {
         self.state.lock().unwrap().crashed
     }
 
-    /// The creates that landed since the last call, in order.
+    /// The creates that landed since the last call, in order (deletes are dropped).
     pub fn drain(&self) -> Vec<Landed> {
+        let mut all = self.drain_all();
+        all.retain(|l| !l.deleted);
+        all
+    }
+
+    /// The creates that landed and the deletes that returned since the last call, in order.
+    pub fn drain_all(&self) -> Vec<Landed> {
         std::mem::take(&mut self.state.lock().unwrap().landed)
     }
 
@@ -129,6 +138,7 @@ impl Scripted {
                         key,
                         bytes,
                         answer_lost: true,
+                        deleted: false,
                     });
                 }
             }
@@ -196,6 +206,7 @@ impl Store for Scripted {
                 key: key.clone(),
                 bytes: bytes.to_vec(),
                 answer_lost: lose,
+                deleted: false,
             });
             if lose {
                 let fired = state
@@ -237,7 +248,14 @@ impl Store for Scripted {
             }
         }
         self.tick().await;
-        self.inner.delete(key).await
+        self.inner.delete(key).await?;
+        self.state.lock().unwrap().landed.push(Landed {
+            key: key.clone(),
+            bytes: Vec::new(),
+            answer_lost: false,
+            deleted: true,
+        });
+        Ok(())
     }
 
     fn describe(&self) -> String {

@@ -594,6 +594,7 @@ impl Harness {
                         key,
                         bytes: Vec::new(),
                         answer_lost: false,
+                        deleted: false,
                     }],
                 )
             }

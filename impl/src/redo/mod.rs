@@ -240,8 +240,9 @@ impl Sessions {
         &self.options
     }
 
-    /// Adds a message to `session`; returns its id. Ids sort in the order messages were added
-    /// (by the adder's wall clock, then at random).
+    /// Adds a message to `session`; returns its id. Ids sort in the order messages were added:
+    /// by the adder's wall clock, never going back within one process (two adds in the same
+    /// millisecond take consecutive values), then at random.
     pub async fn add(&self, session: &str, text: &str) -> Result<String, RedoError> {
         let session = SessionName::new(session)?;
         if text.len() > MESSAGE_BYTES_MAX {
@@ -251,7 +252,7 @@ impl Sessions {
             )));
         }
         let now = entry::wall_ms();
-        let id = format!("{now:013}-{}", entry::fresh_id());
+        let id = format!("{:013}-{}", id_ms(now), entry::fresh_id());
         let bytes = entry::encode(&entry::MessageEntry {
             v: entry::FORMAT_VERSION,
             text: text.to_owned(),
@@ -396,6 +397,26 @@ impl Sessions {
 
 /// Longest message, in bytes.
 pub const MESSAGE_BYTES_MAX: usize = 1 << 20;
+
+/// The millisecond part of a message id: the wall clock, but above every value this process
+/// handed out before, so that one adder's ids sort in the order of its adds (phase 1 deletes
+/// archived messages in id order, and readers list them so).
+fn id_ms(now: u64) -> u64 {
+    static LAST: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut last = LAST.load(std::sync::atomic::Ordering::Relaxed);
+    loop {
+        let next = now.max(last + 1);
+        match LAST.compare_exchange_weak(
+            last,
+            next,
+            std::sync::atomic::Ordering::Relaxed,
+            std::sync::atomic::Ordering::Relaxed,
+        ) {
+            Ok(_) => return next,
+            Err(seen) => last = seen,
+        }
+    }
+}
 
 /// Every session with at least one key in the store.
 pub async fn session_names(store: &dyn Store) -> Result<Vec<SessionName>, StoreError> {
