@@ -256,7 +256,7 @@ fn model_effect(
     if deleted != 0 {
         return Some(Delete(deleted.trailing_zeros() as u8));
     }
-    match (last.lock, next.lock) {
+    match (last.locks[0], next.locks[0]) {
         (before, Some(c)) if before != Some(c) => Some(Lock(c)),
         (Some(c), None) => Some(Unlock(c)),
         _ => None,
@@ -309,7 +309,7 @@ fn model_abstract(state: &RedoState) -> Abstract {
             .filter(|i| state.effects[*i] > 0)
             .map(|i| (i as u8, state.effects[i]))
             .collect(),
-        lock: state.lock.filter(|h| !RedoModel::crashed(state, *h)),
+        lock: state.locks[0].filter(|h| !RedoModel::crashed(state, *h)),
     }
 }
 
@@ -1003,8 +1003,8 @@ impl World {
                 ));
             }
             if matches!(effect, Effect::Lock(_)) {
-                if let Some(previous) = self.cursor.state.lock {
-                    if previous != next.lock.unwrap_or(previous) {
+                if let Some(previous) = self.cursor.state.locks[0] {
+                    if previous != next.locks[0].unwrap_or(previous) {
                         COVERAGE.count("dead holder's lock taken over");
                     }
                 }

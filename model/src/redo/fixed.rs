@@ -24,23 +24,26 @@ pub fn commit_step(model: &RedoModel, state: &mut RedoState, c: usize) -> bool {
             let dead = |h: u8| {
                 RedoModel::crashed(state, h) && !model.has(RedoMutation::WaitForDeadHolder)
             };
-            if state.lock.is_some_and(|h| !dead(h)) {
+            let session = model.session_of(c);
+            if state.locks[session].is_some_and(|h| !dead(h)) {
                 return false; // wait for it
             }
-            state.lock = Some(c as u8);
+            state.locks[session] = Some(c as u8);
             set(state, CStep::ListArchives);
         }
         CStep::ListArchives => {
             // The next index, and what archives 0..k hold: they are create-once, so reading
             // their contents now or at the next step gives the same.
             if !(model.has(RedoMutation::IndexFromMemory) && me.indexed) {
-                state.committers[c].index = RedoModel::archive_count(state);
+                let session = model.session_of(c);
+                let k = model.next_index(state, session);
+                state.committers[c].index = model.slot(session, k) as u8;
                 state.committers[c].indexed = true;
             }
             set(state, CStep::ReadMessages);
         }
         CStep::ReadMessages => {
-            let snapshot = model.live(state);
+            let snapshot = model.live(state) & model.session_messages(model.session_of(c));
             state.committers[c].snapshot = snapshot;
             if snapshot == 0 {
                 // Nothing to commit.
@@ -104,8 +107,9 @@ pub fn commit_step(model: &RedoModel, state: &mut RedoState, c: usize) -> bool {
         }
         CStep::Unlock => {
             // Fenced: only our own lease is released (it may have expired and moved on).
-            if state.lock == Some(c as u8) {
-                state.lock = None;
+            let session = model.session_of(c);
+            if state.locks[session] == Some(c as u8) {
+                state.locks[session] = None;
             }
             if me.snapshot == 0 {
                 set(state, CStep::Done);

@@ -60,6 +60,9 @@ pub const MEMORIES: usize = 2;
 /// Extractions of one archive the model can tell apart (each writes under its own keys).
 pub const EXTRACTIONS_MAX: usize = 4;
 pub const SLOTS: usize = MEMORIES * EXTRACTIONS_MAX;
+/// Sessions sharing one queue, one recovery and one worker (the opt-in `two-sessions` world).
+/// Archive `k` of session `s` is the state's archive slot `k * sessions + s`.
+pub const SESSIONS_MAX: usize = 2;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct RedoConfig {
@@ -80,6 +83,9 @@ pub struct RedoConfig {
     /// Whether committers take the session lock (fixed; `false` checks that safety does not
     /// rest on it).
     pub session_lock: bool,
+    /// Sessions (1 or 2). With 2, committer `c` commits session `c % 2`, message `m` is added
+    /// to session `m % 2`, and the sessions share the queue, the worker and recovery.
+    pub sessions: u8,
 }
 
 impl RedoConfig {
@@ -93,6 +99,7 @@ impl RedoConfig {
             expiries: 1,
             faults: 1,
             session_lock: true,
+            sessions: 1,
         }
     }
 }
@@ -194,8 +201,8 @@ pub struct RedoState {
     /// Semantic effects of an archive's item that landed (fixed: one keyed create).
     pub effects: [u8; ARCHIVES_MAX],
     pub committers: [Committer; COMMITTERS_MAX],
-    /// Who holds the session lock's lease.
-    pub lock: Option<u8>,
+    /// Who holds each session lock's lease.
+    pub locks: [Option<u8>; SESSIONS_MAX],
     pub recovery: RStep,
     pub worker: WStep,
     pub crashes_left: u8,
@@ -236,8 +243,8 @@ pub enum RedoAction {
     CrashRecovery,
     Worker,
     CrashWorker,
-    /// The session lock's lease runs out while its holder may still run.
-    Expire,
+    /// Session `s`'s lock's lease runs out while its holder may still run.
+    Expire(u8),
     /// The actor's next write lands, and the actor sees an error.
     Ambiguous(Actor),
     /// Seed: the replay's enqueue fails; the replay raises and keeps its marker.
@@ -257,6 +264,12 @@ impl RedoModel {
         }
         if config.messages > 6 {
             return Err("at most 6 messages".into());
+        }
+        if config.sessions == 0 || config.sessions as usize > SESSIONS_MAX {
+            return Err(format!("sessions must be between 1 and {SESSIONS_MAX}"));
+        }
+        if config.sessions > 1 && (config.variant.is_seed() || config.committers < config.sessions) {
+            return Err("two sessions: fixed variants only, with a committer per session at least".into());
         }
         Ok(RedoModel {
             config,
@@ -291,6 +304,83 @@ impl RedoModel {
         state.archives.iter().take_while(|a| a.is_some()).count() as u8
     }
 
+    pub fn sessions(&self) -> usize {
+        self.config.sessions as usize
+    }
+
+    /// The session committer `c` commits.
+    pub fn session_of(&self, c: usize) -> usize {
+        c % self.sessions()
+    }
+
+    /// The state's archive slot of session `s`'s archive `k`.
+    pub fn slot(&self, s: usize, k: usize) -> usize {
+        k * self.sessions() + s
+    }
+
+    /// The session of archive slot `j`, and its index in that session.
+    pub fn slot_session(&self, j: usize) -> (usize, usize) {
+        (j % self.sessions(), j / self.sessions())
+    }
+
+    /// Session `s`'s archive count: its next index (its archives are claimed in order).
+    pub fn next_index(&self, state: &RedoState, s: usize) -> usize {
+        (0..)
+            .take_while(|k| {
+                let j = self.slot(s, *k);
+                j < ARCHIVES_MAX && state.archives[j].is_some()
+            })
+            .count()
+    }
+
+    /// The messages of session `s` (message `m` is added to session `m % sessions`).
+    pub fn session_messages(&self, s: usize) -> u8 {
+        (0..8u8)
+            .filter(|m| *m as usize % self.sessions() == s)
+            .fold(0, |all, m| all | 1 << m)
+    }
+
+    /// The archive slot whose key the queue row and the effect of archive slot `j` are stored
+    /// under: its own (session and index), or (mutant) the first session's at its index.
+    pub fn item_key(&self, j: usize) -> usize {
+        if self.has(RedoMutation::ItemKeyedByIndex) {
+            self.slot(0, self.slot_session(j).1)
+        } else {
+            j
+        }
+    }
+
+    /// Whether a queue row is stored under key `key` (pending or being processed).
+    pub fn row_at(&self, state: &RedoState, key: usize) -> bool {
+        (0..ARCHIVES_MAX)
+            .any(|j| self.item_key(j) == key && state.queued[j] + state.processing[j] > 0)
+    }
+
+    /// Whether an effect is stored under key `key`.
+    pub fn effect_at(&self, state: &RedoState, key: usize) -> bool {
+        (0..ARCHIVES_MAX).any(|j| self.item_key(j) == key && state.effects[j] > 0)
+    }
+
+    /// How traces name archive slot `j`: its index, and with two sessions its session too.
+    pub fn archive_name(&self, j: u8) -> String {
+        let (s, k) = self.slot_session(j as usize);
+        format!("{}{k}", self.session_name(s).replace(' ', "/"))
+    }
+
+    /// `""` with one session; `"s1 "` with two.
+    pub fn session_name(&self, s: usize) -> String {
+        if self.sessions() == 1 {
+            String::new()
+        } else {
+            format!("s{s} ")
+        }
+    }
+
+    /// The session lock committer `c` takes, and who holds it.
+    pub fn lock_of(&self, state: &RedoState, c: usize) -> Option<u8> {
+        state.locks[self.session_of(c)]
+    }
+
     /// Messages in any archive.
     pub fn archived(state: &RedoState) -> u8 {
         state
@@ -322,10 +412,10 @@ impl RedoModel {
     }
 
     /// Whether committer `c` waits for the session lock of a holder that has crashed.
-    pub fn waits_for_dead_holder(state: &RedoState, c: usize) -> bool {
+    pub fn waits_for_dead_holder(&self, state: &RedoState, c: usize) -> bool {
         state.committers[c].step == CStep::Lock
-            && state
-                .lock
+            && self
+                .lock_of(state, c)
                 .is_some_and(|h| h as usize != c && Self::crashed(state, h))
     }
 
@@ -486,11 +576,12 @@ impl RedoModel {
             WStep::Apply(i) => {
                 // Fixed: the effect is one create keyed by the item (the archive): a second
                 // delivery finds it there. Seed and mutant: an append per delivery.
-                let effect = &mut state.effects[i as usize];
                 if self.variant().like_seed(RedoMutation::EffectNotKeyed) {
+                    let effect = &mut state.effects[i as usize];
                     *effect = (*effect + 1).min(3);
-                } else {
-                    *effect = 1;
+                } else if !self.effect_at(state, self.item_key(i as usize)) {
+                    // Create-if-absent at the item's key: it lands only where none is stored.
+                    state.effects[i as usize] = 1;
                 }
                 state.worker = if self.has(RedoMutation::AckBeforeApply) {
                     WStep::Idle
@@ -560,7 +651,7 @@ impl Model for RedoModel {
             processing: [0; ARCHIVES_MAX],
             effects: [0; ARCHIVES_MAX],
             committers,
-            lock: None,
+            locks: [None; SESSIONS_MAX],
             recovery: RStep::Idle,
             worker: WStep::Idle,
             crashes_left: self.config.crashes,
@@ -594,11 +685,17 @@ impl Model for RedoModel {
                 }
             }
         }
-        if state.lock.is_some() && state.expiries_left > 0 {
-            actions.push(RedoAction::Expire);
+        for s in 0..self.sessions() {
+            if state.locks[s].is_some() && state.expiries_left > 0 {
+                actions.push(RedoAction::Expire(s as u8));
+            }
         }
         let any_processing = state.processing.iter().any(|p| *p > 0);
-        let dead_lock = !seed && state.lock.is_some_and(|h| Self::crashed(state, h));
+        let dead_lock = !seed
+            && state
+                .locks
+                .iter()
+                .any(|l| l.is_some_and(|h| Self::crashed(state, h)));
         if state.restarts_left > 0
             && state.recovery == RStep::Idle
             && (self
@@ -669,8 +766,12 @@ impl Model for RedoModel {
                 }
                 // The path locks' recovery frees the lease of a holder the store proves dead
                 // (the seeds' lock files have no liveness: only their expiry frees them).
-                if !self.variant().is_seed() && state.lock.is_some_and(|h| Self::crashed(&state, h)) {
-                    state.lock = None;
+                for s in 0..SESSIONS_MAX {
+                    if !self.variant().is_seed()
+                        && state.locks[s].is_some_and(|h| Self::crashed(&state, h))
+                    {
+                        state.locks[s] = None;
+                    }
                 }
                 state.failed_this_run = 0;
                 state.recovery = self
@@ -693,8 +794,8 @@ impl Model for RedoModel {
                 state.crashes_left -= 1;
                 true
             }
-            RedoAction::Expire => {
-                state.lock = None;
+            RedoAction::Expire(s) => {
+                state.locks[s as usize] = None;
                 state.expiries_left -= 1;
                 true
             }
@@ -830,7 +931,7 @@ impl Model for RedoModel {
                 // now (computed: its step is applied). A lock held by the dead blocks commits
                 // only until the store proves the holder dead, not for a lease.
                 model.committers().all(|c| {
-                    !RedoModel::waits_for_dead_holder(state, c)
+                    !model.waits_for_dead_holder(state, c)
                         || model.next_state(state, RedoAction::Commit(c as u8)).is_some()
                 })
             }),
@@ -857,10 +958,19 @@ impl Protocol for RedoModel {
     }
 
     fn trace(&self, path: &[(RedoState, Option<RedoAction>)]) -> Trace {
-        let setup = vec![format!(
-            "{} committer(s) of one session; the user adds {} message(s)",
-            self.config.committers, self.config.messages
-        )];
+        let setup = vec![if self.sessions() == 1 {
+            format!(
+                "{} committer(s) of one session; the user adds {} message(s)",
+                self.config.committers, self.config.messages
+            )
+        } else {
+            format!(
+                "{} committers of {} sessions sharing one queue, worker and recovery (committer c commits session c % {2}); the user adds {} messages (message m to session m % {2})",
+                self.config.committers,
+                self.sessions(),
+                self.config.messages
+            )
+        }];
         Trace::from_path(
             setup,
             path,
@@ -908,6 +1018,17 @@ pub fn presets() -> Vec<crate::preset::Preset<RedoConfig>> {
             config: RedoConfig {
                 session_lock: false,
                 ..fixed.clone()
+            },
+        },
+        crate::preset::Preset {
+            name: "two-sessions",
+            about: "2 sessions sharing one queue, worker and recovery; a committer and a message each; 2 crashes; 2 restarts; 1 lease expiry; 1 ambiguous write (opt-in)",
+            default: false,
+            config: RedoConfig {
+                sessions: 2,
+                crashes: 2,
+                restarts: 2,
+                ..RedoConfig::new(RedoVariant::Fixed(None))
             },
         },
         crate::preset::Preset {

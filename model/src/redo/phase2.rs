@@ -125,7 +125,7 @@ pub fn step(
         P2Stage::Enqueue => {
             if model.variant().is_seed() {
                 state.queued[i] = (state.queued[i] + 1).min(3);
-            } else if state.queued[i] + state.processing[i] == 0 {
+            } else if !model.row_at(state, model.item_key(i)) {
                 // Insert-if-absent of the row keyed by the archive: the queue sees only its own
                 // rows (a row already acked is inserted again; its effect is keyed).
                 state.queued[i] = 1;

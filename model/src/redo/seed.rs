@@ -35,10 +35,10 @@ pub fn commit_step(model: &RedoModel, state: &mut RedoState, c: usize) -> bool {
             // 0.2.11: `LockContext(point)` writes a lock file. A dead holder's file stays until
             // its `lock_expire` (300 s) passes: nothing proves the holder dead, and a restart
             // does not clear it. `lock_timeout` 0: the commit fails while it waits.
-            if state.lock.is_some() {
+            if state.locks[0].is_some() {
                 return false;
             }
-            state.lock = Some(c as u8);
+            state.locks[0] = Some(c as u8);
             set(state, CStep::ReadMessages);
         }
         CStep::ReadMessages => {
@@ -68,8 +68,8 @@ pub fn commit_step(model: &RedoModel, state: &mut RedoState, c: usize) -> bool {
         }
         CStep::Unlock => {
             // 0.2.11: the lock is released before the archive is written.
-            if state.lock == Some(c as u8) {
-                state.lock = None;
+            if state.locks[0] == Some(c as u8) {
+                state.locks[0] = None;
             }
             let next = if me.snapshot == 0 { CStep::Done } else { CStep::WriteArchive };
             set(state, next);

@@ -27,22 +27,23 @@ fn phase2(
 ) -> String {
     let seed = model.variant().is_seed();
     let i = index as usize;
+    let name = model.archive_name(index);
     match p2.stage {
         P2Stage::ReadManifest => match last.manifest[i] {
-            Some(e) => format!("read manifest of archive {index} → extraction x{e}: memories done"),
-            None => format!("read manifest of archive {index} → none"),
+            Some(e) => format!("read manifest of archive {name} → extraction x{e}: memories done"),
+            None => format!("read manifest of archive {name} → none"),
         },
         P2Stage::Extract => format!(
-            "extract memories of archive {index} (LLM) → extraction x{}",
+            "extract memories of archive {name} (LLM) → extraction x{}",
             next_p2.map_or(p2.extraction, |p| p.extraction)
         ),
         P2Stage::WriteMemory(n) => {
             let key = if model.has(super::RedoMutation::KeyedMemories) {
-                format!("memories/{index}/{n}")
+                format!("memories/{name}/{n}")
             } else if seed {
                 format!("a fresh memory id (x{}, #{n})", p2.extraction)
             } else {
-                format!("memories/{index}/x{}/{n}", p2.extraction)
+                format!("memories/{name}/x{}/{n}", p2.extraction)
             };
             let slot = if model.has(super::RedoMutation::KeyedMemories) {
                 n as usize
@@ -55,19 +56,25 @@ fn phase2(
             }
         }
         P2Stage::CreateManifest => format!(
-            "create manifest of archive {index} = x{}{}",
+            "create manifest of archive {name} = x{}{}",
             p2.extraction,
             match last.manifest[i] {
                 Some(e) => format!(" → already exists (x{e})"),
                 None => String::new(),
             }
         ),
-        P2Stage::Enqueue => format!("enqueue semantic item of archive {index}"),
+        P2Stage::Enqueue if !seed && model.row_at(last, model.item_key(i)) => format!(
+            "enqueue semantic item of archive {name} → a row is stored under its key already"
+        ),
+        P2Stage::Enqueue => format!("enqueue semantic item of archive {name}"),
         P2Stage::Finish if seed => "delete the redo marker (mark_done)".to_string(),
         P2Stage::Finish if by_recovery && model.has(super::RedoMutation::KeepMarker) => {
             "finish without creating done".to_string()
         }
-        P2Stage::Finish => format!("create archives/~{index}/done"),
+        P2Stage::Finish => {
+            let (s, k) = model.slot_session(i);
+            format!("create {}archives/~{k}/done", model.session_name(s))
+        }
     }
 }
 
@@ -102,21 +109,22 @@ pub fn describe(
                 "the process restarts (its worker is gone); queue RecoverStale; the path locks' recovery frees a dead holder's lock; recovery starts".into()
             },
         ),
-        RedoAction::Expire => (
+        RedoAction::Expire(s) => (
             "lease".into(),
             format!(
-                "the session lock of c{} EXPIRES (it may still be running)",
-                last.lock.unwrap_or(0)
+                "the {}lock of c{} EXPIRES (it may still be running)",
+                model.session_name(s as usize),
+                last.locks[s as usize].unwrap_or(0)
             ),
         ),
         RedoAction::FailEnqueue => {
-            let index = match last.recovery {
-                RStep::Replay { index, .. } => index,
-                RStep::Idle => 0,
+            let name = match last.recovery {
+                RStep::Replay { index, .. } => model.archive_name(index),
+                RStep::Idle => "none".into(),
             };
             (
                 "recovery".into(),
-                format!("replay archive {index}: enqueue FAILS; the replay raises, its marker stays for the next restart"),
+                format!("replay archive {name}: enqueue FAILS; the replay raises, its marker stays for the next restart"),
             )
         }
         RedoAction::Ambiguous(actor) => {
@@ -127,19 +135,24 @@ pub fn describe(
             let text = match last.worker {
                 WStep::Idle => {
                     let i = model.next_item(last).unwrap_or(0);
+                    let name = model.archive_name(i as u8);
                     if seed {
-                        format!("dequeue the item of archive {i} (row → processing)")
+                        format!("dequeue the item of archive {name} (row → processing)")
                     } else if last.queued[i] > 0 {
-                        format!("claim the row of archive {i}")
+                        format!("claim the row of archive {name}")
                     } else {
-                        format!("claim the row of archive {i} over a crashed worker's claim")
+                        format!("claim the row of archive {name} over a crashed worker's claim")
                     }
                 }
                 WStep::Apply(i) if seed || model.has(super::RedoMutation::EffectNotKeyed) => {
-                    format!("apply the semantic effect of archive {i} (an append)")
+                    let name = model.archive_name(i);
+                    format!("apply the semantic effect of archive {name} (an append)")
                 }
-                WStep::Apply(i) => format!("create effect semantic/{i} (keyed by the item)"),
-                WStep::Ack(i) => format!("ack the item of archive {i} (delete the row)"),
+                WStep::Apply(i) => format!(
+                    "create effect semantic/{} (keyed by the item)",
+                    model.archive_name(model.item_key(i as usize) as u8)
+                ),
+                WStep::Ack(i) => format!("ack the item of archive {} (delete the row)", model.archive_name(i)),
             };
             ("worker".into(), text)
         }
@@ -148,18 +161,21 @@ pub fn describe(
                 RStep::Replay { index, .. }
                     if seed && last.markers[index as usize] == Marker::Torn =>
                 {
-                    format!("read marker of archive {index} → unreadable ({{}}): delete it without replay")
+                    let name = model.archive_name(index);
+                    format!("read marker of archive {name} → unreadable ({{}}): delete it without replay")
                 }
                 RStep::Replay { index, .. } if model.has(super::RedoMutation::NoReplay) => {
-                    format!("mark archive {index} done without replaying it")
+                    let name = model.archive_name(index);
+                    format!("mark archive {name} done without replaying it")
                 }
                 RStep::Replay { index, p2 } => {
+                    let name = model.archive_name(index);
                     let next_p2 = match next.recovery {
                         RStep::Replay { index: j, p2 } if j == index => Some(p2),
                         _ => None,
                     };
                     format!(
-                        "replay archive {index}: {}",
+                        "replay archive {name}: {}",
                         phase2(model, last, next_p2, index, p2, true)
                     )
                 }
@@ -176,13 +192,17 @@ pub fn describe(
                     RedoModel::archive_count(last),
                     after.index
                 ),
-                CStep::Lock => match last.lock {
+                CStep::Lock => match model.lock_of(last, c as usize) {
                     Some(h) if h != c => format!(
                         "take the session lock (POINT on the session directory) → c{h}'s, who is dead: taken over"
                     ),
                     _ => "take the session lock (POINT on the session directory) → ok".into(),
                 },
-                CStep::ListArchives => format!("list archives → next index {}", after.index),
+                CStep::ListArchives => format!(
+                    "list {}archives → next index {}",
+                    model.session_name(model.session_of(c as usize)),
+                    model.slot_session(after.index as usize).1
+                ),
                 CStep::ReadMessages if seed => format!("read messages → {}", ids(after.snapshot)),
                 CStep::ReadMessages if model.has(super::RedoMutation::NoExclusion) => {
                     format!("read stored messages → {}", ids(after.snapshot))
@@ -193,13 +213,14 @@ pub fn describe(
                 CStep::WriteArchive if seed || model.has(super::RedoMutation::IndexFromMemory) => {
                     format!(
                         "write archive {} = {} (overwrite)",
-                        me.index,
+                        model.archive_name(me.index),
                         ids(me.snapshot)
                     )
                 }
                 CStep::WriteArchive => format!(
-                    "create archives/~{} = {} (the redo record) → {}",
-                    me.index,
+                    "create {}archives/~{} = {} (the redo record) → {}",
+                    model.session_name(model.session_of(c as usize)),
+                    model.slot_session(me.index as usize).1,
                     ids(me.snapshot),
                     match last.archives[me.index as usize] {
                         None => "ok".to_string(),
@@ -215,8 +236,8 @@ pub fn describe(
                 CStep::ClearMessages => {
                     format!("delete message {}", ids(last.stored & !next.stored))
                 }
-                CStep::WriteMarker => format!("write redo marker for archive {}", me.index),
-                CStep::Unlock if last.lock == Some(c) => "release the session lock".into(),
+                CStep::WriteMarker => format!("write redo marker for archive {}", model.archive_name(me.index)),
+                CStep::Unlock if model.lock_of(last, c as usize) == Some(c) => "release the session lock".into(),
                 CStep::Unlock => "release the session lock → not ours any more (no-op)".into(),
                 CStep::Phase2(p2) => {
                     let next_p2 = match after.step {
@@ -252,7 +273,8 @@ pub fn action_name(action: RedoAction) -> String {
         RedoAction::CrashRecovery => "crash recovery".into(),
         RedoAction::Worker => "worker".into(),
         RedoAction::CrashWorker => "crash worker".into(),
-        RedoAction::Expire => "expire".into(),
+        RedoAction::Expire(0) => "expire".into(),
+        RedoAction::Expire(s) => format!("expire s{s}"),
         RedoAction::FailEnqueue => "fail enqueue".into(),
         RedoAction::Ambiguous(actor) => format!("ambiguous {}", action_name(plain(actor))),
     }
@@ -268,7 +290,7 @@ pub fn conclusion(
     let archives = |pick: &dyn Fn(usize) -> bool| -> String {
         (0..ARCHIVES_MAX)
             .filter(|i| pick(*i))
-            .map(|i| format!("archive {i}"))
+            .map(|i| format!("archive {}", model.archive_name(i as u8)))
             .collect::<Vec<_>>()
             .join(", ")
     };
@@ -332,11 +354,15 @@ pub fn conclusion(
             "{} waits for the session lock of c{}, who has crashed: every commit of the session fails until the lock expires",
             model
                 .committers()
-                .filter(|c| RedoModel::waits_for_dead_holder(state, *c))
+                .filter(|c| model.waits_for_dead_holder(state, *c))
                 .map(|c| format!("c{c}"))
                 .collect::<Vec<_>>()
                 .join(", "),
-            state.lock.unwrap_or(0)
+            model
+                .committers()
+                .find(|c| model.waits_for_dead_holder(state, *c))
+                .and_then(|c| model.lock_of(state, c))
+                .unwrap_or(0)
         ),
         "delivered at least once" => {
             "a commit's semantic work was never applied, and nothing is left to deliver it".into()

@@ -37,6 +37,9 @@ crate::variants! {
         /// The session lock of a holder the store proves dead is waited for until its lease
         /// runs out, as a lock file with no liveness is (openviking 0.2.11's 300 s).
         WaitForDeadHolder = "wait-for-dead-holder": "the session lock of a dead holder is waited for until its lease expires",
+        /// Queue rows and effects keyed by the archive index alone, as if one session used the
+        /// queue: two sessions' archives `k` share a key (the `two-sessions` world).
+        ItemKeyedByIndex = "item-keyed-by-index": "queue rows and effects keyed by the archive index, not the session",
     }
     pub enum RedoVariant {
         /// OpenViking PR 431's session.commit and redo recovery.

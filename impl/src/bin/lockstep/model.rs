@@ -102,7 +102,7 @@ pub struct Bounds {
     /// conflict over a parent object both delete).
     #[arg(long)]
     sibling_merges: Option<u8>,
-    /// redo: committers of one session.
+    /// redo: committers (of one session, or spread over `--sessions`).
     #[arg(long)]
     committers: Option<u8>,
     /// redo: messages the user adds.
@@ -118,6 +118,10 @@ pub struct Bounds {
     /// redo: committers take no session lock at all (safety must not rest on it).
     #[arg(long)]
     no_session_lock: bool,
+    /// redo: sessions sharing one queue, worker and recovery (1 or 2; with 2, committer c
+    /// commits session c % 2 and message m goes to session m % 2).
+    #[arg(long)]
+    sessions: Option<u8>,
 }
 
 impl Bounds {
@@ -128,7 +132,7 @@ impl Bounds {
         const REDO: &[&str] = &["redo"];
         const LOCK_MERGE: &[&str] = &["lock", "merge"];
         const ALL: &[&str] = &["lock", "merge", "redo"];
-        let flags: [(&str, bool, &[&str]); 23] = [
+        let flags: [(&str, bool, &[&str]); 24] = [
             ("--clients", self.clients.is_some(), LOCK),
             ("--tree", self.tree.is_some(), LOCK),
             ("--modes", self.modes.is_some(), LOCK),
@@ -156,6 +160,7 @@ impl Bounds {
             ("--restarts", self.restarts.is_some(), REDO),
             ("--expiries", self.expiries.is_some(), REDO),
             ("--no-session-lock", self.no_session_lock, REDO),
+            ("--sessions", self.sessions.is_some(), REDO),
         ];
         flags
             .into_iter()
@@ -230,6 +235,7 @@ impl Bounds {
             expiries: self.expiries.unwrap_or(config.expiries),
             faults: self.faults.unwrap_or(config.faults),
             session_lock: config.session_lock && !self.no_session_lock,
+            sessions: self.sessions.unwrap_or(config.sessions),
             ..config
         }
     }
