@@ -80,10 +80,13 @@ pub enum Mutant {
     /// Phase 2 creates `done` before it enqueues: a crash in between leaves memories whose
     /// semantic item is never delivered.
     RedoDoneBeforeEnqueue = 24,
+    /// The semantic effect is keyed by the archive index alone, not by its session: two
+    /// sessions' archives `k` share one effect key (the model's `item-keyed-by-index`).
+    RedoEffectKeyedByIndex = 25,
 }
 
 impl Mutant {
-    pub const ALL: [Mutant; 24] = [
+    pub const ALL: [Mutant; 25] = [
         Mutant::MemCheckThenInsert,
         Mutant::RenewDuringRelease,
         Mutant::SkipRecheck,
@@ -108,6 +111,7 @@ impl Mutant {
         Mutant::RedoEffectNotKeyed,
         Mutant::RedoAckBeforeApply,
         Mutant::RedoDoneBeforeEnqueue,
+        Mutant::RedoEffectKeyedByIndex,
     ];
 
     pub fn name(self) -> &'static str {
@@ -136,6 +140,7 @@ impl Mutant {
             Mutant::RedoEffectNotKeyed => "redo-effect-not-keyed",
             Mutant::RedoAckBeforeApply => "redo-ack-before-apply",
             Mutant::RedoDoneBeforeEnqueue => "redo-done-before-enqueue",
+            Mutant::RedoEffectKeyedByIndex => "redo-effect-keyed-by-index",
         }
     }
 }

@@ -212,6 +212,11 @@ const CATCHERS: &[(Mutant, &str, &str)] = &[
         "tests/tests/redo_conformance.rs",
         "catches_done_before_enqueue",
     ),
+    (
+        Mutant::RedoEffectKeyedByIndex,
+        "tests/tests/redo_impl.rs",
+        "an_effect_keyed_by_index_alone_is_caught",
+    ),
 ];
 
 /// The source of `function` in `source` (from its `fn` line to the first line that closes it at

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use lockstep::lock::owner::ProcessId;
+use lockstep::mutants::{activate, Mutant};
 use lockstep::redo::entry::Message;
 use lockstep::redo::{
     self, EchoExtractor, ExtractError, MemoryExtractor, RedoError, RedoOptions, Sessions,
@@ -105,6 +106,7 @@ async fn fault_at(n: u64, fault: Fault) -> Result<bool, String> {
 
 #[test]
 fn a_full_disk_or_a_dead_store_at_any_operation_of_a_commit_loses_nothing() {
+    let _one = exclusive(None);
     let rt = rt();
     for fault in [Fault::Full, Fault::Unavailable] {
         let mut fired = 0;
@@ -122,6 +124,7 @@ fn a_full_disk_or_a_dead_store_at_any_operation_of_a_commit_loses_nothing() {
 /// finds it and recognises it as its own, so there is one archive and one of everything.
 #[test]
 fn a_lost_answer_at_any_create_of_a_commit_is_recognised() {
+    let _one = exclusive(None);
     let rt = rt();
     let mut lock_errors = 0;
     for k in 0..8 {
@@ -170,6 +173,7 @@ impl MemoryExtractor for Failing {
 /// another process's recovery replays it.
 #[test]
 fn a_failed_extraction_is_replayed_by_recovery() {
+    let _one = exclusive(None);
     let rt = rt();
     rt.block_on(async {
         for same_process in [true, false] {
@@ -213,6 +217,7 @@ fn a_failed_extraction_is_replayed_by_recovery() {
 /// item claimed forever.
 #[test]
 fn a_worker_that_gives_up_a_claimed_item_leaves_it_recoverable() {
+    let _one = exclusive(None);
     let rt = rt();
     rt.block_on(async {
         let mut fired = 0;
@@ -244,6 +249,7 @@ fn a_worker_that_gives_up_a_claimed_item_leaves_it_recoverable() {
 /// once: no second extraction's memories, not even invisible ones.
 #[test]
 fn two_recoveries_at_once_replay_each_archive_once() {
+    let _one = exclusive(None);
     let rt = rt();
     rt.block_on(async {
         let dir = tempfile::tempdir().unwrap();
@@ -282,4 +288,78 @@ fn two_recoveries_at_once_replay_each_archive_once() {
         assert_eq!(view.memories_unnamed, 0, "a second replay wrote memories: {view:?}");
         at_rest(&store, &added).await.unwrap();
     });
+}
+
+/// Two sessions share the queue, the worker and recovery (the model's `two-sessions` world):
+/// a committer of each dies after its archive, both archive index 0 of their session. One
+/// recovery replays both, one worker pass applies both effects, each under its own session's
+/// key (keyed by the index alone, the second would find the first's row or effect there: the
+/// model's `item-keyed-by-index` mutant).
+#[test]
+fn two_sessions_share_one_queue_and_one_recovery() {
+    let _one = exclusive(None);
+    two_sessions().unwrap();
+}
+
+/// The same with the effect keyed by the archive index alone: the second session's effect is
+/// never applied.
+#[test]
+fn an_effect_keyed_by_index_alone_is_caught() {
+    let _one = exclusive(Some(Mutant::RedoEffectKeyedByIndex));
+    let result = two_sessions();
+    activate(None);
+    let error = result.expect_err("the planted bug must be caught");
+    assert!(error.contains("effect"), "{error}");
+}
+
+/// The mutant switch is process-wide: tests of this binary take turns.
+fn exclusive(mutant: Option<Mutant>) -> std::sync::MutexGuard<'static, ()> {
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    activate(mutant);
+    guard
+}
+
+fn two_sessions() -> Result<(), String> {
+    let rt = rt();
+    rt.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::open(dir.path()).unwrap();
+        for session in ["a", "b"] {
+            let adder = open(store.clone(), 3).await;
+            adder.add(session, "pending").await.unwrap();
+            adder.shutdown().await;
+            let faulty = FaultyStore::new(store.clone());
+            let committer = open(faulty.clone(), 0).await;
+            // The session lock's two creates, then the archive.
+            faulty.crash_after_creates(3);
+            assert!(committer.commit(session).await.is_err());
+            committer.kill().await;
+        }
+        let fresh = open(store.clone(), 3).await;
+        let recovered = fresh.recover().await.unwrap();
+        let replayed: Vec<(String, u64)> = recovered
+            .replayed
+            .iter()
+            .map(|r| (r.session.to_string(), r.archive))
+            .collect();
+        assert_eq!(replayed, vec![("a".into(), 0), ("b".into(), 0)]);
+        let worked = fresh.work_once().await.unwrap();
+        assert_eq!(worked.processed, vec!["a/0".to_string(), "b/0".to_string()]);
+        fresh.shutdown().await;
+        let view = redo::inspect(&store).await.unwrap();
+        for session in ["a", "b"] {
+            let view = view.session(session).unwrap();
+            if !view.pending.is_empty() || !view.queue.is_empty() {
+                return Err(format!("session {session} is not at rest: {view:?}"));
+            }
+            if view.effects.get(&0) != Some(&1) {
+                return Err(format!("session {session}'s effect: {:?}", view.effects));
+            }
+            if !view.memories.iter().any(|m| m.archive == 0) {
+                return Err(format!("session {session} has no memories"));
+            }
+        }
+        Ok(())
+    })
 }

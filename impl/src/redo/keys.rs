@@ -105,6 +105,9 @@ impl SessionName {
 
     /// The semantic effect of archive `k`'s item at its target, keyed by the item.
     pub fn effect(&self, k: u64) -> Key {
+        if crate::mutants::active(crate::mutants::Mutant::RedoEffectKeyedByIndex) {
+            return key(format!("{EFFECTS}shared/{k:0INDEX_DIGITS$}"));
+        }
         key(format!("{EFFECTS}{}/{k:0INDEX_DIGITS$}", self.0))
     }
 }
