@@ -66,6 +66,45 @@ fn check_fixed_small_world_is_proven_and_reports_json() {
     }
 }
 
+/// The redo model's own bounds as flags: two sessions sharing the queue and recovery, no
+/// session lock, expiries, faults; and openviking 0.2.11's variant failing the property its
+/// lock file breaks.
+#[test]
+fn check_redo_bounds_and_variants_from_the_command_line() {
+    let output = lockstep(&[
+        "check", "redo", "--sessions", "2", "--committers", "2", "--messages", "2",
+        "--crashes", "1", "--restarts", "1", "--expiries", "1", "--faults", "1", "--json", "--quiet",
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let report = &json_lines(&output)[0];
+    assert_eq!(report["bounds"]["sessions"], 2);
+    assert_eq!(report["complete"], true);
+    let output = lockstep(&[
+        "check", "redo", "--no-session-lock", "--committers", "2", "--messages", "1",
+        "--crashes", "1", "--restarts", "1", "--json", "--quiet",
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(json_lines(&output)[0]["bounds"]["session_lock"], false);
+    let output = lockstep(&[
+        "check", "redo", "--variant", "seed-0.2.11", "--committers", "2", "--messages", "1",
+        "--crashes", "1", "--restarts", "0", "--expiries", "0", "--faults", "0", "--json", "--quiet",
+    ]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let report = &json_lines(&output)[0];
+    let property = report["properties"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "no wait for a dead holder")
+        .expect("the property is reported");
+    assert_eq!(property["holds"], false, "{property}");
+    assert_usage_error(&["check", "redo", "--sessions", "3"], "sessions must be between 1 and 2");
+    assert_usage_error(
+        &["check", "redo", "--variant", "seed", "--sessions", "2"],
+        "two sessions: fixed variants only",
+    );
+}
+
 #[test]
 fn check_seed_exits_1_with_a_numbered_counterexample_and_no_debug_names() {
     let output = lockstep(&[
