@@ -247,6 +247,11 @@ fn progress_is_printed_on_stderr() {
         "--json",
         "--shortest-seconds",
         "5",
+        // The seed's space at its default bounds is far larger than this test needs (the
+        // search would run until the memory budget, half the machine's memory): a few seconds
+        // of search print progress and find the seed's failures.
+        "--max-states",
+        "3000000",
     ]);
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
     let text = stderr(&output);
