@@ -5,6 +5,8 @@
 pub mod broken;
 pub mod catalogue;
 pub mod conformance;
+#[cfg(feature = "etcd")]
+pub mod etcd_server;
 pub mod gate;
 pub mod recording;
 pub mod refinement;

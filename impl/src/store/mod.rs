@@ -10,6 +10,8 @@
 //! Porting lockstep to a backend means implementing [`Store`] and passing the conformance suite
 //! in `tests/` (`lockstep_tests::conformance`). Nothing in the trait assumes a file system.
 
+#[cfg(feature = "etcd")]
+mod etcd;
 mod faulty;
 mod fs;
 mod key;
@@ -17,7 +19,12 @@ mod memory;
 
 use std::fmt;
 
+#[cfg(feature = "etcd")]
+pub use etcd::{EtcdOptions, EtcdStore};
 pub use faulty::{Fault, FaultyStore, Operation as FaultyOperation};
+
+#[cfg(all(feature = "etcd", feature = "shuttle"))]
+compile_error!("the `etcd` and `shuttle` features exclude each other: shuttle replaces tokio's runtime, which etcd-client needs");
 pub use fs::{CreateStep, Durability, FsStore};
 pub use key::{InvalidKey, Key, COMPONENT_BYTES_MAX, KEY_BYTES_MAX};
 pub use memory::{MemCore, MemStore};
@@ -52,6 +59,13 @@ pub enum StoreError {
     /// No space left; nothing was created.
     #[error("storage full while creating {key}: nothing was created")]
     Full { key: String },
+    /// The backend refuses an entry this large (etcd: its request limit); nothing was created.
+    #[error("the store refuses {key} ({bytes} bytes): {reason}; nothing was created")]
+    TooLarge {
+        key: String,
+        bytes: usize,
+        reason: String,
+    },
     /// The backend cannot be reached (a dead server, an unmounted disk).
     #[error("storage unavailable: {0}")]
     Unavailable(String),

@@ -1,0 +1,419 @@
+//! The etcd backend (feature `etcd`): the store trait on a real distributed engine, for
+//! protocols whose clients span machines (specs/backends.md, "etcd").
+//!
+//! - **create-if-absent** is one transaction: `if create_revision(key) == 0 then put else get`.
+//!   etcd orders every transaction through Raft, so of concurrent creators exactly one sees the
+//!   compare succeed; the entry's create revision is its [`Version`].
+//! - **get** and **list** are linearizable reads (etcd's default; never `serializable`), so a
+//!   list sees every create and delete that completed before it started. A listing is paged
+//!   (`LIST_PAGE` keys at a time), each page read at the revision of the first, so one listing
+//!   is one consistent snapshot however many keys it has.
+//! - **delete** is a plain delete (garbage collection only).
+//! - **Ambiguous outcomes are real here**: a transaction whose response is lost (a timeout, a
+//!   dropped connection, a leader change) may have committed. Such an error is returned as
+//!   [`StoreError::Unavailable`]; the protocols treat every error of a create as "it may have
+//!   landed" and read back (specs/*.md, "ambiguous outcomes").
+//! - **Owner liveness** is a lease. Registering an owner grants a lease (`lease_ttl`), puts
+//!   `owners/alive/<owner>` bound to it and `owners/registered/<owner>` without it, and keeps the
+//!   lease alive from a background task. The owner is `Alive` while the first key exists, `Dead`
+//!   once it is gone but the second exists (the lease expired or was revoked: the etcd cluster's
+//!   proof that the owner stopped renewing), `Unknown` if it never registered. A lease can end
+//!   while its owner still runs (a stalled process or network, or a stalled leader revoking every
+//!   lease: etcd #15247); the protocols are checked with exactly that (the models' force releases
+//!   and zombies; specs/backends.md), never with "dead means not running". A leader change gives
+//!   a lease its full TTL again (etcd #9888, #17132): death is proven later, never earlier.
+//!
+//! Every key lives under the store's namespace (`--store etcd:URL…?prefix=P`, default
+//! `lockstep/`): entries at `P data/<key>`, owners at `P owners/…`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use etcd_client::{
+    Client, Compare, CompareOp, ConnectOptions, GetOptions, PutOptions, Txn, TxnOp,
+};
+
+use super::{Created, Key, Liveness, OwnerRegistration, Store, StoreError, Version};
+
+/// Keys per page of a listing.
+const LIST_PAGE: i64 = 1_000;
+
+/// How an [`EtcdStore`] connects and keeps owners alive.
+#[derive(Clone, Debug)]
+pub struct EtcdOptions {
+    /// Every key lives under this prefix (several stores can share one cluster).
+    pub prefix: String,
+    /// Per-request deadline: a request that does not answer in time is an error (its outcome
+    /// unknown, for a write).
+    pub request_timeout: Duration,
+    pub connect_timeout: Duration,
+    /// The TTL of an owner's lease: how long after its process stops renewing the cluster
+    /// proves it dead. etcd refuses TTLs below its minimum (a few seconds at default settings).
+    pub lease_ttl: Duration,
+}
+
+impl Default for EtcdOptions {
+    fn default() -> Self {
+        EtcdOptions {
+            prefix: "lockstep/".into(),
+            request_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(5),
+            lease_ttl: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The store on an etcd cluster.
+#[derive(Clone)]
+pub struct EtcdStore {
+    client: Client,
+    endpoints: Vec<String>,
+    options: Arc<EtcdOptions>,
+}
+
+impl std::fmt::Debug for EtcdStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "EtcdStore({})", self.describe())
+    }
+}
+
+fn unavailable(what: &str, error: etcd_client::Error) -> StoreError {
+    StoreError::Unavailable(format!("etcd {what}: {error}"))
+}
+
+impl EtcdStore {
+    /// Connects to the cluster at `endpoints` (`http://host:port`, any member).
+    pub async fn connect(endpoints: &[String], options: EtcdOptions) -> Result<EtcdStore, StoreError> {
+        if endpoints.is_empty() {
+            return Err(StoreError::Unsupported("etcd: no endpoint given".into()));
+        }
+        if options.prefix.is_empty() || options.prefix.contains('\0') {
+            return Err(StoreError::Unsupported(format!(
+                "etcd: the prefix {:?} must be non-empty and contain no NUL",
+                options.prefix
+            )));
+        }
+        let connect = ConnectOptions::new()
+            .with_timeout(options.request_timeout)
+            .with_connect_timeout(options.connect_timeout)
+            .with_keep_alive(Duration::from_secs(2), options.request_timeout)
+            // Refuse answers from a member that has lost its leader rather than wait forever.
+            .with_require_leader(true);
+        let client = tokio::time::timeout(
+            options.connect_timeout + options.request_timeout,
+            Client::connect(endpoints, Some(connect)),
+        )
+        .await
+        .map_err(|_| {
+            StoreError::Unavailable(format!("etcd at {}: no answer", endpoints.join(",")))
+        })?
+        .map_err(|e| unavailable(&format!("at {}", endpoints.join(",")), e))?;
+        let store = EtcdStore {
+            client,
+            endpoints: endpoints.to_vec(),
+            options: Arc::new(options),
+        };
+        // One read now, so that a dead cluster is reported at open, not at the first operation.
+        let mut kv = store.client.kv_client();
+        kv.get(store.data_key(""), Some(GetOptions::new().with_count_only()))
+            .await
+            .map_err(|e| {
+                StoreError::Unavailable(format!("etcd at {}: {e}", endpoints.join(",")))
+            })?;
+        Ok(store)
+    }
+
+    fn data_key(&self, key: &str) -> Vec<u8> {
+        format!("{}data/{key}", self.options.prefix).into_bytes()
+    }
+
+    fn alive_key(&self, owner: &str) -> Vec<u8> {
+        format!("{}owners/alive/{owner}", self.options.prefix).into_bytes()
+    }
+
+    fn registered_key(&self, owner: &str) -> Vec<u8> {
+        format!("{}owners/registered/{owner}", self.options.prefix).into_bytes()
+    }
+
+    pub fn endpoints(&self) -> &[String] {
+        &self.endpoints
+    }
+
+    pub fn options(&self) -> &EtcdOptions {
+        &self.options
+    }
+}
+
+/// Whether etcd refused a request for its size (the server's limit, or the client's own
+/// message-size limit for gRPC): nothing was written.
+fn too_large(status: &tonic::Status) -> bool {
+    let message = status.message();
+    matches!(
+        status.code(),
+        tonic::Code::InvalidArgument | tonic::Code::ResourceExhausted | tonic::Code::OutOfRange
+    ) && (message.contains("too large") || message.contains("larger than max"))
+}
+
+/// The smallest key after every key that starts with `prefix` (etcd's range end for a prefix).
+fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0] // every key
+}
+
+#[async_trait::async_trait]
+impl Store for EtcdStore {
+    async fn get(&self, key: &Key) -> Result<Option<(Vec<u8>, Version)>, StoreError> {
+        let mut kv = self.client.kv_client();
+        let response = kv
+            .get(self.data_key(key.as_str()), None)
+            .await
+            .map_err(|e| unavailable(&format!("get {key}"), e))?;
+        Ok(response.kvs().first().map(|entry| {
+            (
+                entry.value().to_vec(),
+                Version(entry.create_revision() as u64),
+            )
+        }))
+    }
+
+    async fn create(&self, key: &Key, bytes: &[u8]) -> Result<Created, StoreError> {
+        let name = self.data_key(key.as_str());
+        let txn = Txn::new()
+            .when([Compare::create_revision(name.clone(), CompareOp::Equal, 0)])
+            .and_then([TxnOp::put(name, bytes.to_vec(), None)]);
+        let mut kv = self.client.kv_client();
+        // An error here may follow a commit whose answer was lost: the caller must read back.
+        // Only a refusal the server gives before its log holds the write is certain to have
+        // changed nothing: an entry over its request limit.
+        let response = kv.txn(txn).await.map_err(|e| match &e {
+            etcd_client::Error::GRpcStatus(status) if too_large(status) => StoreError::TooLarge {
+                key: key.to_string(),
+                bytes: bytes.len(),
+                reason: format!(
+                    "etcd: {} (its request limit, --max-request-bytes, is 1.5 MiB by default)",
+                    status.message()
+                ),
+            },
+            _ => unavailable(&format!("create {key} (it may have landed)"), e),
+        })?;
+        if !response.succeeded() {
+            return Ok(Created::AlreadyExists);
+        }
+        let revision = response.header().map_or(0, |h| h.revision());
+        Ok(Created::Created(Version(revision as u64)))
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<Key>, StoreError> {
+        let full = self.data_key(prefix);
+        let strip = self.data_key("").len();
+        let end = prefix_end(&full);
+        let mut kv = self.client.kv_client();
+        let mut keys = Vec::new();
+        let mut from = full;
+        let mut revision = 0;
+        // Bounded: every page but the last is full, and a page moves `from` past its last key.
+        for _ in 0..u32::MAX {
+            let mut options = GetOptions::new()
+                .with_range(end.clone())
+                .with_keys_only()
+                .with_limit(LIST_PAGE);
+            if revision != 0 {
+                options = options.with_revision(revision);
+            }
+            let response = kv
+                .get(from.clone(), Some(options))
+                .await
+                .map_err(|e| unavailable(&format!("list {prefix}"), e))?;
+            if revision == 0 {
+                revision = response.header().map_or(0, |h| h.revision());
+            }
+            for entry in response.kvs() {
+                let name = std::str::from_utf8(&entry.key()[strip..]).map_err(|_| {
+                    StoreError::Unsupported(format!("etcd: a key under {prefix} is not UTF-8"))
+                })?;
+                keys.push(Key::new(name)?);
+            }
+            let Some(last) = response.kvs().last() else {
+                break;
+            };
+            if !response.more() {
+                break;
+            }
+            from = last.key().to_vec();
+            from.push(0); // the next key after the last one
+        }
+        Ok(keys)
+    }
+
+    async fn delete(&self, key: &Key) -> Result<(), StoreError> {
+        let mut kv = self.client.kv_client();
+        kv.delete(self.data_key(key.as_str()), None)
+            .await
+            .map_err(|e| unavailable(&format!("delete {key}"), e))?;
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        format!("etcd:{}?prefix={}", self.endpoints.join(","), self.options.prefix)
+    }
+
+    async fn register_owner(
+        &self,
+        owner: &str,
+    ) -> Result<Option<Box<dyn OwnerRegistration>>, StoreError> {
+        let ttl = self.options.lease_ttl.as_secs().max(1) as i64;
+        let mut lease = self.client.lease_client();
+        let granted = lease
+            .grant(ttl, None)
+            .await
+            .map_err(|e| unavailable("lease grant", e))?;
+        let id = granted.id();
+        let mut kv = self.client.kv_client();
+        // The registration record first: once `alive` is gone, `registered` is the proof that it
+        // existed (an owner never seen is `Unknown`, not `Dead`).
+        kv.put(self.registered_key(owner), id.to_string(), None)
+            .await
+            .map_err(|e| unavailable("register owner", e))?;
+        kv.put(
+            self.alive_key(owner),
+            id.to_string(),
+            Some(PutOptions::new().with_lease(id)),
+        )
+        .await
+        .map_err(|e| unavailable("register owner", e))?;
+        let keeper = tokio::spawn(keep_alive(self.client.clone(), id, ttl));
+        Ok(Some(Box::new(EtcdRegistration {
+            endpoints: self.endpoints.clone(),
+            options: Arc::clone(&self.options),
+            lease: id,
+            registered: self.registered_key(owner),
+            keeper,
+            ended: std::sync::atomic::AtomicBool::new(false),
+        })))
+    }
+
+    async fn owner_liveness(&self, owner: &str) -> Result<Liveness, StoreError> {
+        let mut kv = self.client.kv_client();
+        let alive = kv
+            .get(self.alive_key(owner), Some(GetOptions::new().with_count_only()))
+            .await
+            .map_err(|e| unavailable("owner liveness", e))?;
+        if alive.count() > 0 {
+            return Ok(Liveness::Alive);
+        }
+        let registered = kv
+            .get(self.registered_key(owner), Some(GetOptions::new().with_count_only()))
+            .await
+            .map_err(|e| unavailable("owner liveness", e))?;
+        Ok(if registered.count() > 0 {
+            Liveness::Dead
+        } else {
+            Liveness::Unknown
+        })
+    }
+}
+
+/// Renews lease `id` every third of its TTL until the task is stopped. A renewal that fails is
+/// retried at once and then at the next tick; if the lease has expired meanwhile the owner is
+/// dead to the cluster, and this process runs on as a zombie: fencing, not this task, keeps it
+/// from doing harm (specs/backends.md).
+async fn keep_alive(client: Client, id: i64, ttl: i64) {
+    let every = Duration::from_millis((ttl as u64 * 1000 / 3).max(200));
+    let mut lease = client.lease_client();
+    let mut stream = None;
+    loop {
+        if stream.is_none() {
+            stream = lease.keep_alive(id).await.ok();
+        }
+        if let Some((keeper, responses)) = stream.as_mut() {
+            let renewed = match keeper.keep_alive().await {
+                Ok(()) => responses.message().await.ok().flatten(),
+                Err(_) => None,
+            };
+            match renewed {
+                Some(response) if response.ttl() <= 0 => {
+                    tracing::error!(lease = id, "the owner's etcd lease has expired: this process is now dead to the cluster, and what it holds may be taken over");
+                    return;
+                }
+                Some(_) => {}
+                None => stream = None, // reconnect at the next tick
+            }
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+/// An owner's registration on etcd: its lease, renewed until the registration ends.
+struct EtcdRegistration {
+    endpoints: Vec<String>,
+    options: Arc<EtcdOptions>,
+    lease: i64,
+    registered: Vec<u8>,
+    keeper: tokio::task::JoinHandle<()>,
+    ended: std::sync::atomic::AtomicBool,
+}
+
+impl std::fmt::Debug for EtcdRegistration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "EtcdRegistration(lease {:x})", self.lease)
+    }
+}
+
+impl EtcdRegistration {
+    /// Stops renewing and revokes the lease (and, for a clean end, deletes the registration
+    /// record), and returns once the cluster has answered: afterwards the owner is `Dead` (or
+    /// `Unknown`), as on the other backends. It runs on a thread and a connection of its own,
+    /// so that it can be called from anywhere, a runtime's only worker thread included.
+    fn end(&self, forget: bool) {
+        if self.ended.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+        self.keeper.abort();
+        let (endpoints, options) = (self.endpoints.clone(), Arc::clone(&self.options));
+        let (lease, registered) = (self.lease, self.registered.clone());
+        let ended = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            runtime.block_on(async move {
+                let connect = ConnectOptions::new()
+                    .with_timeout(options.request_timeout)
+                    .with_connect_timeout(options.connect_timeout);
+                let mut client = Client::connect(&endpoints, Some(connect)).await.ok()?;
+                client.lease_revoke(lease).await.ok()?;
+                if forget {
+                    client.delete(registered, None).await.ok()?;
+                }
+                Some(())
+            })
+        })
+        .join();
+        if !matches!(ended, Ok(Some(()))) {
+            // The cluster is unreachable: the lease expires by itself after its TTL.
+            tracing::warn!(lease, "could not revoke an owner's etcd lease; it expires after its TTL");
+        }
+    }
+}
+
+impl OwnerRegistration for EtcdRegistration {
+    /// As a crash: the lease is revoked (the cluster's proof of death comes at once rather than
+    /// after the TTL) and the registration record stays, so the owner is `Dead`.
+    fn end_as_crash(self: Box<Self>) {
+        self.end(false);
+    }
+}
+
+impl Drop for EtcdRegistration {
+    /// A clean end: the lease is revoked and the record deleted, so the owner is forgotten
+    /// (`Unknown`), as on the other backends.
+    fn drop(&mut self) {
+        self.end(true);
+    }
+}
