@@ -16,6 +16,7 @@ mod faulty;
 mod fs;
 mod key;
 mod memory;
+mod spec;
 
 use std::fmt;
 
@@ -28,6 +29,7 @@ compile_error!("the `etcd` and `shuttle` features exclude each other: shuttle re
 pub use fs::{CreateStep, Durability, FsStore};
 pub use key::{InvalidKey, Key, COMPONENT_BYTES_MAX, KEY_BYTES_MAX};
 pub use memory::{MemCore, MemStore};
+pub use spec::{StoreSpec, FS_STATE_DIR};
 
 /// An opaque version of a stored entry (a file's inode, a memory counter, an etcd revision).
 /// Entries are immutable, so a version only tells two entries with one key apart over time

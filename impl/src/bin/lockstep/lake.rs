@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 
 use lockstep::merge::{self, BranchName, Lake, MergeError, MergeOptions, MergeOutcome, Object};
-use lockstep::store::FsStore;
+use lockstep::store::Store;
 
 use crate::cli::{EXIT_BUSY, EXIT_CONFLICT, EXIT_LEASE_LOST, EXIT_STORAGE, EXIT_USAGE};
 use crate::locks::{open, open_existing, Failure, RootArg};
@@ -164,13 +164,13 @@ fn failure_json(error: &MergeError) -> (u8, serde_json::Value) {
 }
 
 async fn lake(root: &RootArg) -> Result<Lake, Failure> {
-    Lake::open(open(root)?).await.map_err(failure)
+    Lake::open(open(root).await?).await.map_err(failure)
 }
 
 /// The store `merge` uses. Test builds (the `mutants` feature) can stop it mid-protocol with
 /// `LOCKSTEP_FAULT=hang-after-creates:N`: the merge holds what its first N creates made and
 /// waits to be killed (the process tests' crashed merger).
-fn hostile(store: FsStore) -> std::sync::Arc<dyn lockstep::store::Store> {
+fn hostile(store: std::sync::Arc<dyn Store>) -> std::sync::Arc<dyn lockstep::store::Store> {
     #[cfg(feature = "mutants")]
     if let Some(n) = std::env::var("LOCKSTEP_FAULT")
         .ok()
@@ -230,7 +230,7 @@ pub async fn branch(command: BranchCommand) -> Result<u8, Failure> {
             Ok(0)
         }
         BranchCommand::Log(args) => {
-            let store = existing(&args.root)?;
+            let store = existing(&args.root).await?;
             let lake = Lake::open(store).await.map_err(failure)?;
             let branch = lake.branch(&args.name).await.map_err(failure)?;
             let log = branch.log().await.map_err(failure)?;
@@ -291,11 +291,11 @@ pub async fn branch(command: BranchCommand) -> Result<u8, Failure> {
 }
 
 /// The store, which must exist already (commands that only read must not create one).
-fn existing(root: &RootArg) -> Result<FsStore, Failure> {
-    open_existing(root)?.ok_or_else(|| {
+async fn existing(root: &RootArg) -> Result<std::sync::Arc<dyn Store>, Failure> {
+    open_existing(root).await?.ok_or_else(|| {
         Failure::new(
             EXIT_USAGE,
-            format!("no lake under {} (no .lockstep)", root.root.display()),
+            format!("no lake at {} (no .lockstep)", root.describe()),
         )
     })
 }
@@ -315,7 +315,7 @@ pub async fn merge(args: MergeArgs) -> Result<u8, Failure> {
                 })?,
         ),
     };
-    let lake = Lake::open(hostile(existing(&args.root)?))
+    let lake = Lake::open(hostile(existing(&args.root).await?))
         .await
         .map_err(failure)?;
     let options = MergeOptions {
@@ -371,8 +371,8 @@ pub async fn merge(args: MergeArgs) -> Result<u8, Failure> {
 }
 
 pub async fn merge_locks(args: MergeLocksArgs) -> Result<u8, Failure> {
-    let locks = match open_existing(&args.root)? {
-        Some(store) => merge::merge_locks(&store).await.map_err(failure)?,
+    let locks = match open_existing(&args.root).await? {
+        Some(store) => merge::merge_locks(&*store).await.map_err(failure)?,
         None => Vec::new(),
     };
     if args.json {
@@ -424,8 +424,8 @@ pub async fn force_release(
     json: bool,
 ) -> Result<u8, Failure> {
     let branch = BranchName::new(branch).map_err(failure)?;
-    let released = match open_existing(root)? {
-        Some(store) => merge::force_release(&store, &branch, token)
+    let released = match open_existing(root).await? {
+        Some(store) => merge::force_release(&*store, &branch, token)
             .await
             .map_err(failure)?,
         None => None,
@@ -445,12 +445,12 @@ pub async fn force_release(
 }
 
 /// The merge locks `recover` freed.
-pub async fn recover(store: &FsStore) -> Result<Vec<merge::Released>, Failure> {
+pub async fn recover(store: &dyn Store) -> Result<Vec<merge::Released>, Failure> {
     merge::recover(store).await.map_err(failure)
 }
 
 /// The owners `gc` must keep: holders of merge locks (their files prove their death).
-pub async fn holders(store: &FsStore) -> Result<Vec<String>, Failure> {
+pub async fn holders(store: &dyn Store) -> Result<Vec<String>, Failure> {
     Ok(merge::merge_locks(store)
         .await
         .map_err(failure)?

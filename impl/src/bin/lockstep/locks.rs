@@ -15,11 +15,46 @@ pub struct WorkerArgs {
     pub hold_ms: u64,
 }
 
+/// Where the protocols' state lives: `--root DIR` or `--store SPEC`.
 #[derive(Args)]
 pub struct RootArg {
-    /// The data root; lock state lives in ROOT/.lockstep.
-    #[arg(long)]
-    pub root: std::path::PathBuf,
+    /// The data root; the state lives in ROOT/.lockstep (short for `--store fs:ROOT`).
+    #[arg(long, required_unless_present = "store", conflicts_with = "store")]
+    pub root: Option<std::path::PathBuf>,
+    /// The store: `fs:DIR` (as `--root DIR`), `etcd:http://HOST:PORT[,URL…][?prefix=P]` (an
+    /// etcd cluster; a build with the `etcd` feature), or `mem` (this process only).
+    #[arg(long, value_name = "SPEC")]
+    pub store: Option<String>,
+}
+
+impl RootArg {
+    pub fn spec(&self) -> Result<StoreSpec, Failure> {
+        match (&self.root, &self.store) {
+            (Some(root), _) => Ok(StoreSpec::Fs { root: root.clone() }),
+            (None, Some(spec)) => StoreSpec::parse(spec).map_err(|e| Failure(EXIT_USAGE, e)),
+            (None, None) => unreachable!("clap requires --root or --store"),
+        }
+    }
+
+    /// How messages name the store (`--root DIR` or `--store SPEC`).
+    pub fn describe(&self) -> String {
+        match (&self.root, &self.store) {
+            (Some(root), _) => format!("--root {}", root.display()),
+            (None, Some(spec)) => format!("--store {spec}"),
+            (None, None) => String::new(),
+        }
+    }
+
+    /// The local data root, for the commands that act on the files of a local store.
+    pub fn local_root(&self, command: &str) -> Result<std::path::PathBuf, Failure> {
+        match self.spec()? {
+            StoreSpec::Fs { root } => Ok(root),
+            other => Err(Failure(
+                EXIT_USAGE,
+                format!("`lockstep {command}` acts on a local store's files (--root DIR), not on {other}"),
+            )),
+        }
+    }
 }
 
 #[derive(Args)]
@@ -114,7 +149,7 @@ use std::time::Duration;
 use lockstep::lock::{
     self, Guard, LockError, LockManager, LockMode, LockOptions, LockPath, Operation,
 };
-use lockstep::store::{FsStore, StoreError};
+use lockstep::store::{FsStore, Store, StoreError, StoreSpec};
 
 use crate::cli::{EXIT_BUSY, EXIT_CANNOT_RUN, EXIT_LEASE_LOST, EXIT_STORAGE, EXIT_USAGE};
 
@@ -123,7 +158,7 @@ use crate::cli::{EXIT_BUSY, EXIT_CANNOT_RUN, EXIT_LEASE_LOST, EXIT_STORAGE, EXIT
 /// CLOCK_MONOTONIC nanoseconds, comparable between processes of one host.
 pub async fn worker(args: WorkerArgs) -> Result<u8, Failure> {
     use std::io::Write;
-    let store = open(&args.root)?;
+    let store = open(&args.root).await?;
     let log_line = |line: String| -> Result<(), Failure> {
         let mut file = std::fs::OpenOptions::new()
             .create(true)
@@ -217,34 +252,34 @@ pub fn run(work: impl std::future::Future<Output = Result<u8, Failure>>) -> Resu
     }
 }
 
-pub fn open(root: &RootArg) -> Result<FsStore, Failure> {
-    if !root.root.is_dir() {
-        return Err(Failure(
-            EXIT_USAGE,
-            format!("--root {} is not a directory", root.root.display()),
-        ));
-    }
-    Ok(FsStore::open(root.root.join(".lockstep"))?)
+/// The store, created if it is a local one that does not exist yet.
+pub async fn open(root: &RootArg) -> Result<std::sync::Arc<dyn Store>, Failure> {
+    let spec = root.spec()?;
+    check_root(&spec)?;
+    Ok(spec.open(true).await?.expect("created"))
 }
 
-/// The store under `root` if there is one: commands that only read (or only release) must not
-/// create ROOT/.lockstep.
-pub fn open_existing(root: &RootArg) -> Result<Option<FsStore>, Failure> {
-    if !root.root.is_dir() {
-        return Err(Failure(
+/// The store if there is one: commands that only read (or only release) must not create
+/// ROOT/.lockstep.
+pub async fn open_existing(root: &RootArg) -> Result<Option<std::sync::Arc<dyn Store>>, Failure> {
+    let spec = root.spec()?;
+    check_root(&spec)?;
+    Ok(spec.open(false).await?)
+}
+
+/// A local root that is not a directory is a usage error (exit 2), not a storage error.
+fn check_root(spec: &StoreSpec) -> Result<(), Failure> {
+    match spec {
+        StoreSpec::Fs { root } if !root.is_dir() => Err(Failure(
             EXIT_USAGE,
-            format!("--root {} is not a directory", root.root.display()),
-        ));
+            format!("--root {} is not a directory", root.display()),
+        )),
+        _ => Ok(()),
     }
-    let path = root.root.join(".lockstep");
-    if !path.exists() {
-        return Ok(None);
-    }
-    Ok(Some(FsStore::open(path)?))
 }
 
 pub async fn locks(args: LocksArgs) -> Result<u8, Failure> {
-    let observation = match open_existing(&args.root)? {
+    let observation = match open_existing(&args.root).await? {
         Some(store) => lock::observe_all(&store).await?,
         None => lock::Observation {
             locks: Vec::new(),
@@ -282,7 +317,7 @@ pub async fn locks(args: LocksArgs) -> Result<u8, Failure> {
     for corrupt in &observation.corrupt {
         // Corrupt entries guard their paths (acquisitions there fail) until an operator acts.
         println!("corrupt {}: {}", corrupt.key, corrupt.reason);
-        println!("        (locks it covers stay unavailable; `lockstep repair --root {} {}` supersedes or quarantines it)", args.root.root.display(), corrupt.key);
+        println!("        (locks it covers stay unavailable; `lockstep repair {} {}` supersedes or quarantines it)", args.root.describe(), corrupt.key);
     }
     Ok(0)
 }
@@ -293,12 +328,14 @@ pub async fn locks(args: LocksArgs) -> Result<u8, Failure> {
 pub async fn repair(args: RepairArgs) -> Result<u8, Failure> {
     let key = lockstep::store::Key::new(args.key.as_str())
         .map_err(|e| Failure(EXIT_USAGE, e.to_string()))?;
-    let Some(store) = open_existing(&args.root)? else {
+    let root = args.root.local_root("repair")?;
+    if open_existing(&args.root).await?.is_none() {
         return Err(Failure(
             EXIT_USAGE,
-            format!("there is no lock store under {}", args.root.root.display()),
+            format!("there is no lock store under {}", root.display()),
         ));
-    };
+    }
+    let store = FsStore::open(root.join(lockstep::store::FS_STATE_DIR))?;
     if LockPath::parse_entry_key(key.as_str()).is_some() {
         let repaired = lock::repair(&store, &key).await?;
         if args.json {
@@ -351,7 +388,7 @@ pub async fn repair(args: RepairArgs) -> Result<u8, Failure> {
 
 /// The store `lock` uses. Test builds (the `mutants` feature) can make it stop answering with
 /// `LOCKSTEP_FAULT=hang`, to show that `--io-timeout` bounds an acquisition on a hung store.
-fn hostile(store: FsStore) -> std::sync::Arc<dyn lockstep::store::Store> {
+fn hostile(store: std::sync::Arc<dyn Store>) -> std::sync::Arc<dyn lockstep::store::Store> {
     #[cfg(feature = "mutants")]
     if std::env::var("LOCKSTEP_FAULT").is_ok_and(|v| v == "hang") {
         let faulty = lockstep::store::FaultyStore::new(store);
@@ -389,7 +426,7 @@ pub fn parse_timeout(text: &str) -> Result<Option<Duration>, Failure> {
 }
 
 pub async fn lock(args: LockArgs) -> Result<u8, Failure> {
-    let store = open(&args.root)?;
+    let store = open(&args.root).await?;
     if !(args.lease.is_finite() && args.lease >= 0.3) {
         return Err(Failure(
             EXIT_USAGE,
@@ -616,8 +653,8 @@ pub async fn force_release(args: ForceReleaseArgs) -> Result<u8, Failure> {
     }
     let path = LockPath::new(args.path.as_deref().expect("clap requires PATH or --merge"))
         .map_err(LockError::from)?;
-    let released = match open_existing(&args.root)? {
-        Some(store) => lock::force_release(&store, &path, args.token).await?,
+    let released = match open_existing(&args.root).await? {
+        Some(store) => lock::force_release(&*store, &path, args.token).await?,
         None => None,
     };
     if args.json {
@@ -635,11 +672,11 @@ pub async fn force_release(args: ForceReleaseArgs) -> Result<u8, Failure> {
 }
 
 pub async fn recover(args: RecoverArgs) -> Result<u8, Failure> {
-    let (released, merge_released, redo) = match open_existing(&args.root)? {
+    let (released, merge_released, redo) = match open_existing(&args.root).await? {
         Some(store) => (
-            lock::recover(&store).await?,
-            crate::lake::recover(&store).await?,
-            crate::sessions::recover(&store).await?,
+            lock::recover(&*store).await?,
+            crate::lake::recover(&*store).await?,
+            crate::sessions::recover(std::sync::Arc::clone(&store)).await?,
         ),
         None => (Vec::new(), Vec::new(), Default::default()),
     };
@@ -688,15 +725,16 @@ pub async fn recover(args: RecoverArgs) -> Result<u8, Failure> {
 /// `gc`: offline collection. Runs only while no other process has the store open (FsStore's
 /// users lock), and keeps them out while it runs.
 pub async fn gc(args: GcArgs) -> Result<u8, Failure> {
-    if !args.root.root.is_dir() {
+    let root = args.root.local_root("gc")?;
+    if !root.is_dir() {
         return Err(Failure(
             EXIT_USAGE,
-            format!("--root {} is not a directory", args.root.root.display()),
+            format!("--root {} is not a directory", root.display()),
         ));
     }
-    let path = args.root.root.join(".lockstep");
+    let path = root.join(".lockstep");
     if !path.exists() {
-        println!("no lock store under {}", args.root.root.display());
+        println!("no lock store under {}", root.display());
         return Ok(0);
     }
     let store = match FsStore::open_exclusive(&path) {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 
 use lockstep::redo::{self, RedoError, RedoOptions, SessionName, Sessions};
-use lockstep::store::{FsStore, Store};
+use lockstep::store::Store;
 
 use crate::cli::{EXIT_BUSY, EXIT_STORAGE, EXIT_USAGE};
 use crate::locks::{open, open_existing, Failure, RootArg};
@@ -124,7 +124,7 @@ fn failure_kind(error: &RedoError) -> &'static str {
 /// The store the redo commands use. Test builds (the `mutants` feature) can stop it
 /// mid-protocol with `LOCKSTEP_FAULT=hang-after-creates:N`: the command holds what its first N
 /// creates made and waits to be killed (the process tests' crashed committer or worker).
-fn hostile(store: FsStore) -> std::sync::Arc<dyn Store> {
+fn hostile(store: std::sync::Arc<dyn Store>) -> std::sync::Arc<dyn Store> {
     #[cfg(feature = "mutants")]
     if let Some(n) = std::env::var("LOCKSTEP_FAULT")
         .ok()
@@ -160,7 +160,7 @@ pub async fn session(command: SessionCommand) -> Result<u8, Failure> {
                 })?,
                 (None, None) => unreachable!("clap requires one"),
             };
-            let sessions = sessions(hostile(open(&args.root)?), Some(Duration::ZERO)).await?;
+            let sessions = sessions(hostile(open(&args.root).await?), Some(Duration::ZERO)).await?;
             let id = sessions.add(&args.session, &text).await.map_err(failure)?;
             if args.json {
                 println!("{}", serde_json::json!({ "session": args.session, "id": id }));
@@ -173,7 +173,7 @@ pub async fn session(command: SessionCommand) -> Result<u8, Failure> {
         SessionCommand::Commit(args) => {
             SessionName::new(&args.session).map_err(failure)?;
             let timeout = crate::locks::parse_timeout(&args.timeout)?;
-            let sessions = sessions(hostile(open(&args.root)?), timeout).await?;
+            let sessions = sessions(hostile(open(&args.root).await?), timeout).await?;
             let result = sessions.commit(&args.session).await;
             sessions.shutdown().await;
             match result {
@@ -208,8 +208,8 @@ pub async fn session(command: SessionCommand) -> Result<u8, Failure> {
         }
         SessionCommand::Show(args) => {
             let name = SessionName::new(&args.session).map_err(failure)?;
-            let view = match open_existing(&args.root)? {
-                Some(store) => redo::inspect_session(&store, &name).await.map_err(failure)?,
+            let view = match open_existing(&args.root).await? {
+                Some(store) => redo::inspect_session(&*store, &name).await.map_err(failure)?,
                 None => redo::inspect_session(&lockstep::store::MemStore::new(), &name)
                     .await
                     .map_err(failure)?,
@@ -259,7 +259,7 @@ pub async fn session(command: SessionCommand) -> Result<u8, Failure> {
 
 pub async fn queue(command: QueueCommand) -> Result<u8, Failure> {
     let QueueCommand::Work(args) = command;
-    let sessions = sessions(hostile(open(&args.root)?), Some(Duration::ZERO)).await?;
+    let sessions = sessions(hostile(open(&args.root).await?), Some(Duration::ZERO)).await?;
     if !args.once {
         // A long-running worker is the manager of its store: it recovers at start (phase 2 of
         // committers proven dead, claims of workers proven dead). Busy: another recovery runs.
@@ -307,14 +307,14 @@ pub async fn queue(command: QueueCommand) -> Result<u8, Failure> {
 }
 
 /// The redo side of `recover`.
-pub async fn recover(store: &FsStore) -> Result<redo::RedoRecovery, Failure> {
-    let sessions = sessions(hostile(store.clone()), Some(Duration::ZERO)).await?;
+pub async fn recover(store: std::sync::Arc<dyn Store>) -> Result<redo::RedoRecovery, Failure> {
+    let sessions = sessions(hostile(store), Some(Duration::ZERO)).await?;
     let result = sessions.recover().await;
     sessions.shutdown().await;
     result.map_err(failure)
 }
 
 /// The owners `gc` must keep for the redo log.
-pub async fn holders(store: &FsStore) -> Result<Vec<String>, Failure> {
+pub async fn holders(store: &dyn Store) -> Result<Vec<String>, Failure> {
     redo::owners_to_keep(store).await.map_err(failure)
 }
