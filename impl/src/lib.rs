@@ -9,6 +9,7 @@ pub mod json;
 pub mod lock;
 pub mod merge;
 pub mod mutants;
+pub mod probe;
 pub mod redo;
 pub mod store;
 pub mod sync;

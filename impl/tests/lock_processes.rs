@@ -8,11 +8,17 @@
 //! With the `mutants` feature, each check is shown to catch a planted bug.
 
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
+
+/// Real etcd members (shared with lockstep-tests: tests/src/etcd_server.rs).
+#[cfg(feature = "etcd")]
+#[path = "../../tests/src/etcd_server.rs"]
+#[allow(dead_code)]
+mod etcd_server;
 
 fn now_ns() -> u128 {
     let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
@@ -21,7 +27,13 @@ fn now_ns() -> u128 {
 
 struct Run {
     _dir: tempfile::TempDir,
-    root: String,
+    /// How each spawned process names the store (taken in turn): `--root DIR`, or `--store
+    /// etcd:…` naming one member each.
+    stores: Vec<Vec<String>>,
+    spawns: usize,
+    /// Waited before each recovery: on etcd a killed process is proven dead only once its owner
+    /// lease has run out.
+    before_recovery: Duration,
     log: PathBuf,
     /// Kills of live holders: (time after the holder is confirmed dead, process group).
     kills: Vec<(u128, i32)>,
@@ -63,7 +75,9 @@ impl Run {
         let log = dir.path().join("holders.log");
         Run {
             _dir: dir,
-            root,
+            stores: vec![vec!["--root".into(), root]],
+            spawns: 0,
+            before_recovery: Duration::ZERO,
             log,
             kills: Vec::new(),
             kills_of_waiters: 0,
@@ -71,6 +85,31 @@ impl Run {
             round: 0,
             mutant,
         }
+    }
+
+    /// A run over an etcd cluster: process `n` talks to `endpoints[n % len]` alone, with owner
+    /// leases of `lease_ttl_s` seconds; every key under a prefix of its own.
+    #[cfg(feature = "etcd")]
+    fn on_etcd(mutant: Option<&'static str>, endpoints: &[String], lease_ttl_s: u64) -> Run {
+        let mut run = Run::new(mutant);
+        let prefix = etcd_server::fresh_prefix();
+        run.stores = endpoints
+            .iter()
+            .map(|endpoint| {
+                vec![
+                    "--store".into(),
+                    format!("etcd:{endpoint}?prefix={prefix}&lease-ttl={lease_ttl_s}"),
+                ]
+            })
+            .collect();
+        run.before_recovery = Duration::from_millis(lease_ttl_s * 1000 + 500);
+        run
+    }
+
+    /// The store arguments of the next process.
+    fn next_store(&mut self) -> Vec<String> {
+        self.spawns += 1;
+        self.stores[self.spawns % self.stores.len()].clone()
     }
 
     fn spawn(
@@ -81,12 +120,12 @@ impl Run {
         lease: &str,
         hold_ms: u64,
     ) -> Worker {
+        let store = self.next_store();
         let mut command = Command::new(env!("CARGO_BIN_EXE_lockstep"));
         command
+            .arg("lock")
+            .args(&store)
             .args([
-                "lock",
-                "--root",
-                &self.root,
                 "--mode",
                 mode,
                 "--timeout",
@@ -97,7 +136,9 @@ impl Run {
             .args(paths)
             .arg("--")
             .arg(env!("CARGO_BIN_EXE_lockstep"))
-            .args(["__worker", "--root", &self.root, "--log"])
+            .arg("__worker")
+            .args(&store)
+            .arg("--log")
             .arg(&self.log)
             .args(["--hold-ms", &hold_ms.to_string()])
             .stdout(Stdio::null())
@@ -168,13 +209,43 @@ impl Run {
         }
     }
 
+    /// `lockstep recover`, through each store in turn until one answers (an etcd member may be
+    /// down).
     fn recover(&self) {
-        let status = Command::new(env!("CARGO_BIN_EXE_lockstep"))
-            .args(["recover", "--root", &self.root])
-            .stdout(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(status.success());
+        std::thread::sleep(self.before_recovery);
+        let mut codes = Vec::new();
+        for store in &self.stores {
+            let status = Command::new(env!("CARGO_BIN_EXE_lockstep"))
+                .arg("recover")
+                .args(store)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .unwrap();
+            if status.success() {
+                return;
+            }
+            codes.push(status.code());
+        }
+        panic!("recovery failed through every store: {codes:?}");
+    }
+
+    /// The store the checker reads (the fenced logs), as the processes name it.
+    fn open_store(&self, rt: &tokio::runtime::Runtime) -> std::sync::Arc<dyn lockstep::store::Store> {
+        // On `rt`, which must outlive the store: an etcd client's tasks run on the runtime that
+        // opened it.
+        for store in &self.stores {
+            let spec = match store[0].as_str() {
+                "--root" => lockstep::store::StoreSpec::Fs {
+                    root: store[1].clone().into(),
+                },
+                _ => lockstep::store::StoreSpec::parse(&store[1]).unwrap(),
+            };
+            if let Ok(Some(opened)) = rt.block_on(spec.open(false)) {
+                return opened;
+            }
+        }
+        panic!("no store can be opened for the checker");
     }
 
     fn lines(&self) -> Vec<String> {
@@ -292,7 +363,7 @@ fn check(run: &Run, fenced_resources: &[&str]) -> Result<Exercised, String> {
         .enable_all()
         .build()
         .unwrap();
-    let store = lockstep::store::FsStore::open(Path::new(&run.root).join(".lockstep")).unwrap();
+    let store = run.open_store(&rt);
     let log = lockstep::lock::FencedLog::new(store);
     for resource in fenced_resources {
         let path = lockstep::lock::LockPath::new(resource).unwrap();
@@ -347,7 +418,22 @@ fn rounds(default: usize) -> usize {
 /// Contending workers, some SIGKILLed at random moments, recovery after each round. Every
 /// worker that was not killed exits 0 (it held and ran) or 75 (busy at its timeout).
 fn contend_and_kill(run: &mut Run, rounds: usize, rng: &mut rand::rngs::StdRng) {
+    contend_and_kill_with(run, rounds, rng, &mut |_| {}, &[Some(0), Some(75)]);
+}
+
+/// As [`contend_and_kill`], calling `between(round)` before each round (to kill and restart
+/// store members), and accepting the exit codes `allowed` of workers not killed. Returns the
+/// count of each exit code seen.
+fn contend_and_kill_with(
+    run: &mut Run,
+    rounds: usize,
+    rng: &mut rand::rngs::StdRng,
+    between: &mut dyn FnMut(usize),
+    allowed: &[Option<i32>],
+) -> std::collections::BTreeMap<Option<i32>, usize> {
+    let mut codes = std::collections::BTreeMap::new();
     for round in 0..rounds {
+        between(round);
         run.round = round;
         let mut workers: Vec<Worker> = (0..4)
             .map(|n| {
@@ -377,13 +463,12 @@ fn contend_and_kill(run: &mut Run, rounds: usize, rng: &mut rand::rngs::StdRng) 
         }
         for worker in workers {
             let code = finish(worker);
-            assert!(
-                matches!(code, Some(0) | Some(75)),
-                "a worker exited {code:?}"
-            );
+            assert!(allowed.contains(&code), "a worker exited {code:?}");
+            *codes.entry(code).or_default() += 1;
         }
         run.recover();
     }
+    codes
 }
 
 /// A holder paused past its lease (SIGSTOP) loses the lock to a waiter; resumed, its write
@@ -457,7 +542,9 @@ fn killed_holders_never_overlap_and_tokens_never_go_back() {
         "{exercised:?}"
     );
     let left = Command::new(env!("CARGO_BIN_EXE_lockstep"))
-        .args(["locks", "--root", &run.root, "--json"])
+        .arg("locks")
+        .args(&run.stores[0])
+        .arg("--json")
         .output()
         .unwrap();
     let doc: serde_json::Value = serde_json::from_slice(&left.stdout).unwrap();
@@ -479,7 +566,9 @@ fn a_killed_holders_lock_is_recovered() {
     run.kill(victim);
     assert_eq!(run.kills.len(), 1, "the kill hit a live holder");
     let listed = Command::new(env!("CARGO_BIN_EXE_lockstep"))
-        .args(["locks", "--root", &run.root, "--json"])
+        .arg("locks")
+        .args(&run.stores[0])
+        .arg("--json")
         .output()
         .unwrap();
     let doc: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
@@ -568,4 +657,74 @@ fn the_checker_catches_a_fence_that_ignores_tokens() {
     let error = check(&run, &["/z"]).expect_err("a stale token was accepted");
     assert!(error.contains("accepted after"), "{error}");
     // The control is `a_paused_zombie_write_is_rejected`: the same zombie without the mutant.
+}
+
+/// The same contention, kills, recovery and zombie over a real etcd (feature `etcd`): every
+/// process talks to the cluster through the store trait, owner leases of 2 s prove the killed
+/// ones dead.
+#[cfg(feature = "etcd")]
+#[test]
+fn on_etcd_killed_holders_never_overlap_and_tokens_never_go_back() {
+    let Some(cluster) = etcd_shared() else { return };
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed());
+    let mut run = Run::on_etcd(None, &cluster.endpoints(), 2);
+    contend_and_kill(&mut run, rounds(6), &mut rng);
+    zombie(&mut run, "/a");
+    let exercised = check(&run, &RESOURCES).unwrap_or_else(|e| panic!("{e}"));
+    eprintln!("etcd: {exercised:?}, kills of waiting workers: {}", run.kills_of_waiters);
+    assert!(exercised.kills_of_holders >= 1, "{exercised:?}");
+    assert!(exercised.contended_pairs > 0, "{exercised:?}");
+    assert!(exercised.rejected_writes >= 1, "{exercised:?}");
+}
+
+/// Three etcd members on loopback; every `lockstep lock` process talks to one member. Between
+/// rounds a member is killed and later restarted, and once the leader is killed; processes whose
+/// member is down fail with a storage error (exit 74, their outcome unknown to them: an
+/// ambiguous operation) or wait. Mutual exclusion and fencing are checked from the log as on one
+/// machine, and the run reports how many operations ran, held, were busy, and were ambiguous.
+#[cfg(feature = "etcd")]
+#[test]
+fn three_etcd_members_with_one_killed_and_the_leader_killed() {
+    if etcd_server::skip_allowed() && std::process::Command::new("etcd").arg("--version").output().is_err() {
+        eprintln!("SKIPPED (LOCKSTEP_SKIP_ETCD=1): no etcd binary");
+        return;
+    }
+    let mut cluster = etcd_server::EtcdCluster::start(3).expect("three etcd members");
+    let endpoints = cluster.endpoints();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed());
+    let mut run = Run::on_etcd(None, &endpoints, 2);
+    let mut events = Vec::new();
+    let rounds = rounds(9);
+    let codes = contend_and_kill_with(
+        &mut run,
+        rounds,
+        &mut rng,
+        &mut |round| events.extend(cluster.chaos(round)),
+        &[Some(0), Some(75), Some(74)],
+    );
+    let exercised = check(&run, &RESOURCES).unwrap_or_else(|e| panic!("{e}"));
+    let operations: usize = codes.values().sum::<usize>() + run.kills.len() + run.kills_of_waiters;
+    eprintln!(
+        "three members: {} lock operations ({} held and ran, {} busy, {} ambiguous: a storage error, their member down or the leader changing), {} holders killed; {exercised:?}; {events:?}",
+        operations,
+        codes.get(&Some(0)).unwrap_or(&0),
+        codes.get(&Some(75)).unwrap_or(&0),
+        codes.get(&Some(74)).unwrap_or(&0),
+        run.kills.len(),
+    );
+    assert_eq!(events.len(), 4, "two kills and two restarts: {events:?}");
+    assert!(*codes.get(&Some(0)).unwrap_or(&0) >= rounds, "{codes:?}");
+    assert!(exercised.kills_of_holders >= 1, "{exercised:?}");
+}
+
+#[cfg(feature = "etcd")]
+fn etcd_shared() -> Option<etcd_server::EtcdCluster> {
+    match etcd_server::EtcdCluster::shared() {
+        Ok(cluster) => Some(cluster),
+        Err(error) if etcd_server::skip_allowed() => {
+            eprintln!("SKIPPED (LOCKSTEP_SKIP_ETCD=1): {error}");
+            None
+        }
+        Err(error) => panic!("{error} (LOCKSTEP_SKIP_ETCD=1 skips the etcd tests)"),
+    }
 }

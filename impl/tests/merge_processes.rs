@@ -22,22 +22,17 @@ use std::time::Duration;
 use rand::{Rng, SeedableRng};
 
 use lockstep::merge::{self, BranchName, CommitEntry, TailBase};
-use lockstep::store::FsStore;
+
+/// Real etcd members (shared with lockstep-tests: tests/src/etcd_server.rs).
+#[cfg(feature = "etcd")]
+#[path = "../../tests/src/etcd_server.rs"]
+#[allow(dead_code)]
+mod etcd_server;
 
 fn lockstep() -> Command {
     Command::new(env!("CARGO_BIN_EXE_lockstep"))
 }
 
-fn run_ok(args: &[&str]) -> String {
-    let output = lockstep().args(args).output().unwrap();
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
-}
 
 fn seed() -> u64 {
     let seed = std::env::var("LOCKSTEP_SEED")
@@ -67,33 +62,93 @@ struct Tally {
     writers_killed: usize,
     commits: usize,
     locks_recovered: usize,
+    /// Processes that ended with a storage error (exit 74) while their etcd member was down:
+    /// their outcome is unknown to them (an ambiguous operation).
+    storage_errors: usize,
 }
 
 struct Lake {
     _dir: tempfile::TempDir,
-    root: String,
+    /// How each process names the store, taken in turn: `--root DIR`, or `--store etcd:…`
+    /// naming one member each.
+    stores: Vec<Vec<String>>,
+    spawns: std::cell::Cell<usize>,
     mutant: Option<&'static str>,
+    /// Waited before each recovery: on etcd a killed process is proven dead only once its owner
+    /// lease has run out.
+    before_recovery: Duration,
+    /// Store members may be down: a storage error (exit 74) is an expected outcome.
+    members_may_fail: bool,
 }
 
 impl Lake {
     fn new(mutant: Option<&'static str>) -> Lake {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().to_str().unwrap().to_owned();
-        run_ok(&["branch", "create", "--root", &root, "main"]);
-        run_ok(&[
-            "branch", "create", "--root", &root, "live", "--from", "main",
-        ]);
-        Lake {
+        Lake::with_stores(dir, vec![vec!["--root".into(), root]], mutant)
+    }
+
+    /// A lake on etcd: process `n` talks to `endpoints[n % len]`, owner leases of 2 s.
+    #[cfg(feature = "etcd")]
+    fn on_etcd(endpoints: &[String]) -> Lake {
+        let prefix = etcd_server::fresh_prefix();
+        let stores = endpoints
+            .iter()
+            .map(|e| vec!["--store".into(), format!("etcd:{e}?prefix={prefix}&lease-ttl=2")])
+            .collect();
+        let mut lake = Lake::with_stores(tempfile::tempdir().unwrap(), stores, None);
+        lake.before_recovery = Duration::from_millis(2_500);
+        lake
+    }
+
+    fn with_stores(
+        dir: tempfile::TempDir,
+        stores: Vec<Vec<String>>,
+        mutant: Option<&'static str>,
+    ) -> Lake {
+        let lake = Lake {
             _dir: dir,
-            root,
+            stores,
+            spawns: std::cell::Cell::new(0),
             mutant,
+            before_recovery: Duration::ZERO,
+            members_may_fail: false,
+        };
+        lake.run_ok(&["branch", "create"], &["main"]);
+        lake.run_ok(&["branch", "create"], &["live", "--from", "main"]);
+        lake
+    }
+
+    /// The store arguments of the next process.
+    fn store(&self) -> Vec<String> {
+        let n = self.spawns.get();
+        self.spawns.set(n + 1);
+        self.stores[n % self.stores.len()].clone()
+    }
+
+    /// `lockstep COMMAND <store> REST`, which must succeed (tried through each store in turn).
+    fn run_ok(&self, command: &[&str], rest: &[&str]) -> String {
+        let mut last = String::new();
+        for _ in 0..self.stores.len() {
+            let output = lockstep()
+                .args(command)
+                .args(self.store())
+                .args(rest)
+                .output()
+                .unwrap();
+            if output.status.success() {
+                return String::from_utf8(output.stdout).unwrap();
+            }
+            last = format!("{command:?} {rest:?}: {}", String::from_utf8_lossy(&output.stderr));
         }
+        panic!("{last}");
     }
 
     fn spawn(&self, args: &[&str], fault: Option<&str>) -> Child {
         let mut command = lockstep();
         command
             .args(args)
+            .args(self.store())
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
         if let Some(fault) = fault {
@@ -106,37 +161,34 @@ impl Lake {
     }
 
     fn merger(&self, fault: Option<&str>) -> Child {
-        self.spawn(
-            &[
-                "merge",
-                "--root",
-                &self.root,
-                "live",
-                "--timeout",
-                "1",
-                "--json",
-            ],
-            fault,
-        )
+        self.spawn(&["merge", "live", "--timeout", "1", "--json"], fault)
     }
 
     fn writer(&self, text: &str) -> Child {
-        self.spawn(
-            &[
-                "branch",
-                "commit",
-                "--root",
-                &self.root,
-                "live",
-                "--message",
-                text,
-            ],
-            None,
-        )
+        self.spawn(&["branch", "commit", "live", "--message", text], None)
+    }
+
+    /// The store the checker reads.
+    fn open_store(&self, rt: &tokio::runtime::Runtime) -> std::sync::Arc<dyn lockstep::store::Store> {
+        // On `rt`, which must outlive the store: an etcd client's tasks run on the runtime that
+        // opened it.
+        for store in &self.stores {
+            let spec = match store[0].as_str() {
+                "--root" => lockstep::store::StoreSpec::Fs {
+                    root: store[1].clone().into(),
+                },
+                _ => lockstep::store::StoreSpec::parse(&store[1]).unwrap(),
+            };
+            if let Ok(Some(opened)) = rt.block_on(spec.open(false)) {
+                return opened;
+            }
+        }
+        panic!("no store can be opened for the checker");
     }
 
     fn recover(&self, tally: &mut Tally) {
-        let out = run_ok(&["recover", "--root", &self.root, "--json"]);
+        std::thread::sleep(self.before_recovery);
+        let out = self.run_ok(&["recover"], &["--json"]);
         let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
         tally.locks_recovered += doc["merge_locks_released"].as_array().unwrap().len();
     }
@@ -190,6 +242,7 @@ fn round(lake: &Lake, round: usize, rng: &mut rand::rngs::StdRng, tally: &mut Ta
             }
             Some(75) => tally.merges_busy += 1,
             None if *kill => tally.mergers_killed += 1,
+            Some(74) if lake.members_may_fail => tally.storage_errors += 1,
             other => panic!("a merger exited {other:?}"),
         }
     }
@@ -198,6 +251,7 @@ fn round(lake: &Lake, round: usize, rng: &mut rand::rngs::StdRng, tally: &mut Ta
         match status.code() {
             Some(0) => tally.commits += 1,
             None if *kill => tally.writers_killed += 1,
+            Some(74) if lake.members_may_fail => tally.storage_errors += 1,
             other => panic!("a writer exited {other:?}"),
         }
     }
@@ -226,18 +280,18 @@ fn check(lake: &Lake, merged_to_end: bool) -> Result<String, String> {
         .enable_all()
         .build()
         .unwrap();
+    let store = lake.open_store(&rt);
     rt.block_on(async {
-        let store = FsStore::open(std::path::Path::new(&lake.root).join(".lockstep"))
-            .map_err(|e| e.to_string())?;
+        let store = &*store;
         let (live, main) = (
             BranchName::new("live").unwrap(),
             BranchName::new("main").unwrap(),
         );
         let e = |e: merge::MergeError| e.to_string();
-        let child_end = live.commits().end(&store).await.map_err(e)?;
+        let child_end = live.commits().end(store).await.map_err(e)?;
         // Every merge commit counted, duplicates too.
         let mut count = vec![0u32; child_end as usize];
-        for entry in merge::log(&store, &main).await.map_err(e)? {
+        for entry in merge::log(store, &main).await.map_err(e)? {
             if let CommitEntry::Merge { from, to, .. } = entry.entry {
                 for id in from..to {
                     if id >= child_end {
@@ -257,7 +311,7 @@ fn check(lake: &Lake, merged_to_end: bool) -> Result<String, String> {
         }
         let versions = live
             .tailbase()
-            .read_from::<TailBase>(&store, 0)
+            .read_from::<TailBase>(store, 0)
             .await
             .map_err(e)?;
         for pair in versions.windows(2) {
@@ -280,7 +334,7 @@ fn check(lake: &Lake, merged_to_end: bool) -> Result<String, String> {
             ));
         }
         // Readers (first merge commit per TAIL) see the same: each child commit once.
-        let applied = merge::applied(&store, &main).await.map_err(e)?;
+        let applied = merge::applied(store, &main).await.map_err(e)?;
         // (A crashed merge not yet rolled forward is applied beyond TAIL: readers see 0..k with
         // k >= TAIL.)
         let seen: Vec<u64> = applied
@@ -302,17 +356,27 @@ fn check(lake: &Lake, merged_to_end: bool) -> Result<String, String> {
 }
 
 fn soak(lake: &Lake, rounds: usize, seed: u64) -> (Tally, Result<String, String>) {
+    soak_with(lake, rounds, seed, &mut |_| {})
+}
+
+/// As [`soak`], calling `between(round)` before each round (to kill and restart store members).
+fn soak_with(
+    lake: &Lake,
+    rounds: usize,
+    seed: u64,
+    between: &mut dyn FnMut(usize),
+) -> (Tally, Result<String, String>) {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let mut tally = Tally::default();
     for r in 0..rounds {
+        between(r);
         round(lake, r, &mut rng, &mut tally);
         if let Err(error) = check(lake, false) {
             return (tally, Err(format!("after round {r}: {error}")));
         }
     }
     // A last merge, nobody killed: every child commit must now be in the parent exactly once.
-    let out = run_ok(&["merge", "--root", &lake.root, "live", "--json"]);
-    let _ = out;
+    let _ = lake.run_ok(&["merge"], &["live", "--json"]);
     let verdict = check(lake, true);
     (tally, verdict)
 }
@@ -352,4 +416,62 @@ fn the_checker_catches_tail_moved_to_own_cut() {
         error.contains("not in the parent: lost") || error.contains("readers apply"),
         "{error}"
     );
+}
+
+/// The same rounds over a real etcd (feature `etcd`): writers and mergers as processes talking to
+/// the cluster, owner leases of 2 s proving the killed ones dead.
+#[cfg(feature = "etcd")]
+#[test]
+fn on_etcd_killed_mergers_and_writers_lose_nothing_and_apply_nothing_twice() {
+    let cluster = match etcd_server::EtcdCluster::shared() {
+        Ok(cluster) => cluster,
+        Err(error) if etcd_server::skip_allowed() => {
+            eprintln!("SKIPPED (LOCKSTEP_SKIP_ETCD=1): {error}");
+            return;
+        }
+        Err(error) => panic!("{error} (LOCKSTEP_SKIP_ETCD=1 skips the etcd tests)"),
+    };
+    let lake = Lake::on_etcd(&cluster.endpoints());
+    let (tally, verdict) = soak(&lake, rounds(6), seed());
+    eprintln!("etcd: {tally:?}");
+    let summary = verdict.unwrap_or_else(|e| panic!("{e}\n{tally:?}"));
+    eprintln!("{summary}");
+    assert!(tally.merges_ok > 0, "{tally:?}");
+    assert!(tally.commits > 0, "{tally:?}");
+    assert!(tally.writers_killed + tally.mergers_killed > 0, "{tally:?}");
+    assert!(tally.stopped_after_append >= 2, "{tally:?}");
+    assert!(tally.locks_recovered >= 1, "{tally:?}");
+}
+
+/// Three etcd members on loopback, each writer and merger talking to one of them; a follower is
+/// killed and restarted, and later the leader. Nothing lost, nothing applied twice, TAIL never
+/// back, checked from the store; the run reports its operations and the ambiguous ones.
+#[cfg(feature = "etcd")]
+#[test]
+fn three_etcd_members_with_one_killed_and_the_leader_killed() {
+    if etcd_server::skip_allowed() && Command::new("etcd").arg("--version").output().is_err() {
+        eprintln!("SKIPPED (LOCKSTEP_SKIP_ETCD=1): no etcd binary");
+        return;
+    }
+    let mut cluster = etcd_server::EtcdCluster::start(3).expect("three etcd members");
+    let mut lake = Lake::on_etcd(&cluster.endpoints());
+    lake.members_may_fail = true;
+    let mut events = Vec::new();
+    let (tally, verdict) = soak_with(&lake, rounds(9), seed(), &mut |round| {
+        events.extend(cluster.chaos(round))
+    });
+    let summary = verdict.unwrap_or_else(|e| panic!("{e}\n{tally:?}"));
+    let operations = tally.merges_ok
+        + tally.merges_busy
+        + tally.mergers_killed
+        + tally.stopped_after_append
+        + tally.commits
+        + tally.writers_killed
+        + tally.storage_errors;
+    eprintln!(
+        "three members: {operations} operations, {} ambiguous (a storage error while a member was down or the leader changed); {tally:?}; {summary}; {events:?}",
+        tally.storage_errors
+    );
+    assert_eq!(events.len(), 4, "two kills and two restarts: {events:?}");
+    assert!(tally.merges_ok > 0 && tally.commits > 0, "{tally:?}");
 }

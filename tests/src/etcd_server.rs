@@ -210,9 +210,11 @@ impl EtcdCluster {
         }
     }
 
-    /// Restarts a killed member `i` on its data directory.
+    /// Restarts a killed member `i` on its data directory (`Err` if it is running).
     pub fn restart(&mut self, i: usize) -> Result<(), String> {
-        assert!(self.members[i].process.is_none(), "member {i} is running");
+        if self.members[i].process.is_some() {
+            return Err(format!("member {i} is running"));
+        }
         self.launch(i, false)
     }
 
@@ -228,6 +230,102 @@ impl EtcdCluster {
         )
         .await
         .map_err(|e| e.to_string())
+    }
+}
+
+impl EtcdCluster {
+    /// [`EtcdCluster::store`] from synchronous code (a proptest case): the connection is made on
+    /// a runtime that lives as long as the process, so that its background tasks outlive the
+    /// case's own runtime. Not to be called from inside a runtime.
+    pub fn store_blocking(&self) -> EtcdStore {
+        static CONNECTOR: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+        let connector = CONNECTOR.get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .expect("a runtime")
+        });
+        let endpoints = self.endpoints();
+        connector
+            .block_on(async move {
+                EtcdStore::connect(
+                    &endpoints,
+                    EtcdOptions {
+                        prefix: fresh_prefix(),
+                        ..EtcdOptions::default()
+                    },
+                )
+                .await
+            })
+            .expect("a store on the test cluster")
+    }
+}
+
+/// The shared cluster, or `None` (after printing `SKIPPED`) where the machine has none and
+/// `LOCKSTEP_SKIP_ETCD=1` allows it; otherwise a failure naming what is missing.
+pub fn shared_or_skip() -> Option<EtcdCluster> {
+    match EtcdCluster::shared() {
+        Ok(cluster) => Some(cluster),
+        Err(error) if skip_allowed() => {
+            eprintln!("SKIPPED (LOCKSTEP_SKIP_ETCD=1): {error}");
+            None
+        }
+        Err(error) => panic!("{error} (LOCKSTEP_SKIP_ETCD=1 skips the etcd tests)"),
+    }
+}
+
+impl EtcdCluster {
+    /// The member that leads the cluster now (asked of every running member).
+    pub fn leader(&self) -> Option<usize> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            for (i, endpoint) in self.endpoints().iter().enumerate() {
+                let options = etcd_client::ConnectOptions::new()
+                    .with_timeout(Duration::from_secs(1))
+                    .with_connect_timeout(Duration::from_secs(1));
+                let Ok(mut client) = etcd_client::Client::connect([endpoint], Some(options)).await
+                else {
+                    continue;
+                };
+                let Ok(status) = client.status().await else {
+                    continue;
+                };
+                if status.header().map(|h| h.member_id()) == Some(status.leader()) {
+                    return Some(i);
+                }
+            }
+            None
+        })
+    }
+
+    /// The failure schedule of the multi-member harnesses, applied before round `round`: a
+    /// follower killed before round 2 and restarted before round 4, the leader killed before
+    /// round 5 and restarted before round 7. Returns what it did.
+    pub fn chaos(&mut self, round: usize) -> Option<String> {
+        match round {
+            2 => {
+                let leader = self.leader().expect("a leader");
+                let victim = (leader + 1) % self.members();
+                self.kill(victim);
+                Some(format!("before round 2: killed member {victim} (a follower)"))
+            }
+            5 => {
+                let leader = self.leader().expect("a leader");
+                self.kill(leader);
+                Some(format!("before round 5: killed member {leader}, the leader"))
+            }
+            4 | 7 => {
+                let restarted: Vec<usize> =
+                    (0..self.members()).filter(|i| self.restart(*i).is_ok()).collect();
+                self.wait_ready().expect("the cluster heals");
+                Some(format!("before round {round}: restarted members {restarted:?}"))
+            }
+            _ => None,
+        }
     }
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use lockstep::store::{EtcdOptions, EtcdStore, Key, Liveness, Store, StoreError};
 use lockstep_tests::conformance;
-use lockstep_tests::etcd_server::{skip_allowed, EtcdCluster};
+use lockstep_tests::etcd_server::EtcdCluster;
 
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -19,17 +19,8 @@ fn rt() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-/// The shared cluster, or `None` (after printing `SKIPPED`) where the machine has none and
-/// `LOCKSTEP_SKIP_ETCD=1` allows it.
 fn cluster() -> Option<EtcdCluster> {
-    match EtcdCluster::shared() {
-        Ok(cluster) => Some(cluster),
-        Err(error) if skip_allowed() => {
-            eprintln!("SKIPPED (LOCKSTEP_SKIP_ETCD=1): {error}");
-            None
-        }
-        Err(error) => panic!("{error} (LOCKSTEP_SKIP_ETCD=1 skips the etcd tests)"),
-    }
+    lockstep_tests::etcd_server::shared_or_skip()
 }
 
 #[test]

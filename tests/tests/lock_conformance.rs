@@ -792,6 +792,16 @@ fn implementation_refines_the_model_on_fs() {
     });
 }
 
+/// The same on a real etcd (feature `etcd`): every case in a namespace of its own.
+#[cfg(feature = "etcd")]
+#[test]
+fn implementation_refines_the_model_on_etcd() {
+    let Some(cluster) = lockstep_tests::etcd_server::shared_or_skip() else {
+        return;
+    };
+    refine("etcd", config(4), || (Arc::new(cluster.store_blocking()), None));
+}
+
 /// The line of a harness failure that says what diverged (the model's behaviour follows it).
 fn failure_line(error: &str) -> &str {
     error

@@ -839,6 +839,16 @@ fn implementation_refines_the_model_on_memory() {
     refine("memory", 512, true, || (Arc::new(MemStore::new()), None));
 }
 
+/// The same on a real etcd (feature `etcd`): every case in a namespace of its own.
+#[cfg(feature = "etcd")]
+#[test]
+fn implementation_refines_the_model_on_etcd() {
+    let Some(cluster) = lockstep_tests::etcd_server::shared_or_skip() else {
+        return;
+    };
+    refine("etcd", 64, false, || (Arc::new(cluster.store_blocking()), None));
+}
+
 #[test]
 fn implementation_refines_the_model_on_fs() {
     refine("fs", 128, false, || {

@@ -1362,8 +1362,11 @@ fn strategy() -> impl Strategy<Value = (bool, Vec<Op>)> {
     (any::<bool>(), prop::collection::vec(op(), 1..24))
 }
 
-/// Runs `cases` cases, each on a fresh MemStore or (`on_fs`) a fresh FsStore.
-fn run(cases: u32, on_fs: bool) -> Result<(), String> {
+/// Runs `cases` cases, each on a fresh store made by `store` (with what must live as long).
+fn run_on(
+    cases: u32,
+    store: impl Fn() -> (Arc<dyn Store>, Option<tempfile::TempDir>),
+) -> Result<(), String> {
     let mut runner = TestRunner::new(Config {
         cases,
         failure_persistence: None,
@@ -1371,14 +1374,22 @@ fn run(cases: u32, on_fs: bool) -> Result<(), String> {
     });
     runner
         .run(&strategy(), |(lock, ops)| {
-            if on_fs {
-                let dir = tempfile::tempdir().unwrap();
-                case(Arc::new(FsStore::open(dir.path()).unwrap()), lock, &ops)
-            } else {
-                case(Arc::new(MemStore::new()), lock, &ops)
-            }
+            let (shared, _dir) = store();
+            case(shared, lock, &ops)
         })
         .map_err(|e| e.to_string())
+}
+
+/// Runs `cases` cases, each on a fresh MemStore or (`on_fs`) a fresh FsStore.
+fn run(cases: u32, on_fs: bool) -> Result<(), String> {
+    run_on(cases, || {
+        if on_fs {
+            let dir = tempfile::tempdir().unwrap();
+            (Arc::new(FsStore::open(dir.path()).unwrap()), Some(dir))
+        } else {
+            (Arc::new(MemStore::new()), None)
+        }
+    })
 }
 
 #[test]
@@ -1397,6 +1408,20 @@ fn the_implementation_refines_the_model_on_fsstore() {
         panic!("{e}");
     }
     COVERAGE.assert_exercised("fsstore", false);
+}
+
+/// The same on a real etcd (feature `etcd`): every case in a namespace of its own.
+#[cfg(feature = "etcd")]
+#[test]
+fn the_implementation_refines_the_model_on_etcd() {
+    let Some(cluster) = lockstep_tests::etcd_server::shared_or_skip() else {
+        return;
+    };
+    let _one = exclusive(None);
+    if let Err(e) = run_on((cases(256) / 4).max(8), || (Arc::new(cluster.store_blocking()), None)) {
+        panic!("{e}");
+    }
+    COVERAGE.assert_exercised("etcd", false);
 }
 
 /// Each planted bug is caught by this harness (on MemStore, within the cases given), and the

@@ -10,6 +10,7 @@
 //! Porting lockstep to a backend means implementing [`Store`] and passing the conformance suite
 //! in `tests/` (`lockstep_tests::conformance`). Nothing in the trait assumes a file system.
 
+pub mod contract;
 #[cfg(feature = "etcd")]
 mod etcd;
 mod faulty;

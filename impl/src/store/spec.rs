@@ -3,9 +3,10 @@
 //! - `fs:ROOT`: the local file system; the state lives in `ROOT/.lockstep` (`--root ROOT` is
 //!   the short form);
 //! - `mem`: in this process only (for `lockstep probe` and tests);
-//! - `etcd:URL[,URL…][?prefix=P]`: an etcd cluster, any of its members' client URLs
-//!   (`http://127.0.0.1:2379`), every key under prefix `P` (default `lockstep/`). Needs a build
-//!   with the `etcd` feature.
+//! - `etcd:URL[,URL…][?prefix=P][&lease-ttl=SECS]`: an etcd cluster, any of its members' client
+//!   URLs (`http://127.0.0.1:2379`), every key under prefix `P` (default `lockstep/`); the owner
+//!   lease's TTL (default 10 s) is how long after a process dies the cluster proves it dead.
+//!   Needs a build with the `etcd` feature.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -23,6 +24,8 @@ pub enum StoreSpec {
     Etcd {
         endpoints: Vec<String>,
         prefix: Option<String>,
+        /// The owner lease's TTL, in seconds.
+        lease_ttl_s: Option<u64>,
     },
 }
 
@@ -43,13 +46,17 @@ impl StoreSpec {
                 Some((urls, query)) => (urls, Some(query)),
                 None => (rest, None),
             };
-            let prefix = match query {
-                None => None,
-                Some(query) => match query.strip_prefix("prefix=") {
-                    Some(p) if !p.is_empty() => Some(p.to_owned()),
-                    _ => return Err(format!("etcd: unknown option {query:?} (the one option is prefix=P)")),
-                },
-            };
+            let (mut prefix, mut lease_ttl_s) = (None, None);
+            for option in query.into_iter().flat_map(|q| q.split('&')) {
+                match option.split_once('=') {
+                    Some(("prefix", p)) if !p.is_empty() => prefix = Some(p.to_owned()),
+                    Some(("lease-ttl", secs)) => match secs.parse::<u64>() {
+                        Ok(secs) if (1..=3600).contains(&secs) => lease_ttl_s = Some(secs),
+                        _ => return Err(format!("etcd: lease-ttl={secs} is not a whole number of seconds from 1 to 3600")),
+                    },
+                    _ => return Err(format!("etcd: unknown option {option:?} (the options are prefix=P and lease-ttl=SECS)")),
+                }
+            }
             let endpoints: Vec<String> = urls.split(',').map(str::to_owned).collect();
             for url in &endpoints {
                 if url.starts_with("https://") {
@@ -62,7 +69,11 @@ impl StoreSpec {
                     return Err(format!("{url:?} is not an etcd client URL (http://HOST:PORT)"));
                 }
             }
-            return Ok(StoreSpec::Etcd { endpoints, prefix });
+            return Ok(StoreSpec::Etcd {
+                endpoints,
+                prefix,
+                lease_ttl_s,
+            });
         }
         Err(format!(
             "{spec:?} is not a store: use fs:DIR, mem, or etcd:http://HOST:PORT[,URL…][?prefix=P]"
@@ -88,10 +99,17 @@ impl StoreSpec {
                 Ok(Some(Arc::new(FsStore::open(path)?)))
             }
             #[cfg(feature = "etcd")]
-            StoreSpec::Etcd { endpoints, prefix } => {
+            StoreSpec::Etcd {
+                endpoints,
+                prefix,
+                lease_ttl_s,
+            } => {
                 let mut options = super::EtcdOptions::default();
                 if let Some(prefix) = prefix {
                     options.prefix = prefix.clone();
+                }
+                if let Some(secs) = lease_ttl_s {
+                    options.lease_ttl = std::time::Duration::from_secs(*secs);
                 }
                 Ok(Some(Arc::new(super::EtcdStore::connect(endpoints, options).await?)))
             }
@@ -108,12 +126,23 @@ impl std::fmt::Display for StoreSpec {
         match self {
             StoreSpec::Fs { root } => write!(f, "fs:{}", root.display()),
             StoreSpec::Mem => f.write_str("mem"),
-            StoreSpec::Etcd { endpoints, prefix } => {
+            StoreSpec::Etcd {
+                endpoints,
+                prefix,
+                lease_ttl_s,
+            } => {
                 write!(f, "etcd:{}", endpoints.join(","))?;
-                match prefix {
-                    Some(p) => write!(f, "?prefix={p}"),
-                    None => Ok(()),
+                let mut options = Vec::new();
+                if let Some(p) = prefix {
+                    options.push(format!("prefix={p}"));
                 }
+                if let Some(secs) = lease_ttl_s {
+                    options.push(format!("lease-ttl={secs}"));
+                }
+                if !options.is_empty() {
+                    write!(f, "?{}", options.join("&"))?;
+                }
+                Ok(())
             }
         }
     }
@@ -134,8 +163,13 @@ mod tests {
             StoreSpec::parse("etcd:http://127.0.0.1:2379,http://127.0.0.1:22379?prefix=x/"),
             Ok(StoreSpec::Etcd {
                 endpoints: vec!["http://127.0.0.1:2379".into(), "http://127.0.0.1:22379".into()],
-                prefix: Some("x/".into())
+                prefix: Some("x/".into()),
+                lease_ttl_s: None,
             })
+        );
+        assert_eq!(
+            StoreSpec::parse("etcd:http://h:1?lease-ttl=2&prefix=p/").map(|s| s.to_string()),
+            Ok("etcd:http://h:1?prefix=p/&lease-ttl=2".to_owned())
         );
         for (bad, why) in [
             ("fs:", "needs a directory"),
@@ -143,6 +177,7 @@ mod tests {
             ("etcd:127.0.0.1:2379", "not an etcd client URL"),
             ("etcd:https://h:1", "TLS"),
             ("etcd:http://h:1?pfx=a", "unknown option"),
+            ("etcd:http://h:1?lease-ttl=0", "lease-ttl=0"),
             ("etcd:", "not an etcd client URL"),
         ] {
             let error = StoreSpec::parse(bad).expect_err(bad);

@@ -190,23 +190,41 @@ pub fn apply(model: &LockModel, state: &mut LockState, action: LockAction) -> bo
         }
         LockAction::ForceRelease(path) => {
             state.forces_left -= 1;
-            if let Head::Held { owner, token, .. } = state.slots[path as usize].head {
-                // The holder is not told: from now on it is a zombie, and only fencing stops it.
-                let holder = &mut state.clients[owner as usize];
-                for held in holder.held.iter_mut().flatten() {
-                    if held.token == token {
-                        held.revoked = true;
-                    }
-                }
-                if matches!(holder.phase, Phase::Acquiring { .. }) && holder.ticket == token {
-                    holder.revoked = true;
-                }
-            }
+            // The holder is not told: from now on it is a zombie, and only fencing stops it.
+            revoke_holder(state, path);
             release_head(state, path)
         }
-        LockAction::Recover(path) => release_head(state, path),
+        LockAction::Recover(path) => {
+            // A holder whose lease was lost still runs: from now on it is a zombie, as after a
+            // force release, and only fencing stops it.
+            revoke_holder(state, path);
+            release_head(state, path)
+        }
+        LockAction::LoseLease(c) => {
+            state.lease_losses_left -= 1;
+            state.disturbed = true;
+            let me = &mut state.clients[c as usize];
+            me.lease_lost = true;
+            true
+        }
         LockAction::Collect => collect(model, state),
         _ => unreachable!("not an action of the fixed protocol: {action:?}"),
+    }
+}
+
+/// Marks the holder of `path`'s newest entry as revoked there (it is not told): its lock, or
+/// the acquisition in flight that wrote the entry.
+fn revoke_holder(state: &mut LockState, path: u8) {
+    if let Head::Held { owner, token, .. } = state.slots[path as usize].head {
+        let holder = &mut state.clients[owner as usize];
+        for held in holder.held.iter_mut().flatten() {
+            if held.token == token {
+                held.revoked = true;
+            }
+        }
+        if matches!(holder.phase, Phase::Acquiring { .. }) && holder.ticket == token {
+            holder.revoked = true;
+        }
     }
 }
 
@@ -281,8 +299,16 @@ pub fn cleaner_actions(model: &LockModel, state: &LockState, actions: &mut Vec<L
         if state.forces_left > 0 {
             actions.push(LockAction::ForceRelease(path));
         }
-        if state.clients[owner as usize].is_crashed() {
+        if state.clients[owner as usize].is_dead_to_store() {
             actions.push(LockAction::Recover(path));
+        }
+    }
+    if state.lease_losses_left > 0 {
+        for c in model.clients() {
+            let me = &state.clients[c];
+            if !me.is_finished() && !me.lease_lost {
+                actions.push(LockAction::LoseLease(c as u8));
+            }
         }
     }
 }

@@ -79,6 +79,12 @@ pub struct LockConfig {
     /// newest entry is a release or withdraw, and runs only while no client is in the middle of
     /// an operation (every process that uses the store holds its users lock).
     pub collections: u8,
+    /// Lost leases (fixed only): the store proves a client dead while it still runs, as etcd
+    /// does when an owner's lease expires during a stall or a partition, or when a stalled
+    /// leader revokes every lease (etcd #15247). From then on its entries, old and new, are a
+    /// dead owner's: anyone may pass and recover them, and the client is a zombie.
+    #[serde(default)]
+    pub lease_losses: u8,
 }
 
 impl LockConfig {
@@ -97,6 +103,7 @@ impl LockConfig {
             faults: 0,
             stale_unremovable: false,
             collections: 0,
+            lease_losses: 0,
         }
     }
 
@@ -166,8 +173,11 @@ pub enum LockAction {
     ReapExpired(u8),
     /// Fixed: an operator force-releases the lock on a path.
     ForceRelease(u8),
-    /// Fixed: recovery releases a lock whose owner crashed.
+    /// Fixed: recovery releases a lock whose owner the store proves dead (crashed, or its lease
+    /// lost while it runs on).
     Recover(u8),
+    /// Fixed: the store proves the client dead while it still runs (its lease is lost).
+    LoseLease(u8),
     /// Fixed: the offline collector deletes every released journal.
     Collect,
 }
@@ -204,6 +214,7 @@ impl LockModel {
             ("reaps", config.reaps),
             ("faults", config.faults),
             ("force_releases", config.force_releases),
+            ("lease_losses", config.lease_losses),
             ("lease_ticks", config.lease_ticks),
             ("retries", retries_max),
         ] {
@@ -286,7 +297,7 @@ impl LockModel {
             let written = tick + self.spec(owner as usize).skew_ticks;
             reader >= written + self.config.lease_ticks
         } else {
-            !self.live(state, tick) || state.clients[owner as usize].is_crashed()
+            !self.live(state, tick) || state.clients[owner as usize].is_dead_to_store()
         }
     }
 
@@ -336,6 +347,11 @@ impl LockModel {
             } else {
                 self.config.collections
             },
+            lease_losses_left: if self.variant().is_seed() {
+                0
+            } else {
+                self.config.lease_losses
+            },
         }
     }
 
@@ -374,7 +390,8 @@ impl LockModel {
                 .held
                 .iter()
                 .flatten()
-                .all(|h| !h.revoked && self.live(state, h.tick));
+                .all(|h| !h.revoked && self.live(state, h.tick))
+                && !state.clients[client].lease_lost;
             if current {
                 state.live_write_rejected = true;
             }
@@ -427,7 +444,7 @@ impl LockModel {
     /// not revoked behind its back.
     pub fn live_locks(&self, state: &LockState, client: usize) -> Vec<(u8, Kind, Held)> {
         let me = &state.clients[client];
-        if me.is_crashed() || me.phase == Phase::Idle {
+        if me.is_dead_to_store() || me.phase == Phase::Idle {
             return Vec::new();
         }
         let plans = &self.plans[me.mode as usize];
@@ -799,6 +816,12 @@ pub fn presets() -> Vec<crate::preset::Preset<LockConfig>> {
             about: "2 clients with a positive lock_timeout, every mode on a 3-path tree, a crash, time, renewal, cleanup, force release",
             default: true,
             config: with_timeout(LockConfig { tree: tree(&["/", "/a", "/c"]), ..base.clone() }, Timeout::Bounded),
+        },
+        Preset {
+            name: "lease-loss",
+            about: "2 clients, POINT and SUBTREE on a 3-path tree, a crash, time, renewal, cleanup, and a lease lost while its client runs on (etcd's owner leases)",
+            default: true,
+            config: LockConfig { tree: tree(&["/", "/a", "/c"]), modes: point_subtree, force_releases: 0, lease_losses: 1, ..base.clone() },
         },
         Preset {
             name: "two-clients-wide",

@@ -245,6 +245,9 @@ pub struct Client {
     /// Times this acquisition started over without a wait having ended first (a back-off, a
     /// lost create, a removed stale lock), saturating; property "bounded retries".
     pub restarts: u8,
+    /// The store proves this client dead while it runs on (its lease was lost): every entry it
+    /// wrote or writes is a dead owner's, and it holds nothing it could rely on.
+    pub lease_lost: bool,
     pub held: [Option<Held>; LOCKS_PER_MODE_MAX],
 }
 
@@ -255,6 +258,11 @@ impl Client {
 
     pub fn is_crashed(&self) -> bool {
         self.phase == Phase::Crashed
+    }
+
+    /// Whether the store proves this client dead: it crashed, or its lease was lost.
+    pub fn is_dead_to_store(&self) -> bool {
+        self.is_crashed() || self.lease_lost
     }
 }
 
@@ -285,6 +293,8 @@ pub struct LockState {
     pub faults_left: u8,
     /// Runs of the offline collector still allowed.
     pub collects_left: u8,
+    /// Lost leases still allowed in this behaviour.
+    pub lease_losses_left: u8,
 }
 
 crate::packed_hash!(LockState {
@@ -303,6 +313,7 @@ crate::packed_hash!(LockState {
     stale_write_rejected,
     faults_left,
     collects_left,
+    lease_losses_left,
 });
 
 /// Canonical form under permutation of interchangeable clients: sort clients by (class, local

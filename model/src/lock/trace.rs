@@ -135,6 +135,10 @@ pub fn describe(
                 format!("read {} → {}; create {} = release → ok", key(model, path, Some(slot.len.saturating_sub(1))), head_text(model, slot.head), key(model, path, Some(slot.len))),
             )
         }
+        LockAction::LoseLease(c) => (
+            "store".into(),
+            format!("c{c}'s lease is LOST while it runs (a stall or a partition; etcd #15247): the store proves it dead from now on"),
+        ),
         LockAction::Step(c) => (format!("c{c}"), describe_client_step(model, last, c as usize, next)),
         LockAction::Collect => {
             let gone: Vec<&str> = (0..model.tree.len())
@@ -405,6 +409,7 @@ pub fn action_name(model: &LockModel, action: LockAction) -> String {
         LockAction::ReapExpired(path) => format!("cleaner {}", model.tree.name(path)),
         LockAction::ForceRelease(path) => format!("force-release {}", model.tree.name(path)),
         LockAction::Recover(path) => format!("recover {}", model.tree.name(path)),
+        LockAction::LoseLease(c) => format!("lose lease c{c}"),
         LockAction::Collect => "collect".into(),
     }
 }

@@ -22,7 +22,7 @@ pub fn commit_step(model: &RedoModel, state: &mut RedoState, c: usize) -> bool {
             // acquisition treats its entry so); a live holder's, or a zombie's whose lease has
             // not run out, is waited for.
             let dead = |h: u8| {
-                RedoModel::crashed(state, h) && !model.has(RedoMutation::WaitForDeadHolder)
+                RedoModel::dead_to_store(state, h) && !model.has(RedoMutation::WaitForDeadHolder)
             };
             let session = model.session_of(c);
             if state.locks[session].is_some_and(|h| !dead(h)) {

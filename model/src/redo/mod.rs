@@ -86,6 +86,11 @@ pub struct RedoConfig {
     /// Sessions (1 or 2). With 2, committer `c` commits session `c % 2`, message `m` is added
     /// to session `m % 2`, and the sessions share the queue, the worker and recovery.
     pub sessions: u8,
+    /// Lost leases: the store proves a committer dead while it still runs (etcd: its owner
+    /// lease expired in a stall or partition, or a stalled leader revoked it, #15247). Recovery
+    /// may then replay its archive while it runs on, and its session lock is taken over.
+    #[serde(default)]
+    pub lease_losses: u8,
 }
 
 impl RedoConfig {
@@ -100,6 +105,7 @@ impl RedoConfig {
             faults: 1,
             session_lock: true,
             sessions: 1,
+            lease_losses: 0,
         }
     }
 }
@@ -219,6 +225,9 @@ pub struct RedoState {
     pub replayed: bool,
     /// History: archives whose replay ran to its end.
     pub replays_finished: u8,
+    /// Committers whose lease was lost while they run (bitmask).
+    pub lease_lost: u8,
+    pub lease_losses_left: u8,
 }
 
 /// Who takes a step.
@@ -247,6 +256,8 @@ pub enum RedoAction {
     Expire(u8),
     /// The actor's next write lands, and the actor sees an error.
     Ambiguous(Actor),
+    /// Committer `c`'s lease is lost: the store proves it dead while it runs on.
+    LoseLease(u8),
     /// Seed: the replay's enqueue fails; the replay raises and keeps its marker.
     FailEnqueue,
 }
@@ -416,7 +427,7 @@ impl RedoModel {
         state.committers[c].step == CStep::Lock
             && self
                 .lock_of(state, c)
-                .is_some_and(|h| h as usize != c && Self::crashed(state, h))
+                .is_some_and(|h| h as usize != c && Self::dead_to_store(state, h))
     }
 
     /// The memories of archive `i` a reader sees: (slot, extraction) pairs.
@@ -437,6 +448,12 @@ impl RedoModel {
 
     pub fn crashed(state: &RedoState, c: u8) -> bool {
         state.committers[c as usize].step == CStep::Crashed
+    }
+
+    /// Whether the store proves committer `c` dead: it crashed, or its lease was lost while it
+    /// runs on (then it is a zombie).
+    pub fn dead_to_store(state: &RedoState, c: u8) -> bool {
+        Self::crashed(state, c) || state.lease_lost & (1 << c) != 0
     }
 
     /// Whether a live committer will still finish archive `index`: it is past the archive's
@@ -460,7 +477,7 @@ impl RedoModel {
         if self.variant().is_seed() {
             matches!(state.markers[i], Marker::Pending { .. } | Marker::Torn)
         } else {
-            state.archives[i].is_some_and(|a| Self::crashed(state, a.owner))
+            state.archives[i].is_some_and(|a| Self::dead_to_store(state, a.owner))
                 && state.done & (1 << i) == 0
         }
     }
@@ -663,6 +680,12 @@ impl Model for RedoModel {
             replay_rewrote: false,
             replayed: false,
             replays_finished: 0,
+            lease_lost: 0,
+            lease_losses_left: if self.variant().is_seed() {
+                0
+            } else {
+                self.config.lease_losses
+            },
         }]
     }
 
@@ -683,6 +706,9 @@ impl Model for RedoModel {
                 if !seed && state.faults_left > 0 && self.writes(state, Actor::Committer(c as u8)) {
                     actions.push(RedoAction::Ambiguous(Actor::Committer(c as u8)));
                 }
+                if state.lease_losses_left > 0 && state.lease_lost & (1 << c) == 0 {
+                    actions.push(RedoAction::LoseLease(c as u8));
+                }
             }
         }
         for s in 0..self.sessions() {
@@ -695,7 +721,7 @@ impl Model for RedoModel {
             && state
                 .locks
                 .iter()
-                .any(|l| l.is_some_and(|h| Self::crashed(state, h)));
+                .any(|l| l.is_some_and(|h| Self::dead_to_store(state, h)));
         if state.restarts_left > 0
             && state.recovery == RStep::Idle
             && (self
@@ -747,6 +773,11 @@ impl Model for RedoModel {
                 state.crashes_left -= 1;
                 true
             }
+            RedoAction::LoseLease(c) => {
+                state.lease_lost |= 1 << c;
+                state.lease_losses_left -= 1;
+                true
+            }
             RedoAction::CrashTearingMarker(c) => {
                 // A crash in the middle of the seed's marker write leaves it zero bytes.
                 let me = &mut state.committers[c as usize];
@@ -768,7 +799,7 @@ impl Model for RedoModel {
                 // (the seeds' lock files have no liveness: only their expiry frees them).
                 for s in 0..SESSIONS_MAX {
                     if !self.variant().is_seed()
-                        && state.locks[s].is_some_and(|h| Self::crashed(&state, h))
+                        && state.locks[s].is_some_and(|h| Self::dead_to_store(&state, h))
                     {
                         state.locks[s] = None;
                     }
@@ -1018,6 +1049,15 @@ pub fn presets() -> Vec<crate::preset::Preset<RedoConfig>> {
             config: RedoConfig {
                 session_lock: false,
                 ..fixed.clone()
+            },
+        },
+        crate::preset::Preset {
+            name: "lease-loss",
+            about: "as two-committers with 1 crash, 1 restart, 1 expiry, 1 ambiguous write, and a committer's lease lost while it runs on (etcd's owner leases): recovery may replay its archive beside it",
+            default: true,
+            config: RedoConfig {
+                lease_losses: 1,
+                ..RedoConfig::new(RedoVariant::Fixed(None))
             },
         },
         crate::preset::Preset {

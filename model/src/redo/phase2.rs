@@ -32,6 +32,10 @@ impl P2Stage {
 pub struct P2 {
     pub stage: P2Stage,
     pub extraction: u8,
+    /// This run read the manifest and found none: what it writes next is not a repeat of work
+    /// it saw done (a committer that runs on after its lease was lost may create the manifest
+    /// meanwhile; the replay's memories are then an invisible extraction).
+    pub read_absent: bool,
 }
 
 impl P2 {
@@ -44,6 +48,7 @@ impl P2 {
                 P2Stage::Extract
             },
             extraction: 0,
+            read_absent: false,
         }
     }
 }
@@ -59,13 +64,26 @@ pub fn step(
 ) -> Option<Option<P2>> {
     let i = index as usize;
     let manifest_first = model.has(RedoMutation::ManifestFirst);
-    let go = |stage: P2Stage| Some(Some(P2 { stage, ..p2 }));
+    // `read_absent` matters only to the memory writes; past them it is dropped, so that runs
+    // that differ only there are one state.
+    let go = |stage: P2Stage| {
+        let read_absent = p2.read_absent && matches!(stage, P2Stage::WriteMemory(_) | P2Stage::CreateManifest);
+        Some(Some(P2 {
+            stage,
+            read_absent,
+            ..p2
+        }))
+    };
     match p2.stage {
         P2Stage::ReadManifest => {
             if state.manifest[i].is_some() {
                 go(P2Stage::Enqueue)
             } else {
-                go(P2Stage::Extract)
+                Some(Some(P2 {
+                    stage: P2Stage::Extract,
+                    read_absent: true,
+                    ..p2
+                }))
             }
         }
         P2Stage::Extract => {
@@ -82,6 +100,7 @@ pub fn step(
             Some(Some(P2 {
                 stage,
                 extraction: e,
+                ..p2
             }))
         }
         P2Stage::WriteMemory(n) => {
@@ -92,8 +111,10 @@ pub fn step(
             };
             if state.memories[i][slot].is_none() {
                 // Memories of another extraction readers already see: this replay repeats work
-                // that was done (its own earlier writes do not count).
+                // that was done (its own earlier writes do not count, nor a manifest created
+                // after this replay read that there was none).
                 if by_recovery
+                    && !p2.read_absent
                     && model
                         .view(state, i)
                         .iter()

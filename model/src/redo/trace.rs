@@ -117,6 +117,10 @@ pub fn describe(
                 last.locks[s as usize].unwrap_or(0)
             ),
         ),
+        RedoAction::LoseLease(c) => (
+            "store".into(),
+            format!("c{c}'s lease is LOST while it runs (a stall or a partition; etcd #15247): the store proves it dead from now on"),
+        ),
         RedoAction::FailEnqueue => {
             let name = match last.recovery {
                 RStep::Replay { index, .. } => model.archive_name(index),
@@ -276,6 +280,7 @@ pub fn action_name(action: RedoAction) -> String {
         RedoAction::Expire(0) => "expire".into(),
         RedoAction::Expire(s) => format!("expire s{s}"),
         RedoAction::FailEnqueue => "fail enqueue".into(),
+        RedoAction::LoseLease(c) => format!("lose lease c{c}"),
         RedoAction::Ambiguous(actor) => format!("ambiguous {}", action_name(plain(actor))),
     }
 }

@@ -124,6 +124,14 @@ enum Command {
     /// merge lock), each case beside the floor measured in the same run (one durable
     /// create-if-absent on the same disk).
     Bench(crate::bench::BenchArgs),
+    /// Run the storage contract the protocols rest on against a live store (specs/backends.md),
+    /// with a verdict per clause: basic semantics, exactly one winner under contention,
+    /// whole-or-nothing reads, read-after-create across handles, list consistency, durability
+    /// (where it can be checked), and ambiguous outcomes (a retried create is recognised). Exit
+    /// 0 every clause holds; 1 one fails; 74 the store cannot be reached.
+    ///
+    /// It writes only below `probe/<random>/` and deletes what it wrote.
+    Probe(crate::probe::ProbeArgs),
     /// Test kit (hidden): the worker of the process-kill tests, run under `lockstep lock`.
     #[command(name = "__worker", hide = true)]
     Worker(crate::locks::WorkerArgs),
@@ -175,6 +183,7 @@ pub fn main() -> ExitCode {
         Command::Gc(args) => crate::locks::run(crate::locks::gc(args)),
         Command::Worker(args) => crate::locks::run(crate::locks::worker(args)),
         Command::Bench(args) => crate::bench::bench(&args),
+        Command::Probe(args) => crate::locks::run(crate::probe::probe(args)),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -21,8 +21,9 @@ pub struct RootArg {
     /// The data root; the state lives in ROOT/.lockstep (short for `--store fs:ROOT`).
     #[arg(long, required_unless_present = "store", conflicts_with = "store")]
     pub root: Option<std::path::PathBuf>,
-    /// The store: `fs:DIR` (as `--root DIR`), `etcd:http://HOST:PORT[,URL…][?prefix=P]` (an
-    /// etcd cluster; a build with the `etcd` feature), or `mem` (this process only).
+    /// The store: `fs:DIR` (as `--root DIR`), `etcd:http://HOST:PORT[,URL…][?prefix=P][&lease-ttl=SECS]`
+    /// (an etcd cluster; a build with the `etcd` feature; the owner lease's TTL is how soon a dead
+    /// process is proven dead, 10 s by default), or `mem` (this process only).
     #[arg(long, value_name = "SPEC")]
     pub store: Option<String>,
 }
@@ -268,7 +269,7 @@ pub async fn open_existing(root: &RootArg) -> Result<Option<std::sync::Arc<dyn S
 }
 
 /// A local root that is not a directory is a usage error (exit 2), not a storage error.
-fn check_root(spec: &StoreSpec) -> Result<(), Failure> {
+pub fn check_root(spec: &StoreSpec) -> Result<(), Failure> {
     match spec {
         StoreSpec::Fs { root } if !root.is_dir() => Err(Failure(
             EXIT_USAGE,

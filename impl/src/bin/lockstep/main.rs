@@ -3,7 +3,7 @@
 //!
 //! One module per command group: `model` (check, bugs, explore, variants, presets, vectors),
 //! `locks` (locks, lock, force-release, recover, and the process tests' worker), `lake` (branch,
-//! merge, merge-locks), `sessions` (session, queue), `bench`.
+//! merge, merge-locks), `sessions` (session, queue), `probe`, `bench`.
 //!
 //! The binary is left out of builds with `--cfg loom` and with the `shuttle` feature (their
 //! tokio has no process support); only the loom and shuttle tests use those builds.
@@ -18,6 +18,8 @@ mod lake;
 mod locks;
 #[cfg(not(any(loom, feature = "shuttle")))]
 mod model;
+#[cfg(not(any(loom, feature = "shuttle")))]
+mod probe;
 #[cfg(not(any(loom, feature = "shuttle")))]
 mod sessions;
 

@@ -86,6 +86,11 @@ pub struct Bounds {
     /// lock: runs of the offline collector (`lockstep gc`), each when no client is mid-operation.
     #[arg(long)]
     collections: Option<u8>,
+    /// lock, redo: lost leases: the store proves a client (a committer) dead while it still runs
+    /// (etcd: a lease that expired in a stall or partition, or one a stalled leader revoked,
+    /// #15247).
+    #[arg(long)]
+    lease_losses: Option<u8>,
     /// merge: concurrent mergers of the child branch.
     #[arg(long)]
     mergers: Option<u8>,
@@ -132,7 +137,7 @@ impl Bounds {
         const REDO: &[&str] = &["redo"];
         const LOCK_MERGE: &[&str] = &["lock", "merge"];
         const ALL: &[&str] = &["lock", "merge", "redo"];
-        let flags: [(&str, bool, &[&str]); 24] = [
+        let flags: [(&str, bool, &[&str]); 25] = [
             ("--clients", self.clients.is_some(), LOCK),
             ("--tree", self.tree.is_some(), LOCK),
             ("--modes", self.modes.is_some(), LOCK),
@@ -150,6 +155,7 @@ impl Bounds {
             ("--faults", self.faults.is_some(), ALL),
             ("--crashes", self.crashes.is_some(), ALL),
             ("--collections", self.collections.is_some(), LOCK),
+            ("--lease-losses", self.lease_losses.is_some(), &["lock", "redo"]),
             ("--mergers", self.mergers.is_some(), MERGE),
             ("--child-commits", self.child_commits.is_some(), MERGE),
             ("--child-writes", self.child_writes.is_some(), MERGE),
@@ -203,6 +209,7 @@ impl Bounds {
         config.force_releases = self.force_releases.unwrap_or(config.force_releases);
         config.faults = self.faults.unwrap_or(config.faults);
         config.collections = self.collections.unwrap_or(config.collections);
+        config.lease_losses = self.lease_losses.unwrap_or(config.lease_losses);
         if let Some(modes) = &self.modes {
             config.modes = ModeSet::parse(modes)?;
         }
@@ -236,6 +243,7 @@ impl Bounds {
             faults: self.faults.unwrap_or(config.faults),
             session_lock: config.session_lock && !self.no_session_lock,
             sessions: self.sessions.unwrap_or(config.sessions),
+            lease_losses: self.lease_losses.unwrap_or(config.lease_losses),
             ..config
         }
     }

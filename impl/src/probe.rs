@@ -1,0 +1,273 @@
+//! `lockstep probe`: the storage contract of specs/backends.md run against a live store, with a
+//! verdict per clause, so that an operator can tell whether a backend (a file system, an etcd
+//! cluster, a port's own store) gives the protocols what they rest on before trusting it.
+//!
+//! Everything the probe writes lives under `probe/<random>/` and is deleted at the end.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::store::{contract, Created, Key, Store, StoreError};
+
+/// The verdict of one clause.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    Pass,
+    Fail,
+    /// The clause cannot be checked on this store (durability of an in-memory store).
+    NotApplicable,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ClauseReport {
+    pub clause: &'static str,
+    pub verdict: Verdict,
+    pub detail: String,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ProbeReport {
+    pub store: String,
+    pub clauses: Vec<ClauseReport>,
+    /// No clause failed.
+    pub passed: bool,
+    pub seconds: f64,
+}
+
+/// How the probe reaches the store: more than one handle (a second connection, a second open
+/// of a directory), and whether what was written survives a fresh open.
+#[async_trait::async_trait]
+pub trait Opener: Send + Sync {
+    /// A new handle on the same store.
+    async fn open(&self) -> Result<Arc<dyn Store>, StoreError>;
+    /// Whether a fresh handle must find what earlier ones wrote (not so for a store that lives
+    /// in one process's memory).
+    fn durable(&self) -> bool;
+    fn describe(&self) -> String;
+}
+
+/// One store handle, shared (an in-memory store, or a store under test).
+pub struct SameStore(pub Arc<dyn Store>);
+
+#[async_trait::async_trait]
+impl Opener for SameStore {
+    async fn open(&self) -> Result<Arc<dyn Store>, StoreError> {
+        Ok(Arc::clone(&self.0))
+    }
+    fn durable(&self) -> bool {
+        false
+    }
+    fn describe(&self) -> String {
+        self.0.describe()
+    }
+}
+
+/// Writers of the contention clause, and its rounds (one fresh key each).
+pub const RACE_WRITERS: usize = 16;
+pub const RACE_ROUNDS: usize = 50;
+
+/// Runs every clause; a store that cannot be opened at all is an error.
+pub async fn probe(opener: &dyn Opener) -> Result<ProbeReport, StoreError> {
+    let started = Instant::now();
+    let first = opener.open().await?;
+    let second = opener.open().await?;
+    let base = format!("probe/{:016x}/", rand::random::<u64>());
+    let mut clauses = Vec::new();
+    let mut clause = |name: &'static str, outcome: Result<String, String>| {
+        let (verdict, detail) = match outcome {
+            Ok(detail) => (Verdict::Pass, detail),
+            Err(detail) => (Verdict::Fail, detail),
+        };
+        clauses.push(ClauseReport {
+            clause: name,
+            verdict,
+            detail,
+        });
+    };
+    fn ok(detail: &'static str) -> impl Fn(()) -> String {
+        move |()| detail.to_owned()
+    }
+    clause(
+        "basic semantics",
+        contract::basic_semantics(&*first, &base)
+            .await
+            .map(ok("create, get, list by prefix and delete, one call at a time")),
+    );
+    clause(
+        "exactly one winner under contention",
+        contract::create_race(Arc::clone(&first), &base, RACE_WRITERS, RACE_ROUNDS)
+            .await
+            .map(ok("16 writers raced for each of 50 keys: one winner each, its bytes stored")),
+    );
+    clause(
+        "whole-or-nothing reads",
+        contract::readers_never_see_torn_entries(Arc::clone(&first), &base, 10, 256 << 10)
+            .await
+            .map(ok("3 readers polled 10 entries of 256 KiB while they were created: each absent or whole")),
+    );
+    clause(
+        "read-after-create",
+        read_after_create(&*first, &*second, &base).await,
+    );
+    clause(
+        "list consistency",
+        list_consistency(&*first, &*second, &base).await,
+    );
+    let durability = if opener.durable() {
+        match durability(&*first, opener, &base).await {
+            Ok(detail) => (Verdict::Pass, detail),
+            Err(detail) => (Verdict::Fail, detail),
+        }
+    } else {
+        (
+            Verdict::NotApplicable,
+            "the store lives in one process's memory".to_owned(),
+        )
+    };
+    clauses.push(ClauseReport {
+        clause: "durability",
+        verdict: durability.0,
+        detail: durability.1,
+    });
+    clauses.push(ClauseReport {
+        clause: "ambiguous outcomes",
+        verdict: Verdict::Pass,
+        detail: String::new(),
+    });
+    let last = clauses.len() - 1;
+    match ambiguous_outcomes(&*first, &*second, &base).await {
+        Ok(detail) => clauses[last].detail = detail,
+        Err(detail) => {
+            clauses[last].verdict = Verdict::Fail;
+            clauses[last].detail = detail;
+        }
+    }
+    // Garbage: everything under the probe's prefix.
+    if let Ok(keys) = first.list(&base).await {
+        for key in keys {
+            let _ = first.delete(&key).await;
+        }
+    }
+    let passed = clauses.iter().all(|c| c.verdict != Verdict::Fail);
+    Ok(ProbeReport {
+        store: opener.describe(),
+        clauses,
+        passed,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+fn key(text: String) -> Key {
+    Key::new(text).expect("probe keys are valid")
+}
+
+/// A create that returned is visible to another handle (another connection, another open of
+/// the directory) at once: its get and its listing.
+async fn read_after_create(first: &dyn Store, second: &dyn Store, base: &str) -> Result<String, String> {
+    for i in 0..50 {
+        let k = key(format!("{base}rac/{i:03}"));
+        let bytes = format!("entry {i}").into_bytes();
+        let _ = first.create(&k, &bytes).await.map_err(|e| e.to_string())?;
+        match second.get(&k).await.map_err(|e| e.to_string())? {
+            Some((read, _)) if read == bytes => {}
+            other => {
+                return Err(format!(
+                    "{k}: created through one handle, another read {:?}",
+                    other.map(|(b, _)| String::from_utf8_lossy(&b).into_owned())
+                ))
+            }
+        }
+        let listed = second.list(&format!("{base}rac/")).await.map_err(|e| e.to_string())?;
+        if !listed.contains(&k) {
+            return Err(format!("{k}: created through one handle, missing from another's listing"));
+        }
+    }
+    Ok("50 creates, each read and listed through a second handle right after it returned".into())
+}
+
+/// Listings are consistent with completed creates and deletes, whoever made them, and in
+/// byte order.
+async fn list_consistency(first: &dyn Store, second: &dyn Store, base: &str) -> Result<String, String> {
+    contract::list_after_create(first, base, 30).await?;
+    let prefix = format!("{base}listed/");
+    let listed = second.list(&prefix).await.map_err(|e| e.to_string())?;
+    if listed.len() != 30 {
+        return Err(format!("a second handle lists {} of 30 keys", listed.len()));
+    }
+    let mut sorted = listed.clone();
+    sorted.sort();
+    if sorted != listed {
+        return Err("a listing is not in byte order".into());
+    }
+    for k in listed.iter().step_by(2) {
+        first.delete(k).await.map_err(|e| e.to_string())?;
+        if second.list(&prefix).await.map_err(|e| e.to_string())?.contains(k) {
+            return Err(format!("{k}: deleted through one handle, still listed by another"));
+        }
+    }
+    Ok("30 creates listed at once, in byte order; deletes unlisted at once, across handles".into())
+}
+
+/// What a create wrote is found by a handle opened after it.
+async fn durability(first: &dyn Store, opener: &dyn Opener, base: &str) -> Result<String, String> {
+    let k = key(format!("{base}durable"));
+    let _ = first.create(&k, b"kept").await.map_err(|e| e.to_string())?;
+    let fresh = opener.open().await.map_err(|e| e.to_string())?;
+    match fresh.get(&k).await.map_err(|e| e.to_string())? {
+        Some((bytes, _)) if bytes == b"kept" => Ok(
+            "an entry read back through a handle opened after its create (power loss itself is not checked here)".into(),
+        ),
+        other => Err(format!("a fresh handle read {other:?} for an entry created before it opened")),
+    }
+}
+
+/// A caller that lost a create's answer can learn the truth: the retry of the same create
+/// reports `AlreadyExists` (not an error, not a second creation), and a read-back, through any
+/// handle, returns exactly the bytes of the create that landed.
+async fn ambiguous_outcomes(first: &dyn Store, second: &dyn Store, base: &str) -> Result<String, String> {
+    for i in 0..20 {
+        let k = key(format!("{base}ambiguous/{i:03}"));
+        let ours = format!("intent {:016x}", rand::random::<u64>()).into_bytes();
+        let landed = first.create(&k, &ours).await.map_err(|e| e.to_string())?;
+        if !landed.is_created() {
+            return Err(format!("{k}: a fresh key was not created"));
+        }
+        // The answer is "lost": retry as the protocols do.
+        match second.create(&k, &ours).await.map_err(|e| e.to_string())? {
+            Created::AlreadyExists => {}
+            Created::Created(_) => {
+                return Err(format!("{k}: the retry of a create that landed created it again"))
+            }
+        }
+        match first.get(&k).await.map_err(|e| e.to_string())? {
+            Some((read, _)) if read == ours => {}
+            _ => return Err(format!("{k}: the read-back does not return the landed create's bytes")),
+        }
+    }
+    Ok("20 creates retried as after a lost answer: AlreadyExists, and the read-back returned the landed bytes".into())
+}
+
+/// The opener of a store named by a spec: a new handle per call (a new connection, a new open
+/// of the directory), except `mem`, which is one store in this process.
+pub fn opener(spec: crate::store::StoreSpec) -> Box<dyn Opener> {
+    match spec {
+        crate::store::StoreSpec::Mem => Box::new(SameStore(Arc::new(crate::store::MemStore::new()))),
+        other => Box::new(SpecOpener(other)),
+    }
+}
+
+struct SpecOpener(crate::store::StoreSpec);
+
+#[async_trait::async_trait]
+impl Opener for SpecOpener {
+    async fn open(&self) -> Result<Arc<dyn Store>, StoreError> {
+        Ok(self.0.open(true).await?.expect("created when missing"))
+    }
+    fn durable(&self) -> bool {
+        true
+    }
+    fn describe(&self) -> String {
+        self.0.to_string()
+    }
+}

@@ -1,0 +1,203 @@
+//! The storage contract every backend must meet (specs/backends.md), as plain async functions
+//! over a [`Store`], each checking one clause. Every backend's tests call the same list
+//! (`tests/tests/store_conformance.rs`, `etcd_store.rs`), `lockstep probe` runs it against a live
+//! store, and an out-of-tree backend can call it too. Each function returns `Err(description)`
+//! rather than panicking, so a test can also assert that a broken backend *fails* it. Every key
+//! lives under `base` (a prefix ending in `/`), so that a run can share a store with others.
+
+use std::sync::Arc;
+
+use super::{Created, Key, Store};
+
+pub type Outcome = Result<(), String>;
+
+fn key(text: &str) -> Key {
+    Key::new(text).expect("contract keys are valid")
+}
+
+/// Create, get, list and delete behave as the trait says, one call at a time.
+pub async fn basic_semantics(store: &dyn Store, base: &str) -> Outcome {
+    let a = key(&format!("{base}basic/a"));
+    if store.get(&a).await.map_err(|e| e.to_string())?.is_some() {
+        return Err("a fresh key is present".into());
+    }
+    let first = store.create(&a, b"one").await.map_err(|e| e.to_string())?;
+    if !first.is_created() {
+        return Err("the first create of a key did not create it".into());
+    }
+    let second = store.create(&a, b"two").await.map_err(|e| e.to_string())?;
+    if second != Created::AlreadyExists {
+        return Err("a second create of a key did not report AlreadyExists".into());
+    }
+    match store.get(&a).await.map_err(|e| e.to_string())? {
+        Some((bytes, _)) if bytes == b"one" => {}
+        other => {
+            return Err(format!(
+                "get after create returned {other:?}, expected the first bytes"
+            ))
+        }
+    }
+    let _ = store
+        .create(&key(&format!("{base}basic/b/c")), b"")
+        .await
+        .map_err(|e| e.to_string())?;
+    let _ = store
+        .create(&key(&format!("{base}basicx")), b"x")
+        .await
+        .map_err(|e| e.to_string())?;
+    let listed: Vec<String> = store
+        .list(&format!("{base}basic/"))
+        .await
+        .map_err(|e| e.to_string())?
+        .iter()
+        .map(|k| k.to_string())
+        .collect();
+    if listed != [format!("{base}basic/a"), format!("{base}basic/b/c")] {
+        return Err(format!("list by prefix returned {listed:?}"));
+    }
+    let empty = store
+        .get(&key(&format!("{base}basic/b/c")))
+        .await
+        .map_err(|e| e.to_string())?;
+    if empty.map(|(b, _)| b.len()) != Some(0) {
+        return Err("an empty entry did not read back as empty".into());
+    }
+    store.delete(&a).await.map_err(|e| e.to_string())?;
+    store
+        .delete(&a)
+        .await
+        .map_err(|e| format!("deleting an absent key failed: {e}"))?;
+    if store.get(&a).await.map_err(|e| e.to_string())?.is_some() {
+        return Err("a deleted key is still present".into());
+    }
+    Ok(())
+}
+
+/// `writers` tasks race to create the same key, `rounds` times (one fresh key per round):
+/// exactly one winner each round, and the stored bytes are the winner's.
+pub async fn create_race(
+    store: Arc<dyn Store>,
+    base: &str,
+    writers: usize,
+    rounds: usize,
+) -> Outcome {
+    for round in 0..rounds {
+        let k = key(&format!("{base}race/{round:04}"));
+        let barrier = Arc::new(tokio::sync::Barrier::new(writers));
+        let mut tasks = Vec::new();
+        for writer in 0..writers {
+            let (store, k, barrier) = (Arc::clone(&store), k.clone(), Arc::clone(&barrier));
+            tasks.push(tokio::spawn(async move {
+                barrier.wait().await;
+                let bytes = format!("writer {writer}").into_bytes();
+                store
+                    .create(&k, &bytes)
+                    .await
+                    .map(|c| (writer, c.is_created()))
+            }));
+        }
+        let mut winners = Vec::new();
+        for task in tasks {
+            let (writer, won) = task
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+            if won {
+                winners.push(writer);
+            }
+        }
+        if winners.len() != 1 {
+            return Err(format!(
+                "round {round}: {} writers won the create of one key: {winners:?}",
+                winners.len()
+            ));
+        }
+        let stored = store
+            .get(&k)
+            .await
+            .map_err(|e| e.to_string())?
+            .map(|(b, _)| b);
+        if stored != Some(format!("writer {}", winners[0]).into_bytes()) {
+            return Err(format!(
+                "round {round}: the stored bytes are not the winner's"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A key is listed (and readable) as soon as its create has returned.
+pub async fn list_after_create(store: &dyn Store, base: &str, count: usize) -> Outcome {
+    for i in 0..count {
+        let k = key(&format!("{base}listed/{i:05}"));
+        let _ = store.create(&k, b"x").await.map_err(|e| e.to_string())?;
+        let listed = store
+            .list(&format!("{base}listed/"))
+            .await
+            .map_err(|e| e.to_string())?;
+        if !listed.contains(&k) {
+            return Err(format!("{k} missing from list right after its create"));
+        }
+    }
+    Ok(())
+}
+
+/// While large entries are created, concurrent readers see each key absent or whole, never a
+/// prefix of it. The readers must have seen entries whole while the writer was still writing
+/// (else they never overlapped it, and nothing was tested).
+pub async fn readers_never_see_torn_entries(
+    store: Arc<dyn Store>,
+    base: &str,
+    entries: usize,
+    bytes: usize,
+) -> Outcome {
+    let payload: Vec<u8> = (0..bytes).map(|i| (i % 251) as u8).collect();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut readers = Vec::new();
+    for _ in 0..3 {
+        let (store, payload, done) = (Arc::clone(&store), payload.clone(), Arc::clone(&done));
+        let base = base.to_owned();
+        readers.push(tokio::spawn(async move {
+            let mut observed_whole = 0usize;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                for i in 0..entries {
+                    match store.get(&key(&format!("{base}torn/{i:04}"))).await {
+                        Ok(None) => {}
+                        Ok(Some((read, _))) if read == payload => observed_whole += 1,
+                        Ok(Some((read, _))) => {
+                            return Err(format!(
+                                "a reader saw {} of {} bytes",
+                                read.len(),
+                                payload.len()
+                            ))
+                        }
+                        Err(e) => return Err(e.to_string()),
+                    }
+                }
+                tokio::task::yield_now().await;
+            }
+            Ok(observed_whole)
+        }));
+    }
+    for i in 0..entries {
+        let _ = store
+            .create(&key(&format!("{base}torn/{i:04}")), &payload)
+            .await
+            .map_err(|e| e.to_string())?;
+        // Let the readers run between creates even on a single-threaded runtime.
+        tokio::task::yield_now().await;
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut whole = 0;
+    for reader in readers {
+        whole += reader.await.map_err(|e| e.to_string())??;
+    }
+    if whole == 0 {
+        return Err(
+            "the readers never saw an entry while the writer was writing: nothing was tested"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
