@@ -3,6 +3,8 @@
 //! operation; the floor is one raw durable create-if-absent on the same disk. This module holds
 //! what every protocol's cases share and the path-lock cases; `merge` holds the merge cases, `redo` the redo log's.
 
+#[cfg(feature = "etcd")]
+pub mod etcd;
 pub mod merge;
 pub mod redo;
 

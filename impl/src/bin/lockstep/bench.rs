@@ -19,10 +19,27 @@ pub struct BenchArgs {
     /// `{"dir":…,"measurements":[{"name","iterations","median_us","p90_us","ratio_to_floor","baseline","ratio_to_baseline"}]}`.
     #[arg(long)]
     json: bool,
+    /// Measure on this store instead of a local directory: `etcd:URL[,URL…]` runs the etcd
+    /// cases (the floor, etcd's own Lock+Unlock, a point acquire+release, a merge of 100
+    /// commits, a redo commit) under a prefix of their own, deleted afterwards; `fs:DIR` is
+    /// `--dir DIR`.
+    #[arg(long, value_name = "SPEC", conflicts_with = "dir")]
+    store: Option<String>,
 }
 
 pub fn bench(args: &BenchArgs) -> Result<u8, String> {
-    let parent = args.dir.clone().unwrap_or_else(std::env::temp_dir);
+    let mut dir = args.dir.clone();
+    match args.store.as_deref().map(lockstep::store::StoreSpec::parse).transpose()? {
+        None => {}
+        Some(lockstep::store::StoreSpec::Fs { root }) => dir = Some(root),
+        Some(lockstep::store::StoreSpec::Mem) => {
+            return Err("bench measures a store's durability: use --dir, fs:DIR or etcd:URL, not mem".into())
+        }
+        Some(lockstep::store::StoreSpec::Etcd { endpoints, prefix, .. }) => {
+            return bench_etcd(args, &endpoints, prefix)
+        }
+    }
+    let parent = dir.unwrap_or_else(std::env::temp_dir);
     if !parent.is_dir() {
         return Err(format!("--dir {} is not a directory", parent.display()));
     }
@@ -56,17 +73,55 @@ pub fn bench(args: &BenchArgs) -> Result<u8, String> {
             return Ok(EXIT_STORAGE);
         }
     };
+    print(args, serde_json::json!(parent), &results);
+    drop(scratch);
+    Ok(EXIT_OK)
+}
+
+/// `bench --store etcd:…`.
+#[cfg(feature = "etcd")]
+fn bench_etcd(args: &BenchArgs, endpoints: &[String], prefix: Option<String>) -> Result<u8, String> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let base = prefix.unwrap_or_else(|| "lockstep/".into());
+    let namespace = format!("{base}bench-{:x}/", rand::random::<u64>());
+    let results = runtime.block_on(async {
+        let results = lockstep::bench::etcd::run_all(endpoints, &namespace, args.quick).await;
+        lockstep::bench::etcd::clean(endpoints, &namespace).await;
+        results
+    });
+    match results {
+        Ok(results) => {
+            print(args, serde_json::json!(endpoints.join(",")), &results);
+            Ok(EXIT_OK)
+        }
+        Err(error) => {
+            eprintln!("lockstep: benchmark failed: {error}");
+            Ok(EXIT_STORAGE)
+        }
+    }
+}
+
+#[cfg(not(feature = "etcd"))]
+fn bench_etcd(_: &BenchArgs, _: &[String], _: Option<String>) -> Result<u8, String> {
+    Err("this lockstep was built without etcd support: build it with `--features etcd`".into())
+}
+
+fn print(args: &BenchArgs, place: serde_json::Value, results: &[lockstep::bench::Measurement]) {
     if args.json {
         println!(
             "{}",
-            serde_json::json!({ "dir": parent, "measurements": results })
+            serde_json::json!({ "dir": place, "measurements": results })
         );
     } else {
         println!(
             "{:<72} {:>10} {:>10} {:>8} {:>11}",
             "case", "median µs", "p90 µs", "× floor", "× small"
         );
-        for m in &results {
+        for m in results {
             let scaled = m
                 .ratio_to_baseline
                 .map_or(String::new(), |r| format!("{r:.2}"));
@@ -75,8 +130,6 @@ pub fn bench(args: &BenchArgs) -> Result<u8, String> {
                 m.name, m.median_us, m.p90_us, m.ratio_to_floor, scaled
             );
         }
-        println!("(× small: the median beside its baseline case in this run: the same case at its small size, or, for a case with merges running, the same without them, or, for recovery, the same number of floor creates one after another)");
+        println!("(× small: the median beside its baseline case in this run: the same case at its small size, or, for a case with merges running, the same without them, or, for recovery, the same number of floor creates one after another, or, on etcd, etcd's own Lock+Unlock)");
     }
-    drop(scratch);
-    Ok(EXIT_OK)
 }

@@ -1,0 +1,141 @@
+//! The etcd cases (`lockstep bench --store etcd:URL`, feature `etcd`), each beside the floor
+//! measured in the same run on the same cluster (one create-if-absent Txn of `EtcdStore`):
+//! etcd's own Lock + Unlock (the v3lock service, through etcd-client) as the baseline of the
+//! path locks' point acquire + release; a merge of 100 child commits; a redo commit of one
+//! message. Every case works under a prefix of its own, deleted afterwards.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{failed, floor_create, measurements, point_cycle, sample, summarise, BenchError, Measurement};
+use crate::merge::{Lake, MergeOptions};
+use crate::redo::{RedoOptions, Sessions};
+use crate::store::{EtcdOptions, EtcdStore, Store};
+
+/// etcd's own lock service: Lock (a lease-bound key, waiting for older keys of the same name)
+/// and Unlock, with a lease granted once, as a client of it holds one for its session.
+pub async fn etcd_lock_cycle(
+    endpoints: &[String],
+    iterations: usize,
+) -> Result<Vec<Duration>, BenchError> {
+    let mut client = etcd_client::Client::connect(endpoints, None)
+        .await
+        .map_err(|e| failed("connect")(&e))?;
+    let lease = client
+        .lease_grant(60, None)
+        .await
+        .map_err(|e| failed("lease")(&e))?
+        .id();
+    let name = format!("lockstep-bench/{:x}/v3lock", rand::random::<u64>());
+    let client = &client;
+    let samples = sample(iterations, |_| {
+        let (mut client, name) = (client.clone(), name.clone());
+        async move {
+            let locked = client
+                .lock(
+                    name.as_bytes(),
+                    Some(etcd_client::LockOptions::new().with_lease(lease)),
+                )
+                .await
+                .map_err(|e| failed("v3lock Lock")(&e))?;
+            client
+                .unlock(locked.key())
+                .await
+                .map_err(|e| failed("v3lock Unlock")(&e))?;
+            Ok(())
+        }
+    })
+    .await;
+    let _ = client.clone().lease_revoke(lease).await;
+    samples
+}
+
+/// A store under a fresh prefix of its own.
+async fn store(endpoints: &[String], prefix: &str, case: &str) -> Result<Arc<dyn Store>, BenchError> {
+    let options = EtcdOptions {
+        prefix: format!("{prefix}{case}/"),
+        ..EtcdOptions::default()
+    };
+    Ok(Arc::new(
+        EtcdStore::connect(endpoints, options)
+            .await
+            .map_err(|e| failed("connect")(&e))?,
+    ))
+}
+
+/// One merge of `size` new child commits (committed before each merge, untimed).
+async fn merge_of(store: Arc<dyn Store>, size: usize, iterations: usize) -> Result<Vec<Duration>, BenchError> {
+    let lake = Lake::open(store).await.map_err(|e| failed("lake")(&e))?;
+    lake.create_branch("main", None).await.map_err(|e| failed("branch")(&e))?;
+    lake.create_branch("live", Some("main")).await.map_err(|e| failed("branch")(&e))?;
+    let live = lake.branch("live").await.map_err(|e| failed("branch")(&e))?;
+    let mut samples = Vec::with_capacity(iterations);
+    for _ in 0..iterations {
+        for _ in 0..size {
+            live.commit(b"{\"x\":1}").await.map_err(|e| failed("commit")(&e))?;
+        }
+        let started = Instant::now();
+        lake.merge("live", MergeOptions::default())
+            .await
+            .map_err(|e| failed("merge")(&e))?;
+        samples.push(started.elapsed());
+    }
+    Ok(samples)
+}
+
+/// A whole commit (phase 1 and 2) of one message, added untimed before each.
+async fn redo_commit(store: Arc<dyn Store>, iterations: usize) -> Result<Vec<Duration>, BenchError> {
+    let sessions = Sessions::open(store, RedoOptions::default())
+        .await
+        .map_err(|e| failed("open")(&e))?;
+    let mut samples = Vec::with_capacity(iterations);
+    for i in 0..iterations + iterations / 10 {
+        sessions.add("bench", "a message").await.map_err(|e| failed("add")(&e))?;
+        let started = Instant::now();
+        sessions.commit("bench").await.map_err(|e| failed("commit")(&e))?;
+        if i >= iterations / 10 {
+            samples.push(started.elapsed());
+        }
+    }
+    sessions.shutdown().await;
+    Ok(samples)
+}
+
+/// Every etcd case; `prefix` is the namespace the run may use (deleted afterwards).
+pub async fn run_all(endpoints: &[String], prefix: &str, quick: bool) -> Result<Vec<Measurement>, BenchError> {
+    let n = if quick { 30 } else { 200 };
+    let mut raw = Vec::new();
+    raw.push(summarise(
+        "floor: create-if-absent (EtcdStore, one Txn)",
+        floor_create(store(endpoints, prefix, "floor").await?, n).await?,
+    ));
+    raw.push(summarise(
+        "etcd's own Lock + Unlock (v3lock, etcd-client)",
+        etcd_lock_cycle(endpoints, n).await?,
+    ));
+    raw.push(summarise(
+        "point acquire+release, uncontended (EtcdStore)",
+        point_cycle(store(endpoints, prefix, "point").await?, n).await?,
+    ));
+    raw.push(summarise(
+        "merge of 100 child commits (EtcdStore)",
+        merge_of(store(endpoints, prefix, "merge").await?, 100, if quick { 5 } else { 20 }).await?,
+    ));
+    raw.push(summarise(
+        "redo commit, 1 message (EtcdStore)",
+        redo_commit(store(endpoints, prefix, "redo").await?, n / 2).await?,
+    ));
+    let floor = raw[0].2;
+    // The path locks' cycle beside etcd's own lock (goal: at most 1.5×).
+    let baseline_of = |i: usize| (i == 2).then_some(1);
+    Ok(measurements(raw, |_| floor, baseline_of))
+}
+
+/// Deletes everything under `prefix` (the run's namespace).
+pub async fn clean(endpoints: &[String], prefix: &str) {
+    if let Ok(mut client) = etcd_client::Client::connect(endpoints, None).await {
+        let _ = client
+            .delete(prefix, Some(etcd_client::DeleteOptions::new().with_prefix()))
+            .await;
+    }
+}
