@@ -1053,10 +1053,11 @@ pub fn presets() -> Vec<crate::preset::Preset<RedoConfig>> {
         },
         crate::preset::Preset {
             name: "lease-loss",
-            about: "as two-committers with 1 crash, 1 restart, 1 expiry, 1 ambiguous write, and a committer's lease lost while it runs on (etcd's owner leases): recovery may replay its archive beside it",
+            about: "2 committers, 2 messages, 1 crash, 1 restart, 1 lease expiry, and a committer's lease lost while it runs on (etcd's owner leases): recovery may replay its archive beside it",
             default: true,
             config: RedoConfig {
                 lease_losses: 1,
+                faults: 0,
                 ..RedoConfig::new(RedoVariant::Fixed(None))
             },
         },
