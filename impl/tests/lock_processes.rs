@@ -15,6 +15,10 @@ use std::time::{Duration, Instant};
 use rand::{Rng, SeedableRng};
 
 /// Real etcd members (shared with lockstep-tests: tests/src/etcd_server.rs).
+/// Opening the store the processes name, for the checker.
+#[path = "support/stores.rs"]
+mod stores;
+
 #[cfg(feature = "etcd")]
 #[path = "../../tests/src/etcd_server.rs"]
 #[allow(dead_code)]
@@ -230,22 +234,11 @@ impl Run {
         panic!("recovery failed through every store: {codes:?}");
     }
 
-    /// The store the checker reads (the fenced logs), as the processes name it.
+    /// The store the checker reads (the fenced logs), on `rt`.
     fn open_store(&self, rt: &tokio::runtime::Runtime) -> std::sync::Arc<dyn lockstep::store::Store> {
-        // On `rt`, which must outlive the store: an etcd client's tasks run on the runtime that
-        // opened it.
-        for store in &self.stores {
-            let spec = match store[0].as_str() {
-                "--root" => lockstep::store::StoreSpec::Fs {
-                    root: store[1].clone().into(),
-                },
-                _ => lockstep::store::StoreSpec::parse(&store[1]).unwrap(),
-            };
-            if let Ok(Some(opened)) = rt.block_on(spec.open(false)) {
-                return opened;
-            }
-        }
-        panic!("no store can be opened for the checker");
+        stores::open_first(&self.stores, rt)
+            .expect("a store opens for the checker")
+            .expect("the store exists")
     }
 
     fn lines(&self) -> Vec<String> {
@@ -665,7 +658,7 @@ fn the_checker_catches_a_fence_that_ignores_tokens() {
 #[cfg(feature = "etcd")]
 #[test]
 fn on_etcd_killed_holders_never_overlap_and_tokens_never_go_back() {
-    let Some(cluster) = etcd_shared() else { return };
+    let Some(cluster) = etcd_server::shared_or_skip() else { return };
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed());
     let mut run = Run::on_etcd(None, &cluster.endpoints(), 2);
     contend_and_kill(&mut run, rounds(6), &mut rng);
@@ -685,11 +678,7 @@ fn on_etcd_killed_holders_never_overlap_and_tokens_never_go_back() {
 #[cfg(feature = "etcd")]
 #[test]
 fn three_etcd_members_with_one_killed_and_the_leader_killed() {
-    if etcd_server::skip_allowed() && std::process::Command::new("etcd").arg("--version").output().is_err() {
-        eprintln!("SKIPPED (LOCKSTEP_SKIP_ETCD=1): no etcd binary");
-        return;
-    }
-    let mut cluster = etcd_server::EtcdCluster::start(3).expect("three etcd members");
+    let Some(mut cluster) = etcd_server::start_or_skip(3) else { return };
     let endpoints = cluster.endpoints();
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed());
     let mut run = Run::on_etcd(None, &endpoints, 2);
@@ -717,14 +706,3 @@ fn three_etcd_members_with_one_killed_and_the_leader_killed() {
     assert!(exercised.kills_of_holders >= 1, "{exercised:?}");
 }
 
-#[cfg(feature = "etcd")]
-fn etcd_shared() -> Option<etcd_server::EtcdCluster> {
-    match etcd_server::EtcdCluster::shared() {
-        Ok(cluster) => Some(cluster),
-        Err(error) if etcd_server::skip_allowed() => {
-            eprintln!("SKIPPED (LOCKSTEP_SKIP_ETCD=1): {error}");
-            None
-        }
-        Err(error) => panic!("{error} (LOCKSTEP_SKIP_ETCD=1 skips the etcd tests)"),
-    }
-}

@@ -23,6 +23,10 @@ use rand::{Rng, SeedableRng};
 
 use lockstep::merge::{self, BranchName, CommitEntry, TailBase};
 
+/// Opening the store the processes name, for the checker.
+#[path = "support/stores.rs"]
+mod stores;
+
 /// Real etcd members (shared with lockstep-tests: tests/src/etcd_server.rs).
 #[cfg(feature = "etcd")]
 #[path = "../../tests/src/etcd_server.rs"]
@@ -168,22 +172,11 @@ impl Lake {
         self.spawn(&["branch", "commit", "live", "--message", text], None)
     }
 
-    /// The store the checker reads.
+    /// The store the checker reads, on `rt`.
     fn open_store(&self, rt: &tokio::runtime::Runtime) -> std::sync::Arc<dyn lockstep::store::Store> {
-        // On `rt`, which must outlive the store: an etcd client's tasks run on the runtime that
-        // opened it.
-        for store in &self.stores {
-            let spec = match store[0].as_str() {
-                "--root" => lockstep::store::StoreSpec::Fs {
-                    root: store[1].clone().into(),
-                },
-                _ => lockstep::store::StoreSpec::parse(&store[1]).unwrap(),
-            };
-            if let Ok(Some(opened)) = rt.block_on(spec.open(false)) {
-                return opened;
-            }
-        }
-        panic!("no store can be opened for the checker");
+        stores::open_first(&self.stores, rt)
+            .expect("a store opens for the checker")
+            .expect("the lake exists")
     }
 
     fn recover(&self, tally: &mut Tally) {
@@ -423,14 +416,7 @@ fn the_checker_catches_tail_moved_to_own_cut() {
 #[cfg(feature = "etcd")]
 #[test]
 fn on_etcd_killed_mergers_and_writers_lose_nothing_and_apply_nothing_twice() {
-    let cluster = match etcd_server::EtcdCluster::shared() {
-        Ok(cluster) => cluster,
-        Err(error) if etcd_server::skip_allowed() => {
-            eprintln!("SKIPPED (LOCKSTEP_SKIP_ETCD=1): {error}");
-            return;
-        }
-        Err(error) => panic!("{error} (LOCKSTEP_SKIP_ETCD=1 skips the etcd tests)"),
-    };
+    let Some(cluster) = etcd_server::shared_or_skip() else { return };
     let lake = Lake::on_etcd(&cluster.endpoints());
     let (tally, verdict) = soak(&lake, rounds(6), seed());
     eprintln!("etcd: {tally:?}");
@@ -449,11 +435,7 @@ fn on_etcd_killed_mergers_and_writers_lose_nothing_and_apply_nothing_twice() {
 #[cfg(feature = "etcd")]
 #[test]
 fn three_etcd_members_with_one_killed_and_the_leader_killed() {
-    if etcd_server::skip_allowed() && Command::new("etcd").arg("--version").output().is_err() {
-        eprintln!("SKIPPED (LOCKSTEP_SKIP_ETCD=1): no etcd binary");
-        return;
-    }
-    let mut cluster = etcd_server::EtcdCluster::start(3).expect("three etcd members");
+    let Some(mut cluster) = etcd_server::start_or_skip(3) else { return };
     let mut lake = Lake::on_etcd(&cluster.endpoints());
     lake.members_may_fail = true;
     let mut events = Vec::new();

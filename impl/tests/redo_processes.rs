@@ -27,6 +27,10 @@ use rand::{Rng, SeedableRng};
 
 use lockstep::redo;
 
+/// Opening the store the processes name, for the checker.
+#[path = "support/stores.rs"]
+mod stores;
+
 /// Real etcd members (shared with lockstep-tests: tests/src/etcd_server.rs).
 #[cfg(feature = "etcd")]
 #[path = "../../tests/src/etcd_server.rs"]
@@ -261,19 +265,7 @@ fn check(root: &Root, at_rest: bool) -> Result<String, String> {
         .build()
         .unwrap();
     // Through the first store that answers (an etcd member may be down).
-    let mut opened = Err("no store".to_owned());
-    for store in &root.stores {
-        let spec = match store[0].as_str() {
-            "--root" => lockstep::store::StoreSpec::Fs {
-                root: store[1].clone().into(),
-            },
-            _ => lockstep::store::StoreSpec::parse(&store[1]).map_err(|e| e.to_string())?,
-        };
-        opened = rt.block_on(spec.open(false)).map_err(|e| e.to_string());
-        if opened.is_ok() {
-            break;
-        }
-    }
+    let opened = stores::open_first(&root.stores, &rt);
     let Some(store) = opened? else {
         return Ok("no store yet".into());
     };
@@ -396,14 +388,7 @@ fn the_checker_catches_a_commit_without_exclusion() {
 #[cfg(feature = "etcd")]
 #[test]
 fn on_etcd_killed_committers_workers_and_adders_lose_nothing_and_apply_nothing_twice() {
-    let cluster = match etcd_server::EtcdCluster::shared() {
-        Ok(cluster) => cluster,
-        Err(error) if etcd_server::skip_allowed() => {
-            eprintln!("SKIPPED (LOCKSTEP_SKIP_ETCD=1): {error}");
-            return;
-        }
-        Err(error) => panic!("{error} (LOCKSTEP_SKIP_ETCD=1 skips the etcd tests)"),
-    };
+    let Some(cluster) = etcd_server::shared_or_skip() else { return };
     let mut root = Root::on_etcd(&cluster.endpoints());
     let (tally, verdict) = soak(&mut root, rounds(8), seed());
     eprintln!("etcd: {tally:?}");
@@ -422,11 +407,7 @@ fn on_etcd_killed_committers_workers_and_adders_lose_nothing_and_apply_nothing_t
 #[cfg(feature = "etcd")]
 #[test]
 fn three_etcd_members_with_one_killed_and_the_leader_killed() {
-    if etcd_server::skip_allowed() && Command::new("etcd").arg("--version").output().is_err() {
-        eprintln!("SKIPPED (LOCKSTEP_SKIP_ETCD=1): no etcd binary");
-        return;
-    }
-    let mut cluster = etcd_server::EtcdCluster::start(3).expect("three etcd members");
+    let Some(mut cluster) = etcd_server::start_or_skip(3) else { return };
     let mut root = Root::on_etcd(&cluster.endpoints());
     root.members_may_fail = true;
     let mut events = Vec::new();

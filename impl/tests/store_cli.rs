@@ -107,14 +107,7 @@ fn a_dead_etcd_is_a_storage_error_naming_it() {
 #[cfg(feature = "etcd")]
 #[test]
 fn the_commands_run_on_etcd() {
-    let cluster = match etcd_server::EtcdCluster::shared() {
-        Ok(cluster) => cluster,
-        Err(error) if etcd_server::skip_allowed() => {
-            eprintln!("SKIPPED (LOCKSTEP_SKIP_ETCD=1): {error}");
-            return;
-        }
-        Err(error) => panic!("{error} (LOCKSTEP_SKIP_ETCD=1 skips the etcd tests)"),
-    };
+    let Some(cluster) = etcd_server::shared_or_skip() else { return };
     let spec = format!(
         "etcd:{}?prefix={}",
         cluster.endpoints().join(","),

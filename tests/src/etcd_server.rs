@@ -329,6 +329,19 @@ impl EtcdCluster {
     }
 }
 
+/// `n` members of a cluster of the test's own, or `None` (after printing `SKIPPED`) where the
+/// machine has no etcd binary and `LOCKSTEP_SKIP_ETCD=1` allows it.
+pub fn start_or_skip(n: usize) -> Option<EtcdCluster> {
+    match EtcdCluster::start(n) {
+        Ok(cluster) => Some(cluster),
+        Err(error) if skip_allowed() => {
+            eprintln!("SKIPPED (LOCKSTEP_SKIP_ETCD=1): {error}");
+            None
+        }
+        Err(error) => panic!("{error} (LOCKSTEP_SKIP_ETCD=1 skips the etcd tests)"),
+    }
+}
+
 /// A namespace no other test (or run) uses.
 pub fn fresh_prefix() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);

@@ -5,6 +5,7 @@
 pub mod broken;
 pub mod catalogue;
 pub mod conformance;
+pub mod coverage;
 #[cfg(feature = "etcd")]
 pub mod etcd_server;
 pub mod gate;
