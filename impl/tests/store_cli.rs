@@ -47,7 +47,7 @@ fn probe_passes_on_mem_and_a_local_root_and_says_what_it_checked() {
     let doc = json(&output);
     assert_eq!(doc["passed"], true);
     let clauses = verdicts(&doc);
-    assert_eq!(clauses.len(), 7, "{clauses:?}");
+    assert_eq!(clauses.len(), 8, "{clauses:?}");
     assert!(clauses.contains(&("durability".into(), "not-applicable".into())));
     let dir = tempfile::tempdir().unwrap();
     let output = lockstep(&["probe", "--root", dir.path().to_str().unwrap(), "--json"]);
@@ -75,6 +75,10 @@ fn bad_store_specs_are_usage_errors() {
     }
     let output = lockstep(&["locks", "--root", "/x", "--store", "mem"]);
     assert_eq!(output.status.code(), Some(2), "--root and --store exclude each other");
+    let output = lockstep(&["session", "add", "--store", "mem", "s", "--message", "m"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("this process only"), "{stderr}");
     let output = lockstep(&["gc", "--store", "mem"]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");

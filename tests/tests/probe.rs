@@ -38,7 +38,7 @@ fn probe_passes_on_memory_and_fs() {
     });
     let report = rt.block_on(probe::probe(&*opener)).unwrap();
     assert!(report.passed, "{report:#?}");
-    assert_eq!(report.clauses.len(), 7);
+    assert_eq!(report.clauses.len(), 8);
     assert!(report.clauses.iter().all(|c| c.verdict == Verdict::Pass), "{report:#?}");
     // What it wrote is gone.
     let store = lockstep::store::FsStore::open(dir.path().join(".lockstep")).unwrap();

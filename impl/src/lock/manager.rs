@@ -104,10 +104,21 @@ impl LockManager {
         &*self.shared.store
     }
 
+    /// Whether the store ended this manager's owner registration behind its back (see
+    /// [`LockError::RegistrationLost`]).
+    pub fn registration_lost(&self) -> bool {
+        lock(&self.shared.registration)
+            .as_ref()
+            .is_some_and(|registration| registration.lost())
+    }
+
     /// Takes every lock of `operation` (in path order) under one `lock_timeout`. On failure the
     /// locks already taken are withdrawn (they were never used) and no entry of this attempt is
     /// left held.
     pub async fn lock(&self, operation: Operation) -> Result<Guard, LockError> {
+        if self.registration_lost() {
+            return Err(LockError::RegistrationLost);
+        }
         let owner = self.shared.process.owner();
         let deadline = Deadline::from_timeout(self.shared.options.timeout);
         let mut retries = Retries::new(self.shared.options.retries_max);

@@ -125,6 +125,11 @@ pub enum LockError {
         expected: u64,
         actual: u64,
     },
+    /// The store ended this process's owner registration behind its back (etcd: its lease
+    /// expired in a stall, or was revoked): it proves this process dead, so a lock taken now
+    /// would be free to anyone at once. Nothing was written.
+    #[error("this process's owner registration was lost (the store proves it dead: its lease expired or was revoked); it takes no new locks: restart it")]
+    RegistrationLost,
     #[error(transparent)]
     Store(#[from] StoreError),
 }

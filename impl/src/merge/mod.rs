@@ -54,6 +54,11 @@ pub enum MergeError {
     InvalidObject(String),
     #[error("branch {0} exists already")]
     BranchExists(String),
+    /// The store ended this process's owner registration behind its back (etcd: its lease
+    /// expired or was revoked): a merge lock taken now would be free to recovery at once.
+    /// Nothing was written.
+    #[error("this process's owner registration was lost (the store proves it dead: its lease expired or was revoked); it starts no new merge: restart it")]
+    RegistrationLost,
     #[error("{0} is a root branch: it has no parent to merge into")]
     NotAChild(String),
     /// Nothing was changed.
@@ -288,6 +293,13 @@ impl Lake {
 
     /// Merges `child` into its parent (specs/merge.md §3).
     pub async fn merge(&self, child: &str, options: MergeOptions) -> Result<Merged, MergeError> {
+        let lost = crate::sync::lock(&self.inner.registration)
+            .as_ref()
+            .is_some_and(|registration| registration.lost());
+        if lost {
+            // The store proves us dead: a merge lock taken now would be free to recovery at once.
+            return Err(MergeError::RegistrationLost);
+        }
         merging::merge(self, &BranchName::new(child)?, &options).await
     }
 

@@ -174,10 +174,11 @@ async fn archive(
 ) -> Result<Option<(u64, Vec<Message>)>, RedoError> {
     let (index, messages) = loop {
         let archives = list_archives(sessions, session).await?;
-        let messages = live_messages(sessions, session, &archives.archived).await?;
+        let mut messages = live_messages(sessions, session, &archives.archived).await?;
         if messages.is_empty() {
             return Ok(None);
         }
+        fit_entry_limit(sessions, owner, &mut messages);
         let k = archives.next;
         let archive = ArchiveEntry {
             v: entry::FORMAT_VERSION,
@@ -202,6 +203,10 @@ async fn archive(
                 {
                     break (k, messages);
                 }
+            }
+            Err(error @ crate::store::StoreError::TooLarge { .. }) => {
+                // Refused before anything was written: nothing is pending, nothing lost.
+                return Err(RedoError::TooLarge(error));
             }
             Err(error) => {
                 // The archive may have landed: it is then ours, and pending. Only this process
@@ -235,4 +240,25 @@ async fn archive(
         }
     }
     Ok(Some((index, messages)))
+}
+
+/// Keeps the oldest `messages` whose archive fits the store's entry limit (at least one: a single
+/// message is at most [`super::MESSAGE_BYTES_MAX`]); the rest stay live for the next commit.
+/// Which messages an archive holds is the committer's choice: exclusion and the archive's
+/// create-if-absent make any choice safe.
+fn fit_entry_limit(sessions: &Sessions, owner: &str, messages: &mut Vec<Message>) {
+    let Some(limit) = sessions.store().entry_bytes_max() else {
+        return;
+    };
+    let archive = |messages: Vec<Message>| ArchiveEntry {
+        v: entry::FORMAT_VERSION,
+        messages,
+        owner: owner.to_owned(),
+        written_at_ms: entry::wall_ms(),
+    };
+    let mut keep = messages.len();
+    while keep > 1 && entry::encode(&archive(messages[..keep].to_vec())).len() > limit {
+        keep -= 1;
+    }
+    messages.truncate(keep);
 }

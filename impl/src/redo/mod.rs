@@ -91,6 +91,9 @@ pub enum RedoError {
     },
     #[error("the store refused to create {key} as existing, but nothing can be read there: it breaks create-if-absent")]
     CreateRefused { key: String },
+    /// The store refuses an entry this large; nothing was written, nothing is pending.
+    #[error("{0}")]
+    TooLarge(StoreError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -1,12 +1,12 @@
 //! The etcd backend (feature `etcd`): the store trait on a real distributed engine, for
 //! protocols whose clients span machines (specs/backends.md, "etcd").
 //!
-//! - **create-if-absent** is one transaction: `if create_revision(key) == 0 then put else get`.
+//! - **create-if-absent** is one transaction: `if create_revision(key) == 0 then put`.
 //!   etcd orders every transaction through Raft, so of concurrent creators exactly one sees the
 //!   compare succeed; the entry's create revision is its [`Version`].
 //! - **get** and **list** are linearizable reads (etcd's default; never `serializable`), so a
 //!   list sees every create and delete that completed before it started. A listing is paged
-//!   (`LIST_PAGE` keys at a time), each page read at the revision of the first, so one listing
+//!   (`list_page` keys at a time, 1,000 by default), each page read at the revision of the first, so one listing
 //!   is one consistent snapshot however many keys it has.
 //! - **delete** is a plain delete (garbage collection only).
 //! - **Ambiguous outcomes are real here**: a transaction whose response is lost (a timeout, a
@@ -14,8 +14,10 @@
 //!   [`StoreError::Unavailable`]; the protocols treat every error of a create as "it may have
 //!   landed" and read back (specs/*.md, "ambiguous outcomes").
 //! - **Owner liveness** is a lease. Registering an owner grants a lease (`lease_ttl`), puts
-//!   `owners/alive/<owner>` bound to it and `owners/registered/<owner>` without it, and keeps the
-//!   lease alive from a background task. The owner is `Alive` while the first key exists, `Dead`
+//!   `owners/alive/<owner>` bound to it and `owners/registered/<owner>` without it in one
+//!   transaction (a failed registration is undone: never a record without its lease), and keeps
+//!   the lease alive from a background task. A lease found gone is reported to the process
+//!   ([`OwnerRegistration::lost`]): its lock manager then refuses new locks. The owner is `Alive` while the first key exists, `Dead`
 //!   once it is gone but the second exists (the lease expired or was revoked: the etcd cluster's
 //!   proof that the owner stopped renewing), `Unknown` if it never registered. A lease can end
 //!   while its owner still runs (a stalled process or network, or a stalled leader revoking every
@@ -35,8 +37,11 @@ use etcd_client::{
 
 use super::{Created, Key, Liveness, OwnerRegistration, Store, StoreError, Version};
 
-/// Keys per page of a listing.
-const LIST_PAGE: i64 = 1_000;
+
+/// The largest entry: etcd's default request limit (`--max-request-bytes`, 1.5 MiB) less room for
+/// the key and the transaction's framing. A cluster configured lower refuses larger entries with
+/// [`StoreError::TooLarge`].
+pub const ENTRY_BYTES_MAX: usize = 1_500_000;
 
 /// How an [`EtcdStore`] connects and keeps owners alive.
 #[derive(Clone, Debug)]
@@ -48,8 +53,11 @@ pub struct EtcdOptions {
     pub request_timeout: Duration,
     pub connect_timeout: Duration,
     /// The TTL of an owner's lease: how long after its process stops renewing the cluster
-    /// proves it dead. etcd refuses TTLs below its minimum (a few seconds at default settings).
+    /// proves it dead. etcd raises a TTL below its minimum (a few seconds at default settings)
+    /// to that minimum.
     pub lease_ttl: Duration,
+    /// Keys per page of a listing (every page read at the first page's revision).
+    pub list_page: i64,
 }
 
 impl Default for EtcdOptions {
@@ -59,6 +67,7 @@ impl Default for EtcdOptions {
             request_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(5),
             lease_ttl: Duration::from_secs(10),
+            list_page: 1_000,
         }
     }
 }
@@ -222,7 +231,7 @@ impl Store for EtcdStore {
             let mut options = GetOptions::new()
                 .with_range(end.clone())
                 .with_keys_only()
-                .with_limit(LIST_PAGE);
+                .with_limit(self.options.list_page.max(1));
             if revision != 0 {
                 options = options.with_revision(revision);
             }
@@ -263,6 +272,10 @@ impl Store for EtcdStore {
         format!("etcd:{}?prefix={}", self.endpoints.join(","), self.options.prefix)
     }
 
+    fn entry_bytes_max(&self) -> Option<usize> {
+        Some(ENTRY_BYTES_MAX)
+    }
+
     async fn register_owner(
         &self,
         owner: &str,
@@ -275,77 +288,129 @@ impl Store for EtcdStore {
             .map_err(|e| unavailable("lease grant", e))?;
         let id = granted.id();
         let mut kv = self.client.kv_client();
-        // The registration record first: once `alive` is gone, `registered` is the proof that it
-        // existed (an owner never seen is `Unknown`, not `Dead`).
-        kv.put(self.registered_key(owner), id.to_string(), None)
-            .await
-            .map_err(|e| unavailable("register owner", e))?;
-        kv.put(
-            self.alive_key(owner),
-            id.to_string(),
-            Some(PutOptions::new().with_lease(id)),
-        )
-        .await
-        .map_err(|e| unavailable("register owner", e))?;
-        let keeper = tokio::spawn(keep_alive(self.client.clone(), id, ttl));
+        // Both keys in one transaction: `registered` is the proof that the owner existed once
+        // `alive` is gone (an owner never seen is `Unknown`, not `Dead`), so it must never exist
+        // without its lease-bound `alive`.
+        let both = Txn::new().and_then([
+            TxnOp::put(self.registered_key(owner), id.to_string(), None),
+            TxnOp::put(
+                self.alive_key(owner),
+                id.to_string(),
+                Some(PutOptions::new().with_lease(id)),
+            ),
+        ]);
+        if let Err(error) = kv.txn(both).await {
+            // It may have landed: undo it, so that a process running unregistered is never
+            // proven dead. (If the undo fails too, the lease's expiry leaves a record without
+            // `alive`: "dead" for an owner that wrote nothing under its id, which is harmless.)
+            let undo = async {
+                let _ = kv.delete(self.registered_key(owner), None).await;
+                let _ = lease.revoke(id).await;
+            };
+            let _ = tokio::time::timeout(self.options.request_timeout, undo).await;
+            return Err(unavailable("register owner", error));
+        }
+        let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let keeper = tokio::spawn(keep_alive(
+            self.client.clone(),
+            id,
+            ttl,
+            self.options.request_timeout,
+            Arc::clone(&lost),
+        ));
         Ok(Some(Box::new(EtcdRegistration {
             endpoints: self.endpoints.clone(),
             options: Arc::clone(&self.options),
             lease: id,
             registered: self.registered_key(owner),
+            alive: self.alive_key(owner),
             keeper,
+            lost,
             ended: std::sync::atomic::AtomicBool::new(false),
         })))
     }
 
     async fn owner_liveness(&self, owner: &str) -> Result<Liveness, StoreError> {
+        // Both keys read in one transaction: one revision, one answer.
+        let count = || Some(GetOptions::new().with_count_only());
+        let read = Txn::new().and_then([
+            TxnOp::get(self.alive_key(owner), count()),
+            TxnOp::get(self.registered_key(owner), count()),
+        ]);
         let mut kv = self.client.kv_client();
-        let alive = kv
-            .get(self.alive_key(owner), Some(GetOptions::new().with_count_only()))
+        let response = kv
+            .txn(read)
             .await
             .map_err(|e| unavailable("owner liveness", e))?;
-        if alive.count() > 0 {
-            return Ok(Liveness::Alive);
-        }
-        let registered = kv
-            .get(self.registered_key(owner), Some(GetOptions::new().with_count_only()))
-            .await
-            .map_err(|e| unavailable("owner liveness", e))?;
-        Ok(if registered.count() > 0 {
-            Liveness::Dead
-        } else {
-            Liveness::Unknown
+        let counts: Vec<i64> = response
+            .op_responses()
+            .into_iter()
+            .map(|r| match r {
+                etcd_client::TxnOpResponse::Get(get) => get.count(),
+                _ => 0,
+            })
+            .collect();
+        Ok(match counts.as_slice() {
+            [alive, _] if *alive > 0 => Liveness::Alive,
+            [_, registered] if *registered > 0 => Liveness::Dead,
+            _ => Liveness::Unknown,
         })
     }
 }
 
-/// Renews lease `id` every third of its TTL until the task is stopped. A renewal that fails is
-/// retried at once and then at the next tick; if the lease has expired meanwhile the owner is
-/// dead to the cluster, and this process runs on as a zombie: fencing, not this task, keeps it
-/// from doing harm (specs/backends.md).
-async fn keep_alive(client: Client, id: i64, ttl: i64) {
+/// Renews lease `id` every third of its TTL until the task is stopped. Every renewal has a
+/// deadline (`request_timeout`); one that fails or times out reconnects and is tried again at
+/// once, then at each half tick, so that a stalled member does not cost the lease. Once the
+/// cluster says the lease is gone (it expired in a stall or partition, or was revoked), the
+/// owner is dead to the cluster for good: `lost` is set and the task ends. This process runs on
+/// as a zombie; fencing keeps it from doing harm, and its lock manager refuses new locks.
+async fn keep_alive(
+    client: Client,
+    id: i64,
+    ttl: i64,
+    request_timeout: Duration,
+    lost: Arc<std::sync::atomic::AtomicBool>,
+) {
     let every = Duration::from_millis((ttl as u64 * 1000 / 3).max(200));
     let mut lease = client.lease_client();
     let mut stream = None;
+    let gone = |lost: &std::sync::atomic::AtomicBool| {
+        tracing::error!(lease = id, "this process's etcd owner lease is gone: the cluster proves it dead from now on, and what it holds may be taken over; its lock manager refuses new locks");
+        lost.store(true, std::sync::atomic::Ordering::SeqCst);
+    };
     loop {
-        if stream.is_none() {
-            stream = lease.keep_alive(id).await.ok();
-        }
-        if let Some((keeper, responses)) = stream.as_mut() {
-            let renewed = match keeper.keep_alive().await {
-                Ok(()) => responses.message().await.ok().flatten(),
-                Err(_) => None,
-            };
-            match renewed {
-                Some(response) if response.ttl() <= 0 => {
-                    tracing::error!(lease = id, "the owner's etcd lease has expired: this process is now dead to the cluster, and what it holds may be taken over");
-                    return;
+        let renewed = tokio::time::timeout(request_timeout, async {
+            if stream.is_none() {
+                match lease.keep_alive(id).await {
+                    Ok(opened) => stream = Some(opened),
+                    // etcd answers an unknown lease with an error: it has expired.
+                    Err(etcd_client::Error::GRpcStatus(status))
+                        if status.code() == tonic::Code::NotFound =>
+                    {
+                        return Some(0);
+                    }
+                    Err(_) => return None,
                 }
-                Some(_) => {}
-                None => stream = None, // reconnect at the next tick
+            }
+            let (keeper, responses) = stream.as_mut()?;
+            keeper.keep_alive().await.ok()?;
+            responses.message().await.ok().flatten().map(|r| r.ttl())
+        })
+        .await
+        .ok()
+        .flatten();
+        match renewed {
+            Some(ttl_left) if ttl_left <= 0 => {
+                gone(&lost);
+                return;
+            }
+            Some(_) => tokio::time::sleep(every).await,
+            None => {
+                // Reconnect and try again soon: the lease still has time left.
+                stream = None;
+                tokio::time::sleep(every / 2).await;
             }
         }
-        tokio::time::sleep(every).await;
     }
 }
 
@@ -355,7 +420,10 @@ struct EtcdRegistration {
     options: Arc<EtcdOptions>,
     lease: i64,
     registered: Vec<u8>,
+    alive: Vec<u8>,
     keeper: tokio::task::JoinHandle<()>,
+    /// The keep-alive task found the lease gone.
+    lost: Arc<std::sync::atomic::AtomicBool>,
     ended: std::sync::atomic::AtomicBool,
 }
 
@@ -376,7 +444,7 @@ impl EtcdRegistration {
         }
         self.keeper.abort();
         let (endpoints, options) = (self.endpoints.clone(), Arc::clone(&self.options));
-        let (lease, registered) = (self.lease, self.registered.clone());
+        let (lease, registered, alive) = (self.lease, self.registered.clone(), self.alive.clone());
         let ended = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -387,10 +455,15 @@ impl EtcdRegistration {
                     .with_timeout(options.request_timeout)
                     .with_connect_timeout(options.connect_timeout);
                 let mut client = Client::connect(&endpoints, Some(connect)).await.ok()?;
-                client.lease_revoke(lease).await.ok()?;
                 if forget {
-                    client.delete(registered, None).await.ok()?;
+                    // A clean end: both keys go at once (never a moment of "dead"), then the lease.
+                    let both = Txn::new().and_then([
+                        TxnOp::delete(registered, None),
+                        TxnOp::delete(alive, None),
+                    ]);
+                    client.txn(both).await.ok()?;
                 }
+                client.lease_revoke(lease).await.ok()?;
                 Some(())
             })
         })
@@ -403,6 +476,10 @@ impl EtcdRegistration {
 }
 
 impl OwnerRegistration for EtcdRegistration {
+    fn lost(&self) -> bool {
+        self.lost.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// As a crash: the lease is revoked (the cluster's proof of death comes at once rather than
     /// after the TTL) and the registration record stays, so the owner is `Dead`.
     fn end_as_crash(self: Box<Self>) {

@@ -137,6 +137,13 @@ pub trait OwnerRegistration: Send + Sync + fmt::Debug {
     /// the owner is provably dead afterwards. Dropping a registration instead is a clean end,
     /// after which a backend may forget the owner (then it is `Unknown`, and expiry decides).
     fn end_as_crash(self: Box<Self>) {}
+
+    /// Whether the store has ended this registration behind the process's back (etcd: its
+    /// lease expired in a stall or was revoked): the store proves the owner dead while it runs.
+    /// Its lock manager then refuses new locks; what it holds may already be taken over.
+    fn lost(&self) -> bool {
+        false
+    }
 }
 
 /// A key-value store with atomic create-if-absent. Implementations must be safe to call from many
@@ -159,6 +166,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// A short description for messages (`fs:/var/lib/x/.lockstep`, `memory`).
     fn describe(&self) -> String;
+
+    /// The largest entry this store takes, in bytes, if it has a limit (etcd: its request
+    /// limit, less room for the key). Protocols that gather many items into one entry (a redo
+    /// archive) stay below it.
+    fn entry_bytes_max(&self) -> Option<usize> {
+        None
+    }
 
     /// Registers `owner` (the process part of owner ids) so that its death can be proven later.
     /// `Ok(None)`: this backend proves nothing, and every owner is `Unknown` to it.
@@ -193,6 +207,9 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     }
     fn describe(&self) -> String {
         (**self).describe()
+    }
+    fn entry_bytes_max(&self) -> Option<usize> {
+        (**self).entry_bytes_max()
     }
     async fn register_owner(
         &self,

@@ -49,7 +49,18 @@ impl StoreSpec {
             let (mut prefix, mut lease_ttl_s) = (None, None);
             for option in query.into_iter().flat_map(|q| q.split('&')) {
                 match option.split_once('=') {
-                    Some(("prefix", p)) if !p.is_empty() => prefix = Some(p.to_owned()),
+                    Some(("prefix", _)) if prefix.is_some() => {
+                        return Err("etcd: prefix= is given twice".into())
+                    }
+                    Some(("lease-ttl", _)) if lease_ttl_s.is_some() => {
+                        return Err("etcd: lease-ttl= is given twice".into())
+                    }
+                    Some(("prefix", p)) => {
+                        if p.is_empty() || p.len() > 256 || p.contains('\0') {
+                            return Err(format!("etcd: prefix={p:?} must be 1 to 256 bytes, no NUL"));
+                        }
+                        prefix = Some(p.to_owned());
+                    }
                     Some(("lease-ttl", secs)) => match secs.parse::<u64>() {
                         Ok(secs) if (1..=3600).contains(&secs) => lease_ttl_s = Some(secs),
                         _ => return Err(format!("etcd: lease-ttl={secs} is not a whole number of seconds from 1 to 3600")),
@@ -62,11 +73,15 @@ impl StoreSpec {
                 if url.starts_with("https://") {
                     return Err(format!("{url}: TLS is not supported by this build; use an http:// endpoint on a trusted network, or a local proxy"));
                 }
-                let Some(host) = url.strip_prefix("http://") else {
-                    return Err(format!("{url:?} is not an etcd client URL (http://HOST:PORT)"));
+                let not_a_url = || format!("{url:?} is not an etcd client URL (http://HOST:PORT)");
+                let Some(authority) = url.strip_prefix("http://") else {
+                    return Err(not_a_url());
                 };
-                if host.is_empty() || host.contains('/') && !host.ends_with('/') {
-                    return Err(format!("{url:?} is not an etcd client URL (http://HOST:PORT)"));
+                let authority = authority.strip_suffix('/').unwrap_or(authority);
+                // HOST:PORT, nothing after it (a path would be ignored by the client).
+                let (host, port) = authority.rsplit_once(':').ok_or_else(not_a_url)?;
+                if host.is_empty() || authority.contains('/') || port.parse::<u16>().is_err() {
+                    return Err(not_a_url());
                 }
             }
             return Ok(StoreSpec::Etcd {
@@ -179,6 +194,11 @@ mod tests {
             ("etcd:http://h:1?pfx=a", "unknown option"),
             ("etcd:http://h:1?lease-ttl=0", "lease-ttl=0"),
             ("etcd:", "not an etcd client URL"),
+            ("etcd:http://h", "not an etcd client URL"),
+            ("etcd:http://h:x", "not an etcd client URL"),
+            ("etcd:http://h:1/a/", "not an etcd client URL"),
+            ("etcd:http://h:1?prefix=", "must be 1 to 256 bytes"),
+            ("etcd:http://h:1?prefix=a/&prefix=b/", "twice"),
         ] {
             let error = StoreSpec::parse(bad).expect_err(bad);
             assert!(error.contains(why), "{bad}: {error}");

@@ -114,9 +114,10 @@ fn failure_code(error: &MergeError) -> u8 {
         | MergeError::BranchExists(_)
         | MergeError::NotAChild(_)
         | MergeError::TokenMismatch { .. } => EXIT_USAGE,
-        MergeError::Corrupt { .. } | MergeError::CreateRefused { .. } | MergeError::Store(_) => {
-            EXIT_STORAGE
-        }
+        MergeError::Corrupt { .. }
+        | MergeError::CreateRefused { .. }
+        | MergeError::Store(_)
+        | MergeError::RegistrationLost => EXIT_STORAGE,
     }
 }
 

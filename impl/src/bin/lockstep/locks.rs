@@ -268,9 +268,14 @@ pub async fn open_existing(root: &RootArg) -> Result<Option<std::sync::Arc<dyn S
     Ok(spec.open(false).await?)
 }
 
-/// A local root that is not a directory is a usage error (exit 2), not a storage error.
+/// A local root that is not a directory is a usage error (exit 2), not a storage error; so is
+/// `mem` for a command whose state would vanish with its process (only `probe` takes it).
 pub fn check_root(spec: &StoreSpec) -> Result<(), Failure> {
     match spec {
+        StoreSpec::Mem => Err(Failure(
+            EXIT_USAGE,
+            "--store mem lives in this process only: it is for `lockstep probe`; name a store that outlives the command (fs:DIR, etcd:URL)".into(),
+        )),
         StoreSpec::Fs { root } if !root.is_dir() => Err(Failure(
             EXIT_USAGE,
             format!("--root {} is not a directory", root.display()),

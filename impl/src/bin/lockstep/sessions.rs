@@ -108,6 +108,7 @@ fn failure_code(error: &RedoError) -> u8 {
         | RedoError::Extraction { .. }
         | RedoError::Phase2 { .. }
         | RedoError::CreateRefused { .. }
+        | RedoError::TooLarge(_)
         | RedoError::Store(_) => EXIT_STORAGE,
     }
 }
