@@ -337,7 +337,11 @@ fn blind_unlock_schedule_replays() {
         activate(None);
         failed
     };
-    let message = with.expect("the committed schedule no longer reproduces the failure");
+    let message = with.expect(
+        "the committed schedule no longer reproduces the failure: a change to the code moved its \
+         scheduling points; run the random_schedules test of this mutant with --nocapture and \
+         commit the first failing schedule it prints",
+    );
     assert!(message.contains("zombie cannot complete"), "{message}");
     let _one = exclusive(None);
     if let Some(message) = failure(|| replay(schedule)) {

@@ -162,17 +162,19 @@ fn scenario() {
         let holders: Arc<Mutex<Vec<(usize, &'static str, char)>>> = Arc::default();
         let accepted: Accepted = Arc::default();
         let events: Arc<Mutex<Vec<(usize, u8)>>> = Arc::default();
+        let violations: Arc<Mutex<Vec<String>>> = Arc::default();
         let tester = Arc::new(Mutex::new(LinearizabilityTester::new(LockTable::default())));
         use shuttle::rand::Rng;
         let crasher = shuttle::rand::thread_rng().gen_range(0..4usize); // 3: nobody crashes
         let mut tasks = Vec::new();
         for task in 0..3 {
-            let (store, holders, tester, accepted, events) = (
+            let (store, holders, tester, accepted, events, violations) = (
                 store.clone(),
                 Arc::clone(&holders),
                 Arc::clone(&tester),
                 Arc::clone(&accepted),
                 Arc::clone(&events),
+                Arc::clone(&violations),
             );
             tasks.push(shuttle::future::spawn(async move {
                 let options = LockOptions { timeout: None, cleanup_every: None, ..LockOptions::default() };
@@ -185,12 +187,26 @@ fn scenario() {
                     let guard = manager.lock(Operation::new(mode, &[path]).unwrap()).await.unwrap();
                     tester.lock().unwrap().on_return(task, Ret::Granted).unwrap();
                     events.lock().unwrap().push((task, 0));
-                    {
+                    // A violation is recorded and the task ends cleanly; the main task fails
+                    // the schedule once every task is joined. Panicking here instead would unwind
+                    // through the manager's guard while other tasks run, poisoning its mutexes
+                    // and leaving shuttle unable to tell which panic ended the execution.
+                    let clash = {
                         let mut held = holders.lock().unwrap();
-                        for (other, p, k) in held.iter() {
-                            assert!(!conflicts((p, *k), (path, kind)), "mutual exclusion: task {task} ({kind} {path}) and task {other} ({k} {p}) hold at once");
+                        let clash = held
+                            .iter()
+                            .find(|(_, p, k)| conflicts((p, *k), (path, kind)))
+                            .map(|(other, p, k)| format!("mutual exclusion: task {task} ({kind} {path}) and task {other} ({k} {p}) hold at once"));
+                        if clash.is_none() {
+                            held.push((task, path, kind));
                         }
-                        held.push((task, path, kind));
+                        clash
+                    };
+                    if let Some(clash) = clash {
+                        violations.lock().unwrap().push(clash);
+                        guard.release().await.unwrap();
+                        manager.shutdown().await;
+                        return None;
                     }
                     shuttle::future::yield_now().await;
                     let token = guard.single_token().expect("one lock");
@@ -234,6 +250,9 @@ fn scenario() {
         let mut zombie = None;
         for task in tasks {
             zombie = zombie.or(task.await.unwrap());
+        }
+        if let Some(clash) = violations.lock().unwrap().first() {
+            panic!("{clash}");
         }
         assert!(
             tester.lock().unwrap().is_consistent(),
@@ -417,7 +436,11 @@ fn skip_recheck_schedule_replays() {
         activate(None);
         failed
     };
-    let message = with.expect("the committed schedule no longer reproduces the failure");
+    let message = with.expect(
+        "the committed schedule no longer reproduces the failure: a change to the code moved its \
+         scheduling points; run the random_schedules test of this mutant with --nocapture and \
+         commit the first failing schedule it prints",
+    );
     assert!(
         message.contains("mutual exclusion"),
         "the replay failed, but not on mutual exclusion: {message}"

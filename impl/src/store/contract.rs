@@ -83,12 +83,15 @@ pub async fn create_race(
 ) -> Outcome {
     for round in 0..rounds {
         let k = key(&format!("{base}race/{round:04}"));
-        let barrier = Arc::new(tokio::sync::Barrier::new(writers));
+        // A start gate rather than tokio's Barrier, which the shuttle build's tokio lacks: every
+        // task is spawned before any may create, and the gate opens for all of them at once.
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
         let mut tasks = Vec::new();
         for writer in 0..writers {
-            let (store, k, barrier) = (Arc::clone(&store), k.clone(), Arc::clone(&barrier));
+            let (store, k, gate) = (Arc::clone(&store), k.clone(), Arc::clone(&gate));
             tasks.push(tokio::spawn(async move {
-                barrier.wait().await;
+                // The gate is never closed, so the acquire cannot fail; held to the task's end.
+                let _open = gate.acquire().await;
                 let bytes = format!("writer {writer}").into_bytes();
                 store
                     .create(&k, &bytes)
@@ -96,6 +99,7 @@ pub async fn create_race(
                     .map(|c| (writer, c.is_created()))
             }));
         }
+        gate.add_permits(writers);
         let mut winners = Vec::new();
         for task in tasks {
             let (writer, won) = task
