@@ -41,9 +41,14 @@ fn commits(c: &mut Criterion) {
     per_op(c, "commit, 1 message (FsStore)", |n| {
         rt.block_on(redo::commit(&fresh(), 1, n.clamp(5, 50), false))
     });
-    per_op(c, "recovery of 100 pending records, per record (FsStore)", |_| {
-        rt.block_on(redo::recovery(&fresh(), 100)).map(|d| vec![d / 100])
-    });
+    per_op(
+        c,
+        "recovery of 100 pending records, per record (FsStore)",
+        |_| {
+            rt.block_on(redo::recovery(&fresh(), 100))
+                .map(|d| vec![d / 100])
+        },
+    );
 }
 
 criterion_group! {

@@ -90,15 +90,17 @@ pub async fn probe(opener: &dyn Opener) -> Result<ProbeReport, StoreError> {
     }
     clause(
         "basic semantics",
-        contract::basic_semantics(&*first, &base)
-            .await
-            .map(ok("create, get, list by prefix and delete, one call at a time")),
+        contract::basic_semantics(&*first, &base).await.map(ok(
+            "create, get, list by prefix and delete, one call at a time",
+        )),
     );
     clause(
         "exactly one winner under contention",
         contract::create_race(Arc::clone(&first), &base, RACE_WRITERS, RACE_ROUNDS)
             .await
-            .map(ok("16 writers raced for each of 50 keys: one winner each, its bytes stored")),
+            .map(ok(
+                "16 writers raced for each of 50 keys: one winner each, its bytes stored",
+            )),
     );
     clause("whole-or-nothing reads", whole_reads(&first, &base).await);
     clause(
@@ -184,7 +186,8 @@ async fn whole_reads(store: &Arc<dyn Store>, base: &str) -> Result<String, Strin
         }
     }
     outcome.map(|()| {
-        "3 readers polled 20 entries of 256 KiB while they were created: each absent or whole".into()
+        "3 readers polled 20 entries of 256 KiB while they were created: each absent or whole"
+            .into()
     })
 }
 
@@ -194,7 +197,11 @@ fn key(text: String) -> Key {
 
 /// A create that returned is visible to another handle (another connection, another open of
 /// the directory) at once: its get and its listing.
-async fn read_after_create(first: &dyn Store, second: &dyn Store, base: &str) -> Result<String, String> {
+async fn read_after_create(
+    first: &dyn Store,
+    second: &dyn Store,
+    base: &str,
+) -> Result<String, String> {
     for i in 0..50 {
         let k = key(format!("{base}rac/{i:03}"));
         let bytes = format!("entry {i}").into_bytes();
@@ -208,9 +215,14 @@ async fn read_after_create(first: &dyn Store, second: &dyn Store, base: &str) ->
                 ))
             }
         }
-        let listed = second.list(&format!("{base}rac/")).await.map_err(|e| e.to_string())?;
+        let listed = second
+            .list(&format!("{base}rac/"))
+            .await
+            .map_err(|e| e.to_string())?;
         if !listed.contains(&k) {
-            return Err(format!("{k}: created through one handle, missing from another's listing"));
+            return Err(format!(
+                "{k}: created through one handle, missing from another's listing"
+            ));
         }
     }
     Ok("50 creates, each read and listed through a second handle right after it returned".into())
@@ -218,7 +230,11 @@ async fn read_after_create(first: &dyn Store, second: &dyn Store, base: &str) ->
 
 /// Listings are consistent with completed creates and deletes, whoever made them, and in
 /// byte order.
-async fn list_consistency(first: &dyn Store, second: &dyn Store, base: &str) -> Result<String, String> {
+async fn list_consistency(
+    first: &dyn Store,
+    second: &dyn Store,
+    base: &str,
+) -> Result<String, String> {
     contract::list_after_create(first, base, 30).await?;
     let prefix = format!("{base}listed/");
     let listed = second.list(&prefix).await.map_err(|e| e.to_string())?;
@@ -232,8 +248,15 @@ async fn list_consistency(first: &dyn Store, second: &dyn Store, base: &str) -> 
     }
     for k in listed.iter().step_by(2) {
         first.delete(k).await.map_err(|e| e.to_string())?;
-        if second.list(&prefix).await.map_err(|e| e.to_string())?.contains(k) {
-            return Err(format!("{k}: deleted through one handle, still listed by another"));
+        if second
+            .list(&prefix)
+            .await
+            .map_err(|e| e.to_string())?
+            .contains(k)
+        {
+            return Err(format!(
+                "{k}: deleted through one handle, still listed by another"
+            ));
         }
     }
     Ok("30 creates listed at once, in byte order; deletes unlisted at once, across handles".into())
@@ -259,21 +282,38 @@ async fn owner_liveness(first: &dyn Store, second: &dyn Store) -> Result<Option<
     use crate::store::Liveness;
     let owner = format!("probe-{:016x}", rand::random::<u64>());
     let never = format!("probe-never-{:016x}", rand::random::<u64>());
-    let Some(registration) = first.register_owner(&owner).await.map_err(|e| e.to_string())? else {
+    let Some(registration) = first
+        .register_owner(&owner)
+        .await
+        .map_err(|e| e.to_string())?
+    else {
         return Ok(None);
     };
-    let seen = second.owner_liveness(&owner).await.map_err(|e| e.to_string())?;
+    let seen = second
+        .owner_liveness(&owner)
+        .await
+        .map_err(|e| e.to_string())?;
     if seen != Liveness::Alive {
-        return Err(format!("a registered, running owner reads {seen:?} through another handle"));
+        return Err(format!(
+            "a registered, running owner reads {seen:?} through another handle"
+        ));
     }
-    let unknown = second.owner_liveness(&never).await.map_err(|e| e.to_string())?;
+    let unknown = second
+        .owner_liveness(&never)
+        .await
+        .map_err(|e| e.to_string())?;
     if unknown == Liveness::Dead {
         return Err("an owner that never registered reads Dead: a death without proof".into());
     }
     registration.end_as_crash();
-    let seen = second.owner_liveness(&owner).await.map_err(|e| e.to_string())?;
+    let seen = second
+        .owner_liveness(&owner)
+        .await
+        .map_err(|e| e.to_string())?;
     if seen != Liveness::Dead {
-        return Err(format!("an owner whose registration ended as a crash reads {seen:?}"));
+        return Err(format!(
+            "an owner whose registration ended as a crash reads {seen:?}"
+        ));
     }
     Ok(Some(
         "a running owner reads alive, one never registered not dead, one ended as a crash dead, through another handle".into(),
@@ -283,7 +323,11 @@ async fn owner_liveness(first: &dyn Store, second: &dyn Store) -> Result<Option<
 /// A caller that lost a create's answer can learn the truth: the retry of the same create
 /// reports `AlreadyExists` (not an error, not a second creation), and a read-back, through any
 /// handle, returns exactly the bytes of the create that landed.
-async fn ambiguous_outcomes(first: &dyn Store, second: &dyn Store, base: &str) -> Result<String, String> {
+async fn ambiguous_outcomes(
+    first: &dyn Store,
+    second: &dyn Store,
+    base: &str,
+) -> Result<String, String> {
     for i in 0..20 {
         let k = key(format!("{base}ambiguous/{i:03}"));
         let ours = format!("intent {:016x}", rand::random::<u64>()).into_bytes();
@@ -295,12 +339,18 @@ async fn ambiguous_outcomes(first: &dyn Store, second: &dyn Store, base: &str) -
         match second.create(&k, &ours).await.map_err(|e| e.to_string())? {
             Created::AlreadyExists => {}
             Created::Created(_) => {
-                return Err(format!("{k}: the retry of a create that landed created it again"))
+                return Err(format!(
+                    "{k}: the retry of a create that landed created it again"
+                ))
             }
         }
         match first.get(&k).await.map_err(|e| e.to_string())? {
             Some((read, _)) if read == ours => {}
-            _ => return Err(format!("{k}: the read-back does not return the landed create's bytes")),
+            _ => {
+                return Err(format!(
+                    "{k}: the read-back does not return the landed create's bytes"
+                ))
+            }
         }
     }
     Ok("20 creates retried as after a lost answer: AlreadyExists, and the read-back returned the landed bytes".into())
@@ -310,7 +360,9 @@ async fn ambiguous_outcomes(first: &dyn Store, second: &dyn Store, base: &str) -
 /// of the directory), except `mem`, which is one store in this process.
 pub fn opener(spec: crate::store::StoreSpec) -> Box<dyn Opener> {
     match spec {
-        crate::store::StoreSpec::Mem => Box::new(SameStore(Arc::new(crate::store::MemStore::new()))),
+        crate::store::StoreSpec::Mem => {
+            Box::new(SameStore(Arc::new(crate::store::MemStore::new())))
+        }
         other => Box::new(SpecOpener(other)),
     }
 }

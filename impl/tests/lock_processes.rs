@@ -129,14 +129,7 @@ impl Run {
         command
             .arg("lock")
             .args(&store)
-            .args([
-                "--mode",
-                mode,
-                "--timeout",
-                timeout,
-                "--lease",
-                lease,
-            ])
+            .args(["--mode", mode, "--timeout", timeout, "--lease", lease])
             .args(paths)
             .arg("--")
             .arg(env!("CARGO_BIN_EXE_lockstep"))
@@ -235,7 +228,10 @@ impl Run {
     }
 
     /// The store the checker reads (the fenced logs), on `rt`.
-    fn open_store(&self, rt: &tokio::runtime::Runtime) -> std::sync::Arc<dyn lockstep::store::Store> {
+    fn open_store(
+        &self,
+        rt: &tokio::runtime::Runtime,
+    ) -> std::sync::Arc<dyn lockstep::store::Store> {
         stores::open_first(&self.stores, rt)
             .expect("a store opens for the checker")
             .expect("the store exists")
@@ -658,13 +654,18 @@ fn the_checker_catches_a_fence_that_ignores_tokens() {
 #[cfg(feature = "etcd")]
 #[test]
 fn on_etcd_killed_holders_never_overlap_and_tokens_never_go_back() {
-    let Some(cluster) = etcd_server::shared_or_skip() else { return };
+    let Some(cluster) = etcd_server::shared_or_skip() else {
+        return;
+    };
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed());
     let mut run = Run::on_etcd(None, &cluster.endpoints(), 2);
     contend_and_kill(&mut run, rounds(6), &mut rng);
     zombie(&mut run, "/a");
     let exercised = check(&run, &RESOURCES).unwrap_or_else(|e| panic!("{e}"));
-    eprintln!("etcd: {exercised:?}, kills of waiting workers: {}", run.kills_of_waiters);
+    eprintln!(
+        "etcd: {exercised:?}, kills of waiting workers: {}",
+        run.kills_of_waiters
+    );
     assert!(exercised.kills_of_holders >= 1, "{exercised:?}");
     assert!(exercised.contended_pairs > 0, "{exercised:?}");
     assert!(exercised.rejected_writes >= 1, "{exercised:?}");
@@ -678,7 +679,9 @@ fn on_etcd_killed_holders_never_overlap_and_tokens_never_go_back() {
 #[cfg(feature = "etcd")]
 #[test]
 fn three_etcd_members_with_one_killed_and_the_leader_killed() {
-    let Some(mut cluster) = etcd_server::start_or_skip(3) else { return };
+    let Some(mut cluster) = etcd_server::start_or_skip(3) else {
+        return;
+    };
     let endpoints = cluster.endpoints();
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed());
     let mut run = Run::on_etcd(None, &endpoints, 2);
@@ -705,4 +708,3 @@ fn three_etcd_members_with_one_killed_and_the_leader_killed() {
     assert!(*codes.get(&Some(0)).unwrap_or(&0) >= rounds, "{codes:?}");
     assert!(exercised.kills_of_holders >= 1, "{exercised:?}");
 }
-

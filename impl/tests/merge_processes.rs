@@ -37,7 +37,6 @@ fn lockstep() -> Command {
     Command::new(env!("CARGO_BIN_EXE_lockstep"))
 }
 
-
 fn seed() -> u64 {
     let seed = std::env::var("LOCKSTEP_SEED")
         .ok()
@@ -98,7 +97,12 @@ impl Lake {
         let prefix = etcd_server::fresh_prefix();
         let stores = endpoints
             .iter()
-            .map(|e| vec!["--store".into(), format!("etcd:{e}?prefix={prefix}&lease-ttl=2")])
+            .map(|e| {
+                vec![
+                    "--store".into(),
+                    format!("etcd:{e}?prefix={prefix}&lease-ttl=2"),
+                ]
+            })
             .collect();
         let mut lake = Lake::with_stores(tempfile::tempdir().unwrap(), stores, None);
         lake.before_recovery = Duration::from_millis(2_500);
@@ -143,7 +147,10 @@ impl Lake {
             if output.status.success() {
                 return String::from_utf8(output.stdout).unwrap();
             }
-            last = format!("{command:?} {rest:?}: {}", String::from_utf8_lossy(&output.stderr));
+            last = format!(
+                "{command:?} {rest:?}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
         }
         panic!("{last}");
     }
@@ -173,7 +180,10 @@ impl Lake {
     }
 
     /// The store the checker reads, on `rt`.
-    fn open_store(&self, rt: &tokio::runtime::Runtime) -> std::sync::Arc<dyn lockstep::store::Store> {
+    fn open_store(
+        &self,
+        rt: &tokio::runtime::Runtime,
+    ) -> std::sync::Arc<dyn lockstep::store::Store> {
         stores::open_first(&self.stores, rt)
             .expect("a store opens for the checker")
             .expect("the lake exists")
@@ -416,7 +426,9 @@ fn the_checker_catches_tail_moved_to_own_cut() {
 #[cfg(feature = "etcd")]
 #[test]
 fn on_etcd_killed_mergers_and_writers_lose_nothing_and_apply_nothing_twice() {
-    let Some(cluster) = etcd_server::shared_or_skip() else { return };
+    let Some(cluster) = etcd_server::shared_or_skip() else {
+        return;
+    };
     let lake = Lake::on_etcd(&cluster.endpoints());
     let (tally, verdict) = soak(&lake, rounds(6), seed());
     eprintln!("etcd: {tally:?}");
@@ -435,7 +447,9 @@ fn on_etcd_killed_mergers_and_writers_lose_nothing_and_apply_nothing_twice() {
 #[cfg(feature = "etcd")]
 #[test]
 fn three_etcd_members_with_one_killed_and_the_leader_killed() {
-    let Some(mut cluster) = etcd_server::start_or_skip(3) else { return };
+    let Some(mut cluster) = etcd_server::start_or_skip(3) else {
+        return;
+    };
     let mut lake = Lake::on_etcd(&cluster.endpoints());
     lake.members_may_fail = true;
     let mut events = Vec::new();

@@ -72,22 +72,65 @@ fn check_fixed_small_world_is_proven_and_reports_json() {
 #[test]
 fn check_redo_bounds_and_variants_from_the_command_line() {
     let output = lockstep(&[
-        "check", "redo", "--sessions", "2", "--committers", "2", "--messages", "2",
-        "--crashes", "1", "--restarts", "1", "--expiries", "1", "--faults", "1", "--json", "--quiet",
+        "check",
+        "redo",
+        "--sessions",
+        "2",
+        "--committers",
+        "2",
+        "--messages",
+        "2",
+        "--crashes",
+        "1",
+        "--restarts",
+        "1",
+        "--expiries",
+        "1",
+        "--faults",
+        "1",
+        "--json",
+        "--quiet",
     ]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let report = &json_lines(&output)[0];
     assert_eq!(report["bounds"]["sessions"], 2);
     assert_eq!(report["complete"], true);
     let output = lockstep(&[
-        "check", "redo", "--no-session-lock", "--committers", "2", "--messages", "1",
-        "--crashes", "1", "--restarts", "1", "--json", "--quiet",
+        "check",
+        "redo",
+        "--no-session-lock",
+        "--committers",
+        "2",
+        "--messages",
+        "1",
+        "--crashes",
+        "1",
+        "--restarts",
+        "1",
+        "--json",
+        "--quiet",
     ]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     assert_eq!(json_lines(&output)[0]["bounds"]["session_lock"], false);
     let output = lockstep(&[
-        "check", "redo", "--variant", "seed-0.2.11", "--committers", "2", "--messages", "1",
-        "--crashes", "1", "--restarts", "0", "--expiries", "0", "--faults", "0", "--json", "--quiet",
+        "check",
+        "redo",
+        "--variant",
+        "seed-0.2.11",
+        "--committers",
+        "2",
+        "--messages",
+        "1",
+        "--crashes",
+        "1",
+        "--restarts",
+        "0",
+        "--expiries",
+        "0",
+        "--faults",
+        "0",
+        "--json",
+        "--quiet",
     ]);
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
     let report = &json_lines(&output)[0];
@@ -98,7 +141,10 @@ fn check_redo_bounds_and_variants_from_the_command_line() {
         .find(|p| p["name"] == "no wait for a dead holder")
         .expect("the property is reported");
     assert_eq!(property["holds"], false, "{property}");
-    assert_usage_error(&["check", "redo", "--sessions", "3"], "sessions must be between 1 and 2");
+    assert_usage_error(
+        &["check", "redo", "--sessions", "3"],
+        "sessions must be between 1 and 2",
+    );
     assert_usage_error(
         &["check", "redo", "--variant", "seed", "--sessions", "2"],
         "two sessions: fixed variants only",
@@ -449,4 +495,166 @@ fn a_closed_pipe_ends_quietly() {
         output.status,
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+/// `rsvg-convert` (Debian's librsvg2-bin), the renderer the drawings are tried with. `.ci/run`
+/// installs it and sets LOCKSTEP_REQUIRE_RENDERER, so that CI cannot skip the rendering.
+fn renderer() -> Option<&'static str> {
+    let found = Command::new("rsvg-convert")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found && std::env::var_os("LOCKSTEP_REQUIRE_RENDERER").is_some() {
+        panic!("LOCKSTEP_REQUIRE_RENDERER is set, but rsvg-convert cannot be run");
+    }
+    if !found {
+        eprintln!("SKIPPED the rendering: rsvg-convert is not installed (Debian: librsvg2-bin)");
+    }
+    found.then_some("rsvg-convert")
+}
+
+/// `lockstep bugs --svg DIR --mermaid DIR` draws a catalogue entry of each protocol: the SVG
+/// parses as XML with one lane per actor and an arrow per storage step, a real renderer draws
+/// it, and the Mermaid file is a sequence diagram with the same messages.
+#[test]
+fn bugs_draws_sequence_diagrams_that_a_renderer_accepts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    let svg_dir = dir.join("svg");
+    let mmd_dir = dir.join("mmd");
+    for id in [
+        "lock/same-path-double-grant",
+        "merge/crash-before-tail-move-merges-twice",
+        "redo/replay-writes-memories-twice",
+    ] {
+        let (protocol, name) = id.split_once('/').unwrap();
+        let output = lockstep(&[
+            "bugs",
+            protocol,
+            "--only",
+            name,
+            "--json",
+            "--svg",
+            svg_dir.to_str().unwrap(),
+            "--mermaid",
+            mmd_dir.to_str().unwrap(),
+        ]);
+        assert_eq!(output.status.code(), Some(0), "{id}: {}", stderr(&output));
+        let doc: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        let bug = doc["bugs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["id"] == id)
+            .unwrap_or_else(|| panic!("{id} not run"));
+        let steps = bug["counterexample"]["steps"].as_array().unwrap();
+        let storage: Vec<u64> = steps
+            .iter()
+            .filter(|s| ["storage", "failed", "ambiguous"].contains(&s["kind"].as_str().unwrap()))
+            .map(|s| s["n"].as_u64().unwrap())
+            .collect();
+        let stem = id.replace('/', "-");
+        let svg_path = svg_dir.join(format!("{stem}.svg"));
+        assert!(stderr(&output).contains(&format!("wrote {}", svg_path.display())));
+        let svg = std::fs::read_to_string(&svg_path).unwrap();
+        let document =
+            roxmltree::Document::parse(&svg).unwrap_or_else(|e| panic!("{id}: not XML: {e}"));
+        let arrows: Vec<u64> = document
+            .descendants()
+            .filter(|n| n.tag_name().name() == "line")
+            .filter(|n| {
+                n.attribute("class")
+                    .is_some_and(|c| c.split(' ').any(|w| w == "arrow"))
+            })
+            .map(|n| n.attribute("data-step").unwrap().parse().unwrap())
+            .collect();
+        assert_eq!(arrows, storage, "{id}: one arrow per storage step");
+        let lanes: Vec<&str> = document
+            .descendants()
+            .filter(|n| {
+                n.attribute("class")
+                    .is_some_and(|c| c.split(' ').any(|w| w == "lane"))
+            })
+            .filter_map(|n| n.attribute("data-actor"))
+            .collect();
+        assert_eq!(lanes.last(), Some(&"store"), "{id}: {lanes:?}");
+        for step in steps {
+            let kind = step["kind"].as_str().unwrap();
+            if !["time", "lease-lost"].contains(&kind) {
+                let actor = step["actor"].as_str().unwrap();
+                assert!(
+                    lanes.contains(&actor),
+                    "{id}: no lane for {actor}: {lanes:?}"
+                );
+            }
+        }
+        let mermaid = std::fs::read_to_string(mmd_dir.join(format!("{stem}.mmd"))).unwrap();
+        assert!(mermaid.contains("sequenceDiagram"), "{id}: {mermaid}");
+        if let Some(renderer) = renderer() {
+            let png = dir.join(format!("{stem}.png"));
+            let rendered = Command::new(renderer)
+                .arg("--output")
+                .arg(&png)
+                .arg(&svg_path)
+                .output()
+                .expect("run rsvg-convert");
+            assert!(
+                rendered.status.success(),
+                "{id}: rsvg-convert refused the drawing: {}",
+                String::from_utf8_lossy(&rendered.stderr)
+            );
+            let bytes = std::fs::read(&png).unwrap();
+            assert!(
+                bytes.starts_with(b"\x89PNG"),
+                "{id}: rsvg-convert wrote no PNG"
+            );
+        }
+    }
+}
+
+/// A diagram directory that cannot be made is a clear error before any search runs.
+#[test]
+fn an_unwritable_diagram_directory_is_a_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    let file = dir.join("file");
+    std::fs::write(&file, b"x").unwrap();
+    let inside = file.join("svg");
+    assert_usage_error(
+        &["bugs", "lock", "--svg", inside.to_str().unwrap()],
+        "cannot create the diagram directory",
+    );
+}
+
+/// `check --svg` draws every failed property's counterexample, named after its world.
+#[test]
+fn check_draws_the_counterexamples_of_failed_properties() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    let output = lockstep(&[
+        "check",
+        "lock",
+        "--variant",
+        "seed",
+        "--tree",
+        "/,/a",
+        "--quiet",
+        "--svg",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let drawn: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        drawn
+            .iter()
+            .any(|name| name.starts_with("lock-seed-") && name.ends_with("-mutual-exclusion.svg")),
+        "{drawn:?}"
+    );
+    for name in &drawn {
+        let svg = std::fs::read_to_string(dir.join(name)).unwrap();
+        roxmltree::Document::parse(&svg).unwrap_or_else(|e| panic!("{name}: not XML: {e}"));
+    }
 }

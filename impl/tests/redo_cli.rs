@@ -41,7 +41,16 @@ fn stderr_of(args: &[&str], code: i32) -> String {
 }
 
 fn add(root: &str, text: &str) -> String {
-    let doc = json(&["session", "add", "--root", root, SESSION, "--message", text, "--json"]);
+    let doc = json(&[
+        "session",
+        "add",
+        "--root",
+        root,
+        SESSION,
+        "--message",
+        text,
+        "--json",
+    ]);
     doc["id"].as_str().unwrap().to_owned()
 }
 
@@ -57,7 +66,10 @@ fn add_commit_work_and_show_end_to_end() {
     let b = add(root, "no sugar");
     let before = show(root);
     for key in ["messages", "archives", "memories", "pending", "queue"] {
-        assert!(before.get(key).is_some(), "`session show --json` has no {key}: {before}");
+        assert!(
+            before.get(key).is_some(),
+            "`session show --json` has no {key}: {before}"
+        );
     }
     assert_eq!(before["messages"].as_array().unwrap().len(), 2);
 
@@ -68,7 +80,11 @@ fn add_commit_work_and_show_end_to_end() {
     assert_eq!(memories.len(), 2, "{committed}");
 
     let after = show(root);
-    assert_eq!(after["messages"], serde_json::json!([]), "archived messages are deleted");
+    assert_eq!(
+        after["messages"],
+        serde_json::json!([]),
+        "archived messages are deleted"
+    );
     assert_eq!(after["archives"][0]["done"], true, "{after}");
     assert_eq!(after["pending"], serde_json::json!([]));
     let visible: Vec<&str> = after["memories"]
@@ -77,8 +93,17 @@ fn add_commit_work_and_show_end_to_end() {
         .iter()
         .map(|m| m["key"].as_str().unwrap())
         .collect();
-    assert_eq!(visible, memories.iter().map(|m| m.as_str().unwrap()).collect::<Vec<_>>());
-    assert!(after["memories"][0]["text"].as_str().unwrap().contains("tea"));
+    assert_eq!(
+        visible,
+        memories
+            .iter()
+            .map(|m| m.as_str().unwrap())
+            .collect::<Vec<_>>()
+    );
+    assert!(after["memories"][0]["text"]
+        .as_str()
+        .unwrap()
+        .contains("tea"));
     assert_eq!(after["queue"][0]["state"], "pending", "{after}");
 
     let worked = json(&["queue", "work", "--root", root, "--once", "--json"]);
@@ -97,7 +122,10 @@ fn add_commit_work_and_show_end_to_end() {
     let text = ok(&["session", "commit", "--root", root, SESSION], 0);
     assert!(text.contains("as archive 1"), "{text}");
     let text = ok(&["session", "show", "--root", root, SESSION], 0);
-    assert!(text.contains("archive 1: 1 message(s)") && text.contains("done"), "{text}");
+    assert!(
+        text.contains("archive 1: 1 message(s)") && text.contains("done"),
+        "{text}"
+    );
 }
 
 /// A commit of a session whose lock another process holds exits 75 and changes nothing.
@@ -107,7 +135,17 @@ fn a_commit_of_a_locked_session_is_busy() {
     let root = dir.path().to_str().unwrap();
     add(root, "hello");
     let mut holder = Command::new(env!("CARGO_BIN_EXE_lockstep"))
-        .args(["lock", "--root", root, "--mode", "point", "/sessions/chat", "--", "sleep", "30"])
+        .args([
+            "lock",
+            "--root",
+            root,
+            "--mode",
+            "point",
+            "/sessions/chat",
+            "--",
+            "sleep",
+            "30",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .process_group(0)
@@ -116,7 +154,12 @@ fn a_commit_of_a_locked_session_is_busy() {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let locks = json(&["locks", "--root", root, "--json"]);
-        if locks["locks"].as_array().unwrap().iter().any(|l| l["path"] == "/sessions/chat") {
+        if locks["locks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["path"] == "/sessions/chat")
+        {
             break;
         }
         assert!(Instant::now() < deadline, "the session never became locked");
@@ -132,7 +175,11 @@ fn a_commit_of_a_locked_session_is_busy() {
     assert_eq!(doc["error"]["kind"], "busy", "{doc}");
     assert_eq!(doc["error"]["code"], 75);
     let view = show(root);
-    assert_eq!(view["archives"], serde_json::json!([]), "nothing changed: {view}");
+    assert_eq!(
+        view["archives"],
+        serde_json::json!([]),
+        "nothing changed: {view}"
+    );
     assert_eq!(view["messages"].as_array().unwrap().len(), 1);
 }
 
@@ -141,24 +188,58 @@ fn bad_input_is_refused_clearly_and_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_str().unwrap();
     for name in ["../x", "a/b", "", "-rf", ".."] {
-        let err = stderr_of(&["session", "add", "--root", root, "--message", "m", "--", name], 2);
+        let err = stderr_of(
+            &[
+                "session",
+                "add",
+                "--root",
+                root,
+                "--message",
+                "m",
+                "--",
+                name,
+            ],
+            2,
+        );
         assert!(err.contains("invalid session name"), "{name:?}: {err}");
     }
     let err = stderr_of(&["session", "add", "--root", root, SESSION], 2);
-    assert!(err.contains("--message") || err.contains("required"), "{err}");
+    assert!(
+        err.contains("--message") || err.contains("required"),
+        "{err}"
+    );
     let err = stderr_of(
-        &["session", "add", "--root", root, SESSION, "--file", "/nonexistent/m.txt"],
+        &[
+            "session",
+            "add",
+            "--root",
+            root,
+            SESSION,
+            "--file",
+            "/nonexistent/m.txt",
+        ],
         2,
     );
     assert!(err.contains("cannot read /nonexistent/m.txt"), "{err}");
     let big = dir.path().join("big.txt");
     std::fs::write(&big, vec![b'a'; (1 << 20) + 1]).unwrap();
     let err = stderr_of(
-        &["session", "add", "--root", root, SESSION, "--file", big.to_str().unwrap()],
+        &[
+            "session",
+            "add",
+            "--root",
+            root,
+            SESSION,
+            "--file",
+            big.to_str().unwrap(),
+        ],
         2,
     );
     assert!(err.contains("at most 1048576 bytes"), "{err}");
-    let err = stderr_of(&["session", "commit", "--root", "/nonexistent-root", SESSION], 2);
+    let err = stderr_of(
+        &["session", "commit", "--root", "/nonexistent-root", SESSION],
+        2,
+    );
     assert!(err.contains("is not a directory"), "{err}");
     // Nothing was written for any of them.
     assert_eq!(show(root)["messages"], serde_json::json!([]));
@@ -180,14 +261,24 @@ fn corrupt_entries_and_symlinks_stop_a_commit_and_change_nothing() {
     let good = std::fs::read(&archive0).unwrap();
     for (what, bytes) in [
         ("malformed", b"{not json".to_vec()),
-        ("another version", br#"{"v":9,"messages":[],"owner":"x","written_at_ms":0}"#.to_vec()),
+        (
+            "another version",
+            br#"{"v":9,"messages":[],"owner":"x","written_at_ms":0}"#.to_vec(),
+        ),
     ] {
         std::fs::remove_file(&archive0).unwrap();
         std::fs::write(&archive0, &bytes).unwrap();
         let before = show_raw(root);
         let err = stderr_of(&["session", "commit", "--root", root, SESSION], 74);
-        assert!(err.contains("cannot read sessions/chat/archives/"), "{what}: {err}");
-        assert_eq!(show_raw(root), before, "{what}: the commit changed something");
+        assert!(
+            err.contains("cannot read sessions/chat/archives/"),
+            "{what}: {err}"
+        );
+        assert_eq!(
+            show_raw(root),
+            before,
+            "{what}: the commit changed something"
+        );
     }
     // A symlink where an archive would be: refused, not followed.
     std::fs::remove_file(&archive0).unwrap();
@@ -195,8 +286,15 @@ fn corrupt_entries_and_symlinks_stop_a_commit_and_change_nothing() {
     std::fs::write(&outside, &good).unwrap();
     std::os::unix::fs::symlink(&outside, &archive0).unwrap();
     let err = stderr_of(&["session", "commit", "--root", root, SESSION], 74);
-    assert!(err.contains("symlink") || err.contains("not an entry lockstep wrote"), "{err}");
-    assert_eq!(std::fs::read(&outside).unwrap(), good, "the symlink's target was touched");
+    assert!(
+        err.contains("symlink") || err.contains("not an entry lockstep wrote"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(&outside).unwrap(),
+        good,
+        "the symlink's target was touched"
+    );
 }
 
 /// `session show` of the raw store: the whole data directory's listing and contents.
@@ -207,10 +305,17 @@ fn show_raw(root: &str) -> Vec<(String, Vec<u8>)> {
     while let Some(dir) = stack.pop() {
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();
-            let name = path.strip_prefix(&base).unwrap().to_string_lossy().into_owned();
+            let name = path
+                .strip_prefix(&base)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
             // The session lock writes a ticket and journal entries on every attempt; the redo
             // log's own keys must not change.
-            if ["locks", "owners", "tickets"].iter().any(|p| name.starts_with(p)) {
+            if ["locks", "owners", "tickets"]
+                .iter()
+                .any(|p| name.starts_with(p))
+            {
                 continue;
             }
             if path.is_dir() && !path.is_symlink() {
@@ -282,8 +387,16 @@ fn recover_replays_a_dead_committers_phase2_and_leaves_a_live_one_alone() {
         std::thread::sleep(Duration::from_millis(100));
         // Alive (in this namespace or another): its phase 2 is its own to finish.
         let live = recover_json(root);
-        assert_eq!(live["replayed"], serde_json::json!([]), "namespace {in_namespace}: {live}");
-        assert_eq!(live["left_to_their_committer"], serde_json::json!(["chat/0"]), "{live}");
+        assert_eq!(
+            live["replayed"],
+            serde_json::json!([]),
+            "namespace {in_namespace}: {live}"
+        );
+        assert_eq!(
+            live["left_to_their_committer"],
+            serde_json::json!(["chat/0"]),
+            "{live}"
+        );
         assert_eq!(show(root)["archives"][0]["owner_liveness"], "alive");
         kill_group(&mut committer);
         // Dead: the kernel dropped its registration's lock, and recovery replays.
@@ -291,7 +404,10 @@ fn recover_replays_a_dead_committers_phase2_and_leaves_a_live_one_alone() {
         assert_eq!(view["archives"][0]["owner_liveness"], "dead", "{view}");
         assert_eq!(view["pending"], serde_json::json!([0]), "{view}");
         let dead = recover_json(root);
-        assert_eq!(dead["replayed"][0]["archive"], 0, "namespace {in_namespace}: {dead}");
+        assert_eq!(
+            dead["replayed"][0]["archive"], 0,
+            "namespace {in_namespace}: {dead}"
+        );
         let after = show(root);
         assert_eq!(after["pending"], serde_json::json!([]), "{after}");
         assert!(!after["memories"].as_array().unwrap().is_empty(), "{after}");
@@ -318,7 +434,10 @@ fn gc_keeps_what_recovery_needs() {
     kill_group(&mut committer);
     ok(&["gc", "--root", root], 0);
     let view = show(root);
-    assert_eq!(view["archives"][0]["owner_liveness"], "dead", "gc removed the proof: {view}");
+    assert_eq!(
+        view["archives"][0]["owner_liveness"], "dead",
+        "gc removed the proof: {view}"
+    );
     assert_eq!(recover_json(root)["replayed"][0]["archive"], 0);
 }
 
@@ -342,7 +461,11 @@ fn a_dead_workers_claim_is_freed_and_its_item_applied_once() {
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     while show(root)["queue"][0]["state"] != "claimed" {
-        assert!(Instant::now() < deadline, "the worker never claimed: {}", show(root));
+        assert!(
+            Instant::now() < deadline,
+            "the worker never claimed: {}",
+            show(root)
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     // Another worker leaves a live worker's claim alone.
@@ -352,7 +475,11 @@ fn a_dead_workers_claim_is_freed_and_its_item_applied_once() {
     kill_group(&mut worker);
     assert_eq!(show(root)["queue"][0]["state"], "stale");
     let freed = recover_json(root);
-    assert_eq!(freed["claims_freed"], serde_json::json!(["chat/0"]), "{freed}");
+    assert_eq!(
+        freed["claims_freed"],
+        serde_json::json!(["chat/0"]),
+        "{freed}"
+    );
     assert_eq!(show(root)["queue"][0]["state"], "pending");
     let worked = json(&["queue", "work", "--root", root, "--once", "--json"]);
     assert_eq!(worked["processed"], serde_json::json!(["chat/0"]));
@@ -389,7 +516,14 @@ fn help_explains_the_commands() {
 #[test]
 fn bench_redo_reports_every_case_beside_its_floor() {
     let dir = tempfile::tempdir().unwrap();
-    let doc = json(&["bench", "redo", "--quick", "--json", "--dir", dir.path().to_str().unwrap()]);
+    let doc = json(&[
+        "bench",
+        "redo",
+        "--quick",
+        "--json",
+        "--dir",
+        dir.path().to_str().unwrap(),
+    ]);
     let cases: Vec<&serde_json::Value> = doc["measurements"].as_array().unwrap().iter().collect();
     let names: Vec<&str> = cases.iter().map(|c| c["name"].as_str().unwrap()).collect();
     for expected in [
@@ -406,8 +540,14 @@ fn bench_redo_reports_every_case_beside_its_floor() {
     for case in &cases {
         assert!(case["ratio_to_floor"].as_f64().unwrap() > 0.0, "{case}");
     }
-    let recovery = cases.iter().find(|c| c["name"].as_str().unwrap().starts_with("recovery")).unwrap();
-    assert_eq!(recovery["baseline"], "1000 floor creates, one after another (FsStore)");
+    let recovery = cases
+        .iter()
+        .find(|c| c["name"].as_str().unwrap().starts_with("recovery"))
+        .unwrap();
+    assert_eq!(
+        recovery["baseline"],
+        "1000 floor creates, one after another (FsStore)"
+    );
     // The scratch directory is gone.
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }

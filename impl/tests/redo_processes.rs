@@ -115,7 +115,12 @@ impl Root {
         let mut root = Root::new(None);
         root.stores = endpoints
             .iter()
-            .map(|e| vec!["--store".into(), format!("etcd:{e}?prefix={prefix}&lease-ttl=2")])
+            .map(|e| {
+                vec![
+                    "--store".into(),
+                    format!("etcd:{e}?prefix={prefix}&lease-ttl=2"),
+                ]
+            })
             .collect();
         root.before_recovery = std::time::Duration::from_millis(2_500);
         root
@@ -284,14 +289,21 @@ fn check(root: &Root, at_rest: bool) -> Result<String, String> {
     }
     for id in &root.added {
         if !stored.contains(id.as_str()) && !in_archives.contains_key(id.as_str()) {
-            return Err(format!("message {id} was added, and is neither stored nor archived: lost"));
+            return Err(format!(
+                "message {id} was added, and is neither stored nor archived: lost"
+            ));
         }
     }
     if let Some((id, ks)) = in_archives.iter().find(|(_, ks)| ks.len() > 1) {
-        return Err(format!("message {id} is in archives {ks:?}: archived twice"));
+        return Err(format!(
+            "message {id} is in archives {ks:?}: archived twice"
+        ));
     }
     if !view.memories_missing.is_empty() {
-        return Err(format!("manifests name missing memories {:?}", view.memories_missing));
+        return Err(format!(
+            "manifests name missing memories {:?}",
+            view.memories_missing
+        ));
     }
     if let Some((k, n)) = view.effects.iter().find(|(_, n)| **n > 1) {
         return Err(format!("archive {k} has {n} effects: applied twice"));
@@ -311,7 +323,11 @@ fn check(root: &Root, at_rest: bool) -> Result<String, String> {
                 return Err(format!("archive {} has no memories at rest", a.index));
             }
         }
-        if let Some(id) = root.added.iter().find(|id| !in_archives.contains_key(id.as_str())) {
+        if let Some(id) = root
+            .added
+            .iter()
+            .find(|id| !in_archives.contains_key(id.as_str()))
+        {
             return Err(format!("message {id} is in no archive after a last commit"));
         }
     }
@@ -388,7 +404,9 @@ fn the_checker_catches_a_commit_without_exclusion() {
 #[cfg(feature = "etcd")]
 #[test]
 fn on_etcd_killed_committers_workers_and_adders_lose_nothing_and_apply_nothing_twice() {
-    let Some(cluster) = etcd_server::shared_or_skip() else { return };
+    let Some(cluster) = etcd_server::shared_or_skip() else {
+        return;
+    };
     let mut root = Root::on_etcd(&cluster.endpoints());
     let (tally, verdict) = soak(&mut root, rounds(8), seed());
     eprintln!("etcd: {tally:?}");
@@ -407,7 +425,9 @@ fn on_etcd_killed_committers_workers_and_adders_lose_nothing_and_apply_nothing_t
 #[cfg(feature = "etcd")]
 #[test]
 fn three_etcd_members_with_one_killed_and_the_leader_killed() {
-    let Some(mut cluster) = etcd_server::start_or_skip(3) else { return };
+    let Some(mut cluster) = etcd_server::start_or_skip(3) else {
+        return;
+    };
     let mut root = Root::on_etcd(&cluster.endpoints());
     root.members_may_fail = true;
     let mut events = Vec::new();

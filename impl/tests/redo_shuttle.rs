@@ -79,13 +79,27 @@ async fn check(store: &MemStore, added: &[String]) {
     }
     let all = format!("{view:#?}");
     for id in added {
-        assert!(archived.contains_key(id.as_str()), "no message lost: {id} is in no archive at rest\n{all}");
+        assert!(
+            archived.contains_key(id.as_str()),
+            "no message lost: {id} is in no archive at rest\n{all}"
+        );
     }
     for (id, ks) in &archived {
-        assert!(ks.len() == 1, "no duplicate archive: {id} is in archives {ks:?}\n{all}");
+        assert!(
+            ks.len() == 1,
+            "no duplicate archive: {id} is in archives {ks:?}\n{all}"
+        );
     }
-    assert!(view.memories_missing.is_empty(), "memories whole: {:?}", view.memories_missing);
-    assert!(view.pending.is_empty(), "every redo record finished: {:?} pending\n{all}", view.pending);
+    assert!(
+        view.memories_missing.is_empty(),
+        "memories whole: {:?}",
+        view.memories_missing
+    );
+    assert!(
+        view.pending.is_empty(),
+        "every redo record finished: {:?} pending\n{all}",
+        view.pending
+    );
     for a in &view.archives {
         assert!(
             view.memories.iter().any(|m| m.archive == a.index),
@@ -93,8 +107,16 @@ async fn check(store: &MemStore, added: &[String]) {
             a.index
         );
         let effects = view.effects.get(&a.index).copied().unwrap_or(0);
-        assert!(effects <= 1, "effect applied once: archive {} has {effects}\n{all}", a.index);
-        assert!(effects == 1, "delivered at least once: archive {} has no effect\n{all}", a.index);
+        assert!(
+            effects <= 1,
+            "effect applied once: archive {} has {effects}\n{all}",
+            a.index
+        );
+        assert!(
+            effects == 1,
+            "delivered at least once: archive {} has no effect\n{all}",
+            a.index
+        );
     }
 }
 
@@ -176,7 +198,11 @@ fn scenario() {
                     shuttle::future::yield_now().await;
                 }
                 let path = LockPath::new(&format!("/sessions/{SESSION}")).unwrap();
-                if lock::force_release(&store, &path, None).await.unwrap().is_some() {
+                if lock::force_release(&store, &path, None)
+                    .await
+                    .unwrap()
+                    .is_some()
+                {
                     count(&FORCED);
                 }
             }));
@@ -259,7 +285,10 @@ fn assert_mutant_caught(mutant: Mutant, property: &str, iterations: usize) {
         let found = failure(move || shuttle::check_random_with_seed(scenario, seed, iterations));
         activate(None);
         let message = found.unwrap_or_else(|| {
-            panic!("{}: no schedule of {iterations} found the planted bug", mutant.name())
+            panic!(
+                "{}: no schedule of {iterations} found the planted bug",
+                mutant.name()
+            )
         });
         assert!(
             message.contains(property),
@@ -268,7 +297,9 @@ fn assert_mutant_caught(mutant: Mutant, property: &str, iterations: usize) {
         );
     }
     let _one = exclusive(None);
-    if let Some(message) = failure(move || shuttle::check_random_with_seed(scenario, seed, iterations)) {
+    if let Some(message) =
+        failure(move || shuttle::check_random_with_seed(scenario, seed, iterations))
+    {
         panic!("{}: the control run failed: {message}", mutant.name());
     }
 }

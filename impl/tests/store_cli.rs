@@ -56,7 +56,10 @@ fn probe_passes_on_mem_and_a_local_root_and_says_what_it_checked() {
     assert!(verdicts(&doc).iter().all(|(_, v)| v == "pass"), "{doc}");
     let text = lockstep(&["probe", "--store", "mem"]);
     let text = String::from_utf8_lossy(&text.stdout);
-    assert!(text.contains("exactly one winner under contention"), "{text}");
+    assert!(
+        text.contains("exactly one winner under contention"),
+        "{text}"
+    );
     assert!(text.contains("meets the contract"), "{text}");
 }
 
@@ -74,7 +77,11 @@ fn bad_store_specs_are_usage_errors() {
         assert!(stderr.contains(expected), "{spec}: {stderr}");
     }
     let output = lockstep(&["locks", "--root", "/x", "--store", "mem"]);
-    assert_eq!(output.status.code(), Some(2), "--root and --store exclude each other");
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "--root and --store exclude each other"
+    );
     let output = lockstep(&["session", "add", "--store", "mem", "s", "--message", "m"]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
@@ -103,7 +110,10 @@ fn a_dead_etcd_is_a_storage_error_naming_it() {
         let output = lockstep(&args);
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(74), "{args:?}: {stderr}");
-        assert!(stderr.contains(&format!("127.0.0.1:{port}")), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(&format!("127.0.0.1:{port}")),
+            "{args:?}: {stderr}"
+        );
     }
 }
 
@@ -111,7 +121,9 @@ fn a_dead_etcd_is_a_storage_error_naming_it() {
 #[cfg(feature = "etcd")]
 #[test]
 fn the_commands_run_on_etcd() {
-    let Some(cluster) = etcd_server::shared_or_skip() else { return };
+    let Some(cluster) = etcd_server::shared_or_skip() else {
+        return;
+    };
     let spec = format!(
         "etcd:{}?prefix={}",
         cluster.endpoints().join(","),
@@ -129,7 +141,16 @@ fn the_commands_run_on_etcd() {
     };
     let probe = ok(&["probe", "--store", &spec, "--json"]);
     assert!(verdicts(&probe).iter().all(|(_, v)| v == "pass"), "{probe}");
-    ok(&["session", "add", "--store", &spec, "chat", "--message", "tea", "--json"]);
+    ok(&[
+        "session",
+        "add",
+        "--store",
+        &spec,
+        "chat",
+        "--message",
+        "tea",
+        "--json",
+    ]);
     let committed = ok(&["session", "commit", "--store", &spec, "chat", "--json"]);
     assert_eq!(committed["archive"], 0);
     ok(&["queue", "work", "--store", &spec, "--once", "--json"]);
@@ -137,13 +158,25 @@ fn the_commands_run_on_etcd() {
     assert_eq!(shown["effects"]["0"], 1, "{shown}");
     let output = lockstep(&["branch", "create", "--store", &spec, "main"]);
     assert!(output.status.success());
-    let output = lockstep(&["branch", "create", "--store", &spec, "live", "--from", "main"]);
+    let output = lockstep(&[
+        "branch", "create", "--store", &spec, "live", "--from", "main",
+    ]);
     assert!(output.status.success());
-    let output = lockstep(&["branch", "commit", "--store", &spec, "live", "--message", "hi"]);
+    let output = lockstep(&[
+        "branch",
+        "commit",
+        "--store",
+        &spec,
+        "live",
+        "--message",
+        "hi",
+    ]);
     assert!(output.status.success());
     let merged = ok(&["merge", "--store", &spec, "live", "--json"]);
     assert_eq!(merged["outcome"], "merged");
-    let output = lockstep(&["lock", "--store", &spec, "--mode", "point", "/a", "--", "true"]);
+    let output = lockstep(&[
+        "lock", "--store", &spec, "--mode", "point", "/a", "--", "true",
+    ]);
     assert_eq!(output.status.code(), Some(0));
     let locks = ok(&["locks", "--store", &spec, "--json"]);
     assert_eq!(locks["locks"], serde_json::json!([]));
@@ -157,5 +190,8 @@ fn the_commands_run_on_etcd() {
         .map(|m| m["name"].as_str().unwrap())
         .collect();
     assert!(names.iter().any(|n| n.contains("v3lock")), "{names:?}");
-    assert!(names.iter().any(|n| n.contains("point acquire+release")), "{names:?}");
+    assert!(
+        names.iter().any(|n| n.contains("point acquire+release")),
+        "{names:?}"
+    );
 }

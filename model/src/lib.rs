@@ -5,11 +5,13 @@
 //! Each protocol lives in its own folder with the same files: `mod.rs` (the model: state,
 //! actions, properties), `seed.rs`, `fixed.rs`, `variant.rs`, `catalogue.rs` (its bugs and
 //! mutants) and `trace.rs` (its steps as people read them). The modules at the top know no
-//! protocol: `check` (the checker runner), `trace` (behaviours as numbered steps), `catalogue`
-//! (running catalogue entries), `variant` (declaring variants).
+//! protocol: `check` (the checker runner), `trace` (behaviours as numbered steps), `diagram`
+//! (traces drawn as sequence diagrams), `catalogue` (running catalogue entries), `variant`
+//! (declaring variants).
 
 pub mod catalogue;
 pub mod check;
+pub mod diagram;
 pub mod lock;
 pub mod merge;
 pub mod packed;

@@ -20,7 +20,11 @@ impl SplitMix {
 
 /// The model's next state for `action`, only if the model enables `action` in `state` (a
 /// vector takes no step the model would not).
-pub fn take<M: stateright::Model>(model: &M, state: &M::State, action: M::Action) -> Option<M::State>
+pub fn take<M: stateright::Model>(
+    model: &M,
+    state: &M::State,
+    action: M::Action,
+) -> Option<M::State>
 where
     M::Action: PartialEq,
 {

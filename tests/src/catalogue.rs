@@ -35,6 +35,8 @@ pub fn assert_entry(id: &str, expect: Expect) {
                 trace.conclusion.is_some(),
                 "{id}: the trace must end with what it breaks:\n{trace}"
             );
+            // Every counterexample is drawn (`lockstep bugs --svg`), and the drawing must show it.
+            crate::diagram::assert_drawings(id, entry.title, entry.property, trace);
         }
         Expect::Unreached { unique_states } => {
             assert!(

@@ -311,18 +311,25 @@ impl EtcdCluster {
                 let leader = self.leader().expect("a leader");
                 let victim = (leader + 1) % self.members();
                 self.kill(victim);
-                Some(format!("before round 2: killed member {victim} (a follower)"))
+                Some(format!(
+                    "before round 2: killed member {victim} (a follower)"
+                ))
             }
             5 => {
                 let leader = self.leader().expect("a leader");
                 self.kill(leader);
-                Some(format!("before round 5: killed member {leader}, the leader"))
+                Some(format!(
+                    "before round 5: killed member {leader}, the leader"
+                ))
             }
             4 | 7 => {
-                let restarted: Vec<usize> =
-                    (0..self.members()).filter(|i| self.restart(*i).is_ok()).collect();
+                let restarted: Vec<usize> = (0..self.members())
+                    .filter(|i| self.restart(*i).is_ok())
+                    .collect();
                 self.wait_ready().expect("the cluster heals");
-                Some(format!("before round {round}: restarted members {restarted:?}"))
+                Some(format!(
+                    "before round {round}: restarted members {restarted:?}"
+                ))
             }
             _ => None,
         }

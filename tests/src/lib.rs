@@ -6,6 +6,7 @@ pub mod broken;
 pub mod catalogue;
 pub mod conformance;
 pub mod coverage;
+pub mod diagram;
 #[cfg(feature = "etcd")]
 pub mod etcd_server;
 pub mod gate;

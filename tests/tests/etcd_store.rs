@@ -39,15 +39,30 @@ fn owner_liveness_follows_the_lease() {
     let Some(cluster) = cluster() else { return };
     rt().block_on(async {
         let store = cluster.store(None).await.unwrap();
-        assert_eq!(store.owner_liveness("never").await.unwrap(), Liveness::Unknown);
+        assert_eq!(
+            store.owner_liveness("never").await.unwrap(),
+            Liveness::Unknown
+        );
         let crashing = store.register_owner("crashing").await.unwrap().unwrap();
         let clean = store.register_owner("clean").await.unwrap().unwrap();
-        assert_eq!(store.owner_liveness("crashing").await.unwrap(), Liveness::Alive);
-        assert_eq!(store.owner_liveness("clean").await.unwrap(), Liveness::Alive);
+        assert_eq!(
+            store.owner_liveness("crashing").await.unwrap(),
+            Liveness::Alive
+        );
+        assert_eq!(
+            store.owner_liveness("clean").await.unwrap(),
+            Liveness::Alive
+        );
         crashing.end_as_crash();
         drop(clean);
-        assert_eq!(store.owner_liveness("crashing").await.unwrap(), Liveness::Dead);
-        assert_eq!(store.owner_liveness("clean").await.unwrap(), Liveness::Unknown);
+        assert_eq!(
+            store.owner_liveness("crashing").await.unwrap(),
+            Liveness::Dead
+        );
+        assert_eq!(
+            store.owner_liveness("clean").await.unwrap(),
+            Liveness::Unknown
+        );
     });
 }
 
@@ -67,7 +82,9 @@ fn an_owner_that_stops_renewing_is_dead_after_its_ttl() {
     // no crash hook: it simply stops renewing, as a killed process does).
     let dying = rt();
     let (store, registration) = dying.block_on(async {
-        let store = EtcdStore::connect(&endpoints, options.clone()).await.unwrap();
+        let store = EtcdStore::connect(&endpoints, options.clone())
+            .await
+            .unwrap();
         let registration = store.register_owner("stops").await.unwrap().unwrap();
         (store, registration)
     });
@@ -76,7 +93,10 @@ fn an_owner_that_stops_renewing_is_dead_after_its_ttl() {
     drop(dying);
     rt().block_on(async {
         let store = EtcdStore::connect(&endpoints, options).await.unwrap();
-        assert_eq!(store.owner_liveness("stops").await.unwrap(), Liveness::Alive);
+        assert_eq!(
+            store.owner_liveness("stops").await.unwrap(),
+            Liveness::Alive
+        );
         let started = std::time::Instant::now();
         while store.owner_liveness("stops").await.unwrap() != Liveness::Dead {
             assert!(
@@ -152,10 +172,19 @@ fn a_lease_revoked_behind_a_running_process_is_reported_and_no_lock_is_taken() {
         )
         .await
         .unwrap();
-        let point = || lockstep::lock::Operation::new(lockstep::lock::LockMode::Point, &["/a"]).unwrap();
-        manager.lock(point()).await.unwrap().release().await.unwrap();
+        let point =
+            || lockstep::lock::Operation::new(lockstep::lock::LockMode::Point, &["/a"]).unwrap();
+        manager
+            .lock(point())
+            .await
+            .unwrap()
+            .release()
+            .await
+            .unwrap();
         // The cluster revokes every lease under our prefix, as a stalled leader did.
-        let mut client = etcd_client::Client::connect(cluster.endpoints(), None).await.unwrap();
+        let mut client = etcd_client::Client::connect(cluster.endpoints(), None)
+            .await
+            .unwrap();
         let alive = client
             .get(
                 format!("{prefix}owners/alive/"),
@@ -166,15 +195,30 @@ fn a_lease_revoked_behind_a_running_process_is_reported_and_no_lock_is_taken() {
         assert_eq!(alive.kvs().len(), 1, "one registered owner");
         let lease: i64 = alive.kvs()[0].value_str().unwrap().parse().unwrap();
         client.lease_revoke(lease).await.unwrap();
-        let owner = alive.kvs()[0].key_str().unwrap().rsplit('/').next().unwrap().to_owned();
+        let owner = alive.kvs()[0]
+            .key_str()
+            .unwrap()
+            .rsplit('/')
+            .next()
+            .unwrap()
+            .to_owned();
         assert_eq!(store.owner_liveness(&owner).await.unwrap(), Liveness::Dead);
         let started = std::time::Instant::now();
         while !manager.registration_lost() {
-            assert!(started.elapsed() < Duration::from_secs(10), "the loss was never noticed");
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "the loss was never noticed"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let refused = manager.lock(point()).await.expect_err("no lock for a dead owner");
-        assert!(matches!(refused, lockstep::lock::LockError::RegistrationLost), "{refused}");
+        let refused = manager
+            .lock(point())
+            .await
+            .expect_err("no lock for a dead owner");
+        assert!(
+            matches!(refused, lockstep::lock::LockError::RegistrationLost),
+            "{refused}"
+        );
         manager.shutdown().await;
     });
 }
@@ -187,9 +231,10 @@ fn a_session_larger_than_an_etcd_entry_is_committed_in_parts() {
     let Some(cluster) = cluster() else { return };
     rt().block_on(async {
         let store = cluster.store(None).await.unwrap();
-        let sessions = lockstep::redo::Sessions::open(store.clone(), lockstep::redo::RedoOptions::default())
-            .await
-            .unwrap();
+        let sessions =
+            lockstep::redo::Sessions::open(store.clone(), lockstep::redo::RedoOptions::default())
+                .await
+                .unwrap();
         let big = "x".repeat(900 << 10);
         let ids = [
             sessions.add("s", &big).await.unwrap(),
@@ -199,7 +244,11 @@ fn a_session_larger_than_an_etcd_entry_is_committed_in_parts() {
         let mut archived = Vec::new();
         for _ in 0..3 {
             let committed = sessions.commit("s").await.unwrap();
-            assert_eq!(committed.messages.len(), 1, "one 900 KiB message per archive");
+            assert_eq!(
+                committed.messages.len(),
+                1,
+                "one 900 KiB message per archive"
+            );
             archived.extend(committed.messages);
         }
         assert_eq!(archived, ids, "every message archived once, oldest first");
@@ -223,8 +272,12 @@ fn a_paged_listing_is_one_snapshot() {
             list_page: 2,
             ..EtcdOptions::default()
         };
-        let store = EtcdStore::connect(&cluster.endpoints(), options).await.unwrap();
-        let keys: Vec<Key> = (0..25).map(|i| Key::new(format!("p/{i:03}")).unwrap()).collect();
+        let store = EtcdStore::connect(&cluster.endpoints(), options)
+            .await
+            .unwrap();
+        let keys: Vec<Key> = (0..25)
+            .map(|i| Key::new(format!("p/{i:03}")).unwrap())
+            .collect();
         for key in &keys {
             let _ = store.create(key, b"x").await.unwrap();
         }
@@ -233,15 +286,24 @@ fn a_paged_listing_is_one_snapshot() {
             let store = store.clone();
             tokio::spawn(async move {
                 for i in 0..50 {
-                    let _ = store.create(&Key::new(format!("p/{i:03}a")).unwrap(), b"y").await;
+                    let _ = store
+                        .create(&Key::new(format!("p/{i:03}a")).unwrap(), b"y")
+                        .await;
                     tokio::task::yield_now().await;
                 }
             })
         };
         let listed = store.list("p/").await.unwrap();
         churn.await.unwrap();
-        let originals: Vec<&Key> = listed.iter().filter(|k| !k.as_str().ends_with('a')).collect();
-        assert_eq!(originals, keys.iter().collect::<Vec<_>>(), "each original once, in order");
+        let originals: Vec<&Key> = listed
+            .iter()
+            .filter(|k| !k.as_str().ends_with('a'))
+            .collect();
+        assert_eq!(
+            originals,
+            keys.iter().collect::<Vec<_>>(),
+            "each original once, in order"
+        );
         let mut sorted = listed.clone();
         sorted.sort();
         sorted.dedup();
@@ -254,7 +316,14 @@ fn a_paged_listing_is_one_snapshot() {
             .filter_map(|k| k.as_str().strip_suffix('a'))
             .map(|k| k.trim_start_matches("p/").parse().unwrap())
             .collect();
-        assert_eq!(seen, (0..seen.len()).collect::<Vec<_>>(), "a snapshot sees a prefix of the churn");
-        assert!(store.list("p/").await.unwrap().len() >= 75, "the churn landed");
+        assert_eq!(
+            seen,
+            (0..seen.len()).collect::<Vec<_>>(),
+            "a snapshot sees a prefix of the churn"
+        );
+        assert!(
+            store.list("p/").await.unwrap().len() >= 75,
+            "the churn landed"
+        );
     });
 }

@@ -799,7 +799,9 @@ fn implementation_refines_the_model_on_etcd() {
     let Some(cluster) = lockstep_tests::etcd_server::shared_or_skip() else {
         return;
     };
-    refine("etcd", config(4), || (Arc::new(cluster.store_blocking()), None));
+    refine("etcd", config(4), || {
+        (Arc::new(cluster.store_blocking()), None)
+    });
 }
 
 /// The line of a harness failure that says what diverged (the model's behaviour follows it).

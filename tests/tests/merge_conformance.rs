@@ -814,7 +814,9 @@ fn implementation_refines_the_model_on_etcd() {
     let Some(cluster) = lockstep_tests::etcd_server::shared_or_skip() else {
         return;
     };
-    refine("etcd", 64, false, || (Arc::new(cluster.store_blocking()), None));
+    refine("etcd", 64, false, || {
+        (Arc::new(cluster.store_blocking()), None)
+    });
 }
 
 #[test]

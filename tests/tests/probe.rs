@@ -39,10 +39,15 @@ fn probe_passes_on_memory_and_fs() {
     let report = rt.block_on(probe::probe(&*opener)).unwrap();
     assert!(report.passed, "{report:#?}");
     assert_eq!(report.clauses.len(), 8);
-    assert!(report.clauses.iter().all(|c| c.verdict == Verdict::Pass), "{report:#?}");
+    assert!(
+        report.clauses.iter().all(|c| c.verdict == Verdict::Pass),
+        "{report:#?}"
+    );
     // What it wrote is gone.
     let store = lockstep::store::FsStore::open(dir.path().join(".lockstep")).unwrap();
-    let left = rt.block_on(lockstep::store::Store::list(&store, "probe/")).unwrap();
+    let left = rt
+        .block_on(lockstep::store::Store::list(&store, "probe/"))
+        .unwrap();
     assert!(left.is_empty(), "the probe left {left:?}");
 }
 
@@ -54,14 +59,19 @@ fn probe_fails_check_then_write_on_its_clause() {
         )))))
         .unwrap();
     assert!(!report.passed);
-    assert_eq!(verdict(&report, "exactly one winner under contention"), Verdict::Fail);
+    assert_eq!(
+        verdict(&report, "exactly one winner under contention"),
+        Verdict::Fail
+    );
     assert_eq!(verdict(&report, "basic semantics"), Verdict::Pass);
 }
 
 #[test]
 fn probe_fails_torn_writes_on_its_clause() {
     let report = rt()
-        .block_on(probe::probe(&SameStore(Arc::new(Broken::new(Flaw::TornWrites)))))
+        .block_on(probe::probe(&SameStore(Arc::new(Broken::new(
+            Flaw::TornWrites,
+        )))))
         .unwrap();
     assert!(!report.passed);
     assert_eq!(verdict(&report, "whole-or-nothing reads"), Verdict::Fail);
@@ -80,5 +90,8 @@ fn probe_passes_on_etcd() {
     });
     let report = rt().block_on(probe::probe(&*opener)).unwrap();
     assert!(report.passed, "{report:#?}");
-    assert!(report.clauses.iter().all(|c| c.verdict == Verdict::Pass), "{report:#?}");
+    assert!(
+        report.clauses.iter().all(|c| c.verdict == Verdict::Pass),
+        "{report:#?}"
+    );
 }

@@ -142,7 +142,12 @@ static COVERAGE: Coverage<14> = Coverage::new(
         "skipped",
     ],
     // Events FsStore's (and etcd's) fewer cases may miss; MemStore's run asserts them too.
-    &["claims over a dead worker's", "dead holder's lock taken over", "busy"],
+    &[
+        "claims over a dead worker's",
+        "dead holder's lock taken over",
+        "busy",
+        "zombie writes (no session lock)",
+    ],
 );
 
 /// A storage effect: the model's (extractions `X` = its extraction numbers) or the
@@ -187,10 +192,12 @@ fn model_effect(
         RedoAction::Worker | RedoAction::Ambiguous(ModelActor::Worker) => {
             return match last.worker {
                 WStep::Idle => model.next_item(last).map(|i| Claim(i as u8)),
-                WStep::Apply(i) => (next.effects[i as usize] > last.effects[i as usize])
-                    .then_some(Applied(i)),
-                WStep::Ack(i) => (next.processing[i as usize] < last.processing[i as usize])
-                    .then_some(Ack(i)),
+                WStep::Apply(i) => {
+                    (next.effects[i as usize] > last.effects[i as usize]).then_some(Applied(i))
+                }
+                WStep::Ack(i) => {
+                    (next.processing[i as usize] < last.processing[i as usize]).then_some(Ack(i))
+                }
             }
         }
         _ => {}
@@ -486,14 +493,17 @@ impl World {
     /// Waits until committer `c`'s commit finishes or pauses; a commit that crashed (or gave
     /// up) ends its actor as a crash, and a fresh actor takes its place.
     fn wait(&mut self, c: usize) -> Result<Happened, TestCaseError> {
-        let slot = self.committers[c].slot.expect("a commit has a model committer");
+        let slot = self.committers[c]
+            .slot
+            .expect("a commit has a model committer");
         let actor = ModelActor::Committer(slot);
         for _ in 0..60_000 {
             let me = &mut self.committers[c];
             let task = me.task.as_ref().expect("a commit in flight");
             if task.is_finished() {
                 let result = self.rt.block_on(me.task.take().unwrap()).unwrap();
-                self.log.push(format!("  c{c} (model c{slot}) → {}", outcome(&result)));
+                self.log
+                    .push(format!("  c{c} (model c{slot}) → {}", outcome(&result)));
                 let landed = me.store.drain_all();
                 let end = match result {
                     _ if me.store.crashed() => End::Crashed,
@@ -526,7 +536,9 @@ impl World {
             }
             std::thread::sleep(Duration::from_millis(1));
         }
-        Err(TestCaseError::fail(format!("c{c}'s commit neither ends nor pauses")))
+        Err(TestCaseError::fail(format!(
+            "c{c}'s commit neither ends nor pauses"
+        )))
     }
 
     fn kill(&self, sessions: Arc<Sessions>) {
@@ -535,7 +547,11 @@ impl World {
     }
 
     /// Runs recovery or a worker pass as a fresh actor with `script`, to its end.
-    fn run_once(&mut self, script: Option<Script>, recover: bool) -> Result<Happened, TestCaseError> {
+    fn run_once(
+        &mut self,
+        script: Option<Script>,
+        recover: bool,
+    ) -> Result<Happened, TestCaseError> {
         let manifests_before = manifests(&self.view());
         let actor = self.new_actor();
         if let Some(script) = self.within_budget(script) {
@@ -544,7 +560,11 @@ impl World {
         let sessions = Arc::clone(&actor.sessions);
         let result = if recover {
             self.rt.block_on(sessions.recover()).map(|r| {
-                format!("replayed {}, claims freed {}", r.replayed.len(), r.claims_freed.len())
+                format!(
+                    "replayed {}, claims freed {}",
+                    r.replayed.len(),
+                    r.claims_freed.len()
+                )
             })
         } else {
             self.rt
@@ -635,7 +655,8 @@ impl World {
         // existed read it and wrote no memory (recovery's and workers' runs: `run_once`).
         if let Some(h) = &happened {
             if matches!(h.actor, ModelActor::Committer(_)) {
-                let creates: Vec<Landed> = h.landed.iter().filter(|l| !l.deleted).cloned().collect();
+                let creates: Vec<Landed> =
+                    h.landed.iter().filter(|l| !l.deleted).cloned().collect();
                 check_no_memory_after_manifest(&creates, &manifests_before)?;
             }
         }
@@ -735,7 +756,11 @@ impl World {
             "every redo record finished: archives {:?} are pending at rest",
             view.pending
         );
-        prop_assert!(view.queue.is_empty(), "the queue is not empty at rest: {:?}", view.queue);
+        prop_assert!(
+            view.queue.is_empty(),
+            "the queue is not empty at rest: {:?}",
+            view.queue
+        );
         for a in &view.archives {
             prop_assert_eq!(
                 view.effects.get(&a.index).copied().unwrap_or(0),
@@ -832,7 +857,11 @@ impl World {
     /// An implementation's create or delete in the model's terms; `None` for what the model
     /// has no state for (tickets, other path locks, `free` claim entries, claim and lock
     /// garbage collection).
-    fn describe(&mut self, op: &Landed, slot: Option<u8>) -> Result<Option<Effect<String>>, String> {
+    fn describe(
+        &mut self,
+        op: &Landed,
+        slot: Option<u8>,
+    ) -> Result<Option<Effect<String>>, String> {
         use Effect::*;
         let key = op.key.as_str();
         let bad = |e: RedoError| format!("{key}: {e}");
@@ -848,7 +877,11 @@ impl World {
             return Ok(Some(if op.deleted { Ack(k) } else { Row(k) }));
         }
         if op.deleted {
-            let ours = [format!("queue/semantic/claims/{s}/"), "locks/".into(), "tickets/".into()];
+            let ours = [
+                format!("queue/semantic/claims/{s}/"),
+                "locks/".into(),
+                "tickets/".into(),
+            ];
             if ours.iter().any(|p| key.starts_with(p.as_str())) {
                 return Ok(None); // garbage collection of claims and lock journals
             }
@@ -861,7 +894,11 @@ impl World {
                 mask |= 1 << self.message(&m.id)?;
             }
             let owner = self.owner(&archive.owner, slot)?;
-            return Ok(Some(Archive { k, messages: mask, owner }));
+            return Ok(Some(Archive {
+                k,
+                messages: mask,
+                owner,
+            }));
         }
         if let Some(k) = index_after(key, &format!("sessions/{s}/done/")) {
             return Ok(Some(Done(k)));
@@ -871,8 +908,12 @@ impl World {
             let k = parts.first().and_then(|k| k.parse::<u8>().ok());
             return match (k, parts.as_slice()) {
                 (Some(k), [_, "manifest"]) => {
-                    let manifest: ManifestEntry = redo_entry::decode(key, &op.bytes).map_err(bad)?;
-                    Ok(Some(Manifest { k, x: manifest.extraction }))
+                    let manifest: ManifestEntry =
+                        redo_entry::decode(key, &op.bytes).map_err(bad)?;
+                    Ok(Some(Manifest {
+                        k,
+                        x: manifest.extraction,
+                    }))
                 }
                 (Some(k), [_, x, n]) => Ok(Some(Memory {
                     k,
@@ -928,7 +969,10 @@ impl World {
         match self.extractions.get(&(k, x.to_owned())) {
             Some(bound) => *bound == e,
             None => {
-                let taken = self.extractions.iter().any(|((kk, _), b)| *kk == k && *b == e);
+                let taken = self
+                    .extractions
+                    .iter()
+                    .any(|((kk, _), b)| *kk == k && *b == e);
                 if !taken {
                     self.extractions.insert((k, x.to_owned()), e);
                 }
@@ -952,7 +996,12 @@ impl World {
 
     /// Takes `actor`'s steps up to the one whose write is `found`: read steps before it, and it
     /// (`Ambiguous` if its answer was lost).
-    fn replay_one(&mut self, actor: ModelActor, found: &Effect<String>, lost: bool) -> Result<(), String> {
+    fn replay_one(
+        &mut self,
+        actor: ModelActor,
+        found: &Effect<String>,
+        lost: bool,
+    ) -> Result<(), String> {
         let plain = plain_action(actor);
         for _ in 0..64 {
             let Some(next) = self.step_of(plain) else {
@@ -995,7 +1044,10 @@ impl World {
             }
             return self.take(plain);
         }
-        Err(format!("the model's {actor:?} reads forever\n{}", self.behaviour()))
+        Err(format!(
+            "the model's {actor:?} reads forever\n{}",
+            self.behaviour()
+        ))
     }
 
     /// Whether `actor`'s next model step may write (the session lock's acquire included).
@@ -1020,7 +1072,10 @@ impl World {
             }
             self.take(plain)?;
         }
-        Err(format!("the model's {actor:?} reads forever\n{}", self.behaviour()))
+        Err(format!(
+            "the model's {actor:?} reads forever\n{}",
+            self.behaviour()
+        ))
     }
 
     /// An operation returned: its model actor goes to its end writing nothing more.
@@ -1052,7 +1107,10 @@ impl World {
             }
             self.take(plain)?;
         }
-        Err(format!("the model's {actor:?} never ends\n{}", self.behaviour()))
+        Err(format!(
+            "the model's {actor:?} never ends\n{}",
+            self.behaviour()
+        ))
     }
 
     fn model_replay(&mut self, happened: Happened) -> Result<(), String> {
@@ -1092,9 +1150,8 @@ impl World {
                     COVERAGE.count("crashes fired");
                 }
                 let crash = match actor {
-                    ModelActor::Committer(c) => {
-                        (state.committers[c as usize].step != CStep::Done).then_some(RedoAction::CrashCommitter(c))
-                    }
+                    ModelActor::Committer(c) => (state.committers[c as usize].step != CStep::Done)
+                        .then_some(RedoAction::CrashCommitter(c)),
                     ModelActor::Recovery => {
                         (state.recovery != RStep::Idle).then_some(RedoAction::CrashRecovery)
                     }
@@ -1214,7 +1271,12 @@ impl World {
         let mut counts: BTreeMap<u8, u8> = BTreeMap::new();
         for key in list(effects.clone())? {
             let rest = key.as_str().strip_prefix(&effects).unwrap();
-            let k: u8 = rest.split('-').next().unwrap().parse().map_err(|_| format!("{key}"))?;
+            let k: u8 = rest
+                .split('-')
+                .next()
+                .unwrap()
+                .parse()
+                .map_err(|_| format!("{key}"))?;
             *counts.entry(k).or_default() += 1;
         }
         found.effects = counts.into_iter().collect();
@@ -1224,11 +1286,11 @@ impl World {
             .block_on(journal::newest(store, &path))
             .map_err(|e| e.to_string())?;
         if let Some(newest) = newest {
-            if let LockEntry::Acquire { owner, .. } | LockEntry::Renew { owner, .. } = newest.entry {
-                let holder = *self
-                    .owners
-                    .get(&owner)
-                    .ok_or(format!("the session lock is held by {owner}, whom the model never saw"))?;
+            if let LockEntry::Acquire { owner, .. } | LockEntry::Renew { owner, .. } = newest.entry
+            {
+                let holder = *self.owners.get(&owner).ok_or(format!(
+                    "the session lock is held by {owner}, whom the model never saw"
+                ))?;
                 if !RedoModel::crashed(&self.cursor.state, holder) {
                     found.lock = Some(holder);
                 }
@@ -1387,7 +1449,9 @@ fn the_implementation_refines_the_model_on_etcd() {
         return;
     };
     let _one = exclusive(None);
-    if let Err(e) = run_on((cases(256) / 4).max(8), || (Arc::new(cluster.store_blocking()), None)) {
+    if let Err(e) = run_on((cases(256) / 4).max(8), || {
+        (Arc::new(cluster.store_blocking()), None)
+    }) {
         panic!("{e}");
     }
     COVERAGE.assert_exercised("etcd", false);
@@ -1444,11 +1508,17 @@ fn catches_effect_not_keyed() {
 /// model's worker applies the effect before it acks.
 #[test]
 fn catches_ack_before_apply() {
-    caught(Mutant::RedoAckBeforeApply, &["the implementation wrote Ack("]);
+    caught(
+        Mutant::RedoAckBeforeApply,
+        &["the implementation wrote Ack("],
+    );
 }
 
 /// Trace validation stops it at its first `done`: the model's phase 2 enqueues first.
 #[test]
 fn catches_done_before_enqueue() {
-    caught(Mutant::RedoDoneBeforeEnqueue, &["the implementation wrote Done("]);
+    caught(
+        Mutant::RedoDoneBeforeEnqueue,
+        &["the implementation wrote Done("],
+    );
 }

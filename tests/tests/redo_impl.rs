@@ -51,10 +51,16 @@ async fn at_rest<S: Store + Clone>(store: &S, added: &[String]) -> Result<(), St
         fresh.work_once().await.map_err(|e| e.to_string())?;
     }
     fresh.shutdown().await;
-    let view = redo::inspect(&store.clone()).await.map_err(|e| e.to_string())?;
+    let view = redo::inspect(&store.clone())
+        .await
+        .map_err(|e| e.to_string())?;
     let view = view.session(SESSION).ok_or("no session")?;
     for id in added {
-        let n = view.archives.iter().filter(|a| a.messages.contains(id)).count();
+        let n = view
+            .archives
+            .iter()
+            .filter(|a| a.messages.contains(id))
+            .count();
         if n != 1 {
             return Err(format!("message {id} is in {n} archives"));
         }
@@ -63,8 +69,13 @@ async fn at_rest<S: Store + Clone>(store: &S, added: &[String]) -> Result<(), St
         return Err(format!("not at rest: {view:?}"));
     }
     for a in &view.archives {
-        if view.effects.get(&a.index) != Some(&1) || !view.memories.iter().any(|m| m.archive == a.index) {
-            return Err(format!("archive {} lacks its memories or its one effect: {view:?}", a.index));
+        if view.effects.get(&a.index) != Some(&1)
+            || !view.memories.iter().any(|m| m.archive == a.index)
+        {
+            return Err(format!(
+                "archive {} lacks its memories or its one effect: {view:?}",
+                a.index
+            ));
         }
     }
     Ok(())
@@ -100,7 +111,9 @@ async fn fault_at(n: u64, fault: Fault) -> Result<bool, String> {
     // The committer's process ends: a phase 2 it gave up on is recovery's.
     committer.shutdown().await;
     adder.shutdown().await;
-    at_rest(&store, &added).await.map_err(|e| format!("{fault:?} at op {n}: {e}"))?;
+    at_rest(&store, &added)
+        .await
+        .map_err(|e| format!("{fault:?} at op {n}: {e}"))?;
     Ok(fired)
 }
 
@@ -111,7 +124,10 @@ fn a_full_disk_or_a_dead_store_at_any_operation_of_a_commit_loses_nothing() {
     for fault in [Fault::Full, Fault::Unavailable] {
         let mut fired = 0;
         for n in 0..40 {
-            if rt.block_on(fault_at(n, fault)).unwrap_or_else(|e| panic!("{e}")) {
+            if rt
+                .block_on(fault_at(n, fault))
+                .unwrap_or_else(|e| panic!("{e}"))
+            {
                 fired += 1;
             }
         }
@@ -144,19 +160,27 @@ fn a_lost_answer_at_any_create_of_a_commit_is_recognised() {
                 // ambiguous outcomes are specs/lock.md's), and nothing was archived.
                 Err(RedoError::Lock(error)) => {
                     let view = redo::inspect(&store).await.unwrap();
-                    assert!(view.session(SESSION).unwrap().archives.is_empty(), "{error}");
+                    assert!(
+                        view.session(SESSION).unwrap().archives.is_empty(),
+                        "{error}"
+                    );
                     lock_errors += 1;
                 }
                 Err(error) => panic!("lost answer at create {k}: {error}"),
             }
             committer.shutdown().await;
             adder.shutdown().await;
-            at_rest(&store, &added).await.unwrap_or_else(|e| panic!("lost answer at create {k}: {e}"));
+            at_rest(&store, &added)
+                .await
+                .unwrap_or_else(|e| panic!("lost answer at create {k}: {e}"));
             let view = redo::inspect(&store).await.unwrap();
             assert_eq!(view.session(SESSION).unwrap().archives.len(), 1);
         });
     }
-    assert!(lock_errors < 8, "no lost answer reached the redo log's own creates");
+    assert!(
+        lock_errors < 8,
+        "no lost answer reached the redo log's own creates"
+    );
 }
 
 struct Failing;
@@ -188,8 +212,14 @@ fn a_failed_extraction_is_replayed_by_recovery() {
             .await
             .unwrap();
             let id = failing.add(SESSION, "remember me").await.unwrap();
-            let error = failing.commit(SESSION).await.expect_err("the extraction fails");
-            assert!(matches!(error, RedoError::Extraction { index: 0, .. }), "{error}");
+            let error = failing
+                .commit(SESSION)
+                .await
+                .expect_err("the extraction fails");
+            assert!(
+                matches!(error, RedoError::Extraction { index: 0, .. }),
+                "{error}"
+            );
             assert!(error.to_string().contains("pending"), "{error}");
             let view = redo::inspect(&store).await.unwrap();
             assert_eq!(view.session(SESSION).unwrap().pending, vec![0]);
@@ -285,7 +315,10 @@ fn two_recoveries_at_once_replay_each_archive_once() {
         let view = redo::inspect(&store).await.unwrap();
         let view = view.session(SESSION).unwrap();
         assert_eq!(replayed, 20, "every archive replayed once ({busy} busy)");
-        assert_eq!(view.memories_unnamed, 0, "a second replay wrote memories: {view:?}");
+        assert_eq!(
+            view.memories_unnamed, 0,
+            "a second replay wrote memories: {view:?}"
+        );
         at_rest(&store, &added).await.unwrap();
     });
 }

@@ -13,8 +13,12 @@ use lockstep::lock::owner::{process_part, ProcessId};
 use lockstep::mutants::{activate, Mutant};
 use lockstep::redo::entry::Message;
 use lockstep::redo::{self, ExtractError, MemoryExtractor, RedoOptions, Sessions};
-use lockstep::store::{Created, Key, Liveness, MemStore, OwnerRegistration, Store, StoreError, Version};
-use lockstep_model::redo::vectors::{self, ArchiveState, Expected, VectorFile, VectorOp, COMMITTERS};
+use lockstep::store::{
+    Created, Key, Liveness, MemStore, OwnerRegistration, Store, StoreError, Version,
+};
+use lockstep_model::redo::vectors::{
+    self, ArchiveState, Expected, VectorFile, VectorOp, COMMITTERS,
+};
 
 const SESSION: &str = "s";
 
@@ -50,7 +54,10 @@ struct TwoMemories;
 impl MemoryExtractor for TwoMemories {
     async fn extract(&self, messages: &[Message]) -> Result<Vec<String>, ExtractError> {
         let ids: Vec<&str> = messages.iter().map(|m| m.id.as_str()).collect();
-        Ok(vec![format!("about {ids:?}"), format!("also {}", ids.len())])
+        Ok(vec![
+            format!("about {ids:?}"),
+            format!("also {}", ids.len()),
+        ])
     }
 }
 
@@ -83,7 +90,9 @@ impl CrashAfter {
 
 /// The path locks' keys (recovery's own lock): not counted.
 fn is_lock_key(key: &Key) -> bool {
-    ["locks/", "tickets/", "owners/"].iter().any(|p| key.as_str().starts_with(p))
+    ["locks/", "tickets/", "owners/"]
+        .iter()
+        .any(|p| key.as_str().starts_with(p))
 }
 
 #[async_trait::async_trait]
@@ -229,16 +238,28 @@ impl Replay {
                 self.committers[committer].crashed |= crashed;
                 outcome.into()
             }
-            VectorOp::Recover { crash_after_creates } | VectorOp::Work { crash_after_creates } => {
-                self.run_actor(identity(), crash_after_creates, op).await.0.into()
+            VectorOp::Recover {
+                crash_after_creates,
             }
+            | VectorOp::Work {
+                crash_after_creates,
+            } => self
+                .run_actor(identity(), crash_after_creates, op)
+                .await
+                .0
+                .into(),
         }
     }
 
     /// The store's state, in the vector's terms.
     async fn observe(&self, outcome: String) -> Expected {
         let view = redo::inspect(&self.store).await.unwrap();
-        let number = |id: &str| self.messages.iter().position(|m| m == id).expect("an added message") as u8;
+        let number = |id: &str| {
+            self.messages
+                .iter()
+                .position(|m| m == id)
+                .expect("an added message") as u8
+        };
         let Some(view) = view.session(SESSION) else {
             return Expected {
                 outcome,

@@ -7,7 +7,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{failed, floor_create, measurements, point_cycle, sample, summarise, BenchError, Measurement};
+use super::{
+    failed, floor_create, measurements, point_cycle, sample, summarise, BenchError, Measurement,
+};
 use crate::merge::{Lake, MergeOptions};
 use crate::redo::{RedoOptions, Sessions};
 use crate::store::{EtcdOptions, EtcdStore, Store};
@@ -51,7 +53,11 @@ pub async fn etcd_lock_cycle(
 }
 
 /// A store under a fresh prefix of its own.
-async fn store(endpoints: &[String], prefix: &str, case: &str) -> Result<Arc<dyn Store>, BenchError> {
+async fn store(
+    endpoints: &[String],
+    prefix: &str,
+    case: &str,
+) -> Result<Arc<dyn Store>, BenchError> {
     let options = EtcdOptions {
         prefix: format!("{prefix}{case}/"),
         ..EtcdOptions::default()
@@ -64,15 +70,28 @@ async fn store(endpoints: &[String], prefix: &str, case: &str) -> Result<Arc<dyn
 }
 
 /// One merge of `size` new child commits (committed before each merge, untimed).
-async fn merge_of(store: Arc<dyn Store>, size: usize, iterations: usize) -> Result<Vec<Duration>, BenchError> {
+async fn merge_of(
+    store: Arc<dyn Store>,
+    size: usize,
+    iterations: usize,
+) -> Result<Vec<Duration>, BenchError> {
     let lake = Lake::open(store).await.map_err(|e| failed("lake")(&e))?;
-    lake.create_branch("main", None).await.map_err(|e| failed("branch")(&e))?;
-    lake.create_branch("live", Some("main")).await.map_err(|e| failed("branch")(&e))?;
-    let live = lake.branch("live").await.map_err(|e| failed("branch")(&e))?;
+    lake.create_branch("main", None)
+        .await
+        .map_err(|e| failed("branch")(&e))?;
+    lake.create_branch("live", Some("main"))
+        .await
+        .map_err(|e| failed("branch")(&e))?;
+    let live = lake
+        .branch("live")
+        .await
+        .map_err(|e| failed("branch")(&e))?;
     let mut samples = Vec::with_capacity(iterations);
     for _ in 0..iterations {
         for _ in 0..size {
-            live.commit(b"{\"x\":1}").await.map_err(|e| failed("commit")(&e))?;
+            live.commit(b"{\"x\":1}")
+                .await
+                .map_err(|e| failed("commit")(&e))?;
         }
         let started = Instant::now();
         lake.merge("live", MergeOptions::default())
@@ -84,15 +103,24 @@ async fn merge_of(store: Arc<dyn Store>, size: usize, iterations: usize) -> Resu
 }
 
 /// A whole commit (phase 1 and 2) of one message, added untimed before each.
-async fn redo_commit(store: Arc<dyn Store>, iterations: usize) -> Result<Vec<Duration>, BenchError> {
+async fn redo_commit(
+    store: Arc<dyn Store>,
+    iterations: usize,
+) -> Result<Vec<Duration>, BenchError> {
     let sessions = Sessions::open(store, RedoOptions::default())
         .await
         .map_err(|e| failed("open")(&e))?;
     let mut samples = Vec::with_capacity(iterations);
     for i in 0..iterations + iterations / 10 {
-        sessions.add("bench", "a message").await.map_err(|e| failed("add")(&e))?;
+        sessions
+            .add("bench", "a message")
+            .await
+            .map_err(|e| failed("add")(&e))?;
         let started = Instant::now();
-        sessions.commit("bench").await.map_err(|e| failed("commit")(&e))?;
+        sessions
+            .commit("bench")
+            .await
+            .map_err(|e| failed("commit")(&e))?;
         if i >= iterations / 10 {
             samples.push(started.elapsed());
         }
@@ -102,7 +130,11 @@ async fn redo_commit(store: Arc<dyn Store>, iterations: usize) -> Result<Vec<Dur
 }
 
 /// Every etcd case; `prefix` is the namespace the run may use (deleted afterwards).
-pub async fn run_all(endpoints: &[String], prefix: &str, quick: bool) -> Result<Vec<Measurement>, BenchError> {
+pub async fn run_all(
+    endpoints: &[String],
+    prefix: &str,
+    quick: bool,
+) -> Result<Vec<Measurement>, BenchError> {
     let n = if quick { 30 } else { 200 };
     let mut raw = Vec::new();
     raw.push(summarise(
@@ -119,7 +151,12 @@ pub async fn run_all(endpoints: &[String], prefix: &str, quick: bool) -> Result<
     ));
     raw.push(summarise(
         "merge of 100 child commits (EtcdStore)",
-        merge_of(store(endpoints, prefix, "merge").await?, 100, if quick { 5 } else { 20 }).await?,
+        merge_of(
+            store(endpoints, prefix, "merge").await?,
+            100,
+            if quick { 5 } else { 20 },
+        )
+        .await?,
     ));
     raw.push(summarise(
         "redo commit, 1 message (EtcdStore)",
@@ -135,7 +172,10 @@ pub async fn run_all(endpoints: &[String], prefix: &str, quick: bool) -> Result<
 pub async fn clean(endpoints: &[String], prefix: &str) {
     if let Ok(mut client) = etcd_client::Client::connect(endpoints, None).await {
         let _ = client
-            .delete(prefix, Some(etcd_client::DeleteOptions::new().with_prefix()))
+            .delete(
+                prefix,
+                Some(etcd_client::DeleteOptions::new().with_prefix()),
+            )
             .await;
     }
 }

@@ -28,14 +28,17 @@ pub async fn commit(
     phase1_only: bool,
 ) -> Result<Vec<Duration>, BenchError> {
     let durable = sessions(FsStore::open(dir).map_err(|e| failed("open")(&e))?).await?;
-    let setup = sessions(
-        FsStore::open_with(dir, Durability::Volatile).map_err(|e| failed("open")(&e))?,
-    )
-    .await?;
+    let setup =
+        sessions(FsStore::open_with(dir, Durability::Volatile).map_err(|e| failed("open")(&e))?)
+            .await?;
     let mut samples = Vec::with_capacity(iterations);
     for i in 0..iterations + iterations / 10 {
         // A fresh session per phase-1 sample: phase 1 alone leaves its archive pending.
-        let session = if phase1_only { format!("p{i}") } else { "bench".to_owned() };
+        let session = if phase1_only {
+            format!("p{i}")
+        } else {
+            "bench".to_owned()
+        };
         for m in 0..messages {
             setup
                 .add(&session, &format!("message {m}"))
@@ -49,7 +52,10 @@ pub async fn commit(
                 .await
                 .map_err(|e| failed("phase 1")(&e))?;
         } else {
-            durable.commit(&session).await.map_err(|e| failed("commit")(&e))?;
+            durable
+                .commit(&session)
+                .await
+                .map_err(|e| failed("commit")(&e))?;
         }
         if i >= iterations / 10 {
             samples.push(started.elapsed());
@@ -112,14 +118,19 @@ pub async fn recovery(dir: &std::path::Path, records: usize) -> Result<Duration,
 
 /// A worker pass over `items` queued items (committed untimed): the time per item.
 pub async fn worker(dir: &std::path::Path, items: usize) -> Result<Duration, BenchError> {
-    let setup = sessions(
-        FsStore::open_with(dir, Durability::Volatile).map_err(|e| failed("open")(&e))?,
-    )
-    .await?;
+    let setup =
+        sessions(FsStore::open_with(dir, Durability::Volatile).map_err(|e| failed("open")(&e))?)
+            .await?;
     for i in 0..items {
         let session = format!("w{}", i % 10);
-        setup.add(&session, "x").await.map_err(|e| failed("add")(&e))?;
-        setup.commit(&session).await.map_err(|e| failed("commit")(&e))?;
+        setup
+            .add(&session, "x")
+            .await
+            .map_err(|e| failed("add")(&e))?;
+        setup
+            .commit(&session)
+            .await
+            .map_err(|e| failed("commit")(&e))?;
     }
     setup.shutdown().await;
     let durable = sessions(FsStore::open(dir).map_err(|e| failed("open")(&e))?).await?;
@@ -127,7 +138,10 @@ pub async fn worker(dir: &std::path::Path, items: usize) -> Result<Duration, Ben
     let worked = durable.work_once().await.map_err(|e| failed("work")(&e))?;
     let elapsed = started.elapsed();
     if worked.processed.len() != items {
-        return Err(format!("the worker processed {} of {items} items", worked.processed.len()));
+        return Err(format!(
+            "the worker processed {} of {items} items",
+            worked.processed.len()
+        ));
     }
     durable.shutdown().await;
     Ok(elapsed / items as u32)
@@ -165,8 +179,14 @@ pub async fn run_all(dir: &std::path::Path, quick: bool) -> Result<Vec<Measureme
             "worker, per item (FsStore)",
             vec![worker(&dir.join("work"), n * 2).await?],
         ),
-        summarise(&format!("{records} floor creates, one after another (FsStore)"), vec![floor_total]),
-        summarise(&format!("recovery of {records} pending records (FsStore)"), vec![recovery_total]),
+        summarise(
+            &format!("{records} floor creates, one after another (FsStore)"),
+            vec![floor_total],
+        ),
+        summarise(
+            &format!("recovery of {records} pending records (FsStore)"),
+            vec![recovery_total],
+        ),
     ];
     let floor = raw[0].2;
     let baseline_of = |i: usize| match i {

@@ -95,8 +95,8 @@ pub(crate) async fn phase1(
     session: &SessionName,
 ) -> Result<Option<(u64, Vec<Message>)>, RedoError> {
     let guard = if sessions.options.session_lock {
-        let operation = Operation::new(LockMode::Point, &[&session.lock_path()])
-            .map_err(RedoError::Lock)?;
+        let operation =
+            Operation::new(LockMode::Point, &[&session.lock_path()]).map_err(RedoError::Lock)?;
         match sessions.locks()?.lock(operation).await {
             Ok(guard) => Some(guard),
             Err(LockError::Busy { holder, waited, .. }) => {
@@ -187,7 +187,10 @@ async fn archive(
             written_at_ms: entry::wall_ms(),
         };
         let key = session.archive(k);
-        match sessions.create_retrying(&key, &entry::encode(&archive)).await {
+        match sessions
+            .create_retrying(&key, &entry::encode(&archive))
+            .await
+        {
             Ok(Created::Created(_)) => break (k, messages),
             Ok(Created::AlreadyExists) => {
                 // Ours, if a create we saw fail landed (the owner is fresh per commit);

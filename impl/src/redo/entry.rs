@@ -74,8 +74,16 @@ pub struct RowEntry {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum ClaimEntry {
-    Claim { v: u32, worker: String, written_at_ms: u64 },
-    Free { v: u32, of: String, written_at_ms: u64 },
+    Claim {
+        v: u32,
+        worker: String,
+        written_at_ms: u64,
+    },
+    Free {
+        v: u32,
+        of: String,
+        written_at_ms: u64,
+    },
 }
 
 /// The semantic effect of one archive's item (`effects/semantic/<s>/<k>`), created once.

@@ -5,7 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use super::entry::{read, ArchiveEntry, ClaimEntry, ManifestEntry, MemoryEntry, MessageEntry, RowEntry};
+use super::entry::{
+    read, ArchiveEntry, ClaimEntry, ManifestEntry, MemoryEntry, MessageEntry, RowEntry,
+};
 use super::keys::{self, SessionName, INDEX_DIGITS};
 use super::{session_names, RedoError};
 use crate::lock::owner::process_part;
@@ -94,7 +96,10 @@ pub async fn inspect(store: &dyn Store) -> Result<StoreView, RedoError> {
 }
 
 /// Reads one session.
-pub async fn inspect_session(store: &dyn Store, session: &SessionName) -> Result<SessionView, RedoError> {
+pub async fn inspect_session(
+    store: &dyn Store,
+    session: &SessionName,
+) -> Result<SessionView, RedoError> {
     let mut unrecognised = Vec::new();
     let archives_prefix = session.archives_prefix();
     let done_prefix = session.done_prefix();
@@ -141,7 +146,10 @@ pub async fn inspect_session(store: &dyn Store, session: &SessionName) -> Result
     let mut written: BTreeMap<(u64, String), BTreeSet<usize>> = BTreeMap::new();
     for key in store.list(&memories_prefix).await? {
         let rest: Vec<&str> = key.as_str()[memories_prefix.len()..].split('/').collect();
-        let index = rest.first().filter(|k| k.len() == INDEX_DIGITS).and_then(|k| k.parse().ok());
+        let index = rest
+            .first()
+            .filter(|k| k.len() == INDEX_DIGITS)
+            .and_then(|k| k.parse().ok());
         match (index, rest.as_slice()) {
             (Some(k), [_, "manifest"]) => {
                 if let Some(manifest) = read::<ManifestEntry>(store, &key).await? {
@@ -177,7 +185,11 @@ pub async fn inspect_session(store: &dyn Store, session: &SessionName) -> Result
         .filter(|((k, x), _)| manifests.get(k).is_none_or(|m| &m.extraction != x))
         .map(|(_, ns)| ns.len())
         .sum();
-    let pending = archives.iter().filter(|a| !a.done).map(|a| a.index).collect();
+    let pending = archives
+        .iter()
+        .filter(|a| !a.done)
+        .map(|a| a.index)
+        .collect();
     // The queue rows of this session, with their claims.
     let rows_prefix = format!("{}{session}/", keys::ROWS);
     let mut queue = Vec::new();

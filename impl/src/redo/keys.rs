@@ -29,13 +29,17 @@ impl SessionName {
             return Err(invalid("'.' and '..' are not session names"));
         }
         if name.starts_with('-') {
-            return Err(invalid("a name may not start with '-' (it would read as an option)"));
+            return Err(invalid(
+                "a name may not start with '-' (it would read as an option)",
+            ));
         }
         if !name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
         {
-            return Err(invalid("only letters, digits, '.', '_' and '-' are allowed"));
+            return Err(invalid(
+                "only letters, digits, '.', '_' and '-' are allowed",
+            ));
         }
         Ok(SessionName(name.to_owned()))
     }
@@ -100,7 +104,10 @@ impl SessionName {
     }
 
     pub fn claim(&self, k: u64, nonce: &str, n: u64) -> Key {
-        key(format!("{}{n:0INDEX_DIGITS$}", self.claims_prefix(k, nonce)))
+        key(format!(
+            "{}{n:0INDEX_DIGITS$}",
+            self.claims_prefix(k, nonce)
+        ))
     }
 
     /// The semantic effect of archive `k`'s item at its target, keyed by the item.

@@ -172,7 +172,13 @@ impl std::fmt::Debug for Sessions {
 impl Sessions {
     /// Opens the sessions of `store` with the built-in [`EchoExtractor`].
     pub async fn open(store: impl Store, options: RedoOptions) -> Result<Sessions, RedoError> {
-        Sessions::open_with(store, options, Arc::new(EchoExtractor), ProcessId::current()).await
+        Sessions::open_with(
+            store,
+            options,
+            Arc::new(EchoExtractor),
+            ProcessId::current(),
+        )
+        .await
     }
 
     /// Opens with an extractor of your own, as `process` (test harnesses give each simulated
@@ -341,7 +347,8 @@ impl Sessions {
 
     /// Records that this handle gave up something only its death frees (see `gave_up`).
     pub(crate) fn give_up(&self) {
-        self.gave_up.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.gave_up
+            .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// A fresh owner id of this process (a worker's claims).
@@ -393,7 +400,10 @@ impl Sessions {
     }
 
     /// Reads and decodes `key`.
-    async fn read<T: serde::de::DeserializeOwned>(&self, key: &Key) -> Result<Option<T>, RedoError> {
+    async fn read<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &Key,
+    ) -> Result<Option<T>, RedoError> {
         entry::read(&*self.store, key).await
     }
 }

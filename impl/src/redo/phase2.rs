@@ -78,11 +78,19 @@ pub(crate) async fn run(
         .map(|n| session.memory(index, &manifest.extraction, n).to_string())
         .collect();
     if active(Mutant::RedoDoneBeforeEnqueue) {
-        finish(sessions, session, index, by).await.map_err(stopped)?;
-        enqueue(sessions, &session.row(index)).await.map_err(stopped)?;
+        finish(sessions, session, index, by)
+            .await
+            .map_err(stopped)?;
+        enqueue(sessions, &session.row(index))
+            .await
+            .map_err(stopped)?;
     } else {
-        enqueue(sessions, &session.row(index)).await.map_err(stopped)?;
-        finish(sessions, session, index, by).await.map_err(stopped)?;
+        enqueue(sessions, &session.row(index))
+            .await
+            .map_err(stopped)?;
+        finish(sessions, session, index, by)
+            .await
+            .map_err(stopped)?;
     }
     Ok(memories)
 }
@@ -110,6 +118,8 @@ async fn finish(
         by: by.to_owned(),
         written_at_ms: entry::wall_ms(),
     });
-    let _ = sessions.create_retrying(&session.done(index), &bytes).await?;
+    let _ = sessions
+        .create_retrying(&session.done(index), &bytes)
+        .await?;
     Ok(())
 }

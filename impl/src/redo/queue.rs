@@ -92,7 +92,10 @@ pub(crate) async fn work(sessions: &Sessions, items: usize) -> Result<Worked, Re
             written_at_ms: entry::wall_ms(),
         };
         let claim_key = session.claim(k, &row.nonce, next);
-        let created = match sessions.create_retrying(&claim_key, &entry::encode(&claim)).await {
+        let created = match sessions
+            .create_retrying(&claim_key, &entry::encode(&claim))
+            .await
+        {
             Ok(created) => created,
             Err(error) => {
                 // The claim may have landed (a lost answer): the same as giving up an item.
@@ -155,12 +158,15 @@ async fn apply(
         written_at_ms: entry::wall_ms(),
     };
     let key = if active(Mutant::RedoEffectNotKeyed) {
-        Key::new(format!("{}-{}", session.effect(k), entry::fresh_id())).map_err(StoreError::from)?
+        Key::new(format!("{}-{}", session.effect(k), entry::fresh_id()))
+            .map_err(StoreError::from)?
     } else {
         session.effect(k)
     };
     // `AlreadyExists`: an earlier delivery applied it.
-    let _ = sessions.create_retrying(&key, &entry::encode(&effect)).await?;
+    let _ = sessions
+        .create_retrying(&key, &entry::encode(&effect))
+        .await?;
     Ok(())
 }
 

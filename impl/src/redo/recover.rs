@@ -40,8 +40,7 @@ pub struct RedoRecovery {
 }
 
 pub(crate) async fn recover(sessions: &Sessions) -> Result<RedoRecovery, RedoError> {
-    let operation =
-        Operation::new(LockMode::Point, &[RECOVERY_LOCK]).map_err(RedoError::Lock)?;
+    let operation = Operation::new(LockMode::Point, &[RECOVERY_LOCK]).map_err(RedoError::Lock)?;
     let guard = match sessions.locks()?.lock(operation).await {
         Ok(guard) => guard,
         Err(LockError::Busy { holder, .. }) => return Err(RedoError::RecoveryBusy { holder }),
@@ -108,12 +107,13 @@ async fn recover_locked(sessions: &Sessions) -> Result<RedoRecovery, RedoError> 
             if done.contains(&k) {
                 continue;
             }
-            let abandoned =
-                crate::sync::lock(&sessions.abandoned).contains(&(session.clone(), k));
+            let abandoned = crate::sync::lock(&sessions.abandoned).contains(&(session.clone(), k));
             let dead = abandoned
                 || store.owner_liveness(process_part(&archive.owner)).await? == Liveness::Dead;
             if !dead {
-                recovery.left_to_their_committer.push(format!("{session}/{k}"));
+                recovery
+                    .left_to_their_committer
+                    .push(format!("{session}/{k}"));
                 continue;
             }
             todo.push((session.clone(), k, archive));

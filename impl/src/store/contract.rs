@@ -204,4 +204,3 @@ pub async fn readers_never_see_torn_entries(
     }
     Ok(())
 }
-

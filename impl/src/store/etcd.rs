@@ -31,12 +31,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use etcd_client::{
-    Client, Compare, CompareOp, ConnectOptions, GetOptions, PutOptions, Txn, TxnOp,
-};
+use etcd_client::{Client, Compare, CompareOp, ConnectOptions, GetOptions, PutOptions, Txn, TxnOp};
 
 use super::{Created, Key, Liveness, OwnerRegistration, Store, StoreError, Version};
-
 
 /// The largest entry: etcd's default request limit (`--max-request-bytes`, 1.5 MiB) less room for
 /// the key and the transaction's framing. A cluster configured lower refuses larger entries with
@@ -92,7 +89,10 @@ fn unavailable(what: &str, error: etcd_client::Error) -> StoreError {
 
 impl EtcdStore {
     /// Connects to the cluster at `endpoints` (`http://host:port`, any member).
-    pub async fn connect(endpoints: &[String], options: EtcdOptions) -> Result<EtcdStore, StoreError> {
+    pub async fn connect(
+        endpoints: &[String],
+        options: EtcdOptions,
+    ) -> Result<EtcdStore, StoreError> {
         if endpoints.is_empty() {
             return Err(StoreError::Unsupported("etcd: no endpoint given".into()));
         }
@@ -124,11 +124,12 @@ impl EtcdStore {
         };
         // One read now, so that a dead cluster is reported at open, not at the first operation.
         let mut kv = store.client.kv_client();
-        kv.get(store.data_key(""), Some(GetOptions::new().with_count_only()))
-            .await
-            .map_err(|e| {
-                StoreError::Unavailable(format!("etcd at {}: {e}", endpoints.join(",")))
-            })?;
+        kv.get(
+            store.data_key(""),
+            Some(GetOptions::new().with_count_only()),
+        )
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("etcd at {}: {e}", endpoints.join(","))))?;
         Ok(store)
     }
 
@@ -269,7 +270,11 @@ impl Store for EtcdStore {
     }
 
     fn describe(&self) -> String {
-        format!("etcd:{}?prefix={}", self.endpoints.join(","), self.options.prefix)
+        format!(
+            "etcd:{}?prefix={}",
+            self.endpoints.join(","),
+            self.options.prefix
+        )
     }
 
     fn entry_bytes_max(&self) -> Option<usize> {
@@ -457,10 +462,8 @@ impl EtcdRegistration {
                 let mut client = Client::connect(&endpoints, Some(connect)).await.ok()?;
                 if forget {
                     // A clean end: both keys go at once (never a moment of "dead"), then the lease.
-                    let both = Txn::new().and_then([
-                        TxnOp::delete(registered, None),
-                        TxnOp::delete(alive, None),
-                    ]);
+                    let both = Txn::new()
+                        .and_then([TxnOp::delete(registered, None), TxnOp::delete(alive, None)]);
                     client.txn(both).await.ok()?;
                 }
                 client.lease_revoke(lease).await.ok()?;
@@ -470,7 +473,10 @@ impl EtcdRegistration {
         .join();
         if !matches!(ended, Ok(Some(()))) {
             // The cluster is unreachable: the lease expires by itself after its TTL.
-            tracing::warn!(lease, "could not revoke an owner's etcd lease; it expires after its TTL");
+            tracing::warn!(
+                lease,
+                "could not revoke an owner's etcd lease; it expires after its TTL"
+            );
         }
     }
 }

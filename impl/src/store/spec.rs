@@ -19,7 +19,9 @@ pub const FS_STATE_DIR: &str = ".lockstep";
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StoreSpec {
     /// A data root; the store is `ROOT/.lockstep`.
-    Fs { root: PathBuf },
+    Fs {
+        root: PathBuf,
+    },
     Mem,
     Etcd {
         endpoints: Vec<String>,
@@ -172,12 +174,17 @@ mod tests {
         assert_eq!(StoreSpec::parse("mem"), Ok(StoreSpec::Mem));
         assert_eq!(
             StoreSpec::parse("fs:/data"),
-            Ok(StoreSpec::Fs { root: "/data".into() })
+            Ok(StoreSpec::Fs {
+                root: "/data".into()
+            })
         );
         assert_eq!(
             StoreSpec::parse("etcd:http://127.0.0.1:2379,http://127.0.0.1:22379?prefix=x/"),
             Ok(StoreSpec::Etcd {
-                endpoints: vec!["http://127.0.0.1:2379".into(), "http://127.0.0.1:22379".into()],
+                endpoints: vec![
+                    "http://127.0.0.1:2379".into(),
+                    "http://127.0.0.1:22379".into()
+                ],
                 prefix: Some("x/".into()),
                 lease_ttl_s: None,
             })

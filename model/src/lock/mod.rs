@@ -747,6 +747,7 @@ impl crate::check::Protocol for LockModel {
             path,
             |last, action, next| trace::describe(self, last, action, next),
             |action| trace::action_name(self, action),
+            |last, action, next| trace::step_kind(self, last, action, next),
         )
     }
 

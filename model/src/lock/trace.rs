@@ -2,6 +2,7 @@
 //! and what the operation found or did; and the closing line of each property's counterexample.
 
 use super::{Head, Hold, LockAction, LockModel, LockState, Phase, Step};
+use crate::trace::StepKind;
 
 /// What a reader finds in a lock slot.
 pub fn head_text(model: &LockModel, head: Head) -> String {
@@ -154,6 +155,43 @@ pub fn describe(
                 ),
             )
         }
+    }
+}
+
+/// What kind of event a step is, for drawings: a client's step touches the store unless it only
+/// checks its own lease or has nothing left to do.
+pub fn step_kind(
+    model: &LockModel,
+    last: &LockState,
+    action: LockAction,
+    next: &LockState,
+) -> StepKind {
+    match action {
+        LockAction::Tick => StepKind::Time,
+        LockAction::Crash(_) => StepKind::Crash,
+        LockAction::GiveUp(_) => StepKind::Local,
+        LockAction::Fail(_) => StepKind::Failed,
+        // The overwrite is cut short: the write half-lands and the client is told it failed.
+        LockAction::TornRefresh(_) | LockAction::Ambiguous(_) => StepKind::Ambiguous,
+        LockAction::RenewAmbiguous(c, lock) => {
+            let path = model.plan(last, c as usize, lock).path as usize;
+            if next.slots[path] != last.slots[path] {
+                StepKind::Ambiguous
+            } else {
+                StepKind::Failed
+            }
+        }
+        LockAction::Renew(..)
+        | LockAction::ReapExpired(_)
+        | LockAction::ForceRelease(_)
+        | LockAction::Recover(_)
+        | LockAction::Collect => StepKind::Storage,
+        LockAction::LoseLease(_) => StepKind::LeaseLost,
+        LockAction::Step(c) => match last.clients[c as usize].phase {
+            Phase::Holding(Hold::Ready) if !model.variant().is_seed() => StepKind::Local,
+            Phase::Idle | Phase::Finished(_) | Phase::Crashed => StepKind::Local,
+            _ => StepKind::Storage,
+        },
     }
 }
 

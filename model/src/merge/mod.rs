@@ -608,6 +608,7 @@ impl Protocol for MergeModel {
             path,
             |last, action, next| trace::describe(self, last, action, next),
             trace::action_name,
+            |last, action, next| trace::step_kind(self, last, action, next),
         )
     }
 

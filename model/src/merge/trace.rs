@@ -1,6 +1,7 @@
 //! Merge-lock steps as people read them, and the closing line of each counterexample.
 
 use super::{LockEntry, MStep, MergeAction, MergeModel, MergeState, MergeVariant};
+use crate::trace::StepKind;
 
 pub fn describe(
     model: &MergeModel,
@@ -165,6 +166,27 @@ pub fn describe(
             };
             (format!("m{m}"), text)
         }
+    }
+}
+
+/// What kind of event a step is, for drawings.
+pub fn step_kind(
+    _model: &MergeModel,
+    last: &MergeState,
+    action: MergeAction,
+    _next: &MergeState,
+) -> StepKind {
+    match action {
+        MergeAction::Crash(_) => StepKind::Crash,
+        MergeAction::Ambiguous(_) => StepKind::Ambiguous,
+        MergeAction::Step(m) => match last.mergers[m as usize].step {
+            MStep::Done | MStep::Crashed => StepKind::Local,
+            _ => StepKind::Storage,
+        },
+        MergeAction::Sibling
+        | MergeAction::Write
+        | MergeAction::Recover
+        | MergeAction::ForceRelease => StepKind::Storage,
     }
 }
 

@@ -99,7 +99,6 @@ pub fn model() -> MergeModel {
     .expect("valid")
 }
 
-
 fn wrote(before: &MergeState, after: &MergeState) -> bool {
     before.lock_len != after.lock_len
         || before.parent != after.parent

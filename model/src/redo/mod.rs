@@ -279,8 +279,11 @@ impl RedoModel {
         if config.sessions == 0 || config.sessions as usize > SESSIONS_MAX {
             return Err(format!("sessions must be between 1 and {SESSIONS_MAX}"));
         }
-        if config.sessions > 1 && (config.variant.is_seed() || config.committers < config.sessions) {
-            return Err("two sessions: fixed variants only, with a committer per session at least".into());
+        if config.sessions > 1 && (config.variant.is_seed() || config.committers < config.sessions)
+        {
+            return Err(
+                "two sessions: fixed variants only, with a committer per session at least".into(),
+            );
         }
         Ok(RedoModel {
             config,
@@ -872,7 +875,8 @@ impl Model for RedoModel {
             Property::<Self>::always("no message lost", |model, state| {
                 // Every added message is live (the next commit takes it) or in an archive (or,
                 // in 0.2.11, held by a live committer that will still write its archive).
-                let kept = model.live(state) | RedoModel::archived(state) | model.held_in_memory(state);
+                let kept =
+                    model.live(state) | RedoModel::archived(state) | model.held_in_memory(state);
                 (0..state.added).all(|m| kept & (1 << m) != 0)
             }),
             Property::<Self>::always("no duplicate archive", |_, state| {
@@ -963,7 +967,9 @@ impl Model for RedoModel {
                 // only until the store proves the holder dead, not for a lease.
                 model.committers().all(|c| {
                     !model.waits_for_dead_holder(state, c)
-                        || model.next_state(state, RedoAction::Commit(c as u8)).is_some()
+                        || model
+                            .next_state(state, RedoAction::Commit(c as u8))
+                            .is_some()
                 })
             }),
             Property::<Self>::sometimes("a crashed commit is replayed", |_, state| state.replayed),
@@ -1007,6 +1013,7 @@ impl Protocol for RedoModel {
             path,
             |last, action, next| trace::describe(self, last, action, next),
             trace::action_name,
+            |last, action, next| trace::step_kind(self, last, action, next),
         )
     }
 

@@ -67,7 +67,8 @@ pub fn step(
     // `read_absent` matters only to the memory writes; past them it is dropped, so that runs
     // that differ only there are one state.
     let go = |stage: P2Stage| {
-        let read_absent = p2.read_absent && matches!(stage, P2Stage::WriteMemory(_) | P2Stage::CreateManifest);
+        let read_absent =
+            p2.read_absent && matches!(stage, P2Stage::WriteMemory(_) | P2Stage::CreateManifest);
         Some(Some(P2 {
             stage,
             read_absent,

@@ -48,7 +48,14 @@ pub fn commit_step(model: &RedoModel, state: &mut RedoState, c: usize) -> bool {
                 return true;
             }
             state.committers[c].snapshot = state.stored;
-            set(state, if v0211 { CStep::ClearMessages } else { CStep::WriteArchive });
+            set(
+                state,
+                if v0211 {
+                    CStep::ClearMessages
+                } else {
+                    CStep::WriteArchive
+                },
+            );
         }
         CStep::WriteArchive => {
             if i >= ARCHIVES_MAX {
@@ -59,19 +66,37 @@ pub fn commit_step(model: &RedoModel, state: &mut RedoState, c: usize) -> bool {
                 messages: me.snapshot,
                 owner: c as u8,
             });
-            set(state, if v0211 { CStep::WriteMarker } else { CStep::ClearMessages });
+            set(
+                state,
+                if v0211 {
+                    CStep::WriteMarker
+                } else {
+                    CStep::ClearMessages
+                },
+            );
         }
         CStep::ClearMessages => {
             // `messages.jsonl` is overwritten empty: messages added since the read go too.
             state.stored = 0;
-            set(state, if v0211 { CStep::Unlock } else { CStep::WriteMarker });
+            set(
+                state,
+                if v0211 {
+                    CStep::Unlock
+                } else {
+                    CStep::WriteMarker
+                },
+            );
         }
         CStep::Unlock => {
             // 0.2.11: the lock is released before the archive is written.
             if state.locks[0] == Some(c as u8) {
                 state.locks[0] = None;
             }
-            let next = if me.snapshot == 0 { CStep::Done } else { CStep::WriteArchive };
+            let next = if me.snapshot == 0 {
+                CStep::Done
+            } else {
+                CStep::WriteArchive
+            };
             set(state, next);
         }
         CStep::WriteMarker => {

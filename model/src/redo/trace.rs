@@ -3,6 +3,7 @@
 use super::{
     Actor, CStep, Marker, P2Stage, RStep, RedoAction, RedoModel, RedoState, WStep, ARCHIVES_MAX, P2,
 };
+use crate::trace::StepKind;
 
 fn ids(mask: u8) -> String {
     let list: Vec<String> = (0..8)
@@ -254,6 +255,35 @@ pub fn describe(
             };
             (format!("c{c}"), text)
         }
+    }
+}
+
+/// What kind of event a step is, for drawings. Loading the session reads the committer's memory
+/// only (the archive count it loaded earlier), so it is drawn on the committer's lane.
+pub fn step_kind(
+    _model: &RedoModel,
+    last: &RedoState,
+    action: RedoAction,
+    _next: &RedoState,
+) -> StepKind {
+    match action {
+        RedoAction::CrashCommitter(_)
+        | RedoAction::CrashTearingMarker(_)
+        | RedoAction::CrashRecovery
+        | RedoAction::CrashWorker => StepKind::Crash,
+        RedoAction::Expire(_) => StepKind::Time,
+        RedoAction::LoseLease(_) => StepKind::LeaseLost,
+        RedoAction::FailEnqueue => StepKind::Failed,
+        RedoAction::Ambiguous(_) => StepKind::Ambiguous,
+        RedoAction::Recovery if last.recovery == RStep::Idle => StepKind::Local,
+        RedoAction::Commit(c) => match last.committers[c as usize].step {
+            CStep::Load | CStep::Done | CStep::Crashed => StepKind::Local,
+            _ => StepKind::Storage,
+        },
+        RedoAction::AddMessage
+        | RedoAction::Restart
+        | RedoAction::Recovery
+        | RedoAction::Worker => StepKind::Storage,
     }
 }
 

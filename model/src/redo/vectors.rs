@@ -106,7 +106,6 @@ pub fn model() -> RedoModel {
     .expect("valid")
 }
 
-
 /// Whether a step created something (a create that finds its key taken creates nothing).
 fn created(before: &RedoState, after: &RedoState) -> bool {
     before.archives != after.archives
@@ -138,7 +137,8 @@ fn run_committer(
             return Some((state, if archived { "committed" } else { "nothing" }));
         }
         if crash_after == Some(creates) {
-            return take(model, &state, RedoAction::CrashCommitter(c as u8)).map(|s| (s, "crashed"));
+            return take(model, &state, RedoAction::CrashCommitter(c as u8))
+                .map(|s| (s, "crashed"));
         }
         let next = take(model, &state, RedoAction::Commit(c as u8))?; // blocked: beyond the bounds
         if created(&state, &next) {
@@ -206,22 +206,32 @@ fn run_worker(
     None
 }
 
-pub fn apply(model: &RedoModel, state: &RedoState, op: &VectorOp) -> Option<(RedoState, &'static str)> {
+pub fn apply(
+    model: &RedoModel,
+    state: &RedoState,
+    op: &VectorOp,
+) -> Option<(RedoState, &'static str)> {
     match *op {
         VectorOp::Add => take(model, state, RedoAction::AddMessage).map(|s| (s, "added")),
         VectorOp::Commit {
             committer,
             crash_after_creates,
         } => run_committer(model, state.clone(), committer, crash_after_creates),
-        VectorOp::Recover { crash_after_creates } => run_recovery(model, state, crash_after_creates),
-        VectorOp::Work { crash_after_creates } => {
-            run_worker(model, state.clone(), crash_after_creates)
-        }
+        VectorOp::Recover {
+            crash_after_creates,
+        } => run_recovery(model, state, crash_after_creates),
+        VectorOp::Work {
+            crash_after_creates,
+        } => run_worker(model, state.clone(), crash_after_creates),
     }
 }
 
 pub fn expected(model: &RedoModel, state: &RedoState, outcome: &str) -> Expected {
-    let bits = |mask: u8| (0..8u8).filter(|m| mask & (1 << m) != 0).collect::<Vec<u8>>();
+    let bits = |mask: u8| {
+        (0..8u8)
+            .filter(|m| mask & (1 << m) != 0)
+            .collect::<Vec<u8>>()
+    };
     Expected {
         outcome: outcome.into(),
         stored: bits(state.stored),
@@ -264,7 +274,8 @@ pub fn generate(count: usize, depth: usize, seed: u64) -> VectorFile {
         let mut attempts = 0;
         while steps.len() < depth && attempts < depth * 20 {
             attempts += 1;
-            let crash = |rng: &mut SplitMix, most: u64| (rng.below(3) == 0).then(|| rng.below(most) as u8);
+            let crash =
+                |rng: &mut SplitMix, most: u64| (rng.below(3) == 0).then(|| rng.below(most) as u8);
             let op = match rng.below(10) {
                 0..=2 => VectorOp::Add,
                 3..=5 => VectorOp::Commit {

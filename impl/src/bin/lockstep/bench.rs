@@ -29,15 +29,23 @@ pub struct BenchArgs {
 
 pub fn bench(args: &BenchArgs) -> Result<u8, String> {
     let mut dir = args.dir.clone();
-    match args.store.as_deref().map(lockstep::store::StoreSpec::parse).transpose()? {
+    match args
+        .store
+        .as_deref()
+        .map(lockstep::store::StoreSpec::parse)
+        .transpose()?
+    {
         None => {}
         Some(lockstep::store::StoreSpec::Fs { root }) => dir = Some(root),
         Some(lockstep::store::StoreSpec::Mem) => {
-            return Err("bench measures a store's durability: use --dir, fs:DIR or etcd:URL, not mem".into())
+            return Err(
+                "bench measures a store's durability: use --dir, fs:DIR or etcd:URL, not mem"
+                    .into(),
+            )
         }
-        Some(lockstep::store::StoreSpec::Etcd { endpoints, prefix, .. }) => {
-            return bench_etcd(args, &endpoints, prefix)
-        }
+        Some(lockstep::store::StoreSpec::Etcd {
+            endpoints, prefix, ..
+        }) => return bench_etcd(args, &endpoints, prefix),
     }
     let parent = dir.unwrap_or_else(std::env::temp_dir);
     if !parent.is_dir() {
@@ -80,7 +88,11 @@ pub fn bench(args: &BenchArgs) -> Result<u8, String> {
 
 /// `bench --store etcd:…`.
 #[cfg(feature = "etcd")]
-fn bench_etcd(args: &BenchArgs, endpoints: &[String], prefix: Option<String>) -> Result<u8, String> {
+fn bench_etcd(
+    args: &BenchArgs,
+    endpoints: &[String],
+    prefix: Option<String>,
+) -> Result<u8, String> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -711,7 +711,12 @@ pub async fn recover(args: RecoverArgs) -> Result<u8, Failure> {
             redo.replayed.len()
         );
         for r in &redo.replayed {
-            println!("  {} archive {} ({} memories)", r.session, r.archive, r.memories.len());
+            println!(
+                "  {} archive {} ({} memories)",
+                r.session,
+                r.archive,
+                r.memories.len()
+            );
         }
         if !redo.left_to_their_committer.is_empty() {
             println!(

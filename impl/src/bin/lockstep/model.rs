@@ -155,7 +155,11 @@ impl Bounds {
             ("--faults", self.faults.is_some(), ALL),
             ("--crashes", self.crashes.is_some(), ALL),
             ("--collections", self.collections.is_some(), LOCK),
-            ("--lease-losses", self.lease_losses.is_some(), &["lock", "redo"]),
+            (
+                "--lease-losses",
+                self.lease_losses.is_some(),
+                &["lock", "redo"],
+            ),
             ("--mergers", self.mergers.is_some(), MERGE),
             ("--child-commits", self.child_commits.is_some(), MERGE),
             ("--child-writes", self.child_writes.is_some(), MERGE),
@@ -294,6 +298,69 @@ pub struct CheckArgs {
     /// No progress lines on stderr.
     #[arg(long, short)]
     quiet: bool,
+    #[command(flatten)]
+    diagrams: DiagramArgs,
+}
+
+/// `--svg DIR` and `--mermaid DIR`: every counterexample drawn as a sequence diagram.
+#[derive(Args, Clone, Debug, Default)]
+pub struct DiagramArgs {
+    /// Draw each counterexample as a self-contained SVG sequence diagram in DIR (created if
+    /// missing), one file per counterexample: a lane per actor and one for the store, an arrow
+    /// per storage operation, crashes and faults marked, the breaking step highlighted.
+    #[arg(long, value_name = "DIR")]
+    svg: Option<std::path::PathBuf>,
+    /// Write each counterexample as a Mermaid `sequenceDiagram` (a `.mmd` file) in DIR, for
+    /// pasting into an issue.
+    #[arg(long, value_name = "DIR")]
+    mermaid: Option<std::path::PathBuf>,
+}
+
+impl DiagramArgs {
+    /// Creates the directories before any search runs, so that a bad path fails at once.
+    fn prepare(&self) -> Result<(), String> {
+        for dir in [&self.svg, &self.mermaid].into_iter().flatten() {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                format!("cannot create the diagram directory {}: {e}", dir.display())
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Writes the drawings of one counterexample, named `name` (made safe as a file name).
+    fn write(
+        &self,
+        name: &str,
+        trace: &lockstep_model::trace::Trace,
+        caption: lockstep_model::diagram::Caption<'_>,
+    ) -> Result<(), String> {
+        let stem: String = name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect();
+        let drawings = [
+            (
+                &self.svg,
+                "svg",
+                lockstep_model::diagram::svg as fn(_, _) -> String,
+            ),
+            (&self.mermaid, "mmd", lockstep_model::diagram::mermaid),
+        ];
+        for (dir, extension, draw) in drawings {
+            let Some(dir) = dir else { continue };
+            let path = dir.join(format!("{stem}.{extension}"));
+            std::fs::write(&path, draw(trace, caption))
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            eprintln!("wrote {}", path.display());
+        }
+        Ok(())
+    }
 }
 
 /// One world to check.
@@ -439,9 +506,27 @@ pub fn check(args: &CheckArgs) -> Result<u8, String> {
         .jobs
         .map_or(cores, usize::from)
         .clamp(1, all.len().max(1));
+    args.diagrams.prepare()?;
     let reports = check_in_parallel(all, &options, jobs);
     let mut code = EXIT_OK;
     for (name, report) in reports {
+        for property in &report.properties {
+            if let Some(trace) = &property.counterexample {
+                let title = format!("{}/{} in world {name}", report.protocol, report.variant);
+                args.diagrams.write(
+                    &format!(
+                        "{}-{}-{name}-{}",
+                        report.protocol, report.variant, property.name
+                    ),
+                    trace,
+                    lockstep_model::diagram::Caption {
+                        title: &title,
+                        subtitle: &format!("bounds: {}", report.bounds),
+                        property: &property.name,
+                    },
+                )?;
+            }
+        }
         if args.json {
             let mut value = serde_json::to_value(&report).expect("reports serialise");
             value["world"] = name.into();
@@ -556,10 +641,15 @@ fn print_report(world: &str, report: &Report) {
         println!("  {:<10} {:<28} {}", property.kind, property.name, verdict);
         if let Some(trace) = &property.counterexample {
             match property.found_by {
-                Some(Found::Shortest) => println!("    shortest counterexample (breadth-first search), {} steps:", trace.len()),
+                Some(Found::Shortest) => println!(
+                    "    shortest counterexample (breadth-first search), {} steps, {}:",
+                    trace.len(),
+                    trace.switches_text()
+                ),
                 _ => println!(
-                    "    a counterexample, {} steps, found by the depth-first search (the breadth-first search for a shortest one ran out of its budget; a shorter one may exist):",
-                    trace.len()
+                    "    a counterexample, {} steps, {}, found by the depth-first search (the breadth-first search for a shortest one ran out of its budget; a shorter one may exist):",
+                    trace.len(),
+                    trace.switches_text()
                 ),
             }
             print!("{trace}");
@@ -584,6 +674,8 @@ pub struct BugsArgs {
     /// `{"bugs":[…]}` on stdout.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    diagrams: DiagramArgs,
 }
 
 pub fn bugs(args: &BugsArgs) -> Result<u8, String> {
@@ -598,10 +690,22 @@ pub fn bugs(args: &BugsArgs) -> Result<u8, String> {
     if entries.is_empty() {
         return Err("no catalogue entry matches".into());
     }
+    args.diagrams.prepare()?;
     let mut runs: Vec<BugRun> = Vec::new();
     for (n, entry) in entries.iter().enumerate() {
         eprintln!("[{}/{}] {}", n + 1, entries.len(), entry.id);
         let run = entry.run(budget);
+        if let Some(trace) = &run.counterexample {
+            args.diagrams.write(
+                run.id,
+                trace,
+                lockstep_model::diagram::Caption {
+                    title: run.id,
+                    subtitle: run.title,
+                    property: run.property,
+                },
+            )?;
+        }
         if !args.json {
             print_bug(&run);
         }
@@ -647,7 +751,11 @@ fn print_bug(run: &BugRun) {
     }
     match (&run.counterexample, run.unique_states) {
         (Some(trace), _) => {
-            println!("  shortest counterexample, {} steps:", trace.len());
+            println!(
+                "  shortest counterexample, {} steps, {}:",
+                trace.len(),
+                trace.switches_text()
+            );
             print!("{trace}");
         }
         (None, Some(states)) if run.reproduced => {

@@ -42,5 +42,9 @@ pub async fn probe(args: ProbeArgs) -> Result<u8, Failure> {
             }
         );
     }
-    Ok(if report.passed { EXIT_OK } else { EXIT_PROPERTY_FAILED })
+    Ok(if report.passed {
+        EXIT_OK
+    } else {
+        EXIT_PROPERTY_FAILED
+    })
 }

@@ -157,14 +157,20 @@ pub async fn session(command: SessionCommand) -> Result<u8, Failure> {
             let text = match (&args.message, &args.file) {
                 (Some(text), _) => text.clone(),
                 (None, Some(file)) => std::fs::read_to_string(file).map_err(|e| {
-                    Failure::new(EXIT_USAGE, format!("cannot read {} as UTF-8 text: {e}", file.display()))
+                    Failure::new(
+                        EXIT_USAGE,
+                        format!("cannot read {} as UTF-8 text: {e}", file.display()),
+                    )
                 })?,
                 (None, None) => unreachable!("clap requires one"),
             };
             let sessions = sessions(hostile(open(&args.root).await?), Some(Duration::ZERO)).await?;
             let id = sessions.add(&args.session, &text).await.map_err(failure)?;
             if args.json {
-                println!("{}", serde_json::json!({ "session": args.session, "id": id }));
+                println!(
+                    "{}",
+                    serde_json::json!({ "session": args.session, "id": id })
+                );
             } else {
                 println!("added message {id} to {}", args.session);
             }
@@ -210,7 +216,9 @@ pub async fn session(command: SessionCommand) -> Result<u8, Failure> {
         SessionCommand::Show(args) => {
             let name = SessionName::new(&args.session).map_err(failure)?;
             let view = match open_existing(&args.root).await? {
-                Some(store) => redo::inspect_session(&*store, &name).await.map_err(failure)?,
+                Some(store) => redo::inspect_session(&*store, &name)
+                    .await
+                    .map_err(failure)?,
                 None => redo::inspect_session(&lockstep::store::MemStore::new(), &name)
                     .await
                     .map_err(failure)?,
@@ -222,7 +230,11 @@ pub async fn session(command: SessionCommand) -> Result<u8, Failure> {
             let live = view.messages.iter().filter(|m| !m.archived).count();
             println!("session {}: {live} live message(s)", view.session);
             for m in view.messages.iter().filter(|m| !m.archived) {
-                println!("  {}: {}", m.id, m.text.chars().take(100).collect::<String>());
+                println!(
+                    "  {}: {}",
+                    m.id,
+                    m.text.chars().take(100).collect::<String>()
+                );
             }
             for a in &view.archives {
                 println!(
@@ -236,10 +248,17 @@ pub async fn session(command: SessionCommand) -> Result<u8, Failure> {
             }
             println!("{} memorie(s) visible", view.memories.len());
             for m in &view.memories {
-                println!("  archive {}: {}", m.archive, m.text.chars().take(100).collect::<String>());
+                println!(
+                    "  archive {}: {}",
+                    m.archive,
+                    m.text.chars().take(100).collect::<String>()
+                );
             }
             if view.memories_unnamed > 0 {
-                println!("{} memorie(s) of extractions no manifest names (invisible garbage)", view.memories_unnamed);
+                println!(
+                    "{} memorie(s) of extractions no manifest names (invisible garbage)",
+                    view.memories_unnamed
+                );
             }
             for key in &view.memories_missing {
                 println!("MISSING memory named by a manifest: {key}");
