@@ -658,3 +658,137 @@ fn check_draws_the_counterexamples_of_failed_properties() {
         roxmltree::Document::parse(&svg).unwrap_or_else(|e| panic!("{name}: not XML: {e}"));
     }
 }
+
+/// The drawings kept in specs/diagrams/ (the README shows one) are what the code draws today.
+#[test]
+fn the_committed_diagrams_are_current() {
+    let committed = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../specs/diagrams");
+    let tmp = tempfile::tempdir().unwrap();
+    let mut names: Vec<String> = std::fs::read_dir(&committed)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".svg"))
+        .collect();
+    names.sort();
+    assert!(names.len() >= 3, "one drawing per protocol: {names:?}");
+    for name in &names {
+        let stem = name.trim_end_matches(".svg");
+        let (protocol, id) = stem.split_once('-').unwrap();
+        let output = lockstep(&[
+            "bugs",
+            protocol,
+            "--only",
+            id,
+            "--svg",
+            tmp.path().to_str().unwrap(),
+        ]);
+        assert_eq!(output.status.code(), Some(0), "{name}: {}", stderr(&output));
+        let drawn = std::fs::read_to_string(tmp.path().join(name)).unwrap();
+        let kept = std::fs::read_to_string(committed.join(name)).unwrap();
+        assert!(
+            drawn == kept,
+            "specs/diagrams/{name} is out of date: redraw it with \
+             `lockstep bugs {protocol} --only {id} --svg specs/diagrams`"
+        );
+    }
+}
+
+/// `lockstep report` writes one page that parses as XHTML: a row per default world checked, a
+/// drawing (that exists and parses) per counterexample, a row per planted implementation bug, and
+/// the rows of the benchmark run it is given.
+#[test]
+fn report_writes_one_page_with_worlds_catalogue_mutants_and_benchmarks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bench = tmp.path().join("bench.json");
+    std::fs::write(
+        &bench,
+        r#"{"dir":"x","measurements":[
+            {"name":"floor: durable create-if-absent (FsStore)","iterations":10,"median_us":500.0,"p90_us":600.0,"ratio_to_floor":1.0,"baseline":null,"ratio_to_baseline":null},
+            {"name":"merge of 1 child commit","iterations":10,"median_us":2000.0,"p90_us":2500.0,"ratio_to_floor":4.0,"baseline":"floor","ratio_to_baseline":4.0}]}"#,
+    )
+    .unwrap();
+    let out = tmp.path().join("report");
+    let output = lockstep(&[
+        "report",
+        "merge",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+        "--bench-json",
+        bench.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let index = out.join("index.html");
+    assert!(String::from_utf8_lossy(&output.stdout)
+        .contains(&format!("report written to {}", index.display())));
+    let html = std::fs::read_to_string(&index).unwrap();
+    let page = roxmltree::Document::parse_with_options(
+        &html,
+        roxmltree::ParsingOptions {
+            allow_dtd: true,
+            ..Default::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("the report is not well-formed: {e}"));
+    let tables: Vec<roxmltree::Node> = page
+        .descendants()
+        .filter(|n| n.has_tag_name("table"))
+        .collect();
+    assert_eq!(tables.len(), 4, "worlds, catalogue, mutants, benchmarks");
+    let rows =
+        |table: &roxmltree::Node| table.children().filter(|n| n.has_tag_name("tr")).count() - 1;
+    let worlds = json_lines(&lockstep(&["check", "merge", "--json", "--quiet"]));
+    assert_eq!(rows(&tables[0]), worlds.len(), "a row per default world");
+    let bugs: serde_json::Value =
+        serde_json::from_slice(&lockstep(&["bugs", "merge", "--json"]).stdout).unwrap();
+    let bugs = bugs["bugs"].as_array().unwrap();
+    assert_eq!(rows(&tables[1]), bugs.len(), "a row per catalogue entry");
+    let images: Vec<&str> = page
+        .descendants()
+        .filter(|n| n.has_tag_name("img"))
+        .filter_map(|n| n.attribute("src"))
+        .collect();
+    let drawn = bugs
+        .iter()
+        .filter(|b| !b["counterexample"].is_null())
+        .count();
+    assert_eq!(images.len(), drawn, "a drawing per counterexample");
+    for src in images {
+        let svg = std::fs::read_to_string(out.join(src)).unwrap_or_else(|e| panic!("{src}: {e}"));
+        roxmltree::Document::parse(&svg).unwrap_or_else(|e| panic!("{src}: not XML: {e}"));
+    }
+    assert_eq!(
+        rows(&tables[2]),
+        lockstep::mutants::Mutant::ALL.len(),
+        "a row per planted bug"
+    );
+    assert!(
+        !html.contains(">nothing<"),
+        "a planted bug that no test catches"
+    );
+    assert_eq!(rows(&tables[3]), 2, "the benchmark run's rows");
+    assert!(html.contains("merge of 1 child commit") && html.contains("4.00 × floor"));
+}
+
+/// A bad benchmark file is a clear error before any search runs, and nothing is written.
+#[test]
+fn report_refuses_a_bad_benchmark_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bench = tmp.path().join("bench.json");
+    std::fs::write(&bench, "{\"not\": \"a bench run\"}").unwrap();
+    let out = tmp.path().join("report");
+    assert_usage_error(
+        &[
+            "report",
+            "--out",
+            out.to_str().unwrap(),
+            "--bench-json",
+            bench.to_str().unwrap(),
+        ],
+        "is not the output of `lockstep bench --json`",
+    );
+    assert!(
+        !out.exists(),
+        "the report directory was made before the input was checked"
+    );
+}

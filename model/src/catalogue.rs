@@ -12,7 +12,7 @@ use serde::Serialize;
 use stateright::Expectation;
 
 use crate::check::{
-    check, counterexample, Budget, CheckOptions, Protocol, Search, ShortestSearch, Signature,
+    check, counterexample_of, Budget, CheckOptions, Protocol, Search, ShortestSearch, Signature,
 };
 use crate::trace::Trace;
 
@@ -214,7 +214,7 @@ where
                 Search::Found(path) => Finding {
                     reproduced: true,
                     exhaustive: true,
-                    counterexample: Some(counterexample(model, property, &path)),
+                    counterexample: Some(counterexample_of(model, property, &path, signature)),
                     ..nothing
                 },
                 Search::Absent => Finding {

@@ -144,14 +144,31 @@ where
     fn with_budget(&self, budget: Budget) -> Self;
 }
 
-/// A counterexample of `property` as people read it, with its closing line.
+/// A counterexample of `property` as people read it, with its closing line. Its steps are first
+/// regrouped (see [`regroup`]) so that each actor's steps sit together where they commute.
 pub fn counterexample<M>(model: &M, property: &str, path: &[(M::State, Option<M::Action>)]) -> Trace
 where
     M: Protocol,
     M::State: Hash + Clone + PartialEq + std::fmt::Debug + Send + Sync + 'static,
     M::Action: Clone + std::fmt::Debug + PartialEq + Send + Sync + 'static,
 {
-    let (path, before) = regroup(model, path);
+    counterexample_of(model, property, path, None)
+}
+
+/// [`counterexample`] of a catalogued bug: the regrouping keeps `signature`'s step in the trace
+/// (at its end, if the signature says so).
+pub fn counterexample_of<M>(
+    model: &M,
+    property: &str,
+    path: &[(M::State, Option<M::Action>)],
+    signature: Option<Signature<M>>,
+) -> Trace
+where
+    M: Protocol,
+    M::State: Hash + Clone + PartialEq + std::fmt::Debug + Send + Sync + 'static,
+    M::Action: Clone + std::fmt::Debug + PartialEq + Send + Sync + 'static,
+{
+    let (path, before) = regroup(model, path, signature);
     let mut trace = model.trace(&path);
     trace.conclusion = model.conclusion(property, &path);
     if before > trace.switches {
@@ -168,9 +185,11 @@ where
 /// exactly as before; no earlier state can break it either when the path is a shortest
 /// counterexample (that would be a shorter one), and the length is unchanged. This is a local
 /// search: the result has no more switches than the input, not necessarily the fewest possible.
+/// With a `signature`, a swap that would lose the signature's step is not made.
 pub fn regroup<M>(
     model: &M,
     path: &[(M::State, Option<M::Action>)],
+    signature: Option<Signature<M>>,
 ) -> (Vec<(M::State, Option<M::Action>)>, usize)
 where
     M: Protocol,
@@ -226,8 +245,21 @@ where
             if model.next_state(&between, first.clone()).as_ref() != Some(&states[i + 2]) {
                 continue;
             }
-            states[i + 1] = between;
+            let old = std::mem::replace(&mut states[i + 1], between);
             actions.swap(i, i + 1);
+            if let Some(signature) = signature {
+                let carries = |j: usize| (signature.step)(model, &states[j], &actions[j]);
+                let kept = if signature.at_end {
+                    carries(actions.len() - 1)
+                } else {
+                    (0..actions.len()).any(carries)
+                };
+                if !kept {
+                    states[i + 1] = old;
+                    actions.swap(i, i + 1);
+                    continue;
+                }
+            }
             actors.swap(i, i + 1);
             swapped_any = true;
         }

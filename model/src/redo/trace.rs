@@ -259,7 +259,8 @@ pub fn describe(
 }
 
 /// What kind of event a step is, for drawings. Loading the session reads the committer's memory
-/// only (the archive count it loaded earlier), so it is drawn on the committer's lane.
+/// only (the archive count it loaded earlier), and extraction calls the LLM, so both are drawn on
+/// the actor's own lane.
 pub fn step_kind(
     _model: &RedoModel,
     last: &RedoState,
@@ -275,15 +276,18 @@ pub fn step_kind(
         RedoAction::LoseLease(_) => StepKind::LeaseLost,
         RedoAction::FailEnqueue => StepKind::Failed,
         RedoAction::Ambiguous(_) => StepKind::Ambiguous,
-        RedoAction::Recovery if last.recovery == RStep::Idle => StepKind::Local,
+        RedoAction::Recovery => match last.recovery {
+            RStep::Idle => StepKind::Local,
+            // Extraction is a call to the LLM, not to the store.
+            RStep::Replay { p2, .. } if p2.stage == P2Stage::Extract => StepKind::Local,
+            RStep::Replay { .. } => StepKind::Storage,
+        },
         RedoAction::Commit(c) => match last.committers[c as usize].step {
             CStep::Load | CStep::Done | CStep::Crashed => StepKind::Local,
+            CStep::Phase2(p2) if p2.stage == P2Stage::Extract => StepKind::Local,
             _ => StepKind::Storage,
         },
-        RedoAction::AddMessage
-        | RedoAction::Restart
-        | RedoAction::Recovery
-        | RedoAction::Worker => StepKind::Storage,
+        RedoAction::AddMessage | RedoAction::Restart | RedoAction::Worker => StepKind::Storage,
     }
 }
 

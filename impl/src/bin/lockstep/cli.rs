@@ -50,6 +50,13 @@ enum Command {
     /// Reproduce the bug catalogue: seed races, regressions of earlier lockstep protocols, and
     /// the mutants of the fixed protocols.
     Bugs(crate::model::BugsArgs),
+    /// Write one HTML page (plus its SVG drawings) with what the checker proved in each default
+    /// world, the bug catalogue with every counterexample drawn, the planted implementation bugs
+    /// and the tests that catch each, and the ratios of a `lockstep bench --json` run if given.
+    ///
+    /// Exit codes as `check` and `bugs`: 1 a property failed, 3 a search was cut short, 4 a
+    /// catalogued bug was not reproduced.
+    Report(crate::report::ReportArgs),
     /// Serve stateright's Explorer web UI for one model on 127.0.0.1.
     Explore(crate::model::ExploreArgs),
     /// List the variants (seeds, fixed, mutants) of each protocol.
@@ -166,6 +173,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Check(args) => crate::model::check(&args),
         Command::Bugs(args) => crate::model::bugs(&args),
+        Command::Report(args) => crate::report::report(&args),
         Command::Explore(args) => crate::model::explore(&args),
         Command::Variants => crate::model::variants(),
         Command::Presets => crate::model::presets(),

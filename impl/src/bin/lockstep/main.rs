@@ -2,6 +2,7 @@
 //! operate path locks over a data root.
 //!
 //! One module per command group: `model` (check, bugs, explore, variants, presets, vectors),
+//! `report` (the HTML report),
 //! `locks` (locks, lock, force-release, recover, and the process tests' worker), `lake` (branch,
 //! merge, merge-locks), `sessions` (session, queue), `probe`, `bench`.
 //!
@@ -20,6 +21,8 @@ mod locks;
 mod model;
 #[cfg(not(any(loom, feature = "shuttle")))]
 mod probe;
+#[cfg(not(any(loom, feature = "shuttle")))]
+mod report;
 #[cfg(not(any(loom, feature = "shuttle")))]
 mod sessions;
 

@@ -23,7 +23,7 @@ pub enum ProtocolArg {
 }
 
 impl ProtocolArg {
-    fn names(self) -> Vec<&'static str> {
+    pub fn names(self) -> Vec<&'static str> {
         match self {
             ProtocolArg::All => vec!["lock", "merge", "redo"],
             ProtocolArg::Lock => vec!["lock"],
@@ -543,6 +543,23 @@ pub fn check(args: &CheckArgs) -> Result<u8, String> {
         });
     }
     Ok(code)
+}
+
+/// Checks every default world of each protocol of `protocol` in `variant`, as `lockstep check`
+/// without bounds does (one world per core at a time), for `lockstep report`.
+pub fn check_worlds(
+    protocol: ProtocolArg,
+    variant: &str,
+    options: &CheckOptions,
+) -> Result<Vec<(&'static str, Report)>, String> {
+    let variant = variant_for(protocol, Some(variant))?;
+    let mut all = Vec::new();
+    for name in protocol.names() {
+        all.extend(worlds(name, &variant, None, &Bounds::default())?);
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let jobs = cores.clamp(1, all.len().max(1));
+    Ok(check_in_parallel(all, options, jobs))
 }
 
 /// Checks the worlds on `jobs` threads, each taking the next world when it is done (every
