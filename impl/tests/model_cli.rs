@@ -550,7 +550,10 @@ fn bugs_draws_sequence_diagrams_that_a_renderer_accepts() {
         let steps = bug["counterexample"]["steps"].as_array().unwrap();
         let storage: Vec<u64> = steps
             .iter()
-            .filter(|s| ["storage", "failed", "ambiguous"].contains(&s["kind"].as_str().unwrap()))
+            .filter(|s| {
+                ["storage", "failed", "ambiguous", "resource"]
+                    .contains(&s["kind"].as_str().unwrap())
+            })
             .map(|s| s["n"].as_u64().unwrap())
             .collect();
         let stem = id.replace('/', "-");
@@ -757,10 +760,14 @@ fn report_writes_one_page_with_worlds_catalogue_mutants_and_benchmarks() {
         let svg = std::fs::read_to_string(out.join(src)).unwrap_or_else(|e| panic!("{src}: {e}"));
         roxmltree::Document::parse(&svg).unwrap_or_else(|e| panic!("{src}: not XML: {e}"));
     }
+    let merge_mutants = lockstep::mutants::Mutant::ALL
+        .iter()
+        .filter(|m| m.name().starts_with("merge-"))
+        .count();
     assert_eq!(
         rows(&tables[2]),
-        lockstep::mutants::Mutant::ALL.len(),
-        "a row per planted bug"
+        merge_mutants,
+        "a row per planted bug of the merge lock"
     );
     assert!(
         !html.contains(">nothing<"),
@@ -780,6 +787,7 @@ fn report_refuses_a_bad_benchmark_file() {
     assert_usage_error(
         &[
             "report",
+            "merge",
             "--out",
             out.to_str().unwrap(),
             "--bench-json",
@@ -790,5 +798,270 @@ fn report_refuses_a_bad_benchmark_file() {
     assert!(
         !out.exists(),
         "the report directory was made before the input was checked"
+    );
+}
+
+/// The Explorer (`lockstep explore`) names each action and step as the traces do, not with Rust
+/// debug names, and draws the path so far beside each state (stateright's `as_svg`), for every
+/// protocol: asked over HTTP on 127.0.0.1 as its web page asks.
+#[test]
+fn the_explorer_names_steps_and_draws_the_path_so_far() {
+    use std::io::{Read, Write};
+    struct Stop(std::process::Child);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    for protocol in ["lock", "merge", "redo"] {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let _server = Stop(
+            Command::new(env!("CARGO_BIN_EXE_lockstep"))
+                .args(["explore", protocol, "--port", &port.to_string()])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("start the Explorer"),
+        );
+        let get = |path: &str| -> Option<serde_json::Value> {
+            let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+            write!(
+                stream,
+                "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+            )
+            .ok()?;
+            let mut response = String::new();
+            stream.read_to_string(&mut response).ok()?;
+            let (_, body) = response.split_once("\r\n\r\n")?;
+            serde_json::from_str(body).ok()
+        };
+        // Waits for the server to listen: a bound so that a broken start fails, not a timing.
+        let mut views = None;
+        for _ in 0..300 {
+            views = get("/.states/0");
+            if views.is_some() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let views = views.unwrap_or_else(|| panic!("{protocol}: the Explorer never answered"));
+        let views = views.as_array().unwrap();
+        assert!(
+            !views.is_empty(),
+            "{protocol}: no step from the first initial state"
+        );
+        for view in views {
+            let action = view["action"].as_str().unwrap();
+            assert!(!action.contains('('), "{protocol}: a debug name {action:?}");
+            if let Some(outcome) = view["outcome"].as_str() {
+                assert!(
+                    outcome.contains(": "),
+                    "{protocol}: {outcome:?} names no actor"
+                );
+                let svg = view["svg"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{protocol}: no drawing"));
+                let drawing = roxmltree::Document::parse(svg).unwrap();
+                let actor = outcome.split(": ").next().unwrap();
+                let lanes: Vec<&str> = drawing
+                    .descendants()
+                    .filter_map(|n| n.attribute("data-actor"))
+                    .collect();
+                assert!(
+                    lanes.contains(&actor) || ["clock", "lease", "store"].contains(&actor),
+                    "{protocol}: the drawing has no lane for {actor}: {lanes:?}"
+                );
+            }
+        }
+    }
+}
+
+/// A drawing that cannot be written (its name is taken by a directory) is reported and the run
+/// goes on: the result is still printed, and the exit code is 74.
+#[test]
+fn a_drawing_that_cannot_be_written_loses_no_result() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(tmp.path().join("lock-same-path-double-grant.svg")).unwrap();
+    let output = lockstep(&[
+        "bugs",
+        "lock",
+        "--only",
+        "same-path-double-grant",
+        "--svg",
+        tmp.path().to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(74), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("cannot write"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("1 of 1 catalogued bugs reproduced"));
+}
+
+/// `report` tries the page's place before any search: a directory named index.html fails at once.
+#[test]
+fn report_fails_at_once_where_its_page_cannot_be_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(tmp.path().join("index.html")).unwrap();
+    assert_usage_error(
+        &["report", "merge", "--out", tmp.path().to_str().unwrap()],
+        "cannot write",
+    );
+}
+
+/// Debian's chromium, run headless. `.ci/run` installs it and sets LOCKSTEP_REQUIRE_BROWSER, so
+/// that CI cannot skip the browser test.
+fn browser() -> Option<&'static str> {
+    let found = Command::new("chromium")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found && std::env::var_os("LOCKSTEP_REQUIRE_BROWSER").is_some() {
+        panic!("LOCKSTEP_REQUIRE_BROWSER is set, but chromium cannot be run");
+    }
+    if !found {
+        eprintln!("SKIPPED the browser test: chromium is not installed (Debian: chromium)");
+    }
+    found.then_some("chromium")
+}
+
+/// The Explorer in a real browser: `lockstep explore` on 127.0.0.1 with the seed, its checker run
+/// to completion, then headless chromium opened at the discovered counterexample of "mutual
+/// exclusion". The page, as the browser renders it, shows the violated property, the actions by
+/// name, the steps as the traces word them and the drawing of the path; a screenshot is taken.
+#[test]
+fn the_explorer_shows_a_counterexample_in_a_real_browser() {
+    use std::io::{Read, Write};
+    let Some(browser) = browser() else { return };
+    struct Stop(std::process::Child);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let _server = Stop(
+        Command::new(env!("CARGO_BIN_EXE_lockstep"))
+            .args([
+                "explore",
+                "lock",
+                "--variant",
+                "seed",
+                "--tree",
+                "/,/a",
+                "--port",
+                &port.to_string(),
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start the Explorer"),
+    );
+    let request = |method: &str, path: &str| -> Option<String> {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+        write!(
+            stream,
+            "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        .ok()?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).ok()?;
+        Some(response.split_once("\r\n\r\n")?.1.to_string())
+    };
+    // Waits for the server to listen: a bound so that a broken start fails, not a timing.
+    let mut up = false;
+    for _ in 0..300 {
+        if request("GET", "/.status").is_some() {
+            up = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(up, "the Explorer never answered");
+    // The Explorer checks on demand: ask it to run on, and wait (bounded) for the discovery.
+    request("POST", "/.runtocompletion").expect("run the Explorer's checker to completion");
+    let mut path = None;
+    let mut status = serde_json::Value::Null;
+    for _ in 0..1200 {
+        status = serde_json::from_str(&request("GET", "/.status").unwrap()).unwrap();
+        path = status["properties"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p[1] == "mutual exclusion")
+            .and_then(|p| p[2].as_str())
+            .map(str::to_string);
+        if path.is_some() || status["done"] == true {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let path =
+        path.unwrap_or_else(|| panic!("the seed's mutual exclusion was not broken: {status}"));
+    let url = format!("http://127.0.0.1:{port}/#/steps/{path}");
+    let tmp = tempfile::tempdir().unwrap();
+    let shot = tmp.path().join("explorer.png");
+    let run = |extra: &[&str]| {
+        let output = Command::new(browser)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+            ])
+            .args(["--virtual-time-budget=15000", "--window-size=1400,1800"])
+            .arg(format!(
+                "--user-data-dir={}",
+                tmp.path().join("profile").display()
+            ))
+            .args(extra)
+            .arg(&url)
+            .output()
+            .expect("run chromium");
+        assert!(
+            output.status.success(),
+            "chromium failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let dom = run(&["--dump-dom"]);
+    assert!(
+        dom.contains("mutual exclusion"),
+        "the page does not name the violated property"
+    );
+    assert!(
+        dom.contains("step c0") || dom.contains("step c1"),
+        "no action named as in the traces"
+    );
+    // (The page's own template says `selectedStep()`; a debug action name would be `Step(0)`.)
+    assert!(
+        !(0..10).any(|c| dom.contains(&format!("Step({c})"))),
+        "a Rust debug name on the page"
+    );
+    assert!(
+        dom.contains("read /a/.path.ovlock"),
+        "no step worded as in the traces"
+    );
+    assert!(
+        dom.contains("class=\"arrow"),
+        "no drawing of the path on the page"
+    );
+    run(&[&format!("--screenshot={}", shot.display())]);
+    let png = std::fs::read(&shot).expect("chromium wrote no screenshot");
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 10_000,
+        "an empty screenshot"
     );
 }

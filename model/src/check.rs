@@ -168,7 +168,7 @@ where
     M::State: Hash + Clone + PartialEq + std::fmt::Debug + Send + Sync + 'static,
     M::Action: Clone + std::fmt::Debug + PartialEq + Send + Sync + 'static,
 {
-    let (path, before) = regroup(model, path, signature);
+    let (path, before) = regroup(model, path, Some(property), signature);
     let mut trace = model.trace(&path);
     trace.conclusion = model.conclusion(property, &path);
     if before > trace.switches {
@@ -182,13 +182,16 @@ where
 /// when they commute (each is enabled where the other was, the state between is within the
 /// model's boundary, and both orders reach the same state) and the swap lowers the number of
 /// switches, until no such swap is left. The last state is unchanged, so the property breaks
-/// exactly as before; no earlier state can break it either when the path is a shortest
-/// counterexample (that would be a shorter one), and the length is unchanged. This is a local
-/// search: the result has no more switches than the input, not necessarily the fewest possible.
-/// With a `signature`, a swap that would lose the signature's step is not made.
+/// exactly as before, and the length is unchanged. With `property` (an `always` property), a
+/// swap whose new state between would already break it is not made: a shortest counterexample
+/// has no such state, but a depth-first one, or the shortest one carrying a catalogue entry's
+/// signature, may. With a `signature`, a swap that would lose the signature's step is not made.
+/// This is a local search: the result has no more switches than the input, not necessarily the
+/// fewest possible.
 pub fn regroup<M>(
     model: &M,
     path: &[(M::State, Option<M::Action>)],
+    property: Option<&str>,
     signature: Option<Signature<M>>,
 ) -> (Vec<(M::State, Option<M::Action>)>, usize)
 where
@@ -208,6 +211,13 @@ where
     if actions.len() + 1 != states.len() || actors.len() != actions.len() {
         return (path.to_vec(), before);
     }
+    let condition = property.and_then(|name| {
+        model
+            .properties()
+            .into_iter()
+            .find(|p| p.name == name && p.expectation == Expectation::Always)
+            .map(|p| p.condition)
+    });
     let enabled = |state: &M::State, action: &M::Action| {
         let mut enabled = Vec::new();
         model.actions(state, &mut enabled);
@@ -240,6 +250,9 @@ where
                 continue;
             };
             if !model.within_boundary(&between) || !enabled(&between, first) {
+                continue;
+            }
+            if condition.is_some_and(|holds| !holds(model, &between)) {
                 continue;
             }
             if model.next_state(&between, first.clone()).as_ref() != Some(&states[i + 2]) {

@@ -1,8 +1,8 @@
 //! Counterexamples as pictures: a [`Trace`] drawn as a sequence diagram, either as one
 //! self-contained SVG file or as Mermaid text to paste into an issue.
 //!
-//! The drawing has one lane per actor, in the order the actors first act, and one lane for the
-//! store on the right. A step that touches the store is an arrow from the actor's lane to the
+//! The drawing has one lane per actor, one for the protected resource if a step writes to it,
+//! and one for the store on the right. A step that touches the store is an arrow from the actor's lane to the
 //! store's, labelled with the step's text, which names each key and what the operation found or
 //! did. A failed operation's arrow is red and ends in a cross; an ambiguous one (it landed, the
 //! caller saw an error) is dashed. A crash is a cross on its lane, a step that touches no storage
@@ -21,6 +21,8 @@ use crate::trace::{StepKind, Trace, TraceStep};
 
 /// The name of the store's lane.
 pub const STORE_LANE: &str = "store";
+/// The name of the protected resource's lane (only where a step writes to it).
+pub const RESOURCE_LANE: &str = "resource";
 
 /// What a drawing says above and below the trace.
 #[derive(Clone, Copy, Debug)]
@@ -46,6 +48,9 @@ pub fn lanes(trace: &Trace) -> Vec<String> {
     }
     // A stable sort: unnumbered actors keep their order of appearance.
     lanes.sort_by_key(|lane| numbered(lane).map_or((1, String::new(), 0), |(p, n)| (0, p, n)));
+    if trace.steps.iter().any(|s| s.kind == StepKind::Resource) {
+        lanes.push(RESOURCE_LANE.into());
+    }
     lanes.push(STORE_LANE.into());
     lanes
 }
@@ -61,7 +66,9 @@ pub fn numbered(name: &str) -> Option<(String, u64)> {
 }
 
 fn has_lane(step: &TraceStep) -> bool {
-    !matches!(step.kind, StepKind::Time | StepKind::LeaseLost) && step.actor != STORE_LANE
+    !matches!(step.kind, StepKind::Time | StepKind::LeaseLost)
+        && step.actor != STORE_LANE
+        && step.actor != RESOURCE_LANE
 }
 
 /// The step at which the property breaks: the last one, when the trace says what it breaks.
@@ -160,8 +167,10 @@ pub fn svg(trace: &Trace, caption: Caption<'_>) -> String {
     let mut header_lines: Vec<(String, &str)> = vec![
         (caption.title.to_string(), "title"),
         (caption.subtitle.to_string(), "subtitle"),
-        (format!("property: {}", caption.property), "subtitle"),
     ];
+    if !caption.property.is_empty() {
+        header_lines.push((format!("property: {}", caption.property), "subtitle"));
+    }
     for line in &trace.setup {
         header_lines.push((line.clone(), "setup"));
     }
@@ -171,13 +180,17 @@ pub fn svg(trace: &Trace, caption: Caption<'_>) -> String {
         if line.is_empty() {
             continue;
         }
-        let _ = writeln!(
-            header,
-            r#"<text class="{class}" x="{MARGIN:.1}" y="{y:.1}">{}</text>"#,
-            escape(line)
-        );
-        right = right.max(MARGIN + text_width(line) * if *class == "title" { 1.25 } else { 1.0 });
-        y += if *class == "title" { 22.0 } else { LINE + 2.0 };
+        // Long lines (a world's bounds) are wrapped to the width the steps use.
+        for piece in wrap(line, WRAP + 30) {
+            let _ = writeln!(
+                header,
+                r#"<text class="{class}" x="{MARGIN:.1}" y="{y:.1}">{}</text>"#,
+                escape(&piece)
+            );
+            let scale = if *class == "title" { 1.25 } else { 1.0 };
+            right = right.max(MARGIN + text_width(&piece) * scale);
+            y += if *class == "title" { 22.0 } else { LINE + 2.0 };
+        }
     }
 
     // Lane heads.
@@ -186,10 +199,10 @@ pub fn svg(trace: &Trace, caption: Caption<'_>) -> String {
     for lane in &lanes {
         let x = lane_x(lane);
         let width = (text_width(lane) + 20.0).max(60.0);
-        let class = if lane == STORE_LANE {
-            "lane store"
-        } else {
-            "lane"
+        let class = match lane.as_str() {
+            STORE_LANE => "lane store",
+            RESOURCE_LANE => "lane resource",
+            _ => "lane",
         };
         let _ = writeln!(
             body,
@@ -233,17 +246,23 @@ pub fn svg(trace: &Trace, caption: Caption<'_>) -> String {
         };
         let mark_y = y + (lines.len() as f64 - 1.0) * LINE + 8.0;
         match step.kind {
-            StepKind::Storage | StepKind::Failed | StepKind::Ambiguous => {
+            StepKind::Storage | StepKind::Failed | StepKind::Ambiguous | StepKind::Resource => {
                 let class = match step.kind {
                     StepKind::Storage => "arrow",
                     StepKind::Failed => "arrow failed",
+                    StepKind::Resource => "arrow resource",
                     _ => "arrow ambiguous",
                 };
                 note(&mut right, &mut body, x + 8.0, y, &lines, "");
-                let end = if step.kind == StepKind::Failed {
-                    store_x - 12.0
+                let target = if step.kind == StepKind::Resource {
+                    lane_x(RESOURCE_LANE)
                 } else {
-                    store_x - 2.0
+                    store_x
+                };
+                let end = if step.kind == StepKind::Failed {
+                    target - 12.0
+                } else {
+                    target - 2.0
                 };
                 let head = if step.kind == StepKind::Failed {
                     ""
@@ -256,7 +275,7 @@ pub fn svg(trace: &Trace, caption: Caption<'_>) -> String {
                     step.n
                 );
                 if step.kind == StepKind::Failed {
-                    cross(&mut body, store_x - 6.0, mark_y, "fault");
+                    cross(&mut body, target - 6.0, mark_y, "fault");
                 }
             }
             StepKind::Crash => {
@@ -352,6 +371,8 @@ pub fn svg(trace: &Trace, caption: Caption<'_>) -> String {
 .arrow {{ stroke: #222; stroke-width: 1.4; }}
 .arrow.failed {{ stroke: #c0392b; stroke-dasharray: 2 3; }}
 .arrow.ambiguous {{ stroke: #d35400; stroke-dasharray: 7 4; }}
+.arrow.resource {{ stroke: #1e7b34; }}
+.lane.resource rect {{ fill: #e9f5ec; stroke: #1e7b34; }}
 .cross line {{ stroke: #c0392b; stroke-width: 2.5; }}
 .crash {{ fill: #c0392b; font-weight: bold; }}
 .local {{ fill: #555; }}
@@ -402,6 +423,22 @@ fn cross(out: &mut String, x: f64, y: f64, class: &str) {
         x + r,
         y - r
     );
+}
+
+/// The drawing stateright's Explorer shows beside a state (`Model::as_svg`): the path from the
+/// initial state so far, or nothing before the first step.
+pub fn explorer_svg(trace: &Trace, protocol: &str) -> Option<String> {
+    let title = format!("{protocol}: the path so far");
+    (!trace.is_empty()).then(|| {
+        svg(
+            trace,
+            Caption {
+                title: &title,
+                subtitle: "",
+                property: "",
+            },
+        )
+    })
 }
 
 /// Mermaid's message text: `;` and `#` end or start its entity codes, `<` and `>` could be read
@@ -466,6 +503,10 @@ pub fn mermaid(trace: &Trace, caption: Caption<'_>) -> String {
         match step.kind {
             StepKind::Storage => {
                 let _ = writeln!(out, "    {actor}->>{store}: {text}");
+            }
+            StepKind::Resource => {
+                let resource = mermaid_id(RESOURCE_LANE);
+                let _ = writeln!(out, "    {actor}->>{resource}: {text}");
             }
             StepKind::Failed => {
                 let _ = writeln!(out, "    {actor}-x{store}: {text}");

@@ -30,6 +30,9 @@ pub enum StepKind {
     Storage,
     /// A storage operation fails: no effect, and the actor gets an error.
     Failed,
+    /// The actor writes to the resource the locks protect (a guarded write), not to the store
+    /// that holds the locks.
+    Resource,
     /// A storage operation lands, but the actor gets an error (an ambiguous outcome).
     Ambiguous,
     /// The actor's process dies.
@@ -49,6 +52,11 @@ impl StepKind {
             self,
             StepKind::Storage | StepKind::Failed | StepKind::Ambiguous
         )
+    }
+
+    /// Whether the step is drawn as an arrow: to the store, or to the protected resource.
+    pub fn is_arrow(self) -> bool {
+        self.touches_store() || self == StepKind::Resource
     }
 }
 

@@ -12,7 +12,8 @@ fn expected_lanes(trace: &Trace) -> Vec<String> {
     let mut lanes: Vec<String> = Vec::new();
     for step in &trace.steps {
         let lane = !matches!(step.kind, StepKind::Time | StepKind::LeaseLost);
-        if lane && step.actor != "store" && !lanes.contains(&step.actor) {
+        if lane && step.actor != "store" && step.actor != "resource" && !lanes.contains(&step.actor)
+        {
             lanes.push(step.actor.clone());
         }
     }
@@ -27,6 +28,9 @@ fn expected_lanes(trace: &Trace) -> Vec<String> {
             _ => (1, String::new(), 0),
         }
     });
+    if trace.steps.iter().any(|s| s.kind == StepKind::Resource) {
+        lanes.push("resource".into());
+    }
     lanes.push("store".into());
     lanes
 }
@@ -77,7 +81,7 @@ pub fn assert_svg(what: &str, trace: &Trace, svg: &str) {
     let storage: Vec<usize> = trace
         .steps
         .iter()
-        .filter(|s| s.kind.touches_store())
+        .filter(|s| s.kind.is_arrow())
         .map(|s| s.n)
         .collect();
     assert!(
@@ -141,30 +145,54 @@ pub fn assert_mermaid(what: &str, trace: &Trace, text: &str) {
             l.starts_with("p_") && (l.contains("->>") || l.contains("-x") || l.contains("--)"))
         })
         .count();
-    let storage = trace
-        .steps
-        .iter()
-        .filter(|s| s.kind.touches_store())
-        .count();
+    let storage = trace.steps.iter().filter(|s| s.kind.is_arrow()).count();
     assert_eq!(
         messages, storage,
         "{what}: not one message per storage step:\n{text}"
     );
-    assert!(
-        text.lines()
-            .filter(|l| !l.starts_with("%%"))
-            .all(|l| !l.contains(';')
-                || l.matches(';').count()
-                    == l.matches("#59;").count()
-                        + l.matches("#35;").count()
-                        + l.matches("#lt;").count()
-                        + l.matches("#gt;").count()),
-        "{what}: an unescaped ';' would end a Mermaid statement:\n{text}"
-    );
+    for line in text.lines().filter(|l| !l.starts_with("%%")) {
+        let bare = ["#59;", "#35;", "#lt;", "#gt;"]
+            .iter()
+            .fold(line.to_string(), |l, code| l.replace(code, ""));
+        assert!(
+            !bare.contains(';'),
+            "{what}: an unescaped ';' would end a Mermaid statement: {line}"
+        );
+    }
+}
+
+/// Each step's kind agrees with what its text says it does (the kinds are classified apart from
+/// the texts, in each protocol's `step_kind`).
+pub fn assert_kinds(what: &str, trace: &Trace) {
+    for step in &trace.steps {
+        let (text, kind) = (&step.text, step.kind);
+        let agrees = if text.contains("CRASHES") {
+            matches!(kind, StepKind::Crash | StepKind::Ambiguous)
+        } else if text.contains("STORE FAULT") || text.contains("FAILS") {
+            matches!(kind, StepKind::Failed | StepKind::Ambiguous)
+        } else if text.contains("guarded write") {
+            kind == StepKind::Resource
+        } else if text.contains("time advances") || text.contains("EXPIRES") {
+            kind == StepKind::Time
+        } else if text.contains("lease is LOST") {
+            kind == StepKind::LeaseLost
+        } else {
+            !matches!(
+                kind,
+                StepKind::Crash | StepKind::Time | StepKind::LeaseLost | StepKind::Resource
+            )
+        };
+        assert!(
+            agrees,
+            "{what}: step {} is drawn as {kind:?} but reads: {text}",
+            step.n
+        );
+    }
 }
 
 /// Draws `trace` both ways and checks both drawings.
 pub fn assert_drawings(id: &str, title: &str, property: &str, trace: &Trace) {
+    assert_kinds(id, trace);
     let caption = Caption {
         title: id,
         subtitle: title,

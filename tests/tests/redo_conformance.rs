@@ -58,7 +58,7 @@ use lockstep_tests::coverage::Coverage;
 use lockstep_tests::refinement::ModelCursor;
 use lockstep_tests::scripted::{Landed, Script, Scripted};
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use proptest::test_runner::{Config, RngSeed, TestCaseError, TestRunner};
 use stateright::Model;
 
 const SESSION: &str = "s";
@@ -1398,10 +1398,20 @@ fn run_on(
     cases: u32,
     store: impl Fn() -> (Arc<dyn Store>, Option<tempfile::TempDir>),
 ) -> Result<(), String> {
+    // A fixed seed unless PROPTEST_RNG_SEED names one: the coverage counters assert that rare
+    // events happened, which a random draw of 256 cases missed once in CI ("claims over a dead
+    // worker's": 0). Set PROPTEST_RNG_SEED to explore other cases.
+    let defaults = Config::default();
+    let rng_seed = if std::env::var_os("PROPTEST_RNG_SEED").is_some() {
+        defaults.rng_seed
+    } else {
+        RngSeed::Fixed(0x7ed0_5eed)
+    };
     let mut runner = TestRunner::new(Config {
         cases,
         failure_persistence: None,
-        ..Config::default()
+        rng_seed,
+        ..defaults
     });
     runner
         .run(&strategy(), |(lock, ops)| {

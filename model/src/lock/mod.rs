@@ -669,6 +669,14 @@ impl Model for LockModel {
         let (actor, text) = trace::describe(self, last, action, &next);
         Some(format!("{actor}: {text}"))
     }
+
+    /// The Explorer's drawing of the path so far.
+    fn as_svg(&self, path: stateright::Path<LockState, LockAction>) -> Option<String> {
+        crate::diagram::explorer_svg(
+            &crate::check::Protocol::trace(self, &path.into_vec()),
+            "lock",
+        )
+    }
 }
 
 impl LockModel {

@@ -188,7 +188,15 @@ pub fn step_kind(
         | LockAction::Collect => StepKind::Storage,
         LockAction::LoseLease(_) => StepKind::LeaseLost,
         LockAction::Step(c) => match last.clients[c as usize].phase {
-            Phase::Holding(Hold::Ready) if !model.variant().is_seed() => StepKind::Local,
+            // The seed's guarded write goes straight to the resource; the fixed client checks
+            // its own lease first, then writes to the resource.
+            Phase::Holding(Hold::Ready) if model.variant().is_seed() => StepKind::Resource,
+            Phase::Holding(Hold::Ready) => StepKind::Local,
+            Phase::Holding(Hold::LeaseChecked) => StepKind::Resource,
+            Phase::Acquiring {
+                step: Step::RmStale(_),
+                ..
+            } if model.config.stale_unremovable => StepKind::Failed,
             Phase::Idle | Phase::Finished(_) | Phase::Crashed => StepKind::Local,
             _ => StepKind::Storage,
         },

@@ -507,6 +507,21 @@ impl Model for MergeModel {
         self.budget.allows()
     }
 
+    fn format_action(&self, action: &MergeAction) -> String {
+        trace::action_name(*action)
+    }
+
+    fn format_step(&self, last: &MergeState, action: MergeAction) -> Option<String> {
+        let next = self.next_state(last, action)?;
+        let (actor, text) = trace::describe(self, last, action, &next);
+        Some(format!("{actor}: {text}"))
+    }
+
+    /// The Explorer's drawing of the path so far.
+    fn as_svg(&self, path: stateright::Path<MergeState, MergeAction>) -> Option<String> {
+        crate::diagram::explorer_svg(&Protocol::trace(self, &path.into_vec()), "merge")
+    }
+
     fn properties(&self) -> Vec<Property<Self>> {
         vec![
             Property::<Self>::always("one merger", |model, state| {

@@ -870,6 +870,21 @@ impl Model for RedoModel {
         self.budget.allows()
     }
 
+    fn format_action(&self, action: &RedoAction) -> String {
+        trace::action_name(*action)
+    }
+
+    fn format_step(&self, last: &RedoState, action: RedoAction) -> Option<String> {
+        let next = self.next_state(last, action)?;
+        let (actor, text) = trace::describe(self, last, action, &next);
+        Some(format!("{actor}: {text}"))
+    }
+
+    /// The Explorer's drawing of the path so far.
+    fn as_svg(&self, path: stateright::Path<RedoState, RedoAction>) -> Option<String> {
+        crate::diagram::explorer_svg(&Protocol::trace(self, &path.into_vec()), "redo")
+    }
+
     fn properties(&self) -> Vec<Property<Self>> {
         vec![
             Property::<Self>::always("no message lost", |model, state| {

@@ -262,22 +262,32 @@ pub fn describe(
 /// only (the archive count it loaded earlier), and extraction calls the LLM, so both are drawn on
 /// the actor's own lane.
 pub fn step_kind(
-    _model: &RedoModel,
+    model: &RedoModel,
     last: &RedoState,
     action: RedoAction,
     _next: &RedoState,
 ) -> StepKind {
     match action {
-        RedoAction::CrashCommitter(_)
-        | RedoAction::CrashTearingMarker(_)
-        | RedoAction::CrashRecovery
-        | RedoAction::CrashWorker => StepKind::Crash,
+        RedoAction::CrashCommitter(_) | RedoAction::CrashRecovery | RedoAction::CrashWorker => {
+            StepKind::Crash
+        }
+        // The marker's write half-lands (zero bytes) and its writer dies: a write whose caller
+        // never learns its outcome.
+        RedoAction::CrashTearingMarker(_) => StepKind::Ambiguous,
         RedoAction::Expire(_) => StepKind::Time,
         RedoAction::LoseLease(_) => StepKind::LeaseLost,
         RedoAction::FailEnqueue => StepKind::Failed,
         RedoAction::Ambiguous(_) => StepKind::Ambiguous,
+        // In `describe`'s order: the seed's read of a torn marker and the no-replay mutant's
+        // `done` are storage steps whatever stage the replay is at.
         RedoAction::Recovery => match last.recovery {
             RStep::Idle => StepKind::Local,
+            RStep::Replay { index, .. }
+                if model.variant().is_seed() && last.markers[index as usize] == Marker::Torn =>
+            {
+                StepKind::Storage
+            }
+            RStep::Replay { .. } if model.has(super::RedoMutation::NoReplay) => StepKind::Storage,
             // Extraction is a call to the LLM, not to the store.
             RStep::Replay { p2, .. } if p2.stage == P2Stage::Extract => StepKind::Local,
             RStep::Replay { .. } => StepKind::Storage,

@@ -12,7 +12,9 @@ use lockstep_model::merge::{self, MergeConfig, MergeModel, MergeVariant};
 use lockstep_model::preset::{self, Preset};
 use lockstep_model::redo::{self, RedoConfig, RedoModel, RedoVariant};
 
-use crate::cli::{EXIT_BUG_NOT_REPRODUCED, EXIT_INCOMPLETE, EXIT_OK, EXIT_PROPERTY_FAILED};
+use crate::cli::{
+    EXIT_BUG_NOT_REPRODUCED, EXIT_INCOMPLETE, EXIT_OK, EXIT_PROPERTY_FAILED, EXIT_STORAGE,
+};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ProtocolArg {
@@ -327,13 +329,15 @@ impl DiagramArgs {
         Ok(())
     }
 
-    /// Writes the drawings of one counterexample, named `name` (made safe as a file name).
+    /// Writes the drawings of one counterexample, named `name` (made safe as a file name). A
+    /// write that fails is reported on stderr and the run goes on; returns whether one failed
+    /// (the command then exits 74).
     fn write(
         &self,
         name: &str,
         trace: &lockstep_model::trace::Trace,
         caption: lockstep_model::diagram::Caption<'_>,
-    ) -> Result<(), String> {
+    ) -> bool {
         let stem: String = name
             .chars()
             .map(|c| {
@@ -352,14 +356,19 @@ impl DiagramArgs {
             ),
             (&self.mermaid, "mmd", lockstep_model::diagram::mermaid),
         ];
+        let mut failed = false;
         for (dir, extension, draw) in drawings {
             let Some(dir) = dir else { continue };
             let path = dir.join(format!("{stem}.{extension}"));
-            std::fs::write(&path, draw(trace, caption))
-                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-            eprintln!("wrote {}", path.display());
+            match std::fs::write(&path, draw(trace, caption)) {
+                Ok(()) => eprintln!("wrote {}", path.display()),
+                Err(e) => {
+                    eprintln!("lockstep: cannot write {}: {e}", path.display());
+                    failed = true;
+                }
+            }
         }
-        Ok(())
+        failed
     }
 }
 
@@ -509,11 +518,20 @@ pub fn check(args: &CheckArgs) -> Result<u8, String> {
     args.diagrams.prepare()?;
     let reports = check_in_parallel(all, &options, jobs);
     let mut code = EXIT_OK;
+    let mut drawing_failed = false;
     for (name, report) in reports {
+        if args.json {
+            let mut value = serde_json::to_value(&report).expect("reports serialise");
+            value["world"] = name.into();
+            println!("{value}");
+        } else {
+            print_report(name, &report);
+        }
+        // Drawn after the result is printed, so that a failed write loses no result.
         for property in &report.properties {
             if let Some(trace) = &property.counterexample {
                 let title = format!("{}/{} in world {name}", report.protocol, report.variant);
-                args.diagrams.write(
+                drawing_failed |= args.diagrams.write(
                     &format!(
                         "{}-{}-{name}-{}",
                         report.protocol, report.variant, property.name
@@ -524,15 +542,8 @@ pub fn check(args: &CheckArgs) -> Result<u8, String> {
                         subtitle: &format!("bounds: {}", report.bounds),
                         property: &property.name,
                     },
-                )?;
+                );
             }
-        }
-        if args.json {
-            let mut value = serde_json::to_value(&report).expect("reports serialise");
-            value["world"] = name.into();
-            println!("{value}");
-        } else {
-            print_report(name, &report);
         }
         code = code.max(if report.failed() {
             EXIT_PROPERTY_FAILED
@@ -541,6 +552,9 @@ pub fn check(args: &CheckArgs) -> Result<u8, String> {
         } else {
             EXIT_OK
         });
+    }
+    if drawing_failed {
+        code = code.max(EXIT_STORAGE);
     }
     Ok(code)
 }
@@ -708,12 +722,17 @@ pub fn bugs(args: &BugsArgs) -> Result<u8, String> {
         return Err("no catalogue entry matches".into());
     }
     args.diagrams.prepare()?;
+    let mut drawing_failed = false;
     let mut runs: Vec<BugRun> = Vec::new();
     for (n, entry) in entries.iter().enumerate() {
         eprintln!("[{}/{}] {}", n + 1, entries.len(), entry.id);
         let run = entry.run(budget);
+        if !args.json {
+            print_bug(&run);
+        }
+        // Drawn after the result is printed, so that a failed write loses no result.
         if let Some(trace) = &run.counterexample {
-            args.diagrams.write(
+            drawing_failed |= args.diagrams.write(
                 run.id,
                 trace,
                 lockstep_model::diagram::Caption {
@@ -721,10 +740,7 @@ pub fn bugs(args: &BugsArgs) -> Result<u8, String> {
                     subtitle: run.title,
                     property: run.property,
                 },
-            )?;
-        }
-        if !args.json {
-            print_bug(&run);
+            );
         }
         runs.push(run);
     }
@@ -735,7 +751,9 @@ pub fn bugs(args: &BugsArgs) -> Result<u8, String> {
         let reproduced = runs.iter().filter(|r| r.reproduced).count();
         println!("{reproduced} of {} catalogued bugs reproduced", runs.len());
     }
-    Ok(if all {
+    Ok(if drawing_failed {
+        EXIT_STORAGE
+    } else if all {
         EXIT_OK
     } else {
         EXIT_BUG_NOT_REPRODUCED

@@ -15,7 +15,9 @@ use lockstep_model::catalogue::{Basis, BugRun};
 use lockstep_model::check::{default_memory_budget, CheckOptions, Report};
 use lockstep_model::diagram::{self, Caption};
 
-use crate::cli::{EXIT_BUG_NOT_REPRODUCED, EXIT_INCOMPLETE, EXIT_OK, EXIT_PROPERTY_FAILED};
+use crate::cli::{
+    EXIT_BUG_NOT_REPRODUCED, EXIT_INCOMPLETE, EXIT_OK, EXIT_PROPERTY_FAILED, EXIT_STORAGE,
+};
 use crate::model::{check_worlds, ProtocolArg};
 
 #[derive(Args)]
@@ -77,6 +79,13 @@ pub fn report(args: &ReportArgs) -> Result<u8, String> {
     let diagrams = args.out.join("diagrams");
     std::fs::create_dir_all(&diagrams)
         .map_err(|e| format!("cannot create {}: {e}", diagrams.display()))?;
+    // The page's place is tried now, with a placeholder, not after minutes of searching.
+    let index = args.out.join("index.html");
+    std::fs::write(
+        &index,
+        "<!DOCTYPE html>\n<html><body><p>lockstep report: in progress</p></body></html>\n",
+    )
+    .map_err(|e| format!("cannot write {}: {e}", index.display()))?;
 
     let options = CheckOptions {
         timeout: args.max_seconds.map(Duration::from_secs),
@@ -92,6 +101,7 @@ pub fn report(args: &ReportArgs) -> Result<u8, String> {
         .filter(|e| names.contains(&e.protocol))
         .collect();
     let mut runs: Vec<BugRun> = Vec::new();
+    let mut drawing_failed = false;
     for (n, entry) in entries.iter().enumerate() {
         if !args.quiet {
             eprintln!("[{}/{}] {}", n + 1, entries.len(), entry.id);
@@ -104,14 +114,16 @@ pub fn report(args: &ReportArgs) -> Result<u8, String> {
                 subtitle: run.title,
                 property: run.property,
             };
-            std::fs::write(&path, diagram::svg(trace, caption))
-                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            // A drawing that cannot be written is reported, and the page is still written.
+            if let Err(e) = std::fs::write(&path, diagram::svg(trace, caption)) {
+                eprintln!("lockstep: cannot write {}: {e}", path.display());
+                drawing_failed = true;
+            }
         }
         runs.push(run);
     }
 
-    let page = page(&reports, &runs, bench.as_ref());
-    let index = args.out.join("index.html");
+    let page = page(&reports, &runs, &names, bench.as_ref());
     std::fs::write(&index, page).map_err(|e| format!("cannot write {}: {e}", index.display()))?;
     println!("report written to {}", index.display());
 
@@ -127,6 +139,9 @@ pub fn report(args: &ReportArgs) -> Result<u8, String> {
     }
     if runs.iter().any(|r| !r.reproduced) {
         code = code.max(EXIT_BUG_NOT_REPRODUCED);
+    }
+    if drawing_failed {
+        code = code.max(EXIT_STORAGE);
     }
     Ok(code)
 }
@@ -163,7 +178,24 @@ fn thousands(n: usize) -> String {
     out
 }
 
-fn page(reports: &[(&'static str, Report)], runs: &[BugRun], bench: Option<&Bench>) -> String {
+/// The protocol a planted implementation bug belongs to, from its name (`merge-…`, `redo-…`;
+/// the rest are the path locks' and their store's).
+fn mutant_protocol(name: &str) -> &'static str {
+    if name.starts_with("merge-") {
+        "merge"
+    } else if name.starts_with("redo-") {
+        "redo"
+    } else {
+        "lock"
+    }
+}
+
+fn page(
+    reports: &[(&'static str, Report)],
+    runs: &[BugRun],
+    protocols: &[&str],
+    bench: Option<&Bench>,
+) -> String {
     let mut out = String::new();
     let proven = reports.iter().all(|(_, r)| r.complete && !r.failed());
     let reproduced = runs.iter().filter(|r| r.reproduced).count();
@@ -300,7 +332,10 @@ img {{ max-width: 100%; border: 1px solid #ddd; }}
         out,
         "<h2 id=\"mutants\">Planted implementation bugs and the tests that catch them</h2>\n<p>Each is compiled in only with the test-only <code>mutants</code> feature; <code>tests/tests/mutant_catchers.rs</code> checks that every test named here exists and switches that mutant on.</p>\n<table>\n<tr><th>mutant</th><th>caught by</th></tr>"
     );
-    for mutant in lockstep::mutants::Mutant::ALL {
+    for mutant in lockstep::mutants::Mutant::ALL
+        .into_iter()
+        .filter(|m| protocols.contains(&mutant_protocol(m.name())))
+    {
         let catchers: Vec<String> = lockstep::mutants::CATCHERS
             .iter()
             .filter(|(m, ..)| *m == mutant)
