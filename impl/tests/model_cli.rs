@@ -497,20 +497,25 @@ fn a_closed_pipe_ends_quietly() {
     );
 }
 
-/// `rsvg-convert` (Debian's librsvg2-bin), the renderer the drawings are tried with. `.ci/run`
-/// installs it and sets LOCKSTEP_REQUIRE_RENDERER, so that CI cannot skip the rendering.
-fn renderer() -> Option<&'static str> {
-    let found = Command::new("rsvg-convert")
+/// A tool the tests drive (a renderer, a browser), if it runs here. `.ci/run` installs each and
+/// sets `required` (an environment variable), so that CI cannot skip the test that needs it.
+fn tool(program: &'static str, required: &str, package: &str) -> Option<&'static str> {
+    let found = Command::new(program)
         .arg("--version")
         .output()
         .is_ok_and(|o| o.status.success());
-    if !found && std::env::var_os("LOCKSTEP_REQUIRE_RENDERER").is_some() {
-        panic!("LOCKSTEP_REQUIRE_RENDERER is set, but rsvg-convert cannot be run");
+    if !found && std::env::var_os(required).is_some() {
+        panic!("{required} is set, but {program} cannot be run");
     }
     if !found {
-        eprintln!("SKIPPED the rendering: rsvg-convert is not installed (Debian: librsvg2-bin)");
+        eprintln!("SKIPPED what needs {program}: it is not installed (Debian: {package})");
     }
-    found.then_some("rsvg-convert")
+    found.then_some(program)
+}
+
+/// `rsvg-convert`, the renderer the drawings are tried with.
+fn renderer() -> Option<&'static str> {
+    tool("rsvg-convert", "LOCKSTEP_REQUIRE_RENDERER", "librsvg2-bin")
 }
 
 /// `lockstep bugs --svg DIR --mermaid DIR` draws a catalogue entry of each protocol: the SVG
@@ -806,50 +811,9 @@ fn report_refuses_a_bad_benchmark_file() {
 /// protocol: asked over HTTP on 127.0.0.1 as its web page asks.
 #[test]
 fn the_explorer_names_steps_and_draws_the_path_so_far() {
-    use std::io::{Read, Write};
-    struct Stop(std::process::Child);
-    impl Drop for Stop {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
     for protocol in ["lock", "merge", "redo"] {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let _server = Stop(
-            Command::new(env!("CARGO_BIN_EXE_lockstep"))
-                .args(["explore", protocol, "--port", &port.to_string()])
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .expect("start the Explorer"),
-        );
-        let get = |path: &str| -> Option<serde_json::Value> {
-            let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-            write!(
-                stream,
-                "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-            )
-            .ok()?;
-            let mut response = String::new();
-            stream.read_to_string(&mut response).ok()?;
-            let (_, body) = response.split_once("\r\n\r\n")?;
-            serde_json::from_str(body).ok()
-        };
-        // Waits for the server to listen: a bound so that a broken start fails, not a timing.
-        let mut views = None;
-        for _ in 0..300 {
-            views = get("/.states/0");
-            if views.is_some() {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        let views = views.unwrap_or_else(|| panic!("{protocol}: the Explorer never answered"));
+        let explorer = Explorer::start(&[protocol]);
+        let views = explorer.json("/.states/0");
         let views = views.as_array().unwrap();
         assert!(
             !views.is_empty(),
@@ -915,61 +879,48 @@ fn report_fails_at_once_where_its_page_cannot_be_written() {
     );
 }
 
-/// Debian's chromium, run headless. `.ci/run` installs it and sets LOCKSTEP_REQUIRE_BROWSER, so
-/// that CI cannot skip the browser test.
+/// Debian's chromium, run headless.
 fn browser() -> Option<&'static str> {
-    let found = Command::new("chromium")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found && std::env::var_os("LOCKSTEP_REQUIRE_BROWSER").is_some() {
-        panic!("LOCKSTEP_REQUIRE_BROWSER is set, but chromium cannot be run");
-    }
-    if !found {
-        eprintln!("SKIPPED the browser test: chromium is not installed (Debian: chromium)");
-    }
-    found.then_some("chromium")
+    tool("chromium", "LOCKSTEP_REQUIRE_BROWSER", "chromium")
 }
 
-/// The Explorer in a real browser: `lockstep explore` on 127.0.0.1 with the seed, its checker run
-/// to completion, then headless chromium opened at the discovered counterexample of "mutual
-/// exclusion". The page, as the browser renders it, shows the violated property, the actions by
-/// name, the steps as the traces word them and the drawing of the path; a screenshot is taken.
-#[test]
-fn the_explorer_shows_a_counterexample_in_a_real_browser() {
-    use std::io::{Read, Write};
-    let Some(browser) = browser() else { return };
-    struct Stop(std::process::Child);
-    impl Drop for Stop {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let _server = Stop(
-        Command::new(env!("CARGO_BIN_EXE_lockstep"))
-            .args([
-                "explore",
-                "lock",
-                "--variant",
-                "seed",
-                "--tree",
-                "/,/a",
-                "--port",
-                &port.to_string(),
-            ])
+/// `lockstep explore` on a free port of 127.0.0.1, stopped when dropped.
+struct Explorer {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Explorer {
+    /// Starts the Explorer with `args` and waits (bounded, so that a broken start fails rather
+    /// than hangs; not a timing) until it answers.
+    fn start(args: &[&str]) -> Explorer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(env!("CARGO_BIN_EXE_lockstep"))
+            .arg("explore")
+            .args(args)
+            .args(["--port", &port.to_string()])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
-            .expect("start the Explorer"),
-    );
-    let request = |method: &str, path: &str| -> Option<String> {
-        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+            .expect("start the Explorer");
+        let explorer = Explorer { child, port };
+        for _ in 0..300 {
+            if explorer.request("GET", "/.status").is_some() {
+                return explorer;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("the Explorer ({args:?}) never answered");
+    }
+
+    /// One HTTP request, as the Explorer's page makes it; the body of the answer.
+    fn request(&self, method: &str, path: &str) -> Option<String> {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).ok()?;
         write!(
             stream,
             "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
@@ -978,23 +929,40 @@ fn the_explorer_shows_a_counterexample_in_a_real_browser() {
         let mut response = String::new();
         stream.read_to_string(&mut response).ok()?;
         Some(response.split_once("\r\n\r\n")?.1.to_string())
-    };
-    // Waits for the server to listen: a bound so that a broken start fails, not a timing.
-    let mut up = false;
-    for _ in 0..300 {
-        if request("GET", "/.status").is_some() {
-            up = true;
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    assert!(up, "the Explorer never answered");
+
+    fn json(&self, path: &str) -> serde_json::Value {
+        let body = self
+            .request("GET", path)
+            .unwrap_or_else(|| panic!("no answer to {path}"));
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: not JSON ({e}): {body}"))
+    }
+}
+
+impl Drop for Explorer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The Explorer in a real browser: `lockstep explore` on 127.0.0.1 with the seed, its checker run
+/// to completion, then headless chromium opened at the discovered counterexample of "mutual
+/// exclusion". The page, as the browser renders it, shows the violated property, the actions by
+/// name, the steps as the traces word them and the drawing of the path; a screenshot is taken.
+#[test]
+fn the_explorer_shows_a_counterexample_in_a_real_browser() {
+    let Some(browser) = browser() else { return };
+    let explorer = Explorer::start(&["lock", "--variant", "seed", "--tree", "/,/a"]);
+    let port = explorer.port;
     // The Explorer checks on demand: ask it to run on, and wait (bounded) for the discovery.
-    request("POST", "/.runtocompletion").expect("run the Explorer's checker to completion");
+    explorer
+        .request("POST", "/.runtocompletion")
+        .expect("run the Explorer's checker to completion");
     let mut path = None;
     let mut status = serde_json::Value::Null;
     for _ in 0..1200 {
-        status = serde_json::from_str(&request("GET", "/.status").unwrap()).unwrap();
+        status = explorer.json("/.status");
         path = status["properties"]
             .as_array()
             .unwrap()
@@ -1036,7 +1004,16 @@ fn the_explorer_shows_a_counterexample_in_a_real_browser() {
         );
         String::from_utf8_lossy(&output.stdout).into_owned()
     };
-    let dom = run(&["--dump-dom"]);
+    // The page fetches each step's view from the Explorer after it loads; on a loaded machine
+    // a dump can come before the last fetch is answered. Up to five dumps are taken until the
+    // drawing of the path is on the page (a bound, not a timing), and the checks run on the last.
+    let mut dom = String::new();
+    for _ in 0..5 {
+        dom = run(&["--dump-dom", "--timeout=10000"]);
+        if dom.contains("class=\"arrow") && dom.contains("read /a/.path.ovlock") {
+            break;
+        }
+    }
     assert!(
         dom.contains("mutual exclusion"),
         "the page does not name the violated property"

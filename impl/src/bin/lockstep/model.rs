@@ -545,18 +545,23 @@ pub fn check(args: &CheckArgs) -> Result<u8, String> {
                 );
             }
         }
-        code = code.max(if report.failed() {
-            EXIT_PROPERTY_FAILED
-        } else if !report.complete {
-            EXIT_INCOMPLETE
-        } else {
-            EXIT_OK
-        });
+        code = code.max(exit_code(&report));
     }
     if drawing_failed {
         code = code.max(EXIT_STORAGE);
     }
     Ok(code)
+}
+
+/// The exit code of one world's check: 1 a property failed, 3 the search was cut short.
+pub fn exit_code(report: &Report) -> u8 {
+    if report.failed() {
+        EXIT_PROPERTY_FAILED
+    } else if !report.complete {
+        EXIT_INCOMPLETE
+    } else {
+        EXIT_OK
+    }
 }
 
 /// Checks every default world of each protocol of `protocol` in `variant`, as `lockstep check`

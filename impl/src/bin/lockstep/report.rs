@@ -15,10 +15,8 @@ use lockstep_model::catalogue::{Basis, BugRun};
 use lockstep_model::check::{default_memory_budget, CheckOptions, Report};
 use lockstep_model::diagram::{self, Caption};
 
-use crate::cli::{
-    EXIT_BUG_NOT_REPRODUCED, EXIT_INCOMPLETE, EXIT_OK, EXIT_PROPERTY_FAILED, EXIT_STORAGE,
-};
-use crate::model::{check_worlds, ProtocolArg};
+use crate::cli::{EXIT_BUG_NOT_REPRODUCED, EXIT_OK, EXIT_STORAGE};
+use crate::model::{check_worlds, exit_code, ProtocolArg};
 
 #[derive(Args)]
 pub struct ReportArgs {
@@ -127,16 +125,11 @@ pub fn report(args: &ReportArgs) -> Result<u8, String> {
     std::fs::write(&index, page).map_err(|e| format!("cannot write {}: {e}", index.display()))?;
     println!("report written to {}", index.display());
 
-    let mut code = EXIT_OK;
-    for (_, report) in &reports {
-        code = code.max(if report.failed() {
-            EXIT_PROPERTY_FAILED
-        } else if !report.complete {
-            EXIT_INCOMPLETE
-        } else {
-            EXIT_OK
-        });
-    }
+    let mut code = reports
+        .iter()
+        .map(|(_, report)| exit_code(report))
+        .max()
+        .unwrap_or(EXIT_OK);
     if runs.iter().any(|r| !r.reproduced) {
         code = code.max(EXIT_BUG_NOT_REPRODUCED);
     }
