@@ -27,6 +27,10 @@ use lockstep::merge::{self, BranchName, CommitEntry, TailBase};
 #[path = "support/stores.rs"]
 mod stores;
 
+/// Waiting for a stopped process to reach its window.
+#[path = "support/hang.rs"]
+mod hang;
+
 /// Real etcd members (shared with lockstep-tests: tests/src/etcd_server.rs).
 #[cfg(feature = "etcd")]
 #[path = "../../tests/src/etcd_server.rs"]
@@ -163,7 +167,8 @@ impl Lake {
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
         if let Some(fault) = fault {
-            command.env("LOCKSTEP_FAULT", fault);
+            // The stopped process announces its hang on stderr (see support/hang.rs).
+            command.env("LOCKSTEP_FAULT", fault).stderr(Stdio::piped());
         }
         if let Some(mutant) = self.mutant {
             command.env("LOCKSTEP_MUTANT", mutant);
@@ -201,6 +206,15 @@ impl Lake {
 /// every third round stopped after its parent append and killed there.
 fn round(lake: &Lake, round: usize, rng: &mut rand::rngs::StdRng, tally: &mut Tally) {
     let stop_after_append = round % 3 == 0;
+    if stop_after_append {
+        // A commit that surely lands first, so that the stopped merger has something to append
+        // (the writers below may all be killed, or still be connecting when it reads HEAD).
+        lake.run_ok(
+            &["branch", "commit"],
+            &["live", "--message", &format!("r{round}s")],
+        );
+        tally.commits += 1;
+    }
     let mut mergers: Vec<(Child, bool)> = Vec::new();
     let mut writers: Vec<(Child, bool)> = Vec::new();
     for w in 0..3 {
@@ -214,9 +228,10 @@ fn round(lake: &Lake, round: usize, rng: &mut rand::rngs::StdRng, tally: &mut Ta
         }
     }
     std::thread::sleep(Duration::from_millis(5));
+    // The stopped merger is not among the randomly killed: it is killed at its window below.
     mergers.push((
         lake.merger(stop_after_append.then_some("hang-after-creates:2")),
-        stop_after_append,
+        false,
     ));
     std::thread::sleep(Duration::from_millis(rng.random_range(0..40)));
     mergers.push((lake.merger(None), rng.random_bool(0.4)));
@@ -228,12 +243,14 @@ fn round(lake: &Lake, round: usize, rng: &mut rand::rngs::StdRng, tally: &mut Ta
     }
     for (i, (child, kill)) in mergers.iter_mut().enumerate() {
         if stop_after_append && i == 0 {
-            // Wait until the stopped merger's append could have landed, then kill it there.
-            std::thread::sleep(Duration::from_millis(150));
-            let _ = child.kill();
-            tally.stopped_after_append += 1;
-            child.wait().unwrap();
-            continue;
+            // Wait until the stopped merger's parent append has landed, then kill it there. If
+            // it ended first (nothing to merge, or the lock busy), its exit is judged below.
+            if hang::wait_for_hang(child, Duration::from_secs(30)) {
+                let _ = child.kill();
+                tally.stopped_after_append += 1;
+                child.wait().unwrap();
+                continue;
+            }
         }
         let output = child.wait_with_output_ref();
         match output.0.code() {

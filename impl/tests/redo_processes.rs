@@ -31,6 +31,10 @@ use lockstep::redo;
 #[path = "support/stores.rs"]
 mod stores;
 
+/// Waiting for a stopped process to reach its window.
+#[path = "support/hang.rs"]
+mod hang;
+
 /// Real etcd members (shared with lockstep-tests: tests/src/etcd_server.rs).
 #[cfg(feature = "etcd")]
 #[path = "../../tests/src/etcd_server.rs"]
@@ -136,7 +140,8 @@ impl Root {
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
         if let Some(fault) = fault {
-            command.env("LOCKSTEP_FAULT", fault);
+            // The stopped process announces its hang on stderr (see support/hang.rs).
+            command.env("LOCKSTEP_FAULT", fault).stderr(Stdio::piped());
         }
         if let Some(mutant) = self.mutant {
             command.env("LOCKSTEP_MUTANT", mutant);
@@ -234,11 +239,12 @@ fn round(root: &mut Root, round: usize, rng: &mut rand::rngs::StdRng, tally: &mu
     if kill_worker {
         let _ = worker.kill();
     }
-    // Give the stopped committer time to reach its window, then kill it there.
-    std::thread::sleep(Duration::from_millis(120));
+    // Wait until the stopped committer reaches its window, then kill it there. If it ended
+    // first (the lock busy, or fewer creates than the window), it is not counted.
+    let hung = hang::wait_for_hang(&mut stopped, Duration::from_secs(30));
     let _ = stopped.kill();
     let (status, _) = output(&mut stopped);
-    if status.code().is_none() {
+    if hung && status.code().is_none() {
         tally.stopped_in_a_window += 1;
     }
     let (status, _) = output(&mut committer);

@@ -43,7 +43,32 @@ struct Plan {
     /// Hang once this many more creates have succeeded (a process stopped mid-protocol, holding
     /// whatever it has created, for process tests to kill).
     hang_after: Option<u64>,
+    /// Write [`HANG_NOTICE`] to stderr when the hang begins.
+    announce_hang: bool,
 }
+
+impl Plan {
+    fn begin_hang(&mut self, operation: Operation, at: u64) {
+        self.hung = true;
+        self.fired.push((Fault::Hang, operation, at));
+        self.announce();
+    }
+
+    fn announce(&self) {
+        if self.announce_hang {
+            use std::io::Write;
+            let mut stderr = std::io::stderr().lock();
+            let _ = writeln!(stderr, "{HANG_NOTICE}");
+            let _ = stderr.flush();
+        }
+    }
+}
+
+/// The line a [`FaultyStore`] told to [`announce_hang`](FaultyStore::announce_hang) writes to
+/// stderr when it stops answering. A process test waits for it and kills the process exactly
+/// there, instead of guessing how long the process needs to reach its window (a loaded CI
+/// machine once took longer than the guess, and the test killed a merger before its lock).
+pub const HANG_NOTICE: &str = "lockstep: injected fault: the store stopped answering";
 
 /// Wraps a store and fails the operation a test chose. Clones share the plan.
 #[derive(Clone, Debug)]
@@ -74,6 +99,11 @@ impl<S: Store> FaultyStore<S> {
     /// Stops answering at the first call after `creates` more successful creates.
     pub fn hang_after_creates(&self, creates: u64) {
         lock(&self.plan).hang_after = Some(creates);
+    }
+
+    /// Announces the hang on stderr ([`HANG_NOTICE`]) when it begins.
+    pub fn announce_hang(&self) {
+        lock(&self.plan).announce_hang = true;
     }
 
     /// Ends a crash: the "restarted process" can use the store again (its contents are kept).
@@ -112,9 +142,8 @@ impl<S: Store> FaultyStore<S> {
             return Ok(());
         }
         if plan.hang_after == Some(0) {
-            plan.hung = true;
             let at = plan.count;
-            plan.fired.push((Fault::Hang, operation, at));
+            plan.begin_hang(operation, at);
             return Ok(());
         }
         if plan.creates_left == Some(0) {
@@ -146,6 +175,7 @@ impl<S: Store> FaultyStore<S> {
             }
             Fault::Hang => {
                 plan.hung = true;
+                plan.announce();
                 Ok(())
             }
         }

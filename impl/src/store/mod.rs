@@ -23,7 +23,7 @@ use std::fmt;
 
 #[cfg(feature = "etcd")]
 pub use etcd::{EtcdOptions, EtcdStore};
-pub use faulty::{Fault, FaultyStore, Operation as FaultyOperation};
+pub use faulty::{Fault, FaultyStore, Operation as FaultyOperation, HANG_NOTICE};
 
 #[cfg(all(feature = "etcd", feature = "shuttle"))]
 compile_error!("the `etcd` and `shuttle` features exclude each other: shuttle replaces tokio's runtime, which etcd-client needs");

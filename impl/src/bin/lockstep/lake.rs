@@ -179,6 +179,7 @@ fn hostile(store: std::sync::Arc<dyn Store>) -> std::sync::Arc<dyn lockstep::sto
     {
         let faulty = lockstep::store::FaultyStore::new(store);
         faulty.hang_after_creates(n);
+        faulty.announce_hang();
         return std::sync::Arc::new(faulty);
     }
     std::sync::Arc::new(store)
