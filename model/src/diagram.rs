@@ -117,7 +117,24 @@ fn wrap(text: &str, width: usize) -> Vec<String> {
     lines
 }
 
-fn escape(text: &str) -> String {
+/// A drawing's file name stem for a counterexample named `id` (a catalogue id such as
+/// `lock/zombie-write` or a property name): ASCII letters, digits, `-` and `_` kept, anything
+/// else `-`. `bugs --svg`, `check --svg` and the report name their files by it, so links agree.
+pub fn file_stem(id: &str) -> String {
+    id.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
+/// `text` made safe inside XML or HTML text and attribute values (the drawings and the report
+/// share this one rule).
+pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

@@ -338,16 +338,7 @@ impl DiagramArgs {
         trace: &lockstep_model::trace::Trace,
         caption: lockstep_model::diagram::Caption<'_>,
     ) -> bool {
-        let stem: String = name
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                    c
-                } else {
-                    '-'
-                }
-            })
-            .collect();
+        let stem = lockstep_model::diagram::file_stem(name);
         let drawings = [
             (
                 &self.svg,

@@ -13,7 +13,7 @@ use std::time::Duration;
 use clap::Args;
 use lockstep_model::catalogue::{Basis, BugRun};
 use lockstep_model::check::{default_memory_budget, CheckOptions, Report};
-use lockstep_model::diagram::{self, Caption};
+use lockstep_model::diagram::{self, escape, file_stem, Caption};
 
 use crate::cli::{EXIT_BUG_NOT_REPRODUCED, EXIT_OK, EXIT_STORAGE};
 use crate::model::{check_worlds, exit_code, ProtocolArg};
@@ -137,26 +137,6 @@ pub fn report(args: &ReportArgs) -> Result<u8, String> {
         code = code.max(EXIT_STORAGE);
     }
     Ok(code)
-}
-
-/// A catalogue id as a file name: `lock/same-path` → `lock-same-path`.
-pub fn file_stem(id: &str) -> String {
-    id.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect()
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 fn thousands(n: usize) -> String {
