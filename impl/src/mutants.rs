@@ -84,10 +84,14 @@ pub enum Mutant {
     /// The semantic effect is keyed by the archive index alone, not by its session: two
     /// sessions' archives `k` share one effect key (the model's `item-keyed-by-index`).
     RedoEffectKeyedByIndex = 25,
+    /// A waiter sleeps its whole poll interval although the store gave it a wake-up hint (the
+    /// hint made, never waited on): a release wakes nobody, and the lock sits free until the
+    /// next poll.
+    WaitIgnoresHint = 26,
 }
 
 impl Mutant {
-    pub const ALL: [Mutant; 25] = [
+    pub const ALL: [Mutant; 26] = [
         Mutant::MemCheckThenInsert,
         Mutant::RenewDuringRelease,
         Mutant::SkipRecheck,
@@ -113,6 +117,7 @@ impl Mutant {
         Mutant::RedoAckBeforeApply,
         Mutant::RedoDoneBeforeEnqueue,
         Mutant::RedoEffectKeyedByIndex,
+        Mutant::WaitIgnoresHint,
     ];
 
     pub fn name(self) -> &'static str {
@@ -142,6 +147,7 @@ impl Mutant {
             Mutant::RedoAckBeforeApply => "redo-ack-before-apply",
             Mutant::RedoDoneBeforeEnqueue => "redo-done-before-enqueue",
             Mutant::RedoEffectKeyedByIndex => "redo-effect-keyed-by-index",
+            Mutant::WaitIgnoresHint => "wait-ignores-hint",
         }
     }
 }
@@ -393,5 +399,10 @@ pub const CATCHERS: &[(Mutant, &str, &str)] = &[
         Mutant::RedoEffectKeyedByIndex,
         "tests/tests/redo_impl.rs",
         "an_effect_keyed_by_index_alone_is_caught",
+    ),
+    (
+        Mutant::WaitIgnoresHint,
+        "impl/tests/lock_hand_off.rs",
+        "the_hand_off_test_catches_a_waiter_that_ignores_the_hint",
     ),
 ];

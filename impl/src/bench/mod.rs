@@ -253,6 +253,69 @@ pub async fn contended(
     Ok(all)
 }
 
+/// Hand-off: a holder releases a POINT lock while a waiter on another store handle (another
+/// owner registration, its own inotify watch, as a second process would have) waits for it with
+/// the default polling. One sample per hand-off: from the moment the holder's `release` returns
+/// (the lock is free) to the moment the waiter's `lock` returns. With `hints` false the store
+/// gives no wake-up hints (`FaultyStore::drop_hints`) and the waiter is granted by its polls:
+/// the baseline the hint is measured against, in the same run.
+pub async fn hand_off(
+    dir: &std::path::Path,
+    iterations: usize,
+    hints: bool,
+) -> Result<Vec<Duration>, BenchError> {
+    let open = || -> Result<Arc<dyn Store>, BenchError> {
+        let store =
+            crate::store::FaultyStore::new(FsStore::open(dir).map_err(|e| failed("open")(&e))?);
+        if !hints {
+            store.drop_hints();
+        }
+        Ok(Arc::new(store))
+    };
+    let holder = LockManager::start(open()?, options())
+        .await
+        .map_err(|e| failed("start")(&e))?;
+    let waiter = Arc::new(
+        LockManager::start(
+            open()?,
+            LockOptions {
+                timeout: None,
+                ..options()
+            },
+        )
+        .await
+        .map_err(|e| failed("start")(&e))?,
+    );
+    let operation = || Operation::new(LockMode::Point, &["/handoff"]).expect("valid");
+    let mut samples = Vec::with_capacity(iterations);
+    for i in 0..iterations + iterations / 10 {
+        let guard = holder
+            .lock(operation())
+            .await
+            .map_err(|e| failed("lock")(&e))?;
+        let waiting = Arc::clone(&waiter);
+        let task = tokio::spawn(async move {
+            let guard = waiting.lock(operation()).await?;
+            let granted = Instant::now();
+            guard.release().await?;
+            Ok::<_, crate::lock::LockError>(granted)
+        });
+        // Time for the waiter to find the lock held and start waiting (a waiter that comes later
+        // finds it free, and its sample is only shorter).
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        guard.release().await.map_err(|e| failed("release")(&e))?;
+        let released = Instant::now();
+        let granted = task
+            .await
+            .map_err(|e| failed("task")(&e))?
+            .map_err(|e| failed("waiter")(&e))?;
+        if i >= iterations / 10 {
+            samples.push(granted.saturating_duration_since(released));
+        }
+    }
+    Ok(samples)
+}
+
 /// Every case, each beside the floor measured in the same run. `quick` cuts iterations (and
 /// the 100,000-file tree to 10,000).
 pub async fn run_all(dir: &std::path::Path, quick: bool) -> Result<Vec<Measurement>, BenchError> {
@@ -314,6 +377,14 @@ pub async fn run_all(dir: &std::path::Path, quick: bool) -> Result<Vec<Measureme
         "8 tasks contending on one path, per acquire+release (MemStore)",
         contended(memory(), 8, n).await?,
     ));
+    raw.push(summarise(
+        "hand-off, release to grant, every hint lost: polling only (FsStore)",
+        hand_off(&dir.join("handoff-polling"), n / 2, false).await?,
+    ));
+    raw.push(summarise(
+        "hand-off, release to grant (FsStore)",
+        hand_off(&dir.join("handoff"), n / 2, true).await?,
+    ));
     let floor_fs = raw[0].2;
     let floor_memory = raw[1].2;
     // Scaled cases beside their small size: (case, baseline) by position in `raw`.
@@ -321,6 +392,7 @@ pub async fn run_all(dir: &std::path::Path, quick: bool) -> Result<Vec<Measureme
         5 => Some(4),
         7 => Some(6),
         9 => Some(8),
+        13 => Some(12),
         _ => None,
     };
     Ok(measurements(

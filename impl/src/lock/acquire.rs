@@ -540,6 +540,11 @@ pub(crate) async fn reap(
 
 /// Waits until `path`'s newest entry no longer blocks us (it changed, or it expired), polling
 /// with growing back-off. Fails with `Busy` at the deadline (at once for `lock_timeout = 0`).
+///
+/// Where the store gives a change hint (`Store::watch`: inotify on the journal's directory), a
+/// new entry there ends the pause at once, so a release is seen within a wake-up, not a poll
+/// interval. The hint is made before the first read, so a release after that read is never
+/// missed by it; a lost, late or spurious hint only changes when we re-read.
 async fn wait_until_changed(
     shared: &Shared,
     me: &str,
@@ -548,6 +553,11 @@ async fn wait_until_changed(
     deadline: Deadline,
 ) -> Result<(), LockError> {
     let started = Instant::now();
+    let mut hint = if matches!(deadline, Deadline::Now) {
+        None
+    } else {
+        shared.store.watch(&path.journal_prefix()).await
+    };
     let first = journal::newest(&*shared.store, path).await?;
     let blocker = |seen: &Seen| match &seen.holder {
         Some((owner, ticket, kind, index, false)) if conflicts(*kind, any_kind) => {
@@ -578,7 +588,12 @@ async fn wait_until_changed(
         if let Deadline::Until(at) = deadline {
             sleep = sleep.min(at.saturating_duration_since(Instant::now()));
         }
-        tokio::time::sleep(sleep).await;
+        match hint.as_mut() {
+            Some(hint) if !crate::mutants::active(crate::mutants::Mutant::WaitIgnoresHint) => {
+                hint.changed(sleep).await
+            }
+            _ => tokio::time::sleep(sleep).await,
+        }
         pause = (pause.mul_f64(1.5)).min(shared.options.poll_max);
         let now = journal::newest(&*shared.store, path).await?;
         match blocker(&see(shared, me, path, now.as_ref()).await) {

@@ -75,6 +75,10 @@ pub const HANG_NOTICE: &str = "lockstep: injected fault: the store stopped answe
 pub struct FaultyStore<S> {
     inner: S,
     plan: Arc<Mutex<Plan>>,
+    /// Give no change hints ([`Store::watch`] answers `None`): waiters must poll. A plain std
+    /// atomic, not the `sync` shim's: reading it must add no scheduling point to shuttle's runs
+    /// (their committed schedules would go stale), and it is set before any task runs.
+    drop_hints: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl<S: Store> FaultyStore<S> {
@@ -82,6 +86,7 @@ impl<S: Store> FaultyStore<S> {
         FaultyStore {
             inner,
             plan: Arc::new(Mutex::new(Plan::default())),
+            drop_hints: Default::default(),
         }
     }
 
@@ -99,6 +104,13 @@ impl<S: Store> FaultyStore<S> {
     /// Stops answering at the first call after `creates` more successful creates.
     pub fn hang_after_creates(&self, creates: u64) {
         lock(&self.plan).hang_after = Some(creates);
+    }
+
+    /// Drops every change hint of the store below: the world where the wake-up hint is lost
+    /// entirely, which must differ only in speed.
+    pub fn drop_hints(&self) {
+        self.drop_hints
+            .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Announces the hang on stderr ([`HANG_NOTICE`]) when it begins.
@@ -227,6 +239,14 @@ impl<S: Store> Store for FaultyStore<S> {
 
     fn describe(&self) -> String {
         format!("faulty:{}", self.inner.describe())
+    }
+
+    async fn watch(&self, prefix: &str) -> Option<Box<dyn super::ChangeHint>> {
+        // A hint only wakes; a crashed or hung store's reads fail or hang after it anyway.
+        if self.drop_hints.load(std::sync::atomic::Ordering::SeqCst) {
+            return None;
+        }
+        self.inner.watch(prefix).await
     }
 
     // Registrations and proofs of life pass through: they are not storage operations a fault

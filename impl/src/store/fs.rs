@@ -829,6 +829,19 @@ impl FsStore {
         }
     }
 
+    /// The change hint of `prefix`'s directory (see `super::inotify`); `None` if the directory
+    /// does not exist yet or cannot be watched.
+    fn watch_blocking(&self, prefix: &str) -> Option<Box<dyn super::ChangeHint>> {
+        // A key in the prefix's directory, to find that directory as `entry_dir` does.
+        let probe = match prefix.rsplit_once('/') {
+            Some((dir, _)) => format!("{dir}/x"),
+            None => "x".to_owned(),
+        };
+        let dir = self.entry_dir(&Key::new(probe).ok()?, false).ok()??;
+        let hint = super::inotify::DirHint::new(&dir)?;
+        Some(Box::new(hint))
+    }
+
     async fn blocking<T: Send + 'static>(
         &self,
         work: impl FnOnce(FsStore) -> Result<T, StoreError> + Send + 'static,
@@ -1044,6 +1057,14 @@ impl Store for FsStore {
 
     fn describe(&self) -> String {
         format!("fs:{}", self.inner.root.display())
+    }
+
+    async fn watch(&self, prefix: &str) -> Option<Box<dyn super::ChangeHint>> {
+        let prefix = prefix.to_owned();
+        self.blocking(move |s| Ok(s.watch_blocking(&prefix)))
+            .await
+            .ok()
+            .flatten()
     }
 
     async fn register_owner(

@@ -15,6 +15,7 @@ pub mod contract;
 mod etcd;
 mod faulty;
 mod fs;
+mod inotify;
 mod key;
 mod memory;
 mod spec;
@@ -146,6 +147,18 @@ pub trait OwnerRegistration: Send + Sync + fmt::Debug {
     }
 }
 
+/// A wake-up hint that entries under a prefix may have changed ([`Store::watch`]). Only an
+/// optimisation: it may fire for no change (spurious), late, or never (lost). Its user re-reads
+/// the store after every wake, and still wakes on its own after the limit it passes, so a store
+/// that gives no hints is exactly as correct, only slower to hand a lock over (specs/lock.md
+/// §4, "Waiting").
+#[async_trait::async_trait]
+pub trait ChangeHint: Send {
+    /// Returns once a change under the watched prefix may have happened since the hint was made
+    /// (or since the previous call returned), or after `limit`, whichever is first.
+    async fn changed(&mut self, limit: std::time::Duration);
+}
+
 /// A key-value store with atomic create-if-absent. Implementations must be safe to call from many
 /// tasks and threads at once, and (for persistent backends) from many processes.
 #[async_trait::async_trait]
@@ -171,6 +184,14 @@ pub trait Store: Send + Sync + 'static {
     /// limit, less room for the key). Protocols that gather many items into one entry (a redo
     /// archive) stay below it.
     fn entry_bytes_max(&self) -> Option<usize> {
+        None
+    }
+
+    /// A change hint for the keys under `prefix` (a journal's prefix, `locks/a/~`). The caller
+    /// makes it *before* it reads those keys, so that a change after its read wakes it. `None`:
+    /// this store gives no hints (or cannot watch this prefix now), and its waiters poll.
+    async fn watch(&self, prefix: &str) -> Option<Box<dyn ChangeHint>> {
+        let _ = prefix;
         None
     }
 
@@ -210,6 +231,9 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     }
     fn entry_bytes_max(&self) -> Option<usize> {
         (**self).entry_bytes_max()
+    }
+    async fn watch(&self, prefix: &str) -> Option<Box<dyn ChangeHint>> {
+        (**self).watch(prefix).await
     }
     async fn register_owner(
         &self,

@@ -1,0 +1,169 @@
+//! Hand-off across processes (issue 15, goal 2): a `lockstep lock` process holds `/h`; a waiter
+//! in this process, on its own store handle, polls only once an hour. When the holder releases,
+//! only the wake-up hint (inotify on the journal's directory, `Store::watch`) can wake the
+//! waiter, so a waiter granted at all was woken by the hint. The planted bug
+//! `wait-ignores-hint` (the hint made, but the waiter sleeps its poll interval) must leave the
+//! waiter asleep.
+//!
+//! The limit on the wait is a liveness bound, not a measurement: the hand-off's speed is
+//! measured by `lockstep bench` ("hand-off, release to grant (FsStore)").
+
+use std::path::Path;
+use std::process::{Child, Command};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use lockstep::lock::{LockManager, LockMode, LockOptions, Operation};
+use lockstep::store::{ChangeHint, Created, FaultyStore, FsStore, Key, Store, StoreError, Version};
+
+/// The two tests switch a process-wide mutant on and off: one at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// A store that says when its user, having made a change hint, has read the journal after it:
+/// from then on, a release can only reach the waiter through the hint (or an hour's poll).
+struct Watched {
+    inner: FaultyStore<FsStore>,
+    /// 0: no hint yet; 1: a hint made; 2: a listing after it.
+    stage: AtomicU8,
+    waiting: AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl Store for Watched {
+    async fn get(&self, key: &Key) -> Result<Option<(Vec<u8>, Version)>, StoreError> {
+        self.inner.get(key).await
+    }
+    async fn create(&self, key: &Key, bytes: &[u8]) -> Result<Created, StoreError> {
+        self.inner.create(key, bytes).await
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<Key>, StoreError> {
+        let keys = self.inner.list(prefix).await;
+        if self.stage.load(Ordering::SeqCst) == 1 {
+            self.stage.store(2, Ordering::SeqCst);
+            self.waiting.store(true, Ordering::SeqCst);
+        }
+        keys
+    }
+    async fn delete(&self, key: &Key) -> Result<(), StoreError> {
+        self.inner.delete(key).await
+    }
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    async fn watch(&self, prefix: &str) -> Option<Box<dyn ChangeHint>> {
+        // Asked for, whether or not the store below gives one.
+        self.stage.store(1, Ordering::SeqCst);
+        self.inner.watch(prefix).await
+    }
+}
+
+fn wait_for(what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A `lockstep lock` process holding POINT `/h` until the file `go` appears.
+fn holder(root: &Path) -> Child {
+    let (held, go) = (root.join("held"), root.join("go"));
+    let script = format!(
+        "touch '{}'; while [ ! -e '{}' ]; do sleep 0.01; done",
+        held.display(),
+        go.display()
+    );
+    let child = Command::new(env!("CARGO_BIN_EXE_lockstep"))
+        .args(["lock", "--root"])
+        .arg(root)
+        .args(["--mode", "point", "/h", "--", "sh", "-c", &script])
+        .spawn()
+        .unwrap();
+    wait_for("the holder to hold /h", || held.exists());
+    child
+}
+
+/// Whether the waiter was granted within `limit` of the holder's release. With `hints` false
+/// the store gives none, and the waiter polls as usual (from 20 ms up to 500 ms).
+fn hand_off_within(limit: Duration, hints: bool) -> bool {
+    let dir = tempfile::tempdir().unwrap();
+    let mut holder = holder(dir.path());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let granted = rt.block_on(async {
+        let inner = FaultyStore::new(
+            FsStore::open(dir.path().join(lockstep::store::FS_STATE_DIR)).unwrap(),
+        );
+        let hour = Duration::from_secs(3600);
+        let mut options = LockOptions {
+            timeout: None,
+            cleanup_every: None,
+            ..LockOptions::default()
+        };
+        if hints {
+            (options.poll_min, options.poll_max) = (hour, hour);
+        } else {
+            inner.drop_hints();
+        }
+        let store = Arc::new(Watched {
+            inner,
+            stage: AtomicU8::new(0),
+            waiting: AtomicBool::new(false),
+        });
+        let manager = LockManager::start(Arc::clone(&store) as Arc<dyn Store>, options)
+            .await
+            .unwrap();
+        let waiter = tokio::spawn(async move {
+            let operation = Operation::new(LockMode::Point, &["/h"]).unwrap();
+            let guard = manager.lock(operation).await.unwrap();
+            guard.release().await.unwrap();
+        });
+        let seen = Arc::clone(&store);
+        tokio::task::spawn_blocking(move || {
+            wait_for("the waiter to wait", || seen.waiting.load(Ordering::SeqCst))
+        })
+        .await
+        .unwrap();
+        std::fs::write(dir.path().join("go"), b"").unwrap();
+        let granted = tokio::time::timeout(limit, waiter).await;
+        granted.is_ok_and(|joined| joined.is_ok())
+    });
+    // A waiter left asleep (the planted bug) sits in a blocking poll for an hour: do not wait
+    // for it.
+    rt.shutdown_background();
+    assert!(holder.wait().unwrap().success(), "the holder failed");
+    granted
+}
+
+#[test]
+fn a_release_in_another_process_wakes_a_waiter_that_would_poll_in_an_hour() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    assert!(
+        hand_off_within(Duration::from_secs(60), true),
+        "the waiter was not woken by the holder's release"
+    );
+}
+
+/// The world where every hint is lost: the waiter is granted by its polls, as before hints.
+#[test]
+fn with_every_hint_lost_a_waiter_is_granted_by_polling() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    assert!(
+        hand_off_within(Duration::from_secs(60), false),
+        "the waiter was not granted by polling"
+    );
+}
+
+#[cfg(feature = "mutants")]
+#[test]
+fn the_hand_off_test_catches_a_waiter_that_ignores_the_hint() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    lockstep::mutants::activate(Some(lockstep::mutants::Mutant::WaitIgnoresHint));
+    let granted = hand_off_within(Duration::from_secs(5), true);
+    lockstep::mutants::activate(None);
+    assert!(!granted, "a waiter that ignores its hint was still woken");
+}
