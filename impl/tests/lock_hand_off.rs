@@ -5,6 +5,8 @@
 //! `wait-ignores-hint` (the hint made, but the waiter sleeps its poll interval) must leave the
 //! waiter asleep.
 //!
+//! The same runs on etcd (feature `etcd`), whose hint is an etcd watch on the journal's prefix.
+//!
 //! The limit on the wait is a liveness bound, not a measurement: the hand-off's speed is
 //! measured by `lockstep bench` ("hand-off, release to grant (FsStore)").
 
@@ -17,13 +19,27 @@ use std::time::{Duration, Instant};
 use lockstep::lock::{LockManager, LockMode, LockOptions, Operation};
 use lockstep::store::{ChangeHint, Created, FaultyStore, FsStore, Key, Store, StoreError, Version};
 
+#[cfg(feature = "etcd")]
+#[path = "../../tests/src/etcd_server.rs"]
+#[allow(dead_code)]
+mod etcd_server;
+
+/// Where the holder and the waiter meet.
+enum Backend {
+    /// A directory: `--root DIR` for the holder, an FsStore on `DIR/.lockstep` for the waiter.
+    Fs,
+    /// An etcd cluster at these endpoints, under a fresh prefix.
+    #[cfg(feature = "etcd")]
+    Etcd(Vec<String>),
+}
+
 /// The two tests switch a process-wide mutant on and off: one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
 
 /// A store that says when its user, having made a change hint, has read the journal after it:
 /// from then on, a release can only reach the waiter through the hint (or an hour's poll).
 struct Watched {
-    inner: FaultyStore<FsStore>,
+    inner: FaultyStore<Arc<dyn Store>>,
     /// 0: no hint yet; 1: a hint made; 2: a listing after it.
     stage: AtomicU8,
     waiting: AtomicBool,
@@ -66,17 +82,18 @@ fn wait_for(what: &str, done: impl Fn() -> bool) {
     }
 }
 
-/// A `lockstep lock` process holding POINT `/h` until the file `go` appears.
-fn holder(root: &Path) -> Child {
-    let (held, go) = (root.join("held"), root.join("go"));
+/// A `lockstep lock` process on `store` (its store arguments) holding POINT `/h` until the file
+/// `go` appears in `dir`.
+fn holder(dir: &Path, store: &[String]) -> Child {
+    let (held, go) = (dir.join("held"), dir.join("go"));
     let script = format!(
         "touch '{}'; while [ ! -e '{}' ]; do sleep 0.01; done",
         held.display(),
         go.display()
     );
     let child = Command::new(env!("CARGO_BIN_EXE_lockstep"))
-        .args(["lock", "--root"])
-        .arg(root)
+        .arg("lock")
+        .args(store)
         .args(["--mode", "point", "/h", "--", "sh", "-c", &script])
         .spawn()
         .unwrap();
@@ -86,18 +103,40 @@ fn holder(root: &Path) -> Child {
 
 /// Whether the waiter was granted within `limit` of the holder's release. With `hints` false
 /// the store gives none, and the waiter polls as usual (from 20 ms up to 500 ms).
-fn hand_off_within(limit: Duration, hints: bool) -> bool {
+fn hand_off_within(limit: Duration, hints: bool, backend: &Backend) -> bool {
     let dir = tempfile::tempdir().unwrap();
-    let mut holder = holder(dir.path());
+    let args: Vec<String> = match backend {
+        Backend::Fs => vec!["--root".into(), dir.path().display().to_string()],
+        #[cfg(feature = "etcd")]
+        Backend::Etcd(endpoints) => {
+            let prefix = etcd_server::fresh_prefix();
+            vec![
+                "--store".into(),
+                format!("etcd:{}?prefix={prefix}", endpoints.join(",")),
+            ]
+        }
+    };
+    let mut holder = holder(dir.path(), &args);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
     let granted = rt.block_on(async {
-        let inner = FaultyStore::new(
-            FsStore::open(dir.path().join(lockstep::store::FS_STATE_DIR)).unwrap(),
-        );
+        // The waiter's store: the one the holder names, opened here.
+        let opened: Arc<dyn Store> = match backend {
+            Backend::Fs => {
+                Arc::new(FsStore::open(dir.path().join(lockstep::store::FS_STATE_DIR)).unwrap())
+            }
+            #[cfg(feature = "etcd")]
+            Backend::Etcd(_) => lockstep::store::StoreSpec::parse(&args[1])
+                .unwrap()
+                .open(false)
+                .await
+                .unwrap()
+                .expect("an etcd store is there"),
+        };
+        let inner = FaultyStore::new(opened);
         let hour = Duration::from_secs(3600);
         let mut options = LockOptions {
             timeout: None,
@@ -143,7 +182,7 @@ fn hand_off_within(limit: Duration, hints: bool) -> bool {
 fn a_release_in_another_process_wakes_a_waiter_that_would_poll_in_an_hour() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     assert!(
-        hand_off_within(Duration::from_secs(60), true),
+        hand_off_within(Duration::from_secs(60), true, &Backend::Fs),
         "the waiter was not woken by the holder's release"
     );
 }
@@ -153,7 +192,7 @@ fn a_release_in_another_process_wakes_a_waiter_that_would_poll_in_an_hour() {
 fn with_every_hint_lost_a_waiter_is_granted_by_polling() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     assert!(
-        hand_off_within(Duration::from_secs(60), false),
+        hand_off_within(Duration::from_secs(60), false, &Backend::Fs),
         "the waiter was not granted by polling"
     );
 }
@@ -163,7 +202,26 @@ fn with_every_hint_lost_a_waiter_is_granted_by_polling() {
 fn the_hand_off_test_catches_a_waiter_that_ignores_the_hint() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     lockstep::mutants::activate(Some(lockstep::mutants::Mutant::WaitIgnoresHint));
-    let granted = hand_off_within(Duration::from_secs(5), true);
+    let granted = hand_off_within(Duration::from_secs(5), true, &Backend::Fs);
     lockstep::mutants::activate(None);
     assert!(!granted, "a waiter that ignores its hint was still woken");
+}
+
+/// On etcd: the holder's release wakes the waiter through an etcd watch.
+#[cfg(feature = "etcd")]
+#[test]
+fn on_etcd_a_release_in_another_process_wakes_a_waiter_that_would_poll_in_an_hour() {
+    let Some(cluster) = etcd_server::shared_or_skip() else {
+        return;
+    };
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let backend = Backend::Etcd(cluster.endpoints());
+    assert!(
+        hand_off_within(Duration::from_secs(60), true, &backend),
+        "the waiter was not woken by the holder's release"
+    );
+    assert!(
+        hand_off_within(Duration::from_secs(60), false, &backend),
+        "with every hint lost, the waiter was not granted by polling"
+    );
 }

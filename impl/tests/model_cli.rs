@@ -842,6 +842,34 @@ fn the_explorer_names_steps_and_draws_the_path_so_far() {
                 );
             }
         }
+        // Each state, the initial ones too, is shown as a table of labelled rows.
+        let label = match protocol {
+            "lock" => "journal /",
+            "merge" => "TAIL/BASE",
+            _ => "messages",
+        };
+        let inits = explorer.json("/.states");
+        for view in inits
+            .as_array()
+            .unwrap()
+            .iter()
+            .take(3)
+            .chain(views.first())
+        {
+            let svg = view["svg"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{protocol}: no state table: {view}"));
+            let drawing = roxmltree::Document::parse(svg).unwrap();
+            let labels: Vec<&str> = drawing
+                .descendants()
+                .filter(|n| n.attribute("class") == Some("key"))
+                .filter_map(|n| n.text())
+                .collect();
+            assert!(
+                labels.contains(&label) && (labels.contains(&"c0") || labels.contains(&"m0")),
+                "{protocol}: the state table lacks {label:?} or its first actor: {labels:?}"
+            );
+        }
     }
 }
 
@@ -888,6 +916,8 @@ fn browser() -> Option<&'static str> {
 struct Explorer {
     child: std::process::Child,
     port: u16,
+    /// What the Explorer wrote on stderr (its URL line).
+    log: tempfile::NamedTempFile,
 }
 
 impl Explorer {
@@ -899,15 +929,16 @@ impl Explorer {
             .local_addr()
             .unwrap()
             .port();
+        let log = tempfile::NamedTempFile::new().unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_lockstep"))
             .arg("explore")
             .args(args)
             .args(["--port", &port.to_string()])
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
+            .stderr(log.reopen().unwrap())
             .spawn()
             .expect("start the Explorer");
-        let explorer = Explorer { child, port };
+        let explorer = Explorer { child, port, log };
         for _ in 0..300 {
             if explorer.request("GET", "/.status").is_some() {
                 return explorer;
@@ -931,6 +962,11 @@ impl Explorer {
         Some(response.split_once("\r\n\r\n")?.1.to_string())
     }
 
+    /// What the Explorer has written on stderr so far.
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(self.log.path()).unwrap()
+    }
+
     fn json(&self, path: &str) -> serde_json::Value {
         let body = self
             .request("GET", path)
@@ -944,6 +980,76 @@ impl Drop for Explorer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `explore lock --bug ID` serves the entry's world and prints the URL of its counterexample.
+/// Walked step by step through the Explorer's own API, as the page walks it, the URL's path
+/// takes exactly the steps `lockstep bugs` prints for the entry, each worded the same.
+#[test]
+fn explore_opens_a_catalogue_entry_at_its_counterexample() {
+    let id = "lock/mutant-hint-only-deadlock";
+    let output = lockstep(&["bugs", "lock", "--only", id, "--json"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let bugs: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let steps = bugs["bugs"][0]["counterexample"]["steps"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no counterexample for {id}: {bugs}"))
+        .clone();
+    let explorer = Explorer::start(&["lock", "--bug", id]);
+    let log = explorer.stderr();
+    let url = log
+        .lines()
+        .find(|l| l.starts_with(&format!("Explorer for {id}")))
+        .unwrap_or_else(|| panic!("no URL line: {log}"));
+    let path = url
+        .split("#/steps/")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no counterexample path in {url}"));
+    let indices: Vec<usize> = path.split('/').map(|i| i.parse().unwrap()).collect();
+    assert_eq!(indices.len(), steps.len() + 1, "{url}");
+    for (n, step) in steps.iter().enumerate() {
+        let here: Vec<String> = indices[..=n].iter().map(usize::to_string).collect();
+        let views = explorer.json(&format!("/.states/{}", here.join("/")));
+        let taken = &views[indices[n + 1]];
+        let expected = format!(
+            "{}: {}",
+            step["actor"].as_str().unwrap(),
+            step["text"].as_str().unwrap()
+        );
+        assert_eq!(
+            taken["outcome"].as_str(),
+            Some(expected.as_str()),
+            "step {} of {url}",
+            n + 1
+        );
+    }
+    // Bad input: an unknown id is refused with the list, before anything listens; so are
+    // bounds, which the entry's own world does not take.
+    assert_usage_error(
+        &[
+            "explore",
+            "lock",
+            "--bug",
+            "lock/no-such-bug",
+            "--port",
+            "1",
+        ],
+        "lock/same-path-double-grant",
+    );
+    assert_usage_error(
+        &[
+            "explore",
+            "lock",
+            "--bug",
+            id,
+            "--clients",
+            "3",
+            "--port",
+            "1",
+        ],
+        "do not apply",
+    );
 }
 
 /// The Explorer in a real browser: `lockstep explore` on 127.0.0.1 with the seed, its checker run

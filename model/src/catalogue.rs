@@ -57,6 +57,14 @@ pub trait Scenario: Send + Sync {
     fn variant(&self) -> &'static str;
     /// Runs the entry's model (`control`: the fixed protocol in the same world).
     fn run(&self, property: &str, control: bool, budget: Duration) -> Finding;
+    /// The shortest counterexample of `property` as the Explorer addresses it: the initial
+    /// state's index among `init_states`, then each action's index among `actions` of the state
+    /// it leaves (the path `lockstep bugs` prints, regrouped as printed). `None`: none was found
+    /// within `budget` (or the property is a `sometimes` one, which has no counterexample).
+    fn explorer_steps(&self, property: &str, budget: Duration) -> Option<Vec<usize>>;
+    /// Serves stateright's Explorer on the entry's world at `address`; returns only if the
+    /// server stops.
+    fn serve(&self, address: std::net::SocketAddr);
 }
 
 /// A scenario over one protocol's model.
@@ -83,6 +91,50 @@ where
         let model = if control { &self.control } else { &self.model };
         run_model(model, property, self.signature, budget)
     }
+
+    fn explorer_steps(&self, property: &str, budget: Duration) -> Option<Vec<usize>> {
+        let always = self
+            .model
+            .properties()
+            .into_iter()
+            .any(|p| p.name == property && p.expectation == Expectation::Always);
+        if !always {
+            return None;
+        }
+        let search = ShortestSearch {
+            progress: None,
+            budget: Budget::until(Instant::now() + budget),
+        };
+        let Search::Found(path) = search.run(&self.model, property, self.signature) else {
+            return None;
+        };
+        let (path, _) = crate::check::regroup(&self.model, &path, Some(property), self.signature);
+        explorer_indices(&self.model, &path)
+    }
+
+    fn serve(&self, address: std::net::SocketAddr) {
+        // `serve` answers requests until the server stops.
+        let _ = self.model.clone().checker().serve(address);
+    }
+}
+
+/// A behaviour as the Explorer's path of indices (see [`Scenario::explorer_steps`]); `None` if a
+/// state or action is not where the model lists it (a path that is not the model's).
+pub fn explorer_indices<M>(model: &M, path: &[(M::State, Option<M::Action>)]) -> Option<Vec<usize>>
+where
+    M: Protocol,
+    M::State: std::hash::Hash + Clone + PartialEq + std::fmt::Debug + Send + Sync + 'static,
+    M::Action: Clone + std::fmt::Debug + PartialEq + Send + Sync + 'static,
+{
+    let (first, _) = path.first()?;
+    let mut indices = vec![model.init_states().iter().position(|s| s == first)?];
+    for (state, action) in path {
+        let Some(action) = action else { break };
+        let mut actions = Vec::new();
+        model.actions(state, &mut actions);
+        indices.push(actions.iter().position(|a| a == action)?);
+    }
+    Some(indices)
 }
 
 /// One catalogued bug.

@@ -442,20 +442,116 @@ fn cross(out: &mut String, x: f64, y: f64, class: &str) {
     );
 }
 
-/// The drawing stateright's Explorer shows beside a state (`Model::as_svg`): the path from the
-/// initial state so far, or nothing before the first step.
-pub fn explorer_svg(trace: &Trace, protocol: &str) -> Option<String> {
+/// The drawing stateright's Explorer shows beside a state (`Model::as_svg`): the state as a
+/// table of labelled rows (`state`, each protocol's own: its clients, journals, tickets and the
+/// resource), then the path from the initial state so far, once it has a step.
+pub fn explorer_svg(trace: &Trace, protocol: &str, state: &[(String, String)]) -> Option<String> {
+    let table = table_svg(&format!("{protocol}: this state"), state);
+    if trace.is_empty() {
+        return Some(table);
+    }
     let title = format!("{protocol}: the path so far");
-    (!trace.is_empty()).then(|| {
-        svg(
-            trace,
-            Caption {
-                title: &title,
-                subtitle: "",
-                property: "",
-            },
+    let path = svg(
+        trace,
+        Caption {
+            title: &title,
+            subtitle: "",
+            property: "",
+        },
+    );
+    // One SVG: both drawings nested in it, one under the other.
+    let ((table_width, table_height), (path_width, path_height)) = (size(&table), size(&path));
+    let (width, height) = (table_width.max(path_width), table_height + path_height);
+    let nested = |drawing: &str, y: f64| {
+        let start = drawing.find("<svg ").expect("a drawing starts with <svg");
+        format!(
+            "<svg x=\"0\" y=\"{y:.0}\" {}",
+            &drawing[start + "<svg ".len()..]
         )
-    })
+    };
+    Some(format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" width=\"{width:.0}\" height=\"{height:.0}\" viewBox=\"0 0 {width:.0} {height:.0}\">\n{}{}</svg>\n",
+        nested(&table, 0.0),
+        nested(&path, table_height)
+    ))
+}
+
+/// The `width` and `height` a drawing of this module declares on its `<svg>` element.
+fn size(drawing: &str) -> (f64, f64) {
+    let attribute = |name: &str| {
+        let at = drawing
+            .find(&format!(" {name}=\""))
+            .expect("a drawing declares its size")
+            + name.len()
+            + 3;
+        let end = drawing[at..].find('"').expect("a closed attribute") + at;
+        drawing[at..end].parse::<f64>().expect("a number")
+    };
+    (attribute("width"), attribute("height"))
+}
+
+/// A state as a self-contained SVG table: `title`, then one row per (label, value), the value
+/// wrapped at the drawings' line width.
+pub fn table_svg(title: &str, rows: &[(String, String)]) -> String {
+    let label_width = rows
+        .iter()
+        .map(|(label, _)| text_width(label))
+        .fold(0.0, f64::max);
+    let value_x = MARGIN + label_width + 2.0 * CHAR_WIDTH;
+    let mut body = String::new();
+    let mut y = MARGIN + LINE;
+    let mut right = MARGIN + text_width(title);
+    let _ = writeln!(
+        body,
+        r#"<text class="title" x="{MARGIN:.1}" y="{y:.1}">{}</text>"#,
+        escape(title)
+    );
+    y += LINE * 1.5;
+    for (n, (label, value)) in rows.iter().enumerate() {
+        let lines = wrap(value, WRAP);
+        let top = y - LINE + 3.0;
+        let _ = writeln!(
+            body,
+            r#"<rect class="row{}" x="{:.1}" y="{top:.1}" width="WIDTH" height="{:.1}"/>"#,
+            if n % 2 == 0 { " even" } else { "" },
+            MARGIN - 4.0,
+            lines.len() as f64 * LINE + 2.0
+        );
+        let _ = writeln!(
+            body,
+            r#"<text class="key" x="{MARGIN:.1}" y="{y:.1}">{}</text>"#,
+            escape(label)
+        );
+        for line in &lines {
+            let _ = writeln!(
+                body,
+                r#"<text class="value" x="{value_x:.1}" y="{y:.1}">{}</text>"#,
+                escape(line)
+            );
+            right = right.max(value_x + text_width(line));
+            y += LINE;
+        }
+    }
+    let (width, height) = (right + MARGIN, y + MARGIN - LINE / 2.0);
+    let body = body.replace(
+        "width=\"WIDTH\"",
+        &format!("width=\"{:.1}\"", width - 2.0 * MARGIN + 8.0),
+    );
+    format!(
+        r##"<?xml version="1.0" encoding="UTF-8"?>
+<svg xmlns="http://www.w3.org/2000/svg" version="1.1" width="{width:.0}" height="{height:.0}" viewBox="0 0 {width:.0} {height:.0}" font-family="DejaVu Sans Mono, Menlo, Consolas, monospace" font-size="12">
+<title>{}</title>
+<style>
+.title {{ font-size: 15px; font-weight: bold; }}
+.key {{ fill: #4a6fa5; font-weight: bold; }}
+.row {{ fill: #fff; }}
+.row.even {{ fill: #f4f6fa; }}
+</style>
+<rect x="0" y="0" width="{width:.0}" height="{height:.0}" fill="#fff"/>
+{body}</svg>
+"##,
+        escape(title)
+    )
 }
 
 /// Mermaid's message text: `;` and `#` end or start its entity codes, `<` and `>` could be read

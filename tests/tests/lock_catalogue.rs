@@ -30,6 +30,7 @@ lockstep_tests::catalogue_tests!("lock" {
     mutant_blind_withdraw: "lock/mutant-blind-withdraw" => Steps(10);
     mutant_create_then_write: "lock/mutant-create-then-write" => Steps(5);
     mutant_wait_for_empty_deadlock: "lock/mutant-wait-for-empty-deadlock" => Steps(9);
+    mutant_hint_only_deadlock: "lock/mutant-hint-only-deadlock" => Steps(10);
     mutant_both_withdraw: "lock/mutant-both-withdraw" => Steps(30);
     mutant_uncounted_restart: "lock/mutant-uncounted-restart" => Steps(8);
     mutant_gc_while_active: "lock/mutant-gc-while-active" => Steps(12);

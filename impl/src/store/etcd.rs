@@ -164,6 +164,28 @@ fn too_large(status: &tonic::Status) -> bool {
     ) && (message.contains("too large") || message.contains("larger than max"))
 }
 
+/// A change hint on etcd: a watch's event stream. A response is a change (or a progress
+/// notice, which only wakes the waiter early); a stream that ends or fails gives no more hints,
+/// and its waiter sleeps its pauses out, polling as without hints.
+struct EtcdHint {
+    stream: etcd_client::WatchStream,
+    ended: bool,
+}
+
+#[async_trait::async_trait]
+impl super::ChangeHint for EtcdHint {
+    async fn changed(&mut self, limit: Duration) {
+        let started = tokio::time::Instant::now();
+        if !self.ended {
+            match tokio::time::timeout(limit, self.stream.message()).await {
+                Ok(Ok(Some(_))) | Err(_) => return,
+                Ok(_) => self.ended = true,
+            }
+        }
+        tokio::time::sleep(limit.saturating_sub(started.elapsed())).await;
+    }
+}
+
 /// The smallest key after every key that starts with `prefix` (etcd's range end for a prefix).
 fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     let mut end = prefix.to_vec();
@@ -279,6 +301,30 @@ impl Store for EtcdStore {
 
     fn entry_bytes_max(&self) -> Option<usize> {
         Some(ENTRY_BYTES_MAX)
+    }
+
+    /// An etcd watch on the prefix, in place once etcd confirms it (`created`), so that the
+    /// caller's read after it misses no change. Any trouble (no answer, a refused watch) gives no
+    /// hint: the caller polls.
+    async fn watch(&self, prefix: &str) -> Option<Box<dyn super::ChangeHint>> {
+        let limit = self.options.request_timeout;
+        let mut client = self.client.watch_client();
+        let options = etcd_client::WatchOptions::new().with_prefix();
+        let mut stream =
+            tokio::time::timeout(limit, client.watch(self.data_key(prefix), Some(options)))
+                .await
+                .ok()?
+                .ok()?;
+        let first = tokio::time::timeout(limit, stream.message())
+            .await
+            .ok()?
+            .ok()??;
+        first.created().then(|| {
+            Box::new(EtcdHint {
+                stream,
+                ended: false,
+            }) as Box<dyn super::ChangeHint>
+        })
     }
 
     async fn register_owner(

@@ -543,6 +543,13 @@ fn mutants() -> Vec<Spec> {
             two_points.clone(),
         ),
         mutant(
+            "lock/mutant-hint-only-deadlock",
+            Mutation::HintOnly,
+            "a waiter trusts the wake-up hint and never polls: the hint of the holder's release is lost, and the waiter sleeps forever on a free lock",
+            "no deadlock",
+            two_points.clone(),
+        ),
+        mutant(
             "lock/mutant-both-withdraw",
             Mutation::BothWithdraw,
             "both contenders withdraw when they meet (every contender rolls back, as OpenViking #3602 does): with bounded retries neither ever wins",

@@ -208,6 +208,13 @@ pub fn apply(model: &LockModel, state: &mut LockState, action: LockAction) -> bo
             true
         }
         LockAction::Collect => collect(model, state),
+        LockAction::LoseHint(c) => {
+            let Some(path) = waited_on(model, state, c as usize) else {
+                return false;
+            };
+            state.clients[c as usize].hint_lost_at = Some(state.slots[path as usize].len);
+            true
+        }
         _ => unreachable!("not an action of the fixed protocol: {action:?}"),
     }
 }
@@ -301,6 +308,13 @@ pub fn cleaner_actions(model: &LockModel, state: &LockState, actions: &mut Vec<L
         }
         if state.clients[owner as usize].is_dead_to_store() {
             actions.push(LockAction::Recover(path));
+        }
+    }
+    if model.variant().has(Mutation::HintOnly) {
+        for c in model.clients() {
+            if hint_pending(model, state, c) {
+                actions.push(LockAction::LoseHint(c as u8));
+            }
         }
     }
     if state.lease_losses_left > 0 {
@@ -653,6 +667,7 @@ fn acquire(model: &LockModel, state: &mut LockState, client: usize, lock: u8, st
                     if waits && must_back_off(model, state, client, plan.pre[index as usize]) {
                         back_off(model, state, client);
                     } else if waits {
+                        begin_wait(model, state, client, plan.pre[index as usize].path);
                         set(
                             state,
                             Step::Wait {
@@ -681,13 +696,18 @@ fn acquire(model: &LockModel, state: &mut LockState, client: usize, lock: u8, st
             check,
             recheck: false,
         } => {
+            let hint_only = model.variant().has(Mutation::HintOnly);
+            if hint_only && !wake_on_hint(model, state, client, plan.pre[check as usize].path) {
+                return false;
+            }
             if still_waiting(model, state, plan.pre[check as usize], || {
                 matches!(
                     pre_read(model, state, client, plan.pre[check as usize], check == 0),
                     Found::Live
                 )
             }) {
-                return false;
+                // A poll that finds nothing new is no step; a hint consumed is one.
+                return hint_only;
             }
             set(state, Step::CheckSame);
         }
@@ -734,11 +754,15 @@ fn acquire(model: &LockModel, state: &mut LockState, client: usize, lock: u8, st
             check,
             recheck: true,
         } => {
+            let hint_only = model.variant().has(Mutation::HintOnly);
+            if hint_only && !wake_on_hint(model, state, client, plan.re[check as usize].path) {
+                return false;
+            }
             let mine = state.clients[client].ticket;
             if still_waiting(model, state, plan.re[check as usize], || {
                 re_read(model, state, client, plan.re[check as usize], mine) == Verdict::Wait
             }) {
-                return false;
+                return hint_only;
             }
             recheck(model, state, client, lock, &plan.re, check);
         }
@@ -776,6 +800,51 @@ fn acquire(model: &LockModel, state: &mut LockState, client: usize, lock: u8, st
             unreachable!("not a step of the fixed protocol: {step:?}")
         }
     }
+    true
+}
+
+/// The path whose journal a waiting client waits on.
+pub fn waited_on(model: &LockModel, state: &LockState, client: usize) -> Option<u8> {
+    let Phase::Acquiring {
+        lock,
+        step: Step::Wait { check, recheck },
+    } = state.clients[client].phase
+    else {
+        return None;
+    };
+    let plan = model.plan(state, client, lock);
+    let checks = if recheck { &plan.re } else { &plan.pre };
+    Some(checks[check as usize].path)
+}
+
+/// Mutant `hint-only`: whether a wake-up hint is pending for a waiter (its journal changed
+/// since it last read it, and the hint of that change was not lost).
+fn hint_pending(model: &LockModel, state: &LockState, client: usize) -> bool {
+    let Some(path) = waited_on(model, state, client) else {
+        return false;
+    };
+    let (me, len) = (&state.clients[client], state.slots[path as usize].len);
+    len != me.hint_seen && me.hint_lost_at != Some(len)
+}
+
+/// A client starts waiting on `path`'s journal, having just read it (mutant `hint-only` notes
+/// what it read; the fixed protocol polls and needs no note).
+fn begin_wait(model: &LockModel, state: &mut LockState, client: usize, path: u8) {
+    if model.variant().has(Mutation::HintOnly) {
+        let len = state.slots[path as usize].len;
+        let me = &mut state.clients[client];
+        me.hint_seen = len;
+        me.hint_lost_at = None;
+    }
+}
+
+/// Mutant `hint-only`: a waiter wakes only on a pending hint, which it consumes (it re-reads
+/// the journal now). `false`: no hint, so it sleeps on.
+fn wake_on_hint(model: &LockModel, state: &mut LockState, client: usize, path: u8) -> bool {
+    if !hint_pending(model, state, client) {
+        return false;
+    }
+    begin_wait(model, state, client, path);
     true
 }
 
@@ -886,6 +955,7 @@ fn recheck(
         Verdict::Wait => {
             state.clients[client].contended = true;
             if model.spec(client).timeout.waits() {
+                begin_wait(model, state, client, re[index as usize].path);
                 set(
                     state,
                     Step::Wait {

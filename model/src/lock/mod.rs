@@ -180,6 +180,9 @@ pub enum LockAction {
     LoseLease(u8),
     /// Fixed: the offline collector deletes every released journal.
     Collect,
+    /// Mutant `hint-only`: the wake-up hint pending for waiter `c` is lost (an inotify queue
+    /// overflow, the watch limit reached).
+    LoseHint(u8),
 }
 
 /// The kind of storage operation a client's next step performs (where a fault can strike).
@@ -670,11 +673,14 @@ impl Model for LockModel {
         Some(format!("{actor}: {text}"))
     }
 
-    /// The Explorer's drawing of the path so far.
+    /// The Explorer's view of a state: the state as a table, then the path to it.
     fn as_svg(&self, path: stateright::Path<LockState, LockAction>) -> Option<String> {
+        let path = path.into_vec();
+        let state = &path.last()?.0;
         crate::diagram::explorer_svg(
-            &crate::check::Protocol::trace(self, &path.into_vec()),
+            &crate::check::Protocol::trace(self, &path),
             "lock",
+            &trace::state_rows(self, state),
         )
     }
 }

@@ -248,6 +248,13 @@ pub struct Client {
     /// The store proves this client dead while it runs on (its lease was lost): every entry it
     /// wrote or writes is a dead owner's, and it holds nothing it could rely on.
     pub lease_lost: bool,
+    /// Mutant `hint-only`: the length of the journal the waiter waits on when it last read it.
+    /// A change hint is pending while the journal's length differs (every change appends, and
+    /// the collector empties it). Always 0 in every other variant.
+    pub hint_seen: u8,
+    /// Mutant `hint-only`: the journal length at which the pending hint was lost; a later
+    /// change sends a new one.
+    pub hint_lost_at: Option<u8>,
     pub held: [Option<Held>; LOCKS_PER_MODE_MAX],
 }
 

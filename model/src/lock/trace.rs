@@ -140,6 +140,13 @@ pub fn describe(
             "store".into(),
             format!("c{c}'s lease is LOST while it runs (a stall or a partition; etcd #15247): the store proves it dead from now on"),
         ),
+        LockAction::LoseHint(c) => {
+            let path = super::fixed::waited_on(model, last, c as usize).map_or("?", |p| model.tree.name(p));
+            (
+                format!("c{c}"),
+                format!("the wake-up hint of {path}'s change is lost (an inotify queue overflow); c{c} has no poll to fall back on"),
+            )
+        }
         LockAction::Step(c) => (format!("c{c}"), describe_client_step(model, last, c as usize, next)),
         LockAction::Collect => {
             let gone: Vec<&str> = (0..model.tree.len())
@@ -187,6 +194,7 @@ pub fn step_kind(
         | LockAction::Recover(_)
         | LockAction::Collect => StepKind::Storage,
         LockAction::LoseLease(_) => StepKind::LeaseLost,
+        LockAction::LoseHint(_) => StepKind::Local,
         LockAction::Step(c) => match last.clients[c as usize].phase {
             // The seed's guarded write goes straight to the resource; the fixed client checks
             // its own lease first, then writes to the resource.
@@ -440,6 +448,74 @@ pub fn setup(model: &LockModel, init: &LockState) -> Vec<String> {
         .collect()
 }
 
+/// A state as labelled rows, for the Explorer's state view: each client (what it is to do, where
+/// it is, its ticket and live locks), each journal (length and newest entry), the ticket journal,
+/// the resource and the time.
+pub fn state_rows(model: &LockModel, state: &LockState) -> Vec<(String, String)> {
+    let mut rows = Vec::new();
+    for (c, plan) in setup(model, state).into_iter().enumerate() {
+        let me = &state.clients[c];
+        let mut parts = vec![phase_text(me.phase)];
+        if me.ticket > 0 {
+            let label = if model.variant().is_seed() {
+                "token"
+            } else {
+                "ticket"
+            };
+            parts.push(format!("{label} {}", me.ticket));
+        }
+        let held = lock_names(model, state, c);
+        if !held.is_empty() {
+            parts.push(format!("holds {}", held.join(", ")));
+        }
+        if me.lease_lost {
+            parts.push("its lease is lost: the store proves it dead".into());
+        }
+        let plan = plan
+            .split_once(": ")
+            .map_or(plan.as_str(), |(_, p)| p)
+            .to_owned();
+        rows.push((format!("c{c}"), format!("{plan}; {}", parts.join("; "))));
+    }
+    for path in 0..model.tree.len() as u8 {
+        let slot = state.slots[path as usize];
+        let value = if slot.len == 0 {
+            "no entry".to_owned()
+        } else {
+            format!(
+                "{} entr{}; newest {}",
+                slot.len,
+                if slot.len == 1 { "y" } else { "ies" },
+                head_text(model, slot.head)
+            )
+        };
+        rows.push((format!("journal {}", model.tree.name(path)), value));
+    }
+    if !model.variant().is_seed() {
+        rows.push(("tickets".into(), format!("{} claimed", state.tickets)));
+    }
+    let accepted: Vec<String> = (0..model.tree.len() as u8)
+        .filter(|p| state.accepted[*p as usize] > 0)
+        .map(|p| {
+            format!(
+                "{}: token {}",
+                model.tree.name(p),
+                state.accepted[p as usize]
+            )
+        })
+        .collect();
+    rows.push((
+        "resource".into(),
+        if accepted.is_empty() {
+            "no write accepted yet".into()
+        } else {
+            format!("newest accepted: {}", accepted.join(", "))
+        },
+    ));
+    rows.push(("time".into(), format!("tick {}", state.now)));
+    rows
+}
+
 /// The stable, readable form of an action (the `action` field of a trace step).
 pub fn action_name(model: &LockModel, action: LockAction) -> String {
     match action {
@@ -457,6 +533,7 @@ pub fn action_name(model: &LockModel, action: LockAction) -> String {
         LockAction::Recover(path) => format!("recover {}", model.tree.name(path)),
         LockAction::LoseLease(c) => format!("lose lease c{c}"),
         LockAction::Collect => "collect".into(),
+        LockAction::LoseHint(c) => format!("lose-hint c{c}"),
     }
 }
 
@@ -522,7 +599,8 @@ pub fn conclusion(
         "no stuck lock" => "a lock its owner no longer uses can never be freed: neither recovery nor expiry applies to it".into(),
         "no deadlock" => {
             let stuck: Vec<String> = clients().filter(|c| !state.clients[*c].is_finished()).map(|c| format!("c{c}")).collect();
-            format!("nothing can happen any more, and {} never finish", stuck.join(", "))
+            let verb = if stuck.len() == 1 { "finishes" } else { "finish" };
+            format!("nothing can happen any more, and {} never {verb}", stuck.join(", "))
         }
         "no wait cycle" => {
             let waiting: Vec<String> = clients()

@@ -59,6 +59,11 @@ crate::variants! {
         /// A multi-lock operation that holds a lock waits for an older contender instead of backing
         /// off: lockstep's own protocol before the wait-cycle finding (specs/lock.md §4).
         NoWaitDie = "no-wait-die": "an operation holding a lock waits for an older contender (the old fixed protocol)",
+        /// A waiter re-reads only when a wake-up hint (an inotify event on the journal it waits
+        /// on) says the journal changed: the hint trusted as a message that always arrives, with
+        /// no poll to fall back on. A lost hint leaves it asleep for good (specs/lock.md §4,
+        /// "Waiting, and the wake-up hint").
+        HintOnly = "hint-only": "a waiter re-reads only when a wake-up hint arrives, and never polls",
         /// Locks an operation took but never used (it failed or backed off before the caller had
         /// them) are released rather than withdrawn, raising the high-water marks.
         ReleaseUnused = "release-unused": "locks taken but never used are released, not withdrawn",

@@ -517,9 +517,15 @@ impl Model for MergeModel {
         Some(format!("{actor}: {text}"))
     }
 
-    /// The Explorer's drawing of the path so far.
+    /// The Explorer's view of a state: the state as a table, then the path to it.
     fn as_svg(&self, path: stateright::Path<MergeState, MergeAction>) -> Option<String> {
-        crate::diagram::explorer_svg(&Protocol::trace(self, &path.into_vec()), "merge")
+        let path = path.into_vec();
+        let state = &path.last()?.0;
+        crate::diagram::explorer_svg(
+            &Protocol::trace(self, &path),
+            "merge",
+            &trace::state_rows(self, state),
+        )
     }
 
     fn properties(&self) -> Vec<Property<Self>> {

@@ -198,6 +198,95 @@ fn entry_text(entry: LockEntry) -> String {
     }
 }
 
+/// A state as labelled rows, for the Explorer's state view: the child's journal, the lock
+/// journal, TAIL and BASE, the parent's merge commits, each merger and the second child.
+pub fn state_rows(model: &MergeModel, state: &MergeState) -> Vec<(String, String)> {
+    let mut rows = vec![
+        (
+            "child A".to_owned(),
+            format!(
+                "{} commit(s); {} more to write",
+                state.child_len, state.writes_left
+            ),
+        ),
+        (
+            "lock journal".to_owned(),
+            format!(
+                "{} entr{}; newest {}",
+                state.lock_len,
+                if state.lock_len == 1 { "y" } else { "ies" },
+                entry_text(state.lock_newest)
+            ),
+        ),
+        (
+            "TAIL/BASE".to_owned(),
+            format!(
+                "TAIL {} (version {}), BASE {}",
+                state.tail, state.tail_version, state.base
+            ),
+        ),
+    ];
+    if model.variant().is_seed() {
+        rows.push((
+            "HEAD".to_owned(),
+            format!(
+                "{} (points at {})",
+                state.head,
+                entry_text(state.head_entry)
+            ),
+        ));
+    }
+    let commits: Vec<String> = state
+        .parent
+        .iter()
+        .flatten()
+        .map(|c| {
+            let who = if c.sibling {
+                "B".to_owned()
+            } else {
+                format!("m{}", c.by)
+            };
+            let x = if c.deletes_x { ", deletes X" } else { "" };
+            format!("{}..{} by {who}{x}", c.from, c.to)
+        })
+        .collect();
+    rows.push((
+        "parent".to_owned(),
+        if commits.is_empty() {
+            "no merge commit".to_owned()
+        } else {
+            commits.join("; ")
+        },
+    ));
+    for m in 0..model.config.mergers as usize {
+        let me = &state.mergers[m];
+        let mut parts = vec![format!("next: {:?}", me.step)];
+        if me.lock_index > 0 || me.step != MStep::ReadLock {
+            parts.push(format!("read TAIL {}, cut {}", me.tail, me.cut));
+        }
+        for (flag, text) in [
+            (me.revoked, "force-released (a zombie)"),
+            (me.merged, "moved TAIL"),
+            (me.aborted, "aborted on a conflict"),
+        ] {
+            if flag {
+                parts.push(text.to_owned());
+            }
+        }
+        rows.push((format!("m{m}"), parts.join("; ")));
+    }
+    if model.config.sibling_merges > 0 {
+        rows.push((
+            "child B".to_owned(),
+            format!(
+                "TAIL {}, BASE {}, {} merge(s) left",
+                state.sibling_tail, state.sibling_base, state.sibling_left
+            ),
+        ));
+    }
+    rows
+}
+
 /// The stable, readable form of an action.
 pub fn action_name(action: MergeAction) -> String {
     match action {

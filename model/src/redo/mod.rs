@@ -880,9 +880,15 @@ impl Model for RedoModel {
         Some(format!("{actor}: {text}"))
     }
 
-    /// The Explorer's drawing of the path so far.
+    /// The Explorer's view of a state: the state as a table, then the path to it.
     fn as_svg(&self, path: stateright::Path<RedoState, RedoAction>) -> Option<String> {
-        crate::diagram::explorer_svg(&Protocol::trace(self, &path.into_vec()), "redo")
+        let path = path.into_vec();
+        let state = &path.last()?.0;
+        crate::diagram::explorer_svg(
+            &Protocol::trace(self, &path),
+            "redo",
+            &trace::state_rows(self, state),
+        )
     }
 
     fn properties(&self) -> Vec<Property<Self>> {

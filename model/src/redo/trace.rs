@@ -17,6 +17,72 @@ fn ids(mask: u8) -> String {
     }
 }
 
+/// A state as labelled rows, for the Explorer's state view: the stored messages, each archive
+/// with its phase-2 records, the session locks, each committer, recovery and the worker.
+pub fn state_rows(model: &RedoModel, state: &RedoState) -> Vec<(String, String)> {
+    let mut rows = vec![(
+        "messages".to_owned(),
+        format!("{} added; stored: {}", state.added, ids(state.stored)),
+    )];
+    for (k, archive) in state.archives.iter().enumerate() {
+        let Some(archive) = archive else { continue };
+        let mut parts = vec![format!("{} by c{}", ids(archive.messages), archive.owner)];
+        if model.variant().is_seed() {
+            parts.push(format!("marker {:?}", state.markers[k]));
+        } else if state.done & (1 << k) != 0 {
+            parts.push("done".into());
+        }
+        let memories = state.memories[k].iter().flatten().count();
+        if memories > 0 {
+            parts.push(format!("{memories} memory key(s)"));
+        }
+        if let Some(extraction) = state.manifest[k] {
+            parts.push(format!("manifest names extraction {extraction}"));
+        }
+        if state.queued[k] + state.processing[k] > 0 {
+            parts.push(format!(
+                "queue: {} pending, {} being processed",
+                state.queued[k], state.processing[k]
+            ));
+        }
+        if state.effects[k] > 0 {
+            parts.push(format!("effect applied {}×", state.effects[k]));
+        }
+        rows.push((format!("archive ~{k}"), parts.join("; ")));
+    }
+    for (s, holder) in state
+        .locks
+        .iter()
+        .enumerate()
+        .take(model.config.sessions as usize)
+    {
+        rows.push((
+            format!("session lock {s}"),
+            holder.map_or("free".to_owned(), |c| format!("held by c{c}")),
+        ));
+    }
+    for c in 0..model.config.committers as usize {
+        let me = &state.committers[c];
+        let lost = if state.lease_lost & (1 << c) != 0 {
+            "; its lease is lost"
+        } else {
+            ""
+        };
+        rows.push((
+            format!("c{c}"),
+            format!(
+                "next: {:?}; archive index {}; read {}{lost}",
+                me.step,
+                me.index,
+                ids(me.snapshot)
+            ),
+        ));
+    }
+    rows.push(("recovery".to_owned(), format!("{:?}", state.recovery)));
+    rows.push(("worker".to_owned(), format!("{:?}", state.worker)));
+    rows
+}
+
 /// One phase-2 step of archive `index`.
 fn phase2(
     model: &RedoModel,

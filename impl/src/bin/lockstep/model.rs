@@ -811,6 +811,12 @@ pub struct ExploreArgs {
     /// Port on 127.0.0.1.
     #[arg(long, default_value_t = 3000)]
     port: u16,
+    /// Open a catalogue entry instead (`lockstep bugs PROTOCOL` lists them): the Explorer serves
+    /// the entry's own world and variant, and its URL goes straight to the last state of the
+    /// entry's shortest counterexample, every step laid out on the page as `lockstep bugs`
+    /// words it.
+    #[arg(long, value_name = "ID", conflicts_with_all = ["variant", "preset"])]
+    bug: Option<String>,
 }
 
 pub fn explore(args: &ExploreArgs) -> Result<u8, String> {
@@ -820,6 +826,9 @@ pub fn explore(args: &ExploreArgs) -> Result<u8, String> {
         OneProtocol::Merge => "merge",
         OneProtocol::Redo => "redo",
     };
+    if let Some(id) = &args.bug {
+        return explore_bug(protocol, id, args);
+    }
     let mut worlds = worlds(
         protocol,
         &args.variant,
@@ -846,6 +855,55 @@ pub fn explore(args: &ExploreArgs) -> Result<u8, String> {
             RedoModel::new(config)?.checker().serve(address);
         }
     }
+    Ok(EXIT_OK)
+}
+
+/// `explore PROTOCOL --bug ID`: the entry's world, opened at its counterexample.
+fn explore_bug(protocol: &str, id: &str, args: &ExploreArgs) -> Result<u8, String> {
+    if args.bounds.any() {
+        return Err(format!(
+            "--bug {id} opens the entry's own world: bounds given as flags do not apply"
+        ));
+    }
+    let entries = lockstep_model::entries(Some(protocol));
+    let Some(entry) = entries.iter().find(|e| e.id == id) else {
+        let ids: Vec<&str> = entries.iter().map(|e| e.id).collect();
+        return Err(format!(
+            "no {protocol} catalogue entry {id:?}; the entries are: {}",
+            ids.join(", ")
+        ));
+    };
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], args.port));
+    std::net::TcpListener::bind(address).map_err(|e| format!("cannot listen on {address}: {e}"))?;
+    // The same search `lockstep bugs` runs, with its budget.
+    let budget = Duration::from_secs(120);
+    let run = entry.run(budget);
+    let steps = entry.scenario.explorer_steps(entry.property, budget);
+    let fragment = match (&steps, &run.counterexample) {
+        (Some(steps), Some(trace)) => {
+            eprintln!(
+                "{}: {} ({})
+{trace}",
+                entry.id, entry.title, entry.property
+            );
+            let path: Vec<String> = steps.iter().map(usize::to_string).collect();
+            format!("#/steps/{}", path.join("/"))
+        }
+        _ => {
+            eprintln!(
+                "{}: {} (\"{}\" has no counterexample to open: the Explorer starts at the \
+                 world's initial states)",
+                entry.id, entry.title, entry.property
+            );
+            String::new()
+        }
+    };
+    eprintln!(
+        "Explorer for {} (variant {}) on http://{address}/{fragment} (Ctrl-C to stop)",
+        entry.id,
+        entry.variant()
+    );
+    entry.scenario.serve(address);
     Ok(EXIT_OK)
 }
 
