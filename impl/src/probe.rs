@@ -4,10 +4,10 @@
 //!
 //! Everything the probe writes lives under `probe/<random>/` and is deleted at the end.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use crate::store::{contract, Created, Key, Store, StoreError};
+use crate::store::{contract, Created, Key, Store, StoreError, Version};
 
 /// The verdict of one clause.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -17,6 +17,9 @@ pub enum Verdict {
     Fail,
     /// The clause cannot be checked on this store (durability of an in-memory store).
     NotApplicable,
+    /// The clause could not be checked: the store returned an error while it ran (a dead
+    /// server, a full disk). Not a verdict on the contract; `lockstep probe` exits 74.
+    Error,
 }
 
 #[derive(Clone, Debug, serde::Serialize)]
@@ -30,7 +33,7 @@ pub struct ClauseReport {
 pub struct ProbeReport {
     pub store: String,
     pub clauses: Vec<ClauseReport>,
-    /// No clause failed.
+    /// No clause failed, and none was cut short by a store error.
     pub passed: bool,
     pub seconds: f64,
 }
@@ -70,15 +73,32 @@ pub const RACE_ROUNDS: usize = 50;
 /// Runs every clause; a store that cannot be opened at all is an error.
 pub async fn probe(opener: &dyn Opener) -> Result<ProbeReport, StoreError> {
     let started = Instant::now();
-    let first = opener.open().await?;
-    let second = opener.open().await?;
+    // Both handles note the store's errors, so that a clause that fails while the store failed
+    // is reported as not checked, not as a broken contract.
+    let errors = Arc::new(Mutex::new(None));
+    let first: Arc<dyn Store> = Arc::new(NoteErrors {
+        inner: opener.open().await?,
+        first_error: Arc::clone(&errors),
+    });
+    let second: Arc<dyn Store> = Arc::new(NoteErrors {
+        inner: opener.open().await?,
+        first_error: Arc::clone(&errors),
+    });
     let base = format!("probe/{:016x}/", rand::random::<u64>());
     let mut clauses = Vec::new();
+    let judge = |outcome: Result<String, String>| -> (Verdict, String) {
+        let failed_store = errors.lock().unwrap_or_else(|e| e.into_inner()).take();
+        match (outcome, failed_store) {
+            (Ok(detail), _) => (Verdict::Pass, detail),
+            (Err(detail), Some(error)) => (
+                Verdict::Error,
+                format!("not checked: the store failed while this clause ran ({error}); {detail}"),
+            ),
+            (Err(detail), None) => (Verdict::Fail, detail),
+        }
+    };
     let mut clause = |name: &'static str, outcome: Result<String, String>| {
-        let (verdict, detail) = match outcome {
-            Ok(detail) => (Verdict::Pass, detail),
-            Err(detail) => (Verdict::Fail, detail),
-        };
+        let (verdict, detail) = judge(outcome);
         clauses.push(ClauseReport {
             clause: name,
             verdict,
@@ -112,10 +132,7 @@ pub async fn probe(opener: &dyn Opener) -> Result<ProbeReport, StoreError> {
         list_consistency(&*first, &*second, &base).await,
     );
     let durability = if opener.durable() {
-        match durability(&*first, opener, &base).await {
-            Ok(detail) => (Verdict::Pass, detail),
-            Err(detail) => (Verdict::Fail, detail),
-        }
+        judge(durability(&*first, opener, &base).await)
     } else {
         (
             Verdict::NotApplicable,
@@ -128,44 +145,86 @@ pub async fn probe(opener: &dyn Opener) -> Result<ProbeReport, StoreError> {
         detail: durability.1,
     });
     let liveness = match owner_liveness(&*first, &*second).await {
-        Ok(Some(detail)) => (Verdict::Pass, detail),
         Ok(None) => (
             Verdict::NotApplicable,
             "the store proves no owner's death: every owner is unknown, and only expiry frees a crashed owner's locks (safe, slower)".to_owned(),
         ),
-        Err(detail) => (Verdict::Fail, detail),
+        outcome => judge(outcome.map(|detail| detail.expect("matched above"))),
     };
     clauses.push(ClauseReport {
         clause: "owner liveness",
         verdict: liveness.0,
         detail: liveness.1,
     });
+    let (verdict, detail) = judge(ambiguous_outcomes(&*first, &*second, &base).await);
     clauses.push(ClauseReport {
         clause: "ambiguous outcomes",
-        verdict: Verdict::Pass,
-        detail: String::new(),
+        verdict,
+        detail,
     });
-    let last = clauses.len() - 1;
-    match ambiguous_outcomes(&*first, &*second, &base).await {
-        Ok(detail) => clauses[last].detail = detail,
-        Err(detail) => {
-            clauses[last].verdict = Verdict::Fail;
-            clauses[last].detail = detail;
-        }
-    }
     // Garbage: everything under the probe's prefix.
     if let Ok(keys) = first.list(&base).await {
         for key in keys {
             let _ = first.delete(&key).await;
         }
     }
-    let passed = clauses.iter().all(|c| c.verdict != Verdict::Fail);
+    let passed = clauses
+        .iter()
+        .all(|c| !matches!(c.verdict, Verdict::Fail | Verdict::Error));
     Ok(ProbeReport {
         store: opener.describe(),
         clauses,
         passed,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// A store that notes the first error it returns into `first_error` (shared by the probe's
+/// handles; the probe takes it after each clause).
+struct NoteErrors {
+    inner: Arc<dyn Store>,
+    first_error: Arc<Mutex<Option<String>>>,
+}
+
+impl NoteErrors {
+    fn note<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        if let Err(error) = &result {
+            let mut first = self.first_error.lock().unwrap_or_else(|e| e.into_inner());
+            first.get_or_insert_with(|| error.to_string());
+        }
+        result
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for NoteErrors {
+    async fn get(&self, key: &Key) -> Result<Option<(Vec<u8>, Version)>, StoreError> {
+        self.note(self.inner.get(key).await)
+    }
+    async fn create(&self, key: &Key, bytes: &[u8]) -> Result<Created, StoreError> {
+        self.note(self.inner.create(key, bytes).await)
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<Key>, StoreError> {
+        self.note(self.inner.list(prefix).await)
+    }
+    async fn delete(&self, key: &Key) -> Result<(), StoreError> {
+        self.note(self.inner.delete(key).await)
+    }
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    fn entry_bytes_max(&self) -> Option<usize> {
+        self.inner.entry_bytes_max()
+    }
+    async fn register_owner(
+        &self,
+        owner: &str,
+    ) -> Result<Option<Box<dyn crate::store::OwnerRegistration>>, StoreError> {
+        self.note(self.inner.register_owner(owner).await)
+    }
+    async fn owner_liveness(&self, owner: &str) -> Result<crate::store::Liveness, StoreError> {
+        self.note(self.inner.owner_liveness(owner).await)
+    }
 }
 
 /// Readers never see part of an entry. On a fast store the readers may not overlap the writer

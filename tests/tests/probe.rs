@@ -51,6 +51,28 @@ fn probe_passes_on_memory_and_fs() {
     assert!(left.is_empty(), "the probe left {left:?}");
 }
 
+/// A store that fails while a clause runs (a dead server, a full disk) leaves that clause not
+/// checked (`Error`), not failed: an outage is not a broken contract.
+#[test]
+fn a_store_error_during_a_clause_is_not_a_failed_clause() {
+    let store = lockstep::store::FaultyStore::new(MemStore::new());
+    // Operation 3 is inside the first clause (basic semantics).
+    store.fail_in(3, lockstep::store::Fault::Unavailable);
+    let report = rt()
+        .block_on(probe::probe(&SameStore(Arc::new(store))))
+        .unwrap();
+    assert!(!report.passed, "{report:#?}");
+    assert_eq!(
+        verdict(&report, "basic semantics"),
+        Verdict::Error,
+        "{report:#?}"
+    );
+    assert!(
+        report.clauses.iter().all(|c| c.verdict != Verdict::Fail),
+        "{report:#?}"
+    );
+}
+
 #[test]
 fn probe_fails_check_then_write_on_its_clause() {
     let report = rt()

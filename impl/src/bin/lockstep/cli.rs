@@ -135,7 +135,8 @@ enum Command {
     /// with a verdict per clause: basic semantics, exactly one winner under contention,
     /// whole-or-nothing reads, read-after-create across handles, list consistency, durability
     /// (where it can be checked), and ambiguous outcomes (a retried create is recognised). Exit
-    /// 0 every clause holds; 1 one fails; 74 the store cannot be reached.
+    /// 0 every clause holds; 1 one fails; 74 the store cannot be reached, or it returned an error
+    /// while a clause ran (that clause is ERR: not checked, not failed).
     ///
     /// It writes only below `probe/<random>/` and deletes what it wrote.
     Probe(crate::probe::ProbeArgs),

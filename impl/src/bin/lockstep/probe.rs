@@ -2,7 +2,7 @@
 
 use clap::Args;
 
-use crate::cli::{EXIT_OK, EXIT_PROPERTY_FAILED};
+use crate::cli::{EXIT_OK, EXIT_PROPERTY_FAILED, EXIT_STORAGE};
 use crate::locks::{Failure, RootArg};
 
 #[derive(Args)]
@@ -30,6 +30,7 @@ pub async fn probe(args: ProbeArgs) -> Result<u8, Failure> {
                 lockstep::probe::Verdict::Pass => "pass",
                 lockstep::probe::Verdict::Fail => "FAIL",
                 lockstep::probe::Verdict::NotApplicable => "n/a",
+                lockstep::probe::Verdict::Error => "ERR",
             };
             println!("  {verdict:<4} {:<36} {}", clause.clause, clause.detail);
         }
@@ -37,14 +38,26 @@ pub async fn probe(args: ProbeArgs) -> Result<u8, Failure> {
             "{}",
             if report.passed {
                 "the store meets the contract the protocols rest on (specs/backends.md)"
-            } else {
+            } else if failed(&report) {
                 "the store does NOT meet the contract: the protocols' proofs do not hold on it"
+            } else {
+                "the store failed during the probe (ERR): the contract was not checked in full"
             }
         );
     }
+    // A broken clause outranks a store that failed: it is a finding about the store.
     Ok(if report.passed {
         EXIT_OK
-    } else {
+    } else if failed(&report) {
         EXIT_PROPERTY_FAILED
+    } else {
+        EXIT_STORAGE
     })
+}
+
+fn failed(report: &lockstep::probe::ProbeReport) -> bool {
+    report
+        .clauses
+        .iter()
+        .any(|c| c.verdict == lockstep::probe::Verdict::Fail)
 }
