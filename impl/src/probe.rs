@@ -216,6 +216,9 @@ impl Store for NoteErrors {
     fn entry_bytes_max(&self) -> Option<usize> {
         self.inner.entry_bytes_max()
     }
+    async fn watch(&self, prefix: &str) -> Option<Box<dyn crate::store::ChangeHint>> {
+        self.inner.watch(prefix).await
+    }
     async fn register_owner(
         &self,
         owner: &str,

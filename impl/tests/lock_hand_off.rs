@@ -168,8 +168,15 @@ fn hand_off_within(limit: Duration, hints: bool, backend: &Backend) -> bool {
         .await
         .unwrap();
         std::fs::write(dir.path().join("go"), b"").unwrap();
-        let granted = tokio::time::timeout(limit, waiter).await;
-        granted.is_ok_and(|joined| joined.is_ok())
+        // Granted, or still waiting at the limit; a waiter that failed fails the test (it must
+        // not pass the planted bug's test for the wrong reason).
+        match tokio::time::timeout(limit, waiter).await {
+            Ok(joined) => {
+                joined.expect("the waiter failed");
+                true
+            }
+            Err(_) => false,
+        }
     });
     // A waiter left asleep (the planted bug) sits in a blocking poll for an hour: do not wait
     // for it.

@@ -229,10 +229,17 @@ fn round(lake: &Lake, round: usize, rng: &mut rand::rngs::StdRng, tally: &mut Ta
     }
     std::thread::sleep(Duration::from_millis(5));
     // The stopped merger is not among the randomly killed: it is killed at its window below.
+    // It reaches its window (it holds the lock, its parent append landed) before the other
+    // merger starts: were the other first, it could merge everything, and the stopped one would
+    // find nothing to append and end cleanly. `hung`: it announced the hang (bounded wait).
+    let mut hung = false;
     mergers.push((
         lake.merger(stop_after_append.then_some("hang-after-creates:2")),
         false,
     ));
+    if stop_after_append {
+        hung = hang::wait_for_hang(&mut mergers[0].0, Duration::from_secs(30));
+    }
     std::thread::sleep(Duration::from_millis(rng.random_range(0..40)));
     mergers.push((lake.merger(None), rng.random_bool(0.4)));
     std::thread::sleep(Duration::from_millis(rng.random_range(0..25)));
@@ -242,15 +249,13 @@ fn round(lake: &Lake, round: usize, rng: &mut rand::rngs::StdRng, tally: &mut Ta
         }
     }
     for (i, (child, kill)) in mergers.iter_mut().enumerate() {
-        if stop_after_append && i == 0 {
-            // Wait until the stopped merger's parent append has landed, then kill it there. If
-            // it ended first (nothing to merge, or the lock busy), its exit is judged below.
-            if hang::wait_for_hang(child, Duration::from_secs(30)) {
-                let _ = child.kill();
-                tally.stopped_after_append += 1;
-                child.wait().unwrap();
-                continue;
-            }
+        if stop_after_append && i == 0 && hung {
+            // Killed in its window, holding the lock, after its parent append. (One that ended
+            // before its window is judged by its exit below.)
+            let _ = child.kill();
+            tally.stopped_after_append += 1;
+            child.wait().unwrap();
+            continue;
         }
         let output = child.wait_with_output_ref();
         match output.0.code() {

@@ -227,6 +227,10 @@ fn round(root: &mut Root, round: usize, rng: &mut rand::rngs::StdRng, tally: &mu
     // lock's creates, the archive, the memories, the manifest, the row and `done`.
     let window = 1 + round % 8;
     let mut stopped = root.committer(Some(&format!("hang-after-creates:{window}")));
+    // It reaches its window before the other committer starts (were the other first, it could
+    // archive everything, and the stopped one end before its window). Bounded wait; `false`: it
+    // ended first (fewer creates than the window), and is not counted.
+    let hung = hang::wait_for_hang(&mut stopped, Duration::from_secs(30));
     std::thread::sleep(Duration::from_millis(rng.random_range(0..30)));
     let mut committer = root.committer(None);
     let kill_committer = rng.random_bool(0.4);
@@ -239,9 +243,7 @@ fn round(root: &mut Root, round: usize, rng: &mut rand::rngs::StdRng, tally: &mu
     if kill_worker {
         let _ = worker.kill();
     }
-    // Wait until the stopped committer reaches its window, then kill it there. If it ended
-    // first (the lock busy, or fewer creates than the window), it is not counted.
-    let hung = hang::wait_for_hang(&mut stopped, Duration::from_secs(30));
+    // Killed in its window.
     let _ = stopped.kill();
     let (status, _) = output(&mut stopped);
     if hung && status.code().is_none() {

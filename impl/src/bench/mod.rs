@@ -255,8 +255,8 @@ pub async fn contended(
 
 /// Hand-off: a holder releases a POINT lock while a waiter on another store handle (another
 /// owner registration, its own inotify watch, as a second process would have) waits for it with
-/// the default polling. One sample per hand-off: from the moment the holder's `release` returns
-/// (the lock is free) to the moment the waiter's `lock` returns. With `hints` false the store
+/// the default polling. One sample per hand-off: from the moment the holder's `release` starts to
+/// the moment the waiter's `lock` returns (so the release's own durable create is in it). With `hints` false the store
 /// gives no wake-up hints (`FaultyStore::drop_hints`) and the waiter is granted by its polls:
 /// the baseline the hint is measured against, in the same run.
 pub async fn hand_off(
@@ -303,8 +303,10 @@ pub async fn hand_off(
         // Time for the waiter to find the lock held and start waiting (a waiter that comes later
         // finds it free, and its sample is only shorter).
         tokio::time::sleep(Duration::from_millis(5)).await;
-        guard.release().await.map_err(|e| failed("release")(&e))?;
+        // From the moment the release starts: the waiter can be woken by its entry's link,
+        // before the holder's own call returns (its directory fsync and garbage collection).
         let released = Instant::now();
+        guard.release().await.map_err(|e| failed("release")(&e))?;
         let granted = task
             .await
             .map_err(|e| failed("task")(&e))?

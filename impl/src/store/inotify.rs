@@ -2,9 +2,15 @@
 //! that holds a journal's entries. A create (`link` into the directory), a delete or a rename
 //! there wakes the waiter at once, instead of at its next poll.
 //!
-//! The hint is an optimisation only: whatever goes wrong with it (no `/proc`, the inotify limit
-//! reached, the queue overflowing, the directory removed) ends in a late wake, never a wrong
-//! one, because the waiter re-reads the journal after every wake and polls as before.
+//! The hint is an optimisation only: whatever goes wrong with it (no `/proc`, the inotify limits
+//! reached, the directory removed) ends in a late wake, never a wrong one, because the waiter
+//! re-reads the journal after every wake and polls as before. (A queue overflow is not even a
+//! loss: `IN_Q_OVERFLOW` wakes the waiter too.)
+//!
+//! Each wait costs one inotify instance and one blocking thread for at most one poll interval
+//! (`poll_max`, 500 ms by default). A process with more waiters than the per-user instance limit
+//! (128 by default) has the rest poll. One shared instance per store, read through the runtime's
+//! reactor, is the better design and is left for issue 15.
 
 use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, OwnedFd};

@@ -187,7 +187,8 @@ pub trait Store: Send + Sync + 'static {
         None
     }
 
-    /// A change hint for the keys under `prefix` (a journal's prefix, `locks/a/~`). The caller
+    /// A change hint for the keys under `prefix`, a journal's prefix (`locks/a/~`: the entries of
+    /// one journal; FsStore watches that one directory, not deeper). The caller
     /// makes it *before* it reads those keys, so that a change after its read wakes it. `None`:
     /// this store gives no hints (or cannot watch this prefix now), and its waiters poll.
     async fn watch(&self, prefix: &str) -> Option<Box<dyn ChangeHint>> {

@@ -818,7 +818,10 @@ pub fn waited_on(model: &LockModel, state: &LockState, client: usize) -> Option<
 }
 
 /// Mutant `hint-only`: whether a wake-up hint is pending for a waiter (its journal changed
-/// since it last read it, and the hint of that change was not lost).
+/// since it last read it, and the hint of that change was not lost). Changes are told by the
+/// journal's length: a journal the collector empties and that grows back to the same length
+/// hides its change (the mutant then loses one more hint than the world would; the fixed
+/// protocol has no hints to lose).
 fn hint_pending(model: &LockModel, state: &LockState, client: usize) -> bool {
     let Some(path) = waited_on(model, state, client) else {
         return false;

@@ -180,8 +180,8 @@ pub enum LockAction {
     LoseLease(u8),
     /// Fixed: the offline collector deletes every released journal.
     Collect,
-    /// Mutant `hint-only`: the wake-up hint pending for waiter `c` is lost (an inotify queue
-    /// overflow, the watch limit reached).
+    /// Mutant `hint-only`: the wake-up hint pending for waiter `c` is lost (the watch limit
+    /// reached, a dropped notification).
     LoseHint(u8),
 }
 

@@ -144,7 +144,7 @@ pub fn describe(
             let path = super::fixed::waited_on(model, last, c as usize).map_or("?", |p| model.tree.name(p));
             (
                 format!("c{c}"),
-                format!("the wake-up hint of {path}'s change is lost (an inotify queue overflow); c{c} has no poll to fall back on"),
+                format!("the wake-up hint of {path}'s change is lost (the watch limit reached, a dropped notification); c{c} has no poll to fall back on"),
             )
         }
         LockAction::Step(c) => (format!("c{c}"), describe_client_step(model, last, c as usize, next)),
@@ -470,6 +470,18 @@ pub fn state_rows(model: &LockModel, state: &LockState) -> Vec<(String, String)>
         }
         if me.lease_lost {
             parts.push("its lease is lost: the store proves it dead".into());
+        }
+        if model.variant().has(super::Mutation::HintOnly) {
+            if let Some(path) = super::fixed::waited_on(model, state, c) {
+                let len = state.slots[path as usize].len;
+                parts.push(if len == me.hint_seen {
+                    "no change since its read: no hint".into()
+                } else if me.hint_lost_at == Some(len) {
+                    "the hint of the change was lost".into()
+                } else {
+                    "a wake-up hint is pending".into()
+                });
+            }
         }
         let plan = plan
             .split_once(": ")

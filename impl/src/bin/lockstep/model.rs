@@ -873,8 +873,11 @@ fn explore_bug(protocol: &str, id: &str, args: &ExploreArgs) -> Result<u8, Strin
             ids.join(", ")
         ));
     };
-    let address = std::net::SocketAddr::from(([127, 0, 0, 1], args.port));
-    std::net::TcpListener::bind(address).map_err(|e| format!("cannot listen on {address}: {e}"))?;
+    // Port 0 means any free port: pick it here, so that the URL printed is the one served. (The
+    // Explorer binds the address itself; the check only makes a taken port a clear error.)
+    let address = std::net::TcpListener::bind(("127.0.0.1", args.port))
+        .and_then(|listener| listener.local_addr())
+        .map_err(|e| format!("cannot listen on 127.0.0.1:{}: {e}", args.port))?;
     // The same search `lockstep bugs` runs, with its budget.
     let budget = Duration::from_secs(120);
     let run = entry.run(budget);
