@@ -1094,7 +1094,7 @@ fn the_explorer_shows_a_counterexample_in_a_real_browser() {
                 "--disable-gpu",
                 "--disable-dev-shm-usage",
             ])
-            .args(["--virtual-time-budget=15000", "--window-size=1400,1800"])
+            .args(["--virtual-time-budget=30000", "--window-size=1400,1800"])
             .arg(format!(
                 "--user-data-dir={}",
                 tmp.path().join("profile").display()
@@ -1111,18 +1111,27 @@ fn the_explorer_shows_a_counterexample_in_a_real_browser() {
         String::from_utf8_lossy(&output.stdout).into_owned()
     };
     // The page fetches each step's view from the Explorer after it loads; on a loaded machine
-    // a dump can come before the last fetch is answered. Up to five dumps are taken until the
-    // drawing of the path is on the page (a bound, not a timing), and the checks run on the last.
+    // a dump can come before the last fetch is answered. Up to eight dumps are taken until the
+    // drawing of the path and a worded step are on the page (a bound, not a timing), and the
+    // checks run on the last. A worded step of the seed names a lock file (`read
+    // /a/.path.ovlock`, or `/.path.ovlock` where the path found locks `/`).
+    let worded = |dom: &str| dom.contains("read /") && dom.contains(".path.ovlock");
     let mut dom = String::new();
-    for _ in 0..5 {
-        dom = run(&["--dump-dom", "--timeout=10000"]);
-        if dom.contains("class=\"arrow") && dom.contains("read /a/.path.ovlock") {
+    for _ in 0..8 {
+        dom = run(&["--dump-dom", "--timeout=20000"]);
+        if dom.contains("class=\"arrow") && worded(&dom) {
             break;
         }
     }
+    let seen = format!(
+        "{url}: {} bytes of DOM, arrows {}, worded step {}",
+        dom.len(),
+        dom.contains("class=\"arrow"),
+        worded(&dom)
+    );
     assert!(
         dom.contains("mutual exclusion"),
-        "the page does not name the violated property"
+        "the page does not name the violated property ({seen})"
     );
     assert!(
         dom.contains("step c0") || dom.contains("step c1"),
@@ -1133,13 +1142,10 @@ fn the_explorer_shows_a_counterexample_in_a_real_browser() {
         !(0..10).any(|c| dom.contains(&format!("Step({c})"))),
         "a Rust debug name on the page"
     );
-    assert!(
-        dom.contains("read /a/.path.ovlock"),
-        "no step worded as in the traces"
-    );
+    assert!(worded(&dom), "no step worded as in the traces ({seen})");
     assert!(
         dom.contains("class=\"arrow"),
-        "no drawing of the path on the page"
+        "no drawing of the path on the page ({seen})"
     );
     run(&[&format!("--screenshot={}", shot.display())]);
     let png = std::fs::read(&shot).expect("chromium wrote no screenshot");
