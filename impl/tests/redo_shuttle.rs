@@ -47,6 +47,7 @@ static CRASHES: AtomicUsize = AtomicUsize::new(0);
 static REPLAYED: AtomicUsize = AtomicUsize::new(0);
 static FORCED: AtomicUsize = AtomicUsize::new(0);
 static BUSY: AtomicUsize = AtomicUsize::new(0);
+static LEASE_LOST: AtomicUsize = AtomicUsize::new(0);
 
 fn count(counter: &AtomicUsize) {
     counter.fetch_add(1, Ordering::Relaxed);
@@ -150,6 +151,13 @@ fn scenario() {
                     match sessions.commit(SESSION).await {
                         Ok(_) => {}
                         Err(RedoError::Busy { .. }) => count(&BUSY),
+                        // The operator's force release landed on this commit's acquisition: the
+                        // lock it took is gone before it was granted, and the commit fails
+                        // having changed nothing (PCT found it in CI; the schedule is replayed
+                        // by `a_force_release_during_acquisition_fails_the_commit_cleanly`).
+                        Err(RedoError::Lock(lock::LockError::LeaseLost { .. })) => {
+                            count(&LEASE_LOST)
+                        }
                         Err(_) if faulty.is_crashed() => {
                             count(&CRASHES);
                             // Dead: its registration goes with it; a restarted process recovers.
@@ -263,6 +271,18 @@ fn pct_schedules_lose_nothing_and_apply_nothing_twice() {
     let _one = exclusive(None);
     shuttle::check_pct(scenario, iterations(), 3);
     assert_covered("pct", iterations());
+}
+
+/// The PCT schedule CI found (a force release landing on a commit's acquisition of the session
+/// lock) replays: the commit fails with `LeaseLost` having changed nothing, and every property
+/// holds at rest.
+#[test]
+fn a_force_release_during_acquisition_fails_the_commit_cleanly() {
+    let _one = exclusive(None);
+    let schedule = include_str!("shuttle-schedules/redo-force-release-during-acquisition.txt");
+    let mut scheduler = shuttle::scheduler::ReplayScheduler::new_from_encoded(schedule.trim());
+    scheduler.set_allow_incomplete();
+    shuttle::Runner::new(scheduler, shuttle::Config::default()).run(scenario);
 }
 
 /// The panic message of `f`, or `None` if it returned.
