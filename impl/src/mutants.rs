@@ -88,10 +88,17 @@ pub enum Mutant {
     /// hint made, never waited on): a release wakes nobody, and the lock sits free until the
     /// next poll.
     WaitIgnoresHint = 26,
+    /// A path lock's own entries (`acquire`, `release`, …) are linked before their bytes are
+    /// synced: after a power loss a surviving entry may be empty, and its journal reads as
+    /// corrupt for good (the model's `entry-bytes-not-synced`).
+    EntryBytesNotSynced = 27,
+    /// A ticket's name is not synced either: a power loss may take back tickets whose tokens
+    /// were handed out, and later tokens are no longer larger (the model's `ticket-not-synced`).
+    TicketNotSynced = 28,
 }
 
 impl Mutant {
-    pub const ALL: [Mutant; 26] = [
+    pub const ALL: [Mutant; 28] = [
         Mutant::MemCheckThenInsert,
         Mutant::RenewDuringRelease,
         Mutant::SkipRecheck,
@@ -118,6 +125,8 @@ impl Mutant {
         Mutant::RedoDoneBeforeEnqueue,
         Mutant::RedoEffectKeyedByIndex,
         Mutant::WaitIgnoresHint,
+        Mutant::EntryBytesNotSynced,
+        Mutant::TicketNotSynced,
     ];
 
     pub fn name(self) -> &'static str {
@@ -148,6 +157,8 @@ impl Mutant {
             Mutant::RedoDoneBeforeEnqueue => "redo-done-before-enqueue",
             Mutant::RedoEffectKeyedByIndex => "redo-effect-keyed-by-index",
             Mutant::WaitIgnoresHint => "wait-ignores-hint",
+            Mutant::EntryBytesNotSynced => "entry-bytes-not-synced",
+            Mutant::TicketNotSynced => "ticket-not-synced",
         }
     }
 }
@@ -404,5 +415,15 @@ pub const CATCHERS: &[(Mutant, &str, &str)] = &[
         Mutant::WaitIgnoresHint,
         "impl/tests/lock_hand_off.rs",
         "the_hand_off_test_catches_a_waiter_that_ignores_the_hint",
+    ),
+    (
+        Mutant::EntryBytesNotSynced,
+        "impl/tests/lock_power_loss.rs",
+        "the_power_loss_test_catches_entries_whose_bytes_are_not_synced",
+    ),
+    (
+        Mutant::TicketNotSynced,
+        "impl/tests/lock_power_loss.rs",
+        "the_power_loss_test_catches_tickets_whose_names_are_not_synced",
     ),
 ];

@@ -29,6 +29,8 @@ lockstep_tests::catalogue_tests!("lock" {
     mutant_blind_release: "lock/mutant-blind-release" => Steps(13);
     mutant_blind_withdraw: "lock/mutant-blind-withdraw" => Steps(10);
     mutant_create_then_write: "lock/mutant-create-then-write" => Steps(5);
+    mutant_entry_bytes_not_synced: "lock/mutant-entry-bytes-not-synced" => Steps(5);
+    mutant_ticket_not_synced: "lock/mutant-ticket-not-synced" => Steps(18);
     mutant_wait_for_empty_deadlock: "lock/mutant-wait-for-empty-deadlock" => Steps(9);
     mutant_hint_only_deadlock: "lock/mutant-hint-only-deadlock" => Steps(10);
     mutant_both_withdraw: "lock/mutant-both-withdraw" => Steps(30);

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use super::entry::{Entry, LockKind, Marks, ReleasedBy};
 use super::journal::{self, Newest};
 use super::path::LockPath;
-use super::shared::{Job, Shared};
+use super::shared::{Garbage, Job, Shared};
 use super::LockError;
 use crate::store::{Created, StoreError};
 
@@ -179,13 +179,14 @@ fn spawn_create(
     tokio::sync::oneshot::Receiver<Result<Created, StoreError>>,
 ) {
     let (send, receive) = tokio::sync::oneshot::channel();
-    let (store, key, bytes) = (
+    let (store, key, bytes, persist) = (
         Arc::clone(&shared.store),
         path.entry_key(index),
         entry.encode(),
+        entry.persist(),
     );
     let task = tokio::spawn(async move {
-        let _ = send.send(store.create(&key, &bytes).await);
+        let _ = send.send(store.create_persisting(&key, &bytes, persist).await);
     });
     (task, receive)
 }
@@ -263,6 +264,7 @@ pub(crate) async fn acquire_one(
         }
         // 2. A ticket larger than every ticket claimed before.
         let ticket = journal::claim_ticket(store, me, 1_000).await?;
+        shared.send(Job::Collect(Garbage::Tickets { claimed: ticket }));
         // 3. Our entry, right after the newest entry we read (superseding it if it expired). It
         //    inherits the marks after that entry.
         let lease_started = Instant::now();

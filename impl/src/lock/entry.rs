@@ -126,6 +126,31 @@ pub struct Malformed {
 }
 
 impl Entry {
+    /// What a create of this entry must survive (specs/lock.md §12). A machine crash kills every
+    /// owner on the machine (FsStore serves one host), so losing an entry that only its own,
+    /// now dead, writer relied on is harmless: a lost `acquire` or `renew` frees the lock (its
+    /// ticket stays durable in the ticket journal, so later tokens stay larger), a lost
+    /// `release` or `withdraw` leaves the dead owner's lock to recovery or expiry. Its bytes must
+    /// still be whole if the name survives, or the journal would read as corrupt and fail closed.
+    /// What others write on a holder's behalf (recovery, the cleaner, an operator, a reaper)
+    /// stays durable: it was reported done to someone who lives on.
+    pub fn persist(&self) -> crate::store::Persist {
+        if crate::mutants::active(crate::mutants::Mutant::EntryBytesNotSynced) {
+            // Planted bug: the entry's bytes are never synced before its name is.
+            return crate::store::Persist::NameOnly;
+        }
+        match self {
+            Entry::Acquire { .. }
+            | Entry::Renew { .. }
+            | Entry::Withdraw { .. }
+            | Entry::Release {
+                by: ReleasedBy::Holder,
+                ..
+            } => crate::store::Persist::MayVanish,
+            Entry::Release { .. } => crate::store::Persist::Durable,
+        }
+    }
+
     /// The lock's holder and ticket while the lock is held (`acquire`/`renew`).
     pub fn holder(&self) -> Option<(&str, u64, LockKind, u64)> {
         match self {

@@ -14,7 +14,7 @@
 use super::entry::{Entry, Malformed, TicketEntry};
 use super::path::{LockPath, INDEX_DIGITS};
 use super::LockError;
-use crate::store::{Created, Key, Store, StoreError};
+use crate::store::{Created, Key, Persist, Store, StoreError};
 
 /// The newest entry of a lock journal.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -183,7 +183,10 @@ pub async fn append(
     entry: &Entry,
 ) -> Result<bool, LockError> {
     let key = path.entry_key(index);
-    match store.create(&key, &entry.encode()).await? {
+    match store
+        .create_persisting(&key, &entry.encode(), entry.persist())
+        .await?
+    {
         Created::AlreadyExists => Ok(false),
         Created::Created(_) if entry.holder().is_some() => is_newest(store, path, index).await,
         Created::Created(_) => Ok(true),
@@ -210,7 +213,9 @@ pub async fn collect_below(
     let newest = present.last().copied().unwrap_or(0);
     let mut deleted = 0;
     for old in present.into_iter().filter(|i| *i < index && *i < newest) {
-        store.delete(&path.entry_key(old)).await?;
+        // Lazily: an old entry a machine crash brings back sits below a newer one, or is the
+        // dead holder's lock that the crash's lost release would have left anyway.
+        store.delete_lazily(&path.entry_key(old)).await?;
         deleted += 1;
     }
     Ok(deleted)
@@ -236,7 +241,17 @@ pub async fn claim_ticket(
     let mut next = indices(store, TICKETS).await?.last().copied().unwrap_or(0) + 1;
     let mut refused = 0;
     for _ in 0..attempts_max {
-        match store.create(&ticket_key(next), &entry).await? {
+        // The name must survive a machine crash (tickets after it must stay larger than every
+        // token handed out before it), its bytes need not: no reader decodes a ticket.
+        let persist = if crate::mutants::active(crate::mutants::Mutant::TicketNotSynced) {
+            Persist::MayVanish
+        } else {
+            Persist::NameOnly
+        };
+        match store
+            .create_persisting(&ticket_key(next), &entry, persist)
+            .await?
+        {
             Created::AlreadyExists => {
                 // Someone else's ticket: take the next. Nothing readable there twice in a row
                 // means the store refuses every create, which no number of attempts fixes.
@@ -256,11 +271,6 @@ pub async fn claim_ticket(
                 // Sound only if no larger ticket exists now (see the module comment).
                 let newest = indices(store, TICKETS).await?.last().copied().unwrap_or(0);
                 if newest == next {
-                    // Each claim collects one old ticket, so the journal stays about
-                    // `TICKETS_KEPT` long; a failed delete only leaves garbage behind.
-                    if next > TICKETS_KEPT {
-                        let _ = store.delete(&ticket_key(next - TICKETS_KEPT)).await;
-                    }
                     return Ok(next);
                 }
                 next = newest + 1;
@@ -271,6 +281,18 @@ pub async fn claim_ticket(
         what: "the ticket journal".into(),
         attempts: attempts_max,
     })
+}
+
+/// Collects the old ticket the claim of `claimed` leaves behind: each claim collects one, so the
+/// journal stays about `TICKETS_KEPT` long. Lazily: a ticket a machine crash brings back lies
+/// below the newest, and claims only look at the newest.
+pub async fn collect_tickets(store: &dyn Store, claimed: u64) -> Result<(), LockError> {
+    if claimed > TICKETS_KEPT {
+        store
+            .delete_lazily(&ticket_key(claimed - TICKETS_KEPT))
+            .await?;
+    }
+    Ok(())
 }
 
 /// Tickets kept behind the newest.

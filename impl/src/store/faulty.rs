@@ -1,7 +1,7 @@
 //! A fault-injecting wrapper for tests: the k-th operation fails (as a full disk, a dead server,
 //! or a crash after which every call fails until the store is "restarted").
 
-use super::{Created, Key, Liveness, OwnerRegistration, Store, StoreError, Version};
+use super::{Created, Key, Liveness, OwnerRegistration, Persist, Store, StoreError, Version};
 use crate::sync::{lock, Arc, Mutex};
 
 /// What the injected fault looks like to the caller.
@@ -210,9 +210,18 @@ impl<S: Store> Store for FaultyStore<S> {
     }
 
     async fn create(&self, key: &Key, bytes: &[u8]) -> Result<Created, StoreError> {
+        self.create_persisting(key, bytes, Persist::Durable).await
+    }
+
+    async fn create_persisting(
+        &self,
+        key: &Key,
+        bytes: &[u8],
+        persist: Persist,
+    ) -> Result<Created, StoreError> {
         self.check(key.as_str(), Operation::Create)?;
         self.answer().await;
-        let created = self.inner.create(key, bytes).await?;
+        let created = self.inner.create_persisting(key, bytes, persist).await?;
         if created.is_created() {
             let mut plan = lock(&self.plan);
             if let Some(left) = plan.creates_left.as_mut() {
@@ -235,6 +244,12 @@ impl<S: Store> Store for FaultyStore<S> {
         self.check(key.as_str(), Operation::Delete)?;
         self.answer().await;
         self.inner.delete(key).await
+    }
+
+    async fn delete_lazily(&self, key: &Key) -> Result<(), StoreError> {
+        self.check(key.as_str(), Operation::Delete)?;
+        self.answer().await;
+        self.inner.delete_lazily(key).await
     }
 
     fn describe(&self) -> String {

@@ -48,7 +48,7 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
 
 use super::{
-    owner_file_name, Created, Key, Liveness, OwnerRegistration, Store, StoreError, Version,
+    owner_file_name, Created, Key, Liveness, OwnerRegistration, Persist, Store, StoreError, Version,
 };
 use crate::sync::{Arc, AtomicU64, Ordering};
 
@@ -120,6 +120,19 @@ struct Hooks {
     replay_links: bool,
     /// Record every directory synced (as a path relative to the root).
     sync_log: Option<Mutex<Vec<String>>>,
+    /// Track what a power loss could still take away ([`FsStore::tracking_power_loss`]).
+    unsynced: Option<Mutex<Unsynced>>,
+}
+
+/// What a power loss could take away from a [`FsStore::tracking_power_loss`] store: entries
+/// (paths relative to `data/`) whose name is in no synced directory yet, and entries whose bytes
+/// were never synced.
+#[derive(Debug, Default)]
+struct Unsynced {
+    names: Vec<String>,
+    bytes: Vec<String>,
+    /// Entries deleted lazily, with their bytes: a power loss may bring them back.
+    deleted: Vec<(String, Vec<u8>)>,
 }
 
 const TEMP_AGE_MAX: Duration = Duration::from_secs(3600);
@@ -295,6 +308,80 @@ impl FsStore {
         .expect("the store opened before")
     }
 
+    /// A store on the same directory that tracks which of its creates a power loss could still
+    /// undo, for [`FsStore::lose_power`]: the crash-step tests of every `fsync` the path locks
+    /// leave out (specs/lock.md §12). Only its own creates are tracked.
+    #[doc(hidden)]
+    pub fn tracking_power_loss(&self) -> FsStore {
+        let hooks = Hooks {
+            unsynced: Some(Mutex::new(Unsynced::default())),
+            ..Hooks::default()
+        };
+        FsStore::open_hooked(
+            &self.inner.root,
+            self.inner.durability,
+            hooks,
+            Users::Shared,
+        )
+        .expect("the store opened before")
+    }
+
+    /// Leaves the disk as a power loss could, for a [`FsStore::tracking_power_loss`] store: every
+    /// entry whose name was never synced is removed (unless `keep` says the crash happened to
+    /// keep it), and every surviving entry whose bytes were never synced is left empty, as a file
+    /// system that wrote the name but not the data does; an entry deleted lazily since its
+    /// directory was last synced comes back if `keep` names it. Returns the keys removed and
+    /// the keys emptied.
+    #[doc(hidden)]
+    pub fn lose_power(&self, keep: impl Fn(&str) -> bool) -> (Vec<String>, Vec<String>) {
+        let Some(unsynced) = &self.inner.hooks.unsynced else {
+            panic!("lose_power needs a store made by tracking_power_loss");
+        };
+        let unsynced = std::mem::take(&mut *unsynced.lock().unwrap_or_else(|e| e.into_inner()));
+        let data = self.inner.root.join("data");
+        let (mut removed, mut emptied) = (Vec::new(), Vec::new());
+        for key in &unsynced.names {
+            if !keep(key) && std::fs::remove_file(data.join(key)).is_ok() {
+                removed.push(key.clone());
+            }
+        }
+        for (key, bytes) in &unsynced.deleted {
+            if keep(key) && !data.join(key).exists() {
+                std::fs::write(data.join(key), bytes).expect("a deleted entry restored");
+            }
+        }
+        for key in &unsynced.bytes {
+            if !removed.contains(key) && std::fs::write(data.join(key), b"").is_ok() {
+                emptied.push(key.clone());
+            }
+        }
+        (removed, emptied)
+    }
+
+    /// Notes a create (`synced_bytes`: its bytes were synced) for [`FsStore::lose_power`].
+    fn note_created(&self, key: &Key, synced_bytes: bool) {
+        if let Some(unsynced) = &self.inner.hooks.unsynced {
+            let mut unsynced = unsynced.lock().unwrap_or_else(|e| e.into_inner());
+            unsynced.names.push(key.to_string());
+            if !synced_bytes {
+                unsynced.bytes.push(key.to_string());
+            }
+        }
+    }
+
+    /// Notes that directory `relative` (`data/…`) was synced: the names in it are durable now.
+    fn note_dir_synced(&self, relative: &str) {
+        if let Some(unsynced) = &self.inner.hooks.unsynced {
+            let dir = relative.strip_prefix("data").unwrap_or(relative);
+            let dir = dir.strip_prefix('/').unwrap_or(dir);
+            let mut unsynced = unsynced.lock().unwrap_or_else(|e| e.into_inner());
+            let elsewhere =
+                |key: &str| key.rsplit_once('/').map_or("", |(parent, _)| parent) != dir;
+            unsynced.names.retain(|key| elsewhere(key));
+            unsynced.deleted.retain(|(key, _)| elsewhere(key));
+        }
+    }
+
     /// The directories synced so far by a [`FsStore::recording_syncs`] store, relative to the
     /// root (`data`, `data/locks`, …).
     #[doc(hidden)]
@@ -349,7 +436,9 @@ impl FsStore {
                 .unwrap_or_else(|e| e.into_inner())
                 .push(relative.to_owned());
         }
-        rustix::fs::fsync(fd).map_err(errno_io)
+        rustix::fs::fsync(fd).map_err(errno_io)?;
+        self.note_dir_synced(relative);
+        Ok(())
     }
 
     /// Opens the directory holding `key`'s entry, one component at a time from `data/`, never
@@ -439,6 +528,19 @@ impl FsStore {
 
     /// The blocking body of `create`.
     pub fn create_blocking(&self, key: &Key, bytes: &[u8]) -> Result<Created, StoreError> {
+        self.create_persisting_blocking(key, bytes, Persist::Durable)
+    }
+
+    /// The blocking body of `create_persisting`: step 2 (the entry's `fsync`) is skipped for
+    /// [`Persist::NameOnly`], step 5 (the directory's) for [`Persist::MayVanish`].
+    pub fn create_persisting_blocking(
+        &self,
+        key: &Key,
+        bytes: &[u8],
+        persist: Persist,
+    ) -> Result<Created, StoreError> {
+        let sync_bytes = self.durable() && persist != Persist::NameOnly;
+        let sync_name = self.durable() && persist != Persist::MayVanish;
         let io = |e| StoreError::io(key, e);
         let dir = self.entry_dir(key, true)?.expect("made");
         let leaf = Self::leaf(key);
@@ -463,7 +565,7 @@ impl FsStore {
             if self.crash(CreateStep::TempWritten) {
                 return Ok(None);
             }
-            if self.durable() {
+            if sync_bytes {
                 file.sync_all().map_err(io)?;
             }
             if self.crash(CreateStep::TempSynced) {
@@ -488,7 +590,8 @@ impl FsStore {
             if !linked {
                 return Ok(Some(Created::AlreadyExists));
             }
-            if self.durable() {
+            self.note_created(key, sync_bytes);
+            if sync_name {
                 let parent = key
                     .as_str()
                     .rsplit_once('/')
@@ -617,6 +720,12 @@ impl FsStore {
     }
 
     pub fn delete_blocking(&self, key: &Key) -> Result<(), StoreError> {
+        self.delete_syncing(key, self.durable())
+    }
+
+    /// Removes `key`'s entry, and syncs its directory if `sync` (a lazy delete does not: a
+    /// machine crash may bring the entry back).
+    fn delete_syncing(&self, key: &Key, sync: bool) -> Result<(), StoreError> {
         let Some(dir) = self.entry_dir(key, false)? else {
             return Ok(());
         };
@@ -627,11 +736,17 @@ impl FsStore {
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(StoreError::io(key, e)),
         }
+        if let (Some(unsynced), false) = (&self.inner.hooks.unsynced, sync) {
+            if let Ok(Some((bytes, _))) = self.get_blocking(key) {
+                let mut unsynced = unsynced.lock().unwrap_or_else(|e| e.into_inner());
+                unsynced.deleted.push((key.to_string(), bytes));
+            }
+        }
         match rustix::fs::unlinkat(&dir, leaf, AtFlags::empty()) {
             Ok(()) | Err(Errno::NOENT) => {}
             Err(e) => return Err(StoreError::io(key, errno_io(e))),
         }
-        if self.durable() {
+        if sync {
             let parent = key
                 .as_str()
                 .rsplit_once('/')
@@ -1034,9 +1149,11 @@ impl Drop for FsRegistration {
 
 #[async_trait::async_trait]
 impl Store for FsStore {
+    // Reads run on the calling task: a local file system answers a small read or a listing of
+    // one directory from its cache in microseconds, less than the hop to a blocking thread and
+    // back costs (specs/lock.md §12). Creates and deletes, which may wait for the disk, hop.
     async fn get(&self, key: &Key) -> Result<Option<(Vec<u8>, Version)>, StoreError> {
-        let key = key.clone();
-        self.blocking(move |s| s.get_blocking(&key)).await
+        self.get_blocking(key)
     }
 
     async fn create(&self, key: &Key, bytes: &[u8]) -> Result<Created, StoreError> {
@@ -1045,14 +1162,29 @@ impl Store for FsStore {
             .await
     }
 
+    async fn create_persisting(
+        &self,
+        key: &Key,
+        bytes: &[u8],
+        persist: Persist,
+    ) -> Result<Created, StoreError> {
+        let (key, bytes) = (key.clone(), bytes.to_vec());
+        self.blocking(move |s| s.create_persisting_blocking(&key, &bytes, persist))
+            .await
+    }
+
     async fn list(&self, prefix: &str) -> Result<Vec<Key>, StoreError> {
-        let prefix = prefix.to_owned();
-        self.blocking(move |s| s.list_blocking(&prefix)).await
+        self.list_blocking(prefix)
     }
 
     async fn delete(&self, key: &Key) -> Result<(), StoreError> {
         let key = key.clone();
         self.blocking(move |s| s.delete_blocking(&key)).await
+    }
+
+    async fn delete_lazily(&self, key: &Key) -> Result<(), StoreError> {
+        let key = key.clone();
+        self.blocking(move |s| s.delete_syncing(&key, false)).await
     }
 
     fn describe(&self) -> String {

@@ -55,6 +55,24 @@ impl Created {
     }
 }
 
+/// What a create promises about a crash of the whole machine (power loss, a kernel panic), as
+/// opposed to a crash of its process, which never tears or loses a returned create. Backends
+/// that cannot make an entry visible before it is durable (memory, etcd) treat every level as
+/// [`Persist::Durable`]; FsStore saves one `fsync` for each weaker level (specs/lock.md §12,
+/// "Where the time of a cycle goes", proves in the model where each is safe).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Persist {
+    /// The name and the bytes survive a machine crash once the create returns (the default).
+    Durable,
+    /// The name survives a machine crash once the create returns; the bytes may not (they may be
+    /// empty or torn afterwards). Only for entries whose bytes no reader decodes: tickets.
+    NameOnly,
+    /// A machine crash may take the name away again; if the name survives, its bytes are whole.
+    /// Only for entries whose loss in a machine crash is harmless to the protocol: the path
+    /// locks' own entries, whose writers all die with the machine.
+    MayVanish,
+}
+
 /// What can go wrong in a store. `AlreadyExists` is not an error: see [`Created`].
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -171,11 +189,29 @@ pub trait Store: Send + Sync + 'static {
     /// at any point leaves the key absent or whole.
     async fn create(&self, key: &Key, bytes: &[u8]) -> Result<Created, StoreError>;
 
+    /// [`Store::create`] with the promise about a machine crash that `persist` names; a backend
+    /// may always keep a stronger one (the default makes every create durable).
+    async fn create_persisting(
+        &self,
+        key: &Key,
+        bytes: &[u8],
+        persist: Persist,
+    ) -> Result<Created, StoreError> {
+        let _ = persist;
+        self.create(key, bytes).await
+    }
+
     /// Every key that starts with `prefix` (a plain string prefix), in byte order.
     async fn list(&self, prefix: &str) -> Result<Vec<Key>, StoreError>;
 
     /// Removes `key` if present. Protocols use it only to garbage-collect entries no reader needs.
     async fn delete(&self, key: &Key) -> Result<(), StoreError>;
+
+    /// [`Store::delete`] of garbage whose return is harmless: a machine crash may bring the entry
+    /// back (FsStore then skips the directory `fsync`). The default deletes durably.
+    async fn delete_lazily(&self, key: &Key) -> Result<(), StoreError> {
+        self.delete(key).await
+    }
 
     /// A short description for messages (`fs:/var/lib/x/.lockstep`, `memory`).
     fn describe(&self) -> String;
@@ -224,8 +260,19 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     async fn list(&self, prefix: &str) -> Result<Vec<Key>, StoreError> {
         (**self).list(prefix).await
     }
+    async fn create_persisting(
+        &self,
+        key: &Key,
+        bytes: &[u8],
+        persist: Persist,
+    ) -> Result<Created, StoreError> {
+        (**self).create_persisting(key, bytes, persist).await
+    }
     async fn delete(&self, key: &Key) -> Result<(), StoreError> {
         (**self).delete(key).await
+    }
+    async fn delete_lazily(&self, key: &Key) -> Result<(), StoreError> {
+        (**self).delete_lazily(key).await
     }
     fn describe(&self) -> String {
         (**self).describe()

@@ -536,6 +536,20 @@ fn mutants() -> Vec<Spec> {
             LockConfig { crashes: 1, ..world(fixed, &["/", "/a"], vec![point_a]) },
         ),
         mutant(
+            "lock/mutant-entry-bytes-not-synced",
+            Mutation::EntryBytesNotSynced,
+            "a lock entry linked before its bytes are synced: the power fails, the entry's name survives without its bytes, and the zero-byte entry can be neither attributed, expired nor released",
+            "no stuck lock",
+            LockConfig { power_losses: 1, crashes: 0, ..world(fixed, &["/", "/a"], vec![point_a]) },
+        ),
+        mutant(
+            "lock/mutant-ticket-not-synced",
+            Mutation::TicketNotSynced,
+            "a ticket whose name is not synced: the power fails after a write with token 2, the tickets and the unsynced journal are lost, and the restarted client's token 1 is rejected although its lock is live",
+            "live holder never fenced",
+            LockConfig { power_losses: 1, crashes: 0, ..two_points.clone() },
+        ),
+        mutant(
             "lock/mutant-wait-for-empty-deadlock",
             Mutation::WaitForEmpty,
             "the same waiter waits forever: nothing can happen any more, and it never finishes",

@@ -208,6 +208,7 @@ pub fn apply(model: &LockModel, state: &mut LockState, action: LockAction) -> bo
             true
         }
         LockAction::Collect => collect(model, state),
+        LockAction::PowerLoss(choice) => power_loss(model, state, choice),
         LockAction::LoseHint(c) => {
             let Some(path) = waited_on(model, state, c as usize) else {
                 return false;
@@ -223,7 +224,9 @@ pub fn apply(model: &LockModel, state: &mut LockState, action: LockAction) -> bo
 /// the acquisition in flight that wrote the entry.
 fn revoke_holder(state: &mut LockState, path: u8) {
     if let Head::Held { owner, token, .. } = state.slots[path as usize].head {
-        let holder = &mut state.clients[owner as usize];
+        let Some(holder) = state.clients.get_mut(owner as usize) else {
+            return; // an owner of an earlier boot: nobody to revoke
+        };
         for held in holder.held.iter_mut().flatten() {
             if held.token == token {
                 held.revoked = true;
@@ -244,6 +247,10 @@ fn release_head(state: &mut LockState, path: u8) -> bool {
         return false;
     };
     slot.append(Head::Released { kind, token });
+    if state.power_losses_left > 0 {
+        // Written for someone who lives on (recovery, the cleaner, an operator): synced.
+        slot.sync();
+    }
     state.disturbed = true;
     true
 }
@@ -306,9 +313,12 @@ pub fn cleaner_actions(model: &LockModel, state: &LockState, actions: &mut Vec<L
         if state.forces_left > 0 {
             actions.push(LockAction::ForceRelease(path));
         }
-        if state.clients[owner as usize].is_dead_to_store() {
+        if state.owner_dead(owner) {
             actions.push(LockAction::Recover(path));
         }
+    }
+    if state.power_losses_left > 0 {
+        power_loss_actions(model, state, actions);
     }
     if model.variant().has(Mutation::HintOnly) {
         for c in model.clients() {
@@ -607,6 +617,77 @@ fn create_entry(model: &LockModel, state: &mut LockState, client: usize, path: u
         }
     };
     state.slots[path as usize].append(entry);
+    note_holder_entry(model, state, path, client);
+}
+
+/// Tracks what a power loss may undo of the holder's entry just appended to `path`.
+fn note_holder_entry(model: &LockModel, state: &mut LockState, path: u8, client: usize) {
+    if state.power_losses_left > 0 {
+        let bytes_unsynced = model.variant().has(Mutation::EntryBytesNotSynced);
+        state.slots[path as usize].note_holder_entry(bytes_unsynced, client as u8);
+    }
+}
+
+/// Every way a power loss may leave the journals: per path, each distinct choice of
+/// `Slot::after_power_loss`.
+fn power_loss_actions(model: &LockModel, state: &LockState, actions: &mut Vec<LockAction>) {
+    let mut choices: Vec<u16> = vec![0];
+    for path in 0..model.tree.len() {
+        let slot = state.slots[path];
+        let options: Vec<u8> = (0..3)
+            .filter(|c| slot.after_power_loss(*c).is_some())
+            .collect();
+        choices = choices
+            .into_iter()
+            .flat_map(|mask| {
+                options
+                    .iter()
+                    .map(move |c| mask | (u16::from(*c) << (2 * path)))
+            })
+            .collect();
+    }
+    actions.extend(choices.into_iter().map(LockAction::PowerLoss));
+}
+
+/// The machine loses power: see [`LockAction::PowerLoss`].
+fn power_loss(model: &LockModel, state: &mut LockState, choice: u16) -> bool {
+    for path in 0..model.tree.len() {
+        let slot = state.slots[path];
+        let Some(mut kept) = slot.after_power_loss(((choice >> (2 * path)) & 3) as u8) else {
+            return false;
+        };
+        // Every owner of this boot is dead now, and no process of the next boot is any of them.
+        if let Head::Held { owner, .. } | Head::Empty { owner } = &mut kept.head {
+            *owner = crate::lock::GONE;
+        }
+        state.slots[path] = kept;
+    }
+    if model.variant().has(Mutation::TicketNotSynced) {
+        // Nothing synced the ticket journal's directory: every ticket may be gone.
+        state.tickets = 0;
+    }
+    for client in model.clients() {
+        let me = state.clients[client];
+        if me.is_finished() {
+            continue;
+        }
+        // The process dies with the machine and runs its operation again after the reboot.
+        let spec = model.spec(client);
+        state.clients[client] = crate::lock::Client {
+            class: me.class,
+            mode: me.mode,
+            phase: Phase::Acquiring {
+                lock: 0,
+                step: Step::CheckSame,
+            },
+            retries_left: spec.retries,
+            renewals_left: spec.renewals,
+            ..crate::lock::Client::default()
+        };
+    }
+    state.power_losses_left -= 1;
+    state.disturbed = true;
+    true
 }
 
 /// Appends `withdraw` right after our own entry: a create-if-absent at `seen_len + 1`, which
@@ -623,6 +704,7 @@ fn withdraw_entry(model: &LockModel, state: &mut LockState, client: usize, path:
             slot.len += 1;
             slot.head = Head::Withdrawn { token: me.ticket };
         }
+        note_holder_entry(model, state, path, client);
     }
 }
 
@@ -1019,6 +1101,7 @@ fn release_newest(model: &LockModel, state: &mut LockState, client: usize, used:
         let unused = !used && !model.variant().has(Mutation::ReleaseUnused);
         if unused && ours_newest {
             slot.append_withdraw(held.token);
+            note_holder_entry(model, state, path, client);
         } else if !unused && (blind || slot.len == held.index + 1 || ours_newest) {
             // Right after the index we believe; if that is taken, a read of the newest entry
             // finds ours there when a renewal's reply was lost, and the release follows it.
@@ -1026,6 +1109,7 @@ fn release_newest(model: &LockModel, state: &mut LockState, client: usize, used:
                 kind,
                 token: held.token,
             });
+            note_holder_entry(model, state, path, client);
         }
         state.clients[client].held[lock] = None;
     }
@@ -1066,6 +1150,7 @@ fn renew(
             held.index += 1;
             held.tick = state.now;
         }
+        note_holder_entry(model, state, path, client);
     }
     true
 }

@@ -44,7 +44,7 @@ use serde::Serialize;
 use stateright::{Model, Property};
 
 pub use state::{
-    canonical, Client, Head, Held, Hold, LockState, Marks, Outcome, Phase, Slot, Step,
+    canonical, Client, Head, Held, Hold, LockState, Marks, Outcome, Phase, Slot, Step, Synced, GONE,
 };
 pub use variant::{Mutation, Variant};
 pub use world::{
@@ -85,6 +85,12 @@ pub struct LockConfig {
     /// dead owner's: anyone may pass and recover them, and the client is a zombie.
     #[serde(default)]
     pub lease_losses: u8,
+    /// Power losses (fixed only): the machine crashes. Every running client dies and starts
+    /// its operation again in the next boot as a new process; every entry written since its
+    /// journal was last synced may be lost (specs/lock.md §12); the resource keeps what it
+    /// accepted.
+    #[serde(default)]
+    pub power_losses: u8,
 }
 
 impl LockConfig {
@@ -104,6 +110,7 @@ impl LockConfig {
             stale_unremovable: false,
             collections: 0,
             lease_losses: 0,
+            power_losses: 0,
         }
     }
 
@@ -180,6 +187,10 @@ pub enum LockAction {
     LoseLease(u8),
     /// Fixed: the offline collector deletes every released journal.
     Collect,
+    /// Fixed: the machine loses power. Every running client dies and starts over in the next
+    /// boot; each journal keeps what the choice says for its path (two bits per path, see
+    /// `Slot::after_power_loss`).
+    PowerLoss(u16),
     /// Mutant `hint-only`: the wake-up hint pending for waiter `c` is lost (the watch limit
     /// reached, a dropped notification).
     LoseHint(u8),
@@ -218,6 +229,7 @@ impl LockModel {
             ("faults", config.faults),
             ("force_releases", config.force_releases),
             ("lease_losses", config.lease_losses),
+            ("power_losses", config.power_losses),
             ("lease_ticks", config.lease_ticks),
             ("retries", retries_max),
         ] {
@@ -297,10 +309,10 @@ impl LockModel {
         let variant = self.variant();
         if variant.is_seed() || variant.has(Mutation::WallclockExpiry) {
             let reader = state.now + observer.map_or(0, |c| self.spec(c).skew_ticks);
-            let written = tick + self.spec(owner as usize).skew_ticks;
-            reader >= written + self.config.lease_ticks
+            let skew = (owner != GONE).then(|| self.spec(owner as usize).skew_ticks);
+            reader >= tick + skew.unwrap_or(0) + self.config.lease_ticks
         } else {
-            !self.live(state, tick) || state.clients[owner as usize].is_dead_to_store()
+            !self.live(state, tick) || state.owner_dead(owner)
         }
     }
 
@@ -354,6 +366,11 @@ impl LockModel {
                 0
             } else {
                 self.config.lease_losses
+            },
+            power_losses_left: if self.variant().is_seed() {
+                0
+            } else {
+                self.config.power_losses
             },
         }
     }
@@ -837,6 +854,18 @@ pub fn presets() -> Vec<crate::preset::Preset<LockConfig>> {
             about: "2 clients, POINT and SUBTREE on a 3-path tree, a crash, time, renewal, cleanup, and a lease lost while its client runs on (etcd's owner leases)",
             default: true,
             config: LockConfig { tree: tree(&["/", "/a", "/c"]), modes: point_subtree, force_releases: 0, lease_losses: 1, ..base.clone() },
+        },
+        Preset {
+            name: "power-loss",
+            about: "2 clients, POINT and SUBTREE on a 3-path tree, a power loss (every running client restarts; unsynced entries may be lost), time, renewal",
+            default: true,
+            config: LockConfig { tree: tree(&["/", "/a", "/c"]), modes: point_subtree, force_releases: 0, crashes: 0, reaps: 0, power_losses: 1, ..base.clone() },
+        },
+        Preset {
+            name: "power-loss-wide",
+            about: "opt-in: power-loss with a client crash and a cleaner run as well",
+            default: false,
+            config: LockConfig { tree: tree(&["/", "/a", "/c"]), modes: point_subtree, force_releases: 0, power_losses: 1, ..base.clone() },
         },
         Preset {
             name: "two-clients-wide",

@@ -147,8 +147,9 @@ fn in_use(model: &LockModel, state: &LockState, path: u8) -> bool {
         Head::Empty { owner } => (owner, None),
         Head::Free | Head::Released { .. } | Head::Withdrawn { .. } => return true,
     };
-    let client = owner as usize;
-    let me = &state.clients[client];
+    let Some(me) = state.clients.get(owner as usize) else {
+        return false; // an owner of an earlier boot: nobody uses it
+    };
     let matches = |lock: u8, held_token: u8| {
         model.plans[me.mode as usize][lock as usize].path == path
             && token.is_none_or(|t| t == held_token)
@@ -233,7 +234,9 @@ fn blocker(model: &LockModel, state: &LockState, client: usize) -> Option<usize>
         plan.pre[check as usize].path
     };
     match state.slots[path as usize].head {
-        Head::Held { owner, .. } | Head::Empty { owner } if owner as usize != client => {
+        Head::Held { owner, .. } | Head::Empty { owner }
+            if owner as usize != client && owner != super::GONE =>
+        {
             Some(owner as usize)
         }
         _ => None,

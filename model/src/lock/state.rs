@@ -65,6 +65,17 @@ impl Marks {
     }
 }
 
+/// The owner of entries written before a power loss: a process of an earlier boot, dead.
+pub const GONE: u8 = CLIENTS_MAX as u8;
+
+/// What a journal looked like when its directory was last synced (its newest entry then).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Synced {
+    pub len: u8,
+    pub head: Head,
+    pub prior: Marks,
+}
+
 /// One path's lock storage.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Slot {
@@ -73,6 +84,13 @@ pub struct Slot {
     pub head: Head,
     /// Fixed: the marks the newest entry carries (inherited from the entry before it).
     pub prior: Marks,
+    /// Fixed, while a power loss may still come: the journal as of its last synced entry. A
+    /// holder's own entries are not synced (specs/lock.md §12), so a power loss may take every
+    /// entry after it away. Default (and untracked) once no power loss is left.
+    pub synced: Synced,
+    /// Fixed, while a power loss may still come: the newest `acquire` or `renew` appended since
+    /// the last sync. A power loss may keep it and lose what came after it (its release).
+    pub unsynced_grant: Option<Head>,
 }
 
 impl Slot {
@@ -93,6 +111,63 @@ impl Slot {
         self.prior = self.marks();
         self.len += 1;
         self.head = head;
+    }
+
+    /// A durable append happened (a release by recovery, the cleaner or an operator syncs the
+    /// journal's directory): every entry so far survives a power loss.
+    pub fn sync(&mut self) {
+        self.synced = Synced {
+            len: self.len,
+            head: self.head,
+            prior: self.prior,
+        };
+        self.unsynced_grant = None;
+    }
+
+    /// A holder appended its own entry (`acquire`, `renew`, `withdraw`, `release`), which is not
+    /// synced. With `bytes_unsynced` (mutant `entry-bytes-not-synced`) its name is synced but
+    /// its bytes are not: a power loss leaves a zero-byte entry by `writer`.
+    pub fn note_holder_entry(&mut self, bytes_unsynced: bool, writer: u8) {
+        if bytes_unsynced {
+            self.synced = Synced {
+                len: self.len,
+                head: Head::Empty { owner: writer },
+                prior: self.prior,
+            };
+            self.unsynced_grant = None;
+        } else if matches!(self.head, Head::Held { .. }) {
+            self.unsynced_grant = Some(self.head);
+        }
+    }
+
+    /// The journals a power loss may leave: `0` everything kept, `1` everything since the last
+    /// sync lost, `2` the newest unsynced grant kept and what came after it lost.
+    pub fn after_power_loss(&self, choice: u8) -> Option<Slot> {
+        let kept = match choice {
+            0 => Slot {
+                len: self.len,
+                head: self.head,
+                prior: self.prior,
+                ..Slot::default()
+            },
+            1 if self.synced.head != self.head || self.synced.len != self.len => Slot {
+                len: self.synced.len,
+                head: self.synced.head,
+                prior: self.synced.prior,
+                ..Slot::default()
+            },
+            2 => match self.unsynced_grant {
+                Some(grant) if grant != self.head => Slot {
+                    len: self.len,
+                    head: grant,
+                    prior: self.synced.prior,
+                    ..Slot::default()
+                },
+                _ => return None,
+            },
+            _ => return None,
+        };
+        Some(kept)
     }
 
     /// Appends a `withdraw` of the acquisition whose entry (its `acquire`, or a `renew` of it)
@@ -273,6 +348,16 @@ impl Client {
     }
 }
 
+impl LockState {
+    /// Whether the store proves the owner of an entry dead: a client that crashed or lost its
+    /// lease, or any owner of a boot before a power loss.
+    pub fn owner_dead(&self, owner: u8) -> bool {
+        self.clients
+            .get(owner as usize)
+            .is_none_or(|client| client.is_dead_to_store())
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LockState {
     /// True time in ticks.
@@ -302,6 +387,8 @@ pub struct LockState {
     pub collects_left: u8,
     /// Lost leases still allowed in this behaviour.
     pub lease_losses_left: u8,
+    /// Power losses (machine crashes) still allowed in this behaviour.
+    pub power_losses_left: u8,
 }
 
 crate::packed_hash!(LockState {
@@ -321,6 +408,7 @@ crate::packed_hash!(LockState {
     faults_left,
     collects_left,
     lease_losses_left,
+    power_losses_left,
 });
 
 /// Canonical form under permutation of interchangeable clients: sort clients by (class, local
@@ -337,10 +425,17 @@ pub fn canonical(state: &LockState) -> LockState {
     for (new, old) in order.iter().enumerate() {
         out.clients[new] = state.clients[*old];
     }
+    let rename = |head: &mut Head| match head {
+        Head::Held { owner, .. } | Head::Empty { owner } if *owner != GONE => {
+            *owner = renamed[*owner as usize]
+        }
+        _ => {}
+    };
     for slot in out.slots.iter_mut() {
-        match &mut slot.head {
-            Head::Held { owner, .. } | Head::Empty { owner } => *owner = renamed[*owner as usize],
-            _ => {}
+        rename(&mut slot.head);
+        rename(&mut slot.synced.head);
+        if let Some(grant) = slot.unsynced_grant.as_mut() {
+            rename(grant);
         }
     }
     out

@@ -28,6 +28,17 @@ pub fn head_text(model: &LockModel, head: Head) -> String {
             kind,
             token,
             tick,
+        } if owner == super::GONE => {
+            format!(
+                "a dead boot's acquire {} ticket {token} (at t{tick})",
+                kind.letter()
+            )
+        }
+        Head::Held {
+            owner,
+            kind,
+            token,
+            tick,
         } => {
             format!(
                 "c{owner}'s acquire {} ticket {token} (at t{tick})",
@@ -148,6 +159,32 @@ pub fn describe(
             )
         }
         LockAction::Step(c) => (format!("c{c}"), describe_client_step(model, last, c as usize, next)),
+        LockAction::PowerLoss(_) => {
+            let journals: Vec<String> = (0..model.tree.len())
+                .filter(|p| last.slots[*p].len > 0)
+                .map(|p| {
+                    let (was, is) = (last.slots[p], next.slots[p]);
+                    let fate = if is.head == was.head || matches!((was.head, is.head), (Head::Held { .. }, Head::Held { .. }) | (Head::Empty { .. }, Head::Empty { .. })) && is.len == was.len {
+                        "kept"
+                    } else if matches!(is.head, Head::Empty { .. }) {
+                        "its newest entry's bytes lost (a zero-byte entry)"
+                    } else if is.len == was.len {
+                        "the entries after the last grant lost"
+                    } else {
+                        "every entry since the last sync lost"
+                    };
+                    format!("{} {fate} → {}", model.tree.name(p as u8), head_text(model, is.head))
+                })
+                .collect();
+            let tickets = if next.tickets < last.tickets { "; the ticket journal lost (tickets restart at 1)" } else { "" };
+            (
+                "machine".into(),
+                format!(
+                    "POWER LOSS: the machine CRASHES; every running client dies and starts over as a new process; {}{tickets}",
+                    if journals.is_empty() { "no journal written yet".to_owned() } else { journals.join("; ") }
+                ),
+            )
+        }
         LockAction::Collect => {
             let gone: Vec<&str> = (0..model.tree.len())
                 .filter(|p| last.slots[*p].len > 0 && next.slots[*p].len == 0)
@@ -195,6 +232,7 @@ pub fn step_kind(
         | LockAction::Collect => StepKind::Storage,
         LockAction::LoseLease(_) => StepKind::LeaseLost,
         LockAction::LoseHint(_) => StepKind::Local,
+        LockAction::PowerLoss(_) => StepKind::Crash,
         LockAction::Step(c) => match last.clients[c as usize].phase {
             // The seed's guarded write goes straight to the resource; the fixed client checks
             // its own lease first, then writes to the resource.
@@ -546,6 +584,7 @@ pub fn action_name(model: &LockModel, action: LockAction) -> String {
         LockAction::LoseLease(c) => format!("lose lease c{c}"),
         LockAction::Collect => "collect".into(),
         LockAction::LoseHint(c) => format!("lose-hint c{c}"),
+        LockAction::PowerLoss(choice) => format!("power-loss {choice:#x}"),
     }
 }
 

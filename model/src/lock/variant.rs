@@ -64,6 +64,13 @@ crate::variants! {
         /// no poll to fall back on. A lost hint leaves it asleep for good (specs/lock.md §4,
         /// "Waiting, and the wake-up hint").
         HintOnly = "hint-only": "a waiter re-reads only when a wake-up hint arrives, and never polls",
+        /// The path locks' own entries are linked before their bytes are synced (FsStore with the
+        /// `fsync` of the entry left out too): after a power loss an entry's name may survive
+        /// with no bytes, a zero-byte entry that no one can attribute, expire or release.
+        EntryBytesNotSynced = "entry-bytes-not-synced": "a lock entry's name may survive a power loss without its bytes",
+        /// A ticket's name is not synced either: a power loss may take back tickets whose tokens
+        /// were handed out, and the next boot's tokens start below them.
+        TicketNotSynced = "ticket-not-synced": "a power loss may take back claimed tickets",
         /// Locks an operation took but never used (it failed or backed off before the caller had
         /// them) are released rather than withdrawn, raising the high-water marks.
         ReleaseUnused = "release-unused": "locks taken but never used are released, not withdrawn",

@@ -93,6 +93,11 @@ pub struct Bounds {
     /// #15247).
     #[arg(long)]
     lease_losses: Option<u8>,
+    /// lock: power losses (machine crashes). Every running client dies and starts its
+    /// operation again as a new process; entries written since their journal was last synced
+    /// may be lost (specs/lock.md §12).
+    #[arg(long)]
+    power_losses: Option<u8>,
     /// merge: concurrent mergers of the child branch.
     #[arg(long)]
     mergers: Option<u8>,
@@ -139,7 +144,7 @@ impl Bounds {
         const REDO: &[&str] = &["redo"];
         const LOCK_MERGE: &[&str] = &["lock", "merge"];
         const ALL: &[&str] = &["lock", "merge", "redo"];
-        let flags: [(&str, bool, &[&str]); 25] = [
+        let flags: [(&str, bool, &[&str]); 26] = [
             ("--clients", self.clients.is_some(), LOCK),
             ("--tree", self.tree.is_some(), LOCK),
             ("--modes", self.modes.is_some(), LOCK),
@@ -157,6 +162,7 @@ impl Bounds {
             ("--faults", self.faults.is_some(), ALL),
             ("--crashes", self.crashes.is_some(), ALL),
             ("--collections", self.collections.is_some(), LOCK),
+            ("--power-losses", self.power_losses.is_some(), LOCK),
             (
                 "--lease-losses",
                 self.lease_losses.is_some(),
@@ -216,6 +222,7 @@ impl Bounds {
         config.faults = self.faults.unwrap_or(config.faults);
         config.collections = self.collections.unwrap_or(config.collections);
         config.lease_losses = self.lease_losses.unwrap_or(config.lease_losses);
+        config.power_losses = self.power_losses.unwrap_or(config.power_losses);
         if let Some(modes) = &self.modes {
             config.modes = ModeSet::parse(modes)?;
         }
