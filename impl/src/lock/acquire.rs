@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use super::entry::{Entry, LockKind, Marks, ReleasedBy};
 use super::journal::{self, Newest};
 use super::path::LockPath;
-use super::shared::{Garbage, Job, Shared};
+use super::shared::{Job, Shared};
 use super::LockError;
 use crate::store::{Created, StoreError};
 
@@ -264,7 +264,8 @@ pub(crate) async fn acquire_one(
         }
         // 2. A ticket larger than every ticket claimed before.
         let ticket = journal::claim_ticket(store, me, 1_000).await?;
-        shared.send(Job::Collect(Garbage::Tickets { claimed: ticket }));
+        // Each claim collects one old ticket, lazily (no `fsync`; specs/lock.md §12).
+        let _ = journal::collect_tickets(store, ticket).await;
         // 3. Our entry, right after the newest entry we read (superseding it if it expired). It
         //    inherits the marks after that entry.
         let lease_started = Instant::now();

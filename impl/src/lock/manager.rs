@@ -14,7 +14,7 @@ use super::journal;
 use super::lease::{LeaseCell, Renewal};
 use super::owner::{process_part, ProcessId};
 use super::path::LockPath;
-use super::shared::{Garbage, Job, Lease, Shared};
+use super::shared::{Job, Lease, Shared};
 use super::{LockError, LockOptions, Operation};
 use crate::store::{Liveness, Store, StoreError};
 use std::sync::Arc;
@@ -493,11 +493,9 @@ async fn append_release(shared: &Shared, lease: &Lease, index: u64) -> Result<()
             });
         }
     }
-    // The entries below our release are needed by no reader any more.
-    shared.send(Job::Collect(Garbage::Below {
-        path: lease.path.clone(),
-        index: at,
-    }));
+    // The entries below our release are needed by no reader any more: deleted lazily (no
+    // `fsync`; specs/lock.md §12).
+    let _ = journal::collect_below(&*shared.store, &lease.path, at).await;
     Ok(())
 }
 
@@ -586,20 +584,6 @@ async fn run_jobs(shared: Arc<Shared>, mut receiver: mpsc::UnboundedReceiver<Job
                 if let Err(error) = withdraw_if_ours(&shared, &owner, &path, ticket, None).await {
                     tracing::warn!(%path, %error, "could not withdraw a cancelled acquisition; it will expire");
                 }
-            }
-            Job::Collect(garbage) => {
-                // Best effort: what is not collected now is collected by a later release or
-                // by `lockstep gc`.
-                let _ = match garbage {
-                    Garbage::Below { path, index } => {
-                        journal::collect_below(&*shared.store, &path, index)
-                            .await
-                            .map(drop)
-                    }
-                    Garbage::Tickets { claimed } => {
-                        journal::collect_tickets(&*shared.store, claimed).await
-                    }
-                };
             }
             Job::Flush(done) => {
                 let _ = done.send(());

@@ -32,20 +32,8 @@ pub(crate) enum Job {
     },
     /// A dropped guard's leases.
     Release(Vec<Arc<Lease>>),
-    /// Garbage an operation left behind, deleted here rather than on its caller's path
-    /// (specs/lock.md §12): nothing reads it, so nothing waits for its removal.
-    Collect(Garbage),
     /// Answers once every job queued before it is done (`LockManager::settle`).
     Flush(tokio::sync::oneshot::Sender<()>),
-}
-
-/// What [`Job::Collect`] deletes.
-#[derive(Debug)]
-pub(crate) enum Garbage {
-    /// The entries of `path`'s journal below `index` (never the newest).
-    Below { path: LockPath, index: u64 },
-    /// The ticket journal's old entries, as of the claim of `ticket`.
-    Tickets { claimed: u64 },
 }
 
 /// One held lock.
