@@ -369,11 +369,22 @@ fn failure(f: impl FnOnce() + std::panic::UnwindSafe) -> Option<String> {
 
 /// Runs `scenario` over the same seeded schedules with `mutant` and without it: the mutant's run
 /// must fail with `property` named in the failure, and the control must pass.
+///
+/// Each run gets a thread of its own: a failing execution can end with one task panicking while
+/// another unwinds (a mutex poisoned under it), and shuttle then leaves its thread-local state
+/// behind, failing whatever runs next on that thread. That once failed the control run here.
 fn assert_mutant_caught(mutant: Mutant, scenario: fn(), property: &str, iterations: usize) {
     let seed = 0x10c5_7e9;
+    let on_own_thread = |run: Box<dyn FnOnce() -> Option<String> + Send>| {
+        std::thread::spawn(run)
+            .join()
+            .unwrap_or_else(|_| Some("(the run's thread panicked)".into()))
+    };
     {
         let _one = exclusive(Some(mutant));
-        let found = failure(move || shuttle::check_random_with_seed(scenario, seed, iterations));
+        let found = on_own_thread(Box::new(move || {
+            failure(move || shuttle::check_random_with_seed(scenario, seed, iterations))
+        }));
         activate(None);
         match found {
             Some(message) => assert!(
@@ -388,9 +399,9 @@ fn assert_mutant_caught(mutant: Mutant, scenario: fn(), property: &str, iteratio
         }
     }
     let _one = exclusive(None);
-    if let Some(message) =
+    if let Some(message) = on_own_thread(Box::new(move || {
         failure(move || shuttle::check_random_with_seed(scenario, seed, iterations))
-    {
+    })) {
         panic!(
             "{}: the control run without the mutant failed: {message}",
             mutant.name()
