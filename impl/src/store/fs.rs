@@ -275,14 +275,8 @@ impl FsStore {
         store
     }
 
-    /// A store on the same directory whose every `link` is sent twice, the way an NFS client
-    /// replays a request whose reply was lost: the second gets `EEXIST` for our own entry.
-    #[doc(hidden)]
-    pub fn replaying_links(&self) -> FsStore {
-        let hooks = Hooks {
-            replay_links: true,
-            ..Hooks::default()
-        };
+    /// A store on the same directory as this one, with test hooks.
+    fn reopened_with(&self, hooks: Hooks) -> FsStore {
         FsStore::open_hooked(
             &self.inner.root,
             self.inner.durability,
@@ -292,20 +286,23 @@ impl FsStore {
         .expect("the store opened before")
     }
 
+    /// A store on the same directory whose every `link` is sent twice, the way an NFS client
+    /// replays a request whose reply was lost: the second gets `EEXIST` for our own entry.
+    #[doc(hidden)]
+    pub fn replaying_links(&self) -> FsStore {
+        self.reopened_with(Hooks {
+            replay_links: true,
+            ..Hooks::default()
+        })
+    }
+
     /// A store on the same directory that records every directory it syncs.
     #[doc(hidden)]
     pub fn recording_syncs(&self) -> FsStore {
-        let hooks = Hooks {
+        self.reopened_with(Hooks {
             sync_log: Some(Mutex::new(Vec::new())),
             ..Hooks::default()
-        };
-        FsStore::open_hooked(
-            &self.inner.root,
-            self.inner.durability,
-            hooks,
-            Users::Shared,
-        )
-        .expect("the store opened before")
+        })
     }
 
     /// A store on the same directory that tracks which of its creates a power loss could still
@@ -313,17 +310,10 @@ impl FsStore {
     /// leave out (specs/lock.md §12). Only its own creates are tracked.
     #[doc(hidden)]
     pub fn tracking_power_loss(&self) -> FsStore {
-        let hooks = Hooks {
+        self.reopened_with(Hooks {
             unsynced: Some(Mutex::new(Unsynced::default())),
             ..Hooks::default()
-        };
-        FsStore::open_hooked(
-            &self.inner.root,
-            self.inner.durability,
-            hooks,
-            Users::Shared,
-        )
-        .expect("the store opened before")
+        })
     }
 
     /// Leaves the disk as a power loss could, for a [`FsStore::tracking_power_loss`] store: every
