@@ -203,11 +203,23 @@ pub async fn is_newest(store: &dyn Store, path: &LockPath, index: u64) -> Result
         == Some(index))
 }
 
-/// Deletes entries of `path`'s journal below `index` (best effort; never the newest).
+/// Deletes entries of `path`'s journal below `index` (best effort; never the newest), lazily.
 pub async fn collect_below(
     store: &dyn Store,
     path: &LockPath,
     index: u64,
+) -> Result<usize, LockError> {
+    collect_below_as(store, path, index, true).await
+}
+
+/// [`collect_below`], durably unless `lazily`: the offline collector deletes durably, because it
+/// also removes the registrations of the owners it finds gone (an old entry brought back by a
+/// power loss would then name an owner nobody can prove dead).
+pub async fn collect_below_as(
+    store: &dyn Store,
+    path: &LockPath,
+    index: u64,
+    lazily: bool,
 ) -> Result<usize, LockError> {
     let present = indices(store, &path.journal_prefix()).await?;
     let newest = present.last().copied().unwrap_or(0);
@@ -215,7 +227,12 @@ pub async fn collect_below(
     for old in present.into_iter().filter(|i| *i < index && *i < newest) {
         // Lazily: an old entry a machine crash brings back sits below a newer one, or is the
         // dead holder's lock that the crash's lost release would have left anyway.
-        store.delete_lazily(&path.entry_key(old)).await?;
+        let key = path.entry_key(old);
+        if lazily {
+            store.delete_lazily(&key).await?;
+        } else {
+            store.delete(&key).await?;
+        }
         deleted += 1;
     }
     Ok(deleted)

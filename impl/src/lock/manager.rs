@@ -890,7 +890,8 @@ pub async fn collect_offline(store: &dyn Store) -> Result<Collected, LockError> 
         if let Some((owner, ..)) = newest.entry.holder() {
             collected.held_kept += 1;
             collected.owners_kept.insert(process_part(owner).to_owned());
-            collected.entries_removed += journal::collect_below(store, &path, newest.index).await?;
+            collected.entries_removed +=
+                journal::collect_below_as(store, &path, newest.index, false).await?;
             continue;
         }
         // Oldest first, the newest last: an interrupted collection leaves a journal whose newest

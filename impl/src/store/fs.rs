@@ -1133,17 +1133,22 @@ impl Drop for FsRegistration {
         if self.keep_file {
             return;
         }
+        // Its lock entries written without a directory `fsync` (specs/lock.md §12) must not
+        // outlive its registration: were a power loss to keep the removal of this file but undo
+        // a release, the dead owner's lock would read as "unknown" and wait out its lease. One
+        // `syncfs` at the end of a run orders them before the removal.
+        let _ = rustix::fs::syncfs(&self.owners);
         let _ = rustix::fs::unlinkat(&self.owners, self.name.as_str(), AtFlags::empty());
     }
 }
 
 #[async_trait::async_trait]
 impl Store for FsStore {
-    // Reads run on the calling task: a local file system answers a small read or a listing of
-    // one directory from its cache in microseconds, less than the hop to a blocking thread and
-    // back costs (specs/lock.md §12). Creates and deletes, which may wait for the disk, hop.
+    // Every operation hops to a blocking thread, reads too: a read on a hung disk must not block
+    // the caller's task, or no timeout around it (`lockstep lock --io-timeout`) could fire.
     async fn get(&self, key: &Key) -> Result<Option<(Vec<u8>, Version)>, StoreError> {
-        self.get_blocking(key)
+        let key = key.clone();
+        self.blocking(move |s| s.get_blocking(&key)).await
     }
 
     async fn create(&self, key: &Key, bytes: &[u8]) -> Result<Created, StoreError> {
@@ -1164,7 +1169,8 @@ impl Store for FsStore {
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<Key>, StoreError> {
-        self.list_blocking(prefix)
+        let prefix = prefix.to_owned();
+        self.blocking(move |s| s.list_blocking(&prefix)).await
     }
 
     async fn delete(&self, key: &Key) -> Result<(), StoreError> {
