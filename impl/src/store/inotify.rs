@@ -8,7 +8,8 @@
 //! loss: `IN_Q_OVERFLOW` wakes the waiter too.)
 //!
 //! Each wait costs one inotify instance and one blocking thread for at most one poll interval
-//! (`poll_max`, 500 ms by default). A process with more waiters than the per-user instance limit
+//! (`poll_max`, 500 ms by default), and one more blocking thread to close the instance (a close
+//! waits in the kernel, see `Drop`). A process with more waiters than the per-user instance limit
 //! (128 by default) has the rest poll. One shared instance per store, read through the runtime's
 //! reactor, is the better design and is left for issue 15.
 
@@ -44,6 +45,20 @@ impl DirHint {
         Some(DirHint {
             inotify: Arc::new(inotify),
         })
+    }
+}
+
+impl Drop for DirHint {
+    fn drop(&mut self) {
+        // Closing an inotify instance is slow: the kernel tears its group down only after a
+        // grace period (`fsnotify_destroy_group` waits in `synchronize_srcu`), 10-20 ms measured
+        // here. Closed on the waiter's task, that wait came between seeing the release and taking
+        // the lock, in every hand-off, and blocked a runtime thread meanwhile (issue 15, goal 2).
+        // So the last handle is closed on a blocking thread; outside a runtime, here.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let inotify = Arc::clone(&self.inotify);
+            runtime.spawn_blocking(move || drop(inotify));
+        }
     }
 }
 
