@@ -25,6 +25,11 @@ pub struct Measurement {
     pub p90_us: f64,
     /// `median / floor median`; the floor is a durable create-if-absent on the same disk.
     pub ratio_to_floor: f64,
+    /// The floor median this case is divided by. For the path-lock cases on FsStore it is
+    /// measured *beside* the case: one floor create before each of the case's samples, so both
+    /// see the same disk (its latency drifts within a run by 2x here); elsewhere it is the run's
+    /// floor row.
+    pub floor_us: f64,
     /// For a case that scales a workload: the same case at its small size, measured in this run.
     pub baseline: Option<String>,
     /// `median / baseline median` (the scaling goal of the 50,000-journal case is at most 1.2).
@@ -44,7 +49,69 @@ pub(crate) fn failed(what: &'static str) -> impl Fn(&dyn std::fmt::Display) -> B
     move |error| format!("{what}: {error}")
 }
 
-/// Runs `op` `iterations` times after `iterations / 10` warm-up runs; one sample per run.
+/// The floor measured beside a case: set (a task-local) while the case runs, so that [`sample`]
+/// and the hand-off loop time one floor create before each of their samples. Cases need not know.
+pub(crate) struct Beside {
+    store: Arc<dyn Store>,
+    run: u32,
+    samples: std::sync::Mutex<Vec<Duration>>,
+}
+
+tokio::task_local! {
+    static BESIDE: Arc<Beside>;
+}
+
+/// One floor create, timed, if a case runs beside the floor.
+async fn floor_tick() -> Result<(), BenchError> {
+    let Ok(beside) = BESIDE.try_with(Arc::clone) else {
+        return Ok(());
+    };
+    let i = beside.samples.lock().expect("not poisoned").len();
+    let key = Key::new(format!("beside/{}/{i}", beside.run)).expect("a valid key");
+    let started = Instant::now();
+    let created = beside
+        .store
+        .create(&key, b"{}")
+        .await
+        .map_err(|e| failed("floor create")(&e))?;
+    let elapsed = started.elapsed();
+    assert!(created.is_created(), "a fresh key is created");
+    beside.samples.lock().expect("not poisoned").push(elapsed);
+    Ok(())
+}
+
+/// Runs `case` beside the floor on `floor_store`: its summary, and the median of the floor
+/// creates timed between its samples (if the case took none, as many run just after it).
+async fn beside_floor<Fut>(
+    name: &str,
+    floor_store: &Arc<dyn Store>,
+    case: Fut,
+) -> Result<((String, usize, f64, f64), f64), BenchError>
+where
+    Fut: std::future::Future<Output = Result<Vec<Duration>, BenchError>>,
+{
+    let beside = Arc::new(Beside {
+        store: Arc::clone(floor_store),
+        run: rand::random::<u32>(),
+        samples: std::sync::Mutex::new(Vec::new()),
+    });
+    let samples = BESIDE.scope(Arc::clone(&beside), case).await?;
+    let summary = summarise(name, samples);
+    if beside.samples.lock().expect("not poisoned").is_empty() {
+        for _ in 0..summary.1.min(200) {
+            BESIDE.scope(Arc::clone(&beside), floor_tick()).await?;
+        }
+    }
+    let floor = summarise(
+        "floor",
+        std::mem::take(&mut *beside.samples.lock().expect("not poisoned")),
+    )
+    .2;
+    Ok((summary, floor))
+}
+
+/// Runs `op` `iterations` times after `iterations / 10` warm-up runs; one sample per run (and,
+/// beside the floor, one floor create before each).
 pub(crate) async fn sample<F, Fut>(
     iterations: usize,
     mut op: F,
@@ -58,6 +125,7 @@ where
     }
     let mut samples = Vec::with_capacity(iterations);
     for i in 0..iterations {
+        floor_tick().await?;
         let started = Instant::now();
         op(i).await?;
         samples.push(started.elapsed());
@@ -294,6 +362,9 @@ pub async fn hand_off(
     let operation = || Operation::new(LockMode::Point, &["/handoff"]).expect("valid");
     let mut samples = Vec::with_capacity(iterations);
     for i in 0..iterations + iterations / 10 {
+        if i >= iterations / 10 {
+            floor_tick().await?;
+        }
         let guard = holder
             .lock(operation())
             .await
@@ -324,7 +395,8 @@ pub async fn hand_off(
 }
 
 /// Every case, each beside the floor measured in the same run. `quick` cuts iterations (and
-/// the 100,000-file tree to 10,000).
+/// the 100,000-file tree to 10,000). Each FsStore case is divided by the floor measured beside
+/// it ([`Measurement::floor_us`]); the MemStore cases by the MemStore floor row.
 pub async fn run_all(dir: &std::path::Path, quick: bool) -> Result<Vec<Measurement>, BenchError> {
     let n = if quick { 30 } else { 200 };
     let fs_store = |name: &str| -> Result<Arc<dyn Store>, BenchError> {
@@ -333,65 +405,68 @@ pub async fn run_all(dir: &std::path::Path, quick: bool) -> Result<Vec<Measureme
         ))
     };
     let memory = || -> Arc<dyn Store> { Arc::new(MemStore::new()) };
+    let floor_store = fs_store("floor")?;
     let mut raw = Vec::new();
+    let mut floors = std::collections::HashMap::new();
     raw.push(summarise(
         "floor: durable create-if-absent (FsStore)",
-        floor_create(fs_store("floor")?, n).await?,
+        floor_create(Arc::clone(&floor_store), n).await?,
     ));
     raw.push(summarise(
         "floor: create-if-absent (MemStore)",
         floor_create(memory(), n * 10).await?,
     ));
-    raw.push(summarise(
-        "point acquire+release, uncontended (FsStore)",
-        point_cycle(fs_store("point")?, n).await?,
-    ));
-    raw.push(summarise(
+    let mut fs_case = |(summary, floor): ((String, usize, f64, f64), f64)| {
+        floors.insert(summary.0.clone(), floor);
+        raw.push(summary);
+    };
+    let name = "point acquire+release, uncontended (FsStore)";
+    fs_case(beside_floor(name, &floor_store, point_cycle(fs_store("point")?, n)).await?);
+    let memory_cycle = summarise(
         "point acquire+release, uncontended (MemStore)",
         point_cycle(memory(), n * 10).await?,
-    ));
+    );
+    fs_case((memory_cycle, f64::NAN));
     let many = if quick { 10_000 } else { 100_000 };
-    raw.push(summarise(
-        "subtree acquire+release, 10 files in the data tree (FsStore)",
-        subtree_over_files(&dir.join("few"), 10, n).await?,
-    ));
-    raw.push(summarise(
-        &format!("subtree acquire+release, {many} files in the data tree (FsStore)"),
-        subtree_over_files(&dir.join("many"), many, n).await?,
-    ));
-    raw.push(summarise(
-        "subtree acquire+release over 10 released lock journals (FsStore)",
-        subtree_over_journals(fs_store("j10")?, 10, n).await?,
-    ));
-    raw.push(summarise(
-        "subtree acquire+release over 100 released lock journals (FsStore)",
-        subtree_over_journals(fs_store("j100")?, 100, n / 2).await?,
-    ));
+    let name = "subtree acquire+release, 10 files in the data tree (FsStore)";
+    let path = dir.join("few");
+    let case = subtree_over_files(&path, 10, n);
+    fs_case(beside_floor(name, &floor_store, case).await?);
+    let name = format!("subtree acquire+release, {many} files in the data tree (FsStore)");
+    let path = dir.join("many");
+    let case = subtree_over_files(&path, many, n);
+    fs_case(beside_floor(&name, &floor_store, case).await?);
+    let name = "subtree acquire+release over 10 released lock journals (FsStore)";
+    let case = subtree_over_journals(fs_store("j10")?, 10, n);
+    fs_case(beside_floor(name, &floor_store, case).await?);
+    let name = "subtree acquire+release over 100 released lock journals (FsStore)";
+    let case = subtree_over_journals(fs_store("j100")?, 100, n / 2);
+    fs_case(beside_floor(name, &floor_store, case).await?);
     let others = if quick { 5_000 } else { 50_000 };
-    raw.push(summarise(
-        "point acquire+release, 10 other journals in the store (FsStore)",
-        point_among_journals(&dir.join("o10"), 10, n).await?,
-    ));
-    raw.push(summarise(
-        &format!("point acquire+release, {others} other journals in the store (FsStore)"),
-        point_among_journals(&dir.join("omany"), others, n).await?,
-    ));
-    raw.push(summarise(
-        "8 tasks contending on one path, per acquire+release (FsStore)",
-        contended(fs_store("hot")?, 8, n / 8).await?,
-    ));
-    raw.push(summarise(
+    let name = "point acquire+release, 10 other journals in the store (FsStore)";
+    let path = dir.join("o10");
+    let case = point_among_journals(&path, 10, n);
+    fs_case(beside_floor(name, &floor_store, case).await?);
+    let name = format!("point acquire+release, {others} other journals in the store (FsStore)");
+    let path = dir.join("omany");
+    let case = point_among_journals(&path, others, n);
+    fs_case(beside_floor(&name, &floor_store, case).await?);
+    let name = "8 tasks contending on one path, per acquire+release (FsStore)";
+    let case = contended(fs_store("hot")?, 8, n / 8);
+    fs_case(beside_floor(name, &floor_store, case).await?);
+    let contended_memory = summarise(
         "8 tasks contending on one path, per acquire+release (MemStore)",
         contended(memory(), 8, n).await?,
-    ));
-    raw.push(summarise(
-        "hand-off, release to grant, every hint lost: polling only (FsStore)",
-        hand_off(&dir.join("handoff-polling"), n / 2, false).await?,
-    ));
-    raw.push(summarise(
-        "hand-off, release to grant (FsStore)",
-        hand_off(&dir.join("handoff"), n / 2, true).await?,
-    ));
+    );
+    fs_case((contended_memory, f64::NAN));
+    let name = "hand-off, release to grant, every hint lost: polling only (FsStore)";
+    let path = dir.join("handoff-polling");
+    let case = hand_off(&path, n / 2, false);
+    fs_case(beside_floor(name, &floor_store, case).await?);
+    let name = "hand-off, release to grant (FsStore)";
+    let path = dir.join("handoff");
+    let case = hand_off(&path, n / 2, true);
+    fs_case(beside_floor(name, &floor_store, case).await?);
     let floor_fs = raw[0].2;
     let floor_memory = raw[1].2;
     // Scaled cases beside their small size: (case, baseline) by position in `raw`.
@@ -404,12 +479,10 @@ pub async fn run_all(dir: &std::path::Path, quick: bool) -> Result<Vec<Measureme
     };
     Ok(measurements(
         raw,
-        |name| {
-            if name.contains("MemStore") {
-                floor_memory
-            } else {
-                floor_fs
-            }
+        |name| match floors.get(name) {
+            Some(floor) if floor.is_finite() => *floor,
+            _ if name.contains("MemStore") => floor_memory,
+            _ => floor_fs,
         },
         baseline_of,
     ))
@@ -434,6 +507,7 @@ pub(crate) fn measurements(
                 median_us,
                 p90_us,
                 ratio_to_floor: median_us / floor,
+                floor_us: floor,
                 baseline: base.map(|(n, _)| n.clone()),
                 ratio_to_baseline: base.map(|(_, m)| median_us / m),
             }

@@ -263,9 +263,10 @@ pub(crate) async fn acquire_one(
             PreCheck::BackOff => return Ok(Acquired::BackOff),
         }
         // 2. A ticket larger than every ticket claimed before.
-        let ticket = journal::claim_ticket(store, me, 1_000).await?;
-        // Each claim collects one old ticket, lazily (no `fsync`; specs/lock.md §12).
-        let _ = journal::collect_tickets(store, ticket).await;
+        let claimed = journal::claim_ticket(store, me, 1_000).await?;
+        // Old tickets are collected in batches, lazily (no `fsync`; specs/lock.md §12).
+        let _ = journal::collect_tickets(store, &claimed).await;
+        let ticket = claimed.ticket;
         // 3. Our entry, right after the newest entry we read (superseding it if it expired). It
         //    inherits the marks after that entry.
         let lease_started = Instant::now();

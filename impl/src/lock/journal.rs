@@ -203,6 +203,32 @@ pub async fn is_newest(store: &dyn Store, path: &LockPath, index: u64) -> Result
         == Some(index))
 }
 
+/// A release sweeps its whole journal (one `list`) at every index divisible by this; at the others
+/// it deletes only the two entries it knows, without listing ([`collect_after_release`]).
+pub const SWEEP_EVERY: u64 = 16;
+
+/// Collects what a release that landed at `at` leaves behind, lazily and in one store call: the
+/// entry it follows (the holder's own `acquire` or `renew`, `at - 1`) and the entry before that
+/// (what the holder's `acquire` superseded, or what its last renewal already collected). Both lie
+/// below `at`, which exists, so neither is the newest. No `list`: a cycle pays one hop for its
+/// garbage, not a listing and a hop per entry (specs/lock.md §12). Entries that holders who died
+/// before collecting left further down are swept at every index divisible by [`SWEEP_EVERY`], so
+/// a journal in use never keeps more than about that many.
+pub async fn collect_after_release(
+    store: &dyn Store,
+    path: &LockPath,
+    at: u64,
+) -> Result<(), LockError> {
+    if at % SWEEP_EVERY == 0 {
+        return collect_below(store, path, at).await.map(|_| ());
+    }
+    let known: Vec<Key> = (at.saturating_sub(2)..at)
+        .map(|i| path.entry_key(i))
+        .collect();
+    store.delete_lazily_many(&known).await?;
+    Ok(())
+}
+
 /// Deletes entries of `path`'s journal below `index` (best effort; never the newest), lazily.
 pub async fn collect_below(
     store: &dyn Store,
@@ -223,19 +249,21 @@ pub async fn collect_below_as(
 ) -> Result<usize, LockError> {
     let present = indices(store, &path.journal_prefix()).await?;
     let newest = present.last().copied().unwrap_or(0);
-    let mut deleted = 0;
-    for old in present.into_iter().filter(|i| *i < index && *i < newest) {
+    let old: Vec<Key> = present
+        .into_iter()
+        .filter(|i| *i < index && *i < newest)
+        .map(|i| path.entry_key(i))
+        .collect();
+    if lazily {
         // Lazily: an old entry a machine crash brings back sits below a newer one, or is the
         // dead holder's lock that the crash's lost release would have left anyway.
-        let key = path.entry_key(old);
-        if lazily {
-            store.delete_lazily(&key).await?;
-        } else {
-            store.delete(&key).await?;
+        store.delete_lazily_many(&old).await?;
+    } else {
+        for key in &old {
+            store.delete(key).await?;
         }
-        deleted += 1;
     }
-    Ok(deleted)
+    Ok(old.len())
 }
 
 const TICKETS: &str = "tickets/";
@@ -244,13 +272,21 @@ fn ticket_key(ticket: u64) -> Key {
     Key::new(format!("{TICKETS}{ticket:0width$}", width = INDEX_DIGITS)).expect("valid key")
 }
 
+/// A claimed ticket, and the old tickets the claim's last listing saw that may now be collected.
+#[derive(Debug)]
+pub struct Claimed {
+    pub ticket: u64,
+    /// Tickets at least `TICKETS_KEPT` below `ticket`: the collector may remove them.
+    pub old: Vec<u64>,
+}
+
 /// Claims the next ticket of the global ticket journal: a number larger than every ticket claimed
 /// before this call started.
 pub async fn claim_ticket(
     store: &dyn Store,
     owner: &str,
     attempts_max: u32,
-) -> Result<u64, LockError> {
+) -> Result<Claimed, LockError> {
     let entry = TicketEntry {
         owner: owner.to_owned(),
     }
@@ -297,9 +333,14 @@ pub async fn claim_ticket(
                 // check used to demand that ours be the newest; under contention someone almost
                 // always claimed a larger one during our create's `fsync`, and claimers burnt
                 // ticket after ticket: 1,000 in a row with 8 tasks on one disk.)
-                let newest = indices(store, TICKETS).await?.last().copied().unwrap_or(0);
+                let present = indices(store, TICKETS).await?;
+                let newest = present.last().copied().unwrap_or(0);
                 if newest < next + TICKETS_KEPT {
-                    return Ok(next);
+                    let old = present
+                        .into_iter()
+                        .take_while(|t| t + TICKETS_KEPT <= next)
+                        .collect();
+                    return Ok(Claimed { ticket: next, old });
                 }
                 next = newest + 1;
             }
@@ -311,20 +352,25 @@ pub async fn claim_ticket(
     })
 }
 
-/// Collects the old ticket the claim of `claimed` leaves behind: each claim collects one, so the
-/// journal stays about `TICKETS_KEPT` long. Lazily: a ticket a machine crash brings back lies
-/// below the newest, and claims only look at the newest.
-pub async fn collect_tickets(store: &dyn Store, claimed: u64) -> Result<(), LockError> {
-    if claimed > TICKETS_KEPT {
-        store
-            .delete_lazily(&ticket_key(claimed - TICKETS_KEPT))
-            .await?;
+/// Collects the old tickets a claim saw, once there are at least `TICKETS_BATCH` of them, in one
+/// lazy store call: the journal stays between `TICKETS_KEPT` and `TICKETS_KEPT + TICKETS_BATCH`
+/// long, and a claim pays one hop for collection in `TICKETS_BATCH`, not one in every claim. A
+/// ticket is removed only once one `TICKETS_KEPT` above it was claimed (`Claimed::old`), which
+/// the stray check of [`claim_ticket`] relies on. Lazily: a ticket a machine crash brings back
+/// lies below the newest, and claims only look at the newest.
+pub async fn collect_tickets(store: &dyn Store, claimed: &Claimed) -> Result<(), LockError> {
+    if claimed.old.len() as u64 >= TICKETS_BATCH {
+        let keys: Vec<Key> = claimed.old.iter().map(|t| ticket_key(*t)).collect();
+        store.delete_lazily_many(&keys).await?;
     }
     Ok(())
 }
 
 /// Tickets kept behind the newest.
 const TICKETS_KEPT: u64 = 64;
+
+/// Old tickets collected together.
+const TICKETS_BATCH: u64 = 16;
 
 /// A malformed entry read from a journal is an error the caller reports with its key.
 impl From<Malformed> for LockError {

@@ -494,8 +494,8 @@ async fn append_release(shared: &Shared, lease: &Lease, index: u64) -> Result<()
         }
     }
     // The entries below our release are needed by no reader any more: deleted lazily (no
-    // `fsync`; specs/lock.md §12).
-    let _ = journal::collect_below(&*shared.store, &lease.path, at).await;
+    // `fsync`; specs/lock.md §12), the two we know of without a listing.
+    let _ = journal::collect_after_release(&*shared.store, &lease.path, at).await;
     Ok(())
 }
 

@@ -1183,6 +1183,12 @@ impl Store for FsStore {
         self.blocking(move |s| s.delete_syncing(&key, false)).await
     }
 
+    async fn delete_lazily_many(&self, keys: &[Key]) -> Result<(), StoreError> {
+        let keys = keys.to_vec();
+        self.blocking(move |s| keys.iter().try_for_each(|key| s.delete_syncing(key, false)))
+            .await
+    }
+
     fn describe(&self) -> String {
         format!("fs:{}", self.inner.root.display())
     }

@@ -213,6 +213,16 @@ pub trait Store: Send + Sync + 'static {
         self.delete(key).await
     }
 
+    /// [`Store::delete_lazily`] of each of `keys`, in order, stopping at the first error. One
+    /// call, so that a backend can do it in one round trip (FsStore: one blocking-thread hop for
+    /// the lot, instead of one per key). The default deletes them one by one.
+    async fn delete_lazily_many(&self, keys: &[Key]) -> Result<(), StoreError> {
+        for key in keys {
+            self.delete_lazily(key).await?;
+        }
+        Ok(())
+    }
+
     /// A short description for messages (`fs:/var/lib/x/.lockstep`, `memory`).
     fn describe(&self) -> String;
 
@@ -273,6 +283,9 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     }
     async fn delete_lazily(&self, key: &Key) -> Result<(), StoreError> {
         (**self).delete_lazily(key).await
+    }
+    async fn delete_lazily_many(&self, keys: &[Key]) -> Result<(), StoreError> {
+        (**self).delete_lazily_many(keys).await
     }
     fn describe(&self) -> String {
         (**self).describe()

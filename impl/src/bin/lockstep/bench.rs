@@ -16,7 +16,7 @@ pub struct BenchArgs {
     /// Fewer iterations and a 10,000-file tree instead of 100,000.
     #[arg(long)]
     quick: bool,
-    /// `{"dir":…,"measurements":[{"name","iterations","median_us","p90_us","ratio_to_floor","baseline","ratio_to_baseline"}]}`.
+    /// `{"dir":…,"measurements":[{"name","iterations","median_us","p90_us","ratio_to_floor","floor_us","baseline","ratio_to_baseline"}]}`.
     #[arg(long)]
     json: bool,
     /// Measure on this store instead of a local directory: `etcd:URL[,URL…]` runs the etcd
@@ -130,18 +130,19 @@ fn print(args: &BenchArgs, place: serde_json::Value, results: &[lockstep::bench:
         );
     } else {
         println!(
-            "{:<72} {:>10} {:>10} {:>8} {:>11}",
-            "case", "median µs", "p90 µs", "× floor", "× small"
+            "{:<72} {:>10} {:>10} {:>10} {:>8} {:>11}",
+            "case", "median µs", "p90 µs", "floor µs", "× floor", "× small"
         );
         for m in results {
             let scaled = m
                 .ratio_to_baseline
                 .map_or(String::new(), |r| format!("{r:.2}"));
             println!(
-                "{:<72} {:>10.1} {:>10.1} {:>8.2} {:>11}",
-                m.name, m.median_us, m.p90_us, m.ratio_to_floor, scaled
+                "{:<72} {:>10.1} {:>10.1} {:>10.1} {:>8.2} {:>11}",
+                m.name, m.median_us, m.p90_us, m.floor_us, m.ratio_to_floor, scaled
             );
         }
+        println!("(floor µs: the floor median the case is divided by; for the path-lock cases on FsStore, floor creates timed between the case's own samples)");
         println!("(× small: the median beside its baseline case in this run: the same case at its small size, or, for a case with merges running, the same without them, or, for recovery, the same number of floor creates one after another, or, on etcd, etcd's own Lock+Unlock)");
     }
 }
