@@ -24,7 +24,7 @@ lockstep_tests::catalogue_tests!("lock" {
     mutant_wallclock_expiry: "lock/mutant-wallclock-expiry" => Steps(10);
     mutant_fail_open_read: "lock/mutant-fail-open-read" => Steps(14);
     mutant_resource_ignores_tokens: "lock/mutant-resource-ignores-tokens" => Steps(15);
-    mutant_resource_ignores_tokens_witness: "lock/mutant-resource-ignores-tokens-witness" => Unreached { unique_states: 367 };
+    mutant_resource_ignores_tokens_witness: "lock/mutant-resource-ignores-tokens-witness" => Unreached { unique_states: 823 };
     mutant_no_ticket_check: "lock/mutant-no-ticket-check" => Steps(19);
     mutant_blind_release: "lock/mutant-blind-release" => Steps(13);
     mutant_blind_withdraw: "lock/mutant-blind-withdraw" => Steps(10);
@@ -34,14 +34,14 @@ lockstep_tests::catalogue_tests!("lock" {
     mutant_wait_for_empty_deadlock: "lock/mutant-wait-for-empty-deadlock" => Steps(9);
     mutant_hint_only_deadlock: "lock/mutant-hint-only-deadlock" => Steps(10);
     mutant_both_withdraw: "lock/mutant-both-withdraw" => Steps(30);
-    mutant_uncounted_restart: "lock/mutant-uncounted-restart" => Steps(8);
+    mutant_uncounted_restart: "lock/mutant-uncounted-restart" => Steps(12);
     mutant_gc_while_active: "lock/mutant-gc-while-active" => Steps(12);
-    mutant_gc_resets_tickets: "lock/mutant-gc-resets-tickets" => Steps(15);
-    mutant_wait_for_empty: "lock/mutant-wait-for-empty" => Unreached { unique_states: 58 };
-    mutant_no_takeover: "lock/mutant-no-takeover" => Unreached { unique_states: 503 };
-    mutant_point_verify_by_ticket: "lock/mutant-point-verify-by-ticket" => Unreached { unique_states: 5646 };
-    mutant_descendant_scan_includes_self_subtree: "lock/mutant-descendant-scan-includes-self-subtree" => Unreached { unique_states: 3582 };
-    mutant_descendant_scan_includes_self_mv: "lock/mutant-descendant-scan-includes-self-mv" => Unreached { unique_states: 3582 };
+    mutant_gc_resets_tickets: "lock/mutant-gc-resets-tickets" => Steps(18);
+    mutant_wait_for_empty: "lock/mutant-wait-for-empty" => Unreached { unique_states: 84 };
+    mutant_no_takeover: "lock/mutant-no-takeover" => Unreached { unique_states: 953 };
+    mutant_point_verify_by_ticket: "lock/mutant-point-verify-by-ticket" => Unreached { unique_states: 7794 };
+    mutant_descendant_scan_includes_self_subtree: "lock/mutant-descendant-scan-includes-self-subtree" => Unreached { unique_states: 4478 };
+    mutant_descendant_scan_includes_self_mv: "lock/mutant-descendant-scan-includes-self-mv" => Unreached { unique_states: 4478 };
 });
 
 /// A mutant the checker cannot tell from the fixed protocol, asserted so the claim stays true:

@@ -74,31 +74,31 @@ fn with_timeout(config: LockConfig, timeout: Timeout) -> LockConfig {
 #[test]
 fn default_world_two_clients_is_proven() {
     let report = proven(preset("two-clients"));
-    assert_eq!((report.unique_states, report.max_depth), (6_497_033, 57));
+    assert_eq!((report.unique_states, report.max_depth), (8_342_041, 60));
 }
 
 #[test]
 fn default_world_three_clients_is_proven() {
     let report = proven(preset("three-clients"));
-    assert_eq!((report.unique_states, report.max_depth), (23_032_984, 71));
+    assert_eq!((report.unique_states, report.max_depth), (37_357_096, 88));
 }
 
 #[test]
 fn default_world_three_clients_crash_is_proven() {
     let report = proven(preset("three-clients-crash"));
-    assert_eq!((report.unique_states, report.max_depth), (2_748_587, 64));
+    assert_eq!((report.unique_states, report.max_depth), (3_831_944, 65));
 }
 
 #[test]
 fn default_world_faults_is_proven() {
     let report = proven(preset("faults"));
-    assert_eq!((report.unique_states, report.max_depth), (6_722_791, 46));
+    assert_eq!((report.unique_states, report.max_depth), (7_604_181, 46));
 }
 
 #[test]
 fn default_world_bounded_is_proven() {
     let report = proven(preset("bounded"));
-    assert_eq!((report.unique_states, report.max_depth), (12_721_077, 52));
+    assert_eq!((report.unique_states, report.max_depth), (18_347_897, 54));
 }
 
 /// A lease lost while its client runs on (etcd's owner leases: specs/backends.md): the store
@@ -106,7 +106,7 @@ fn default_world_bounded_is_proven() {
 #[test]
 fn default_world_lease_loss_is_proven() {
     let report = proven(preset("lease-loss"));
-    assert_eq!((report.unique_states, report.max_depth), (2_184_845, 45));
+    assert_eq!((report.unique_states, report.max_depth), (2_668_289, 45));
 }
 
 /// The lease-loss world exercises what it claims: a client whose lease was lost runs on, and its
@@ -171,7 +171,7 @@ fn three_client_finding_world() -> LockConfig {
 #[test]
 fn the_three_client_finding_holds_now() {
     let report = proven(three_client_finding_world());
-    assert_eq!((report.unique_states, report.max_depth), (149_721, 49));
+    assert_eq!((report.unique_states, report.max_depth), (165_795, 50));
 }
 
 #[test]
@@ -198,7 +198,7 @@ fn the_bounded_timeout_finding_holds_now() {
         Timeout::Bounded,
     );
     let report = proven(config);
-    assert_eq!(report.unique_states, 12_721_077);
+    assert_eq!(report.unique_states, 18_347_897);
 }
 
 /// lock_timeout 0 in the same world: fail fast, and everything else holds.
@@ -212,7 +212,7 @@ fn a_zero_timeout_world_is_proven() {
         Timeout::Zero,
     );
     let report = proven(config);
-    assert_eq!((report.unique_states, report.max_depth), (7_229_300, 48));
+    assert_eq!((report.unique_states, report.max_depth), (9_686_699, 50));
 }
 
 /// Symmetry reduction merges states; it must not change any verdict.
@@ -242,7 +242,7 @@ fn symmetry_reduction_changes_no_verdict() {
     assert_eq!(verdicts(&reduced), verdicts(&full));
     assert_eq!(
         (reduced.unique_states, full.unique_states),
-        (1_460_097, 1_706_055)
+        (1_615_645, 1_941_017)
     );
 }
 

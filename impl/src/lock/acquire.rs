@@ -44,7 +44,8 @@ impl Deadline {
 }
 
 /// The retry budget of one operation: every back-off (rules b and c), every create that lost
-/// its index, and every wait-die restart spends one (property "bounded retries").
+/// its index to anything but another owner's hold, and every wait-die restart spends one
+/// (property "bounded retries").
 #[derive(Debug)]
 pub(crate) struct Retries {
     pub left: u32,
@@ -249,6 +250,12 @@ pub(crate) async fn acquire_one(
         // 1. Pre-check: our own path, then the paths whose locks conflict with ours.
         let head = journal::newest(store, path).await?;
         let next = head.as_ref().map_or(0, |n| n.index + 1);
+        // No hold at all (a release, a withdraw, an empty journal): only another acquirer's
+        // `acquire` can take index `next` before us (see the lost create below).
+        let head_free = !matches!(
+            head.as_ref().map(|n| &n.entry),
+            Some(Entry::Acquire { .. } | Entry::Renew { .. })
+        );
         let seen = see(shared, me, path, head.as_ref()).await;
         if let Some((_, ticket, _, _, false)) = seen.holder {
             if must_back_off(deadline, held_newest, ticket) {
@@ -289,6 +296,7 @@ pub(crate) async fn acquire_one(
             .await
             .unwrap_or_else(|_| Err(StoreError::Unavailable("the create task was lost".into())));
         in_flight.create = None;
+        let lost_race = matches!(created, Ok(Created::AlreadyExists));
         let landed = match created {
             Ok(Created::AlreadyExists) => Ok(false),
             // Ours only if it is the newest (see `journal`'s module comment).
@@ -314,7 +322,15 @@ pub(crate) async fn acquire_one(
                     key: key.to_string(),
                 });
             }
-            retries.spend(path)?;
+            // Lost right after an entry that was no hold: only another acquirer's `acquire` can
+            // have taken the index. That is contention, not a spin: someone else got in, the next
+            // pass finds it and waits (bounded by `lock_timeout`), and no retry is spent. Lost
+            // after a hold we meant to supersede (expired), the index may be that holder's
+            // release, and nothing would make the next pass wait: only the budget bounds how
+            // often that can happen. (Model: `restart_after_lost_create`; specs/lock.md §4.)
+            if !(lost_race && head_free) {
+                retries.spend(path)?;
+            }
             continue;
         }
         // 4. Re-check every conflicting path against our ticket.

@@ -576,9 +576,12 @@ fn mutants() -> Vec<Spec> {
         mutant(
             "lock/mutant-uncounted-restart",
             Mutation::UncountedRestart,
-            "a create that lost the race starts over without spending a retry (the loop behind 10,000 tickets claimed by one lockstep lock --timeout 0)",
+            "a create that lost the race starts over without spending a retry, even where it meant to supersede an expired lock and lost to that holder's release (the loop behind 10,000 tickets claimed by one lockstep lock --timeout 0)",
             "bounded retries",
-            world(fixed, &["/", "/a"], vec![client(Mode::Point(A), Timeout::Zero), client(Mode::Point(A), Timeout::Zero)]),
+            LockConfig {
+                ticks: 1,
+                ..world(fixed, &["/", "/a"], vec![client(Mode::Point(A), Timeout::Zero), client(Mode::Point(A), Timeout::Zero)])
+            },
         ),
         mutant(
             "lock/mutant-gc-while-active",

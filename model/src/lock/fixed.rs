@@ -424,6 +424,7 @@ fn fault(model: &LockModel, state: &mut LockState, client: usize, landed: bool) 
                     }
                 }
                 Step::Create => {
+                    state.clients[client].seen_free = false;
                     if landed {
                         if state.slots[plan.path as usize].len != state.clients[client].seen_len {
                             return false; // the index is taken: this create cannot land
@@ -566,6 +567,27 @@ fn note_expiry(model: &LockModel, state: &mut LockState, client: usize, path: u8
         if owner as usize != client && model.expired(state, Some(client), owner, tick) {
             state.disturbed = true;
         }
+    }
+}
+
+/// Starts the acquisition over after a lost create. If the entry it read was no hold (a
+/// release, a withdraw, an empty journal), only another client's `acquire` can have taken the
+/// next index: contention, not a spin, and someone else got in. That restart spends no retry;
+/// the next pass finds the winner and waits for it, bounded by the client's timeout. After a
+/// hold it read (an expired one it meant to supersede), the index may have gone to that holder's
+/// release, and nothing would make the next pass wait: a [`restart`], whose budget is what bounds
+/// it (the bug behind 10,000 tickets claimed by one `lockstep lock --timeout 0`,
+/// `uncounted-restart`).
+fn restart_after_lost_create(model: &LockModel, state: &mut LockState, client: usize, lock: u8) {
+    let me = &mut state.clients[client];
+    if std::mem::take(&mut me.seen_free) {
+        me.landed = false;
+        me.phase = Phase::Acquiring {
+            lock,
+            step: Step::CheckSame,
+        };
+    } else {
+        restart(model, state, client, lock);
     }
 }
 
@@ -763,7 +785,9 @@ fn acquire(model: &LockModel, state: &mut LockState, client: usize, lock: u8, st
                 }
                 Found::Nothing => {
                     if index == 0 {
-                        state.clients[client].seen_len = state.slots[plan.path as usize].len;
+                        let slot = state.slots[plan.path as usize];
+                        state.clients[client].seen_len = slot.len;
+                        state.clients[client].seen_free = !matches!(slot.head, Head::Held { .. });
                     }
                     let next = if (index as usize) + 1 < plan.pre.len() {
                         Step::Check(index + 1)
@@ -802,9 +826,10 @@ fn acquire(model: &LockModel, state: &mut LockState, client: usize, lock: u8, st
         Step::Create => {
             if state.slots[plan.path as usize].len != state.clients[client].seen_len {
                 // AlreadyExists: someone appended since our read. Start over.
-                restart(model, state, client, lock);
+                restart_after_lost_create(model, state, client, lock);
                 return true;
             }
+            state.clients[client].seen_free = false;
             create_entry(model, state, client, plan.path, plan.kind);
             if model.variant().has(Mutation::CreateThenWrite) {
                 set(state, Step::WriteEntry);

@@ -306,6 +306,10 @@ pub struct Client {
     pub ticket: u8,
     /// Fixed: the journal length read at `CheckSame`; our entry goes to this index.
     pub seen_len: u8,
+    /// Fixed: the entry read at `CheckSame` was no hold at all (a release, a withdraw, an empty
+    /// journal), so whatever took index `seen_len` before us is another client's `acquire`: a
+    /// create lost there is contention and spends no retry. Cleared when the create is decided.
+    pub seen_free: bool,
     /// True time of our lock write (seed) or journal create (fixed); the lease runs from here.
     pub wrote_at: u8,
     /// An operator force-released the entry of the acquisition in flight; the lock will be
