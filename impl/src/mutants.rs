@@ -95,10 +95,14 @@ pub enum Mutant {
     /// A ticket's name is not synced either: a power loss may take back tickets whose tokens
     /// were handed out, and later tokens are no longer larger (the model's `ticket-not-synced`).
     TicketNotSynced = 28,
+    /// A ticket claim skips its stray check: a claimer whose listing of `tickets/` is older than
+    /// the collection of old tickets re-creates one of them and is handed a token below tokens
+    /// already handed out.
+    TicketStrayUnchecked = 29,
 }
 
 impl Mutant {
-    pub const ALL: [Mutant; 28] = [
+    pub const ALL: [Mutant; 29] = [
         Mutant::MemCheckThenInsert,
         Mutant::RenewDuringRelease,
         Mutant::SkipRecheck,
@@ -127,6 +131,7 @@ impl Mutant {
         Mutant::WaitIgnoresHint,
         Mutant::EntryBytesNotSynced,
         Mutant::TicketNotSynced,
+        Mutant::TicketStrayUnchecked,
     ];
 
     pub fn name(self) -> &'static str {
@@ -159,6 +164,7 @@ impl Mutant {
             Mutant::WaitIgnoresHint => "wait-ignores-hint",
             Mutant::EntryBytesNotSynced => "entry-bytes-not-synced",
             Mutant::TicketNotSynced => "ticket-not-synced",
+            Mutant::TicketStrayUnchecked => "ticket-stray-unchecked",
         }
     }
 }
@@ -425,5 +431,10 @@ pub const CATCHERS: &[(Mutant, &str, &str)] = &[
         Mutant::TicketNotSynced,
         "impl/tests/lock_power_loss.rs",
         "the_power_loss_test_catches_tickets_whose_names_are_not_synced",
+    ),
+    (
+        Mutant::TicketStrayUnchecked,
+        "impl/tests/lock_tickets.rs",
+        "the_stale_listing_test_catches_a_claim_without_its_stray_check",
     ),
 ];

@@ -44,8 +44,8 @@ impl Deadline {
 }
 
 /// The retry budget of one operation: every back-off (rules b and c), every create that lost
-/// its index to anything but another owner's hold, and every wait-die restart spends one
-/// (property "bounded retries").
+/// its index (except one lost right after a free head: contention, see `acquire_one`), and every
+/// wait-die restart spends one (property "bounded retries").
 #[derive(Debug)]
 pub(crate) struct Retries {
     pub left: u32,
