@@ -27,8 +27,9 @@ pub struct Measurement {
     pub ratio_to_floor: f64,
     /// The floor median this case is divided by. For the path-lock cases on FsStore it is
     /// measured *beside* the case: one floor create before each of the case's samples, so both
-    /// see the same disk (its latency drifts within a run by 2x here); elsewhere it is the run's
-    /// floor row.
+    /// see the same disk (its latency drifts within a run by 2x here), or, for the contended case
+    /// (its samples come from tasks of its own), as many right after it; elsewhere it is the
+    /// run's floor row.
     pub floor_us: f64,
     /// For a case that scales a workload: the same case at its small size, measured in this run.
     pub baseline: Option<String>,

@@ -214,7 +214,10 @@ pub(crate) async fn withdraw_if_ours(
             written_at_ms: wall_ms(),
             marks,
         };
-        journal::append(&*shared.store, path, newest.index + 1, &withdraw).await?;
+        if journal::append(&*shared.store, path, newest.index + 1, &withdraw).await? {
+            // Our entry and the one before it are garbage now, as after a release.
+            let _ = journal::collect_after_own(&*shared.store, path, newest.index + 1).await;
+        }
     }
     Ok(())
 }

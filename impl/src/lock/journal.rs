@@ -203,28 +203,32 @@ pub async fn is_newest(store: &dyn Store, path: &LockPath, index: u64) -> Result
         == Some(index))
 }
 
-/// A release sweeps its whole journal (one `list`) at every index divisible by this; at the others
-/// it deletes only the two entries it knows, without listing ([`collect_after_release`]).
+/// A release or withdraw sweeps its whole journal (one `list`) when a multiple of this falls in
+/// the window it collects; otherwise it deletes only the entries it knows, without listing
+/// ([`collect_after_own`]).
 pub const SWEEP_EVERY: u64 = 16;
 
-/// Collects what a release that landed at `at` leaves behind, lazily and in one store call: the
-/// entry it follows (the holder's own `acquire` or `renew`, `at - 1`) and the entry before that
-/// (what the holder's `acquire` superseded, or what its last renewal already collected). Both lie
-/// below `at`, which exists, so neither is the newest. No `list`: a cycle pays one hop for its
-/// garbage, not a listing and a hop per entry (specs/lock.md §12). Entries that holders who died
-/// before collecting left further down are swept at every index divisible by [`SWEEP_EVERY`], so
-/// a journal in use never keeps more than about that many.
-pub async fn collect_after_release(
+/// Collects what our `release` or `withdraw` that landed at `at`, right after our own `acquire`
+/// or `renew` at `at - 1`, leaves behind: that entry and the one before it (what our `acquire`
+/// superseded, or what our last renewal already collected), lazily and in one store call. Both
+/// lie below `at`, which exists, so neither is the newest. No `list`: a cycle pays one hop for
+/// its garbage, not a listing and a hop per entry (specs/lock.md §12).
+///
+/// What no release or withdraw follows (a crashed holder's entries, released by recovery or a
+/// reaper) is left to a sweep: when a multiple of [`SWEEP_EVERY`] falls in `at - 2 ..= at`, the
+/// whole journal below `at` is listed and deleted. Consecutive holders' windows overlap, so a
+/// journal in use is swept about every `SWEEP_EVERY` indices (tested:
+/// `impl/tests/lock_garbage.rs`), whatever mix of releases and withdraws it sees.
+pub async fn collect_after_own(
     store: &dyn Store,
     path: &LockPath,
     at: u64,
 ) -> Result<(), LockError> {
-    if at.is_multiple_of(SWEEP_EVERY) {
+    let window = at.saturating_sub(2)..at;
+    if (window.start..=at).any(|i| i.is_multiple_of(SWEEP_EVERY)) {
         return collect_below(store, path, at).await.map(|_| ());
     }
-    let known: Vec<Key> = (at.saturating_sub(2)..at)
-        .map(|i| path.entry_key(i))
-        .collect();
+    let known: Vec<Key> = window.map(|i| path.entry_key(i)).collect();
     store.delete_lazily_many(&known).await?;
     Ok(())
 }

@@ -495,7 +495,7 @@ async fn append_release(shared: &Shared, lease: &Lease, index: u64) -> Result<()
     }
     // The entries below our release are needed by no reader any more: deleted lazily (no
     // `fsync`; specs/lock.md §12), the two we know of without a listing.
-    let _ = journal::collect_after_release(&*shared.store, &lease.path, at).await;
+    let _ = journal::collect_after_own(&*shared.store, &lease.path, at).await;
     Ok(())
 }
 

@@ -142,7 +142,7 @@ fn print(args: &BenchArgs, place: serde_json::Value, results: &[lockstep::bench:
                 m.name, m.median_us, m.p90_us, m.floor_us, m.ratio_to_floor, scaled
             );
         }
-        println!("(floor µs: the floor median the case is divided by; for the path-lock cases on FsStore, floor creates timed between the case's own samples)");
+        println!("(floor µs: the floor median the case is divided by; for the path-lock cases on FsStore, floor creates timed between the case's own samples, or right after the contended case)");
         println!("(× small: the median beside its baseline case in this run: the same case at its small size, or, for a case with merges running, the same without them, or, for recovery, the same number of floor creates one after another, or, on etcd, etcd's own Lock+Unlock)");
     }
 }
