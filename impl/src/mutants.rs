@@ -99,10 +99,13 @@ pub enum Mutant {
     /// the collection of old tickets re-creates one of them and is handed a token below tokens
     /// already handed out.
     TicketStrayUnchecked = 29,
+    /// FsStore's batched read gets the *first* listed key its pick accepts, not the last: a
+    /// journal's oldest entry read as its newest (impl/tests/store_batch.rs).
+    ReadManyPicksFirst = 30,
 }
 
 impl Mutant {
-    pub const ALL: [Mutant; 29] = [
+    pub const ALL: [Mutant; 30] = [
         Mutant::MemCheckThenInsert,
         Mutant::RenewDuringRelease,
         Mutant::SkipRecheck,
@@ -132,6 +135,7 @@ impl Mutant {
         Mutant::EntryBytesNotSynced,
         Mutant::TicketNotSynced,
         Mutant::TicketStrayUnchecked,
+        Mutant::ReadManyPicksFirst,
     ];
 
     pub fn name(self) -> &'static str {
@@ -165,6 +169,7 @@ impl Mutant {
             Mutant::EntryBytesNotSynced => "entry-bytes-not-synced",
             Mutant::TicketNotSynced => "ticket-not-synced",
             Mutant::TicketStrayUnchecked => "ticket-stray-unchecked",
+            Mutant::ReadManyPicksFirst => "read-many-picks-first",
         }
     }
 }
@@ -436,5 +441,10 @@ pub const CATCHERS: &[(Mutant, &str, &str)] = &[
         Mutant::TicketStrayUnchecked,
         "impl/tests/lock_tickets.rs",
         "the_stale_listing_test_catches_a_claim_without_its_stray_check",
+    ),
+    (
+        Mutant::ReadManyPicksFirst,
+        "impl/tests/store_batch.rs",
+        "the_batch_test_catches_a_read_that_picks_the_first_key",
     ),
 ];

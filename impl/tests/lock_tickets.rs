@@ -3,7 +3,8 @@
 //! creates only now, re-creates a collected ticket, and the create succeeds. Its stray check (the
 //! newest ticket, listed after the create, is far above ours) must send it above the newest:
 //! every token handed out is larger than every token handed out before the claim began
-//! (specs/lock.md §12).
+//! (specs/lock.md §12). A manager that starts its claim above the newest ticket its previous
+//! claim saw, without listing, is in the same position when others claimed meanwhile.
 
 use std::sync::Mutex;
 
@@ -52,14 +53,14 @@ impl Store for StaleTickets {
 /// 100 tickets claimed (and the old ones collected, as acquisitions do), then one claim that
 /// starts from the listing an early claimer saw (tickets `1..=seen`): the ticket it is handed,
 /// and the newest before.
-async fn claim_from_a_stale_listing(seen: u64) -> (u64, u64) {
+async fn claim_from_a_stale_listing(seen: u64, hinted: bool) -> (u64, u64) {
     let store = StaleTickets {
         inner: MemStore::new(),
         stale: Mutex::new(None),
     };
     let mut newest = 0;
     for _ in 0..100 {
-        let claimed = claim_ticket(&store, "early", 10).await.unwrap();
+        let claimed = claim_ticket(&store, 10, None).await.unwrap();
         collect_tickets(&store, &claimed).await.unwrap();
         newest = claimed.ticket;
     }
@@ -75,8 +76,15 @@ async fn claim_from_a_stale_listing(seen: u64) -> (u64, u64) {
     let stale = (1..=seen)
         .map(|t| Key::new(format!("tickets/{t:020}")).unwrap())
         .collect();
-    *store.stale.lock().unwrap() = Some(stale);
-    let late = claim_ticket(&store, "late", 10).await.unwrap();
+    // Or, alike, a manager whose previous claim saw ticket `seen` as the newest: it tries the
+    // one above without listing.
+    let after = if hinted {
+        Some(seen)
+    } else {
+        *store.stale.lock().unwrap() = Some(stale);
+        None
+    };
+    let late = claim_ticket(&store, 10, after).await.unwrap();
     (newest, late.ticket)
 }
 
@@ -89,12 +97,16 @@ fn check() -> Result<(), String> {
         .unwrap();
     // Seen nothing: it re-creates the collected ticket 1. Seen up to 36, the newest ticket 64
     // below the last claim: it tries 37, which the collector must still keep.
-    for seen in [0, 36] {
-        let (newest, late) = runtime.block_on(claim_from_a_stale_listing(seen));
-        if late <= newest {
-            return Err(format!(
-                "a claim from a listing of tickets 1..={seen} was handed ticket {late}, not above {newest}"
-            ));
+    // The same from a manager's own last claim, as old.
+    for hinted in [false, true] {
+        for seen in [0, 36] {
+            let (newest, late) = runtime.block_on(claim_from_a_stale_listing(seen, hinted));
+            if late <= newest {
+                let from = if hinted { "last claim" } else { "listing" };
+                return Err(format!(
+                    "a claim from a {from} of tickets 1..={seen} was handed ticket {late}, not above {newest}"
+                ));
+            }
         }
     }
     Ok(())

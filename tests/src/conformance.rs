@@ -24,6 +24,11 @@ pub async fn list_after_create(store: &dyn Store, count: usize) -> Outcome {
     contract::list_after_create(store, BASE, count).await
 }
 
+/// A batched read finds what the plain calls find.
+pub async fn batched_reads_match_plain_calls(store: &dyn Store) -> Outcome {
+    contract::batched_reads_match_plain_calls(store, BASE).await
+}
+
 /// Concurrent readers see each key absent or whole, never a prefix of it.
 pub async fn readers_never_see_torn_entries(
     store: Arc<dyn Store>,
@@ -44,6 +49,9 @@ pub async fn run_all(store: Arc<dyn Store>) -> Outcome {
     list_after_create(&*store, 50)
         .await
         .map_err(|e| format!("list after create: {e}"))?;
+    batched_reads_match_plain_calls(&*store)
+        .await
+        .map_err(|e| format!("batched reads: {e}"))?;
     readers_never_see_torn_entries(Arc::clone(&store), 20, 1 << 20)
         .await
         .map_err(|e| format!("torn reads: {e}"))?;

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use lockstep::store::{EtcdOptions, EtcdStore, Key, Liveness, Store, StoreError};
+use lockstep::store::{EtcdOptions, EtcdStore, Key, Liveness, Read, Store, StoreError};
 use lockstep_tests::conformance;
 use lockstep_tests::etcd_server::EtcdCluster;
 
@@ -324,6 +324,25 @@ fn a_paged_listing_is_one_snapshot() {
         assert!(
             store.list("p/").await.unwrap().len() >= 75,
             "the churn landed"
+        );
+        // A batched read of a range longer than a page falls back to the plain calls: every
+        // key, and the last one's bytes.
+        fn any(_: &str, _: &str) -> bool {
+            true
+        }
+        let found = store
+            .read_many(&[Read::ListThenGetLast {
+                prefix: "p/".into(),
+                pick: any,
+            }])
+            .await
+            .unwrap();
+        let all = store.list("p/").await.unwrap();
+        assert_eq!(found[0].keys, all, "a paged batch lists every key");
+        let last = found[0].last.as_ref().expect("a last key");
+        assert_eq!(
+            (&last.0, last.1.as_ref().map(|(b, _)| b.as_slice())),
+            (all.last().unwrap(), Some(&b"y"[..]))
         );
     });
 }

@@ -249,9 +249,16 @@ pub(crate) async fn acquire_one(
     };
     // The index of the last create refused with nothing readable there (see below).
     let mut refused_at = None;
+    // Our path, then its ancestors: read in that order, in one store call.
+    let ancestors = path.ancestors();
+    let own_then_ancestors: Vec<LockPath> = std::iter::once(path.clone())
+        .chain(ancestors.iter().cloned())
+        .collect();
     for _ in 0..ATTEMPTS_MAX {
         // 1. Pre-check: our own path, then the paths whose locks conflict with ours.
-        let head = journal::newest(store, path).await?;
+        let mut heads = journal::newest_many(store, &own_then_ancestors).await?;
+        let head = heads.remove(0);
+        let above: Vec<(LockPath, Option<Newest>)> = ancestors.iter().cloned().zip(heads).collect();
         let next = head.as_ref().map_or(0, |n| n.index + 1);
         // No hold at all (a release, a withdraw, an empty journal): only another acquirer's
         // `acquire` can take index `next` before us (see the lost create below).
@@ -267,13 +274,18 @@ pub(crate) async fn acquire_one(
             wait_until_changed(shared, me, path, true, deadline).await?;
             continue;
         }
-        match pre_check_others(shared, me, path, kind, deadline, held_newest).await? {
+        match pre_check_others(shared, me, path, kind, deadline, held_newest, above).await? {
             PreCheck::Clear => {}
             PreCheck::Again => continue,
             PreCheck::BackOff => return Ok(Acquired::BackOff),
         }
         // 2. A ticket larger than every ticket claimed before.
-        let claimed = journal::claim_ticket(store, me, 1_000).await?;
+        let after = Some(*crate::sync::lock(&shared.newest_ticket)).filter(|t| *t > 0);
+        let claimed = journal::claim_ticket(store, 1_000, after).await?;
+        {
+            let mut newest = crate::sync::lock(&shared.newest_ticket);
+            *newest = (*newest).max(claimed.newest_seen);
+        }
         // Old tickets are collected in batches, lazily (no `fsync`; specs/lock.md §12).
         let _ = journal::collect_tickets(store, &claimed).await;
         let ticket = claimed.ticket;
@@ -299,11 +311,27 @@ pub(crate) async fn acquire_one(
             .await
             .unwrap_or_else(|_| Err(StoreError::Unavailable("the create task was lost".into())));
         in_flight.create = None;
+        // A store that says nothing was created (full, or the entry too large for it) is
+        // certain, not ambiguous, and no retry can fix it: fail as a failed read does.
+        if let Err(error @ (StoreError::Full { .. } | StoreError::TooLarge { .. })) = created {
+            in_flight.entry = None;
+            return Err(LockError::Store(error));
+        }
         let lost_race = matches!(created, Ok(Created::AlreadyExists));
+        // The ancestors as read right after the check that our entry is the newest, for the
+        // re-check (`None`: the re-check reads them itself).
+        let mut above = None;
         let landed = match created {
             Ok(Created::AlreadyExists) => Ok(false),
             // Ours only if it is the newest (see `journal`'s module comment).
-            Ok(Created::Created(_)) => journal::is_newest(store, path, next).await,
+            Ok(Created::Created(_)) => {
+                journal::is_newest_then_newest_of(store, path, next, &ancestors)
+                    .await
+                    .map(|(landed, heads)| {
+                        above = Some(ancestors.iter().cloned().zip(heads).collect());
+                        landed
+                    })
+            }
             Err(error) => Err(LockError::Store(error)),
         };
         let landed = match landed {
@@ -337,7 +365,7 @@ pub(crate) async fn acquire_one(
             continue;
         }
         // 4. Re-check every conflicting path against our ticket.
-        let verdict = match recheck(shared, me, path, kind, ticket, deadline).await {
+        let verdict = match recheck(shared, me, path, kind, ticket, deadline, above).await {
             Ok(verdict) => verdict,
             Err(error) => {
                 // The store failed after our entry landed: take it back now if we can, or leave
@@ -399,18 +427,27 @@ async fn read_back(
 }
 
 /// The paths a lock must check: ancestors (their SUBTREE locks conflict) and, for SUBTREE, the
-/// journals below (any lock conflicts). Read now, so journals created meanwhile are included.
+/// journals below (any lock conflicts). Read now, so journals created meanwhile are included;
+/// the ancestors' newest entries may come already read (`above`, read just before).
 async fn conflicting(
     shared: &Shared,
     path: &LockPath,
     kind: LockKind,
+    above: Option<Vec<(LockPath, Option<Newest>)>>,
 ) -> Result<Vec<(LockPath, bool, Option<Newest>)>, LockError> {
     let store = &*shared.store;
-    let mut out = Vec::new();
-    for ancestor in path.ancestors() {
-        let newest = journal::newest(store, &ancestor).await?;
-        out.push((ancestor, false, newest));
-    }
+    let above = match above {
+        Some(above) => above,
+        None => {
+            let ancestors = path.ancestors();
+            let heads = journal::newest_many(store, &ancestors).await?;
+            ancestors.into_iter().zip(heads).collect()
+        }
+    };
+    let mut out: Vec<(LockPath, bool, Option<Newest>)> = above
+        .into_iter()
+        .map(|(ancestor, newest)| (ancestor, false, newest))
+        .collect();
     if kind == LockKind::Subtree {
         for (below, newest) in journal::newest_below(store, path).await? {
             out.push((below, true, Some(newest)));
@@ -445,8 +482,9 @@ async fn pre_check_others(
     kind: LockKind,
     deadline: Deadline,
     held_newest: Option<u64>,
+    above: Vec<(LockPath, Option<Newest>)>,
 ) -> Result<PreCheck, LockError> {
-    for (other, any_kind, newest) in conflicting(shared, path, kind).await? {
+    for (other, any_kind, newest) in conflicting(shared, path, kind, Some(above)).await? {
         let Some((_, ticket, their_kind, index, expired)) =
             see(shared, me, &other, newest.as_ref()).await.holder
         else {
@@ -481,11 +519,12 @@ async fn recheck(
     kind: LockKind,
     mine: u64,
     deadline: Deadline,
+    above: Option<Vec<(LockPath, Option<Newest>)>>,
 ) -> Result<Verdict, LockError> {
     if crate::mutants::active(crate::mutants::Mutant::SkipRecheck) {
         return Ok(Verdict::Granted);
     }
-    for (other, any_kind, mut newest) in conflicting(shared, path, kind).await? {
+    for (other, any_kind, mut newest) in conflicting(shared, path, kind, above).await? {
         loop {
             let seen = see(shared, me, &other, newest.as_ref()).await;
             // c. A lock that may have been granted here with a larger ticket may have written

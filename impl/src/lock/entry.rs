@@ -285,22 +285,6 @@ impl Entry {
     }
 }
 
-/// The content of a ticket entry `tickets/<n>`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TicketEntry {
-    pub owner: String,
-}
-
-impl TicketEntry {
-    pub fn encode(&self) -> Vec<u8> {
-        serde_json::to_vec(&Envelope {
-            v: FORMAT_VERSION,
-            entry: self,
-        })
-        .expect("tickets serialise")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,10 +11,10 @@
 //! after a live `acquire`/`renew` supersedes it. A `release` or `withdraw` is not checked: the next
 //! acquirer appending right after it is the normal case, and a stray one changes nothing.
 
-use super::entry::{Entry, Malformed, TicketEntry};
+use super::entry::{Entry, Malformed};
 use super::path::{LockPath, INDEX_DIGITS};
 use super::LockError;
-use crate::store::{Created, Key, Persist, Store, StoreError};
+use crate::store::{Created, Key, Persist, Read, ReadOutcome, Store, StoreError};
 
 /// The newest entry of a lock journal.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,13 +34,45 @@ fn index_of(prefix: &str, key: &str) -> Option<u64> {
 
 /// The indices present in the journal with `prefix`, ascending.
 pub async fn indices(store: &dyn Store, prefix: &str) -> Result<Vec<u64>, LockError> {
-    let keys = store.list(prefix).await?;
+    Ok(indices_in(prefix, &store.list(prefix).await?))
+}
+
+/// The indices among `keys` (a listing of `prefix`) that are entries of its journal, ascending.
+fn indices_in(prefix: &str, keys: &[Key]) -> Vec<u64> {
     let mut indices: Vec<u64> = keys
         .iter()
         .filter_map(|k| index_of(prefix, k.as_str()))
         .collect();
     indices.sort_unstable();
-    Ok(indices)
+    indices
+}
+
+/// Whether `key` is an entry of the journal with `prefix` (the pick of [`newest_read`]).
+fn is_entry_of(prefix: &str, key: &str) -> bool {
+    index_of(prefix, key).is_some()
+}
+
+/// The read of `path`'s newest entry, for [`Store::read_many`]: a list, then a get of the last
+/// entry listed (entry names have a fixed width, so byte order is index order).
+fn newest_read(path: &LockPath) -> Read {
+    Read::ListThenGetLast {
+        prefix: path.journal_prefix(),
+        pick: is_entry_of,
+    }
+}
+
+/// The newest entry a [`newest_read`] found, or `None` if a collector deleted the entry it
+/// listed before its get (then read again).
+fn newest_found(path: &LockPath, found: ReadOutcome) -> Result<Option<Option<Newest>>, LockError> {
+    let Some((key, got)) = found.last else {
+        return Ok(Some(None));
+    };
+    let Some((bytes, _)) = got else {
+        return Ok(None);
+    };
+    let index = index_of(&path.journal_prefix(), key.as_str()).expect("picked as an entry");
+    let entry = Entry::decode(key.as_str(), &bytes)?;
+    Ok(Some(Some(Newest { index, entry })))
 }
 
 /// The newest entry of a path's journal, or `None` for an empty journal.
@@ -48,16 +80,59 @@ pub async fn newest(store: &dyn Store, path: &LockPath) -> Result<Option<Newest>
     // A collector may delete an entry between our list and our get; then list again. It never
     // deletes the newest entry, so this settles after a few rounds at most.
     for _ in 0..8 {
-        let Some(&index) = indices(store, &path.journal_prefix()).await?.last() else {
-            return Ok(None);
-        };
-        let key = path.entry_key(index);
-        if let Some((bytes, _)) = store.get(&key).await? {
-            let entry = Entry::decode(key.as_str(), &bytes)?;
-            return Ok(Some(Newest { index, entry }));
+        let found = store.read_many(&[newest_read(path)]).await?;
+        let found = found.into_iter().next().expect("one outcome per read");
+        if let Some(newest) = newest_found(path, found)? {
+            return Ok(newest);
         }
     }
     Err(LockError::Unsettled { path: path.clone() })
+}
+
+/// The newest entry of each of `paths`, read one journal after the other as [`newest`] does, in
+/// one store call (FsStore: one blocking-thread hop instead of two per journal). A journal whose
+/// listed entry was collected before its get is read again on its own.
+pub async fn newest_many(
+    store: &dyn Store,
+    paths: &[LockPath],
+) -> Result<Vec<Option<Newest>>, LockError> {
+    let reads: Vec<Read> = paths.iter().map(newest_read).collect();
+    let found = store.read_many(&reads).await?;
+    settle(store, paths, found).await
+}
+
+/// [`newest_found`] of each outcome, reading again where an entry vanished.
+async fn settle(
+    store: &dyn Store,
+    paths: &[LockPath],
+    found: Vec<ReadOutcome>,
+) -> Result<Vec<Option<Newest>>, LockError> {
+    let mut out = Vec::with_capacity(paths.len());
+    for (path, found) in paths.iter().zip(found) {
+        out.push(match newest_found(path, found)? {
+            Some(newest) => newest,
+            None => newest(store, path).await?,
+        });
+    }
+    Ok(out)
+}
+
+/// The check after our `acquire` create at `index` (is it the newest of `path`'s journal? see
+/// the module comment), then the newest entry of each of `others`: one store call for the
+/// check and the re-check's reads that follow it, in that order.
+pub async fn is_newest_then_newest_of(
+    store: &dyn Store,
+    path: &LockPath,
+    index: u64,
+    others: &[LockPath],
+) -> Result<(bool, Vec<Option<Newest>>), LockError> {
+    let prefix = path.journal_prefix();
+    let mut reads = vec![Read::List(prefix.clone())];
+    reads.extend(others.iter().map(newest_read));
+    let mut found = store.read_many(&reads).await?.into_iter();
+    let own = found.next().expect("one outcome per read");
+    let landed = indices_in(&prefix, &own.keys).last().copied() == Some(index);
+    Ok((landed, settle(store, others, found.collect()).await?))
 }
 
 /// A name in the lock namespace that cannot be read as a journal's newest entry: a malformed or
@@ -282,20 +357,31 @@ pub struct Claimed {
     pub ticket: u64,
     /// Tickets at least `TICKETS_KEPT` below `ticket`: the collector may remove them.
     pub old: Vec<u64>,
+    /// The newest ticket the claim's last listing showed (at least `ticket`): where the
+    /// caller's next claim may start without listing first.
+    pub newest_seen: u64,
 }
 
 /// Claims the next ticket of the global ticket journal: a number larger than every ticket claimed
 /// before this call started.
+///
+/// `after`: the newest ticket the caller saw in its previous claim, if any. The claim then tries
+/// the ticket above it at once, without listing the journal first (a process claiming alone
+/// saves one listing per claim; specs/lock.md §12). A stale `after` is what a claimer paused
+/// since its listing has, and the stray check below handles both alike: a ticket still present
+/// answers "already exists", one collected long ago is found far below the newest.
 pub async fn claim_ticket(
     store: &dyn Store,
-    owner: &str,
     attempts_max: u32,
+    after: Option<u64>,
 ) -> Result<Claimed, LockError> {
-    let entry = TicketEntry {
-        owner: owner.to_owned(),
-    }
-    .encode();
-    let mut next = indices(store, TICKETS).await?.last().copied().unwrap_or(0) + 1;
+    // Empty: no reader decodes a ticket, only its name counts, and an empty entry is cheaper
+    // to create and to delete (FsStore: no temporary file, no data block to free).
+    let entry: &[u8] = &[];
+    let mut next = match after {
+        Some(after) => after + 1,
+        None => indices(store, TICKETS).await?.last().copied().unwrap_or(0) + 1,
+    };
     let mut refused = 0;
     for _ in 0..attempts_max {
         // The name must survive a machine crash (tickets after it must stay larger than every
@@ -306,7 +392,7 @@ pub async fn claim_ticket(
             Persist::NameOnly
         };
         match store
-            .create_persisting(&ticket_key(next), &entry, persist)
+            .create_persisting(&ticket_key(next), entry, persist)
             .await?
         {
             Created::AlreadyExists => {
@@ -343,10 +429,15 @@ pub async fn claim_ticket(
                     crate::mutants::active(crate::mutants::Mutant::TicketStrayUnchecked);
                 if newest < next + TICKETS_KEPT || unchecked {
                     let old = present
-                        .into_iter()
+                        .iter()
+                        .copied()
                         .take_while(|t| t + TICKETS_KEPT <= next)
                         .collect();
-                    return Ok(Claimed { ticket: next, old });
+                    return Ok(Claimed {
+                        ticket: next,
+                        old,
+                        newest_seen: newest.max(next),
+                    });
                 }
                 next = newest + 1;
             }

@@ -58,6 +58,7 @@ impl LockManager {
             jobs,
             registration: Mutex::new(None),
             dead: Mutex::new(Default::default()),
+            newest_ticket: Mutex::new(0),
         });
         // Register as an owner before the first entry names us, so that the store can prove our
         // death to others (and nothing else ever does).

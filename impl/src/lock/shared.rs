@@ -66,6 +66,9 @@ pub(crate) struct Shared {
     pub(crate) registration: Mutex<Option<Box<dyn OwnerRegistration>>>,
     /// Owners the store proved dead (a dead process stays dead; its id is never reused).
     pub(crate) dead: Mutex<HashSet<String>>,
+    /// The newest ticket this manager's last claim saw (0: none yet): its next claim tries
+    /// the ticket above it without listing first (`journal::claim_ticket`).
+    pub(crate) newest_ticket: Mutex<u64>,
 }
 
 impl Shared {

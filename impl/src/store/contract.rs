@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use super::{Created, Key, Store};
+use super::{Created, Key, Read, Store};
 
 pub type Outcome = Result<(), String>;
 
@@ -142,6 +142,71 @@ pub async fn list_after_create(store: &dyn Store, base: &str, count: usize) -> O
         if !listed.contains(&k) {
             return Err(format!("{k} missing from list right after its create"));
         }
+    }
+    Ok(())
+}
+
+/// [`Store::read_many`] finds what the plain calls find: each list in byte order, and for a
+/// list-then-get the bytes of the *last* listed key its pick accepts (a key it does not accept
+/// sorting after it, an empty prefix, and a second read in the same call).
+pub async fn batched_reads_match_plain_calls(store: &dyn Store, base: &str) -> Outcome {
+    fn digits(prefix: &str, key: &str) -> bool {
+        key.strip_prefix(prefix)
+            .is_some_and(|rest| !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit()))
+    }
+    let journal = format!("{base}batch/j/~");
+    for (name, bytes) in [
+        ("0001", "one"),
+        ("0002", "two"),
+        ("0003", "three"),
+        ("x", "not an entry"),
+    ] {
+        let _ = store
+            .create(&key(&format!("{journal}{name}")), bytes.as_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    let empty = format!("{base}batch/none/~");
+    let reads = [
+        Read::ListThenGetLast {
+            prefix: journal.clone(),
+            pick: digits,
+        },
+        Read::List(journal.clone()),
+        Read::ListThenGetLast {
+            prefix: empty.clone(),
+            pick: digits,
+        },
+    ];
+    let found = store.read_many(&reads).await.map_err(|e| e.to_string())?;
+    if found.len() != reads.len() {
+        return Err(format!(
+            "{} reads gave {} outcomes",
+            reads.len(),
+            found.len()
+        ));
+    }
+    let listed = store.list(&journal).await.map_err(|e| e.to_string())?;
+    if found[0].keys != listed || found[1].keys != listed {
+        return Err(format!(
+            "batched lists gave {:?} and {:?}, a plain list {listed:?}",
+            found[0].keys, found[1].keys
+        ));
+    }
+    match &found[0].last {
+        Some((picked, Some((bytes, _))))
+            if picked.as_str() == format!("{journal}0003") && bytes == b"three" => {}
+        other => {
+            return Err(format!(
+                "the newest of {journal} read as {other:?}, not {journal}0003 = \"three\""
+            ))
+        }
+    }
+    if found[1].last.is_some() {
+        return Err("a plain list in a batch came back with a get".into());
+    }
+    if !found[2].keys.is_empty() || found[2].last.is_some() {
+        return Err(format!("an empty prefix read as {:?}", found[2]));
     }
     Ok(())
 }

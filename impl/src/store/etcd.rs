@@ -33,7 +33,9 @@ use std::time::Duration;
 
 use etcd_client::{Client, Compare, CompareOp, ConnectOptions, GetOptions, PutOptions, Txn, TxnOp};
 
-use super::{Created, Key, Liveness, OwnerRegistration, Store, StoreError, Version};
+use super::{
+    Created, Key, Liveness, OwnerRegistration, Read, ReadOutcome, Store, StoreError, Version,
+};
 
 /// The largest entry: etcd's default request limit (`--max-request-bytes`, 1.5 MiB) less room for
 /// the key and the transaction's framing. A cluster configured lower refuses larger entries with
@@ -281,6 +283,80 @@ impl Store for EtcdStore {
             from.push(0); // the next key after the last one
         }
         Ok(keys)
+    }
+
+    /// One Txn of ranges, one per read, all at one revision: one round trip instead of one per
+    /// list and get. Stronger than the plain calls one after another (nothing lands between
+    /// them), which every caller accepts. A range longer than a page falls back to the plain
+    /// calls for that read.
+    async fn read_many(&self, reads: &[Read]) -> Result<Vec<ReadOutcome>, StoreError> {
+        let page = self.options.list_page.max(1);
+        let ops: Vec<TxnOp> = reads
+            .iter()
+            .map(|read| {
+                let (prefix, values) = match read {
+                    Read::List(prefix) => (prefix, false),
+                    Read::ListThenGetLast { prefix, .. } => (prefix, true),
+                };
+                let full = self.data_key(prefix);
+                let mut options = GetOptions::new()
+                    .with_range(prefix_end(&full))
+                    .with_limit(page);
+                if !values {
+                    options = options.with_keys_only();
+                }
+                TxnOp::get(full, Some(options))
+            })
+            .collect();
+        let mut kv = self.client.kv_client();
+        let response = kv
+            .txn(Txn::new().and_then(ops))
+            .await
+            .map_err(|e| unavailable(&format!("read {} journals", reads.len()), e))?;
+        let strip = self.data_key("").len();
+        let mut out = Vec::with_capacity(reads.len());
+        for (read, op) in reads.iter().zip(response.op_responses()) {
+            let etcd_client::TxnOpResponse::Get(range) = op else {
+                return Err(StoreError::Unavailable(
+                    "etcd: a read transaction answered with something other than ranges".into(),
+                ));
+            };
+            if range.more() {
+                out.push(read.run_on(self).await?);
+                continue;
+            }
+            let mut found = Vec::with_capacity(range.kvs().len());
+            for entry in range.kvs() {
+                let name = std::str::from_utf8(&entry.key()[strip..]).map_err(|_| {
+                    StoreError::Unsupported("etcd: a key in a read is not UTF-8".into())
+                })?;
+                found.push((Key::new(name)?, entry));
+            }
+            let last = match read {
+                Read::List(_) => None,
+                Read::ListThenGetLast { prefix, pick } => found
+                    .iter()
+                    .rev()
+                    .find(|(key, _)| pick(prefix, key.as_str()))
+                    .map(|(key, entry)| {
+                        let got = (
+                            entry.value().to_vec(),
+                            Version(entry.create_revision() as u64),
+                        );
+                        (key.clone(), Some(got))
+                    }),
+            };
+            out.push(ReadOutcome {
+                keys: found.into_iter().map(|(key, _)| key).collect(),
+                last,
+            });
+        }
+        if out.len() != reads.len() {
+            return Err(StoreError::Unavailable(
+                "etcd: a read transaction answered fewer ranges than asked".into(),
+            ));
+        }
+        Ok(out)
     }
 
     async fn delete(&self, key: &Key) -> Result<(), StoreError> {

@@ -73,6 +73,49 @@ pub enum Persist {
     MayVanish,
 }
 
+/// One read of [`Store::read_many`]. Each is what the plain calls would do, no more.
+#[derive(Clone, Debug)]
+pub enum Read {
+    /// [`Store::list`] of the prefix.
+    List(String),
+    /// [`Store::list`] of the prefix, then [`Store::get`] of the last listed key that `pick`
+    /// accepts (given the prefix and the key), if any: a journal's newest entry.
+    ListThenGetLast {
+        prefix: String,
+        pick: fn(&str, &str) -> bool,
+    },
+}
+
+/// What one [`Read`] found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReadOutcome {
+    /// Every key with the prefix, in byte order.
+    pub keys: Vec<Key>,
+    /// For [`Read::ListThenGetLast`]: the key picked and what the get found there (`None`: it
+    /// was deleted between the list and the get).
+    pub last: Option<(Key, Option<(Vec<u8>, Version)>)>,
+}
+
+impl Read {
+    /// The plain calls, one after the other: [`Store::read_many`]'s meaning, and its default.
+    pub async fn run_on<S: Store + ?Sized>(&self, store: &S) -> Result<ReadOutcome, StoreError> {
+        match self {
+            Read::List(prefix) => Ok(ReadOutcome {
+                keys: store.list(prefix).await?,
+                last: None,
+            }),
+            Read::ListThenGetLast { prefix, pick } => {
+                let keys = store.list(prefix).await?;
+                let last = match keys.iter().rev().find(|k| pick(prefix, k.as_str())) {
+                    Some(key) => Some((key.clone(), store.get(key).await?)),
+                    None => None,
+                };
+                Ok(ReadOutcome { keys, last })
+            }
+        }
+    }
+}
+
 /// What can go wrong in a store. `AlreadyExists` is not an error: see [`Created`].
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -223,6 +266,19 @@ pub trait Store: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Each of `reads` in order, as the plain calls would do them, stopping at the first error.
+    /// Each list and get is its own atomic read, exactly as when called one by one: this is
+    /// one call so that a backend can save the round trips (FsStore: one blocking-thread hop for
+    /// the lot, where each call costs one; specs/lock.md §12). Wrappers that inject faults or
+    /// record steps keep the default, and see every read.
+    async fn read_many(&self, reads: &[Read]) -> Result<Vec<ReadOutcome>, StoreError> {
+        let mut out = Vec::with_capacity(reads.len());
+        for read in reads {
+            out.push(read.run_on(self).await?);
+        }
+        Ok(out)
+    }
+
     /// A short description for messages (`fs:/var/lib/x/.lockstep`, `memory`).
     fn describe(&self) -> String;
 
@@ -286,6 +342,9 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     }
     async fn delete_lazily_many(&self, keys: &[Key]) -> Result<(), StoreError> {
         (**self).delete_lazily_many(keys).await
+    }
+    async fn read_many(&self, reads: &[Read]) -> Result<Vec<ReadOutcome>, StoreError> {
+        (**self).read_many(reads).await
     }
     fn describe(&self) -> String {
         (**self).describe()
