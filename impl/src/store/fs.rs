@@ -764,11 +764,11 @@ impl FsStore {
             }),
             StoreRead::ListThenGetLast { prefix, pick } => {
                 let keys = self.list_blocking(prefix)?;
-                let mut picked = keys.iter().rev().filter(|k| pick(prefix, k.as_str()));
+                let picks = |k: &&Key| pick(prefix, k.as_str());
                 let picked = if crate::mutants::active(crate::mutants::Mutant::ReadManyPicksFirst) {
-                    picked.last()
+                    keys.iter().find(picks)
                 } else {
-                    picked.next()
+                    keys.iter().rev().find(picks)
                 };
                 let last = match picked {
                     Some(key) => Some((key.clone(), self.get_blocking(key)?)),
