@@ -198,13 +198,34 @@ pub async fn scan_below(store: &dyn Store, path: &LockPath) -> Result<Scan, Lock
     // Path order ("/a" before "/a/b"), the order the model checks them in; key order differs
     // ("locks/a/b/…" sorts before "locks/a/~…").
     newest.sort();
-    for (entry_path, index) in newest {
-        // The listing already names each journal's newest entry; read just that one (and fall
-        // back to a fresh listing if a collector removed it in between).
+    // The listing already names each journal's newest entry; read just those, all in one store
+    // call (one hop on FsStore, not one per journal). If that call fails on one entry (a
+    // foreign file, an I/O error), read them one by one, so that the entry that cannot be read
+    // is reported as itself; any other failure fails the scan, as the first failed get did.
+    let reads: Vec<Read> = newest
+        .iter()
+        .map(|(entry_path, index)| Read::Get(entry_path.entry_key(*index)))
+        .collect();
+    let mut batched: Option<Vec<Option<Vec<u8>>>> = match store.read_many(&reads).await {
+        Ok(found) => Some(
+            found
+                .into_iter()
+                .map(|found| found.last.and_then(|(_, got)| got).map(|(bytes, _)| bytes))
+                .collect(),
+        ),
+        Err(StoreError::Foreign { .. } | StoreError::Io { .. }) => None,
+        Err(error) => return Err(error.into()),
+    };
+    for (n, (entry_path, index)) in newest.into_iter().enumerate() {
+        // Fall back to a fresh listing if a collector removed the entry in between.
         let key = entry_path.entry_key(index);
+        let got = match batched.as_mut() {
+            Some(found) => Ok(found[n].take()),
+            None => store.get(&key).await.map(|got| got.map(|(bytes, _)| bytes)),
+        };
         let found = async {
-            match store.get(&key).await? {
-                Some((bytes, _)) => Ok(Some(Newest {
+            match got? {
+                Some(bytes) => Ok(Some(Newest {
                     index,
                     entry: Entry::decode(key.as_str(), &bytes)?,
                 })),

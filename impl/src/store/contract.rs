@@ -177,6 +177,8 @@ pub async fn batched_reads_match_plain_calls(store: &dyn Store, base: &str) -> O
             prefix: empty.clone(),
             pick: digits,
         },
+        Read::Get(key(&format!("{journal}0002"))),
+        Read::Get(key(&format!("{empty}0001"))),
     ];
     let found = store.read_many(&reads).await.map_err(|e| e.to_string())?;
     if found.len() != reads.len() {
@@ -207,6 +209,17 @@ pub async fn batched_reads_match_plain_calls(store: &dyn Store, base: &str) -> O
     }
     if !found[2].keys.is_empty() || found[2].last.is_some() {
         return Err(format!("an empty prefix read as {:?}", found[2]));
+    }
+    match &found[3].last {
+        Some((got, Some((bytes, _))))
+            if got.as_str() == format!("{journal}0002") && bytes == b"two" => {}
+        other => return Err(format!("a batched get of {journal}0002 read {other:?}")),
+    }
+    if !matches!(&found[4].last, Some((_, None))) || !found[3].keys.is_empty() {
+        return Err(format!(
+            "a batched get of an absent key read {:?}, or a get listed keys",
+            found[4]
+        ));
     }
     Ok(())
 }

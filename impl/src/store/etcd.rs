@@ -295,6 +295,7 @@ impl Store for EtcdStore {
             .iter()
             .map(|read| {
                 let (prefix, values) = match read {
+                    Read::Get(key) => return TxnOp::get(self.data_key(key.as_str()), None),
                     Read::List(prefix) => (prefix, false),
                     Read::ListThenGetLast { prefix, .. } => (prefix, true),
                 };
@@ -333,6 +334,15 @@ impl Store for EtcdStore {
                 found.push((Key::new(name)?, entry));
             }
             let last = match read {
+                Read::Get(key) => Some((
+                    key.clone(),
+                    range.kvs().first().map(|entry| {
+                        (
+                            entry.value().to_vec(),
+                            Version(entry.create_revision() as u64),
+                        )
+                    }),
+                )),
                 Read::List(_) => None,
                 Read::ListThenGetLast { prefix, pick } => found
                     .iter()
@@ -346,10 +356,11 @@ impl Store for EtcdStore {
                         (key.clone(), Some(got))
                     }),
             };
-            out.push(ReadOutcome {
-                keys: found.into_iter().map(|(key, _)| key).collect(),
-                last,
-            });
+            let keys = match read {
+                Read::Get(_) => Vec::new(),
+                _ => found.into_iter().map(|(key, _)| key).collect(),
+            };
+            out.push(ReadOutcome { keys, last });
         }
         if out.len() != reads.len() {
             return Err(StoreError::Unavailable(

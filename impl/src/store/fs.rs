@@ -758,6 +758,10 @@ impl FsStore {
     /// The blocking body of one [`StoreRead`] of `read_many`: the plain list and get, in order.
     fn read_blocking(&self, read: &StoreRead) -> Result<ReadOutcome, StoreError> {
         match read {
+            StoreRead::Get(key) => Ok(ReadOutcome {
+                keys: Vec::new(),
+                last: Some((key.clone(), self.get_blocking(key)?)),
+            }),
             StoreRead::List(prefix) => Ok(ReadOutcome {
                 keys: self.list_blocking(prefix)?,
                 last: None,

@@ -76,6 +76,8 @@ pub enum Persist {
 /// One read of [`Store::read_many`]. Each is what the plain calls would do, no more.
 #[derive(Clone, Debug)]
 pub enum Read {
+    /// [`Store::get`] of the key (found in [`ReadOutcome::last`], with no keys listed).
+    Get(Key),
     /// [`Store::list`] of the prefix.
     List(String),
     /// [`Store::list`] of the prefix, then [`Store::get`] of the last listed key that `pick`
@@ -92,7 +94,7 @@ pub struct ReadOutcome {
     /// Every key with the prefix, in byte order.
     pub keys: Vec<Key>,
     /// For [`Read::ListThenGetLast`]: the key picked and what the get found there (`None`: it
-    /// was deleted between the list and the get).
+    /// was deleted between the list and the get). For [`Read::Get`]: the key and what is there.
     pub last: Option<(Key, Option<(Vec<u8>, Version)>)>,
 }
 
@@ -100,6 +102,10 @@ impl Read {
     /// The plain calls, one after the other: [`Store::read_many`]'s meaning, and its default.
     pub async fn run_on<S: Store + ?Sized>(&self, store: &S) -> Result<ReadOutcome, StoreError> {
         match self {
+            Read::Get(key) => Ok(ReadOutcome {
+                keys: Vec::new(),
+                last: Some((key.clone(), store.get(key).await?)),
+            }),
             Read::List(prefix) => Ok(ReadOutcome {
                 keys: store.list(prefix).await?,
                 last: None,
