@@ -169,7 +169,9 @@ impl Drop for InFlight<'_> {
 
 /// Creates `entry` at `index` of `path` in a task of its own (just the create: what must not be
 /// cut short); the outcome comes back on a oneshot channel, and the task's handle tells a
-/// withdraw when the create is over.
+/// withdraw when the create is over. (The reads after it are not in the task: a withdraw of a
+/// cancelled acquisition waits for the task, and must not wait for a slow read too; tested by
+/// `a_cancelled_acquisition_leaves_no_lock`.)
 fn spawn_create(
     shared: &Shared,
     path: &LockPath,

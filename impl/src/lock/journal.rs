@@ -279,24 +279,29 @@ pub async fn append(
     entry: &Entry,
 ) -> Result<bool, LockError> {
     let key = path.entry_key(index);
-    match store
-        .create_persisting(&key, &entry.encode(), entry.persist())
-        .await?
-    {
-        Created::AlreadyExists => Ok(false),
-        Created::Created(_) if entry.holder().is_some() => is_newest(store, path, index).await,
-        Created::Created(_) => Ok(true),
+    if entry.holder().is_none() {
+        let created = store
+            .create_persisting(&key, &entry.encode(), entry.persist())
+            .await?;
+        return Ok(created.is_created());
     }
-}
-
-/// Whether `index` is the newest entry of `path`'s journal: the check after an `acquire` or
-/// `renew` create (see the module comment).
-pub async fn is_newest(store: &dyn Store, path: &LockPath, index: u64) -> Result<bool, LockError> {
-    Ok(indices(store, &path.journal_prefix())
-        .await?
-        .last()
-        .copied()
-        == Some(index))
+    // An `acquire` or `renew` is ours only if it is the newest: listed in the same store call.
+    let prefix = path.journal_prefix();
+    let (created, listed) = store
+        .create_then_read(
+            &key,
+            &entry.encode(),
+            entry.persist(),
+            &[Read::List(prefix.clone())],
+        )
+        .await?;
+    Ok(match created {
+        Created::AlreadyExists => false,
+        Created::Created(_) => {
+            let listed = listed.into_iter().next().expect("one outcome per read");
+            indices_in(&prefix, &listed.keys).last().copied() == Some(index)
+        }
+    })
 }
 
 /// A release or withdraw sweeps its whole journal (one `list`) when a multiple of this falls in
@@ -399,6 +404,7 @@ pub async fn claim_ticket(
     // Empty: no reader decodes a ticket, only its name counts, and an empty entry is cheaper
     // to create and to delete (FsStore: no temporary file, no data block to free).
     let entry: &[u8] = &[];
+    let after_ticket = [Read::List(TICKETS.to_owned())];
     let mut next = match after {
         Some(after) => after + 1,
         None => indices(store, TICKETS).await?.last().copied().unwrap_or(0) + 1,
@@ -413,10 +419,10 @@ pub async fn claim_ticket(
             Persist::NameOnly
         };
         match store
-            .create_persisting(&ticket_key(next), entry, persist)
+            .create_then_read(&ticket_key(next), entry, persist, &after_ticket)
             .await?
         {
-            Created::AlreadyExists => {
+            (Created::AlreadyExists, _) => {
                 // Someone else's ticket: take the next. Nothing readable there twice in a row
                 // means the store refuses every create, which no number of attempts fixes.
                 if !check_refused(store, &ticket_key(next)).await? {
@@ -435,7 +441,7 @@ pub async fn claim_ticket(
                 let newest = indices(store, TICKETS).await?.last().copied().unwrap_or(0);
                 next = (next + 1).max(newest + 1);
             }
-            Created::Created(_) => {
+            (Created::Created(_), listed) => {
                 // A stray? A claimer that read the journal long ago can re-create a ticket the
                 // collector removed, below tickets already handed out (see the module comment).
                 // The collector removes a ticket only once one `TICKETS_KEPT` above it was
@@ -444,7 +450,9 @@ pub async fn claim_ticket(
                 // check used to demand that ours be the newest; under contention someone almost
                 // always claimed a larger one during our create's `fsync`, and claimers burnt
                 // ticket after ticket: 1,000 in a row with 8 tasks on one disk.)
-                let present = indices(store, TICKETS).await?;
+                // (The listing is made right after the create, in the same store call.)
+                let listed = listed.into_iter().next().expect("one outcome per read");
+                let present = indices_in(TICKETS, &listed.keys);
                 let newest = present.last().copied().unwrap_or(0);
                 let unchecked =
                     crate::mutants::active(crate::mutants::Mutant::TicketStrayUnchecked);

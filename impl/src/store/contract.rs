@@ -148,7 +148,9 @@ pub async fn list_after_create(store: &dyn Store, base: &str, count: usize) -> O
 
 /// [`Store::read_many`] finds what the plain calls find: each list in byte order, and for a
 /// list-then-get the bytes of the *last* listed key its pick accepts (a key it does not accept
-/// sorting after it, an empty prefix, and a second read in the same call).
+/// sorting after it, an empty prefix, and a second read in the same call). A create with reads
+/// after it ([`Store::create_then_read`]) lists its own entry, and makes no reads when the key
+/// was taken.
 pub async fn batched_reads_match_plain_calls(store: &dyn Store, base: &str) -> Outcome {
     fn digits(prefix: &str, key: &str) -> bool {
         key.strip_prefix(prefix)
@@ -219,6 +221,26 @@ pub async fn batched_reads_match_plain_calls(store: &dyn Store, base: &str) -> O
         return Err(format!(
             "a batched get of an absent key read {:?}, or a get listed keys",
             found[4]
+        ));
+    }
+    let fourth = key(&format!("{journal}0004"));
+    let listing = [Read::List(journal.clone())];
+    let (created, after) = store
+        .create_then_read(&fourth, b"four", super::Persist::Durable, &listing)
+        .await
+        .map_err(|e| e.to_string())?;
+    if !created.is_created() || after.len() != 1 || !after[0].keys.contains(&fourth) {
+        return Err(format!(
+            "a create with a listing after it gave {created:?} and {after:?}, without its own key"
+        ));
+    }
+    let (again, after) = store
+        .create_then_read(&fourth, b"again", super::Persist::Durable, &listing)
+        .await
+        .map_err(|e| e.to_string())?;
+    if again != Created::AlreadyExists || !after.is_empty() {
+        return Err(format!(
+            "a second create of {fourth} with reads gave {again:?} and {after:?}"
         ));
     }
     Ok(())

@@ -200,6 +200,112 @@ fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     vec![0] // every key
 }
 
+impl EtcdStore {
+    /// Sends a create's Txn. An error here may follow a commit whose answer was lost: the
+    /// caller must read back. Only a refusal the server gives before its log holds the write is
+    /// certain to have changed nothing: an entry over its request limit.
+    async fn create_txn(
+        &self,
+        key: &Key,
+        bytes: usize,
+        txn: Txn,
+    ) -> Result<etcd_client::TxnResponse, StoreError> {
+        let mut kv = self.client.kv_client();
+        kv.txn(txn).await.map_err(|e| match &e {
+            etcd_client::Error::GRpcStatus(status) if too_large(status) => StoreError::TooLarge {
+                key: key.to_string(),
+                bytes,
+                reason: format!(
+                    "etcd: {} (its request limit, --max-request-bytes, is 1.5 MiB by default)",
+                    status.message()
+                ),
+            },
+            _ => unavailable(&format!("create {key} (it may have landed)"), e),
+        })
+    }
+
+    /// One range per read: a list is keys only; a list-then-get takes the values too (a
+    /// journal is short); each at most a page long.
+    fn read_ops(&self, reads: &[Read]) -> Vec<TxnOp> {
+        let page = self.options.list_page.max(1);
+        reads
+            .iter()
+            .map(|read| {
+                let (prefix, values) = match read {
+                    Read::Get(key) => return TxnOp::get(self.data_key(key.as_str()), None),
+                    Read::List(prefix) => (prefix, false),
+                    Read::ListThenGetLast { prefix, .. } => (prefix, true),
+                };
+                let full = self.data_key(prefix);
+                let mut options = GetOptions::new()
+                    .with_range(prefix_end(&full))
+                    .with_limit(page);
+                if !values {
+                    options = options.with_keys_only();
+                }
+                TxnOp::get(full, Some(options))
+            })
+            .collect()
+    }
+
+    /// What each read's range found. A range longer than a page is read again with the plain
+    /// calls.
+    async fn read_outcomes(
+        &self,
+        reads: &[Read],
+        answers: Vec<etcd_client::TxnOpResponse>,
+    ) -> Result<Vec<ReadOutcome>, StoreError> {
+        if answers.len() != reads.len() {
+            return Err(StoreError::Unavailable(format!(
+                "etcd: a read transaction answered {} ranges for {} reads",
+                answers.len(),
+                reads.len()
+            )));
+        }
+        let strip = self.data_key("").len();
+        let mut out = Vec::with_capacity(reads.len());
+        for (read, answer) in reads.iter().zip(answers) {
+            let etcd_client::TxnOpResponse::Get(range) = answer else {
+                return Err(StoreError::Unavailable(
+                    "etcd: a read transaction answered with something other than ranges".into(),
+                ));
+            };
+            if range.more() {
+                out.push(read.run_on(self).await?);
+                continue;
+            }
+            let mut found = Vec::with_capacity(range.kvs().len());
+            for entry in range.kvs() {
+                let name = std::str::from_utf8(&entry.key()[strip..]).map_err(|_| {
+                    StoreError::Unsupported("etcd: a key in a read is not UTF-8".into())
+                })?;
+                found.push((Key::new(name)?, entry));
+            }
+            let value = |entry: &etcd_client::KeyValue| {
+                (
+                    entry.value().to_vec(),
+                    Version(entry.create_revision() as u64),
+                )
+            };
+            let last = match read {
+                Read::Get(key) => Some((key.clone(), range.kvs().first().map(value))),
+                Read::List(_) => None,
+                Read::ListThenGetLast { prefix, pick } => found
+                    .iter()
+                    .rev()
+                    .find(|(key, _)| pick(prefix, key.as_str()))
+                    .map(|(key, entry)| (key.clone(), Some(value(entry)))),
+            };
+            let keys = match read {
+                Read::Get(_) => Vec::new(),
+                _ => found.into_iter().map(|(key, _)| key).collect(),
+            };
+            out.push(ReadOutcome { keys, last });
+        }
+        Ok(out)
+    }
+}
+
 #[async_trait::async_trait]
 impl Store for EtcdStore {
     async fn get(&self, key: &Key) -> Result<Option<(Vec<u8>, Version)>, StoreError> {
@@ -221,21 +327,7 @@ impl Store for EtcdStore {
         let txn = Txn::new()
             .when([Compare::create_revision(name.clone(), CompareOp::Equal, 0)])
             .and_then([TxnOp::put(name, bytes.to_vec(), None)]);
-        let mut kv = self.client.kv_client();
-        // An error here may follow a commit whose answer was lost: the caller must read back.
-        // Only a refusal the server gives before its log holds the write is certain to have
-        // changed nothing: an entry over its request limit.
-        let response = kv.txn(txn).await.map_err(|e| match &e {
-            etcd_client::Error::GRpcStatus(status) if too_large(status) => StoreError::TooLarge {
-                key: key.to_string(),
-                bytes: bytes.len(),
-                reason: format!(
-                    "etcd: {} (its request limit, --max-request-bytes, is 1.5 MiB by default)",
-                    status.message()
-                ),
-            },
-            _ => unavailable(&format!("create {key} (it may have landed)"), e),
-        })?;
+        let response = self.create_txn(key, bytes.len(), txn).await?;
         if !response.succeeded() {
             return Ok(Created::AlreadyExists);
         }
@@ -290,84 +382,44 @@ impl Store for EtcdStore {
     /// them), which every caller accepts. A range longer than a page falls back to the plain
     /// calls for that read.
     async fn read_many(&self, reads: &[Read]) -> Result<Vec<ReadOutcome>, StoreError> {
-        let page = self.options.list_page.max(1);
-        let ops: Vec<TxnOp> = reads
-            .iter()
-            .map(|read| {
-                let (prefix, values) = match read {
-                    Read::Get(key) => return TxnOp::get(self.data_key(key.as_str()), None),
-                    Read::List(prefix) => (prefix, false),
-                    Read::ListThenGetLast { prefix, .. } => (prefix, true),
-                };
-                let full = self.data_key(prefix);
-                let mut options = GetOptions::new()
-                    .with_range(prefix_end(&full))
-                    .with_limit(page);
-                if !values {
-                    options = options.with_keys_only();
-                }
-                TxnOp::get(full, Some(options))
-            })
-            .collect();
         let mut kv = self.client.kv_client();
         let response = kv
-            .txn(Txn::new().and_then(ops))
+            .txn(Txn::new().and_then(self.read_ops(reads)))
             .await
             .map_err(|e| unavailable(&format!("read {} journals", reads.len()), e))?;
-        let strip = self.data_key("").len();
-        let mut out = Vec::with_capacity(reads.len());
-        for (read, op) in reads.iter().zip(response.op_responses()) {
-            let etcd_client::TxnOpResponse::Get(range) = op else {
-                return Err(StoreError::Unavailable(
-                    "etcd: a read transaction answered with something other than ranges".into(),
-                ));
-            };
-            if range.more() {
-                out.push(read.run_on(self).await?);
-                continue;
-            }
-            let mut found = Vec::with_capacity(range.kvs().len());
-            for entry in range.kvs() {
-                let name = std::str::from_utf8(&entry.key()[strip..]).map_err(|_| {
-                    StoreError::Unsupported("etcd: a key in a read is not UTF-8".into())
-                })?;
-                found.push((Key::new(name)?, entry));
-            }
-            let last = match read {
-                Read::Get(key) => Some((
-                    key.clone(),
-                    range.kvs().first().map(|entry| {
-                        (
-                            entry.value().to_vec(),
-                            Version(entry.create_revision() as u64),
-                        )
-                    }),
-                )),
-                Read::List(_) => None,
-                Read::ListThenGetLast { prefix, pick } => found
-                    .iter()
-                    .rev()
-                    .find(|(key, _)| pick(prefix, key.as_str()))
-                    .map(|(key, entry)| {
-                        let got = (
-                            entry.value().to_vec(),
-                            Version(entry.create_revision() as u64),
-                        );
-                        (key.clone(), Some(got))
-                    }),
-            };
-            let keys = match read {
-                Read::Get(_) => Vec::new(),
-                _ => found.into_iter().map(|(key, _)| key).collect(),
-            };
-            out.push(ReadOutcome { keys, last });
+        self.read_outcomes(reads, response.op_responses()).await
+    }
+
+    /// The create's Txn with the reads after its put: one round trip, and the reads see the
+    /// store as the create left it.
+    async fn create_then_read(
+        &self,
+        key: &Key,
+        bytes: &[u8],
+        persist: super::Persist,
+        reads: &[Read],
+    ) -> Result<(Created, Vec<ReadOutcome>), StoreError> {
+        let _ = persist; // every etcd create is durable once acknowledged
+        let name = self.data_key(key.as_str());
+        let mut ops = vec![TxnOp::put(name.clone(), bytes.to_vec(), None)];
+        ops.extend(self.read_ops(reads));
+        let txn = Txn::new()
+            .when([Compare::create_revision(name, CompareOp::Equal, 0)])
+            .and_then(ops);
+        let response = self.create_txn(key, bytes.len(), txn).await?;
+        if !response.succeeded() {
+            return Ok((Created::AlreadyExists, Vec::new()));
         }
-        if out.len() != reads.len() {
+        let revision = response.header().map_or(0, |h| h.revision());
+        let mut answers = response.op_responses();
+        if answers.is_empty() {
             return Err(StoreError::Unavailable(
-                "etcd: a read transaction answered fewer ranges than asked".into(),
+                "etcd: a create transaction answered no put (it landed)".into(),
             ));
         }
-        Ok(out)
+        answers.remove(0);
+        let found = self.read_outcomes(reads, answers).await?;
+        Ok((Created::Created(Version(revision as u64)), found))
     }
 
     async fn delete(&self, key: &Key) -> Result<(), StoreError> {

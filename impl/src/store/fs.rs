@@ -1263,6 +1263,27 @@ impl Store for FsStore {
             .await
     }
 
+    async fn create_then_read(
+        &self,
+        key: &Key,
+        bytes: &[u8],
+        persist: Persist,
+        reads: &[StoreRead],
+    ) -> Result<(Created, Vec<ReadOutcome>), StoreError> {
+        let (key, bytes, reads) = (key.clone(), bytes.to_vec(), reads.to_vec());
+        self.blocking(
+            move |s| match s.create_persisting_blocking(&key, &bytes, persist)? {
+                Created::AlreadyExists => Ok((Created::AlreadyExists, Vec::new())),
+                created => {
+                    let found: Result<Vec<ReadOutcome>, StoreError> =
+                        reads.iter().map(|read| s.read_blocking(read)).collect();
+                    Ok((created, found?))
+                }
+            },
+        )
+        .await
+    }
+
     async fn read_many(&self, reads: &[StoreRead]) -> Result<Vec<ReadOutcome>, StoreError> {
         let reads = reads.to_vec();
         self.blocking(move |s| reads.iter().map(|read| s.read_blocking(read)).collect())

@@ -285,6 +285,25 @@ pub trait Store: Send + Sync + 'static {
         Ok(out)
     }
 
+    /// [`Store::create_persisting`], then, only if it created the entry, [`Store::read_many`]
+    /// of `reads`: what a protocol reads right after its own create (is my entry the newest?),
+    /// in one call. An error may come from the create or from a read after it landed, so the
+    /// caller treats it as a create whose outcome is unknown. The default makes the plain
+    /// calls; FsStore makes them on one blocking-thread hop, etcd in one Txn (its reads then see
+    /// the store as the create left it, which the plain calls may also see).
+    async fn create_then_read(
+        &self,
+        key: &Key,
+        bytes: &[u8],
+        persist: Persist,
+        reads: &[Read],
+    ) -> Result<(Created, Vec<ReadOutcome>), StoreError> {
+        match self.create_persisting(key, bytes, persist).await? {
+            Created::AlreadyExists => Ok((Created::AlreadyExists, Vec::new())),
+            created => Ok((created, self.read_many(reads).await?)),
+        }
+    }
+
     /// A short description for messages (`fs:/var/lib/x/.lockstep`, `memory`).
     fn describe(&self) -> String;
 
@@ -351,6 +370,15 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     }
     async fn read_many(&self, reads: &[Read]) -> Result<Vec<ReadOutcome>, StoreError> {
         (**self).read_many(reads).await
+    }
+    async fn create_then_read(
+        &self,
+        key: &Key,
+        bytes: &[u8],
+        persist: Persist,
+        reads: &[Read],
+    ) -> Result<(Created, Vec<ReadOutcome>), StoreError> {
+        (**self).create_then_read(key, bytes, persist, reads).await
     }
     fn describe(&self) -> String {
         (**self).describe()
