@@ -223,6 +223,16 @@ pub async fn batched_reads_match_plain_calls(store: &dyn Store, base: &str) -> O
             found[4]
         ));
     }
+    // A batch longer than a backend's limit on one request (etcd: 128 operations per Txn).
+    let many = vec![Read::List(journal.clone()); 150];
+    let found = store.read_many(&many).await.map_err(|e| e.to_string())?;
+    if found.len() != many.len() || found.iter().any(|f| f.keys != listed) {
+        return Err(format!(
+            "a batch of {} listings gave {} outcomes, not all the plain listing",
+            many.len(),
+            found.len()
+        ));
+    }
     let fourth = key(&format!("{journal}0004"));
     let listing = [Read::List(journal.clone())];
     let (created, after) = store

@@ -200,6 +200,10 @@ fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     vec![0] // every key
 }
 
+/// Operations per Txn of a batched read or delete: etcd refuses a Txn of more than
+/// `--max-txn-ops` operations (128 by default), so larger batches take several round trips.
+const TXN_OPS: usize = 64;
+
 impl EtcdStore {
     /// Sends a create's Txn. An error here may follow a commit whose answer was lost: the
     /// caller must read back. Only a refusal the server gives before its log holds the write is
@@ -382,12 +386,16 @@ impl Store for EtcdStore {
     /// them), which every caller accepts. A range longer than a page falls back to the plain
     /// calls for that read.
     async fn read_many(&self, reads: &[Read]) -> Result<Vec<ReadOutcome>, StoreError> {
-        let mut kv = self.client.kv_client();
-        let response = kv
-            .txn(Txn::new().and_then(self.read_ops(reads)))
-            .await
-            .map_err(|e| unavailable(&format!("read {} journals", reads.len()), e))?;
-        self.read_outcomes(reads, response.op_responses()).await
+        let mut out = Vec::with_capacity(reads.len());
+        for chunk in reads.chunks(TXN_OPS) {
+            let mut kv = self.client.kv_client();
+            let response = kv
+                .txn(Txn::new().and_then(self.read_ops(chunk)))
+                .await
+                .map_err(|e| unavailable(&format!("read {} journals", chunk.len()), e))?;
+            out.extend(self.read_outcomes(chunk, response.op_responses()).await?);
+        }
+        Ok(out)
     }
 
     /// The create's Txn with the reads after its put: one round trip, and the reads see the
@@ -399,7 +407,13 @@ impl Store for EtcdStore {
         persist: super::Persist,
         reads: &[Read],
     ) -> Result<(Created, Vec<ReadOutcome>), StoreError> {
-        let _ = persist; // every etcd create is durable once acknowledged
+        if reads.len() >= TXN_OPS {
+            // Too many for the create's Txn: the plain calls.
+            return match self.create_persisting(key, bytes, persist).await? {
+                Created::AlreadyExists => Ok((Created::AlreadyExists, Vec::new())),
+                created => Ok((created, self.read_many(reads).await?)),
+            };
+        }
         let name = self.data_key(key.as_str());
         let mut ops = vec![TxnOp::put(name.clone(), bytes.to_vec(), None)];
         ops.extend(self.read_ops(reads));
@@ -420,6 +434,21 @@ impl Store for EtcdStore {
         answers.remove(0);
         let found = self.read_outcomes(reads, answers).await?;
         Ok((Created::Created(Version(revision as u64)), found))
+    }
+
+    /// Garbage in Txns of deletes: one round trip per [`TXN_OPS`] keys.
+    async fn delete_lazily_many(&self, keys: &[Key]) -> Result<(), StoreError> {
+        for chunk in keys.chunks(TXN_OPS) {
+            let ops: Vec<TxnOp> = chunk
+                .iter()
+                .map(|key| TxnOp::delete(self.data_key(key.as_str()), None))
+                .collect();
+            let mut kv = self.client.kv_client();
+            kv.txn(Txn::new().and_then(ops))
+                .await
+                .map_err(|e| unavailable(&format!("delete {} keys", chunk.len()), e))?;
+        }
+        Ok(())
     }
 
     async fn delete(&self, key: &Key) -> Result<(), StoreError> {
