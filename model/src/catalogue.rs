@@ -57,11 +57,6 @@ pub trait Scenario: Send + Sync {
     fn variant(&self) -> &'static str;
     /// Runs the entry's model (`control`: the fixed protocol in the same world).
     fn run(&self, property: &str, control: bool, budget: Duration) -> Finding;
-    /// The shortest counterexample of `property` as the Explorer addresses it: the initial
-    /// state's index among `init_states`, then each action's index among `actions` of the state
-    /// it leaves (the path `lockstep bugs` prints, regrouped as printed). `None`: none was found
-    /// within `budget` (or the property is a `sometimes` one, which has no counterexample).
-    fn explorer_steps(&self, property: &str, budget: Duration) -> Option<Vec<usize>>;
     /// Serves stateright's Explorer on the entry's world at `address`; returns only if the
     /// server stops.
     fn serve(&self, address: std::net::SocketAddr);
@@ -92,33 +87,13 @@ where
         run_model(model, property, self.signature, budget)
     }
 
-    fn explorer_steps(&self, property: &str, budget: Duration) -> Option<Vec<usize>> {
-        let always = self
-            .model
-            .properties()
-            .into_iter()
-            .any(|p| p.name == property && p.expectation == Expectation::Always);
-        if !always {
-            return None;
-        }
-        let search = ShortestSearch {
-            progress: None,
-            budget: Budget::until(Instant::now() + budget),
-        };
-        let Search::Found(path) = search.run(&self.model, property, self.signature) else {
-            return None;
-        };
-        let (path, _) = crate::check::regroup(&self.model, &path, Some(property), self.signature);
-        explorer_indices(&self.model, &path)
-    }
-
     fn serve(&self, address: std::net::SocketAddr) {
         // `serve` answers requests until the server stops.
         let _ = self.model.clone().checker().serve(address);
     }
 }
 
-/// A behaviour as the Explorer's path of indices (see [`Scenario::explorer_steps`]); `None` if a
+/// A behaviour as the Explorer's path of indices (see [`Finding::explorer_steps`]); `None` if a
 /// state or action is not where the model lists it (a path that is not the model's).
 pub fn explorer_indices<M>(model: &M, path: &[(M::State, Option<M::Action>)]) -> Option<Vec<usize>>
 where
@@ -161,6 +136,10 @@ pub struct Finding {
     /// the entry's bounds", not "out of budget").
     pub exhaustive: bool,
     pub counterexample: Option<Trace>,
+    /// The counterexample as the Explorer's path: the index of its initial state among the
+    /// model's, then of each action among those enabled where it was taken (`lockstep explore
+    /// --bug` opens it; `None` where there is no counterexample, or the path is not the model's).
+    pub explorer_steps: Option<Vec<usize>>,
     /// For a `sometimes` property: the states explored to decide it.
     pub unique_states: Option<usize>,
     pub max_depth: Option<usize>,
@@ -184,6 +163,9 @@ pub struct BugRun {
     /// reached: then `unique_states` pins the search that shows it).
     pub trace_len: Option<usize>,
     pub counterexample: Option<Trace>,
+    /// [`Finding::explorer_steps`] (not in the JSON of `lockstep bugs`).
+    #[serde(skip)]
+    pub explorer_steps: Option<Vec<usize>>,
     pub unique_states: Option<usize>,
     pub max_depth: Option<usize>,
     pub seconds: f64,
@@ -223,6 +205,7 @@ impl Entry {
             exhaustive: found.exhaustive,
             trace_len: found.counterexample.as_ref().map(Trace::len),
             counterexample: found.counterexample,
+            explorer_steps: found.explorer_steps,
             unique_states: found.unique_states,
             max_depth: found.max_depth,
             seconds: started.elapsed().as_secs_f64(),
@@ -253,6 +236,7 @@ where
         reproduced: false,
         exhaustive: false,
         counterexample: None,
+        explorer_steps: None,
         unique_states: None,
         max_depth: None,
     };
@@ -263,12 +247,19 @@ where
                 budget: Budget::until(Instant::now() + budget),
             };
             match search.run(model, property, signature) {
-                Search::Found(path) => Finding {
-                    reproduced: true,
-                    exhaustive: true,
-                    counterexample: Some(counterexample_of(model, property, &path, signature)),
-                    ..nothing
-                },
+                Search::Found(path) => {
+                    // The path the trace tells (regrouped so that each actor's steps sit
+                    // together), as the Explorer's indices too: one search serves both.
+                    let (regrouped, _) =
+                        crate::check::regroup(model, &path, Some(property), signature);
+                    Finding {
+                        reproduced: true,
+                        exhaustive: true,
+                        counterexample: Some(counterexample_of(model, property, &path, signature)),
+                        explorer_steps: explorer_indices(model, &regrouped),
+                        ..nothing
+                    }
+                }
                 Search::Absent => Finding {
                     exhaustive: true,
                     ..nothing
@@ -289,6 +280,7 @@ where
                 reproduced: missing,
                 exhaustive: report.complete,
                 counterexample: None,
+                explorer_steps: None,
                 unique_states: Some(report.unique_states),
                 max_depth: Some(report.max_depth),
             }

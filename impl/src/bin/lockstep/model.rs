@@ -885,11 +885,10 @@ fn explore_bug(protocol: &str, id: &str, args: &ExploreArgs) -> Result<u8, Strin
     let address = std::net::TcpListener::bind(("127.0.0.1", args.port))
         .and_then(|listener| listener.local_addr())
         .map_err(|e| format!("cannot listen on 127.0.0.1:{}: {e}", args.port))?;
-    // The same search `lockstep bugs` runs, with its budget.
+    // The same search `lockstep bugs` runs, with its budget; it also gives the Explorer's path.
     let budget = Duration::from_secs(120);
     let run = entry.run(budget);
-    let steps = entry.scenario.explorer_steps(entry.property, budget);
-    let fragment = match (&steps, &run.counterexample) {
+    let fragment = match (&run.explorer_steps, &run.counterexample) {
         (Some(steps), Some(trace)) => {
             eprintln!(
                 "{}: {} ({})
