@@ -382,40 +382,88 @@ async fn owner_liveness(first: &dyn Store, second: &dyn Store) -> Result<Option<
     ))
 }
 
-/// A caller that lost a create's answer can learn the truth: the retry of the same create
-/// reports `AlreadyExists` (not an error, not a second creation), and a read-back, through any
-/// handle, returns exactly the bytes of the create that landed.
+/// A caller that lost a create's answer can learn the truth. Twenty creates are cut short once
+/// under way (their futures dropped after 1 to 10 polls, or after 1 to 10 ms, as a cancelled
+/// task or a timeout does), so that the caller does not know whether they landed; some land after the cut (FsStore's
+/// blocking create runs on, an etcd request may commit). The caller then does what the
+/// protocols do: retries the same create through another handle, and reads back. The retry must
+/// answer (`AlreadyExists` where the cut create landed first, `Created` where it had not), the
+/// read-back must return exactly the caller's bytes, and the entry must not change afterwards
+/// (the cut create, landing late, must not create it a second time).
 async fn ambiguous_outcomes(
     first: &dyn Store,
     second: &dyn Store,
     base: &str,
 ) -> Result<String, String> {
-    for i in 0..20 {
+    let (mut cut, mut landed_first) = (0, 0);
+    for i in 0..20u64 {
         let k = key(format!("{base}ambiguous/{i:03}"));
         let ours = format!("intent {:016x}", rand::random::<u64>()).into_bytes();
-        let landed = first.create(&k, &ours).await.map_err(|e| e.to_string())?;
-        if !landed.is_created() {
-            return Err(format!("{k}: a fresh key was not created"));
-        }
-        // The answer is "lost": retry as the protocols do.
-        match second.create(&k, &ours).await.map_err(|e| e.to_string())? {
-            Created::AlreadyExists => {}
-            Created::Created(_) => {
-                return Err(format!(
-                    "{k}: the retry of a create that landed created it again"
-                ))
+        let create = first.create(&k, &ours);
+        let answer = if i < 10 {
+            cut_after_polls(create, i + 1).await
+        } else {
+            let after = std::time::Duration::from_millis(i - 9);
+            tokio::time::timeout(after, create).await.ok()
+        };
+        let was_cut = match answer {
+            None => true,
+            Some(answer) => {
+                if !answer.map_err(|e| e.to_string())?.is_created() {
+                    return Err(format!("{k}: a fresh key was not created"));
+                }
+                false
+            }
+        };
+        // The answer is lost (or was never given): retry as the protocols do.
+        let retried = second.create(&k, &ours).await.map_err(|e| e.to_string())?;
+        if was_cut {
+            cut += 1;
+            if retried == Created::AlreadyExists {
+                landed_first += 1;
             }
         }
+        let version = match first.get(&k).await.map_err(|e| e.to_string())? {
+            Some((read, version)) if read == ours => version,
+            Some(_) => {
+                return Err(format!(
+                    "{k}: after a create cut short and its retry, the read-back returns other bytes than the caller's"
+                ))
+            }
+            None => return Err(format!("{k}: absent after its retry answered {retried:?}")),
+        };
+        // Give a cut create still running time to land, then look again.
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         match first.get(&k).await.map_err(|e| e.to_string())? {
-            Some((read, _)) if read == ours => {}
+            Some((read, again)) if read == ours && again == version => {}
             _ => {
                 return Err(format!(
-                    "{k}: the read-back does not return the landed create's bytes"
-                ))
+                "{k}: the entry changed after the retry: a create cut short landed a second time"
+            ))
             }
         }
     }
-    Ok("20 creates retried as after a lost answer: AlreadyExists, and the read-back returned the landed bytes".into())
+    Ok(format!(
+        "20 creates, {cut} cut short under way: {landed_first} of them found landed by their retry (AlreadyExists), {} created by it; every read-back returned the caller's bytes, unchanged afterwards",
+        cut - landed_first
+    ))
+}
+
+/// Polls `future` up to `polls` times, yielding to the runtime between polls, and drops it
+/// if it has not finished by then: a create cut short once under way (`None`).
+async fn cut_after_polls<F: std::future::Future>(future: F, polls: u64) -> Option<F::Output> {
+    let mut future = std::pin::pin!(future);
+    let mut polled = 0;
+    std::future::poll_fn(|cx| match future.as_mut().poll(cx) {
+        std::task::Poll::Ready(output) => std::task::Poll::Ready(Some(output)),
+        std::task::Poll::Pending if polled + 1 >= polls => std::task::Poll::Ready(None),
+        std::task::Poll::Pending => {
+            polled += 1;
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        }
+    })
+    .await
 }
 
 /// The opener of a store named by a spec: a new handle per call (a new connection, a new open

@@ -97,6 +97,13 @@ fn probe_fails_torn_writes_on_its_clause() {
         .unwrap();
     assert!(!report.passed);
     assert_eq!(verdict(&report, "whole-or-nothing reads"), Verdict::Fail);
+    // A create cut short half-way leaves its torn half behind for good: the retry finds the key
+    // taken, and the read-back is not the caller's bytes.
+    assert_eq!(
+        verdict(&report, "ambiguous outcomes"),
+        Verdict::Fail,
+        "{report:#?}"
+    );
 }
 
 #[cfg(feature = "etcd")]
