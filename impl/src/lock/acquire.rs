@@ -320,20 +320,13 @@ pub(crate) async fn acquire_one(
             return Err(LockError::Store(error));
         }
         let lost_race = matches!(created, Ok(Created::AlreadyExists));
-        // The ancestors as read right after the check that our entry is the newest, for the
-        // re-check (`None`: the re-check reads them itself).
-        let mut above = None;
         let landed = match created {
             Ok(Created::AlreadyExists) => Ok(false),
-            // Ours only if it is the newest (see `journal`'s module comment).
-            Ok(Created::Created(_)) => {
-                journal::is_newest_then_newest_of(store, path, next, &ancestors)
-                    .await
-                    .map(|(landed, heads)| {
-                        above = Some(ancestors.iter().cloned().zip(heads).collect());
-                        landed
-                    })
-            }
+            // Ours only if it is the newest (see `journal`'s module comment). One read on its
+            // own, not batched with the re-check's: a failure here is read back as a create of
+            // unknown outcome, while a failed re-check read fails the acquisition closed (the
+            // model's rule), and one batched call could not tell the two apart.
+            Ok(Created::Created(_)) => journal::is_newest(store, path, next).await,
             Err(error) => Err(LockError::Store(error)),
         };
         let landed = match landed {
@@ -367,7 +360,7 @@ pub(crate) async fn acquire_one(
             continue;
         }
         // 4. Re-check every conflicting path against our ticket.
-        let verdict = match recheck(shared, me, path, kind, ticket, deadline, above).await {
+        let verdict = match recheck(shared, me, path, kind, ticket, deadline).await {
             Ok(verdict) => verdict,
             Err(error) => {
                 // The store failed after our entry landed: take it back now if we can, or leave
@@ -521,12 +514,11 @@ async fn recheck(
     kind: LockKind,
     mine: u64,
     deadline: Deadline,
-    above: Option<Vec<(LockPath, Option<Newest>)>>,
 ) -> Result<Verdict, LockError> {
     if crate::mutants::active(crate::mutants::Mutant::SkipRecheck) {
         return Ok(Verdict::Granted);
     }
-    for (other, any_kind, mut newest) in conflicting(shared, path, kind, above).await? {
+    for (other, any_kind, mut newest) in conflicting(shared, path, kind, None).await? {
         loop {
             let seen = see(shared, me, &other, newest.as_ref()).await;
             // c. A lock that may have been granted here with a larger ticket may have written

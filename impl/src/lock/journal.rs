@@ -107,6 +107,14 @@ async fn settle(
     paths: &[LockPath],
     found: Vec<ReadOutcome>,
 ) -> Result<Vec<Option<Newest>>, LockError> {
+    if found.len() != paths.len() {
+        // Fail closed: a journal left unread could hold a conflicting lock.
+        return Err(LockError::Store(StoreError::Unavailable(format!(
+            "the store answered {} of {} reads in a batch",
+            found.len(),
+            paths.len()
+        ))));
+    }
     let mut out = Vec::with_capacity(paths.len());
     for (path, found) in paths.iter().zip(found) {
         out.push(match newest_found(path, found)? {
@@ -117,22 +125,14 @@ async fn settle(
     Ok(out)
 }
 
-/// The check after our `acquire` create at `index` (is it the newest of `path`'s journal? see
-/// the module comment), then the newest entry of each of `others`: one store call for the
-/// check and the re-check's reads that follow it, in that order.
-pub async fn is_newest_then_newest_of(
-    store: &dyn Store,
-    path: &LockPath,
-    index: u64,
-    others: &[LockPath],
-) -> Result<(bool, Vec<Option<Newest>>), LockError> {
-    let prefix = path.journal_prefix();
-    let mut reads = vec![Read::List(prefix.clone())];
-    reads.extend(others.iter().map(newest_read));
-    let mut found = store.read_many(&reads).await?.into_iter();
-    let own = found.next().expect("one outcome per read");
-    let landed = indices_in(&prefix, &own.keys).last().copied() == Some(index);
-    Ok((landed, settle(store, others, found.collect()).await?))
+/// Whether `index` is the newest entry of `path`'s journal: the check after an `acquire`
+/// create (see the module comment).
+pub async fn is_newest(store: &dyn Store, path: &LockPath, index: u64) -> Result<bool, LockError> {
+    Ok(indices(store, &path.journal_prefix())
+        .await?
+        .last()
+        .copied()
+        == Some(index))
 }
 
 /// A name in the lock namespace that cannot be read as a journal's newest entry: a malformed or
@@ -207,6 +207,13 @@ pub async fn scan_below(store: &dyn Store, path: &LockPath) -> Result<Scan, Lock
         .map(|(entry_path, index)| Read::Get(entry_path.entry_key(*index)))
         .collect();
     let mut batched: Option<Vec<Option<Vec<u8>>>> = match store.read_many(&reads).await {
+        Ok(found) if found.len() != reads.len() => {
+            return Err(LockError::Store(StoreError::Unavailable(format!(
+                "the store answered {} of {} reads in a batch",
+                found.len(),
+                reads.len()
+            ))))
+        }
         Ok(found) => Some(
             found
                 .into_iter()
@@ -395,7 +402,11 @@ pub struct Claimed {
 /// the ticket above it at once, without listing the journal first (a process claiming alone
 /// saves one listing per claim; specs/lock.md §12). A stale `after` is what a claimer paused
 /// since its listing has, and the stray check below handles both alike: a ticket still present
-/// answers "already exists", one collected long ago is found far below the newest.
+/// answers "already exists", one collected long ago is found far below the newest. That there is
+/// no third case (a ticket above `after + 1` claimed while `after + 1` never was) rests on how
+/// every claim picks its number: one above a ticket it saw exist (a listing's newest, its own
+/// last ticket or listing's newest, a ticket that answered "already exists"), or 1. So ticket
+/// `k` is created only after ticket `k - 1` existed.
 pub async fn claim_ticket(
     store: &dyn Store,
     attempts_max: u32,

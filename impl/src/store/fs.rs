@@ -590,7 +590,9 @@ impl FsStore {
                     .as_str()
                     .rsplit_once('/')
                     .map_or("data".to_owned(), |(dir, _)| format!("data/{dir}"));
-                self.sync_dir(&dir, &parent).map_err(io)?;
+                // The name exists now: even ENOSPC here is not "nothing was created".
+                self.sync_dir(&dir, &parent)
+                    .map_err(|e| landed_io(key, e))?;
             }
             // From the open file, not the name: by now a collector may already have removed the
             // entry (it was superseded), and that must not turn our create into an error.
@@ -636,9 +638,10 @@ impl FsStore {
                 "crash during create of {key}"
             )));
         }
-        let ours = rustix::fs::fstat(&fd).map_err(|e| io(errno_io(e)))?;
+        // The name exists from here on: no error below may read "nothing was created" (Full).
+        let ours = rustix::fs::fstat(&fd).map_err(|e| landed_io(key, errno_io(e)))?;
         if sync_bytes {
-            rustix::fs::fsync(&fd).map_err(|e| io(errno_io(e)))?;
+            rustix::fs::fsync(&fd).map_err(|e| landed_io(key, errno_io(e)))?;
         }
         self.note_created(key, true);
         if sync_name {
@@ -646,7 +649,7 @@ impl FsStore {
                 .as_str()
                 .rsplit_once('/')
                 .map_or("data".to_owned(), |(dir, _)| format!("data/{dir}"));
-            self.sync_dir(dir, &parent).map_err(io)?;
+            self.sync_dir(dir, &parent).map_err(|e| landed_io(key, e))?;
         }
         Ok(Created::Created(Version(ours.st_ino)))
     }
@@ -1029,6 +1032,15 @@ impl FsStore {
         tokio::task::spawn_blocking(move || work(store))
             .await
             .map_err(|e| StoreError::Unavailable(format!("file-system worker failed: {e}")))?
+    }
+}
+
+/// An I/O error after a create's name was made: never [`StoreError::Full`] (which promises that
+/// nothing was created), even for ENOSPC, so that the caller reads back.
+fn landed_io(key: &Key, source: std::io::Error) -> StoreError {
+    StoreError::Io {
+        key: key.to_string(),
+        source,
     }
 }
 
