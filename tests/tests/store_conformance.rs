@@ -94,6 +94,40 @@ async fn fs_store_crash_after_each_create_step_leaves_absent_or_whole() {
     }
 }
 
+/// An empty entry (a ticket) is created with `O_EXCL` at its own name, with no temporary file:
+/// a crash before that (its directories made) leaves it absent, a crash after the name's
+/// creation leaves it there, whole (empty). It has no temporary-file steps, so a crash planned
+/// at one of those never comes and the create succeeds.
+#[tokio::test]
+async fn fs_store_crash_during_an_empty_create_leaves_it_whole() {
+    use lockstep::store::{CreateStep, Created, Key};
+    let dir = tempfile::tempdir().unwrap();
+    let store = FsStore::open(dir.path()).unwrap();
+    for (n, step) in CreateStep::ALL.iter().enumerate() {
+        let key = Key::new(format!("empty/{n}")).unwrap();
+        let result = store.crashing_after(*step).create(&key, b"").await;
+        let reopened = FsStore::open(dir.path()).unwrap();
+        let there = reopened.get(&key).await.unwrap();
+        match step {
+            CreateStep::DirsMade => {
+                assert!(result.is_err(), "{step:?}: the crash is reported");
+                assert!(there.is_none(), "{step:?}: absent");
+                let again = reopened.create(&key, b"").await.unwrap();
+                assert!(again.is_created(), "{step:?}: a later create works");
+                continue;
+            }
+            CreateStep::Linked => assert!(result.is_err(), "{step:?}: the crash is reported"),
+            _ => assert!(
+                matches!(result, Ok(Created::Created(_))),
+                "{step:?}: no such step in an empty create: {result:?}"
+            ),
+        }
+        assert_eq!(there.map(|(b, _)| b.len()), Some(0), "{step:?}: whole");
+        let again = reopened.create(&key, b"").await.unwrap();
+        assert_eq!(again, Created::AlreadyExists, "{step:?}");
+    }
+}
+
 /// A process that crashed between making an entry's directories and syncing them left names a
 /// power loss could still take. The next process to create there syncs every directory on the
 /// way, although it made none of them (before, `make_parent` returned early when a directory
