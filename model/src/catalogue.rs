@@ -12,7 +12,7 @@ use serde::Serialize;
 use stateright::Expectation;
 
 use crate::check::{
-    check, counterexample_of, Budget, CheckOptions, Protocol, Search, ShortestSearch, Signature,
+    check, Budget, CheckOptions, Protocol, Search, ShortestSearch, Signature,
 };
 use crate::trace::Trace;
 
@@ -250,13 +250,15 @@ where
                 Search::Found(path) => {
                     // The path the trace tells (regrouped so that each actor's steps sit
                     // together), as the Explorer's indices too: one search serves both.
-                    let (regrouped, _) =
+                    let regrouped =
                         crate::check::regroup(model, &path, Some(property), signature);
                     Finding {
                         reproduced: true,
                         exhaustive: true,
-                        counterexample: Some(counterexample_of(model, property, &path, signature)),
-                        explorer_steps: explorer_indices(model, &regrouped),
+                        counterexample: Some(crate::check::trace_of_regrouped(
+                            model, property, &regrouped,
+                        )),
+                        explorer_steps: explorer_indices(model, &regrouped.path),
                         ..nothing
                     }
                 }

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use stateright::{Checker, Expectation, Model};
 
+pub use crate::regroup::{regroup, Regrouped};
 use crate::trace::Trace;
 
 /// Why a budget cut a search short.
@@ -168,125 +169,28 @@ where
     M::State: Hash + Clone + PartialEq + std::fmt::Debug + Send + Sync + 'static,
     M::Action: Clone + std::fmt::Debug + PartialEq + Send + Sync + 'static,
 {
-    let (path, before) = regroup(model, path, Some(property), signature);
-    let mut trace = model.trace(&path);
-    trace.conclusion = model.conclusion(property, &path);
-    if before > trace.switches {
-        trace.switches_before_regrouping = Some(before);
-    }
-    trace
+    let regrouped = regroup(model, path, Some(property), signature);
+    trace_of_regrouped(model, property, &regrouped)
 }
 
-/// Regroups a behaviour so that each actor's steps sit together, and returns it with the number
-/// of switches between actors it had before. Two adjacent steps of different actors are swapped
-/// when they commute (each is enabled where the other was, the state between is within the
-/// model's boundary, and both orders reach the same state) and the swap lowers the number of
-/// switches, until no such swap is left. The last state is unchanged, so the property breaks
-/// exactly as before, and the length is unchanged. With `property` (an `always` property), a
-/// swap whose new state between would already break it is not made: a shortest counterexample
-/// has no such state, but a depth-first one, or the shortest one carrying a catalogue entry's
-/// signature, may. With a `signature`, a swap that would lose the signature's step is not made.
-/// This is a local search: the result has no more switches than the input, not necessarily the
-/// fewest possible.
-pub fn regroup<M>(
+/// The trace of a behaviour [`regroup`] returned, as [`counterexample_of`] tells it.
+pub fn trace_of_regrouped<M>(
     model: &M,
-    path: &[(M::State, Option<M::Action>)],
-    property: Option<&str>,
-    signature: Option<Signature<M>>,
-) -> (Vec<(M::State, Option<M::Action>)>, usize)
+    property: &str,
+    regrouped: &Regrouped<M::State, M::Action>,
+) -> Trace
 where
     M: Protocol,
     M::State: Hash + Clone + PartialEq + std::fmt::Debug + Send + Sync + 'static,
     M::Action: Clone + std::fmt::Debug + PartialEq + Send + Sync + 'static,
 {
-    let mut actors: Vec<String> = model
-        .trace(path)
-        .steps
-        .into_iter()
-        .map(|s| s.actor)
-        .collect();
-    let mut states: Vec<M::State> = path.iter().map(|(s, _)| s.clone()).collect();
-    let mut actions: Vec<M::Action> = path.iter().filter_map(|(_, a)| a.clone()).collect();
-    let before = crate::trace::switches(actors.iter().map(String::as_str));
-    if actions.len() + 1 != states.len() || actors.len() != actions.len() {
-        return (path.to_vec(), before);
+    let mut trace = model.trace(&regrouped.path);
+    trace.conclusion = model.conclusion(property, &regrouped.path);
+    if regrouped.before > trace.switches {
+        trace.switches_before_regrouping = Some(regrouped.before);
     }
-    let condition = property.and_then(|name| {
-        model
-            .properties()
-            .into_iter()
-            .find(|p| p.name == name && p.expectation == Expectation::Always)
-            .map(|p| p.condition)
-    });
-    let enabled = |state: &M::State, action: &M::Action| {
-        let mut enabled = Vec::new();
-        model.actions(state, &mut enabled);
-        enabled.contains(action)
-    };
-    // The switches a swap of steps i and i+1 can change: those between i-1 and i+2.
-    let window = |actors: &[String], i: usize| {
-        let from = i.saturating_sub(1);
-        let to = (i + 3).min(actors.len());
-        crate::trace::switches(actors[from..to].iter().map(String::as_str))
-    };
-    loop {
-        let mut swapped_any = false;
-        for i in 0..actions.len().saturating_sub(1) {
-            if actors[i] == actors[i + 1] {
-                continue;
-            }
-            let now = window(&actors, i);
-            actors.swap(i, i + 1);
-            let after = window(&actors, i);
-            actors.swap(i, i + 1);
-            if after >= now {
-                continue;
-            }
-            let (first, second) = (&actions[i], &actions[i + 1]);
-            if !enabled(&states[i], second) {
-                continue;
-            }
-            let Some(between) = model.next_state(&states[i], second.clone()) else {
-                continue;
-            };
-            if !model.within_boundary(&between) || !enabled(&between, first) {
-                continue;
-            }
-            if condition.is_some_and(|holds| !holds(model, &between)) {
-                continue;
-            }
-            if model.next_state(&between, first.clone()).as_ref() != Some(&states[i + 2]) {
-                continue;
-            }
-            let old = std::mem::replace(&mut states[i + 1], between);
-            actions.swap(i, i + 1);
-            if let Some(signature) = signature {
-                let carries = |j: usize| (signature.step)(model, &states[j], &actions[j]);
-                let kept = if signature.at_end {
-                    carries(actions.len() - 1)
-                } else {
-                    (0..actions.len()).any(carries)
-                };
-                if !kept {
-                    states[i + 1] = old;
-                    actions.swap(i, i + 1);
-                    continue;
-                }
-            }
-            actors.swap(i, i + 1);
-            swapped_any = true;
-        }
-        // Every swap lowers the switches, so this ends.
-        if !swapped_any {
-            break;
-        }
-    }
-    let mut actions = actions.into_iter().map(Some);
-    let path = states
-        .into_iter()
-        .map(|state| (state, actions.next().flatten()))
-        .collect();
-    (path, before)
+    trace.switches_fewest = regrouped.fewest;
+    trace
 }
 
 /// How to run a check.
@@ -996,8 +900,13 @@ mod tests {
 
     #[test]
     fn regrouping_lowers_the_switches_when_nothing_forbids_it() {
-        let (regrouped, before) = regroup(&Counters, &path(), None, None);
-        assert_eq!(before, 2);
+        let Regrouped {
+            path: regrouped,
+            before,
+            after,
+            fewest,
+        } = regroup(&Counters, &path(), None, None);
+        assert_eq!((before, after, fewest), (2, 1, true));
         assert_eq!(regrouped.last(), path().last(), "the same last state");
         assert_eq!(regrouped.len(), path().len(), "the same length");
         assert!(
@@ -1010,8 +919,13 @@ mod tests {
     /// the counterexample keeps its one violation, at its end.
     #[test]
     fn regrouping_never_passes_through_a_state_that_breaks_the_property() {
-        let (regrouped, before) = regroup(&Counters, &path(), Some("never bad"), None);
-        assert_eq!(before, 2);
+        let Regrouped {
+            path: regrouped,
+            before,
+            after,
+            fewest,
+        } = regroup(&Counters, &path(), Some("never bad"), None);
+        assert_eq!((before, after, fewest), (2, 2, true));
         assert_eq!(actors(&regrouped), "aba", "{regrouped:?}");
         let states: Vec<_> = regrouped.iter().map(|(s, _)| *s).collect();
         assert!(states[..states.len() - 1].iter().all(|s| !bad(s)));

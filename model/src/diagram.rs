@@ -682,6 +682,7 @@ mod tests {
             conclusion: Some("c0 and c1 both hold P /a".into()),
             switches: 4,
             switches_before_regrouping: None,
+            switches_fewest: false,
         }
     }
 

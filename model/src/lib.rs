@@ -5,7 +5,8 @@
 //! Each protocol lives in its own folder with the same files: `mod.rs` (the model: state,
 //! actions, properties), `seed.rs`, `fixed.rs`, `variant.rs`, `catalogue.rs` (its bugs and
 //! mutants) and `trace.rs` (its steps as people read them). The modules at the top know no
-//! protocol: `check` (the checker runner), `trace` (behaviours as numbered steps), `diagram`
+//! protocol: `check` (the checker runner), `regroup` (counterexamples with
+//! the fewest switches between actors), `trace` (behaviours as numbered steps), `diagram`
 //! (traces drawn as sequence diagrams), `catalogue` (running catalogue entries), `variant`
 //! (declaring variants).
 
@@ -17,6 +18,7 @@ pub mod merge;
 pub mod packed;
 pub mod preset;
 pub mod redo;
+pub mod regroup;
 pub mod trace;
 pub mod variant;
 pub mod vectors;

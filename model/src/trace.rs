@@ -72,6 +72,9 @@ pub struct Trace {
     pub switches: usize,
     /// The switches before the steps were regrouped (`check::regroup`), where that lowered them.
     pub switches_before_regrouping: Option<usize>,
+    /// Whether `switches` is proven the fewest of every reordering of the steps that keeps each
+    /// actor's steps in order and ends in the same state (`regroup`'s exact search completed).
+    pub switches_fewest: bool,
 }
 
 /// How often the actor changes from one step to the next.
@@ -92,12 +95,17 @@ impl Trace {
     /// `N switches between actors`, and how many there were before regrouping, if more.
     pub fn switches_text(&self) -> String {
         let plural = if self.switches == 1 { "" } else { "es" };
+        let fewest = if self.switches_fewest {
+            ", the fewest of any reordering"
+        } else {
+            ""
+        };
         match self.switches_before_regrouping {
             Some(before) => format!(
-                "{} switch{plural} between actors ({before} before regrouping)",
+                "{} switch{plural} between actors{fewest} ({before} before regrouping)",
                 self.switches
             ),
-            None => format!("{} switch{plural} between actors", self.switches),
+            None => format!("{} switch{plural} between actors{fewest}", self.switches),
         }
     }
 }
@@ -133,6 +141,7 @@ impl Trace {
             steps,
             conclusion: None,
             switches_before_regrouping: None,
+            switches_fewest: false,
         }
     }
 }

@@ -227,6 +227,7 @@ mod tests {
             conclusion: Some("something breaks".into()),
             switches: 4,
             switches_before_regrouping: None,
+            switches_fewest: false,
         }
     }
 

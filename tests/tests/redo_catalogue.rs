@@ -23,9 +23,10 @@ lockstep_tests::catalogue_tests!("redo" {
     mutant_manifest_first: "redo/mutant-manifest-first" => Steps(10);
     mutant_skip_manifest_check: "redo/mutant-skip-manifest-check" => Steps(15);
     mutant_effect_not_keyed: "redo/mutant-effect-not-keyed" => Steps(18);
+    mutant_effect_not_keyed_zombie_worker: "redo/mutant-effect-not-keyed-zombie-worker" => Steps(18);
     mutant_ack_before_apply: "redo/mutant-ack-before-apply" => Steps(20);
     mutant_keep_marker: "redo/mutant-keep-marker" => Steps(22);
     mutant_wait_for_dead_holder: "redo/mutant-wait-for-dead-holder" => Steps(2);
     mutant_item_keyed_by_index: "redo/mutant-item-keyed-by-index" => Steps(27);
-    mutant_no_replay: "redo/mutant-no-replay" => Unreached { unique_states: 92_088 };
+    mutant_no_replay: "redo/mutant-no-replay" => Unreached { unique_states: 94_568 };
 });

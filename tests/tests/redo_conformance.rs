@@ -172,7 +172,7 @@ fn plain_action(actor: ModelActor) -> RedoAction {
     match actor {
         ModelActor::Committer(c) => RedoAction::Commit(c),
         ModelActor::Recovery => RedoAction::Recovery,
-        ModelActor::Worker => RedoAction::Worker,
+        ModelActor::Worker(w) => RedoAction::Worker(w),
     }
 }
 
@@ -189,9 +189,9 @@ fn model_effect(
     match action {
         RedoAction::AddMessage => return Some(Message(last.added)),
         RedoAction::Restart => return None,
-        RedoAction::Worker | RedoAction::Ambiguous(ModelActor::Worker) => {
-            return match last.worker {
-                WStep::Idle => model.next_item(last).map(|i| Claim(i as u8)),
+        RedoAction::Worker(w) | RedoAction::Ambiguous(ModelActor::Worker(w)) => {
+            return match last.workers[w as usize] {
+                WStep::Idle => model.next_item(last, w as usize).map(|i| Claim(i as u8)),
                 WStep::Apply(i) => {
                     (next.effects[i as usize] > last.effects[i as usize]).then_some(Applied(i))
                 }
@@ -588,7 +588,7 @@ impl World {
             actor: if recover {
                 ModelActor::Recovery
             } else {
-                ModelActor::Worker
+                ModelActor::Worker(0)
             },
             landed,
             end: if crashed {
@@ -795,8 +795,9 @@ impl World {
     }
 
     /// The storage effect of the model's step `action` (to `next`). The worker's claim after a
-    /// claim whose answer it lost finds its own entry and creates nothing; the model, which has
-    /// one worker and no claim owners, cannot tell that retry from a claim over a dead worker's.
+    /// claim whose answer it lost finds its own entry and creates nothing; the model cannot tell
+    /// that retry from a claim over a dead worker's, since every worker pass of this harness is
+    /// a fresh process the model's worker 0 stands for.
     fn effect(&self, action: RedoAction, next: &RedoState) -> Option<Effect<u8>> {
         let last = &self.cursor.state;
         let effect = model_effect(&self.cursor.model, last, action, next);
@@ -811,16 +812,16 @@ impl World {
         self.cursor
             .act(action)
             .map_err(|()| format!("the model cannot take {action:?}\n{}", self.behaviour()))?;
-        if last.worker == WStep::Idle {
+        if last.workers[0] == WStep::Idle {
             self.claim_retry = match action {
-                RedoAction::Ambiguous(ModelActor::Worker) => {
-                    self.cursor.model.next_item(&last).map(|i| i as u8)
+                RedoAction::Ambiguous(ModelActor::Worker(0)) => {
+                    self.cursor.model.next_item(&last, 0).map(|i| i as u8)
                 }
-                RedoAction::Worker => None,
+                RedoAction::Worker(0) => None,
                 _ => self.claim_retry,
             };
         }
-        if action == RedoAction::CrashWorker {
+        if action == RedoAction::CrashWorker(0) {
             self.claim_retry = None;
         }
         Ok(())
@@ -1086,8 +1087,9 @@ impl World {
             let ended = match actor {
                 ModelActor::Committer(c) => state.committers[c as usize].step == CStep::Done,
                 ModelActor::Recovery => state.recovery == RStep::Idle,
-                ModelActor::Worker => {
-                    state.worker == WStep::Idle && self.cursor.model.next_item(state).is_none()
+                ModelActor::Worker(w) => {
+                    state.workers[w as usize] == WStep::Idle
+                        && self.cursor.model.next_item(state, w as usize).is_none()
                 }
             };
             if ended {
@@ -1155,9 +1157,8 @@ impl World {
                     ModelActor::Recovery => {
                         (state.recovery != RStep::Idle).then_some(RedoAction::CrashRecovery)
                     }
-                    ModelActor::Worker => {
-                        (state.worker != WStep::Idle).then_some(RedoAction::CrashWorker)
-                    }
+                    ModelActor::Worker(w) => (state.workers[w as usize] != WStep::Idle)
+                        .then_some(RedoAction::CrashWorker(w)),
                 };
                 match crash {
                     Some(crash) => self.take(crash),

@@ -187,6 +187,19 @@ pub fn entries() -> Vec<Entry> {
         entry("redo/mutant-manifest-first", planted, "the manifest created before its memories: readers see a manifest naming memories that do not exist", "mutant of specs/redo.md (manifest last)", "memories whole", mutant(RedoMutation::ManifestFirst), None),
         entry("redo/mutant-skip-manifest-check", planted, "phase 2 does not read the manifest first: a replay of a finished extraction extracts and writes again", "mutant of specs/redo.md (recovery)", "recovery idempotent", mutant(RedoMutation::SkipManifestCheck), None),
         entry("redo/mutant-effect-not-keyed", planted, "the semantic effect applied without its key: a re-delivery applies it twice", "mutant of specs/redo.md (keyed effects)", "effect applied once", RedoConfig { faults: 0, ..mutant(RedoMutation::EffectNotKeyed) }, None),
+        entry("redo/mutant-effect-not-keyed-zombie-worker", planted,
+            "the semantic effect applied without its key, and no crash at all: a worker's lease is lost after it applied an item's effect, a second worker claims the row over it (the store proves the first dead) and applies the effect again",
+            "mutant of specs/redo.md (keyed effects; etcd owner leases, #15247)", "effect applied once",
+            RedoConfig { committers: 1, messages: 1, crashes: 0, restarts: 0, expiries: 0, faults: 0, workers: 2, worker_lease_losses: 1, ..mutant(RedoMutation::EffectNotKeyed) },
+            Some(Signature {
+                step: |_, state, action| {
+                    // The second application is by a worker that claimed over a zombie's claim.
+                    let RedoAction::Worker(w) = action else { return false };
+                    matches!(state.workers[*w as usize], super::WStep::Apply(i)
+                        if state.effects[i as usize] > 0 && state.worker_lease_lost != 0)
+                },
+                at_end: true,
+            })),
         entry("redo/mutant-ack-before-apply", planted, "the worker acks before applying: a crash between loses the item", "mutant of specs/redo.md (ack after apply)", "delivered at least once", mutant(RedoMutation::AckBeforeApply), None),
         entry("redo/mutant-keep-marker", planted, "recovery never creates done for a replayed commit", "mutant of specs/redo.md (recovery)", "every redo record finished", mutant(RedoMutation::KeepMarker), None),
         entry("redo/mutant-wait-for-dead-holder", planted, "the session lock of a crashed holder is waited for until its lease expires (a lock file with no liveness)", "mutant of specs/redo.md (the session lock is a path lock with kernel-proven liveness)", "no wait for a dead holder", RedoConfig { expiries: 0, faults: 0, ..mutant(RedoMutation::WaitForDeadHolder) }, None),

@@ -60,6 +60,11 @@ pub const MEMORIES: usize = 2;
 /// Extractions of one archive the model can tell apart (each writes under its own keys).
 pub const EXTRACTIONS_MAX: usize = 4;
 pub const SLOTS: usize = MEMORIES * EXTRACTIONS_MAX;
+/// Semantic-queue workers: the default worlds have one; the `worker-lease-loss` world two, one
+/// of them in the process a restart restarts and the other a process of its own.
+pub const WORKERS_MAX: usize = 2;
+/// `RedoState::claimer` of a row nobody alive claims: none, or its worker crashed.
+pub const NO_CLAIM: u8 = u8::MAX;
 /// Sessions sharing one queue, one recovery and one worker (the opt-in `two-sessions` world).
 /// Archive `k` of session `s` is the state's archive slot `k * sessions + s`.
 pub const SESSIONS_MAX: usize = 2;
@@ -91,6 +96,13 @@ pub struct RedoConfig {
     /// may then replay its archive while it runs on, and its session lock is taken over.
     #[serde(default)]
     pub lease_losses: u8,
+    /// Semantic-queue workers (1 or 2, fixed variants only with 2). Worker 0 runs in the process
+    /// a restart restarts; worker 1 is a process of its own that a restart leaves running.
+    pub workers: u8,
+    /// Lost worker leases: the store proves a worker dead while it still runs, so another
+    /// worker may claim its row over it while it applies and acks (a zombie worker).
+    #[serde(default)]
+    pub worker_lease_losses: u8,
 }
 
 impl RedoConfig {
@@ -106,6 +118,8 @@ impl RedoConfig {
             session_lock: true,
             sessions: 1,
             lease_losses: 0,
+            workers: 1,
+            worker_lease_losses: 0,
         }
     }
 }
@@ -206,11 +220,14 @@ pub struct RedoState {
     pub processing: [u8; ARCHIVES_MAX],
     /// Semantic effects of an archive's item that landed (fixed: one keyed create).
     pub effects: [u8; ARCHIVES_MAX],
+    /// Fixed: the worker whose claim is the newest on each archive's row (`NO_CLAIM`: none, or
+    /// its worker crashed). A claim is taken over only where the store proves its worker dead.
+    pub claimer: [u8; ARCHIVES_MAX],
     pub committers: [Committer; COMMITTERS_MAX],
     /// Who holds each session lock's lease.
     pub locks: [Option<u8>; SESSIONS_MAX],
     pub recovery: RStep,
-    pub worker: WStep,
+    pub workers: [WStep; WORKERS_MAX],
     pub crashes_left: u8,
     pub restarts_left: u8,
     pub expiries_left: u8,
@@ -228,6 +245,9 @@ pub struct RedoState {
     /// Committers whose lease was lost while they run (bitmask).
     pub lease_lost: u8,
     pub lease_losses_left: u8,
+    /// Workers whose lease was lost while they run (bitmask): zombies.
+    pub worker_lease_lost: u8,
+    pub worker_lease_losses_left: u8,
 }
 
 /// Who takes a step.
@@ -235,7 +255,7 @@ pub struct RedoState {
 pub enum Actor {
     Committer(u8),
     Recovery,
-    Worker,
+    Worker(u8),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -250,14 +270,16 @@ pub enum RedoAction {
     Restart,
     Recovery,
     CrashRecovery,
-    Worker,
-    CrashWorker,
+    Worker(u8),
+    CrashWorker(u8),
     /// Session `s`'s lock's lease runs out while its holder may still run.
     Expire(u8),
     /// The actor's next write lands, and the actor sees an error.
     Ambiguous(Actor),
     /// Committer `c`'s lease is lost: the store proves it dead while it runs on.
     LoseLease(u8),
+    /// Worker `w`'s lease is lost: the store proves it dead while it runs on.
+    LoseWorkerLease(u8),
     /// Seed: the replay's enqueue fails; the replay raises and keeps its marker.
     FailEnqueue,
 }
@@ -278,6 +300,12 @@ impl RedoModel {
         }
         if config.sessions == 0 || config.sessions as usize > SESSIONS_MAX {
             return Err(format!("sessions must be between 1 and {SESSIONS_MAX}"));
+        }
+        if config.workers == 0 || config.workers as usize > WORKERS_MAX {
+            return Err(format!("workers must be between 1 and {WORKERS_MAX}"));
+        }
+        if config.workers > 1 && config.variant.is_seed() {
+            return Err("two workers: fixed variants only (the seed's SQLite queue is one process's)".into());
         }
         if config.sessions > 1 && (config.variant.is_seed() || config.committers < config.sessions)
         {
@@ -301,6 +329,29 @@ impl RedoModel {
 
     pub fn committers(&self) -> std::ops::Range<usize> {
         0..self.config.committers as usize
+    }
+
+    pub fn workers(&self) -> std::ops::Range<usize> {
+        0..self.config.workers as usize
+    }
+
+    /// How traces name worker `w`: `worker` in a world of one, `w0` and `w1` in a world of two.
+    pub fn worker_name(&self, w: u8) -> String {
+        if self.config.workers == 1 {
+            "worker".into()
+        } else {
+            format!("w{w}")
+        }
+    }
+
+    /// Whether the newest claim on archive `i`'s row may be claimed over by worker `w`: nobody
+    /// alive claims it (none, or its worker crashed), the store proves its worker dead (a lost
+    /// lease: that worker may still run), or it is `w`'s own (a claim whose answer `w` lost).
+    pub fn claimable(&self, state: &RedoState, i: usize, w: usize) -> bool {
+        let claimer = state.claimer[i];
+        claimer == NO_CLAIM
+            || claimer as usize == w
+            || state.worker_lease_lost & (1 << claimer) != 0
     }
 
     pub fn locks(&self) -> bool {
@@ -510,8 +561,8 @@ impl RedoModel {
             Actor::Recovery => {
                 matches!(state.recovery, RStep::Replay { p2, .. } if p2.stage.writes())
             }
-            Actor::Worker => match state.worker {
-                WStep::Idle => self.next_item(state).is_some(),
+            Actor::Worker(w) => match state.workers[w as usize] {
+                WStep::Idle => self.next_item(state, w as usize).is_some(),
                 WStep::Apply(_) | WStep::Ack(_) => true,
             },
         }
@@ -567,30 +618,36 @@ impl RedoModel {
         };
     }
 
-    /// The row an idle worker claims next: the oldest pending one, or (fixed) the oldest whose
-    /// claim is a dead worker's. The model has one worker, so a claim an idle worker finds is
-    /// one a crashed worker left (or its own create whose answer it lost); lockstep's queue
-    /// lets the next worker claim over a claim whose worker the store proves dead. The seed's
-    /// SQLite queue leaves it `processing` until a restart's `recover_stale`.
-    pub fn next_item(&self, state: &RedoState) -> Option<usize> {
+    /// The row idle worker `w` claims next: the oldest pending one, or (fixed) the oldest whose
+    /// claim it may claim over (`claimable`: a crashed worker's, one whose worker the store
+    /// proves dead, or its own create whose answer it lost). The seed's SQLite queue leaves a
+    /// row `processing` until a restart's `recover_stale`.
+    pub fn next_item(&self, state: &RedoState, w: usize) -> Option<usize> {
         let seed = self.variant().is_seed();
-        (0..ARCHIVES_MAX).find(|i| state.queued[*i] > 0 || (!seed && state.processing[*i] > 0))
+        (0..ARCHIVES_MAX).find(|i| {
+            state.queued[*i] > 0
+                || (!seed && state.processing[*i] > 0 && self.claimable(state, *i, w))
+        })
     }
 
-    fn worker_step(&self, state: &mut RedoState) -> bool {
-        match state.worker {
+    fn worker_step(&self, state: &mut RedoState, w: usize) -> bool {
+        match state.workers[w] {
             WStep::Idle => {
-                // Dequeue: claim the row (seed: one transaction marks it processing).
-                let Some(i) = self.next_item(state) else {
+                // Dequeue: claim the row (seed: one transaction marks it processing; fixed: the
+                // next entry of the row's claim journal, over a claim `claimable` allows).
+                let Some(i) = self.next_item(state, w) else {
                     return false;
                 };
                 if state.queued[i] > 0 {
                     state.queued[i] -= 1;
                     state.processing[i] += 1;
                 }
-                state.worker = WStep::Apply(i as u8);
+                if !self.variant().is_seed() {
+                    state.claimer[i] = w as u8;
+                }
+                state.workers[w] = WStep::Apply(i as u8);
                 if self.has(RedoMutation::AckBeforeApply) {
-                    state.worker = WStep::Ack(i as u8);
+                    state.workers[w] = WStep::Ack(i as u8);
                 }
             }
             WStep::Apply(i) => {
@@ -603,17 +660,21 @@ impl RedoModel {
                     // Create-if-absent at the item's key: it lands only where none is stored.
                     state.effects[i as usize] = 1;
                 }
-                state.worker = if self.has(RedoMutation::AckBeforeApply) {
+                state.workers[w] = if self.has(RedoMutation::AckBeforeApply) {
                     WStep::Idle
                 } else {
                     WStep::Ack(i)
                 };
             }
             WStep::Ack(i) => {
-                // Deletes the row (a delete of a row already gone is a no-op).
+                // Deletes the row, then its claims (a delete of a row already gone is a no-op:
+                // a zombie's ack after another worker acked the row).
                 let p = &mut state.processing[i as usize];
                 *p = p.saturating_sub(1);
-                state.worker = if self.has(RedoMutation::AckBeforeApply) {
+                if *p == 0 {
+                    state.claimer[i as usize] = NO_CLAIM;
+                }
+                state.workers[w] = if self.has(RedoMutation::AckBeforeApply) {
                     WStep::Apply(i)
                 } else {
                     WStep::Idle
@@ -670,10 +731,11 @@ impl Model for RedoModel {
             queued: [0; ARCHIVES_MAX],
             processing: [0; ARCHIVES_MAX],
             effects: [0; ARCHIVES_MAX],
+            claimer: [NO_CLAIM; ARCHIVES_MAX],
             committers,
             locks: [None; SESSIONS_MAX],
             recovery: RStep::Idle,
-            worker: WStep::Idle,
+            workers: [WStep::Idle; WORKERS_MAX],
             crashes_left: self.config.crashes,
             restarts_left: self.config.restarts,
             expiries_left: self.config.expiries,
@@ -688,6 +750,12 @@ impl Model for RedoModel {
                 0
             } else {
                 self.config.lease_losses
+            },
+            worker_lease_lost: 0,
+            worker_lease_losses_left: if self.variant().is_seed() {
+                0
+            } else {
+                self.config.worker_lease_losses
             },
         }]
     }
@@ -719,7 +787,14 @@ impl Model for RedoModel {
                 actions.push(RedoAction::Expire(s as u8));
             }
         }
-        let any_processing = state.processing.iter().any(|p| *p > 0);
+        // A row a restart's RecoverStale frees: claimed by nobody alive, by a worker the store
+        // proves dead, or by worker 0, which the restart restarts (it must be idle: a restart
+        // while it works is a crash of it first).
+        let stale_row = (0..ARCHIVES_MAX).any(|i| {
+            state.processing[i] > 0
+                && (seed || self.claimable(state, i, 0))
+                && state.workers[0] == WStep::Idle
+        });
         let dead_lock = !seed
             && state
                 .locks
@@ -734,7 +809,7 @@ impl Model for RedoModel {
                 })
                 .is_some()
                 || dead_lock
-                || (any_processing && state.worker == WStep::Idle))
+                || stale_row)
         {
             actions.push(RedoAction::Restart);
         }
@@ -751,18 +826,28 @@ impl Model for RedoModel {
                 }
             }
         }
-        if state.worker != WStep::Idle || self.next_item(state).is_some() {
-            actions.push(RedoAction::Worker);
-            if state.worker != WStep::Idle && state.crashes_left > 0 {
-                actions.push(RedoAction::CrashWorker);
+        for w in self.workers() {
+            let busy = state.workers[w] != WStep::Idle;
+            if busy || self.next_item(state, w).is_some() {
+                actions.push(RedoAction::Worker(w as u8));
+                if busy && state.crashes_left > 0 {
+                    actions.push(RedoAction::CrashWorker(w as u8));
+                }
+                if !seed && state.faults_left > 0 && self.writes(state, Actor::Worker(w as u8)) {
+                    actions.push(RedoAction::Ambiguous(Actor::Worker(w as u8)));
+                }
             }
-            if !seed && state.faults_left > 0 && self.writes(state, Actor::Worker) {
-                actions.push(RedoAction::Ambiguous(Actor::Worker));
+            // A lease lost while the worker holds a claim: a loss while it is idle is the same
+            // as one right after its next claim.
+            if busy && state.worker_lease_losses_left > 0 && state.worker_lease_lost & (1 << w) == 0
+            {
+                actions.push(RedoAction::LoseWorkerLease(w as u8));
             }
         }
     }
 
     fn next_state(&self, last: &RedoState, action: RedoAction) -> Option<RedoState> {
+        let seed = self.variant().is_seed();
         let mut state = last.clone();
         let moved = match action {
             RedoAction::AddMessage => {
@@ -791,12 +876,22 @@ impl Model for RedoModel {
             }
             RedoAction::Restart => {
                 state.restarts_left -= 1;
-                // The worker runs in the restarted process: whatever it was doing is gone, and
-                // the queue's RecoverStale(0) puts every processing row back to pending.
-                state.worker = WStep::Idle;
+                // Worker 0 runs in the restarted process: whatever it was doing is gone (a new
+                // process, a new owner), and its claims are a dead worker's. The queue's
+                // RecoverStale puts processing rows back to pending: the seed's `recover_stale(0)`
+                // every one; lockstep's `recover` those whose worker the store proves dead (a
+                // second worker's process runs on, and keeps its claim).
+                state.workers[0] = WStep::Idle;
+                state.worker_lease_lost &= !1;
                 for i in 0..ARCHIVES_MAX {
-                    state.queued[i] += state.processing[i];
-                    state.processing[i] = 0;
+                    if state.claimer[i] == 0 {
+                        state.claimer[i] = NO_CLAIM;
+                    }
+                    if seed || self.claimable(&state, i, 0) {
+                        state.queued[i] += state.processing[i];
+                        state.processing[i] = 0;
+                        state.claimer[i] = NO_CLAIM;
+                    }
                 }
                 // The path locks' recovery frees the lease of a holder the store proves dead
                 // (the seeds' lock files have no liveness: only their expiry frees them).
@@ -822,10 +917,22 @@ impl Model for RedoModel {
                 state.crashes_left -= 1;
                 true
             }
-            RedoAction::Worker => self.worker_step(&mut state),
-            RedoAction::CrashWorker => {
-                state.worker = WStep::Idle; // its row stays `processing` until a restart
+            RedoAction::Worker(w) => self.worker_step(&mut state, w as usize),
+            RedoAction::CrashWorker(w) => {
+                // Its row stays `processing` (seed: until a restart; fixed: until a worker
+                // claims over it, the store proving its worker dead). A new process with a new
+                // owner takes the worker's place.
+                state.workers[w as usize] = WStep::Idle;
+                for claimer in state.claimer.iter_mut().filter(|c| **c == w) {
+                    *claimer = NO_CLAIM;
+                }
+                state.worker_lease_lost &= !(1 << w);
                 state.crashes_left -= 1;
+                true
+            }
+            RedoAction::LoseWorkerLease(w) => {
+                state.worker_lease_lost |= 1 << w;
+                state.worker_lease_losses_left -= 1;
                 true
             }
             RedoAction::Expire(s) => {
@@ -839,14 +946,14 @@ impl Model for RedoModel {
                 let moved = match actor {
                     Actor::Committer(c) => self.commit_step(&mut state, c as usize),
                     Actor::Recovery => self.recovery_step(&mut state),
-                    Actor::Worker => self.worker_step(&mut state),
+                    Actor::Worker(w) => self.worker_step(&mut state, w as usize),
                 };
                 match actor {
                     Actor::Committer(c) => {
                         state.committers[c as usize] = last.committers[c as usize]
                     }
                     Actor::Recovery => state.recovery = last.recovery,
-                    Actor::Worker => state.worker = last.worker,
+                    Actor::Worker(w) => state.workers[w as usize] = last.workers[w as usize],
                 }
                 state.faults_left -= 1;
                 moved
@@ -1029,6 +1136,13 @@ impl Protocol for RedoModel {
                 self.config.messages
             )
         }];
+        let mut setup = setup;
+        if self.config.workers > 1 {
+            setup.push(format!(
+                "{} queue workers: w0 runs in the process a restart restarts, the others are processes of their own",
+                self.config.workers
+            ));
+        }
         Trace::from_path(
             setup,
             path,
@@ -1086,6 +1200,16 @@ pub fn presets() -> Vec<crate::preset::Preset<RedoConfig>> {
             config: RedoConfig {
                 lease_losses: 1,
                 faults: 0,
+                ..RedoConfig::new(RedoVariant::Fixed(None))
+            },
+        },
+        crate::preset::Preset {
+            name: "worker-lease-loss",
+            about: "2 queue workers (one in the restarted process, one a process of its own), 2 committers, 2 messages, 1 crash, 1 restart, 1 lease expiry, 1 ambiguous write, and 2 worker leases lost while their workers hold claims: another worker claims over a zombie while it applies and acks",
+            default: true,
+            config: RedoConfig {
+                workers: 2,
+                worker_lease_losses: 2,
                 ..RedoConfig::new(RedoVariant::Fixed(None))
             },
         },

@@ -79,7 +79,17 @@ pub fn state_rows(model: &RedoModel, state: &RedoState) -> Vec<(String, String)>
         ));
     }
     rows.push(("recovery".to_owned(), format!("{:?}", state.recovery)));
-    rows.push(("worker".to_owned(), format!("{:?}", state.worker)));
+    for w in model.workers() {
+        let lost = if state.worker_lease_lost & (1 << w) != 0 {
+            "; its lease is lost"
+        } else {
+            ""
+        };
+        rows.push((
+            model.worker_name(w as u8),
+            format!("{:?}{lost}", state.workers[w]),
+        ));
+    }
     rows
 }
 
@@ -160,8 +170,8 @@ pub fn describe(
             "CRASHES while writing the redo marker: it is left zero bytes".into(),
         ),
         RedoAction::CrashRecovery => ("recovery".into(), "CRASHES".into()),
-        RedoAction::CrashWorker => (
-            "worker".into(),
+        RedoAction::CrashWorker(w) => (
+            model.worker_name(w),
             if seed {
                 "CRASHES (a dequeued row stays `processing` until a restart)".into()
             } else {
@@ -202,17 +212,29 @@ pub fn describe(
             let (who, text) = describe(model, last, plain(actor), next);
             (who, format!("{text}: LANDS, but the caller sees an error"))
         }
-        RedoAction::Worker => {
-            let text = match last.worker {
+        RedoAction::LoseWorkerLease(w) => (
+            "store".into(),
+            format!("{}'s lease is LOST while it runs (a stall or a partition; etcd #15247): the store proves it dead from now on", model.worker_name(w)),
+        ),
+        RedoAction::Worker(w) => {
+            let text = match last.workers[w as usize] {
                 WStep::Idle => {
-                    let i = model.next_item(last).unwrap_or(0);
+                    let i = model.next_item(last, w as usize).unwrap_or(0);
                     let name = model.archive_name(i as u8);
+                    let claimer = last.claimer[i];
                     if seed {
                         format!("dequeue the item of archive {name} (row → processing)")
                     } else if last.queued[i] > 0 {
                         format!("claim the row of archive {name}")
-                    } else {
+                    } else if claimer == w {
+                        format!("claim the row of archive {name} → already claimed, by itself (its claim's answer was lost)")
+                    } else if claimer == super::NO_CLAIM {
                         format!("claim the row of archive {name} over a crashed worker's claim")
+                    } else {
+                        format!(
+                            "claim the row of archive {name} over {}'s claim (the store proves it dead)",
+                            model.worker_name(claimer)
+                        )
                     }
                 }
                 WStep::Apply(i) if seed || model.has(super::RedoMutation::EffectNotKeyed) => {
@@ -225,7 +247,7 @@ pub fn describe(
                 ),
                 WStep::Ack(i) => format!("ack the item of archive {} (delete the row)", model.archive_name(i)),
             };
-            ("worker".into(), text)
+            (model.worker_name(w), text)
         }
         RedoAction::Recovery => {
             let text = match last.recovery {
@@ -334,14 +356,14 @@ pub fn step_kind(
     _next: &RedoState,
 ) -> StepKind {
     match action {
-        RedoAction::CrashCommitter(_) | RedoAction::CrashRecovery | RedoAction::CrashWorker => {
+        RedoAction::CrashCommitter(_) | RedoAction::CrashRecovery | RedoAction::CrashWorker(_) => {
             StepKind::Crash
         }
         // The marker's write half-lands (zero bytes) and its writer dies: a write whose caller
         // never learns its outcome.
         RedoAction::CrashTearingMarker(_) => StepKind::Ambiguous,
         RedoAction::Expire(_) => StepKind::Time,
-        RedoAction::LoseLease(_) => StepKind::LeaseLost,
+        RedoAction::LoseLease(_) | RedoAction::LoseWorkerLease(_) => StepKind::LeaseLost,
         RedoAction::FailEnqueue => StepKind::Failed,
         RedoAction::Ambiguous(_) => StepKind::Ambiguous,
         // In `describe`'s order: the seed's read of a torn marker and the no-replay mutant's
@@ -363,7 +385,7 @@ pub fn step_kind(
             CStep::Phase2(p2) if p2.stage == P2Stage::Extract => StepKind::Local,
             _ => StepKind::Storage,
         },
-        RedoAction::AddMessage | RedoAction::Restart | RedoAction::Worker => StepKind::Storage,
+        RedoAction::AddMessage | RedoAction::Restart | RedoAction::Worker(_) => StepKind::Storage,
     }
 }
 
@@ -371,7 +393,7 @@ fn plain(actor: Actor) -> RedoAction {
     match actor {
         Actor::Committer(c) => RedoAction::Commit(c),
         Actor::Recovery => RedoAction::Recovery,
-        Actor::Worker => RedoAction::Worker,
+        Actor::Worker(w) => RedoAction::Worker(w),
     }
 }
 
@@ -385,8 +407,12 @@ pub fn action_name(action: RedoAction) -> String {
         RedoAction::Restart => "restart".into(),
         RedoAction::Recovery => "recovery".into(),
         RedoAction::CrashRecovery => "crash recovery".into(),
-        RedoAction::Worker => "worker".into(),
-        RedoAction::CrashWorker => "crash worker".into(),
+        // Worker 0 keeps the one-worker worlds' names.
+        RedoAction::Worker(0) => "worker".into(),
+        RedoAction::Worker(w) => format!("worker w{w}"),
+        RedoAction::CrashWorker(0) => "crash worker".into(),
+        RedoAction::CrashWorker(w) => format!("crash worker w{w}"),
+        RedoAction::LoseWorkerLease(w) => format!("lose lease w{w}"),
         RedoAction::Expire(0) => "expire".into(),
         RedoAction::Expire(s) => format!("expire s{s}"),
         RedoAction::FailEnqueue => "fail enqueue".into(),

@@ -185,21 +185,21 @@ fn run_worker(
     mut state: RedoState,
     crash_after: Option<u8>,
 ) -> Option<(RedoState, &'static str)> {
-    if state.worker != WStep::Idle || model.next_item(&state).is_none() {
+    if state.workers[0] != WStep::Idle || model.next_item(&state, 0).is_none() {
         return None;
     }
     let mut creates = 0;
     for _ in 0..8 {
         if crash_after == Some(creates) {
-            return take(model, &state, RedoAction::CrashWorker).map(|s| (s, "crashed"));
+            return take(model, &state, RedoAction::CrashWorker(0)).map(|s| (s, "crashed"));
         }
         let before = state.clone();
-        state = take(model, &state, RedoAction::Worker)?;
+        state = take(model, &state, RedoAction::Worker(0))?;
         // The dequeue is the claim's create; the effect's create counts only if it created.
-        if before.worker == WStep::Idle || before.effects != state.effects {
+        if before.workers[0] == WStep::Idle || before.effects != state.effects {
             creates += 1;
         }
-        if state.worker == WStep::Idle {
+        if state.workers[0] == WStep::Idle {
             return (crash_after != Some(creates)).then_some((state, "worked"));
         }
     }

@@ -134,6 +134,14 @@ pub struct Bounds {
     /// commits session c % 2 and message m goes to session m % 2).
     #[arg(long)]
     sessions: Option<u8>,
+    /// redo: semantic-queue workers (1 or 2; worker 0 runs in the process a restart restarts,
+    /// worker 1 is a process of its own).
+    #[arg(long)]
+    workers: Option<u8>,
+    /// redo: lost worker leases: the store proves a worker dead while it still holds a claim, so
+    /// another worker claims the row over it while it runs on.
+    #[arg(long)]
+    worker_lease_losses: Option<u8>,
 }
 
 impl Bounds {
@@ -144,7 +152,7 @@ impl Bounds {
         const REDO: &[&str] = &["redo"];
         const LOCK_MERGE: &[&str] = &["lock", "merge"];
         const ALL: &[&str] = &["lock", "merge", "redo"];
-        let flags: [(&str, bool, &[&str]); 26] = [
+        let flags: [(&str, bool, &[&str]); 28] = [
             ("--clients", self.clients.is_some(), LOCK),
             ("--tree", self.tree.is_some(), LOCK),
             ("--modes", self.modes.is_some(), LOCK),
@@ -179,6 +187,12 @@ impl Bounds {
             ("--expiries", self.expiries.is_some(), REDO),
             ("--no-session-lock", self.no_session_lock, REDO),
             ("--sessions", self.sessions.is_some(), REDO),
+            ("--workers", self.workers.is_some(), REDO),
+            (
+                "--worker-lease-losses",
+                self.worker_lease_losses.is_some(),
+                REDO,
+            ),
         ];
         flags
             .into_iter()
@@ -257,6 +271,10 @@ impl Bounds {
             session_lock: config.session_lock && !self.no_session_lock,
             sessions: self.sessions.unwrap_or(config.sessions),
             lease_losses: self.lease_losses.unwrap_or(config.lease_losses),
+            workers: self.workers.unwrap_or(config.workers),
+            worker_lease_losses: self
+                .worker_lease_losses
+                .unwrap_or(config.worker_lease_losses),
             ..config
         }
     }
