@@ -96,8 +96,9 @@ pub struct RedoConfig {
     /// may then replay its archive while it runs on, and its session lock is taken over.
     #[serde(default)]
     pub lease_losses: u8,
-    /// Semantic-queue workers (1 or 2, fixed variants only with 2). Worker 0 runs in the process
-    /// a restart restarts; worker 1 is a process of its own that a restart leaves running.
+    /// Semantic-queue workers (1 or 2). Worker 0 runs in the process a restart restarts; worker 1
+    /// is a process of its own that a restart leaves running (the seeds: both run in the server
+    /// process, beside its SQLite queue, and a restart restarts both).
     pub workers: u8,
     /// Lost worker leases: the store proves a worker dead while it still runs, so another
     /// worker may claim its row over it while it applies and acks (a zombie worker).
@@ -303,9 +304,6 @@ impl RedoModel {
         }
         if config.workers == 0 || config.workers as usize > WORKERS_MAX {
             return Err(format!("workers must be between 1 and {WORKERS_MAX}"));
-        }
-        if config.workers > 1 && config.variant.is_seed() {
-            return Err("two workers: fixed variants only (the seed's SQLite queue is one process's)".into());
         }
         if config.sessions > 1 && (config.variant.is_seed() || config.committers < config.sessions)
         {
@@ -787,9 +785,9 @@ impl Model for RedoModel {
                 actions.push(RedoAction::Expire(s as u8));
             }
         }
-        // A row a restart's RecoverStale frees: claimed by nobody alive, by a worker the store
-        // proves dead, or by worker 0, which the restart restarts (it must be idle: a restart
-        // while it works is a crash of it first).
+        // A row a restart's RecoverStale frees (seed: every processing row): claimed by nobody
+        // alive, by a worker the store proves dead, or by worker 0, which the restart restarts.
+        // A row worker 0 is still working on is no reason for a restart on its own.
         let stale_row = (0..ARCHIVES_MAX).any(|i| {
             state.processing[i] > 0
                 && (seed || self.claimable(state, i, 0))
@@ -882,6 +880,9 @@ impl Model for RedoModel {
                 // every one; lockstep's `recover` those whose worker the store proves dead (a
                 // second worker's process runs on, and keeps its claim).
                 state.workers[0] = WStep::Idle;
+                if seed {
+                    state.workers = [WStep::Idle; WORKERS_MAX];
+                }
                 state.worker_lease_lost &= !1;
                 for i in 0..ARCHIVES_MAX {
                     if state.claimer[i] == 0 {
@@ -1138,10 +1139,17 @@ impl Protocol for RedoModel {
         }];
         let mut setup = setup;
         if self.config.workers > 1 {
-            setup.push(format!(
-                "{} queue workers: w0 runs in the process a restart restarts, the others are processes of their own",
-                self.config.workers
-            ));
+            setup.push(if self.variant().is_seed() {
+                format!(
+                    "{} queue workers, in the server process beside its SQLite queue",
+                    self.config.workers
+                )
+            } else {
+                format!(
+                    "{} queue workers: w0 runs in the process a restart restarts, the others are processes of their own",
+                    self.config.workers
+                )
+            });
         }
         Trace::from_path(
             setup,
