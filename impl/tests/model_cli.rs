@@ -813,7 +813,33 @@ fn report_refuses_a_bad_benchmark_file() {
 fn the_explorer_names_steps_and_draws_the_path_so_far() {
     for protocol in ["lock", "merge", "redo"] {
         let explorer = Explorer::start(&[protocol]);
-        let views = explorer.json("/.states/0");
+        // A world with several initial states is served behind one `start`, whose choices are
+        // named by what each actor is about to do; the model's initial states are one step in.
+        let first = explorer.json("/.states/0");
+        let behind_start = first[0]["action"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("start: "));
+        let (inits, path) = if behind_start {
+            let choices = first.as_array().unwrap();
+            let names: std::collections::HashSet<&str> = choices
+                .iter()
+                .map(|c| c["action"].as_str().unwrap())
+                .collect();
+            assert_eq!(
+                names.len(),
+                choices.len(),
+                "{protocol}: choices named alike"
+            );
+            assert!(
+                names.iter().all(|n| n.starts_with("start: c0: ")),
+                "{protocol}: {names:?}"
+            );
+            assert_eq!(explorer.json("/.states").as_array().unwrap().len(), 1);
+            (first.clone(), "/.states/0/0")
+        } else {
+            (explorer.json("/.states"), "/.states/0")
+        };
+        let views = explorer.json(path);
         let views = views.as_array().unwrap();
         assert!(
             !views.is_empty(),
@@ -848,7 +874,6 @@ fn the_explorer_names_steps_and_draws_the_path_so_far() {
             "merge" => "TAIL/BASE",
             _ => "messages",
         };
-        let inits = explorer.json("/.states");
         for view in inits
             .as_array()
             .unwrap()
@@ -982,12 +1007,8 @@ impl Drop for Explorer {
     }
 }
 
-/// `explore lock --bug ID` serves the entry's world and prints the URL of its counterexample.
-/// Walked step by step through the Explorer's own API, as the page walks it, the URL's path
-/// takes exactly the steps `lockstep bugs` prints for the entry, each worded the same.
-#[test]
-fn explore_opens_a_catalogue_entry_at_its_counterexample() {
-    let id = "lock/mutant-hint-only-deadlock";
+/// Opens entry `id` in the Explorer and walks its URL's path; whether it was behind `start`.
+fn opens_at_its_counterexample(id: &str) -> bool {
     let output = lockstep(&["bugs", "lock", "--only", id, "--json"]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let bugs: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
@@ -1007,9 +1028,36 @@ fn explore_opens_a_catalogue_entry_at_its_counterexample() {
         .and_then(|rest| rest.split_whitespace().next())
         .unwrap_or_else(|| panic!("no counterexample path in {url}"));
     let indices: Vec<usize> = path.split('/').map(|i| i.parse().unwrap()).collect();
-    assert_eq!(indices.len(), steps.len() + 1, "{url}");
+    // A world with several initial states starts at the Explorer's one `start`: the path's
+    // first step is then the choice of the counterexample's initial state, named by its setup.
+    let choices = explorer.json("/.states/0");
+    let behind_start = choices[0]["action"]
+        .as_str()
+        .is_some_and(|a| a.starts_with("start: "));
+    let (prefix, indices) = if behind_start {
+        assert_eq!(indices.len(), steps.len() + 2, "{url}");
+        let setup: Vec<&str> = bugs["bugs"][0]["counterexample"]["setup"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l.as_str().unwrap())
+            .collect();
+        assert_eq!(
+            choices[indices[1]]["action"].as_str(),
+            Some(format!("start: {}", setup.join("; ")).as_str()),
+            "{url}"
+        );
+        (vec![0], indices[1..].to_vec())
+    } else {
+        assert_eq!(indices.len(), steps.len() + 1, "{url}");
+        (Vec::new(), indices)
+    };
     for (n, step) in steps.iter().enumerate() {
-        let here: Vec<String> = indices[..=n].iter().map(usize::to_string).collect();
+        let here: Vec<String> = prefix
+            .iter()
+            .chain(&indices[..=n])
+            .map(|i| i.to_string())
+            .collect();
         let views = explorer.json(&format!("/.states/{}", here.join("/")));
         let taken = &views[indices[n + 1]];
         let expected = format!(
@@ -1024,6 +1072,23 @@ fn explore_opens_a_catalogue_entry_at_its_counterexample() {
             n + 1
         );
     }
+    behind_start
+}
+
+/// `explore lock --bug ID` serves the entry's world and prints the URL of its counterexample.
+/// Walked step by step through the Explorer's own API, as the page walks it, the URL's path
+/// takes exactly the steps `lockstep bugs` prints for the entry, each worded the same.
+#[test]
+fn explore_opens_a_catalogue_entry_at_its_counterexample() {
+    // (Every catalogue world has one initial state today: the branch behind `start` is taken by
+    // `explore` on a default world, below and in the browser test.)
+    for id in [
+        "lock/mutant-hint-only-deadlock",
+        "lock/same-path-double-grant",
+    ] {
+        assert!(!opens_at_its_counterexample(id), "{id}");
+    }
+    let id = "lock/mutant-hint-only-deadlock";
     // Bad input: an unknown id is refused with the list, before anything listens; so are
     // bounds, which the entry's own world does not take.
     assert_usage_error(
@@ -1136,6 +1201,11 @@ fn the_explorer_shows_a_counterexample_in_a_real_browser() {
     assert!(
         dom.contains("step c0") || dom.contains("step c1"),
         "no action named as in the traces"
+    );
+    // One `start`, and the initial state chosen named by what each client is about to do.
+    assert!(
+        dom.contains("start: c0: "),
+        "the choice of the initial state is not named ({seen})"
     );
     // (The page's own template says `selectedStep()`; a debug action name would be `Step(0)`.)
     assert!(

@@ -11,9 +11,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use stateright::Expectation;
 
-use crate::check::{
-    check, Budget, CheckOptions, Protocol, Search, ShortestSearch, Signature,
-};
+use crate::check::{check, Budget, CheckOptions, Protocol, Search, ShortestSearch, Signature};
 use crate::trace::Trace;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -60,6 +58,9 @@ pub trait Scenario: Send + Sync {
     /// Serves stateright's Explorer on the entry's world at `address`; returns only if the
     /// server stops.
     fn serve(&self, address: std::net::SocketAddr);
+    /// The Explorer's path (`#/steps/…`) of a behaviour given as the model's own indices
+    /// ([`Finding::explorer_steps`]), as `serve` serves the model.
+    fn explorer_steps(&self, steps: &[usize]) -> Vec<usize>;
 }
 
 /// A scenario over one protocol's model.
@@ -88,8 +89,11 @@ where
     }
 
     fn serve(&self, address: std::net::SocketAddr) {
-        // `serve` answers requests until the server stops.
-        let _ = self.model.clone().checker().serve(address);
+        crate::explore::serve(self.model.clone(), address);
+    }
+
+    fn explorer_steps(&self, steps: &[usize]) -> Vec<usize> {
+        crate::explore::explorer_steps(&self.model, steps)
     }
 }
 
@@ -250,8 +254,7 @@ where
                 Search::Found(path) => {
                     // The path the trace tells (regrouped so that each actor's steps sit
                     // together), as the Explorer's indices too: one search serves both.
-                    let regrouped =
-                        crate::check::regroup(model, &path, Some(property), signature);
+                    let regrouped = crate::check::regroup(model, &path, Some(property), signature);
                     Finding {
                         reproduced: true,
                         exhaustive: true,

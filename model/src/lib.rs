@@ -7,12 +7,13 @@
 //! mutants) and `trace.rs` (its steps as people read them). The modules at the top know no
 //! protocol: `check` (the checker runner), `regroup` (counterexamples with
 //! the fewest switches between actors), `trace` (behaviours as numbered steps), `diagram`
-//! (traces drawn as sequence diagrams), `catalogue` (running catalogue entries), `variant`
+//! (traces drawn as sequence diagrams), `explore` (the Explorer's one labelled start), `catalogue` (running catalogue entries), `variant`
 //! (declaring variants).
 
 pub mod catalogue;
 pub mod check;
 pub mod diagram;
+pub mod explore;
 pub mod lock;
 pub mod merge;
 pub mod packed;

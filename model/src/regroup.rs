@@ -55,7 +55,12 @@ where
     M::State: Hash + Clone + PartialEq + std::fmt::Debug + Send + Sync + 'static,
     M::Action: Clone + std::fmt::Debug + PartialEq + Send + Sync + 'static,
 {
-    let actors: Vec<String> = model.trace(path).steps.into_iter().map(|s| s.actor).collect();
+    let actors: Vec<String> = model
+        .trace(path)
+        .steps
+        .into_iter()
+        .map(|s| s.actor)
+        .collect();
     let before = crate::trace::switches(actors.iter().map(String::as_str));
     let states: Vec<M::State> = path.iter().map(|(s, _)| s.clone()).collect();
     let actions: Vec<M::Action> = path.iter().filter_map(|(_, a)| a.clone()).collect();
@@ -211,7 +216,11 @@ where
                     continue;
                 }
                 let last_step = taken + 1 == total;
-                if !last_step && self.condition.is_some_and(|holds| !holds(self.model, &next)) {
+                if !last_step
+                    && self
+                        .condition
+                        .is_some_and(|holds| !holds(self.model, &next))
+                {
                     continue;
                 }
                 let carries = self
@@ -533,11 +542,16 @@ mod tests {
         let worse = all.iter().any(|given| {
             let path = path_of(given);
             let states: Vec<S> = path.iter().map(|(s, _)| *s).collect();
-            let actors: Vec<String> =
-                given.iter().map(|k| ["a", "b", "c"][*k].to_string()).collect();
+            let actors: Vec<String> = given
+                .iter()
+                .map(|k| ["a", "b", "c"][*k].to_string())
+                .collect();
             let (_, after) = local::regroup(&model, &states, given, actors, None, None);
             after > fewest
         });
-        assert!(worse, "the local search found the fewest from every behaviour");
+        assert!(
+            worse,
+            "the local search found the fewest from every behaviour"
+        );
     }
 }

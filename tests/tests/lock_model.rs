@@ -355,7 +355,10 @@ fn regrouped_counterexamples_are_behaviours_of_the_model() {
         };
         // Without the property guard: a shortest counterexample needs none.
         let regrouped = regroup(&model, &path, None, None);
-        assert!(regrouped.fewest, "{name}: the exact search did not complete");
+        assert!(
+            regrouped.fewest,
+            "{name}: the exact search did not complete"
+        );
         let (regrouped, before) = (regrouped.path, regrouped.before);
         assert_eq!(regrouped.len(), path.len(), "{name}: the length changed");
         assert_eq!(

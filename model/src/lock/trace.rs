@@ -466,10 +466,16 @@ pub fn setup(model: &LockModel, init: &LockState) -> Vec<String> {
                 .iter()
                 .map(|p| format!("{} {}", p.kind.letter(), model.tree.name(p.path)))
                 .collect();
+            // An mv names its direction: both directions take the same locks (in path order),
+            // and only the direction tells the two apart.
             let mode = match model.modes[me.mode as usize] {
-                super::Mode::Point(_) => "point",
-                super::Mode::Subtree(_) => "subtree",
-                super::Mode::Mv(..) => "mv",
+                super::Mode::Point(_) => "point".to_string(),
+                super::Mode::Subtree(_) => "subtree".to_string(),
+                super::Mode::Mv(source, target) => format!(
+                    "mv from {} to {}",
+                    model.tree.name(source),
+                    model.tree.name(target)
+                ),
             };
             let timeout = match spec.timeout {
                 super::Timeout::Zero => "lock_timeout=0",

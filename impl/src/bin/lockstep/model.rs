@@ -7,6 +7,7 @@ use lockstep_model::catalogue::{BugRun, EntryKind};
 use lockstep_model::check::{
     check as run_checker, default_memory_budget, CheckOptions, Found, Report, StopReason,
 };
+use lockstep_model::explore;
 use lockstep_model::lock::{self, LockConfig, LockModel, ModeSet, Timeout, Variant};
 use lockstep_model::merge::{self, MergeConfig, MergeModel, MergeVariant};
 use lockstep_model::preset::{self, Preset};
@@ -845,7 +846,6 @@ pub struct ExploreArgs {
 }
 
 pub fn explore(args: &ExploreArgs) -> Result<u8, String> {
-    use stateright::Model;
     let protocol = match args.protocol {
         OneProtocol::Lock => "lock",
         OneProtocol::Merge => "merge",
@@ -869,16 +869,12 @@ pub fn explore(args: &ExploreArgs) -> Result<u8, String> {
         "Explorer for {protocol}/{} in world {name} on http://127.0.0.1:{} (Ctrl-C to stop)",
         args.variant, args.port
     );
+    // A world with several initial states is served behind one `start` whose choices are named.
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], args.port));
     match world {
-        WorldConfig::Lock(config) => {
-            LockModel::new(config)?.checker().serve(address);
-        }
-        WorldConfig::Merge(config) => {
-            MergeModel::new(config)?.checker().serve(address);
-        }
-        WorldConfig::Redo(config) => {
-            RedoModel::new(config)?.checker().serve(address);
-        }
+        WorldConfig::Lock(config) => explore::serve(LockModel::new(config)?, address),
+        WorldConfig::Merge(config) => explore::serve(MergeModel::new(config)?, address),
+        WorldConfig::Redo(config) => explore::serve(RedoModel::new(config)?, address),
     }
     Ok(EXIT_OK)
 }
@@ -913,6 +909,7 @@ fn explore_bug(protocol: &str, id: &str, args: &ExploreArgs) -> Result<u8, Strin
 {trace}",
                 entry.id, entry.title, entry.property
             );
+            let steps = entry.scenario.explorer_steps(steps);
             let path: Vec<String> = steps.iter().map(usize::to_string).collect();
             format!("#/steps/{}", path.join("/"))
         }
