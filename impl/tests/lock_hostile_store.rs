@@ -421,3 +421,87 @@ fn an_unreadable_journal_guards_its_own_path_only() {
     assert_eq!(corrupt[0]["key"], "locks/z");
     std::fs::set_permissions(&z, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
 }
+
+/// A symlink planted among the tickets, at the number the next claim would take. Tickets are
+/// empty entries that FsStore creates with `O_EXCL` at their own name (no temporary file), a
+/// path of its own. From the CLI: the claim's listing shows the link's name as a taken number,
+/// so the claim takes the one above it; nothing is read or written through the link, and the
+/// link stays for `locks` and `repair`. On the store itself (a link planted after a claimer's
+/// listing, so the create meets it): the create answers "already exists" without following it,
+/// and a read of it is an error naming it, so a claim stops there instead of counting it a
+/// ticket.
+#[test]
+fn a_symlink_at_the_next_ticket_is_never_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let root = dir.path().to_str().unwrap();
+    assert_eq!(lock(root, "point", "/x").status.code(), Some(0));
+    let tickets = dir.path().join(".lockstep/data/tickets");
+    let newest = std::fs::read_dir(&tickets)
+        .unwrap()
+        .filter_map(|e| {
+            e.unwrap()
+                .file_name()
+                .into_string()
+                .unwrap()
+                .parse::<u64>()
+                .ok()
+        })
+        .max()
+        .expect("a ticket");
+    let victim = elsewhere.path().join("victim");
+    std::fs::write(&victim, b"keep").unwrap();
+    let next = tickets.join(format!("{:020}", newest + 1));
+    symlink(&victim, &next).unwrap();
+
+    let granted = lock(root, "point", "/y");
+    assert_eq!(granted.status.code(), Some(0), "{}", stderr(&granted));
+    assert_eq!(
+        std::fs::read(&victim).unwrap(),
+        b"keep",
+        "written through the link"
+    );
+    assert_eq!(std::fs::read_dir(elsewhere.path()).unwrap().count(), 1);
+    assert!(std::fs::symlink_metadata(&next)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert!(
+        std::fs::read_dir(&tickets)
+            .unwrap()
+            .filter_map(|e| e
+                .unwrap()
+                .file_name()
+                .into_string()
+                .unwrap()
+                .parse::<u64>()
+                .ok())
+            .any(|t| t > newest + 1),
+        "the claim took a number above the link's"
+    );
+
+    // The store itself, at the link: no create through it, no read of it.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        use lockstep::store::{Created, FsStore, Key, Persist, Store, StoreError};
+        let store = FsStore::open(dir.path().join(".lockstep")).unwrap();
+        let key = Key::new(format!("tickets/{:020}", newest + 1)).unwrap();
+        let created = store
+            .create_persisting(&key, &[], Persist::NameOnly)
+            .await
+            .unwrap();
+        assert!(matches!(created, Created::AlreadyExists), "{created:?}");
+        match store.get(&key).await {
+            Err(StoreError::Foreign { key: named, what }) => {
+                assert_eq!(named, key.to_string());
+                assert!(what.contains("symbolic link"), "{what}");
+            }
+            other => panic!("a read of the link: {other:?}"),
+        }
+    });
+    assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
+    assert_eq!(std::fs::read_dir(elsewhere.path()).unwrap().count(), 1);
+}

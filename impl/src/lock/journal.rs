@@ -101,20 +101,25 @@ pub async fn newest_many(
     settle(store, paths, found).await
 }
 
+/// A batch of reads that the store answered only in part fails: a journal left unread could
+/// hold a conflicting lock, so nothing is concluded from the rest.
+fn answered_all(answered: usize, asked: usize) -> Result<(), LockError> {
+    if answered == asked {
+        return Ok(());
+    }
+    Err(LockError::Store(StoreError::Unavailable(format!(
+        "the store answered {answered} of {asked} reads in a batch"
+    ))))
+}
+
 /// [`newest_found`] of each outcome, reading again where an entry vanished.
 async fn settle(
     store: &dyn Store,
     paths: &[LockPath],
     found: Vec<ReadOutcome>,
 ) -> Result<Vec<Option<Newest>>, LockError> {
-    if found.len() != paths.len() {
-        // Fail closed: a journal left unread could hold a conflicting lock.
-        return Err(LockError::Store(StoreError::Unavailable(format!(
-            "the store answered {} of {} reads in a batch",
-            found.len(),
-            paths.len()
-        ))));
-    }
+    // Fail closed: a journal left unread could hold a conflicting lock.
+    answered_all(found.len(), paths.len())?;
     let mut out = Vec::with_capacity(paths.len());
     for (path, found) in paths.iter().zip(found) {
         out.push(match newest_found(path, found)? {
@@ -207,19 +212,15 @@ pub async fn scan_below(store: &dyn Store, path: &LockPath) -> Result<Scan, Lock
         .map(|(entry_path, index)| Read::Get(entry_path.entry_key(*index)))
         .collect();
     let mut batched: Option<Vec<Option<Vec<u8>>>> = match store.read_many(&reads).await {
-        Ok(found) if found.len() != reads.len() => {
-            return Err(LockError::Store(StoreError::Unavailable(format!(
-                "the store answered {} of {} reads in a batch",
-                found.len(),
-                reads.len()
-            ))))
+        Ok(found) => {
+            answered_all(found.len(), reads.len())?;
+            Some(
+                found
+                    .into_iter()
+                    .map(|found| found.last.and_then(|(_, got)| got).map(|(bytes, _)| bytes))
+                    .collect(),
+            )
         }
-        Ok(found) => Some(
-            found
-                .into_iter()
-                .map(|found| found.last.and_then(|(_, got)| got).map(|(bytes, _)| bytes))
-                .collect(),
-        ),
         Err(StoreError::Foreign { .. } | StoreError::Io { .. }) => None,
         Err(error) => return Err(error.into()),
     };

@@ -586,10 +586,7 @@ impl FsStore {
             }
             self.note_created(key, sync_bytes);
             if sync_name {
-                let parent = key
-                    .as_str()
-                    .rsplit_once('/')
-                    .map_or("data".to_owned(), |(dir, _)| format!("data/{dir}"));
+                let parent = synced_dir_name(key);
                 // The name exists now: even ENOSPC here is not "nothing was created".
                 self.sync_dir(&dir, &parent)
                     .map_err(|e| landed_io(key, e))?;
@@ -645,10 +642,7 @@ impl FsStore {
         }
         self.note_created(key, true);
         if sync_name {
-            let parent = key
-                .as_str()
-                .rsplit_once('/')
-                .map_or("data".to_owned(), |(dir, _)| format!("data/{dir}"));
+            let parent = synced_dir_name(key);
             self.sync_dir(dir, &parent).map_err(|e| landed_io(key, e))?;
         }
         Ok(Created::Created(Version(ours.st_ino)))
@@ -814,10 +808,7 @@ impl FsStore {
             Err(e) => return Err(StoreError::io(key, errno_io(e))),
         }
         if sync {
-            let parent = key
-                .as_str()
-                .rsplit_once('/')
-                .map_or("data".to_owned(), |(dir, _)| format!("data/{dir}"));
+            let parent = synced_dir_name(key);
             self.sync_dir(&dir, &parent)
                 .map_err(|e| StoreError::io(key, e))?;
         }
@@ -1049,6 +1040,14 @@ enum DirError {
     /// Something other than a directory has the name.
     Foreign(&'static str),
     Io(std::io::Error),
+}
+
+/// The name `sync_dir` knows the directory holding `key` by (`data` or `data/DIR`): the directory
+/// whose `fsync` makes a new or removed name at `key` durable.
+fn synced_dir_name(key: &Key) -> String {
+    key.as_str()
+        .rsplit_once('/')
+        .map_or("data".to_owned(), |(dir, _)| format!("data/{dir}"))
 }
 
 /// Opens directory `name` in `parent` without following a symlink, creating it if missing:
