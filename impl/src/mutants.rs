@@ -403,6 +403,11 @@ pub const CATCHERS: &[(Mutant, &str, &str)] = &[
         "catches_effect_not_keyed",
     ),
     (
+        Mutant::RedoEffectNotKeyed,
+        "tests/tests/redo_impl.rs",
+        "a_zombie_worker_catches_an_effect_not_keyed",
+    ),
+    (
         Mutant::RedoAckBeforeApply,
         "tests/tests/redo_conformance.rs",
         "catches_ack_before_apply",

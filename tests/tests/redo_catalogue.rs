@@ -28,5 +28,5 @@ lockstep_tests::catalogue_tests!("redo" {
     mutant_keep_marker: "redo/mutant-keep-marker" => Steps(22);
     mutant_wait_for_dead_holder: "redo/mutant-wait-for-dead-holder" => Steps(2);
     mutant_item_keyed_by_index: "redo/mutant-item-keyed-by-index" => Steps(27);
-    mutant_no_replay: "redo/mutant-no-replay" => Unreached { unique_states: 94_568 };
+    mutant_no_replay: "redo/mutant-no-replay" => Unreached { unique_states: 92_264 };
 });

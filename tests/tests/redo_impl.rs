@@ -396,3 +396,157 @@ fn two_sessions() -> Result<(), String> {
         Ok(())
     })
 }
+
+/// A worker's view of the store in which the store proves dead whoever this view is told of
+/// (the lease of that worker was lost: etcd #15247), and, for the zombie itself, an ack that
+/// waits at `gate` before it deletes its row (a worker that stalled after applying).
+#[derive(Clone)]
+struct LeaseLost {
+    inner: MemStore,
+    /// Report every other process dead (the view of the worker that claims over the zombie).
+    others_dead: bool,
+    /// Hold row deletes until notified (the zombie's stall before its ack).
+    gate: Option<Arc<tokio::sync::Notify>>,
+}
+
+#[async_trait::async_trait]
+impl Store for LeaseLost {
+    async fn get(
+        &self,
+        key: &lockstep::store::Key,
+    ) -> Result<Option<(Vec<u8>, lockstep::store::Version)>, lockstep::store::StoreError> {
+        self.inner.get(key).await
+    }
+    async fn create(
+        &self,
+        key: &lockstep::store::Key,
+        bytes: &[u8],
+    ) -> Result<lockstep::store::Created, lockstep::store::StoreError> {
+        self.inner.create(key, bytes).await
+    }
+    async fn list(
+        &self,
+        prefix: &str,
+    ) -> Result<Vec<lockstep::store::Key>, lockstep::store::StoreError> {
+        self.inner.list(prefix).await
+    }
+    async fn delete(&self, key: &lockstep::store::Key) -> Result<(), lockstep::store::StoreError> {
+        if let Some(gate) = &self.gate {
+            if key.as_str().starts_with("queue/semantic/rows/") {
+                gate.notified().await;
+            }
+        }
+        self.inner.delete(key).await
+    }
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    async fn register_owner(
+        &self,
+        owner: &str,
+    ) -> Result<
+        Option<Box<dyn lockstep::store::OwnerRegistration>>,
+        lockstep::store::StoreError,
+    > {
+        self.inner.register_owner(owner).await
+    }
+    async fn owner_liveness(
+        &self,
+        owner: &str,
+    ) -> Result<lockstep::store::Liveness, lockstep::store::StoreError> {
+        if self.others_dead {
+            return Ok(lockstep::store::Liveness::Dead);
+        }
+        self.inner.owner_liveness(owner).await
+    }
+}
+
+/// The model's `worker-lease-loss` world on the implementation: worker A claims the row and
+/// applies the effect, then stalls before its ack; its lease is lost, so worker B, to whom the
+/// store proves A dead, claims the row over A's claim, applies (the effect is there already) and
+/// acks; then A wakes and acks a row that is gone. Both report the item processed, and its
+/// effect is applied once (specs/redo.md §6).
+#[test]
+fn a_zombie_worker_and_the_worker_that_claims_over_it_apply_the_effect_once() {
+    let _one = exclusive(None);
+    zombie_worker().unwrap();
+}
+
+/// The same with the effect created under a fresh key each time: two effects (model entry
+/// `redo/mutant-effect-not-keyed-zombie-worker`, no crash needed).
+#[test]
+fn a_zombie_worker_catches_an_effect_not_keyed() {
+    let _one = exclusive(Some(Mutant::RedoEffectNotKeyed));
+    let result = zombie_worker();
+    activate(None);
+    let error = result.expect_err("the planted bug must be caught");
+    assert!(error.contains("2 effects"), "{error}");
+}
+
+fn zombie_worker() -> Result<(), String> {
+    let rt = rt();
+    rt.block_on(async {
+        let store = MemStore::new();
+        let committer = open(store.clone(), 3).await;
+        committer.add(SESSION, "hello").await.unwrap();
+        committer.commit(SESSION).await.unwrap();
+        committer.shutdown().await;
+        assert_eq!(store.list("queue/semantic/rows/").await.unwrap().len(), 1);
+
+        let gate = Arc::new(tokio::sync::Notify::new());
+        let a = open(
+            LeaseLost {
+                inner: store.clone(),
+                others_dead: false,
+                gate: Some(gate.clone()),
+            },
+            3,
+        )
+        .await;
+        let a_task = tokio::spawn(async move {
+            let worked = a.work_once().await;
+            a.shutdown().await;
+            worked
+        });
+        // A has applied the effect once it exists (and then waits at its ack).
+        let mut applied = false;
+        for _ in 0..10_000 {
+            if !store.list("effects/semantic/").await.unwrap().is_empty() {
+                applied = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        assert!(applied, "worker A never applied the effect");
+
+        let b = open(
+            LeaseLost {
+                inner: store.clone(),
+                others_dead: true,
+                gate: None,
+            },
+            3,
+        )
+        .await;
+        let b_worked = b.work_once().await.map_err(|e| e.to_string())?;
+        b.shutdown().await;
+        assert_eq!(
+            b_worked.processed,
+            vec![format!("{SESSION}/0")],
+            "B claims over the zombie"
+        );
+        gate.notify_one();
+        let a_worked = a_task
+            .await
+            .unwrap()
+            .map_err(|e| format!("the zombie's ack: {e}"))?;
+        assert_eq!(a_worked.processed, vec![format!("{SESSION}/0")]);
+
+        let effects = store.list("effects/semantic/").await.unwrap();
+        if effects.len() != 1 {
+            return Err(format!("{} effects of one item: {effects:?}", effects.len()));
+        }
+        assert!(store.list("queue/semantic/").await.unwrap().is_empty());
+        Ok(())
+    })
+}

@@ -20,10 +20,10 @@ fn fixed_is_proven_in_every_default_world() {
         let report = check(&RedoModel::new(preset.config).unwrap(), &options());
         assert!(report.proven(), "{}: {report:#?}", preset.name);
         let pinned = match preset.name {
-            "two-committers" => (3_355_891, 55),
-            "no-session-lock" => (941_725, 49),
-            "lease-loss" => (882_093, 56),
-            "worker-lease-loss" => (2_952_934, 57),
+            "two-committers" => (3_223_081, 55),
+            "no-session-lock" => (903_423, 49),
+            "lease-loss" => (882_189, 56),
+            "worker-lease-loss" => (2_857_658, 55),
             other => panic!("no figures pinned for {other}"),
         };
         assert_eq!(

@@ -193,10 +193,12 @@ pub fn entries() -> Vec<Entry> {
             RedoConfig { committers: 1, messages: 1, crashes: 0, restarts: 0, expiries: 0, faults: 0, workers: 2, worker_lease_losses: 1, ..mutant(RedoMutation::EffectNotKeyed) },
             Some(Signature {
                 step: |_, state, action| {
-                    // The second application is by a worker that claimed over a zombie's claim.
+                    // The second application is by a live worker that claimed over a zombie's
+                    // claim (not the zombie applying after it).
                     let RedoAction::Worker(w) = action else { return false };
+                    let live = state.worker_lease_lost & (1 << *w) == 0;
                     matches!(state.workers[*w as usize], super::WStep::Apply(i)
-                        if state.effects[i as usize] > 0 && state.worker_lease_lost != 0)
+                        if state.effects[i as usize] > 0 && live && state.worker_lease_lost != 0)
                 },
                 at_end: true,
             })),

@@ -305,6 +305,17 @@ impl RedoModel {
         if config.workers == 0 || config.workers as usize > WORKERS_MAX {
             return Err(format!("workers must be between 1 and {WORKERS_MAX}"));
         }
+        if config.worker_lease_losses > 0 && config.workers < 2 {
+            return Err(
+                "lost worker leases need 2 workers (--workers 2): a lone worker's lost lease lets nobody claim over it"
+                    .into(),
+            );
+        }
+        // The seeds have no owner leases to lose: the bounds say what is checked.
+        let mut config = config;
+        if config.variant.is_seed() {
+            config.worker_lease_losses = 0;
+        }
         if config.sessions > 1 && (config.variant.is_seed() || config.committers < config.sessions)
         {
             return Err(
@@ -640,7 +651,10 @@ impl RedoModel {
                     state.queued[i] -= 1;
                     state.processing[i] += 1;
                 }
-                if !self.variant().is_seed() {
+                // Who claims is recorded only where another worker could claim over it: with
+                // one worker every claim it meets is claimable (a crashed worker's, or its own
+                // whose answer it lost), and recording it would only split equal states.
+                if !self.variant().is_seed() && self.config.workers > 1 {
                     state.claimer[i] = w as u8;
                 }
                 state.workers[w] = WStep::Apply(i as u8);
@@ -665,12 +679,21 @@ impl RedoModel {
                 };
             }
             WStep::Ack(i) => {
-                // Deletes the row, then its claims (a delete of a row already gone is a no-op:
-                // a zombie's ack after another worker acked the row).
-                let p = &mut state.processing[i as usize];
-                *p = p.saturating_sub(1);
-                if *p == 0 {
-                    state.claimer[i as usize] = NO_CLAIM;
+                if self.variant().is_seed() {
+                    // The SQLite queue deletes the row it dequeued, by its row id.
+                    let p = &mut state.processing[i as usize];
+                    *p = p.saturating_sub(1);
+                } else {
+                    // lockstep's ack deletes the row *key*, then its claims: whatever row is
+                    // stored under the item's key goes, pending or claimed, even one inserted
+                    // after the row this worker claimed (a zombie's late ack after a replay
+                    // enqueued it again), and a delete of a row already gone is a no-op.
+                    let key = self.item_key(i as usize);
+                    for j in (0..ARCHIVES_MAX).filter(|j| self.item_key(*j) == key) {
+                        state.queued[j] = 0;
+                        state.processing[j] = 0;
+                        state.claimer[j] = NO_CLAIM;
+                    }
                 }
                 state.workers[w] = if self.has(RedoMutation::AckBeforeApply) {
                     WStep::Apply(i)
@@ -690,8 +713,12 @@ impl RedoModel {
     }
 
     /// At rest, archive `i` may still wait for a restart the bounds deny.
+    /// (A row being processed waits for a restart only in the seed, whose queue frees a dead
+    /// worker's row only then; lockstep's workers claim over a dead worker's claim at once.)
     fn waits_for_restart(&self, state: &RedoState, i: usize) -> bool {
-        state.restarts_left == 0 && (state.processing[i] > 0 || self.pending(state, i))
+        let seed = self.variant().is_seed();
+        state.restarts_left == 0
+            && ((seed && state.processing[i] > 0) || self.pending(state, i))
     }
 }
 
@@ -787,11 +814,10 @@ impl Model for RedoModel {
         }
         // A row a restart's RecoverStale frees (seed: every processing row): claimed by nobody
         // alive, by a worker the store proves dead, or by worker 0, which the restart restarts.
-        // A row worker 0 is still working on is no reason for a restart on its own.
+        // The row worker 0 is working on right now is no reason for a restart on its own.
         let stale_row = (0..ARCHIVES_MAX).any(|i| {
-            state.processing[i] > 0
-                && (seed || self.claimable(state, i, 0))
-                && state.workers[0] == WStep::Idle
+            let working_on = matches!(state.workers[0], WStep::Apply(j) | WStep::Ack(j) if j as usize == i);
+            state.processing[i] > 0 && (seed || self.claimable(state, i, 0)) && !working_on
         });
         let dead_lock = !seed
             && state
