@@ -34,14 +34,38 @@ pub enum Choice<A> {
 }
 
 /// The model `M` behind one initial state (see the module's documentation).
-#[derive(Clone)]
-pub struct WithStart<M> {
+pub struct WithStart<M: Model> {
     pub inner: M,
+    /// Each property of `inner`: whether it is an `always` property, and its condition (read
+    /// once: a verdict is asked for every state the Explorer's checker visits).
+    verdicts: Vec<(bool, fn(&M, &M::State) -> bool)>,
 }
 
-/// Whether the Explorer should see `model` through [`WithStart`]: it has several initial states.
+impl<M: Model + Clone> Clone for WithStart<M> {
+    fn clone(&self) -> Self {
+        WithStart {
+            inner: self.inner.clone(),
+            verdicts: self.verdicts.clone(),
+        }
+    }
+}
+
+impl<M: Model> WithStart<M> {
+    /// `None` if the model has more properties than the wrapper has conditions for.
+    pub fn new(inner: M) -> Option<WithStart<M>> {
+        let verdicts: Vec<_> = inner
+            .properties()
+            .iter()
+            .map(|p| (p.expectation == Expectation::Always, p.condition))
+            .collect();
+        (verdicts.len() <= PROPERTIES_MAX).then_some(WithStart { inner, verdicts })
+    }
+}
+
+/// Whether the Explorer should see `model` through [`WithStart`]: it has several initial states
+/// (and no more properties than the wrapper takes).
 pub fn wants_start<M: Model>(model: &M) -> bool {
-    model.init_states().len() > 1
+    model.init_states().len() > 1 && model.properties().len() <= PROPERTIES_MAX
 }
 
 /// The Explorer's path (`#/steps/…`) of a behaviour given as the model's own indices (initial
@@ -64,10 +88,12 @@ where
 {
     // `serve` answers requests until the server stops.
     if wants_start(&model) {
-        let _ = WithStart { inner: model }.checker().serve(address);
-    } else {
-        let _ = model.checker().serve(address);
+        if let Some(wrapped) = WithStart::new(model.clone()) {
+            let _ = wrapped.checker().serve(address);
+            return;
+        }
     }
+    let _ = model.checker().serve(address);
 }
 
 impl<M> WithStart<M>
@@ -93,11 +119,11 @@ where
 
     /// Property `i`'s verdict on a state of the labelled model.
     fn holds(&self, i: usize, state: &Labelled<M::State>) -> bool {
-        let property = &self.inner.properties()[i];
+        let (always, condition) = self.verdicts[i];
         match state {
             // Nothing has happened: no invariant is broken, nothing is witnessed yet.
-            Labelled::Start => property.expectation == Expectation::Always,
-            Labelled::At(state) => (property.condition)(&self.inner, state),
+            Labelled::Start => always,
+            Labelled::At(state) => condition(&self.inner, state),
         }
     }
 }
@@ -226,13 +252,10 @@ where
     }
 
     fn properties(&self) -> Vec<Property<Self>> {
+        // `new` refused a model with more properties than there are conditions.
         let conditions = conditions::<M>();
-        let properties = self.inner.properties();
-        assert!(
-            properties.len() <= PROPERTIES_MAX,
-            "the Explorer's wrapper takes at most {PROPERTIES_MAX} properties"
-        );
-        properties
+        self.inner
+            .properties()
             .iter()
             .enumerate()
             .map(|(i, p)| Property {
@@ -264,9 +287,7 @@ mod tests {
         let inner = LockModel::new(LockConfig::new(Variant::Fixed(None))).unwrap();
         let inits = inner.init_states();
         assert!(inits.len() > 1, "a world with choices: {}", inits.len());
-        let wrapped = WithStart {
-            inner: inner.clone(),
-        };
+        let wrapped = WithStart::new(inner.clone()).unwrap();
         assert_eq!(wrapped.init_states(), vec![Labelled::Start]);
         let mut choices = Vec::new();
         wrapped.actions(&Labelled::Start, &mut choices);

@@ -444,10 +444,8 @@ impl Store for LeaseLost {
     async fn register_owner(
         &self,
         owner: &str,
-    ) -> Result<
-        Option<Box<dyn lockstep::store::OwnerRegistration>>,
-        lockstep::store::StoreError,
-    > {
+    ) -> Result<Option<Box<dyn lockstep::store::OwnerRegistration>>, lockstep::store::StoreError>
+    {
         self.inner.register_owner(owner).await
     }
     async fn owner_liveness(
@@ -544,7 +542,10 @@ fn zombie_worker() -> Result<(), String> {
 
         let effects = store.list("effects/semantic/").await.unwrap();
         if effects.len() != 1 {
-            return Err(format!("{} effects of one item: {effects:?}", effects.len()));
+            return Err(format!(
+                "{} effects of one item: {effects:?}",
+                effects.len()
+            ));
         }
         assert!(store.list("queue/semantic/").await.unwrap().is_empty());
         Ok(())

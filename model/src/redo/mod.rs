@@ -717,8 +717,7 @@ impl RedoModel {
     /// worker's row only then; lockstep's workers claim over a dead worker's claim at once.)
     fn waits_for_restart(&self, state: &RedoState, i: usize) -> bool {
         let seed = self.variant().is_seed();
-        state.restarts_left == 0
-            && ((seed && state.processing[i] > 0) || self.pending(state, i))
+        state.restarts_left == 0 && ((seed && state.processing[i] > 0) || self.pending(state, i))
     }
 }
 
@@ -816,7 +815,8 @@ impl Model for RedoModel {
         // alive, by a worker the store proves dead, or by worker 0, which the restart restarts.
         // The row worker 0 is working on right now is no reason for a restart on its own.
         let stale_row = (0..ARCHIVES_MAX).any(|i| {
-            let working_on = matches!(state.workers[0], WStep::Apply(j) | WStep::Ack(j) if j as usize == i);
+            let working_on =
+                matches!(state.workers[0], WStep::Apply(j) | WStep::Ack(j) if j as usize == i);
             state.processing[i] > 0 && (seed || self.claimable(state, i, 0)) && !working_on
         });
         let dead_lock = !seed
