@@ -11,6 +11,7 @@ pub mod merge;
 pub mod mutants;
 pub mod probe;
 pub mod redo;
+pub mod replay;
 pub mod store;
 pub mod sync;
 

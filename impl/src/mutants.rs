@@ -138,6 +138,11 @@ impl Mutant {
         Mutant::ReadManyPicksFirst,
     ];
 
+    /// The mutant of a name [`Mutant::name`] gives.
+    pub fn from_name(name: &str) -> Option<Mutant> {
+        Mutant::ALL.iter().copied().find(|m| m.name() == name)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Mutant::MemCheckThenInsert => "mem-check-then-insert",

@@ -12,4 +12,5 @@ pub mod etcd_server;
 pub mod gate;
 pub mod recording;
 pub mod refinement;
+pub mod replay;
 pub mod scripted;

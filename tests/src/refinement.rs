@@ -51,6 +51,14 @@ where
 
     /// The behaviour so far, numbered like a counterexample.
     pub fn behaviour(&self) -> String {
+        format!(
+            "model behaviour so far:\n{}",
+            self.model.trace(&self.as_checked())
+        )
+    }
+
+    /// The path as the checker keeps one: each state with the action taken from it.
+    fn as_checked(&self) -> Vec<(M::State, Option<M::Action>)> {
         let mut steps = self.path.clone();
         for i in 0..steps.len().saturating_sub(1) {
             steps[i].1 = steps[i + 1].1;
@@ -58,7 +66,18 @@ where
         if let Some(last) = steps.last_mut() {
             last.1 = None;
         }
-        format!("model behaviour so far:\n{}", self.model.trace(&steps))
+        steps
+    }
+
+    /// The steps taken so far, each as `actor: text` of the model's trace: what a replay file
+    /// keeps as the model path, and compares step by step when it is rerun.
+    pub fn steps(&self) -> Vec<String> {
+        self.model
+            .trace(&self.as_checked())
+            .steps
+            .iter()
+            .map(|s| format!("{}: {}", s.actor, s.text))
+            .collect()
     }
 
     /// Takes `action` if the model enables it in the current state (trace validation: the model

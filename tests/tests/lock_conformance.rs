@@ -38,14 +38,15 @@ use lockstep_model::lock::{
 };
 use lockstep_tests::recording::Recording;
 use lockstep_tests::refinement::{Create, ModelCursor};
+use lockstep_tests::replay::{self, HarnessKind, ReplayFile, TestTarget};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 
 const TREE: [&str; 4] = ["/", "/a", "/a/b", "/c"];
 const CLIENTS: usize = 3;
 
-/// One step of a test case.
-#[derive(Clone, Debug)]
+/// One step of a test case (serialised in replay files).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 enum Op {
     /// Client `client` takes its mode's locks; its process crashes after `crash_at` storage
     /// operations if that comes first.
@@ -774,9 +775,125 @@ fn refine(
         run_case(&modes, &ops, shared)
     });
     if let Err(error) = result {
-        panic!("{test}: {error}");
+        let saved = match &error {
+            proptest::test_runner::TestError::Fail(_, (modes, ops)) => {
+                record(test, None, modes, ops)
+            }
+            _ => String::new(),
+        };
+        panic!("{test}: {error}\n{saved}");
     }
     COVERAGE.assert_exercised(test);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Replay files (lockstep::replay): a failing case is written to one, `lockstep replay FILE`
+// reruns it through the `replay` test below.
+
+/// The store a case ran on, by the name its test gives it: `memory`, `fs` or `etcd`.
+fn store_named(name: &str) -> (Arc<dyn Store>, Option<tempfile::TempDir>) {
+    match name {
+        "fs" => {
+            let dir = tempfile::tempdir().unwrap();
+            (Arc::new(FsStore::open(dir.path()).unwrap()), Some(dir))
+        }
+        #[cfg(feature = "etcd")]
+        "etcd" => {
+            let cluster = lockstep_tests::etcd_server::shared_or_skip()
+                .expect("the case ran on etcd, and no etcd is here");
+            (Arc::new(cluster.store_blocking()), None)
+        }
+        _ => (Arc::new(MemStore::new()), None),
+    }
+}
+
+/// Runs a case, comparing each step with `expected` if given (see `replay::run_ops`).
+fn run_recorded(store: &str, modes: &[u8], ops: &[Op], expected: Option<&[String]>) -> replay::Run {
+    let (shared, _dir) = store_named(store);
+    let mut harness = Harness::new(modes, shared);
+    replay::run_ops(expected, &mut harness, ops, Harness::apply, |h| {
+        h.cursor.steps()
+    })
+}
+
+/// Writes the replay file of a failing case (rerun once to record its model path) and returns
+/// the line that names it.
+fn record(store: &str, mutant: Option<Mutant>, modes: &[u8], ops: &[Op]) -> String {
+    activate(mutant);
+    let run = run_recorded(store, modes, ops, None);
+    let mut file = ReplayFile::new(
+        HarnessKind::Conformance,
+        "lock",
+        &format!("lock_conformance {store}"),
+        TestTarget {
+            package: "lockstep-tests".into(),
+            target: "lock_conformance".into(),
+            test: "replay".into(),
+            features: if cfg!(feature = "etcd") {
+                vec!["etcd".into()]
+            } else {
+                vec![]
+            },
+            target_dir: None,
+        },
+        serde_json::json!({ "store": store, "modes": modes, "ops": ops }),
+    );
+    file.mutant = mutant.map(|m| m.name().to_string());
+    file.steps = run.steps;
+    file.failure = run
+        .failure
+        .unwrap_or_else(|| "(the case did not fail again when rerun to record it)".into());
+    replay::persist(&file, env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Reruns a replay file of this harness: the one `lockstep replay` names in `$LOCKSTEP_REPLAY`,
+/// or else the committed one, a case of the blind-release mutant, which must reproduce with the
+/// mutant and not without it.
+#[test]
+fn replay() {
+    let rerun = |file: &ReplayFile| {
+        let case = &file.case;
+        let store = case["store"].as_str().unwrap_or("memory").to_string();
+        let modes: Vec<u8> = serde_json::from_value(case["modes"].clone())
+            .unwrap_or_else(|e| panic!("the case's modes: {e}"));
+        let ops: Vec<Op> = serde_json::from_value(case["ops"].clone())
+            .unwrap_or_else(|e| panic!("the case's ops: {e}"));
+        let mutant = file.mutant.as_deref().and_then(Mutant::from_name);
+        let _one = exclusive(mutant);
+        let outcome = run_recorded(&store, &modes, &ops, Some(&file.steps)).outcome(file);
+        activate(None);
+        outcome
+    };
+    if let Some(file) = replay::requested("lock_conformance") {
+        return replay::finish(rerun(&file));
+    }
+    let mut file = replay::committed("lock-conformance-blind-release.json");
+    let with = rerun(&file);
+    assert!(
+        matches!(with, replay::Outcome::Reproduced { .. }),
+        "the committed case of the blind-release mutant: {}",
+        with.report()
+    );
+    // A file whose 6th step is not what the run does: the rerun stops there and says so.
+    let mut edited = file.clone();
+    edited.steps[5] = "c1: [P /] create tickets#9 → ok: ticket 9; continues".into();
+    match rerun(&edited) {
+        replay::Outcome::Diverged { divergence } => assert_eq!(
+            (divergence.step, divergence.actual.as_deref()),
+            (6, Some(file.steps[5].as_str()))
+        ),
+        other => panic!("an edited step was not found: {}", other.report()),
+    }
+    file.mutant = None;
+    let without = rerun(&file);
+    assert!(
+        matches!(
+            without,
+            replay::Outcome::Diverged { .. } | replay::Outcome::Passed
+        ),
+        "the same case without the mutant: {}",
+        without.report()
+    );
 }
 
 #[test]
@@ -836,10 +953,15 @@ fn the_harness_catches_a_blind_release() {
     let result = runner.run(&case_strategy(), |(modes, ops)| {
         run_case(&modes, &ops, Arc::new(MemStore::new()))
     });
+    let error = result.expect_err("the blind-release mutant must be caught");
+    if let proptest::test_runner::TestError::Fail(_, (modes, ops)) = &error {
+        eprintln!(
+            "{}",
+            record("memory", Some(Mutant::BlindRelease), modes, ops)
+        );
+    }
     activate(None);
-    let error = result
-        .expect_err("the blind-release mutant must be caught")
-        .to_string();
+    let error = error.to_string();
     eprintln!("caught, shrunk to: {error}");
     // Caught for the right reason: the release entry it created is not the model's next effect
     // (judged on the failure's own line, not the behaviour printed after it).

@@ -57,6 +57,17 @@ enum Command {
     /// Exit codes as `check` and `bugs`: 1 a property failed, 3 a search was cut short, 4 a
     /// catalogued bug was not reproduced.
     Report(crate::report::ReportArgs),
+    /// Rerun the failing case of a cross-test from the replay file it wrote, and stop at the
+    /// first step where the rerun diverges from the file.
+    ///
+    /// A failing case of a conformance harness (the proptest case and the model path it
+    /// followed), of a shuttle test (the schedule) or of a process-kill test (the seed) writes one
+    /// replay file under target/lockstep-replays/ and names it in its failure. The case reruns in
+    /// the cargo test the file names, with the mutant it ran with, so this needs cargo and a
+    /// lockstep source tree. Exit 0 the case passes now; 1 reproduced (the same steps, the same
+    /// failure); 4 not reproduced (diverged from the file, or another failure); 74 the test could
+    /// not be built or run; 2 a file that cannot be used.
+    Replay(crate::replay::ReplayArgs),
     /// Serve stateright's Explorer web UI for one model on 127.0.0.1.
     Explore(crate::model::ExploreArgs),
     /// List the variants (seeds, fixed, mutants) of each protocol.
@@ -175,6 +186,7 @@ pub fn main() -> ExitCode {
         Command::Check(args) => crate::model::check(&args),
         Command::Bugs(args) => crate::model::bugs(&args),
         Command::Report(args) => crate::report::report(&args),
+        Command::Replay(args) => crate::replay::replay(&args),
         Command::Explore(args) => crate::model::explore(&args),
         Command::Variants => crate::model::variants(),
         Command::Presets => crate::model::presets(),

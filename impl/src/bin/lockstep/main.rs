@@ -2,7 +2,7 @@
 //! operate path locks over a data root.
 //!
 //! One module per command group: `model` (check, bugs, explore, variants, presets, vectors),
-//! `report` (the HTML report),
+//! `report` (the HTML report), `replay` (a failing cross-test's replay file),
 //! `locks` (locks, lock, force-release, recover, and the process tests' worker), `lake` (branch,
 //! merge, merge-locks), `sessions` (session, queue), `probe`, `bench`.
 //!
@@ -21,6 +21,8 @@ mod locks;
 mod model;
 #[cfg(not(any(loom, feature = "shuttle")))]
 mod probe;
+#[cfg(not(any(loom, feature = "shuttle")))]
+mod replay;
 #[cfg(not(any(loom, feature = "shuttle")))]
 mod report;
 #[cfg(not(any(loom, feature = "shuttle")))]

@@ -1,0 +1,96 @@
+//! The harness side of replay files (`lockstep::replay`, which has the format): running a case's
+//! operations while comparing each step with a file's, and the entry point of a harness's replay
+//! test. Knows no protocol: a harness passes its operations, how to apply one, and how to name
+//! the steps taken so far.
+
+use std::fmt::Display;
+
+pub use lockstep::replay::{
+    diverges, persist, Divergence, HarnessKind, Outcome, ReplayFile, TestTarget, ENV_FILE,
+};
+
+/// What a run of a case did.
+pub struct Run {
+    /// The steps taken, as the harness names them.
+    pub steps: Vec<String>,
+    /// The failure it stopped at, if any.
+    pub failure: Option<String>,
+    /// Where it stopped following the file, if it was given one.
+    pub divergence: Option<Divergence>,
+}
+
+/// Applies `ops` to `harness` one at a time. After each, the steps taken so far are compared
+/// with `expected` (a replay file's), and the run stops at the first step that differs, or at
+/// the first failure.
+pub fn run_ops<H, Op, E: Display>(
+    expected: Option<&[String]>,
+    harness: &mut H,
+    ops: &[Op],
+    mut apply: impl FnMut(&mut H, &Op) -> Result<(), E>,
+    steps: impl Fn(&H) -> Vec<String>,
+) -> Run {
+    for op in ops {
+        let result = apply(harness, op);
+        let taken = steps(harness);
+        if let Some(divergence) = expected.and_then(|e| diverges(e, &taken)) {
+            return Run {
+                steps: taken,
+                failure: None,
+                divergence: Some(divergence),
+            };
+        }
+        if let Err(e) = result {
+            return Run {
+                steps: taken,
+                failure: Some(e.to_string()),
+                divergence: None,
+            };
+        }
+    }
+    Run {
+        steps: steps(harness),
+        failure: None,
+        divergence: None,
+    }
+}
+
+impl Run {
+    /// The outcome of this run against `file`.
+    pub fn outcome(&self, file: &ReplayFile) -> Outcome {
+        match &self.divergence {
+            Some(divergence) => Outcome::Diverged {
+                divergence: divergence.clone(),
+            },
+            None => Outcome::of(file, &self.steps, self.failure.as_deref()),
+        }
+    }
+}
+
+/// The replay file `lockstep replay` asked this test to rerun, if any. It must be one of
+/// `target`'s (a file for another test is an error that names both).
+pub fn requested(target: &str) -> Option<ReplayFile> {
+    let file = ReplayFile::from_env()?.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        file.rerun.target, target,
+        "{ENV_FILE} names a replay file of test target {}, not {target}",
+        file.rerun.target
+    );
+    Some(file)
+}
+
+/// Reports a rerun requested through `$LOCKSTEP_REPLAY`: writes the outcome for `lockstep
+/// replay`, prints it, and fails the test unless the case passes now (a reproduced bug fails,
+/// as the original did).
+pub fn finish(outcome: Outcome) {
+    let line = outcome.report();
+    eprintln!("lockstep replay: {line}");
+    assert_eq!(outcome, Outcome::Passed, "{line}");
+}
+
+/// The committed replay file `name` under `tests/replays/`.
+pub fn committed(name: &str) -> ReplayFile {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("replays")
+        .join(name);
+    ReplayFile::read(&path).unwrap_or_else(|e| panic!("{e}"))
+}
