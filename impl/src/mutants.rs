@@ -203,6 +203,11 @@ pub fn active(_mutant: Mutant) -> bool {
     false
 }
 
+/// The mutant switched on in this process, if any.
+pub fn switched_on() -> Option<Mutant> {
+    Mutant::ALL.iter().copied().find(|m| active(*m))
+}
+
 /// Switches `mutant` on (or every mutant off, with `None`) for this process.
 #[cfg(feature = "mutants")]
 pub fn activate(mutant: Option<Mutant>) {

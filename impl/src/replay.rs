@@ -304,11 +304,9 @@ impl Outcome {
             return Outcome::Diverged { divergence };
         }
         match failure {
-            Some(failure) if first_line(failure) == first_line(&file.failure) => {
-                Outcome::Reproduced {
-                    failure: failure.into(),
-                }
-            }
+            Some(failure) if same_failure(failure, &file.failure) => Outcome::Reproduced {
+                failure: failure.into(),
+            },
             Some(failure) => match diverges_at_end(&file.steps, actual) {
                 Some(divergence) => Outcome::Diverged { divergence },
                 None => Outcome::FailedOtherwise {
@@ -348,6 +346,31 @@ impl Outcome {
 /// The first line of a failure message.
 pub fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or("").trim()
+}
+
+/// Whether two failures are the same: their first lines, without source locations
+/// (`at tests/tests/x.rs:712`), which move whenever the harness is edited.
+pub fn same_failure(a: &str, b: &str) -> bool {
+    fn without_locations(line: &str) -> Vec<&str> {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let is_location = |w: &str| {
+            w.split_once(".rs:").is_some_and(|(_, rest)| {
+                rest.split(':')
+                    .all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            })
+        };
+        let mut kept = Vec::new();
+        for (i, word) in words.iter().enumerate() {
+            if is_location(word)
+                || (*word == "at" && words.get(i + 1).is_some_and(|w| is_location(w)))
+            {
+                continue;
+            }
+            kept.push(*word);
+        }
+        kept
+    }
+    without_locations(first_line(a)) == without_locations(first_line(b))
 }
 
 #[cfg(test)]
@@ -404,6 +427,26 @@ mod tests {
             Outcome::FailedOtherwise { .. }
         ));
         assert_eq!(Outcome::of(&f, &run, None), Outcome::Passed);
+        let located = file(
+            &["a"],
+            "effect applied once: 2 effects at tests/tests/x.rs:712",
+        );
+        assert!(matches!(
+            Outcome::of(
+                &located,
+                &steps(&["a"]),
+                Some("effect applied once: 2 effects at tests/tests/x.rs:730:5")
+            ),
+            Outcome::Reproduced { .. }
+        ));
+        assert!(matches!(
+            Outcome::of(
+                &located,
+                &steps(&["a"]),
+                Some("effect applied once: 3 effects at tests/tests/x.rs:712")
+            ),
+            Outcome::FailedOtherwise { .. }
+        ));
         assert!(matches!(
             Outcome::of(&f, &steps(&["a"]), None),
             Outcome::Diverged { .. }

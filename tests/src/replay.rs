@@ -94,3 +94,84 @@ pub fn committed(name: &str) -> ReplayFile {
         .join(name);
     ReplayFile::read(&path).unwrap_or_else(|e| panic!("{e}"))
 }
+
+/// Writes the replay file of a failing conformance case of `target` (a test target of this
+/// package, whose `replay` test reruns it) and returns the line naming it. `run` is the case
+/// rerun once to record its steps; the mutant switched on is recorded with it.
+pub fn record_conformance(
+    protocol: &str,
+    target: &str,
+    store: &str,
+    case: serde_json::Value,
+    run: Run,
+) -> String {
+    let mutant = lockstep::mutants::switched_on();
+    let mut file = ReplayFile::new(
+        HarnessKind::Conformance,
+        protocol,
+        &format!("{target} {store}"),
+        TestTarget {
+            package: "lockstep-tests".into(),
+            target: target.into(),
+            test: "replay".into(),
+            features: if cfg!(feature = "etcd") {
+                vec!["etcd".into()]
+            } else {
+                vec![]
+            },
+            target_dir: None,
+        },
+        case,
+    );
+    file.mutant = mutant.map(|m| m.name().to_string());
+    file.steps = run.steps;
+    file.failure = run
+        .failure
+        .unwrap_or_else(|| "(the case did not fail again when rerun to record it)".into());
+    persist(&file, env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The replay test of a harness. With `$LOCKSTEP_REPLAY` set, reruns that file and reports.
+/// Otherwise reruns the committed file `committed_name` (a case of a planted bug) and asserts:
+/// it reproduces with its mutant; without the mutant it does not; and with one step of the file
+/// edited, the rerun stops at that step and names what the run did there.
+pub fn replay_test(target: &str, committed_name: &str, rerun: impl Fn(&ReplayFile) -> Outcome) {
+    if let Some(file) = requested(target) {
+        return finish(rerun(&file));
+    }
+    let file = committed(committed_name);
+    assert!(
+        file.mutant.is_some(),
+        "{committed_name}: a committed case names its mutant"
+    );
+    let with = rerun(&file);
+    assert!(
+        matches!(with, Outcome::Reproduced { .. }),
+        "{committed_name} with its mutant: {}",
+        with.report()
+    );
+    let without = rerun(&ReplayFile {
+        mutant: None,
+        ..file.clone()
+    });
+    assert!(
+        matches!(without, Outcome::Diverged { .. } | Outcome::Passed),
+        "{committed_name} without its mutant: {}",
+        without.report()
+    );
+    let at = file.steps.len() / 2;
+    let mut edited = file.clone();
+    edited.steps[at] = format!("{} (edited)", edited.steps[at]);
+    match rerun(&edited) {
+        Outcome::Diverged { divergence } => assert_eq!(
+            (divergence.step, divergence.actual.as_deref()),
+            (at + 1, Some(file.steps[at].as_str())),
+            "{committed_name}: the rerun of an edited file stopped elsewhere"
+        ),
+        other => panic!(
+            "{committed_name}: an edited step {} went unnoticed: {}",
+            at + 1,
+            other.report()
+        ),
+    }
+}

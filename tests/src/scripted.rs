@@ -8,8 +8,9 @@ use std::sync::{Arc, Mutex};
 
 use lockstep::store::{Created, Key, Liveness, OwnerRegistration, Store, StoreError, Version};
 
-/// What happens at a client's `n`-th create from now (0: the next one).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What happens at a client's `n`-th create from now (0: the next one). Serialised in replay
+/// files.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Script {
     /// Wait before it until [`Scripted::resume`].
     PauseBefore(u32),

@@ -38,7 +38,7 @@ use lockstep_model::lock::{
 };
 use lockstep_tests::recording::Recording;
 use lockstep_tests::refinement::{Create, ModelCursor};
-use lockstep_tests::replay::{self, HarnessKind, ReplayFile, TestTarget};
+use lockstep_tests::replay;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 
@@ -821,78 +821,30 @@ fn run_recorded(store: &str, modes: &[u8], ops: &[Op], expected: Option<&[String
 fn record(store: &str, mutant: Option<Mutant>, modes: &[u8], ops: &[Op]) -> String {
     activate(mutant);
     let run = run_recorded(store, modes, ops, None);
-    let mut file = ReplayFile::new(
-        HarnessKind::Conformance,
-        "lock",
-        &format!("lock_conformance {store}"),
-        TestTarget {
-            package: "lockstep-tests".into(),
-            target: "lock_conformance".into(),
-            test: "replay".into(),
-            features: if cfg!(feature = "etcd") {
-                vec!["etcd".into()]
-            } else {
-                vec![]
-            },
-            target_dir: None,
-        },
-        serde_json::json!({ "store": store, "modes": modes, "ops": ops }),
-    );
-    file.mutant = mutant.map(|m| m.name().to_string());
-    file.steps = run.steps;
-    file.failure = run
-        .failure
-        .unwrap_or_else(|| "(the case did not fail again when rerun to record it)".into());
-    replay::persist(&file, env!("CARGO_MANIFEST_DIR"))
+    let case = serde_json::json!({ "store": store, "modes": modes, "ops": ops });
+    replay::record_conformance("lock", "lock_conformance", store, case, run)
 }
 
 /// Reruns a replay file of this harness: the one `lockstep replay` names in `$LOCKSTEP_REPLAY`,
-/// or else the committed one, a case of the blind-release mutant, which must reproduce with the
-/// mutant and not without it.
+/// or else the committed one, a case of the blind-release mutant (see `replay::replay_test`).
 #[test]
 fn replay() {
-    let rerun = |file: &ReplayFile| {
-        let case = &file.case;
-        let store = case["store"].as_str().unwrap_or("memory").to_string();
-        let modes: Vec<u8> = serde_json::from_value(case["modes"].clone())
-            .unwrap_or_else(|e| panic!("the case's modes: {e}"));
-        let ops: Vec<Op> = serde_json::from_value(case["ops"].clone())
-            .unwrap_or_else(|e| panic!("the case's ops: {e}"));
-        let mutant = file.mutant.as_deref().and_then(Mutant::from_name);
-        let _one = exclusive(mutant);
-        let outcome = run_recorded(&store, &modes, &ops, Some(&file.steps)).outcome(file);
-        activate(None);
-        outcome
-    };
-    if let Some(file) = replay::requested("lock_conformance") {
-        return replay::finish(rerun(&file));
-    }
-    let mut file = replay::committed("lock-conformance-blind-release.json");
-    let with = rerun(&file);
-    assert!(
-        matches!(with, replay::Outcome::Reproduced { .. }),
-        "the committed case of the blind-release mutant: {}",
-        with.report()
-    );
-    // A file whose 6th step is not what the run does: the rerun stops there and says so.
-    let mut edited = file.clone();
-    edited.steps[5] = "c1: [P /] create tickets#9 → ok: ticket 9; continues".into();
-    match rerun(&edited) {
-        replay::Outcome::Diverged { divergence } => assert_eq!(
-            (divergence.step, divergence.actual.as_deref()),
-            (6, Some(file.steps[5].as_str()))
-        ),
-        other => panic!("an edited step was not found: {}", other.report()),
-    }
-    file.mutant = None;
-    let without = rerun(&file);
-    assert!(
-        matches!(
-            without,
-            replay::Outcome::Diverged { .. } | replay::Outcome::Passed
-        ),
-        "the same case without the mutant: {}",
-        without.report()
+    replay::replay_test(
+        "lock_conformance",
+        "lock-conformance-blind-release.json",
+        |file| {
+            let case = &file.case;
+            let store = case["store"].as_str().unwrap_or("memory").to_string();
+            let modes: Vec<u8> = serde_json::from_value(case["modes"].clone())
+                .unwrap_or_else(|e| panic!("the case's modes: {e}"));
+            let ops: Vec<Op> = serde_json::from_value(case["ops"].clone())
+                .unwrap_or_else(|e| panic!("the case's ops: {e}"));
+            let mutant = file.mutant.as_deref().and_then(Mutant::from_name);
+            let _one = exclusive(mutant);
+            let outcome = run_recorded(&store, &modes, &ops, Some(&file.steps)).outcome(file);
+            activate(None);
+            outcome
+        },
     );
 }
 

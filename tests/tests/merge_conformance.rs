@@ -40,6 +40,7 @@ use lockstep_model::merge::{
 };
 use lockstep_tests::coverage::Coverage;
 use lockstep_tests::refinement::ModelCursor;
+use lockstep_tests::replay;
 use lockstep_tests::scripted::{Landed, Script, Scripted};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
@@ -51,7 +52,8 @@ const PARENT: &str = "main";
 /// The second child, merging into the same parent.
 const SIBLING: &str = "side";
 
-#[derive(Clone, Debug)]
+/// One step of a case (serialised in replay files).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 enum Op {
     /// Merger `m` merges, with `script` on its creates.
     Merge {
@@ -740,20 +742,99 @@ enum Actor {
 }
 
 fn run_case(with_sibling: bool, ops: &[Op], shared: Arc<dyn Store>) -> Result<(), TestCaseError> {
+    match run_steps(with_sibling, ops, shared, None).failure {
+        Some(failure) => Err(TestCaseError::fail(failure)),
+        None => Ok(()),
+    }
+}
+
+/// Runs a case, comparing the model path taken after each operation with `expected` (a replay
+/// file's), and stopping at the first step that differs or the first failure.
+fn run_steps(
+    with_sibling: bool,
+    ops: &[Op],
+    shared: Arc<dyn Store>,
+    expected: Option<&[String]>,
+) -> replay::Run {
     let mut harness = Harness::new(shared, with_sibling);
-    let outcome = (|| {
-        harness.check()?;
-        for op in ops {
-            harness.run(op).map_err(|e| format!("at {op:?}: {e}"))?;
-            harness.check().map_err(|e| format!("after {op:?}: {e}"))?;
+    let mut run = match harness.check() {
+        Err(failure) => replay::Run {
+            steps: harness.cursor.steps(),
+            failure: Some(failure),
+            divergence: None,
+        },
+        Ok(()) => replay::run_ops(
+            expected,
+            &mut harness,
+            ops,
+            |h, op| {
+                h.run(op).map_err(|e| format!("at {op:?}: {e}"))?;
+                h.check().map_err(|e| format!("after {op:?}: {e}"))
+            },
+            |h| h.cursor.steps(),
+        ),
+    };
+    if run.failure.is_none() && run.divergence.is_none() {
+        if let Err(failure) = harness.finish() {
+            run.failure = Some(failure);
+            run.steps = harness.cursor.steps();
         }
-        harness.finish()
-    })();
+    }
     // Leave no task blocked at a pause (the runtime is dropped with the harness).
     for merger in &harness.mergers {
         merger.store.resume();
     }
-    outcome.map_err(TestCaseError::fail)
+    run
+}
+
+/// The store a case ran on, by the name its test gives it: `memory`, `fs` or `etcd`.
+fn store_named(name: &str) -> (Arc<dyn Store>, Option<tempfile::TempDir>) {
+    match name {
+        "fs" => {
+            let dir = tempfile::tempdir().unwrap();
+            (Arc::new(FsStore::open(dir.path()).unwrap()), Some(dir))
+        }
+        #[cfg(feature = "etcd")]
+        "etcd" => {
+            let cluster = lockstep_tests::etcd_server::shared_or_skip()
+                .expect("the case ran on etcd, and no etcd is here");
+            (Arc::new(cluster.store_blocking()), None)
+        }
+        _ => (Arc::new(MemStore::new()), None),
+    }
+}
+
+/// Writes the replay file of a failing case (rerun once to record its model path) and returns
+/// the line that names it.
+fn record(store: &str, mutant: Option<Mutant>, with_sibling: bool, ops: &[Op]) -> String {
+    activate(mutant);
+    let (shared, _dir) = store_named(store);
+    let run = run_steps(with_sibling, ops, shared, None);
+    let case = serde_json::json!({ "store": store, "with_sibling": with_sibling, "ops": ops });
+    replay::record_conformance("merge", "merge_conformance", store, case, run)
+}
+
+/// Reruns a replay file of this harness: the one `lockstep replay` names in `$LOCKSTEP_REPLAY`,
+/// or else the committed one, a case of the blind-unlock mutant (see `replay::replay_test`).
+#[test]
+fn replay() {
+    replay::replay_test(
+        "merge_conformance",
+        "merge-conformance-blind-unlock.json",
+        |file| {
+            let case = &file.case;
+            let store = case["store"].as_str().unwrap_or("memory").to_string();
+            let with_sibling = case["with_sibling"].as_bool().unwrap_or(false);
+            let ops: Vec<Op> = serde_json::from_value(case["ops"].clone())
+                .unwrap_or_else(|e| panic!("the case's ops: {e}"));
+            let mutant = file.mutant.as_deref().and_then(Mutant::from_name);
+            let _one = exclusive(mutant);
+            let (shared, _dir) = store_named(&store);
+            let outcome = run_steps(with_sibling, &ops, shared, Some(&file.steps)).outcome(file);
+            activate(None);
+            outcome
+        },
+    );
 }
 
 fn exclusive(mutant: Option<Mutant>) -> MutexGuard<'static, ()> {
@@ -795,7 +876,13 @@ fn refine(
         run_case(with_sibling, &ops, shared)
     });
     if let Err(error) = result {
-        panic!("{test}: {error}");
+        let saved = match &error {
+            proptest::test_runner::TestError::Fail(_, (with_sibling, ops)) => {
+                record(test, None, *with_sibling, ops)
+            }
+            _ => String::new(),
+        };
+        panic!("{test}: {error}\n{saved}");
     }
     COVERAGE.assert_exercised(test, rare_too);
 }
@@ -838,10 +925,12 @@ fn caught(mutant: Mutant) -> String {
     let result = runner.run(&cases(), |(with_sibling, ops)| {
         run_case(with_sibling, &ops, Arc::new(MemStore::new()))
     });
+    let error = result.expect_err("the planted bug must be caught");
+    if let proptest::test_runner::TestError::Fail(_, (with_sibling, ops)) = &error {
+        eprintln!("{}", record("memory", Some(mutant), *with_sibling, ops));
+    }
     activate(None);
-    let error = result
-        .expect_err("the planted bug must be caught")
-        .to_string();
+    let error = error.to_string();
     eprintln!("caught, shrunk to: {error}");
     error
 }

@@ -56,6 +56,7 @@ use lockstep_model::redo::{
 };
 use lockstep_tests::coverage::Coverage;
 use lockstep_tests::refinement::ModelCursor;
+use lockstep_tests::replay;
 use lockstep_tests::scripted::{Landed, Script, Scripted};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed, TestCaseError, TestRunner};
@@ -86,7 +87,8 @@ impl MemoryExtractor for Tagged {
     }
 }
 
-#[derive(Clone, Debug)]
+/// One step of a case (serialised in replay files).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 enum Op {
     Add,
     Commit { c: usize, script: Option<Script> },
@@ -1359,19 +1361,93 @@ fn outcome(result: &Result<redo::Committed, RedoError>) -> String {
 
 /// Runs one case; the log of what happened on failure.
 fn case(store: Arc<dyn Store>, session_lock: bool, ops: &[Op]) -> Result<(), TestCaseError> {
+    match run_steps(store, session_lock, ops, None).failure {
+        Some(failure) => Err(TestCaseError::fail(failure)),
+        None => Ok(()),
+    }
+}
+
+/// Runs one case, comparing the model path taken after each operation with `expected` (a replay
+/// file's), and stopping at the first step that differs or the first failure (its message ends
+/// with the log of what happened).
+fn run_steps(
+    store: Arc<dyn Store>,
+    session_lock: bool,
+    ops: &[Op],
+    expected: Option<&[String]>,
+) -> replay::Run {
     let mut world = World::new(store, session_lock);
-    let result = (|| {
-        world.refine().map_err(TestCaseError::fail)?;
-        for op in ops {
-            world.run(op)?;
+    let mut run = match world.refine() {
+        Err(failure) => replay::Run {
+            steps: world.cursor.steps(),
+            failure: Some(failure),
+            divergence: None,
+        },
+        Ok(()) => replay::run_ops(expected, &mut world, ops, World::run, |w| w.cursor.steps()),
+    };
+    if run.failure.is_none() && run.divergence.is_none() {
+        if let Err(failure) = world.settle() {
+            run.failure = Some(failure.to_string());
+            run.steps = world.cursor.steps();
         }
-        world.settle()
-    })();
+    }
     // Leave no task blocked at a pause (the runtime is dropped with the world).
     for committer in &world.committers {
         committer.store.resume();
     }
-    result.map_err(|e| TestCaseError::fail(format!("{e}\n{}", world.log.join("\n"))))
+    if let Some(failure) = &mut run.failure {
+        *failure = format!("{failure}\n{}", world.log.join("\n"));
+    }
+    run
+}
+
+/// The store a case ran on, by the name its test gives it: `memory`, `fs` or `etcd`.
+fn store_named(name: &str) -> (Arc<dyn Store>, Option<tempfile::TempDir>) {
+    match name {
+        "fs" => {
+            let dir = tempfile::tempdir().unwrap();
+            (Arc::new(FsStore::open(dir.path()).unwrap()), Some(dir))
+        }
+        #[cfg(feature = "etcd")]
+        "etcd" => {
+            let cluster = lockstep_tests::etcd_server::shared_or_skip()
+                .expect("the case ran on etcd, and no etcd is here");
+            (Arc::new(cluster.store_blocking()), None)
+        }
+        _ => (Arc::new(MemStore::new()), None),
+    }
+}
+
+/// Writes the replay file of a failing case (rerun once to record its model path) and returns
+/// the line that names it.
+fn record(store: &str, session_lock: bool, ops: &[Op]) -> String {
+    let (shared, _dir) = store_named(store);
+    let run = run_steps(shared, session_lock, ops, None);
+    let case = serde_json::json!({ "store": store, "session_lock": session_lock, "ops": ops });
+    replay::record_conformance("redo", "redo_conformance", store, case, run)
+}
+
+/// Reruns a replay file of this harness: the one `lockstep replay` names in `$LOCKSTEP_REPLAY`,
+/// or else the committed one, a case of the effect-not-keyed mutant (see `replay::replay_test`).
+#[test]
+fn replay() {
+    replay::replay_test(
+        "redo_conformance",
+        "redo-conformance-effect-not-keyed.json",
+        |file| {
+            let case = &file.case;
+            let store = case["store"].as_str().unwrap_or("memory").to_string();
+            let session_lock = case["session_lock"].as_bool().unwrap_or(false);
+            let ops: Vec<Op> = serde_json::from_value(case["ops"].clone())
+                .unwrap_or_else(|e| panic!("the case's ops: {e}"));
+            let mutant = file.mutant.as_deref().and_then(Mutant::from_name);
+            let _one = exclusive(mutant);
+            let (shared, _dir) = store_named(&store);
+            let outcome = run_steps(shared, session_lock, &ops, Some(&file.steps)).outcome(file);
+            activate(None);
+            outcome
+        },
+    );
 }
 
 /// The mutant switch is process-wide: tests of this binary take turns.
@@ -1394,9 +1470,11 @@ fn strategy() -> impl Strategy<Value = (bool, Vec<Op>)> {
     (any::<bool>(), prop::collection::vec(op(), 1..24))
 }
 
-/// Runs `cases` cases, each on a fresh store made by `store` (with what must live as long).
+/// Runs `cases` cases, each on a fresh store made by `store` (with what must live as long),
+/// named `store_name`; a failing case is written to a replay file, named in the error.
 fn run_on(
     cases: u32,
+    store_name: &str,
     store: impl Fn() -> (Arc<dyn Store>, Option<tempfile::TempDir>),
 ) -> Result<(), String> {
     // A fixed seed unless PROPTEST_RNG_SEED names one: the coverage counters assert that rare
@@ -1419,12 +1497,20 @@ fn run_on(
             let (shared, _dir) = store();
             case(shared, lock, &ops)
         })
-        .map_err(|e| e.to_string())
+        .map_err(|error| {
+            let saved = match &error {
+                proptest::test_runner::TestError::Fail(_, (lock, ops)) => {
+                    record(store_name, *lock, ops)
+                }
+                _ => String::new(),
+            };
+            format!("{error}\n{saved}")
+        })
 }
 
 /// Runs `cases` cases, each on a fresh MemStore or (`on_fs`) a fresh FsStore.
 fn run(cases: u32, on_fs: bool) -> Result<(), String> {
-    run_on(cases, || {
+    run_on(cases, if on_fs { "fs" } else { "memory" }, || {
         if on_fs {
             let dir = tempfile::tempdir().unwrap();
             (Arc::new(FsStore::open(dir.path()).unwrap()), Some(dir))
@@ -1460,7 +1546,7 @@ fn the_implementation_refines_the_model_on_etcd() {
         return;
     };
     let _one = exclusive(None);
-    if let Err(e) = run_on((cases(256) / 4).max(8), || {
+    if let Err(e) = run_on((cases(256) / 4).max(8), "etcd", || {
         (Arc::new(cluster.store_blocking()), None)
     }) {
         panic!("{e}");
