@@ -18,6 +18,9 @@
 //! committed one.
 #![cfg(feature = "shuttle")]
 
+#[path = "support/shuttle_replay.rs"]
+mod shuttle_replay;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex as StdMutex, MutexGuard};
 
@@ -260,14 +263,26 @@ fn assert_covered(test: &str, iterations: usize) {
 #[test]
 fn random_schedules_merge_exactly_once_and_lose_nothing() {
     let _one = exclusive(None);
-    shuttle::check_random(scenario, iterations());
+    shuttle_replay::check(
+        "merge",
+        "merge_shuttle",
+        "random",
+        ("scenario", scenario),
+        shuttle::scheduler::RandomScheduler::new(iterations()),
+    );
     assert_covered("random", iterations());
 }
 
 #[test]
 fn pct_schedules_merge_exactly_once_and_lose_nothing() {
     let _one = exclusive(None);
-    shuttle::check_pct(scenario, iterations(), 3);
+    shuttle_replay::check(
+        "merge",
+        "merge_shuttle",
+        "pct",
+        ("scenario", scenario),
+        shuttle::scheduler::PctScheduler::new(3, iterations()),
+    );
     assert_covered("pct", iterations());
 }
 
@@ -288,7 +303,18 @@ fn assert_mutant_caught(mutant: Mutant, property: &str, iterations: usize) {
     let seed = 0x3e7_9e;
     {
         let _one = exclusive(Some(mutant));
-        let found = failure(move || shuttle::check_random_with_seed(scenario, seed, iterations));
+        let found = shuttle_replay::run(
+            scenario,
+            shuttle::scheduler::RandomScheduler::new_from_seed(seed, iterations),
+        )
+        .map(|failed| {
+            let test = format!("mutant {}", mutant.name());
+            eprintln!(
+                "{}",
+                shuttle_replay::record("merge", "merge_shuttle", &test, "scenario", &failed)
+            );
+            failed.failure
+        });
         activate(None);
         let message = found.unwrap_or_else(|| {
             panic!(
@@ -347,4 +373,16 @@ fn blind_unlock_schedule_replays() {
     if let Some(message) = failure(|| replay(schedule)) {
         panic!("the schedule replayed without the mutant failed: {message}");
     }
+}
+
+/// Reruns a replay file of this target: the one `lockstep replay` names in `$LOCKSTEP_REPLAY`, or
+/// else the committed case of the blind-unlock mutant (see `shuttle_replay::replay_test`).
+#[test]
+fn replay_file() {
+    shuttle_replay::replay_test(
+        "merge_shuttle",
+        "merge-shuttle-blind-unlock.json",
+        &[("scenario", scenario)],
+        exclusive,
+    );
 }

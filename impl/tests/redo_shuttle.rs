@@ -20,6 +20,9 @@
 //! 20,000). A failure prints shuttle's replay string.
 #![cfg(feature = "shuttle")]
 
+#[path = "support/shuttle_replay.rs"]
+mod shuttle_replay;
+
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex as StdMutex, MutexGuard};
@@ -262,14 +265,26 @@ fn assert_covered(test: &str, iterations: usize) {
 #[test]
 fn random_schedules_lose_nothing_and_apply_nothing_twice() {
     let _one = exclusive(None);
-    shuttle::check_random(scenario, iterations());
+    shuttle_replay::check(
+        "redo",
+        "redo_shuttle",
+        "random",
+        ("scenario", scenario),
+        shuttle::scheduler::RandomScheduler::new(iterations()),
+    );
     assert_covered("random", iterations());
 }
 
 #[test]
 fn pct_schedules_lose_nothing_and_apply_nothing_twice() {
     let _one = exclusive(None);
-    shuttle::check_pct(scenario, iterations(), 3);
+    shuttle_replay::check(
+        "redo",
+        "redo_shuttle",
+        "pct",
+        ("scenario", scenario),
+        shuttle::scheduler::PctScheduler::new(3, iterations()),
+    );
     assert_covered("pct", iterations());
 }
 
@@ -302,7 +317,18 @@ fn assert_mutant_caught(mutant: Mutant, property: &str, iterations: usize) {
     let seed = 0x12ed0;
     {
         let _one = exclusive(Some(mutant));
-        let found = failure(move || shuttle::check_random_with_seed(scenario, seed, iterations));
+        let found = shuttle_replay::run(
+            scenario,
+            shuttle::scheduler::RandomScheduler::new_from_seed(seed, iterations),
+        )
+        .map(|failed| {
+            let test = format!("mutant {}", mutant.name());
+            eprintln!(
+                "{}",
+                shuttle_replay::record("redo", "redo_shuttle", &test, "scenario", &failed)
+            );
+            failed.failure
+        });
         activate(None);
         let message = found.unwrap_or_else(|| {
             panic!(
@@ -334,4 +360,16 @@ fn random_schedules_catch_a_clear_of_every_message() {
 #[test]
 fn random_schedules_catch_a_commit_without_exclusion() {
     assert_mutant_caught(Mutant::RedoNoExclusion, "no duplicate archive", 1_000);
+}
+
+/// Reruns a replay file of this target: the one `lockstep replay` names in `$LOCKSTEP_REPLAY`, or
+/// else the committed case of the redo-no-exclusion mutant (see `shuttle_replay::replay_test`).
+#[test]
+fn replay_file() {
+    shuttle_replay::replay_test(
+        "redo_shuttle",
+        "redo-shuttle-no-exclusion.json",
+        &[("scenario", scenario)],
+        exclusive,
+    );
 }

@@ -19,6 +19,9 @@
 //! property's own failure fails it).
 #![cfg(feature = "shuttle")]
 
+#[path = "support/shuttle_replay.rs"]
+mod shuttle_replay;
+
 use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -344,14 +347,26 @@ fn assert_covered(test: &str, iterations: usize) {
 #[test]
 fn random_schedules_keep_exclusion_fencing_and_linearizability() {
     let _one = exclusive(None);
-    shuttle::check_random(scenario, iterations());
+    shuttle_replay::check(
+        "lock",
+        "shuttle",
+        "random",
+        ("scenario", scenario),
+        shuttle::scheduler::RandomScheduler::new(iterations()),
+    );
     assert_covered("random", iterations());
 }
 
 #[test]
 fn pct_schedules_keep_exclusion_fencing_and_linearizability() {
     let _one = exclusive(None);
-    shuttle::check_pct(scenario, iterations(), 3);
+    shuttle_replay::check(
+        "lock",
+        "shuttle",
+        "pct",
+        ("scenario", scenario),
+        shuttle::scheduler::PctScheduler::new(3, iterations()),
+    );
     assert_covered("pct", iterations());
 }
 
@@ -373,7 +388,12 @@ fn failure(f: impl FnOnce() + std::panic::UnwindSafe) -> Option<String> {
 /// Each run gets a thread of its own: a failing execution can end with one task panicking while
 /// another unwinds (a mutex poisoned under it), and shuttle then leaves its thread-local state
 /// behind, failing whatever runs next on that thread. That once failed the control run here.
-fn assert_mutant_caught(mutant: Mutant, scenario: fn(), property: &str, iterations: usize) {
+fn assert_mutant_caught(
+    mutant: Mutant,
+    (name, scenario): shuttle_replay::Named,
+    property: &str,
+    iterations: usize,
+) {
     let seed = 0x10c5_7e9;
     let on_own_thread = |run: Box<dyn FnOnce() -> Option<String> + Send>| {
         std::thread::spawn(run)
@@ -383,7 +403,18 @@ fn assert_mutant_caught(mutant: Mutant, scenario: fn(), property: &str, iteratio
     {
         let _one = exclusive(Some(mutant));
         let found = on_own_thread(Box::new(move || {
-            failure(move || shuttle::check_random_with_seed(scenario, seed, iterations))
+            shuttle_replay::run(
+                scenario,
+                shuttle::scheduler::RandomScheduler::new_from_seed(seed, iterations),
+            )
+            .map(|failed| {
+                let test = format!("mutant {}", mutant.name());
+                eprintln!(
+                    "{}",
+                    shuttle_replay::record("lock", "shuttle", &test, name, &failed)
+                );
+                failed.failure
+            })
         }));
         activate(None);
         match found {
@@ -413,7 +444,12 @@ fn assert_mutant_caught(mutant: Mutant, scenario: fn(), property: &str, iteratio
 /// be granted.
 #[test]
 fn random_schedules_catch_a_skipped_recheck() {
-    assert_mutant_caught(Mutant::SkipRecheck, scenario, "mutual exclusion", 20_000);
+    assert_mutant_caught(
+        Mutant::SkipRecheck,
+        ("scenario", scenario),
+        "mutual exclusion",
+        20_000,
+    );
 }
 
 /// The zombie write is what catches a fenced log that ignores tokens.
@@ -421,7 +457,7 @@ fn random_schedules_catch_a_skipped_recheck() {
 fn random_schedules_catch_a_fence_that_ignores_tokens() {
     assert_mutant_caught(
         Mutant::FenceIgnoresTokens,
-        scenario,
+        ("scenario", scenario),
         "late write with token",
         2_000,
     );
@@ -462,6 +498,22 @@ fn skip_recheck_schedule_replays() {
     }
 }
 
+/// Reruns a replay file of this target: the one `lockstep replay` names in `$LOCKSTEP_REPLAY`, or
+/// else the committed case of the skip-recheck mutant (see `shuttle_replay::replay_test`).
+#[test]
+fn replay_file() {
+    shuttle_replay::replay_test(
+        "shuttle",
+        "lock-shuttle-skip-recheck.json",
+        &[
+            ("scenario", scenario),
+            ("dropped_acquisition", cancellation::dropped_acquisition),
+            ("dropped_release", cancellation::dropped_release),
+        ],
+        exclusive,
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Cancellation. A caller may drop `lock()` or `release()` at any await (a timeout, a `select!`).
 // The store below behaves like FsStore: its operations run on a task of their own, so a create
@@ -477,7 +529,7 @@ mod cancellation {
     use lockstep::store::{Created, Key, MemStore, Store, StoreError, Version};
     use shuttle::rand::Rng;
 
-    use super::{assert_mutant_caught, exclusive, iterations};
+    use super::{assert_mutant_caught, exclusive, iterations, shuttle_replay};
 
     /// A store whose every operation runs detached from its caller, with yields before it takes
     /// effect, as FsStore's blocking workers do.
@@ -594,7 +646,7 @@ mod cancellation {
     /// An acquisition dropped at a random await leaves no lock behind once the manager's
     /// background work is done: a create still in flight is withdrawn after it lands. (Before, the
     /// withdraw read first, found nothing, and the entry landed afterwards, held by nobody.)
-    fn dropped_acquisition() {
+    pub(super) fn dropped_acquisition() {
         shuttle::future::block_on(async {
             let store = Detached(MemStore::new());
             let manager = LockManager::start(store.clone(), options()).await.unwrap();
@@ -626,7 +678,7 @@ mod cancellation {
     }
 
     /// A release dropped at a random await still releases: the lock ends free.
-    fn dropped_release() {
+    pub(super) fn dropped_release() {
         shuttle::future::block_on(async {
             let store = Detached(MemStore::new());
             let manager = LockManager::start(store.clone(), options()).await.unwrap();
@@ -659,7 +711,15 @@ mod cancellation {
     #[test]
     fn a_dropped_acquisition_leaves_no_lock() {
         let _one = exclusive(None);
-        let counts = counted(|| shuttle::check_random(dropped_acquisition, iterations()));
+        let counts = counted(|| {
+            shuttle_replay::check(
+                "lock",
+                "shuttle",
+                "a_dropped_acquisition",
+                ("dropped_acquisition", dropped_acquisition),
+                shuttle::scheduler::RandomScheduler::new(iterations()),
+            )
+        });
         eprintln!(
             "dropped acquisitions: {} dropped ({} after their entry landed), {} granted first",
             counts[ACQUIRE_DROPPED],
@@ -675,7 +735,15 @@ mod cancellation {
     #[test]
     fn a_dropped_release_still_releases() {
         let _one = exclusive(None);
-        let counts = counted(|| shuttle::check_random(dropped_release, iterations()));
+        let counts = counted(|| {
+            shuttle_replay::check(
+                "lock",
+                "shuttle",
+                "a_dropped_release",
+                ("dropped_release", dropped_release),
+                shuttle::scheduler::RandomScheduler::new(iterations()),
+            )
+        });
         eprintln!(
             "dropped releases: {} dropped midway, {} finished first",
             counts[RELEASE_DROPPED], counts[RELEASE_FINISHED]
@@ -690,13 +758,13 @@ mod cancellation {
     fn the_cancellation_tests_catch_their_mutants() {
         assert_mutant_caught(
             Mutant::WithdrawBeforeCreateEnds,
-            dropped_acquisition,
+            ("dropped_acquisition", dropped_acquisition),
             "a cancelled acquisition left a lock that nobody holds",
             2_000,
         );
         assert_mutant_caught(
             Mutant::ReleaseInCaller,
-            dropped_release,
+            ("dropped_release", dropped_release),
             "a dropped release left the lock held",
             2_000,
         );

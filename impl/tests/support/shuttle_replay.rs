@@ -1,0 +1,306 @@
+//! Replay files for the shuttle tests (`lockstep::replay` has the format).
+//!
+//! A [`Recorder`] wraps the scheduler a test runs under and keeps the schedule of the execution
+//! under way: the seed of its random values and each choice, `task N` (run task N next) or
+//! `random` (a random value was drawn). When an execution fails, that schedule and the failure go
+//! into a replay file. A rerun feeds the same choices to shuttle's `ReplayScheduler` through a
+//! recorder that checks each one before it is made: where the task the file names is not runnable,
+//! or the run asks for a task where the file drew a random value (or the other way round), the
+//! run stops there and the replay says at which step. (shuttle's own replay panics there without
+//! a step number, or with `set_allow_incomplete` stops quietly.)
+
+use std::sync::{Arc, Mutex};
+
+use lockstep::replay::{self, Divergence, HarnessKind, Outcome, ReplayFile, TestTarget};
+use shuttle::scheduler::{ReplayScheduler, Schedule, Scheduler, Task, TaskId};
+
+/// The execution under way, as the recorder saw it.
+#[derive(Default)]
+struct Taken {
+    seed: u64,
+    steps: Vec<String>,
+    divergence: Option<Divergence>,
+}
+
+/// A scheduler that records the choices of `inner` and, on a rerun, compares them with a file's.
+pub struct Recorder {
+    inner: Box<dyn Scheduler + Send>,
+    expected: Option<Vec<String>>,
+    taken: Arc<Mutex<Taken>>,
+}
+
+impl Recorder {
+    fn step(&mut self, step: String, allowed: impl Fn(&str) -> bool) -> bool {
+        let mut taken = self.taken.lock().unwrap();
+        if taken.divergence.is_some() {
+            return false;
+        }
+        if let Some(expected) = &self.expected {
+            let at = taken.steps.len();
+            let file = expected.get(at).cloned();
+            if !file.as_deref().is_some_and(&allowed) {
+                taken.divergence = Some(Divergence {
+                    step: at + 1,
+                    expected: file,
+                    actual: Some(step),
+                });
+                return false;
+            }
+        }
+        taken.steps.push(step);
+        true
+    }
+}
+
+impl Scheduler for Recorder {
+    fn new_execution(&mut self) -> Option<Schedule> {
+        let schedule = self.inner.new_execution()?;
+        *self.taken.lock().unwrap() = Taken {
+            seed: schedule.seed,
+            ..Taken::default()
+        };
+        Some(schedule)
+    }
+
+    fn next_task(
+        &mut self,
+        runnable: &[&Task],
+        current: Option<TaskId>,
+        is_yielding: bool,
+    ) -> Option<TaskId> {
+        let ids: Vec<usize> = runnable.iter().map(|t| usize::from(t.id())).collect();
+        if self.expected.is_some() {
+            // Check the file's choice against what is runnable before shuttle's replay makes it.
+            let shown = format!("a choice among the runnable tasks {ids:?}");
+            let ok = self.step(shown, |file| {
+                file.strip_prefix("task ")
+                    .and_then(|n| n.parse::<usize>().ok())
+                    .is_some_and(|n| ids.contains(&n))
+            });
+            if !ok {
+                return None;
+            }
+            let chosen = self.inner.next_task(runnable, current, is_yielding)?;
+            let mut taken = self.taken.lock().unwrap();
+            let last = taken.steps.last_mut().expect("just pushed");
+            *last = format!("task {}", usize::from(chosen));
+            return Some(chosen);
+        }
+        let chosen = self.inner.next_task(runnable, current, is_yielding)?;
+        self.step(format!("task {}", usize::from(chosen)), |_| true);
+        Some(chosen)
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        if !self.step("random".into(), |file| file == "random") {
+            // The run diverged at a random choice: any value will do, the run is stopped at
+            // its next scheduling point.
+            return 0;
+        }
+        self.inner.next_u64()
+    }
+}
+
+/// A failed execution: its failure, seed and choices.
+pub struct Failed {
+    pub failure: String,
+    pub seed: u64,
+    pub steps: Vec<String>,
+}
+
+/// The panic message of `f`, or `None` if it returned.
+fn panic_of(f: impl FnOnce()) -> Option<String> {
+    let payload = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).err()?;
+    Some(
+        payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "(a panic without a message)".into()),
+    )
+}
+
+/// Runs `scenario` under `scheduler`; the failing execution, if one fails.
+pub fn run(scenario: fn(), scheduler: impl Scheduler + Send + 'static) -> Option<Failed> {
+    let taken = Arc::new(Mutex::new(Taken::default()));
+    let recorder = Recorder {
+        inner: Box::new(scheduler),
+        expected: None,
+        taken: Arc::clone(&taken),
+    };
+    let failure = panic_of(|| {
+        shuttle::Runner::new(recorder, shuttle::Config::default()).run(scenario);
+    })?;
+    let taken = taken.lock().unwrap_or_else(|e| e.into_inner());
+    Some(Failed {
+        failure,
+        seed: taken.seed,
+        steps: taken.steps.clone(),
+    })
+}
+
+/// A scenario and the name a replay file knows it by.
+pub type Named = (&'static str, fn());
+
+/// Writes the replay file of `failed` (a failure of `test` in test target `target`, running the
+/// scenario named `scenario`, with the mutant switched on now) and returns the line that names it.
+pub fn record(protocol: &str, target: &str, test: &str, scenario: &str, failed: &Failed) -> String {
+    let mut file = ReplayFile::new(
+        HarnessKind::Shuttle,
+        protocol,
+        &format!("{target} {test}"),
+        TestTarget {
+            package: "lockstep".into(),
+            target: target.into(),
+            test: "replay_file".into(),
+            features: vec!["shuttle".into(), "mutants".into()],
+            target_dir: Some("target/shuttle".into()),
+        },
+        serde_json::json!({ "scenario": scenario, "seed": failed.seed }),
+    );
+    file.mutant = lockstep::mutants::switched_on().map(|m| m.name().to_string());
+    file.steps = failed.steps.clone();
+    file.failure = failed.failure.clone();
+    replay::persist(&file, env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs `scenario` under `scheduler` and panics on a failure, naming the replay file written.
+pub fn check(
+    protocol: &str,
+    target: &str,
+    test: &str,
+    (name, scenario): Named,
+    scheduler: impl Scheduler + Send + 'static,
+) {
+    if let Some(failed) = run(scenario, scheduler) {
+        let saved = record(protocol, target, test, name, &failed);
+        panic!("{}\n{saved}", failed.failure);
+    }
+}
+
+/// Reruns `file` (a shuttle replay file) through `scenario`, on a thread of its own (a failed
+/// execution can leave shuttle's thread-local state behind).
+pub fn rerun(scenario: fn(), file: &ReplayFile) -> Outcome {
+    let seed = file.case["seed"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("the case has no seed: {}", file.case));
+    let mut schedule = Schedule::new(seed);
+    for step in &file.steps {
+        match step.strip_prefix("task ").map(str::parse::<usize>) {
+            Some(Ok(n)) => schedule.push_task(TaskId::from(n)),
+            _ if step == "random" => schedule.push_random(),
+            _ => panic!("not a step of a shuttle schedule: {step}"),
+        }
+    }
+    let expected = file.steps.clone();
+    let (taken, failure) = std::thread::spawn(move || {
+        let mut replay = ReplayScheduler::new_from_schedule(schedule);
+        replay.set_allow_incomplete();
+        let taken = Arc::new(Mutex::new(Taken::default()));
+        let recorder = Recorder {
+            inner: Box::new(replay),
+            expected: Some(expected),
+            taken: Arc::clone(&taken),
+        };
+        let failure = panic_of(|| {
+            shuttle::Runner::new(recorder, shuttle::Config::default()).run(scenario);
+        });
+        let taken = std::mem::take(&mut *taken.lock().unwrap_or_else(|e| e.into_inner()));
+        (taken, failure)
+    })
+    .join()
+    .expect("the rerun's thread");
+    match taken.divergence {
+        Some(divergence) => Outcome::Diverged { divergence },
+        // Compared by property: the scenarios' messages carry ids drawn from the clock.
+        None => Outcome::of_by(
+            file,
+            &taken.steps,
+            failure.as_deref(),
+            replay::same_property,
+        ),
+    }
+}
+
+/// The replay test of a shuttle target: reruns the file `lockstep replay` names, or else the
+/// committed one (`committed_name` under tests/replays/) and asserts that it reproduces with its
+/// mutant, not without it, and that an edited step stops the rerun there.
+pub fn replay_test(
+    target: &str,
+    committed_name: &str,
+    scenarios: &[Named],
+    exclusive: fn(Option<lockstep::mutants::Mutant>) -> std::sync::MutexGuard<'static, ()>,
+) {
+    let rerun_with = |file: &ReplayFile| {
+        let name = file.case["scenario"].as_str().unwrap_or("scenario");
+        let scenario = scenarios
+            .iter()
+            .find(|(n, _)| *n == name)
+            .unwrap_or_else(|| panic!("{target} has no scenario named {name}"))
+            .1;
+        let mutant = file
+            .mutant
+            .as_deref()
+            .and_then(lockstep::mutants::Mutant::from_name);
+        let _one = exclusive(mutant);
+        let outcome = rerun(scenario, file);
+        lockstep::mutants::activate(None);
+        outcome
+    };
+    if let Some(path) = std::env::var_os(replay::ENV_FILE) {
+        let file = ReplayFile::read(std::path::Path::new(&path)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            file.rerun.target, target,
+            "a replay file of another test target"
+        );
+        let outcome = rerun_with(&file);
+        let line = outcome.report();
+        eprintln!("lockstep replay: {line}");
+        assert_eq!(outcome, Outcome::Passed, "{line}");
+        return;
+    }
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/replays")
+        .join(committed_name);
+    let file = ReplayFile::read(&path).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        file.mutant.is_some(),
+        "{committed_name}: a committed case names its mutant"
+    );
+    let with = rerun_with(&file);
+    assert!(
+        matches!(with, Outcome::Reproduced { .. }),
+        "{committed_name} with its mutant: {}",
+        with.report()
+    );
+    let without = rerun_with(&ReplayFile {
+        mutant: None,
+        ..file.clone()
+    });
+    assert!(
+        matches!(without, Outcome::Diverged { .. } | Outcome::Passed),
+        "{committed_name} without its mutant: {}",
+        without.report()
+    );
+    // Swap one choice of task for another task of the same schedule: the rerun must stop at it
+    // (the task named is not runnable there) or follow it and then stop.
+    let at = file
+        .steps
+        .iter()
+        .position(|s| s.starts_with("task ") && s != &file.steps[0])
+        .expect("a schedule with two tasks");
+    let mut edited = file.clone();
+    edited.steps[at] = "task 999".into();
+    match rerun_with(&edited) {
+        Outcome::Diverged { divergence } => assert_eq!(
+            divergence.step,
+            at + 1,
+            "{committed_name}: the rerun of an edited file stopped elsewhere"
+        ),
+        other => panic!(
+            "{committed_name}: an edited step {} went unnoticed: {}",
+            at + 1,
+            other.report()
+        ),
+    }
+}
