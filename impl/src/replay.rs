@@ -397,6 +397,95 @@ pub fn same_failure(a: &str, b: &str) -> bool {
     without_locations(first_line(a)) == without_locations(first_line(b))
 }
 
+/// For harnesses: the replay test every harness target has. These panic, as tests do.
+pub mod testing {
+    use super::{Outcome, ReplayFile, ENV_FILE};
+
+    /// The replay file `lockstep replay` asked this test to rerun, if any. It must be one of
+    /// `target`'s (a file of another test target is an error that names both).
+    pub fn requested(target: &str) -> Option<ReplayFile> {
+        let file = ReplayFile::from_env()?.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            file.rerun.target, target,
+            "{ENV_FILE} names a replay file of test target {}, not {target}",
+            file.rerun.target
+        );
+        Some(file)
+    }
+
+    /// Reports a rerun requested through `$LOCKSTEP_REPLAY`: writes the outcome for `lockstep
+    /// replay`, prints it, and fails the test unless the case passes now (a reproduced bug
+    /// fails, as the original did).
+    pub fn finish(outcome: Outcome) {
+        let line = outcome.report();
+        eprintln!("lockstep replay: {line}");
+        assert_eq!(outcome, Outcome::Passed, "{line}");
+    }
+
+    /// The committed replay file `name` under `tests/replays/` of the workspace whose member
+    /// `manifest_dir` is (a crate's `CARGO_MANIFEST_DIR`).
+    pub fn committed(manifest_dir: &str, name: &str) -> ReplayFile {
+        let path = std::path::Path::new(manifest_dir)
+            .join("../tests/replays")
+            .join(name);
+        ReplayFile::read(&path).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The replay test of a harness target. With `$LOCKSTEP_REPLAY` set, reruns that file and
+    /// reports. Otherwise reruns `committed` (a case of a planted bug) and asserts: it
+    /// reproduces with its mutant; without the mutant it does not; and with its step
+    /// `edit_at(file)` (0-based) edited, the rerun stops at that step and names what the run
+    /// did there.
+    pub fn replay_test(
+        target: &str,
+        committed: ReplayFile,
+        edit_at: impl Fn(&ReplayFile) -> usize,
+        rerun: impl Fn(&ReplayFile) -> Outcome,
+    ) {
+        if let Some(file) = requested(target) {
+            return finish(rerun(&file));
+        }
+        let file = committed;
+        let name = file.origin.clone();
+        assert!(
+            file.mutant.is_some(),
+            "{name}: a committed case names its mutant"
+        );
+        let with = rerun(&file);
+        assert!(
+            matches!(with, Outcome::Reproduced { .. }),
+            "{name} with its mutant: {}",
+            with.report()
+        );
+        let without = rerun(&ReplayFile {
+            mutant: None,
+            ..file.clone()
+        });
+        assert!(
+            matches!(without, Outcome::Diverged { .. } | Outcome::Passed),
+            "{name} without its mutant: {}",
+            without.report()
+        );
+        let at = edit_at(&file);
+        let mut edited = file.clone();
+        edited.steps[at] = format!("{} (edited)", edited.steps[at]);
+        match rerun(&edited) {
+            Outcome::Diverged { divergence } => assert!(
+                divergence.step == at + 1
+                    && divergence.expected.as_deref() == Some(edited.steps[at].as_str())
+                    && divergence.actual.is_some(),
+                "{name}: the rerun of a file edited at step {} stopped elsewhere: {divergence}",
+                at + 1
+            ),
+            other => panic!(
+                "{name}: an edited step {} went unnoticed: {}",
+                at + 1,
+                other.report()
+            ),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -49,6 +49,11 @@ struct Run {
     spawned: Vec<(i32, Vec<(String, char)>, usize, bool)>,
     round: usize,
     mutant: Option<&'static str>,
+    /// The driver's actions so far (spawns, kills, signals, sleeps, recoveries): the steps of a
+    /// replay file. They follow from the seed alone; what the processes did in between does not.
+    plan: Vec<String>,
+    /// A replay file's steps: each action is compared with the file's before it is taken.
+    expected: Option<Vec<String>>,
 }
 
 /// The locks a `lockstep lock --mode MODE PATHS` holds (README, `Operation::mv`): SUBTREE on
@@ -70,6 +75,8 @@ fn locks_of(mode: &str, paths: &[&str]) -> Vec<(String, char)> {
 
 struct Worker {
     child: Child,
+    /// Its spawn number in the run (`w3`).
+    n: usize,
 }
 
 impl Run {
@@ -88,7 +95,28 @@ impl Run {
             spawned: Vec::new(),
             round: 0,
             mutant,
+            plan: Vec::new(),
+            expected: None,
         }
+    }
+
+    /// Takes the driver's next action `step`: where a replay file's step differs, the run stops
+    /// here (a `Divergence` panic, which `run_scenario` catches).
+    fn step(&mut self, step: String) {
+        if let Some(expected) = &self.expected {
+            let mut taken = self.plan.clone();
+            taken.push(step.clone());
+            if let Some(divergence) = lockstep::replay::diverges(expected, &taken) {
+                std::panic::panic_any(divergence);
+            }
+        }
+        self.plan.push(step);
+    }
+
+    /// Sleeps `ms` (a step of the plan: its length comes from the seed).
+    fn sleep_ms(&mut self, ms: u64) {
+        self.step(format!("sleep {ms} ms"));
+        std::thread::sleep(Duration::from_millis(ms));
     }
 
     /// A run over an etcd cluster: process `n` talks to `endpoints[n % len]` alone, with owner
@@ -125,6 +153,12 @@ impl Run {
         hold_ms: u64,
     ) -> Worker {
         let store = self.next_store();
+        self.step(format!(
+            "round {} spawn w{}: lock --mode {mode} {} --timeout {timeout} --lease {lease}, hold {hold_ms} ms",
+            self.round,
+            self.spawns,
+            paths.join(" ")
+        ));
         let mut command = Command::new(env!("CARGO_BIN_EXE_lockstep"));
         command
             .arg("lock")
@@ -147,7 +181,10 @@ impl Run {
         let child = command.spawn().unwrap();
         self.spawned
             .push((child.id() as i32, locks_of(mode, paths), self.round, false));
-        Worker { child }
+        Worker {
+            child,
+            n: self.spawns,
+        }
     }
 
     /// Whether the worker logged `enter` and not `exit`: it holds its locks.
@@ -165,7 +202,8 @@ impl Run {
     }
 
     /// Signals the worker's `lockstep lock` and its COMMAND (which runs in a group of its own).
-    fn signal(&self, worker: &Worker, signal: &str) {
+    fn signal(&mut self, worker: &Worker, signal: &str) {
+        self.step(format!("signal {signal} w{}", worker.n));
         // A group that already ended is no error (stderr quiet).
         let _ = Command::new("kill")
             .args([signal, "--", &format!("-{}", worker.child.id())])
@@ -208,7 +246,8 @@ impl Run {
 
     /// `lockstep recover`, through each store in turn until one answers (an etcd member may be
     /// down).
-    fn recover(&self) {
+    fn recover(&mut self) {
+        self.step("recover".into());
         std::thread::sleep(self.before_recovery);
         let mut codes = Vec::new();
         for store in &self.stores {
@@ -342,7 +381,7 @@ fn check(run: &Run, fenced_resources: &[&str]) -> Result<Exercised, String> {
             let paused = sa.3 || sb.3;
             if !paused && overlap && clash {
                 return Err(format!(
-                    "holders {} {:?} and {} {:?} overlapped",
+                    "mutual exclusion: holders {} {:?} and {} {:?} overlapped",
                     a.2, a.3, b.2, b.3
                 ));
             }
@@ -360,7 +399,7 @@ fn check(run: &Run, fenced_resources: &[&str]) -> Result<Exercised, String> {
         for pair in records.windows(2) {
             if pair[1].1 < pair[0].1 {
                 return Err(format!(
-                    "{resource}: token {} accepted after token {}",
+                    "fencing: {resource}: token {} accepted after token {}",
                     pair[1].1, pair[0].1
                 ));
             }
@@ -442,7 +481,7 @@ fn contend_and_kill_with(
             run.wait_for("enter", first.child.id());
             run.kill(first);
         }
-        std::thread::sleep(Duration::from_millis(rng.random_range(0..120)));
+        run.sleep_ms(rng.random_range(0..120));
         for _ in 0..rng.random_range(0..3) {
             if workers.is_empty() {
                 break;
@@ -504,11 +543,7 @@ fn zombie(run: &mut Run, path: &'static str) {
 /// contention, kills of live holders and a zombie's rejected write.
 #[test]
 fn killed_holders_never_overlap_and_tokens_never_go_back() {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed());
-    let mut run = Run::new(None);
-    contend_and_kill(&mut run, rounds(12), &mut rng);
-    zombie(&mut run, "/a");
-    let exercised = check(&run, &RESOURCES).unwrap_or_else(|e| panic!("{e}"));
+    let (run, exercised) = play_or_record("contend-and-kill", seed(), rounds(12), None);
     eprintln!(
         "{exercised:?}, kills of waiting workers: {}",
         run.kills_of_waiters
@@ -606,34 +641,183 @@ fn the_mutant_tests_need_the_mutants_feature() {
 #[cfg(feature = "mutants")]
 #[test]
 fn the_checker_catches_a_skipped_recheck() {
-    let race = |mutant: Option<&'static str>| -> Result<Exercised, String> {
-        let mut run = Run::new(mutant);
-        for round in 0..30 {
-            run.round = round;
-            let workers: Vec<Worker> = [("subtree", &["/a"][..]), ("point", &["/a/b"][..])]
-                .iter()
-                .map(|(m, p)| run.spawn(m, p, "0", "300", 150))
-                .collect();
-            for worker in workers {
-                let code = finish(worker);
-                assert!(
-                    matches!(code, Some(0) | Some(75)),
-                    "a worker exited {code:?}"
-                );
-            }
-            check(&run, &[])?;
-        }
-        check(&run, &[])
-    };
-    let error = race(Some("skip-recheck")).expect_err(
+    let caught = play("recheck-race", 0, 30, Some("skip-recheck"), None);
+    let error = caught.result.expect_err(
         "30 rounds of racing SUBTREE /a and POINT /a/b under skip-recheck and no overlap seen",
     );
+    eprintln!("{}", record("recheck-race", 0, 30, &caught.run, &error));
     assert!(error.contains("overlapped"), "{error}");
     // The control: the same races without the mutant never overlap, and somebody held in most
     // rounds. (Not in every round: with lock_timeout 0, two contenders that meet each other's
     // entries both fail, as the protocol allows; CI saw 29 holders in 30 rounds once.)
-    let clean = race(None).unwrap_or_else(|e| panic!("without the mutant: {e}"));
+    let clean = play("recheck-race", 0, 30, None, None)
+        .result
+        .unwrap_or_else(|e| panic!("without the mutant: {e}"));
     assert!(clean.holders >= 20, "{clean:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Replay files (lockstep::replay): a failing run writes one, with its scenario, seed and the
+// driver's plan; `lockstep replay FILE` reruns it through `replay_file` below. The processes'
+// timing is not replayed: a rerun follows the same plan (checked action by action), and whether
+// the race it hit comes again is up to the machine.
+
+/// The driver's scenarios a replay file can name, each over `run`:
+/// - `contend-and-kill`: `rounds` of contending workers, kills and sleeps drawn from `seed`,
+///   recovery after each round, then a zombie on /a;
+/// - `recheck-race`: `rounds` of SUBTREE /a racing POINT /a/b (no randomness: `seed` unused).
+///
+/// Both are checked once, at the end (so that the plan of a failing run is the whole plan).
+fn scenario(name: &str, seed: u64, rounds: usize, run: &mut Run) -> Result<Exercised, String> {
+    match name {
+        "contend-and-kill" => {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+            contend_and_kill(run, rounds, &mut rng);
+            zombie(run, "/a");
+            check(run, &RESOURCES)
+        }
+        "recheck-race" => {
+            for round in 0..rounds {
+                run.round = round;
+                let workers: Vec<Worker> = [("subtree", &["/a"][..]), ("point", &["/a/b"][..])]
+                    .iter()
+                    .map(|(m, p)| run.spawn(m, p, "0", "300", 150))
+                    .collect();
+                for worker in workers {
+                    let code = finish(worker);
+                    assert!(
+                        matches!(code, Some(0) | Some(75)),
+                        "a worker exited {code:?}"
+                    );
+                }
+            }
+            check(run, &[])
+        }
+        other => panic!("lock_processes has no scenario {other:?}"),
+    }
+}
+
+/// A scenario played: the run, and what it found (`Err`: a failure, or a panic's message).
+struct Played {
+    run: Run,
+    result: Result<Exercised, String>,
+    divergence: Option<lockstep::replay::Divergence>,
+}
+
+/// Plays scenario `name` with `mutant` switched on in every process, following `expected` (a
+/// replay file's plan) if given.
+fn play(
+    name: &str,
+    seed: u64,
+    rounds: usize,
+    mutant: Option<&'static str>,
+    expected: Option<Vec<String>>,
+) -> Played {
+    let mut run = Run::new(mutant);
+    run.expected = expected;
+    let played = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        scenario(name, seed, rounds, &mut run)
+    }));
+    let (result, divergence) = match played {
+        Ok(result) => (result, None),
+        Err(payload) => match payload.downcast::<lockstep::replay::Divergence>() {
+            Ok(divergence) => (Err("diverged".into()), Some(*divergence)),
+            Err(payload) => (
+                Err(payload
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "(a panic without a message)".into())),
+                None,
+            ),
+        },
+    };
+    Played {
+        run,
+        result,
+        divergence,
+    }
+}
+
+/// Plays scenario `name`; on a failure, writes its replay file and panics naming it.
+fn play_or_record(
+    name: &str,
+    seed: u64,
+    rounds: usize,
+    mutant: Option<&'static str>,
+) -> (Run, Exercised) {
+    let played = play(name, seed, rounds, mutant, None);
+    match played.result {
+        Ok(exercised) => (played.run, exercised),
+        Err(failure) => {
+            let saved = record(name, seed, rounds, &played.run, &failure);
+            panic!("{failure}\n{saved}");
+        }
+    }
+}
+
+/// Writes the replay file of a failed run of scenario `name` and returns the line naming it.
+fn record(name: &str, seed: u64, rounds: usize, run: &Run, failure: &str) -> String {
+    use lockstep::replay::{HarnessKind, ReplayFile, TestTarget};
+    let mut features = Vec::new();
+    if cfg!(feature = "mutants") {
+        features.push("mutants".to_string());
+    }
+    if cfg!(feature = "etcd") {
+        features.push("etcd".to_string());
+    }
+    let mut file = ReplayFile::new(
+        HarnessKind::Processes,
+        "lock",
+        &format!("lock_processes {name}"),
+        TestTarget {
+            package: "lockstep".into(),
+            target: "lock_processes".into(),
+            test: "replay_file".into(),
+            features,
+            target_dir: None,
+        },
+        serde_json::json!({ "scenario": name, "seed": seed, "rounds": rounds }),
+    );
+    file.mutant = run.mutant.map(String::from);
+    file.steps = run.plan.clone();
+    file.failure = failure.into();
+    lockstep::replay::persist(&file, env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Reruns a replay file of this target: the one `lockstep replay` names in `$LOCKSTEP_REPLAY`,
+/// or else the committed one, a race of the skip-recheck mutant (which needs the `mutants`
+/// feature to switch on in the processes).
+#[test]
+fn replay_file() {
+    let rerun = |file: &lockstep::replay::ReplayFile| {
+        let case = &file.case;
+        let name = case["scenario"].as_str().unwrap_or("contend-and-kill");
+        let seed = case["seed"].as_u64().unwrap_or(0);
+        let rounds = case["rounds"].as_u64().unwrap_or(12) as usize;
+        let mutant: Option<&'static str> = file.mutant.clone().map(|m| &*m.leak());
+        let played = play(name, seed, rounds, mutant, Some(file.steps.clone()));
+        match played.divergence {
+            Some(divergence) => lockstep::replay::Outcome::Diverged { divergence },
+            // Compared by property: the messages name process ids.
+            None => lockstep::replay::Outcome::of_by(
+                file,
+                &played.run.plan,
+                played.result.err().as_deref(),
+                lockstep::replay::same_property,
+            ),
+        }
+    };
+    if !cfg!(feature = "mutants") && std::env::var_os(lockstep::replay::ENV_FILE).is_none() {
+        eprintln!("SKIPPED: the committed case needs the `mutants` feature");
+        return;
+    }
+    let committed = lockstep::replay::testing::committed(
+        env!("CARGO_MANIFEST_DIR"),
+        "lock-processes-skip-recheck.json",
+    );
+    // The edit is early in the plan: the rerun stops there, after a few spawns.
+    lockstep::replay::testing::replay_test("lock_processes", committed, |_| 3, rerun);
 }
 
 /// With a fenced log that ignores tokens, the zombie's late write is accepted; the checker must

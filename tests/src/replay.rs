@@ -5,8 +5,9 @@
 
 use std::fmt::Display;
 
+pub use lockstep::replay::testing::{finish, requested};
 pub use lockstep::replay::{
-    diverges, persist, Divergence, HarnessKind, Outcome, ReplayFile, TestTarget, ENV_FILE,
+    diverges, persist, Divergence, HarnessKind, Outcome, ReplayFile, TestTarget,
 };
 
 /// What a run of a case did.
@@ -66,35 +67,6 @@ impl Run {
     }
 }
 
-/// The replay file `lockstep replay` asked this test to rerun, if any. It must be one of
-/// `target`'s (a file for another test is an error that names both).
-pub fn requested(target: &str) -> Option<ReplayFile> {
-    let file = ReplayFile::from_env()?.unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(
-        file.rerun.target, target,
-        "{ENV_FILE} names a replay file of test target {}, not {target}",
-        file.rerun.target
-    );
-    Some(file)
-}
-
-/// Reports a rerun requested through `$LOCKSTEP_REPLAY`: writes the outcome for `lockstep
-/// replay`, prints it, and fails the test unless the case passes now (a reproduced bug fails,
-/// as the original did).
-pub fn finish(outcome: Outcome) {
-    let line = outcome.report();
-    eprintln!("lockstep replay: {line}");
-    assert_eq!(outcome, Outcome::Passed, "{line}");
-}
-
-/// The committed replay file `name` under `tests/replays/`.
-pub fn committed(name: &str) -> ReplayFile {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("replays")
-        .join(name);
-    ReplayFile::read(&path).unwrap_or_else(|e| panic!("{e}"))
-}
-
 /// Writes the replay file of a failing conformance case of `target` (a test target of this
 /// package, whose `replay` test reruns it) and returns the line naming it. `run` is the case
 /// rerun once to record its steps; the mutant switched on is recorded with it.
@@ -131,47 +103,17 @@ pub fn record_conformance(
     persist(&file, env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The replay test of a harness. With `$LOCKSTEP_REPLAY` set, reruns that file and reports.
-/// Otherwise reruns the committed file `committed_name` (a case of a planted bug) and asserts:
-/// it reproduces with its mutant; without the mutant it does not; and with one step of the file
-/// edited, the rerun stops at that step and names what the run did there.
+/// The committed replay file `name` under `tests/replays/`.
+pub fn committed(name: &str) -> ReplayFile {
+    lockstep::replay::testing::committed(env!("CARGO_MANIFEST_DIR"), name)
+}
+
+/// See `lockstep::replay::testing::replay_test`.
 pub fn replay_test(target: &str, committed_name: &str, rerun: impl Fn(&ReplayFile) -> Outcome) {
-    if let Some(file) = requested(target) {
-        return finish(rerun(&file));
-    }
-    let file = committed(committed_name);
-    assert!(
-        file.mutant.is_some(),
-        "{committed_name}: a committed case names its mutant"
-    );
-    let with = rerun(&file);
-    assert!(
-        matches!(with, Outcome::Reproduced { .. }),
-        "{committed_name} with its mutant: {}",
-        with.report()
-    );
-    let without = rerun(&ReplayFile {
-        mutant: None,
-        ..file.clone()
-    });
-    assert!(
-        matches!(without, Outcome::Diverged { .. } | Outcome::Passed),
-        "{committed_name} without its mutant: {}",
-        without.report()
-    );
-    let at = file.steps.len() / 2;
-    let mut edited = file.clone();
-    edited.steps[at] = format!("{} (edited)", edited.steps[at]);
-    match rerun(&edited) {
-        Outcome::Diverged { divergence } => assert_eq!(
-            (divergence.step, divergence.actual.as_deref()),
-            (at + 1, Some(file.steps[at].as_str())),
-            "{committed_name}: the rerun of an edited file stopped elsewhere"
-        ),
-        other => panic!(
-            "{committed_name}: an edited step {} went unnoticed: {}",
-            at + 1,
-            other.report()
-        ),
-    }
+    lockstep::replay::testing::replay_test(
+        target,
+        committed(committed_name),
+        |file| file.steps.len() / 2,
+        rerun,
+    )
 }

@@ -185,11 +185,13 @@ pub fn rerun(scenario: fn(), file: &ReplayFile) -> Outcome {
         .as_u64()
         .unwrap_or_else(|| panic!("the case has no seed: {}", file.case));
     let mut schedule = Schedule::new(seed);
+    // The schedule up to the first step that is not one (an edited file): the recorder stops
+    // the run there, naming it.
     for step in &file.steps {
         match step.strip_prefix("task ").map(str::parse::<usize>) {
             Some(Ok(n)) => schedule.push_task(TaskId::from(n)),
             _ if step == "random" => schedule.push_random(),
-            _ => panic!("not a step of a shuttle schedule: {step}"),
+            _ => break,
         }
     }
     let expected = file.steps.clone();
@@ -222,9 +224,9 @@ pub fn rerun(scenario: fn(), file: &ReplayFile) -> Outcome {
     }
 }
 
-/// The replay test of a shuttle target: reruns the file `lockstep replay` names, or else the
-/// committed one (`committed_name` under tests/replays/) and asserts that it reproduces with its
-/// mutant, not without it, and that an edited step stops the rerun there.
+/// The replay test of a shuttle target (`lockstep::replay::testing::replay_test`): reruns the
+/// file `lockstep replay` names, or else the committed one (`committed_name` under
+/// tests/replays/). Its edited step names no task the run can take: the rerun must stop there.
 pub fn replay_test(
     target: &str,
     committed_name: &str,
@@ -247,60 +249,17 @@ pub fn replay_test(
         lockstep::mutants::activate(None);
         outcome
     };
-    if let Some(path) = std::env::var_os(replay::ENV_FILE) {
-        let file = ReplayFile::read(std::path::Path::new(&path)).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(
-            file.rerun.target, target,
-            "a replay file of another test target"
-        );
-        let outcome = rerun_with(&file);
-        let line = outcome.report();
-        eprintln!("lockstep replay: {line}");
-        assert_eq!(outcome, Outcome::Passed, "{line}");
-        return;
-    }
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/replays")
-        .join(committed_name);
-    let file = ReplayFile::read(&path).unwrap_or_else(|e| panic!("{e}"));
-    assert!(
-        file.mutant.is_some(),
-        "{committed_name}: a committed case names its mutant"
+    let committed =
+        lockstep::replay::testing::committed(env!("CARGO_MANIFEST_DIR"), committed_name);
+    lockstep::replay::testing::replay_test(
+        target,
+        committed,
+        |file| {
+            file.steps
+                .iter()
+                .position(|s| s.starts_with("task ") && s != &file.steps[0])
+                .expect("a schedule with two tasks")
+        },
+        rerun_with,
     );
-    let with = rerun_with(&file);
-    assert!(
-        matches!(with, Outcome::Reproduced { .. }),
-        "{committed_name} with its mutant: {}",
-        with.report()
-    );
-    let without = rerun_with(&ReplayFile {
-        mutant: None,
-        ..file.clone()
-    });
-    assert!(
-        matches!(without, Outcome::Diverged { .. } | Outcome::Passed),
-        "{committed_name} without its mutant: {}",
-        without.report()
-    );
-    // Swap one choice of task for another task of the same schedule: the rerun must stop at it
-    // (the task named is not runnable there) or follow it and then stop.
-    let at = file
-        .steps
-        .iter()
-        .position(|s| s.starts_with("task ") && s != &file.steps[0])
-        .expect("a schedule with two tasks");
-    let mut edited = file.clone();
-    edited.steps[at] = "task 999".into();
-    match rerun_with(&edited) {
-        Outcome::Diverged { divergence } => assert_eq!(
-            divergence.step,
-            at + 1,
-            "{committed_name}: the rerun of an edited file stopped elsewhere"
-        ),
-        other => panic!(
-            "{committed_name}: an edited step {} went unnoticed: {}",
-            at + 1,
-            other.report()
-        ),
-    }
 }
