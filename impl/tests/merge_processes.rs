@@ -86,6 +86,11 @@ struct Lake {
     before_recovery: Duration,
     /// Store members may be down: a storage error (exit 74) is an expected outcome.
     members_may_fail: bool,
+    /// The driver's actions so far (commands run, processes spawned and killed, sleeps): the
+    /// steps of a replay file. They follow from the seed alone.
+    plan: std::cell::RefCell<Vec<String>>,
+    /// A replay file's steps: each action is compared with the file's before it is taken.
+    expected: Option<Vec<String>>,
 }
 
 impl Lake {
@@ -125,10 +130,33 @@ impl Lake {
             mutant,
             before_recovery: Duration::ZERO,
             members_may_fail: false,
+            plan: std::cell::RefCell::new(Vec::new()),
+            expected: None,
         };
         lake.run_ok(&["branch", "create"], &["main"]);
         lake.run_ok(&["branch", "create"], &["live", "--from", "main"]);
         lake
+    }
+
+    /// Takes the driver's next action `step`: where a replay file's step differs, or the file
+    /// has ended, the run stops here (a `Divergence` panic, which `play` catches).
+    fn step(&self, step: String) {
+        let mut plan = self.plan.borrow_mut();
+        if let Some(expected) = &self.expected {
+            let mut taken = plan.clone();
+            taken.push(step.clone());
+            if let Some(divergence) = lockstep::replay::diverges(expected, &taken) {
+                drop(plan);
+                std::panic::panic_any(divergence);
+            }
+        }
+        plan.push(step);
+    }
+
+    /// Sleeps `ms` (a step of the plan: its length comes from the seed).
+    fn sleep_ms(&self, ms: u64) {
+        self.step(format!("sleep {ms} ms"));
+        std::thread::sleep(Duration::from_millis(ms));
     }
 
     /// The store arguments of the next process.
@@ -140,6 +168,7 @@ impl Lake {
 
     /// `lockstep COMMAND <store> REST`, which must succeed (tried through each store in turn).
     fn run_ok(&self, command: &[&str], rest: &[&str]) -> String {
+        self.step(format!("run {} {}", command.join(" "), rest.join(" ")));
         let mut last = String::new();
         for _ in 0..self.stores.len() {
             let output = lockstep()
@@ -160,6 +189,11 @@ impl Lake {
     }
 
     fn spawn(&self, args: &[&str], fault: Option<&str>) -> Child {
+        self.step(format!(
+            "spawn {}{}",
+            args.join(" "),
+            fault.map_or(String::new(), |f| format!(" with LOCKSTEP_FAULT={f}"))
+        ));
         let mut command = lockstep();
         command
             .args(args)
@@ -221,13 +255,14 @@ fn round(lake: &Lake, round: usize, rng: &mut rand::rngs::StdRng, tally: &mut Ta
         writers.push((lake.writer(&format!("r{round}w{w}")), rng.random_bool(0.2)));
     }
     // Writers die within a few milliseconds of their start: before, during or after their create.
-    std::thread::sleep(Duration::from_millis(rng.random_range(0..6)));
-    for (child, kill) in writers.iter_mut() {
+    lake.sleep_ms(rng.random_range(0..6));
+    for (w, (child, kill)) in writers.iter_mut().enumerate() {
         if *kill {
+            lake.step(format!("kill writer r{round}w{w}"));
             let _ = child.kill();
         }
     }
-    std::thread::sleep(Duration::from_millis(5));
+    lake.sleep_ms(5);
     // The stopped merger is not among the randomly killed: it is killed at its window below.
     // It reaches its window (it holds the lock, its parent append landed) before the other
     // merger starts: were the other first, it could merge everything, and the stopped one would
@@ -240,11 +275,12 @@ fn round(lake: &Lake, round: usize, rng: &mut rand::rngs::StdRng, tally: &mut Ta
     if stop_after_append {
         hung = hang::wait_for_hang(&mut mergers[0].0, Duration::from_secs(30));
     }
-    std::thread::sleep(Duration::from_millis(rng.random_range(0..40)));
+    lake.sleep_ms(rng.random_range(0..40));
     mergers.push((lake.merger(None), rng.random_bool(0.4)));
-    std::thread::sleep(Duration::from_millis(rng.random_range(0..25)));
-    for (child, kill) in mergers.iter_mut() {
+    lake.sleep_ms(rng.random_range(0..25));
+    for (m, (child, kill)) in mergers.iter_mut().enumerate() {
         if *kill {
+            lake.step(format!("kill merger {m} of round {round}"));
             let _ = child.kill();
         }
     }
@@ -252,6 +288,7 @@ fn round(lake: &Lake, round: usize, rng: &mut rand::rngs::StdRng, tally: &mut Ta
         if stop_after_append && i == 0 && hung {
             // Killed in its window, holding the lock, after its parent append. (One that ended
             // before its window is judged by its exit below.)
+            lake.step(format!("kill the stopped merger of round {round}"));
             let _ = child.kill();
             tally.stopped_after_append += 1;
             child.wait().unwrap();
@@ -321,7 +358,7 @@ fn check(lake: &Lake, merged_to_end: bool) -> Result<String, String> {
                 for id in from..to {
                     if id >= child_end {
                         return Err(format!(
-                            "the parent merges child commit {id}, which does not exist"
+                            "no phantom merge: the parent merges child commit {id}, which does not exist"
                         ));
                     }
                     count[id as usize] += 1;
@@ -330,7 +367,7 @@ fn check(lake: &Lake, merged_to_end: bool) -> Result<String, String> {
         }
         if let Some(id) = count.iter().position(|c| *c > 1) {
             return Err(format!(
-                "child commit {id} is in the parent {} times",
+                "exactly once: child commit {id} is in the parent {} times",
                 count[id]
             ));
         }
@@ -342,7 +379,7 @@ fn check(lake: &Lake, merged_to_end: bool) -> Result<String, String> {
         for pair in versions.windows(2) {
             if pair[1].1.tail < pair[0].1.tail {
                 return Err(format!(
-                    "TAIL moved back from {} to {} at version {}",
+                    "TAIL never moves back: TAIL moved back from {} to {} at version {}",
                     pair[0].1.tail, pair[1].1.tail, pair[1].0
                 ));
             }
@@ -350,12 +387,12 @@ fn check(lake: &Lake, merged_to_end: bool) -> Result<String, String> {
         let tail = versions.last().map_or(0, |(_, tb)| tb.tail);
         if let Some(id) = (0..tail as usize).find(|id| count[*id] == 0) {
             return Err(format!(
-                "child commit {id} is below TAIL {tail} but not in the parent: lost"
+                "no lost write: child commit {id} is below TAIL {tail} but not in the parent: lost"
             ));
         }
         if merged_to_end && tail != child_end {
             return Err(format!(
-                "after a final merge TAIL is {tail}, the child's end {child_end}"
+                "merged to the end: after a final merge TAIL is {tail}, the child's end {child_end}"
             ));
         }
         // Readers (first merge commit per TAIL) see the same: each child commit once.
@@ -370,7 +407,7 @@ fn check(lake: &Lake, merged_to_end: bool) -> Result<String, String> {
         let contiguous = seen.iter().enumerate().all(|(i, id)| *id == i as u64);
         if !contiguous || (seen.len() as u64) < tail {
             return Err(format!(
-                "readers apply child commits {seen:?}, TAIL is {tail}"
+                "readers see each commit once: readers apply child commits {seen:?}, TAIL is {tail}"
             ));
         }
         Ok(format!(
@@ -397,7 +434,7 @@ fn soak_with(
         between(r);
         round(lake, r, &mut rng, &mut tally);
         if let Err(error) = check(lake, false) {
-            return (tally, Err(format!("after round {r}: {error}")));
+            return (tally, Err(format!("{error} (after round {r})")));
         }
     }
     // A last merge, nobody killed: every child commit must now be in the parent exactly once.
@@ -408,10 +445,14 @@ fn soak_with(
 
 #[test]
 fn killed_mergers_and_writers_lose_nothing_and_apply_nothing_twice() {
-    let lake = Lake::new(None);
-    let (tally, verdict) = soak(&lake, rounds(12), seed());
+    let (seed, rounds) = (seed(), rounds(12));
+    let played = play(rounds, seed, None, None);
+    let tally = played.tally;
     eprintln!("{tally:?}");
-    let summary = verdict.unwrap_or_else(|e| panic!("{e}\n{tally:?}"));
+    let summary = played.verdict.unwrap_or_else(|e| {
+        let saved = record(seed, rounds, &played.lake, &e);
+        panic!("{e}\n{tally:?}\n{saved}")
+    });
     eprintln!("{summary}");
     // The run exercised what it claims: merges that completed, kills, the crash window after a
     // parent append, and locks recovered from dead holders.
@@ -432,11 +473,12 @@ fn killed_mergers_and_writers_lose_nothing_and_apply_nothing_twice() {
 #[cfg(feature = "mutants")]
 #[test]
 fn the_checker_catches_tail_moved_to_own_cut() {
-    let _mutant = lockstep::mutants::Mutant::MergeTailToOwnCut;
-    let lake = Lake::new(Some(lockstep::mutants::Mutant::MergeTailToOwnCut.name()));
-    let (tally, verdict) = soak(&lake, rounds(12), seed());
-    let error = verdict.expect_err("the planted bug must be caught");
-    eprintln!("caught: {error}\n{tally:?}");
+    let (seed, rounds) = (seed(), rounds(12));
+    let mutant = Some(lockstep::mutants::Mutant::MergeTailToOwnCut.name());
+    let played = play(rounds, seed, mutant, None);
+    let error = played.verdict.expect_err("the planted bug must be caught");
+    eprintln!("caught: {error}\n{:?}", played.tally);
+    eprintln!("{}", record(seed, rounds, &played.lake, &error));
     assert!(
         error.contains("not in the parent: lost") || error.contains("readers apply"),
         "{error}"
@@ -492,4 +534,130 @@ fn three_etcd_members_with_one_killed_and_the_leader_killed() {
     );
     assert_eq!(events.len(), 4, "two kills and two restarts: {events:?}");
     assert!(tally.merges_ok > 0 && tally.commits > 0, "{tally:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Replay files (lockstep::replay): a failing run writes one, with its seed, its rounds and the
+// driver's plan; `lockstep replay FILE` reruns it through `replay_file` below. The processes'
+// timing is not replayed: a rerun follows the same plan (checked action by action, and stopped
+// where the file's plan ends), and whether the race comes again is up to the machine.
+
+/// A soak played: the lake, what it exercised and its verdict (`Err`: a failure, or a panic's
+/// message), and where it left a replay file's plan.
+struct Played {
+    lake: Lake,
+    tally: Tally,
+    verdict: Result<String, String>,
+    divergence: Option<lockstep::replay::Divergence>,
+}
+
+/// Soaks `rounds` rounds drawn from `seed` on a fresh local lake with `mutant` switched on in
+/// every process, following `expected` (a replay file's plan) if given.
+fn play(
+    rounds: usize,
+    seed: u64,
+    mutant: Option<&'static str>,
+    expected: Option<Vec<String>>,
+) -> Played {
+    let mut lake = Lake::new(mutant);
+    lake.expected = expected;
+    let mut tally = Tally::default();
+    let played = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let (t, verdict) = soak(&lake, rounds, seed);
+        tally = t;
+        verdict
+    }));
+    let (verdict, divergence) = match played {
+        Ok(verdict) => (verdict, None),
+        Err(payload) => match payload.downcast::<lockstep::replay::Divergence>() {
+            Ok(divergence) => (Err("diverged".into()), Some(*divergence)),
+            Err(payload) => (
+                Err(payload
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "(a panic without a message)".into())),
+                None,
+            ),
+        },
+    };
+    Played {
+        lake,
+        tally,
+        verdict,
+        divergence,
+    }
+}
+
+/// Writes the replay file of a failed soak and returns the line naming it.
+fn record(seed: u64, rounds: usize, lake: &Lake, failure: &str) -> String {
+    use lockstep::replay::{HarnessKind, ReplayFile, TestTarget};
+    let mut features = Vec::new();
+    if cfg!(feature = "mutants") {
+        features.push("mutants".to_string());
+    }
+    if cfg!(feature = "etcd") {
+        features.push("etcd".to_string());
+    }
+    let mut file = ReplayFile::new(
+        HarnessKind::Processes,
+        "merge",
+        "merge_processes soak",
+        TestTarget {
+            package: "lockstep".into(),
+            target: "merge_processes".into(),
+            test: "replay_file".into(),
+            features,
+            target_dir: None,
+        },
+        serde_json::json!({ "scenario": "soak", "seed": seed, "rounds": rounds }),
+    );
+    file.mutant = lake.mutant.map(String::from);
+    file.steps = lake.plan.borrow().clone();
+    file.failure = failure.into();
+    lockstep::replay::persist(&file, env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Reruns a replay file of this target: the one `lockstep replay` names in `$LOCKSTEP_REPLAY`,
+/// or else the committed one, a soak of the tail-to-own-cut mutant. A rerun that follows the
+/// whole plan without the failure is tried again, up to 3 times (the race is the machine's),
+/// before it is called not reproduced.
+#[test]
+fn replay_file() {
+    let rerun = |file: &lockstep::replay::ReplayFile| {
+        let seed = file.case["seed"].as_u64().unwrap_or(0);
+        let rounds = file.case["rounds"].as_u64().unwrap_or(12) as usize;
+        let mutant: Option<&'static str> = file.mutant.clone().map(|m| &*m.leak());
+        let mut outcome = lockstep::replay::Outcome::Passed;
+        for _ in 0..3 {
+            let played = play(rounds, seed, mutant, Some(file.steps.clone()));
+            let plan = played.lake.plan.borrow().clone();
+            outcome = match played.divergence {
+                // The run went on past the file's plan: it did not fail where the file did.
+                Some(d) if d.expected.is_none() => lockstep::replay::Outcome::of(file, &plan, None),
+                Some(divergence) => return lockstep::replay::Outcome::Diverged { divergence },
+                // Compared by property: the messages name commit ids and versions.
+                None => lockstep::replay::Outcome::of_by(
+                    file,
+                    &plan,
+                    played.verdict.err().as_deref(),
+                    lockstep::replay::same_property,
+                ),
+            };
+            if outcome != lockstep::replay::Outcome::Passed {
+                break;
+            }
+        }
+        outcome
+    };
+    if !cfg!(feature = "mutants") && std::env::var_os(lockstep::replay::ENV_FILE).is_none() {
+        eprintln!("SKIPPED: the committed case needs the `mutants` feature");
+        return;
+    }
+    let committed = lockstep::replay::testing::committed(
+        env!("CARGO_MANIFEST_DIR"),
+        "merge-processes-tail-to-own-cut.json",
+    );
+    // The edit is early in the plan: the rerun stops there, after the setup.
+    lockstep::replay::testing::replay_test("merge_processes", committed, |_| 3, rerun);
 }
