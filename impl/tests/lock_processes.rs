@@ -19,6 +19,10 @@ use rand::{Rng, SeedableRng};
 #[path = "support/stores.rs"]
 mod stores;
 
+/// Replay files of failing runs.
+#[path = "support/process_replay.rs"]
+mod process_replay;
+
 #[cfg(feature = "etcd")]
 #[path = "../../tests/src/etcd_server.rs"]
 #[allow(dead_code)]
@@ -49,11 +53,8 @@ struct Run {
     spawned: Vec<(i32, Vec<(String, char)>, usize, bool)>,
     round: usize,
     mutant: Option<&'static str>,
-    /// The driver's actions so far (spawns, kills, signals, sleeps, recoveries): the steps of a
-    /// replay file. They follow from the seed alone; what the processes did in between does not.
-    plan: Vec<String>,
-    /// A replay file's steps: each action is compared with the file's before it is taken.
-    expected: Option<Vec<String>>,
+    /// The driver's actions (spawns, kills, signals, sleeps, recoveries): a replay file's steps.
+    plan: std::rc::Rc<process_replay::Plan>,
 }
 
 /// The locks a `lockstep lock --mode MODE PATHS` holds (README, `Operation::mv`): SUBTREE on
@@ -95,28 +96,12 @@ impl Run {
             spawned: Vec::new(),
             round: 0,
             mutant,
-            plan: Vec::new(),
-            expected: None,
+            plan: Default::default(),
         }
     }
 
-    /// Takes the driver's next action `step`: where a replay file's step differs, the run stops
-    /// here (a `Divergence` panic, which `run_scenario` catches).
-    fn step(&mut self, step: String) {
-        if let Some(expected) = &self.expected {
-            let mut taken = self.plan.clone();
-            taken.push(step.clone());
-            if let Some(divergence) = lockstep::replay::diverges(expected, &taken) {
-                std::panic::panic_any(divergence);
-            }
-        }
-        self.plan.push(step);
-    }
-
-    /// Sleeps `ms` (a step of the plan: its length comes from the seed).
-    fn sleep_ms(&mut self, ms: u64) {
-        self.step(format!("sleep {ms} ms"));
-        std::thread::sleep(Duration::from_millis(ms));
+    fn step(&self, step: String) {
+        self.plan.step(step);
     }
 
     /// A run over an etcd cluster: process `n` talks to `endpoints[n % len]` alone, with owner
@@ -202,7 +187,7 @@ impl Run {
     }
 
     /// Signals the worker's `lockstep lock` and its COMMAND (which runs in a group of its own).
-    fn signal(&mut self, worker: &Worker, signal: &str) {
+    fn signal(&self, worker: &Worker, signal: &str) {
         self.step(format!("signal {signal} w{}", worker.n));
         // A group that already ended is no error (stderr quiet).
         let _ = Command::new("kill")
@@ -246,7 +231,7 @@ impl Run {
 
     /// `lockstep recover`, through each store in turn until one answers (an etcd member may be
     /// down).
-    fn recover(&mut self) {
+    fn recover(&self) {
         self.step("recover".into());
         std::thread::sleep(self.before_recovery);
         let mut codes = Vec::new();
@@ -481,7 +466,7 @@ fn contend_and_kill_with(
             run.wait_for("enter", first.child.id());
             run.kill(first);
         }
-        run.sleep_ms(rng.random_range(0..120));
+        run.plan.sleep_ms(rng.random_range(0..120));
         for _ in 0..rng.random_range(0..3) {
             if workers.is_empty() {
                 break;
@@ -641,17 +626,23 @@ fn the_mutant_tests_need_the_mutants_feature() {
 #[cfg(feature = "mutants")]
 #[test]
 fn the_checker_catches_a_skipped_recheck() {
-    let caught = play("recheck-race", 0, 30, Some("skip-recheck"), None);
-    let error = caught.result.expect_err(
+    let (run, result) = play(
+        "recheck-race",
+        0,
+        30,
+        Some("skip-recheck"),
+        Default::default(),
+    );
+    let error = result.expect_err(
         "30 rounds of racing SUBTREE /a and POINT /a/b under skip-recheck and no overlap seen",
     );
-    eprintln!("{}", record("recheck-race", 0, 30, &caught.run, &error));
+    eprintln!("{}", record("recheck-race", 0, 30, &run, &error));
     assert!(error.contains("overlapped"), "{error}");
     // The control: the same races without the mutant never overlap, and somebody held in most
     // rounds. (Not in every round: with lock_timeout 0, two contenders that meet each other's
     // entries both fail, as the protocol allows; CI saw 29 holders in 30 rounds once.)
-    let clean = play("recheck-race", 0, 30, None, None)
-        .result
+    let clean = play("recheck-race", 0, 30, None, Default::default())
+        .1
         .unwrap_or_else(|e| panic!("without the mutant: {e}"));
     assert!(clean.holders >= 20, "{clean:?}");
 }
@@ -697,46 +688,23 @@ fn scenario(name: &str, seed: u64, rounds: usize, run: &mut Run) -> Result<Exerc
     }
 }
 
-/// A scenario played: the run, and what it found (`Err`: a failure, or a panic's message).
-struct Played {
-    run: Run,
-    result: Result<Exercised, String>,
-    divergence: Option<lockstep::replay::Divergence>,
-}
-
-/// Plays scenario `name` with `mutant` switched on in every process, following `expected` (a
-/// replay file's plan) if given.
+/// Plays scenario `name` in a fresh run with `mutant` switched on in every process, with `plan`
+/// (a replay file's to follow, or a fresh one); the run and what its checker found.
 fn play(
     name: &str,
     seed: u64,
     rounds: usize,
     mutant: Option<&'static str>,
-    expected: Option<Vec<String>>,
-) -> Played {
+    plan: std::rc::Rc<process_replay::Plan>,
+) -> (Run, Result<Exercised, String>) {
     let mut run = Run::new(mutant);
-    run.expected = expected;
-    let played = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        scenario(name, seed, rounds, &mut run)
-    }));
-    let (result, divergence) = match played {
-        Ok(result) => (result, None),
-        Err(payload) => match payload.downcast::<lockstep::replay::Divergence>() {
-            Ok(divergence) => (Err("diverged".into()), Some(*divergence)),
-            Err(payload) => (
-                Err(payload
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_else(|| "(a panic without a message)".into())),
-                None,
-            ),
-        },
-    };
-    Played {
-        run,
-        result,
-        divergence,
+    run.plan = plan;
+    let (result, divergence) = process_replay::play(|| scenario(name, seed, rounds, &mut run));
+    if let Some(divergence) = divergence {
+        // Only a rerun follows a file; it reads the divergence from the plan's own panic.
+        std::panic::panic_any(divergence);
     }
+    (run, result)
 }
 
 /// Plays scenario `name`; on a failure, writes its replay file and panics naming it.
@@ -746,11 +714,11 @@ fn play_or_record(
     rounds: usize,
     mutant: Option<&'static str>,
 ) -> (Run, Exercised) {
-    let played = play(name, seed, rounds, mutant, None);
-    match played.result {
-        Ok(exercised) => (played.run, exercised),
+    let (run, result) = play(name, seed, rounds, mutant, Default::default());
+    match result {
+        Ok(exercised) => (run, exercised),
         Err(failure) => {
-            let saved = record(name, seed, rounds, &played.run, &failure);
+            let saved = record(name, seed, rounds, &run, &failure);
             panic!("{failure}\n{saved}");
         }
     }
@@ -758,75 +726,31 @@ fn play_or_record(
 
 /// Writes the replay file of a failed run of scenario `name` and returns the line naming it.
 fn record(name: &str, seed: u64, rounds: usize, run: &Run, failure: &str) -> String {
-    use lockstep::replay::{HarnessKind, ReplayFile, TestTarget};
-    let mut features = Vec::new();
-    if cfg!(feature = "mutants") {
-        features.push("mutants".to_string());
-    }
-    if cfg!(feature = "etcd") {
-        features.push("etcd".to_string());
-    }
-    let mut file = ReplayFile::new(
-        HarnessKind::Processes,
+    process_replay::record(
         "lock",
-        &format!("lock_processes {name}"),
-        TestTarget {
-            package: "lockstep".into(),
-            target: "lock_processes".into(),
-            test: "replay_file".into(),
-            features,
-            target_dir: None,
-        },
-        serde_json::json!({ "scenario": name, "seed": seed, "rounds": rounds }),
-    );
-    file.mutant = run.mutant.map(String::from);
-    file.steps = run.plan.clone();
-    file.failure = failure.into();
-    lockstep::replay::persist(&file, env!("CARGO_MANIFEST_DIR"))
+        "lock_processes",
+        name,
+        seed,
+        rounds,
+        run.mutant,
+        &run.plan,
+        failure,
+    )
 }
 
 /// Reruns a replay file of this target: the one `lockstep replay` names in `$LOCKSTEP_REPLAY`,
-/// or else the committed one, a race of the skip-recheck mutant (which needs the `mutants`
-/// feature to switch on in the processes). The processes' timing is not replayed.
+/// or else the committed one, a race of the skip-recheck mutant.
 #[test]
 fn replay_file() {
-    let rerun = |file: &lockstep::replay::ReplayFile| {
-        let case = &file.case;
-        let name = case["scenario"].as_str().unwrap_or("contend-and-kill");
-        let seed = case["seed"].as_u64().unwrap_or(0);
-        let rounds = case["rounds"].as_u64().unwrap_or(12) as usize;
-        let mutant: Option<&'static str> = file.mutant.clone().map(|m| &*m.leak());
-        // A rerun that follows the whole plan without the failure is tried again, up to 3
-        // times (the race is the machine's), before it is called not reproduced.
-        let mut outcome = lockstep::replay::Outcome::Passed;
-        for _ in 0..3 {
-            let played = play(name, seed, rounds, mutant, Some(file.steps.clone()));
-            outcome = match played.divergence {
-                Some(divergence) => return lockstep::replay::Outcome::Diverged { divergence },
-                // Compared by property: the messages name process ids.
-                None => lockstep::replay::Outcome::of_by(
-                    file,
-                    &played.run.plan,
-                    played.result.err().as_deref(),
-                    lockstep::replay::same_property,
-                ),
-            };
-            if outcome != lockstep::replay::Outcome::Passed {
-                break;
-            }
-        }
-        outcome
-    };
-    if !cfg!(feature = "mutants") && std::env::var_os(lockstep::replay::ENV_FILE).is_none() {
-        eprintln!("SKIPPED: the committed case needs the `mutants` feature");
-        return;
-    }
-    let committed = lockstep::replay::testing::committed(
-        env!("CARGO_MANIFEST_DIR"),
+    process_replay::replay_test(
+        "lock_processes",
         "lock-processes-skip-recheck.json",
+        |case, plan| {
+            play(&case.scenario, case.seed, case.rounds, case.mutant, plan)
+                .1
+                .map(|_| ())
+        },
     );
-    // The edit is early in the plan: the rerun stops there, after a few spawns.
-    lockstep::replay::testing::replay_test("lock_processes", committed, |_| 3, rerun);
 }
 
 /// With a fenced log that ignores tokens, the zombie's late write is accepted; the checker must

@@ -24,6 +24,10 @@ use rand::{Rng, SeedableRng};
 use lockstep::merge::{self, BranchName, CommitEntry, TailBase};
 
 /// Opening the store the processes name, for the checker.
+/// Replay files of failing runs.
+#[path = "support/process_replay.rs"]
+mod process_replay;
+
 #[path = "support/stores.rs"]
 mod stores;
 
@@ -86,11 +90,9 @@ struct Lake {
     before_recovery: Duration,
     /// Store members may be down: a storage error (exit 74) is an expected outcome.
     members_may_fail: bool,
-    /// The driver's actions so far (commands run, processes spawned and killed, sleeps): the
-    /// steps of a replay file. They follow from the seed alone.
-    plan: std::cell::RefCell<Vec<String>>,
-    /// A replay file's steps: each action is compared with the file's before it is taken.
-    expected: Option<Vec<String>>,
+    /// The driver's actions (commands run, processes spawned and killed, sleeps): a replay
+    /// file's steps.
+    plan: std::rc::Rc<process_replay::Plan>,
 }
 
 impl Lake {
@@ -130,33 +132,19 @@ impl Lake {
             mutant,
             before_recovery: Duration::ZERO,
             members_may_fail: false,
-            plan: std::cell::RefCell::new(Vec::new()),
-            expected: None,
+            plan: Default::default(),
         };
         lake.run_ok(&["branch", "create"], &["main"]);
         lake.run_ok(&["branch", "create"], &["live", "--from", "main"]);
         lake
     }
 
-    /// Takes the driver's next action `step`: where a replay file's step differs, or the file
-    /// has ended, the run stops here (a `Divergence` panic, which `play` catches).
     fn step(&self, step: String) {
-        let mut plan = self.plan.borrow_mut();
-        if let Some(expected) = &self.expected {
-            let mut taken = plan.clone();
-            taken.push(step.clone());
-            if let Some(divergence) = lockstep::replay::diverges(expected, &taken) {
-                drop(plan);
-                std::panic::panic_any(divergence);
-            }
-        }
-        plan.push(step);
+        self.plan.step(step);
     }
 
-    /// Sleeps `ms` (a step of the plan: its length comes from the seed).
     fn sleep_ms(&self, ms: u64) {
-        self.step(format!("sleep {ms} ms"));
-        std::thread::sleep(Duration::from_millis(ms));
+        self.plan.sleep_ms(ms);
     }
 
     /// The store arguments of the next process.
@@ -446,11 +434,10 @@ fn soak_with(
 #[test]
 fn killed_mergers_and_writers_lose_nothing_and_apply_nothing_twice() {
     let (seed, rounds) = (seed(), rounds(12));
-    let played = play(rounds, seed, None, None);
-    let tally = played.tally;
+    let (lake, tally, verdict) = play(rounds, seed, None, Default::default());
     eprintln!("{tally:?}");
-    let summary = played.verdict.unwrap_or_else(|e| {
-        let saved = record(seed, rounds, &played.lake, &e);
+    let summary = verdict.unwrap_or_else(|e| {
+        let saved = record(seed, rounds, &lake, &e);
         panic!("{e}\n{tally:?}\n{saved}")
     });
     eprintln!("{summary}");
@@ -475,10 +462,10 @@ fn killed_mergers_and_writers_lose_nothing_and_apply_nothing_twice() {
 fn the_checker_catches_tail_moved_to_own_cut() {
     let (seed, rounds) = (seed(), rounds(12));
     let mutant = Some(lockstep::mutants::Mutant::MergeTailToOwnCut.name());
-    let played = play(rounds, seed, mutant, None);
-    let error = played.verdict.expect_err("the planted bug must be caught");
-    eprintln!("caught: {error}\n{:?}", played.tally);
-    eprintln!("{}", record(seed, rounds, &played.lake, &error));
+    let (lake, tally, verdict) = play(rounds, seed, mutant, Default::default());
+    let error = verdict.expect_err("the planted bug must be caught");
+    eprintln!("caught: {error}\n{tally:?}");
+    eprintln!("{}", record(seed, rounds, &lake, &error));
     assert!(
         error.contains("not in the parent: lost") || error.contains("readers apply"),
         "{error}"
@@ -542,122 +529,65 @@ fn three_etcd_members_with_one_killed_and_the_leader_killed() {
 // timing is not replayed: a rerun follows the same plan (checked action by action, and stopped
 // where the file's plan ends), and whether the race comes again is up to the machine.
 
-/// A soak played: the lake, what it exercised and its verdict (`Err`: a failure, or a panic's
-/// message), and where it left a replay file's plan.
-struct Played {
-    lake: Lake,
-    tally: Tally,
-    verdict: Result<String, String>,
-    divergence: Option<lockstep::replay::Divergence>,
-}
-
 /// Soaks `rounds` rounds drawn from `seed` on a fresh local lake with `mutant` switched on in
-/// every process, following `expected` (a replay file's plan) if given.
+/// every process, with `plan` (a replay file's to follow, or a fresh one).
 fn play(
     rounds: usize,
     seed: u64,
     mutant: Option<&'static str>,
-    expected: Option<Vec<String>>,
-) -> Played {
-    let mut lake = Lake::new(mutant);
-    lake.expected = expected;
+    plan: std::rc::Rc<process_replay::Plan>,
+) -> (Lake, Tally, Result<String, String>) {
     let mut tally = Tally::default();
-    let played = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let (t, verdict) = soak(&lake, rounds, seed);
+    let mut lake = None;
+    let (verdict, divergence) = process_replay::play(|| {
+        let mut fresh = Lake::new(mutant);
+        // The setup's commands are steps too: the new lake's plan is carried over.
+        for step in fresh.plan.steps() {
+            plan.step(step);
+        }
+        fresh.plan = std::rc::Rc::clone(&plan);
+        let lake = lake.insert(fresh);
+        let (t, verdict) = soak(lake, rounds, seed);
         tally = t;
         verdict
-    }));
-    let (verdict, divergence) = match played {
-        Ok(verdict) => (verdict, None),
-        Err(payload) => match payload.downcast::<lockstep::replay::Divergence>() {
-            Ok(divergence) => (Err("diverged".into()), Some(*divergence)),
-            Err(payload) => (
-                Err(payload
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_else(|| "(a panic without a message)".into())),
-                None,
-            ),
-        },
-    };
-    Played {
-        lake,
-        tally,
-        verdict,
-        divergence,
+    });
+    if let Some(divergence) = divergence {
+        // Only a rerun follows a file; it reads the divergence from the plan's own panic.
+        std::panic::panic_any(divergence);
     }
+    let lake = lake.unwrap_or_else(|| panic!("the lake's setup failed: {verdict:?}"));
+    (lake, tally, verdict)
 }
 
 /// Writes the replay file of a failed soak and returns the line naming it.
 fn record(seed: u64, rounds: usize, lake: &Lake, failure: &str) -> String {
-    use lockstep::replay::{HarnessKind, ReplayFile, TestTarget};
-    let mut features = Vec::new();
-    if cfg!(feature = "mutants") {
-        features.push("mutants".to_string());
-    }
-    if cfg!(feature = "etcd") {
-        features.push("etcd".to_string());
-    }
-    let mut file = ReplayFile::new(
-        HarnessKind::Processes,
+    process_replay::record(
         "merge",
-        "merge_processes soak",
-        TestTarget {
-            package: "lockstep".into(),
-            target: "merge_processes".into(),
-            test: "replay_file".into(),
-            features,
-            target_dir: None,
-        },
-        serde_json::json!({ "scenario": "soak", "seed": seed, "rounds": rounds }),
-    );
-    file.mutant = lake.mutant.map(String::from);
-    file.steps = lake.plan.borrow().clone();
-    file.failure = failure.into();
-    lockstep::replay::persist(&file, env!("CARGO_MANIFEST_DIR"))
+        "merge_processes",
+        "soak",
+        seed,
+        rounds,
+        lake.mutant,
+        &lake.plan,
+        failure,
+    )
 }
 
 /// Reruns a replay file of this target: the one `lockstep replay` names in `$LOCKSTEP_REPLAY`,
-/// or else the committed one, a soak of the tail-to-own-cut mutant. A rerun that follows the
-/// whole plan without the failure is tried again, up to 3 times (the race is the machine's),
-/// before it is called not reproduced.
+/// or else the committed one, a soak of the tail-to-own-cut mutant.
 #[test]
 fn replay_file() {
-    let rerun = |file: &lockstep::replay::ReplayFile| {
-        let seed = file.case["seed"].as_u64().unwrap_or(0);
-        let rounds = file.case["rounds"].as_u64().unwrap_or(12) as usize;
-        let mutant: Option<&'static str> = file.mutant.clone().map(|m| &*m.leak());
-        let mut outcome = lockstep::replay::Outcome::Passed;
-        for _ in 0..3 {
-            let played = play(rounds, seed, mutant, Some(file.steps.clone()));
-            let plan = played.lake.plan.borrow().clone();
-            outcome = match played.divergence {
-                // The run went on past the file's plan: it did not fail where the file did.
-                Some(d) if d.expected.is_none() => lockstep::replay::Outcome::of(file, &plan, None),
-                Some(divergence) => return lockstep::replay::Outcome::Diverged { divergence },
-                // Compared by property: the messages name commit ids and versions.
-                None => lockstep::replay::Outcome::of_by(
-                    file,
-                    &plan,
-                    played.verdict.err().as_deref(),
-                    lockstep::replay::same_property,
-                ),
-            };
-            if outcome != lockstep::replay::Outcome::Passed {
-                break;
-            }
-        }
-        outcome
-    };
-    if !cfg!(feature = "mutants") && std::env::var_os(lockstep::replay::ENV_FILE).is_none() {
-        eprintln!("SKIPPED: the committed case needs the `mutants` feature");
-        return;
-    }
-    let committed = lockstep::replay::testing::committed(
-        env!("CARGO_MANIFEST_DIR"),
+    process_replay::replay_test(
+        "merge_processes",
         "merge-processes-tail-to-own-cut.json",
+        |case, plan| {
+            assert_eq!(
+                case.scenario, "soak",
+                "merge_processes has one scenario, soak"
+            );
+            play(case.rounds, case.seed, case.mutant, plan)
+                .2
+                .map(|_| ())
+        },
     );
-    // The edit is early in the plan: the rerun stops there, after the setup.
-    lockstep::replay::testing::replay_test("merge_processes", committed, |_| 3, rerun);
 }

@@ -28,6 +28,10 @@ use rand::{Rng, SeedableRng};
 use lockstep::redo;
 
 /// Opening the store the processes name, for the checker.
+/// Replay files of failing runs.
+#[path = "support/process_replay.rs"]
+mod process_replay;
+
 #[path = "support/stores.rs"]
 mod stores;
 
@@ -95,6 +99,8 @@ struct Root {
     before_recovery: std::time::Duration,
     /// Store members may be down: a storage error (exit 74) is an expected outcome.
     members_may_fail: bool,
+    /// The driver's actions (processes spawned and killed, sleeps): a replay file's steps.
+    plan: std::rc::Rc<process_replay::Plan>,
 }
 
 impl Root {
@@ -109,6 +115,7 @@ impl Root {
             added: BTreeSet::new(),
             before_recovery: std::time::Duration::ZERO,
             members_may_fail: false,
+            plan: Default::default(),
         }
     }
 
@@ -131,6 +138,11 @@ impl Root {
     }
 
     fn spawn(&self, args: &[&str], fault: Option<&str>) -> Child {
+        self.plan.step(format!(
+            "spawn {}{}",
+            args.join(" "),
+            fault.map_or(String::new(), |f| format!(" with LOCKSTEP_FAULT={f}"))
+        ));
         let n = self.spawns.get();
         self.spawns.set(n + 1);
         let mut command = lockstep();
@@ -204,9 +216,10 @@ fn round(root: &mut Root, round: usize, rng: &mut rand::rngs::StdRng, tally: &mu
     let mut adders: Vec<(Child, bool)> = (0..3)
         .map(|a| (root.adder(&format!("r{round}a{a}")), rng.random_bool(0.2)))
         .collect();
-    std::thread::sleep(Duration::from_millis(rng.random_range(0..6)));
-    for (child, kill) in adders.iter_mut() {
+    root.plan.sleep_ms(rng.random_range(0..6));
+    for (a, (child, kill)) in adders.iter_mut().enumerate() {
         if *kill {
+            root.plan.step(format!("kill adder r{round}a{a}"));
             let _ = child.kill();
         }
     }
@@ -231,19 +244,24 @@ fn round(root: &mut Root, round: usize, rng: &mut rand::rngs::StdRng, tally: &mu
     // archive everything, and the stopped one end before its window). Bounded wait; `false`: it
     // ended first (fewer creates than the window), and is not counted.
     let hung = hang::wait_for_hang(&mut stopped, Duration::from_secs(30));
-    std::thread::sleep(Duration::from_millis(rng.random_range(0..30)));
+    root.plan.sleep_ms(rng.random_range(0..30));
     let mut committer = root.committer(None);
     let kill_committer = rng.random_bool(0.4);
     let mut worker = root.worker();
     let kill_worker = rng.random_bool(0.4);
-    std::thread::sleep(Duration::from_millis(rng.random_range(0..25)));
+    root.plan.sleep_ms(rng.random_range(0..25));
     if kill_committer {
+        root.plan
+            .step(format!("kill the committer of round {round}"));
         let _ = committer.kill();
     }
     if kill_worker {
+        root.plan.step(format!("kill the worker of round {round}"));
         let _ = worker.kill();
     }
     // Killed in its window.
+    root.plan
+        .step(format!("kill the stopped committer of round {round}"));
     let _ = stopped.kill();
     let (status, _) = output(&mut stopped);
     if hung && status.code().is_none() {
@@ -298,37 +316,51 @@ fn check(root: &Root, at_rest: bool) -> Result<String, String> {
     for id in &root.added {
         if !stored.contains(id.as_str()) && !in_archives.contains_key(id.as_str()) {
             return Err(format!(
-                "message {id} was added, and is neither stored nor archived: lost"
+                "no message lost: message {id} was added, and is neither stored nor archived: lost"
             ));
         }
     }
     if let Some((id, ks)) = in_archives.iter().find(|(_, ks)| ks.len() > 1) {
         return Err(format!(
-            "message {id} is in archives {ks:?}: archived twice"
+            "no duplicate archive: message {id} is in archives {ks:?}: archived twice"
         ));
     }
     if !view.memories_missing.is_empty() {
         return Err(format!(
-            "manifests name missing memories {:?}",
+            "memories before manifest: manifests name missing memories {:?}",
             view.memories_missing
         ));
     }
     if let Some((k, n)) = view.effects.iter().find(|(_, n)| **n > 1) {
-        return Err(format!("archive {k} has {n} effects: applied twice"));
+        return Err(format!(
+            "effect applied once: archive {k} has {n} effects: applied twice"
+        ));
     }
     if at_rest {
         if !view.pending.is_empty() {
-            return Err(format!("archives {:?} are pending at rest", view.pending));
+            return Err(format!(
+                "nothing pending at rest: archives {:?} are pending at rest",
+                view.pending
+            ));
         }
         if !view.queue.is_empty() {
-            return Err(format!("the queue holds {:?} at rest", view.queue));
+            return Err(format!(
+                "queue drained at rest: the queue holds {:?} at rest",
+                view.queue
+            ));
         }
         for a in &view.archives {
             if view.effects.get(&a.index) != Some(&1) {
-                return Err(format!("archive {} has no effect at rest", a.index));
+                return Err(format!(
+                    "delivered at least once: archive {} has no effect at rest",
+                    a.index
+                ));
             }
             if !view.memories.iter().any(|m| m.archive == a.index) {
-                return Err(format!("archive {} has no memories at rest", a.index));
+                return Err(format!(
+                    "memories written at rest: archive {} has no memories at rest",
+                    a.index
+                ));
             }
         }
         if let Some(id) = root
@@ -336,7 +368,9 @@ fn check(root: &Root, at_rest: bool) -> Result<String, String> {
             .iter()
             .find(|id| !in_archives.contains_key(id.as_str()))
         {
-            return Err(format!("message {id} is in no archive after a last commit"));
+            return Err(format!(
+                "no message lost: message {id} is in no archive after a last commit"
+            ));
         }
     }
     Ok(format!(
@@ -365,7 +399,7 @@ fn soak_with(
         between(r);
         round(root, r, &mut rng, &mut tally);
         if let Err(error) = check(root, false) {
-            return (tally, Err(format!("after round {r}: {error}")));
+            return (tally, Err(format!("{error} (after round {r})")));
         }
     }
     // Nobody is killed from here on: a last commit, recovery, and workers until the queue is
@@ -382,10 +416,13 @@ fn soak_with(
 
 #[test]
 fn killed_committers_workers_and_adders_lose_nothing_and_apply_nothing_twice() {
-    let mut root = Root::new(None);
-    let (tally, verdict) = soak(&mut root, rounds(16), seed());
+    let (seed, rounds) = (seed(), rounds(16));
+    let (root, tally, verdict) = play(rounds, seed, None, Default::default());
     eprintln!("{tally:?}");
-    let summary = verdict.unwrap_or_else(|e| panic!("{e}\n{tally:?}"));
+    let summary = verdict.unwrap_or_else(|e| {
+        let saved = record(seed, rounds, &root, &e);
+        panic!("{e}\n{tally:?}\n{saved}")
+    });
     eprintln!("{summary}");
     // The run exercised what it claims: commits that completed, kills in every window,
     // recovery that replayed a dead committer's phase 2.
@@ -400,10 +437,11 @@ fn killed_committers_workers_and_adders_lose_nothing_and_apply_nothing_twice() {
 #[test]
 fn the_checker_catches_a_commit_without_exclusion() {
     let mutant = lockstep::mutants::Mutant::RedoNoExclusion;
-    let mut root = Root::new(Some(mutant.name()));
-    let (tally, verdict) = soak(&mut root, rounds(16), seed());
+    let (seed, rounds) = (seed(), rounds(16));
+    let (root, tally, verdict) = play(rounds, seed, Some(mutant.name()), Default::default());
     let error = verdict.expect_err("the planted bug must be caught");
     eprintln!("caught: {error}\n{tally:?}");
+    eprintln!("{}", record(seed, rounds, &root, &error));
     assert!(error.contains("archived twice"), "{error}");
 }
 
@@ -458,4 +496,64 @@ fn three_etcd_members_with_one_killed_and_the_leader_killed() {
     );
     assert_eq!(events.len(), 4, "two kills and two restarts: {events:?}");
     assert!(tally.commits_ok + tally.replayed > 0, "{tally:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Replay files (lockstep::replay, support/process_replay.rs): a failing soak writes one, with its
+// seed, its rounds and the driver's plan; `lockstep replay FILE` reruns it through `replay_file`.
+
+/// Soaks `rounds` rounds drawn from `seed` on a fresh local root with `mutant` switched on in
+/// every process, with `plan` (a replay file's to follow, or a fresh one).
+fn play(
+    rounds: usize,
+    seed: u64,
+    mutant: Option<&'static str>,
+    plan: std::rc::Rc<process_replay::Plan>,
+) -> (Root, Tally, Result<String, String>) {
+    let mut root = Root::new(mutant);
+    root.plan = plan;
+    let mut tally = Tally::default();
+    let (verdict, divergence) = process_replay::play(|| {
+        let (t, verdict) = soak(&mut root, rounds, seed);
+        tally = t;
+        verdict
+    });
+    if let Some(divergence) = divergence {
+        // Only a rerun follows a file; it reads the divergence from the plan's own panic.
+        std::panic::panic_any(divergence);
+    }
+    (root, tally, verdict)
+}
+
+/// Writes the replay file of a failed soak and returns the line naming it.
+fn record(seed: u64, rounds: usize, root: &Root, failure: &str) -> String {
+    process_replay::record(
+        "redo",
+        "redo_processes",
+        "soak",
+        seed,
+        rounds,
+        root.mutant,
+        &root.plan,
+        failure,
+    )
+}
+
+/// Reruns a replay file of this target: the one `lockstep replay` names in `$LOCKSTEP_REPLAY`,
+/// or else the committed one, a soak of the no-exclusion mutant.
+#[test]
+fn replay_file() {
+    process_replay::replay_test(
+        "redo_processes",
+        "redo-processes-no-exclusion.json",
+        |case, plan| {
+            assert_eq!(
+                case.scenario, "soak",
+                "redo_processes has one scenario, soak"
+            );
+            play(case.rounds, case.seed, case.mutant, plan)
+                .2
+                .map(|_| ())
+        },
+    );
 }
