@@ -45,6 +45,12 @@ fn a_dry_run_names_the_test_that_reruns_each_committed_case() {
             "--test merge_conformance -- replay --exact",
         ),
         (
+            "lock-interleavings-skip-recheck",
+            "conformance",
+            "-p lockstep-tests",
+            "--test lock_interleavings -- replay --exact",
+        ),
+        (
             "redo-conformance-effect-not-keyed",
             "conformance",
             "-p lockstep-tests",

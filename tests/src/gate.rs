@@ -26,6 +26,12 @@ struct Pending {
     released: Vec<u64>,
     /// Choices the driver made among more than one waiting create.
     contested: usize,
+    /// What was let through, in order (`c1: locks/a/~…`): the steps of a replay file.
+    opened: Vec<String>,
+    /// A replay file's steps, which what is let through must follow.
+    expected: Option<Vec<String>>,
+    /// Where what was let through first differed from `expected`.
+    divergence: Option<lockstep::replay::Divergence>,
 }
 
 /// The gate shared by every client's store.
@@ -71,17 +77,45 @@ impl Gate {
             .collect()
     }
 
+    /// Makes what is let through follow a replay file's `steps`: at the first that differs,
+    /// nothing more is let through and [`Gate::divergence`] says where.
+    pub fn follow(&self, steps: Vec<String>) {
+        self.pending.lock().unwrap().expected = Some(steps);
+    }
+
+    /// What was let through so far, in order.
+    pub fn opened(&self) -> Vec<String> {
+        self.pending.lock().unwrap().opened.clone()
+    }
+
+    /// Where what was let through first differed from the steps [`Gate::follow`] was given.
+    pub fn divergence(&self) -> Option<lockstep::replay::Divergence> {
+        self.pending.lock().unwrap().divergence.clone()
+    }
+
     /// Lets the `choice`-th (modulo) waiting create through. Returns what it let through.
     pub fn open(&self, choice: usize) -> Option<(usize, String)> {
         let mut pending = self.pending.lock().unwrap();
         let n = pending.waiting.len();
-        if n == 0 {
+        if n == 0 || pending.divergence.is_some() {
             return None;
         }
         if n > 1 {
             pending.contested += 1;
         }
         let id = *pending.waiting.keys().nth(choice % n).unwrap();
+        let (client, key) = pending.waiting[&id].clone();
+        let mut opened = pending.opened.clone();
+        opened.push(format!("c{client}: {key}"));
+        if let Some(divergence) = pending
+            .expected
+            .as_ref()
+            .and_then(|expected| lockstep::replay::diverges(expected, &opened))
+        {
+            pending.divergence = Some(divergence);
+            return None;
+        }
+        pending.opened = opened;
         let chosen = pending.waiting.remove(&id).unwrap();
         pending.released.push(id);
         drop(pending);
@@ -203,6 +237,9 @@ pub async fn drive(
         if gate.open(choice).is_some() {
             decision += 1;
             continue;
+        }
+        if let Some(divergence) = gate.divergence() {
+            return Err(divergence.to_string());
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

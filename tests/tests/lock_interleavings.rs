@@ -27,6 +27,7 @@ use lockstep::lock::{FencedLog, LockKind, LockManager, LockOptions, LockPath, Op
 use lockstep::mutants::{activate, Mutant};
 use lockstep::store::{MemStore, Store};
 use lockstep_tests::gate::{drive, Gate};
+use lockstep_tests::replay;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRunner};
 
@@ -205,7 +206,62 @@ fn run(cases: u32, seeded: bool, world: Option<&'static [u8]>) -> Result<(), Str
         .run(&case_strategy(world), |(operations, choices)| {
             run_case(&operations, &choices).map_err(TestCaseError::fail)
         })
-        .map_err(|e| e.to_string())
+        .map_err(|error| {
+            let saved = match &error {
+                proptest::test_runner::TestError::Fail(_, (operations, choices)) => {
+                    record(operations, choices)
+                }
+                _ => String::new(),
+            };
+            format!("{error}\n{saved}")
+        })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Replay files (lockstep::replay): a failing case is written to one, with the creates the gate
+// let through in order as its steps; `lockstep replay FILE` reruns it through `replay` below.
+
+/// Runs a case; what the gate let through, in order, follows `expected` if given.
+fn run_recorded(operations: &[u8], choices: &[u8], expected: Option<&[String]>) -> replay::Run {
+    let gate = Gate::new();
+    if let Some(expected) = expected {
+        gate.follow(expected.to_vec());
+    }
+    let result = run_world(operations, Arc::clone(&gate), &[], choices);
+    replay::Run {
+        steps: gate.opened(),
+        failure: result.err().filter(|_| gate.divergence().is_none()),
+        divergence: gate.divergence(),
+    }
+}
+
+/// Writes the replay file of a failing case (rerun once to record its steps).
+fn record(operations: &[u8], choices: &[u8]) -> String {
+    let run = run_recorded(operations, choices, None);
+    let case =
+        serde_json::json!({ "store": "memory", "operations": operations, "choices": choices });
+    replay::record_conformance("lock", "lock_interleavings", "memory", case, run)
+}
+
+/// Reruns a replay file of this harness: the one `lockstep replay` names in `$LOCKSTEP_REPLAY`,
+/// or else the committed one, a case of the skip-recheck mutant (see `replay::replay_test`).
+#[test]
+fn replay() {
+    replay::replay_test(
+        "lock_interleavings",
+        "lock-interleavings-skip-recheck.json",
+        |file| {
+            let operations: Vec<u8> = serde_json::from_value(file.case["operations"].clone())
+                .unwrap_or_else(|e| panic!("the case's operations: {e}"));
+            let choices: Vec<u8> = serde_json::from_value(file.case["choices"].clone())
+                .unwrap_or_else(|e| panic!("the case's choices: {e}"));
+            let mutant = file.mutant.as_deref().and_then(Mutant::from_name);
+            let _one = exclusive(mutant);
+            let outcome = run_recorded(&operations, &choices, Some(&file.steps)).outcome(file);
+            activate(None);
+            outcome
+        },
+    );
 }
 
 fn cases() -> u32 {
