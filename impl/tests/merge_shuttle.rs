@@ -286,35 +286,18 @@ fn pct_schedules_merge_exactly_once_and_lose_nothing() {
     assert_covered("pct", iterations());
 }
 
-/// The panic message of `f`, or `None` if it returned.
-fn failure(f: impl FnOnce() + std::panic::UnwindSafe) -> Option<String> {
-    let payload = std::panic::catch_unwind(f).err()?;
-    Some(
-        payload
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_else(|| "(a panic without a message)".into()),
-    )
-}
-
 /// With `mutant` on, the seeded schedules fail naming `property`; without it, the same pass.
 fn assert_mutant_caught(mutant: Mutant, property: &str, iterations: usize) {
     let seed = 0x3e7_9e;
     {
         let _one = exclusive(Some(mutant));
-        let found = shuttle_replay::run(
-            scenario,
+        let found = shuttle_replay::failure_of(
+            "merge",
+            "merge_shuttle",
+            &format!("mutant {}", mutant.name()),
+            ("scenario", scenario),
             shuttle::scheduler::RandomScheduler::new_from_seed(seed, iterations),
-        )
-        .map(|failed| {
-            let test = format!("mutant {}", mutant.name());
-            eprintln!(
-                "{}",
-                shuttle_replay::record("merge", "merge_shuttle", &test, "scenario", &failed)
-            );
-            failed.failure
-        });
+        );
         activate(None);
         let message = found.unwrap_or_else(|| {
             panic!(
@@ -329,9 +312,13 @@ fn assert_mutant_caught(mutant: Mutant, property: &str, iterations: usize) {
         );
     }
     let _one = exclusive(None);
-    if let Some(message) =
-        failure(move || shuttle::check_random_with_seed(scenario, seed, iterations))
-    {
+    if let Some(message) = shuttle_replay::failure_of(
+        "merge",
+        "merge_shuttle",
+        &format!("control of mutant {}", mutant.name()),
+        ("scenario", scenario),
+        shuttle::scheduler::RandomScheduler::new_from_seed(seed, iterations),
+    ) {
         panic!("{}: the control run failed: {message}", mutant.name());
     }
 }
@@ -359,7 +346,7 @@ fn blind_unlock_schedule_replays() {
     let schedule = include_str!("shuttle-schedules/merge-blind-unlock.txt").trim();
     let with = {
         let _one = exclusive(Some(Mutant::MergeBlindUnlock));
-        let failed = failure(|| replay(schedule));
+        let failed = shuttle_replay::panic_of(|| replay(schedule));
         activate(None);
         failed
     };
@@ -370,7 +357,7 @@ fn blind_unlock_schedule_replays() {
     );
     assert!(message.contains("zombie cannot complete"), "{message}");
     let _one = exclusive(None);
-    if let Some(message) = failure(|| replay(schedule)) {
+    if let Some(message) = shuttle_replay::panic_of(|| replay(schedule)) {
         panic!("the schedule replayed without the mutant failed: {message}");
     }
 }

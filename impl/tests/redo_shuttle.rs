@@ -300,35 +300,18 @@ fn a_force_release_during_acquisition_fails_the_commit_cleanly() {
     shuttle::Runner::new(scheduler, shuttle::Config::default()).run(scenario);
 }
 
-/// The panic message of `f`, or `None` if it returned.
-fn failure(f: impl FnOnce() + std::panic::UnwindSafe) -> Option<String> {
-    let payload = std::panic::catch_unwind(f).err()?;
-    Some(
-        payload
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_else(|| "(a panic without a message)".into()),
-    )
-}
-
 /// With `mutant` on, the seeded schedules fail naming `property`; without it, the same pass.
 fn assert_mutant_caught(mutant: Mutant, property: &str, iterations: usize) {
     let seed = 0x12ed0;
     {
         let _one = exclusive(Some(mutant));
-        let found = shuttle_replay::run(
-            scenario,
+        let found = shuttle_replay::failure_of(
+            "redo",
+            "redo_shuttle",
+            &format!("mutant {}", mutant.name()),
+            ("scenario", scenario),
             shuttle::scheduler::RandomScheduler::new_from_seed(seed, iterations),
-        )
-        .map(|failed| {
-            let test = format!("mutant {}", mutant.name());
-            eprintln!(
-                "{}",
-                shuttle_replay::record("redo", "redo_shuttle", &test, "scenario", &failed)
-            );
-            failed.failure
-        });
+        );
         activate(None);
         let message = found.unwrap_or_else(|| {
             panic!(
@@ -343,9 +326,13 @@ fn assert_mutant_caught(mutant: Mutant, property: &str, iterations: usize) {
         );
     }
     let _one = exclusive(None);
-    if let Some(message) =
-        failure(move || shuttle::check_random_with_seed(scenario, seed, iterations))
-    {
+    if let Some(message) = shuttle_replay::failure_of(
+        "redo",
+        "redo_shuttle",
+        &format!("control of mutant {}", mutant.name()),
+        ("scenario", scenario),
+        shuttle::scheduler::RandomScheduler::new_from_seed(seed, iterations),
+    ) {
         panic!("{}: the control run failed: {message}", mutant.name());
     }
 }

@@ -370,18 +370,6 @@ fn pct_schedules_keep_exclusion_fencing_and_linearizability() {
     assert_covered("pct", iterations());
 }
 
-/// The panic message of `f`, or `None` if it returned.
-fn failure(f: impl FnOnce() + std::panic::UnwindSafe) -> Option<String> {
-    let payload = std::panic::catch_unwind(f).err()?;
-    Some(
-        payload
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_else(|| "(a panic without a message)".into()),
-    )
-}
-
 /// Runs `scenario` over the same seeded schedules with `mutant` and without it: the mutant's run
 /// must fail with `property` named in the failure, and the control must pass.
 ///
@@ -403,18 +391,13 @@ fn assert_mutant_caught(
     {
         let _one = exclusive(Some(mutant));
         let found = on_own_thread(Box::new(move || {
-            shuttle_replay::run(
-                scenario,
+            shuttle_replay::failure_of(
+                "lock",
+                "shuttle",
+                &format!("mutant {}", mutant.name()),
+                (name, scenario),
                 shuttle::scheduler::RandomScheduler::new_from_seed(seed, iterations),
             )
-            .map(|failed| {
-                let test = format!("mutant {}", mutant.name());
-                eprintln!(
-                    "{}",
-                    shuttle_replay::record("lock", "shuttle", &test, name, &failed)
-                );
-                failed.failure
-            })
         }));
         activate(None);
         match found {
@@ -431,7 +414,13 @@ fn assert_mutant_caught(
     }
     let _one = exclusive(None);
     if let Some(message) = on_own_thread(Box::new(move || {
-        failure(move || shuttle::check_random_with_seed(scenario, seed, iterations))
+        shuttle_replay::failure_of(
+            "lock",
+            "shuttle",
+            &format!("control of mutant {}", mutant.name()),
+            (name, scenario),
+            shuttle::scheduler::RandomScheduler::new_from_seed(seed, iterations),
+        )
     })) {
         panic!(
             "{}: the control run without the mutant failed: {message}",
@@ -479,7 +468,7 @@ fn skip_recheck_schedule_replays() {
     let schedule = include_str!("shuttle-schedules/skip-recheck.txt").trim();
     let with = {
         let _one = exclusive(Some(Mutant::SkipRecheck));
-        let failed = failure(|| replay(scenario, schedule));
+        let failed = shuttle_replay::panic_of(|| replay(scenario, schedule));
         activate(None);
         failed
     };
@@ -493,7 +482,7 @@ fn skip_recheck_schedule_replays() {
         "the replay failed, but not on mutual exclusion: {message}"
     );
     let _one = exclusive(None);
-    if let Some(message) = failure(|| replay(scenario, schedule)) {
+    if let Some(message) = shuttle_replay::panic_of(|| replay(scenario, schedule)) {
         panic!("the schedule replayed without the mutant failed: {message}");
     }
 }

@@ -117,3 +117,38 @@ pub fn replay_test(target: &str, committed_name: &str, rerun: impl Fn(&ReplayFil
         rerun,
     )
 }
+
+/// The store a case ran on, by the name its test gives it: `memory`, `fs` (in a temporary
+/// directory, kept as long as the second value) or `etcd` (the shared test cluster).
+pub fn store_named(
+    name: &str,
+) -> (
+    std::sync::Arc<dyn lockstep::store::Store>,
+    Option<tempfile::TempDir>,
+) {
+    use std::sync::Arc;
+    match name {
+        "fs" => {
+            let dir = tempfile::tempdir().unwrap();
+            (
+                Arc::new(lockstep::store::FsStore::open(dir.path()).unwrap()),
+                Some(dir),
+            )
+        }
+        #[cfg(feature = "etcd")]
+        "etcd" => {
+            let cluster = crate::etcd_server::shared_or_skip()
+                .expect("the case ran on etcd, and no etcd is here");
+            (Arc::new(cluster.store_blocking()), None)
+        }
+        "memory" => (Arc::new(lockstep::store::MemStore::new()), None),
+        other => panic!(
+            "the case ran on store {other:?}: this build knows memory, fs{}",
+            if cfg!(feature = "etcd") {
+                " and etcd"
+            } else {
+                " (etcd needs the `etcd` feature)"
+            }
+        ),
+    }
+}

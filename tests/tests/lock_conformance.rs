@@ -790,26 +790,9 @@ fn refine(
 // Replay files (lockstep::replay): a failing case is written to one, `lockstep replay FILE`
 // reruns it through the `replay` test below.
 
-/// The store a case ran on, by the name its test gives it: `memory`, `fs` or `etcd`.
-fn store_named(name: &str) -> (Arc<dyn Store>, Option<tempfile::TempDir>) {
-    match name {
-        "fs" => {
-            let dir = tempfile::tempdir().unwrap();
-            (Arc::new(FsStore::open(dir.path()).unwrap()), Some(dir))
-        }
-        #[cfg(feature = "etcd")]
-        "etcd" => {
-            let cluster = lockstep_tests::etcd_server::shared_or_skip()
-                .expect("the case ran on etcd, and no etcd is here");
-            (Arc::new(cluster.store_blocking()), None)
-        }
-        _ => (Arc::new(MemStore::new()), None),
-    }
-}
-
 /// Runs a case, comparing each step with `expected` if given (see `replay::run_ops`).
 fn run_recorded(store: &str, modes: &[u8], ops: &[Op], expected: Option<&[String]>) -> replay::Run {
-    let (shared, _dir) = store_named(store);
+    let (shared, _dir) = replay::store_named(store);
     let mut harness = Harness::new(modes, shared);
     replay::run_ops(expected, &mut harness, ops, Harness::apply, |h| {
         h.cursor.steps()

@@ -1401,27 +1401,10 @@ fn run_steps(
     run
 }
 
-/// The store a case ran on, by the name its test gives it: `memory`, `fs` or `etcd`.
-fn store_named(name: &str) -> (Arc<dyn Store>, Option<tempfile::TempDir>) {
-    match name {
-        "fs" => {
-            let dir = tempfile::tempdir().unwrap();
-            (Arc::new(FsStore::open(dir.path()).unwrap()), Some(dir))
-        }
-        #[cfg(feature = "etcd")]
-        "etcd" => {
-            let cluster = lockstep_tests::etcd_server::shared_or_skip()
-                .expect("the case ran on etcd, and no etcd is here");
-            (Arc::new(cluster.store_blocking()), None)
-        }
-        _ => (Arc::new(MemStore::new()), None),
-    }
-}
-
 /// Writes the replay file of a failing case (rerun once to record its model path) and returns
 /// the line that names it.
 fn record(store: &str, session_lock: bool, ops: &[Op]) -> String {
-    let (shared, _dir) = store_named(store);
+    let (shared, _dir) = replay::store_named(store);
     let run = run_steps(shared, session_lock, ops, None);
     let case = serde_json::json!({ "store": store, "session_lock": session_lock, "ops": ops });
     replay::record_conformance("redo", "redo_conformance", store, case, run)
@@ -1442,7 +1425,7 @@ fn replay() {
                 .unwrap_or_else(|e| panic!("the case's ops: {e}"));
             let mutant = file.mutant.as_deref().and_then(Mutant::from_name);
             let _one = exclusive(mutant);
-            let (shared, _dir) = store_named(&store);
+            let (shared, _dir) = replay::store_named(&store);
             let outcome = run_steps(shared, session_lock, &ops, Some(&file.steps)).outcome(file);
             activate(None);
             outcome

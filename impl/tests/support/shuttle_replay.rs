@@ -109,7 +109,7 @@ pub struct Failed {
 }
 
 /// The panic message of `f`, or `None` if it returned.
-fn panic_of(f: impl FnOnce()) -> Option<String> {
+pub fn panic_of(f: impl FnOnce()) -> Option<String> {
     let payload = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).err()?;
     Some(
         payload
@@ -164,17 +164,30 @@ pub fn record(protocol: &str, target: &str, test: &str, scenario: &str, failed: 
     replay::persist(&file, env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Runs `scenario` under `scheduler` and panics on a failure, naming the replay file written.
-pub fn check(
+/// Runs `scenario` under `scheduler`; on a failure, writes its replay file, prints the line that
+/// names it, and returns the failure.
+pub fn failure_of(
     protocol: &str,
     target: &str,
     test: &str,
     (name, scenario): Named,
     scheduler: impl Scheduler + Send + 'static,
+) -> Option<String> {
+    let failed = run(scenario, scheduler)?;
+    eprintln!("{}", record(protocol, target, test, name, &failed));
+    Some(failed.failure)
+}
+
+/// Runs `scenario` under `scheduler` and panics on a failure, naming the replay file written.
+pub fn check(
+    protocol: &str,
+    target: &str,
+    test: &str,
+    named: Named,
+    scheduler: impl Scheduler + Send + 'static,
 ) {
-    if let Some(failed) = run(scenario, scheduler) {
-        let saved = record(protocol, target, test, name, &failed);
-        panic!("{}\n{saved}", failed.failure);
+    if let Some(failure) = failure_of(protocol, target, test, named, scheduler) {
+        panic!("{failure}");
     }
 }
 
