@@ -60,13 +60,16 @@ enum Command {
     /// Rerun the failing case of a cross-test from the replay file it wrote, and stop at the
     /// first step where the rerun diverges from the file.
     ///
-    /// A failing case of a conformance harness (the proptest case and the model path it
-    /// followed), of a shuttle test (the schedule) or of a process-kill test (the seed) writes one
-    /// replay file under target/lockstep-replays/ and names it in its failure. The case reruns in
-    /// the cargo test the file names, with the mutant it ran with, so this needs cargo and a
-    /// lockstep source tree. Exit 0 the case passes now; 1 reproduced (the same steps, the same
-    /// failure); 4 not reproduced (diverged from the file, or another failure); 74 the test could
-    /// not be built or run; 2 a file that cannot be used.
+    /// A failing case of a conformance harness (the proptest case, and the model path it
+    /// followed), of the gated interleavings (the case, and the creates let through in order), of
+    /// a shuttle test (every scheduling choice) or of a process-kill test (the seed, and the
+    /// driver's plan of spawns, kills and sleeps) writes one replay file under
+    /// target/lockstep-replays/ and names it in its failure. The case reruns in the cargo test the
+    /// file names, with the mutant it ran with, so this needs cargo and a lockstep source tree. A
+    /// process run's timing is not replayed: its rerun follows the same plan, and is tried up to 3
+    /// times. Exit 0 the case passes now; 1 reproduced (the same steps, the same failure); 4 not
+    /// reproduced (diverged from the file, or another failure); 74 the test could not be built or
+    /// run; 2 a file that cannot be used.
     Replay(crate::replay::ReplayArgs),
     /// Serve stateright's Explorer web UI for one model on 127.0.0.1.
     Explore(crate::model::ExploreArgs),
