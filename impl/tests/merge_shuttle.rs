@@ -291,7 +291,7 @@ fn assert_mutant_caught(mutant: Mutant, property: &str, iterations: usize) {
     let seed = 0x3e7_9e;
     {
         let _one = exclusive(Some(mutant));
-        let found = shuttle_replay::failure_of(
+        let found = shuttle_replay::expected_failure_of(
             "merge",
             "merge_shuttle",
             &format!("mutant {}", mutant.name()),

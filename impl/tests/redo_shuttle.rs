@@ -305,7 +305,7 @@ fn assert_mutant_caught(mutant: Mutant, property: &str, iterations: usize) {
     let seed = 0x12ed0;
     {
         let _one = exclusive(Some(mutant));
-        let found = shuttle_replay::failure_of(
+        let found = shuttle_replay::expected_failure_of(
             "redo",
             "redo_shuttle",
             &format!("mutant {}", mutant.name()),

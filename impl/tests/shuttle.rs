@@ -391,7 +391,7 @@ fn assert_mutant_caught(
     {
         let _one = exclusive(Some(mutant));
         let found = on_own_thread(Box::new(move || {
-            shuttle_replay::failure_of(
+            shuttle_replay::expected_failure_of(
                 "lock",
                 "shuttle",
                 &format!("mutant {}", mutant.name()),

@@ -20,9 +20,25 @@ pub struct Run {
     pub divergence: Option<Divergence>,
 }
 
+/// The message of a panic's payload.
+pub fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "(a panic without a message)".into())
+}
+
+/// `f`'s result, with a panic as its failure (proptest counts a panicking case as failed; a
+/// rerun must record it, not unwind past the recording).
+pub fn caught<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+        .unwrap_or_else(|payload| Err(format!("panicked: {}", panic_message(payload))))
+}
+
 /// Applies `ops` to `harness` one at a time. After each, the steps taken so far are compared
 /// with `expected` (a replay file's), and the run stops at the first step that differs, or at
-/// the first failure.
+/// the first failure (a panic included).
 pub fn run_ops<H, Op, E: Display>(
     expected: Option<&[String]>,
     harness: &mut H,
@@ -31,7 +47,7 @@ pub fn run_ops<H, Op, E: Display>(
     steps: impl Fn(&H) -> Vec<String>,
 ) -> Run {
     for op in ops {
-        let result = apply(harness, op);
+        let result = caught(|| apply(harness, op).map_err(|e| e.to_string()));
         let taken = steps(harness);
         if let Some(divergence) = expected.and_then(|e| diverges(e, &taken)) {
             return Run {
@@ -40,10 +56,10 @@ pub fn run_ops<H, Op, E: Display>(
                 divergence: Some(divergence),
             };
         }
-        if let Err(e) = result {
+        if let Err(failure) = result {
             return Run {
                 steps: taken,
-                failure: Some(e.to_string()),
+                failure: Some(failure),
                 divergence: None,
             };
         }
@@ -67,26 +83,41 @@ impl Run {
     }
 }
 
-/// Writes the replay file of a failing conformance case of `target` (a test target of this
-/// package, whose `replay` test reruns it) and returns the line naming it. `run` is the case
-/// rerun once to record its steps; the mutant switched on is recorded with it.
+/// Whether a test that expects its failure (a planted bug's) should write its replay file:
+/// only when asked, with `$LOCKSTEP_REPLAY_DIR` (as for the committed cases), so that green runs
+/// leave no files.
+pub fn asked() -> bool {
+    std::env::var_os(lockstep::replay::ENV_DIR).is_some()
+}
+
+/// Writes the replay file of a failing conformance case of test `test` in `target` (a test
+/// target of this package, whose `replay` test reruns it) and returns the line naming it. `run`
+/// is the case rerun once to record its steps (`Err`: that rerun panicked outside an operation);
+/// the mutant switched on is recorded with it.
 pub fn record_conformance(
     protocol: &str,
     target: &str,
+    test: &str,
     store: &str,
     case: serde_json::Value,
-    run: Run,
+    run: Result<Run, String>,
 ) -> String {
+    let run = run.unwrap_or_else(|failure| Run {
+        steps: Vec::new(),
+        failure: Some(failure),
+        divergence: None,
+    });
     let mutant = lockstep::mutants::switched_on();
     let mut file = ReplayFile::new(
         HarnessKind::Conformance,
         protocol,
-        &format!("{target} {store}"),
+        &format!("{target} {test}"),
         TestTarget {
             package: "lockstep-tests".into(),
             target: target.into(),
             test: "replay".into(),
-            features: if cfg!(feature = "etcd") {
+            // Only a case on etcd needs the feature (and protoc to build it).
+            features: if store == "etcd" {
                 vec!["etcd".into()]
             } else {
                 vec![]
@@ -108,12 +139,18 @@ pub fn committed(name: &str) -> ReplayFile {
     lockstep::replay::testing::committed(env!("CARGO_MANIFEST_DIR"), name)
 }
 
-/// See `lockstep::replay::testing::replay_test`.
-pub fn replay_test(target: &str, committed_name: &str, rerun: impl Fn(&ReplayFile) -> Outcome) {
+/// See `lockstep::replay::testing::replay_test`: the edited step is the middle one.
+pub fn replay_test(
+    target: &str,
+    committed_name: &str,
+    perturb: impl Fn(&mut ReplayFile),
+    rerun: impl Fn(&ReplayFile) -> Outcome,
+) {
     lockstep::replay::testing::replay_test(
         target,
         committed(committed_name),
         |file| file.steps.len() / 2,
+        perturb,
         rerun,
     )
 }

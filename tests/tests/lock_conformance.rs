@@ -777,7 +777,7 @@ fn refine(
     if let Err(error) = result {
         let saved = match &error {
             proptest::test_runner::TestError::Fail(_, (modes, ops)) => {
-                record(test, None, modes, ops)
+                record(&format!("on {test}"), test, None, modes, ops)
             }
             _ => String::new(),
         };
@@ -799,13 +799,27 @@ fn run_recorded(store: &str, modes: &[u8], ops: &[Op], expected: Option<&[String
     })
 }
 
-/// Writes the replay file of a failing case (rerun once to record its model path) and returns
-/// the line that names it.
-fn record(store: &str, mutant: Option<Mutant>, modes: &[u8], ops: &[Op]) -> String {
+/// A case as a replay file keeps it.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Case {
+    store: String,
+    modes: Vec<u8>,
+    ops: Vec<Op>,
+}
+
+/// Writes the replay file of a case of test `test` that failed (rerun once to record its model
+/// path) and returns the line that names it.
+fn record(test: &str, store: &str, mutant: Option<Mutant>, modes: &[u8], ops: &[Op]) -> String {
     activate(mutant);
-    let run = run_recorded(store, modes, ops, None);
-    let case = serde_json::json!({ "store": store, "modes": modes, "ops": ops });
-    replay::record_conformance("lock", "lock_conformance", store, case, run)
+    let run = replay::caught(|| Ok(run_recorded(store, modes, ops, None)));
+    let case = Case {
+        store: store.into(),
+        modes: modes.to_vec(),
+        ops: ops.to_vec(),
+    };
+    let case = serde_json::to_value(case).expect("a case serialises");
+    replay::record_conformance("lock", "lock_conformance", test, store, case, run)
 }
 
 /// Reruns a replay file of this harness: the one `lockstep replay` names in `$LOCKSTEP_REPLAY`,
@@ -815,16 +829,17 @@ fn replay() {
     replay::replay_test(
         "lock_conformance",
         "lock-conformance-blind-release.json",
+        // Another input: the first operation dropped.
         |file| {
-            let case = &file.case;
-            let store = case["store"].as_str().unwrap_or("memory").to_string();
-            let modes: Vec<u8> = serde_json::from_value(case["modes"].clone())
-                .unwrap_or_else(|e| panic!("the case's modes: {e}"));
-            let ops: Vec<Op> = serde_json::from_value(case["ops"].clone())
-                .unwrap_or_else(|e| panic!("the case's ops: {e}"));
+            file.case["ops"].as_array_mut().expect("ops").remove(0);
+        },
+        |file| {
+            let case: Case = serde_json::from_value(file.case.clone())
+                .unwrap_or_else(|e| panic!("the case of {}: {e}", file.origin));
             let mutant = file.mutant.as_deref().and_then(Mutant::from_name);
             let _one = exclusive(mutant);
-            let outcome = run_recorded(&store, &modes, &ops, Some(&file.steps)).outcome(file);
+            let outcome =
+                run_recorded(&case.store, &case.modes, &case.ops, Some(&file.steps)).outcome(file);
             activate(None);
             outcome
         },
@@ -889,10 +904,13 @@ fn the_harness_catches_a_blind_release() {
         run_case(&modes, &ops, Arc::new(MemStore::new()))
     });
     let error = result.expect_err("the blind-release mutant must be caught");
-    if let proptest::test_runner::TestError::Fail(_, (modes, ops)) = &error {
+    if let (true, proptest::test_runner::TestError::Fail(_, (modes, ops))) =
+        (replay::asked(), &error)
+    {
+        let test = "the_harness_catches_a_blind_release";
         eprintln!(
             "{}",
-            record("memory", Some(Mutant::BlindRelease), modes, ops)
+            record(test, "memory", Some(Mutant::BlindRelease), modes, ops)
         );
     }
     activate(None);

@@ -207,8 +207,11 @@ fn run(cases: u32, seeded: bool, world: Option<&'static [u8]>) -> Result<(), Str
             run_case(&operations, &choices).map_err(TestCaseError::fail)
         })
         .map_err(|error| {
+            // A planted bug's expected failure is written only when asked.
             let saved = match &error {
-                proptest::test_runner::TestError::Fail(_, (operations, choices)) => {
+                proptest::test_runner::TestError::Fail(_, (operations, choices))
+                    if lockstep::mutants::switched_on().is_none() || replay::asked() =>
+                {
                     record(operations, choices)
                 }
                 _ => String::new(),
@@ -235,12 +238,27 @@ fn run_recorded(operations: &[u8], choices: &[u8], expected: Option<&[String]>) 
     }
 }
 
+/// A case as a replay file keeps it.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Case {
+    operations: Vec<u8>,
+    choices: Vec<u8>,
+}
+
 /// Writes the replay file of a failing case (rerun once to record its steps).
 fn record(operations: &[u8], choices: &[u8]) -> String {
-    let run = run_recorded(operations, choices, None);
-    let case =
-        serde_json::json!({ "store": "memory", "operations": operations, "choices": choices });
-    replay::record_conformance("lock", "lock_interleavings", "memory", case, run)
+    let test = match lockstep::mutants::switched_on() {
+        None => "random cases".to_string(),
+        Some(mutant) => format!("caught {}", mutant.name()),
+    };
+    let run = replay::caught(|| Ok(run_recorded(operations, choices, None)));
+    let case = Case {
+        operations: operations.to_vec(),
+        choices: choices.to_vec(),
+    };
+    let case = serde_json::to_value(case).expect("a case serialises");
+    replay::record_conformance("lock", "lock_interleavings", &test, "memory", case, run)
 }
 
 /// Reruns a replay file of this harness: the one `lockstep replay` names in `$LOCKSTEP_REPLAY`,
@@ -250,14 +268,20 @@ fn replay() {
     replay::replay_test(
         "lock_interleavings",
         "lock-interleavings-skip-recheck.json",
+        // Another input: the clients' operations in the other order.
         |file| {
-            let operations: Vec<u8> = serde_json::from_value(file.case["operations"].clone())
-                .unwrap_or_else(|e| panic!("the case's operations: {e}"));
-            let choices: Vec<u8> = serde_json::from_value(file.case["choices"].clone())
-                .unwrap_or_else(|e| panic!("the case's choices: {e}"));
+            file.case["operations"]
+                .as_array_mut()
+                .expect("operations")
+                .reverse();
+        },
+        |file| {
+            let case: Case = serde_json::from_value(file.case.clone())
+                .unwrap_or_else(|e| panic!("the case of {}: {e}", file.origin));
             let mutant = file.mutant.as_deref().and_then(Mutant::from_name);
             let _one = exclusive(mutant);
-            let outcome = run_recorded(&operations, &choices, Some(&file.steps)).outcome(file);
+            let outcome =
+                run_recorded(&case.operations, &case.choices, Some(&file.steps)).outcome(file);
             activate(None);
             outcome
         },

@@ -787,14 +787,36 @@ fn run_steps(
     run
 }
 
-/// Writes the replay file of a failing case (rerun once to record its model path) and returns
-/// the line that names it.
-fn record(store: &str, mutant: Option<Mutant>, with_sibling: bool, ops: &[Op]) -> String {
+/// A case as a replay file keeps it.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Case {
+    store: String,
+    with_sibling: bool,
+    ops: Vec<Op>,
+}
+
+/// Writes the replay file of a case of test `test` that failed (rerun once to record its model
+/// path) and returns the line that names it.
+fn record(
+    test: &str,
+    store: &str,
+    mutant: Option<Mutant>,
+    with_sibling: bool,
+    ops: &[Op],
+) -> String {
     activate(mutant);
-    let (shared, _dir) = replay::store_named(store);
-    let run = run_steps(with_sibling, ops, shared, None);
-    let case = serde_json::json!({ "store": store, "with_sibling": with_sibling, "ops": ops });
-    replay::record_conformance("merge", "merge_conformance", store, case, run)
+    let run = replay::caught(|| {
+        let (shared, _dir) = replay::store_named(store);
+        Ok(run_steps(with_sibling, ops, shared, None))
+    });
+    let case = Case {
+        store: store.into(),
+        with_sibling,
+        ops: ops.to_vec(),
+    };
+    let case = serde_json::to_value(case).expect("a case serialises");
+    replay::record_conformance("merge", "merge_conformance", test, store, case, run)
 }
 
 /// Reruns a replay file of this harness: the one `lockstep replay` names in `$LOCKSTEP_REPLAY`,
@@ -804,16 +826,18 @@ fn replay() {
     replay::replay_test(
         "merge_conformance",
         "merge-conformance-blind-unlock.json",
+        // Another input: the first operation dropped.
         |file| {
-            let case = &file.case;
-            let store = case["store"].as_str().unwrap_or("memory").to_string();
-            let with_sibling = case["with_sibling"].as_bool().unwrap_or(false);
-            let ops: Vec<Op> = serde_json::from_value(case["ops"].clone())
-                .unwrap_or_else(|e| panic!("the case's ops: {e}"));
+            file.case["ops"].as_array_mut().expect("ops").remove(0);
+        },
+        |file| {
+            let case: Case = serde_json::from_value(file.case.clone())
+                .unwrap_or_else(|e| panic!("the case of {}: {e}", file.origin));
             let mutant = file.mutant.as_deref().and_then(Mutant::from_name);
             let _one = exclusive(mutant);
-            let (shared, _dir) = replay::store_named(&store);
-            let outcome = run_steps(with_sibling, &ops, shared, Some(&file.steps)).outcome(file);
+            let (shared, _dir) = replay::store_named(&case.store);
+            let outcome =
+                run_steps(case.with_sibling, &case.ops, shared, Some(&file.steps)).outcome(file);
             activate(None);
             outcome
         },
@@ -861,7 +885,7 @@ fn refine(
     if let Err(error) = result {
         let saved = match &error {
             proptest::test_runner::TestError::Fail(_, (with_sibling, ops)) => {
-                record(test, None, *with_sibling, ops)
+                record(&format!("on {test}"), test, None, *with_sibling, ops)
             }
             _ => String::new(),
         };
@@ -909,8 +933,14 @@ fn caught(mutant: Mutant) -> String {
         run_case(with_sibling, &ops, Arc::new(MemStore::new()))
     });
     let error = result.expect_err("the planted bug must be caught");
-    if let proptest::test_runner::TestError::Fail(_, (with_sibling, ops)) = &error {
-        eprintln!("{}", record("memory", Some(mutant), *with_sibling, ops));
+    if let (true, proptest::test_runner::TestError::Fail(_, (with_sibling, ops))) =
+        (replay::asked(), &error)
+    {
+        let test = format!("caught {}", mutant.name());
+        eprintln!(
+            "{}",
+            record(&test, "memory", Some(mutant), *with_sibling, ops)
+        );
     }
     activate(None);
     let error = error.to_string();

@@ -1401,13 +1401,29 @@ fn run_steps(
     run
 }
 
-/// Writes the replay file of a failing case (rerun once to record its model path) and returns
-/// the line that names it.
-fn record(store: &str, session_lock: bool, ops: &[Op]) -> String {
-    let (shared, _dir) = replay::store_named(store);
-    let run = run_steps(shared, session_lock, ops, None);
-    let case = serde_json::json!({ "store": store, "session_lock": session_lock, "ops": ops });
-    replay::record_conformance("redo", "redo_conformance", store, case, run)
+/// A case as a replay file keeps it.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Case {
+    store: String,
+    session_lock: bool,
+    ops: Vec<Op>,
+}
+
+/// Writes the replay file of a case of test `test` that failed (rerun once to record its model
+/// path) and returns the line that names it.
+fn record(test: &str, store: &str, session_lock: bool, ops: &[Op]) -> String {
+    let run = replay::caught(|| {
+        let (shared, _dir) = replay::store_named(store);
+        Ok(run_steps(shared, session_lock, ops, None))
+    });
+    let case = Case {
+        store: store.into(),
+        session_lock,
+        ops: ops.to_vec(),
+    };
+    let case = serde_json::to_value(case).expect("a case serialises");
+    replay::record_conformance("redo", "redo_conformance", test, store, case, run)
 }
 
 /// Reruns a replay file of this harness: the one `lockstep replay` names in `$LOCKSTEP_REPLAY`,
@@ -1417,16 +1433,18 @@ fn replay() {
     replay::replay_test(
         "redo_conformance",
         "redo-conformance-effect-not-keyed.json",
+        // Another input: the first operation dropped.
         |file| {
-            let case = &file.case;
-            let store = case["store"].as_str().unwrap_or("memory").to_string();
-            let session_lock = case["session_lock"].as_bool().unwrap_or(false);
-            let ops: Vec<Op> = serde_json::from_value(case["ops"].clone())
-                .unwrap_or_else(|e| panic!("the case's ops: {e}"));
+            file.case["ops"].as_array_mut().expect("ops").remove(0);
+        },
+        |file| {
+            let case: Case = serde_json::from_value(file.case.clone())
+                .unwrap_or_else(|e| panic!("the case of {}: {e}", file.origin));
             let mutant = file.mutant.as_deref().and_then(Mutant::from_name);
             let _one = exclusive(mutant);
-            let (shared, _dir) = replay::store_named(&store);
-            let outcome = run_steps(shared, session_lock, &ops, Some(&file.steps)).outcome(file);
+            let (shared, _dir) = replay::store_named(&case.store);
+            let outcome =
+                run_steps(shared, case.session_lock, &case.ops, Some(&file.steps)).outcome(file);
             activate(None);
             outcome
         },
@@ -1481,9 +1499,16 @@ fn run_on(
             case(shared, lock, &ops)
         })
         .map_err(|error| {
+            // A planted bug's expected failure is written only when asked.
+            let test = match lockstep::mutants::switched_on() {
+                None => format!("on {store_name}"),
+                Some(mutant) => format!("caught {}", mutant.name()),
+            };
             let saved = match &error {
-                proptest::test_runner::TestError::Fail(_, (lock, ops)) => {
-                    record(store_name, *lock, ops)
+                proptest::test_runner::TestError::Fail(_, (lock, ops))
+                    if lockstep::mutants::switched_on().is_none() || replay::asked() =>
+                {
+                    record(&test, store_name, *lock, ops)
                 }
                 _ => String::new(),
             };

@@ -34,7 +34,15 @@ impl Plan {
         let mut taken = self.taken.borrow_mut();
         taken.push(step);
         if let Some(expected) = &self.expected {
-            if let Some(divergence) = replay::diverges(expected, &taken) {
+            let divergence = replay::diverges(expected, &taken).or_else(|| {
+                // Past the file's plan, which ended at its failure: this try did not fail there.
+                (taken.len() > expected.len()).then(|| Divergence {
+                    step: taken.len(),
+                    expected: None,
+                    actual: taken.last().cloned(),
+                })
+            });
+            if let Some(divergence) = divergence {
                 taken.pop();
                 drop(taken);
                 std::panic::panic_any(divergence);
@@ -87,13 +95,8 @@ pub fn record(
     plan: &Plan,
     failure: &str,
 ) -> String {
-    let mut features = Vec::new();
-    if cfg!(feature = "mutants") {
-        features.push("mutants".to_string());
-    }
-    if cfg!(feature = "etcd") {
-        features.push("etcd".to_string());
-    }
+    // The scenarios run on a local store: the planted bugs need `mutants`, nothing needs etcd.
+    let features = vec!["mutants".to_string()];
     let mut file = ReplayFile::new(
         HarnessKind::Processes,
         protocol,
@@ -105,7 +108,12 @@ pub fn record(
             features,
             target_dir: None,
         },
-        serde_json::json!({ "scenario": scenario, "seed": seed, "rounds": rounds }),
+        serde_json::to_value(Case {
+            scenario: scenario.into(),
+            seed,
+            rounds,
+        })
+        .expect("a case serialises"),
     );
     file.mutant = mutant.map(String::from);
     file.steps = plan.steps();
@@ -113,28 +121,31 @@ pub fn record(
     replay::persist(&file, env!("CARGO_MANIFEST_DIR"))
 }
 
-/// What a rerun needs from a file: its scenario, seed, rounds and mutant.
+/// A process case as a replay file keeps it.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Case {
+    /// Which of the target's driver scenarios ran.
     pub scenario: String,
+    /// The seed the driver drew its plan from.
     pub seed: u64,
     pub rounds: usize,
-    pub mutant: Option<&'static str>,
 }
 
 /// The outcome of rerunning `file`: `run(case, plan)` plays the case following `plan` and
 /// returns its failure, if any. Failures are compared by property (their messages name process
 /// ids and times).
-pub fn rerun(file: &ReplayFile, run: impl Fn(&Case, Rc<Plan>) -> Result<(), String>) -> Outcome {
-    let case = Case {
-        scenario: file.case["scenario"].as_str().unwrap_or("").to_string(),
-        seed: file.case["seed"].as_u64().unwrap_or(0),
-        rounds: file.case["rounds"].as_u64().unwrap_or(1) as usize,
-        mutant: file.mutant.clone().map(|m| &*m.leak()),
-    };
+pub fn rerun(
+    file: &ReplayFile,
+    run: impl Fn(&Case, Option<&'static str>, Rc<Plan>) -> Result<(), String>,
+) -> Outcome {
+    let case: Case = serde_json::from_value(file.case.clone())
+        .unwrap_or_else(|e| panic!("the case of {}: {e}", file.origin));
+    let mutant: Option<&'static str> = file.mutant.clone().map(|m| &*m.leak());
     let mut outcome = Outcome::Passed;
     for _ in 0..3 {
         let plan = Rc::new(Plan::following(file.steps.clone()));
-        let (result, divergence) = play(|| run(&case, Rc::clone(&plan)));
+        let (result, divergence) = play(|| run(&case, mutant, Rc::clone(&plan)));
         outcome = match divergence {
             // The run went on past the file's plan: it did not fail where the file did.
             Some(d) if d.expected.is_none() => Outcome::of(file, &plan.steps(), None),
@@ -146,7 +157,8 @@ pub fn rerun(file: &ReplayFile, run: impl Fn(&Case, Rc<Plan>) -> Result<(), Stri
                 replay::same_property,
             ),
         };
-        if outcome != Outcome::Passed {
+        // Another try where this one did not meet the file's failure (timing).
+        if !matches!(outcome, Outcome::Passed | Outcome::FailedOtherwise { .. }) {
             break;
         }
     }
@@ -160,12 +172,19 @@ pub fn rerun(file: &ReplayFile, run: impl Fn(&Case, Rc<Plan>) -> Result<(), Stri
 pub fn replay_test(
     target: &str,
     committed_name: &str,
-    run: impl Fn(&Case, Rc<Plan>) -> Result<(), String>,
+    perturb: impl Fn(&mut ReplayFile),
+    run: impl Fn(&Case, Option<&'static str>, Rc<Plan>) -> Result<(), String>,
 ) {
     if !cfg!(feature = "mutants") && std::env::var_os(replay::ENV_FILE).is_none() {
         eprintln!("SKIPPED: the committed case needs the `mutants` feature");
         return;
     }
     let committed = replay::testing::committed(env!("CARGO_MANIFEST_DIR"), committed_name);
-    replay::testing::replay_test(target, committed, |_| 3, |file| rerun(file, &run));
+    replay::testing::replay_test(target, committed, |_| 3, perturb, |file| rerun(file, &run));
+}
+
+/// Whether a run with a planted bug, expected to fail, should write its replay file: only when
+/// asked (`$LOCKSTEP_REPLAY_DIR` set), so that green runs leave none.
+pub fn asked() -> bool {
+    std::env::var_os(replay::ENV_DIR).is_some()
 }

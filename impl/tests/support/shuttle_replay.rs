@@ -37,11 +37,15 @@ impl Recorder {
         }
         if let Some(expected) = &self.expected {
             let at = taken.steps.len();
-            let file = expected.get(at).cloned();
-            if !file.as_deref().is_some_and(&allowed) {
+            let Some(file) = expected.get(at).cloned() else {
+                // Past the file's end: its schedule is done, and so is the run (a case that no
+                // longer fails; the outcome judges it).
+                return false;
+            };
+            if !allowed(&file) {
                 taken.divergence = Some(Divergence {
                     step: at + 1,
-                    expected: file,
+                    expected: Some(file),
                     actual: Some(step),
                 });
                 return false;
@@ -156,7 +160,11 @@ pub fn record(protocol: &str, target: &str, test: &str, scenario: &str, failed: 
             features: vec!["shuttle".into(), "mutants".into()],
             target_dir: Some("target/shuttle".into()),
         },
-        serde_json::json!({ "scenario": scenario, "seed": failed.seed }),
+        serde_json::to_value(Case {
+            scenario: scenario.into(),
+            seed: failed.seed,
+        })
+        .expect("a case serialises"),
     );
     file.mutant = lockstep::mutants::switched_on().map(|m| m.name().to_string());
     file.steps = failed.steps.clone();
@@ -178,6 +186,22 @@ pub fn failure_of(
     Some(failed.failure)
 }
 
+/// As [`failure_of`], for a run with a planted bug, which is expected to fail: its replay file
+/// is written only when asked (`$LOCKSTEP_REPLAY_DIR` set), so that green runs leave none.
+pub fn expected_failure_of(
+    protocol: &str,
+    target: &str,
+    test: &str,
+    (name, scenario): Named,
+    scheduler: impl Scheduler + Send + 'static,
+) -> Option<String> {
+    let failed = run(scenario, scheduler)?;
+    if std::env::var_os(replay::ENV_DIR).is_some() {
+        eprintln!("{}", record(protocol, target, test, name, &failed));
+    }
+    Some(failed.failure)
+}
+
 /// Runs `scenario` under `scheduler` and panics on a failure, naming the replay file written.
 pub fn check(
     protocol: &str,
@@ -191,13 +215,25 @@ pub fn check(
     }
 }
 
+/// A shuttle case as a replay file keeps it.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Case {
+    /// Which of the target's scenarios ran.
+    pub scenario: String,
+    /// The seed of the execution's random values.
+    pub seed: u64,
+}
+
+fn case_of(file: &ReplayFile) -> Case {
+    serde_json::from_value(file.case.clone())
+        .unwrap_or_else(|e| panic!("the case of {}: {e}", file.origin))
+}
+
 /// Reruns `file` (a shuttle replay file) through `scenario`, on a thread of its own (a failed
 /// execution can leave shuttle's thread-local state behind).
 pub fn rerun(scenario: fn(), file: &ReplayFile) -> Outcome {
-    let seed = file.case["seed"]
-        .as_u64()
-        .unwrap_or_else(|| panic!("the case has no seed: {}", file.case));
-    let mut schedule = Schedule::new(seed);
+    let mut schedule = Schedule::new(case_of(file).seed);
     // The schedule up to the first step that is not one (an edited file): the recorder stops
     // the run there, naming it.
     for step in &file.steps {
@@ -247,7 +283,7 @@ pub fn replay_test(
     exclusive: fn(Option<lockstep::mutants::Mutant>) -> std::sync::MutexGuard<'static, ()>,
 ) {
     let rerun_with = |file: &ReplayFile| {
-        let name = file.case["scenario"].as_str().unwrap_or("scenario");
+        let name = case_of(file).scenario;
         let scenario = scenarios
             .iter()
             .find(|(n, _)| *n == name)
@@ -273,6 +309,9 @@ pub fn replay_test(
                 .position(|s| s.starts_with("task ") && s != &file.steps[0])
                 .expect("a schedule with two tasks")
         },
+        // Another input: the seed of the random values (the scenario draws its crashes and
+        // delays from them).
+        |file| file.case["seed"] = (case_of(file).seed ^ 0x5eed).into(),
         rerun_with,
     );
 }

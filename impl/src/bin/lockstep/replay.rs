@@ -44,7 +44,10 @@ pub fn replay(args: &ReplayArgs) -> Result<u8, String> {
     let path = std::path::absolute(&args.file)
         .map_err(|e| format!("cannot resolve {}: {e}", args.file.display()))?;
     let file = ReplayFile::read(&path).map_err(|e| e.to_string())?;
-    let root = workspace_root(args.manifest_path.as_deref())?;
+    let root = match workspace_root(args.manifest_path.as_deref()) {
+        Ok(root) => root,
+        Err((code, message)) => return fail(args.json, code, message),
+    };
     let (mut command, shown) = rerun_command(&file, &root, &args.profile);
     if !args.json {
         println!(
@@ -68,10 +71,7 @@ pub fn replay(args: &ReplayArgs) -> Result<u8, String> {
     } else {
         match run(&mut command, &path) {
             Ok(outcome) => Some(outcome),
-            Err(message) => {
-                eprintln!("lockstep: {message}");
-                return Ok(EXIT_STORAGE);
-            }
+            Err(message) => return fail(args.json, EXIT_STORAGE, message),
         }
     };
     if args.json {
@@ -92,17 +92,31 @@ pub fn replay(args: &ReplayArgs) -> Result<u8, String> {
     };
     if !args.json {
         let line = match &outcome {
-            Outcome::Reproduced { failure } => format!(
-                "REPRODUCED: every one of the {} steps as in the file, and the same failure: {}",
-                file.steps.len(),
-                lockstep::replay::first_line(failure)
-            ),
+            Outcome::Reproduced { failure, at_step } => {
+                let n = file.steps.len();
+                let when = match at_step.cmp(&n) {
+                    std::cmp::Ordering::Equal => format!("every one of the {n} steps as in the file"),
+                    std::cmp::Ordering::Less => format!(
+                        "after {at_step} of the file's {n} steps, each as in the file (earlier than the file: a process run's timing moved it)"
+                    ),
+                    std::cmp::Ordering::Greater => format!(
+                        "after the file's {n} steps, each as in the file, and {} more",
+                        at_step - n
+                    ),
+                };
+                format!(
+                    "REPRODUCED: {when}, and the same failure: {}",
+                    lockstep::replay::first_line(failure)
+                )
+            }
             Outcome::Diverged { divergence } => format!("NOT REPRODUCED: {divergence}"),
             Outcome::FailedOtherwise { failure } => format!(
                 "NOT REPRODUCED: every step as in the file, but another failure: {}",
                 lockstep::replay::first_line(failure)
             ),
-            Outcome::Passed => "PASSES NOW: every step as in the file, and no failure".into(),
+            Outcome::Passed => {
+                "PASSES NOW: every step of the file as in the file, and no failure".into()
+            }
         };
         println!("{line}");
     }
@@ -113,32 +127,56 @@ pub fn replay(args: &ReplayArgs) -> Result<u8, String> {
     })
 }
 
-/// The workspace root: the directory of `manifest`, or of the workspace cargo finds here.
-fn workspace_root(manifest: Option<&Path>) -> Result<PathBuf, String> {
+/// Says why nothing was rerun, on stderr (and as `{"outcome":null,"error"}` with --json), and
+/// exits `code`: 74 where cargo or the test could not run, 2 where no workspace was named.
+fn fail(json: bool, code: u8, message: String) -> Result<u8, String> {
+    eprintln!("lockstep: {message}");
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "outcome": null, "error": message })
+        );
+    }
+    Ok(code)
+}
+
+/// The workspace root: the directory of `manifest`, or of the workspace cargo finds here. `Err`
+/// with its exit code.
+fn workspace_root(manifest: Option<&Path>) -> Result<PathBuf, (u8, String)> {
     let mut locate = Command::new(cargo());
     locate.args(["locate-project", "--workspace", "--message-format", "plain"]);
     if let Some(manifest) = manifest {
         locate.arg("--manifest-path").arg(manifest);
     }
     let output = locate.output().map_err(|e| {
-        format!(
-            "cannot run cargo ({e}): lockstep replay reruns a case in its cargo test, so it needs \
-             cargo and a lockstep source tree"
+        (
+            EXIT_STORAGE,
+            format!(
+                "cannot run cargo ({e}): lockstep replay reruns a case in its cargo test, so it \
+                 needs cargo and a lockstep source tree"
+            ),
         )
     })?;
     if !output.status.success() {
-        return Err(format!(
-            "no cargo workspace here ({}): run lockstep replay inside a lockstep clone, or give \
-             --manifest-path",
-            String::from_utf8_lossy(&output.stderr).trim()
+        return Err((
+            crate::cli::EXIT_USAGE,
+            format!(
+                "no cargo workspace here ({}): run lockstep replay inside a lockstep clone, or \
+                 give --manifest-path",
+                String::from_utf8_lossy(&output.stderr).trim()
+            ),
         ));
     }
     let manifest = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
     let root = manifest.parent().map(Path::to_path_buf).unwrap_or_default();
     if !root.join("tests").join("Cargo.toml").exists() || !root.join("impl").exists() {
-        return Err(format!(
-            "{} is not a lockstep workspace (no tests/Cargo.toml and impl/): give --manifest-path",
-            root.display()
+        return Err((
+            crate::cli::EXIT_USAGE,
+            format!(
+                "{} is not a lockstep workspace (no tests/Cargo.toml and impl/): give \
+                 --manifest-path",
+                root.display()
+            ),
         ));
     }
     Ok(root)
