@@ -3,8 +3,9 @@
 //! When a case of a cross-test fails, its harness writes one replay file (JSON, below) under
 //! `target/lockstep-replays/` (or `$LOCKSTEP_REPLAY_DIR`) and prints its path. The file holds
 //! whatever makes that case rerun: the proptest case of a conformance harness with the model path
-//! the implementation followed, the shuttle schedule, or the seed of a process-kill run, plus the
-//! steps the failing run took and its failure. `lockstep replay FILE` reruns it: the case runs in
+//! the implementation followed, the seed and every scheduling choice of a shuttle execution, or
+//! the seed and the driver's plan of a process-kill run, plus the steps the failing run took and
+//! its failure. `lockstep replay FILE` reruns it: the case runs in
 //! the cargo test the file names (the harness and the implementation are compiled there, with the
 //! features the file lists), which reads the file from `$LOCKSTEP_REPLAY`, compares each step with
 //! the file's, stops at the first that differs, and writes its [`Outcome`] to
@@ -14,8 +15,9 @@
 //! loom #271, proptest #653): each tool persists its own piece (a regression seed, a schedule, a
 //! checkpoint), and none says where a rerun stopped following the original.
 //!
-//! This module knows no protocol and no harness: it is the format, its checks, and the step
-//! comparison every harness uses.
+//! This module is the format, its checks, and the step comparison every harness uses; it knows no
+//! harness's case (each harness reads its own, refusing unknown fields). It checks only that a
+//! file names one of the three protocols and a mutant this build has.
 
 use std::path::{Path, PathBuf};
 
@@ -36,14 +38,16 @@ pub const ENV_DIR: &str = "LOCKSTEP_REPLAY_DIR";
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum HarnessKind {
-    /// The lockstep conformance harness (proptest with crash injection): `case` is the proptest
-    /// input, `steps` the model path the implementation followed.
+    /// A proptest harness: a lockstep conformance harness (`case` the proptest input with the
+    /// store, `steps` the model path the implementation followed) or the gated interleavings
+    /// (`case` the clients' operations and the driver's choices, `steps` the creates let
+    /// through, in order).
     Conformance,
-    /// A shuttle test: `case` is `{"schedule": …}` (shuttle's encoded schedule), `steps` the
-    /// events the scenario logged.
+    /// A shuttle test: `case` is `{"scenario", "seed"}` (the seed of the execution's random
+    /// values), `steps` every scheduling choice (`task 3`, `random`).
     Shuttle,
-    /// Real processes SIGKILLed by a seeded driver: `case` is `{"seed": …}`, `steps` the driver's
-    /// actions (spawns, kills, pauses, recoveries).
+    /// Real processes SIGKILLed by a seeded driver: `case` is `{"scenario", "seed", "rounds"}`,
+    /// `steps` the driver's actions (commands, spawns, kills, signals, sleeps, recoveries).
     Processes,
 }
 
