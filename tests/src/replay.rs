@@ -71,6 +71,15 @@ pub fn run_ops<H, Op, E: Display>(
     }
 }
 
+/// The outcome of rerunning `file` with `run`; a panic outside the operations (setting up, or
+/// the final checks) counts as the run's failure, with no steps known.
+pub fn rerun_outcome(file: &ReplayFile, run: impl FnOnce() -> Run) -> Outcome {
+    match caught(|| Ok(run())) {
+        Ok(run) => run.outcome(file),
+        Err(failure) => Outcome::of(file, &[], Some(&failure)),
+    }
+}
+
 impl Run {
     /// The outcome of this run against `file`.
     pub fn outcome(&self, file: &ReplayFile) -> Outcome {

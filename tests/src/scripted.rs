@@ -11,6 +11,7 @@ use lockstep::store::{Created, Key, Liveness, OwnerRegistration, Store, StoreErr
 /// What happens at a client's `n`-th create from now (0: the next one). Serialised in replay
 /// files.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub enum Script {
     /// Wait before it until [`Scripted::resume`].
     PauseBefore(u32),

@@ -47,6 +47,7 @@ const CLIENTS: usize = 3;
 
 /// One step of a test case (serialised in replay files).
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 enum Op {
     /// Client `client` takes its mode's locks; its process crashes after `crash_at` storage
     /// operations if that comes first.
@@ -838,8 +839,9 @@ fn replay() {
                 .unwrap_or_else(|e| panic!("the case of {}: {e}", file.origin));
             let mutant = file.mutant.as_deref().and_then(Mutant::from_name);
             let _one = exclusive(mutant);
-            let outcome =
-                run_recorded(&case.store, &case.modes, &case.ops, Some(&file.steps)).outcome(file);
+            let outcome = replay::rerun_outcome(file, || {
+                run_recorded(&case.store, &case.modes, &case.ops, Some(&file.steps))
+            });
             activate(None);
             outcome
         },

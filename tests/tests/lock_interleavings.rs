@@ -280,8 +280,9 @@ fn replay() {
                 .unwrap_or_else(|e| panic!("the case of {}: {e}", file.origin));
             let mutant = file.mutant.as_deref().and_then(Mutant::from_name);
             let _one = exclusive(mutant);
-            let outcome =
-                run_recorded(&case.operations, &case.choices, Some(&file.steps)).outcome(file);
+            let outcome = replay::rerun_outcome(file, || {
+                run_recorded(&case.operations, &case.choices, Some(&file.steps))
+            });
             activate(None);
             outcome
         },

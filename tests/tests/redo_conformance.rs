@@ -89,6 +89,7 @@ impl MemoryExtractor for Tagged {
 
 /// One step of a case (serialised in replay files).
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 enum Op {
     Add,
     Commit { c: usize, script: Option<Script> },
@@ -1386,8 +1387,8 @@ fn run_steps(
         Ok(()) => replay::run_ops(expected, &mut world, ops, World::run, |w| w.cursor.steps()),
     };
     if run.failure.is_none() && run.divergence.is_none() {
-        if let Err(failure) = world.settle() {
-            run.failure = Some(failure.to_string());
+        if let Err(failure) = replay::caught(|| world.settle().map_err(|e| e.to_string())) {
+            run.failure = Some(failure);
             run.steps = world.cursor.steps();
         }
     }
@@ -1442,9 +1443,10 @@ fn replay() {
                 .unwrap_or_else(|e| panic!("the case of {}: {e}", file.origin));
             let mutant = file.mutant.as_deref().and_then(Mutant::from_name);
             let _one = exclusive(mutant);
-            let (shared, _dir) = replay::store_named(&case.store);
-            let outcome =
-                run_steps(shared, case.session_lock, &case.ops, Some(&file.steps)).outcome(file);
+            let outcome = replay::rerun_outcome(file, || {
+                let (shared, _dir) = replay::store_named(&case.store);
+                run_steps(shared, case.session_lock, &case.ops, Some(&file.steps))
+            });
             activate(None);
             outcome
         },

@@ -175,7 +175,7 @@ pub fn replay_test(
     perturb: impl Fn(&mut ReplayFile),
     run: impl Fn(&Case, Option<&'static str>, Rc<Plan>) -> Result<(), String>,
 ) {
-    if !cfg!(feature = "mutants") && std::env::var_os(replay::ENV_FILE).is_none() {
+    if !cfg!(feature = "mutants") && replay::testing::requested(target).is_none() {
         eprintln!("SKIPPED: the committed case needs the `mutants` feature");
         return;
     }

@@ -43,7 +43,10 @@ pub struct ReplayArgs {
 pub fn replay(args: &ReplayArgs) -> Result<u8, String> {
     let path = std::path::absolute(&args.file)
         .map_err(|e| format!("cannot resolve {}: {e}", args.file.display()))?;
-    let file = ReplayFile::read(&path).map_err(|e| e.to_string())?;
+    let file = match ReplayFile::read(&path) {
+        Ok(file) => file,
+        Err(e) => return fail(args.json, crate::cli::EXIT_USAGE, e.to_string()),
+    };
     let root = match workspace_root(args.manifest_path.as_deref()) {
         Ok(root) => root,
         Err((code, message)) => return fail(args.json, code, message),
@@ -97,7 +100,7 @@ pub fn replay(args: &ReplayArgs) -> Result<u8, String> {
                 let when = match at_step.cmp(&n) {
                     std::cmp::Ordering::Equal => format!("every one of the {n} steps as in the file"),
                     std::cmp::Ordering::Less => format!(
-                        "after {at_step} of the file's {n} steps, each as in the file (earlier than the file: a process run's timing moved it)"
+                        "after {at_step} of the file's {n} steps, each as in the file (earlier than the file)"
                     ),
                     std::cmp::Ordering::Greater => format!(
                         "after the file's {n} steps, each as in the file, and {} more",
@@ -110,8 +113,8 @@ pub fn replay(args: &ReplayArgs) -> Result<u8, String> {
                 )
             }
             Outcome::Diverged { divergence } => format!("NOT REPRODUCED: {divergence}"),
-            Outcome::FailedOtherwise { failure } => format!(
-                "NOT REPRODUCED: every step as in the file, but another failure: {}",
+            Outcome::FailedOtherwise { failure, at_step } => format!(
+                "NOT REPRODUCED: each of the first {at_step} steps as in the file, but another failure: {}",
                 lockstep::replay::first_line(failure)
             ),
             Outcome::Passed => {
