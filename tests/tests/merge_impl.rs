@@ -495,3 +495,121 @@ fn waiting_on_our_own_late_lock_is_caught() {
     let error = outcome.expect_err("the planted bug must be caught");
     assert!(error.contains("did not take its own late lock"), "{error}");
 }
+
+/// A store that counts the listings and reads passing through it.
+#[derive(Default)]
+struct Counted {
+    inner: MemStore,
+    lists: std::sync::atomic::AtomicUsize,
+    gets: std::sync::atomic::AtomicUsize,
+}
+
+impl Counted {
+    /// (listings, reads) since the last call.
+    fn take(&self) -> (usize, usize) {
+        use std::sync::atomic::Ordering::SeqCst;
+        (self.lists.swap(0, SeqCst), self.gets.swap(0, SeqCst))
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for Counted {
+    async fn get(
+        &self,
+        key: &lockstep::store::Key,
+    ) -> Result<Option<(Vec<u8>, lockstep::store::Version)>, lockstep::store::StoreError> {
+        self.gets.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.get(key).await
+    }
+    async fn create(
+        &self,
+        key: &lockstep::store::Key,
+        bytes: &[u8],
+    ) -> Result<lockstep::store::Created, lockstep::store::StoreError> {
+        self.inner.create(key, bytes).await
+    }
+    async fn list(
+        &self,
+        prefix: &str,
+    ) -> Result<Vec<lockstep::store::Key>, lockstep::store::StoreError> {
+        self.lists.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.list(prefix).await
+    }
+    async fn delete(&self, key: &lockstep::store::Key) -> Result<(), lockstep::store::StoreError> {
+        self.inner.delete(key).await
+    }
+    fn describe(&self) -> String {
+        "counted".into()
+    }
+}
+
+/// A merge's work follows what is new since the last merge, not the journals' length (issue 11:
+/// a listing costs as much as every entry ever appended, and on a local disk it holds the
+/// directory lock the writers' appends need). After a first merge by the same lake, a merge of 3
+/// new commits over 300 merged ones lists nothing, and reads a bounded number of entries.
+#[test]
+fn a_merge_reads_what_is_new_not_the_whole_journal() {
+    let _one = exclusive(None);
+    rt().block_on(async {
+        let store = Arc::new(Counted::default());
+        let lake = Lake::open(Arc::clone(&store)).await.unwrap();
+        lake.create_branch("main", None).await.unwrap();
+        let live = lake.create_branch("live", Some("main")).await.unwrap();
+        for round in 0..3 {
+            for _ in 0..100 {
+                live.commit(b"old").await.unwrap();
+            }
+            let merged = lake.merge("live", MergeOptions::default()).await.unwrap();
+            assert_eq!(merged.outcome, MergeOutcome::Merged, "round {round}");
+        }
+        for _ in 0..3 {
+            live.commit(b"new").await.unwrap();
+        }
+        store.take();
+        let merged = lake.merge("live", MergeOptions::default()).await.unwrap();
+        assert_eq!((merged.from, merged.to), (300, 303));
+        let (lists, gets) = store.take();
+        assert_eq!(lists, 0, "a merge listed a journal ({gets} reads)");
+        // 15: 2 metas; the lock journal and the TAIL/BASE journal (twice) from where this lake
+        // saw them end (the entry below, the absent end: 2 each); the child from TAIL (the one
+        // below, 3 new, the absent end); the parent from BASE (the one below, the absent end).
+        assert!(gets <= 15, "{gets} reads for a merge of 3 commits");
+    });
+}
+
+/// Where the lake saw a journal end is only a hint: a lake whose branches were removed and
+/// created again under the same handle (the entry below the hint is gone) lists instead, takes
+/// the new journal's first lock, and reads upward from the new end after that.
+#[test]
+fn a_stale_end_hint_falls_back_to_a_listing() {
+    let _one = exclusive(None);
+    rt().block_on(async {
+        let store = Arc::new(Counted::default());
+        let lake = Lake::open(Arc::clone(&store)).await.unwrap();
+        let mut rounds = Vec::new();
+        for merges in [3, 2] {
+            lake.create_branch("main", None).await.unwrap();
+            let live = lake.create_branch("live", Some("main")).await.unwrap();
+            let mut round = Vec::new();
+            for _ in 0..merges {
+                live.commit(b"x").await.unwrap();
+                store.take();
+                let merged = lake.merge("live", MergeOptions::default()).await.unwrap();
+                assert_eq!(merged.outcome, MergeOutcome::Merged);
+                round.push((merged.lock, store.take().0));
+            }
+            rounds.push(round);
+            let locks = lake.merge_locks().await.unwrap();
+            assert_eq!(locks[0].state, merge::MergeLockState::Free, "{locks:?}");
+            // Remove every key, as an operator wiping the lake would.
+            for key in store.list("").await.unwrap() {
+                store.delete(&key).await.unwrap();
+            }
+        }
+        // (lock index, listings) per merge. The first merge of a fresh lake lists its four
+        // journals; the first after the wipe lists the two whose hint's entry is gone, and takes
+        // lock 0 of the new journal: read upward from the old end (6) it would have found nothing.
+        assert_eq!(rounds[0], [(0, 4), (2, 0), (4, 0)]);
+        assert_eq!(rounds[1], [(0, 2), (2, 0)]);
+    });
+}

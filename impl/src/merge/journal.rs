@@ -1,6 +1,19 @@
 //! Branch names, the keys of a lake, and journals: entries `<prefix>~<index>` claimed with
-//! create-if-absent. A journal's end is found by listing its prefix, never from a HEAD pointer
-//! (a pointer updated after each append lags behind it: seed bug `merge/head-lag-wedges-lock`).
+//! create-if-absent. A journal's end is found by listing its prefix, or by reading upward from an
+//! index known to be below it until the first absent one; never from a HEAD pointer (a pointer
+//! updated after each append lags behind it: seed bug `merge/head-lag-wedges-lock`).
+//!
+//! Why reading upward gives the same answer as a listing: lake journals are append-only (never
+//! rewritten, never garbage-collected) and have no gaps (every append is a create at the end).
+//! So when index `m` reads absent, nothing at or above `m` exists at that instant, and every
+//! entry below it that was read earlier is still there, unchanged: the entries read are the
+//! journal as a listing at that instant would show it. A merger reads upward from TAIL, BASE, or
+//! the end it saw last, so its work follows what is new, not the journal's length: a listing
+//! costs as much as every entry ever appended, and on a local disk it holds the directory's lock
+//! that the writers' appends need (issue 11's writer throughput while merges run).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
 
 use serde::de::DeserializeOwned;
 
@@ -145,15 +158,62 @@ impl Journal {
         }
     }
 
-    /// The journal's end, and every entry from `from` on, from one listing.
+    /// The journal's end, and every entry from `from` on. The first time this process reads
+    /// the journal (no end in `ends`), from one listing, which also refuses names under the
+    /// prefix that are not indices; after that, upward from `from` when entry `from - 1` is
+    /// there: one `get` per entry and one for the absent end. (`from` past the end, which callers
+    /// report as corrupt, is read from a listing, so that the end returned is the real one.)
     pub async fn end_and_read_from<T: DeserializeOwned>(
         &self,
         store: &dyn Store,
         from: u64,
+        ends: &EndHints,
     ) -> Result<(u64, Vec<(u64, T)>), MergeError> {
-        let indices = self.indices(store).await?;
-        let end = indices.last().map_or(0, |i| i + 1);
-        Ok((end, self.read(store, indices, from, u64::MAX).await?))
+        let upward = ends.seen(self).is_some()
+            && (from == 0 || store.get(&self.key(from - 1)).await?.is_some());
+        let (end, entries) = if upward {
+            let mut entries = Vec::new();
+            let mut index = from;
+            while let Some(entry) = self.get(store, index).await? {
+                entries.push((index, entry));
+                index += 1;
+            }
+            (index, entries)
+        } else {
+            let indices = self.indices(store).await?;
+            let end = indices.last().map_or(0, |i| i + 1);
+            (end, self.read(store, indices, from, u64::MAX).await?)
+        };
+        ends.set(self, end);
+        Ok((end, entries))
+    }
+
+    /// The newest entry and its index, like [`Journal::newest`], read upward from the end that
+    /// `ends` remembers for this journal (a listing when it remembers none, or when the entry
+    /// below it is gone: a lake recreated under the same handle). Remembers the new end.
+    pub async fn newest_from_hint<T: DeserializeOwned>(
+        &self,
+        store: &dyn Store,
+        ends: &EndHints,
+    ) -> Result<Option<(u64, T)>, MergeError> {
+        let hint = ends.seen(self).unwrap_or(0);
+        let newest = match hint.checked_sub(1) {
+            None => self.newest(store).await?,
+            Some(below) => match self.get::<T>(store, below).await? {
+                None => self.newest(store).await?,
+                Some(mut newest) => {
+                    let mut index = below;
+                    while let Some(entry) = self.get(store, index + 1).await? {
+                        (index, newest) = (index + 1, entry);
+                    }
+                    Some((index, newest))
+                }
+            },
+        };
+        if let Some((index, _)) = &newest {
+            ends.set(self, index + 1);
+        }
+        Ok(newest)
     }
 
     /// Every entry from `from` on, in order.
@@ -197,6 +257,33 @@ impl Journal {
             }
         }
         Ok(entries)
+    }
+}
+
+/// Where journals ended when this process last looked: per journal, an index known to be at or
+/// below its end (journals only grow). Only where an upward read starts; never a decision. A std
+/// mutex, not `crate::sync`'s: held for one map operation, never across an await, and with no
+/// part in the protocol, so loom and shuttle need not explore it.
+#[derive(Debug, Default)]
+pub struct EndHints(Mutex<HashMap<String, u64>>);
+
+impl EndHints {
+    /// The end this process last saw, if it has read the journal since it started.
+    fn seen(&self, journal: &Journal) -> Option<u64> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&journal.0)
+            .copied()
+    }
+
+    /// Any end seen is a valid hint (journals only grow), even one older than the hint it
+    /// replaces; and after a lake was wiped, only an end seen since is.
+    pub(crate) fn set(&self, journal: &Journal, end: u64) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(journal.0.clone(), end);
     }
 }
 

@@ -118,7 +118,9 @@ async fn lock(
     let mut errors = 0;
     let outcome = async {
         loop {
-            let newest = journal.newest::<LockEntry>(store).await?;
+            let newest = journal
+                .newest_from_hint::<LockEntry>(store, lake.ends())
+                .await?;
             if let Some((index, LockEntry::Lock { holder, .. })) = &newest {
                 if holder == owner && !active(Mutant::MergeOwnLockIsBusy) {
                     // Our own `lock`: a create whose error we saw landed after all (late, as a
@@ -140,7 +142,11 @@ async fn lock(
                 continue;
             }
             let next = newest.map_or(0, |(index, _)| index + 1);
-            let from = match child.tailbase().newest::<TailBase>(store).await? {
+            let from = match child
+                .tailbase()
+                .newest_from_hint::<TailBase>(store, lake.ends())
+                .await?
+            {
                 Some((_, tb)) => tb.tail,
                 None => 0,
             };
@@ -151,7 +157,10 @@ async fn lock(
                 written_at_ms: wall_ms(),
             };
             match store.create(&journal.key(next), &encode(&entry)).await {
-                Ok(Created::Created(_)) => return Ok(next),
+                Ok(Created::Created(_)) => {
+                    lake.ends().set(&journal, next + 1);
+                    return Ok(next);
+                }
                 Ok(Created::AlreadyExists) => {
                     // Another merger took it (read again), unless nothing readable is there: a
                     // store that refuses a create it cannot show breaks the contract, and waiting
@@ -198,13 +207,19 @@ async fn merge_locked(
     let store = lake.store();
     let (version, tailbase) = child
         .tailbase()
-        .newest::<TailBase>(store)
+        .newest_from_hint::<TailBase>(store, lake.ends())
         .await?
         .ok_or_else(|| MergeError::Corrupt {
             key: child.tailbase().key(0).to_string(),
             reason: "the child has no TAIL/BASE object".into(),
         })?;
-    let cut = child.commits().end(store).await?;
+    // The cut, and every commit to merge read on the way: each must be readable, so a malformed
+    // or foreign entry is an error naming its key now, not a surprise for every reader of the
+    // parent later.
+    let (cut, _) = child
+        .commits()
+        .end_and_read_from::<CommitEntry>(store, tailbase.tail, lake.ends())
+        .await?;
     if tailbase.tail > cut {
         return Err(MergeError::Corrupt {
             key: child.tailbase().key(version).to_string(),
@@ -226,12 +241,6 @@ async fn merge_locked(
     if cut <= tailbase.tail {
         return Ok(merged);
     }
-    // Every commit merged must be readable: a malformed or foreign entry is an error naming its
-    // key now, not a surprise for every reader of the parent later.
-    child
-        .commits()
-        .read_range::<CommitEntry>(store, tailbase.tail, cut)
-        .await?;
     // Step 3: find the first merge commit for (child, TAIL), or append it.
     let mut errors = 0;
     let (first_index, first_to) = loop {
@@ -239,7 +248,7 @@ async fn merge_locked(
         // was appended after TAIL reached T, which was after the entry BASE follows).
         let (end, entries) = parent
             .commits()
-            .end_and_read_from::<CommitEntry>(store, tailbase.base)
+            .end_and_read_from::<CommitEntry>(store, tailbase.base, lake.ends())
             .await?;
         if end < tailbase.base {
             // An append at BASE would leave a gap below it.
@@ -330,6 +339,7 @@ async fn merge_locked(
     loop {
         match store.create(&key, &encode(&next)).await {
             Ok(Created::Created(_)) => {
+                lake.ends().set(&child.tailbase(), version + 2);
                 merged.moved_tail = true;
                 break;
             }
@@ -424,7 +434,10 @@ async fn unlock(
     let mut errors = 0;
     loop {
         match store.create(&journal.key(index), &encode(&entry)).await {
-            Ok(Created::Created(_)) => return Ok(()),
+            Ok(Created::Created(_)) => {
+                lake.ends().set(&journal, index + 1);
+                return Ok(());
+            }
             Ok(Created::AlreadyExists) => {
                 return match journal.get::<LockEntry>(store, index).await? {
                     // Our own earlier attempt, whose answer was lost.

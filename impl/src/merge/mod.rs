@@ -136,6 +136,9 @@ struct Inner {
     /// dead and `recover` frees the lock. A clean end would leave its liveness unknown, and a
     /// merge lock has no lease to expire.
     may_hold: std::sync::atomic::AtomicBool,
+    /// Where this lake saw the merge-lock and TAIL/BASE journals end: a merge reads upward from
+    /// there instead of listing them.
+    ends: journal::EndHints,
 }
 
 impl Drop for Inner {
@@ -187,12 +190,17 @@ impl Lake {
                 process,
                 registration: Mutex::new(registration),
                 may_hold: std::sync::atomic::AtomicBool::new(false),
+                ends: journal::EndHints::default(),
             }),
         })
     }
 
     pub fn store(&self) -> &dyn Store {
         &*self.inner.store
+    }
+
+    pub(crate) fn ends(&self) -> &journal::EndHints {
+        &self.inner.ends
     }
 
     /// Ends this lake's owner registration as a crash would (crash-injection harnesses): its

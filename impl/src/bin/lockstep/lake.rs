@@ -179,9 +179,8 @@ fn hostile(store: std::sync::Arc<dyn Store>) -> std::sync::Arc<dyn lockstep::sto
     {
         // It waits for its test to kill it: if the test goes away first (a replay that
         // diverged unwinds past its kill), it dies with the thread that started it.
-        let _ = rustix::process::set_parent_process_death_signal(Some(
-            rustix::process::Signal::KILL,
-        ));
+        let _ =
+            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL));
         let faulty = lockstep::store::FaultyStore::new(store);
         faulty.hang_after_creates(n);
         faulty.announce_hang();
