@@ -158,15 +158,18 @@ impl Journal {
         }
     }
 
-    /// The journal's end, and every entry from `from` on. The first time this process reads
-    /// the journal (no end in `ends`), from one listing, which also refuses names under the
-    /// prefix that are not indices; after that, upward from `from` when entry `from - 1` is
-    /// there: one `get` per entry and one for the absent end. (`from` past the end, which callers
-    /// report as corrupt, is read from a listing, so that the end returned is the real one.)
+    /// The journal's end (or `up_to`, if the end is past it), and every entry from `from` up to
+    /// that. The first time this lake reads the journal (no end in `ends`), from one listing,
+    /// which also refuses names under the prefix that are not indices; after that, upward from
+    /// `from` when entry `from - 1` is there: one `get` per entry and one for the absent end.
+    /// (`from` past the end, which callers report as corrupt, is read from a listing, so that the
+    /// end returned is the real one.) `up_to` bounds an upward read of a journal that grows
+    /// faster than it is read.
     pub async fn end_and_read_from<T: DeserializeOwned>(
         &self,
         store: &dyn Store,
         from: u64,
+        up_to: u64,
         ends: &EndHints,
     ) -> Result<(u64, Vec<(u64, T)>), MergeError> {
         let upward = ends.seen(self).is_some()
@@ -174,7 +177,10 @@ impl Journal {
         let (end, entries) = if upward {
             let mut entries = Vec::new();
             let mut index = from;
-            while let Some(entry) = self.get(store, index).await? {
+            while index < up_to {
+                let Some(entry) = self.get(store, index).await? else {
+                    break;
+                };
                 entries.push((index, entry));
                 index += 1;
             }
@@ -182,7 +188,10 @@ impl Journal {
         } else {
             let indices = self.indices(store).await?;
             let end = indices.last().map_or(0, |i| i + 1);
-            (end, self.read(store, indices, from, u64::MAX).await?)
+            (
+                end.min(up_to.max(from)),
+                self.read(store, indices, from, up_to).await?,
+            )
         };
         ends.set(self, end);
         Ok((end, entries))
@@ -190,7 +199,7 @@ impl Journal {
 
     /// The newest entry and its index, like [`Journal::newest`], read upward from the end that
     /// `ends` remembers for this journal (a listing when it remembers none, or when the entry
-    /// below it is gone: a lake recreated under the same handle). Remembers the new end.
+    /// below it is gone). Remembers the new end.
     pub async fn newest_from_hint<T: DeserializeOwned>(
         &self,
         store: &dyn Store,
@@ -199,14 +208,16 @@ impl Journal {
         let hint = ends.seen(self).unwrap_or(0);
         let newest = match hint.checked_sub(1) {
             None => self.newest(store).await?,
-            Some(below) => match self.get::<T>(store, below).await? {
+            Some(below) => match store.get(&self.key(below)).await? {
                 None => self.newest(store).await?,
-                Some(mut newest) => {
+                Some((mut bytes, _)) => {
+                    // Only the newest is decoded, as `newest` does: an older entry has no say.
                     let mut index = below;
-                    while let Some(entry) = self.get(store, index + 1).await? {
-                        (index, newest) = (index + 1, entry);
+                    while let Some((next, _)) = store.get(&self.key(index + 1)).await? {
+                        (index, bytes) = (index + 1, next);
                     }
-                    Some((index, newest))
+                    let key = self.key(index);
+                    Some((index, decode(key.as_str(), &bytes)?))
                 }
             },
         };
@@ -260,15 +271,19 @@ impl Journal {
     }
 }
 
-/// Where journals ended when this process last looked: per journal, an index known to be at or
-/// below its end (journals only grow). Only where an upward read starts; never a decision. A std
+/// Where journals ended when this lake (a `Lake` and its clones) last looked: per journal, an
+/// index known to be at or below its end (journals only grow). Where an upward read of the
+/// merge-lock and TAIL/BASE journals starts; for the commit journals, only whether this lake has
+/// listed them once. Never a decision. A wipe of the lake under a live handle is not supported (a
+/// `Branch`'s own append hint would then create at an index past the new end, a gap); a hint
+/// whose entry below is gone falls back to a listing as a defence. A std
 /// mutex, not `crate::sync`'s: held for one map operation, never across an await, and with no
 /// part in the protocol, so loom and shuttle need not explore it.
 #[derive(Debug, Default)]
 pub struct EndHints(Mutex<HashMap<String, u64>>);
 
 impl EndHints {
-    /// The end this process last saw, if it has read the journal since it started.
+    /// The end this lake last saw, if it has read the journal since it was opened.
     fn seen(&self, journal: &Journal) -> Option<u64> {
         self.0
             .lock()

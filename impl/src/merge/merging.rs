@@ -213,12 +213,17 @@ async fn merge_locked(
             key: child.tailbase().key(0).to_string(),
             reason: "the child has no TAIL/BASE object".into(),
         })?;
-    // The cut, and every commit to merge read on the way: each must be readable, so a malformed
-    // or foreign entry is an error naming its key now, not a surprise for every reader of the
-    // parent later.
+    // The cut (the child's end, or TAIL + `max_commits` if that comes first), and every commit
+    // to merge read on the way: each must be readable, so a malformed or foreign entry is an
+    // error naming its key now, not a surprise for every reader of the parent later.
     let (cut, _) = child
         .commits()
-        .end_and_read_from::<CommitEntry>(store, tailbase.tail, lake.ends())
+        .end_and_read_from::<CommitEntry>(
+            store,
+            tailbase.tail,
+            tailbase.tail.saturating_add(options.max_commits.max(1)),
+            lake.ends(),
+        )
         .await?;
     if tailbase.tail > cut {
         return Err(MergeError::Corrupt {
@@ -248,7 +253,7 @@ async fn merge_locked(
         // was appended after TAIL reached T, which was after the entry BASE follows).
         let (end, entries) = parent
             .commits()
-            .end_and_read_from::<CommitEntry>(store, tailbase.base, lake.ends())
+            .end_and_read_from::<CommitEntry>(store, tailbase.base, u64::MAX, lake.ends())
             .await?;
         if end < tailbase.base {
             // An append at BASE would leave a gap below it.

@@ -115,6 +115,11 @@ pub struct MergeOptions {
     pub poll: Duration,
     /// Retries of a create that returned an error (its outcome unknown) before giving up.
     pub io_retries: u32,
+    /// At most this many child commits in one merge (at least 1); the rest wait for the next.
+    /// The child is read upward from TAIL, and without a bound a journal that several writers
+    /// append to faster than one reader reads it would keep a merge reading, and holding what it
+    /// read, without end.
+    pub max_commits: u64,
 }
 
 impl Default for MergeOptions {
@@ -123,6 +128,7 @@ impl Default for MergeOptions {
             timeout: Some(Duration::ZERO),
             poll: Duration::from_millis(20),
             io_retries: 3,
+            max_commits: 100_000,
         }
     }
 }
