@@ -44,7 +44,13 @@ fn merges(c: &mut Criterion) {
     per_op(
         c,
         "child commit, a merger merging in a loop (FsStore)",
-        |n| rt.block_on(merge::commit_latency(&fresh(), n.max(10), true)),
+        |n| {
+            rt.block_on(merge::commit_latency(
+                &fresh(),
+                n.max(10),
+                Some(Duration::ZERO),
+            ))
+        },
     );
     per_op(
         c,

@@ -102,10 +102,13 @@ pub enum Mutant {
     /// FsStore's batched read gets the *first* listed key its pick accepts, not the last: a
     /// journal's oldest entry read as its newest (impl/tests/store_batch.rs).
     ReadManyPicksFirst = 30,
+    /// A renewal appends after the journal's newest entry, not right after its own: a renewal
+    /// after a force release brings the lock back to life (vectors).
+    BlindRenew = 31,
 }
 
 impl Mutant {
-    pub const ALL: [Mutant; 30] = [
+    pub const ALL: [Mutant; 31] = [
         Mutant::MemCheckThenInsert,
         Mutant::RenewDuringRelease,
         Mutant::SkipRecheck,
@@ -136,6 +139,7 @@ impl Mutant {
         Mutant::TicketNotSynced,
         Mutant::TicketStrayUnchecked,
         Mutant::ReadManyPicksFirst,
+        Mutant::BlindRenew,
     ];
 
     /// The mutant of a name [`Mutant::name`] gives.
@@ -175,6 +179,7 @@ impl Mutant {
             Mutant::TicketNotSynced => "ticket-not-synced",
             Mutant::TicketStrayUnchecked => "ticket-stray-unchecked",
             Mutant::ReadManyPicksFirst => "read-many-picks-first",
+            Mutant::BlindRenew => "blind-renew",
         }
     }
 }
@@ -256,6 +261,11 @@ pub const CATCHERS: &[(Mutant, &str, &str)] = &[
         Mutant::BlindRelease,
         "tests/tests/lock_conformance.rs",
         "the_harness_catches_a_blind_release",
+    ),
+    (
+        Mutant::BlindRenew,
+        "tests/tests/lock_vectors.rs",
+        "the_replay_catches_a_blind_renew",
     ),
     (
         Mutant::BlindRelease,

@@ -275,6 +275,18 @@ pub fn diverges(expected: &[String], actual: &[String]) -> Option<Divergence> {
         })
 }
 
+/// Whether the run's step number `at + 1` (`actual`) differs from the file's at the same place,
+/// for a run that compares each step as it takes it (the steps before were compared already).
+/// Past the file's end is not a divergence here either.
+pub fn diverges_at(expected: &[String], at: usize, actual: &str) -> Option<Divergence> {
+    let file = expected.get(at)?;
+    (file != actual).then(|| Divergence {
+        step: at + 1,
+        expected: Some(file.clone()),
+        actual: Some(actual.to_owned()),
+    })
+}
+
 /// What a rerun found.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "kebab-case")]
@@ -541,6 +553,10 @@ mod tests {
         );
         assert_eq!(diverges(&steps(&["a", "b"]), &steps(&["a"])), None);
         assert_eq!(diverges(&steps(&["a"]), &steps(&["a", "b"])), None);
+        let d = diverges_at(&steps(&["a", "b", "c"]), 1, "x").unwrap();
+        assert_eq!((d.step, d.expected.as_deref()), (2, Some("b")));
+        assert_eq!(diverges_at(&steps(&["a", "b"]), 1, "b"), None);
+        assert_eq!(diverges_at(&steps(&["a"]), 1, "b"), None);
     }
 
     #[test]

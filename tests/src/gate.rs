@@ -105,17 +105,15 @@ impl Gate {
         }
         let id = *pending.waiting.keys().nth(choice % n).unwrap();
         let (client, key) = pending.waiting[&id].clone();
-        let mut opened = pending.opened.clone();
-        opened.push(format!("c{client}: {key}"));
-        if let Some(divergence) = pending
-            .expected
-            .as_ref()
-            .and_then(|expected| lockstep::replay::diverges(expected, &opened))
-        {
+        let step = format!("c{client}: {key}");
+        // Only the new step: the ones before it were compared when they were let through.
+        if let Some(divergence) = pending.expected.as_ref().and_then(|expected| {
+            lockstep::replay::diverges_at(expected, pending.opened.len(), &step)
+        }) {
             pending.divergence = Some(divergence);
             return None;
         }
-        pending.opened = opened;
+        pending.opened.push(step);
         let chosen = pending.waiting.remove(&id).unwrap();
         pending.released.push(id);
         drop(pending);

@@ -80,6 +80,26 @@ pub fn rerun_outcome(file: &ReplayFile, run: impl FnOnce() -> Run) -> Outcome {
     }
 }
 
+/// Reruns `file`'s case: reads it as a `C`, switches the file's mutant on (through `exclusive`,
+/// which a harness uses to take turns on the process-wide switch) for the run only, and returns
+/// the outcome of `run(case, the file's steps)`.
+pub fn rerun_case<C: serde::de::DeserializeOwned, G>(
+    file: &ReplayFile,
+    exclusive: impl FnOnce(Option<lockstep::mutants::Mutant>) -> G,
+    run: impl FnOnce(&C, &[String]) -> Run,
+) -> Outcome {
+    let case: C = serde_json::from_value(file.case.clone())
+        .unwrap_or_else(|e| panic!("the case of {}: {e}", file.origin));
+    let mutant = file
+        .mutant
+        .as_deref()
+        .and_then(lockstep::mutants::Mutant::from_name);
+    let _turn = exclusive(mutant);
+    let outcome = rerun_outcome(file, || run(&case, &file.steps));
+    lockstep::mutants::activate(None);
+    outcome
+}
+
 impl Run {
     /// The outcome of this run against `file`.
     pub fn outcome(&self, file: &ReplayFile) -> Outcome {

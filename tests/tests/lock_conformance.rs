@@ -835,15 +835,9 @@ fn replay() {
             file.case["ops"].as_array_mut().expect("ops").remove(0);
         },
         |file| {
-            let case: Case = serde_json::from_value(file.case.clone())
-                .unwrap_or_else(|e| panic!("the case of {}: {e}", file.origin));
-            let mutant = file.mutant.as_deref().and_then(Mutant::from_name);
-            let _one = exclusive(mutant);
-            let outcome = replay::rerun_outcome(file, || {
-                run_recorded(&case.store, &case.modes, &case.ops, Some(&file.steps))
-            });
-            activate(None);
-            outcome
+            replay::rerun_case(file, exclusive, |case: &Case, steps| {
+                run_recorded(&case.store, &case.modes, &case.ops, Some(steps))
+            })
         },
     );
 }

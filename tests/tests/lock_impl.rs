@@ -415,7 +415,11 @@ async fn force_release_checks_the_token_and_the_holder_learns_it_lost() {
         .unwrap()
         .unwrap();
         assert_eq!(released.ticket, guard.single_token().expect("one lock"));
-        holder.renew_all().await;
+        let renewed = holder.renew_all().await;
+        assert!(
+            matches!(renewed, Err(LockError::LeaseLost { .. })),
+            "{name}: {renewed:?}"
+        );
         assert!(
             matches!(guard.check(), Err(LockError::LeaseLost { .. })),
             "{name}: renewal found the lock gone"

@@ -276,15 +276,9 @@ fn replay() {
                 .reverse();
         },
         |file| {
-            let case: Case = serde_json::from_value(file.case.clone())
-                .unwrap_or_else(|e| panic!("the case of {}: {e}", file.origin));
-            let mutant = file.mutant.as_deref().and_then(Mutant::from_name);
-            let _one = exclusive(mutant);
-            let outcome = replay::rerun_outcome(file, || {
-                run_recorded(&case.operations, &case.choices, Some(&file.steps))
-            });
-            activate(None);
-            outcome
+            replay::rerun_case(file, exclusive, |case: &Case, steps| {
+                run_recorded(&case.operations, &case.choices, Some(steps))
+            })
         },
     );
 }

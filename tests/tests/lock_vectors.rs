@@ -135,7 +135,9 @@ fn the_implementation_replays_every_vector() {
     let _one = exclusive(None);
     let outcomes = replay_all(&load()).unwrap_or_else(|e| panic!("{e}"));
     eprintln!("steps replayed, by expected outcome: {outcomes:?}");
-    for needed in ["granted", "busy", "crashed", "done", "fenced", "released"] {
+    for needed in [
+        "granted", "busy", "crashed", "done", "fenced", "released", "renewed", "lost",
+    ] {
         assert!(
             outcomes.get(needed).is_some_and(|n| *n > 0),
             "no vector step ends {needed}: {outcomes:?}"
@@ -153,6 +155,18 @@ fn the_replay_catches_a_blind_release() {
     let result = replay_all(&file);
     lockstep::mutants::activate(None);
     let error = result.expect_err("replaying the vectors must expose the blind-release mutant");
+    assert!(error.contains("diverges from the vector"), "{error}");
+}
+
+/// The replay catches a planted bug in renewal: a renewal appended after the journal's newest
+/// entry, which after a force release brings the lock back (a vector's `lost` renewal).
+#[test]
+fn the_replay_catches_a_blind_renew() {
+    let _one = exclusive(Some(lockstep::mutants::Mutant::BlindRenew));
+    let file = load();
+    let result = replay_all(&file);
+    lockstep::mutants::activate(None);
+    let error = result.expect_err("replaying the vectors must expose the blind-renew mutant");
     assert!(error.contains("diverges from the vector"), "{error}");
 }
 
@@ -239,7 +253,8 @@ fn replay_all(file: &VectorFile) -> Result<std::collections::BTreeMap<String, us
                     client,
                     crash_after_creates,
                 } => {
-                    let client = &mut clients[*client];
+                    let me = *client;
+                    let client = &mut clients[me];
                     let guard = client
                         .guard
                         .take()
@@ -266,15 +281,21 @@ fn replay_all(file: &VectorFile) -> Result<std::collections::BTreeMap<String, us
                     }
                     let released = rt.block_on(guard.release());
                     let crashed = client.store.is_crashed();
-                    let outcome = match (&released, accepted) {
-                        (Err(e), _)
-                            if crashed
-                                && !matches!(e, lockstep::lock::LockError::LeaseLost { .. }) =>
-                        {
-                            "crashed"
-                        }
-                        (_, true) => "done",
-                        (_, false) => "fenced",
+                    // The crash cut the operation short if the release failed for it, or if a
+                    // lock of this client is still held: a lock already lost reports `LeaseLost`
+                    // first even where the crash stopped the release of another. A crash after
+                    // the last create (in a garbage-collecting read) does not count.
+                    let lost = matches!(released, Err(lockstep::lock::LockError::LeaseLost { .. }));
+                    let cut_short = crashed
+                        && (released.is_err() && !lost
+                            || observed(&rt, &shared, &clients).0.iter().any(|j| {
+                                matches!(j.newest, NewestEntry::Acquire { client, .. } if client as usize == me)
+                            }));
+                    let client = &mut clients[me];
+                    let outcome = match (cut_short, accepted) {
+                        (true, _) => "crashed",
+                        (false, true) => "done",
+                        (false, false) => "fenced",
                     };
                     if crashed {
                         rt.block_on(client.manager.take().unwrap().kill());
@@ -290,6 +311,14 @@ fn replay_all(file: &VectorFile) -> Result<std::collections::BTreeMap<String, us
                     {
                         Some(_) => "released",
                         None => "nothing held to release",
+                    }
+                }
+                VectorOp::Renew { client } => {
+                    let client = &mut clients[*client];
+                    match rt.block_on(client.manager.as_ref().unwrap().renew_all()) {
+                        Ok(()) => "renewed",
+                        Err(lockstep::lock::LockError::LeaseLost { .. }) => "lost",
+                        Err(other) => panic!("{at}: {other}"),
                     }
                 }
                 VectorOp::Recover => {

@@ -833,16 +833,10 @@ fn replay() {
             file.case["ops"][0]["Merge"]["script"] = serde_json::Value::Null;
         },
         |file| {
-            let case: Case = serde_json::from_value(file.case.clone())
-                .unwrap_or_else(|e| panic!("the case of {}: {e}", file.origin));
-            let mutant = file.mutant.as_deref().and_then(Mutant::from_name);
-            let _one = exclusive(mutant);
-            let outcome = replay::rerun_outcome(file, || {
+            replay::rerun_case(file, exclusive, |case: &Case, steps| {
                 let (shared, _dir) = replay::store_named(&case.store);
-                run_steps(case.with_sibling, &case.ops, shared, Some(&file.steps))
-            });
-            activate(None);
-            outcome
+                run_steps(case.with_sibling, &case.ops, shared, Some(steps))
+            })
         },
     );
 }

@@ -1,6 +1,6 @@
 //! The merge lock's benchmark cases (`lockstep bench merge`), each beside the floor measured in
 //! the same run: merges of 1, 100 and 10,000 child commits; a writer's commit latency with
-//! merges running beside the same without them; 4 mergers of one branch, time to the first
+//! merges running (back to back, and one every 50 ms) beside the same without them; 4 mergers of one branch, time to the first
 //! merge. Setup commits are written through a non-durable handle on the same directory (the same
 //! files, without their fsyncs), so that only what is measured pays for durability.
 
@@ -65,16 +65,16 @@ pub async fn merge_of(
     Ok(samples)
 }
 
-/// A writer's commit latency, durable, with a task merging the child in a loop meanwhile (if
-/// `with_merges`).
+/// A writer's commit latency, durable, with a task merging the child meanwhile (if
+/// `merges_every` is given): back to back (`Some(ZERO)`), or one merge per period.
 pub async fn commit_latency(
     dir: &std::path::Path,
     iterations: usize,
-    with_merges: bool,
+    merges_every: Option<Duration>,
 ) -> Result<Vec<Duration>, BenchError> {
     let (lake, _setup) = lake(dir).await?;
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let merger = with_merges.then(|| {
+    let merger = merges_every.map(|period| {
         let (lake, stop) = (lake.clone(), Arc::clone(&stop));
         tokio::spawn(async move {
             let options = MergeOptions {
@@ -82,7 +82,12 @@ pub async fn commit_latency(
                 ..MergeOptions::default()
             };
             let mut merges = 0usize;
+            let mut ticker = tokio::time::interval(period.max(Duration::from_nanos(1)));
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if !period.is_zero() {
+                    ticker.tick().await;
+                }
                 lake.merge("live", options.clone())
                     .await
                     .map_err(|e| failed("merge")(&e))?;
@@ -181,11 +186,15 @@ pub async fn run_all(dir: &std::path::Path, quick: bool) -> Result<Vec<Measureme
         ),
         summarise(
             "child commit, no merges running (FsStore)",
-            commit_latency(&dir.join("c0"), n * 2, false).await?,
+            commit_latency(&dir.join("c0"), n * 2, None).await?,
         ),
         summarise(
             "child commit, a merger merging in a loop (FsStore)",
-            commit_latency(&dir.join("c1"), n * 2, true).await?,
+            commit_latency(&dir.join("c1"), n * 2, Some(Duration::ZERO)).await?,
+        ),
+        summarise(
+            "child commit, a merge every 50 ms (FsStore)",
+            commit_latency(&dir.join("c2"), n * 2, Some(Duration::from_millis(50))).await?,
         ),
         summarise(
             "4 mergers of one branch, time to the first merge (FsStore)",
@@ -196,7 +205,7 @@ pub async fn run_all(dir: &std::path::Path, quick: bool) -> Result<Vec<Measureme
     // Cases beside their baseline case: (case, baseline) by position in `raw`.
     let baseline_of = |i: usize| match i {
         2 | 3 => Some(1),
-        5 => Some(4),
+        5 | 6 => Some(4),
         _ => None,
     };
     Ok(measurements(raw, |_| floor, baseline_of))

@@ -190,9 +190,19 @@ impl LockManager {
         Ok(guard)
     }
 
-    /// Renews every held lease now (the background task does this every `renew_every`).
-    pub async fn renew_all(&self) {
-        renew_all(&self.shared).await;
+    /// Renews every held lease now (the background task does this every `renew_every`). Every
+    /// lease is tried; the first error is returned: `LeaseLost` for a lock this renewal found
+    /// superseded, or one an earlier renewal did (which is not tried again).
+    pub async fn renew_all(&self) -> Result<(), LockError> {
+        renew_all(&self.shared).await?;
+        let held: Vec<Arc<Lease>> = lock(&self.shared.leases).values().cloned().collect();
+        match held.iter().find(|lease| lease.cell.snapshot().lost) {
+            Some(lease) => Err(LockError::LeaseLost {
+                path: lease.path.clone(),
+                token: lease.token,
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Runs one pass of the stale-lock cleaner now.
@@ -515,7 +525,17 @@ async fn renew_lease(shared: &Shared, lease: &Lease) -> Result<(), LockError> {
         // The same grant: the marks our `acquire` carried.
         marks: lease.marks,
     };
-    let result = journal::append(&*shared.store, &lease.path, index + 1, &renew).await;
+    let at = if crate::mutants::active(crate::mutants::Mutant::BlindRenew) {
+        // Planted: the key after whatever is newest, not right after our own entry (the lease
+        // still takes the renewal as landed right after its own).
+        match journal::newest(&*shared.store, &lease.path).await {
+            Ok(Some(newest)) => newest.index,
+            _ => index,
+        }
+    } else {
+        index
+    };
+    let result = journal::append(&*shared.store, &lease.path, at + 1, &renew).await;
     let outcome = match &result {
         Ok(true) => Renewal::Landed {
             index: index + 1,
@@ -559,13 +579,18 @@ async fn own_newest(shared: &Shared, lease: &Lease) -> Result<Option<u64>, LockE
     .map(|n| n.index))
 }
 
-async fn renew_all(shared: &Shared) {
+async fn renew_all(shared: &Shared) -> Result<(), LockError> {
     let held: Vec<Arc<Lease>> = lock(&shared.leases).values().cloned().collect();
+    let mut first = Ok(());
     for lease in held {
         if let Err(error) = renew_lease(shared, &lease).await {
             tracing::warn!(path = %lease.path, %error, "renewal failed");
+            if first.is_ok() {
+                first = Err(error);
+            }
         }
     }
+    first
 }
 
 async fn run_jobs(shared: Arc<Shared>, mut receiver: mpsc::UnboundedReceiver<Job>) {
@@ -605,7 +630,8 @@ async fn run_renewals(shared: Arc<Shared>) {
     ticker.tick().await;
     loop {
         ticker.tick().await;
-        renew_all(&shared).await;
+        // Each failure is logged; a lost lock shows in its guard's `check`.
+        let _ = renew_all(&shared).await;
     }
 }
 

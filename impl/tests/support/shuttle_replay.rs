@@ -178,12 +178,10 @@ pub fn failure_of(
     protocol: &str,
     target: &str,
     test: &str,
-    (name, scenario): Named,
+    named: Named,
     scheduler: impl Scheduler + Send + 'static,
 ) -> Option<String> {
-    let failed = run(scenario, scheduler)?;
-    eprintln!("{}", record(protocol, target, test, name, &failed));
-    Some(failed.failure)
+    failure_recorded(protocol, target, test, named, scheduler, true)
 }
 
 /// As [`failure_of`], for a run with a planted bug, which is expected to fail: its replay file
@@ -192,11 +190,23 @@ pub fn expected_failure_of(
     protocol: &str,
     target: &str,
     test: &str,
-    (name, scenario): Named,
+    named: Named,
     scheduler: impl Scheduler + Send + 'static,
 ) -> Option<String> {
+    let asked = std::env::var_os(replay::ENV_DIR).is_some();
+    failure_recorded(protocol, target, test, named, scheduler, asked)
+}
+
+fn failure_recorded(
+    protocol: &str,
+    target: &str,
+    test: &str,
+    (name, scenario): Named,
+    scheduler: impl Scheduler + Send + 'static,
+    write_file: bool,
+) -> Option<String> {
     let failed = run(scenario, scheduler)?;
-    if std::env::var_os(replay::ENV_DIR).is_some() {
+    if write_file {
         eprintln!("{}", record(protocol, target, test, name, &failed));
     }
     Some(failed.failure)

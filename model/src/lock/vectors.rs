@@ -17,7 +17,7 @@ use super::{
     Phase, Step, Timeout, Variant,
 };
 
-pub const FORMAT: &str = "lockstep-vectors/2";
+pub const FORMAT: &str = "lockstep-vectors/3";
 pub const TREE: [&str; 4] = ["/", "/a", "/a/b", "/c"];
 
 /// One operation of a vector.
@@ -36,9 +36,16 @@ pub enum VectorOp {
         path: String,
     },
     Recover,
+    /// A holder renews each lock it holds, in lock order (no crash during it). Outcome
+    /// `renewed`, or `lost` where a lock was superseded (force-released): then no entry is
+    /// appended on its path.
+    Renew {
+        client: usize,
+    },
 }
 
-/// The newest entry of a path's journal.
+/// The newest entry of a path's journal. `acquire` stands for a hold: an `acquire` entry, or
+/// a `renew` of the same grant (which `len` tells apart).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "kebab-case")]
 pub enum NewestEntry {
@@ -108,6 +115,9 @@ pub struct VectorFile {
     pub vectors: Vec<Vector>,
 }
 
+/// Renewals each client may make in a vector (each lock renewed counts one).
+pub const RENEWALS: u8 = 4;
+
 /// The model every vector runs: fixed protocol, no time, `lock_timeout = 0`, no retries.
 pub fn model_for(modes: &[u8]) -> LockModel {
     let mut config = LockConfig::new(Variant::Fixed(None));
@@ -122,7 +132,7 @@ pub fn model_for(modes: &[u8]) -> LockModel {
         .map(|m| ClientSpec {
             timeout: Timeout::Zero,
             retries: 0,
-            renewals: 0,
+            renewals: RENEWALS,
             skew_ticks: 0,
             mode: Some(all[*m as usize]),
         })
@@ -234,6 +244,28 @@ pub fn apply(model: &LockModel, state: &LockState, op: &VectorOp) -> Option<(Loc
             }
             any.then_some((next, "released".into()))
         }
+        VectorOp::Renew { client } => {
+            let c = *client;
+            let me = &state.clients[c];
+            if me.phase != Phase::Holding(Hold::Ready) {
+                return None;
+            }
+            let held: Vec<u8> = (0..model.lock_count(state, c))
+                .filter(|l| me.held[*l as usize].is_some())
+                .collect();
+            if me.renewals_left < held.len() as u8 {
+                return None;
+            }
+            let mut next = state.clone();
+            let mut lost = false;
+            for lock in held {
+                let before = next.slots.clone();
+                next = enabled(model, &next, LockAction::Renew(c as u8, lock))?;
+                // A renewal that appended nothing found its lock superseded.
+                lost |= next.slots == before;
+            }
+            Some((next, if lost { "lost" } else { "renewed" }.into()))
+        }
     }
 }
 
@@ -323,7 +355,7 @@ pub fn generate(count: usize, depth: usize, seed: u64) -> VectorFile {
             } else {
                 None
             };
-            let op = match rng.below(9) {
+            let op = match rng.below(10) {
                 0..=3 => VectorOp::Acquire {
                     client: rng.below(clients as u64) as usize,
                     crash_after_creates: crash,
@@ -335,7 +367,10 @@ pub fn generate(count: usize, depth: usize, seed: u64) -> VectorFile {
                 7 => VectorOp::ForceRelease {
                     path: TREE[rng.below(4) as usize].to_string(),
                 },
-                _ => VectorOp::Recover,
+                8 => VectorOp::Recover,
+                _ => VectorOp::Renew {
+                    client: rng.below(clients as u64) as usize,
+                },
             };
             if let Some((next, outcome)) = apply(&model, &state, &op) {
                 steps.push((op, expected(&next, outcome)));
@@ -361,7 +396,7 @@ pub fn generate(count: usize, depth: usize, seed: u64) -> VectorFile {
         generated_by: format!("lockstep vectors export lock --count {count} --depth {depth} --seed {seed}"),
         coverage: format!("a seeded sample of {count} behaviours of at most {depth} operations (seed {seed}); not every behaviour"),
         tree: TREE.iter().map(|s| s.to_string()).collect(),
-        settings: "fixed protocol; lock_timeout 0; no retries; no renewals; no time (no expiry)".into(),
+        settings: format!("fixed protocol; lock_timeout 0; no retries; up to {RENEWALS} renewals per client, none interrupted by a crash; no time (no expiry)"),
         vectors,
     }
 }
