@@ -81,17 +81,25 @@ pub async fn commit_latency(
                 timeout: None,
                 ..MergeOptions::default()
             };
+            // Merges that finished while the writer was still committing.
             let mut merges = 0usize;
-            let mut ticker = tokio::time::interval(period.max(Duration::from_nanos(1)));
+            let paced = !period.is_zero();
+            let period = period.max(Duration::from_millis(1));
+            let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                if !period.is_zero() {
+            loop {
+                if paced {
                     ticker.tick().await;
+                }
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
                 }
                 lake.merge("live", options.clone())
                     .await
                     .map_err(|e| failed("merge")(&e))?;
-                merges += 1;
+                if !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    merges += 1;
+                }
             }
             Ok::<_, BenchError>(merges)
         })
@@ -192,9 +200,10 @@ pub async fn run_all(dir: &std::path::Path, quick: bool) -> Result<Vec<Measureme
             "child commit, a merger merging in a loop (FsStore)",
             commit_latency(&dir.join("c1"), n * 2, Some(Duration::ZERO)).await?,
         ),
+        // Ten times the commits, so that the writer runs for some twenty periods.
         summarise(
             "child commit, a merge every 50 ms (FsStore)",
-            commit_latency(&dir.join("c2"), n * 2, Some(Duration::from_millis(50))).await?,
+            commit_latency(&dir.join("c2"), n * 20, Some(Duration::from_millis(50))).await?,
         ),
         summarise(
             "4 mergers of one branch, time to the first merge (FsStore)",

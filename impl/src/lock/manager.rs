@@ -190,18 +190,19 @@ impl LockManager {
         Ok(guard)
     }
 
-    /// Renews every held lease now (the background task does this every `renew_every`). Every
-    /// lease is tried; the first error is returned: `LeaseLost` for a lock this renewal found
-    /// superseded, or one an earlier renewal did (which is not tried again).
+    /// Renews every held lease now (the background task does this every `renew_every`). A
+    /// lease being released, or renewed by the background task at this moment, is left to that.
+    /// `LeaseLost` if any lock is lost (found superseded by this renewal or an earlier one);
+    /// else the first error of the store; `Ok` if every other lease was renewed.
     pub async fn renew_all(&self) -> Result<(), LockError> {
-        renew_all(&self.shared).await?;
+        let renewed = renew_all(&self.shared).await;
         let held: Vec<Arc<Lease>> = lock(&self.shared.leases).values().cloned().collect();
         match held.iter().find(|lease| lease.cell.snapshot().lost) {
             Some(lease) => Err(LockError::LeaseLost {
                 path: lease.path.clone(),
                 token: lease.token,
             }),
-            None => Ok(()),
+            None => renewed,
         }
     }
 
@@ -357,8 +358,10 @@ impl Guard {
         Ok(())
     }
 
-    /// Releases every lock, newest first. `Err(LeaseLost)` if a lock had been lost meanwhile
-    /// (then there was nothing of ours to release).
+    /// Releases every lock, newest first. An error of the store is returned before a
+    /// `LeaseLost` (a lock lost meanwhile, where there was nothing of ours to release): a caller
+    /// told only that one lock was lost would not know that another's release failed, and that
+    /// lock is then left to expire or recovery.
     ///
     /// Cancel-safe: the releases run in a task of their own, so a caller that drops this future
     /// (a timeout, a `select!`) does not leave a lease that is neither renewed nor released.
@@ -412,15 +415,24 @@ impl Guard {
 
 /// Releases `leases`, newest first; the first error, after trying every one.
 async fn release_leases(shared: &Shared, leases: &[Arc<Lease>]) -> Result<(), LockError> {
-    let mut result = Ok(());
+    let mut errors = Vec::new();
     for lease in leases.iter().rev() {
         if let Err(error) = release_lease(shared, lease).await {
-            if result.is_ok() {
-                result = Err(error);
-            }
+            errors.push(error);
         }
     }
-    result
+    first_error(errors)
+}
+
+/// The error to report of several: the first that is not `LeaseLost` (a failure the caller
+/// must hear of), else the first.
+fn first_error(errors: Vec<LockError>) -> Result<(), LockError> {
+    let lost = |e: &LockError| matches!(e, LockError::LeaseLost { .. });
+    let at = errors.iter().position(|e| !lost(e)).unwrap_or(0);
+    match errors.into_iter().nth(at) {
+        Some(error) => Err(error),
+        None => Ok(()),
+    }
 }
 
 impl Drop for Guard {
