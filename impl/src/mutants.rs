@@ -105,10 +105,13 @@ pub enum Mutant {
     /// A renewal appends after the journal's newest entry, not right after its own: a renewal
     /// after a force release brings the lock back to life (vectors).
     BlindRenew = 31,
+    /// A release of several locks reports the first error, a lost lock's, over a store error
+    /// that left another lock unreleased: the caller never learns the release failed (vectors).
+    LostHidesStoreError = 32,
 }
 
 impl Mutant {
-    pub const ALL: [Mutant; 31] = [
+    pub const ALL: [Mutant; 32] = [
         Mutant::MemCheckThenInsert,
         Mutant::RenewDuringRelease,
         Mutant::SkipRecheck,
@@ -140,6 +143,7 @@ impl Mutant {
         Mutant::TicketStrayUnchecked,
         Mutant::ReadManyPicksFirst,
         Mutant::BlindRenew,
+        Mutant::LostHidesStoreError,
     ];
 
     /// The mutant of a name [`Mutant::name`] gives.
@@ -180,6 +184,7 @@ impl Mutant {
             Mutant::TicketStrayUnchecked => "ticket-stray-unchecked",
             Mutant::ReadManyPicksFirst => "read-many-picks-first",
             Mutant::BlindRenew => "blind-renew",
+            Mutant::LostHidesStoreError => "lost-hides-store-error",
         }
     }
 }
@@ -266,6 +271,11 @@ pub const CATCHERS: &[(Mutant, &str, &str)] = &[
         Mutant::BlindRenew,
         "tests/tests/lock_vectors.rs",
         "the_replay_catches_a_blind_renew",
+    ),
+    (
+        Mutant::LostHidesStoreError,
+        "tests/tests/lock_vectors.rs",
+        "the_replay_catches_a_lost_lock_hiding_a_failed_release",
     ),
     (
         Mutant::BlindRelease,

@@ -195,6 +195,21 @@ fn the_replay_catches_a_blind_renew() {
     );
 }
 
+/// The replay catches a release that reports a lost lock over the store error that stopped the
+/// release of another: a `finish` the model ends `crashed` (after a renewal came out `lost`, a
+/// crash stops the release of the client's other lock) reads `done`.
+#[test]
+fn the_replay_catches_a_lost_lock_hiding_a_failed_release() {
+    let _one = exclusive(Some(lockstep::mutants::Mutant::LostHidesStoreError));
+    let result = replay_all(&load());
+    lockstep::mutants::activate(None);
+    let error = result.expect_err("replaying the vectors must expose lost-hides-store-error");
+    assert!(
+        error.contains("(Finish") && error.contains("outcome done, expected crashed"),
+        "{error}"
+    );
+}
+
 /// Replays every vector; the count of steps by outcome, or the first step whose outcome, journals
 /// or tickets differ from the vector's.
 fn replay_all(file: &VectorFile) -> Result<std::collections::BTreeMap<String, usize>, String> {

@@ -428,7 +428,11 @@ async fn release_leases(shared: &Shared, leases: &[Arc<Lease>]) -> Result<(), Lo
 /// must hear of), else the first.
 fn first_error(errors: Vec<LockError>) -> Result<(), LockError> {
     let lost = |e: &LockError| matches!(e, LockError::LeaseLost { .. });
-    let at = errors.iter().position(|e| !lost(e)).unwrap_or(0);
+    let at = if crate::mutants::active(crate::mutants::Mutant::LostHidesStoreError) {
+        0 // planted: whichever came first
+    } else {
+        errors.iter().position(|e| !lost(e)).unwrap_or(0)
+    };
     match errors.into_iter().nth(at) {
         Some(error) => Err(error),
         None => Ok(()),

@@ -333,6 +333,20 @@ fn client_mode(mode: Mode) -> ClientMode {
     }
 }
 
+/// The locks `client` holds, each with whether it is superseded (its path's journal goes on
+/// past the client's own newest entry).
+fn held_locks<'a>(
+    model: &'a LockModel,
+    state: &'a LockState,
+    client: usize,
+) -> impl Iterator<Item = (u8, bool)> + 'a {
+    (0..model.lock_count(state, client)).filter_map(move |lock| {
+        let held = state.clients[client].held[lock as usize]?;
+        let path = model.plan(state, client, lock).path as usize;
+        Some((lock, state.slots[path].len != held.index + 1))
+    })
+}
+
 /// A seeded sample of `count` behaviours of at most `depth` operations each.
 pub fn generate(count: usize, depth: usize, seed: u64) -> VectorFile {
     let mut rng = SplitMix(seed);
@@ -348,12 +362,13 @@ pub fn generate(count: usize, depth: usize, seed: u64) -> VectorFile {
             .expect("one initial state");
         let mut steps = Vec::new();
         let mut attempts = 0;
-        // Clients that learnt from a renewal that a lock of theirs is lost. Their `finish` gets
-        // no crash: the model's release still tries its create there, while an implementation
-        // that knows the lock lost (lockstep's does) makes no storage call for it, so a crash
-        // placed at its next storage call would not come. What happens then is not the
-        // protocol's business; the vector would only test that choice.
-        let mut knows_lost = vec![false; clients];
+        // Per client, the locks a renewal found superseded. A `finish` of a client all of whose
+        // locks are such gets no crash: the model's release still tries its creates there,
+        // while an implementation that knows the locks lost (lockstep's does) makes no storage
+        // call, so a crash placed at its next storage call would not come. What happens then is
+        // not the protocol's business; the vector would only test that choice. (With one lock
+        // still good, the crash comes at its release, and the vector keeps it.)
+        let mut known_lost: Vec<Vec<u8>> = vec![Vec::new(); clients];
         while steps.len() < depth && attempts < depth * 20 {
             attempts += 1;
             let crash = if rng.below(4) == 0 {
@@ -379,16 +394,27 @@ pub fn generate(count: usize, depth: usize, seed: u64) -> VectorFile {
                 },
             };
             let op = match op {
-                VectorOp::Finish { client, .. } if knows_lost[client] => VectorOp::Finish {
-                    client,
-                    crash_after_creates: None,
-                },
+                VectorOp::Finish { client, .. }
+                    if held_locks(&model, &state, client)
+                        .all(|(lock, _)| known_lost[client].contains(&lock)) =>
+                {
+                    VectorOp::Finish {
+                        client,
+                        crash_after_creates: None,
+                    }
+                }
                 op => op,
             };
             if let Some((next, outcome)) = apply(&model, &state, &op) {
                 match &op {
-                    VectorOp::Renew { client } if outcome == "lost" => knows_lost[*client] = true,
-                    VectorOp::Finish { client, .. } => knows_lost[*client] = false,
+                    VectorOp::Renew { client } => {
+                        // Superseded: the journal's end is not right after its own entry.
+                        known_lost[*client] = held_locks(&model, &next, *client)
+                            .filter(|(_, superseded)| *superseded)
+                            .map(|(lock, _)| lock)
+                            .collect();
+                    }
+                    VectorOp::Finish { client, .. } => known_lost[*client].clear(),
                     _ => {}
                 }
                 steps.push((op, expected(&next, outcome)));
