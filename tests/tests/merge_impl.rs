@@ -573,7 +573,7 @@ fn a_merge_reads_what_is_new_not_the_whole_journal() {
         // 15: 2 metas; the lock journal and the TAIL/BASE journal (twice) from where this lake
         // saw them end (the entry below, the absent end: 2 each); the child from TAIL (the one
         // below, 3 new, the absent end); the parent from BASE (the one below, the absent end).
-        assert!(gets <= 15, "{gets} reads for a merge of 3 commits");
+        assert_eq!(gets, 15, "reads for a merge of 3 commits");
     });
 }
 

@@ -81,11 +81,13 @@ pub async fn commit_latency(
                 timeout: None,
                 ..MergeOptions::default()
             };
-            // Merges that finished while the writer was still committing.
+            // Merges started while the writer was still committing. The first starts at once
+            // (the first tick of an interval), so that some merge runs beside the writer
+            // however fast the disk: a writer that finished within the first period would have
+            // measured no merge at all.
             let mut merges = 0usize;
             let paced = !period.is_zero();
-            let period = period.max(Duration::from_millis(1));
-            let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+            let mut ticker = tokio::time::interval(period.max(Duration::from_millis(1)));
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 if paced {
@@ -94,12 +96,10 @@ pub async fn commit_latency(
                 if stop.load(std::sync::atomic::Ordering::Relaxed) {
                     break;
                 }
+                merges += 1;
                 lake.merge("live", options.clone())
                     .await
                     .map_err(|e| failed("merge")(&e))?;
-                if !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    merges += 1;
-                }
             }
             Ok::<_, BenchError>(merges)
         })

@@ -193,7 +193,9 @@ impl LockManager {
     /// Renews every held lease now (the background task does this every `renew_every`). A
     /// lease being released, or renewed by the background task at this moment, is left to that.
     /// `LeaseLost` if any lock is lost (found superseded by this renewal or an earlier one);
-    /// else the first error of the store; `Ok` if every other lease was renewed.
+    /// else the first other error; `Ok` if every other lease was renewed. (A lost lock comes
+    /// first here, since the caller must stop using it; [`Guard::release`] puts a store error
+    /// first, since a failed release leaves a lock held.)
     pub async fn renew_all(&self) -> Result<(), LockError> {
         let renewed = renew_all(&self.shared).await;
         let held: Vec<Arc<Lease>> = lock(&self.shared.leases).values().cloned().collect();
@@ -358,7 +360,7 @@ impl Guard {
         Ok(())
     }
 
-    /// Releases every lock, newest first. An error of the store is returned before a
+    /// Releases every lock, newest first. Any other error (of the store) is returned before a
     /// `LeaseLost` (a lock lost meanwhile, where there was nothing of ours to release): a caller
     /// told only that one lock was lost would not know that another's release failed, and that
     /// lock is then left to expire or recovery.

@@ -165,7 +165,7 @@ impl Journal {
     /// (`from` past the end, which callers report as corrupt, is read from a listing, so that the
     /// end returned is the real one.) `up_to` bounds an upward read of a journal that grows
     /// faster than it is read.
-    pub async fn end_and_read_from<T: DeserializeOwned>(
+    pub(crate) async fn end_and_read_from<T: DeserializeOwned>(
         &self,
         store: &dyn Store,
         from: u64,
@@ -200,7 +200,7 @@ impl Journal {
     /// The newest entry and its index, like [`Journal::newest`], read upward from the end that
     /// `ends` remembers for this journal (a listing when it remembers none, or when the entry
     /// below it is gone). Remembers the new end.
-    pub async fn newest_from_hint<T: DeserializeOwned>(
+    pub(crate) async fn newest_from_hint<T: DeserializeOwned>(
         &self,
         store: &dyn Store,
         ends: &EndHints,
@@ -222,7 +222,7 @@ impl Journal {
             },
         };
         if let Some((index, _)) = &newest {
-            ends.set(self, index + 1);
+            ends.set(self, index.saturating_add(1));
         }
         Ok(newest)
     }
@@ -280,7 +280,7 @@ impl Journal {
 /// mutex, not `crate::sync`'s: held for one map operation, never across an await, and with no
 /// part in the protocol, so loom and shuttle need not explore it.
 #[derive(Debug, Default)]
-pub struct EndHints(Mutex<HashMap<String, u64>>);
+pub(crate) struct EndHints(Mutex<HashMap<String, u64>>);
 
 impl EndHints {
     /// The end this lake last saw, if it has read the journal since it was opened.
