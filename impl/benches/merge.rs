@@ -41,15 +41,20 @@ fn merges(c: &mut Criterion) {
     per_op(c, "merge of 100 child commits (FsStore)", |n| {
         rt.block_on(merge::merge_of(&fresh(), 100, n.clamp(2, 20)))
     });
+    // Each sample is a round of 20 commits beside a merger merging back to back; criterion
+    // reports the mean time per commit. `lockstep bench merge` alternates such rounds with
+    // rounds of the writer alone, which is what its ratio needs.
     per_op(
         c,
         "child commit, a merger merging in a loop (FsStore)",
         |n| {
-            rt.block_on(merge::commit_latency(
+            let mut rounds = rt.block_on(merge::writer_rounds(
                 &fresh(),
-                n.max(10),
-                Some(Duration::ZERO),
-            ))
+                &[merge::Beside::MergeLoop],
+                n.max(2),
+                20,
+            ))?;
+            Ok(rounds.remove(0))
         },
     );
     per_op(

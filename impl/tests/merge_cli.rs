@@ -515,3 +515,68 @@ fn json_failures_carry_their_fields() {
     assert_eq!(doc["error"]["object"], "x");
     assert_eq!(doc["error"]["child_index"], 1);
 }
+
+/// `lockstep bench merge --quick --json`: every case, each beside the floor of the same run; the
+/// writer's cases beside the writer alone, whose rounds alternate with theirs (no figure is
+/// asserted: timing is the benchmark's, not the test's).
+#[test]
+fn bench_merge_reports_every_case_beside_its_baseline() {
+    let dir = tempfile::tempdir().unwrap();
+    let doc = json(&[
+        "bench",
+        "merge",
+        "--quick",
+        "--json",
+        "--dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    let cases: Vec<&serde_json::Value> = doc["measurements"].as_array().unwrap().iter().collect();
+    let find = |name: &str| {
+        *cases
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("no case {name:?}: {cases:?}"))
+    };
+    for case in &cases {
+        assert!(case["ratio_to_floor"].as_f64().unwrap() > 0.0, "{case}");
+    }
+    find("floor: durable create-if-absent (FsStore)");
+    find("merge of 1 child commit (FsStore)");
+    find("4 mergers of one branch, time to the first merge (FsStore)");
+    for (case, baseline) in [
+        (
+            "merge of 100 child commits (FsStore)",
+            "merge of 1 child commit (FsStore)",
+        ),
+        (
+            "merge of 1000 child commits (FsStore)",
+            "merge of 1 child commit (FsStore)",
+        ),
+        (
+            "child commit, a merger merging in a loop (FsStore)",
+            "child commit, no merges running (FsStore)",
+        ),
+        (
+            "child commit, a merge every 50 ms (FsStore)",
+            "child commit, no merges running (FsStore)",
+        ),
+        (
+            "child commit, a disk neighbour creating in a loop (FsStore)",
+            "child commit, no merges running (FsStore)",
+        ),
+    ] {
+        let case = find(case);
+        assert_eq!(case["baseline"], baseline, "{case}");
+        assert!(case["ratio_to_baseline"].as_f64().unwrap() > 0.0, "{case}");
+    }
+    // The writer alone ran three times as many rounds as each case beside it (one before each).
+    let alone = find("child commit, no merges running (FsStore)")["iterations"]
+        .as_u64()
+        .unwrap();
+    let looped = find("child commit, a merger merging in a loop (FsStore)")["iterations"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(alone, 3 * looped);
+    // The scratch directory is gone.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}

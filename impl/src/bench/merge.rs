@@ -1,13 +1,17 @@
 //! The merge lock's benchmark cases (`lockstep bench merge`), each beside the floor measured in
-//! the same run: merges of 1, 100 and 10,000 child commits; a writer's commit latency with
-//! merges running (back to back, and one every 50 ms) beside the same without them; 4 mergers of one branch, time to the first
-//! merge. Setup commits are written through a non-durable handle on the same directory (the same
+//! the same run: merges of 1, 100 and 10,000 child commits; 4 mergers of one branch, time to the
+//! first merge; a writer's throughput with merges running (back to back, and one every 50 ms),
+//! and beside a disk neighbour that is no merger, each beside the writer alone in rounds that
+//! alternate with it. A writer case's samples are its rounds, each the round's mean time per
+//! commit: the median is the inverse of the writer's median throughput, and the ratio to the
+//! writer alone the inverse of its throughput's ratio. Setup commits are written through a non-durable handle on the same directory (the same
 //! files, without their fsyncs), so that only what is measured pays for durability.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{failed, floor_create, measurements, sample, summarise, BenchError, Measurement};
+use super::{failed, floor_create, measurements, summarise, BenchError, Measurement};
 use crate::merge::{Lake, MergeOptions, MergeOutcome};
 use crate::store::{Durability, FsStore, Store};
 
@@ -65,65 +69,119 @@ pub async fn merge_of(
     Ok(samples)
 }
 
-/// A writer's commit latency, durable, with a task merging the child meanwhile (if
-/// `merges_every` is given): back to back (`Some(ZERO)`), or one merge per period.
-pub async fn commit_latency(
+/// What runs beside the writer in one round of [`writer_rounds`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Beside {
+    /// Nothing: the writer alone.
+    Nothing,
+    /// A merger of the writer's branch, merging back to back.
+    MergeLoop,
+    /// A merger of the writer's branch, one merge per period (the first at once).
+    MergeEvery(Duration),
+    /// A neighbour on the same disk that is no merger: durable creates back to back in a
+    /// directory of its own. It shows what any process keeping the disk busy costs the writer.
+    DiskNeighbour,
+}
+
+/// The writer's durable commits in rounds of `per_round`, the rounds cycling through `cycle`
+/// `rounds` times over, on one lake: `samples[i]` are the rounds run beside `cycle[i]`, each the
+/// round's mean time per commit (the inverse of its throughput). Alternating the cases round by
+/// round is what makes them comparable: this disk's latency drifts within a run by 2x, and cases
+/// measured one after another measured the drift as much as the merges.
+pub async fn writer_rounds(
     dir: &std::path::Path,
-    iterations: usize,
-    merges_every: Option<Duration>,
-) -> Result<Vec<Duration>, BenchError> {
+    cycle: &[Beside],
+    rounds: usize,
+    per_round: usize,
+) -> Result<Vec<Vec<Duration>>, BenchError> {
     let (lake, _setup) = lake(dir).await?;
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let merger = merges_every.map(|period| {
-        let (lake, stop) = (lake.clone(), Arc::clone(&stop));
-        tokio::spawn(async move {
-            let options = MergeOptions {
-                timeout: None,
-                ..MergeOptions::default()
-            };
-            // Merges started while the writer was still committing. The first starts at once
-            // (the first tick of an interval), so that some merge runs beside the writer
-            // however fast the disk: a writer that finished within the first period would have
-            // measured no merge at all.
-            let mut merges = 0usize;
-            let paced = !period.is_zero();
-            let mut ticker = tokio::time::interval(period.max(Duration::from_millis(1)));
-            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                if paced {
-                    ticker.tick().await;
-                }
-                if stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    break;
-                }
-                merges += 1;
-                lake.merge("live", options.clone())
-                    .await
-                    .map_err(|e| failed("merge")(&e))?;
-            }
-            Ok::<_, BenchError>(merges)
-        })
-    });
+    let neighbour: Arc<dyn Store> =
+        Arc::new(FsStore::open(dir.join("neighbour")).map_err(|e| failed("open")(&e))?);
     let live = lake
         .branch("live")
         .await
         .map_err(|e| failed("branch")(&e))?;
-    let live = &live;
-    let samples = sample(iterations, |_| async move {
+    // Warm up: the first commits of a branch pay for its directories.
+    for _ in 0..per_round / 10 {
         live.commit(b"{\"x\":1}")
             .await
-            .map(|_| ())
-            .map_err(|e| failed("commit")(&e))
-    })
-    .await;
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    if let Some(merger) = merger {
-        let merges = merger.await.map_err(|e| failed("merger")(&e))??;
-        if merges == 0 {
-            return Err("no merge ran beside the writer".into());
+            .map_err(|e| failed("commit")(&e))?;
+    }
+    let mut samples = vec![Vec::with_capacity(rounds); cycle.len()];
+    for _ in 0..rounds {
+        for (case, beside) in cycle.iter().enumerate() {
+            let stop = Arc::new(AtomicBool::new(false));
+            let task = background(&lake, &neighbour, *beside, Arc::clone(&stop));
+            let started = Instant::now();
+            for _ in 0..per_round {
+                live.commit(b"{\"x\":1}")
+                    .await
+                    .map_err(|e| failed("commit")(&e))?;
+            }
+            samples[case].push(started.elapsed() / per_round as u32);
+            stop.store(true, Ordering::Relaxed);
+            if let Some(task) = task {
+                let started = task.await.map_err(|e| failed("background")(&e))??;
+                if started == 0 {
+                    return Err(format!("nothing ran beside the writer ({beside:?})").into());
+                }
+            }
         }
     }
-    samples
+    Ok(samples)
+}
+
+/// Starts what runs beside the writer; the task returns how many merges (or creates) it started
+/// before `stop`.
+fn background(
+    lake: &Lake,
+    neighbour: &Arc<dyn Store>,
+    beside: Beside,
+    stop: Arc<AtomicBool>,
+) -> Option<tokio::task::JoinHandle<Result<usize, BenchError>>> {
+    let period = match beside {
+        Beside::Nothing => return None,
+        Beside::MergeLoop | Beside::DiskNeighbour => None,
+        Beside::MergeEvery(period) => Some(period),
+    };
+    let (lake, neighbour) = (lake.clone(), Arc::clone(neighbour));
+    Some(tokio::spawn(async move {
+        let options = MergeOptions {
+            timeout: None,
+            ..MergeOptions::default()
+        };
+        let run = rand::random::<u32>();
+        // The first tick of an interval is at once, so that some merge runs beside the writer
+        // however fast the disk.
+        let mut ticker = period.map(|period| {
+            let mut ticker = tokio::time::interval(period);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticker
+        });
+        let mut started = 0usize;
+        loop {
+            if let Some(ticker) = &mut ticker {
+                ticker.tick().await;
+            }
+            if stop.load(Ordering::Relaxed) {
+                return Ok(started);
+            }
+            started += 1;
+            if beside == Beside::DiskNeighbour {
+                let key = crate::store::Key::new(format!("neighbour/{run}/{started}"))
+                    .expect("a valid key");
+                let created = neighbour
+                    .create(&key, b"{}")
+                    .await
+                    .map_err(|e| failed("neighbour create")(&e))?;
+                assert!(created.is_created(), "a fresh key is created");
+            } else {
+                lake.merge("live", options.clone())
+                    .await
+                    .map_err(|e| failed("merge")(&e))?;
+            }
+        }
+    }))
 }
 
 /// 4 mergers of one branch start at once on one new commit: the time until the first merge
@@ -175,7 +233,7 @@ pub async fn run_all(dir: &std::path::Path, quick: bool) -> Result<Vec<Measureme
     let big = if quick { 1_000 } else { 10_000 };
     let floor_store: Arc<dyn Store> =
         Arc::new(FsStore::open(dir.join("floor")).map_err(|e| failed("open")(&e))?);
-    let raw = vec![
+    let mut raw = vec![
         summarise(
             "floor: durable create-if-absent (FsStore)",
             floor_create(floor_store, n * 2).await?,
@@ -193,28 +251,49 @@ pub async fn run_all(dir: &std::path::Path, quick: bool) -> Result<Vec<Measureme
             merge_of(&dir.join("mbig"), big, 3).await?,
         ),
         summarise(
-            "child commit, no merges running (FsStore)",
-            commit_latency(&dir.join("c0"), n * 2, None).await?,
-        ),
-        summarise(
-            "child commit, a merger merging in a loop (FsStore)",
-            commit_latency(&dir.join("c1"), n * 2, Some(Duration::ZERO)).await?,
-        ),
-        // Ten times the commits, so that the writer runs for some twenty periods.
-        summarise(
-            "child commit, a merge every 50 ms (FsStore)",
-            commit_latency(&dir.join("c2"), n * 20, Some(Duration::from_millis(50))).await?,
-        ),
-        summarise(
             "4 mergers of one branch, time to the first merge (FsStore)",
             first_of_four(&dir.join("four"), (n / 2).max(5)).await?,
         ),
     ];
+    // The writer's rounds: alone, then beside each load, cycled (see `writer_rounds`).
+    let (rounds, per_round) = if quick { (3, 60) } else { (8, 200) };
+    let cycle = [
+        Beside::Nothing,
+        Beside::MergeLoop,
+        Beside::Nothing,
+        Beside::MergeEvery(Duration::from_millis(50)),
+        Beside::Nothing,
+        Beside::DiskNeighbour,
+    ];
+    let mut by_case = writer_rounds(&dir.join("writer"), &cycle, rounds, per_round)
+        .await?
+        .into_iter();
+    let mut next = || by_case.next().expect("one per case of the cycle");
+    let (alone, looped, alone_2, paced, alone_3, neighbour) =
+        (next(), next(), next(), next(), next(), next());
+    let alone = [alone, alone_2, alone_3].concat();
+    let writer = raw.len();
+    raw.push(summarise(
+        "child commit, no merges running (FsStore)",
+        alone,
+    ));
+    raw.push(summarise(
+        "child commit, a merger merging in a loop (FsStore)",
+        looped,
+    ));
+    raw.push(summarise(
+        "child commit, a merge every 50 ms (FsStore)",
+        paced,
+    ));
+    raw.push(summarise(
+        "child commit, a disk neighbour creating in a loop (FsStore)",
+        neighbour,
+    ));
     let floor = raw[0].2;
     // Cases beside their baseline case: (case, baseline) by position in `raw`.
     let baseline_of = |i: usize| match i {
         2 | 3 => Some(1),
-        5 | 6 => Some(4),
+        i if i > writer && i <= writer + 3 => Some(writer),
         _ => None,
     };
     Ok(measurements(raw, |_| floor, baseline_of))
