@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lockstep::lock::{
-    force_release, observe, recover, FencedLog, LockError, LockKind, LockManager, LockMode,
+    force_release, observe, recover, Clock, FencedLog, LockError, LockKind, LockManager, LockMode,
     LockOptions, LockPath, LockState, Operation,
 };
 use lockstep::store::{Fault, FaultyStore, FsStore, Key, MemStore, Store};
@@ -245,6 +245,60 @@ async fn expiry_hands_a_silent_lock_over_and_fencing_stops_the_zombie() {
         assert!(late.is_err(), "{name}: the zombie's late write is rejected");
         guard.release().await.unwrap();
     }
+}
+
+/// The clock leases are measured on can be moved forward (the vectors' `tick`,
+/// specs/vectors/README.md). A lease that ran out on it is expired only for an observer that
+/// watched the entry unchanged for the whole lease and grace: not for a newcomer. The holder's own
+/// guard stops vouching for it, and the new holder's token fences the zombie. A monotonic clock
+/// refuses to move.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_advanced_clock_runs_a_lease_out_for_whoever_watched_it() {
+    for (name, store, _dir) in backends() {
+        let clock = Clock::advanceable();
+        let options = LockOptions {
+            clock: clock.clone(),
+            ..fast_fail()
+        };
+        let start = || LockManager::start(Arc::clone(&store), options.clone());
+        let holder = start().await.unwrap();
+        let zombie = holder.lock(op(LockMode::Point, &["/a"])).await.unwrap();
+        let zombie_token = zombie.single_token().expect("one lock");
+        let watcher = start().await.unwrap();
+        let busy = watcher.lock(op(LockMode::Point, &["/a"])).await;
+        assert!(
+            matches!(busy, Err(LockError::Busy { .. })),
+            "{name}: {busy:?}"
+        );
+        // The lease (300 s) and the grace (5 s, at least 5% of the lease), and a little more.
+        let run_out = options.lease + options.expiry_grace.max(options.lease / 20);
+        assert!(clock.advance(run_out + Duration::from_millis(1)));
+        assert!(
+            matches!(zombie.check(), Err(LockError::LeaseLost { .. })),
+            "{name}: the holder's own clock says its lease ran out"
+        );
+        let newcomer = start().await.unwrap();
+        let busy = newcomer.lock(op(LockMode::Point, &["/a"])).await;
+        assert!(
+            matches!(busy, Err(LockError::Busy { .. })),
+            "{name}: a newcomer has not watched the lock for a lease: {busy:?}"
+        );
+        let guard = watcher.lock(op(LockMode::Point, &["/a"])).await.unwrap();
+        let token = guard.single_token().expect("one lock");
+        assert!(token > zombie_token, "{name}");
+        let log = FencedLog::new(Arc::clone(&store));
+        let resource = LockPath::new("/a").unwrap();
+        assert!(log
+            .append(&resource, token, "new holder")
+            .await
+            .unwrap()
+            .is_ok());
+        let late = log.append(&resource, zombie_token, "zombie").await.unwrap();
+        assert!(late.is_err(), "{name}: the zombie's late write is rejected");
+        guard.release().await.unwrap();
+        std::mem::forget(zombie);
+    }
+    assert!(!Clock::monotonic().advance(Duration::from_secs(1)));
 }
 
 /// The fenced log checks every path a write touches (specs/lock.md §6): a zombie's SUBTREE

@@ -293,7 +293,7 @@ pub(crate) async fn acquire_one(
         let ticket = claimed.ticket;
         // 3. Our entry, right after the newest entry we read (superseding it if it expired). It
         //    inherits the marks after that entry.
-        let lease_started = Instant::now();
+        let lease_started = shared.options.clock.now();
         let marks = seen.marks;
         let entry = Entry::Acquire {
             owner: me.to_owned(),

@@ -3,7 +3,7 @@
 //! locks, and at start releases the locks of dead processes of this host.
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
@@ -324,7 +324,10 @@ impl Guard {
     pub fn check(&self) -> Result<(), LockError> {
         for lease in &self.leases {
             let state = lease.cell.snapshot();
-            if state.lost || state.started.elapsed() >= self.shared.options.lease {
+            let now = self.shared.options.clock.now();
+            if state.lost
+                || now.saturating_duration_since(state.started) >= self.shared.options.lease
+            {
                 return Err(LockError::LeaseLost {
                     path: lease.path.clone(),
                     token: lease.token,
@@ -532,7 +535,7 @@ async fn renew_lease(shared: &Shared, lease: &Lease) -> Result<(), LockError> {
     let Some(index) = lease.cell.begin_renew() else {
         return Ok(());
     };
-    let started = Instant::now();
+    let started = shared.options.clock.now();
     let renew = Entry::Renew {
         owner: lease.owner.clone(),
         kind: lease.kind,

@@ -16,6 +16,7 @@
 //! ```
 
 mod acquire;
+pub mod clock;
 pub mod entry;
 pub mod fence;
 pub mod inspect;
@@ -29,6 +30,7 @@ mod shared;
 
 use std::time::Duration;
 
+pub use clock::Clock;
 pub use entry::{Entry, LockKind, Marks, ReleasedBy};
 pub use fence::{Fenced, FencedLog};
 pub use journal::Corrupt;
@@ -60,6 +62,9 @@ pub struct LockOptions {
     /// Polling while waiting: starts at `poll_min`, grows ×1.5 up to `poll_max`.
     pub poll_min: Duration,
     pub poll_max: Duration,
+    /// What leases and expiry are measured on: the monotonic clock (the default), or one a
+    /// replay advances ([`Clock::advanceable`]).
+    pub clock: Clock,
 }
 
 impl Default for LockOptions {
@@ -74,6 +79,7 @@ impl Default for LockOptions {
             retries_max: 32,
             poll_min: Duration::from_millis(20),
             poll_max: Duration::from_millis(500),
+            clock: Clock::monotonic(),
         }
     }
 }

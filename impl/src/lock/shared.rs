@@ -105,7 +105,7 @@ impl Shared {
     /// Whether this process has watched entry `index` of `path` unchanged for `lease_ms` (plus a
     /// grace for clock-rate drift), on its own monotonic clock.
     pub fn judge_expired(&self, path: &LockPath, index: u64, lease_ms: u64) -> bool {
-        let now = Instant::now();
+        let now = self.options.clock.now();
         let expires_after = expiry_after(lease_ms, self.options.expiry_grace);
         let mut seen = lock(&self.observations);
         if seen.len() > OBSERVATIONS_MAX {
