@@ -50,7 +50,7 @@ fn merges(c: &mut Criterion) {
         |n| {
             let mut rounds = rt.block_on(merge::writer_rounds(
                 &fresh(),
-                &[merge::Beside::MergeLoop],
+                &[merge::Load::MergeLoop],
                 n.max(2),
                 20,
             ))?;

@@ -1,13 +1,12 @@
 //! The merge lock's benchmark cases (`lockstep bench merge`), each beside the floor measured in
 //! the same run: merges of 1, 100 and 10,000 child commits; 4 mergers of one branch, time to the
 //! first merge; a writer's throughput with merges running (back to back, and one every 50 ms),
-//! and beside a disk neighbour that is no merger, each beside the writer alone in rounds that
-//! alternate with it. A writer case's samples are its rounds, each the round's mean time per
-//! commit: the median is the inverse of the writer's median throughput, and the ratio to the
-//! writer alone the inverse of its throughput's ratio. Setup commits are written through a non-durable handle on the same directory (the same
+//! and beside a disk neighbour that is no merger, each in rounds that alternate with rounds of
+//! the writer alone. A writer case's samples are its rounds, each the round's mean time per
+//! commit (its median and p90 are over rounds); its ratio to the writer alone is its total time
+//! over that of the rounds alone just before its own: the inverse of its throughput's ratio. Setup commits are written through a non-durable handle on the same directory (the same
 //! files, without their fsyncs), so that only what is measured pays for durability.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -71,12 +70,12 @@ pub async fn merge_of(
 
 /// What runs beside the writer in one round of [`writer_rounds`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Beside {
+pub enum Load {
     /// Nothing: the writer alone.
     Nothing,
     /// A merger of the writer's branch, merging back to back.
     MergeLoop,
-    /// A merger of the writer's branch, one merge per period (the first at once).
+    /// A merger of the writer's branch, merging at the round's start and then once per period.
     MergeEvery(Duration),
     /// A neighbour on the same disk that is no merger: durable creates back to back in a
     /// directory of its own. It shows what any process keeping the disk busy costs the writer.
@@ -84,20 +83,26 @@ pub enum Beside {
 }
 
 /// The writer's durable commits in rounds of `per_round`, the rounds cycling through `cycle`
-/// `rounds` times over, on one lake: `samples[i]` are the rounds run beside `cycle[i]`, each the
-/// round's mean time per commit (the inverse of its throughput). Alternating the cases round by
-/// round is what makes them comparable: this disk's latency drifts within a run by 2x, and cases
-/// measured one after another measured the drift as much as the merges.
+/// `rounds` times over: `samples[i]` are the rounds run beside `cycle[i]`, each the round's mean
+/// time per commit (the inverse of its throughput). Alternating the loads round by round is what
+/// makes them comparable: this disk's latency drifts within a run by 2x, and cases measured one
+/// after another measured the drift as much as the merges.
+///
+/// The merger is a `Lake` of its own on its own `FsStore` handle, as a merging service beside
+/// the writers would be: it shares no cache with the writer's.
 pub async fn writer_rounds(
     dir: &std::path::Path,
-    cycle: &[Beside],
+    cycle: &[Load],
     rounds: usize,
     per_round: usize,
 ) -> Result<Vec<Vec<Duration>>, BenchError> {
-    let (lake, _setup) = lake(dir).await?;
+    let (writer, _setup) = lake(dir).await?;
+    let merger = Lake::open(FsStore::open(dir).map_err(|e| failed("open")(&e))?)
+        .await
+        .map_err(|e| failed("lake")(&e))?;
     let neighbour: Arc<dyn Store> =
         Arc::new(FsStore::open(dir.join("neighbour")).map_err(|e| failed("open")(&e))?);
-    let live = lake
+    let live = writer
         .branch("live")
         .await
         .map_err(|e| failed("branch")(&e))?;
@@ -109,9 +114,8 @@ pub async fn writer_rounds(
     }
     let mut samples = vec![Vec::with_capacity(rounds); cycle.len()];
     for _ in 0..rounds {
-        for (case, beside) in cycle.iter().enumerate() {
-            let stop = Arc::new(AtomicBool::new(false));
-            let task = background(&lake, &neighbour, *beside, Arc::clone(&stop));
+        for (case, load) in cycle.iter().enumerate() {
+            let background = Background::start(&merger, &neighbour, *load);
             let started = Instant::now();
             for _ in 0..per_round {
                 live.commit(b"{\"x\":1}")
@@ -119,11 +123,12 @@ pub async fn writer_rounds(
                     .map_err(|e| failed("commit")(&e))?;
             }
             samples[case].push(started.elapsed() / per_round as u32);
-            stop.store(true, Ordering::Relaxed);
-            if let Some(task) = task {
-                let started = task.await.map_err(|e| failed("background")(&e))??;
-                if started == 0 {
-                    return Err(format!("nothing ran beside the writer ({beside:?})").into());
+            if let Some(background) = background {
+                let done = background.stop().await?;
+                if done == 0 {
+                    return Err(format!(
+                        "nothing was merged or created beside the writer ({load:?})"
+                    ));
                 }
             }
         }
@@ -131,57 +136,97 @@ pub async fn writer_rounds(
     Ok(samples)
 }
 
-/// Starts what runs beside the writer; the task returns how many merges (or creates) it started
-/// before `stop`.
-fn background(
-    lake: &Lake,
-    neighbour: &Arc<dyn Store>,
-    beside: Beside,
-    stop: Arc<AtomicBool>,
-) -> Option<tokio::task::JoinHandle<Result<usize, BenchError>>> {
-    let period = match beside {
-        Beside::Nothing => return None,
-        Beside::MergeLoop | Beside::DiskNeighbour => None,
-        Beside::MergeEvery(period) => Some(period),
-    };
-    let (lake, neighbour) = (lake.clone(), Arc::clone(neighbour));
-    Some(tokio::spawn(async move {
-        let options = MergeOptions {
-            timeout: None,
-            ..MergeOptions::default()
+/// What runs beside the writer during one round. Dropped without [`Background::stop`] (a
+/// commit of the writer failed), it aborts the task, which would otherwise run on unwatched.
+struct Background {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<Result<usize, BenchError>>,
+}
+
+impl Background {
+    fn start(merger: &Lake, neighbour: &Arc<dyn Store>, load: Load) -> Option<Background> {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let task = match load {
+            Load::Nothing => return None,
+            Load::MergeLoop => tokio::spawn(merges(merger.clone(), None, stopped)),
+            Load::MergeEvery(period) => tokio::spawn(merges(merger.clone(), Some(period), stopped)),
+            Load::DiskNeighbour => tokio::spawn(creates(Arc::clone(neighbour), stopped)),
         };
-        let run = rand::random::<u32>();
-        // The first tick of an interval is at once, so that some merge runs beside the writer
-        // however fast the disk.
-        let mut ticker = period.map(|period| {
-            let mut ticker = tokio::time::interval(period);
-            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            ticker
-        });
-        let mut started = 0usize;
-        loop {
-            if let Some(ticker) = &mut ticker {
-                ticker.tick().await;
-            }
-            if stop.load(Ordering::Relaxed) {
-                return Ok(started);
-            }
-            started += 1;
-            if beside == Beside::DiskNeighbour {
-                let key = crate::store::Key::new(format!("neighbour/{run}/{started}"))
-                    .expect("a valid key");
-                let created = neighbour
-                    .create(&key, b"{}")
-                    .await
-                    .map_err(|e| failed("neighbour create")(&e))?;
-                assert!(created.is_created(), "a fresh key is created");
-            } else {
-                lake.merge("live", options.clone())
-                    .await
-                    .map_err(|e| failed("merge")(&e))?;
+        Some(Background { stop, task })
+    }
+
+    /// Stops the task; how many merges merged something (or how many creates the neighbour made)
+    /// while the writer committed.
+    async fn stop(mut self) -> Result<usize, BenchError> {
+        let _ = self.stop.send(true);
+        (&mut self.task)
+            .await
+            .map_err(|e| failed("background")(&e))?
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Merges `live` back to back, or at once and then once per `period`, until `stopped`. Counts
+/// the merges that merged something: one that found nothing new did not load the disk as a
+/// merge does.
+async fn merges(
+    merger: Lake,
+    period: Option<Duration>,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) -> Result<usize, BenchError> {
+    let options = MergeOptions {
+        timeout: None,
+        ..MergeOptions::default()
+    };
+    let mut ticker = period.map(|period| {
+        let mut ticker = tokio::time::interval(period);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticker
+    });
+    let mut merged = 0;
+    loop {
+        if let Some(ticker) = &mut ticker {
+            tokio::select! {
+                _ = ticker.tick() => {}
+                _ = stopped.changed() => return Ok(merged),
             }
         }
-    }))
+        if *stopped.borrow() {
+            return Ok(merged);
+        }
+        let done = merger
+            .merge("live", options.clone())
+            .await
+            .map_err(|e| failed("merge")(&e))?;
+        if done.outcome == MergeOutcome::Merged {
+            merged += 1;
+        }
+    }
+}
+
+/// Durable creates of fresh keys, back to back, until `stopped`.
+async fn creates(
+    store: Arc<dyn Store>,
+    stopped: tokio::sync::watch::Receiver<bool>,
+) -> Result<usize, BenchError> {
+    let run = rand::random::<u32>();
+    let mut created = 0;
+    while !*stopped.borrow() {
+        let key =
+            crate::store::Key::new(format!("neighbour/{run}/{created}")).expect("a valid key");
+        let landed = store
+            .create(&key, b"{}")
+            .await
+            .map_err(|e| failed("neighbour create")(&e))?;
+        assert!(landed.is_created(), "a fresh key is created");
+        created += 1;
+    }
+    Ok(created)
 }
 
 /// 4 mergers of one branch start at once on one new commit: the time until the first merge
@@ -255,46 +300,55 @@ pub async fn run_all(dir: &std::path::Path, quick: bool) -> Result<Vec<Measureme
             first_of_four(&dir.join("four"), (n / 2).max(5)).await?,
         ),
     ];
-    // The writer's rounds: alone, then beside each load, cycled (see `writer_rounds`).
+    // The writer's rounds: alone, then beside each load, cycled (see `writer_rounds`). Each case
+    // with a load is compared with the rounds alone that ran just before its own.
     let (rounds, per_round) = if quick { (3, 60) } else { (8, 200) };
-    let cycle = [
-        Beside::Nothing,
-        Beside::MergeLoop,
-        Beside::Nothing,
-        Beside::MergeEvery(Duration::from_millis(50)),
-        Beside::Nothing,
-        Beside::DiskNeighbour,
-    ];
-    let mut by_case = writer_rounds(&dir.join("writer"), &cycle, rounds, per_round)
-        .await?
-        .into_iter();
-    let mut next = || by_case.next().expect("one per case of the cycle");
-    let (alone, looped, alone_2, paced, alone_3, neighbour) =
-        (next(), next(), next(), next(), next(), next());
-    let alone = [alone, alone_2, alone_3].concat();
+    let cycle: Vec<Load> = WRITER_CASES
+        .iter()
+        .flat_map(|(_, load)| [Load::Nothing, *load])
+        .collect();
+    let samples = writer_rounds(&dir.join("writer"), &cycle, rounds, per_round).await?;
+    let alone: Vec<Duration> = samples.iter().step_by(2).flatten().copied().collect();
     let writer = raw.len();
     raw.push(summarise(
         "child commit, no merges running (FsStore)",
         alone,
     ));
-    raw.push(summarise(
-        "child commit, a merger merging in a loop (FsStore)",
-        looped,
-    ));
-    raw.push(summarise(
-        "child commit, a merge every 50 ms (FsStore)",
-        paced,
-    ));
-    raw.push(summarise(
-        "child commit, a disk neighbour creating in a loop (FsStore)",
-        neighbour,
-    ));
+    for (i, (name, _)) in WRITER_CASES.iter().enumerate() {
+        raw.push(summarise(name, samples[2 * i + 1].clone()));
+    }
     let floor = raw[0].2;
     // Cases beside their baseline case: (case, baseline) by position in `raw`.
     let baseline_of = |i: usize| match i {
         2 | 3 => Some(1),
-        i if i > writer && i <= writer + 3 => Some(writer),
+        i if (writer + 1..=writer + WRITER_CASES.len()).contains(&i) => Some(writer),
         _ => None,
     };
-    Ok(measurements(raw, |_| floor, baseline_of))
+    let mut rows = measurements(raw, |_| floor, baseline_of);
+    // A writer case's ratio is total time over total time against its paired rounds alone: the
+    // inverse of the throughput ratio, with every round counted (a median would drop the slow
+    // rounds, where a merger's stalls show).
+    for i in 0..WRITER_CASES.len() {
+        let total = |rounds: &[Duration]| rounds.iter().sum::<Duration>().as_secs_f64();
+        rows[writer + 1 + i].ratio_to_baseline =
+            Some(total(&samples[2 * i + 1]) / total(&samples[2 * i]));
+    }
+    Ok(rows)
 }
+
+/// The writer's cases with a load beside it, each run in rounds alternating with the writer
+/// alone.
+const WRITER_CASES: [(&str, Load); 3] = [
+    (
+        "child commit, a merger merging in a loop (FsStore)",
+        Load::MergeLoop,
+    ),
+    (
+        "child commit, a merge every 50 ms (FsStore)",
+        Load::MergeEvery(Duration::from_millis(50)),
+    ),
+    (
+        "child commit, a disk neighbour creating in a loop (FsStore)",
+        Load::DiskNeighbour,
+    ),
+];

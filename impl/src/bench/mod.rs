@@ -31,9 +31,13 @@ pub struct Measurement {
     /// (its samples come from tasks of its own), as many right after it; elsewhere it is the
     /// run's floor row.
     pub floor_us: f64,
-    /// For a case that scales a workload: the same case at its small size, measured in this run.
+    /// The case this one is compared with, measured in this run: for a case that scales a
+    /// workload, the same case at its small size; for the merge bench's writer beside a load,
+    /// the writer alone; for recovery, as many floor creates; on etcd, etcd's own Lock+Unlock.
     pub baseline: Option<String>,
-    /// `median / baseline median` (the scaling goal of the 50,000-journal case is at most 1.2).
+    /// `median / baseline median` (the scaling goal of the 50,000-journal case is at most 1.2);
+    /// for the merge bench's writer beside a load, its total time over that of the rounds alone
+    /// paired with its own (the inverse of its throughput's ratio).
     pub ratio_to_baseline: Option<f64>,
 }
 

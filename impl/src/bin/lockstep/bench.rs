@@ -143,6 +143,6 @@ fn print(args: &BenchArgs, place: serde_json::Value, results: &[lockstep::bench:
             );
         }
         println!("(floor µs: the floor median the case is divided by; for the path-lock cases on FsStore, floor creates timed between the case's own samples, or right after the contended case)");
-        println!("(× small: the median beside its baseline case in this run: the same case at its small size, or, for a case with merges running, the same without them, or, for recovery, the same number of floor creates one after another, or, on etcd, etcd's own Lock+Unlock)");
+        println!("(× small: the median beside its baseline case in this run: the same case at its small size, or, for the merge bench's writer beside a load (merges, a disk neighbour), its total time over that of its rounds alone run between them, or, for recovery, the same number of floor creates one after another, or, on etcd, etcd's own Lock+Unlock)");
     }
 }
