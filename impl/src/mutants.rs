@@ -108,10 +108,14 @@ pub enum Mutant {
     /// A release of several locks reports the first error, a lost lock's, over a store error
     /// that left another lock unreleased: the caller never learns the release failed (vectors).
     LostHidesStoreError = 32,
+    /// An acquirer passes an expired lock on another path without releasing it in storage first
+    /// (the model's `ignore-expired`): its holder, still running, can renew it back to life
+    /// (vectors, after a tick).
+    PassExpiredUnreleased = 33,
 }
 
 impl Mutant {
-    pub const ALL: [Mutant; 32] = [
+    pub const ALL: [Mutant; 33] = [
         Mutant::MemCheckThenInsert,
         Mutant::RenewDuringRelease,
         Mutant::SkipRecheck,
@@ -144,6 +148,7 @@ impl Mutant {
         Mutant::ReadManyPicksFirst,
         Mutant::BlindRenew,
         Mutant::LostHidesStoreError,
+        Mutant::PassExpiredUnreleased,
     ];
 
     /// The mutant of a name [`Mutant::name`] gives.
@@ -185,6 +190,7 @@ impl Mutant {
             Mutant::ReadManyPicksFirst => "read-many-picks-first",
             Mutant::BlindRenew => "blind-renew",
             Mutant::LostHidesStoreError => "lost-hides-store-error",
+            Mutant::PassExpiredUnreleased => "pass-expired-unreleased",
         }
     }
 }
@@ -276,6 +282,11 @@ pub const CATCHERS: &[(Mutant, &str, &str)] = &[
         Mutant::LostHidesStoreError,
         "tests/tests/lock_vectors.rs",
         "the_replay_catches_a_lost_lock_hiding_a_failed_release",
+    ),
+    (
+        Mutant::PassExpiredUnreleased,
+        "tests/tests/lock_vectors.rs",
+        "the_replay_catches_an_expired_lock_passed_unreleased",
     ),
     (
         Mutant::BlindRelease,

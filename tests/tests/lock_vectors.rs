@@ -8,8 +8,8 @@ use std::sync::Arc;
 use lockstep::lock::inspect::inspect;
 use lockstep::lock::owner::ProcessId;
 use lockstep::lock::{
-    force_release, recover, FencedLog, Guard, LockManager, LockMode, LockOptions, LockPath,
-    Operation,
+    force_release, recover, Clock, FencedLog, Guard, LockError, LockManager, LockMode, LockOptions,
+    LockPath, Operation,
 };
 use lockstep::store::{FaultyStore, MemStore, Store};
 use lockstep_model::lock::vectors::{
@@ -41,14 +41,73 @@ struct Client {
     identity: Child,
     process: ProcessId,
     store: FaultyStore<Arc<dyn Store>>,
-    manager: Option<LockManager>,
+    /// Shared with the task of a waiting acquisition.
+    manager: Option<Arc<LockManager>>,
     guard: Option<Guard>,
     operation: Operation,
     crashed: bool,
+    /// The acquisition of a client that waits, while it waits (a task of its own).
+    waiting: Option<tokio::task::JoinHandle<Result<Guard, LockError>>>,
+}
+
+impl Client {
+    /// Ends this client's process as a crash would (its registration ends; its locks stay).
+    fn kill(&mut self, rt: &tokio::runtime::Runtime) {
+        let manager = self.manager.take().expect("a live client");
+        let manager = Arc::into_inner(manager).expect("no acquisition of a crashed client waits");
+        rt.block_on(manager.kill());
+    }
+}
+
+/// What an acquisition that ended returned, in the vectors' terms.
+fn acquired(client: &mut Client, result: Result<Guard, LockError>, at: &str) -> &'static str {
+    match result {
+        Ok(guard) => {
+            client.guard = Some(guard);
+            "granted"
+        }
+        Err(LockError::Busy { .. }) => "busy",
+        Err(LockError::RetriesExhausted { .. }) => "exhausted",
+        Err(other) => {
+            assert!(client.store.is_crashed(), "{at}: {other}");
+            "crashed"
+        }
+    }
+}
+
+/// Lets a waiting acquisition run until it ends, or until it waits: its journals are unchanged
+/// while it reads them 20 times (it polls every 1 to 4 ms here). `Err` gives the still waiting
+/// task back.
+fn settle(
+    rt: &tokio::runtime::Runtime,
+    shared: &Arc<dyn Store>,
+    store: &FaultyStore<Arc<dyn Store>>,
+    task: tokio::task::JoinHandle<Result<Guard, LockError>>,
+) -> Result<Result<Guard, LockError>, tokio::task::JoinHandle<Result<Guard, LockError>>> {
+    let keys = || {
+        rt.block_on(shared.list(""))
+            .expect("the memory store lists")
+    };
+    loop {
+        if task.is_finished() {
+            return Ok(rt.block_on(task).expect("the acquisition does not panic"));
+        }
+        let (before, reads) = (keys(), store.operations());
+        while store.operations() < reads + 20 && !task.is_finished() {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        if !task.is_finished() && keys() == before {
+            return Err(task);
+        }
+    }
 }
 
 impl Drop for Client {
     fn drop(&mut self) {
+        // A vector may end while a client still waits (the model's waiter waits on).
+        if let Some(task) = self.waiting.take() {
+            task.abort();
+        }
         let _ = self.identity.kill();
         let _ = self.identity.wait();
     }
@@ -136,13 +195,75 @@ fn the_implementation_replays_every_vector() {
     let outcomes = replay_all(&load()).unwrap_or_else(|e| panic!("{e}"));
     eprintln!("steps replayed, by expected outcome: {outcomes:?}");
     for needed in [
-        "granted", "busy", "crashed", "done", "fenced", "released", "renewed", "lost",
+        "granted",
+        "busy",
+        "crashed",
+        "done",
+        "fenced",
+        "released",
+        "renewed",
+        "lost",
+        "waiting",
+        "lease-lost",
+        "exhausted",
     ] {
         assert!(
             outcomes.get(needed).is_some_and(|n| *n > 0),
             "no vector step ends {needed}: {outcomes:?}"
         );
     }
+    let file = load();
+    let ticks = file.vectors.iter().flat_map(|v| &v.steps);
+    assert!(
+        ticks
+            .filter(|(op, e)| *op == VectorOp::Tick && e.outcome == "granted")
+            .count()
+            > 0,
+        "no tick hands a waiter the lock"
+    );
+}
+
+/// Whether `vector` has a tick after which the waiter passed an expired lock on a path that is
+/// not its own: the journal's newest entry went from an `acquire` to a `release` there.
+fn passes_an_expired_lock(vector: &vectors::Vector) -> bool {
+    let Some(waiter) = vector.clients.iter().find(|c| c.waits) else {
+        return false;
+    };
+    vector.steps.windows(2).any(|pair| {
+        let [(_, before), (op, after)] = pair else {
+            unreachable!("windows of two")
+        };
+        *op == VectorOp::Tick
+            && after.journals.iter().any(|j| {
+                !waiter.paths.contains(&j.path)
+                    && matches!(j.newest, NewestEntry::Release { .. })
+                    && before.journals.iter().any(|b| {
+                        b.path == j.path && matches!(b.newest, NewestEntry::Acquire { .. })
+                    })
+            })
+    })
+}
+
+/// The replay catches an acquirer that passes an expired lock on another path without releasing
+/// it in storage (the model's `ignore-expired`). Replayed on the vectors where, after a tick, the
+/// waiter passes one (computed from the file, and there must be some), the zombie's `acquire`
+/// stays the newest entry where the model wrote a `release`.
+#[test]
+fn the_replay_catches_an_expired_lock_passed_unreleased() {
+    let mut file = load();
+    file.vectors.retain(passes_an_expired_lock);
+    assert!(
+        !file.vectors.is_empty(),
+        "no vector passes an expired lock after a tick: regenerate a larger sample"
+    );
+    let _one = exclusive(Some(lockstep::mutants::Mutant::PassExpiredUnreleased));
+    let result = replay_all(&file);
+    lockstep::mutants::activate(None);
+    let error = result.expect_err("replaying the vectors must expose pass-expired-unreleased");
+    assert!(
+        error.contains("(Tick)") && error.contains("diverges from the vector: journals"),
+        "{error}"
+    );
 }
 
 /// The replay catches a planted bug: a release appended after the journal's newest entry. It
@@ -220,14 +341,19 @@ fn replay_all(file: &VectorFile) -> Result<std::collections::BTreeMap<String, us
         .enable_all()
         .build()
         .unwrap();
-    let options = LockOptions {
-        timeout: Some(std::time::Duration::ZERO),
-        retries_max: 0,
-        cleanup_every: None,
-        ..LockOptions::default()
-    };
     for vector in &file.vectors {
         let shared: Arc<dyn Store> = Arc::new(MemStore::new());
+        // One clock for every client: a `tick` moves it past a lease and its grace.
+        let clock = Clock::advanceable();
+        let options = LockOptions {
+            timeout: Some(std::time::Duration::ZERO),
+            retries_max: 0,
+            cleanup_every: None,
+            poll_min: std::time::Duration::from_millis(1),
+            poll_max: std::time::Duration::from_millis(4),
+            clock: clock.clone(),
+            ..LockOptions::default()
+        };
         let mut clients: Vec<Client> = vector
             .clients
             .iter()
@@ -235,10 +361,18 @@ fn replay_all(file: &VectorFile) -> Result<std::collections::BTreeMap<String, us
                 let identity = Command::new("sleep").arg("3600").spawn().unwrap();
                 let process = ProcessId::of_process(identity.id()).unwrap();
                 let store = FaultyStore::new(Arc::clone(&shared));
+                let options = LockOptions {
+                    timeout: if c.waits {
+                        None
+                    } else {
+                        Some(std::time::Duration::ZERO)
+                    },
+                    ..options.clone()
+                };
                 let manager = rt
                     .block_on(LockManager::start_as(
                         store.clone(),
-                        options.clone(),
+                        options,
                         process.clone(),
                     ))
                     .unwrap();
@@ -246,10 +380,11 @@ fn replay_all(file: &VectorFile) -> Result<std::collections::BTreeMap<String, us
                     identity,
                     process,
                     store,
-                    manager: Some(manager),
+                    manager: Some(Arc::new(manager)),
                     guard: None,
                     operation: operation(&c.mode, &c.paths),
                     crashed: false,
+                    waiting: None,
                 }
             })
             .collect();
@@ -260,32 +395,33 @@ fn replay_all(file: &VectorFile) -> Result<std::collections::BTreeMap<String, us
                     client,
                     crash_after_creates,
                 } => {
+                    let waits = vector.clients[*client].waits;
                     let client = &mut clients[*client];
                     if let Some(k) = crash_after_creates {
                         client.store.crash_after_creates(u64::from(*k));
                     }
+                    let manager = Arc::clone(client.manager.as_ref().unwrap());
+                    let operation = client.operation.clone();
+                    let task = rt.spawn(async move { manager.lock(operation).await });
                     // The outcome is what the call returned. A crash that comes after the call's
-                    // last effect (in a garbage-collecting read) does not change it.
-                    let result = rt.block_on(
-                        client
-                            .manager
-                            .as_ref()
-                            .unwrap()
-                            .lock(client.operation.clone()),
-                    );
+                    // last effect (in a garbage-collecting read) does not change it. A client
+                    // that waits goes on waiting in its task.
+                    let result = if waits {
+                        settle(&rt, &shared, &client.store, task)
+                    } else {
+                        Ok(rt.block_on(task).unwrap())
+                    };
                     let outcome = match result {
-                        Ok(guard) => {
-                            client.guard = Some(guard);
-                            "granted"
-                        }
-                        Err(lockstep::lock::LockError::Busy { .. }) => "busy",
-                        Err(other) => {
-                            assert!(client.store.is_crashed(), "{at}: {other}");
-                            rt.block_on(client.manager.take().unwrap().kill());
-                            client.crashed = true;
-                            "crashed"
+                        Ok(result) => acquired(client, result, &at),
+                        Err(task) => {
+                            client.waiting = Some(task);
+                            "waiting"
                         }
                     };
+                    if outcome == "crashed" {
+                        client.kill(&rt);
+                        client.crashed = true;
+                    }
                     client.store.restart();
                     outcome
                 }
@@ -299,8 +435,12 @@ fn replay_all(file: &VectorFile) -> Result<std::collections::BTreeMap<String, us
                         .take()
                         .expect("finish follows a granted acquire");
                     let log = FencedLog::new(Arc::clone(&shared));
-                    // One write per lock, under its kind (a SUBTREE write covers its subtree).
-                    let writes = guard.tokens();
+                    // One write per lock, under its kind (a SUBTREE write covers its subtree),
+                    // unless a lease ran out on the holder's clock: then no write, only the
+                    // release. (Not `Guard::check`: a lock a renewal found lost is written
+                    // anyway here, as the model's holder does; its resource fences it.)
+                    let ran_out = guard.lease_ran_out();
+                    let writes = if ran_out { Vec::new() } else { guard.tokens() };
                     let accepted = rt.block_on(async {
                         for (resource, kind, token) in &writes {
                             if !log.would_accept(resource, *kind, *token).await.unwrap() {
@@ -325,13 +465,14 @@ fn replay_all(file: &VectorFile) -> Result<std::collections::BTreeMap<String, us
                     // garbage-collecting read) does not change the outcome.
                     let cut_short = crashed
                         && matches!(&released, Err(e) if !matches!(e, lockstep::lock::LockError::LeaseLost { .. }));
-                    let outcome = match (cut_short, accepted) {
-                        (true, _) => "crashed",
-                        (false, true) => "done",
-                        (false, false) => "fenced",
+                    let outcome = match (cut_short, ran_out, accepted) {
+                        (true, _, _) => "crashed",
+                        (false, true, _) => "lease-lost",
+                        (false, false, true) => "done",
+                        (false, false, false) => "fenced",
                     };
                     if crashed {
-                        rt.block_on(client.manager.take().unwrap().kill());
+                        client.kill(&rt);
                         client.crashed = outcome == "crashed";
                     }
                     client.store.restart();
@@ -352,6 +493,24 @@ fn replay_all(file: &VectorFile) -> Result<std::collections::BTreeMap<String, us
                         Ok(()) => "renewed",
                         Err(lockstep::lock::LockError::LeaseLost { .. }) => "lost",
                         Err(other) => panic!("{at}: {other}"),
+                    }
+                }
+                VectorOp::Tick => {
+                    // A lease and its grace (at least 5% of the lease) run out.
+                    let lease = LockOptions::default().lease;
+                    let grace = LockOptions::default().expiry_grace.max(lease / 20);
+                    assert!(clock.advance(lease + grace + std::time::Duration::from_millis(1)));
+                    let client = clients
+                        .iter_mut()
+                        .find(|c| c.waiting.is_some())
+                        .unwrap_or_else(|| panic!("{at}: a tick comes while a client waits"));
+                    let task = client.waiting.take().unwrap();
+                    match settle(&rt, &shared, &client.store, task) {
+                        Ok(result) => acquired(client, result, &at),
+                        Err(task) => {
+                            client.waiting = Some(task);
+                            "waiting"
+                        }
                     }
                 }
                 VectorOp::Recover => {

@@ -495,6 +495,10 @@ async fn pre_check_others(
             wait_until_changed(shared, me, &other, any_kind, deadline).await?;
             return Ok(PreCheck::Again);
         }
+        if crate::mutants::active(crate::mutants::Mutant::PassExpiredUnreleased) {
+            // Planted: passed as if it were released.
+            continue;
+        }
         reap(
             shared,
             &other,
@@ -548,6 +552,10 @@ async fn recheck(
                     } else if !expired || newer_grant {
                         // b. An older contender wins; or c.
                         return Ok(Verdict::Retry);
+                    } else if crate::mutants::active(crate::mutants::Mutant::PassExpiredUnreleased)
+                    {
+                        // Planted: passed as if it were released.
+                        break;
                     } else {
                         // d. An expired, older lock: release it in storage before passing it, so
                         //    its holder cannot renew it back to life.

@@ -324,10 +324,7 @@ impl Guard {
     pub fn check(&self) -> Result<(), LockError> {
         for lease in &self.leases {
             let state = lease.cell.snapshot();
-            let now = self.shared.options.clock.now();
-            if state.lost
-                || now.saturating_duration_since(state.started) >= self.shared.options.lease
-            {
+            if state.lost || self.ran_out(&state) {
                 return Err(LockError::LeaseLost {
                     path: lease.path.clone(),
                     token: lease.token,
@@ -335,6 +332,19 @@ impl Guard {
             }
         }
         Ok(())
+    }
+
+    /// Whether a lease of this guard ran out on this process's clock (the time part of
+    /// [`Guard::check`], without what renewals found).
+    pub fn lease_ran_out(&self) -> bool {
+        self.leases
+            .iter()
+            .any(|lease| self.ran_out(&lease.cell.snapshot()))
+    }
+
+    fn ran_out(&self, state: &super::lease::LeaseState) -> bool {
+        let now = self.shared.options.clock.now();
+        now.saturating_duration_since(state.started) >= self.shared.options.lease
     }
 
     /// The lease of this guard's locks.

@@ -17,7 +17,7 @@ use super::{
     Phase, Step, Timeout, Variant,
 };
 
-pub const FORMAT: &str = "lockstep-vectors/3";
+pub const FORMAT: &str = "lockstep-vectors/4";
 pub const TREE: [&str; 4] = ["/", "/a", "/a/b", "/c"];
 
 /// One operation of a vector.
@@ -42,6 +42,10 @@ pub enum VectorOp {
     Renew {
         client: usize,
     },
+    /// Time passes by one lease, while a client waits: every entry written before the tick has
+    /// run out (for whoever watched it: see `tick_is_portable`), and the waiter runs on until it
+    /// holds, fails or waits again. Its outcome is the waiter's.
+    Tick,
 }
 
 /// The newest entry of a path's journal. `acquire` stands for a hold: an `acquire` entry, or
@@ -94,6 +98,8 @@ pub struct Expected {
 pub struct ClientMode {
     pub mode: String,
     pub paths: Vec<String>,
+    /// `lock_timeout` none (wait as long as it takes) instead of 0.
+    pub waits: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -118,19 +124,26 @@ pub struct VectorFile {
 /// Renewals each client may make in a vector (each lock renewed counts one).
 pub const RENEWALS: u8 = 4;
 
-/// The model every vector runs: fixed protocol, no time, `lock_timeout = 0`, no retries.
-pub fn model_for(modes: &[u8]) -> LockModel {
+/// The model every vector runs: fixed protocol, one tick of time (a lease), `lock_timeout = 0`
+/// except for the `waiter` (none: it waits as long as it takes), no retries.
+pub fn model_for(modes: &[u8], waiter: Option<usize>) -> LockModel {
     let mut config = LockConfig::new(Variant::Fixed(None));
     config.tree = TREE.iter().map(|s| s.to_string()).collect();
-    config.ticks = 0;
+    config.ticks = 1;
+    config.lease_ticks = 1;
     config.reaps = 0;
     config.crashes = modes.len() as u8;
     config.force_releases = 8;
     let all = LockModel::new(config.clone()).expect("valid").modes;
     config.clients = modes
         .iter()
-        .map(|m| ClientSpec {
-            timeout: Timeout::Zero,
+        .enumerate()
+        .map(|(c, m)| ClientSpec {
+            timeout: if waiter == Some(c) {
+                Timeout::Forever
+            } else {
+                Timeout::Zero
+            },
             retries: 0,
             renewals: RENEWALS,
             skew_ticks: 0,
@@ -153,31 +166,69 @@ fn wrote(before: &LockState, after: &LockState) -> bool {
     before.slots != after.slots || before.tickets != after.tickets
 }
 
-/// Runs client `c` until `rest` holds, crashing it after `crash_after` storage effects. Returns
-/// the final state and whether it crashed; `None` if the client cannot run.
+/// Runs client `c` until `rest` holds, crashing it after `crash_after` storage effects, at its
+/// next call to the lock's store. A holder's lease check and its guarded write to the resource
+/// make no such call, so a `finish` crashes at its release's first call at the earliest
+/// (`holder_calls_store` false); an `acquire` that holds crashes in its garbage-collecting
+/// reads. Returns the final state and whether it crashed; `None` if the client cannot run.
 fn run_client(
     model: &LockModel,
     mut state: LockState,
     c: usize,
     crash_after: Option<u8>,
+    holder_calls_store: bool,
     rest: fn(Phase) -> bool,
 ) -> Option<(LockState, bool)> {
     let mut effects = 0u8;
     for _ in 0..256 {
-        if crash_after == Some(effects) && !matches!(state.clients[c].phase, Phase::Finished(_)) {
+        let phase = state.clients[c].phase;
+        let calls_store = match phase {
+            Phase::Finished(_) => false,
+            Phase::Holding(_) => holder_calls_store,
+            _ => true,
+        };
+        if crash_after == Some(effects) && calls_store {
             let crashed = enabled(model, &state, LockAction::Crash(c as u8))?;
             return Some((crashed, true));
         }
         if rest(state.clients[c].phase) {
             return Some((state, false));
         }
-        let next = enabled(model, &state, LockAction::Step(c as u8))?;
+        let Some(next) = enabled(model, &state, LockAction::Step(c as u8)) else {
+            // A waiter whose journal has not changed takes no step: it rests, waiting.
+            return waiting(state.clients[c].phase).then_some((state, false));
+        };
         if wrote(&state, &next) {
             effects += 1;
         }
         state = next;
     }
     None
+}
+
+/// Whether a client is waiting for a journal to change.
+pub fn waiting(phase: Phase) -> bool {
+    matches!(
+        phase,
+        Phase::Acquiring {
+            step: Step::Wait { .. },
+            ..
+        }
+    )
+}
+
+/// The outcome of an acquisition run to its resting point.
+fn acquire_outcome(crashed: bool, phase: Phase) -> &'static str {
+    match (crashed, phase) {
+        (true, _) => "crashed",
+        (false, Phase::Holding(_)) => "granted",
+        (false, Phase::Finished(Outcome::Busy)) => "busy",
+        // A waiter holding a lock younger than a live contender's backed off (wait-die), and
+        // had no retry left.
+        (false, Phase::Finished(Outcome::Exhausted)) => "exhausted",
+        (false, phase) if waiting(phase) => "waiting",
+        (false, other) => panic!("acquire ended in {other:?}"),
+    }
 }
 
 /// Applies one operation; `None` if it does not apply in `state`.
@@ -197,16 +248,15 @@ pub fn apply(model: &LockModel, state: &LockState, op: &VectorOp) -> Option<(Loc
             if !ready {
                 return None;
             }
-            let (next, crashed) =
-                run_client(model, state.clone(), *client, *crash_after_creates, |p| {
-                    matches!(p, Phase::Holding(_) | Phase::Finished(_))
-                })?;
-            let outcome = match (crashed, next.clients[*client].phase) {
-                (true, _) => "crashed",
-                (false, Phase::Holding(_)) => "granted",
-                (false, Phase::Finished(Outcome::Busy)) => "busy",
-                (false, other) => panic!("acquire ended in {other:?}"),
-            };
+            let (next, crashed) = run_client(
+                model,
+                state.clone(),
+                *client,
+                *crash_after_creates,
+                true,
+                |p| matches!(p, Phase::Holding(_) | Phase::Finished(_)),
+            )?;
+            let outcome = acquire_outcome(crashed, next.clients[*client].phase);
             Some((next, outcome.into()))
         }
         VectorOp::Finish {
@@ -216,14 +266,21 @@ pub fn apply(model: &LockModel, state: &LockState, op: &VectorOp) -> Option<(Loc
             if state.clients[*client].phase != Phase::Holding(Hold::Ready) {
                 return None;
             }
-            let (next, crashed) =
-                run_client(model, state.clone(), *client, *crash_after_creates, |p| {
-                    matches!(p, Phase::Finished(_))
-                })?;
+            let (next, crashed) = run_client(
+                model,
+                state.clone(),
+                *client,
+                *crash_after_creates,
+                false,
+                |p| matches!(p, Phase::Finished(_)),
+            )?;
             let outcome = match (crashed, next.clients[*client].phase) {
                 (true, _) => "crashed",
                 (false, Phase::Finished(Outcome::Done)) => "done",
                 (false, Phase::Finished(Outcome::Fenced)) => "fenced",
+                // The holder's own clock says a lease ran out (a tick passed since it was
+                // written): no write, only the release.
+                (false, Phase::Finished(Outcome::LeaseLost)) => "lease-lost",
                 (false, other) => panic!("finish ended in {other:?}"),
             };
             Some((next, outcome.into()))
@@ -266,7 +323,41 @@ pub fn apply(model: &LockModel, state: &LockState, op: &VectorOp) -> Option<(Loc
             }
             Some((next, if lost { "lost" } else { "renewed" }.into()))
         }
+        VectorOp::Tick => {
+            let waiter = model.clients().find(|c| waiting(state.clients[*c].phase))?;
+            let ticked = enabled(model, state, LockAction::Tick)?;
+            let (next, _) = run_client(model, ticked, waiter, None, true, |p| {
+                matches!(p, Phase::Holding(_) | Phase::Finished(_))
+            })?;
+            let outcome = acquire_outcome(false, next.clients[waiter].phase);
+            Some((next, outcome.into()))
+        }
     }
+}
+
+/// Whether a tick while `waiter` waits means the same to every implementation of the protocol.
+/// The model lets a lease run out in true time: an entry written before the tick is expired
+/// after it for everyone. An implementation can only judge that on its own clock, by watching
+/// the entry unchanged for a lease (lockstep's rule, specs/lock.md §5), so it agrees only for
+/// entries its judge watched since before the tick. The waiter watches the journal it waits on;
+/// what else it judges after the tick it reads only then. So a tick is in a vector only where
+/// every entry held by a live owner other than the waiter is on that journal (entries of dead
+/// owners are expired at once for both), and after the tick no client starts an acquisition
+/// (it would judge entries it never watched).
+fn tick_is_portable(model: &LockModel, state: &LockState, waiter: usize) -> bool {
+    let Some(watched) = super::fixed::waited_on(model, state, waiter) else {
+        return false;
+    };
+    state
+        .slots
+        .iter()
+        .enumerate()
+        .all(|(path, slot)| match slot.head {
+            Head::Held { owner, .. } => {
+                owner as usize == waiter || state.owner_dead(owner) || path == watched as usize
+            }
+            _ => true,
+        })
 }
 
 fn kind_name(kind: Kind) -> String {
@@ -315,20 +406,23 @@ pub fn expected(state: &LockState, outcome: String) -> Expected {
     }
 }
 
-fn client_mode(mode: Mode) -> ClientMode {
+fn client_mode(mode: Mode, waits: bool) -> ClientMode {
     let name = |p: u8| TREE[p as usize].to_string();
     match mode {
         Mode::Point(p) => ClientMode {
             mode: "point".into(),
             paths: vec![name(p)],
+            waits,
         },
         Mode::Subtree(p) => ClientMode {
             mode: "subtree".into(),
             paths: vec![name(p)],
+            waits,
         },
         Mode::Mv(s, t) => ClientMode {
             mode: "mv".into(),
             paths: vec![name(s), name(t)],
+            waits,
         },
     }
 }
@@ -354,7 +448,9 @@ pub fn generate(count: usize, depth: usize, seed: u64) -> VectorFile {
     while vectors.len() < count {
         let clients = 2 + rng.below(2) as usize;
         let modes: Vec<u8> = (0..clients).map(|_| rng.below(12) as u8).collect();
-        let model = model_for(&modes);
+        // In half the vectors one client waits (lock_timeout none) instead of failing at once.
+        let waiter = (rng.below(2) == 0).then(|| rng.below(clients as u64) as usize);
+        let model = model_for(&modes, waiter);
         let mut state = model
             .init_states()
             .into_iter()
@@ -371,6 +467,17 @@ pub fn generate(count: usize, depth: usize, seed: u64) -> VectorFile {
         let mut known_lost: Vec<Vec<u8>> = vec![Vec::new(); clients];
         while steps.len() < depth && attempts < depth * 20 {
             attempts += 1;
+            // While a client waits, only time passes (once): any other operation would race with
+            // the waiter, which an implementation runs on its own as soon as its journal changes.
+            if let Some(w) = model.clients().find(|c| waiting(state.clients[*c].phase)) {
+                if state.now > 0 || !tick_is_portable(&model, &state, w) {
+                    break;
+                }
+                let (next, outcome) = apply(&model, &state, &VectorOp::Tick).expect("a tick");
+                steps.push((VectorOp::Tick, expected(&next, outcome)));
+                state = next;
+                continue;
+            }
             let crash = if rng.below(4) == 0 {
                 Some(rng.below(4) as u8)
             } else {
@@ -394,6 +501,15 @@ pub fn generate(count: usize, depth: usize, seed: u64) -> VectorFile {
                 },
             };
             let op = match op {
+                // After the tick no acquisition starts: it would judge entries it never watched
+                // (see `tick_is_portable`).
+                VectorOp::Acquire { .. } if state.now > 0 => continue,
+                // The waiter's acquisition runs without a crash: the replay runs it as a task
+                // of its own, beside the operations that follow.
+                VectorOp::Acquire { client, .. } if Some(client) == waiter => VectorOp::Acquire {
+                    client,
+                    crash_after_creates: None,
+                },
                 VectorOp::Finish { client, .. }
                     if held_locks(&model, &state, client)
                         .all(|(lock, _)| known_lost[client].contains(&lock)) =>
@@ -426,7 +542,8 @@ pub fn generate(count: usize, depth: usize, seed: u64) -> VectorFile {
         }
         let clients = modes
             .iter()
-            .map(|m| client_mode(model.modes[*m as usize]))
+            .enumerate()
+            .map(|(c, m)| client_mode(model.modes[*m as usize], waiter == Some(c)))
             .collect();
         vectors.push(Vector {
             id: format!("lock-{:04}", vectors.len()),
@@ -440,7 +557,7 @@ pub fn generate(count: usize, depth: usize, seed: u64) -> VectorFile {
         generated_by: format!("lockstep vectors export lock --count {count} --depth {depth} --seed {seed}"),
         coverage: format!("a seeded sample of {count} behaviours of at most {depth} operations (seed {seed}); not every behaviour"),
         tree: TREE.iter().map(|s| s.to_string()).collect(),
-        settings: format!("fixed protocol; lock_timeout 0; no retries; up to {RENEWALS} renewals per client, none interrupted by a crash; no time (no expiry)"),
+        settings: format!("fixed protocol; lock_timeout 0, or none for a client that waits (at most one per vector, never crashed); no retries; up to {RENEWALS} renewals per client, none interrupted by a crash; at most one tick, while the client waits, after which no acquisition starts; a tick lets every lease written before it run out"),
         vectors,
     }
 }
