@@ -93,7 +93,14 @@ fn settle(
             return Ok(rt.block_on(task).expect("the acquisition does not panic"));
         }
         let (before, reads) = (keys(), store.operations());
+        // Not a timing assertion: a bound so that a waiter that stopped reading (a bug) fails
+        // this test instead of hanging it.
+        let stuck_after = std::time::Instant::now() + std::time::Duration::from_secs(120);
         while store.operations() < reads + 20 && !task.is_finished() {
+            assert!(
+                std::time::Instant::now() < stuck_after,
+                "the waiting acquisition neither ended nor read its journal for 120 s"
+            );
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
         if !task.is_finished() && keys() == before {
