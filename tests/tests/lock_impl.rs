@@ -230,21 +230,27 @@ async fn expiry_hands_a_silent_lock_over_and_fencing_stops_the_zombie() {
             guard.single_token().expect("one lock") > zombie_token,
             "{name}"
         );
-        let log = FencedLog::new(Arc::clone(&store));
-        let resource = LockPath::new("/a").unwrap();
-        assert!(log
-            .append(
-                &resource,
-                guard.single_token().expect("one lock"),
-                "new holder"
-            )
-            .await
-            .unwrap()
-            .is_ok());
-        let late = log.append(&resource, zombie_token, "zombie").await.unwrap();
-        assert!(late.is_err(), "{name}: the zombie's late write is rejected");
+        let token = guard.single_token().expect("one lock");
+        new_holder_fences_zombie(&store, "/a", token, zombie_token, name).await;
         guard.release().await.unwrap();
     }
+}
+
+/// The new holder writes `path` with its token; the zombie's late write with its older token is
+/// rejected.
+async fn new_holder_fences_zombie(
+    store: &Arc<dyn Store>,
+    path: &str,
+    token: u64,
+    zombie_token: u64,
+    name: &str,
+) {
+    let log = FencedLog::new(Arc::clone(store));
+    let resource = LockPath::new(path).unwrap();
+    let written = log.append(&resource, token, "new holder").await.unwrap();
+    assert!(written.is_ok(), "{name}: the new holder writes");
+    let late = log.append(&resource, zombie_token, "zombie").await.unwrap();
+    assert!(late.is_err(), "{name}: the zombie's late write is rejected");
 }
 
 /// The clock leases are measured on can be moved forward (the vectors' `tick`,
@@ -286,15 +292,7 @@ async fn an_advanced_clock_runs_a_lease_out_for_whoever_watched_it() {
         let guard = watcher.lock(op(LockMode::Point, &["/a"])).await.unwrap();
         let token = guard.single_token().expect("one lock");
         assert!(token > zombie_token, "{name}");
-        let log = FencedLog::new(Arc::clone(&store));
-        let resource = LockPath::new("/a").unwrap();
-        assert!(log
-            .append(&resource, token, "new holder")
-            .await
-            .unwrap()
-            .is_ok());
-        let late = log.append(&resource, zombie_token, "zombie").await.unwrap();
-        assert!(late.is_err(), "{name}: the zombie's late write is rejected");
+        new_holder_fences_zombie(&store, "/a", token, zombie_token, name).await;
         guard.release().await.unwrap();
         std::mem::forget(zombie);
     }

@@ -257,20 +257,36 @@ fn passes_an_expired_lock(vector: &vectors::Vector) -> bool {
 /// stays the newest entry where the model wrote a `release`.
 #[test]
 fn the_replay_catches_an_expired_lock_passed_unreleased() {
-    let mut file = load();
-    file.vectors.retain(passes_an_expired_lock);
-    assert!(
-        !file.vectors.is_empty(),
-        "no vector passes an expired lock after a tick: regenerate a larger sample"
+    let error = divergence_under(
+        lockstep::mutants::Mutant::PassExpiredUnreleased,
+        passes_an_expired_lock,
     );
-    let _one = exclusive(Some(lockstep::mutants::Mutant::PassExpiredUnreleased));
-    let result = replay_all(&file);
-    lockstep::mutants::activate(None);
-    let error = result.expect_err("replaying the vectors must expose pass-expired-unreleased");
     assert!(
         error.contains("(Tick)") && error.contains("diverges from the vector: journals"),
         "{error}"
     );
+}
+
+/// Replays the vectors `keep` selects (there must be some) with `mutant` switched on: the
+/// divergence from a vector the replay reports (not a panic somewhere in the harness).
+fn divergence_under(
+    mutant: lockstep::mutants::Mutant,
+    keep: fn(&vectors::Vector) -> bool,
+) -> String {
+    let mut file = load();
+    file.vectors.retain(keep);
+    assert!(
+        !file.vectors.is_empty(),
+        "no vector has what {} needs: regenerate a larger sample",
+        mutant.name()
+    );
+    let _one = exclusive(Some(mutant));
+    let result = replay_all(&file);
+    lockstep::mutants::activate(None);
+    match result {
+        Ok(_) => panic!("replaying the vectors must expose {}", mutant.name()),
+        Err(error) => error,
+    }
 }
 
 /// The replay catches a planted bug: a release appended after the journal's newest entry. It
@@ -278,11 +294,7 @@ fn the_replay_catches_an_expired_lock_passed_unreleased() {
 /// clean control is `the_implementation_replays_every_vector`.
 #[test]
 fn the_replay_catches_a_blind_release() {
-    let _one = exclusive(Some(lockstep::mutants::Mutant::BlindRelease));
-    let file = load();
-    let result = replay_all(&file);
-    lockstep::mutants::activate(None);
-    let error = result.expect_err("replaying the vectors must expose the blind-release mutant");
+    let error = divergence_under(lockstep::mutants::Mutant::BlindRelease, |_| true);
     assert!(error.contains("diverges from the vector"), "{error}");
 }
 
@@ -307,16 +319,10 @@ fn renews_over_a_new_holder(vector: &vectors::Vector) -> bool {
 /// and there must be some), it renews where the model's renewal is lost.
 #[test]
 fn the_replay_catches_a_blind_renew() {
-    let mut file = load();
-    file.vectors.retain(renews_over_a_new_holder);
-    assert!(
-        !file.vectors.is_empty(),
-        "no vector renews over a new holder: regenerate a larger sample"
+    let error = divergence_under(
+        lockstep::mutants::Mutant::BlindRenew,
+        renews_over_a_new_holder,
     );
-    let _one = exclusive(Some(lockstep::mutants::Mutant::BlindRenew));
-    let result = replay_all(&file);
-    lockstep::mutants::activate(None);
-    let error = result.expect_err("replaying the vectors must expose the blind-renew mutant");
     assert!(
         error.contains("(Renew") && error.contains("outcome renewed, expected lost"),
         "{error}"
@@ -328,10 +334,7 @@ fn the_replay_catches_a_blind_renew() {
 /// crash stops the release of the client's other lock) reads `done`.
 #[test]
 fn the_replay_catches_a_lost_lock_hiding_a_failed_release() {
-    let _one = exclusive(Some(lockstep::mutants::Mutant::LostHidesStoreError));
-    let result = replay_all(&load());
-    lockstep::mutants::activate(None);
-    let error = result.expect_err("replaying the vectors must expose lost-hides-store-error");
+    let error = divergence_under(lockstep::mutants::Mutant::LostHidesStoreError, |_| true);
     assert!(
         error.contains("(Finish") && error.contains("outcome done, expected crashed"),
         "{error}"
