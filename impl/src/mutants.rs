@@ -108,14 +108,17 @@ pub enum Mutant {
     /// A release of several locks reports the first error, a lost lock's, over a store error
     /// that left another lock unreleased: the caller never learns the release failed (vectors).
     LostHidesStoreError = 32,
-    /// An acquirer passes an expired lock on another path without releasing it in storage first
-    /// (the model's `ignore-expired`): its holder, still running, can renew it back to life
-    /// (vectors, after a tick).
+    /// An acquirer passes a lock whose lease ran out, on another path, without releasing it in
+    /// storage first (the model's `ignore-expired`; a dead owner's lock is still released): its
+    /// holder, still running, can renew it back to life (vectors, after a tick).
     PassExpiredUnreleased = 33,
+    /// A guard's lease check looks only at what renewals found, not at the clock: a holder
+    /// paused past its lease writes with it (the model's `no-lease-check`; vectors, after a tick).
+    GuardIgnoresClock = 34,
 }
 
 impl Mutant {
-    pub const ALL: [Mutant; 33] = [
+    pub const ALL: [Mutant; 34] = [
         Mutant::MemCheckThenInsert,
         Mutant::RenewDuringRelease,
         Mutant::SkipRecheck,
@@ -149,6 +152,7 @@ impl Mutant {
         Mutant::BlindRenew,
         Mutant::LostHidesStoreError,
         Mutant::PassExpiredUnreleased,
+        Mutant::GuardIgnoresClock,
     ];
 
     /// The mutant of a name [`Mutant::name`] gives.
@@ -191,6 +195,7 @@ impl Mutant {
             Mutant::BlindRenew => "blind-renew",
             Mutant::LostHidesStoreError => "lost-hides-store-error",
             Mutant::PassExpiredUnreleased => "pass-expired-unreleased",
+            Mutant::GuardIgnoresClock => "guard-ignores-clock",
         }
     }
 }
@@ -287,6 +292,11 @@ pub const CATCHERS: &[(Mutant, &str, &str)] = &[
         Mutant::PassExpiredUnreleased,
         "tests/tests/lock_vectors.rs",
         "the_replay_catches_an_expired_lock_passed_unreleased",
+    ),
+    (
+        Mutant::GuardIgnoresClock,
+        "tests/tests/lock_vectors.rs",
+        "the_replay_catches_a_guard_that_ignores_its_clock",
     ),
     (
         Mutant::BlindRelease,

@@ -480,7 +480,7 @@ async fn pre_check_others(
     above: Vec<(LockPath, Option<Newest>)>,
 ) -> Result<PreCheck, LockError> {
     for (other, any_kind, newest) in conflicting(shared, path, kind, Some(above)).await? {
-        let Some((_, ticket, their_kind, index, expired)) =
+        let Some((owner, ticket, their_kind, index, expired)) =
             see(shared, me, &other, newest.as_ref()).await.holder
         else {
             continue;
@@ -495,8 +495,10 @@ async fn pre_check_others(
             wait_until_changed(shared, me, &other, any_kind, deadline).await?;
             return Ok(PreCheck::Again);
         }
-        if crate::mutants::active(crate::mutants::Mutant::PassExpiredUnreleased) {
-            // Planted: passed as if it were released.
+        if crate::mutants::active(crate::mutants::Mutant::PassExpiredUnreleased)
+            && !shared.proven_dead(&owner).await
+        {
+            // Planted: a lease that ran out is passed as if it were released.
             continue;
         }
         reap(
@@ -538,7 +540,7 @@ async fn recheck(
                 seen.marks.of(any_kind) > mine
             };
             match seen.holder {
-                Some((_, ticket, their_kind, index, expired))
+                Some((owner, ticket, their_kind, index, expired))
                     if conflicts(their_kind, any_kind) =>
                 {
                     if !expired && ticket > mine {
@@ -553,8 +555,9 @@ async fn recheck(
                         // b. An older contender wins; or c.
                         return Ok(Verdict::Retry);
                     } else if crate::mutants::active(crate::mutants::Mutant::PassExpiredUnreleased)
+                        && !shared.proven_dead(&owner).await
                     {
-                        // Planted: passed as if it were released.
+                        // Planted: a lease that ran out is passed as if it were released.
                         break;
                     } else {
                         // d. An expired, older lock: release it in storage before passing it, so

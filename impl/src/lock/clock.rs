@@ -15,6 +15,14 @@ use std::time::{Duration, Instant};
 
 /// The monotonic clock plus an offset that only grows. Clones share the offset, so every
 /// manager given one clone sees time pass together.
+///
+/// **For tests and replays only.** Advancing the clock of a manager in production makes it judge
+/// live locks expired (and pass them, leaving only the resources' fencing to stop their holders),
+/// and makes its own guards stop vouching for their leases. What it governs: the expiry an
+/// observer judges, a guard's lease check ([`Guard::check`](super::Guard::check)), and the start
+/// of each lease and renewal (a renewal starts the lease again, so a guard whose lease ran out
+/// passes its check again once a renewal lands). What it does not: `renew_every`,
+/// `cleanup_every`, the polls of a waiter and `lock_timeout`, which stay on real time.
 #[derive(Clone, Debug, Default)]
 pub struct Clock {
     /// Microseconds added to the monotonic clock; `None` for the plain clock.
@@ -34,23 +42,59 @@ impl Clock {
         }
     }
 
+    /// Now: the monotonic clock, plus what [`Clock::advance`] added.
     pub fn now(&self) -> Instant {
+        let now = Instant::now();
         match &self.skipped_us {
-            None => Instant::now(),
-            Some(skipped) => Instant::now() + Duration::from_micros(skipped.load(Ordering::SeqCst)),
+            None => now,
+            // `advance` refuses an offset that `Instant` cannot hold.
+            Some(skipped) => now
+                .checked_add(Duration::from_micros(skipped.load(Ordering::SeqCst)))
+                .unwrap_or(now),
         }
     }
 
-    /// Moves this clock (and its clones) forward by `by`. A monotonic clock cannot be moved: the
-    /// call is refused with `false`, and nothing changes.
+    /// Moves this clock (and its clones) forward by `by`. Refused with `false`, and nothing
+    /// changes, for a monotonic clock, or where the clock would run past what it can hold.
     #[must_use]
     pub fn advance(&self, by: Duration) -> bool {
-        match &self.skipped_us {
-            None => false,
-            Some(skipped) => {
-                skipped.fetch_add(by.as_micros() as u64, Ordering::SeqCst);
-                true
-            }
-        }
+        let Some(skipped) = &self.skipped_us else {
+            return false;
+        };
+        let Ok(by) = u64::try_from(by.as_micros()) else {
+            return false;
+        };
+        skipped
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |was| {
+                let total = was.checked_add(by)?;
+                // Far beyond any lease, and well inside what `Instant` holds on every platform.
+                let hundred_years_us = 100 * 365 * 24 * 3600 * 1_000_000u64;
+                (total <= hundred_years_us).then_some(total)
+            })
+            .is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_advanceable_clock_moves_for_every_clone_and_never_wraps() {
+        let clock = Clock::advanceable();
+        let twin = clock.clone();
+        let before = twin.now();
+        assert!(clock.advance(Duration::from_secs(3600)));
+        assert!(twin.now() >= before + Duration::from_secs(3600));
+        assert!(
+            !clock.advance(Duration::MAX),
+            "an offset past what it holds is refused"
+        );
+        assert!(!clock.advance(Duration::from_secs(200 * 365 * 24 * 3600)));
+        assert!(
+            twin.now() >= before + Duration::from_secs(3600),
+            "and changes nothing"
+        );
+        assert!(!Clock::monotonic().advance(Duration::from_secs(1)));
     }
 }

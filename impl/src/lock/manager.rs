@@ -334,8 +334,10 @@ impl Guard {
         Ok(())
     }
 
-    /// Whether a lease of this guard ran out on this process's clock (the time part of
-    /// [`Guard::check`], without what renewals found).
+    /// Whether a lease of this guard ran out on this process's clock: the time part of
+    /// [`Guard::check`] alone. **Not a substitute for `check`** before a guarded write: it does
+    /// not say whether a renewal found a lock taken over or force-released. (The test vectors'
+    /// replay uses it: the model's holder checks only its lease's time before writing.)
     pub fn lease_ran_out(&self) -> bool {
         self.leases
             .iter()
@@ -343,6 +345,10 @@ impl Guard {
     }
 
     fn ran_out(&self, state: &super::lease::LeaseState) -> bool {
+        if crate::mutants::active(crate::mutants::Mutant::GuardIgnoresClock) {
+            // Planted: a guard that trusts its lease until a renewal finds it lost.
+            return false;
+        }
         let now = self.shared.options.clock.now();
         now.saturating_duration_since(state.started) >= self.shared.options.lease
     }

@@ -16,7 +16,7 @@
 //! ```
 
 mod acquire;
-pub mod clock;
+mod clock;
 pub mod entry;
 pub mod fence;
 pub mod inspect;
