@@ -4,8 +4,9 @@
 //! and beside a disk neighbour that is no merger, each in rounds that alternate with rounds of
 //! the writer alone. A writer case's samples are its rounds, each the round's mean time per
 //! commit (its median and p90 are over rounds); its ratio to the writer alone is its total time
-//! over that of the rounds alone just before its own: the inverse of its throughput's ratio. Setup commits are written through a non-durable handle on the same directory (the same
-//! files, without their fsyncs), so that only what is measured pays for durability.
+//! over that of the rounds alone just before its own: the inverse of its throughput's ratio.
+//! Setup commits are written through a non-durable handle on the same directory (the same files,
+//! without their fsyncs), so that only what is measured pays for durability.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

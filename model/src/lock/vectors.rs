@@ -448,7 +448,8 @@ pub fn generate(count: usize, depth: usize, seed: u64) -> VectorFile {
     while vectors.len() < count {
         let clients = 2 + rng.below(2) as usize;
         let modes: Vec<u8> = (0..clients).map(|_| rng.below(12) as u8).collect();
-        // In half the vectors one client waits (lock_timeout none) instead of failing at once.
+        // In about half the vectors one client may wait (lock_timeout none) instead of failing at
+        // once; whether it does depends on what it meets.
         let waiter = (rng.below(2) == 0).then(|| rng.below(clients as u64) as usize);
         let model = model_for(&modes, waiter);
         let mut state = model
