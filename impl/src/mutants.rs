@@ -115,10 +115,13 @@ pub enum Mutant {
     /// A guard's lease check looks only at what renewals found, not at the clock: a holder
     /// paused past its lease writes with it (the model's `no-lease-check`; vectors, after a tick).
     GuardIgnoresClock = 34,
+    /// A one-commit acquisition expects only its own journal and the tickets to be unchanged,
+    /// not its ancestors': it is granted beside a SUBTREE lock taken above since it last looked.
+    CommitSkipsAncestors = 35,
 }
 
 impl Mutant {
-    pub const ALL: [Mutant; 34] = [
+    pub const ALL: [Mutant; 35] = [
         Mutant::MemCheckThenInsert,
         Mutant::RenewDuringRelease,
         Mutant::SkipRecheck,
@@ -153,6 +156,7 @@ impl Mutant {
         Mutant::LostHidesStoreError,
         Mutant::PassExpiredUnreleased,
         Mutant::GuardIgnoresClock,
+        Mutant::CommitSkipsAncestors,
     ];
 
     /// The mutant of a name [`Mutant::name`] gives.
@@ -196,6 +200,7 @@ impl Mutant {
             Mutant::LostHidesStoreError => "lost-hides-store-error",
             Mutant::PassExpiredUnreleased => "pass-expired-unreleased",
             Mutant::GuardIgnoresClock => "guard-ignores-clock",
+            Mutant::CommitSkipsAncestors => "commit-skips-ancestors",
         }
     }
 }

@@ -4,12 +4,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::commit;
 use super::entry::{Entry, LockKind, Marks, ReleasedBy};
 use super::journal::{self, Newest};
 use super::path::LockPath;
 use super::shared::{Job, Shared};
 use super::LockError;
-use crate::store::{Created, StoreError};
+use crate::store::{Commit, Created, StoreError};
 
 /// Passes of steps 1-4 after which an acquisition stops even with retries left: a guard against
 /// a journal that keeps changing under a store that misbehaves (each restart spends a retry, so
@@ -256,9 +257,26 @@ pub(crate) async fn acquire_one(
     let own_then_ancestors: Vec<LockPath> = std::iter::once(path.clone())
         .chain(ancestors.iter().cloned())
         .collect();
+    let mut first_pass = true;
     for _ in 0..ATTEMPTS_MAX {
+        // 0. On a store that commits several operations at one instant, steps 1-5 in one commit
+        //    when what we remember allows it (`commit`'s module comment says why that is the
+        //    same protocol); otherwise, or if the commit is refused, step by step.
+        if std::mem::take(&mut first_pass) {
+            if let Some(acquired) =
+                commit_at_once(shared, me, path, kind, deadline, retries, &mut in_flight).await?
+            {
+                return Ok(acquired);
+            }
+        }
         // 1. Pre-check: our own path, then the paths whose locks conflict with ours.
         let mut heads = journal::newest_many(store, &own_then_ancestors).await?;
+        {
+            let mut remembered = crate::sync::lock(&shared.heads);
+            for (read, head) in own_then_ancestors.iter().zip(&heads) {
+                remembered.remember(read, head.as_ref());
+            }
+        }
         let head = heads.remove(0);
         let above: Vec<(LockPath, Option<Newest>)> = ancestors.iter().cloned().zip(heads).collect();
         let next = head.as_ref().map_or(0, |n| n.index + 1);
@@ -359,42 +377,142 @@ pub(crate) async fn acquire_one(
             }
             continue;
         }
-        // 4. Re-check every conflicting path against our ticket.
-        let verdict = match recheck(shared, me, path, kind, ticket, deadline).await {
-            Ok(verdict) => verdict,
-            Err(error) => {
-                // The store failed after our entry landed: take it back now if we can, or leave
-                // it to the background task (and, failing that, to expiry).
-                if withdraw_if_ours(shared, me, path, ticket, Some(marks))
-                    .await
-                    .is_ok()
-                {
-                    in_flight.entry = None;
-                }
-                return Err(error);
-            }
+        let ours = Granted {
+            index: next,
+            token: ticket,
+            lease_started,
+            marks,
         };
-        if let Verdict::Granted = verdict {
-            in_flight.entry = None;
-            return Ok(Acquired::Granted(Granted {
-                index: next,
-                token: ticket,
-                lease_started,
-                marks,
-            }));
-        }
-        withdraw_if_ours(shared, me, path, ticket, Some(marks)).await?;
-        in_flight.entry = None;
-        match verdict {
-            Verdict::Fail(error) => return Err(error),
-            Verdict::Retry => retries.spend(path)?,
-            Verdict::Granted => unreachable!("handled above"),
+        if let Some(acquired) = after_landed(
+            shared,
+            me,
+            path,
+            kind,
+            deadline,
+            retries,
+            &mut in_flight,
+            ours,
+        )
+        .await?
+        {
+            return Ok(acquired);
         }
     }
     Err(LockError::Contended {
         what: format!("the lock on {path}"),
         attempts: ATTEMPTS_MAX,
     })
+}
+
+/// Steps 4 and 5, once our `acquire` landed (`ours`: what it will be granted as): the re-check,
+/// then the grant, or the withdraw. `None`: start the next pass.
+#[allow(clippy::too_many_arguments)]
+async fn after_landed(
+    shared: &Shared,
+    me: &str,
+    path: &LockPath,
+    kind: LockKind,
+    deadline: Deadline,
+    retries: &mut Retries,
+    in_flight: &mut InFlight<'_>,
+    ours: Granted,
+) -> Result<Option<Acquired>, LockError> {
+    let (ticket, marks) = (ours.token, ours.marks);
+    // 4. Re-check every conflicting path against our ticket.
+    let verdict = match recheck(shared, me, path, kind, ticket, deadline).await {
+        Ok(verdict) => verdict,
+        Err(error) => {
+            // The store failed after our entry landed: take it back now if we can, or leave
+            // it to the background task (and, failing that, to expiry).
+            if withdraw_if_ours(shared, me, path, ticket, Some(marks))
+                .await
+                .is_ok()
+            {
+                in_flight.entry = None;
+            }
+            return Err(error);
+        }
+    };
+    // Our own journal changed: what a later one-commit acquisition remembered of it is old.
+    crate::sync::lock(&shared.heads).forget(path);
+    if let Verdict::Granted = verdict {
+        in_flight.entry = None;
+        return Ok(Some(Acquired::Granted(ours)));
+    }
+    withdraw_if_ours(shared, me, path, ticket, Some(marks)).await?;
+    in_flight.entry = None;
+    match verdict {
+        Verdict::Fail(error) => Err(error),
+        Verdict::Retry => retries.spend(path).map(|()| None),
+        Verdict::Granted => unreachable!("handled above"),
+    }
+}
+
+/// Step 0: the one-commit acquisition (`commit`). `None`: not taken, or refused, or it did not
+/// land; the caller goes on step by step, with nothing of ours in the store.
+async fn commit_at_once(
+    shared: &Shared,
+    me: &str,
+    path: &LockPath,
+    kind: LockKind,
+    deadline: Deadline,
+    retries: &mut Retries,
+    in_flight: &mut InFlight<'_>,
+) -> Result<Option<Acquired>, LockError> {
+    let lease_ms = shared.options.lease.as_millis() as u64;
+    let Some(prepared) = commit::prepare(shared, me, path, kind, lease_ms, wall_ms()) else {
+        return Ok(None);
+    };
+    let lease_started = shared.options.clock.now();
+    let ours = Granted {
+        index: prepared.index,
+        token: prepared.ticket,
+        lease_started,
+        marks: prepared.marks,
+    };
+    in_flight.entry = Some((path.clone(), prepared.ticket, me.to_owned()));
+    let (task, outcome) = commit::spawn(shared, &prepared);
+    in_flight.create = Some(task);
+    let outcome = outcome
+        .await
+        .unwrap_or_else(|_| Err(StoreError::Unavailable("the commit task was lost".into())));
+    in_flight.create = None;
+    commit::learn(shared, path, &outcome);
+    let error = match outcome {
+        Ok(Commit::Committed(_)) => {
+            // Steps 1-5 at one instant: granted, with the ticket the commit claimed.
+            let mut newest = crate::sync::lock(&shared.newest_ticket);
+            *newest = (*newest).max(prepared.ticket);
+            drop(newest);
+            crate::sync::lock(&shared.heads).forget(path);
+            in_flight.entry = None;
+            return Ok(Some(Acquired::Granted(ours)));
+        }
+        Ok(Commit::Refused | Commit::NotOffered) => {
+            in_flight.entry = None;
+            return Ok(None);
+        }
+        // Certain that nothing was written, as for a create.
+        Err(error @ (StoreError::Full { .. } | StoreError::TooLarge { .. })) => {
+            in_flight.entry = None;
+            return Err(LockError::Store(error));
+        }
+        Err(error) => error,
+    };
+    // The answer was lost: the commit may have landed. Read our entry back, as after a create
+    // whose outcome is unknown; if it landed, so did its ticket, and the re-check decides.
+    let landed = read_back(shared, path, prepared.index, me, prepared.ticket)
+        .await
+        .map_err(|_| LockError::Store(error))?;
+    if !landed {
+        in_flight.entry = None;
+        return Ok(None);
+    }
+    {
+        let mut newest = crate::sync::lock(&shared.newest_ticket);
+        *newest = (*newest).max(prepared.ticket);
+    }
+    after_landed(shared, me, path, kind, deadline, retries, in_flight, ours).await
 }
 
 /// Reads back entry `index` of `path` after a create whose outcome is unknown: `true` if it is
@@ -526,6 +644,7 @@ async fn recheck(
     }
     for (other, any_kind, mut newest) in conflicting(shared, path, kind, None).await? {
         loop {
+            crate::sync::lock(&shared.heads).remember(&other, newest.as_ref());
             let seen = see(shared, me, &other, newest.as_ref()).await;
             // c. A lock that may have been granted here with a larger ticket may have written
             //    with it: ours would be stale. The marks after the newest entry cover every

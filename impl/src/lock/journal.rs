@@ -14,13 +14,16 @@
 use super::entry::{Entry, Malformed};
 use super::path::{LockPath, INDEX_DIGITS};
 use super::LockError;
-use crate::store::{Created, Key, Persist, Read, ReadOutcome, Store, StoreError};
+use crate::store::{Created, Key, Persist, Read, ReadOutcome, Store, StoreError, Version};
 
 /// The newest entry of a lock journal.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Newest {
     pub index: u64,
     pub entry: Entry,
+    /// The store's version of the entry: what a one-commit acquisition expects to find there
+    /// still (`Expect::Is`).
+    pub version: Version,
 }
 
 /// Parses the index of `key` if it is an entry of the journal with `prefix` (and not of a
@@ -67,12 +70,16 @@ fn newest_found(path: &LockPath, found: ReadOutcome) -> Result<Option<Option<New
     let Some((key, got)) = found.last else {
         return Ok(Some(None));
     };
-    let Some((bytes, _)) = got else {
+    let Some((bytes, version)) = got else {
         return Ok(None);
     };
     let index = index_of(&path.journal_prefix(), key.as_str()).expect("picked as an entry");
     let entry = Entry::decode(key.as_str(), &bytes)?;
-    Ok(Some(Some(Newest { index, entry })))
+    Ok(Some(Some(Newest {
+        index,
+        entry,
+        version,
+    })))
 }
 
 /// The newest entry of a path's journal, or `None` for an empty journal.
@@ -211,13 +218,13 @@ pub async fn scan_below(store: &dyn Store, path: &LockPath) -> Result<Scan, Lock
         .iter()
         .map(|(entry_path, index)| Read::Get(entry_path.entry_key(*index)))
         .collect();
-    let mut batched: Option<Vec<Option<Vec<u8>>>> = match store.read_many(&reads).await {
+    let mut batched: Option<Vec<Option<(Vec<u8>, Version)>>> = match store.read_many(&reads).await {
         Ok(found) => {
             answered_all(found.len(), reads.len())?;
             Some(
                 found
                     .into_iter()
-                    .map(|found| found.last.and_then(|(_, got)| got).map(|(bytes, _)| bytes))
+                    .map(|found| found.last.and_then(|(_, got)| got))
                     .collect(),
             )
         }
@@ -229,13 +236,14 @@ pub async fn scan_below(store: &dyn Store, path: &LockPath) -> Result<Scan, Lock
         let key = entry_path.entry_key(index);
         let got = match batched.as_mut() {
             Some(found) => Ok(found[n].take()),
-            None => store.get(&key).await.map(|got| got.map(|(bytes, _)| bytes)),
+            None => store.get(&key).await,
         };
         let found = async {
             match got? {
-                Some(bytes) => Ok(Some(Newest {
+                Some((bytes, version)) => Ok(Some(Newest {
                     index,
                     entry: Entry::decode(key.as_str(), &bytes)?,
+                    version,
                 })),
                 None => self::newest(store, &entry_path).await,
             }
@@ -333,13 +341,20 @@ pub async fn collect_after_own(
     path: &LockPath,
     at: u64,
 ) -> Result<(), LockError> {
+    match garbage_after_own(path, at) {
+        None => collect_below(store, path, at).await.map(|_| ()),
+        Some(known) => Ok(store.delete_lazily_many(&known).await?),
+    }
+}
+
+/// The two entries [`collect_after_own`] deletes without a listing, or `None` when its window
+/// holds a multiple of [`SWEEP_EVERY`] and the whole journal below `at` is to be swept.
+pub fn garbage_after_own(path: &LockPath, at: u64) -> Option<Vec<Key>> {
     let window = at.saturating_sub(2)..at;
     if (window.start..=at).any(|i| i.is_multiple_of(SWEEP_EVERY)) {
-        return collect_below(store, path, at).await.map(|_| ());
+        return None;
     }
-    let known: Vec<Key> = window.map(|i| path.entry_key(i)).collect();
-    store.delete_lazily_many(&known).await?;
-    Ok(())
+    Some(window.map(|i| path.entry_key(i)).collect())
 }
 
 /// Deletes entries of `path`'s journal below `index` (best effort; never the newest), lazily.
@@ -381,8 +396,26 @@ pub async fn collect_below_as(
 
 const TICKETS: &str = "tickets/";
 
-fn ticket_key(ticket: u64) -> Key {
+pub(crate) fn ticket_key(ticket: u64) -> Key {
     Key::new(format!("{TICKETS}{ticket:0width$}", width = INDEX_DIGITS)).expect("valid key")
+}
+
+/// The key above every ticket (20 nines).
+pub(crate) fn ticket_key_max() -> Key {
+    Key::new(format!("{TICKETS}{}", "9".repeat(INDEX_DIGITS))).expect("valid key")
+}
+
+/// The old tickets a commit that claims `ticket` deletes with it: on every `TICKETS_BATCH`-th
+/// ticket, the batch that is now `TICKETS_KEPT` behind it (the collector's rule, by arithmetic,
+/// without a listing: a ticket already gone is deleted again, harmlessly).
+pub(crate) fn tickets_collected_at(ticket: u64) -> Vec<Key> {
+    if !ticket.is_multiple_of(TICKETS_BATCH) || ticket <= TICKETS_KEPT {
+        return Vec::new();
+    }
+    let top = ticket - TICKETS_KEPT;
+    (top.saturating_sub(TICKETS_BATCH - 1).max(1)..=top)
+        .map(ticket_key)
+        .collect()
 }
 
 /// A claimed ticket, and the old tickets the claim's last listing saw that may now be collected.

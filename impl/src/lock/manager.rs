@@ -9,6 +9,7 @@ use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
 
 use super::acquire::{acquire_one, wall_ms, withdraw_if_ours, Acquired, Deadline, Retries};
+use super::commit;
 use super::entry::{Entry, LockKind, ReleasedBy};
 use super::journal;
 use super::lease::{LeaseCell, Renewal};
@@ -59,6 +60,7 @@ impl LockManager {
             registration: Mutex::new(None),
             dead: Mutex::new(Default::default()),
             newest_ticket: Mutex::new(0),
+            heads: Mutex::new(super::commit::Heads::default()),
         });
         // Register as an owner before the first entry names us, so that the store can prove our
         // death to others (and nothing else ever does).
@@ -520,7 +522,15 @@ async fn append_release(shared: &Shared, lease: &Lease, index: u64) -> Result<()
         index
     };
     let mut at = index + 1;
-    if !journal::append(&*shared.store, &lease.path, at, &release).await? {
+    // On a store that commits at one instant: the release and the garbage it leaves behind in
+    // one commit (one round trip on etcd), remembered for the next one-commit acquisition.
+    let committed = commit::release_at_once(shared, &lease.path, at, &release).await?;
+    if committed == Some(true) {
+        return Ok(());
+    }
+    if committed == Some(false)
+        || !journal::append(&*shared.store, &lease.path, at, &release).await?
+    {
         // The index is taken: superseded, or by our own renewal whose reply was lost. A read of
         // the newest entry tells; if it is ours, the release follows it.
         let newest = journal::newest(&*shared.store, &lease.path).await?;

@@ -17,6 +17,7 @@
 
 mod acquire;
 mod clock;
+mod commit;
 pub mod entry;
 pub mod fence;
 pub mod inspect;

@@ -69,6 +69,9 @@ pub(crate) struct Shared {
     /// The newest ticket this manager's last claim saw (0: none yet): its next claim tries
     /// the ticket above it without listing first (`journal::claim_ticket`).
     pub(crate) newest_ticket: Mutex<u64>,
+    /// What a one-commit acquisition (`commit`) starts from: each journal's newest entry as
+    /// this manager last read or wrote it (`None`: empty), on a store that offers commits.
+    pub(crate) heads: Mutex<super::commit::Heads>,
 }
 
 impl Shared {

@@ -436,6 +436,58 @@ impl Store for EtcdStore {
         Ok((Created::Created(Version(revision as u64)), found))
     }
 
+    /// One Txn: every expectation and every create's absence as its compares, the puts and
+    /// deletes as its operations. A commit too large for one Txn is not offered (the caller
+    /// takes its step-by-step path), never split: split, it would not be one instant.
+    async fn commit_if(
+        &self,
+        expect: &[super::Expect],
+        creates: &[(Key, Vec<u8>)],
+        deletes: &[Key],
+    ) -> Result<super::Commit, StoreError> {
+        let Some((first, _)) = creates.first() else {
+            return Ok(super::Commit::NotOffered);
+        };
+        if expect.len() + creates.len() > TXN_OPS || creates.len() + deletes.len() > TXN_OPS {
+            return Ok(super::Commit::NotOffered);
+        }
+        let mut compares: Vec<Compare> = expect
+            .iter()
+            .map(|expect| match expect {
+                super::Expect::Is(key, version) => Compare::create_revision(
+                    self.data_key(key.as_str()),
+                    CompareOp::Equal,
+                    version.0 as i64,
+                ),
+                super::Expect::NoneBetween(from, to) => {
+                    // etcd compares every key of [from, end); none at all compares as 0.
+                    let mut end = self.data_key(to.as_str());
+                    end.push(0);
+                    Compare::create_revision(self.data_key(from.as_str()), CompareOp::Equal, 0)
+                        .with_range(end)
+                }
+            })
+            .collect();
+        let mut ops = Vec::with_capacity(creates.len() + deletes.len());
+        let mut bytes = 0;
+        for (key, value) in creates {
+            let name = self.data_key(key.as_str());
+            compares.push(Compare::create_revision(name.clone(), CompareOp::Equal, 0));
+            ops.push(TxnOp::put(name, value.clone(), None));
+            bytes += value.len();
+        }
+        for key in deletes {
+            ops.push(TxnOp::delete(self.data_key(key.as_str()), None));
+        }
+        let txn = Txn::new().when(compares).and_then(ops);
+        let response = self.create_txn(first, bytes, txn).await?;
+        if !response.succeeded() {
+            return Ok(super::Commit::Refused);
+        }
+        let revision = response.header().map_or(0, |h| h.revision());
+        Ok(super::Commit::Committed(Version(revision as u64)))
+    }
+
     /// Garbage in Txns of deletes: one round trip per [`TXN_OPS`] keys.
     async fn delete_lazily_many(&self, keys: &[Key]) -> Result<(), StoreError> {
         for chunk in keys.chunks(TXN_OPS) {

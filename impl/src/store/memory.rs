@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use super::{Created, Key, Liveness, OwnerRegistration, Store, StoreError, Version};
+use super::{
+    Commit, Created, Expect, Key, Liveness, OwnerRegistration, Store, StoreError, Version,
+};
 use crate::sync::{lock, Arc, Mutex};
 
 /// The shared state of a [`MemStore`]: every entry and the next version number, and the owners
@@ -59,6 +61,47 @@ impl MemCore {
         Created::Created(version)
     }
 
+    /// [`Store::commit_if`] under one lock acquisition: every check, then every write.
+    pub fn commit_if(
+        &self,
+        expect: &[Expect],
+        creates: &[(Key, Vec<u8>)],
+        deletes: &[Key],
+    ) -> Commit {
+        let mut entries = lock(&self.entries);
+        let holds = |expect: &Expect| match expect {
+            Expect::Is(key, version) => {
+                entries.map.get(key.as_str()).map(|(_, v)| v) == Some(version)
+            }
+            Expect::NoneBetween(from, to) => {
+                from > to
+                    || entries
+                        .map
+                        .range(from.as_str().to_owned()..=to.as_str().to_owned())
+                        .next()
+                        .is_none()
+            }
+        };
+        if !expect.iter().all(holds)
+            || creates
+                .iter()
+                .any(|(key, _)| entries.map.contains_key(key.as_str()))
+        {
+            return Commit::Refused;
+        }
+        entries.next_version += 1;
+        let version = Version(entries.next_version);
+        for (key, bytes) in creates {
+            entries
+                .map
+                .insert(key.as_str().to_owned(), (bytes.clone(), version));
+        }
+        for key in deletes {
+            entries.map.remove(key.as_str());
+        }
+        Commit::Committed(version)
+    }
+
     pub fn list(&self, prefix: &str) -> Vec<Key> {
         let entries = lock(&self.entries);
         entries
@@ -111,11 +154,23 @@ impl MemCore {
 #[derive(Clone, Debug, Default)]
 pub struct MemStore {
     core: Arc<MemCore>,
+    /// Whether it offers [`Store::commit_if`] (off by default, so that the harnesses that
+    /// replay recorded schedules on it see the step-by-step protocol they recorded).
+    commits: bool,
 }
 
 impl MemStore {
     pub fn new() -> MemStore {
         MemStore::default()
+    }
+
+    /// A MemStore that offers [`Store::commit_if`], as EtcdStore does: the tests of the path
+    /// locks' one-commit acquisition run on it without an etcd.
+    pub fn with_commits() -> MemStore {
+        MemStore {
+            commits: true,
+            ..MemStore::default()
+        }
     }
 
     pub fn core(&self) -> &MemCore {
@@ -140,6 +195,18 @@ impl Store for MemStore {
     async fn delete(&self, key: &Key) -> Result<(), StoreError> {
         self.core.delete(key);
         Ok(())
+    }
+
+    async fn commit_if(
+        &self,
+        expect: &[Expect],
+        creates: &[(Key, Vec<u8>)],
+        deletes: &[Key],
+    ) -> Result<Commit, StoreError> {
+        if !self.commits {
+            return Ok(Commit::NotOffered);
+        }
+        Ok(self.core.commit_if(expect, creates, deletes))
     }
 
     fn describe(&self) -> String {

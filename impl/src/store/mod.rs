@@ -122,6 +122,31 @@ impl Read {
     }
 }
 
+/// One condition of [`Store::commit_if`], checked at the instant the commit lands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Expect {
+    /// `key` holds the very entry a read returned with this version. Sound only because a
+    /// backend that offers commits never gives two entries of one key the same version, even
+    /// across a delete (etcd: the entry's create revision; MemStore: a counter).
+    Is(Key, Version),
+    /// No key `k` with `from <= k <= to` (byte order) exists.
+    NoneBetween(Key, Key),
+}
+
+/// The outcome of [`Store::commit_if`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use]
+pub enum Commit {
+    /// Every expectation held and every create was absent: all creates landed at one instant
+    /// (with this version each), and the deletes with them.
+    Committed(Version),
+    /// An expectation failed or a create's key existed: nothing was written.
+    Refused,
+    /// This store cannot commit several operations at one instant: nothing was tried, and the
+    /// caller takes its step-by-step path.
+    NotOffered,
+}
+
 /// What can go wrong in a store. `AlreadyExists` is not an error: see [`Created`].
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -304,6 +329,27 @@ pub trait Store: Send + Sync + 'static {
         }
     }
 
+    /// Checks every expectation, then creates every one of `creates` (each if absent, with
+    /// [`Persist::Durable`]) and deletes every one of `deletes`, all at one instant, or writes
+    /// nothing: a transaction. It lets a protocol take at one instant a run of steps it would
+    /// otherwise take one by one, with nothing between them, which is one of the schedules the
+    /// step-by-step protocol already allows (specs/lock.md §12, "One commit on etcd"). An error
+    /// may follow a commit that landed, as for a create.
+    ///
+    /// The default offers nothing ([`Commit::NotOffered`]): FsStore cannot create two files at
+    /// one instant, and the wrappers that inject faults or record steps see the step-by-step
+    /// path. EtcdStore commits in one Txn; MemStore only when made with
+    /// [`MemStore::with_commits`].
+    async fn commit_if(
+        &self,
+        expect: &[Expect],
+        creates: &[(Key, Vec<u8>)],
+        deletes: &[Key],
+    ) -> Result<Commit, StoreError> {
+        let _ = (expect, creates, deletes);
+        Ok(Commit::NotOffered)
+    }
+
     /// A short description for messages (`fs:/var/lib/x/.lockstep`, `memory`).
     fn describe(&self) -> String;
 
@@ -379,6 +425,14 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
         reads: &[Read],
     ) -> Result<(Created, Vec<ReadOutcome>), StoreError> {
         (**self).create_then_read(key, bytes, persist, reads).await
+    }
+    async fn commit_if(
+        &self,
+        expect: &[Expect],
+        creates: &[(Key, Vec<u8>)],
+        deletes: &[Key],
+    ) -> Result<Commit, StoreError> {
+        (**self).commit_if(expect, creates, deletes).await
     }
     fn describe(&self) -> String {
         (**self).describe()
