@@ -131,6 +131,26 @@ pub async fn probe(opener: &dyn Opener) -> Result<ProbeReport, StoreError> {
         "list consistency",
         list_consistency(&*first, &*second, &base).await,
     );
+    // Commits are optional: a store without them is served by the step-by-step protocols.
+    let commits = match contract::commits_are_all_or_nothing(&*first, &base).await {
+        Ok(false) => (
+            Verdict::NotApplicable,
+            "the store offers no commits of several operations at one instant (Store::commit_if): the path locks take their step-by-step path (safe, more round trips)".to_owned(),
+        ),
+        Ok(true) => judge(
+            contract::commit_race(Arc::clone(&first), &base, RACE_WRITERS, RACE_ROUNDS)
+                .await
+                .map(|_| {
+                    "all or nothing, each expectation honoured, no version reused; 16 writers raced to commit under each of 50 prefixes: one commit each".to_owned()
+                }),
+        ),
+        Err(error) => judge(Err(error)),
+    };
+    clauses.push(ClauseReport {
+        clause: "commits",
+        verdict: commits.0,
+        detail: commits.1,
+    });
     let durability = if opener.durable() {
         judge(durability(&*first, opener, &base).await)
     } else {
@@ -209,6 +229,14 @@ impl Store for NoteErrors {
     }
     async fn delete(&self, key: &Key) -> Result<(), StoreError> {
         self.note(self.inner.delete(key).await)
+    }
+    async fn commit_if(
+        &self,
+        expect: &[crate::store::Expect],
+        creates: &[(Key, Vec<u8>)],
+        deletes: &[Key],
+    ) -> Result<crate::store::Commit, StoreError> {
+        self.note(self.inner.commit_if(expect, creates, deletes).await)
     }
     fn describe(&self) -> String {
         self.inner.describe()

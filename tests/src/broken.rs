@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use lockstep::store::{Created, Key, Store, StoreError, Version};
+use lockstep::store::{Commit, Created, Expect, Key, Store, StoreError, Version};
 
 /// How a broken store's create-if-absent goes wrong.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,6 +80,47 @@ impl Store for Broken {
     async fn delete(&self, key: &Key) -> Result<(), StoreError> {
         self.entries().remove(key.as_str());
         Ok(())
+    }
+
+    /// With `CheckThenWrite`, commits too: the expectations are checked, then (after a yield)
+    /// everything is written, and every entry has version 1. The commit clauses must fail.
+    async fn commit_if(
+        &self,
+        expect: &[Expect],
+        creates: &[(Key, Vec<u8>)],
+        deletes: &[Key],
+    ) -> Result<Commit, StoreError> {
+        if self.flaw != Flaw::CheckThenWrite {
+            return Ok(Commit::NotOffered);
+        }
+        let clear = {
+            let map = self.entries();
+            let holds = |expect: &Expect| match expect {
+                Expect::Is(key, version) => {
+                    map.contains_key(key.as_str()) && *version == Version(1)
+                }
+                Expect::NoneBetween(from, to) => {
+                    from > to
+                        || map
+                            .range(from.as_str().to_owned()..=to.as_str().to_owned())
+                            .next()
+                            .is_none()
+                }
+            };
+            expect.iter().all(holds) && creates.iter().all(|(k, _)| !map.contains_key(k.as_str()))
+        };
+        tokio::task::yield_now().await; // the window between the check and the write
+        if !clear {
+            return Ok(Commit::Refused);
+        }
+        let mut map = self.entries();
+        for (key, bytes) in creates {
+            map.insert(key.as_str().to_owned(), bytes.clone());
+        }
+        for key in deletes {
+            map.remove(key.as_str());
+        }
+        Ok(Commit::Committed(Version(1)))
     }
 
     fn describe(&self) -> String {

@@ -55,5 +55,19 @@ pub async fn run_all(store: Arc<dyn Store>) -> Outcome {
     readers_never_see_torn_entries(Arc::clone(&store), 20, 1 << 20)
         .await
         .map_err(|e| format!("torn reads: {e}"))?;
-    Ok(())
+    commits(store).await.map(|_| ())
+}
+
+/// The commit clauses ([`Store::commit_if`]): all or nothing, then 16 writers × 50 rounds.
+/// `Ok(false)`: the store offers no commits.
+pub async fn commits(store: Arc<dyn Store>) -> Result<bool, String> {
+    if !contract::commits_are_all_or_nothing(&*store, BASE)
+        .await
+        .map_err(|e| format!("commits: {e}"))?
+    {
+        return Ok(false);
+    }
+    contract::commit_race(store, BASE, 16, 50)
+        .await
+        .map_err(|e| format!("commit race: {e}"))
 }

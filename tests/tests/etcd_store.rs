@@ -29,6 +29,9 @@ fn etcd_store_conforms() {
     rt().block_on(async {
         let store = cluster.store(None).await.unwrap();
         conformance::run_all(Arc::new(store)).await.unwrap();
+        // etcd offers commits (one Txn), so the commit clauses above did run.
+        let fresh = cluster.store(None).await.unwrap();
+        assert!(conformance::commits(Arc::new(fresh)).await.unwrap());
     });
 }
 

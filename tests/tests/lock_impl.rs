@@ -1,6 +1,6 @@
 //! The path-lock implementation over real backends: every mode, the conflict matrix, timeouts,
 //! expiry, renewal, cleanup, force release, fencing, the observer, cancellation, recovery and
-//! bad input. Each test runs on MemStore and on FsStore.
+//! bad input. Each test runs on MemStore, on FsStore, and on a MemStore that offers commits.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,13 +11,16 @@ use lockstep::lock::{
 };
 use lockstep::store::{Fault, FaultyStore, FsStore, Key, MemStore, Store};
 
-/// Both backends; the temporary directory lives as long as the returned guard.
+/// Both backends, and a MemStore that offers commits as etcd does (the one-commit acquisition
+/// and release, `tests/tests/lock_commit.rs`); the temporary directory lives as long as the
+/// returned guard.
 fn backends() -> Vec<(&'static str, Arc<dyn Store>, Option<tempfile::TempDir>)> {
     let dir = tempfile::tempdir().unwrap();
     let fs = FsStore::open(dir.path()).unwrap();
     vec![
         ("memory", Arc::new(MemStore::new()), None),
         ("fs", Arc::new(fs), Some(dir)),
+        ("memory-commits", Arc::new(MemStore::with_commits()), None),
     ]
 }
 

@@ -32,15 +32,26 @@ fn probe_passes_on_memory_and_fs() {
         .unwrap();
     assert!(report.passed, "{report:#?}");
     assert_eq!(verdict(&report, "durability"), Verdict::NotApplicable);
+    assert_eq!(verdict(&report, "commits"), Verdict::NotApplicable);
+    let report = rt
+        .block_on(probe::probe(&SameStore(Arc::new(MemStore::with_commits()))))
+        .unwrap();
+    assert!(report.passed, "{report:#?}");
+    assert_eq!(verdict(&report, "commits"), Verdict::Pass, "{report:#?}");
     let dir = tempfile::tempdir().unwrap();
     let opener = probe::opener(StoreSpec::Fs {
         root: dir.path().into(),
     });
     let report = rt.block_on(probe::probe(&*opener)).unwrap();
     assert!(report.passed, "{report:#?}");
-    assert_eq!(report.clauses.len(), 8);
+    assert_eq!(report.clauses.len(), 9);
+    // FsStore offers no commits; every other clause passes.
+    assert_eq!(verdict(&report, "commits"), Verdict::NotApplicable);
     assert!(
-        report.clauses.iter().all(|c| c.verdict == Verdict::Pass),
+        report
+            .clauses
+            .iter()
+            .all(|c| c.verdict == Verdict::Pass || c.clause == "commits"),
         "{report:#?}"
     );
     // What it wrote is gone.
@@ -86,6 +97,8 @@ fn probe_fails_check_then_write_on_its_clause() {
         Verdict::Fail
     );
     assert_eq!(verdict(&report, "basic semantics"), Verdict::Pass);
+    // Its commits check, then write, too.
+    assert_eq!(verdict(&report, "commits"), Verdict::Fail, "{report:#?}");
 }
 
 #[test]

@@ -33,6 +33,40 @@ async fn fs_store_conforms_volatile() {
     .unwrap();
 }
 
+/// A MemStore made to offer commits passes the commit clauses (and says it offers them); a
+/// plain one does not offer them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory_store_with_commits_conforms() {
+    conformance::run_all(Arc::new(MemStore::with_commits()))
+        .await
+        .unwrap();
+    assert!(conformance::commits(Arc::new(MemStore::with_commits()))
+        .await
+        .unwrap());
+    assert!(!conformance::commits(Arc::new(MemStore::new()))
+        .await
+        .unwrap());
+}
+
+/// A store whose commits check, then write, fails the commit race; its reused versions fail
+/// the all-or-nothing clause.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn check_then_write_commits_fail_the_commit_clauses() {
+    let error = conformance::commits(Arc::new(Broken::new(Flaw::CheckThenWrite)))
+        .await
+        .expect_err("versions are reused");
+    assert!(error.contains("has its old version"), "{error}");
+    let error = lockstep::store::contract::commit_race(
+        Arc::new(Broken::new(Flaw::CheckThenWrite)),
+        "suite/",
+        16,
+        50,
+    )
+    .await
+    .expect_err("the race must expose check-then-write commits");
+    assert!(error.contains("writers committed"), "{error}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn check_then_write_backend_fails_the_race() {
     let store: Arc<dyn Store> = Arc::new(Broken::new(Flaw::CheckThenWrite));

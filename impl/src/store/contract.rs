@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use super::{Created, Key, Read, Store};
+use super::{Commit, Created, Expect, Key, Read, Store};
 
 pub type Outcome = Result<(), String>;
 
@@ -313,4 +313,164 @@ pub async fn readers_never_see_torn_entries(
         );
     }
     Ok(())
+}
+
+/// [`Store::commit_if`], if the store offers it: all or nothing, each expectation honoured, and
+/// versions never reused for a key (an `Expect::Is` would otherwise pin a different entry).
+/// `Ok(false)`: the store offers no commits (and a commit it refused to try wrote nothing).
+pub async fn commits_are_all_or_nothing(store: &dyn Store, base: &str) -> Result<bool, String> {
+    let err = |e: super::StoreError| e.to_string();
+    let at = |name: &str| key(&format!("{base}commit/{name}"));
+    let present = |k: Key| async move { store.get(&k).await.map(|got| got.map(|(_, v)| v)) };
+    let first = store
+        .commit_if(
+            &[],
+            &[(at("a"), b"a".to_vec()), (at("b"), b"b".to_vec())],
+            &[],
+        )
+        .await
+        .map_err(err)?;
+    let version = match first {
+        Commit::NotOffered => {
+            if present(at("a")).await.map_err(err)?.is_some() {
+                return Err("a commit the store did not offer wrote an entry".into());
+            }
+            return Ok(false);
+        }
+        Commit::Refused => return Err("a commit of two fresh keys was refused".into()),
+        Commit::Committed(version) => version,
+    };
+    for name in ["a", "b"] {
+        if present(at(name)).await.map_err(err)? != Some(version) {
+            return Err(format!(
+                "{name} of a commit is not there with the commit's version"
+            ));
+        }
+    }
+    // An expectation that holds, and one that does not.
+    let holds = store
+        .commit_if(
+            &[Expect::Is(at("a"), version)],
+            &[(at("c"), b"c".to_vec())],
+            &[],
+        )
+        .await
+        .map_err(err)?;
+    if !matches!(holds, Commit::Committed(_)) {
+        return Err(format!(
+            "a commit whose expectation held answered {holds:?}"
+        ));
+    }
+    let stale = super::Version(version.0.wrapping_add(1_000_000));
+    let fails = store
+        .commit_if(
+            &[Expect::Is(at("a"), stale)],
+            &[(at("d"), b"d".to_vec())],
+            &[],
+        )
+        .await
+        .map_err(err)?;
+    if fails != Commit::Refused || present(at("d")).await.map_err(err)?.is_some() {
+        return Err(format!(
+            "a commit expecting a version a key does not have answered {fails:?}, or wrote"
+        ));
+    }
+    // A create whose key exists refuses the whole commit: the other create and the delete too.
+    let clash = store
+        .commit_if(
+            &[],
+            &[(at("e"), b"e".to_vec()), (at("a"), b"again".to_vec())],
+            &[at("b")],
+        )
+        .await
+        .map_err(err)?;
+    if clash != Commit::Refused
+        || present(at("e")).await.map_err(err)?.is_some()
+        || present(at("b")).await.map_err(err)?.is_none()
+    {
+        return Err(format!(
+            "a commit creating an existing key answered {clash:?}, or wrote part of itself"
+        ));
+    }
+    // "No key between": keys just outside the range do not count, one inside does.
+    for name in ["r4", "r7x", "r8"] {
+        let _ = store.create(&at(name), b"").await.map_err(err)?;
+    }
+    let between = Expect::NoneBetween(at("r5"), at("r7"));
+    let clear = store
+        .commit_if(
+            std::slice::from_ref(&between),
+            &[(at("f"), Vec::new())],
+            &[at("c")],
+        )
+        .await
+        .map_err(err)?;
+    if !matches!(clear, Commit::Committed(_)) || present(at("c")).await.map_err(err)?.is_some() {
+        return Err(format!(
+            "a commit expecting no key between r5 and r7, beside r4, r7x and r8, answered {clear:?}, or left its delete undone"
+        ));
+    }
+    let _ = store.create(&at("r6"), b"").await.map_err(err)?;
+    let inside = store
+        .commit_if(&[between], &[(at("g"), Vec::new())], &[])
+        .await
+        .map_err(err)?;
+    if inside != Commit::Refused {
+        return Err(format!(
+            "a commit expecting no key between r5 and r7, with r6 there, answered {inside:?}"
+        ));
+    }
+    // A key deleted and created again has a new version.
+    store.delete(&at("a")).await.map_err(err)?;
+    let _ = store.create(&at("a"), b"a2").await.map_err(err)?;
+    if present(at("a")).await.map_err(err)? == Some(version) {
+        return Err("a key created again after a delete has its old version".into());
+    }
+    Ok(true)
+}
+
+/// `writers` tasks race, `rounds` times, to commit each a key of its own under a fresh prefix,
+/// each expecting no key under that prefix: exactly one commits each round. `Ok(false)`: the
+/// store offers no commits.
+pub async fn commit_race(
+    store: Arc<dyn Store>,
+    base: &str,
+    writers: usize,
+    rounds: usize,
+) -> Result<bool, String> {
+    for round in 0..rounds {
+        // The writers' keys are `000`, `001`, …: all between `0` and `9`.
+        let from = key(&format!("{base}commit-race/{round:04}/0"));
+        let to = key(&format!("{base}commit-race/{round:04}/9"));
+        let tasks: Vec<_> = (0..writers)
+            .map(|writer| {
+                let store = Arc::clone(&store);
+                let (from, to) = (from.clone(), to.clone());
+                let mine = key(&format!("{base}commit-race/{round:04}/{writer:03}"));
+                tokio::spawn(async move {
+                    store
+                        .commit_if(&[Expect::NoneBetween(from, to)], &[(mine, Vec::new())], &[])
+                        .await
+                })
+            })
+            .collect();
+        let mut won = 0;
+        for task in tasks {
+            match task
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?
+            {
+                Commit::NotOffered => return Ok(false),
+                Commit::Committed(_) => won += 1,
+                Commit::Refused => {}
+            }
+        }
+        if won != 1 {
+            return Err(format!(
+                "round {round}: {won} writers committed, expected exactly 1"
+            ));
+        }
+    }
+    Ok(true)
 }

@@ -1,0 +1,321 @@
+//! The path locks' one-commit acquisition and release (specs/lock.md §12, "One commit on etcd";
+//! `impl/src/lock/commit.rs`), on a MemStore that offers commits as etcd does, and on etcd:
+//! - a warm cycle is two commits and nothing else;
+//! - a commit made from what a manager remembers is refused once an ancestor was locked since,
+//!   and the planted bug `commit-skips-ancestors` (its ancestors not expected) is granted there;
+//! - a commit whose answer is lost is read back, landed or not;
+//! - a commit made with an old ticket is refused, and the token is still the largest.
+//!
+//! The rest of the lock suite runs on this store too (`tests/tests/lock_impl.rs`, backend
+//! "memory-commits").
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use lockstep::lock::{LockError, LockManager, LockMode, LockOptions, Operation};
+use lockstep::store::{Commit, Created, Expect, Key, MemStore, Store, StoreError, Version};
+
+fn options() -> LockOptions {
+    LockOptions {
+        cleanup_every: None,
+        ..LockOptions::default()
+    }
+}
+
+fn op(mode: LockMode, path: &str) -> Operation {
+    Operation::new(mode, &[path]).unwrap()
+}
+
+/// A store that counts its calls by kind, and can lose the answer of its next commit (after it
+/// landed, or before it was sent).
+struct Counted<S> {
+    inner: S,
+    commits: AtomicUsize,
+    others: AtomicUsize,
+    lose_next_answer: AtomicBool,
+    drop_next: AtomicBool,
+}
+
+impl<S> Counted<S> {
+    fn new(inner: S) -> Counted<S> {
+        Counted {
+            inner,
+            commits: AtomicUsize::new(0),
+            others: AtomicUsize::new(0),
+            lose_next_answer: AtomicBool::new(false),
+            drop_next: AtomicBool::new(false),
+        }
+    }
+
+    fn calls(&self) -> (usize, usize) {
+        (
+            self.commits.load(Ordering::SeqCst),
+            self.others.load(Ordering::SeqCst),
+        )
+    }
+
+    fn other(&self) {
+        self.others.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[async_trait::async_trait]
+impl<S: Store> Store for Counted<S> {
+    async fn get(&self, key: &Key) -> Result<Option<(Vec<u8>, Version)>, StoreError> {
+        self.other();
+        self.inner.get(key).await
+    }
+    async fn create(&self, key: &Key, bytes: &[u8]) -> Result<Created, StoreError> {
+        self.other();
+        self.inner.create(key, bytes).await
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<Key>, StoreError> {
+        self.other();
+        self.inner.list(prefix).await
+    }
+    async fn delete(&self, key: &Key) -> Result<(), StoreError> {
+        self.other();
+        self.inner.delete(key).await
+    }
+    async fn commit_if(
+        &self,
+        expect: &[Expect],
+        creates: &[(Key, Vec<u8>)],
+        deletes: &[Key],
+    ) -> Result<Commit, StoreError> {
+        self.commits.fetch_add(1, Ordering::SeqCst);
+        if self.drop_next.swap(false, Ordering::SeqCst) {
+            return Err(StoreError::Unavailable(
+                "the request was lost (test)".into(),
+            ));
+        }
+        let outcome = self.inner.commit_if(expect, creates, deletes).await;
+        if self.lose_next_answer.swap(false, Ordering::SeqCst) {
+            return Err(StoreError::Unavailable("the answer was lost (test)".into()));
+        }
+        outcome
+    }
+    fn describe(&self) -> String {
+        format!("counted {}", self.inner.describe())
+    }
+}
+
+/// Cycles `/a/x` once so that the manager remembers `/`, `/a` and `/a/x`, and has a ticket.
+async fn warm(manager: &LockManager) -> u64 {
+    let guard = manager.lock(op(LockMode::Point, "/a/x")).await.unwrap();
+    let token = guard.single_token().unwrap();
+    guard.release().await.unwrap();
+    token
+}
+
+#[test]
+fn a_warm_cycle_is_two_commits_and_nothing_else() {
+    let _one = exclusive(None);
+    runtime().block_on(async {
+        let store = Arc::new(Counted::new(MemStore::with_commits()));
+        let manager = LockManager::start(Arc::clone(&store), options())
+            .await
+            .unwrap();
+        // The first cycle reads step by step (nothing remembered yet); its release sweeps.
+        warm(&manager).await;
+        let before = store.calls();
+        let guard = manager.lock(op(LockMode::Point, "/a/x")).await.unwrap();
+        guard.release().await.unwrap();
+        let after = store.calls();
+        assert_eq!(
+            (after.0 - before.0, after.1 - before.1),
+            (2, 0),
+            "a warm cycle: (commits, other calls)"
+        );
+        // The same cycle on a store without commits: every step its own call.
+        let plain = Arc::new(Counted::new(MemStore::new()));
+        let manager = LockManager::start(Arc::clone(&plain), options())
+            .await
+            .unwrap();
+        warm(&manager).await;
+        let before = plain.calls();
+        let guard = manager.lock(op(LockMode::Point, "/a/x")).await.unwrap();
+        guard.release().await.unwrap();
+        let after = plain.calls();
+        assert!(after.1 - before.1 >= 7, "{before:?} {after:?}");
+    });
+}
+
+/// A remembers `/a` free; B then takes SUBTREE `/a`. A's `/a/x` must be busy, not granted.
+/// `Err`: A was granted beside B's lock.
+async fn ancestor_locked_since(store: Arc<dyn Store>) -> Result<(), String> {
+    let a = LockManager::start(Arc::clone(&store), options())
+        .await
+        .unwrap();
+    let b = LockManager::start(Arc::clone(&store), options())
+        .await
+        .unwrap();
+    warm(&a).await;
+    let above = b.lock(op(LockMode::Subtree, "/a")).await.unwrap();
+    // A works elsewhere meanwhile, and so learns the newest ticket (B's): a commit with an old
+    // ticket would be refused for that alone, and hide what this test is about.
+    let elsewhere = a.lock(op(LockMode::Point, "/z")).await.unwrap();
+    elsewhere.release().await.unwrap();
+    let outcome = match a.lock(op(LockMode::Point, "/a/x")).await {
+        Err(LockError::Busy { path, .. }) if path.as_str() == "/a" => Ok(()),
+        Ok(guard) => Err(format!(
+            "granted /a/x with token {:?} while SUBTREE /a is held with token {:?}",
+            guard.single_token(),
+            above.single_token()
+        )),
+        Err(other) => Err(format!("expected Busy on /a, got {other}")),
+    };
+    let token = above.single_token().unwrap();
+    above.release().await.unwrap();
+    outcome?;
+    // Once B released, A is granted (the commit learns what changed), with a larger token.
+    let guard = a.lock(op(LockMode::Point, "/a/x")).await.unwrap();
+    assert!(guard.single_token().unwrap() > token);
+    guard.release().await.unwrap();
+    Ok(())
+}
+
+#[test]
+fn a_commit_is_refused_once_an_ancestor_was_locked_since() {
+    let _one = exclusive(None);
+    runtime().block_on(async {
+        ancestor_locked_since(Arc::new(MemStore::with_commits()))
+            .await
+            .unwrap();
+    });
+}
+
+#[test]
+fn the_commit_tests_catch_a_commit_that_skips_its_ancestors() {
+    let one = exclusive(Some(lockstep::mutants::Mutant::CommitSkipsAncestors));
+    let caught = runtime().block_on(ancestor_locked_since(Arc::new(MemStore::with_commits())));
+    lockstep::mutants::activate(None);
+    drop(one);
+    let error = caught.expect_err("the planted bug must be granted beside the SUBTREE lock");
+    assert!(error.contains("while SUBTREE /a is held"), "{error}");
+}
+
+#[test]
+fn a_commit_whose_answer_is_lost_is_read_back() {
+    let _one = exclusive(None);
+    runtime().block_on(async {
+        let store = Arc::new(Counted::new(MemStore::with_commits()));
+        let manager = LockManager::start(Arc::clone(&store), options())
+            .await
+            .unwrap();
+        let mut token = warm(&manager).await;
+        // Landed, answer lost: read back as ours, re-checked, granted; one `acquire`, one ticket.
+        store.lose_next_answer.store(true, Ordering::SeqCst);
+        let guard = manager.lock(op(LockMode::Point, "/a/x")).await.unwrap();
+        assert_eq!(guard.single_token(), Some(token + 1));
+        token += 1;
+        let acquires = count_acquires(&*store, &guard.single_token().unwrap()).await;
+        assert_eq!(acquires, 1, "one acquire with the new ticket");
+        guard.release().await.unwrap();
+        // Never sent: nothing of ours is there, and the acquisition goes on step by step.
+        store.drop_next.store(true, Ordering::SeqCst);
+        let guard = manager.lock(op(LockMode::Point, "/a/x")).await.unwrap();
+        assert!(guard.single_token().unwrap() > token);
+        guard.release().await.unwrap();
+        // And the next warm cycle commits at once again.
+        let before = store.calls();
+        let guard = manager.lock(op(LockMode::Point, "/a/x")).await.unwrap();
+        guard.release().await.unwrap();
+        let after = store.calls();
+        assert_eq!((after.0 - before.0, after.1 - before.1), (2, 0));
+    });
+}
+
+/// The entries of `/a/x`'s journal that are an `acquire` with `token`.
+async fn count_acquires(store: &dyn Store, token: &u64) -> usize {
+    let mut found = 0;
+    for key in store.list("locks/a/x/~").await.unwrap() {
+        let (bytes, _) = store.get(&key).await.unwrap().unwrap();
+        let text = String::from_utf8(bytes).unwrap();
+        if text.contains("\"op\":\"acquire\"") && text.contains(&format!("\"ticket\":{token},")) {
+            found += 1;
+        }
+    }
+    found
+}
+
+/// A commit made with the ticket a manager last saw is refused once anyone claimed a larger one;
+/// the acquisition then claims step by step, and its token is larger than every other.
+#[test]
+fn a_commit_with_an_old_ticket_is_refused_and_the_token_stays_the_largest() {
+    let _one = exclusive(None);
+    runtime().block_on(async {
+        let store: Arc<dyn Store> = Arc::new(MemStore::with_commits());
+        let a = LockManager::start(Arc::clone(&store), options())
+            .await
+            .unwrap();
+        let b = LockManager::start(Arc::clone(&store), options())
+            .await
+            .unwrap();
+        warm(&a).await;
+        let mut newest = 0;
+        for _ in 0..5 {
+            let guard = b.lock(op(LockMode::Point, "/y")).await.unwrap();
+            newest = guard.single_token().unwrap();
+            guard.release().await.unwrap();
+        }
+        let guard = a.lock(op(LockMode::Point, "/a/x")).await.unwrap();
+        assert!(guard.single_token().unwrap() > newest);
+        guard.release().await.unwrap();
+    });
+}
+
+/// The mutant switch is process-wide: tests of this binary take turns.
+fn exclusive(mutant: Option<lockstep::mutants::Mutant>) -> std::sync::MutexGuard<'static, ()> {
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    lockstep::mutants::activate(mutant);
+    guard
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[cfg(feature = "etcd")]
+mod etcd {
+    use super::*;
+
+    fn rt() -> tokio::runtime::Runtime {
+        runtime()
+    }
+
+    #[test]
+    fn on_etcd_a_commit_is_refused_once_an_ancestor_was_locked_since() {
+        let Some(cluster) = lockstep_tests::etcd_server::shared_or_skip() else {
+            return;
+        };
+        let store: Arc<dyn Store> = Arc::new(cluster.store_blocking());
+        let _one = exclusive(None);
+        rt().block_on(ancestor_locked_since(store)).unwrap();
+    }
+
+    #[test]
+    fn on_etcd_a_warm_cycle_is_two_commits() {
+        let Some(cluster) = lockstep_tests::etcd_server::shared_or_skip() else {
+            return;
+        };
+        let store = Arc::new(Counted::new(cluster.store_blocking()));
+        let _one = exclusive(None);
+        rt().block_on(async {
+            let manager = LockManager::start(Arc::clone(&store), options())
+                .await
+                .unwrap();
+            warm(&manager).await;
+            let before = store.calls();
+            let guard = manager.lock(op(LockMode::Point, "/a/x")).await.unwrap();
+            guard.release().await.unwrap();
+            let after = store.calls();
+            assert_eq!((after.0 - before.0, after.1 - before.1), (2, 0));
+        });
+    }
+}
