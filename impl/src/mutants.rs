@@ -304,6 +304,11 @@ pub const CATCHERS: &[(Mutant, &str, &str)] = &[
         "the_replay_catches_a_guard_that_ignores_its_clock",
     ),
     (
+        Mutant::SkipRecheck,
+        "tests/tests/lock_commit.rs",
+        "mixed_contention_catches_a_skipped_recheck",
+    ),
+    (
         Mutant::CommitSkipsAncestors,
         "tests/tests/lock_commit.rs",
         "the_commit_tests_catch_a_commit_that_skips_its_ancestors",
