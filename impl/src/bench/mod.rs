@@ -138,7 +138,7 @@ where
     Ok(samples)
 }
 
-fn options() -> LockOptions {
+pub(crate) fn options() -> LockOptions {
     LockOptions {
         cleanup_every: None,
         ..LockOptions::default()
