@@ -238,6 +238,9 @@ impl Store for NoteErrors {
     ) -> Result<crate::store::Commit, StoreError> {
         self.note(self.inner.commit_if(expect, creates, deletes).await)
     }
+    fn offers_commits(&self) -> bool {
+        self.inner.offers_commits()
+    }
     fn describe(&self) -> String {
         self.inner.describe()
     }

@@ -123,6 +123,10 @@ impl Store for Broken {
         Ok(Commit::Committed(Version(1)))
     }
 
+    fn offers_commits(&self) -> bool {
+        self.flaw == Flaw::CheckThenWrite
+    }
+
     fn describe(&self) -> String {
         format!("broken:{:?}", self.flaw)
     }

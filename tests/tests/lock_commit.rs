@@ -100,6 +100,9 @@ impl<S: Store> Store for Counted<S> {
         }
         outcome
     }
+    fn offers_commits(&self) -> bool {
+        self.inner.offers_commits()
+    }
     fn describe(&self) -> String {
         format!("counted {}", self.inner.describe())
     }

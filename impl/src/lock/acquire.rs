@@ -262,7 +262,7 @@ pub(crate) async fn acquire_one(
         // 0. On a store that commits several operations at one instant, steps 1-5 in one commit
         //    when what we remember allows it (`commit`'s module comment says why that is the
         //    same protocol); otherwise, or if the commit is refused, step by step.
-        if std::mem::take(&mut first_pass) {
+        if std::mem::take(&mut first_pass) && shared.commits {
             if let Some(acquired) =
                 commit_at_once(shared, me, path, kind, deadline, retries, &mut in_flight).await?
             {
@@ -271,7 +271,7 @@ pub(crate) async fn acquire_one(
         }
         // 1. Pre-check: our own path, then the paths whose locks conflict with ours.
         let mut heads = journal::newest_many(store, &own_then_ancestors).await?;
-        {
+        if shared.commits {
             let mut remembered = crate::sync::lock(&shared.heads);
             for (read, head) in own_then_ancestors.iter().zip(&heads) {
                 remembered.remember(read, head.as_ref());
@@ -434,7 +434,9 @@ async fn after_landed(
         }
     };
     // Our own journal changed: what a later one-commit acquisition remembered of it is old.
-    crate::sync::lock(&shared.heads).forget(path);
+    if shared.commits {
+        crate::sync::lock(&shared.heads).forget(path);
+    }
     if let Verdict::Granted = verdict {
         in_flight.entry = None;
         return Ok(Some(Acquired::Granted(ours)));
@@ -644,7 +646,9 @@ async fn recheck(
     }
     for (other, any_kind, mut newest) in conflicting(shared, path, kind, None).await? {
         loop {
-            crate::sync::lock(&shared.heads).remember(&other, newest.as_ref());
+            if shared.commits {
+                crate::sync::lock(&shared.heads).remember(&other, newest.as_ref());
+            }
             let seen = see(shared, me, &other, newest.as_ref()).await;
             // c. A lock that may have been granted here with a larger ticket may have written
             //    with it: ours would be stale. The marks after the newest entry cover every

@@ -41,7 +41,7 @@ use crate::store::{Commit, Expect, Key, StoreError};
 const HEADS_MAX: usize = 4_096;
 
 /// Each journal's newest entry as this manager last read or wrote it (`None`: empty).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Heads {
     map: HashMap<LockPath, Option<Newest>>,
     /// The store offers no commits: nothing is remembered.
@@ -49,6 +49,14 @@ pub(crate) struct Heads {
 }
 
 impl Heads {
+    /// Nothing remembered yet; switched off for good on a store that offers no commits.
+    pub fn new(commits: bool) -> Heads {
+        Heads {
+            map: HashMap::new(),
+            off: !commits,
+        }
+    }
+
     pub fn remember(&mut self, path: &LockPath, newest: Option<&Newest>) {
         if self.off {
             return;
@@ -113,7 +121,7 @@ pub(crate) fn prepare(
     lease_ms: u64,
     written_at_ms: u64,
 ) -> Option<Prepared> {
-    if kind != LockKind::Point {
+    if !shared.commits || kind != LockKind::Point || crate::sync::lock(&shared.heads).off {
         return None;
     }
     let newest_ticket = *crate::sync::lock(&shared.newest_ticket);
@@ -219,7 +227,7 @@ pub(crate) async fn release_at_once(
     at: u64,
     release: &Entry,
 ) -> Result<Option<bool>, super::LockError> {
-    if crate::sync::lock(&shared.heads).off {
+    if !shared.commits || crate::sync::lock(&shared.heads).off {
         return Ok(None);
     }
     let garbage = journal::garbage_after_own(path, at);

@@ -50,6 +50,7 @@ impl LockManager {
             "leases must be renewed before they run out"
         );
         let (jobs, receiver) = mpsc::unbounded_channel();
+        let commits = store.offers_commits();
         let shared = Arc::new(Shared {
             store: Arc::new(store),
             process,
@@ -60,7 +61,8 @@ impl LockManager {
             registration: Mutex::new(None),
             dead: Mutex::new(Default::default()),
             newest_ticket: Mutex::new(0),
-            heads: Mutex::new(super::commit::Heads::default()),
+            heads: Mutex::new(super::commit::Heads::new(commits)),
+            commits,
         });
         // Register as an owner before the first entry names us, so that the store can prove our
         // death to others (and nothing else ever does).

@@ -72,6 +72,11 @@ pub(crate) struct Shared {
     /// What a one-commit acquisition (`commit`) starts from: each journal's newest entry as
     /// this manager last read or wrote it (`None`: empty), on a store that offers commits.
     pub(crate) heads: Mutex<super::commit::Heads>,
+    /// The store offers commits (`Store::offers_commits`, asked once). Checked before `heads`
+    /// is touched, so that on a store without commits the manager takes no lock more than the
+    /// step-by-step protocol (under shuttle every lock is a scheduling point, and the committed
+    /// schedules must still replay).
+    pub(crate) commits: bool,
 }
 
 impl Shared {

@@ -330,6 +330,12 @@ pub async fn commits_are_all_or_nothing(store: &dyn Store, base: &str) -> Result
         )
         .await
         .map_err(err)?;
+    if store.offers_commits() == (first == Commit::NotOffered) {
+        return Err(format!(
+            "offers_commits() says {}, and a commit answered {first:?}",
+            store.offers_commits()
+        ));
+    }
     let version = match first {
         Commit::NotOffered => {
             if present(at("a")).await.map_err(err)?.is_some() {

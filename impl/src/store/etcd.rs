@@ -488,6 +488,10 @@ impl Store for EtcdStore {
         Ok(super::Commit::Committed(Version(revision as u64)))
     }
 
+    fn offers_commits(&self) -> bool {
+        true
+    }
+
     /// Garbage in Txns of deletes: one round trip per [`TXN_OPS`] keys.
     async fn delete_lazily_many(&self, keys: &[Key]) -> Result<(), StoreError> {
         for chunk in keys.chunks(TXN_OPS) {

@@ -209,6 +209,10 @@ impl Store for MemStore {
         Ok(self.core.commit_if(expect, creates, deletes))
     }
 
+    fn offers_commits(&self) -> bool {
+        self.commits
+    }
+
     fn describe(&self) -> String {
         "memory".into()
     }

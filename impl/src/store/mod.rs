@@ -350,6 +350,13 @@ pub trait Store: Send + Sync + 'static {
         Ok(Commit::NotOffered)
     }
 
+    /// Whether [`Store::commit_if`] is offered: a protocol asks once, and on a store without
+    /// commits keeps nothing for them and never tries one (so its steps, and a harness's
+    /// schedule of them, are exactly the step-by-step protocol's). Must agree with `commit_if`.
+    fn offers_commits(&self) -> bool {
+        false
+    }
+
     /// A short description for messages (`fs:/var/lib/x/.lockstep`, `memory`).
     fn describe(&self) -> String;
 
@@ -433,6 +440,9 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
         deletes: &[Key],
     ) -> Result<Commit, StoreError> {
         (**self).commit_if(expect, creates, deletes).await
+    }
+    fn offers_commits(&self) -> bool {
+        (**self).offers_commits()
     }
     fn describe(&self) -> String {
         (**self).describe()
