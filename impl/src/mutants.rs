@@ -118,10 +118,13 @@ pub enum Mutant {
     /// A one-commit acquisition expects only its own journal and the tickets to be unchanged,
     /// not its ancestors': it is granted beside a SUBTREE lock taken above since it last looked.
     CommitSkipsAncestors = 35,
+    /// A one-commit acquisition expects its remembered head and the index after it, not the
+    /// whole journal above: entries collected above the head hide a newer holder.
+    CommitSkipsOwnTail = 36,
 }
 
 impl Mutant {
-    pub const ALL: [Mutant; 35] = [
+    pub const ALL: [Mutant; 36] = [
         Mutant::MemCheckThenInsert,
         Mutant::RenewDuringRelease,
         Mutant::SkipRecheck,
@@ -157,6 +160,7 @@ impl Mutant {
         Mutant::PassExpiredUnreleased,
         Mutant::GuardIgnoresClock,
         Mutant::CommitSkipsAncestors,
+        Mutant::CommitSkipsOwnTail,
     ];
 
     /// The mutant of a name [`Mutant::name`] gives.
@@ -201,6 +205,7 @@ impl Mutant {
             Mutant::PassExpiredUnreleased => "pass-expired-unreleased",
             Mutant::GuardIgnoresClock => "guard-ignores-clock",
             Mutant::CommitSkipsAncestors => "commit-skips-ancestors",
+            Mutant::CommitSkipsOwnTail => "commit-skips-own-tail",
         }
     }
 }
@@ -312,6 +317,16 @@ pub const CATCHERS: &[(Mutant, &str, &str)] = &[
         Mutant::CommitSkipsAncestors,
         "tests/tests/lock_commit.rs",
         "the_commit_tests_catch_a_commit_that_skips_its_ancestors",
+    ),
+    (
+        Mutant::WithdrawBeforeCreateEnds,
+        "tests/tests/lock_commit.rs",
+        "the_commit_tests_catch_a_withdraw_that_does_not_wait_for_the_commit",
+    ),
+    (
+        Mutant::CommitSkipsOwnTail,
+        "tests/tests/lock_commit.rs",
+        "the_commit_tests_catch_a_commit_blind_to_a_collected_tail",
     ),
     (
         Mutant::BlindRelease,

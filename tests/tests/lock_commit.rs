@@ -35,6 +35,9 @@ struct Counted<S> {
     others: AtomicUsize,
     lose_next_answer: AtomicBool,
     drop_next: AtomicBool,
+    /// While set, a commit waits for a permit of `gate` before it is sent.
+    stall: AtomicBool,
+    gate: tokio::sync::Semaphore,
 }
 
 impl<S> Counted<S> {
@@ -46,6 +49,8 @@ impl<S> Counted<S> {
             others: AtomicUsize::new(0),
             lose_next_answer: AtomicBool::new(false),
             drop_next: AtomicBool::new(false),
+            stall: AtomicBool::new(false),
+            gate: tokio::sync::Semaphore::new(0),
         }
     }
 
@@ -86,6 +91,9 @@ impl<S: Store> Store for Counted<S> {
         deletes: &[Key],
     ) -> Result<Commit, StoreError> {
         self.commits.fetch_add(1, Ordering::SeqCst);
+        if self.stall.swap(false, Ordering::SeqCst) {
+            self.gate.acquire().await.expect("open").forget();
+        }
         if self.drop_next.swap(false, Ordering::SeqCst) {
             return Err(StoreError::Unavailable(
                 "the request was lost (test)".into(),
@@ -234,6 +242,60 @@ fn a_commit_whose_answer_is_lost_is_read_back() {
     });
 }
 
+/// An acquisition cancelled while its commit is in flight: the commit lands after the caller
+/// gave up, and the manager withdraws it once it has (it waits for the commit's task, as for a
+/// create's). `Err`: the lock is left held by the live manager that gave up.
+async fn cancelled_mid_commit() -> Result<(), String> {
+    let store = Arc::new(Counted::new(MemStore::with_commits()));
+    let a = LockManager::start(Arc::clone(&store), options())
+        .await
+        .unwrap();
+    warm(&a).await;
+    store.stall.store(true, Ordering::SeqCst);
+    let attempt = tokio::time::timeout(
+        std::time::Duration::from_millis(50),
+        a.lock(op(LockMode::Point, "/a/x")),
+    )
+    .await;
+    assert!(
+        attempt.is_err(),
+        "the commit was stalled: the acquisition is cancelled"
+    );
+    let before = store.committed.load(Ordering::SeqCst);
+    store.gate.add_permits(1);
+    // The commit lands (nobody waits for its answer any more); the withdraw follows it.
+    while store.committed.load(Ordering::SeqCst) == before {
+        tokio::task::yield_now().await;
+    }
+    a.settle().await;
+    let b = LockManager::start(Arc::clone(&store), options())
+        .await
+        .unwrap();
+    match b.lock(op(LockMode::Point, "/a/x")).await {
+        Ok(guard) => {
+            guard.release().await.unwrap();
+            Ok(())
+        }
+        Err(error) => Err(format!("after the cancelled acquisition: {error}")),
+    }
+}
+
+#[test]
+fn an_acquisition_cancelled_mid_commit_leaves_no_lock() {
+    let _one = exclusive(None);
+    runtime().block_on(cancelled_mid_commit()).unwrap();
+}
+
+#[test]
+fn the_commit_tests_catch_a_withdraw_that_does_not_wait_for_the_commit() {
+    let one = exclusive(Some(lockstep::mutants::Mutant::WithdrawBeforeCreateEnds));
+    let caught = runtime().block_on(cancelled_mid_commit());
+    lockstep::mutants::activate(None);
+    drop(one);
+    let error = caught.expect_err("the withdraw reads before the commit lands");
+    assert!(error.contains("is locked by"), "{error}");
+}
+
 /// The entries of `/a/x`'s journal that are an `acquire` with `token`.
 async fn count_acquires(store: &dyn Store, token: &u64) -> usize {
     let mut found = 0;
@@ -247,30 +309,106 @@ async fn count_acquires(store: &dyn Store, token: &u64) -> usize {
     found
 }
 
-/// A commit made with the ticket a manager last saw is refused once anyone claimed a larger one;
-/// the acquisition then claims step by step, and its token is larger than every other.
+/// A commit made with the ticket a manager last saw is refused once anyone claimed a larger one,
+/// even where that ticket itself was collected since (the commit expects no ticket at or above
+/// its own, not just its own free); the acquisition then claims step by step, and its token is
+/// larger than every other.
 #[test]
 fn a_commit_with_an_old_ticket_is_refused_and_the_token_stays_the_largest() {
     let _one = exclusive(None);
     runtime().block_on(async {
-        let store: Arc<dyn Store> = Arc::new(MemStore::with_commits());
+        let store = Arc::new(Counted::new(MemStore::with_commits()));
         let a = LockManager::start(Arc::clone(&store), options())
             .await
             .unwrap();
         let b = LockManager::start(Arc::clone(&store), options())
             .await
             .unwrap();
-        warm(&a).await;
+        let seen = warm(&a).await;
+        // 100 claims: the collector removes the tickets 64 and more below the newest, A's next
+        // one (seen + 1) among them.
         let mut newest = 0;
-        for _ in 0..5 {
+        for _ in 0..100 {
             let guard = b.lock(op(LockMode::Point, "/y")).await.unwrap();
             newest = guard.single_token().unwrap();
             guard.release().await.unwrap();
         }
+        let collected = lockstep::store::Key::new(format!("tickets/{:020}", seen + 1)).unwrap();
+        assert!(store.get(&collected).await.unwrap().is_none(), "collected");
+        let before = store.committed.load(Ordering::SeqCst);
+        let tried = store.calls().0;
         let guard = a.lock(op(LockMode::Point, "/a/x")).await.unwrap();
         assert!(guard.single_token().unwrap() > newest);
+        // One commit tried, refused; granted step by step.
+        assert_eq!(store.calls().0, tried + 1);
+        assert_eq!(store.committed.load(Ordering::SeqCst), before);
         guard.release().await.unwrap();
     });
+}
+
+/// A remembers `/x` released at index 1. B takes `/x` (2) and dies; C, finding B proven dead,
+/// supersedes its entry (3) and releases (4), which collects 2 and 3; D takes `/x` (5) and
+/// holds. A's entry 1 is still there and index 2 is free again, but the journal's newest is D's
+/// hold: A must be busy. `Err`: A was granted.
+async fn collected_tail(store: Arc<dyn Store>) -> Result<(), String> {
+    let start = || LockManager::start(Arc::clone(&store), options());
+    let a = start().await.unwrap();
+    let held = a.lock(op(LockMode::Point, "/x")).await.unwrap();
+    held.release().await.unwrap();
+    let b = start().await.unwrap();
+    let dying = b.lock(op(LockMode::Point, "/x")).await.unwrap();
+    std::mem::forget(dying);
+    b.kill().await;
+    let c = start().await.unwrap();
+    let held = c.lock(op(LockMode::Point, "/x")).await.unwrap();
+    held.release().await.unwrap();
+    let d = start().await.unwrap();
+    let holder = d.lock(op(LockMode::Point, "/x")).await.unwrap();
+    let indices: Vec<String> = store
+        .list("locks/x/~")
+        .await
+        .unwrap()
+        .iter()
+        .map(|k| {
+            k.as_str()
+                .trim_start_matches("locks/x/~")
+                .trim_start_matches('0')
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(indices, ["1", "4", "5"], "the journal this test is about");
+    // A learns the newest ticket elsewhere, so that only its view of /x is old.
+    let elsewhere = a.lock(op(LockMode::Point, "/z")).await.unwrap();
+    elsewhere.release().await.unwrap();
+    let outcome = match a.lock(op(LockMode::Point, "/x")).await {
+        Err(LockError::Busy { .. }) => Ok(()),
+        Ok(guard) => Err(format!(
+            "granted /x with token {:?} while it is held with token {:?}",
+            guard.single_token(),
+            holder.single_token()
+        )),
+        Err(other) => Err(format!("expected Busy, got {other}")),
+    };
+    holder.release().await.unwrap();
+    outcome
+}
+
+#[test]
+fn a_commit_is_refused_above_a_collected_tail() {
+    let _one = exclusive(None);
+    runtime()
+        .block_on(collected_tail(Arc::new(MemStore::with_commits())))
+        .unwrap();
+}
+
+#[test]
+fn the_commit_tests_catch_a_commit_blind_to_a_collected_tail() {
+    let one = exclusive(Some(lockstep::mutants::Mutant::CommitSkipsOwnTail));
+    let caught = runtime().block_on(collected_tail(Arc::new(MemStore::with_commits())));
+    lockstep::mutants::activate(None);
+    drop(one);
+    let error = caught.expect_err("the planted bug must be granted beside C's hold");
+    assert!(error.contains("while it is held"), "{error}");
 }
 
 /// Managers on `stores` (one each: on etcd, each its own connection to one namespace) lock

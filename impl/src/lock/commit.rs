@@ -70,11 +70,6 @@ impl Heads {
     pub fn forget(&mut self, path: &LockPath) {
         self.map.remove(path);
     }
-
-    fn switch_off(&mut self) {
-        self.off = true;
-        self.map.clear();
-    }
 }
 
 /// The key above every entry of `path`'s journal (20 nines; no entry of a journal below sorts
@@ -88,8 +83,10 @@ fn journal_end(path: &LockPath) -> Key {
     .expect("an entry key's length")
 }
 
-/// "The newest entry of `path` is still `head`, and nothing follows it."
-fn expect_head(path: &LockPath, head: Option<&Newest>, expect: &mut Vec<Expect>) {
+/// "The newest entry of `path` is still `head`, and nothing follows it." Both halves matter: the
+/// entries just above `head` may have been collected while a newer one stands, so `head` being
+/// there and the next index being free say nothing about what is newest.
+fn expect_head(path: &LockPath, head: Option<&Newest>, expect: &mut Vec<Expect>, own: bool) {
     let next = match head {
         Some(head) => {
             expect.push(Expect::Is(path.entry_key(head.index), head.version));
@@ -97,6 +94,10 @@ fn expect_head(path: &LockPath, head: Option<&Newest>, expect: &mut Vec<Expect>)
         }
         None => 0,
     };
+    if own && crate::mutants::active(crate::mutants::Mutant::CommitSkipsOwnTail) {
+        // Planted: only the create's own key is expected free above our remembered head.
+        return;
+    }
     expect.push(Expect::NoneBetween(path.entry_key(next), journal_end(path)));
 }
 
@@ -139,7 +140,7 @@ pub(crate) fn prepare(
         return None;
     }
     let mut expect = Vec::new();
-    expect_head(path, own, &mut expect);
+    expect_head(path, own, &mut expect, true);
     for ancestor in path.ancestors() {
         let head = heads.map.get(&ancestor)?.as_ref();
         if let Some(head) = head {
@@ -152,7 +153,7 @@ pub(crate) fn prepare(
             }
         }
         if !crate::mutants::active(crate::mutants::Mutant::CommitSkipsAncestors) {
-            expect_head(&ancestor, head, &mut expect);
+            expect_head(&ancestor, head, &mut expect, false);
         }
     }
     let index = own.map_or(0, |head| head.index + 1);
@@ -206,13 +207,14 @@ pub(crate) fn spawn(
     (task, receive)
 }
 
-/// What a commit's outcome teaches this manager: a store that offers none is never asked again;
-/// a refused commit means what it remembered of `path` (or an ancestor, or the tickets) is old.
+/// What a commit's outcome teaches this manager: a refused commit means what it remembered of
+/// `path` (or an ancestor, or the tickets) is old. A commit not offered (one too large for the
+/// store: a very deep path on etcd) teaches nothing: that one goes step by step, the next may
+/// commit.
 pub(crate) fn learn(shared: &Shared, path: &LockPath, outcome: &Result<Commit, StoreError>) {
     match outcome {
-        Ok(Commit::NotOffered) => crate::sync::lock(&shared.heads).switch_off(),
         Ok(Commit::Refused) | Err(_) => crate::sync::lock(&shared.heads).forget(path),
-        Ok(Commit::Committed(_)) => {}
+        Ok(Commit::NotOffered | Commit::Committed(_)) => {}
     }
 }
 

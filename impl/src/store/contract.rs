@@ -402,10 +402,9 @@ pub async fn commits_are_all_or_nothing(store: &dyn Store, base: &str) -> Result
     for name in ["r4", "r7x", "r8"] {
         let _ = store.create(&at(name), b"").await.map_err(err)?;
     }
-    let between = Expect::NoneBetween(at("r5"), at("r7"));
     let clear = store
         .commit_if(
-            std::slice::from_ref(&between),
+            &[Expect::NoneBetween(at("r5"), at("r7"))],
             &[(at("f"), Vec::new())],
             &[at("c")],
         )
@@ -416,15 +415,23 @@ pub async fn commits_are_all_or_nothing(store: &dyn Store, base: &str) -> Result
             "a commit expecting no key between r5 and r7, beside r4, r7x and r8, answered {clear:?}, or left its delete undone"
         ));
     }
-    let _ = store.create(&at("r6"), b"").await.map_err(err)?;
-    let inside = store
-        .commit_if(&[between], &[(at("g"), Vec::new())], &[])
-        .await
-        .map_err(err)?;
-    if inside != Commit::Refused {
-        return Err(format!(
-            "a commit expecting no key between r5 and r7, with r6 there, answered {inside:?}"
-        ));
+    // The range includes both its ends: a key at `from`, or at `to`, is inside.
+    for (name, from, to) in [("r5", "r5", "r6"), ("r7", "r6", "r7"), ("r6", "r5", "r7")] {
+        let _ = store.create(&at(name), b"").await.map_err(err)?;
+        let inside = store
+            .commit_if(
+                &[Expect::NoneBetween(at(from), at(to))],
+                &[(at("g"), Vec::new())],
+                &[],
+            )
+            .await
+            .map_err(err)?;
+        if inside != Commit::Refused {
+            return Err(format!(
+                "a commit expecting no key between {from} and {to}, with {name} there, answered {inside:?}"
+            ));
+        }
+        store.delete(&at(name)).await.map_err(err)?;
     }
     // A key deleted and created again has a new version.
     store.delete(&at("a")).await.map_err(err)?;

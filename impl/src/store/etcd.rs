@@ -77,6 +77,9 @@ pub struct EtcdStore {
     client: Client,
     endpoints: Vec<String>,
     options: Arc<EtcdOptions>,
+    /// The server compares key ranges in a Txn (etcd 3.3 or later): `commit_if` is offered.
+    /// An older server ignores a compare's range end and would check one key, so no commits.
+    commits: bool,
 }
 
 impl std::fmt::Debug for EtcdStore {
@@ -119,10 +122,11 @@ impl EtcdStore {
             StoreError::Unavailable(format!("etcd at {}: no answer", endpoints.join(",")))
         })?
         .map_err(|e| unavailable(&format!("at {}", endpoints.join(",")), e))?;
-        let store = EtcdStore {
+        let mut store = EtcdStore {
             client,
             endpoints: endpoints.to_vec(),
             options: Arc::new(options),
+            commits: false,
         };
         // One read now, so that a dead cluster is reported at open, not at the first operation.
         let mut kv = store.client.kv_client();
@@ -132,6 +136,17 @@ impl EtcdStore {
         )
         .await
         .map_err(|e| StoreError::Unavailable(format!("etcd at {}: {e}", endpoints.join(","))))?;
+        // Commits need range compares (etcd 3.3). A server that does not say its version (no
+        // permission for Status) gets no commits: the step-by-step protocols are as correct.
+        let version = store.client.maintenance_client().status().await.ok();
+        let version = version.as_ref().map(|status| status.version().to_owned());
+        store.commits = version.as_deref().and_then(major_minor) >= Some((3, 3));
+        if !store.commits {
+            tracing::info!(
+                ?version,
+                "etcd: no commits (they need range compares, etcd 3.3 or later)"
+            );
+        }
         Ok(store)
     }
 
@@ -198,6 +213,14 @@ fn prefix_end(prefix: &[u8]) -> Vec<u8> {
         }
     }
     vec![0] // every key
+}
+
+/// `3.4.23` → (3, 4).
+fn major_minor(version: &str) -> Option<(u32, u32)> {
+    let mut parts = version.split('.');
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    Some((major, minor))
 }
 
 /// Operations per Txn of a batched read or delete: etcd refuses a Txn of more than
@@ -448,13 +471,18 @@ impl Store for EtcdStore {
         let Some((first, _)) = creates.first() else {
             return Ok(super::Commit::NotOffered);
         };
+        if !self.commits {
+            return Ok(super::Commit::NotOffered);
+        }
         if expect.len() + creates.len() > TXN_OPS || creates.len() + deletes.len() > TXN_OPS {
             return Ok(super::Commit::NotOffered);
         }
         let mut compares: Vec<Compare> = expect
             .iter()
             .map(|expect| match expect {
-                super::Expect::Is(key, version) => Compare::create_revision(
+                // Created at that revision and never written since (an entry lockstep wrote is
+                // never overwritten; one overwritten out of band is not the entry remembered).
+                super::Expect::Is(key, version) => Compare::mod_revision(
                     self.data_key(key.as_str()),
                     CompareOp::Equal,
                     version.0 as i64,
@@ -484,12 +512,18 @@ impl Store for EtcdStore {
         if !response.succeeded() {
             return Ok(super::Commit::Refused);
         }
-        let revision = response.header().map_or(0, |h| h.revision());
-        Ok(super::Commit::Committed(Version(revision as u64)))
+        // Without a header the commit landed at a revision we do not know: an outcome the
+        // caller must read back, not a version to remember.
+        let Some(header) = response.header() else {
+            return Err(StoreError::Unavailable(
+                "etcd: a commit answered without a revision (it landed)".into(),
+            ));
+        };
+        Ok(super::Commit::Committed(Version(header.revision() as u64)))
     }
 
     fn offers_commits(&self) -> bool {
-        true
+        self.commits
     }
 
     /// Garbage in Txns of deletes: one round trip per [`TXN_OPS`] keys.
