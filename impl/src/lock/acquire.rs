@@ -12,6 +12,11 @@ use super::shared::{Job, Shared};
 use super::LockError;
 use crate::store::{Commit, Created, StoreError};
 
+/// One-commit acquisitions refused in a row (each followed by one read of what it expects)
+/// before the acquisition goes step by step: a refusal means something changed since the
+/// read, which under churn can go on.
+const COMMITS_REFUSED_MAX: u32 = 2;
+
 /// Passes of steps 1-4 after which an acquisition stops even with retries left: a guard against
 /// a journal that keeps changing under a store that misbehaves (each restart spends a retry, so
 /// a sane budget ends the loop long before this).
@@ -462,24 +467,48 @@ async fn commit_at_once(
     in_flight: &mut InFlight<'_>,
 ) -> Result<Option<Acquired>, LockError> {
     let lease_ms = shared.options.lease.as_millis() as u64;
-    let Some(prepared) = commit::prepare(shared, me, path, kind, lease_ms, wall_ms()) else {
-        return Ok(None);
+    let mut refused = 0;
+    let (prepared, outcome, ours) = loop {
+        let Some(prepared) = commit::prepare(shared, me, path, kind, lease_ms, wall_ms()) else {
+            return Ok(None);
+        };
+        let lease_started = shared.options.clock.now();
+        let ours = Granted {
+            index: prepared.index,
+            token: prepared.ticket,
+            lease_started,
+            marks: prepared.marks,
+        };
+        in_flight.entry = Some((path.clone(), prepared.ticket, me.to_owned()));
+        let (task, outcome) = commit::spawn(shared, &prepared);
+        in_flight.create = Some(task);
+        let outcome = outcome
+            .await
+            .unwrap_or_else(|_| Err(StoreError::Unavailable("the commit task was lost".into())));
+        in_flight.create = None;
+        commit::learn(shared, path, &outcome);
+        if !matches!(outcome, Ok(Commit::Refused)) || refused == COMMITS_REFUSED_MAX {
+            break (prepared, outcome, ours);
+        }
+        // Refused: something we remembered is old. Most often only the newest ticket (anyone's
+        // lock anywhere claims one), so read what a commit expects, in one call, and try again
+        // while the path stays free; a held path goes step by step (it waits anyway).
+        in_flight.entry = None;
+        refused += 1;
+        let own_then_ancestors: Vec<LockPath> = std::iter::once(path.clone())
+            .chain(path.ancestors())
+            .collect();
+        let (heads, newest_ticket) =
+            journal::newest_many_and_newest_ticket(&*shared.store, &own_then_ancestors).await?;
+        {
+            let mut remembered = crate::sync::lock(&shared.heads);
+            for (read, head) in own_then_ancestors.iter().zip(&heads) {
+                remembered.remember(read, head.as_ref());
+            }
+        }
+        let mut newest = crate::sync::lock(&shared.newest_ticket);
+        *newest = (*newest).max(newest_ticket);
     };
-    let lease_started = shared.options.clock.now();
-    let ours = Granted {
-        index: prepared.index,
-        token: prepared.ticket,
-        lease_started,
-        marks: prepared.marks,
-    };
-    in_flight.entry = Some((path.clone(), prepared.ticket, me.to_owned()));
-    let (task, outcome) = commit::spawn(shared, &prepared);
-    in_flight.create = Some(task);
-    let outcome = outcome
-        .await
-        .unwrap_or_else(|_| Err(StoreError::Unavailable("the commit task was lost".into())));
-    in_flight.create = None;
-    commit::learn(shared, path, &outcome);
     let error = match outcome {
         Ok(Commit::Committed(_)) => {
             // Steps 1-5 at one instant: granted, with the ticket the commit claimed.

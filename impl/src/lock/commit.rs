@@ -23,6 +23,9 @@
 //! acquisition reads its entry back, and if it landed (the ticket landed with it, in the same
 //! instant) the re-check runs as after any create.
 //!
+//! A refused commit reads what it expects (its journals and the newest ticket) in one call and
+//! tries again, at most twice, while the path stays free (`acquire::commit_at_once`).
+//!
 //! What it does not cover, left to the step-by-step path: SUBTREE locks (the journals below
 //! would have to be expected too), a head or ancestor that is held, and a journal this manager
 //! has not read since it started.

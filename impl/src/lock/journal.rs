@@ -108,6 +108,24 @@ pub async fn newest_many(
     settle(store, paths, found).await
 }
 
+/// [`newest_many`] and the newest ticket, in one store call: what a refused one-commit
+/// acquisition reads before it tries again (`commit`).
+pub async fn newest_many_and_newest_ticket(
+    store: &dyn Store,
+    paths: &[LockPath],
+) -> Result<(Vec<Option<Newest>>, u64), LockError> {
+    let mut reads: Vec<Read> = paths.iter().map(newest_read).collect();
+    reads.push(Read::List(TICKETS.to_owned()));
+    let mut found = store.read_many(&reads).await?;
+    answered_all(found.len(), reads.len())?;
+    let tickets = found.pop().expect("answered all");
+    let newest_ticket = indices_in(TICKETS, &tickets.keys)
+        .last()
+        .copied()
+        .unwrap_or(0);
+    Ok((settle(store, paths, found).await?, newest_ticket))
+}
+
 /// A batch of reads that the store answered only in part fails: a journal left unread could
 /// hold a conflicting lock, so nothing is concluded from the rest.
 fn answered_all(answered: usize, asked: usize) -> Result<(), LockError> {
