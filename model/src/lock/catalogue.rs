@@ -564,6 +564,13 @@ fn mutants() -> Vec<Spec> {
             two_points.clone(),
         ),
         mutant(
+            "lock/mutant-kept-ticket-unchecked",
+            Mutation::KeptTicketUnchecked,
+            "a waiter claims its ticket before it sleeps and uses it unchecked after the wait: another client was granted meanwhile with a larger ticket and wrote with it, so the waiter's smaller token is rejected although its lock is live",
+            "live holder never fenced",
+            world(fixed, &["/", "/a"], vec![point_a; 3]),
+        ),
+        mutant(
             "lock/mutant-both-withdraw",
             Mutation::BothWithdraw,
             "both contenders withdraw when they meet (every contender rolls back, as OpenViking #3602 does): with bounded retries neither ever wins",

@@ -156,9 +156,11 @@ pub fn next_op(state: &LockState, client: usize) -> Option<StoreOp> {
             | Step::Recheck(_)
             | Step::Wait { .. }
             | Step::ReadBack => Some(StoreOp::Read),
-            Step::ClaimTicket | Step::Create | Step::Withdraw { .. } | Step::Reap { .. } => {
-                Some(StoreOp::Create)
-            }
+            Step::ClaimTicket
+            | Step::ClaimToWait { .. }
+            | Step::Create
+            | Step::Withdraw { .. }
+            | Step::Reap { .. } => Some(StoreOp::Create),
             // The mutant's write of an entry created empty: only crashes matter there.
             Step::WriteEntry => None,
             Step::Write | Step::Verify | Step::RmStale(_) | Step::RmOwn { .. } => {
@@ -416,7 +418,7 @@ fn fault(model: &LockModel, state: &mut LockState, client: usize, landed: bool) 
                         fail_closed(model, state, client, lock);
                     }
                 }
-                Step::ClaimTicket => {
+                Step::ClaimTicket | Step::ClaimToWait { .. } => {
                     // Whatever happened, the next claim takes the next free index; a ticket
                     // whose create landed unseen is a harmless gap.
                     if landed {
@@ -540,7 +542,7 @@ fn read_as_empty(
             let next = if (index as usize) + 1 < plan.pre.len() {
                 Step::Check(index + 1)
             } else {
-                Step::ClaimTicket
+                after_pre_check(state, client)
             };
             set(state, next);
         }
@@ -580,6 +582,7 @@ fn note_expiry(model: &LockModel, state: &mut LockState, client: usize, path: u8
 /// `uncounted-restart`).
 fn restart_after_lost_create(model: &LockModel, state: &mut LockState, client: usize, lock: u8) {
     let me = &mut state.clients[client];
+    me.kept = false;
     if std::mem::take(&mut me.seen_free) {
         me.landed = false;
         me.phase = Phase::Acquiring {
@@ -597,6 +600,7 @@ fn restart(model: &LockModel, state: &mut LockState, client: usize, lock: u8) {
     let uncounted = model.variant().has(Mutation::UncountedRestart);
     let me = &mut state.clients[client];
     me.landed = false;
+    me.kept = false;
     if uncounted || me.retries_left > 0 {
         if !uncounted {
             me.retries_left -= 1;
@@ -772,13 +776,15 @@ fn acquire(model: &LockModel, state: &mut LockState, client: usize, lock: u8, st
                         back_off(model, state, client);
                     } else if waits {
                         begin_wait(model, state, client, plan.pre[index as usize].path);
-                        set(
-                            state,
+                        let next = if state.clients[client].kept {
                             Step::Wait {
                                 check: index,
                                 recheck: false,
-                            },
-                        );
+                            }
+                        } else {
+                            Step::ClaimToWait { check: index }
+                        };
+                        set(state, next);
                     } else {
                         model.finish_with(state, client, Outcome::Busy);
                     }
@@ -786,13 +792,21 @@ fn acquire(model: &LockModel, state: &mut LockState, client: usize, lock: u8, st
                 Found::Nothing => {
                     if index == 0 {
                         let slot = state.slots[plan.path as usize];
-                        state.clients[client].seen_len = slot.len;
-                        state.clients[client].seen_free = !matches!(slot.head, Head::Held { .. });
+                        let me = &mut state.clients[client];
+                        me.seen_len = slot.len;
+                        me.seen_free = !matches!(slot.head, Head::Held { .. });
+                        // A kept ticket is fresh on this path only while it is above every
+                        // ticket that may have been granted here (the marks after the newest
+                        // entry): a grant with a larger one may have written to the resource.
+                        let unchecked = model.variant().has(Mutation::KeptTicketUnchecked);
+                        if me.kept && me.ticket <= slot.marks().any && !unchecked {
+                            me.kept = false;
+                        }
                     }
                     let next = if (index as usize) + 1 < plan.pre.len() {
                         Step::Check(index + 1)
                     } else {
-                        Step::ClaimTicket
+                        after_pre_check(state, client)
                     };
                     set(state, next);
                 }
@@ -819,9 +833,24 @@ fn acquire(model: &LockModel, state: &mut LockState, client: usize, lock: u8, st
         }
         Step::ClaimTicket => {
             state.tickets += 1;
-            state.clients[client].ticket = state.tickets;
-            state.clients[client].revoked = false;
+            let me = &mut state.clients[client];
+            me.ticket = state.tickets;
+            me.kept = false;
+            me.revoked = false;
             set(state, Step::Create);
+        }
+        Step::ClaimToWait { check } => {
+            state.tickets += 1;
+            let me = &mut state.clients[client];
+            me.ticket = state.tickets;
+            me.kept = true;
+            set(
+                state,
+                Step::Wait {
+                    check,
+                    recheck: false,
+                },
+            );
         }
         Step::Create => {
             if state.slots[plan.path as usize].len != state.clients[client].seen_len {
@@ -998,6 +1027,7 @@ fn must_back_off(model: &LockModel, state: &LockState, client: usize, check: Che
 /// Releases what the operation holds and starts it over (a retry), or fails when none is left.
 fn back_off(model: &LockModel, state: &mut LockState, client: usize) {
     let me = &mut state.clients[client];
+    me.kept = false;
     if me.retries_left > 0 {
         me.retries_left -= 1;
         me.restarts = me
@@ -1021,6 +1051,18 @@ fn reap(model: &LockModel, state: &mut LockState, client: usize, path: u8) -> bo
             release_head(state, path)
         }
         _ => false,
+    }
+}
+
+/// The step after a pre-check that found every path clear: the create, with the ticket the
+/// client kept from its wait if `CheckSame` found it still fresh (it is used up now), or a claim.
+fn after_pre_check(state: &mut LockState, client: usize) -> Step {
+    let me = &mut state.clients[client];
+    if std::mem::take(&mut me.kept) {
+        me.revoked = false;
+        Step::Create
+    } else {
+        Step::ClaimTicket
     }
 }
 

@@ -196,6 +196,7 @@ fn acquire(model: &LockModel, state: &mut LockState, client: usize, lock: u8, st
             }
         }
         Step::ClaimTicket
+        | Step::ClaimToWait { .. }
         | Step::Create
         | Step::WriteEntry
         | Step::Withdraw { .. }

@@ -220,6 +220,11 @@ pub enum Step {
     Check(u8),
     /// Fixed: claim the next ticket of the global ticket journal.
     ClaimTicket,
+    /// Fixed: check `check` of the pre-check found a live conflict and the client will wait:
+    /// it claims its ticket now, before it sleeps, and keeps it (`Client::kept`). The create
+    /// after its wait uses it while it is above the marks after its own journal's newest entry,
+    /// so a hand-off waits for one durable create (the `acquire`), not two (specs/lock.md §4).
+    ClaimToWait { check: u8 },
     /// Fixed: create-if-absent of our `acquire` entry at the journal length we read.
     Create,
     /// Fixed mutant `create-then-write`: fill the entry we created empty.
@@ -304,6 +309,11 @@ pub struct Client {
     pub renewals_left: u8,
     /// Seed: timestamp of our token. Fixed: ticket of the current attempt.
     pub ticket: u8,
+    /// Fixed: `ticket` was claimed by a waiter (`Step::ClaimToWait`) and no create has used it
+    /// yet. Dropped when `CheckSame` finds it at or below the marks after the newest entry (a
+    /// grant with a larger ticket may have written since), used by the next create, and dropped
+    /// at every restart.
+    pub kept: bool,
     /// Fixed: the journal length read at `CheckSame`; our entry goes to this index.
     pub seen_len: u8,
     /// Fixed: the entry read at `CheckSame` was no hold at all (a release, a withdraw, an empty

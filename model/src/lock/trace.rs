@@ -334,6 +334,7 @@ fn describe_client_step(
                 Step::Recheck(j) => format!("re-check: {}", read(plan.re[j as usize].path)),
                 Step::Verify => format!("verify: {}", read(plan.path)),
                 Step::ClaimTicket => format!("create tickets#{} → ok: ticket {}", next.tickets, next.tickets),
+                Step::ClaimToWait { .. } => format!("create tickets#{} → ok: ticket {}, kept for the create after the wait", next.tickets, next.tickets),
                 Step::Create | Step::WriteEntry => {
                     let slot = last.slots[plan.path as usize];
                     let ok = next.slots[plan.path as usize] != slot;

@@ -71,6 +71,11 @@ crate::variants! {
         /// A ticket's name is not synced either: a power loss may take back tickets whose tokens
         /// were handed out, and the next boot's tokens start below them.
         TicketNotSynced = "ticket-not-synced": "a power loss may take back claimed tickets",
+        /// A waiter's kept ticket (claimed before it slept) is used by its next create without
+        /// comparing it with the marks after its own journal's newest entry: a client granted
+        /// meanwhile with a larger ticket may have written, and the waiter's smaller token is then
+        /// rejected although its lock is live.
+        KeptTicketUnchecked = "kept-ticket-unchecked": "a waiter's ticket claimed before it slept is used unchecked after the wait",
         /// Locks an operation took but never used (it failed or backed off before the caller had
         /// them) are released rather than withdrawn, raising the high-water marks.
         ReleaseUnused = "release-unused": "locks taken but never used are released, not withdrawn",
