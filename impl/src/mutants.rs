@@ -121,10 +121,15 @@ pub enum Mutant {
     /// A one-commit acquisition expects its remembered head and the index after it, not the
     /// whole journal above: entries collected above the head hide a newer holder.
     CommitSkipsOwnTail = 36,
+    /// A waiter's ticket, claimed before it slept, is used after the wait without comparing it
+    /// with the marks after its journal's newest entry: a client granted meanwhile with a larger
+    /// ticket wrote with it, and the waiter's smaller token is rejected (the model's
+    /// `kept-ticket-unchecked`).
+    KeptTicketUnchecked = 37,
 }
 
 impl Mutant {
-    pub const ALL: [Mutant; 36] = [
+    pub const ALL: [Mutant; 37] = [
         Mutant::MemCheckThenInsert,
         Mutant::RenewDuringRelease,
         Mutant::SkipRecheck,
@@ -161,6 +166,7 @@ impl Mutant {
         Mutant::GuardIgnoresClock,
         Mutant::CommitSkipsAncestors,
         Mutant::CommitSkipsOwnTail,
+        Mutant::KeptTicketUnchecked,
     ];
 
     /// The mutant of a name [`Mutant::name`] gives.
@@ -206,6 +212,7 @@ impl Mutant {
             Mutant::GuardIgnoresClock => "guard-ignores-clock",
             Mutant::CommitSkipsAncestors => "commit-skips-ancestors",
             Mutant::CommitSkipsOwnTail => "commit-skips-own-tail",
+            Mutant::KeptTicketUnchecked => "kept-ticket-unchecked",
         }
     }
 }
@@ -352,6 +359,11 @@ pub const CATCHERS: &[(Mutant, &str, &str)] = &[
         Mutant::NoHighWater,
         "tests/tests/lock_interleavings.rs",
         "the_model_counterexample_replayed_catches_a_recheck_without_high_water_marks",
+    ),
+    (
+        Mutant::KeptTicketUnchecked,
+        "tests/tests/lock_interleavings.rs",
+        "the_model_counterexample_replayed_catches_a_kept_ticket_used_unchecked",
     ),
     (
         Mutant::NoWaitDie,

@@ -393,3 +393,48 @@ fn the_model_counterexample_replayed_catches_a_recheck_without_high_water_marks(
     run_world(world, Gate::every_operation(), WITHDRAW_HIDES_RELEASE, &[])
         .unwrap_or_else(|e| panic!("the same schedule without the mutant: {e}"));
 }
+
+/// The model's counterexample for `kept-ticket-unchecked` (catalogue entry
+/// `lock/mutant-kept-ticket-unchecked`), three POINT `/a` clients, replayed one storage operation
+/// at a time: c0 takes ticket 1, holds and writes with it; c1 finds it held and claims ticket 2
+/// before it sleeps; c0 releases; c2 takes ticket 3, writes with it and releases; c1 wakes. A
+/// waiter that uses its kept ticket unchecked is granted with 2, and the fenced log (which took
+/// 3) rejects its live write. The protocol finds ticket 2 at or below the marks after the
+/// newest entry (3), claims a new one, and its write is accepted.
+const KEPT_TICKET_WENT_STALE: &[(usize, &str)] = &[
+    (0, "tickets/"),
+    (0, "list tickets/"),
+    (0, "locks/a/~"),
+    (0, "fence/~"),
+    (0, "fence/a/~"),
+    (1, "tickets/"),
+    (1, "list tickets/"),
+    (0, "locks/a/~"),
+    (2, "tickets/"),
+    (2, "list tickets/"),
+    (2, "locks/a/~"),
+    (2, "fence/~"),
+    (2, "fence/a/~"),
+    (2, "locks/a/~"),
+    (1, "locks/a/~"),
+];
+
+#[test]
+fn the_model_counterexample_replayed_catches_a_kept_ticket_used_unchecked() {
+    let world: &[u8] = &[2, 2, 2];
+    let caught = {
+        let _one = exclusive(Some(Mutant::KeptTicketUnchecked));
+        let result = run_world(world, Gate::every_operation(), KEPT_TICKET_WENT_STALE, &[]);
+        activate(None);
+        result
+    };
+    let error = caught
+        .expect_err("kept-ticket-unchecked: the replayed counterexample did not fence a live holder");
+    assert!(
+        error.contains("live holder never fenced") && error.contains("c1"),
+        "{error}"
+    );
+    let _one = exclusive(None);
+    run_world(world, Gate::every_operation(), KEPT_TICKET_WENT_STALE, &[])
+        .unwrap_or_else(|e| panic!("the same schedule without the mutant: {e}"));
+}

@@ -263,6 +263,10 @@ pub(crate) async fn acquire_one(
         .chain(ancestors.iter().cloned())
         .collect();
     let mut first_pass = true;
+    // The ticket a waiter claimed before it slept, not used by a create yet (the model's
+    // `ClaimToWait`): the create after the wait uses it while it is still above the marks of
+    // our journal's newest entry, so a hand-off waits for one durable create, not two.
+    let mut kept: Option<u64> = None;
     for _ in 0..ATTEMPTS_MAX {
         // 0. On a store that commits several operations at one instant, steps 1-5 in one commit
         //    when what we remember allows it (`commit`'s module comment says why that is the
@@ -296,24 +300,37 @@ pub(crate) async fn acquire_one(
             if must_back_off(deadline, held_newest, ticket) {
                 return Ok(Acquired::BackOff);
             }
+            claim_to_wait(shared, deadline, &mut kept).await?;
             wait_until_changed(shared, me, path, true, deadline).await?;
             continue;
         }
-        match pre_check_others(shared, me, path, kind, deadline, held_newest, above).await? {
+        // A kept ticket at or below the marks after our journal's newest entry is stale: a lock
+        // granted here with a larger ticket may have written to the resource with it.
+        if kept.is_some_and(|t| t <= seen.marks.any)
+            && !crate::mutants::active(crate::mutants::Mutant::KeptTicketUnchecked)
+        {
+            kept = None;
+        }
+        let others = pre_check_others(
+            shared,
+            me,
+            path,
+            kind,
+            deadline,
+            held_newest,
+            above,
+            &mut kept,
+        );
+        match others.await? {
             PreCheck::Clear => {}
             PreCheck::Again => continue,
             PreCheck::BackOff => return Ok(Acquired::BackOff),
         }
-        // 2. A ticket larger than every ticket claimed before.
-        let after = Some(*crate::sync::lock(&shared.newest_ticket)).filter(|t| *t > 0);
-        let claimed = journal::claim_ticket(store, 1_000, after).await?;
-        {
-            let mut newest = crate::sync::lock(&shared.newest_ticket);
-            *newest = (*newest).max(claimed.newest_seen);
-        }
-        // Old tickets are collected in batches, lazily (no `fsync`; specs/lock.md §12).
-        let _ = journal::collect_tickets(store, &claimed).await;
-        let ticket = claimed.ticket;
+        // 2. A ticket larger than every ticket claimed before (or the one kept from the wait).
+        let ticket = match kept.take() {
+            Some(ticket) => ticket,
+            None => claim(shared).await?,
+        };
         // 3. Our entry, right after the newest entry we read (superseding it if it expired). It
         //    inherits the marks after that entry.
         let lease_started = shared.options.clock.now();
@@ -600,6 +617,34 @@ async fn conflicting(
     Ok(out)
 }
 
+/// Claims a ticket larger than every ticket claimed before (step 2), and collects old tickets.
+async fn claim(shared: &Shared) -> Result<u64, LockError> {
+    let store = &*shared.store;
+    let after = Some(*crate::sync::lock(&shared.newest_ticket)).filter(|t| *t > 0);
+    let claimed = journal::claim_ticket(store, 1_000, after).await?;
+    {
+        let mut newest = crate::sync::lock(&shared.newest_ticket);
+        *newest = (*newest).max(claimed.newest_seen);
+    }
+    // Old tickets are collected in batches, lazily (no `fsync`; specs/lock.md §12).
+    let _ = journal::collect_tickets(store, &claimed).await;
+    Ok(claimed.ticket)
+}
+
+/// A waiter claims its ticket before it sleeps, once per wait (not per poll), unless it kept
+/// one from an earlier wait of this acquisition. `lock_timeout = 0` never waits and claims
+/// nothing (`lockstep lock --timeout 0` must not burn tickets).
+async fn claim_to_wait(
+    shared: &Shared,
+    deadline: Deadline,
+    kept: &mut Option<u64>,
+) -> Result<(), LockError> {
+    if kept.is_none() && !matches!(deadline, Deadline::Now) {
+        *kept = Some(claim(shared).await?);
+    }
+    Ok(())
+}
+
 /// Wait-die: an operation that holds a lock younger than a live contender must not wait for it
 /// (the contender may be waiting for that lock). `lock_timeout = 0` never waits, so it fails as
 /// busy instead.
@@ -619,6 +664,7 @@ enum PreCheck {
 }
 
 /// Step 1 for the other paths.
+#[allow(clippy::too_many_arguments)]
 async fn pre_check_others(
     shared: &Shared,
     me: &str,
@@ -627,6 +673,7 @@ async fn pre_check_others(
     deadline: Deadline,
     held_newest: Option<u64>,
     above: Vec<(LockPath, Option<Newest>)>,
+    kept: &mut Option<u64>,
 ) -> Result<PreCheck, LockError> {
     for (other, any_kind, newest) in conflicting(shared, path, kind, Some(above)).await? {
         let Some((owner, ticket, their_kind, index, expired)) =
@@ -641,6 +688,7 @@ async fn pre_check_others(
             if must_back_off(deadline, held_newest, ticket) {
                 return Ok(PreCheck::BackOff);
             }
+            claim_to_wait(shared, deadline, kept).await?;
             wait_until_changed(shared, me, &other, any_kind, deadline).await?;
             return Ok(PreCheck::Again);
         }
