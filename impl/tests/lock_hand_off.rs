@@ -43,6 +43,10 @@ struct Watched {
     /// 0: no hint yet; 1: a hint made; 2: a listing after it.
     stage: AtomicU8,
     waiting: AtomicBool,
+    /// Set just before the test lets the holder release.
+    released: AtomicBool,
+    /// Every key the waiter created, and whether the holder had been let go by then.
+    creates: Mutex<Vec<(bool, String)>>,
 }
 
 #[async_trait::async_trait]
@@ -51,6 +55,8 @@ impl Store for Watched {
         self.inner.get(key).await
     }
     async fn create(&self, key: &Key, bytes: &[u8]) -> Result<Created, StoreError> {
+        let after = self.released.load(Ordering::SeqCst);
+        self.creates.lock().unwrap().push((after, key.to_string()));
         self.inner.create(key, bytes).await
     }
     async fn list(&self, prefix: &str) -> Result<Vec<Key>, StoreError> {
@@ -104,6 +110,12 @@ fn holder(dir: &Path, store: &[String]) -> Child {
 /// Whether the waiter was granted within `limit` of the holder's release. With `hints` false
 /// the store gives none, and the waiter polls as usual (from 20 ms up to 500 ms).
 fn hand_off_within(limit: Duration, hints: bool, backend: &Backend) -> bool {
+    hand_off(limit, hints, backend).0
+}
+
+/// As [`hand_off_within`], with every key the waiter created, each marked `true` if it was
+/// created after the holder was let go.
+fn hand_off(limit: Duration, hints: bool, backend: &Backend) -> (bool, Vec<(bool, String)>) {
     let dir = tempfile::tempdir().unwrap();
     let args: Vec<String> = match backend {
         Backend::Fs => vec!["--root".into(), dir.path().display().to_string()],
@@ -152,7 +164,10 @@ fn hand_off_within(limit: Duration, hints: bool, backend: &Backend) -> bool {
             inner,
             stage: AtomicU8::new(0),
             waiting: AtomicBool::new(false),
+            released: AtomicBool::new(false),
+            creates: Mutex::default(),
         });
+        let recorded = Arc::clone(&store);
         let manager = LockManager::start(Arc::clone(&store) as Arc<dyn Store>, options)
             .await
             .unwrap();
@@ -167,16 +182,19 @@ fn hand_off_within(limit: Duration, hints: bool, backend: &Backend) -> bool {
         })
         .await
         .unwrap();
+        recorded.released.store(true, Ordering::SeqCst);
         std::fs::write(dir.path().join("go"), b"").unwrap();
         // Granted, or still waiting at the limit; a waiter that failed fails the test (it must
         // not pass the planted bug's test for the wrong reason).
-        match tokio::time::timeout(limit, waiter).await {
+        let granted = match tokio::time::timeout(limit, waiter).await {
             Ok(joined) => {
                 joined.expect("the waiter failed");
                 true
             }
             Err(_) => false,
-        }
+        };
+        let creates = recorded.creates.lock().unwrap().clone();
+        (granted, creates)
     });
     // A waiter left asleep (the planted bug) sits in a blocking poll for an hour: do not wait
     // for it.
@@ -185,13 +203,32 @@ fn hand_off_within(limit: Duration, hints: bool, backend: &Backend) -> bool {
     granted
 }
 
+/// A waiter claims its ticket before it sleeps (specs/lock.md §4, "A waiter's ticket"): after
+/// the release, its first create is its `acquire`, and it claims no ticket until it is granted,
+/// so a hand-off waits for one durable create on the waiter's side, not two.
+fn assert_one_create_after_release(creates: &[(bool, String)]) {
+    let before: Vec<&String> = creates.iter().filter(|(after, _)| !after).map(|(_, k)| k).collect();
+    let after: Vec<&String> = creates.iter().filter(|(after, _)| *after).map(|(_, k)| k).collect();
+    assert!(
+        before.iter().any(|k| k.starts_with("tickets/")),
+        "the waiter claimed no ticket while it waited: before {before:?}, after {after:?}"
+    );
+    assert!(
+        after.first().is_some_and(|k| k.starts_with("locks/h/")),
+        "after the release the waiter's first create was not its acquire: {after:?}"
+    );
+    assert!(
+        !after.iter().any(|k| k.starts_with("tickets/")),
+        "the waiter claimed a ticket after the release: {after:?}"
+    );
+}
+
 #[test]
 fn a_release_in_another_process_wakes_a_waiter_that_would_poll_in_an_hour() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    assert!(
-        hand_off_within(Duration::from_secs(60), true, &Backend::Fs),
-        "the waiter was not woken by the holder's release"
-    );
+    let (granted, creates) = hand_off(Duration::from_secs(60), true, &Backend::Fs);
+    assert!(granted, "the waiter was not woken by the holder's release");
+    assert_one_create_after_release(&creates);
 }
 
 /// The world where every hint is lost: the waiter is granted by its polls, as before hints.
@@ -223,10 +260,9 @@ fn on_etcd_a_release_in_another_process_wakes_a_waiter_that_would_poll_in_an_hou
     };
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let backend = Backend::Etcd(cluster.endpoints());
-    assert!(
-        hand_off_within(Duration::from_secs(60), true, &backend),
-        "the waiter was not woken by the holder's release"
-    );
+    let (granted, creates) = hand_off(Duration::from_secs(60), true, &backend);
+    assert!(granted, "the waiter was not woken by the holder's release");
+    assert_one_create_after_release(&creates);
     assert!(
         hand_off_within(Duration::from_secs(60), false, &backend),
         "with every hint lost, the waiter was not granted by polling"
