@@ -207,8 +207,16 @@ fn hand_off(limit: Duration, hints: bool, backend: &Backend) -> (bool, Vec<(bool
 /// the release, its first create is its `acquire`, and it claims no ticket until it is granted,
 /// so a hand-off waits for one durable create on the waiter's side, not two.
 fn assert_one_create_after_release(creates: &[(bool, String)]) {
-    let before: Vec<&String> = creates.iter().filter(|(after, _)| !after).map(|(_, k)| k).collect();
-    let after: Vec<&String> = creates.iter().filter(|(after, _)| *after).map(|(_, k)| k).collect();
+    let before: Vec<&String> = creates
+        .iter()
+        .filter(|(after, _)| !after)
+        .map(|(_, k)| k)
+        .collect();
+    let after: Vec<&String> = creates
+        .iter()
+        .filter(|(after, _)| *after)
+        .map(|(_, k)| k)
+        .collect();
     assert!(
         before.iter().any(|k| k.starts_with("tickets/")),
         "the waiter claimed no ticket while it waited: before {before:?}, after {after:?}"

@@ -376,21 +376,35 @@ const WITHDRAW_HIDES_RELEASE: &[(usize, &str)] = &[
 
 #[test]
 fn the_model_counterexample_replayed_catches_a_recheck_without_high_water_marks() {
-    let world: &[u8] = &[2, 2, 0];
+    assert_replay_fences(
+        Mutant::NoHighWater,
+        &[2, 2, 0],
+        WITHDRAW_HIDES_RELEASE,
+        "c2",
+    );
+}
+
+/// Replays `script` (a model counterexample) with `mutant` planted: `holder`'s live write must be
+/// rejected; the same schedule without the mutant must pass.
+fn assert_replay_fences(mutant: Mutant, world: &[u8], script: &[(usize, &str)], holder: &str) {
     let caught = {
-        let _one = exclusive(Some(Mutant::NoHighWater));
-        let result = run_world(world, Gate::every_operation(), WITHDRAW_HIDES_RELEASE, &[]);
+        let _one = exclusive(Some(mutant));
+        let result = run_world(world, Gate::every_operation(), script, &[]);
         activate(None);
         result
     };
-    let error =
-        caught.expect_err("no-high-water: the replayed counterexample did not fence a live holder");
+    let Err(error) = caught else {
+        panic!(
+            "{}: the replayed counterexample did not fence a live holder",
+            mutant.name()
+        )
+    };
     assert!(
-        error.contains("live holder never fenced") && error.contains("c2"),
+        error.contains("live holder never fenced") && error.contains(holder),
         "{error}"
     );
     let _one = exclusive(None);
-    run_world(world, Gate::every_operation(), WITHDRAW_HIDES_RELEASE, &[])
+    run_world(world, Gate::every_operation(), script, &[])
         .unwrap_or_else(|e| panic!("the same schedule without the mutant: {e}"));
 }
 
@@ -421,20 +435,10 @@ const KEPT_TICKET_WENT_STALE: &[(usize, &str)] = &[
 
 #[test]
 fn the_model_counterexample_replayed_catches_a_kept_ticket_used_unchecked() {
-    let world: &[u8] = &[2, 2, 2];
-    let caught = {
-        let _one = exclusive(Some(Mutant::KeptTicketUnchecked));
-        let result = run_world(world, Gate::every_operation(), KEPT_TICKET_WENT_STALE, &[]);
-        activate(None);
-        result
-    };
-    let error = caught
-        .expect_err("kept-ticket-unchecked: the replayed counterexample did not fence a live holder");
-    assert!(
-        error.contains("live holder never fenced") && error.contains("c1"),
-        "{error}"
+    assert_replay_fences(
+        Mutant::KeptTicketUnchecked,
+        &[2, 2, 2],
+        KEPT_TICKET_WENT_STALE,
+        "c1",
     );
-    let _one = exclusive(None);
-    run_world(world, Gate::every_operation(), KEPT_TICKET_WENT_STALE, &[])
-        .unwrap_or_else(|e| panic!("the same schedule without the mutant: {e}"));
 }
