@@ -40,7 +40,7 @@ lockstep_tests::catalogue_tests!("lock" {
     mutant_gc_resets_tickets: "lock/mutant-gc-resets-tickets" => Steps(18);
     mutant_wait_for_empty: "lock/mutant-wait-for-empty" => Unreached { unique_states: 99 };
     mutant_no_takeover: "lock/mutant-no-takeover" => Unreached { unique_states: 1048 };
-    mutant_point_verify_by_ticket: "lock/mutant-point-verify-by-ticket" => Unreached { unique_states: 8886 };
+    mutant_point_verify_by_ticket: "lock/mutant-point-verify-by-ticket" => Unreached { unique_states: 8896 };
     mutant_descendant_scan_includes_self_subtree: "lock/mutant-descendant-scan-includes-self-subtree" => Unreached { unique_states: 4762 };
     mutant_descendant_scan_includes_self_mv: "lock/mutant-descendant-scan-includes-self-mv" => Unreached { unique_states: 4762 };
 });

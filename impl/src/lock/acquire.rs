@@ -633,13 +633,14 @@ async fn claim(shared: &Shared) -> Result<u64, LockError> {
 
 /// A waiter claims its ticket before it sleeps, once per wait (not per poll), unless it kept
 /// one from an earlier wait of this acquisition. `lock_timeout = 0` never waits and claims
-/// nothing (`lockstep lock --timeout 0` must not burn tickets).
+/// nothing (`lockstep lock --timeout 0` must not burn tickets), nor does a wait whose deadline
+/// has passed already.
 async fn claim_to_wait(
     shared: &Shared,
     deadline: Deadline,
     kept: &mut Option<u64>,
 ) -> Result<(), LockError> {
-    if kept.is_none() && !matches!(deadline, Deadline::Now) {
+    if kept.is_none() && !matches!(deadline, Deadline::Now) && !deadline.passed() {
         *kept = Some(claim(shared).await?);
     }
     Ok(())
@@ -676,12 +677,20 @@ async fn pre_check_others(
     kept: &mut Option<u64>,
 ) -> Result<PreCheck, LockError> {
     for (other, any_kind, newest) in conflicting(shared, path, kind, Some(above)).await? {
-        let Some((owner, ticket, their_kind, index, expired)) =
-            see(shared, me, &other, newest.as_ref()).await.holder
-        else {
+        let seen = see(shared, me, &other, newest.as_ref()).await;
+        // A kept ticket at or below this path's marks would fail rule c after our create and
+        // spend a retry: drop it while the path is clear, and claim a fresh one at step 2.
+        let mut clear = || {
+            if kept.is_some_and(|t| t <= seen.marks.of(any_kind)) {
+                *kept = None;
+            }
+        };
+        let Some((owner, ticket, their_kind, index, expired)) = seen.holder.clone() else {
+            clear();
             continue;
         };
         if !conflicts(their_kind, any_kind) {
+            clear();
             continue;
         }
         if !expired {

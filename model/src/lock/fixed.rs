@@ -776,7 +776,11 @@ fn acquire(model: &LockModel, state: &mut LockState, client: usize, lock: u8, st
                         back_off(model, state, client);
                     } else if waits {
                         begin_wait(model, state, client, plan.pre[index as usize].path);
-                        let next = if state.clients[client].kept {
+                        // No claim for a wait that is over before it begins: its deadline has
+                        // passed (the client gives up, or finds the path free, at its next read).
+                        let passed = state.now == model.config.ticks
+                            && model.spec(client).timeout == super::Timeout::Bounded;
+                        let next = if state.clients[client].kept || passed {
                             Step::Wait {
                                 check: index,
                                 recheck: false,
@@ -790,18 +794,22 @@ fn acquire(model: &LockModel, state: &mut LockState, client: usize, lock: u8, st
                     }
                 }
                 Found::Nothing => {
+                    let check = plan.pre[index as usize];
+                    let slot = state.slots[check.path as usize];
+                    let me = &mut state.clients[client];
                     if index == 0 {
-                        let slot = state.slots[plan.path as usize];
-                        let me = &mut state.clients[client];
                         me.seen_len = slot.len;
                         me.seen_free = !matches!(slot.head, Head::Held { .. });
-                        // A kept ticket is fresh on this path only while it is above every
-                        // ticket that may have been granted here (the marks after the newest
-                        // entry): a grant with a larger one may have written to the resource.
-                        let unchecked = model.variant().has(Mutation::KeptTicketUnchecked);
-                        if me.kept && me.ticket <= slot.marks().any && !unchecked {
-                            me.kept = false;
-                        }
+                    }
+                    // A kept ticket is fresh on our own path only while it is above every ticket
+                    // that may have been granted there (the marks after the newest entry): a
+                    // grant with a larger one may have written to the resource. On another path
+                    // a stale one would only fail rule c after the create, spending a retry:
+                    // drop it here as well, and claim a fresh one.
+                    let unchecked =
+                        index == 0 && model.variant().has(Mutation::KeptTicketUnchecked);
+                    if me.kept && me.ticket <= slot.marks().of(check.any_kind) && !unchecked {
+                        me.kept = false;
                     }
                     let next = if (index as usize) + 1 < plan.pre.len() {
                         Step::Check(index + 1)

@@ -429,6 +429,7 @@ impl LockModel {
     /// Starts releasing: the client gives back what it holds, newest first, then stops.
     pub fn finish_with(&self, state: &mut LockState, client: usize, outcome: Outcome) {
         let me = &mut state.clients[client];
+        me.kept = false;
         me.phase = if me.held.iter().any(Option::is_some) {
             Phase::Releasing { outcome }
         } else {
