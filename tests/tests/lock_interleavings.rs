@@ -442,3 +442,53 @@ fn the_model_counterexample_replayed_catches_a_kept_ticket_used_unchecked() {
         "c1",
     );
 }
+
+/// A kept ticket that a busy ancestor made stale is dropped before the create (specs/lock.md §4,
+/// "A waiter's ticket"), so the waiter does not create, fail rule c, withdraw and spend a retry.
+/// c0 takes POINT /a/b; c2 (POINT /a/b) and then c1 (SUBTREE /a) find it held and claim tickets 2
+/// and 3 while they wait; c0 releases; c1 takes /a with ticket 3, writes and releases, so /a's
+/// SUBTREE mark is 3. When c2 goes on, its ticket 2 is still above /a/b's marks (1) but not above
+/// /a's: its next create must be a fresh ticket, not its `acquire`.
+const ANCESTOR_GRANTED_DURING_THE_WAIT: &[(usize, &str)] = &[
+    (0, "tickets/"),
+    (0, "list tickets/"),
+    (0, "locks/a/b/~"),
+    (2, "tickets/"),
+    (2, "list tickets/"),
+    (1, "tickets/"),
+    (1, "list tickets/"),
+    (0, "locks/a/b/~"),
+    (1, "locks/a/~"),
+    (1, "locks/a/~"),
+    (2, "tickets/"),
+];
+
+#[test]
+fn a_ticket_kept_below_an_ancestors_newer_grant_is_dropped_before_the_create() {
+    let _one = exclusive(None);
+    let gate = Gate::every_operation();
+    run_world(
+        &[3, 1, 3],
+        Arc::clone(&gate),
+        ANCESTOR_GRANTED_DURING_THE_WAIT,
+        &[],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    // c2's creates after c1's release of /a (c1's second create there): a ticket first.
+    let opened = gate.opened();
+    let released = opened
+        .iter()
+        .enumerate()
+        .filter(|(_, step)| step.starts_with("c1: locks/a/~"))
+        .nth(1)
+        .map(|(at, _)| at)
+        .expect("c1 released /a");
+    let next = opened[released..]
+        .iter()
+        .find(|step| step.starts_with("c2: tickets/") || step.starts_with("c2: locks/"))
+        .expect("c2 created something after c1's release");
+    assert!(
+        next.starts_with("c2: tickets/"),
+        "c2 created its entry with a ticket below /a's SUBTREE mark: {next}; all: {opened:#?}"
+    );
+}
