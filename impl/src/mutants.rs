@@ -126,10 +126,14 @@ pub enum Mutant {
     /// ticket wrote with it, and the waiter's smaller token is rejected (the model's
     /// `kept-ticket-unchecked`).
     KeptTicketUnchecked = 37,
+    /// A waiter compares its kept ticket with the mark of its own kind on its own path
+    /// (`marks.subtree` for a SUBTREE waiter), not with `marks.any`: a POINT lock granted there
+    /// during the wait with a larger ticket is missed.
+    KeptTicketOwnKindMark = 38,
 }
 
 impl Mutant {
-    pub const ALL: [Mutant; 37] = [
+    pub const ALL: [Mutant; 38] = [
         Mutant::MemCheckThenInsert,
         Mutant::RenewDuringRelease,
         Mutant::SkipRecheck,
@@ -167,6 +171,7 @@ impl Mutant {
         Mutant::CommitSkipsAncestors,
         Mutant::CommitSkipsOwnTail,
         Mutant::KeptTicketUnchecked,
+        Mutant::KeptTicketOwnKindMark,
     ];
 
     /// The mutant of a name [`Mutant::name`] gives.
@@ -213,6 +218,7 @@ impl Mutant {
             Mutant::CommitSkipsAncestors => "commit-skips-ancestors",
             Mutant::CommitSkipsOwnTail => "commit-skips-own-tail",
             Mutant::KeptTicketUnchecked => "kept-ticket-unchecked",
+            Mutant::KeptTicketOwnKindMark => "kept-ticket-own-kind-mark",
         }
     }
 }
@@ -364,6 +370,11 @@ pub const CATCHERS: &[(Mutant, &str, &str)] = &[
         Mutant::KeptTicketUnchecked,
         "tests/tests/lock_interleavings.rs",
         "the_model_counterexample_replayed_catches_a_kept_ticket_used_unchecked",
+    ),
+    (
+        Mutant::KeptTicketOwnKindMark,
+        "tests/tests/lock_interleavings.rs",
+        "a_subtree_waiter_passed_by_a_point_grant_claims_afresh",
     ),
     (
         Mutant::NoWaitDie,

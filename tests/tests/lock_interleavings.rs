@@ -443,6 +443,20 @@ fn the_model_counterexample_replayed_catches_a_kept_ticket_used_unchecked() {
     );
 }
 
+/// The same schedule with c1 a SUBTREE `/a` waiter: c2's POINT grant with ticket 3 raises `/a`'s
+/// any-kind mark, not its SUBTREE mark, and a SUBTREE lock conflicts with it all the same. A
+/// waiter that compares its kept ticket (2) with the mark of its own kind only is granted with 2
+/// and its write is rejected; the protocol claims afresh.
+#[test]
+fn a_subtree_waiter_passed_by_a_point_grant_claims_afresh() {
+    assert_replay_fences(
+        Mutant::KeptTicketOwnKindMark,
+        &[2, 1, 2],
+        KEPT_TICKET_WENT_STALE,
+        "c1",
+    );
+}
+
 /// A kept ticket that a busy ancestor made stale is dropped before the create (specs/lock.md §4,
 /// "A waiter's ticket"), so the waiter does not create, fail rule c, withdraw and spend a retry.
 /// c0 takes POINT /a/b; c2 (POINT /a/b) and then c1 (SUBTREE /a) find it held and claim tickets 2

@@ -306,7 +306,13 @@ pub(crate) async fn acquire_one(
         }
         // A kept ticket at or below the marks after our journal's newest entry is stale: a lock
         // granted here with a larger ticket may have written to the resource with it.
-        if kept.is_some_and(|t| t <= seen.marks.any)
+        let own_mark = if crate::mutants::active(crate::mutants::Mutant::KeptTicketOwnKindMark) {
+            // Planted: the mark of our own kind only.
+            seen.marks.of(kind != LockKind::Subtree)
+        } else {
+            seen.marks.any
+        };
+        if kept.is_some_and(|t| t <= own_mark)
             && !crate::mutants::active(crate::mutants::Mutant::KeptTicketUnchecked)
         {
             kept = None;
