@@ -130,10 +130,14 @@ pub enum Mutant {
     /// (`marks.subtree` for a SUBTREE waiter), not with `marks.any`: a POINT lock granted there
     /// during the wait with a larger ticket is missed.
     KeptTicketOwnKindMark = 38,
+    /// Merge recovery stops with an error when the stuck lock it listed has been freed and
+    /// taken again before its release reads the journal (a token mismatch), instead of taking
+    /// it as already freed: a race with any merger makes `recover` fail.
+    MergeRecoverRaceIsError = 39,
 }
 
 impl Mutant {
-    pub const ALL: [Mutant; 38] = [
+    pub const ALL: [Mutant; 39] = [
         Mutant::MemCheckThenInsert,
         Mutant::RenewDuringRelease,
         Mutant::SkipRecheck,
@@ -172,6 +176,7 @@ impl Mutant {
         Mutant::CommitSkipsOwnTail,
         Mutant::KeptTicketUnchecked,
         Mutant::KeptTicketOwnKindMark,
+        Mutant::MergeRecoverRaceIsError,
     ];
 
     /// The mutant of a name [`Mutant::name`] gives.
@@ -219,6 +224,7 @@ impl Mutant {
             Mutant::CommitSkipsOwnTail => "commit-skips-own-tail",
             Mutant::KeptTicketUnchecked => "kept-ticket-unchecked",
             Mutant::KeptTicketOwnKindMark => "kept-ticket-own-kind-mark",
+            Mutant::MergeRecoverRaceIsError => "merge-recover-race-is-error",
         }
     }
 }
@@ -435,6 +441,11 @@ pub const CATCHERS: &[(Mutant, &str, &str)] = &[
         Mutant::MergeTailToOwnCut,
         "impl/tests/merge_shuttle.rs",
         "random_schedules_catch_tail_moved_to_own_cut",
+    ),
+    (
+        Mutant::MergeRecoverRaceIsError,
+        "impl/tests/merge_shuttle.rs",
+        "recover_race_schedule_replays",
     ),
     (
         Mutant::MergeNoLockReadBack,

@@ -362,6 +362,32 @@ fn blind_unlock_schedule_replays() {
     }
 }
 
+/// A schedule PCT found in CI: a merger crashes and recovers while the others merge. Recovery
+/// lists the crashed merger's lock #6 as stuck; before it reads the journal again, a merger rolls
+/// the crashed merge forward, unlocks (#7) and a third locks (#8). Recovery must take lock #6 as
+/// already freed, not fail with a token mismatch (the planted bug does).
+#[test]
+fn recover_race_schedule_replays() {
+    let schedule = include_str!("shuttle-schedules/merge-recover-race.txt").trim();
+    let with = {
+        let _one = exclusive(Some(Mutant::MergeRecoverRaceIsError));
+        let failed = shuttle_replay::panic_of(|| replay(schedule));
+        activate(None);
+        failed
+    };
+    let message = with.expect(
+        "the committed schedule no longer reproduces the race: a change to the code moved its \
+         scheduling points; run pct_schedules_merge_exactly_once_and_lose_nothing with the \
+         mutant merge-recover-race-is-error and --nocapture until it fails, and commit the \
+         failing schedule it prints",
+    );
+    assert!(message.contains("TokenMismatch"), "{message}");
+    let _one = exclusive(None);
+    if let Some(message) = shuttle_replay::panic_of(|| replay(schedule)) {
+        panic!("the schedule replayed without the mutant failed: {message}");
+    }
+}
+
 /// Reruns a replay file of this target: the one `lockstep replay` names in `$LOCKSTEP_REPLAY`, or
 /// else the committed case of the blind-unlock mutant (see `shuttle_replay::replay_test`).
 #[test]
