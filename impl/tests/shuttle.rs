@@ -337,9 +337,12 @@ fn assert_covered(test: &str, iterations: usize) {
         fenced > 0 && accepted > 0,
         "zombie writes: {fenced} fenced, {accepted} accepted"
     );
+    // The scenario has a few hundred distinct histories of events in all (a 50,000-schedule soak
+    // sees 338), so the floor stops growing at the default run's 2,000 schedules.
+    let floor = iterations.min(2_000) / 40;
     assert!(
-        interleavings >= iterations / 40,
-        "only {interleavings} distinct interleavings"
+        interleavings >= floor,
+        "only {interleavings} distinct interleavings (at least {floor} expected)"
     );
     let _ = taken_over; // MemStore owners of a killed manager are proven dead: contenders may recover them
 }
