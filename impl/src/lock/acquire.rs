@@ -265,7 +265,8 @@ pub(crate) async fn acquire_one(
     let mut first_pass = true;
     // The ticket a waiter claimed before it slept, not used by a create yet (the model's
     // `ClaimToWait`): the create after the wait uses it while it is still above the marks of
-    // our journal's newest entry, so a hand-off waits for one durable create, not two.
+    // every path this pass reads clear (our journal's newest entry, and each other path in
+    // `pre_check_others`), so a hand-off waits for one durable create, not two.
     let mut kept: Option<u64> = None;
     for _ in 0..ATTEMPTS_MAX {
         // 0. On a store that commits several operations at one instant, steps 1-5 in one commit
@@ -312,10 +313,8 @@ pub(crate) async fn acquire_one(
         } else {
             seen.marks.any
         };
-        if kept.is_some_and(|t| t <= own_mark)
-            && !crate::mutants::active(crate::mutants::Mutant::KeptTicketUnchecked)
-        {
-            kept = None;
+        if !crate::mutants::active(crate::mutants::Mutant::KeptTicketUnchecked) {
+            drop_if_stale(&mut kept, own_mark);
         }
         let others = pre_check_others(
             shared,
@@ -652,6 +651,15 @@ async fn claim_to_wait(
     Ok(())
 }
 
+/// Drops a kept ticket at or below `mark`, a clear path's mark: a lock granted there with a
+/// larger ticket may have written to the resource with it, so our create would be fenced (on
+/// our own path) or fail rule c and spend a retry (on another). Step 2 then claims afresh.
+fn drop_if_stale(kept: &mut Option<u64>, mark: u64) {
+    if kept.is_some_and(|t| t <= mark) {
+        *kept = None;
+    }
+}
+
 /// Wait-die: an operation that holds a lock younger than a live contender must not wait for it
 /// (the contender may be waiting for that lock). `lock_timeout = 0` never waits, so it fails as
 /// busy instead.
@@ -686,11 +694,7 @@ async fn pre_check_others(
         let seen = see(shared, me, &other, newest.as_ref()).await;
         // A kept ticket at or below this path's marks would fail rule c after our create and
         // spend a retry: drop it while the path is clear, and claim a fresh one at step 2.
-        let mut clear = || {
-            if kept.is_some_and(|t| t <= seen.marks.of(any_kind)) {
-                *kept = None;
-            }
-        };
+        let mut clear = || drop_if_stale(kept, seen.marks.of(any_kind));
         let Some((owner, ticket, their_kind, index, expired)) = seen.holder.clone() else {
             clear();
             continue;

@@ -825,10 +825,11 @@ fn acquire(model: &LockModel, state: &mut LockState, client: usize, lock: u8, st
             recheck: false,
         } => {
             let hint_only = model.variant().has(Mutation::HintOnly);
+            let moved = head_moved(state, client, plan.pre[check as usize].path);
             if hint_only && !wake_on_hint(model, state, client, plan.pre[check as usize].path) {
                 return false;
             }
-            if still_waiting(model, state, plan.pre[check as usize], || {
+            if still_waiting(model, state, plan.pre[check as usize], moved, || {
                 matches!(
                     pre_read(model, state, client, plan.pre[check as usize], check == 0),
                     Found::Live
@@ -837,6 +838,7 @@ fn acquire(model: &LockModel, state: &mut LockState, client: usize, lock: u8, st
                 // A poll that finds nothing new is no step; a hint consumed is one.
                 return hint_only;
             }
+            end_wait(state, client);
             set(state, Step::CheckSame);
         }
         Step::ClaimTicket => {
@@ -899,15 +901,17 @@ fn acquire(model: &LockModel, state: &mut LockState, client: usize, lock: u8, st
             recheck: true,
         } => {
             let hint_only = model.variant().has(Mutation::HintOnly);
+            let moved = head_moved(state, client, plan.re[check as usize].path);
             if hint_only && !wake_on_hint(model, state, client, plan.re[check as usize].path) {
                 return false;
             }
             let mine = state.clients[client].ticket;
-            if still_waiting(model, state, plan.re[check as usize], || {
+            if still_waiting(model, state, plan.re[check as usize], moved, || {
                 re_read(model, state, client, plan.re[check as usize], mine) == Verdict::Wait
             }) {
                 return hint_only;
             }
+            end_wait(state, client);
             recheck(model, state, client, lock, &plan.re, check);
         }
         Step::Reap { check, recheck } => {
@@ -974,15 +978,29 @@ fn hint_pending(model: &LockModel, state: &LockState, client: usize) -> bool {
     len != me.hint_seen && me.hint_lost_at != Some(len)
 }
 
-/// A client starts waiting on `path`'s journal, having just read it (mutant `hint-only` notes
-/// what it read; the fixed protocol polls and needs no note).
-fn begin_wait(model: &LockModel, state: &mut LockState, client: usize, path: u8) {
-    if model.variant().has(Mutation::HintOnly) {
-        let len = state.slots[path as usize].len;
-        let me = &mut state.clients[client];
-        me.hint_seen = len;
-        me.hint_lost_at = None;
-    }
+/// A client starts waiting on `path`'s journal, having just read it: it notes the journal's
+/// length. The implementation's wait ends as soon as the entry that blocks it is no longer the
+/// newest (a renewal, a release, a new holder), and the pre-check runs again, wait-die included;
+/// so does the model's (`head_moved`). Mutant `hint-only` also uses the note for its hint.
+fn begin_wait(_model: &LockModel, state: &mut LockState, client: usize, path: u8) {
+    let len = state.slots[path as usize].len;
+    let me = &mut state.clients[client];
+    me.hint_seen = len;
+    me.hint_lost_at = None;
+}
+
+/// Whether `path`'s journal changed since the waiter noted its length (every change appends; a
+/// power loss, which may shorten it, restarts every waiter).
+fn head_moved(state: &LockState, client: usize, path: u8) -> bool {
+    state.slots[path as usize].len != state.clients[client].hint_seen
+}
+
+/// A wait is over: forget its note (it means nothing outside a wait, and states that differ
+/// only in it are one state).
+pub(crate) fn end_wait(state: &mut LockState, client: usize) {
+    let me = &mut state.clients[client];
+    me.hint_seen = 0;
+    me.hint_lost_at = None;
 }
 
 /// Mutant `hint-only`: a waiter wakes only on a pending hint, which it consumes (it re-reads
@@ -995,19 +1013,20 @@ fn wake_on_hint(model: &LockModel, state: &mut LockState, client: usize, path: u
     true
 }
 
-/// Whether a waiter is still blocked. `blocked` is the protocol's own test; mutant
-/// `wait-for-empty` waits instead until the journal has no entry at all (which never happens
-/// once it had one).
+/// Whether a waiter is still blocked: its journal has not moved since the wait began and
+/// `blocked`, the protocol's own test, still holds. Mutant `wait-for-empty` waits instead until
+/// the journal has no entry at all (which never happens once it had one).
 fn still_waiting(
     model: &LockModel,
     state: &LockState,
     check: Check,
+    moved: bool,
     blocked: impl Fn() -> bool,
 ) -> bool {
     if model.variant().has(Mutation::WaitForEmpty) {
         state.slots[check.path as usize].len > 0
     } else {
-        blocked()
+        !moved && blocked()
     }
 }
 
@@ -1063,7 +1082,8 @@ fn reap(model: &LockModel, state: &mut LockState, client: usize, path: u8) -> bo
 }
 
 /// The step after a pre-check that found every path clear: the create, with the ticket the
-/// client kept from its wait if `CheckSame` found it still fresh (it is used up now), or a claim.
+/// client kept from its wait if no clear path's marks reached it (it is used up now), or a
+/// claim.
 fn after_pre_check(state: &mut LockState, client: usize) -> Step {
     let me = &mut state.clients[client];
     if std::mem::take(&mut me.kept) {

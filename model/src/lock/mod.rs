@@ -727,6 +727,7 @@ impl LockModel {
         {
             return false;
         }
+        fixed::end_wait(state, client);
         if recheck && !self.variant().is_seed() {
             state.clients[client].phase = Phase::Acquiring {
                 lock,

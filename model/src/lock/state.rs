@@ -222,8 +222,9 @@ pub enum Step {
     ClaimTicket,
     /// Fixed: check `check` of the pre-check found a live conflict and the client will wait:
     /// it claims its ticket now, before it sleeps, and keeps it (`Client::kept`). The create
-    /// after its wait uses it while it is above the marks after its own journal's newest entry,
-    /// so a hand-off waits for one durable create (the `acquire`), not two (specs/lock.md §4).
+    /// after its wait uses it while it is above the marks of every path the pre-check read
+    /// clear (its own journal's newest entry, and each other path's), so a hand-off waits for
+    /// one durable create (the `acquire`), not two (specs/lock.md §4).
     ClaimToWait { check: u8 },
     /// Fixed: create-if-absent of our `acquire` entry at the journal length we read.
     Create,
@@ -310,9 +311,10 @@ pub struct Client {
     /// Seed: timestamp of our token. Fixed: ticket of the current attempt.
     pub ticket: u8,
     /// Fixed: `ticket` was claimed by a waiter (`Step::ClaimToWait`) and no create has used it
-    /// yet. Dropped when `CheckSame` finds it at or below the marks after the newest entry (a
-    /// grant with a larger ticket may have written since), used by the next create, and dropped
-    /// at every restart.
+    /// yet. Dropped when the pre-check reads a clear path whose marks reach it (`CheckSame`: the
+    /// marks after our newest entry; `Check`: another path's mark of the kinds we conflict with;
+    /// a grant there with a larger ticket may have written since), used by the next create, and
+    /// dropped at every retry and restart.
     pub kept: bool,
     /// Fixed: the journal length read at `CheckSame`; our entry goes to this index.
     pub seen_len: u8,
@@ -337,9 +339,9 @@ pub struct Client {
     /// The store proves this client dead while it runs on (its lease was lost): every entry it
     /// wrote or writes is a dead owner's, and it holds nothing it could rely on.
     pub lease_lost: bool,
-    /// Mutant `hint-only`: the length of the journal the waiter waits on when it last read it.
-    /// A change hint is pending while the journal's length differs (every change appends, and
-    /// the collector empties it). Always 0 in every other variant.
+    /// While the client waits: the length of the journal it waits on when its wait began (mutant
+    /// `hint-only`: when it last consumed a hint). The wait ends once the length differs (every
+    /// change appends); a change hint is pending while it differs. 0 when not waiting.
     pub hint_seen: u8,
     /// Mutant `hint-only`: the journal length at which the pending hint was lost; a later
     /// change sends a new one.
