@@ -15,12 +15,12 @@ use super::journal;
 use super::lease::{LeaseCell, Renewal};
 use super::owner::{process_part, ProcessId};
 use super::path::LockPath;
-use super::shared::{Job, Lease, Shared};
+use super::shared::{Job, Lease, Shared, COLLECTS_QUEUED};
 use super::{LockError, LockOptions, Operation};
 use crate::store::{Liveness, Store, StoreError};
 use std::sync::Arc;
 
-use crate::sync::{lock, Mutex};
+use crate::sync::{lock, AtomicU64, Mutex, Ordering};
 
 /// Takes locks for operations. Dropping the manager stops its background tasks; prefer
 /// [`LockManager::shutdown`], which releases what is still held.
@@ -58,6 +58,7 @@ impl LockManager {
             observations: Mutex::new(HashMap::new()),
             leases: Mutex::new(BTreeMap::new()),
             jobs,
+            collects_queued: AtomicU64::new(0),
             registration: Mutex::new(None),
             dead: Mutex::new(Default::default()),
             newest_ticket: Mutex::new(0),
@@ -243,21 +244,23 @@ impl LockManager {
         }
     }
 
-    /// Waits until the background task has done every job queued before this call (withdraws of
-    /// cancelled acquisitions, releases of dropped guards). For tests.
-    #[doc(hidden)]
+    /// Waits until the background task has done every job queued before this call (withdraws
+    /// of cancelled acquisitions, releases of dropped guards, the garbage releases left behind).
     pub async fn settle(&self) {
         let (done, finished) = tokio::sync::oneshot::channel();
         self.shared.send(Job::Flush(done));
         let _ = finished.await;
     }
 
-    /// Releases every lock still held and stops the background tasks.
+    /// Releases every lock still held, waits for the background work queued so far (see
+    /// [`LockManager::settle`]), and stops the background tasks. A manager dropped without it
+    /// may leave the garbage of its last releases to the next sweep or to `lockstep gc`.
     pub async fn shutdown(self) {
         let held: Vec<Arc<Lease>> = lock(&self.shared.leases).values().cloned().collect();
         for lease in held {
             let _ = release_lease(&self.shared, &lease).await;
         }
+        self.settle().await;
     }
 }
 
@@ -554,8 +557,19 @@ async fn append_release(shared: &Shared, lease: &Lease, index: u64) -> Result<()
         }
     }
     // The entries below our release are needed by no reader any more: deleted lazily (no
-    // `fsync`; specs/lock.md §12), the two we know of without a listing.
-    let _ = journal::collect_after_own(&*shared.store, &lease.path, at).await;
+    // `fsync`; specs/lock.md §12; the two we know of without a listing), by the background
+    // task, so that the caller does not wait for the deletes' discards. Deleting below an entry
+    // that exists is safe at any later moment (§12, "Deletes"). With `COLLECTS_QUEUED` queued
+    // already, the caller collects now: bounded memory.
+    if shared.collects_queued.fetch_add(1, Ordering::SeqCst) < COLLECTS_QUEUED {
+        shared.send(Job::Collect {
+            path: lease.path.clone(),
+            at,
+        });
+    } else {
+        shared.collects_queued.fetch_sub(1, Ordering::SeqCst);
+        let _ = journal::collect_after_own(&*shared.store, &lease.path, at).await;
+    }
     Ok(())
 }
 
@@ -659,6 +673,10 @@ async fn run_jobs(shared: Arc<Shared>, mut receiver: mpsc::UnboundedReceiver<Job
                 if let Err(error) = withdraw_if_ours(&shared, &owner, &path, ticket, None).await {
                     tracing::warn!(%path, %error, "could not withdraw a cancelled acquisition; it will expire");
                 }
+            }
+            Job::Collect { path, at } => {
+                let _ = journal::collect_after_own(&*shared.store, &path, at).await;
+                shared.collects_queued.fetch_sub(1, Ordering::SeqCst);
             }
             Job::Flush(done) => {
                 let _ = done.send(());

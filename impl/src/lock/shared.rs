@@ -14,7 +14,7 @@ use super::owner::{process_part, ProcessId};
 use super::path::LockPath;
 use super::LockOptions;
 use crate::store::{Liveness, OwnerRegistration, Store};
-use crate::sync::{lock, Mutex};
+use crate::sync::{lock, AtomicU64, Mutex};
 
 /// Observations older than this many leases are forgotten.
 const OBSERVATIONS_MAX: usize = 65_536;
@@ -32,9 +32,16 @@ pub(crate) enum Job {
     },
     /// A dropped guard's leases.
     Release(Vec<Arc<Lease>>),
+    /// Delete the garbage below our release at `at` (`journal::collect_after_own`).
+    Collect { path: LockPath, at: u64 },
     /// Answers once every job queued before it is done (`LockManager::settle`).
     Flush(tokio::sync::oneshot::Sender<()>),
 }
+
+/// Collections queued at most ([`Job::Collect`]); a release that finds this many queued collects
+/// its own garbage before it returns, so a burst of releases cannot grow the queue without bound
+/// (nor delay a withdraw or a dropped guard's release queued behind them by more than this many).
+pub(crate) const COLLECTS_QUEUED: u64 = 64;
 
 /// One held lock.
 #[derive(Debug)]
@@ -62,6 +69,8 @@ pub(crate) struct Shared {
     /// Every lease a guard of this manager holds, by token.
     pub(crate) leases: Mutex<BTreeMap<u64, Arc<Lease>>>,
     pub(crate) jobs: mpsc::UnboundedSender<Job>,
+    /// [`Job::Collect`]s queued and not yet done.
+    pub(crate) collects_queued: AtomicU64,
     /// This manager's registration as an owner: while it lives, the store proves us alive.
     pub(crate) registration: Mutex<Option<Box<dyn OwnerRegistration>>>,
     /// Owners the store proved dead (a dead process stays dead; its id is never reused).
