@@ -109,6 +109,14 @@ fn default_world_lease_loss_is_proven() {
     assert_eq!((report.unique_states, report.max_depth), (2_863_880, 54));
 }
 
+/// A power loss (specs/lock.md §12): every running client restarts, and entries written since
+/// their journal was last synced may be lost.
+#[test]
+fn default_world_power_loss_is_proven() {
+    let report = proven(preset("power-loss"));
+    assert_eq!((report.unique_states, report.max_depth), (18_727_173, 79));
+}
+
 /// The lease-loss world exercises what it claims: a client whose lease was lost runs on, and its
 /// later write is rejected by fencing (found by a breadth-first search of the world).
 #[test]
