@@ -134,10 +134,13 @@ pub enum Mutant {
     /// taken again before its release reads the journal (a token mismatch), instead of taking
     /// it as already freed: a race with any merger makes `recover` fail.
     MergeRecoverRaceIsError = 39,
+    /// A waiter whose deadline has already passed still claims a ticket before its wait, which
+    /// then ends at once: every such attempt burns a ticket it can never use.
+    ClaimPastDeadline = 40,
 }
 
 impl Mutant {
-    pub const ALL: [Mutant; 39] = [
+    pub const ALL: [Mutant; 40] = [
         Mutant::MemCheckThenInsert,
         Mutant::RenewDuringRelease,
         Mutant::SkipRecheck,
@@ -177,6 +180,7 @@ impl Mutant {
         Mutant::KeptTicketUnchecked,
         Mutant::KeptTicketOwnKindMark,
         Mutant::MergeRecoverRaceIsError,
+        Mutant::ClaimPastDeadline,
     ];
 
     /// The mutant of a name [`Mutant::name`] gives.
@@ -225,6 +229,7 @@ impl Mutant {
             Mutant::KeptTicketUnchecked => "kept-ticket-unchecked",
             Mutant::KeptTicketOwnKindMark => "kept-ticket-own-kind-mark",
             Mutant::MergeRecoverRaceIsError => "merge-recover-race-is-error",
+            Mutant::ClaimPastDeadline => "claim-past-deadline",
         }
     }
 }
@@ -441,6 +446,11 @@ pub const CATCHERS: &[(Mutant, &str, &str)] = &[
         Mutant::MergeTailToOwnCut,
         "impl/tests/merge_shuttle.rs",
         "random_schedules_catch_tail_moved_to_own_cut",
+    ),
+    (
+        Mutant::ClaimPastDeadline,
+        "impl/tests/lock_hand_off.rs",
+        "the_deadline_test_catches_a_claim_past_the_deadline",
     ),
     (
         Mutant::MergeRecoverRaceIsError,

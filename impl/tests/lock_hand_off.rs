@@ -250,6 +250,59 @@ fn with_every_hint_lost_a_waiter_is_granted_by_polling() {
 }
 
 #[cfg(feature = "mutants")]
+/// Tickets `waiter` claims while `/d` is held by another manager, with this `lock_timeout`: its
+/// acquisition fails busy, having waited (`Some`) or not (`None`, `lock_timeout 0`).
+fn tickets_claimed_when_busy(timeout: Duration) -> usize {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let store: Arc<dyn Store> = Arc::new(lockstep::store::MemStore::new());
+            let options = |timeout| LockOptions {
+                timeout: Some(timeout),
+                cleanup_every: None,
+                ..LockOptions::default()
+            };
+            let holder = LockManager::start(Arc::clone(&store), options(Duration::ZERO))
+                .await
+                .unwrap();
+            let waiter = LockManager::start(Arc::clone(&store), options(timeout))
+                .await
+                .unwrap();
+            let d = || Operation::new(LockMode::Point, &["/d"]).unwrap();
+            let _held = holder.lock(d()).await.unwrap();
+            let before = store.list("tickets/").await.unwrap().len();
+            let busy = waiter.lock(d()).await;
+            assert!(
+                matches!(busy, Err(lockstep::lock::LockError::Busy { .. })),
+                "{busy:?}"
+            );
+            store.list("tickets/").await.unwrap().len() - before
+        })
+}
+
+/// A waiter claims its ticket before it sleeps, but not for a wait that is over before it
+/// begins: a deadline already passed at the pre-check (a `lock_timeout` of 1 ns) claims nothing,
+/// as `lock_timeout 0` claims nothing. A deadline still ahead (50 ms) claims exactly one: the
+/// count sees claims.
+#[test]
+fn a_wait_whose_deadline_has_passed_claims_no_ticket() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    assert_eq!(tickets_claimed_when_busy(Duration::from_millis(50)), 1);
+    assert_eq!(tickets_claimed_when_busy(Duration::from_nanos(1)), 0);
+    assert_eq!(tickets_claimed_when_busy(Duration::ZERO), 0);
+}
+
+#[test]
+fn the_deadline_test_catches_a_claim_past_the_deadline() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    lockstep::mutants::activate(Some(lockstep::mutants::Mutant::ClaimPastDeadline));
+    let claimed = tickets_claimed_when_busy(Duration::from_nanos(1));
+    lockstep::mutants::activate(None);
+    assert_eq!(claimed, 1, "the planted bug claimed no ticket past its deadline");
+}
+
 #[test]
 fn the_hand_off_test_catches_a_waiter_that_ignores_the_hint() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());

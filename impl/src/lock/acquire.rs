@@ -645,7 +645,9 @@ async fn claim_to_wait(
     deadline: Deadline,
     kept: &mut Option<u64>,
 ) -> Result<(), LockError> {
-    if kept.is_none() && !matches!(deadline, Deadline::Now) && !deadline.passed() {
+    let passed = deadline.passed()
+        && !crate::mutants::active(crate::mutants::Mutant::ClaimPastDeadline);
+    if kept.is_none() && !matches!(deadline, Deadline::Now) && !passed {
         *kept = Some(claim(shared).await?);
     }
     Ok(())
