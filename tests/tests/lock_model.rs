@@ -92,7 +92,7 @@ fn default_world_three_clients_crash_is_proven() {
 #[test]
 fn default_world_faults_is_proven() {
     let report = proven(preset("faults"));
-    assert_eq!((report.unique_states, report.max_depth), (8_222_728, 54));
+    assert_eq!((report.unique_states, report.max_depth), (8_141_497, 54));
 }
 
 #[test]

@@ -297,12 +297,12 @@ pub(crate) async fn acquire_one(
             Some(Entry::Acquire { .. } | Entry::Renew { .. })
         );
         let seen = see(shared, me, path, head.as_ref()).await;
-        if let Some((_, ticket, _, _, false)) = seen.holder {
+        if let Some((_, ticket, _, index, false)) = seen.holder {
             if must_back_off(deadline, held_newest, ticket) {
                 return Ok(Acquired::BackOff);
             }
             claim_to_wait(shared, deadline, &mut kept).await?;
-            wait_until_changed(shared, me, path, true, deadline).await?;
+            wait_until_changed(shared, me, path, true, deadline, index).await?;
             continue;
         }
         // A kept ticket at or below the marks after our journal's newest entry is stale: a lock
@@ -710,7 +710,7 @@ async fn pre_check_others(
                 return Ok(PreCheck::BackOff);
             }
             claim_to_wait(shared, deadline, kept).await?;
-            wait_until_changed(shared, me, &other, any_kind, deadline).await?;
+            wait_until_changed(shared, me, &other, any_kind, deadline, index).await?;
             return Ok(PreCheck::Again);
         }
         if crate::mutants::active(crate::mutants::Mutant::PassExpiredUnreleased)
@@ -768,7 +768,7 @@ async fn recheck(
                         // a. A younger contender: it will see our older ticket and withdraw, or
                         //    it holds the lock and will release it. Wait for its entry to change.
                         if let Err(error) =
-                            wait_until_changed(shared, me, &other, any_kind, deadline).await
+                            wait_until_changed(shared, me, &other, any_kind, deadline, index).await
                         {
                             return Ok(Verdict::Fail(error));
                         }
@@ -833,12 +833,18 @@ pub(crate) async fn reap(
 /// new entry there ends the pause at once, so a release is seen within a wake-up, not a poll
 /// interval. The hint is made before the first read, so a release after that read is never
 /// missed by it; a lost, late or spurious hint only changes when we re-read.
+///
+/// `read` is the index of the blocking entry as the caller read it: a wait whose first read
+/// finds another entry newest ends at once, so that whatever came in between (a withdraw and a
+/// new grant, say) goes through the caller's checks again, wait-die included, as the model's
+/// waiter does (it notes the journal at the caller's read: specs/lock.md §4, "When a wait ends").
 async fn wait_until_changed(
     shared: &Shared,
     me: &str,
     path: &LockPath,
     any_kind: bool,
     deadline: Deadline,
+    read: u64,
 ) -> Result<(), LockError> {
     let started = Instant::now();
     let mut hint = if matches!(deadline, Deadline::Now) {
@@ -853,7 +859,9 @@ async fn wait_until_changed(
         }
         _ => None,
     };
-    let Some((owner, ticket, index)) = blocker(&see(shared, me, path, first.as_ref()).await) else {
+    let Some((owner, ticket, index)) = blocker(&see(shared, me, path, first.as_ref()).await)
+        .filter(|(_, _, index)| *index == read)
+    else {
         return Ok(());
     };
     let mut pause = shared.options.poll_min;

@@ -247,9 +247,14 @@ impl LockManager {
     /// Waits until the background task has done every job queued before this call (withdraws
     /// of cancelled acquisitions, releases of dropped guards, the garbage releases left behind).
     pub async fn settle(&self) {
+        let _ = self.flush().await;
+    }
+
+    /// [`LockManager::settle`]; `false` if the background task is gone.
+    async fn flush(&self) -> bool {
         let (done, finished) = tokio::sync::oneshot::channel();
         self.shared.send(Job::Flush(done));
-        let _ = finished.await;
+        finished.await.is_ok()
     }
 
     /// Releases every lock still held, waits for the background work queued so far (see
@@ -260,7 +265,9 @@ impl LockManager {
         for lease in held {
             let _ = release_lease(&self.shared, &lease).await;
         }
-        self.settle().await;
+        // A dropped guard's release that the background task is running as we flush queues its
+        // deletes behind our flush: flush until no delete is queued (or the task is gone).
+        while self.flush().await && self.shared.collects_queued.load(Ordering::SeqCst) > 0 {}
     }
 }
 

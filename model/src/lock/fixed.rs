@@ -411,6 +411,8 @@ fn fault(model: &LockModel, state: &mut LockState, client: usize, landed: bool) 
                 | Step::Recheck(_)
                 | Step::Wait { .. }
                 | Step::ReadBack => {
+                    // A failed read ends a wait either way: forget its note.
+                    end_wait(state, client);
                     if model.variant().has(Mutation::FailOpenRead) && step != Step::ReadBack {
                         // The read "found nothing": go on as the read of an empty journal would.
                         read_as_empty(model, state, client, lock, step, &plan);
@@ -835,8 +837,9 @@ fn acquire(model: &LockModel, state: &mut LockState, client: usize, lock: u8, st
                     Found::Live
                 )
             }) {
-                // A poll that finds nothing new is no step; a hint consumed is one.
-                return hint_only;
+                // A poll that finds nothing new is no step. (Under `hint-only` a pending hint
+                // means the journal moved, so a waiter that consumed one never gets here.)
+                return false;
             }
             end_wait(state, client);
             set(state, Step::CheckSame);
@@ -909,7 +912,7 @@ fn acquire(model: &LockModel, state: &mut LockState, client: usize, lock: u8, st
             if still_waiting(model, state, plan.re[check as usize], moved, || {
                 re_read(model, state, client, plan.re[check as usize], mine) == Verdict::Wait
             }) {
-                return hint_only;
+                return false;
             }
             end_wait(state, client);
             recheck(model, state, client, lock, &plan.re, check);
