@@ -339,27 +339,40 @@ fn replay(schedule: &str) {
     shuttle::Runner::new(scheduler, shuttle::Config::default()).run(scenario);
 }
 
-/// A committed failing schedule of the blind-unlock mutant replays to the same failure; the same
-/// schedule without the mutant does not fail.
-#[test]
-fn blind_unlock_schedule_replays() {
-    let schedule = include_str!("shuttle-schedules/merge-blind-unlock.txt").trim();
+/// A committed failing `schedule` replays with `mutant` on to a failure naming `property`; the
+/// same schedule without the mutant does not fail. `regenerate` says how to record a new one
+/// when a change to the code has moved the schedule's scheduling points.
+fn assert_schedule_replays(schedule: &str, mutant: Mutant, property: &str, regenerate: &str) {
+    let schedule = schedule.trim();
     let with = {
-        let _one = exclusive(Some(Mutant::MergeBlindUnlock));
+        let _one = exclusive(Some(mutant));
         let failed = shuttle_replay::panic_of(|| replay(schedule));
         activate(None);
         failed
     };
-    let message = with.expect(
-        "the committed schedule no longer reproduces the failure: a change to the code moved its \
-         scheduling points; run the random_schedules test of this mutant with --nocapture and \
-         commit the first failing schedule it prints",
-    );
-    assert!(message.contains("zombie cannot complete"), "{message}");
+    let message = with.unwrap_or_else(|| {
+        panic!(
+            "the committed schedule of {} no longer reproduces the failure: a change to the \
+             code moved its scheduling points; {regenerate}",
+            mutant.name()
+        )
+    });
+    assert!(message.contains(property), "{message}");
     let _one = exclusive(None);
     if let Some(message) = shuttle_replay::panic_of(|| replay(schedule)) {
         panic!("the schedule replayed without the mutant failed: {message}");
     }
+}
+
+#[test]
+fn blind_unlock_schedule_replays() {
+    assert_schedule_replays(
+        include_str!("shuttle-schedules/merge-blind-unlock.txt"),
+        Mutant::MergeBlindUnlock,
+        "zombie cannot complete",
+        "run the random_schedules test of this mutant with --nocapture and commit the first \
+         failing schedule it prints",
+    );
 }
 
 /// A schedule PCT found in CI: a merger crashes and recovers while the others merge. Recovery
@@ -368,25 +381,15 @@ fn blind_unlock_schedule_replays() {
 /// already freed, not fail with a token mismatch (the planted bug does).
 #[test]
 fn recover_race_schedule_replays() {
-    let schedule = include_str!("shuttle-schedules/merge-recover-race.txt").trim();
-    let with = {
-        let _one = exclusive(Some(Mutant::MergeRecoverRaceIsError));
-        let failed = shuttle_replay::panic_of(|| replay(schedule));
-        activate(None);
-        failed
-    };
-    let message = with.expect(
-        "the committed schedule no longer reproduces the race: a change to the code moved its \
-         scheduling points; make pct_schedules_merge_exactly_once_and_lose_nothing switch on \
+    assert_schedule_replays(
+        include_str!("shuttle-schedules/merge-recover-race.txt"),
+        Mutant::MergeRecoverRaceIsError,
+        "TokenMismatch",
+        "make pct_schedules_merge_exactly_once_and_lose_nothing switch on \
          Mutant::MergeRecoverRaceIsError (its `exclusive(None)`), run it with --nocapture and \
          LOCKSTEP_SHUTTLE_ITERATIONS=20000 until it fails, and commit the failing schedule it \
          prints (PCT found the race in CI, in a run of 500 schedules)",
     );
-    assert!(message.contains("TokenMismatch"), "{message}");
-    let _one = exclusive(None);
-    if let Some(message) = shuttle_replay::panic_of(|| replay(schedule)) {
-        panic!("the schedule replayed without the mutant failed: {message}");
-    }
 }
 
 /// Reruns a replay file of this target: the one `lockstep replay` names in `$LOCKSTEP_REPLAY`, or
