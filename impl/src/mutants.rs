@@ -137,10 +137,14 @@ pub enum Mutant {
     /// A waiter whose deadline has already passed still claims a ticket before its wait, which
     /// then ends at once: every such attempt burns a ticket it can never use.
     ClaimPastDeadline = 40,
+    /// A waiter takes the blocking entry from its wait's own first read, not as the caller read
+    /// it: a withdraw and a new grant between the two go unseen, and an operation that holds a
+    /// younger lock waits for an older one instead of backing off (wait-die skipped).
+    WaitReferenceOwnRead = 41,
 }
 
 impl Mutant {
-    pub const ALL: [Mutant; 40] = [
+    pub const ALL: [Mutant; 41] = [
         Mutant::MemCheckThenInsert,
         Mutant::RenewDuringRelease,
         Mutant::SkipRecheck,
@@ -181,6 +185,7 @@ impl Mutant {
         Mutant::KeptTicketOwnKindMark,
         Mutant::MergeRecoverRaceIsError,
         Mutant::ClaimPastDeadline,
+        Mutant::WaitReferenceOwnRead,
     ];
 
     /// The mutant of a name [`Mutant::name`] gives.
@@ -230,6 +235,7 @@ impl Mutant {
             Mutant::KeptTicketOwnKindMark => "kept-ticket-own-kind-mark",
             Mutant::MergeRecoverRaceIsError => "merge-recover-race-is-error",
             Mutant::ClaimPastDeadline => "claim-past-deadline",
+            Mutant::WaitReferenceOwnRead => "wait-reference-own-read",
         }
     }
 }
@@ -451,6 +457,11 @@ pub const CATCHERS: &[(Mutant, &str, &str)] = &[
         Mutant::ClaimPastDeadline,
         "impl/tests/lock_hand_off.rs",
         "the_deadline_test_catches_a_claim_past_the_deadline",
+    ),
+    (
+        Mutant::WaitReferenceOwnRead,
+        "tests/tests/lock_interleavings.rs",
+        "a_grant_between_the_read_and_the_wait_goes_through_wait_die",
     ),
     (
         Mutant::MergeRecoverRaceIsError,

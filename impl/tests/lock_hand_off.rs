@@ -250,8 +250,9 @@ fn with_every_hint_lost_a_waiter_is_granted_by_polling() {
 }
 
 #[cfg(feature = "mutants")]
-/// Tickets `waiter` claims while `/d` is held by another manager, with this `lock_timeout`: its
-/// acquisition fails busy, having waited (`Some`) or not (`None`, `lock_timeout 0`).
+/// Tickets a waiter claims while `/d` is held by another manager, with this `lock_timeout`: its
+/// acquisition fails busy, having waited (a deadline still ahead) or not (`Duration::ZERO`, that
+/// is `lock_timeout 0`, or a deadline already passed at the pre-check).
 fn tickets_claimed_when_busy(timeout: Duration) -> usize {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()

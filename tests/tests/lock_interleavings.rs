@@ -506,3 +506,101 @@ fn a_ticket_kept_below_an_ancestors_newer_grant_is_dropped_before_the_create() {
         "c2 created its entry with a ticket below /a's SUBTREE mark: {next}; all: {opened:#?}"
     );
 }
+
+/// A waiter's wait starts from the blocking entry as its pre-check read it (specs/lock.md §4,
+/// "When a wait ends"), so whatever lands in between goes through wait-die. W (an `mv` of POINT
+/// `/a` and `/b`) holds `/a` with ticket 6 and finds `/b` held by Y with ticket 100: Y is younger,
+/// so W waits, and claims its kept ticket first. During that claim Y withdraws and O, an older
+/// waiter granted with its kept ticket 3, takes `/b`. W's wait must end at once and its pre-check
+/// must back W off (it holds 6, above O's 3: waiting would be a younger holder waiting for an
+/// older one). With a budget of no retries the back-off ends the operation: `RetriesExhausted`.
+/// A wait that takes its reference from its own first read (the planted bug
+/// `wait-reference-own-read`) waits for O instead, until its deadline: `Busy`.
+#[test]
+fn a_grant_between_the_read_and_the_wait_goes_through_wait_die() {
+    use lockstep::lock::{Entry, LockError, Marks};
+    use lockstep::store::Key;
+    use lockstep_tests::scripted::{Script, Scripted};
+
+    fn run() -> Result<lockstep::lock::Guard, LockError> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let shared: Arc<dyn Store> = Arc::new(MemStore::new());
+            for ticket in 1..=5u64 {
+                let key = Key::new(format!("tickets/{ticket:020}")).unwrap();
+                assert!(shared.create(&key, b"").await.unwrap().is_created());
+            }
+            let b = LockPath::new("/b").unwrap();
+            let acquire = |owner: &str, ticket| Entry::Acquire {
+                owner: owner.into(),
+                kind: LockKind::Point,
+                ticket,
+                lease_ms: 3_600_000,
+                written_at_ms: 0,
+                marks: Marks::default(),
+            };
+            let put = |key: Key, entry: Entry| {
+                let shared = Arc::clone(&shared);
+                async move { assert!(shared.create(&key, &entry.encode()).await.unwrap().is_created()) }
+            };
+            put(b.entry_key(0), acquire("y", 100)).await;
+            let scripted = Scripted::new(Arc::clone(&shared));
+            let options = LockOptions {
+                // Real time (lock_timeout is not on the paused clock): the planted bug's wait
+                // spins through its polls until then; the protocol backs off within milliseconds.
+                timeout: Some(Duration::from_secs(3)),
+                retries_max: 0,
+                cleanup_every: None,
+                ..LockOptions::default()
+            };
+            let manager = LockManager::start(Arc::new(scripted.clone()), options).await.unwrap();
+            // W's creates: ticket 6, its `acquire` of /a, then the ticket it keeps while waiting.
+            scripted.arm(Script::PauseBefore(2));
+            let w = tokio::spawn(async move {
+                let result = manager
+                    .lock(operation(&[("/a", 'P'), ("/b", 'P')]))
+                    .await;
+                manager.shutdown().await;
+                result
+            });
+            while !scripted.paused() {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            let a = LockPath::new("/a").unwrap();
+            let held_a = shared.get(&a.entry_key(0)).await.unwrap().expect("W's acquire of /a");
+            assert!(
+                matches!(Entry::decode("a", &held_a.0).unwrap(), Entry::Acquire { ticket: 6, .. }),
+                "W should hold /a with ticket 6 while it claims the ticket it keeps"
+            );
+            let withdraw = Entry::Withdraw { ticket: 100, written_at_ms: 0, marks: Marks::default() };
+            put(b.entry_key(1), withdraw).await;
+            put(b.entry_key(2), acquire("o", 3)).await;
+            scripted.disarm();
+            scripted.resume();
+            w.await.unwrap()
+        })
+    }
+
+    let outcome = {
+        let _one = exclusive(None);
+        run()
+    };
+    assert!(
+        matches!(outcome, Err(LockError::RetriesExhausted { .. })),
+        "W should have backed off from O's older grant: {outcome:?}"
+    );
+    let planted = {
+        let _one = exclusive(Some(Mutant::WaitReferenceOwnRead));
+        let outcome = run();
+        activate(None);
+        outcome
+    };
+    assert!(
+        matches!(&planted, Err(LockError::Busy { holder, .. }) if holder.starts_with('o')),
+        "with the wait's reference taken from its own read W should wait for O: {planted:?}"
+    );
+}

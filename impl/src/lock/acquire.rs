@@ -860,7 +860,9 @@ async fn wait_until_changed(
         _ => None,
     };
     let Some((owner, ticket, index)) = blocker(&see(shared, me, path, first.as_ref()).await)
-        .filter(|(_, _, index)| *index == read)
+        .filter(|(_, _, index)| {
+            *index == read || crate::mutants::active(crate::mutants::Mutant::WaitReferenceOwnRead)
+        })
     else {
         return Ok(());
     };

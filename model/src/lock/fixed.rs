@@ -777,7 +777,7 @@ fn acquire(model: &LockModel, state: &mut LockState, client: usize, lock: u8, st
                     if waits && must_back_off(model, state, client, plan.pre[index as usize]) {
                         back_off(model, state, client);
                     } else if waits {
-                        begin_wait(model, state, client, plan.pre[index as usize].path);
+                        begin_wait(state, client, plan.pre[index as usize].path);
                         // No claim for a wait that is over before it begins: its deadline has
                         // passed (the client gives up, or finds the path free, at its next read).
                         let passed = state.now == model.config.ticks
@@ -978,31 +978,31 @@ fn hint_pending(model: &LockModel, state: &LockState, client: usize) -> bool {
         return false;
     };
     let (me, len) = (&state.clients[client], state.slots[path as usize].len);
-    len != me.hint_seen && me.hint_lost_at != Some(len)
+    len != me.wait_len && me.hint_lost_at != Some(len)
 }
 
 /// A client starts waiting on `path`'s journal, having just read it: it notes the journal's
 /// length. The implementation's wait ends as soon as the entry that blocks it is no longer the
 /// newest (a renewal, a release, a new holder), and the pre-check runs again, wait-die included;
 /// so does the model's (`head_moved`). Mutant `hint-only` also uses the note for its hint.
-fn begin_wait(_model: &LockModel, state: &mut LockState, client: usize, path: u8) {
+fn begin_wait(state: &mut LockState, client: usize, path: u8) {
     let len = state.slots[path as usize].len;
     let me = &mut state.clients[client];
-    me.hint_seen = len;
+    me.wait_len = len;
     me.hint_lost_at = None;
 }
 
 /// Whether `path`'s journal changed since the waiter noted its length (every change appends; a
 /// power loss, which may shorten it, restarts every waiter).
 fn head_moved(state: &LockState, client: usize, path: u8) -> bool {
-    state.slots[path as usize].len != state.clients[client].hint_seen
+    state.slots[path as usize].len != state.clients[client].wait_len
 }
 
 /// A wait is over: forget its note (it means nothing outside a wait, and states that differ
 /// only in it are one state).
 pub(crate) fn end_wait(state: &mut LockState, client: usize) {
     let me = &mut state.clients[client];
-    me.hint_seen = 0;
+    me.wait_len = 0;
     me.hint_lost_at = None;
 }
 
@@ -1012,7 +1012,7 @@ fn wake_on_hint(model: &LockModel, state: &mut LockState, client: usize, path: u
     if !hint_pending(model, state, client) {
         return false;
     }
-    begin_wait(model, state, client, path);
+    begin_wait(state, client, path);
     true
 }
 
@@ -1138,7 +1138,7 @@ fn recheck(
         Verdict::Wait => {
             state.clients[client].contended = true;
             if model.spec(client).timeout.waits() {
-                begin_wait(model, state, client, re[index as usize].path);
+                begin_wait(state, client, re[index as usize].path);
                 set(
                     state,
                     Step::Wait {

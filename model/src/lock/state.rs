@@ -342,7 +342,7 @@ pub struct Client {
     /// While the client waits: the length of the journal it waits on when its wait began (mutant
     /// `hint-only`: when it last consumed a hint). The wait ends once the length differs (every
     /// change appends); a change hint is pending while it differs. 0 when not waiting.
-    pub hint_seen: u8,
+    pub wait_len: u8,
     /// Mutant `hint-only`: the journal length at which the pending hint was lost; a later
     /// change sends a new one.
     pub hint_lost_at: Option<u8>,

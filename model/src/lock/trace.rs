@@ -519,7 +519,7 @@ pub fn state_rows(model: &LockModel, state: &LockState) -> Vec<(String, String)>
         if model.variant().has(super::Mutation::HintOnly) {
             if let Some(path) = super::fixed::waited_on(model, state, c) {
                 let len = state.slots[path as usize].len;
-                parts.push(if len == me.hint_seen {
+                parts.push(if len == me.wait_len {
                     "no change since its read: no hint".into()
                 } else if me.hint_lost_at == Some(len) {
                     "the hint of the change was lost".into()
