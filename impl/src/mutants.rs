@@ -141,10 +141,14 @@ pub enum Mutant {
     /// it: a withdraw and a new grant between the two go unseen, and an operation that holds a
     /// younger lock waits for an older one instead of backing off (wait-die skipped).
     WaitReferenceOwnRead = 41,
+    /// A release's garbage window reaches one entry too far: the two entries below the release
+    /// and the release itself are deleted (an off-by-one in the range), so the journal's newest
+    /// entry goes away with the marks it carried.
+    CollectDeletesNewest = 42,
 }
 
 impl Mutant {
-    pub const ALL: [Mutant; 41] = [
+    pub const ALL: [Mutant; 42] = [
         Mutant::MemCheckThenInsert,
         Mutant::RenewDuringRelease,
         Mutant::SkipRecheck,
@@ -186,6 +190,7 @@ impl Mutant {
         Mutant::MergeRecoverRaceIsError,
         Mutant::ClaimPastDeadline,
         Mutant::WaitReferenceOwnRead,
+        Mutant::CollectDeletesNewest,
     ];
 
     /// The mutant of a name [`Mutant::name`] gives.
@@ -236,6 +241,7 @@ impl Mutant {
             Mutant::MergeRecoverRaceIsError => "merge-recover-race-is-error",
             Mutant::ClaimPastDeadline => "claim-past-deadline",
             Mutant::WaitReferenceOwnRead => "wait-reference-own-read",
+            Mutant::CollectDeletesNewest => "collect-deletes-newest",
         }
     }
 }
@@ -457,6 +463,11 @@ pub const CATCHERS: &[(Mutant, &str, &str)] = &[
         Mutant::ClaimPastDeadline,
         "impl/tests/lock_hand_off.rs",
         "the_deadline_test_catches_a_claim_past_the_deadline",
+    ),
+    (
+        Mutant::CollectDeletesNewest,
+        "impl/tests/lock_garbage.rs",
+        "a_journal_in_use_keeps_a_bounded_number_of_entries",
     ),
     (
         Mutant::WaitReferenceOwnRead,

@@ -22,8 +22,9 @@ fn options() -> LockOptions {
 
 /// 300 operations on `/p` by one manager, mixing plain cycles with operations on `/p` and `/q`
 /// that fail busy at `/q` (held by another manager) and withdraw their `/p`: the most entries
-/// `/p`'s journal held after any of them.
-async fn most_entries_kept() -> usize {
+/// `/p`'s journal held after any of them, and the first operation after which the collection
+/// had taken the journal's newest entry (the one that says `/p` is free, with its marks), if any.
+async fn most_entries_kept() -> (usize, Option<usize>) {
     let store: Arc<dyn Store> = Arc::new(MemStore::new());
     let a = LockManager::start(Arc::clone(&store), options())
         .await
@@ -37,6 +38,8 @@ async fn most_entries_kept() -> usize {
         .unwrap();
     let prefix = LockPath::new("/p").unwrap().journal_prefix();
     let mut most = 0;
+    let mut newest_taken = None;
+    let mut newest_before = None;
     for i in 0..300 {
         if i % 3 == 0 {
             let both = a
@@ -52,11 +55,20 @@ async fn most_entries_kept() -> usize {
         }
         // A release's deletes run on the manager's background task: count what is left once
         // they are done (a collection that never ran would leave every entry).
+        // Every operation appends above what it read, so the newest index only grows, unless a
+        // collection took the newest entry (it may have run before this read).
+        let written = indices(&*store, &prefix).await.unwrap().last().copied();
         a.settle().await;
-        most = most.max(indices(&*store, &prefix).await.unwrap().len());
+        let kept = indices(&*store, &prefix).await.unwrap();
+        most = most.max(kept.len());
+        let newest = kept.last().copied();
+        if newest.is_none() || newest < written || newest <= newest_before {
+            newest_taken.get_or_insert(i);
+        }
+        newest_before = newest;
     }
     q.release().await.unwrap();
-    most
+    (most, newest_taken)
 }
 
 #[test]
@@ -65,11 +77,21 @@ fn a_journal_in_use_keeps_a_bounded_number_of_entries() {
         .enable_all()
         .build()
         .unwrap();
-    let most = runtime.block_on(most_entries_kept());
+    let (most, newest_taken) = runtime.block_on(most_entries_kept());
     // A sweep at least every SWEEP_EVERY indices, plus the window's own entries.
     let bound = SWEEP_EVERY as usize + 3;
     assert!(
         most <= bound,
         "`/p`'s journal held {most} entries at one point, more than {bound}"
+    );
+    // Every delete is below an entry that exists (specs/lock.md §12, "Deletes").
+    assert_eq!(newest_taken, None, "a collection deleted the journal's newest entry");
+    // The planted bug that deletes the release with its garbage is caught by the second check.
+    lockstep::mutants::activate(Some(lockstep::mutants::Mutant::CollectDeletesNewest));
+    let (_, planted) = runtime.block_on(most_entries_kept());
+    lockstep::mutants::activate(None);
+    assert!(
+        planted.is_some(),
+        "with `collect-deletes-newest` planted the newest entry was never found deleted"
     );
 }

@@ -368,7 +368,11 @@ pub async fn collect_after_own(
 /// The two entries [`collect_after_own`] deletes without a listing, or `None` when its window
 /// holds a multiple of [`SWEEP_EVERY`] and the whole journal below `at` is to be swept.
 pub fn garbage_after_own(path: &LockPath, at: u64) -> Option<Vec<Key>> {
-    let window = at.saturating_sub(2)..at;
+    let window = if crate::mutants::active(crate::mutants::Mutant::CollectDeletesNewest) {
+        at.saturating_sub(2)..at + 1 // Planted: the release at `at` too.
+    } else {
+        at.saturating_sub(2)..at
+    };
     if (window.start..=at).any(|i| i.is_multiple_of(SWEEP_EVERY)) {
         return None;
     }
