@@ -143,7 +143,9 @@ pub enum Mutant {
     WaitReferenceOwnRead = 41,
     /// A release's garbage window reaches one entry too far: the two entries below the release
     /// and the release itself are deleted (an off-by-one in the range), so the journal's newest
-    /// entry goes away with the marks it carried.
+    /// entry goes away with the marks it carried. (On a store with commits the release and its
+    /// deletes are one commit, which would then create and delete one key; the catching test
+    /// runs step by step, on a MemStore without commits.)
     CollectDeletesNewest = 42,
 }
 

@@ -15,8 +15,11 @@
 //!
 //! The acquisition mutants that need an interleaving are caught here by name, each with a clean
 //! control over the very same cases: `skip-recheck` and `no-wait-die` by random interleavings of
-//! creates; `no-high-water` by the model's counterexample replayed one storage operation at a
-//! time (reads gated too), which random interleavings of creates cannot reach.
+//! creates; `no-high-water`, `kept-ticket-unchecked` and `kept-ticket-own-kind-mark` by the
+//! model's counterexamples replayed one storage operation at a time (reads gated too), which
+//! random interleavings of creates cannot reach. `wait-reference-own-read` by one fixed schedule
+//! (`a_grant_between_the_read_and_the_wait_goes_through_wait_die`) that pauses a client at one
+//! create (`lockstep_tests::scripted`) rather than at the gate, with a real-time `lock_timeout`.
 //! Cases: `PROPTEST_CASES` (default 256).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -568,6 +571,7 @@ fn a_grant_between_the_read_and_the_wait_goes_through_wait_die() {
                 result
             });
             while !scripted.paused() {
+                assert!(!w.is_finished(), "W ended before it claimed the ticket it keeps");
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
             let a = LockPath::new("/a").unwrap();
@@ -581,7 +585,14 @@ fn a_grant_between_the_read_and_the_wait_goes_through_wait_die() {
             put(b.entry_key(2), acquire("o", 3)).await;
             scripted.disarm();
             scripted.resume();
-            w.await.unwrap()
+            let outcome = w.await.unwrap();
+            // The create W paused at was the claim of the ticket it keeps (7), and W wrote
+            // nothing to /b: it waited there, and nothing else.
+            let created: Vec<String> =
+                scripted.drain().into_iter().map(|landed| landed.key.to_string()).collect();
+            assert!(created.contains(&format!("tickets/{:020}", 7)), "{created:?}");
+            assert!(!created.iter().any(|key| key.starts_with("locks/b/")), "{created:?}");
+            outcome
         })
     }
 
@@ -590,8 +601,8 @@ fn a_grant_between_the_read_and_the_wait_goes_through_wait_die() {
         run()
     };
     assert!(
-        matches!(outcome, Err(LockError::RetriesExhausted { .. })),
-        "W should have backed off from O's older grant: {outcome:?}"
+        matches!(&outcome, Err(LockError::RetriesExhausted { path, retries: 0 }) if path.as_str() == "/b"),
+        "W should have backed off from O's older grant at /b: {outcome:?}"
     );
     let planted = {
         let _one = exclusive(Some(Mutant::WaitReferenceOwnRead));
