@@ -85,7 +85,10 @@ fn a_journal_in_use_keeps_a_bounded_number_of_entries() {
         "`/p`'s journal held {most} entries at one point, more than {bound}"
     );
     // Every delete is below an entry that exists (specs/lock.md §12, "Deletes").
-    assert_eq!(newest_taken, None, "a collection deleted the journal's newest entry");
+    assert_eq!(
+        newest_taken, None,
+        "a collection deleted the journal's newest entry"
+    );
     // The planted bug that deletes the release with its garbage is caught by the second check.
     lockstep::mutants::activate(Some(lockstep::mutants::Mutant::CollectDeletesNewest));
     let (_, planted) = runtime.block_on(most_entries_kept());

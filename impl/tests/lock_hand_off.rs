@@ -301,7 +301,10 @@ fn the_deadline_test_catches_a_claim_past_the_deadline() {
     lockstep::mutants::activate(Some(lockstep::mutants::Mutant::ClaimPastDeadline));
     let claimed = tickets_claimed_when_busy(Duration::from_nanos(1));
     lockstep::mutants::activate(None);
-    assert_eq!(claimed, 1, "the planted bug claimed no ticket past its deadline");
+    assert_eq!(
+        claimed, 1,
+        "the planted bug claimed no ticket past its deadline"
+    );
 }
 
 #[test]

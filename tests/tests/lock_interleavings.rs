@@ -88,12 +88,7 @@ fn run_world(
     script: &[(usize, &str)],
     choices: &[u8],
 ) -> Result<(), String> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(true)
-        .build()
-        .unwrap();
-    rt.block_on(async {
+    paused_runtime().block_on(async {
         let shared: Arc<dyn Store> = Arc::new(MemStore::new());
         let holders: Arc<Mutex<Vec<(usize, &'static [(&'static str, char)])>>> = Arc::default();
         let violations: Arc<Mutex<Vec<String>>> = Arc::default();
@@ -170,6 +165,15 @@ fn run_world(
         }
         outcome
     })
+}
+
+/// A runtime on tokio's paused clock: logical time, which runs ahead whenever every task waits.
+fn paused_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap()
 }
 
 /// Random operations for two or three clients, or the given ones; the driver's choices.
@@ -526,12 +530,7 @@ fn a_grant_between_the_read_and_the_wait_goes_through_wait_die() {
     use lockstep_tests::scripted::{Script, Scripted};
 
     fn run() -> Result<lockstep::lock::Guard, LockError> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .start_paused(true)
-            .build()
-            .unwrap();
-        rt.block_on(async {
+        paused_runtime().block_on(async {
             let shared: Arc<dyn Store> = Arc::new(MemStore::new());
             for ticket in 1..=5u64 {
                 let key = Key::new(format!("tickets/{ticket:020}")).unwrap();
@@ -548,7 +547,13 @@ fn a_grant_between_the_read_and_the_wait_goes_through_wait_die() {
             };
             let put = |key: Key, entry: Entry| {
                 let shared = Arc::clone(&shared);
-                async move { assert!(shared.create(&key, &entry.encode()).await.unwrap().is_created()) }
+                async move {
+                    assert!(shared
+                        .create(&key, &entry.encode())
+                        .await
+                        .unwrap()
+                        .is_created())
+                }
             };
             put(b.entry_key(0), acquire("y", 100)).await;
             let scripted = Scripted::new(Arc::clone(&shared));
@@ -560,27 +565,41 @@ fn a_grant_between_the_read_and_the_wait_goes_through_wait_die() {
                 cleanup_every: None,
                 ..LockOptions::default()
             };
-            let manager = LockManager::start(Arc::new(scripted.clone()), options).await.unwrap();
+            let manager = LockManager::start(Arc::new(scripted.clone()), options)
+                .await
+                .unwrap();
             // W's creates: ticket 6, its `acquire` of /a, then the ticket it keeps while waiting.
             scripted.arm(Script::PauseBefore(2));
             let w = tokio::spawn(async move {
-                let result = manager
-                    .lock(operation(&[("/a", 'P'), ("/b", 'P')]))
-                    .await;
+                let result = manager.lock(operation(&[("/a", 'P'), ("/b", 'P')])).await;
                 manager.shutdown().await;
                 result
             });
             while !scripted.paused() {
-                assert!(!w.is_finished(), "W ended before it claimed the ticket it keeps");
+                assert!(
+                    !w.is_finished(),
+                    "W ended before it claimed the ticket it keeps"
+                );
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
             let a = LockPath::new("/a").unwrap();
-            let held_a = shared.get(&a.entry_key(0)).await.unwrap().expect("W's acquire of /a");
+            let held_a = shared
+                .get(&a.entry_key(0))
+                .await
+                .unwrap()
+                .expect("W's acquire of /a");
             assert!(
-                matches!(Entry::decode("a", &held_a.0).unwrap(), Entry::Acquire { ticket: 6, .. }),
+                matches!(
+                    Entry::decode("a", &held_a.0).unwrap(),
+                    Entry::Acquire { ticket: 6, .. }
+                ),
                 "W should hold /a with ticket 6 while it claims the ticket it keeps"
             );
-            let withdraw = Entry::Withdraw { ticket: 100, written_at_ms: 0, marks: Marks::default() };
+            let withdraw = Entry::Withdraw {
+                ticket: 100,
+                written_at_ms: 0,
+                marks: Marks::default(),
+            };
             put(b.entry_key(1), withdraw).await;
             put(b.entry_key(2), acquire("o", 3)).await;
             scripted.disarm();
@@ -588,10 +607,19 @@ fn a_grant_between_the_read_and_the_wait_goes_through_wait_die() {
             let outcome = w.await.unwrap();
             // The create W paused at was the claim of the ticket it keeps (7), and W wrote
             // nothing to /b: it waited there, and nothing else.
-            let created: Vec<String> =
-                scripted.drain().into_iter().map(|landed| landed.key.to_string()).collect();
-            assert!(created.contains(&format!("tickets/{:020}", 7)), "{created:?}");
-            assert!(!created.iter().any(|key| key.starts_with("locks/b/")), "{created:?}");
+            let created: Vec<String> = scripted
+                .drain()
+                .into_iter()
+                .map(|landed| landed.key.to_string())
+                .collect();
+            assert!(
+                created.contains(&format!("tickets/{:020}", 7)),
+                "{created:?}"
+            );
+            assert!(
+                !created.iter().any(|key| key.starts_with("locks/b/")),
+                "{created:?}"
+            );
             outcome
         })
     }

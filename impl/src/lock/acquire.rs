@@ -645,8 +645,8 @@ async fn claim_to_wait(
     deadline: Deadline,
     kept: &mut Option<u64>,
 ) -> Result<(), LockError> {
-    let passed = deadline.passed()
-        && !crate::mutants::active(crate::mutants::Mutant::ClaimPastDeadline);
+    let passed =
+        deadline.passed() && !crate::mutants::active(crate::mutants::Mutant::ClaimPastDeadline);
     if kept.is_none() && !matches!(deadline, Deadline::Now) && !passed {
         *kept = Some(claim(shared).await?);
     }
