@@ -245,12 +245,20 @@ fn a_commit_whose_answer_is_lost_is_read_back() {
 /// An acquisition cancelled while its commit is in flight: the commit lands after the caller
 /// gave up, and the manager withdraws it once it has (it waits for the commit's task, as for a
 /// create's). `Err`: the lock is left held by the live manager that gave up.
-async fn cancelled_mid_commit() -> Result<(), String> {
+///
+/// `planted`: the run of the planted bug `withdraw-before-create-ends`, whose withdraw does not
+/// wait for the commit. It is given the schedule the bug needs: its withdraw runs to its end
+/// before the commit is let through. (Left to chance, the commit sometimes landed first, the
+/// withdraw then found it and took it back, and the bug went uncaught in one CI run.)
+async fn cancelled_mid_commit(planted: bool) -> Result<(), String> {
     let store = Arc::new(Counted::new(MemStore::with_commits()));
     let a = LockManager::start(Arc::clone(&store), options())
         .await
         .unwrap();
     warm(&a).await;
+    // The first cycle's release queued its deletes on the manager's background task, where the
+    // withdraw will queue too: let them finish first.
+    a.settle().await;
     store.stall.store(true, Ordering::SeqCst);
     let attempt = tokio::time::timeout(
         std::time::Duration::from_millis(50),
@@ -261,6 +269,13 @@ async fn cancelled_mid_commit() -> Result<(), String> {
         attempt.is_err(),
         "the commit was stalled: the acquisition is cancelled"
     );
+    if planted {
+        // The background task runs the withdraw, then answers `settle`. (Without the bug the
+        // withdraw waits for the stalled commit, and so would this.)
+        tokio::time::timeout(std::time::Duration::from_secs(10), a.settle())
+            .await
+            .map_err(|_| "the withdraw did not end while the commit was stalled".to_string())?;
+    }
     let before = store.committed.load(Ordering::SeqCst);
     store.gate.add_permits(1);
     // The commit lands (nobody waits for its answer any more); the withdraw follows it.
@@ -283,13 +298,13 @@ async fn cancelled_mid_commit() -> Result<(), String> {
 #[test]
 fn an_acquisition_cancelled_mid_commit_leaves_no_lock() {
     let _one = exclusive(None);
-    runtime().block_on(cancelled_mid_commit()).unwrap();
+    runtime().block_on(cancelled_mid_commit(false)).unwrap();
 }
 
 #[test]
 fn the_commit_tests_catch_a_withdraw_that_does_not_wait_for_the_commit() {
     let one = exclusive(Some(lockstep::mutants::Mutant::WithdrawBeforeCreateEnds));
-    let caught = runtime().block_on(cancelled_mid_commit());
+    let caught = runtime().block_on(cancelled_mid_commit(true));
     lockstep::mutants::activate(None);
     drop(one);
     let error = caught.expect_err("the withdraw reads before the commit lands");
